@@ -1,0 +1,239 @@
+//! The typed configuration model: what a decK file means once it has been expanded,
+//! parsed and validated.
+//!
+//! Everything here is plain data with Kong's defaults already filled in, so the router,
+//! the data plane and (later) the Admin API never look at YAML. Nested decK entities are
+//! flattened: routes point at their service and plugins at their scope by index into the
+//! owning [`Config`]'s vectors, and those indices are valid by construction (the loader
+//! rejects dangling references before a `Config` exists).
+//!
+//! Positions ([`Mark`]) are kept for the entities so that later checks (regex
+//! compilation in the router, plugin schemas in the openid-connect plugin) can still
+//! point at the line a problem came from.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A position in the configuration file, 1-based, as an editor shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mark {
+    pub line: u32,
+    pub column: u32,
+}
+
+impl fmt::Display for Mark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// One problem found while loading a configuration. Loading reports all of them at
+/// once, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file the problem is in, as the user named it.
+    pub file: String,
+    /// Where in that file; `None` for problems with the file as a whole (unreadable).
+    pub mark: Option<Mark>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.mark {
+            Some(m) => write!(f, "{}:{}:{}: {}", self.file, m.line, m.column, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// All the problems of one load, reported together (linkerd style).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A whole, validated configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub services: Vec<Service>,
+    /// Every route, whether nested under a service or declared at the top level.
+    pub routes: Vec<Route>,
+    /// Every plugin instance, wherever it was declared.
+    pub plugins: Vec<Plugin>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Http,
+    Https,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Https => "https",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            Protocol::Http => 80,
+            Protocol::Https => 443,
+        }
+    }
+}
+
+/// A Kong service: where matched requests go.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    /// `http` (default) or `https`. Kong's other protocols (grpc, tcp, ...) are load
+    /// errors until ringgate speaks them.
+    pub protocol: Protocol,
+    /// Host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    /// Defaults to 80, or 443 for https.
+    pub port: u16,
+    /// Upstream base path, starting with `/`, if any.
+    pub path: Option<String>,
+    /// Default 60000 ms each.
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    /// Default 5.
+    pub retries: u32,
+    /// Default true. A disabled service's routes do not match.
+    pub enabled: bool,
+    pub tags: Vec<String>,
+    pub mark: Mark,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathHandling {
+    V0,
+    V1,
+}
+
+/// One entry of a route's `paths`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoutePath {
+    /// A plain prefix, e.g. `/orders`.
+    Prefix(String),
+    /// A regex path as written after the leading `~`, e.g. `^/orders/\d+$` from
+    /// `~/orders/\d+$`. Matched anchored at the start of the path, as Kong does.
+    Regex(String),
+}
+
+/// A Kong route: which requests match, and how they are passed on.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    /// Index into [`Config::services`]. Kong allows routes without a service; they
+    /// match and answer 503, so this stays optional.
+    pub service: Option<usize>,
+    /// Default `[http, https]`.
+    pub protocols: Vec<Protocol>,
+    /// Upper-case method names; empty means any.
+    pub methods: Vec<String>,
+    /// Lower-cased host names; a leading `*.` or trailing `.*` is a wildcard. Empty
+    /// means any. A `:port` suffix, if given, must match the request's port.
+    pub hosts: Vec<String>,
+    pub paths: Vec<RoutePath>,
+    /// Header name (lower-cased) → accepted values (any of them matches,
+    /// case-insensitively; a value starting with `~*` is a regex).
+    pub headers: Vec<(String, Vec<String>)>,
+    /// Default true.
+    pub strip_path: bool,
+    /// Default false.
+    pub preserve_host: bool,
+    /// Default 0.
+    pub regex_priority: i64,
+    /// Default v0.
+    pub path_handling: PathHandling,
+    /// Default 426.
+    pub https_redirect_status_code: u16,
+    pub tags: Vec<String>,
+    pub mark: Mark,
+}
+
+/// Where a plugin instance applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginScope {
+    Global,
+    /// Index into [`Config::services`].
+    Service(usize),
+    /// Index into [`Config::routes`].
+    Route(usize),
+}
+
+/// A plugin instance. The plugin's own `config` is kept as a positioned tree; the
+/// plugin module that owns the name validates it.
+#[derive(Debug, Clone)]
+pub struct Plugin {
+    pub id: Option<String>,
+    /// A name from [`KNOWN_PLUGINS`].
+    pub name: String,
+    pub scope: PluginScope,
+    /// Default true. Disabled instances are kept (the Admin API shows them) but never
+    /// apply.
+    pub enabled: bool,
+    /// Default `[grpc, grpcs, http, https]`, as Kong's.
+    pub protocols: Vec<String>,
+    pub tags: Vec<String>,
+    pub config: super::Node,
+    pub mark: Mark,
+}
+
+/// Plugin names ringgate knows. Any other name is a load error, so a typo never
+/// silently turns authentication off.
+pub const KNOWN_PLUGINS: &[&str] = &["openid-connect"];
+
+impl Config {
+    /// The plugin instances that apply to a request matched to `route` (and so to its
+    /// service), one per plugin name, the most specific instance winning: a
+    /// route-scoped instance over a service-scoped one over a global one. Disabled
+    /// instances are skipped. Returned as indices into [`Config::plugins`], in
+    /// [`KNOWN_PLUGINS`] order.
+    pub fn plugins_for(&self, route: Option<usize>, service: Option<usize>) -> Vec<usize> {
+        let mut chosen = Vec::new();
+        for name in KNOWN_PLUGINS {
+            let mut best: Option<(u8, usize)> = None;
+            for (i, p) in self.plugins.iter().enumerate() {
+                if !p.enabled || p.name != *name {
+                    continue;
+                }
+                let rank = match p.scope {
+                    PluginScope::Route(r) if Some(r) == route => 3,
+                    PluginScope::Service(s) if Some(s) == service => 2,
+                    PluginScope::Global => 1,
+                    _ => continue,
+                };
+                if best.is_none_or(|(b, _)| rank > b) {
+                    best = Some((rank, i));
+                }
+            }
+            if let Some((_, i)) = best {
+                chosen.push(i);
+            }
+        }
+        chosen
+    }
+}
