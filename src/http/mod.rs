@@ -2,3 +2,6 @@
 //! written as slices of what the downstream sent.
 
 pub mod chunked;
+pub mod head;
+pub mod response;
+pub mod rewrite;

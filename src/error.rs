@@ -1,0 +1,170 @@
+//! The one place where a failed request becomes a response.
+//!
+//! Every error the data plane can meet while serving a request is a [`ProxyError`];
+//! [`ProxyError::status`] and [`write_response`] are the only mapping to the wire, so the
+//! statuses and Kong-shaped JSON bodies downstreams see are decided here and nowhere
+//! else. Bodies never carry secrets, tokens or upstream error text.
+
+use crate::http::head::HeadError;
+use crate::http::response::ResponseError;
+use crate::http::rewrite::push_status;
+
+/// Why a request was not (fully) proxied.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The downstream's request head was refused (its own status: 400, 405, 417, 431,
+    /// 501, 505).
+    #[error("bad request head: {0}")]
+    Head(#[from] HeadError),
+    /// The downstream's body framing broke mid-stream (bad chunk, early end).
+    #[error("bad request body: {0}")]
+    Body(&'static str),
+    /// The head did not arrive within the header timeout (408).
+    #[error("request head timed out")]
+    HeadTimeout,
+    /// The body did not arrive within the body timeout (408).
+    #[error("request body timed out")]
+    BodyTimeout,
+    /// The request body is larger than the limit (413).
+    #[error("request body larger than the limit")]
+    BodyTooLarge,
+    /// No route matched (404).
+    #[error("no route matched")]
+    NoRoute,
+    /// The matched route has no service (503).
+    #[error("route has no service")]
+    NoService,
+    /// The service's host name has not resolved (503).
+    #[error("upstream name resolution failed")]
+    NameResolution,
+    /// The upstream could not be reached or broke the connection (502).
+    #[error("upstream connection failed: {0}")]
+    UpstreamConnect(std::io::Error),
+    /// The upstream timed out connecting, accepting the request or answering (504).
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    /// The upstream answered with something that is not a valid HTTP/1.1 response (502).
+    #[error("invalid upstream response: {0}")]
+    UpstreamResponse(#[from] ResponseError),
+    /// The upstream closed or failed mid-response (502).
+    #[error("upstream response broken: {0}")]
+    UpstreamBroken(&'static str),
+}
+
+impl ProxyError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ProxyError::Head(e) => e.status(),
+            ProxyError::Body(_) => 400,
+            ProxyError::HeadTimeout | ProxyError::BodyTimeout => 408,
+            ProxyError::BodyTooLarge => 413,
+            ProxyError::NoRoute => 404,
+            ProxyError::NoService | ProxyError::NameResolution => 503,
+            ProxyError::UpstreamConnect(_) | ProxyError::UpstreamResponse(_) | ProxyError::UpstreamBroken(_) => 502,
+            ProxyError::UpstreamTimeout => 504,
+        }
+    }
+
+    /// The `message` of the JSON body, Kong's wording where Kong has one.
+    pub fn message(&self) -> &'static str {
+        match self {
+            ProxyError::Head(HeadError::TooLarge | HeadError::TooManyHeaders) => "Request header or cookie too large",
+            ProxyError::Head(HeadError::Version) => "HTTP Version Not Supported",
+            ProxyError::Head(HeadError::Connect) => "Method Not Allowed",
+            ProxyError::Head(HeadError::UnknownTransferCoding) => "Not Implemented",
+            ProxyError::Head(HeadError::Expectation) => "Expectation Failed",
+            ProxyError::Head(_) | ProxyError::Body(_) => "Bad request",
+            ProxyError::HeadTimeout | ProxyError::BodyTimeout => "Request timeout",
+            ProxyError::BodyTooLarge => "Request size limit exceeded",
+            ProxyError::NoRoute => "no Route matched with those values",
+            ProxyError::NoService => "no Service found with those values",
+            ProxyError::NameResolution => "name resolution failed",
+            ProxyError::UpstreamConnect(_) | ProxyError::UpstreamResponse(_) | ProxyError::UpstreamBroken(_) => {
+                "An invalid response was received from the upstream server"
+            }
+            ProxyError::UpstreamTimeout => "The upstream server is timing out",
+        }
+    }
+
+    /// Whether the downstream connection must close after the response: the request's
+    /// framing is in doubt, or its body was not read.
+    pub fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::Head(_)
+                | ProxyError::Body(_)
+                | ProxyError::HeadTimeout
+                | ProxyError::BodyTimeout
+                | ProxyError::BodyTooLarge
+        )
+    }
+}
+
+/// Writes a complete error response (head and JSON body) to `out`.
+pub fn write_response(err: &ProxyError, close: bool, out: &mut Vec<u8>) {
+    write_json(err.status(), err.message(), close, out);
+}
+
+/// Writes a complete response with a `{"message": ...}` body. `message` is a fixed
+/// text from this crate, so it needs no JSON escaping.
+pub fn write_json(status: u16, message: &str, close: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_status(status, out);
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\nContent-Type: application/json; charset=utf-8\r\nServer: ringgate\r\nContent-Length: ");
+    let body_len = message.len() + r#"{"message":""}"#.len();
+    out.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
+    if close {
+        out.extend_from_slice(b"\r\nConnection: close");
+    }
+    out.extend_from_slice(b"\r\n\r\n{\"message\":\"");
+    out.extend_from_slice(message.as_bytes());
+    out.extend_from_slice(b"\"}");
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        417 => "Expectation Failed",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_route_is_kongs_404_body() {
+        let mut out = Vec::new();
+        write_response(&ProxyError::NoRoute, false, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"));
+        assert!(text.contains("Content-Length: 48\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\n{\"message\":\"no Route matched with those values\"}"));
+        assert!(!text.contains("Connection: close"));
+    }
+
+    #[test]
+    fn framing_errors_close_and_route_errors_do_not() {
+        assert!(ProxyError::Head(HeadError::LengthAndEncoding).closes_connection());
+        assert!(ProxyError::BodyTooLarge.closes_connection());
+        assert!(!ProxyError::NoRoute.closes_connection());
+        assert_eq!(ProxyError::UpstreamTimeout.status(), 504);
+        assert_eq!(ProxyError::Head(HeadError::TooLarge).status(), 431);
+    }
+}

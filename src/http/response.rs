@@ -1,0 +1,248 @@
+//! Upstream response heads, parsed in place.
+//!
+//! Place in the request path: after the request has been written upstream, the
+//! connection reads the upstream's answer and parses its head here, then the head is
+//! rewritten for the downstream (`rewrite`) and the body relayed as framed.
+//!
+//! Invariants: the framing of what we relay is decided here, once, by RFC 9112 §6.3
+//! order: no body for HEAD, 1xx, 204 and 304; then Transfer-Encoding; then
+//! Content-Length; else the body runs to the end of the connection. An upstream that
+//! sends contradictory framing gets a [`ResponseError`] and its connection is closed,
+//! never reused.
+
+use std::mem::MaybeUninit;
+
+use super::head::{is_tchar, mark_connection_listed, trim_ows, HeaderEntry, Known, Span, Version, MAX_HEADERS_CAP};
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFraming {
+    /// No body (HEAD request, 1xx, 204, 304).
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Read until the upstream closes; the downstream connection closes after it.
+    UntilClose,
+}
+
+/// Why an upstream response head was refused; the downstream gets 502.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseError {
+    #[error("response head larger than the limit")]
+    TooLarge,
+    #[error("malformed response head")]
+    Syntax,
+    #[error("invalid Content-Length in response")]
+    InvalidContentLength,
+    #[error("both Content-Length and Transfer-Encoding in response")]
+    LengthAndEncoding,
+    #[error("invalid Transfer-Encoding in response")]
+    InvalidTransferEncoding,
+}
+
+/// A parsed response head: ranges into the buffer it came from.
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    pub len: usize,
+    pub status: u16,
+    pub version: Version,
+    pub reason: Span,
+    pub headers: Vec<HeaderEntry>,
+    pub framing: ResponseFraming,
+    /// The upstream said `Connection: close` (or is HTTP/1.0 without keep-alive).
+    pub close: bool,
+}
+
+impl Default for ResponseHead {
+    fn default() -> Self {
+        ResponseHead {
+            len: 0,
+            status: 0,
+            version: Version::Http11,
+            reason: 0..0,
+            headers: Vec::new(),
+            framing: ResponseFraming::Empty,
+            close: false,
+        }
+    }
+}
+
+fn offset_in(buf: &[u8], part: &[u8]) -> Span {
+    let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// Parses the response head at the start of `buf`. `head_request` says the request was
+/// HEAD (so the response has no body whatever its headers say).
+pub fn parse_response(
+    buf: &[u8],
+    max_head_bytes: usize,
+    head_request: bool,
+    head: &mut ResponseHead,
+) -> Result<Option<usize>, ResponseError> {
+    let mut scratch = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut scratch) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() > max_head_bytes { Err(ResponseError::TooLarge) } else { Ok(None) };
+        }
+        Err(_) => return Err(ResponseError::Syntax),
+    };
+    if len > max_head_bytes {
+        return Err(ResponseError::TooLarge);
+    }
+    let (Some(status), Some(version)) = (resp.code, resp.version) else {
+        return Err(ResponseError::Syntax);
+    };
+    head.len = len;
+    head.status = status;
+    head.version = if version == 1 { Version::Http11 } else { Version::Http10 };
+    head.reason = resp.reason.map_or(0..0, |r| offset_in(buf, r.as_bytes()));
+    head.headers.clear();
+
+    let mut content_length: Option<u64> = None;
+    let mut te: Option<bool> = None; // Some(ends in chunked)
+    let mut close = head.version == Version::Http10;
+    for h in resp.headers.iter() {
+        let known = Known::classify_name(h.name.as_bytes());
+        let mut skip = false;
+        match known {
+            Known::ContentLength => {
+                let n = parse_len(h.value).ok_or(ResponseError::InvalidContentLength)?;
+                match content_length {
+                    None => content_length = Some(n),
+                    Some(m) if m == n => skip = true,
+                    Some(_) => return Err(ResponseError::InvalidContentLength),
+                }
+            }
+            Known::TransferEncoding => {
+                let mut ends_chunked = te.unwrap_or(false);
+                for item in h.value.split(|&c| c == b',') {
+                    let coding = trim_ows(item);
+                    if coding.is_empty() {
+                        continue;
+                    }
+                    if ends_chunked || !coding.iter().all(|&c| is_tchar(c)) {
+                        return Err(ResponseError::InvalidTransferEncoding);
+                    }
+                    ends_chunked = coding.eq_ignore_ascii_case(b"chunked");
+                }
+                te = Some(ends_chunked);
+            }
+            Known::Connection => {
+                for item in h.value.split(|&c| c == b',') {
+                    let token = trim_ows(item);
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") && head.version == Version::Http10 {
+                        close = false;
+                    }
+                }
+            }
+            _ => {}
+        }
+        head.headers.push(HeaderEntry {
+            name: offset_in(buf, h.name.as_bytes()),
+            value: offset_in(buf, h.value),
+            known,
+            skip,
+        });
+    }
+    head.close = close;
+    head.framing = if head_request || status < 200 || status == 204 || status == 304 {
+        ResponseFraming::Empty
+    } else if let Some(chunked) = te {
+        if content_length.is_some() {
+            return Err(ResponseError::LengthAndEncoding);
+        }
+        if head.version == Version::Http10 {
+            return Err(ResponseError::InvalidTransferEncoding);
+        }
+        if chunked {
+            ResponseFraming::Chunked
+        } else {
+            ResponseFraming::UntilClose
+        }
+    } else if let Some(n) = content_length {
+        ResponseFraming::Length(n)
+    } else {
+        ResponseFraming::UntilClose
+    };
+    if head.framing == ResponseFraming::UntilClose {
+        head.close = true;
+    }
+    // Headers named in Connection are hop-by-hop.
+    mark_connection_listed(buf, &mut head.headers);
+    Ok(Some(len))
+}
+
+fn parse_len(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 20 {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, &c| {
+        if c.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &[u8], head_req: bool) -> Result<ResponseHead, ResponseError> {
+        let mut h = ResponseHead::default();
+        parse_response(raw, 64 * 1024, head_req, &mut h).map(|o| {
+            o.expect("complete");
+            h
+        })
+    }
+
+    #[test]
+    fn framing_follows_rfc9112_order() {
+        let cases: &[(&[u8], bool, ResponseFraming)] = &[
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false, ResponseFraming::Length(5)),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true, ResponseFraming::Empty),
+            (b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", false, ResponseFraming::Empty),
+            (b"HTTP/1.1 304 Not Modified\r\n\r\n", false, ResponseFraming::Empty),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, ResponseFraming::Chunked),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, ResponseFraming::UntilClose),
+            (b"HTTP/1.1 200 OK\r\n\r\n", false, ResponseFraming::UntilClose),
+        ];
+        for (raw, head_req, want) in cases {
+            assert_eq!(parse(raw, *head_req).unwrap().framing, *want, "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn contradictory_framing_is_refused() {
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", false).unwrap_err(),
+            ResponseError::LengthAndEncoding
+        );
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", false).unwrap_err(),
+            ResponseError::InvalidContentLength
+        );
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", false).unwrap_err(),
+            ResponseError::InvalidContentLength
+        );
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", false).unwrap_err(),
+            ResponseError::InvalidTransferEncoding
+        );
+    }
+
+    #[test]
+    fn connection_close_and_http10_mark_the_upstream_for_closing() {
+        assert!(parse(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", false).unwrap().close);
+        assert!(parse(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false).unwrap().close);
+        assert!(!parse(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", false).unwrap().close);
+        assert!(!parse(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false).unwrap().close);
+    }
+}

@@ -1,0 +1,612 @@
+//! One downstream connection, from accept to close: the request path proper.
+//!
+//! Phases per request, in order (pingora's naming): read the head (idle timeout before
+//! its first byte, header timeout for the rest) → parse and check it → route → write the
+//! upstream head with the body bytes already read → stream the rest of the body →
+//! read the upstream response head → write the downstream head → relay the response
+//! body → return the upstream connection to the pool and go round again.
+//!
+//! Invariants:
+//! - Requests on one connection are handled one after the other, so pipelined requests
+//!   are answered in order; bytes after a request stay in the buffer for the next one.
+//! - A request whose framing is in doubt is answered with its error and the connection
+//!   closed; nothing of it reaches an upstream.
+//! - An upstream connection goes back to the pool only when its response was read whole
+//!   and nothing followed it; any error drops it.
+//! - Once response bytes have gone downstream, an error can only close the connection.
+//!
+//! Cost per request on a warm connection: one read and one write on each side for small
+//! messages, no allocation (buffers, head tables and the path buffer are reused).
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use monoio::buf::{IoBuf, IoBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use crate::error::{self, ProxyError};
+use crate::http::chunked::{ChunkedDecoder, ChunkedLimits};
+use crate::http::head::{self, BodyFraming, RequestHead, Version};
+use crate::http::response::{self, ResponseFraming, ResponseHead};
+use crate::http::rewrite::{self, Forwarding, ResponseFramingOut};
+use crate::router::{RequestHeaders, RouteRequest};
+use crate::upstream::{self, ConnectError, UpstreamConn};
+use crate::worker::Worker;
+
+/// Initial size of a downstream read buffer.
+const DOWNSTREAM_BUF: usize = 8 * 1024;
+/// Read chunk size while streaming bodies.
+const STREAM_CHUNK: usize = 16 * 1024;
+
+/// An I/O step that did not complete.
+enum IoFail {
+    Timeout,
+    Io(io::Error),
+}
+
+/// How the request body stands after the first write upstream.
+struct BodyProgress {
+    /// Content-Length bytes still to read from the downstream.
+    remaining: u64,
+    /// Chunked decoder, for chunked bodies.
+    chunked: Option<ChunkedDecoder>,
+    /// The whole body was already in the first write.
+    done: bool,
+}
+
+struct Conn {
+    stream: TcpStream,
+    local_port: u16,
+    port_text: itoa::Buffer,
+    client_ip: String,
+    /// Bytes read from the downstream: the current head, maybe body, maybe the next
+    /// pipelined request.
+    buf: Vec<u8>,
+    /// Bytes being written: the upstream head, then the downstream head.
+    out: Vec<u8>,
+    head: RequestHead,
+    resp: ResponseHead,
+    path: Vec<u8>,
+}
+
+/// Serves one downstream connection until it closes.
+pub async fn serve(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr, local_port: u16) {
+    let slot = w.drain.register();
+    let mut c = Conn {
+        stream,
+        local_port,
+        port_text: itoa::Buffer::new(),
+        client_ip: peer.ip().to_canonical().to_string(),
+        buf: Vec::with_capacity(DOWNSTREAM_BUF),
+        out: Vec::with_capacity(4096),
+        head: RequestHead::default(),
+        resp: ResponseHead::default(),
+        path: Vec::with_capacity(256),
+    };
+    loop {
+        match c.read_head(w, slot).await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                tracing::debug!(worker = w.id, error = %e, "request refused");
+                c.send_error(w, &e, true).await;
+                break;
+            }
+        }
+        if !c.proxy_one(w).await || w.drain.is_draining() {
+            break;
+        }
+    }
+    w.drain.unregister(slot);
+}
+
+/// Appends to `buf` whatever one read returns (0 = end of stream).
+async fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize, IoFail> {
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(STREAM_CHUNK);
+    }
+    let owned = std::mem::take(buf);
+    let (start, end) = (owned.len(), owned.capacity());
+    match monoio::time::timeout(timeout, stream.read(owned.slice_mut(start..end))).await {
+        Ok((res, slice)) => {
+            *buf = slice.into_inner();
+            res.map_err(IoFail::Io)
+        }
+        Err(_) => Err(IoFail::Timeout),
+    }
+}
+
+/// Writes `buf[range]` whole.
+async fn write_range(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    range: std::ops::Range<usize>,
+    timeout: Duration,
+) -> Result<(), IoFail> {
+    if range.is_empty() {
+        return Ok(());
+    }
+    let owned = std::mem::take(buf);
+    match monoio::time::timeout(timeout, stream.write_all(owned.slice(range))).await {
+        Ok((res, slice)) => {
+            *buf = slice.into_inner();
+            res.map(|_| ()).map_err(IoFail::Io)
+        }
+        Err(_) => Err(IoFail::Timeout),
+    }
+}
+
+struct HeadHeaders<'a> {
+    buf: &'a [u8],
+    head: &'a RequestHead,
+}
+
+impl RequestHeaders for HeadHeaders<'_> {
+    fn any_value(&self, lower_name: &str, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.head.values(self.buf, lower_name).any(f)
+    }
+}
+
+fn is_idempotent(method: &[u8]) -> bool {
+    matches!(method, b"GET" | b"HEAD" | b"OPTIONS" | b"PUT" | b"DELETE" | b"TRACE")
+}
+
+/// The host part of an authority (no port, no IPv6 brackets kept off).
+fn host_without_port(authority: &[u8]) -> &[u8] {
+    if authority.first() == Some(&b'[') {
+        return match authority.iter().position(|&c| c == b']') {
+            Some(i) => &authority[..=i],
+            None => authority,
+        };
+    }
+    match authority.iter().rposition(|&c| c == b':') {
+        Some(i) => &authority[..i],
+        None => authority,
+    }
+}
+
+impl Conn {
+    /// Waits for a complete, valid request head in `self.buf`. `Ok(false)` means the
+    /// connection ended (closed by the peer, idle too long, or draining) between
+    /// requests.
+    async fn read_head(&mut self, w: &Worker, slot: usize) -> Result<bool, ProxyError> {
+        let limits = &w.limits;
+        let mut deadline = if self.buf.is_empty() { None } else { Some(Instant::now() + limits.header_timeout) };
+        loop {
+            if !self.buf.is_empty() && head::parse_request(&self.buf, &limits.head, &mut self.head)?.is_some() {
+                return Ok(true);
+            }
+            let read = match deadline {
+                None => {
+                    // Between requests: idle timeout, and drain closes us at once.
+                    let r = monoio::select! {
+                        r = read_some(&mut self.stream, &mut self.buf, limits.idle_timeout) => r,
+                        _ = w.drain.wait(slot) => return Ok(false),
+                    };
+                    deadline = Some(Instant::now() + limits.header_timeout);
+                    r
+                }
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(ProxyError::HeadTimeout);
+                    }
+                    read_some(&mut self.stream, &mut self.buf, left).await
+                }
+            };
+            match read {
+                Ok(0) | Err(IoFail::Io(_)) => return Ok(false),
+                Ok(_) => {}
+                Err(IoFail::Timeout) if self.buf.is_empty() => return Ok(false),
+                Err(IoFail::Timeout) => return Err(ProxyError::HeadTimeout),
+            }
+        }
+    }
+
+    /// Sends an error response before anything else of this request went downstream.
+    /// Returns whether the connection may carry another request.
+    async fn send_error(&mut self, w: &Worker, err: &ProxyError, force_close: bool) -> bool {
+        let keep = !force_close && !err.closes_connection() && self.head.keep_alive() && self.discard_buffered_body();
+        self.write_error(w, err, keep).await
+    }
+
+    async fn write_error(&mut self, w: &Worker, err: &ProxyError, keep: bool) -> bool {
+        self.out.clear();
+        error::write_response(err, !keep, &mut self.out);
+        let len = self.out.len();
+        if write_range(&mut self.stream, &mut self.out, 0..len, w.limits.body_timeout).await.is_err() {
+            return false;
+        }
+        keep
+    }
+
+    /// Drops the current request (head and body) from the buffer when the whole body is
+    /// already there, so the connection can go on. Returns false when it is not.
+    fn discard_buffered_body(&mut self) -> bool {
+        let start = self.head.len;
+        let end = match self.head.framing {
+            BodyFraming::Length(n) => {
+                let avail = (self.buf.len() - start) as u64;
+                if avail < n {
+                    return false;
+                }
+                start + n as usize
+            }
+            BodyFraming::Chunked => {
+                let mut dec = ChunkedDecoder::new(ChunkedLimits::default());
+                match dec.feed(&self.buf[start..], &mut |_| {}) {
+                    Ok(used) if dec.is_done() => start + used,
+                    _ => return false,
+                }
+            }
+        };
+        self.buf.drain(..end);
+        true
+    }
+
+    /// Proxies the request whose head is in `self.head`. Returns whether the connection
+    /// may carry another request.
+    async fn proxy_one(&mut self, w: &Rc<Worker>) -> bool {
+        let snap = w.snapshot();
+        let limits = w.limits;
+        let m = {
+            let req = RouteRequest {
+                method: self.head.method(&self.buf),
+                host: self.head.host(&self.buf),
+                port: self.local_port,
+                path: self.head.path(&self.buf),
+                headers: &HeadHeaders { buf: &self.buf, head: &self.head },
+            };
+            snap.router.find(&req)
+        };
+        let Some(m) = m else { return self.send_error(w, &ProxyError::NoRoute, false).await };
+        let Some(si) = m.service else { return self.send_error(w, &ProxyError::NoService, false).await };
+        let service = &snap.config.services[si];
+        let target = &snap.targets[si];
+        let route = &snap.config.routes[m.route];
+        if target.addrs.is_empty() {
+            return self.send_error(w, &ProxyError::NameResolution, false).await;
+        }
+        if let BodyFraming::Length(n) = self.head.framing {
+            if limits.max_body_bytes > 0 && n > limits.max_body_bytes {
+                return self.send_error(w, &ProxyError::BodyTooLarge, true).await;
+            }
+        }
+
+        // The upstream head, then as much of the body as is already here.
+        self.path.clear();
+        let req_path = self.head.path(&self.buf);
+        snap.router.upstream_path(&m, req_path, &mut self.path);
+        let original_host = self.head.host(&self.buf);
+        let host: &[u8] = if route.preserve_host && !original_host.is_empty() { original_host } else { &target.host_header };
+        let prefix: &[u8] =
+            if route.strip_path && m.matched_len > 1 { &req_path[..m.matched_len.min(req_path.len())] } else { b"" };
+        self.out.clear();
+        rewrite::write_request_head(
+            &self.buf,
+            &self.head,
+            &Forwarding {
+                path: &self.path,
+                host,
+                client_ip: self.client_ip.as_bytes(),
+                proto: b"http",
+                port: self.port_text.format(self.local_port).as_bytes(),
+                forwarded_host: host_without_port(original_host),
+                forwarded_prefix: prefix,
+            },
+            &mut self.out,
+        );
+        let body_start = self.head.len;
+        let mut body = BodyProgress { remaining: 0, chunked: None, done: true };
+        let consumed_end = match self.head.framing {
+            BodyFraming::Length(n) => {
+                let take = ((self.buf.len() - body_start) as u64).min(n) as usize;
+                body.remaining = n - take as u64;
+                body.done = body.remaining == 0;
+                body_start + take
+            }
+            BodyFraming::Chunked => {
+                let mut dec = ChunkedDecoder::new(ChunkedLimits::default());
+                let used = match dec.feed(&self.buf[body_start..], &mut |_| {}) {
+                    Ok(used) => used,
+                    Err(_) => return self.send_error(w, &ProxyError::Body("malformed chunked body"), true).await,
+                };
+                if limits.max_body_bytes > 0 && dec.payload_len() > limits.max_body_bytes {
+                    return self.send_error(w, &ProxyError::BodyTooLarge, true).await;
+                }
+                body.done = dec.is_done();
+                body.chunked = Some(dec);
+                body_start + used
+            }
+        };
+        self.out.extend_from_slice(&self.buf[body_start..consumed_end]);
+        let head_request = self.head.is_head_method(&self.buf);
+        let replayable = body.done && is_idempotent(self.head.method(&self.buf));
+        let version = self.head.version;
+        let downstream_keep_alive = self.head.keep_alive();
+        // Everything of this request that was in the buffer is now in `out`.
+        self.buf.drain(..consumed_end);
+
+        // Connect, send, and read the response head; retried on a fresh connection
+        // where that is safe.
+        let addrs = &target.addrs;
+        let mut pick = w.rr.get();
+        w.rr.set(pick.wrapping_add(1));
+        let mut connect_failures = 0u32;
+        let mut up: UpstreamConn = loop {
+            let addr = addrs[pick % addrs.len()];
+            let mut conn = match w.pool.take(addr) {
+                Some(c) => c,
+                None => match upstream::connect(addr, service.connect_timeout).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        connect_failures += 1;
+                        tracing::warn!(worker = w.id, upstream = %addr, error = ?e, attempt = connect_failures, "upstream connect failed");
+                        if connect_failures > service.retries {
+                            let err = match e {
+                                ConnectError::Timeout => ProxyError::UpstreamTimeout,
+                                ConnectError::Io(e) => ProxyError::UpstreamConnect(e),
+                            };
+                            return self.fail_before_response(w, &err, body.done).await;
+                        }
+                        pick = pick.wrapping_add(1);
+                        continue;
+                    }
+                },
+            };
+            let len = self.out.len();
+            match write_range(&mut conn.stream, &mut self.out, 0..len, service.write_timeout).await {
+                Ok(()) => {}
+                Err(IoFail::Io(_)) if conn.reused && body.done => continue,
+                Err(IoFail::Io(e)) => return self.fail_before_response(w, &ProxyError::UpstreamConnect(e), body.done).await,
+                Err(IoFail::Timeout) => return self.fail_before_response(w, &ProxyError::UpstreamTimeout, false).await,
+            }
+            if !body.done {
+                if let Err(e) = self.stream_request_body(w, &mut conn, &mut body, service.write_timeout).await {
+                    return self.fail_before_response(w, &e, false).await;
+                }
+            }
+            match self.read_response_head(&mut conn, head_request, service.read_timeout).await {
+                Ok(()) => break conn,
+                Err(None) if conn.reused && replayable => {
+                    // The pooled connection was closed by the upstream before it saw
+                    // the request; nothing was processed, so send it again.
+                    tracing::debug!(worker = w.id, upstream = %addr, "pooled upstream connection was closed; retrying");
+                    continue;
+                }
+                Err(None) => {
+                    let err = ProxyError::UpstreamBroken("closed before responding");
+                    return self.fail_before_response(w, &err, true).await;
+                }
+                Err(Some(e)) => return self.fail_before_response(w, &e, true).await,
+            }
+        };
+
+        // Relay the response.
+        let framing = self.resp.framing;
+        let dechunk = framing == ResponseFraming::Chunked && version == Version::Http10;
+        let close_down = !downstream_keep_alive
+            || framing == ResponseFraming::UntilClose
+            || dechunk
+            || w.drain.is_draining();
+        self.out.clear();
+        rewrite::write_response_head(
+            &up.buf,
+            &self.resp,
+            version,
+            ResponseFramingOut { close: close_down, dechunk },
+            &mut self.out,
+        );
+        let reusable = self.relay_response(w, &mut up, framing, dechunk, service.read_timeout).await;
+        match reusable {
+            Some(true) if !self.resp.close => w.pool.put(up),
+            Some(_) => {}
+            None => return false,
+        }
+        !close_down
+    }
+
+    /// Streams the rest of the request body from the downstream to the upstream.
+    async fn stream_request_body(
+        &mut self,
+        w: &Worker,
+        up: &mut UpstreamConn,
+        body: &mut BodyProgress,
+        write_timeout: Duration,
+    ) -> Result<(), ProxyError> {
+        let limits = &w.limits;
+        if self.head.expect_continue {
+            // The request passed routing; tell the downstream to send its body.
+            self.out.clear();
+            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            let len = self.out.len();
+            write_range(&mut self.stream, &mut self.out, 0..len, limits.body_timeout)
+                .await
+                .map_err(|_| ProxyError::Body("downstream went away"))?;
+        }
+        while !body.done {
+            debug_assert!(self.buf.is_empty());
+            match read_some(&mut self.stream, &mut self.buf, limits.body_timeout).await {
+                Ok(0) | Err(IoFail::Io(_)) => return Err(ProxyError::Body("body ended early")),
+                Err(IoFail::Timeout) => return Err(ProxyError::BodyTimeout),
+                Ok(_) => {}
+            }
+            let end = match &mut body.chunked {
+                None => {
+                    let take = (self.buf.len() as u64).min(body.remaining) as usize;
+                    body.remaining -= take as u64;
+                    body.done = body.remaining == 0;
+                    take
+                }
+                Some(dec) => {
+                    let used =
+                        dec.feed(&self.buf, &mut |_| {}).map_err(|_| ProxyError::Body("malformed chunked body"))?;
+                    if limits.max_body_bytes > 0 && dec.payload_len() > limits.max_body_bytes {
+                        return Err(ProxyError::BodyTooLarge);
+                    }
+                    body.done = dec.is_done();
+                    used
+                }
+            };
+            write_range(&mut up.stream, &mut self.buf, 0..end, write_timeout).await.map_err(|e| match e {
+                IoFail::Timeout => ProxyError::UpstreamTimeout,
+                IoFail::Io(e) => ProxyError::UpstreamConnect(e),
+            })?;
+            // Whatever followed the body is the next request.
+            self.buf.drain(..end);
+        }
+        Ok(())
+    }
+
+    /// Reads the upstream's response head into `up.buf` / `self.resp`, skipping 1xx
+    /// interim responses. `Err(None)`: the upstream closed without sending a byte.
+    async fn read_response_head(
+        &mut self,
+        up: &mut UpstreamConn,
+        head_request: bool,
+        read_timeout: Duration,
+    ) -> Result<(), Option<ProxyError>> {
+        let max = 64 * 1024;
+        loop {
+            if !up.buf.is_empty() {
+                match response::parse_response(&up.buf, max, head_request, &mut self.resp) {
+                    Ok(Some(len)) => {
+                        if self.resp.status == 101 {
+                            return Err(Some(ProxyError::UpstreamBroken("protocol upgrade is not supported")));
+                        }
+                        if self.resp.status < 200 {
+                            up.buf.drain(..len);
+                            continue;
+                        }
+                        return Ok(());
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(Some(e.into())),
+                }
+            }
+            match read_some(&mut up.stream, &mut up.buf, read_timeout).await {
+                Ok(0) | Err(IoFail::Io(_)) if up.buf.is_empty() => return Err(None),
+                Ok(0) => return Err(Some(ProxyError::UpstreamBroken("closed in the response head"))),
+                Err(IoFail::Io(e)) => return Err(Some(ProxyError::UpstreamConnect(e))),
+                Err(IoFail::Timeout) => return Err(Some(ProxyError::UpstreamTimeout)),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Answers with an error when the upstream failed before any response went
+    /// downstream. `body_read` says the request body was consumed whole.
+    async fn fail_before_response(&mut self, w: &Worker, err: &ProxyError, body_read: bool) -> bool {
+        // The request's bytes are already out of the buffer; the connection can go on
+        // only if the body was read whole.
+        let keep = body_read && !err.closes_connection() && self.head.keep_alive();
+        self.write_error(w, err, keep).await
+    }
+
+    /// Writes the downstream head in `self.out` and relays the response body.
+    /// Returns `Some(reusable)` when the response went through (`reusable`: the
+    /// upstream connection may go back to the pool), `None` when the exchange broke and
+    /// the downstream connection must close.
+    async fn relay_response(
+        &mut self,
+        w: &Worker,
+        up: &mut UpstreamConn,
+        framing: ResponseFraming,
+        dechunk: bool,
+        read_timeout: Duration,
+    ) -> Option<bool> {
+        let send_timeout = w.limits.body_timeout;
+        let head_len = self.resp.len;
+        let avail = up.buf.len() - head_len;
+        let mut remaining: u64 = 0;
+        let mut decoder = None;
+        let mut extra = false;
+        // First write: the head plus the body bytes that came with it.
+        match framing {
+            ResponseFraming::Empty => extra = avail > 0,
+            ResponseFraming::Length(n) => {
+                let take = (avail as u64).min(n) as usize;
+                self.out.extend_from_slice(&up.buf[head_len..head_len + take]);
+                remaining = n - take as u64;
+                extra = avail > take;
+            }
+            ResponseFraming::Chunked => {
+                let mut dec = ChunkedDecoder::new(ChunkedLimits::default());
+                let out = &mut self.out;
+                let data = &up.buf[head_len..];
+                let used = if dechunk {
+                    dec.feed(data, &mut |r| out.extend_from_slice(&data[r]))
+                } else {
+                    dec.feed(data, &mut |_| {})
+                };
+                let Ok(used) = used else {
+                    tracing::warn!(worker = w.id, upstream = %up.addr, "upstream sent a malformed chunked body");
+                    return None;
+                };
+                if !dechunk {
+                    self.out.extend_from_slice(&data[..used]);
+                }
+                extra = dec.is_done() && used < data.len();
+                decoder = Some(dec);
+            }
+            ResponseFraming::UntilClose => self.out.extend_from_slice(&up.buf[head_len..]),
+        }
+        let len = self.out.len();
+        write_range(&mut self.stream, &mut self.out, 0..len, send_timeout).await.ok()?;
+        let mut done = match framing {
+            ResponseFraming::Empty => true,
+            ResponseFraming::Length(_) => remaining == 0,
+            ResponseFraming::Chunked => decoder.as_ref().is_some_and(ChunkedDecoder::is_done),
+            ResponseFraming::UntilClose => false,
+        };
+        while !done {
+            up.buf.clear();
+            let n = match read_some(&mut up.stream, &mut up.buf, read_timeout).await {
+                Ok(n) => n,
+                Err(_) => {
+                    tracing::warn!(worker = w.id, upstream = %up.addr, "upstream failed mid-response");
+                    return None;
+                }
+            };
+            if n == 0 {
+                if framing == ResponseFraming::UntilClose {
+                    return Some(false);
+                }
+                tracing::warn!(worker = w.id, upstream = %up.addr, "upstream closed mid-response");
+                return None;
+            }
+            let end = match framing {
+                ResponseFraming::Length(_) => {
+                    let take = (n as u64).min(remaining) as usize;
+                    remaining -= take as u64;
+                    done = remaining == 0;
+                    extra = n > take;
+                    take
+                }
+                ResponseFraming::Chunked => {
+                    let dec = decoder.as_mut()?;
+                    if dechunk {
+                        self.out.clear();
+                        let out = &mut self.out;
+                        let data = &up.buf[..];
+                        dec.feed(data, &mut |r| out.extend_from_slice(&data[r])).ok()?;
+                        done = dec.is_done();
+                        let len = self.out.len();
+                        write_range(&mut self.stream, &mut self.out, 0..len, send_timeout).await.ok()?;
+                        continue;
+                    }
+                    let used = dec.feed(&up.buf, &mut |_| {}).ok()?;
+                    done = dec.is_done();
+                    extra = done && used < n;
+                    used
+                }
+                _ => n,
+            };
+            write_range(&mut self.stream, &mut up.buf, 0..end, send_timeout).await.ok()?;
+        }
+        Some(!extra && framing != ResponseFraming::UntilClose)
+    }
+}

@@ -1,0 +1,103 @@
+//! The compiled configuration every worker reads: one immutable value behind `ArcSwap`.
+//!
+//! A [`Snapshot`] is built whole from a validated [`Config`] on a non-worker thread (it
+//! resolves service host names, which may block), then swapped in for all workers at
+//! once. A worker keeps an `Rc` of the snapshot it last saw and compares pointers once
+//! per request, so requests in flight finish on the snapshot they started with and the
+//! request path never touches a shared reference count.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, ConfigErrors};
+use crate::router::Router;
+
+/// Where one service's requests go.
+#[derive(Debug, Clone)]
+pub struct ServiceTarget {
+    /// Resolved addresses; empty while the name does not resolve.
+    pub addrs: Vec<SocketAddr>,
+    /// The `Host` value sent upstream when the route does not preserve the
+    /// downstream's: `host`, plus `:port` when it is not the protocol's default.
+    pub host_header: Vec<u8>,
+}
+
+/// Routing table, services and plugins, compiled.
+pub struct Snapshot {
+    pub config: Config,
+    pub router: Router,
+    /// Parallel to `config.services`.
+    pub targets: Vec<ServiceTarget>,
+    /// Per route: the plugin instances that apply (indices into `config.plugins`).
+    pub route_plugins: Vec<Vec<usize>>,
+}
+
+/// Host names resolved to addresses, shared between snapshot builds so a reload does
+/// not resolve again what it already knows.
+pub type Resolved = HashMap<String, Vec<IpAddr>>;
+
+impl Snapshot {
+    /// Compiles `config`. Names missing from `resolved` are looked up now (blocking:
+    /// never call this on a worker thread); names that fail to resolve leave their
+    /// service without addresses, answered 503 until a later resolve succeeds.
+    pub fn build(config: Config, resolved: &mut Resolved) -> Result<Snapshot, ConfigErrors> {
+        let router = Router::new(&config)?;
+        let targets = config
+            .services
+            .iter()
+            .map(|s| {
+                let ips = match s.host.parse::<IpAddr>() {
+                    Ok(ip) => vec![ip],
+                    Err(_) => resolved.entry(s.host.clone()).or_insert_with(|| resolve(&s.host)).clone(),
+                };
+                let mut host_header = if s.host.contains(':') { format!("[{}]", s.host) } else { s.host.clone() };
+                if s.port != s.protocol.default_port() {
+                    host_header.push_str(&format!(":{}", s.port));
+                }
+                ServiceTarget {
+                    addrs: ips.into_iter().map(|ip| SocketAddr::new(ip, s.port)).collect(),
+                    host_header: host_header.into_bytes(),
+                }
+            })
+            .collect();
+        let route_plugins = config
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| config.plugins_for(Some(i), r.service))
+            .collect();
+        Ok(Snapshot { config, router, targets, route_plugins })
+    }
+
+    /// Host names of services that did not resolve.
+    pub fn unresolved(&self) -> Vec<&str> {
+        self.config
+            .services
+            .iter()
+            .zip(&self.targets)
+            .filter(|(_, t)| t.addrs.is_empty())
+            .map(|(s, _)| s.host.as_str())
+            .collect()
+    }
+}
+
+/// Resolves a host name with the system resolver; an empty list when it fails.
+pub fn resolve(host: &str) -> Vec<IpAddr> {
+    match (host, 0).to_socket_addrs() {
+        Ok(addrs) => {
+            let mut ips: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
+            ips.dedup();
+            ips
+        }
+        Err(e) => {
+            tracing::warn!(host, error = %e, "upstream host name does not resolve");
+            Vec::new()
+        }
+    }
+}
+
+/// The handle workers and the control side share.
+pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
