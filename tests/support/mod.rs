@@ -1,0 +1,6 @@
+//! Shared helpers for the integration tests. Each test binary includes this module with
+//! `mod support;` and uses only part of it, hence the dead-code allowance.
+#![allow(dead_code)]
+
+pub mod upstream;
+pub mod client;
