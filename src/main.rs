@@ -100,31 +100,34 @@ struct RunArgs {
 }
 
 fn secs(v: f64, name: &str) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(v).ok().filter(|d| !d.is_zero()).with_context(|| format!("--{name} must be a positive number of seconds"))
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("--{name} must be a positive number of seconds"))
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RINGGATE_LOG").unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RINGGATE_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match config::load_file(&config).and_then(|c| Snapshot::build(c, &mut Resolved::new()).map(|_| ())) {
-            Ok(()) => {
-                println!("{}: configuration is valid", config.display());
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                for e in &errors.0 {
-                    eprintln!("{e}");
+        Command::Check { config } => {
+            match config::load_file(&config).and_then(|c| Snapshot::build(c, &mut Resolved::new()).map(|_| ())) {
+                Ok(()) => {
+                    println!("{}: configuration is valid", config.display());
+                    ExitCode::SUCCESS
                 }
-                eprintln!("{}: {} problem(s) found", config.display(), errors.0.len());
-                ExitCode::FAILURE
+                Err(errors) => {
+                    for e in &errors.0 {
+                        eprintln!("{e}");
+                    }
+                    eprintln!("{}: {} problem(s) found", config.display(), errors.0.len());
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Command::Run(args) => match run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -137,12 +140,10 @@ fn main() -> ExitCode {
 
 fn load(path: &std::path::Path, resolved: &mut Resolved) -> Result<Snapshot, config::ConfigErrors> {
     let mut errors = match config::load_file(path) {
-        Ok(cfg) => {
-            match Snapshot::build(cfg, resolved) {
-                Ok(s) => return Ok(s),
-                Err(e) => e,
-            }
-        }
+        Ok(cfg) => match Snapshot::build(cfg, resolved) {
+            Ok(s) => return Ok(s),
+            Err(e) => e,
+        },
         Err(e) => e,
     };
     for e in errors.0.iter_mut() {

@@ -63,12 +63,8 @@ impl Snapshot {
                 }
             })
             .collect();
-        let route_plugins = config
-            .routes
-            .iter()
-            .enumerate()
-            .map(|(i, r)| config.plugins_for(Some(i), r.service))
-            .collect();
+        let route_plugins =
+            config.routes.iter().enumerate().map(|(i, r)| config.plugins_for(Some(i), r.service)).collect();
         Ok(Snapshot { config, router, targets, route_plugins })
     }
 

@@ -78,7 +78,10 @@ pub fn run(start: WorkerStart) {
             .build()
             .map(|mut rt| rt.block_on(serve(start)))
     } else {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().map(|mut rt| rt.block_on(serve(start)))
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .map(|mut rt| rt.block_on(serve(start)))
     };
     if let Err(e) = result {
         tracing::error!(worker = id, error = %e, "worker runtime could not start");

@@ -51,11 +51,7 @@ fn chunked_feed_any_split_allocates_nothing() {
         let mut dec = ChunkedDecoder::new(ChunkedLimits::default());
         let mut consumed = 0;
         for piece in body.chunks(piece_len) {
-            let n = dec
-                .feed(piece, &mut |r: std::ops::Range<usize>| {
-                    payload_bytes += r.len()
-                })
-                .expect("valid body");
+            let n = dec.feed(piece, &mut |r: std::ops::Range<usize>| payload_bytes += r.len()).expect("valid body");
             consumed += n;
             if dec.is_done() {
                 break;

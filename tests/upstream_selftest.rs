@@ -24,18 +24,11 @@ struct Response {
 
 impl Response {
     fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
     fn header_all(&self, name: &str) -> Vec<&[u8]> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
-            .collect()
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice()).collect()
     }
 }
 
@@ -48,10 +41,7 @@ impl Client {
     fn connect(up: &Upstream) -> Client {
         let stream = TcpStream::connect(up.addr()).expect("connect");
         stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        Client {
-            stream,
-            buf: Vec::new(),
-        }
+        Client { stream, buf: Vec::new() }
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -76,22 +66,13 @@ impl Client {
             let mut fields = [httparse::EMPTY_HEADER; 64];
             let mut resp = httparse::Response::new(&mut fields);
             if let httparse::Status::Complete(n) = resp.parse(&self.buf).expect("valid head") {
-                let headers = resp
-                    .headers
-                    .iter()
-                    .map(|h| (h.name.to_string(), h.value.to_vec()))
-                    .collect();
+                let headers = resp.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect();
                 break (n, resp.code.expect("status"), headers);
             }
             assert!(self.fill(), "EOF inside response head");
         };
         self.buf.drain(..n);
-        let mut r = Response {
-            status,
-            headers,
-            body: Vec::new(),
-            raw_body: Vec::new(),
-        };
+        let mut r = Response { status, headers, body: Vec::new(), raw_body: Vec::new() };
         if to_head || status < 200 || status == 204 || status == 304 {
             return r;
         }
@@ -100,9 +81,7 @@ impl Client {
             loop {
                 let mut ranges = Vec::new();
                 let used = dec
-                    .feed(&self.buf, &mut |range: std::ops::Range<usize>| {
-                        ranges.push(range)
-                    })
+                    .feed(&self.buf, &mut |range: std::ops::Range<usize>| ranges.push(range))
                     .expect("valid chunked response");
                 for range in ranges {
                     r.body.extend_from_slice(&self.buf[range]);
@@ -178,10 +157,7 @@ fn keep_alive_sequential_requests_share_one_connection() {
 
     let mut c2 = Client::connect(&up);
     c2.send(get("").as_bytes());
-    assert_eq!(
-        c2.response(false).header("x-upstream-conn"),
-        Some(&b"1"[..])
-    );
+    assert_eq!(c2.response(false).header("x-upstream-conn"), Some(&b"1"[..]));
     assert_eq!(up.connections(), 2);
 }
 
@@ -190,9 +166,7 @@ fn pipelined_requests_answered_in_order() {
     let up = Upstream::start();
     let mut c = Client::connect(&up);
     let mut batch = get("x-test-body: first\r\nx-test-delay-ms: 50\r\n");
-    batch.push_str(
-        "POST /p HTTP/1.1\r\nHost: up\r\nContent-Length: 5\r\nx-test-echo: 1\r\n\r\nhello",
-    );
+    batch.push_str("POST /p HTTP/1.1\r\nHost: up\r\nContent-Length: 5\r\nx-test-echo: 1\r\n\r\nhello");
     batch.push_str(&get("x-test-body: third\r\n"));
     c.send(batch.as_bytes());
     assert_eq!(c.response(false).body, b"first");
@@ -219,13 +193,7 @@ fn chunked_request_body_decoded_with_trailers_and_raw_kept() {
     let g = &got[0];
     assert!(g.chunked);
     assert_eq!(g.body, b"hello world");
-    assert_eq!(
-        g.trailers,
-        [
-            ("X-Sum".to_string(), b"abc".to_vec()),
-            ("Other".to_string(), b"x".to_vec())
-        ]
-    );
+    assert_eq!(g.trailers, [("X-Sum".to_string(), b"abc".to_vec()), ("Other".to_string(), b"x".to_vec())]);
     assert_eq!(g.raw, req);
 }
 
@@ -301,10 +269,7 @@ fn chunked_knob_sends_k_chunks_and_trailer() {
     assert_eq!(r.header("transfer-encoding"), Some(&b"chunked"[..]));
     assert_eq!(r.header("content-length"), None);
     assert_eq!(r.body, b"abcdefghi");
-    assert_eq!(
-        r.raw_body,
-        b"3\r\nabc\r\n3\r\ndef\r\n3\r\nghi\r\n0\r\nx-test-trailer: done\r\n\r\n"
-    );
+    assert_eq!(r.raw_body, b"3\r\nabc\r\n3\r\ndef\r\n3\r\nghi\r\n0\r\nx-test-trailer: done\r\n\r\n");
 
     c.send(get("x-test-chunked: 0\r\n").as_bytes());
     let r = c.response(false);
@@ -442,11 +407,7 @@ fn drop_with_idle_and_busy_connections_returns_promptly() {
     up.wait_for(2, WAIT);
     let start = Instant::now();
     drop(up);
-    assert!(
-        start.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
     assert!(idle.at_eof());
     assert!(busy.at_eof());
 }

@@ -25,5 +25,9 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 /// Loads a decK document from text. `env` answers `DECK_*` lookups (tests pass their
 /// own).
 pub fn load_str(_text: &str, file: &str, _env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
-    Err(ConfigErrors(vec![ConfigError { file: file.to_string(), mark: None, message: "loader not written yet".into() }]))
+    Err(ConfigErrors(vec![ConfigError {
+        file: file.to_string(),
+        mark: None,
+        message: "loader not written yet".into(),
+    }]))
 }

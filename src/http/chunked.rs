@@ -40,10 +40,7 @@ impl Default for ChunkedLimits {
     /// Generous for real clients (extensions are almost never sent, trailers rarely),
     /// small enough that validating them is cheap.
     fn default() -> Self {
-        Self {
-            max_chunk_ext: 4096,
-            max_trailer_section: 16 * 1024,
-        }
+        Self { max_chunk_ext: 4096, max_trailer_section: 16 * 1024 }
     }
 }
 
@@ -167,14 +164,7 @@ pub struct ChunkedDecoder {
 impl ChunkedDecoder {
     /// A decoder positioned at the start of a chunked body.
     pub fn new(limits: ChunkedLimits) -> Self {
-        Self {
-            limits,
-            state: State::SizeStart,
-            remaining: 0,
-            ext_len: 0,
-            trailer_len: 0,
-            payload: 0,
-        }
+        Self { limits, state: State::SizeStart, remaining: 0, ext_len: 0, trailer_len: 0, payload: 0 }
     }
 
     /// Whether the last-chunk and the whole trailer section have been seen.
@@ -193,11 +183,7 @@ impl ChunkedDecoder {
     /// Returns how many bytes were consumed: all of `input` unless the message ended
     /// inside it, in which case the bytes after its final CRLF belong to the next
     /// message and are not consumed. Once the message is done it returns `Ok(0)`.
-    pub fn feed(
-        &mut self,
-        input: &[u8],
-        on_data: &mut impl FnMut(Range<usize>),
-    ) -> Result<usize, ChunkedError> {
+    pub fn feed(&mut self, input: &[u8], on_data: &mut impl FnMut(Range<usize>)) -> Result<usize, ChunkedError> {
         if let State::Failed(e) = self.state {
             return Err(e);
         }
@@ -210,11 +196,7 @@ impl ChunkedDecoder {
         }
     }
 
-    fn run(
-        &mut self,
-        input: &[u8],
-        on_data: &mut impl FnMut(Range<usize>),
-    ) -> Result<usize, ChunkedError> {
+    fn run(&mut self, input: &[u8], on_data: &mut impl FnMut(Range<usize>)) -> Result<usize, ChunkedError> {
         let mut i = 0;
         while i < input.len() {
             if self.state == State::Data {
@@ -250,19 +232,13 @@ impl ChunkedDecoder {
                 Some(v) => {
                     self.remaining = u64::from(v);
                     self.ext_len = 0;
-                    Size {
-                        significant: u8::from(v != 0),
-                    }
+                    Size { significant: u8::from(v != 0) }
                 }
                 None => return Err(ChunkedError::MissingChunkSize),
             },
             Size { significant } => match hex_value(b) {
                 Some(v) => {
-                    let significant = if significant == 0 && v == 0 {
-                        0
-                    } else {
-                        significant + 1
-                    };
+                    let significant = if significant == 0 && v == 0 { 0 } else { significant + 1 };
                     // 16 hex digits fill a u64 exactly; a 17th significant one overflows.
                     if significant > 16 {
                         return Err(ChunkedError::ChunkSizeOverflow);
@@ -478,12 +454,7 @@ mod tests {
                 }
             }
         }
-        Outcome {
-            payload,
-            result,
-            done: dec.is_done(),
-            payload_len: dec.payload_len(),
-        }
+        Outcome { payload, result, done: dec.is_done(), payload_len: dec.payload_len() }
     }
 
     /// Decodes `input` whole, byte by byte and in every 2-way split; asserts all agree.
@@ -513,12 +484,7 @@ mod tests {
 
     fn assert_decodes(input: &[u8], payload: &[u8]) {
         let out = check_splits(input);
-        assert_eq!(
-            out.result,
-            Ok(input.len()),
-            "{:?}",
-            String::from_utf8_lossy(input)
-        );
+        assert_eq!(out.result, Ok(input.len()), "{:?}", String::from_utf8_lossy(input));
         assert!(out.done);
         assert_eq!(out.payload, payload);
         assert_eq!(out.payload_len, payload.len() as u64);
@@ -550,9 +516,7 @@ mod tests {
     #[test]
     fn size_of_sixteen_hex_digits_is_accepted() {
         let mut dec = ChunkedDecoder::new(ChunkedLimits::default());
-        let n = dec
-            .feed(b"ffffffffffffffff\r\nabc", &mut |_| {})
-            .expect("u64::MAX is a valid size");
+        let n = dec.feed(b"ffffffffffffffff\r\nabc", &mut |_| {}).expect("u64::MAX is a valid size");
         assert_eq!(n, 21);
         assert_eq!(dec.payload_len(), 3);
         assert!(!dec.is_done());
@@ -583,10 +547,7 @@ mod tests {
 
     #[test]
     fn trailer_section_valid_fields_accepted() {
-        assert_decodes(
-            b"1\r\nx\r\n0\r\nExpires: never\r\nx-sum:\t 12 \t\r\nEmpty:\r\nObs: \x80\xff\r\n\r\n",
-            b"x",
-        );
+        assert_decodes(b"1\r\nx\r\n0\r\nExpires: never\r\nx-sum:\t 12 \t\r\nEmpty:\r\nObs: \x80\xff\r\n\r\n", b"x");
     }
 
     #[test]
@@ -616,23 +577,14 @@ mod tests {
     #[test]
     fn error_is_sticky_on_later_feeds() {
         let mut dec = ChunkedDecoder::new(ChunkedLimits::default());
-        assert_eq!(
-            dec.feed(b"g", &mut |_| {}),
-            Err(ChunkedError::MissingChunkSize)
-        );
-        assert_eq!(
-            dec.feed(b"0\r\n\r\n", &mut |_| {}),
-            Err(ChunkedError::MissingChunkSize)
-        );
+        assert_eq!(dec.feed(b"g", &mut |_| {}), Err(ChunkedError::MissingChunkSize));
+        assert_eq!(dec.feed(b"0\r\n\r\n", &mut |_| {}), Err(ChunkedError::MissingChunkSize));
         assert!(!dec.is_done());
     }
 
     #[test]
     fn limits_exactly_reached_are_accepted() {
-        let limits = ChunkedLimits {
-            max_chunk_ext: 4,
-            max_trailer_section: 6,
-        };
+        let limits = ChunkedLimits { max_chunk_ext: 4, max_trailer_section: 6 };
         // chunk-ext ";a=b" is 4 bytes; trailer line "a:bc\r\n" is 6 bytes.
         let input = b"1;a=b\r\nx\r\n0\r\na:bc\r\n\r\n";
         let out = check_splits_with(input, limits);
@@ -642,23 +594,10 @@ mod tests {
 
     #[test]
     fn zero_limits_forbid_extensions_and_trailers() {
-        let limits = ChunkedLimits {
-            max_chunk_ext: 0,
-            max_trailer_section: 0,
-        };
-        assert_eq!(
-            check_splits_with(b"0\r\n\r\n", limits).result,
-            Ok(5),
-            "a plain body needs neither"
-        );
-        assert_eq!(
-            check_splits_with(b"1;a\r\nx\r\n0\r\n\r\n", limits).result,
-            Err(ChunkedError::ChunkExtTooLong)
-        );
-        assert_eq!(
-            check_splits_with(b"0\r\na:b\r\n\r\n", limits).result,
-            Err(ChunkedError::TrailerSectionTooLarge)
-        );
+        let limits = ChunkedLimits { max_chunk_ext: 0, max_trailer_section: 0 };
+        assert_eq!(check_splits_with(b"0\r\n\r\n", limits).result, Ok(5), "a plain body needs neither");
+        assert_eq!(check_splits_with(b"1;a\r\nx\r\n0\r\n\r\n", limits).result, Err(ChunkedError::ChunkExtTooLong));
+        assert_eq!(check_splits_with(b"0\r\na:b\r\n\r\n", limits).result, Err(ChunkedError::TrailerSectionTooLarge));
     }
 
     const ALL_ERRORS: [ChunkedError; 14] = [
@@ -702,42 +641,19 @@ mod tests {
     #[test]
     fn malformed_bodies_each_error_variant_returned() {
         use ChunkedError::*;
-        let small = ChunkedLimits {
-            max_chunk_ext: 8,
-            max_trailer_section: 16,
-        };
+        let small = ChunkedLimits { max_chunk_ext: 8, max_trailer_section: 16 };
         let cases: &[(&[u8], ChunkedError, ChunkedLimits)] = &[
             (b"\r\n", MissingChunkSize, ChunkedLimits::default()),
-            (
-                b" 1\r\nx\r\n0\r\n\r\n",
-                MissingChunkSize,
-                ChunkedLimits::default(),
-            ),
+            (b" 1\r\nx\r\n0\r\n\r\n", MissingChunkSize, ChunkedLimits::default()),
             (b"-1\r\n", MissingChunkSize, ChunkedLimits::default()),
             (b"+1\r\n", MissingChunkSize, ChunkedLimits::default()),
             (b";a\r\n", MissingChunkSize, ChunkedLimits::default()),
-            (
-                b"1\r\nx\r\nz\r\n",
-                MissingChunkSize,
-                ChunkedLimits::default(),
-            ),
-            (
-                b"10000000000000000\r\n",
-                ChunkSizeOverflow,
-                ChunkedLimits::default(),
-            ),
-            (
-                b"00ffffffffffffffff0\r\n",
-                ChunkSizeOverflow,
-                ChunkedLimits::default(),
-            ),
+            (b"1\r\nx\r\nz\r\n", MissingChunkSize, ChunkedLimits::default()),
+            (b"10000000000000000\r\n", ChunkSizeOverflow, ChunkedLimits::default()),
+            (b"00ffffffffffffffff0\r\n", ChunkSizeOverflow, ChunkedLimits::default()),
             (b"0x1\r\n", InvalidChunkSize, ChunkedLimits::default()),
             (b"1g\r\n", InvalidChunkSize, ChunkedLimits::default()),
-            (
-                b"1 \r\nx\r\n0\r\n\r\n",
-                InvalidChunkSize,
-                ChunkedLimits::default(),
-            ),
+            (b"1 \r\nx\r\n0\r\n\r\n", InvalidChunkSize, ChunkedLimits::default()),
             (b"1\t\r\n", InvalidChunkSize, ChunkedLimits::default()),
             (b"1 x\r\n", InvalidChunkSize, ChunkedLimits::default()),
             (b"1;\r\n", InvalidChunkExt, ChunkedLimits::default()),
@@ -750,16 +666,8 @@ mod tests {
             (b"1;a=\"x\r\n", InvalidChunkExt, ChunkedLimits::default()),
             (b"1;a=\"x\"y\r\n", InvalidChunkExt, ChunkedLimits::default()),
             (b"1;a@\r\n", InvalidChunkExt, ChunkedLimits::default()),
-            (
-                b"1;a=\"\\\x01\"\r\n",
-                InvalidChunkExt,
-                ChunkedLimits::default(),
-            ),
-            (
-                b"1;a=\"\x7f\"\r\n",
-                InvalidChunkExt,
-                ChunkedLimits::default(),
-            ),
+            (b"1;a=\"\\\x01\"\r\n", InvalidChunkExt, ChunkedLimits::default()),
+            (b"1;a=\"\x7f\"\r\n", InvalidChunkExt, ChunkedLimits::default()),
             (b"1;abcdefghi\r\n", ChunkExtTooLong, small),
             (b"1 ; a = b ;\r\n", ChunkExtTooLong, small),
             (b"1\n", BareLf, ChunkedLimits::default()),
@@ -776,57 +684,20 @@ mod tests {
             (b"1\r\nxy\r\n", MissingDataCrlf, ChunkedLimits::default()),
             (b"0\r\na:b\r\n c\r\n\r\n", ObsFold, ChunkedLimits::default()),
             (b"0\r\n\tc\r\n\r\n", ObsFold, ChunkedLimits::default()),
-            (
-                b"0\r\n:b\r\n\r\n",
-                InvalidTrailerName,
-                ChunkedLimits::default(),
-            ),
-            (
-                b"0\r\na(b:c\r\n\r\n",
-                InvalidTrailerName,
-                ChunkedLimits::default(),
-            ),
-            (
-                b"0\r\na :b\r\n\r\n",
-                TrailerWhitespaceBeforeColon,
-                ChunkedLimits::default(),
-            ),
-            (
-                b"0\r\nab\r\n\r\n",
-                TrailerMissingColon,
-                ChunkedLimits::default(),
-            ),
+            (b"0\r\n:b\r\n\r\n", InvalidTrailerName, ChunkedLimits::default()),
+            (b"0\r\na(b:c\r\n\r\n", InvalidTrailerName, ChunkedLimits::default()),
+            (b"0\r\na :b\r\n\r\n", TrailerWhitespaceBeforeColon, ChunkedLimits::default()),
+            (b"0\r\nab\r\n\r\n", TrailerMissingColon, ChunkedLimits::default()),
             (b"0\r\nab\n", TrailerMissingColon, ChunkedLimits::default()),
-            (
-                b"0\r\na:b\x00c\r\n\r\n",
-                InvalidTrailerValue,
-                ChunkedLimits::default(),
-            ),
-            (
-                b"0\r\na:\x7f\r\n\r\n",
-                InvalidTrailerValue,
-                ChunkedLimits::default(),
-            ),
-            (
-                b"0\r\nabcdef:ghijklmnop\r\n\r\n",
-                TrailerSectionTooLarge,
-                small,
-            ),
-            (
-                b"0\r\nab:c\r\nde:f\r\ngh:i\r\n\r\n",
-                TrailerSectionTooLarge,
-                small,
-            ),
+            (b"0\r\na:b\x00c\r\n\r\n", InvalidTrailerValue, ChunkedLimits::default()),
+            (b"0\r\na:\x7f\r\n\r\n", InvalidTrailerValue, ChunkedLimits::default()),
+            (b"0\r\nabcdef:ghijklmnop\r\n\r\n", TrailerSectionTooLarge, small),
+            (b"0\r\nab:c\r\nde:f\r\ngh:i\r\n\r\n", TrailerSectionTooLarge, small),
         ];
         let mut seen = [false; ALL_ERRORS.len()];
         for (input, want, limits) in cases {
             let out = check_splits_with(input, *limits);
-            assert_eq!(
-                out.result,
-                Err(*want),
-                "input {:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(out.result, Err(*want), "input {:?}", String::from_utf8_lossy(input));
             assert!(!out.done);
             seen[error_index(*want)] = true;
         }
@@ -863,8 +734,7 @@ mod tests {
         }
     }
 
-    const TCHARS: &[u8] =
-        b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    const TCHARS: &[u8] = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
     fn push_token(rng: &mut Rng, out: &mut Vec<u8>) {
         for _ in 0..=rng.below(6) {
@@ -884,11 +754,7 @@ mod tests {
         for _ in 0..rng.below(3) {
             out.push(b'0');
         }
-        let hex = if rng.chance(2) {
-            format!("{size:x}")
-        } else {
-            format!("{size:X}")
-        };
+        let hex = if rng.chance(2) { format!("{size:x}") } else { format!("{size:X}") };
         out.extend_from_slice(hex.as_bytes());
     }
 
@@ -926,20 +792,12 @@ mod tests {
         let mut wire = Vec::new();
         let mut payload = Vec::new();
         for _ in 0..rng.below(6) {
-            let size = if rng.chance(8) {
-                1 + rng.below(300)
-            } else {
-                1 + rng.below(20)
-            };
+            let size = if rng.chance(8) { 1 + rng.below(300) } else { 1 + rng.below(20) };
             push_size(rng, &mut wire, size);
             push_exts(rng, &mut wire);
             wire.extend_from_slice(b"\r\n");
             for _ in 0..size {
-                let b = if rng.chance(4) {
-                    rng.pick(b"\r\n0;:")
-                } else {
-                    rng.next() as u8
-                };
+                let b = if rng.chance(4) { rng.pick(b"\r\n0;:") } else { rng.next() as u8 };
                 payload.push(b);
                 wire.push(b);
             }
@@ -975,12 +833,7 @@ mod tests {
             let len = wire.len();
             wire.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
             let whole = decode_pieces(&wire, &[], limits);
-            assert_eq!(
-                whole.result,
-                Ok(len),
-                "{:?}",
-                String::from_utf8_lossy(&wire)
-            );
+            assert_eq!(whole.result, Ok(len), "{:?}", String::from_utf8_lossy(&wire));
             assert!(whole.done);
             assert_eq!(whole.payload, payload);
             let bytewise: Vec<usize> = (1..wire.len()).collect();
@@ -995,22 +848,12 @@ mod tests {
     #[test]
     fn random_garbage_never_panics_and_is_split_invariant() {
         let mut rng = Rng(0x0123_4567_89ab_cdef);
-        let limits = ChunkedLimits {
-            max_chunk_ext: 16,
-            max_trailer_section: 32,
-        };
+        let limits = ChunkedLimits { max_chunk_ext: 16, max_trailer_section: 32 };
         let alphabet = b"0123456789abcdefABCDEFgx;=\" \t\r\n\\:\x00\x7f\x80";
         for _ in 0..3000 {
             let len = rng.below(48);
-            let input: Vec<u8> = (0..len)
-                .map(|_| {
-                    if rng.chance(8) {
-                        rng.next() as u8
-                    } else {
-                        rng.pick(alphabet)
-                    }
-                })
-                .collect();
+            let input: Vec<u8> =
+                (0..len).map(|_| if rng.chance(8) { rng.next() as u8 } else { rng.pick(alphabet) }).collect();
             let whole = decode_pieces(&input, &[], limits);
             let bytewise: Vec<usize> = (1..input.len()).collect();
             assert_eq!(decode_pieces(&input, &bytewise, limits), whole);

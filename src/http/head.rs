@@ -331,11 +331,8 @@ pub fn parse_request(buf: &[u8], limits: &HeadLimits, head: &mut RequestHead) ->
     let max_headers = limits.max_headers.min(MAX_HEADERS_CAP);
     let mut scratch = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
     let mut req = httparse::Request::new(&mut []);
-    let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
-        &mut req,
-        buf,
-        &mut scratch[..max_headers],
-    );
+    let parsed =
+        httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, &mut scratch[..max_headers]);
     let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => {
@@ -537,8 +534,7 @@ fn valid_authority(v: &[u8]) -> bool {
         }
     };
     let host_ok = host.first() == Some(&b'[')
-        || (!host.is_empty()
-            && host.iter().all(|&c| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&c)));
+        || (!host.is_empty() && host.iter().all(|&c| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&c)));
     let port_ok = match port {
         None => true,
         Some(p) => p.len() <= 5 && p.iter().all(u8::is_ascii_digit),
@@ -766,10 +762,7 @@ mod tests {
             err(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
             HeadError::LengthAndEncoding
         );
-        assert_eq!(
-            err(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            HeadError::EncodingInHttp10
-        );
+        assert_eq!(err(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), HeadError::EncodingInHttp10);
     }
 
     #[test]
@@ -804,7 +797,10 @@ mod tests {
         assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), HeadError::InvalidHost);
         assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), HeadError::InvalidHost);
         assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a:80x\r\n\r\n"), HeadError::InvalidHost);
-        assert_eq!(ok(b"GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n").host(b"GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n"), b"[::1]:8000");
+        assert_eq!(
+            ok(b"GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n").host(b"GET / HTTP/1.1\r\nHost: [::1]:8000\r\n\r\n"),
+            b"[::1]:8000"
+        );
         // HTTP/1.0 needs no Host.
         assert!(ok(b"GET / HTTP/1.0\r\n\r\n").host.is_none());
     }
@@ -842,7 +838,8 @@ mod tests {
 
     #[test]
     fn headers_named_in_connection_are_marked_but_framing_is_not() {
-        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: x-secret, content-length\r\nX-Secret: 1\r\nX-Other: 2\r\n\r\n";
+        let raw =
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: x-secret, content-length\r\nX-Secret: 1\r\nX-Other: 2\r\n\r\n";
         let h = ok(raw);
         let skipped: Vec<&[u8]> = h.headers.iter().filter(|e| e.skip).map(|e| &raw[e.name.clone()]).collect();
         assert_eq!(skipped, vec![&b"X-Secret"[..]]);

@@ -181,13 +181,16 @@ fn parse_len(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 20 {
         return None;
     }
-    v.iter().try_fold(0u64, |n, &c| {
-        if c.is_ascii_digit() {
-            n.checked_mul(10)?.checked_add(u64::from(c - b'0'))
-        } else {
-            None
-        }
-    })
+    v.iter().try_fold(
+        0u64,
+        |n, &c| {
+            if c.is_ascii_digit() {
+                n.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+            } else {
+                None
+            }
+        },
+    )
 }
 
 #[cfg(test)]
@@ -242,7 +245,9 @@ mod tests {
     fn connection_close_and_http10_mark_the_upstream_for_closing() {
         assert!(parse(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", false).unwrap().close);
         assert!(parse(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false).unwrap().close);
-        assert!(!parse(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", false).unwrap().close);
+        assert!(
+            !parse(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", false).unwrap().close
+        );
         assert!(!parse(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false).unwrap().close);
     }
 }

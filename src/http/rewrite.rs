@@ -112,7 +112,10 @@ pub fn write_response_head(
     out.extend_from_slice(b"\r\n");
     for h in &head.headers {
         let drop = h.skip
-            || matches!(h.known, Known::Connection | Known::KeepAlive | Known::ProxyConnection | Known::Te | Known::Upgrade)
+            || matches!(
+                h.known,
+                Known::Connection | Known::KeepAlive | Known::ProxyConnection | Known::Te | Known::Upgrade
+            )
             || (framing.dechunk && h.known == Known::TransferEncoding);
         if !drop {
             out.extend_from_slice(&buf[h.name.start..h.value.end]);

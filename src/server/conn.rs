@@ -281,7 +281,8 @@ impl Conn {
         let req_path = self.head.path(&self.buf);
         snap.router.upstream_path(&m, req_path, &mut self.path);
         let original_host = self.head.host(&self.buf);
-        let host: &[u8] = if route.preserve_host && !original_host.is_empty() { original_host } else { &target.host_header };
+        let host: &[u8] =
+            if route.preserve_host && !original_host.is_empty() { original_host } else { &target.host_header };
         let prefix: &[u8] =
             if route.strip_path && m.matched_len > 1 { &req_path[..m.matched_len.min(req_path.len())] } else { b"" };
         self.out.clear();
@@ -361,7 +362,9 @@ impl Conn {
             match write_range(&mut conn.stream, &mut self.out, 0..len, service.write_timeout).await {
                 Ok(()) => {}
                 Err(IoFail::Io(_)) if conn.reused && body.done => continue,
-                Err(IoFail::Io(e)) => return self.fail_before_response(w, &ProxyError::UpstreamConnect(e), body.done).await,
+                Err(IoFail::Io(e)) => {
+                    return self.fail_before_response(w, &ProxyError::UpstreamConnect(e), body.done).await
+                }
                 Err(IoFail::Timeout) => return self.fail_before_response(w, &ProxyError::UpstreamTimeout, false).await,
             }
             if !body.done {
@@ -388,10 +391,8 @@ impl Conn {
         // Relay the response.
         let framing = self.resp.framing;
         let dechunk = framing == ResponseFraming::Chunked && version == Version::Http10;
-        let close_down = !downstream_keep_alive
-            || framing == ResponseFraming::UntilClose
-            || dechunk
-            || w.drain.is_draining();
+        let close_down =
+            !downstream_keep_alive || framing == ResponseFraming::UntilClose || dechunk || w.drain.is_draining();
         self.out.clear();
         rewrite::write_response_head(
             &up.buf,

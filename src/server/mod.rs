@@ -112,7 +112,9 @@ impl Server {
                 shutdown: shutdown.clone(),
             };
             threads.push(
-                std::thread::Builder::new().name(format!("ringgate-worker-{id}")).spawn(move || crate::worker::run(ctx))?,
+                std::thread::Builder::new()
+                    .name(format!("ringgate-worker-{id}"))
+                    .spawn(move || crate::worker::run(ctx))?,
             );
         }
         Ok(Server { local_addrs, shutdown, threads })

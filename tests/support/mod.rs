@@ -2,5 +2,5 @@
 //! `mod support;` and uses only part of it, hence the dead-code allowance.
 #![allow(dead_code)]
 
-pub mod upstream;
 pub mod client;
+pub mod upstream;

@@ -96,25 +96,17 @@ pub struct Received {
 impl Received {
     /// The first value of the header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
     /// Every value of the header `name` (case-insensitive), in order.
     pub fn header_all(&self, name: &str) -> Vec<&[u8]> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
-            .collect()
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice()).collect()
     }
 
     /// The first value of the header `name` as text (lossy), for easy assertions.
     pub fn header_str(&self, name: &str) -> Option<String> {
-        self.header(name)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
+        self.header(name).map(|v| String::from_utf8_lossy(v).into_owned())
     }
 }
 
@@ -150,9 +142,7 @@ impl Shared {
     }
 
     fn error(&self, conn_id: usize, msg: String) {
-        lock(&self.log)
-            .errors
-            .push(format!("conn {conn_id}: {msg}"));
+        lock(&self.log).errors.push(format!("conn {conn_id}: {msg}"));
         self.arrived.notify_all();
     }
 }
@@ -185,11 +175,7 @@ impl Upstream {
                 .spawn(move || accept_loop(listener, shared))
                 .expect("spawn acceptor")
         };
-        Upstream {
-            addr,
-            shared,
-            acceptor: Some(acceptor),
-        }
+        Upstream { addr, shared, acceptor: Some(acceptor) }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -211,12 +197,7 @@ impl Upstream {
             if now >= deadline {
                 break;
             }
-            log = self
-                .shared
-                .arrived
-                .wait_timeout(log, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            log = self.shared.arrived.wait_timeout(log, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
         log.received.clone()
     }
@@ -261,9 +242,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let Ok(stream) = stream else { continue };
         let conn_id = shared.connections.fetch_add(1, Ordering::SeqCst);
         let _ = stream.set_nodelay(true);
-        if stream.set_read_timeout(Some(POLL)).is_err()
-            || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err()
-        {
+        if stream.set_read_timeout(Some(POLL)).is_err() || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
             continue;
         }
         if let Ok(clone) = stream.try_clone() {
@@ -305,13 +284,7 @@ struct Conn {
 
 impl Conn {
     fn new(stream: TcpStream, conn_id: usize, shared: Arc<Shared>) -> Self {
-        Conn {
-            stream,
-            conn_id,
-            shared,
-            buf: Vec::new(),
-            raw: Vec::new(),
-        }
+        Conn { stream, conn_id, shared, buf: Vec::new(), raw: Vec::new() }
     }
 
     /// Reads more bytes into `buf`; Ok(false) on EOF.
@@ -330,9 +303,7 @@ impl Conn {
                 Err(e)
                     if matches!(
                         e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
                     ) => {}
                 Err(e) => return Err(End::Io(e.to_string())),
             }
@@ -393,9 +364,7 @@ impl Conn {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), End> {
-        self.stream
-            .write_all(bytes)
-            .map_err(|e| End::Io(format!("write: {e}")))
+        self.stream.write_all(bytes).map_err(|e| End::Io(format!("write: {e}")))
     }
 }
 
@@ -409,17 +378,11 @@ struct Head {
 
 impl Head {
     fn first(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
     fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
     /// Comma-separated list elements of every `name` field, trimmed, lower-cased.
@@ -432,17 +395,13 @@ impl Head {
     }
 
     fn knob(&self, name: &str) -> Option<String> {
-        self.first(name)
-            .map(|v| String::from_utf8_lossy(v).trim().to_string())
+        self.first(name).map(|v| String::from_utf8_lossy(v).trim().to_string())
     }
 
     fn knob_num(&self, name: &str) -> Result<Option<u64>, End> {
         match self.knob(name) {
             None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| End::Protocol(format!("{name}: not a number: {v:?}"))),
+            Some(v) => v.parse().map(Some).map_err(|_| End::Protocol(format!("{name}: not a number: {v:?}"))),
         }
     }
 
@@ -466,9 +425,7 @@ fn serve(mut conn: Conn) {
             End::Eof | End::Stopped => {}
             End::Protocol(msg) => {
                 conn.shared.error(conn.conn_id, msg);
-                let _ = conn.write(
-                    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                );
+                let _ = conn.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
             }
             End::Io(msg) => conn.shared.error(conn.conn_id, msg),
         }
@@ -490,20 +447,15 @@ fn serve_one(conn: &mut Conn, seq: usize) -> Result<bool, End> {
     let te = head.list("transfer-encoding");
     let cls: Vec<&[u8]> = head.all("content-length").collect();
     if !te.is_empty() && !cls.is_empty() {
-        return Err(End::Protocol(
-            "request has both Transfer-Encoding and Content-Length".into(),
-        ));
+        return Err(End::Protocol("request has both Transfer-Encoding and Content-Length".into()));
     }
     let chunked = !te.is_empty();
     if chunked && te.iter().any(|c| c != "chunked") {
-        return Err(End::Protocol(format!(
-            "unsupported transfer coding: {te:?}"
-        )));
+        return Err(End::Protocol(format!("unsupported transfer coding: {te:?}")));
     }
     let content_length = match cls.as_slice() {
         [] => 0,
-        [v] => parse_decimal(v)
-            .ok_or_else(|| End::Protocol(format!("bad Content-Length {:?}", lossy(v))))?,
+        [v] => parse_decimal(v).ok_or_else(|| End::Protocol(format!("bad Content-Length {:?}", lossy(v))))?,
         _ => return Err(End::Protocol("more than one Content-Length".into())),
     };
     let has_body = chunked || content_length > 0;
@@ -513,8 +465,7 @@ fn serve_one(conn: &mut Conn, seq: usize) -> Result<bool, End> {
     let (body, trailers) = if chunked {
         read_chunked(conn)?
     } else {
-        let n = usize::try_from(content_length)
-            .map_err(|_| End::Protocol("Content-Length too large".into()))?;
+        let n = usize::try_from(content_length).map_err(|_| End::Protocol("Content-Length too large".into()))?;
         (conn.take(n)?, Vec::new())
     };
 
@@ -547,11 +498,7 @@ fn read_head(conn: &mut Conn) -> Result<Option<Head>, End> {
                         method: req.method.unwrap_or_default().to_string(),
                         target: req.path.unwrap_or_default().to_string(),
                         version: req.version.unwrap_or_default(),
-                        headers: req
-                            .headers
-                            .iter()
-                            .map(|h| (h.name.to_string(), h.value.to_vec()))
-                            .collect(),
+                        headers: req.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect(),
                     },
                 )),
                 Ok(httparse::Status::Partial) => None,
@@ -566,11 +513,7 @@ fn read_head(conn: &mut Conn) -> Result<Option<Head>, End> {
             return Err(End::Protocol("request head too large".into()));
         }
         if !conn.fill()? {
-            return if conn.buf.is_empty() {
-                Ok(None)
-            } else {
-                Err(End::Io("EOF inside request head".into()))
-            };
+            return if conn.buf.is_empty() { Ok(None) } else { Err(End::Io("EOF inside request head".into())) };
         }
     }
 }
@@ -585,18 +528,13 @@ fn read_chunked(conn: &mut Conn) -> Result<(Vec<u8>, Fields), End> {
         let size_end = line.iter().position(|&b| b == b';').unwrap_or(line.len());
         let size = &line[..size_end];
         if size.is_empty() || !size.iter().all(u8::is_ascii_hexdigit) {
-            return Err(End::Protocol(format!(
-                "bad chunk size line {:?}",
-                lossy(&line)
-            )));
+            return Err(End::Protocol(format!("bad chunk size line {:?}", lossy(&line))));
         }
-        let size = u64::from_str_radix(&lossy(size), 16)
-            .map_err(|_| End::Protocol("chunk size overflows".into()))?;
+        let size = u64::from_str_radix(&lossy(size), 16).map_err(|_| End::Protocol("chunk size overflows".into()))?;
         if size == 0 {
             break;
         }
-        let size =
-            usize::try_from(size).map_err(|_| End::Protocol("chunk size too large".into()))?;
+        let size = usize::try_from(size).map_err(|_| End::Protocol("chunk size too large".into()))?;
         body.extend_from_slice(&conn.take(size)?);
         if conn.take(2)? != b"\r\n" {
             return Err(End::Protocol("chunk data not followed by CRLF".into()));
@@ -609,19 +547,13 @@ fn read_chunked(conn: &mut Conn) -> Result<(Vec<u8>, Fields), End> {
             return Ok((body, trailers));
         }
         let Some(colon) = line.iter().position(|&b| b == b':') else {
-            return Err(End::Protocol(format!(
-                "trailer without colon {:?}",
-                lossy(&line)
-            )));
+            return Err(End::Protocol(format!("trailer without colon {:?}", lossy(&line))));
         };
         let name = &line[..colon];
         if name.is_empty() || name.iter().any(|b| b.is_ascii_whitespace()) {
             return Err(End::Protocol(format!("bad trailer name {:?}", lossy(name))));
         }
-        let value = lossy(&line[colon + 1..])
-            .trim_matches([' ', '\t'])
-            .as_bytes()
-            .to_vec();
+        let value = lossy(&line[colon + 1..]).trim_matches([' ', '\t']).as_bytes().to_vec();
         trailers.push((lossy(name), value));
     }
 }
@@ -717,11 +649,7 @@ fn respond(conn: &mut Conn, head: &Head, seq: usize, request_body: Vec<u8>) -> R
         let text = lossy(extra);
         match text.split_once(':') {
             Some((n, v)) => push(n.trim(), v.trim().as_bytes()),
-            None => {
-                return Err(End::Protocol(format!(
-                    "x-test-header without colon: {text:?}"
-                )))
-            }
+            None => return Err(End::Protocol(format!("x-test-header without colon: {text:?}"))),
         }
     }
     if let Some(n) = head.knob_num("x-test-head-bytes")? {
