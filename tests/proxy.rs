@@ -1,0 +1,396 @@
+//! The data plane end to end: a real downstream socket, the proxy library on 127.0.0.1,
+//! and a real upstream that records what it received. Every test runs on both monoio
+//! drivers.
+
+mod support;
+
+use std::time::Duration;
+
+use ringgate::server::{IoDriver, Limits};
+use support::client::{config_for, Client, Proxy};
+use support::upstream::Upstream;
+
+const ROOT_ROUTE: &str = "  - name: root\n    paths: [/]\n    strip_path: false\n";
+
+fn proxy_to(up: &Upstream, routes: &str, driver: IoDriver) -> Proxy {
+    Proxy::start(&config_for(up.addr(), routes), driver, Limits::default())
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: api.example.com\r\n\r\n").into_bytes()
+}
+
+on_both_drivers!(get_is_forwarded_with_rewritten_host_and_forwarding_headers, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, ROOT_ROUTE, d);
+    let r = p.send(b"GET /orders/7?x=1 HTTP/1.1\r\nHost: api.example.com:8000\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.9\r\nX-Real-IP: 6.6.6.6\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"ok");
+    let got = up.wait_for(1, Duration::from_secs(5));
+    assert_eq!(got.len(), 1);
+    let g = &got[0];
+    assert_eq!(g.method, "GET");
+    assert_eq!(g.target, "/orders/7?x=1");
+    assert_eq!(g.version, 1);
+    assert_eq!(g.header_str("host").unwrap(), up.addr().to_string());
+    assert_eq!(g.header_str("accept").as_deref(), Some("*/*"));
+    assert_eq!(g.header_str("x-forwarded-for").as_deref(), Some("10.0.0.9, 127.0.0.1"));
+    assert_eq!(g.header_all("x-forwarded-for").len(), 1);
+    assert_eq!(g.header_str("x-real-ip").as_deref(), Some("127.0.0.1"));
+    assert_eq!(g.header_all("x-real-ip").len(), 1);
+    assert_eq!(g.header_str("x-forwarded-proto").as_deref(), Some("http"));
+    assert_eq!(g.header_str("x-forwarded-host").as_deref(), Some("api.example.com"));
+    assert_eq!(g.header_str("x-forwarded-port").unwrap(), p.addr.port().to_string());
+    assert_eq!(g.header_str("x-forwarded-path").as_deref(), Some("/orders/7"));
+    assert!(up.errors().is_empty(), "{:?}", up.errors());
+});
+
+on_both_drivers!(preserve_host_sends_the_downstream_host, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, "  - name: r\n    paths: [/]\n    preserve_host: true\n", d);
+    assert_eq!(p.send(&get("/a")).status, 200);
+    let g = &up.wait_for(1, Duration::from_secs(5))[0];
+    assert_eq!(g.header_str("host").as_deref(), Some("api.example.com"));
+});
+
+on_both_drivers!(strip_path_joins_the_service_path, |d| {
+    let up = Upstream::start();
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{}/base\n  routes:\n  - name: r\n    paths: [/api]\n",
+        up.addr()
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    assert_eq!(p.send(&get("/api/users?id=3")).status, 200);
+    let g = &up.wait_for(1, Duration::from_secs(5))[0];
+    assert_eq!(g.target, "/base/users?id=3");
+    assert_eq!(g.header_str("x-forwarded-prefix").as_deref(), Some("/api"));
+});
+
+on_both_drivers!(hop_by_hop_headers_are_not_forwarded, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, ROOT_ROUTE, d);
+    let r = p.send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\nX-Kept: yes\r\n\r\n");
+    assert_eq!(r.status, 200);
+    let g = &up.wait_for(1, Duration::from_secs(5))[0];
+    for h in ["x-secret", "keep-alive", "te", "upgrade", "proxy-connection", "connection"] {
+        assert!(g.header(h).is_none(), "{h} reached the upstream");
+    }
+    assert_eq!(g.header_str("x-kept").as_deref(), Some("yes"));
+});
+
+on_both_drivers!(keep_alive_reuses_both_connections, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, ROOT_ROUTE, d);
+    let mut c = p.connect();
+    for i in 0..20 {
+        c.write(&get(&format!("/n/{i}")));
+        let r = c.response().expect("response");
+        assert_eq!(r.status, 200);
+    }
+    let got = up.wait_for(20, Duration::from_secs(5));
+    assert_eq!(got.len(), 20);
+    assert_eq!(up.connections(), 1, "one pooled upstream connection serves a sequential client");
+    let targets: Vec<String> = got.iter().map(|g| g.target.clone()).collect();
+    assert_eq!(targets, (0..20).map(|i| format!("/n/{i}")).collect::<Vec<_>>());
+});
+
+on_both_drivers!(pipelined_requests_are_answered_in_order, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, ROOT_ROUTE, d);
+    let mut c = p.connect();
+    let mut all = Vec::new();
+    for i in 0..5 {
+        all.extend_from_slice(format!("GET /p HTTP/1.1\r\nHost: a\r\nx-test-body: r{i}\r\n\r\n").as_bytes());
+    }
+    all.extend_from_slice(b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nx-test-echo: 1\r\n\r\nabc");
+    all.extend_from_slice(b"GET /p HTTP/1.1\r\nHost: a\r\nx-test-body: last\r\n\r\n");
+    c.write(&all);
+    for i in 0..5 {
+        assert_eq!(c.response().unwrap().body_str(), format!("r{i}"));
+    }
+    assert_eq!(c.response().unwrap().body_str(), "abc");
+    assert_eq!(c.response().unwrap().body_str(), "last");
+});
+
+on_both_drivers!(large_content_length_body_streams_through_intact, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, ROOT_ROUTE, d);
+    let body: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut c = p.connect();
+    c.write(format!("PUT /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
+    for part in body.chunks(65536) {
+        c.write(part);
+    }
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 200);
+    let g = &up.wait_for(1, Duration::from_secs(5))[0];
+    assert_eq!(g.body.len(), body.len());
+    assert!(g.body == body, "body bytes changed on the way");
+});
+
+on_both_drivers!(chunked_request_body_with_trailers_is_forwarded_verbatim, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, ROOT_ROUTE, d);
+    let mut c = p.connect();
+    c.write(b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nx-test-echo: 1\r\n\r\n5;ext=1\r\nhello\r\n");
+    std::thread::sleep(Duration::from_millis(50));
+    c.write(b"6\r\n world\r\n0\r\nX-Checksum: 42\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.body_str(), "hello world");
+    let g = &up.wait_for(1, Duration::from_secs(5))[0];
+    assert!(g.chunked);
+    assert_eq!(g.body, b"hello world");
+    assert_eq!(g.trailers, vec![("X-Checksum".to_string(), b"42".to_vec())]);
+});
+
+on_both_drivers!(expect_continue_gets_100_before_the_body, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, ROOT_ROUTE, d);
+    let mut c = p.connect();
+    c.write(b"POST /e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\nx-test-echo: 1\r\n\r\n");
+    let interim = c.response().unwrap();
+    assert_eq!(interim.status, 100);
+    c.write(b"data");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"data");
+    let g = &up.wait_for(1, Duration::from_secs(5))[0];
+    assert!(g.header("expect").is_none(), "the proxy answers the expectation itself");
+});
+
+on_both_drivers!(bodiless_responses_carry_no_body, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, ROOT_ROUTE, d);
+    let mut c = p.connect();
+    c.write(b"HEAD /h HTTP/1.1\r\nHost: a\r\nx-test-body-len: 100\r\n\r\n");
+    let r = c.response_to(true).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("100"));
+    for status in [204, 304] {
+        c.write(format!("GET /s HTTP/1.1\r\nHost: a\r\nx-test-status: {status}\r\n\r\n").as_bytes());
+        assert_eq!(c.response().unwrap().status, status);
+    }
+    // The connection is still in step: a normal request works after them.
+    c.write(&get("/after"));
+    assert_eq!(c.response().unwrap().body, b"ok");
+});
+
+on_both_drivers!(chunked_response_is_relayed_with_trailers, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, ROOT_ROUTE, d);
+    let mut c = p.connect();
+    c.write(b"GET /c HTTP/1.1\r\nHost: a\r\nx-test-body-len: 50000\r\nx-test-chunked: 7\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.body.len(), 50000);
+    c.write(&get("/again"));
+    assert_eq!(c.response().unwrap().body, b"ok");
+});
+
+on_both_drivers!(close_delimited_response_ends_the_downstream_connection, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, ROOT_ROUTE, d);
+    let mut c = p.connect();
+    c.write(b"GET /cd HTTP/1.1\r\nHost: a\r\nx-test-close-delimited: 1\r\nx-test-body: until-close\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.body_str(), "until-close");
+    assert_eq!(r.header("connection"), Some("close"));
+});
+
+on_both_drivers!(http10_downstream_gets_keep_alive_semantics_and_dechunked_bodies, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, ROOT_ROUTE, d);
+    let mut c = p.connect();
+    c.write(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.header("connection"), Some("keep-alive"));
+    c.write(b"GET /b HTTP/1.0\r\nConnection: keep-alive\r\nx-test-chunked: 3\r\nx-test-body: three-chunks\r\n\r\n");
+    let r = c.response().unwrap();
+    assert!(r.header("transfer-encoding").is_none());
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(r.body_str(), "three-chunks");
+    let mut c = p.connect();
+    c.write(b"GET /c HTTP/1.0\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.closed_within(Duration::from_secs(2)));
+});
+
+on_both_drivers!(no_route_is_kongs_404, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, "  - name: r\n    paths: [/only]\n", d);
+    let mut c = p.connect();
+    c.write(&get("/elsewhere"));
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body_str(), r#"{"message":"no Route matched with those values"}"#);
+    // The connection stays usable.
+    c.write(&get("/only"));
+    assert_eq!(c.response().unwrap().status, 200);
+    assert_eq!(up.received().len(), 1);
+});
+
+on_both_drivers!(unreachable_upstream_is_502_and_slow_one_504, |d| {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{dead_addr}\n  retries: 1\n  routes:\n  - name: r\n    paths: [/]\n"
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    let r = p.send(&get("/"));
+    assert_eq!(r.status, 502);
+    assert_eq!(r.body_str(), r#"{"message":"An invalid response was received from the upstream server"}"#);
+
+    let up = Upstream::start();
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{}\n  read_timeout: 200\n  routes:\n  - name: r\n    paths: [/]\n",
+        up.addr()
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    let r = p.send(b"GET / HTTP/1.1\r\nHost: a\r\nx-test-delay-ms: 1500\r\n\r\n");
+    assert_eq!(r.status, 504);
+    assert_eq!(r.body_str(), r#"{"message":"The upstream server is timing out"}"#);
+});
+
+on_both_drivers!(upstream_that_closes_or_lies_is_502, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, ROOT_ROUTE, d);
+    assert_eq!(p.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nx-test-close: 1\r\n\r\n").status, 502);
+    assert_eq!(p.send(b"GET / HTTP/1.1\r\nHost: a\r\nx-test-bad-framing: 1\r\n\r\n").status, 502);
+    assert_eq!(p.send(b"GET / HTTP/1.1\r\nHost: a\r\nx-test-head-bytes: 100000\r\n\r\n").status, 502);
+    // And a good request afterwards still works.
+    assert_eq!(p.send(&get("/")).status, 200);
+});
+
+/// A request the proxy must refuse: the status, the connection closed, and nothing
+/// reaching the upstream.
+fn assert_refused(p: &Proxy, up: &Upstream, raw: &[u8], status: u16) {
+    let mut c = p.connect();
+    c.write(raw);
+    let r = c.response().unwrap_or_else(|| panic!("no response to {:?}", String::from_utf8_lossy(raw)));
+    assert_eq!(r.status, status, "{:?}", String::from_utf8_lossy(raw));
+    assert_eq!(r.header("connection"), Some("close"), "{:?}", String::from_utf8_lossy(raw));
+    assert!(c.closed_within(Duration::from_secs(2)), "connection left open after {:?}", String::from_utf8_lossy(raw));
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(up.received().is_empty(), "{:?} reached the upstream", String::from_utf8_lossy(raw));
+    assert!(up.errors().is_empty(), "{:?} reached the upstream", String::from_utf8_lossy(raw));
+}
+
+on_both_drivers!(malformed_framing_is_refused_and_nothing_reaches_the_upstream, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, ROOT_ROUTE, d);
+    let cases: &[(&[u8], u16)] = &[
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nabcde", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\nabcde", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: bogus, chunked\r\n\r\n", 501),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff1\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n folded\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r2\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\x002\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\nHost: a\n\n", 400),
+        (b"GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: 1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-\xff: 1\r\n\r\n", 400),
+        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505),
+    ];
+    for (raw, status) in cases {
+        assert_refused(&p, &up, raw, *status);
+    }
+});
+
+on_both_drivers!(size_limits_answer_431_and_413, |d| {
+    let up = Upstream::start();
+    let limits = Limits { max_body_bytes: 1000, ..Limits::default() };
+    let p = Proxy::start(&config_for(up.addr(), ROOT_ROUTE), d, limits);
+    let mut big = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: ".to_vec();
+    big.resize(40 * 1024, b'b');
+    big.extend_from_slice(b"\r\n\r\n");
+    assert_refused(&p, &up, &big, 431);
+    let mut many = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+    for i in 0..150 {
+        many.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    assert_refused(&p, &up, &many, 431);
+    assert_refused(&p, &up, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n", 413);
+    // A chunked body that grows past the limit while streaming.
+    let mut c = p.connect();
+    c.write(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n");
+    c.write(&[b'x'; 1000]);
+    c.write(b"\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 413);
+    assert!(c.closed_within(Duration::from_secs(2)));
+});
+
+on_both_drivers!(slow_head_times_out_with_408, |d| {
+    let up = Upstream::start();
+    let limits = Limits { header_timeout: Duration::from_millis(300), ..Limits::default() };
+    let p = Proxy::start(&config_for(up.addr(), ROOT_ROUTE), d, limits);
+    let mut c = p.connect();
+    c.write(b"GET / HTTP/1.1\r\nHost: a\r\n");
+    let r = c.response().unwrap();
+    assert_eq!(r.status, 408);
+    assert!(c.closed_within(Duration::from_secs(2)));
+    assert!(up.received().is_empty());
+});
+
+on_both_drivers!(idle_keep_alive_connection_is_closed_after_the_idle_timeout, |d| {
+    let up = Upstream::start();
+    let limits = Limits { idle_timeout: Duration::from_millis(300), ..Limits::default() };
+    let p = Proxy::start(&config_for(up.addr(), ROOT_ROUTE), d, limits);
+    let mut c = p.connect();
+    c.write(&get("/"));
+    assert_eq!(c.response().unwrap().status, 200);
+    assert!(c.closed_within(Duration::from_secs(3)));
+});
+
+on_both_drivers!(shutdown_lets_in_flight_requests_finish, |d| {
+    let up = Upstream::start();
+    let mut p = proxy_to(&up, ROOT_ROUTE, d);
+    let addr = p.addr;
+    let slow = std::thread::spawn(move || {
+        let mut c = Client::connect(addr);
+        c.write(b"GET /slow HTTP/1.1\r\nHost: a\r\nx-test-delay-ms: 600\r\n\r\n");
+        c.response()
+    });
+    let mut idle = p.connect();
+    idle.write(&get("/"));
+    assert_eq!(idle.response().unwrap().status, 200);
+    std::thread::sleep(Duration::from_millis(150));
+    let server = p.server.take().unwrap();
+    server.begin_shutdown();
+    // The idle keep-alive connection is closed promptly.
+    assert!(idle.closed_within(Duration::from_secs(2)));
+    // The request in flight completes, marked as the connection's last.
+    let r = slow.join().unwrap().expect("in-flight request answered");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(server.join(Duration::from_secs(5)), "workers exit after draining");
+    assert!(std::net::TcpStream::connect(addr).is_err(), "listener closed");
+});
+
+on_both_drivers!(reload_swaps_routes_without_dropping_connections, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, "  - name: r\n    paths: [/old]\n", d);
+    let mut c = p.connect();
+    c.write(&get("/old"));
+    assert_eq!(c.response().unwrap().status, 200);
+    p.reload(&config_for(up.addr(), "  - name: r\n    paths: [/new]\n"));
+    c.write(&get("/new"));
+    assert_eq!(c.response().unwrap().status, 200);
+    c.write(&get("/old"));
+    assert_eq!(c.response().unwrap().status, 404);
+});
