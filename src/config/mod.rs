@@ -6,6 +6,8 @@
 
 pub mod model;
 pub mod node;
+pub mod template;
+pub mod yaml;
 
 pub use model::*;
 pub use node::{Node, NodeValue};
