@@ -28,7 +28,10 @@ pub enum NodeValue {
 
 impl Node {
     pub fn null() -> Node {
-        Node { mark: Mark::default(), value: NodeValue::Null }
+        Node {
+            mark: Mark::default(),
+            value: NodeValue::Null,
+        }
     }
 
     /// The value under `key` when this node is a map.

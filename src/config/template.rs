@@ -64,19 +64,33 @@ struct Segment {
 impl SourceMap {
     /// The identity map for text that had no template actions.
     pub fn identity(source: &str) -> SourceMap {
-        SourceMap::new(source, vec![Segment { out: 0, src: 0, copied: true }])
+        SourceMap::new(
+            source,
+            vec![Segment {
+                out: 0,
+                src: 0,
+                copied: true,
+            }],
+        )
     }
 
     fn new(source: &str, segments: Vec<Segment>) -> SourceMap {
         let mut line_starts = vec![0];
         line_starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
-        SourceMap { line_starts, segments, source: source.to_string() }
+        SourceMap {
+            line_starts,
+            segments,
+            source: source.to_string(),
+        }
     }
 
     /// The source position of the character at `out` (a character offset into the
     /// rendered text, as the YAML parser counts).
     pub fn mark(&self, out: usize) -> Mark {
-        let i = self.segments.partition_point(|s| s.out <= out).saturating_sub(1);
+        let i = self
+            .segments
+            .partition_point(|s| s.out <= out)
+            .saturating_sub(1);
         let Some(seg) = self.segments.get(i) else {
             return Mark { line: 1, column: 1 };
         };
@@ -98,7 +112,10 @@ impl SourceMap {
         let line = self.line_starts.partition_point(|&s| s <= byte);
         let start = self.line_starts[line - 1];
         let column = self.source[start..byte].chars().count() + 1;
-        Mark { line: line as u32, column: column as u32 }
+        Mark {
+            line: line as u32,
+            column: column as u32,
+        }
     }
 }
 
@@ -113,7 +130,10 @@ fn is_go_space(c: char) -> bool {
 /// Renders `source`, looking `DECK_*` variables up with `env`. Returns every problem
 /// found, in file order; rendering continues after a failed action so that one run
 /// reports all unset variables at once.
-pub fn render(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Rendered, Vec<TemplateError>> {
+pub fn render(
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Rendered, Vec<TemplateError>> {
     let lines = SourceMap::identity(source);
     let mut out = String::with_capacity(source.len());
     let mut out_chars = 0usize;
@@ -134,10 +154,17 @@ pub fn render(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Rend
         let mut lit_end = literal_end;
         let trim_before = next.is_some_and(|at| left_trim_marker(&source[at + OPEN.len()..]));
         if trim_before {
-            lit_end = lit_start + source[lit_start..literal_end].trim_end_matches(is_go_space).len();
+            lit_end = lit_start
+                + source[lit_start..literal_end]
+                    .trim_end_matches(is_go_space)
+                    .len();
         }
         if lit_start < lit_end {
-            segments.push(Segment { out: out_chars, src: lit_start, copied: true });
+            segments.push(Segment {
+                out: out_chars,
+                src: lit_start,
+                copied: true,
+            });
             let lit = &source[lit_start..lit_end];
             out.push_str(lit);
             out_chars += lit.chars().count();
@@ -155,7 +182,11 @@ pub fn render(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Rend
         match eval_action(source, body_start, body_end, env, &lines) {
             Ok(text) => {
                 if !text.is_empty() {
-                    segments.push(Segment { out: out_chars, src: at, copied: false });
+                    segments.push(Segment {
+                        out: out_chars,
+                        src: at,
+                        copied: false,
+                    });
                     out.push_str(&text);
                     out_chars += text.chars().count();
                 }
@@ -170,9 +201,16 @@ pub fn render(source: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Rend
         return Err(errors);
     }
     if segments.is_empty() {
-        segments.push(Segment { out: 0, src: 0, copied: true });
+        segments.push(Segment {
+            out: 0,
+            src: 0,
+            copied: true,
+        });
     }
-    Ok(Rendered { text: out, map: SourceMap::new(source, segments) })
+    Ok(Rendered {
+        text: out,
+        map: SourceMap::new(source, segments),
+    })
 }
 
 /// `${{-` trims only when the hyphen is followed by space, as in Go (`${{-3}}` is the
@@ -226,8 +264,16 @@ enum Token {
     Close,
 }
 
-fn tokenize(source: &str, start: usize, end: usize, lines: &SourceMap) -> Result<Vec<(Token, usize)>, TemplateError> {
-    let err = |at: usize, message: String| TemplateError { mark: lines.mark_of_byte(at), message };
+fn tokenize(
+    source: &str,
+    start: usize,
+    end: usize,
+    lines: &SourceMap,
+) -> Result<Vec<(Token, usize)>, TemplateError> {
+    let err = |at: usize, message: String| TemplateError {
+        mark: lines.mark_of_byte(at),
+        message,
+    };
     let body = &source[start..end];
     let mut tokens = Vec::new();
     let mut chars = body.char_indices().peekable();
@@ -268,7 +314,10 @@ fn tokenize(source: &str, start: usize, end: usize, lines: &SourceMap) -> Result
                             Some('\'') => s.push('\''),
                             other => {
                                 let shown = other.map(String::from).unwrap_or_default();
-                                return Err(err(at, format!("unsupported escape '\\{shown}' in string literal")));
+                                return Err(err(
+                                    at,
+                                    format!("unsupported escape '\\{shown}' in string literal"),
+                                ));
                             }
                         },
                         '\n' => break,
@@ -308,7 +357,12 @@ fn tokenize(source: &str, start: usize, end: usize, lines: &SourceMap) -> Result
                 }
                 match text.parse::<i64>() {
                     Ok(n) => tokens.push((Token::Int(n), at)),
-                    Err(_) => return Err(err(at, format!("unsupported number '{text}' (only integers are accepted)"))),
+                    Err(_) => {
+                        return Err(err(
+                            at,
+                            format!("unsupported number '{text}' (only integers are accepted)"),
+                        ))
+                    }
                 }
             }
             c if c.is_alphabetic() || c == '_' => {
@@ -382,9 +436,18 @@ fn eval_action(
 ) -> Result<String, TemplateError> {
     let tokens = tokenize(source, start, end, lines)?;
     if tokens.is_empty() {
-        return Err(TemplateError { mark: lines.mark_of_byte(start), message: "empty template action '${{ }}'".into() });
+        return Err(TemplateError {
+            mark: lines.mark_of_byte(start),
+            message: "empty template action '${{ }}'".into(),
+        });
     }
-    let mut ev = Evaluator { tokens, next: 0, env, lines, end };
+    let mut ev = Evaluator {
+        tokens,
+        next: 0,
+        env,
+        lines,
+        end,
+    };
     let value = ev.pipeline()?;
     if let Some((_, at)) = ev.tokens.get(ev.next) {
         return Err(ev.error(*at, "unexpected token after the end of the pipeline".into()));
@@ -394,7 +457,10 @@ fn eval_action(
 
 impl Evaluator<'_> {
     fn error(&self, at: usize, message: String) -> TemplateError {
-        TemplateError { mark: self.lines.mark_of_byte(at), message }
+        TemplateError {
+            mark: self.lines.mark_of_byte(at),
+            message,
+        }
     }
 
     fn peek(&self) -> Option<&(Token, usize)> {
@@ -419,7 +485,10 @@ impl Evaluator<'_> {
         };
         self.next += 1;
         let Token::Ident(name) = token else {
-            return Err(self.error(at, "expected a function (env, toBool, toInt, toFloat or indent)".into()));
+            return Err(self.error(
+                at,
+                "expected a function (env, toBool, toInt, toFloat or indent)".into(),
+            ));
         };
         let mut args = Vec::new();
         loop {
@@ -456,7 +525,12 @@ impl Evaluator<'_> {
         self.call(&name, at, args)
     }
 
-    fn call(&self, name: &str, at: usize, args: Vec<(Value, usize)>) -> Result<Value, TemplateError> {
+    fn call(
+        &self,
+        name: &str,
+        at: usize,
+        args: Vec<(Value, usize)>,
+    ) -> Result<Value, TemplateError> {
         let want = match name {
             "env" | "toBool" | "toInt" | "toFloat" => 1,
             "indent" => 2,
@@ -468,16 +542,24 @@ impl Evaluator<'_> {
             }
         };
         if args.len() != want {
-            return Err(self.error(at, format!("wrong number of arguments for {name}: want {want}, got {}", args.len())));
+            return Err(self.error(
+                at,
+                format!(
+                    "wrong number of arguments for {name}: want {want}, got {}",
+                    args.len()
+                ),
+            ));
         }
-        let string_arg = |index: usize, what: &str| -> Result<(String, Option<String>), TemplateError> {
-            match &args[index] {
-                (Value::Str { text, var }, _) => Ok((text.clone(), var.clone())),
-                (other, arg_at) => {
-                    Err(self.error(*arg_at, format!("{name} expects a string {what}, got {}", other.kind())))
+        let string_arg =
+            |index: usize, what: &str| -> Result<(String, Option<String>), TemplateError> {
+                match &args[index] {
+                    (Value::Str { text, var }, _) => Ok((text.clone(), var.clone())),
+                    (other, arg_at) => Err(self.error(
+                        *arg_at,
+                        format!("{name} expects a string {what}, got {}", other.kind()),
+                    )),
                 }
-            }
-        };
+            };
         match name {
             "env" => {
                 let (var, _) = string_arg(0, "variable name")?;
@@ -488,23 +570,33 @@ impl Evaluator<'_> {
                     ));
                 }
                 match (self.env)(&var) {
-                    Some(text) => Ok(Value::Str { text, var: Some(var) }),
-                    None => {
-                        Err(self.error(at, format!("environment variable '{var}' present in state file but not set")))
-                    }
+                    Some(text) => Ok(Value::Str {
+                        text,
+                        var: Some(var),
+                    }),
+                    None => Err(self.error(
+                        at,
+                        format!("environment variable '{var}' present in state file but not set"),
+                    )),
                 }
             }
             "toBool" => {
                 let (text, var) = string_arg(0, "argument")?;
-                parse_go_bool(&text).map(Value::Bool).ok_or_else(|| self.conversion_error(at, &text, var, "a boolean"))
+                parse_go_bool(&text)
+                    .map(Value::Bool)
+                    .ok_or_else(|| self.conversion_error(at, &text, var, "a boolean"))
             }
             "toInt" => {
                 let (text, var) = string_arg(0, "argument")?;
-                text.parse::<i64>().map(Value::Int).map_err(|_| self.conversion_error(at, &text, var, "an integer"))
+                text.parse::<i64>()
+                    .map(Value::Int)
+                    .map_err(|_| self.conversion_error(at, &text, var, "an integer"))
             }
             "toFloat" => {
                 let (text, var) = string_arg(0, "argument")?;
-                parse_go_float(&text).map(Value::Float).ok_or_else(|| self.conversion_error(at, &text, var, "a float"))
+                parse_go_float(&text)
+                    .map(Value::Float)
+                    .ok_or_else(|| self.conversion_error(at, &text, var, "a float"))
             }
             _ => {
                 let spaces = match &args[0] {
@@ -512,18 +604,30 @@ impl Evaluator<'_> {
                     (other, arg_at) => {
                         return Err(self.error(
                             *arg_at,
-                            format!("indent expects a non-negative integer first, got {}", other.kind()),
+                            format!(
+                                "indent expects a non-negative integer first, got {}",
+                                other.kind()
+                            ),
                         ))
                     }
                 };
                 let (text, var) = string_arg(1, "second argument")?;
                 let pad = format!("\n{}", " ".repeat(spaces));
-                Ok(Value::Str { text: text.replace('\n', &pad), var })
+                Ok(Value::Str {
+                    text: text.replace('\n', &pad),
+                    var,
+                })
             }
         }
     }
 
-    fn conversion_error(&self, at: usize, text: &str, var: Option<String>, what: &str) -> TemplateError {
+    fn conversion_error(
+        &self,
+        at: usize,
+        text: &str,
+        var: Option<String>,
+        what: &str,
+    ) -> TemplateError {
         let from = match var {
             Some(v) => format!(" (from '{v}')"),
             None => String::new(),
@@ -550,7 +654,10 @@ fn parse_go_float(s: &str) -> Option<f64> {
     if matches!(lower.as_str(), "inf" | "infinity" | "nan") {
         return s.to_ascii_lowercase().parse().ok();
     }
-    if !digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')) {
+    if !digits
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
         return None;
     }
     s.parse().ok()
@@ -565,7 +672,11 @@ fn go_format_float(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     // Rust's `{:e}` gives the shortest round-tripping digits: "-1.2345e6".
     let sci = format!("{f:e}");
@@ -580,7 +691,11 @@ fn go_format_float(f: f64) -> String {
     let dp = exp + 1;
     if !(-4..6).contains(&exp) {
         let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
         let esign = if exp < 0 { '-' } else { '+' };
         return format!("{sign}{first}{frac}e{esign}{:02}", exp.abs());
     }

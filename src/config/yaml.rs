@@ -40,7 +40,13 @@ const MAX_ALIAS_NODES: usize = 100_000;
 /// the parse; other problems (duplicate keys, unsupported tags) are collected and the
 /// parse goes on, so that all of them are reported.
 pub fn parse(text: &str, map: &SourceMap) -> Result<Node, Vec<YamlError>> {
-    let mut builder = Builder { parser: Parser::new_from_str(text), map, anchors: HashMap::new(), errors: Vec::new(), alias_nodes: 0 };
+    let mut builder = Builder {
+        parser: Parser::new_from_str(text),
+        map,
+        anchors: HashMap::new(),
+        errors: Vec::new(),
+        alias_nodes: 0,
+    };
     match builder.document() {
         Ok(node) if builder.errors.is_empty() => Ok(node),
         Ok(_) => Err(builder.errors),
@@ -65,14 +71,20 @@ impl<'a> Builder<'a> {
     }
 
     fn scan_error(&self, e: ScanError) -> YamlError {
-        YamlError { mark: self.map.mark(e.marker().index()), message: format!("invalid YAML: {}", e.info()) }
+        YamlError {
+            mark: self.map.mark(e.marker().index()),
+            message: format!("invalid YAML: {}", e.info()),
+        }
     }
 
     fn next(&mut self) -> Result<(Event<'a>, Span), YamlError> {
         match self.parser.next_event() {
             Some(Ok(ev)) => Ok(ev),
             Some(Err(e)) => Err(self.scan_error(e)),
-            None => Err(YamlError { mark: Mark { line: 1, column: 1 }, message: "invalid YAML: unexpected end of input".into() }),
+            None => Err(YamlError {
+                mark: Mark { line: 1, column: 1 },
+                message: "invalid YAML: unexpected end of input".into(),
+            }),
         }
     }
 
@@ -87,7 +99,8 @@ impl<'a> Builder<'a> {
                     if root.is_some() {
                         return Err(YamlError {
                             mark: self.mark(&span),
-                            message: "a decK file holds one YAML document; found a second one".into(),
+                            message: "a decK file holds one YAML document; found a second one"
+                                .into(),
                         });
                     }
                     let (event, span) = self.next()?;
@@ -99,13 +112,18 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        Ok(root.unwrap_or_else(|| Node { mark: Mark { line: 1, column: 1 }, value: NodeValue::Null }))
+        Ok(root.unwrap_or(Node {
+            mark: Mark { line: 1, column: 1 },
+            value: NodeValue::Null,
+        }))
     }
 
     fn node(&mut self, event: Event<'a>, span: Span) -> Result<Node, YamlError> {
         let mark = self.mark(&span);
         let (node, anchor) = match event {
-            Event::Scalar(text, style, anchor, tag) => (self.scalar(&text, style, tag.as_deref(), mark), anchor),
+            Event::Scalar(text, style, anchor, tag) => {
+                (self.scalar(&text, style, tag.as_deref(), mark), anchor)
+            }
             Event::SequenceStart(anchor, tag) => {
                 self.check_collection_tag(tag.as_deref(), "seq", mark);
                 let mut items = Vec::new();
@@ -116,7 +134,13 @@ impl<'a> Builder<'a> {
                     }
                     items.push(self.node(event, span)?);
                 }
-                (Node { mark, value: NodeValue::Seq(items) }, anchor)
+                (
+                    Node {
+                        mark,
+                        value: NodeValue::Seq(items),
+                    },
+                    anchor,
+                )
             }
             Event::MappingStart(anchor, tag) => {
                 self.check_collection_tag(tag.as_deref(), "map", mark);
@@ -124,7 +148,10 @@ impl<'a> Builder<'a> {
             }
             Event::Alias(id) => {
                 let Some(target) = self.anchors.get(&id) else {
-                    return Err(YamlError { mark, message: "alias refers to an unknown anchor".into() });
+                    return Err(YamlError {
+                        mark,
+                        message: "alias refers to an unknown anchor".into(),
+                    });
                 };
                 self.alias_nodes += count_nodes(target);
                 if self.alias_nodes > MAX_ALIAS_NODES {
@@ -137,7 +164,12 @@ impl<'a> Builder<'a> {
                 copy.mark = mark;
                 return Ok(copy);
             }
-            _ => return Err(YamlError { mark, message: "invalid YAML: unexpected event".into() }),
+            _ => {
+                return Err(YamlError {
+                    mark,
+                    message: "invalid YAML: unexpected event".into(),
+                })
+            }
         };
         if anchor != 0 {
             self.anchors.insert(anchor, node.clone());
@@ -162,7 +194,10 @@ impl<'a> Builder<'a> {
                 NodeValue::Float(f) => f.to_string(),
                 NodeValue::Null => "null".to_string(),
                 NodeValue::Seq(_) | NodeValue::Map(_) => {
-                    self.errors.push(YamlError { mark: key.mark, message: "map keys must be plain strings".into() });
+                    self.errors.push(YamlError {
+                        mark: key.mark,
+                        message: "map keys must be plain strings".into(),
+                    });
                     continue;
                 }
             };
@@ -182,13 +217,19 @@ impl<'a> Builder<'a> {
             }
             entries.push((key_text, key.mark, value));
         }
-        Ok(Node { mark, value: NodeValue::Map(entries) })
+        Ok(Node {
+            mark,
+            value: NodeValue::Map(entries),
+        })
     }
 
     fn check_collection_tag(&mut self, tag: Option<&Tag>, expected: &str, mark: Mark) {
         if let Some(tag) = tag {
             if !(tag.is_yaml_core_schema() && tag.suffix == expected) {
-                self.errors.push(YamlError { mark, message: format!("unsupported YAML tag '{}{}'", tag.handle, tag.suffix) });
+                self.errors.push(YamlError {
+                    mark,
+                    message: format!("unsupported YAML tag '{}{}'", tag.handle, tag.suffix),
+                });
             }
         }
     }
@@ -201,21 +242,32 @@ impl<'a> Builder<'a> {
                 let resolved = match tag.suffix.as_str() {
                     "str" => Some(NodeValue::String(text.to_string())),
                     "int" => parse_int(text).map(NodeValue::Int),
-                    "float" => parse_float(text).or_else(|| parse_int(text).map(|n| n as f64)).map(NodeValue::Float),
+                    "float" => parse_float(text)
+                        .or_else(|| parse_int(text).map(|n| n as f64))
+                        .map(NodeValue::Float),
                     "bool" => parse_bool(text).map(NodeValue::Bool),
                     "null" => is_null(text).then_some(NodeValue::Null),
                     other => {
-                        self.errors.push(YamlError { mark, message: format!("unsupported YAML tag '!!{other}'") });
+                        self.errors.push(YamlError {
+                            mark,
+                            message: format!("unsupported YAML tag '!!{other}'"),
+                        });
                         Some(NodeValue::Null)
                     }
                 };
                 resolved.unwrap_or_else(|| {
-                    self.errors.push(YamlError { mark, message: format!("'{text}' is not a valid !!{}", tag.suffix) });
+                    self.errors.push(YamlError {
+                        mark,
+                        message: format!("'{text}' is not a valid !!{}", tag.suffix),
+                    });
                     NodeValue::Null
                 })
             }
             Some(tag) => {
-                self.errors.push(YamlError { mark, message: format!("unsupported YAML tag '{}{}'", tag.handle, tag.suffix) });
+                self.errors.push(YamlError {
+                    mark,
+                    message: format!("unsupported YAML tag '{}{}'", tag.handle, tag.suffix),
+                });
                 NodeValue::Null
             }
         };
@@ -275,7 +327,13 @@ fn parse_int(text: &str) -> Option<i64> {
 fn parse_float(text: &str) -> Option<f64> {
     let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
     match unsigned {
-        ".inf" | ".Inf" | ".INF" => return Some(if text.starts_with('-') { f64::NEG_INFINITY } else { f64::INFINITY }),
+        ".inf" | ".Inf" | ".INF" => {
+            return Some(if text.starts_with('-') {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            })
+        }
         ".nan" | ".NaN" | ".NAN" if unsigned == text => return Some(f64::NAN),
         _ => {}
     }
@@ -327,12 +385,22 @@ mod tests {
     #[test]
     fn keys_and_values_carry_line_and_column() {
         let n = parse_ok("top:\n  inner: [1, 2]\n");
-        let NodeValue::Map(entries) = &n.value else { panic!("map") };
+        let NodeValue::Map(entries) = &n.value else {
+            panic!("map")
+        };
         assert_eq!(entries[0].1, Mark { line: 1, column: 1 });
         let inner = n.get("top").unwrap();
-        let NodeValue::Map(entries) = &inner.value else { panic!("map") };
+        let NodeValue::Map(entries) = &inner.value else {
+            panic!("map")
+        };
         assert_eq!(entries[0].1, Mark { line: 2, column: 3 });
-        assert_eq!(entries[0].2.mark, Mark { line: 2, column: 10 });
+        assert_eq!(
+            entries[0].2.mark,
+            Mark {
+                line: 2,
+                column: 10
+            }
+        );
     }
 
     #[test]
@@ -340,7 +408,10 @@ mod tests {
         let errors = parse_err("a: 1\nb: 2\na: 3\n");
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].mark, Mark { line: 3, column: 1 });
-        assert_eq!(errors[0].message, "duplicate key 'a' (first defined at 1:1)");
+        assert_eq!(
+            errors[0].message,
+            "duplicate key 'a' (first defined at 1:1)"
+        );
     }
 
     #[test]
@@ -354,14 +425,22 @@ mod tests {
     fn merge_key_is_rejected() {
         let errors = parse_err("base: &b {x: 1}\nother:\n  <<: *b\n");
         assert_eq!(errors[0].mark, Mark { line: 3, column: 3 });
-        assert!(errors[0].message.contains("merge keys"), "{}", errors[0].message);
+        assert!(
+            errors[0].message.contains("merge keys"),
+            "{}",
+            errors[0].message
+        );
     }
 
     #[test]
     fn syntax_error_is_positioned() {
         let errors = parse_err("a: [1, 2\nb: 3\n");
         assert_eq!(errors.len(), 1);
-        assert!(errors[0].message.starts_with("invalid YAML"), "{}", errors[0].message);
+        assert!(
+            errors[0].message.starts_with("invalid YAML"),
+            "{}",
+            errors[0].message
+        );
     }
 
     #[test]
@@ -378,7 +457,11 @@ mod tests {
     #[test]
     fn unknown_tag_is_rejected() {
         let errors = parse_err("a: !custom x\n");
-        assert!(errors[0].message.contains("unsupported YAML tag"), "{}", errors[0].message);
+        assert!(
+            errors[0].message.contains("unsupported YAML tag"),
+            "{}",
+            errors[0].message
+        );
     }
 
     #[test]
@@ -391,6 +474,10 @@ mod tests {
             ));
         }
         let errors = parse_err(&doc);
-        assert!(errors[0].message.contains("aliases expand"), "{}", errors[0].message);
+        assert!(
+            errors[0].message.contains("aliases expand"),
+            "{}",
+            errors[0].message
+        );
     }
 }
