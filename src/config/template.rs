@@ -709,3 +709,150 @@ fn go_format_float(f: f64) -> String {
         format!("{sign}{}.{}", &digits[..dp], &digits[dp..])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "DECK_HOST" => Some("api.example.com".into()),
+            "DECK_EMPTY" => Some(String::new()),
+            "DECK_PORT" => Some("8080".into()),
+            "DECK_FLAG" => Some("T".into()),
+            "DECK_RATIO" => Some("0.25".into()),
+            "DECK_BIG" => Some("1000000".into()),
+            "DECK_BAD" => Some("eight".into()),
+            "DECK_PEM" => Some("line1\nline2\nline3".into()),
+            _ => None,
+        }
+    }
+
+    fn ok(text: &str) -> String {
+        render(text, &env).expect("renders").text
+    }
+
+    fn err(text: &str) -> Vec<TemplateError> {
+        render(text, &env).expect_err("fails")
+    }
+
+    #[test]
+    fn env_with_deck_prefix_is_substituted() {
+        assert_eq!(ok("host: ${{ env \"DECK_HOST\" }}\n"), "host: api.example.com\n");
+    }
+
+    #[test]
+    fn env_without_deck_prefix_is_an_error_quoting_the_name() {
+        let e = err("a: 1\nb: ${{ env \"HOME\" }}\n");
+        assert_eq!(e[0].mark, Mark { line: 2, column: 8 });
+        assert_eq!(e[0].message, "environment variables in the state file must be prefixed with 'DECK_', found: 'HOME'");
+    }
+
+    #[test]
+    fn unset_variable_is_an_error_with_its_position() {
+        let e = err("a: 1\n  b: x ${{ env \"DECK_NOPE\" }}\n");
+        assert_eq!(e[0].mark, Mark { line: 2, column: 12 });
+        assert_eq!(e[0].message, "environment variable 'DECK_NOPE' present in state file but not set");
+    }
+
+    #[test]
+    fn every_unset_variable_is_reported() {
+        let e = err("a: ${{ env \"DECK_A\" }}\nb: ${{ env \"DECK_B\" }}\n");
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[1].mark.line, 2);
+    }
+
+    #[test]
+    fn empty_variable_renders_as_empty_string() {
+        assert_eq!(ok("a: '${{ env \"DECK_EMPTY\" }}'"), "a: ''");
+    }
+
+    #[test]
+    fn to_int_prints_the_integer() {
+        assert_eq!(ok("${{ env \"DECK_PORT\" | toInt }}"), "8080");
+        let e = err("x: ${{ env \"DECK_BAD\" | toInt }}");
+        assert_eq!(e[0].message, "cannot parse \"eight\" (from 'DECK_BAD') as an integer");
+        assert_eq!(e[0].mark, Mark { line: 1, column: 25 });
+    }
+
+    #[test]
+    fn to_bool_accepts_go_spellings() {
+        assert_eq!(ok("${{ env \"DECK_FLAG\" | toBool }}"), "true");
+        assert_eq!(ok("${{ toBool \"0\" }}"), "false");
+        let e = err("${{ env \"DECK_BAD\" | toBool }}");
+        assert_eq!(e[0].message, "cannot parse \"eight\" (from 'DECK_BAD') as a boolean");
+    }
+
+    #[test]
+    fn to_float_prints_like_go_fmt() {
+        assert_eq!(ok("${{ env \"DECK_RATIO\" | toFloat }}"), "0.25");
+        assert_eq!(ok("${{ env \"DECK_BIG\" | toFloat }}"), "1e+06");
+        assert_eq!(ok("${{ env \"DECK_PORT\" | toFloat }}"), "8080");
+        assert_eq!(ok("${{ toFloat \"0.00001\" }}"), "1e-05");
+        assert_eq!(ok("${{ toFloat \"-123456.5\" }}"), "-123456.5");
+        let e = err("${{ env \"DECK_BAD\" | toFloat }}");
+        assert_eq!(e[0].message, "cannot parse \"eight\" (from 'DECK_BAD') as a float");
+    }
+
+    #[test]
+    fn indent_pads_every_continuation_line() {
+        assert_eq!(ok("pem: |\n  ${{ env \"DECK_PEM\" | indent 2 }}\n"), "pem: |\n  line1\n  line2\n  line3\n");
+    }
+
+    #[test]
+    fn trim_markers_remove_adjacent_whitespace() {
+        assert_eq!(ok("a  \n ${{- env \"DECK_PORT\" -}} \n b"), "a8080b");
+        assert_eq!(ok("a ${{ env \"DECK_PORT\" -}}\n b"), "a 8080b");
+        assert_eq!(ok("a\n ${{- env \"DECK_PORT\" }} b"), "a8080 b");
+    }
+
+    #[test]
+    fn unknown_function_is_an_error_with_position() {
+        let e = err("a: ${{ printf \"%s\" \"x\" }}");
+        assert_eq!(e[0].mark, Mark { line: 1, column: 8 });
+        assert!(e[0].message.starts_with("unknown template function 'printf'"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn field_access_is_rejected() {
+        let e = err("a: ${{ .Values.x }}");
+        assert!(e[0].message.starts_with("unexpected '.'"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn unterminated_action_is_an_error_at_its_start() {
+        let e = err("a: 1\nb: ${{ env \"DECK_HOST\"\n");
+        assert_eq!(e[0].mark, Mark { line: 2, column: 4 });
+        assert!(e[0].message.starts_with("unterminated template action"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn wrong_argument_count_is_an_error() {
+        let e = err("${{ env }}");
+        assert_eq!(e[0].message, "wrong number of arguments for env: want 1, got 0");
+    }
+
+    #[test]
+    fn parenthesised_call_is_an_argument() {
+        assert_eq!(ok("${{ toInt (env \"DECK_PORT\") }}"), "8080");
+    }
+
+    #[test]
+    fn source_map_points_after_multiline_expansion_at_the_original_line() {
+        let src = "pem: |\n  ${{ env \"DECK_PEM\" | indent 2 }}\nnext: 1\n";
+        let r = render(src, &env).unwrap();
+        let at = r.text.find("next").unwrap();
+        let chars = r.text[..at].chars().count();
+        assert_eq!(r.map.mark(chars), Mark { line: 3, column: 1 });
+        let line3 = r.text.find("line3").unwrap();
+        assert_eq!(r.map.mark(r.text[..line3].chars().count()), Mark { line: 2, column: 3 });
+    }
+
+    #[test]
+    fn source_map_keeps_columns_after_a_substitution_on_the_same_line() {
+        let src = "a: ${{ env \"DECK_PORT\" }} # c\n";
+        let r = render(src, &env).unwrap();
+        let hash = r.text.find('#').unwrap();
+        assert_eq!(r.map.mark(hash), Mark { line: 1, column: 27 });
+    }
+}
