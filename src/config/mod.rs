@@ -6,6 +6,9 @@
 
 pub mod model;
 pub mod node;
+pub mod template;
+mod validate;
+pub mod yaml;
 
 pub use model::*;
 pub use node::{Node, NodeValue};
@@ -23,11 +26,13 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Loads a decK document from text. `env` answers `DECK_*` lookups (tests pass their
-/// own).
-pub fn load_str(_text: &str, file: &str, _env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
-    Err(ConfigErrors(vec![ConfigError {
-        file: file.to_string(),
-        mark: None,
-        message: "loader not written yet".into(),
-    }]))
+/// own). `file` is the name errors are reported under. Accepted-but-ignored Kong keys
+/// come back in [`Config::warnings`].
+pub fn load_str(text: &str, file: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let positioned = |mark: Mark, message: String| ConfigError { file: file.to_string(), mark: Some(mark), message };
+    let rendered = template::render(text, env)
+        .map_err(|errors| ConfigErrors(errors.into_iter().map(|e| positioned(e.mark, e.message)).collect()))?;
+    let root = yaml::parse(&rendered.text, &rendered.map)
+        .map_err(|errors| ConfigErrors(errors.into_iter().map(|e| positioned(e.mark, e.message)).collect()))?;
+    validate::validate(&root, file)
 }

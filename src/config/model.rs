@@ -75,6 +75,9 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Every plugin instance, wherever it was declared.
     pub plugins: Vec<Plugin>,
+    /// Things in the file that were accepted but have no effect in ringgate (Kong keys
+    /// that cannot change how a request flows), in file order. The caller logs them.
+    pub warnings: Vec<ConfigError>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

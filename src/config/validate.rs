@@ -1,0 +1,1108 @@
+//! Positioned YAML tree → typed [`Config`], with every problem reported at once.
+//!
+//! The walk visits every key of every entity, so one run lists all unknown keys, wrong
+//! types, bad values, duplicate names and dangling references, each at its line and
+//! column, sorted in file order. Kong's defaults are filled in here so nothing after
+//! the loader ever sees an absent field. Nested decK entities are flattened (routes
+//! into [`Config::routes`], plugins into [`Config::plugins`]) and references by name or
+//! id are resolved to indices once every entity is known.
+//!
+//! # Kong keys ringgate does not act on yet
+//!
+//! The rule: a key that cannot change how a request flows is accepted with a warning
+//! (in [`Config::warnings`]); a key whose Kong meaning ringgate would silently not honour
+//! — so traffic would go elsewhere, be trusted differently or be let through — is a load
+//! error. Empty lists and `null` never trigger either.
+//!
+//! | Key | Outcome | Why |
+//! |---|---|---|
+//! | `_transform: false` | warning | only changes how decK hashes credentials |
+//! | `_info.select_tags`, `_info.default_lookup_tags` | warning | decK sync scoping, not traffic |
+//! | `_info.defaults` | error | would change entity defaults (timeouts, paths) |
+//! | `_workspace`, `_konnect` | warning | ringgate has one workspace, no control plane |
+//! | service `protocol`/route `protocols` grpc, grpcs, tcp, tls, tls_passthrough, udp, ws, wss | error | not spoken yet |
+//! | service `tls_verify: true` | accepted | ringgate always verifies upstream certificates |
+//! | service `tls_verify: false` | error | Kong would accept certificates ringgate rejects |
+//! | service `tls_verify_depth` | warning | the verifier's own depth limit applies |
+//! | service `ca_certificates`, `client_certificate` | error | upstream trust or mTLS would differ |
+//! | route `snis`, `sources`, `destinations` | error | matching would be wider than written |
+//! | route `expression`, `priority` | error | the expressions router is not implemented |
+//! | route `request_buffering`/`response_buffering: false` | warning | affects latency, not where or whether a request goes |
+//! | plugin `ordering` | warning | one plugin instance per request, order is moot |
+//! | plugin `consumer`, `consumer_group`, `_config`, `partials` | error | scoping or shared config not supported |
+//! | top-level `upstreams`, `certificates`, `vaults`, `filter_chains` | error | targets, served certificates, secret references or filters would differ |
+//! | top-level `consumers`, `consumer_groups` (without plugins), `ca_certificates`, `key_sets`, `keys`, `partials`, `licenses`, `rbac_roles`, `custom_entities`, `_plugin_configs`, `service_packages` | warning | nothing refers to them in what ringgate runs |
+//! | `plugins` nested under consumers or consumer groups | error | consumer-scoped plugins are not supported |
+//!
+//! Cost: linear in the document; load time only.
+
+use std::time::Duration;
+
+use super::model::*;
+use super::node::{Node, NodeValue};
+
+/// Validates a parsed decK document. On success the warnings are in the returned
+/// [`Config`]; on failure only the errors are returned.
+pub fn validate(root: &Node, file: &str) -> Result<Config, ConfigErrors> {
+    let mut v =
+        Validator { file, errors: Vec::new(), warnings: Vec::new(), config: Config::default(), pending: Vec::new() };
+    v.document(root);
+    v.resolve_references();
+    v.check_duplicates();
+    let mut errors = v.errors;
+    if errors.is_empty() {
+        let mut config = v.config;
+        let mut warnings = v.warnings;
+        warnings.sort_by_key(|e| e.mark.map(|m| (m.line, m.column)));
+        config.warnings = warnings;
+        Ok(config)
+    } else {
+        errors.sort_by_key(|e| e.mark.map(|m| (m.line, m.column)));
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// A reference by name or id, resolved once every entity has been read.
+struct PendingRef {
+    target: RefKind,
+    text: String,
+    mark: Mark,
+    owner: Owner,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RefKind {
+    Service,
+    Route,
+}
+
+#[derive(Clone, Copy)]
+enum Owner {
+    Route(usize),
+    Plugin(usize),
+}
+
+struct Validator<'f> {
+    file: &'f str,
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+    config: Config,
+    pending: Vec<PendingRef>,
+}
+
+/// Where an entity was declared, which decides the keys it may have and its scope.
+#[derive(Clone, Copy)]
+enum Parent {
+    TopLevel,
+    Service(usize),
+    Route(usize),
+}
+
+const SERVICE_PROTOCOLS_LATER: &[&str] = &["grpc", "grpcs", "tcp", "tls", "tls_passthrough", "udp", "ws", "wss"];
+const PLUGIN_PROTOCOLS: &[&str] =
+    &["grpc", "grpcs", "http", "https", "tcp", "tls", "tls_passthrough", "udp", "ws", "wss"];
+
+fn kind_of(node: &Node) -> &'static str {
+    match node.value {
+        NodeValue::Null => "null",
+        NodeValue::Bool(_) => "a boolean",
+        NodeValue::Int(_) => "an integer",
+        NodeValue::Float(_) => "a number",
+        NodeValue::String(_) => "a string",
+        NodeValue::Seq(_) => "a list",
+        NodeValue::Map(_) => "a map",
+    }
+}
+
+fn is_empty(node: &Node) -> bool {
+    match &node.value {
+        NodeValue::Null => true,
+        NodeValue::Seq(items) => items.is_empty(),
+        NodeValue::Map(entries) => entries.is_empty(),
+        NodeValue::String(s) => s.is_empty(),
+        _ => false,
+    }
+}
+
+/// `8-4-4-4-12` hexadecimal, as Kong's `typedefs.uuid`.
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+impl Validator<'_> {
+    fn error(&mut self, mark: Mark, message: impl Into<String>) {
+        self.errors.push(ConfigError { file: self.file.to_string(), mark: Some(mark), message: message.into() });
+    }
+
+    fn warn(&mut self, mark: Mark, message: impl Into<String>) {
+        self.warnings.push(ConfigError { file: self.file.to_string(), mark: Some(mark), message: message.into() });
+    }
+
+    fn entries<'n>(&mut self, node: &'n Node, what: &str) -> &'n [(String, Mark, Node)] {
+        match &node.value {
+            NodeValue::Map(entries) => entries,
+            _ => {
+                self.error(node.mark, format!("{what} must be a map, found {}", kind_of(node)));
+                &[]
+            }
+        }
+    }
+
+    fn items<'n>(&mut self, node: &'n Node, key: &str) -> &'n [Node] {
+        match &node.value {
+            NodeValue::Seq(items) => items,
+            NodeValue::Null => &[],
+            _ => {
+                self.error(node.mark, format!("'{key}' must be a list, found {}", kind_of(node)));
+                &[]
+            }
+        }
+    }
+
+    fn string(&mut self, node: &Node, key: &str) -> Option<String> {
+        match &node.value {
+            NodeValue::String(s) => Some(s.clone()),
+            NodeValue::Null => None,
+            _ => {
+                self.error(node.mark, format!("'{key}' must be a string, found {}", kind_of(node)));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node, key: &str) -> Option<bool> {
+        match node.value {
+            NodeValue::Bool(b) => Some(b),
+            NodeValue::Null => None,
+            _ => {
+                self.error(node.mark, format!("'{key}' must be true or false, found {}", kind_of(node)));
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, node: &Node, key: &str, min: i64, max: i64) -> Option<i64> {
+        match node.value {
+            NodeValue::Int(n) if (min..=max).contains(&n) => Some(n),
+            NodeValue::Int(n) => {
+                self.error(node.mark, format!("'{key}' must be an integer from {min} to {max}, found {n}"));
+                None
+            }
+            NodeValue::Null => None,
+            _ => {
+                self.error(
+                    node.mark,
+                    format!("'{key}' must be an integer from {min} to {max}, found {}", kind_of(node)),
+                );
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, node: &Node, key: &str) -> Vec<(String, Mark)> {
+        let mut out = Vec::new();
+        for item in self.items(node, key) {
+            match &item.value {
+                NodeValue::String(s) => out.push((s.clone(), item.mark)),
+                _ => self.error(item.mark, format!("'{key}' entries must be strings, found {}", kind_of(item))),
+            }
+        }
+        out
+    }
+
+    fn tags(&mut self, node: &Node) -> Vec<String> {
+        self.strings(node, "tags").into_iter().map(|(s, _)| s).collect()
+    }
+
+    fn id(&mut self, node: &Node) -> Option<String> {
+        let id = self.string(node, "id")?;
+        if !is_uuid(&id) {
+            self.error(node.mark, format!("'id' must be a UUID, found '{id}'"));
+        }
+        Some(id)
+    }
+
+    fn unknown_key(&mut self, mark: Mark, key: &str, entity: &str) {
+        self.error(mark, format!("unknown key '{key}' in {entity}"));
+    }
+
+    fn not_supported_unless_empty(&mut self, mark: Mark, node: &Node, key: &str, why: &str) {
+        if !is_empty(node) {
+            self.error(mark, format!("'{key}' is not supported yet: {why}"));
+        }
+    }
+
+    fn warn_unless_empty(&mut self, mark: Mark, node: &Node, key: &str, why: &str) {
+        if !is_empty(node) {
+            self.warn(mark, format!("'{key}' is ignored: {why}"));
+        }
+    }
+
+    // ----- the document -----
+
+    fn document(&mut self, root: &Node) {
+        if matches!(root.value, NodeValue::Null) {
+            self.error(root.mark, "the file is empty; a decK file starts with _format_version: \"3.0\"");
+            return;
+        }
+        let entries = self.entries(root, "the document");
+        if entries.is_empty() {
+            return;
+        }
+        if root.get("_format_version").is_none() {
+            self.error(root.mark, "missing _format_version; decK 3.0 files start with _format_version: \"3.0\"");
+        }
+        for (key, mark, value) in entries {
+            let mark = *mark;
+            match key.as_str() {
+                "_format_version" => self.format_version(value),
+                "_transform" => {
+                    if self.boolean(value, key) == Some(false) {
+                        self.warn(mark, "'_transform: false' has no effect in ringgate (it only changes how decK hashes credentials)");
+                    }
+                }
+                "_info" => self.info(value),
+                "_workspace" | "_konnect" => {
+                    if !is_empty(value) {
+                        self.warn(
+                            mark,
+                            format!("'{key}' is ignored: ringgate serves one workspace and has no control plane"),
+                        );
+                    }
+                }
+                "services" => {
+                    for item in self.items(value, key) {
+                        self.service(item);
+                    }
+                }
+                "routes" => {
+                    for item in self.items(value, key) {
+                        self.route(item, Parent::TopLevel);
+                    }
+                }
+                "plugins" => {
+                    for item in self.items(value, key) {
+                        self.plugin(item, Parent::TopLevel);
+                    }
+                }
+                "upstreams" => self.not_supported_unless_empty(
+                    mark,
+                    value,
+                    key,
+                    "load balancing would change where traffic goes; point services at their host",
+                ),
+                "certificates" => self.not_supported_unless_empty(
+                    mark,
+                    value,
+                    key,
+                    "ringgate's server certificate is set with its TLS flags",
+                ),
+                "vaults" => self.not_supported_unless_empty(
+                    mark,
+                    value,
+                    key,
+                    "'{vault://...}' references would not be resolved; use ${{ env \"DECK_...\" }} instead",
+                ),
+                "filter_chains" => {
+                    self.not_supported_unless_empty(mark, value, key, "filters would not run on the traffic")
+                }
+                "consumers" | "consumer_groups" => self.consumers(key, mark, value),
+                "ca_certificates" | "key_sets" | "keys" | "partials" | "licenses" | "rbac_roles"
+                | "custom_entities" | "_plugin_configs" | "service_packages" => {
+                    self.warn_unless_empty(mark, value, key, "no ringgate feature refers to it")
+                }
+                _ => self.error(mark, format!("unknown top-level key '{key}'")),
+            }
+        }
+    }
+
+    fn format_version(&mut self, value: &Node) {
+        match &value.value {
+            NodeValue::String(v) if v == "3.0" => {}
+            NodeValue::String(v) if v == "1.1" || v == "2.1" => self.error(
+                value.mark,
+                format!(
+                    "_format_version \"{v}\" is a decK file for Kong 2.x; convert it with \
+                     'deck file convert --from kong-gateway-2.x --to kong-gateway-3.x'"
+                ),
+            ),
+            NodeValue::String(v) => self.error(value.mark, format!("_format_version must be \"3.0\", found \"{v}\"")),
+            NodeValue::Float(_) | NodeValue::Int(_) => {
+                self.error(value.mark, "_format_version must be the string \"3.0\" (quote it)")
+            }
+            _ => self.error(value.mark, format!("_format_version must be \"3.0\", found {}", kind_of(value))),
+        }
+    }
+
+    fn info(&mut self, value: &Node) {
+        for (key, mark, v) in self.entries(value, "_info") {
+            match key.as_str() {
+                "select_tags" | "default_lookup_tags" => {
+                    self.strings(v, key);
+                    self.warn_unless_empty(*mark, v, key, "tags only scope what decK syncs");
+                }
+                "defaults" => self.not_supported_unless_empty(
+                    *mark,
+                    v,
+                    key,
+                    "entity defaults would change services and routes; write the values on the entities",
+                ),
+                _ => self.unknown_key(*mark, key, "_info"),
+            }
+        }
+    }
+
+    fn consumers(&mut self, key: &str, mark: Mark, value: &Node) {
+        let items = self.items(value, key);
+        for item in items {
+            if let NodeValue::Map(entries) = &item.value {
+                for (k, m, v) in entries {
+                    if k == "plugins" {
+                        self.not_supported_unless_empty(
+                            *m,
+                            v,
+                            "plugins",
+                            "plugins scoped to consumers or consumer groups would not apply",
+                        );
+                    }
+                }
+            }
+        }
+        if !items.is_empty() {
+            self.warn(mark, format!("'{key}' are ignored: no ringgate plugin identifies consumers yet"));
+        }
+    }
+
+    // ----- services -----
+
+    fn service(&mut self, node: &Node) {
+        let index = self.config.services.len();
+        let mut svc = Service {
+            id: None,
+            name: None,
+            protocol: Protocol::Http,
+            host: String::new(),
+            port: 80,
+            path: None,
+            connect_timeout: Duration::from_millis(60_000),
+            read_timeout: Duration::from_millis(60_000),
+            write_timeout: Duration::from_millis(60_000),
+            retries: 5,
+            enabled: true,
+            tags: Vec::new(),
+            mark: node.mark,
+        };
+        let entries = self.entries(node, "a service");
+        // Pushed before nested routes so their `service` index is this one.
+        let mut url: Option<(Mark, &Node)> = None;
+        let mut explicit: Vec<(&str, Mark)> = Vec::new();
+        let mut port: Option<u16> = None;
+        let mut host_given = false;
+        let mut nested_routes = Vec::new();
+        let mut nested_plugins = Vec::new();
+        for (key, mark, value) in entries {
+            let mark = *mark;
+            if matches!(value.value, NodeValue::Null) {
+                continue;
+            }
+            match key.as_str() {
+                "name" => svc.name = self.string(value, key),
+                "id" => svc.id = self.id(value),
+                "url" => url = Some((mark, value)),
+                "protocol" => {
+                    explicit.push(("protocol", mark));
+                    if let Some(p) = self.string(value, key) {
+                        if let Some(p) = self.service_protocol(&p, value.mark) {
+                            svc.protocol = p;
+                        }
+                    }
+                }
+                "host" => {
+                    explicit.push(("host", mark));
+                    host_given = true;
+                    if let Some(h) = self.string(value, key) {
+                        if self.check_upstream_host(&h, value.mark) {
+                            svc.host = h;
+                        }
+                    }
+                }
+                "port" => {
+                    explicit.push(("port", mark));
+                    port = self.integer(value, key, 1, 65535).map(|p| p as u16);
+                }
+                "path" => {
+                    explicit.push(("path", mark));
+                    if let Some(p) = self.string(value, key) {
+                        if p.starts_with('/') {
+                            svc.path = Some(p);
+                        } else {
+                            self.error(value.mark, format!("'path' must start with '/', found '{p}'"));
+                        }
+                    }
+                }
+                "connect_timeout" | "read_timeout" | "write_timeout" => {
+                    if let Some(ms) = self.integer(value, key, 1, 2_147_483_646) {
+                        let d = Duration::from_millis(ms as u64);
+                        match key.as_str() {
+                            "connect_timeout" => svc.connect_timeout = d,
+                            "read_timeout" => svc.read_timeout = d,
+                            _ => svc.write_timeout = d,
+                        }
+                    }
+                }
+                "retries" => {
+                    if let Some(n) = self.integer(value, key, 0, 32767) {
+                        svc.retries = n as u32;
+                    }
+                }
+                "enabled" => svc.enabled = self.boolean(value, key).unwrap_or(true),
+                "tags" => svc.tags = self.tags(value),
+                "routes" => nested_routes = self.items(value, key).iter().collect(),
+                "plugins" => nested_plugins = self.items(value, key).iter().collect(),
+                "tls_verify" => {
+                    if self.boolean(value, key) == Some(false) {
+                        self.error(
+                            mark,
+                            "'tls_verify: false' is not supported: ringgate always verifies upstream TLS certificates",
+                        );
+                    }
+                }
+                "tls_verify_depth" => {
+                    self.integer(value, key, 0, 64);
+                    self.warn(mark, "'tls_verify_depth' is ignored: the upstream TLS verifier applies its own limit");
+                }
+                "ca_certificates" => self.not_supported_unless_empty(
+                    mark,
+                    value,
+                    key,
+                    "upstream certificates are verified against the system roots",
+                ),
+                "client_certificate" => self.error(mark, "'client_certificate' is not supported yet: no upstream mTLS"),
+                "created_at" | "updated_at" => {
+                    self.integer(value, key, 0, i64::MAX);
+                }
+                _ => self.unknown_key(mark, key, "a service"),
+            }
+        }
+        if let Some((url_mark, url_node)) = url {
+            for (key, mark) in &explicit {
+                self.error(*mark, format!("'{key}' conflicts with 'url' (given at {url_mark}); give one or the other"));
+            }
+            if let Some(text) = self.string(url_node, "url") {
+                match parse_url(&text) {
+                    Ok(parts) => {
+                        if let Some(p) = self.service_protocol(&parts.scheme, url_node.mark) {
+                            svc.protocol = p;
+                        }
+                        if self.check_upstream_host(&parts.host, url_node.mark) {
+                            svc.host = parts.host;
+                        }
+                        port = parts.port;
+                        svc.path = parts.path;
+                    }
+                    Err(message) => self.error(url_node.mark, format!("invalid 'url' '{text}': {message}")),
+                }
+                host_given = true;
+            }
+        }
+        if !host_given && matches!(node.value, NodeValue::Map(_)) {
+            self.error(node.mark, "a service needs 'host' or 'url'");
+        }
+        svc.port = port.unwrap_or(svc.protocol.default_port());
+        self.config.services.push(svc);
+        for route in nested_routes {
+            self.route(route, Parent::Service(index));
+        }
+        for plugin in nested_plugins {
+            self.plugin(plugin, Parent::Service(index));
+        }
+    }
+
+    fn service_protocol(&mut self, p: &str, mark: Mark) -> Option<Protocol> {
+        match p {
+            "http" => Some(Protocol::Http),
+            "https" => Some(Protocol::Https),
+            _ if SERVICE_PROTOCOLS_LATER.contains(&p) => {
+                self.error(mark, format!("protocol '{p}' is not supported yet (ringgate proxies http and https)"));
+                None
+            }
+            _ => {
+                self.error(mark, format!("unknown protocol '{p}' (expected http or https)"));
+                None
+            }
+        }
+    }
+
+    fn check_upstream_host(&mut self, host: &str, mark: Mark) -> bool {
+        let ok = !host.is_empty()
+            && (host.contains(':') && host.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+                || host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')));
+        if !ok {
+            self.error(mark, format!("invalid host '{host}'"));
+        }
+        ok
+    }
+
+    // ----- routes -----
+
+    fn route(&mut self, node: &Node, parent: Parent) {
+        let index = self.config.routes.len();
+        let mut route = Route {
+            id: None,
+            name: None,
+            service: match parent {
+                Parent::Service(s) => Some(s),
+                _ => None,
+            },
+            protocols: vec![Protocol::Http, Protocol::Https],
+            methods: Vec::new(),
+            hosts: Vec::new(),
+            paths: Vec::new(),
+            headers: Vec::new(),
+            strip_path: true,
+            preserve_host: false,
+            regex_priority: 0,
+            path_handling: PathHandling::V0,
+            https_redirect_status_code: 426,
+            tags: Vec::new(),
+            mark: node.mark,
+        };
+        let entries = self.entries(node, "a route");
+        let mut nested_plugins = Vec::new();
+        for (key, mark, value) in entries {
+            let mark = *mark;
+            if matches!(value.value, NodeValue::Null) {
+                continue;
+            }
+            match key.as_str() {
+                "name" => route.name = self.string(value, key),
+                "id" => route.id = self.id(value),
+                "service" => match parent {
+                    Parent::TopLevel => {
+                        if let Some(text) = self.reference(value, key) {
+                            self.pending.push(PendingRef {
+                                target: RefKind::Service,
+                                text,
+                                mark: value.mark,
+                                owner: Owner::Route(index),
+                            });
+                        }
+                    }
+                    _ => self.error(mark, "a route nested under a service must not name a service"),
+                },
+                "protocols" => {
+                    let mut protocols = Vec::new();
+                    for (p, m) in self.strings(value, key) {
+                        match p.as_str() {
+                            "http" => protocols.push(Protocol::Http),
+                            "https" => protocols.push(Protocol::Https),
+                            _ if SERVICE_PROTOCOLS_LATER.contains(&p.as_str()) => self.error(
+                                m,
+                                format!("protocol '{p}' is not supported yet (ringgate routes http and https)"),
+                            ),
+                            _ => self.error(m, format!("unknown protocol '{p}' (expected http or https)")),
+                        }
+                    }
+                    if !protocols.is_empty() {
+                        route.protocols = protocols;
+                    }
+                }
+                "methods" => {
+                    for (m, at) in self.strings(value, key) {
+                        if is_token(&m) {
+                            route.methods.push(m.to_ascii_uppercase());
+                        } else {
+                            self.error(at, format!("invalid method '{m}'"));
+                        }
+                    }
+                }
+                "hosts" => {
+                    for (h, at) in self.strings(value, key) {
+                        match check_route_host(&h) {
+                            Ok(h) => route.hosts.push(h),
+                            Err(why) => self.error(at, format!("invalid host '{h}': {why}")),
+                        }
+                    }
+                }
+                "paths" => {
+                    for (p, at) in self.strings(value, key) {
+                        if let Some(re) = p.strip_prefix('~') {
+                            if re.is_empty() {
+                                self.error(at, "a regex path needs a pattern after '~'");
+                            } else {
+                                route.paths.push(RoutePath::Regex(re.to_string()));
+                            }
+                        } else if p.starts_with('/') {
+                            route.paths.push(RoutePath::Prefix(p));
+                        } else {
+                            self.error(at, format!("a path must start with '/' (or '~' for a regex), found '{p}'"));
+                        }
+                    }
+                }
+                "headers" => route.headers = self.headers(value),
+                "strip_path" => route.strip_path = self.boolean(value, key).unwrap_or(true),
+                "preserve_host" => route.preserve_host = self.boolean(value, key).unwrap_or(false),
+                "regex_priority" => route.regex_priority = self.integer(value, key, i64::MIN, i64::MAX).unwrap_or(0),
+                "path_handling" => match self.string(value, key).as_deref() {
+                    Some("v0") => route.path_handling = PathHandling::V0,
+                    Some("v1") => route.path_handling = PathHandling::V1,
+                    Some(other) => self.error(value.mark, format!("'path_handling' must be v0 or v1, found '{other}'")),
+                    None => {}
+                },
+                "https_redirect_status_code" => {
+                    if let Some(code) = self.integer(value, key, 0, 999) {
+                        if [426, 301, 302, 307, 308].contains(&code) {
+                            route.https_redirect_status_code = code as u16;
+                        } else {
+                            self.error(
+                                value.mark,
+                                format!(
+                                    "'https_redirect_status_code' must be one of 426, 301, 302, 307, 308, found {code}"
+                                ),
+                            );
+                        }
+                    }
+                }
+                "tags" => route.tags = self.tags(value),
+                "snis" | "sources" | "destinations" => {
+                    self.not_supported_unless_empty(mark, value, key, "the route would match more traffic than written")
+                }
+                "expression" | "priority" => {
+                    self.error(mark, format!("'{key}' is not supported yet: ringgate has the traditional router only"))
+                }
+                "request_buffering" | "response_buffering" => {
+                    if self.boolean(value, key) == Some(false) {
+                        self.warn(mark, format!("'{key}: false' is ignored"));
+                    }
+                }
+                "plugins" => nested_plugins = self.items(value, key).iter().collect(),
+                "created_at" | "updated_at" => {
+                    self.integer(value, key, 0, i64::MAX);
+                }
+                _ => self.unknown_key(mark, key, "a route"),
+            }
+        }
+        if matches!(node.value, NodeValue::Map(_))
+            && route.methods.is_empty()
+            && route.hosts.is_empty()
+            && route.headers.is_empty()
+            && route.paths.is_empty()
+            && !entries
+                .iter()
+                .any(|(k, _, v)| matches!(k.as_str(), "methods" | "hosts" | "paths" | "headers") && !is_empty(v))
+        {
+            self.error(node.mark, "a route must set at least one of 'methods', 'hosts', 'headers' or 'paths'");
+        }
+        self.config.routes.push(route);
+        for plugin in nested_plugins {
+            self.plugin(plugin, Parent::Route(index));
+        }
+    }
+
+    fn headers(&mut self, node: &Node) -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        for (name, mark, values) in self.entries(node, "'headers'") {
+            let lower = name.to_ascii_lowercase();
+            if lower == "host" {
+                self.error(*mark, "'host' is not allowed in 'headers'; use 'hosts'");
+                continue;
+            }
+            if !is_token(&lower) {
+                self.error(*mark, format!("invalid header name '{name}'"));
+                continue;
+            }
+            let list: Vec<String> = match &values.value {
+                NodeValue::Seq(_) => self.strings(values, name).into_iter().map(|(s, _)| s).collect(),
+                _ => {
+                    self.error(
+                        values.mark,
+                        format!("header '{name}' must have a list of values, found {}", kind_of(values)),
+                    );
+                    continue;
+                }
+            };
+            if list.is_empty() {
+                self.error(values.mark, format!("header '{name}' needs at least one value"));
+                continue;
+            }
+            out.push((lower, list));
+        }
+        out
+    }
+
+    /// A reference to another entity: a name or id string, or decK's `{id: ...}` /
+    /// `{name: ...}` form.
+    fn reference(&mut self, node: &Node, key: &str) -> Option<String> {
+        match &node.value {
+            NodeValue::String(s) => Some(s.clone()),
+            NodeValue::Map(entries) => {
+                let mut found = None;
+                for (k, m, v) in entries {
+                    match k.as_str() {
+                        "id" | "name" if found.is_none() => found = self.string(v, k),
+                        "id" | "name" => self.error(*m, format!("'{key}' must give either 'id' or 'name'")),
+                        _ => self.unknown_key(*m, k, &format!("a '{key}' reference")),
+                    }
+                }
+                if found.is_none() && entries.is_empty() {
+                    self.error(node.mark, format!("'{key}' reference needs 'id' or 'name'"));
+                }
+                found
+            }
+            _ => {
+                self.error(node.mark, format!("'{key}' must be a name, an id, or a map with 'name' or 'id'"));
+                None
+            }
+        }
+    }
+
+    // ----- plugins -----
+
+    fn plugin(&mut self, node: &Node, parent: Parent) {
+        let index = self.config.plugins.len();
+        let mut plugin = Plugin {
+            id: None,
+            name: String::new(),
+            scope: match parent {
+                Parent::TopLevel => PluginScope::Global,
+                Parent::Service(s) => PluginScope::Service(s),
+                Parent::Route(r) => PluginScope::Route(r),
+            },
+            enabled: true,
+            protocols: ["grpc", "grpcs", "http", "https"].map(String::from).to_vec(),
+            tags: Vec::new(),
+            config: Node { mark: node.mark, value: NodeValue::Map(Vec::new()) },
+            mark: node.mark,
+        };
+        let entries = self.entries(node, "a plugin");
+        let mut name_seen = false;
+        let mut service_ref: Option<Mark> = None;
+        let mut route_ref: Option<Mark> = None;
+        for (key, mark, value) in entries {
+            let mark = *mark;
+            if matches!(value.value, NodeValue::Null) {
+                continue;
+            }
+            match key.as_str() {
+                "name" => {
+                    name_seen = true;
+                    if let Some(name) = self.string(value, key) {
+                        if !KNOWN_PLUGINS.contains(&name.as_str()) {
+                            self.error(
+                                value.mark,
+                                format!("unknown plugin '{name}' (ringgate knows: {})", KNOWN_PLUGINS.join(", ")),
+                            );
+                        }
+                        plugin.name = name;
+                    }
+                }
+                "id" => plugin.id = self.id(value),
+                "instance_name" => {
+                    self.string(value, key);
+                }
+                "config" => match value.value {
+                    NodeValue::Map(_) => plugin.config = value.clone(),
+                    _ => self.error(value.mark, format!("'config' must be a map, found {}", kind_of(value))),
+                },
+                "enabled" => plugin.enabled = self.boolean(value, key).unwrap_or(true),
+                "protocols" => {
+                    let list = self.strings(value, key);
+                    for (p, m) in &list {
+                        if !PLUGIN_PROTOCOLS.contains(&p.as_str()) {
+                            self.error(*m, format!("unknown protocol '{p}'"));
+                        }
+                    }
+                    if !list.is_empty() {
+                        plugin.protocols = list.into_iter().map(|(p, _)| p).collect();
+                    }
+                }
+                "tags" => plugin.tags = self.tags(value),
+                "service" | "route" => {
+                    if !matches!(parent, Parent::TopLevel) {
+                        self.error(
+                            mark,
+                            format!("a nested plugin must not name a {key}; its scope is where it is nested"),
+                        );
+                        continue;
+                    }
+                    if let Some(text) = self.reference(value, key) {
+                        let target = if key == "service" { RefKind::Service } else { RefKind::Route };
+                        if key == "service" {
+                            service_ref = Some(mark);
+                        } else {
+                            route_ref = Some(mark);
+                        }
+                        self.pending.push(PendingRef { target, text, mark: value.mark, owner: Owner::Plugin(index) });
+                    }
+                }
+                "consumer" | "consumer_group" => {
+                    self.error(mark, format!("plugins scoped to a {key} are not supported yet"));
+                }
+                "_config" | "partials" => self.not_supported_unless_empty(
+                    mark,
+                    value,
+                    key,
+                    "write the plugin's configuration in its 'config'",
+                ),
+                "ordering" => {
+                    if !is_empty(value) {
+                        self.warn(mark, "'ordering' is ignored: only one plugin runs per request");
+                    }
+                }
+                "created_at" | "updated_at" => {
+                    self.integer(value, key, 0, i64::MAX);
+                }
+                _ => self.unknown_key(mark, key, "a plugin"),
+            }
+        }
+        if let (Some(_), Some(route_mark)) = (service_ref, route_ref) {
+            self.error(route_mark, "a plugin scoped to both a service and a route is not supported yet");
+        }
+        if !name_seen && matches!(node.value, NodeValue::Map(_)) {
+            self.error(node.mark, "a plugin needs a 'name'");
+        }
+        self.config.plugins.push(plugin);
+    }
+
+    // ----- cross-entity checks -----
+
+    fn resolve_references(&mut self) {
+        for r in std::mem::take(&mut self.pending) {
+            let found = match r.target {
+                RefKind::Service => self
+                    .config
+                    .services
+                    .iter()
+                    .position(|s| s.name.as_deref() == Some(&r.text) || s.id.as_deref() == Some(&r.text)),
+                RefKind::Route => self
+                    .config
+                    .routes
+                    .iter()
+                    .position(|x| x.name.as_deref() == Some(&r.text) || x.id.as_deref() == Some(&r.text)),
+            };
+            let Some(target) = found else {
+                let kind = if r.target == RefKind::Service { "service" } else { "route" };
+                self.error(r.mark, format!("no {kind} named (or with id) '{}'", r.text));
+                continue;
+            };
+            match (r.owner, r.target) {
+                (Owner::Route(i), _) => self.config.routes[i].service = Some(target),
+                (Owner::Plugin(i), RefKind::Service) => {
+                    if matches!(self.config.plugins[i].scope, PluginScope::Global) {
+                        self.config.plugins[i].scope = PluginScope::Service(target);
+                    }
+                }
+                (Owner::Plugin(i), RefKind::Route) => self.config.plugins[i].scope = PluginScope::Route(target),
+            }
+        }
+    }
+
+    fn check_duplicates(&mut self) {
+        let services: Vec<_> = self.config.services.iter().map(|s| (s.name.clone(), s.id.clone(), s.mark)).collect();
+        self.duplicates("service", &services);
+        let routes: Vec<_> = self.config.routes.iter().map(|r| (r.name.clone(), r.id.clone(), r.mark)).collect();
+        self.duplicates("route", &routes);
+        let plugins: Vec<_> = self.config.plugins.iter().map(|p| (None, p.id.clone(), p.mark)).collect();
+        self.duplicates("plugin", &plugins);
+
+        let mut seen: Vec<(&str, PluginScope, Mark)> = Vec::new();
+        let mut found = Vec::new();
+        for p in &self.config.plugins {
+            if p.name.is_empty() {
+                continue;
+            }
+            if let Some((_, _, first)) = seen.iter().find(|(n, s, _)| *n == p.name && *s == p.scope) {
+                let scope = match p.scope {
+                    PluginScope::Global => "globally".to_string(),
+                    PluginScope::Service(s) => {
+                        format!("on service {}", describe(&self.config.services[s].name, s))
+                    }
+                    PluginScope::Route(r) => {
+                        format!("on route {}", describe(&self.config.routes[r].name, r))
+                    }
+                };
+                found.push((p.mark, format!("plugin '{}' is configured twice {scope} (first at {first})", p.name)));
+            } else {
+                seen.push((&p.name, p.scope, p.mark));
+            }
+        }
+        for (mark, message) in found {
+            self.error(mark, message);
+        }
+    }
+
+    fn duplicates(&mut self, kind: &str, entities: &[(Option<String>, Option<String>, Mark)]) {
+        for (i, (name, id, mark)) in entities.iter().enumerate() {
+            for (what, value) in [("name", name), ("id", id)] {
+                let Some(value) = value else { continue };
+                let first = entities[..i].iter().find(|e| {
+                    let other = if what == "name" { &e.0 } else { &e.1 };
+                    other.as_deref() == Some(value.as_str())
+                });
+                if let Some((_, _, first)) = first {
+                    self.error(*mark, format!("duplicate {kind} {what} '{value}' (first at {first})"));
+                }
+            }
+        }
+    }
+}
+
+fn describe(name: &Option<String>, index: usize) -> String {
+    match name {
+        Some(n) => format!("'{n}'"),
+        None => format!("#{}", index + 1),
+    }
+}
+
+/// The parts of a service `url` shorthand.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct UrlParts {
+    pub scheme: String,
+    pub host: String,
+    pub port: Option<u16>,
+    pub path: Option<String>,
+}
+
+/// Splits `scheme://host[:port][/path]` as Kong's url shorthand does. IPv6 hosts come
+/// back without brackets. Userinfo, queries and fragments are refused: Kong has no
+/// service field to keep them in.
+pub(crate) fn parse_url(url: &str) -> Result<UrlParts, String> {
+    let (scheme, rest) = url.split_once("://").ok_or("expected scheme://host[:port][/path]")?;
+    if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.') {
+        return Err("invalid scheme".into());
+    }
+    if rest.contains(['?', '#']) {
+        return Err("a query or fragment has no place in a service".into());
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(rest[i..].to_string())),
+        None => (rest, None),
+    };
+    if authority.contains('@') {
+        return Err("credentials in the url are not supported".into());
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or("unclosed '[' in host")?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    let port = match port {
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => return Err(format!("invalid port '{p}'")),
+        },
+        None => None,
+    };
+    Ok(UrlParts { scheme: scheme.to_ascii_lowercase(), host: host.to_string(), port, path })
+}
+
+/// Kong's rules for a route host: lower-cased, at most one wildcard, either a leading
+/// `*.` or a trailing `.*`, and an optional `:port`.
+fn check_route_host(host: &str) -> Result<String, String> {
+    let lower = host.to_ascii_lowercase();
+    let (name, port) = if let Some(v6) = lower.strip_prefix('[') {
+        let (addr, after) = v6.split_once(']').ok_or("unclosed '['")?;
+        if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+            return Err("invalid IPv6 address".into());
+        }
+        (None, after.strip_prefix(':').map(str::to_string).or_else(|| (!after.is_empty()).then(|| after.to_string())))
+    } else {
+        match lower.rsplit_once(':') {
+            Some((n, p)) => (Some(n.to_string()), Some(p.to_string())),
+            None => (Some(lower.clone()), None),
+        }
+    };
+    if let Some(p) = &port {
+        match p.parse::<u16>() {
+            Ok(n) if n > 0 => {}
+            _ => return Err(format!("invalid port '{p}'")),
+        }
+    }
+    if let Some(name) = name {
+        if name.is_empty() {
+            return Err("empty host name".into());
+        }
+        let stars = name.matches('*').count();
+        let bare = if stars == 0 {
+            name.as_str()
+        } else if stars == 1 && name.starts_with("*.") && name.len() > 2 {
+            &name[2..]
+        } else if stars == 1 && name.ends_with(".*") && name.len() > 2 {
+            &name[..name.len() - 2]
+        } else {
+            return Err("a wildcard must be a single leading '*.' or trailing '.*'".into());
+        };
+        if !bare.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')) {
+            return Err("only letters, digits, '.', '-' and '_' are allowed".into());
+        }
+    }
+    Ok(lower)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_with_port_and_path_splits_into_parts() {
+        let parts = parse_url("https://api.example.com:8443/v1").unwrap();
+        assert_eq!(
+            parts,
+            UrlParts {
+                scheme: "https".into(),
+                host: "api.example.com".into(),
+                port: Some(8443),
+                path: Some("/v1".into())
+            }
+        );
+    }
+
+    #[test]
+    fn url_with_ipv6_host_drops_the_brackets() {
+        let parts = parse_url("http://[::1]:8080").unwrap();
+        assert_eq!(parts.host, "::1");
+        assert_eq!(parts.port, Some(8080));
+        assert_eq!(parts.path, None);
+    }
+
+    #[test]
+    fn url_with_query_is_refused() {
+        assert!(parse_url("http://a/b?c=d").is_err());
+        assert!(parse_url("http://user@a/").is_err());
+        assert!(parse_url("a/b").is_err());
+        assert!(parse_url("http://a:0/").is_err());
+    }
+
+    #[test]
+    fn route_host_wildcards_follow_kong_rules() {
+        assert_eq!(check_route_host("*.Example.com").unwrap(), "*.example.com");
+        assert_eq!(check_route_host("example.*").unwrap(), "example.*");
+        assert_eq!(check_route_host("example.com:8080").unwrap(), "example.com:8080");
+        assert!(check_route_host("a.*.com").is_err());
+        assert!(check_route_host("*.a.*").is_err());
+        assert!(check_route_host("*").is_err());
+        assert!(check_route_host("a.com:99999").is_err());
+        assert!(check_route_host("[::1]:80").is_ok());
+    }
+
+    #[test]
+    fn uuid_shape_is_checked() {
+        assert!(is_uuid("6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c"));
+        assert!(!is_uuid("6b3a1b2c-0d4e-4f5a-8b6c"));
+        assert!(!is_uuid("zb3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c"));
+    }
+}

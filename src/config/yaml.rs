@@ -1,0 +1,407 @@
+//! Rendered decK text → a positioned [`Node`] tree.
+//!
+//! Built on `saphyr-parser`, the event layer of the saphyr project (the maintained
+//! successor of yaml-rust/yaml-rust2; serde_yaml is archived). We take events rather
+//! than saphyr's own `MarkedYaml` tree because that tree keeps only the last of two
+//! equal keys and has no position for keys, and we need both: a duplicate key is an
+//! error here (decK's YAML reader would silently keep one of them, which can hide an
+//! overridden `client_secret`), and an unknown key is reported at the key.
+//!
+//! Scalars are resolved with the YAML 1.2 core schema (`true`, `null`, `0x1f`, `.inf`;
+//! not YAML 1.1's `yes`/`on`), and quoted scalars are always strings. Anchors and aliases
+//! are resolved by copying the anchored node (with a cap on the total size, against
+//! "billion laughs" documents); merge keys (`<<`) are rejected, since YAML 1.2 has none
+//! and their meaning would be ambiguous. Tags other than the core `!!str`, `!!int`,
+//! `!!float`, `!!bool`, `!!null`, `!!map` and `!!seq` are rejected.
+//!
+//! Positions come from the parser in characters of the rendered text and are mapped
+//! back to the source file through the template's [`SourceMap`]. Cost: linear in the
+//! document; runs at load time only.
+
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
+
+use super::model::Mark;
+use super::node::{Node, NodeValue};
+use super::template::SourceMap;
+
+/// A problem found while parsing, positioned in the source file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlError {
+    pub mark: Mark,
+    pub message: String,
+}
+
+/// How many nodes alias expansion may create in total before the document is refused.
+const MAX_ALIAS_NODES: usize = 100_000;
+
+/// Parses one YAML document. An empty document is a `Null` node. Syntax errors stop
+/// the parse; other problems (duplicate keys, unsupported tags) are collected and the
+/// parse goes on, so that all of them are reported.
+pub fn parse(text: &str, map: &SourceMap) -> Result<Node, Vec<YamlError>> {
+    let mut builder = Builder {
+        parser: Parser::new_from_str(text),
+        map,
+        anchors: HashMap::new(),
+        errors: Vec::new(),
+        alias_nodes: 0,
+    };
+    match builder.document() {
+        Ok(node) if builder.errors.is_empty() => Ok(node),
+        Ok(_) => Err(builder.errors),
+        Err(fatal) => {
+            builder.errors.push(fatal);
+            Err(builder.errors)
+        }
+    }
+}
+
+struct Builder<'a> {
+    parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+    map: &'a SourceMap,
+    anchors: HashMap<usize, Node>,
+    errors: Vec<YamlError>,
+    alias_nodes: usize,
+}
+
+impl<'a> Builder<'a> {
+    fn mark(&self, span: &Span) -> Mark {
+        self.map.mark(span.start.index())
+    }
+
+    fn scan_error(&self, e: ScanError) -> YamlError {
+        YamlError { mark: self.map.mark(e.marker().index()), message: format!("invalid YAML: {}", e.info()) }
+    }
+
+    fn next(&mut self) -> Result<(Event<'a>, Span), YamlError> {
+        match self.parser.next_event() {
+            Some(Ok(ev)) => Ok(ev),
+            Some(Err(e)) => Err(self.scan_error(e)),
+            None => Err(YamlError {
+                mark: Mark { line: 1, column: 1 },
+                message: "invalid YAML: unexpected end of input".into(),
+            }),
+        }
+    }
+
+    fn document(&mut self) -> Result<Node, YamlError> {
+        let mut root: Option<Node> = None;
+        loop {
+            let (event, span) = self.next()?;
+            match event {
+                Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
+                Event::StreamEnd => break,
+                Event::DocumentStart(_) => {
+                    if root.is_some() {
+                        return Err(YamlError {
+                            mark: self.mark(&span),
+                            message: "a decK file holds one YAML document; found a second one".into(),
+                        });
+                    }
+                    let (event, span) = self.next()?;
+                    root = Some(self.node(event, span)?);
+                }
+                other => {
+                    let node = self.node(other, span)?;
+                    root.get_or_insert(node);
+                }
+            }
+        }
+        Ok(root.unwrap_or(Node { mark: Mark { line: 1, column: 1 }, value: NodeValue::Null }))
+    }
+
+    fn node(&mut self, event: Event<'a>, span: Span) -> Result<Node, YamlError> {
+        let mark = self.mark(&span);
+        let (node, anchor) = match event {
+            Event::Scalar(text, style, anchor, tag) => (self.scalar(&text, style, tag.as_deref(), mark), anchor),
+            Event::SequenceStart(anchor, tag) => {
+                self.check_collection_tag(tag.as_deref(), "seq", mark);
+                let mut items = Vec::new();
+                loop {
+                    let (event, span) = self.next()?;
+                    if matches!(event, Event::SequenceEnd) {
+                        break;
+                    }
+                    items.push(self.node(event, span)?);
+                }
+                (Node { mark, value: NodeValue::Seq(items) }, anchor)
+            }
+            Event::MappingStart(anchor, tag) => {
+                self.check_collection_tag(tag.as_deref(), "map", mark);
+                (self.mapping(mark)?, anchor)
+            }
+            Event::Alias(id) => {
+                let Some(target) = self.anchors.get(&id) else {
+                    return Err(YamlError { mark, message: "alias refers to an unknown anchor".into() });
+                };
+                self.alias_nodes += count_nodes(target);
+                if self.alias_nodes > MAX_ALIAS_NODES {
+                    return Err(YamlError {
+                        mark,
+                        message: format!("aliases expand to more than {MAX_ALIAS_NODES} nodes; refusing the document"),
+                    });
+                }
+                let mut copy = target.clone();
+                copy.mark = mark;
+                return Ok(copy);
+            }
+            _ => return Err(YamlError { mark, message: "invalid YAML: unexpected event".into() }),
+        };
+        if anchor != 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        Ok(node)
+    }
+
+    fn mapping(&mut self, mark: Mark) -> Result<Node, YamlError> {
+        let mut entries: Vec<(String, Mark, Node)> = Vec::new();
+        loop {
+            let (event, span) = self.next()?;
+            if matches!(event, Event::MappingEnd) {
+                break;
+            }
+            let key = self.node(event, span)?;
+            let (event, span) = self.next()?;
+            let value = self.node(event, span)?;
+            let key_text = match key.value {
+                NodeValue::String(s) => s,
+                NodeValue::Int(n) => n.to_string(),
+                NodeValue::Bool(b) => b.to_string(),
+                NodeValue::Float(f) => f.to_string(),
+                NodeValue::Null => "null".to_string(),
+                NodeValue::Seq(_) | NodeValue::Map(_) => {
+                    self.errors.push(YamlError { mark: key.mark, message: "map keys must be plain strings".into() });
+                    continue;
+                }
+            };
+            if key_text == "<<" {
+                self.errors.push(YamlError {
+                    mark: key.mark,
+                    message: "merge keys ('<<') are not supported; write the keys out".into(),
+                });
+                continue;
+            }
+            if let Some((_, first, _)) = entries.iter().find(|(k, _, _)| *k == key_text) {
+                self.errors.push(YamlError {
+                    mark: key.mark,
+                    message: format!("duplicate key '{key_text}' (first defined at {first})"),
+                });
+                continue;
+            }
+            entries.push((key_text, key.mark, value));
+        }
+        Ok(Node { mark, value: NodeValue::Map(entries) })
+    }
+
+    fn check_collection_tag(&mut self, tag: Option<&Tag>, expected: &str, mark: Mark) {
+        if let Some(tag) = tag {
+            if !(tag.is_yaml_core_schema() && tag.suffix == expected) {
+                self.errors
+                    .push(YamlError { mark, message: format!("unsupported YAML tag '{}{}'", tag.handle, tag.suffix) });
+            }
+        }
+    }
+
+    fn scalar(&mut self, text: &str, style: ScalarStyle, tag: Option<&Tag>, mark: Mark) -> Node {
+        let value = match tag {
+            None if style == ScalarStyle::Plain => resolve_plain(text),
+            None => NodeValue::String(text.to_string()),
+            Some(tag) if tag.is_yaml_core_schema() => {
+                let resolved = match tag.suffix.as_str() {
+                    "str" => Some(NodeValue::String(text.to_string())),
+                    "int" => parse_int(text).map(NodeValue::Int),
+                    "float" => parse_float(text).or_else(|| parse_int(text).map(|n| n as f64)).map(NodeValue::Float),
+                    "bool" => parse_bool(text).map(NodeValue::Bool),
+                    "null" => is_null(text).then_some(NodeValue::Null),
+                    other => {
+                        self.errors.push(YamlError { mark, message: format!("unsupported YAML tag '!!{other}'") });
+                        Some(NodeValue::Null)
+                    }
+                };
+                resolved.unwrap_or_else(|| {
+                    self.errors.push(YamlError { mark, message: format!("'{text}' is not a valid !!{}", tag.suffix) });
+                    NodeValue::Null
+                })
+            }
+            Some(tag) => {
+                self.errors
+                    .push(YamlError { mark, message: format!("unsupported YAML tag '{}{}'", tag.handle, tag.suffix) });
+                NodeValue::Null
+            }
+        };
+        Node { mark, value }
+    }
+}
+
+fn count_nodes(node: &Node) -> usize {
+    1 + match &node.value {
+        NodeValue::Seq(items) => items.iter().map(count_nodes).sum(),
+        NodeValue::Map(entries) => entries.iter().map(|(_, _, v)| count_nodes(v)).sum(),
+        _ => 0,
+    }
+}
+
+/// YAML 1.2 core schema resolution of a plain scalar.
+fn resolve_plain(text: &str) -> NodeValue {
+    if is_null(text) {
+        NodeValue::Null
+    } else if let Some(b) = parse_bool(text) {
+        NodeValue::Bool(b)
+    } else if let Some(n) = parse_int(text) {
+        NodeValue::Int(n)
+    } else if let Some(f) = parse_float(text) {
+        NodeValue::Float(f)
+    } else {
+        NodeValue::String(text.to_string())
+    }
+}
+
+fn is_null(text: &str) -> bool {
+    matches!(text, "" | "~" | "null" | "Null" | "NULL")
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "true" | "True" | "TRUE" => Some(true),
+        "false" | "False" | "FALSE" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_int(text: &str) -> Option<i64> {
+    if let Some(oct) = text.strip_prefix("0o") {
+        return i64::from_str_radix(oct, 8).ok();
+    }
+    if let Some(hex) = text.strip_prefix("0x") {
+        return i64::from_str_radix(hex, 16).ok();
+    }
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+fn parse_float(text: &str) -> Option<f64> {
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    match unsigned {
+        ".inf" | ".Inf" | ".INF" => return Some(if text.starts_with('-') { f64::NEG_INFINITY } else { f64::INFINITY }),
+        ".nan" | ".NaN" | ".NAN" if unsigned == text => return Some(f64::NAN),
+        _ => {}
+    }
+    // [0-9]* ( . [0-9]* )? ( [eE] [-+]? [0-9]+ )? with at least one digit before the exponent.
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(i) => (&unsigned[..i], Some(&unsigned[i + 1..])),
+        None => (unsigned, None),
+    };
+    let mut parts = mantissa.splitn(2, '.');
+    let whole = parts.next().unwrap_or("");
+    let frac = parts.next().unwrap_or("");
+    let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.len() + frac.len() == 0 || !digits_ok(whole) || !digits_ok(frac) {
+        return None;
+    }
+    if let Some(exp) = exponent {
+        let exp = exp.strip_prefix(['-', '+']).unwrap_or(exp);
+        if exp.is_empty() || !digits_ok(exp) {
+            return None;
+        }
+    }
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> Node {
+        parse(text, &SourceMap::identity(text)).expect("parses")
+    }
+
+    fn parse_err(text: &str) -> Vec<YamlError> {
+        parse(text, &SourceMap::identity(text)).expect_err("fails")
+    }
+
+    #[test]
+    fn plain_scalars_resolve_with_the_core_schema() {
+        let n = parse_ok("a: true\nb: 12\nc: 1.5\nd: ~\ne: yes\nf: '12'\ng: 0x10\n");
+        assert_eq!(n.get("a").unwrap().value, NodeValue::Bool(true));
+        assert_eq!(n.get("b").unwrap().value, NodeValue::Int(12));
+        assert_eq!(n.get("c").unwrap().value, NodeValue::Float(1.5));
+        assert_eq!(n.get("d").unwrap().value, NodeValue::Null);
+        assert_eq!(n.get("e").unwrap().value, NodeValue::String("yes".into()));
+        assert_eq!(n.get("f").unwrap().value, NodeValue::String("12".into()));
+        assert_eq!(n.get("g").unwrap().value, NodeValue::Int(16));
+    }
+
+    #[test]
+    fn keys_and_values_carry_line_and_column() {
+        let n = parse_ok("top:\n  inner: [1, 2]\n");
+        let NodeValue::Map(entries) = &n.value else { panic!("map") };
+        assert_eq!(entries[0].1, Mark { line: 1, column: 1 });
+        let inner = n.get("top").unwrap();
+        let NodeValue::Map(entries) = &inner.value else { panic!("map") };
+        assert_eq!(entries[0].1, Mark { line: 2, column: 3 });
+        assert_eq!(entries[0].2.mark, Mark { line: 2, column: 10 });
+    }
+
+    #[test]
+    fn duplicate_key_is_an_error_at_the_second_key() {
+        let errors = parse_err("a: 1\nb: 2\na: 3\n");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].mark, Mark { line: 3, column: 1 });
+        assert_eq!(errors[0].message, "duplicate key 'a' (first defined at 1:1)");
+    }
+
+    #[test]
+    fn alias_is_resolved_to_a_copy_of_the_anchor() {
+        let n = parse_ok("a: &x [1, 2]\nb: *x\n");
+        assert_eq!(n.get("a").unwrap().value, n.get("b").unwrap().value);
+        assert_eq!(n.get("b").unwrap().mark, Mark { line: 2, column: 4 });
+    }
+
+    #[test]
+    fn merge_key_is_rejected() {
+        let errors = parse_err("base: &b {x: 1}\nother:\n  <<: *b\n");
+        assert_eq!(errors[0].mark, Mark { line: 3, column: 3 });
+        assert!(errors[0].message.contains("merge keys"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn syntax_error_is_positioned() {
+        let errors = parse_err("a: [1, 2\nb: 3\n");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.starts_with("invalid YAML"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn second_document_is_rejected() {
+        let errors = parse_err("a: 1\n---\nb: 2\n");
+        assert_eq!(errors[0].mark.line, 2);
+    }
+
+    #[test]
+    fn empty_text_is_null() {
+        assert_eq!(parse_ok("").value, NodeValue::Null);
+    }
+
+    #[test]
+    fn unknown_tag_is_rejected() {
+        let errors = parse_err("a: !custom x\n");
+        assert!(errors[0].message.contains("unsupported YAML tag"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn alias_expansion_beyond_the_cap_is_refused() {
+        let mut doc = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..8 {
+            let p = i - 1;
+            doc.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let errors = parse_err(&doc);
+        assert!(errors[0].message.contains("aliases expand"), "{}", errors[0].message);
+    }
+}
