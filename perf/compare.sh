@@ -14,6 +14,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 # shellcheck source=../scripts/common.sh
 . "$root/scripts/common.sh"
+# Debian installs nginx in /usr/sbin, which is not on a normal user's PATH.
+PATH="$PATH:/usr/sbin"
 
 # The command line as it would be typed here, for the report: the env settings the caller
 # gave, then the arguments (paths replaced by placeholders, so no machine path is kept).
