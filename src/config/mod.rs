@@ -1,8 +1,12 @@
 //! Configuration: decK files in, a validated [`Config`] out.
 //!
-//! The pipeline is `template` (decK's `${{ env "DECK_X" }}` rendering on the raw text)
-//! → YAML into positioned [`Node`]s → validation into the typed [`model`], collecting
-//! every problem with its line and column instead of stopping at the first.
+//! The pipeline is [`template`] (decK's `${{ env "DECK_X" }}` rendering on the raw
+//! text, keeping a map back to source positions) → [`yaml`] (events into positioned
+//! [`Node`]s, duplicate keys rejected) → `validate` (into the typed [`model`], Kong's
+//! defaults filled in), collecting every problem with its line and column instead of
+//! stopping at the first. Each stage reports all of its own problems; a later stage
+//! only runs when the earlier one succeeded, since it would otherwise report
+//! consequences rather than causes. Runs at start-up and on reload, never per request.
 
 pub mod model;
 pub mod node;

@@ -400,13 +400,12 @@ impl Validator<'_> {
             mark: node.mark,
         };
         let entries = self.entries(node, "a service");
-        // Pushed before nested routes so their `service` index is this one.
         let mut url: Option<(Mark, &Node)> = None;
         let mut explicit: Vec<(&str, Mark)> = Vec::new();
         let mut port: Option<u16> = None;
         let mut host_given = false;
-        let mut nested_routes = Vec::new();
-        let mut nested_plugins = Vec::new();
+        // Nested routes and plugins, in document order, read once the service is pushed.
+        let mut nested: Vec<(&str, &Node)> = Vec::new();
         for (key, mark, value) in entries {
             let mark = *mark;
             if matches!(value.value, NodeValue::Null) {
@@ -464,8 +463,11 @@ impl Validator<'_> {
                 }
                 "enabled" => svc.enabled = self.boolean(value, key).unwrap_or(true),
                 "tags" => svc.tags = self.tags(value),
-                "routes" => nested_routes = self.items(value, key).iter().collect(),
-                "plugins" => nested_plugins = self.items(value, key).iter().collect(),
+                "routes" | "plugins" => {
+                    for item in self.items(value, key) {
+                        nested.push((key, item));
+                    }
+                }
                 "tls_verify" => {
                     if self.boolean(value, key) == Some(false) {
                         self.error(
@@ -517,11 +519,12 @@ impl Validator<'_> {
         }
         svc.port = port.unwrap_or(svc.protocol.default_port());
         self.config.services.push(svc);
-        for route in nested_routes {
-            self.route(route, Parent::Service(index));
-        }
-        for plugin in nested_plugins {
-            self.plugin(plugin, Parent::Service(index));
+        for (key, item) in nested {
+            if key == "routes" {
+                self.route(item, Parent::Service(index));
+            } else {
+                self.plugin(item, Parent::Service(index));
+            }
         }
     }
 

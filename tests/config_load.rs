@@ -1,0 +1,846 @@
+//! Loading decK files end to end: templating, YAML, validation. Every rejection the
+//! loader makes is asserted here with its message and its `file:line:col`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ringgate::config::{
+    load_file, load_str, Config, PathHandling, PluginScope, Protocol, RoutePath,
+};
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "DECK_ISSUER" => Some("https://idp.example.com/realms/demo".into()),
+        "DECK_CLIENT_ID" => Some("ringgate".into()),
+        "DECK_CLIENT_SECRET" => Some("s3cret".into()),
+        "DECK_PORT" => Some("8443".into()),
+        "DECK_EMPTY" => Some(String::new()),
+        "DECK_LINES" => Some("a: 1\nb: 2".into()),
+        _ => None,
+    }
+}
+
+fn load(text: &str) -> Result<Config, Vec<String>> {
+    load_str(text, "kong.yaml", &env).map_err(|e| e.0.iter().map(|e| e.to_string()).collect())
+}
+
+fn ok(text: &str) -> Config {
+    match load(text) {
+        Ok(c) => c,
+        Err(e) => panic!("expected the file to load, got:\n{}", e.join("\n")),
+    }
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match load(text) {
+        Ok(_) => panic!("expected load errors"),
+        Err(e) => e,
+    }
+}
+
+/// Asserts exactly one error, equal to `expected`.
+fn one_error(text: &str, expected: &str) {
+    assert_eq!(errors(text), vec![expected.to_string()]);
+}
+
+const HEAD: &str = "_format_version: \"3.0\"\n";
+
+fn doc(body: &str) -> String {
+    format!("{HEAD}{body}")
+}
+
+// ----- the files in config/ -----
+
+#[test]
+fn seed_file_loads_with_its_deck_variables() {
+    let c = load_file_with_env("config/kong-oidc.yaml");
+    assert_eq!(c.services.len(), 1);
+    assert_eq!(c.services[0].host, "httpbin.konghq.com");
+    assert_eq!(c.services[0].path.as_deref(), Some("/anything"));
+    assert_eq!(
+        c.routes[0].paths,
+        vec![RoutePath::Prefix("/anything".into())]
+    );
+    assert_eq!(c.plugins.len(), 1);
+    let p = &c.plugins[0];
+    assert_eq!(
+        (p.name.as_str(), p.scope),
+        ("openid-connect", PluginScope::Global)
+    );
+    let issuer = p.config.get("issuer").unwrap();
+    assert_eq!(
+        issuer.value,
+        ringgate::config::NodeValue::String("https://idp.example.com/realms/demo".into())
+    );
+    assert_eq!(c.plugins_for(Some(0), Some(0)), vec![0]);
+    assert!(c.warnings.is_empty());
+}
+
+#[test]
+fn minimal_file_loads() {
+    let c = load_file_with_env("config/minimal.yaml");
+    assert_eq!(c.services.len(), 1);
+    assert_eq!(
+        (c.services[0].host.as_str(), c.services[0].port),
+        ("127.0.0.1", 8080)
+    );
+    assert_eq!(c.routes[0].service, Some(0));
+}
+
+fn load_file_with_env(rel: &str) -> Config {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    let text = std::fs::read_to_string(&path).unwrap();
+    load_str(&text, rel, &env).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn missing_file_is_an_error_naming_it() {
+    let e = load_file(Path::new("no/such/kong.yaml")).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("no/such/kong.yaml: cannot read file"),
+        "{e}"
+    );
+}
+
+// ----- defaults and shapes -----
+
+#[test]
+fn service_and_route_defaults_follow_kong() {
+    let c = ok(&doc(
+        "services:\n- name: s\n  host: example.com\n  routes:\n  - paths: [/a]\n",
+    ));
+    let s = &c.services[0];
+    assert_eq!(
+        (s.protocol, s.port, s.retries, s.enabled),
+        (Protocol::Http, 80, 5, true)
+    );
+    assert_eq!(s.connect_timeout, Duration::from_millis(60_000));
+    assert_eq!(s.read_timeout, Duration::from_millis(60_000));
+    assert_eq!(s.write_timeout, Duration::from_millis(60_000));
+    let r = &c.routes[0];
+    assert_eq!(r.protocols, vec![Protocol::Http, Protocol::Https]);
+    assert!(r.strip_path && !r.preserve_host);
+    assert_eq!(
+        (
+            r.regex_priority,
+            r.path_handling,
+            r.https_redirect_status_code
+        ),
+        (0, PathHandling::V0, 426)
+    );
+}
+
+#[test]
+fn https_url_defaults_to_port_443() {
+    let c = ok(&doc("services:\n- url: https://api.example.com/v1\n"));
+    assert_eq!(
+        (c.services[0].protocol, c.services[0].port),
+        (Protocol::Https, 443)
+    );
+    assert_eq!(c.services[0].path.as_deref(), Some("/v1"));
+}
+
+#[test]
+fn route_values_are_normalised() {
+    let c = ok(&doc(
+        "routes:\n- methods: [get, Post]\n  hosts: [API.Example.com, '*.example.org', 'example.*:8080']\n  \
+         paths: [/a, '~/b/\\d+$']\n  headers:\n    X-Version: [v1, v2]\n",
+    ));
+    let r = &c.routes[0];
+    assert_eq!(r.methods, vec!["GET", "POST"]);
+    assert_eq!(
+        r.hosts,
+        vec!["api.example.com", "*.example.org", "example.*:8080"]
+    );
+    assert_eq!(
+        r.paths,
+        vec![
+            RoutePath::Prefix("/a".into()),
+            RoutePath::Regex("/b/\\d+$".into())
+        ]
+    );
+    assert_eq!(
+        r.headers,
+        vec![(
+            "x-version".to_string(),
+            vec!["v1".to_string(), "v2".to_string()]
+        )]
+    );
+    assert_eq!(r.service, None);
+}
+
+#[test]
+fn top_level_route_and_plugins_resolve_by_name_and_id() {
+    let c = ok(&doc(
+        "services:\n- name: s1\n  host: a\n- id: 6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c\n  host: b\n\
+         routes:\n- name: r1\n  service: s1\n  paths: [/x]\n\
+         - name: r2\n  service:\n    id: 6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c\n  paths: [/y]\n\
+         plugins:\n- name: openid-connect\n  service: s1\n- name: openid-connect\n  route: r2\n\
+         - name: openid-connect\n  route:\n    name: r1\n",
+    ));
+    assert_eq!(c.routes[0].service, Some(0));
+    assert_eq!(c.routes[1].service, Some(1));
+    assert_eq!(c.plugins[0].scope, PluginScope::Service(0));
+    assert_eq!(c.plugins[1].scope, PluginScope::Route(1));
+    assert_eq!(c.plugins[2].scope, PluginScope::Route(0));
+}
+
+#[test]
+fn nested_plugins_take_their_parent_scope() {
+    let c = ok(&doc(
+        "services:\n- name: s\n  host: a\n  plugins:\n  - name: openid-connect\n  routes:\n  - name: r\n    \
+         paths: [/]\n    plugins:\n    - name: openid-connect\n      enabled: false\n",
+    ));
+    assert_eq!(c.plugins[0].scope, PluginScope::Service(0));
+    assert_eq!(c.plugins[1].scope, PluginScope::Route(0));
+    assert!(!c.plugins[1].enabled);
+    assert_eq!(
+        c.plugins[0].protocols,
+        vec!["grpc", "grpcs", "http", "https"]
+    );
+}
+
+// ----- templating end to end -----
+
+#[test]
+fn templated_integer_becomes_a_yaml_integer() {
+    let c = ok(&doc(
+        "services:\n- host: a\n  port: ${{ env \"DECK_PORT\" | toInt }}\n",
+    ));
+    assert_eq!(c.services[0].port, 8443);
+}
+
+#[test]
+fn unset_variable_error_points_at_the_action() {
+    one_error(
+        &doc("services:\n- host: ${{ env \"DECK_HOST\" }}\n"),
+        "kong.yaml:3:13: environment variable 'DECK_HOST' present in state file but not set",
+    );
+}
+
+#[test]
+fn variable_without_prefix_is_rejected() {
+    one_error(
+        &doc("services:\n- host: ${{ env \"HOST\" }}\n"),
+        "kong.yaml:3:13: environment variables in the state file must be prefixed with 'DECK_', found: 'HOST'",
+    );
+}
+
+#[test]
+fn empty_variable_renders_as_empty_string() {
+    let c = ok(&doc(
+        "services:\n- host: a\n  name: \"${{ env \"DECK_EMPTY\" }}x\"\n",
+    ));
+    assert_eq!(c.services[0].name.as_deref(), Some("x"));
+}
+
+#[test]
+fn errors_after_a_multiline_expansion_keep_source_lines() {
+    // DECK_LINES adds a line to the rendered text; the bad port is still line 6.
+    let text = doc("_info:\n  defaults: {}\nx:\n  ${{ env \"DECK_LINES\" | indent 2 }}\nservices:\n- {host: a, port: 0}\n");
+    let e = errors(&text);
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:4:1: unknown top-level key 'x'".to_string(),
+            "kong.yaml:7:19: 'port' must be an integer from 1 to 65535, found 0".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn errors_inside_a_substituted_value_point_at_the_action() {
+    // The duplicate key comes from the variable's second line.
+    let e = errors(&doc(
+        "services:\n- host: a\n  ${{ env \"DECK_LINES\" | indent 2 }}\n",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:4:3: unknown key 'a' in a service",
+            "kong.yaml:4:3: unknown key 'b' in a service"
+        ]
+    );
+}
+
+#[test]
+fn trim_markers_join_lines() {
+    let c = ok(&doc(
+        "services:\n- host: a\n  name: a  \n    ${{- env \"DECK_PORT\" -}}  \n  x\n",
+    ));
+    assert_eq!(c.services[0].name.as_deref(), Some("a8443x"));
+}
+
+// ----- top level -----
+
+#[test]
+fn missing_format_version_is_an_error() {
+    one_error(
+        "services: []\n",
+        "kong.yaml:1:1: missing _format_version; decK 3.0 files start with _format_version: \"3.0\"",
+    );
+}
+
+#[test]
+fn old_format_version_says_to_convert() {
+    one_error(
+        "_format_version: \"1.1\"\n",
+        "kong.yaml:1:18: _format_version \"1.1\" is a decK file for Kong 2.x; convert it with \
+         'deck file convert --from kong-gateway-2.x --to kong-gateway-3.x'",
+    );
+}
+
+#[test]
+fn unquoted_format_version_is_an_error() {
+    one_error(
+        "_format_version: 3.0\n",
+        "kong.yaml:1:18: _format_version must be the string \"3.0\" (quote it)",
+    );
+}
+
+#[test]
+fn empty_file_is_an_error() {
+    one_error(
+        "",
+        "kong.yaml:1:1: the file is empty; a decK file starts with _format_version: \"3.0\"",
+    );
+}
+
+#[test]
+fn unknown_top_level_key_is_an_error() {
+    one_error(
+        &doc("servics: []\n"),
+        "kong.yaml:2:1: unknown top-level key 'servics'",
+    );
+}
+
+#[test]
+fn upstreams_are_an_error_when_present() {
+    one_error(
+        &doc("upstreams:\n- name: u\n"),
+        "kong.yaml:2:1: 'upstreams' is not supported yet: load balancing would change where traffic goes; \
+         point services at their host",
+    );
+    ok(&doc("upstreams: []\n"));
+}
+
+#[test]
+fn certificates_and_vaults_are_errors_when_present() {
+    let e = errors(&doc("certificates:\n- cert: x\nvaults:\n- name: env\n"));
+    assert_eq!(e.len(), 2);
+    assert!(
+        e[0].starts_with("kong.yaml:2:1: 'certificates' is not supported yet"),
+        "{}",
+        e[0]
+    );
+    assert!(
+        e[1].starts_with("kong.yaml:4:1: 'vaults' is not supported yet"),
+        "{}",
+        e[1]
+    );
+}
+
+#[test]
+fn consumers_alone_are_a_warning() {
+    let c = ok(&doc("consumers:\n- username: alice\n"));
+    assert_eq!(c.warnings.len(), 1);
+    assert_eq!(
+        c.warnings[0].to_string(),
+        "kong.yaml:2:1: 'consumers' are ignored: no ringgate plugin identifies consumers yet"
+    );
+}
+
+#[test]
+fn consumer_plugins_are_an_error() {
+    let e = errors(&doc(
+        "consumers:\n- username: alice\n  plugins:\n  - name: rate-limiting\n",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:4:3: 'plugins' is not supported yet: plugins scoped to consumers or consumer groups would not apply"
+        ]
+    );
+}
+
+#[test]
+fn info_select_tags_are_a_warning_and_defaults_an_error() {
+    let c = ok(&doc(
+        "_info:\n  select_tags: [team-a]\n_workspace: default\n",
+    ));
+    let w: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        w,
+        vec![
+            "kong.yaml:3:3: 'select_tags' is ignored: tags only scope what decK syncs",
+            "kong.yaml:4:1: '_workspace' is ignored: ringgate serves one workspace and has no control plane",
+        ]
+    );
+    let e = errors(&doc(
+        "_info:\n  defaults:\n    service: {read_timeout: 5}\n",
+    ));
+    assert!(
+        e[0].starts_with("kong.yaml:3:3: 'defaults' is not supported yet"),
+        "{}",
+        e[0]
+    );
+}
+
+// ----- YAML level -----
+
+#[test]
+fn duplicate_key_is_an_error() {
+    one_error(
+        &doc("services:\n- host: a\n  host: b\n"),
+        "kong.yaml:4:3: duplicate key 'host' (first defined at 3:3)",
+    );
+}
+
+#[test]
+fn yaml_syntax_error_has_a_position() {
+    let e = errors(&doc("services:\n- host: [a\n"));
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].starts_with("kong.yaml:") && e[0].contains("invalid YAML"),
+        "{}",
+        e[0]
+    );
+}
+
+// ----- services -----
+
+#[test]
+fn service_unknown_key_is_an_error_at_the_key() {
+    one_error(
+        &doc("services:\n- host: a\n  hots: b\n"),
+        "kong.yaml:4:3: unknown key 'hots' in a service",
+    );
+}
+
+#[test]
+fn service_url_conflicts_with_explicit_parts() {
+    one_error(
+        &doc("services:\n- url: http://a/\n  port: 8080\n"),
+        "kong.yaml:4:3: 'port' conflicts with 'url' (given at 3:3); give one or the other",
+    );
+}
+
+#[test]
+fn service_invalid_url_is_an_error() {
+    one_error(
+        &doc("services:\n- url: http://a/b?c=d\n"),
+        "kong.yaml:3:8: invalid 'url' 'http://a/b?c=d': a query or fragment has no place in a service",
+    );
+}
+
+#[test]
+fn service_other_protocols_are_not_supported_yet() {
+    one_error(
+        &doc("services:\n- host: a\n  protocol: grpc\n"),
+        "kong.yaml:4:13: protocol 'grpc' is not supported yet (ringgate proxies http and https)",
+    );
+    one_error(
+        &doc("services:\n- url: wss://a\n"),
+        "kong.yaml:3:8: protocol 'wss' is not supported yet (ringgate proxies http and https)",
+    );
+    one_error(
+        &doc("services:\n- host: a\n  protocol: gopher\n"),
+        "kong.yaml:4:13: unknown protocol 'gopher' (expected http or https)",
+    );
+}
+
+#[test]
+fn service_port_out_of_range_is_an_error() {
+    one_error(
+        &doc("services:\n- host: a\n  port: 70000\n"),
+        "kong.yaml:4:9: 'port' must be an integer from 1 to 65535, found 70000",
+    );
+}
+
+#[test]
+fn service_path_must_start_with_a_slash() {
+    one_error(
+        &doc("services:\n- host: a\n  path: v1\n"),
+        "kong.yaml:4:9: 'path' must start with '/', found 'v1'",
+    );
+}
+
+#[test]
+fn service_timeouts_and_retries_are_range_checked() {
+    let e = errors(&doc(
+        "services:\n- host: a\n  read_timeout: 0\n  retries: 40000\n  connect_timeout: fast\n",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:4:17: 'read_timeout' must be an integer from 1 to 2147483646, found 0",
+            "kong.yaml:5:12: 'retries' must be an integer from 0 to 32767, found 40000",
+            "kong.yaml:6:20: 'connect_timeout' must be an integer from 1 to 2147483646, found a string",
+        ]
+    );
+}
+
+#[test]
+fn service_wrong_types_say_what_was_expected() {
+    let e = errors(&doc(
+        "services:\n- host: a\n  name: 12\n  enabled: yes\n  tags: [1]\n",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:4:9: 'name' must be a string, found an integer",
+            "kong.yaml:5:12: 'enabled' must be true or false, found a string",
+            "kong.yaml:6:10: 'tags' entries must be strings, found an integer",
+        ]
+    );
+}
+
+#[test]
+fn service_without_host_is_an_error() {
+    one_error(
+        &doc("services:\n- name: s\n"),
+        "kong.yaml:3:3: a service needs 'host' or 'url'",
+    );
+}
+
+#[test]
+fn service_id_must_be_a_uuid() {
+    one_error(
+        &doc("services:\n- host: a\n  id: abc\n"),
+        "kong.yaml:4:7: 'id' must be a UUID, found 'abc'",
+    );
+}
+
+#[test]
+fn service_tls_keys_follow_the_warning_error_rule() {
+    let c = ok(&doc(
+        "services:\n- host: a\n  tls_verify: true\n  tls_verify_depth: 3\n",
+    ));
+    assert_eq!(
+        c.warnings[0].to_string(),
+        "kong.yaml:5:3: 'tls_verify_depth' is ignored: the upstream TLS verifier applies its own limit"
+    );
+    let e = errors(&doc(
+        "services:\n- host: a\n  tls_verify: false\n  ca_certificates: [6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c]\n  \
+         client_certificate: {id: 6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c}\n",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:4:3: 'tls_verify: false' is not supported: ringgate always verifies upstream TLS certificates",
+            "kong.yaml:5:3: 'ca_certificates' is not supported yet: upstream certificates are verified against the system roots",
+            "kong.yaml:6:3: 'client_certificate' is not supported yet: no upstream mTLS",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_service_names_are_an_error() {
+    one_error(
+        &doc("services:\n- name: s\n  host: a\n- name: s\n  host: b\n"),
+        "kong.yaml:5:3: duplicate service name 's' (first at 3:3)",
+    );
+}
+
+// ----- routes -----
+
+#[test]
+fn route_without_matching_criteria_is_an_error() {
+    one_error(
+        &doc("routes:\n- name: r\n"),
+        "kong.yaml:3:3: a route must set at least one of 'methods', 'hosts', 'headers' or 'paths'",
+    );
+}
+
+#[test]
+fn route_bad_path_is_an_error() {
+    one_error(
+        &doc("routes:\n- paths: [api]\n"),
+        "kong.yaml:3:11: a path must start with '/' (or '~' for a regex), found 'api'",
+    );
+}
+
+#[test]
+fn route_bad_host_wildcard_is_an_error() {
+    one_error(
+        &doc("routes:\n- hosts: [a.*.com]\n"),
+        "kong.yaml:3:11: invalid host 'a.*.com': a wildcard must be a single leading '*.' or trailing '.*'",
+    );
+}
+
+#[test]
+fn route_host_header_is_an_error() {
+    one_error(
+        &doc("routes:\n- headers:\n    Host: [a]\n"),
+        "kong.yaml:4:5: 'host' is not allowed in 'headers'; use 'hosts'",
+    );
+}
+
+#[test]
+fn route_header_values_must_be_a_list() {
+    one_error(
+        &doc("routes:\n- paths: [/]\n  headers:\n    x-a: b\n"),
+        "kong.yaml:5:10: header 'x-a' must have a list of values, found a string",
+    );
+}
+
+#[test]
+fn route_other_protocols_are_not_supported_yet() {
+    one_error(
+        &doc("routes:\n- paths: [/]\n  protocols: [http, grpc]\n"),
+        "kong.yaml:4:21: protocol 'grpc' is not supported yet (ringgate routes http and https)",
+    );
+}
+
+#[test]
+fn route_redirect_code_and_path_handling_are_checked() {
+    let e = errors(&doc(
+        "routes:\n- paths: [/]\n  https_redirect_status_code: 303\n  path_handling: v2\n",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:4:31: 'https_redirect_status_code' must be one of 426, 301, 302, 307, 308, found 303",
+            "kong.yaml:5:18: 'path_handling' must be v0 or v1, found 'v2'",
+        ]
+    );
+}
+
+#[test]
+fn route_snis_sources_destinations_are_errors_when_set() {
+    let e = errors(&doc("routes:\n- paths: [/]\n  snis: [a.com]\n  sources: []\n  destinations:\n  - {ip: 10.0.0.1}\n"));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:4:3: 'snis' is not supported yet: the route would match more traffic than written",
+            "kong.yaml:6:3: 'destinations' is not supported yet: the route would match more traffic than written",
+        ]
+    );
+}
+
+#[test]
+fn route_buffering_off_is_a_warning() {
+    let c = ok(&doc(
+        "routes:\n- paths: [/]\n  request_buffering: false\n  response_buffering: true\n",
+    ));
+    assert_eq!(c.warnings.len(), 1);
+    assert_eq!(
+        c.warnings[0].to_string(),
+        "kong.yaml:4:3: 'request_buffering: false' is ignored"
+    );
+}
+
+#[test]
+fn route_with_dangling_service_is_an_error() {
+    one_error(
+        &doc("routes:\n- paths: [/]\n  service: nope\n"),
+        "kong.yaml:4:12: no service named (or with id) 'nope'",
+    );
+}
+
+#[test]
+fn nested_route_naming_a_service_is_an_error() {
+    one_error(
+        &doc("services:\n- name: s\n  host: a\n  routes:\n  - paths: [/]\n    service: s\n"),
+        "kong.yaml:7:5: a route nested under a service must not name a service",
+    );
+}
+
+#[test]
+fn duplicate_route_names_are_an_error() {
+    one_error(
+        &doc("routes:\n- name: r\n  paths: [/a]\n- name: r\n  paths: [/b]\n"),
+        "kong.yaml:5:3: duplicate route name 'r' (first at 3:3)",
+    );
+}
+
+// ----- plugins -----
+
+#[test]
+fn unknown_plugin_lists_the_known_ones() {
+    one_error(
+        &doc("plugins:\n- name: oidc\n"),
+        "kong.yaml:3:9: unknown plugin 'oidc' (ringgate knows: openid-connect)",
+    );
+}
+
+#[test]
+fn plugin_config_must_be_a_map() {
+    one_error(
+        &doc("plugins:\n- name: openid-connect\n  config: [a]\n"),
+        "kong.yaml:4:11: 'config' must be a map, found a list",
+    );
+}
+
+#[test]
+fn plugin_consumer_scope_is_not_supported() {
+    one_error(
+        &doc("plugins:\n- name: openid-connect\n  consumer: alice\n"),
+        "kong.yaml:4:3: plugins scoped to a consumer are not supported yet",
+    );
+}
+
+#[test]
+fn plugin_dangling_route_is_an_error() {
+    one_error(
+        &doc("plugins:\n- name: openid-connect\n  route: r9\n"),
+        "kong.yaml:4:10: no route named (or with id) 'r9'",
+    );
+}
+
+#[test]
+fn same_plugin_twice_on_one_scope_is_an_error() {
+    one_error(
+        &doc("services:\n- name: s\n  host: a\n  plugins:\n  - name: openid-connect\nplugins:\n- name: openid-connect\n  service: s\n"),
+        "kong.yaml:8:3: plugin 'openid-connect' is configured twice on service 's' (first at 6:5)",
+    );
+    one_error(
+        &doc("plugins:\n- name: openid-connect\n- name: openid-connect\n"),
+        "kong.yaml:4:3: plugin 'openid-connect' is configured twice globally (first at 3:3)",
+    );
+}
+
+#[test]
+fn plugin_without_name_is_an_error() {
+    one_error(
+        &doc("plugins:\n- enabled: true\n"),
+        "kong.yaml:3:3: a plugin needs a 'name'",
+    );
+}
+
+#[test]
+fn plugin_unknown_key_is_an_error() {
+    one_error(
+        &doc("plugins:\n- name: openid-connect\n  confg: {}\n"),
+        "kong.yaml:4:3: unknown key 'confg' in a plugin",
+    );
+}
+
+// ----- all at once -----
+
+#[test]
+fn several_problems_are_all_reported_in_file_order() {
+    let e = errors(&doc(
+        "services:\n- name: s\n  hots: a\n  port: 0\n  routes:\n  - name: r\nplugins:\n- name: oidc\n  route: missing\n\
+         upstreams: [{name: u}]\n",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:3:3: a service needs 'host' or 'url'",
+            "kong.yaml:4:3: unknown key 'hots' in a service",
+            "kong.yaml:5:9: 'port' must be an integer from 1 to 65535, found 0",
+            "kong.yaml:7:5: a route must set at least one of 'methods', 'hosts', 'headers' or 'paths'",
+            "kong.yaml:9:9: unknown plugin 'oidc' (ringgate knows: openid-connect)",
+            "kong.yaml:10:10: no route named (or with id) 'missing'",
+            "kong.yaml:11:1: 'upstreams' is not supported yet: load balancing would change where traffic goes; \
+             point services at their host",
+        ]
+    );
+}
+
+// ----- smaller rejections -----
+
+#[test]
+fn route_invalid_method_and_empty_regex_are_errors() {
+    let e = errors(&doc("routes:\n- methods: ['GE T']\n  paths: ['~']\n"));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:3:13: invalid method 'GE T'",
+            "kong.yaml:4:11: a regex path needs a pattern after '~'"
+        ]
+    );
+}
+
+#[test]
+fn route_header_without_values_is_an_error() {
+    one_error(
+        &doc("routes:\n- headers:\n    x-a: []\n"),
+        "kong.yaml:4:10: header 'x-a' needs at least one value",
+    );
+}
+
+#[test]
+fn route_expression_is_not_supported() {
+    one_error(
+        &doc("routes:\n- paths: [/]\n  expression: 'http.path == \"/\"'\n"),
+        "kong.yaml:4:3: 'expression' is not supported yet: ringgate has the traditional router only",
+    );
+}
+
+#[test]
+fn plugin_scoped_to_service_and_route_is_not_supported() {
+    one_error(
+        &doc("services:\n- name: s\n  host: a\n  routes:\n  - {name: r, paths: [/]}\nplugins:\n- name: openid-connect\n  service: s\n  route: r\n"),
+        "kong.yaml:10:3: a plugin scoped to both a service and a route is not supported yet",
+    );
+}
+
+#[test]
+fn nested_plugin_naming_a_service_is_an_error() {
+    one_error(
+        &doc("services:\n- name: s\n  host: a\n  plugins:\n  - name: openid-connect\n    service: s\n"),
+        "kong.yaml:7:5: a nested plugin must not name a service; its scope is where it is nested",
+    );
+}
+
+#[test]
+fn duplicate_ids_are_an_error() {
+    one_error(
+        &doc(
+            "plugins:\n- name: openid-connect\n  id: 6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c\n  route: r\n\
+             - name: openid-connect\n  id: 6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c\nroutes:\n- {name: r, paths: [/]}\n",
+        ),
+        "kong.yaml:6:3: duplicate plugin id '6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c' (first at 3:3)",
+    );
+}
+
+#[test]
+fn plugin_shared_config_is_not_supported() {
+    one_error(
+        &doc("plugins:\n- name: openid-connect\n  _config: shared\n"),
+        "kong.yaml:4:3: '_config' is not supported yet: write the plugin's configuration in its 'config'",
+    );
+}
+
+#[test]
+fn plugin_unknown_protocol_is_an_error() {
+    one_error(
+        &doc("plugins:\n- name: openid-connect\n  protocols: [htp]\n"),
+        "kong.yaml:4:15: unknown protocol 'htp'",
+    );
+}
+
+#[test]
+fn transform_false_is_a_warning() {
+    let c = ok(&doc("_transform: false\n"));
+    assert!(c.warnings[0]
+        .to_string()
+        .starts_with("kong.yaml:2:1: '_transform: false' has no effect"));
+}
+
+#[test]
+fn anchors_are_resolved_and_merge_keys_rejected() {
+    let c = ok(&doc(
+        "services:\n- name: a\n  host: h\n  tags: &t [x]\n- name: b\n  host: h\n  tags: *t\n",
+    ));
+    assert_eq!(c.services[1].tags, vec!["x"]);
+    one_error(
+        &doc("services:\n- &s {name: a, host: h}\n- <<: *s\n  name: b\n"),
+        "kong.yaml:4:3: merge keys ('<<') are not supported; write the keys out",
+    );
+}
+
+#[test]
+fn wrong_entity_shapes_say_what_was_expected() {
+    let e = errors(&doc("services: {name: a}\nroutes:\n- just-a-string\n"));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:2:11: 'services' must be a list, found a map",
+            "kong.yaml:4:3: a route must be a map, found a string"
+        ]
+    );
+}
