@@ -4,9 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ringgate::config::{
-    load_file, load_str, Config, PathHandling, PluginScope, Protocol, RoutePath,
-};
+use ringgate::config::{load_file, load_str, Config, PathHandling, PluginScope, Protocol, RoutePath};
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -57,21 +55,12 @@ fn seed_file_loads_with_its_deck_variables() {
     assert_eq!(c.services.len(), 1);
     assert_eq!(c.services[0].host, "httpbin.konghq.com");
     assert_eq!(c.services[0].path.as_deref(), Some("/anything"));
-    assert_eq!(
-        c.routes[0].paths,
-        vec![RoutePath::Prefix("/anything".into())]
-    );
+    assert_eq!(c.routes[0].paths, vec![RoutePath::Prefix("/anything".into())]);
     assert_eq!(c.plugins.len(), 1);
     let p = &c.plugins[0];
-    assert_eq!(
-        (p.name.as_str(), p.scope),
-        ("openid-connect", PluginScope::Global)
-    );
+    assert_eq!((p.name.as_str(), p.scope), ("openid-connect", PluginScope::Global));
     let issuer = p.config.get("issuer").unwrap();
-    assert_eq!(
-        issuer.value,
-        ringgate::config::NodeValue::String("https://idp.example.com/realms/demo".into())
-    );
+    assert_eq!(issuer.value, ringgate::config::NodeValue::String("https://idp.example.com/realms/demo".into()));
     assert_eq!(c.plugins_for(Some(0), Some(0)), vec![0]);
     assert!(c.warnings.is_empty());
 }
@@ -80,10 +69,7 @@ fn seed_file_loads_with_its_deck_variables() {
 fn minimal_file_loads() {
     let c = load_file_with_env("config/minimal.yaml");
     assert_eq!(c.services.len(), 1);
-    assert_eq!(
-        (c.services[0].host.as_str(), c.services[0].port),
-        ("127.0.0.1", 8080)
-    );
+    assert_eq!((c.services[0].host.as_str(), c.services[0].port), ("127.0.0.1", 8080));
     assert_eq!(c.routes[0].service, Some(0));
 }
 
@@ -96,89 +82,52 @@ fn load_file_with_env(rel: &str) -> Config {
 #[test]
 fn missing_file_is_an_error_naming_it() {
     let e = load_file(Path::new("no/such/kong.yaml")).unwrap_err();
-    assert!(
-        e.to_string()
-            .starts_with("no/such/kong.yaml: cannot read file"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("no/such/kong.yaml: cannot read file"), "{e}");
 }
 
 // ----- defaults and shapes -----
 
 #[test]
 fn service_and_route_defaults_follow_kong() {
-    let c = ok(&doc(
-        "services:\n- name: s\n  host: example.com\n  routes:\n  - paths: [/a]\n",
-    ));
+    let c = ok(&doc("services:\n- name: s\n  host: example.com\n  routes:\n  - paths: [/a]\n"));
     let s = &c.services[0];
-    assert_eq!(
-        (s.protocol, s.port, s.retries, s.enabled),
-        (Protocol::Http, 80, 5, true)
-    );
+    assert_eq!((s.protocol, s.port, s.retries, s.enabled), (Protocol::Http, 80, 5, true));
     assert_eq!(s.connect_timeout, Duration::from_millis(60_000));
     assert_eq!(s.read_timeout, Duration::from_millis(60_000));
     assert_eq!(s.write_timeout, Duration::from_millis(60_000));
     let r = &c.routes[0];
     assert_eq!(r.protocols, vec![Protocol::Http, Protocol::Https]);
     assert!(r.strip_path && !r.preserve_host);
-    assert_eq!(
-        (
-            r.regex_priority,
-            r.path_handling,
-            r.https_redirect_status_code
-        ),
-        (0, PathHandling::V0, 426)
-    );
+    assert_eq!((r.regex_priority, r.path_handling, r.https_redirect_status_code), (0, PathHandling::V0, 426));
 }
 
 #[test]
 fn https_url_defaults_to_port_443() {
     let c = ok(&doc("services:\n- url: https://api.example.com/v1\n"));
-    assert_eq!(
-        (c.services[0].protocol, c.services[0].port),
-        (Protocol::Https, 443)
-    );
+    assert_eq!((c.services[0].protocol, c.services[0].port), (Protocol::Https, 443));
     assert_eq!(c.services[0].path.as_deref(), Some("/v1"));
 }
 
 #[test]
 fn route_values_are_normalised() {
-    let c = ok(&doc(
-        "routes:\n- methods: [get, Post]\n  hosts: [API.Example.com, '*.example.org', 'example.*:8080']\n  \
-         paths: [/a, '~/b/\\d+$']\n  headers:\n    X-Version: [v1, v2]\n",
-    ));
+    let c =
+        ok(&doc("routes:\n- methods: [get, Post]\n  hosts: [API.Example.com, '*.example.org', 'example.*:8080']\n  \
+         paths: [/a, '~/b/\\d+$']\n  headers:\n    X-Version: [v1, v2]\n"));
     let r = &c.routes[0];
     assert_eq!(r.methods, vec!["GET", "POST"]);
-    assert_eq!(
-        r.hosts,
-        vec!["api.example.com", "*.example.org", "example.*:8080"]
-    );
-    assert_eq!(
-        r.paths,
-        vec![
-            RoutePath::Prefix("/a".into()),
-            RoutePath::Regex("/b/\\d+$".into())
-        ]
-    );
-    assert_eq!(
-        r.headers,
-        vec![(
-            "x-version".to_string(),
-            vec!["v1".to_string(), "v2".to_string()]
-        )]
-    );
+    assert_eq!(r.hosts, vec!["api.example.com", "*.example.org", "example.*:8080"]);
+    assert_eq!(r.paths, vec![RoutePath::Prefix("/a".into()), RoutePath::Regex("/b/\\d+$".into())]);
+    assert_eq!(r.headers, vec![("x-version".to_string(), vec!["v1".to_string(), "v2".to_string()])]);
     assert_eq!(r.service, None);
 }
 
 #[test]
 fn top_level_route_and_plugins_resolve_by_name_and_id() {
-    let c = ok(&doc(
-        "services:\n- name: s1\n  host: a\n- id: 6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c\n  host: b\n\
+    let c = ok(&doc("services:\n- name: s1\n  host: a\n- id: 6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c\n  host: b\n\
          routes:\n- name: r1\n  service: s1\n  paths: [/x]\n\
          - name: r2\n  service:\n    id: 6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c\n  paths: [/y]\n\
          plugins:\n- name: openid-connect\n  service: s1\n- name: openid-connect\n  route: r2\n\
-         - name: openid-connect\n  route:\n    name: r1\n",
-    ));
+         - name: openid-connect\n  route:\n    name: r1\n"));
     assert_eq!(c.routes[0].service, Some(0));
     assert_eq!(c.routes[1].service, Some(1));
     assert_eq!(c.plugins[0].scope, PluginScope::Service(0));
@@ -188,26 +137,20 @@ fn top_level_route_and_plugins_resolve_by_name_and_id() {
 
 #[test]
 fn nested_plugins_take_their_parent_scope() {
-    let c = ok(&doc(
-        "services:\n- name: s\n  host: a\n  plugins:\n  - name: openid-connect\n  routes:\n  - name: r\n    \
-         paths: [/]\n    plugins:\n    - name: openid-connect\n      enabled: false\n",
-    ));
+    let c =
+        ok(&doc("services:\n- name: s\n  host: a\n  plugins:\n  - name: openid-connect\n  routes:\n  - name: r\n    \
+         paths: [/]\n    plugins:\n    - name: openid-connect\n      enabled: false\n"));
     assert_eq!(c.plugins[0].scope, PluginScope::Service(0));
     assert_eq!(c.plugins[1].scope, PluginScope::Route(0));
     assert!(!c.plugins[1].enabled);
-    assert_eq!(
-        c.plugins[0].protocols,
-        vec!["grpc", "grpcs", "http", "https"]
-    );
+    assert_eq!(c.plugins[0].protocols, vec!["grpc", "grpcs", "http", "https"]);
 }
 
 // ----- templating end to end -----
 
 #[test]
 fn templated_integer_becomes_a_yaml_integer() {
-    let c = ok(&doc(
-        "services:\n- host: a\n  port: ${{ env \"DECK_PORT\" | toInt }}\n",
-    ));
+    let c = ok(&doc("services:\n- host: a\n  port: ${{ env \"DECK_PORT\" | toInt }}\n"));
     assert_eq!(c.services[0].port, 8443);
 }
 
@@ -229,16 +172,15 @@ fn variable_without_prefix_is_rejected() {
 
 #[test]
 fn empty_variable_renders_as_empty_string() {
-    let c = ok(&doc(
-        "services:\n- host: a\n  name: \"${{ env \"DECK_EMPTY\" }}x\"\n",
-    ));
+    let c = ok(&doc("services:\n- host: a\n  name: \"${{ env \"DECK_EMPTY\" }}x\"\n"));
     assert_eq!(c.services[0].name.as_deref(), Some("x"));
 }
 
 #[test]
 fn errors_after_a_multiline_expansion_keep_source_lines() {
     // DECK_LINES adds a line to the rendered text; the bad port is still line 6.
-    let text = doc("_info:\n  defaults: {}\nx:\n  ${{ env \"DECK_LINES\" | indent 2 }}\nservices:\n- {host: a, port: 0}\n");
+    let text =
+        doc("_info:\n  defaults: {}\nx:\n  ${{ env \"DECK_LINES\" | indent 2 }}\nservices:\n- {host: a, port: 0}\n");
     let e = errors(&text);
     assert_eq!(
         e,
@@ -252,23 +194,13 @@ fn errors_after_a_multiline_expansion_keep_source_lines() {
 #[test]
 fn errors_inside_a_substituted_value_point_at_the_action() {
     // The duplicate key comes from the variable's second line.
-    let e = errors(&doc(
-        "services:\n- host: a\n  ${{ env \"DECK_LINES\" | indent 2 }}\n",
-    ));
-    assert_eq!(
-        e,
-        vec![
-            "kong.yaml:4:3: unknown key 'a' in a service",
-            "kong.yaml:4:3: unknown key 'b' in a service"
-        ]
-    );
+    let e = errors(&doc("services:\n- host: a\n  ${{ env \"DECK_LINES\" | indent 2 }}\n"));
+    assert_eq!(e, vec!["kong.yaml:4:3: unknown key 'a' in a service", "kong.yaml:4:3: unknown key 'b' in a service"]);
 }
 
 #[test]
 fn trim_markers_join_lines() {
-    let c = ok(&doc(
-        "services:\n- host: a\n  name: a  \n    ${{- env \"DECK_PORT\" -}}  \n  x\n",
-    ));
+    let c = ok(&doc("services:\n- host: a\n  name: a  \n    ${{- env \"DECK_PORT\" -}}  \n  x\n"));
     assert_eq!(c.services[0].name.as_deref(), Some("a8443x"));
 }
 
@@ -293,26 +225,17 @@ fn old_format_version_says_to_convert() {
 
 #[test]
 fn unquoted_format_version_is_an_error() {
-    one_error(
-        "_format_version: 3.0\n",
-        "kong.yaml:1:18: _format_version must be the string \"3.0\" (quote it)",
-    );
+    one_error("_format_version: 3.0\n", "kong.yaml:1:18: _format_version must be the string \"3.0\" (quote it)");
 }
 
 #[test]
 fn empty_file_is_an_error() {
-    one_error(
-        "",
-        "kong.yaml:1:1: the file is empty; a decK file starts with _format_version: \"3.0\"",
-    );
+    one_error("", "kong.yaml:1:1: the file is empty; a decK file starts with _format_version: \"3.0\"");
 }
 
 #[test]
 fn unknown_top_level_key_is_an_error() {
-    one_error(
-        &doc("servics: []\n"),
-        "kong.yaml:2:1: unknown top-level key 'servics'",
-    );
+    one_error(&doc("servics: []\n"), "kong.yaml:2:1: unknown top-level key 'servics'");
 }
 
 #[test]
@@ -329,16 +252,8 @@ fn upstreams_are_an_error_when_present() {
 fn certificates_and_vaults_are_errors_when_present() {
     let e = errors(&doc("certificates:\n- cert: x\nvaults:\n- name: env\n"));
     assert_eq!(e.len(), 2);
-    assert!(
-        e[0].starts_with("kong.yaml:2:1: 'certificates' is not supported yet"),
-        "{}",
-        e[0]
-    );
-    assert!(
-        e[1].starts_with("kong.yaml:4:1: 'vaults' is not supported yet"),
-        "{}",
-        e[1]
-    );
+    assert!(e[0].starts_with("kong.yaml:2:1: 'certificates' is not supported yet"), "{}", e[0]);
+    assert!(e[1].starts_with("kong.yaml:4:1: 'vaults' is not supported yet"), "{}", e[1]);
 }
 
 #[test]
@@ -353,9 +268,7 @@ fn consumers_alone_are_a_warning() {
 
 #[test]
 fn consumer_plugins_are_an_error() {
-    let e = errors(&doc(
-        "consumers:\n- username: alice\n  plugins:\n  - name: rate-limiting\n",
-    ));
+    let e = errors(&doc("consumers:\n- username: alice\n  plugins:\n  - name: rate-limiting\n"));
     assert_eq!(
         e,
         vec![
@@ -366,9 +279,7 @@ fn consumer_plugins_are_an_error() {
 
 #[test]
 fn info_select_tags_are_a_warning_and_defaults_an_error() {
-    let c = ok(&doc(
-        "_info:\n  select_tags: [team-a]\n_workspace: default\n",
-    ));
+    let c = ok(&doc("_info:\n  select_tags: [team-a]\n_workspace: default\n"));
     let w: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
     assert_eq!(
         w,
@@ -377,45 +288,29 @@ fn info_select_tags_are_a_warning_and_defaults_an_error() {
             "kong.yaml:4:1: '_workspace' is ignored: ringgate serves one workspace and has no control plane",
         ]
     );
-    let e = errors(&doc(
-        "_info:\n  defaults:\n    service: {read_timeout: 5}\n",
-    ));
-    assert!(
-        e[0].starts_with("kong.yaml:3:3: 'defaults' is not supported yet"),
-        "{}",
-        e[0]
-    );
+    let e = errors(&doc("_info:\n  defaults:\n    service: {read_timeout: 5}\n"));
+    assert!(e[0].starts_with("kong.yaml:3:3: 'defaults' is not supported yet"), "{}", e[0]);
 }
 
 // ----- YAML level -----
 
 #[test]
 fn duplicate_key_is_an_error() {
-    one_error(
-        &doc("services:\n- host: a\n  host: b\n"),
-        "kong.yaml:4:3: duplicate key 'host' (first defined at 3:3)",
-    );
+    one_error(&doc("services:\n- host: a\n  host: b\n"), "kong.yaml:4:3: duplicate key 'host' (first defined at 3:3)");
 }
 
 #[test]
 fn yaml_syntax_error_has_a_position() {
     let e = errors(&doc("services:\n- host: [a\n"));
     assert_eq!(e.len(), 1);
-    assert!(
-        e[0].starts_with("kong.yaml:") && e[0].contains("invalid YAML"),
-        "{}",
-        e[0]
-    );
+    assert!(e[0].starts_with("kong.yaml:") && e[0].contains("invalid YAML"), "{}", e[0]);
 }
 
 // ----- services -----
 
 #[test]
 fn service_unknown_key_is_an_error_at_the_key() {
-    one_error(
-        &doc("services:\n- host: a\n  hots: b\n"),
-        "kong.yaml:4:3: unknown key 'hots' in a service",
-    );
+    one_error(&doc("services:\n- host: a\n  hots: b\n"), "kong.yaml:4:3: unknown key 'hots' in a service");
 }
 
 #[test]
@@ -460,17 +355,12 @@ fn service_port_out_of_range_is_an_error() {
 
 #[test]
 fn service_path_must_start_with_a_slash() {
-    one_error(
-        &doc("services:\n- host: a\n  path: v1\n"),
-        "kong.yaml:4:9: 'path' must start with '/', found 'v1'",
-    );
+    one_error(&doc("services:\n- host: a\n  path: v1\n"), "kong.yaml:4:9: 'path' must start with '/', found 'v1'");
 }
 
 #[test]
 fn service_timeouts_and_retries_are_range_checked() {
-    let e = errors(&doc(
-        "services:\n- host: a\n  read_timeout: 0\n  retries: 40000\n  connect_timeout: fast\n",
-    ));
+    let e = errors(&doc("services:\n- host: a\n  read_timeout: 0\n  retries: 40000\n  connect_timeout: fast\n"));
     assert_eq!(
         e,
         vec![
@@ -483,9 +373,7 @@ fn service_timeouts_and_retries_are_range_checked() {
 
 #[test]
 fn service_wrong_types_say_what_was_expected() {
-    let e = errors(&doc(
-        "services:\n- host: a\n  name: 12\n  enabled: yes\n  tags: [1]\n",
-    ));
+    let e = errors(&doc("services:\n- host: a\n  name: 12\n  enabled: yes\n  tags: [1]\n"));
     assert_eq!(
         e,
         vec![
@@ -498,25 +386,17 @@ fn service_wrong_types_say_what_was_expected() {
 
 #[test]
 fn service_without_host_is_an_error() {
-    one_error(
-        &doc("services:\n- name: s\n"),
-        "kong.yaml:3:3: a service needs 'host' or 'url'",
-    );
+    one_error(&doc("services:\n- name: s\n"), "kong.yaml:3:3: a service needs 'host' or 'url'");
 }
 
 #[test]
 fn service_id_must_be_a_uuid() {
-    one_error(
-        &doc("services:\n- host: a\n  id: abc\n"),
-        "kong.yaml:4:7: 'id' must be a UUID, found 'abc'",
-    );
+    one_error(&doc("services:\n- host: a\n  id: abc\n"), "kong.yaml:4:7: 'id' must be a UUID, found 'abc'");
 }
 
 #[test]
 fn service_tls_keys_follow_the_warning_error_rule() {
-    let c = ok(&doc(
-        "services:\n- host: a\n  tls_verify: true\n  tls_verify_depth: 3\n",
-    ));
+    let c = ok(&doc("services:\n- host: a\n  tls_verify: true\n  tls_verify_depth: 3\n"));
     assert_eq!(
         c.warnings[0].to_string(),
         "kong.yaml:5:3: 'tls_verify_depth' is ignored: the upstream TLS verifier applies its own limit"
@@ -595,9 +475,7 @@ fn route_other_protocols_are_not_supported_yet() {
 
 #[test]
 fn route_redirect_code_and_path_handling_are_checked() {
-    let e = errors(&doc(
-        "routes:\n- paths: [/]\n  https_redirect_status_code: 303\n  path_handling: v2\n",
-    ));
+    let e = errors(&doc("routes:\n- paths: [/]\n  https_redirect_status_code: 303\n  path_handling: v2\n"));
     assert_eq!(
         e,
         vec![
@@ -609,7 +487,8 @@ fn route_redirect_code_and_path_handling_are_checked() {
 
 #[test]
 fn route_snis_sources_destinations_are_errors_when_set() {
-    let e = errors(&doc("routes:\n- paths: [/]\n  snis: [a.com]\n  sources: []\n  destinations:\n  - {ip: 10.0.0.1}\n"));
+    let e =
+        errors(&doc("routes:\n- paths: [/]\n  snis: [a.com]\n  sources: []\n  destinations:\n  - {ip: 10.0.0.1}\n"));
     assert_eq!(
         e,
         vec![
@@ -621,22 +500,14 @@ fn route_snis_sources_destinations_are_errors_when_set() {
 
 #[test]
 fn route_buffering_off_is_a_warning() {
-    let c = ok(&doc(
-        "routes:\n- paths: [/]\n  request_buffering: false\n  response_buffering: true\n",
-    ));
+    let c = ok(&doc("routes:\n- paths: [/]\n  request_buffering: false\n  response_buffering: true\n"));
     assert_eq!(c.warnings.len(), 1);
-    assert_eq!(
-        c.warnings[0].to_string(),
-        "kong.yaml:4:3: 'request_buffering: false' is ignored"
-    );
+    assert_eq!(c.warnings[0].to_string(), "kong.yaml:4:3: 'request_buffering: false' is ignored");
 }
 
 #[test]
 fn route_with_dangling_service_is_an_error() {
-    one_error(
-        &doc("routes:\n- paths: [/]\n  service: nope\n"),
-        "kong.yaml:4:12: no service named (or with id) 'nope'",
-    );
+    one_error(&doc("routes:\n- paths: [/]\n  service: nope\n"), "kong.yaml:4:12: no service named (or with id) 'nope'");
 }
 
 #[test]
@@ -703,10 +574,7 @@ fn same_plugin_twice_on_one_scope_is_an_error() {
 
 #[test]
 fn plugin_without_name_is_an_error() {
-    one_error(
-        &doc("plugins:\n- enabled: true\n"),
-        "kong.yaml:3:3: a plugin needs a 'name'",
-    );
+    one_error(&doc("plugins:\n- enabled: true\n"), "kong.yaml:3:3: a plugin needs a 'name'");
 }
 
 #[test]
@@ -747,19 +615,13 @@ fn route_invalid_method_and_empty_regex_are_errors() {
     let e = errors(&doc("routes:\n- methods: ['GE T']\n  paths: ['~']\n"));
     assert_eq!(
         e,
-        vec![
-            "kong.yaml:3:13: invalid method 'GE T'",
-            "kong.yaml:4:11: a regex path needs a pattern after '~'"
-        ]
+        vec!["kong.yaml:3:13: invalid method 'GE T'", "kong.yaml:4:11: a regex path needs a pattern after '~'"]
     );
 }
 
 #[test]
 fn route_header_without_values_is_an_error() {
-    one_error(
-        &doc("routes:\n- headers:\n    x-a: []\n"),
-        "kong.yaml:4:10: header 'x-a' needs at least one value",
-    );
+    one_error(&doc("routes:\n- headers:\n    x-a: []\n"), "kong.yaml:4:10: header 'x-a' needs at least one value");
 }
 
 #[test]
@@ -789,10 +651,8 @@ fn nested_plugin_naming_a_service_is_an_error() {
 #[test]
 fn duplicate_ids_are_an_error() {
     one_error(
-        &doc(
-            "plugins:\n- name: openid-connect\n  id: 6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c\n  route: r\n\
-             - name: openid-connect\n  id: 6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c\nroutes:\n- {name: r, paths: [/]}\n",
-        ),
+        &doc("plugins:\n- name: openid-connect\n  id: 6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c\n  route: r\n\
+             - name: openid-connect\n  id: 6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c\nroutes:\n- {name: r, paths: [/]}\n"),
         "kong.yaml:6:3: duplicate plugin id '6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c' (first at 3:3)",
     );
 }
@@ -807,25 +667,18 @@ fn plugin_shared_config_is_not_supported() {
 
 #[test]
 fn plugin_unknown_protocol_is_an_error() {
-    one_error(
-        &doc("plugins:\n- name: openid-connect\n  protocols: [htp]\n"),
-        "kong.yaml:4:15: unknown protocol 'htp'",
-    );
+    one_error(&doc("plugins:\n- name: openid-connect\n  protocols: [htp]\n"), "kong.yaml:4:15: unknown protocol 'htp'");
 }
 
 #[test]
 fn transform_false_is_a_warning() {
     let c = ok(&doc("_transform: false\n"));
-    assert!(c.warnings[0]
-        .to_string()
-        .starts_with("kong.yaml:2:1: '_transform: false' has no effect"));
+    assert!(c.warnings[0].to_string().starts_with("kong.yaml:2:1: '_transform: false' has no effect"));
 }
 
 #[test]
 fn anchors_are_resolved_and_merge_keys_rejected() {
-    let c = ok(&doc(
-        "services:\n- name: a\n  host: h\n  tags: &t [x]\n- name: b\n  host: h\n  tags: *t\n",
-    ));
+    let c = ok(&doc("services:\n- name: a\n  host: h\n  tags: &t [x]\n- name: b\n  host: h\n  tags: *t\n"));
     assert_eq!(c.services[1].tags, vec!["x"]);
     one_error(
         &doc("services:\n- &s {name: a, host: h}\n- <<: *s\n  name: b\n"),

@@ -632,10 +632,7 @@ mod tests {
 
     #[test]
     fn env_with_deck_prefix_is_substituted() {
-        assert_eq!(
-            ok("host: ${{ env \"DECK_HOST\" }}\n"),
-            "host: api.example.com\n"
-        );
+        assert_eq!(ok("host: ${{ env \"DECK_HOST\" }}\n"), "host: api.example.com\n");
     }
 
     #[test]
@@ -651,17 +648,8 @@ mod tests {
     #[test]
     fn unset_variable_is_an_error_with_its_position() {
         let e = err("a: 1\n  b: x ${{ env \"DECK_NOPE\" }}\n");
-        assert_eq!(
-            e[0].mark,
-            Mark {
-                line: 2,
-                column: 12
-            }
-        );
-        assert_eq!(
-            e[0].message,
-            "environment variable 'DECK_NOPE' present in state file but not set"
-        );
+        assert_eq!(e[0].mark, Mark { line: 2, column: 12 });
+        assert_eq!(e[0].message, "environment variable 'DECK_NOPE' present in state file but not set");
     }
 
     #[test]
@@ -680,17 +668,8 @@ mod tests {
     fn to_int_prints_the_integer() {
         assert_eq!(ok("${{ env \"DECK_PORT\" | toInt }}"), "8080");
         let e = err("x: ${{ env \"DECK_BAD\" | toInt }}");
-        assert_eq!(
-            e[0].message,
-            "cannot parse \"eight\" (from 'DECK_BAD') as an integer"
-        );
-        assert_eq!(
-            e[0].mark,
-            Mark {
-                line: 1,
-                column: 25
-            }
-        );
+        assert_eq!(e[0].message, "cannot parse \"eight\" (from 'DECK_BAD') as an integer");
+        assert_eq!(e[0].mark, Mark { line: 1, column: 25 });
     }
 
     #[test]
@@ -698,10 +677,7 @@ mod tests {
         assert_eq!(ok("${{ env \"DECK_FLAG\" | toBool }}"), "true");
         assert_eq!(ok("${{ toBool \"0\" }}"), "false");
         let e = err("${{ env \"DECK_BAD\" | toBool }}");
-        assert_eq!(
-            e[0].message,
-            "cannot parse \"eight\" (from 'DECK_BAD') as a boolean"
-        );
+        assert_eq!(e[0].message, "cannot parse \"eight\" (from 'DECK_BAD') as a boolean");
     }
 
     #[test]
@@ -712,18 +688,12 @@ mod tests {
         assert_eq!(ok("${{ toFloat \"0.00001\" }}"), "1e-05");
         assert_eq!(ok("${{ toFloat \"-123456.5\" }}"), "-123456.5");
         let e = err("${{ env \"DECK_BAD\" | toFloat }}");
-        assert_eq!(
-            e[0].message,
-            "cannot parse \"eight\" (from 'DECK_BAD') as a float"
-        );
+        assert_eq!(e[0].message, "cannot parse \"eight\" (from 'DECK_BAD') as a float");
     }
 
     #[test]
     fn indent_pads_every_continuation_line() {
-        assert_eq!(
-            ok("pem: |\n  ${{ env \"DECK_PEM\" | indent 2 }}\n"),
-            "pem: |\n  line1\n  line2\n  line3\n"
-        );
+        assert_eq!(ok("pem: |\n  ${{ env \"DECK_PEM\" | indent 2 }}\n"), "pem: |\n  line1\n  line2\n  line3\n");
     }
 
     #[test]
@@ -737,42 +707,26 @@ mod tests {
     fn unknown_function_is_an_error_with_position() {
         let e = err("a: ${{ printf \"%s\" \"x\" }}");
         assert_eq!(e[0].mark, Mark { line: 1, column: 8 });
-        assert!(
-            e[0].message
-                .starts_with("unknown template function 'printf'"),
-            "{}",
-            e[0].message
-        );
+        assert!(e[0].message.starts_with("unknown template function 'printf'"), "{}", e[0].message);
     }
 
     #[test]
     fn field_access_is_rejected() {
         let e = err("a: ${{ .Values.x }}");
-        assert!(
-            e[0].message.starts_with("unexpected '.'"),
-            "{}",
-            e[0].message
-        );
+        assert!(e[0].message.starts_with("unexpected '.'"), "{}", e[0].message);
     }
 
     #[test]
     fn unterminated_action_is_an_error_at_its_start() {
         let e = err("a: 1\nb: ${{ env \"DECK_HOST\"\n");
         assert_eq!(e[0].mark, Mark { line: 2, column: 4 });
-        assert!(
-            e[0].message.starts_with("unterminated template action"),
-            "{}",
-            e[0].message
-        );
+        assert!(e[0].message.starts_with("unterminated template action"), "{}", e[0].message);
     }
 
     #[test]
     fn wrong_argument_count_is_an_error() {
         let e = err("${{ env }}");
-        assert_eq!(
-            e[0].message,
-            "wrong number of arguments for env: want 1, got 0"
-        );
+        assert_eq!(e[0].message, "wrong number of arguments for env: want 1, got 0");
     }
 
     #[test]
@@ -788,10 +742,7 @@ mod tests {
         let chars = r.text[..at].chars().count();
         assert_eq!(r.map.mark(chars), Mark { line: 3, column: 1 });
         let line3 = r.text.find("line3").unwrap();
-        assert_eq!(
-            r.map.mark(r.text[..line3].chars().count()),
-            Mark { line: 2, column: 3 }
-        );
+        assert_eq!(r.map.mark(r.text[..line3].chars().count()), Mark { line: 2, column: 3 });
     }
 
     #[test]
@@ -799,12 +750,6 @@ mod tests {
         let src = "a: ${{ env \"DECK_PORT\" }} # c\n";
         let r = render(src, &env).unwrap();
         let hash = r.text.find('#').unwrap();
-        assert_eq!(
-            r.map.mark(hash),
-            Mark {
-                line: 1,
-                column: 27
-            }
-        );
+        assert_eq!(r.map.mark(hash), Mark { line: 1, column: 27 });
     }
 }

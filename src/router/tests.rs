@@ -92,7 +92,8 @@ impl RouteExt for Route {
 }
 
 fn router(routes: Vec<Route>) -> Router {
-    Router::new(&Config { services: vec![service(None)], routes, plugins: Vec::new(), warnings: Vec::new() }).expect("valid config")
+    Router::new(&Config { services: vec![service(None)], routes, plugins: Vec::new(), warnings: Vec::new() })
+        .expect("valid config")
 }
 
 struct Req {
@@ -456,7 +457,8 @@ fn every_bad_regex_is_reported_with_its_route_mark() {
     a.mark = Mark { line: 3, column: 5 };
     let mut b = route("b").header("x-h", &["~*[z-a]"]);
     b.mark = Mark { line: 9, column: 5 };
-    let config = Config { services: vec![service(None)], routes: vec![a, b], plugins: Vec::new(), warnings: Vec::new() };
+    let config =
+        Config { services: vec![service(None)], routes: vec![a, b], plugins: Vec::new(), warnings: Vec::new() };
     let errs = Router::new(&config).unwrap_err().0;
     assert_eq!(errs.len(), 2);
     assert_eq!(errs[0].mark, Some(Mark { line: 3, column: 5 }));
@@ -468,7 +470,12 @@ fn every_bad_regex_is_reported_with_its_route_mark() {
 
 #[test]
 fn routes_with_nothing_to_match_on_are_rejected() {
-    let config = Config { services: vec![service(None)], routes: vec![route("empty")], plugins: Vec::new(), warnings: Vec::new() };
+    let config = Config {
+        services: vec![service(None)],
+        routes: vec![route("empty")],
+        plugins: Vec::new(),
+        warnings: Vec::new(),
+    };
     let errs = Router::new(&config).unwrap_err().0;
     assert_eq!(errs.len(), 1);
     assert!(errs[0].message.contains("at least one of"));

@@ -176,7 +176,8 @@ impl Conn {
         let limits = &w.limits;
         let mut deadline = if self.buf.is_empty() { None } else { Some(Instant::now() + limits.header_timeout) };
         loop {
-            if !self.buf.is_empty() && head::parse_request(&self.buf, &limits.head, &mut self.head)?.is_some() {
+            let between_requests = self.buf.is_empty();
+            if !between_requests && head::parse_request(&self.buf, &limits.head, &mut self.head)?.is_some() {
                 return Ok(true);
             }
             let read = match deadline {
@@ -200,7 +201,8 @@ impl Conn {
             match read {
                 Ok(0) | Err(IoFail::Io(_)) => return Ok(false),
                 Ok(_) => {}
-                Err(IoFail::Timeout) if self.buf.is_empty() => return Ok(false),
+                // (A timed-out read loses the buffer, so decide from what was there before.)
+                Err(IoFail::Timeout) if between_requests => return Ok(false),
                 Err(IoFail::Timeout) => return Err(ProxyError::HeadTimeout),
             }
         }
