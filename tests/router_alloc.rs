@@ -98,6 +98,9 @@ fn route(hosts: &[&str], paths: &[&str], headers: &[(&str, &[&str])]) -> Route {
     }
 }
 
+/// (Host, path, headers, expected route index)
+type Probe = (&'static str, &'static str, &'static [(&'static str, &'static str)], Option<usize>);
+
 #[test]
 fn find_does_not_allocate() {
     let service = Service {
@@ -126,7 +129,7 @@ fn find_does_not_allocate() {
         plugins: Vec::new(),
     };
     let router = Router::new(&config).unwrap();
-    let requests: &[(&str, &str, &[(&str, &str)], Option<usize>)] = &[
+    let requests: &[Probe] = &[
         ("api.example.com:8000", "/orders/archive/2024", &[], Some(0)),
         ("WWW.example.com", "/users/42/profile", &[], Some(1)),
         ("any.test", "/tenant/x", &[("x-tenant", "BETA-7")], Some(2)),
