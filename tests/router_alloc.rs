@@ -1,0 +1,162 @@
+//! Guards the router's hot-path promise: `Router::find` makes no heap allocation.
+//!
+//! A counting global allocator (this test binary only) counts allocations made by the
+//! current thread while a measurement is on. Regex matching is warmed up once first:
+//! the regex crate creates its per-thread scratch space on first use, which is the
+//! documented start-up cost, not a per-request one.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Duration;
+
+use ringgate::config::{Config, Mark, PathHandling, Protocol, Route, RoutePath, Service};
+use ringgate::router::{RequestHeaders, RouteRequest, Router};
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note_alloc() {
+    // `try_with`: the thread-locals may be gone while a thread shuts down.
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every method forwards to the system allocator unchanged; the counters are
+// const-initialised thread-locals without destructors, so touching them never
+// allocates or re-enters the allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_alloc();
+        // SAFETY: same contract as ours, forwarded.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours, forwarded.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_alloc();
+        // SAFETY: same contract as ours, forwarded.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_alloc();
+        // SAFETY: same contract as ours, forwarded.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn allocations_during(f: impl FnOnce()) -> usize {
+    COUNT.with(|c| c.set(0));
+    COUNTING.with(|on| on.set(true));
+    f();
+    COUNTING.with(|on| on.set(false));
+    COUNT.with(|c| c.get())
+}
+
+struct Hdrs(&'static [(&'static str, &'static str)]);
+
+impl RequestHeaders for Hdrs {
+    fn any_value(&self, lower_name: &str, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.0.iter().filter(|(n, _)| *n == lower_name).any(|(_, v)| f(v.as_bytes()))
+    }
+}
+
+fn route(hosts: &[&str], paths: &[&str], headers: &[(&str, &[&str])]) -> Route {
+    Route {
+        id: None,
+        name: None,
+        service: Some(0),
+        protocols: vec![Protocol::Http, Protocol::Https],
+        methods: vec!["GET".into()],
+        hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        paths: paths
+            .iter()
+            .map(|p| match p.strip_prefix('~') {
+                Some(re) => RoutePath::Regex(re.into()),
+                None => RoutePath::Prefix(p.to_string()),
+            })
+            .collect(),
+        headers: headers.iter().map(|(n, vs)| (n.to_string(), vs.iter().map(|v| v.to_string()).collect())).collect(),
+        strip_path: true,
+        preserve_host: false,
+        regex_priority: 0,
+        path_handling: PathHandling::V0,
+        https_redirect_status_code: 426,
+        tags: Vec::new(),
+        mark: Mark::default(),
+    }
+}
+
+/// (Host, path, headers, expected route index)
+type Probe = (&'static str, &'static str, &'static [(&'static str, &'static str)], Option<usize>);
+
+#[test]
+fn find_does_not_allocate() {
+    let service = Service {
+        id: None,
+        name: None,
+        protocol: Protocol::Http,
+        host: "upstream.test".into(),
+        port: 80,
+        path: Some("/base".into()),
+        connect_timeout: Duration::from_secs(60),
+        read_timeout: Duration::from_secs(60),
+        write_timeout: Duration::from_secs(60),
+        retries: 5,
+        enabled: true,
+        tags: Vec::new(),
+        mark: Mark::default(),
+    };
+    let config = Config {
+        services: vec![service],
+        routes: vec![
+            route(&["api.example.com"], &["/orders", "/orders/archive"], &[]),
+            route(&["*.example.com"], &["~/users/\\d+"], &[]),
+            route(&[], &["/tenant"], &[("x-tenant", &["acme", "~*^beta-\\d+$"])]),
+            route(&["example.*"], &[], &[]),
+        ],
+        plugins: Vec::new(),
+    };
+    let router = Router::new(&config).unwrap();
+    let requests: &[Probe] = &[
+        ("api.example.com:8000", "/orders/archive/2024", &[], Some(0)),
+        ("WWW.example.com", "/users/42/profile", &[], Some(1)),
+        ("any.test", "/tenant/x", &[("x-tenant", "BETA-7")], Some(2)),
+        ("example.org", "/public/../%61dmin", &[], Some(3)),
+        ("nomatch.test", "/nothing", &[], None),
+    ];
+    let run = |check: bool| {
+        for &(host, path, headers, expected) in requests {
+            let headers = Hdrs(headers);
+            let req = RouteRequest {
+                method: b"GET",
+                host: host.as_bytes(),
+                port: 8000,
+                path: path.as_bytes(),
+                headers: &headers,
+            };
+            let got = router.find(&req).map(|m| m.route);
+            if check {
+                assert_eq!(got, expected, "{host} {path}");
+            }
+        }
+    };
+    run(true); // warm-up: regex scratch space is created on first use
+    assert_eq!(allocations_during(|| run(false)), 0);
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    assert!(allocations_during(|| drop(std::hint::black_box(vec![1u8; 16]))) > 0);
+}
