@@ -180,7 +180,7 @@ fn config(service_path: &str, route_path: Option<&str>, strip_path: bool, handli
         tags: Vec::new(),
         mark: Mark::default(),
     };
-    Config { services: vec![service], routes: vec![route], plugins: Vec::new() }
+    Config { services: vec![service], routes: vec![route], plugins: Vec::new(), warnings: Vec::new() }
 }
 
 fn upstream(service_path: &str, route_path: Option<&str>, strip: bool, h: PathHandling, request: &str) -> String {
