@@ -127,6 +127,7 @@ fn find_does_not_allocate() {
             route(&["example.*"], &[], &[]),
         ],
         plugins: Vec::new(),
+        warnings: Vec::new(),
     };
     let router = Router::new(&config).unwrap();
     let requests: &[Probe] = &[
