@@ -109,25 +109,24 @@ fn secs(v: f64, name: &str) -> anyhow::Result<Duration> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RINGGATE_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => {
-            match config::load_file(&config).and_then(|c| Snapshot::build(c, &mut Resolved::new()).map(|_| ())) {
-                Ok(()) => {
-                    println!("{}: configuration is valid", config.display());
-                    ExitCode::SUCCESS
-                }
-                Err(errors) => {
-                    for e in &errors.0 {
-                        eprintln!("{e}");
-                    }
-                    eprintln!("{}: {} problem(s) found", config.display(), errors.0.len());
-                    ExitCode::FAILURE
-                }
+        Command::Check { config } => match check(&config) {
+            Ok(()) => {
+                println!("{}: configuration is valid", config.display());
+                ExitCode::SUCCESS
             }
-        }
+            Err(errors) => {
+                for e in &errors.0 {
+                    eprintln!("{e}");
+                }
+                eprintln!("{}: {} problem(s) found", config.display(), errors.0.len());
+                ExitCode::FAILURE
+            }
+        },
         Command::Run(args) => match run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -136,6 +135,22 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Everything `run` would refuse, without resolving host names.
+fn check(path: &std::path::Path) -> Result<(), config::ConfigErrors> {
+    let cfg = config::load_file(path)?;
+    for w in &cfg.warnings {
+        eprintln!("warning: {w}");
+    }
+    ringgate::router::Router::new(&cfg).map(|_| ()).map_err(|mut errors| {
+        for e in errors.0.iter_mut() {
+            if e.file.is_empty() {
+                e.file = path.display().to_string();
+            }
+        }
+        errors
+    })
 }
 
 fn load(path: &std::path::Path, resolved: &mut Resolved) -> Result<Snapshot, config::ConfigErrors> {

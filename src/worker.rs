@@ -26,6 +26,8 @@ pub struct WorkerStart {
     pub limits: Limits,
     pub driver: IoDriver,
     pub shutdown: Arc<AtomicBool>,
+    /// Told once whether the runtime and listeners came up (or why not).
+    pub ready: std::sync::mpsc::Sender<Result<(), String>>,
 }
 
 /// Per-worker state shared by the worker's tasks.
@@ -74,13 +76,9 @@ pub fn run(start: WorkerStart) {
             tracing::info!(driver = if use_uring { "io_uring" } else { "legacy" }, "workers started");
         }
     }
-    let id = start.id;
+    let ready = start.ready.clone();
     let result = if use_uring {
-        monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .with_entries(1024)
-            .enable_timer()
-            .build()
-            .map(|mut rt| rt.block_on(serve(start)))
+        build_uring_runtime(start.id).map(|mut rt| rt.block_on(serve(start)))
     } else {
         monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
@@ -88,8 +86,52 @@ pub fn run(start: WorkerStart) {
             .map(|mut rt| rt.block_on(serve(start)))
     };
     if let Err(e) = result {
-        tracing::error!(worker = id, error = %e, "worker runtime could not start");
+        let driver = if use_uring { "io_uring" } else { "legacy" };
+        let _ = ready.send(Err(format!("the {driver} runtime could not start: {e}")));
     }
+}
+
+type UringRuntime = monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>;
+
+/// Builds the io_uring runtime with the cheapest completion mode the kernel offers.
+///
+/// By default a completion that arrives while the worker is running user code is
+/// delivered with an inter-processor interrupt and run as task work on the next return
+/// to user space; on the proxy's loopback-heavy traffic that was the largest single
+/// kernel cost. `DEFER_TASKRUN` (Linux 6.1, with `SINGLE_ISSUER`: only this thread
+/// submits, which thread-per-core guarantees) runs completions in a batch when the
+/// worker waits for events; `COOP_TASKRUN` (5.19) at least drops the interrupt. Older
+/// kernels get the plain ring. Measured in perf/: CPU per request fell about 20 %.
+fn build_uring_runtime(worker: usize) -> std::io::Result<UringRuntime> {
+    let modes: [(&str, fn(&mut io_uring::Builder)); 3] = [
+        ("defer_taskrun", |b| {
+            b.setup_single_issuer().setup_defer_taskrun();
+        }),
+        ("coop_taskrun", |b| {
+            b.setup_coop_taskrun().setup_taskrun_flag();
+        }),
+        ("plain", |_| {}),
+    ];
+    let mut last_err = None;
+    for (name, setup) in modes {
+        let mut ring = io_uring::IoUring::builder();
+        setup(&mut ring);
+        match monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .uring_builder(ring)
+            .with_entries(1024)
+            .enable_timer()
+            .build()
+        {
+            Ok(rt) => {
+                if worker == 0 {
+                    tracing::debug!(mode = name, "io_uring completion mode");
+                }
+                return Ok(rt);
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| std::io::Error::other("io_uring unavailable")))
 }
 
 async fn serve(start: WorkerStart) {
@@ -103,13 +145,19 @@ async fn serve(start: WorkerStart) {
         active: Cell::new(0),
         rr: Cell::new(0),
     });
-    let mut accepting = Vec::new();
+    let mut listeners = Vec::new();
     for (std_listener, port) in start.listeners {
         match TcpListener::from_std(std_listener) {
-            Ok(l) => accepting.push(monoio::spawn(accept_loop(worker.clone(), l, port))),
-            Err(e) => tracing::error!(worker = worker.id, error = %e, "listener could not join the runtime"),
+            Ok(l) => listeners.push((l, port)),
+            Err(e) => {
+                let _ = start.ready.send(Err(format!("a listener could not join the runtime: {e}")));
+                return;
+            }
         }
     }
+    let _ = start.ready.send(Ok(()));
+    let accepting: Vec<_> =
+        listeners.into_iter().map(|(l, port)| monoio::spawn(accept_loop(worker.clone(), l, port))).collect();
     let sweeper = {
         let w = worker.clone();
         monoio::spawn(async move {

@@ -101,6 +101,7 @@ impl Server {
             local_addrs.push(bound);
         }
         let shutdown = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut threads = Vec::new();
         for (id, listeners) in per_worker.into_iter().enumerate() {
             let ctx = crate::worker::WorkerStart {
@@ -110,6 +111,7 @@ impl Server {
                 limits: opts.limits,
                 driver: opts.driver,
                 shutdown: shutdown.clone(),
+                ready: ready_tx.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -117,7 +119,23 @@ impl Server {
                     .spawn(move || crate::worker::run(ctx))?,
             );
         }
-        Ok(Server { local_addrs, shutdown, threads })
+        drop(ready_tx);
+        let server = Server { local_addrs, shutdown, threads };
+        // Every worker reports once; a worker that cannot start fails the whole start.
+        for _ in 0..workers {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => {
+                    server.stop(Duration::from_secs(5));
+                    return Err(std::io::Error::other(why));
+                }
+                Err(_) => {
+                    server.stop(Duration::from_secs(5));
+                    return Err(std::io::Error::other("a worker thread exited during start-up"));
+                }
+            }
+        }
+        Ok(server)
     }
 
     /// Stops accepting and starts draining; returns at once.
