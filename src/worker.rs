@@ -91,6 +91,9 @@ pub fn run(start: WorkerStart) {
     }
 }
 
+/// Adds setup flags to an io_uring builder.
+type RingSetup = fn(&mut io_uring::Builder);
+
 type UringRuntime = monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>;
 
 /// Builds the io_uring runtime with the cheapest completion mode the kernel offers.
@@ -103,7 +106,7 @@ type UringRuntime = monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriv
 /// worker waits for events; `COOP_TASKRUN` (5.19) at least drops the interrupt. Older
 /// kernels get the plain ring. Measured in perf/: CPU per request fell about 20 %.
 fn build_uring_runtime(worker: usize) -> std::io::Result<UringRuntime> {
-    let modes: [(&str, fn(&mut io_uring::Builder)); 3] = [
+    let modes: [(&str, RingSetup); 3] = [
         ("defer_taskrun", |b| {
             b.setup_single_issuer().setup_defer_taskrun();
         }),
