@@ -1,0 +1,196 @@
+//! The real `ringgate` binary: `check`, `run`, signals.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use support::client::Client;
+use support::upstream::Upstream;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ringgate")
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ringgate-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("kong.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn config(upstream: SocketAddr, path: &str) -> String {
+    format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{upstream}\n  routes:\n  - name: r\n    paths: [{path}]\n"
+    )
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap().success();
+    assert!(ok, "kill -{sig} failed");
+}
+
+/// A running `ringgate run`, with its stderr lines forwarded to a channel.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(config: &Path, extra: &[&str]) -> Running {
+        let mut child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0", "--workers", "2"])
+            .args(extra)
+            .env("RINGGATE_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ringgate starts");
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut r = Running { child, addr: "127.0.0.1:1".parse().unwrap(), lines };
+        let line = r.wait_line("ringgate is serving", Duration::from_secs(10));
+        let at = line.find("listen=").expect("listen field") + "listen=".len();
+        r.addr = line[at..].split_whitespace().next().unwrap().parse().unwrap();
+        r
+    }
+
+    fn wait_line(&mut self, needle: &str, within: Duration) -> String {
+        let until = Instant::now() + within;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no log line containing {needle:?}");
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn get(&self, path: &str) -> u16 {
+        let mut c = Client::connect(self.addr);
+        c.write(format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+        c.response().expect("response").status
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn version_and_help_print_and_exit_zero() {
+    let out = Command::new(bin()).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ringgate "));
+    let out = Command::new(bin()).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("run") && help.contains("check"), "{help}");
+}
+
+#[test]
+fn check_accepts_a_valid_file_and_lists_every_problem_of_a_bad_one() {
+    let good = temp_file("good", &config("127.0.0.1:9".parse().unwrap(), "/"));
+    let out = Command::new(bin()).args(["check", "--config"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let bad = temp_file(
+        "bad",
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://127.0.0.1:9\n  colour: blue\n  routes:\n  - name: r\n    paths: [/]\n    strip_pth: true\n",
+    );
+    let out = Command::new(bin()).args(["check", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let file = bad.display().to_string();
+    assert!(err.contains(&format!("{file}:5:3:")), "{err}");
+    assert!(err.contains(&format!("{file}:9:5:")), "{err}");
+    assert!(err.contains("2 problem(s)"), "{err}");
+}
+
+#[test]
+fn check_reports_router_problems_with_their_position() {
+    let bad = temp_file("regex", &config("127.0.0.1:9".parse().unwrap(), "\"~/a([\""));
+    let out = Command::new(bin()).args(["check", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:6:5: route `r`: invalid regex", bad.display())), "{err}");
+}
+
+#[test]
+fn run_refuses_to_start_on_a_bad_file() {
+    let bad = temp_file("refuse", "_format_version: \"3.0\"\nservices: 5\n");
+    let out = Command::new(bin()).args(["run", "--listen", "127.0.0.1:0", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":2:"));
+}
+
+#[test]
+fn run_serves_reloads_on_sighup_and_drains_on_sigterm() {
+    let up = Upstream::start();
+    let path = temp_file("run", &config(up.addr(), "/old"));
+    let mut r = Running::start(&path, &[]);
+    assert_eq!(r.get("/old"), 200);
+    assert_eq!(r.get("/new"), 404);
+
+    // A valid file is swapped in on SIGHUP.
+    std::fs::write(&path, config(up.addr(), "/new")).unwrap();
+    signal(&r.child, "HUP");
+    r.wait_line("configuration reloaded", Duration::from_secs(5));
+    assert_eq!(r.get("/new"), 200);
+
+    // An invalid one is refused and the running configuration stays.
+    std::fs::write(&path, "_format_version: \"3.0\"\nservices: [oops\n").unwrap();
+    signal(&r.child, "HUP");
+    r.wait_line("reload refused", Duration::from_secs(5));
+    assert_eq!(r.get("/new"), 200);
+
+    // SIGTERM with a request in flight: it completes, then the process exits 0.
+    let addr = r.addr;
+    let slow = std::thread::spawn(move || {
+        let mut c = Client::connect(addr);
+        c.write(b"GET /new HTTP/1.1\r\nHost: a\r\nx-test-delay-ms: 500\r\n\r\n");
+        c.response().map(|resp| resp.status)
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    signal(&r.child, "TERM");
+    assert_eq!(slow.join().unwrap(), Some(200));
+    assert_eq!(r.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn forced_io_uring_and_legacy_drivers_both_serve() {
+    let up = Upstream::start();
+    let path = temp_file("drivers", &config(up.addr(), "/"));
+    for driver in ["io-uring", "legacy"] {
+        let r = Running::start(&path, &["--io-driver", driver]);
+        assert_eq!(r.get("/x"), 200, "{driver}");
+    }
+}
