@@ -394,3 +394,24 @@ on_both_drivers!(reload_swaps_routes_without_dropping_connections, |d| {
     c.write(&get("/old"));
     assert_eq!(c.response().unwrap().status, 404);
 });
+
+on_both_drivers!(head_trickling_in_byte_by_byte_is_served, |d| {
+    let up = Upstream::start();
+    let p = proxy_to(&up, ROOT_ROUTE, d);
+    let mut c = p.connect();
+    c.stream.set_nodelay(true).unwrap();
+    let raw = b"GET /slow/but/steady HTTP/1.1\r\nHost: a\r\nX-One: 1\r\nX-Two: 2\r\n\r\n";
+    for b in raw.iter() {
+        c.write(std::slice::from_ref(b));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(c.response().unwrap().status, 200);
+    assert_eq!(up.wait_for(1, Duration::from_secs(5))[0].target, "/slow/but/steady");
+    // A bare-LF head trickling in is still refused, not left waiting.
+    let mut c = p.connect();
+    for b in b"GET / HTTP/1.1\nHost: a\n\n".iter() {
+        c.write(std::slice::from_ref(b));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(c.response().unwrap().status, 400);
+});

@@ -139,6 +139,16 @@ async fn write_range(
     }
 }
 
+/// Whether the bytes after `scanned` could complete a head: a line feed followed by an
+/// empty line (CRLF, or a bare LF, which the parser then refuses).
+fn may_end_head(buf: &[u8], scanned: usize) -> bool {
+    let from = scanned.saturating_sub(3);
+    memchr::memchr_iter(b'\n', &buf[from..]).any(|i| {
+        let rest = &buf[from + i + 1..];
+        rest.starts_with(b"\r\n") || rest.starts_with(b"\n") || rest.len() < 2
+    })
+}
+
 struct HeadHeaders<'a> {
     buf: &'a [u8],
     head: &'a RequestHead,
@@ -174,21 +184,33 @@ impl Conn {
     /// requests.
     async fn read_head(&mut self, w: &Worker, slot: usize) -> Result<bool, ProxyError> {
         let limits = &w.limits;
-        let mut deadline = if self.buf.is_empty() { None } else { Some(Instant::now() + limits.header_timeout) };
+        // The header timeout runs from the first byte of a head. Most heads arrive in
+        // one read and are parsed before any clock is read; the deadline is set the
+        // first time a head turns out to be incomplete.
+        let mut deadline: Option<Instant> = None;
+        // Bytes already known not to end the head, so a head trickling in byte by byte
+        // is re-parsed only when a line could have ended it, not on every read.
+        let mut scanned = 0usize;
         loop {
             let between_requests = self.buf.is_empty();
-            if !between_requests && head::parse_request(&self.buf, &limits.head, &mut self.head)?.is_some() {
-                return Ok(true);
+            if !between_requests {
+                if deadline.is_none() || may_end_head(&self.buf, scanned) {
+                    if head::parse_request(&self.buf, &limits.head, &mut self.head)?.is_some() {
+                        return Ok(true);
+                    }
+                } else if self.buf.len() > limits.head.max_head_bytes {
+                    return Err(head::HeadError::TooLarge.into());
+                }
+                scanned = self.buf.len();
+                deadline.get_or_insert_with(|| Instant::now() + limits.header_timeout);
             }
             let read = match deadline {
                 None => {
                     // Between requests: idle timeout, and drain closes us at once.
-                    let r = monoio::select! {
+                    monoio::select! {
                         r = read_some(&mut self.stream, &mut self.buf, limits.idle_timeout) => r,
                         _ = w.drain.wait(slot) => return Ok(false),
-                    };
-                    deadline = Some(Instant::now() + limits.header_timeout);
-                    r
+                    }
                 }
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
