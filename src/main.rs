@@ -94,6 +94,9 @@ struct RunArgs {
     /// Seconds an idle upstream connection is kept.
     #[arg(long, env = "RINGGATE_UPSTREAM_IDLE_TIMEOUT", default_value_t = 30.0)]
     upstream_idle_timeout: f64,
+    /// Seconds between re-resolutions of upstream host names (five while one fails).
+    #[arg(long, env = "RINGGATE_DNS_REFRESH", default_value_t = 30.0)]
+    dns_refresh: f64,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "RINGGATE_DRAIN_TIMEOUT", default_value_t = 30.0)]
     drain_timeout: f64,
@@ -190,6 +193,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         DriverArg::IoUring => IoDriver::IoUring,
         DriverArg::Legacy => IoDriver::Legacy,
     };
+    ringgate::snapshot::spawn_resolver(shared.clone(), secs(args.dns_refresh, "dns-refresh")?)
+        .context("cannot start the resolver thread")?;
     let server = Server::start(ServerOptions { listen: args.listen, workers, driver, limits }, shared.clone())
         .context("cannot start listeners")?;
     for a in &server.local_addrs {

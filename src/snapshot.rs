@@ -97,3 +97,49 @@ pub fn resolve(host: &str) -> Vec<IpAddr> {
 
 /// The handle workers and the control side share.
 pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
+
+/// Resolves every service host name of the current snapshot again and, when any answer
+/// changed, swaps in a snapshot built from the same configuration with the new
+/// addresses. Returns whether it swapped. Blocking: runs on the resolver thread.
+///
+/// A reload that lands while names are being resolved wins: the swap only happens if the
+/// snapshot is still the one the names were read from.
+pub fn refresh_dns(shared: &SharedSnapshot) -> bool {
+    let current = shared.load_full();
+    let mut fresh = Resolved::new();
+    let mut changed = false;
+    for (service, target) in current.config.services.iter().zip(&current.targets) {
+        if service.host.parse::<IpAddr>().is_ok() || fresh.contains_key(&service.host) {
+            continue;
+        }
+        let ips = resolve(&service.host);
+        let old: Vec<IpAddr> = target.addrs.iter().map(SocketAddr::ip).collect();
+        // A failed lookup keeps the addresses we had: a flapping resolver must not take
+        // a working service down.
+        if !ips.is_empty() && ips != old {
+            changed = true;
+        }
+        fresh.insert(service.host.clone(), if ips.is_empty() { old } else { ips });
+    }
+    if !changed {
+        return false;
+    }
+    let Ok(next) = Snapshot::build(current.config.clone(), &mut fresh) else { return false };
+    let previous = shared.compare_and_swap(&current, Arc::new(next));
+    let swapped = Arc::ptr_eq(&previous, &current);
+    if swapped {
+        tracing::info!("upstream addresses changed; new addresses in use");
+    }
+    swapped
+}
+
+/// Starts the thread that keeps service addresses current: every `interval`, or every
+/// five seconds while some name does not resolve.
+pub fn spawn_resolver(shared: SharedSnapshot, interval: std::time::Duration) -> std::io::Result<()> {
+    std::thread::Builder::new().name("ringgate-dns".into()).spawn(move || loop {
+        let pending = !shared.load().unresolved().is_empty();
+        std::thread::sleep(if pending { interval.min(std::time::Duration::from_secs(5)) } else { interval });
+        refresh_dns(&shared);
+    })?;
+    Ok(())
+}

@@ -415,3 +415,81 @@ on_both_drivers!(head_trickling_in_byte_by_byte_is_served, |d| {
     }
     assert_eq!(c.response().unwrap().status, 400);
 });
+
+on_both_drivers!(unresolved_service_is_503_until_the_resolver_finds_it, |d| {
+    let up = Upstream::start();
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://localhost:{}\n  routes:\n  - name: r\n    paths: [/]\n",
+        up.addr().port()
+    );
+    // As if the name had failed to resolve at load time.
+    let mut resolved = ringgate::snapshot::Resolved::new();
+    resolved.insert("localhost".into(), Vec::new());
+    let p = Proxy::start_snapshot(support::client::snapshot_with(&yaml, &mut resolved), d, Limits::default());
+    let r = p.send(&get("/"));
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body_str(), r#"{"message":"name resolution failed"}"#);
+    assert!(up.received().is_empty());
+    assert!(ringgate::snapshot::refresh_dns(&p.shared), "the resolver swaps in the new addresses");
+    assert_eq!(p.send(&get("/")).status, 200);
+    assert!(!ringgate::snapshot::refresh_dns(&p.shared), "nothing changed the second time");
+});
+
+on_both_drivers!(leftover_upstream_bytes_never_reach_the_next_request, |d| {
+    // An upstream that sends more than its Content-Length says: the extra bytes must not
+    // be read as the next response, so its connection is not reused.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { return };
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsmuggl");
+                }
+            });
+        }
+    });
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{addr}\n  routes:\n  - name: r\n    paths: [/]\n"
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    let mut c = p.connect();
+    for _ in 0..2 {
+        c.write(&get("/"));
+        assert_eq!(c.response().unwrap().body, b"ok");
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2, "the dirty connection was not pooled");
+});
+
+on_both_drivers!(connections_past_the_worker_limit_are_closed, |d| {
+    let up = Upstream::start();
+    let limits = Limits { max_connections: 1, ..Limits::default() };
+    let yaml = config_for(up.addr(), ROOT_ROUTE);
+    let shared = std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(support::client::snapshot(&yaml)));
+    let server = ringgate::server::Server::start(
+        ringgate::server::ServerOptions { listen: vec!["127.0.0.1:0".parse().unwrap()], workers: 1, driver: d, limits },
+        shared,
+    )
+    .unwrap();
+    let addr = server.local_addrs[0];
+    let mut first = Client::connect(addr);
+    first.write(&get("/"));
+    assert_eq!(first.response().unwrap().status, 200);
+    let mut second = Client::connect(addr);
+    assert!(second.closed_within(Duration::from_secs(2)), "second connection closed while the first is open");
+    drop(first);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut third = Client::connect(addr);
+    third.write(&get("/"));
+    assert_eq!(third.response().unwrap().status, 200);
+    server.stop(Duration::from_secs(5));
+});

@@ -23,7 +23,11 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn start(yaml: &str, driver: IoDriver, limits: Limits) -> Proxy {
-        let shared = Arc::new(ArcSwap::from_pointee(snapshot(yaml)));
+        Proxy::start_snapshot(snapshot(yaml), driver, limits)
+    }
+
+    pub fn start_snapshot(snap: Snapshot, driver: IoDriver, limits: Limits) -> Proxy {
+        let shared = Arc::new(ArcSwap::from_pointee(snap));
         let server = Server::start(
             ServerOptions { listen: vec!["127.0.0.1:0".parse().unwrap()], workers: 2, driver, limits },
             shared.clone(),
@@ -59,8 +63,13 @@ impl Drop for Proxy {
 }
 
 pub fn snapshot(yaml: &str) -> Snapshot {
+    snapshot_with(yaml, &mut Resolved::new())
+}
+
+/// A snapshot whose host name lookups are answered from `resolved` first.
+pub fn snapshot_with(yaml: &str, resolved: &mut Resolved) -> Snapshot {
     let cfg = ringgate::config::load_str(yaml, "test.yaml", &|k| std::env::var(k).ok()).expect("test config loads");
-    Snapshot::build(cfg, &mut Resolved::new()).expect("test config compiles")
+    Snapshot::build(cfg, resolved).expect("test config compiles")
 }
 
 /// A service on `upstream` with one route per `(name, yaml-route-body)`.
