@@ -385,7 +385,9 @@ impl Conn {
             let len = self.out.len();
             match write_range(&mut conn.stream, &mut self.out, 0..len, service.write_timeout).await {
                 Ok(()) => {}
-                Err(IoFail::Io(_)) if conn.reused && body.done => continue,
+                // A pooled connection the upstream closed while idle; the request may have
+                // been partly written, so only a replayable one is sent again.
+                Err(IoFail::Io(_)) if conn.reused && replayable => continue,
                 Err(IoFail::Io(e)) => {
                     return self.fail_before_response(w, &ProxyError::UpstreamConnect(e), body.done).await
                 }
