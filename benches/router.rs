@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ringgate::config::{Config, Mark, PathHandling, Protocol, Route, RoutePath, Service};
+use ringgate::config::{Config, Mark, Route, RoutePath, Service};
 use ringgate::router::{RequestHeaders, RouteRequest, Router};
 
 struct Hdrs(&'static [(&'static str, &'static str)]);
@@ -24,41 +24,11 @@ impl RequestHeaders for Hdrs {
 }
 
 fn route(hosts: Vec<String>, paths: Vec<RoutePath>, headers: Vec<(String, Vec<String>)>) -> Route {
-    Route {
-        id: None,
-        name: None,
-        service: Some(0),
-        protocols: vec![Protocol::Http, Protocol::Https],
-        methods: Vec::new(),
-        hosts,
-        paths,
-        headers,
-        strip_path: true,
-        preserve_host: false,
-        regex_priority: 0,
-        path_handling: PathHandling::V0,
-        https_redirect_status_code: 426,
-        tags: Vec::new(),
-        mark: Mark::default(),
-    }
+    Route { hosts, paths, headers, ..Route::new(Some(0), Mark::default()) }
 }
 
 fn config() -> Config {
-    let service = Service {
-        id: None,
-        name: None,
-        protocol: Protocol::Http,
-        host: "upstream.test".into(),
-        port: 80,
-        path: Some("/api".into()),
-        connect_timeout: Duration::from_secs(60),
-        read_timeout: Duration::from_secs(60),
-        write_timeout: Duration::from_secs(60),
-        retries: 5,
-        enabled: true,
-        tags: Vec::new(),
-        mark: Mark::default(),
-    };
+    let service = Service { path: Some("/api".into()), ..Service::new("upstream.test", 80, Mark::default()) };
     let mut routes = Vec::new();
     for i in 0..40 {
         routes.push(route(

@@ -7,9 +7,8 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::time::Duration;
 
-use ringgate::config::{Config, Mark, PathHandling, Protocol, Route, RoutePath, Service};
+use ringgate::config::{Config, Mark, Route, RoutePath, Service};
 use ringgate::router::{RequestHeaders, RouteRequest, Router};
 
 struct Counting;
@@ -74,10 +73,6 @@ impl RequestHeaders for Hdrs {
 
 fn route(hosts: &[&str], paths: &[&str], headers: &[(&str, &[&str])]) -> Route {
     Route {
-        id: None,
-        name: None,
-        service: Some(0),
-        protocols: vec![Protocol::Http, Protocol::Https],
         methods: vec!["GET".into()],
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         paths: paths
@@ -88,13 +83,7 @@ fn route(hosts: &[&str], paths: &[&str], headers: &[(&str, &[&str])]) -> Route {
             })
             .collect(),
         headers: headers.iter().map(|(n, vs)| (n.to_string(), vs.iter().map(|v| v.to_string()).collect())).collect(),
-        strip_path: true,
-        preserve_host: false,
-        regex_priority: 0,
-        path_handling: PathHandling::V0,
-        https_redirect_status_code: 426,
-        tags: Vec::new(),
-        mark: Mark::default(),
+        ..Route::new(Some(0), Mark::default())
     }
 }
 
@@ -103,21 +92,7 @@ type Probe = (&'static str, &'static str, &'static [(&'static str, &'static str)
 
 #[test]
 fn find_does_not_allocate() {
-    let service = Service {
-        id: None,
-        name: None,
-        protocol: Protocol::Http,
-        host: "upstream.test".into(),
-        port: 80,
-        path: Some("/base".into()),
-        connect_timeout: Duration::from_secs(60),
-        read_timeout: Duration::from_secs(60),
-        write_timeout: Duration::from_secs(60),
-        retries: 5,
-        enabled: true,
-        tags: Vec::new(),
-        mark: Mark::default(),
-    };
+    let service = Service { path: Some("/base".into()), ..Service::new("upstream.test", 80, Mark::default()) };
     let config = Config {
         services: vec![service],
         routes: vec![

@@ -13,9 +13,7 @@
 //! trailing slash there, as this version does; the rows are listed in
 //! `other_fixture_version_rows_that_differ` below.
 
-use std::time::Duration;
-
-use ringgate::config::{Config, Mark, PathHandling, Protocol, Route, RoutePath, Service};
+use ringgate::config::{Config, Mark, PathHandling, Route, RoutePath, Service};
 use ringgate::router::{RequestHeaders, RouteRequest, Router};
 
 use PathHandling::{V0, V1};
@@ -149,36 +147,17 @@ impl RequestHeaders for NoHeaders {
 
 fn config(service_path: &str, route_path: Option<&str>, strip_path: bool, handling: PathHandling) -> Config {
     let service = Service {
-        id: None,
         name: Some("svc".into()),
-        protocol: Protocol::Http,
-        host: "upstream.test".into(),
-        port: 80,
         path: Some(service_path.into()),
-        connect_timeout: Duration::from_millis(60_000),
-        read_timeout: Duration::from_millis(60_000),
-        write_timeout: Duration::from_millis(60_000),
-        retries: 5,
-        enabled: true,
-        tags: Vec::new(),
-        mark: Mark::default(),
+        ..Service::new("upstream.test", 80, Mark::default())
     };
     let route = Route {
-        id: None,
         name: Some("route".into()),
-        service: Some(0),
-        protocols: vec![Protocol::Http, Protocol::Https],
-        methods: Vec::new(),
         hosts: if route_path.is_none() { vec!["example.test".into()] } else { Vec::new() },
         paths: route_path.map(|p| vec![RoutePath::Prefix(p.into())]).unwrap_or_default(),
-        headers: Vec::new(),
         strip_path,
-        preserve_host: false,
-        regex_priority: 0,
         path_handling: handling,
-        https_redirect_status_code: 426,
-        tags: Vec::new(),
-        mark: Mark::default(),
+        ..Route::new(Some(0), Mark::default())
     };
     Config { services: vec![service], routes: vec![route], plugins: Vec::new(), warnings: Vec::new() }
 }

@@ -128,6 +128,28 @@ pub struct Service {
     pub mark: Mark,
 }
 
+impl Service {
+    /// A service pointing at `host:port` over http, with Kong's defaults for everything
+    /// else: the one place those defaults are written down.
+    pub fn new(host: impl Into<String>, port: u16, mark: Mark) -> Service {
+        Service {
+            id: None,
+            name: None,
+            protocol: Protocol::Http,
+            host: host.into(),
+            port,
+            path: None,
+            connect_timeout: Duration::from_millis(60_000),
+            read_timeout: Duration::from_millis(60_000),
+            write_timeout: Duration::from_millis(60_000),
+            retries: 5,
+            enabled: true,
+            tags: Vec::new(),
+            mark,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathHandling {
     V0,
@@ -175,6 +197,29 @@ pub struct Route {
     pub https_redirect_status_code: u16,
     pub tags: Vec<String>,
     pub mark: Mark,
+}
+
+impl Route {
+    /// A route of `service` with Kong's defaults and nothing to match on yet.
+    pub fn new(service: Option<usize>, mark: Mark) -> Route {
+        Route {
+            id: None,
+            name: None,
+            service,
+            protocols: vec![Protocol::Http, Protocol::Https],
+            methods: Vec::new(),
+            hosts: Vec::new(),
+            paths: Vec::new(),
+            headers: Vec::new(),
+            strip_path: true,
+            preserve_host: false,
+            regex_priority: 0,
+            path_handling: PathHandling::V0,
+            https_redirect_status_code: 426,
+            tags: Vec::new(),
+            mark,
+        }
+    }
 }
 
 /// Where a plugin instance applies.

@@ -384,21 +384,7 @@ impl Validator<'_> {
 
     fn service(&mut self, node: &Node) {
         let index = self.config.services.len();
-        let mut svc = Service {
-            id: None,
-            name: None,
-            protocol: Protocol::Http,
-            host: String::new(),
-            port: 80,
-            path: None,
-            connect_timeout: Duration::from_millis(60_000),
-            read_timeout: Duration::from_millis(60_000),
-            write_timeout: Duration::from_millis(60_000),
-            retries: 5,
-            enabled: true,
-            tags: Vec::new(),
-            mark: node.mark,
-        };
+        let mut svc = Service::new(String::new(), 80, node.mark);
         let entries = self.entries(node, "a service");
         let mut url: Option<(Mark, &Node)> = None;
         let mut explicit: Vec<(&str, Mark)> = Vec::new();
@@ -557,26 +543,13 @@ impl Validator<'_> {
 
     fn route(&mut self, node: &Node, parent: Parent) {
         let index = self.config.routes.len();
-        let mut route = Route {
-            id: None,
-            name: None,
-            service: match parent {
+        let mut route = Route::new(
+            match parent {
                 Parent::Service(s) => Some(s),
                 _ => None,
             },
-            protocols: vec![Protocol::Http, Protocol::Https],
-            methods: Vec::new(),
-            hosts: Vec::new(),
-            paths: Vec::new(),
-            headers: Vec::new(),
-            strip_path: true,
-            preserve_host: false,
-            regex_priority: 0,
-            path_handling: PathHandling::V0,
-            https_redirect_status_code: 426,
-            tags: Vec::new(),
-            mark: node.mark,
-        };
+            node.mark,
+        );
         let entries = self.entries(node, "a route");
         let mut nested_plugins = Vec::new();
         for (key, mark, value) in entries {

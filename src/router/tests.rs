@@ -1,10 +1,8 @@
 //! Router unit tests. Each precedence rule has a case that picks a different route if
 //! the rule is wrong (typically: the route that should lose is declared first).
 
-use std::time::Duration;
-
 use super::*;
-use crate::config::{Mark, Protocol, Service};
+use crate::config::{Mark, Service};
 
 /// Headers for tests: (lower-case name, value) pairs, repeated names allowed.
 struct Hdrs(Vec<(&'static str, &'static str)>);
@@ -16,42 +14,12 @@ impl RequestHeaders for Hdrs {
 }
 
 fn service(path: Option<&str>) -> Service {
-    Service {
-        id: None,
-        name: None,
-        protocol: Protocol::Http,
-        host: "upstream.test".into(),
-        port: 80,
-        path: path.map(Into::into),
-        connect_timeout: Duration::from_millis(60_000),
-        read_timeout: Duration::from_millis(60_000),
-        write_timeout: Duration::from_millis(60_000),
-        retries: 5,
-        enabled: true,
-        tags: Vec::new(),
-        mark: Mark::default(),
-    }
+    Service { path: path.map(Into::into), ..Service::new("upstream.test", 80, Mark::default()) }
 }
 
 /// A route on service 0 with Kong's defaults and nothing to match on yet.
 fn route(name: &str) -> Route {
-    Route {
-        id: None,
-        name: Some(name.into()),
-        service: Some(0),
-        protocols: vec![Protocol::Http, Protocol::Https],
-        methods: Vec::new(),
-        hosts: Vec::new(),
-        paths: Vec::new(),
-        headers: Vec::new(),
-        strip_path: true,
-        preserve_host: false,
-        regex_priority: 0,
-        path_handling: PathHandling::V0,
-        https_redirect_status_code: 426,
-        tags: Vec::new(),
-        mark: Mark { line: 1, column: 1 },
-    }
+    Route { name: Some(name.into()), ..Route::new(Some(0), Mark { line: 1, column: 1 }) }
 }
 
 trait RouteExt {
