@@ -228,7 +228,7 @@ impl ChunkedDecoder {
     fn step(&mut self, b: u8) -> Result<(), ChunkedError> {
         use State::*;
         self.state = match self.state {
-            SizeStart => match hex_value(b) {
+            SizeStart => match super::hex_value(b) {
                 Some(v) => {
                     self.remaining = u64::from(v);
                     self.ext_len = 0;
@@ -236,7 +236,7 @@ impl ChunkedDecoder {
                 }
                 None => return Err(ChunkedError::MissingChunkSize),
             },
-            Size { significant } => match hex_value(b) {
+            Size { significant } => match super::hex_value(b) {
                 Some(v) => {
                     let significant = if significant == 0 && v == 0 { 0 } else { significant + 1 };
                     // 16 hex digits fill a u64 exactly; a 17th significant one overflows.
@@ -388,15 +388,6 @@ impl ChunkedDecoder {
             return Err(ChunkedError::TrailerSectionTooLarge);
         }
         Ok(next)
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

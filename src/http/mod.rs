@@ -5,3 +5,13 @@ pub mod chunked;
 pub mod head;
 pub mod response;
 pub mod rewrite;
+
+/// The value of one hex digit (chunk sizes, percent-escapes).
+pub(crate) fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}

@@ -49,15 +49,6 @@ fn is_reserved(b: u8) -> bool {
     )
 }
 
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// True when `path` starts with `/` and normalising would not change it: no `%`, no
 /// empty segment other than a trailing one, no `.` or `..` segment.
 pub(crate) fn is_normal(path: &[u8]) -> bool {
@@ -94,7 +85,7 @@ fn percent_decode(raw: &[u8], out: &mut [u8]) -> usize {
     while r < raw.len() {
         let b = raw[r];
         if b == b'%' && r + 2 < raw.len() {
-            if let (Some(hi), Some(lo)) = (hex_value(raw[r + 1]), hex_value(raw[r + 2])) {
+            if let (Some(hi), Some(lo)) = (crate::http::hex_value(raw[r + 1]), crate::http::hex_value(raw[r + 2])) {
                 let v = hi << 4 | lo;
                 if is_reserved(v) {
                     out[w] = b'%';
