@@ -135,3 +135,62 @@ pub fn push_status(status: u16, out: &mut Vec<u8>) {
     let s = status.clamp(100, 999);
     out.extend_from_slice(&[b'0' + (s / 100) as u8, b'0' + (s / 10 % 10) as u8, b'0' + (s % 10) as u8]);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::head::{parse_request, HeadLimits, RequestHead};
+    use crate::http::response::{parse_response, ResponseHead};
+
+    fn fwd<'a>() -> Forwarding<'a> {
+        Forwarding {
+            path: b"/base/x",
+            host: b"up.internal:8080",
+            client_ip: b"198.51.100.7",
+            proto: b"http",
+            port: b"8000",
+            forwarded_host: b"api.example.com",
+            forwarded_prefix: b"/api",
+        }
+    }
+
+    #[test]
+    fn request_head_keeps_end_to_end_lines_in_order_and_rewrites_the_rest() {
+        let raw = b"POST /api/x?q=1 HTTP/1.1\r\nHost: api.example.com\r\nX-Forwarded-For: 203.0.113.1\r\nAccept: */*\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nX-Forwarded-For: 203.0.113.2\r\nX-Real-IP: 6.6.6.6\r\nContent-Length: 3\r\nContent-Length: 3\r\nTE: trailers\r\n\r\n";
+        let mut head = RequestHead::default();
+        parse_request(raw, &HeadLimits::default(), &mut head).unwrap().unwrap();
+        let mut out = Vec::new();
+        write_request_head(raw, &head, &fwd(), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "POST /base/x?q=1 HTTP/1.1\r\nHost: up.internal:8080\r\nAccept: */*\r\nContent-Length: 3\r\n\
+             X-Forwarded-For: 203.0.113.1, 203.0.113.2, 198.51.100.7\r\nX-Forwarded-Proto: http\r\n\
+             X-Forwarded-Host: api.example.com\r\nX-Forwarded-Port: 8000\r\nX-Forwarded-Path: /api/x\r\n\
+             X-Forwarded-Prefix: /api\r\nX-Real-IP: 198.51.100.7\r\n\r\n"
+        );
+    }
+
+    fn response(raw: &[u8]) -> ResponseHead {
+        let mut head = ResponseHead::default();
+        parse_response(raw, 65536, false, &mut head).unwrap().unwrap();
+        head
+    }
+
+    #[test]
+    fn response_head_drops_hop_by_hop_lines_and_states_the_connection() {
+        let raw = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: y\r\n\r\n";
+        let head = response(raw);
+        let mut out = Vec::new();
+        write_response_head(raw, &head, Version::Http11, ResponseFramingOut { close: false, dechunk: false }, &mut out);
+        assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Kept: y\r\n\r\n");
+        out.clear();
+        write_response_head(raw, &head, Version::Http10, ResponseFramingOut { close: false, dechunk: false }, &mut out);
+        assert!(out.ends_with(b"X-Kept: y\r\nConnection: keep-alive\r\n\r\n"));
+        let raw = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let head = response(raw);
+        out.clear();
+        write_response_head(raw, &head, Version::Http10, ResponseFramingOut { close: true, dechunk: true }, &mut out);
+        assert_eq!(out, b"HTTP/1.1 201 Created\r\nConnection: close\r\n\r\n");
+    }
+}
