@@ -70,3 +70,43 @@ impl Future for DrainWait<'_> {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn start_wakes_every_waiter_and_later_waits_resolve_at_once() {
+        let drain = Rc::new(Drain::default());
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let d = drain.clone();
+            tasks.push(monoio::spawn(async move {
+                let slot = d.register();
+                d.wait(slot).await;
+                d.unregister(slot);
+            }));
+        }
+        monoio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert!(!drain.is_draining());
+        drain.start();
+        for t in tasks {
+            t.await;
+        }
+        let slot = drain.register();
+        drain.wait(slot).await;
+        assert!(drain.is_draining());
+    }
+
+    #[test]
+    fn slots_are_reused_after_unregister() {
+        let drain = Drain::default();
+        let a = drain.register();
+        let b = drain.register();
+        drain.unregister(a);
+        assert_eq!(drain.register(), a);
+        assert_ne!(a, b);
+        assert_eq!(drain.slots.borrow().len(), 2);
+    }
+}

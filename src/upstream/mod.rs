@@ -140,3 +140,57 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<UpstreamConn
     stream.set_nodelay(true).map_err(ConnectError::Io)?;
     Ok(UpstreamConn { stream, buf: Vec::with_capacity(UPSTREAM_BUF), addr, reused: false })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn conn_to(addr: SocketAddr) -> UpstreamConn {
+        connect(addr, Duration::from_secs(1)).await.map_err(|e| format!("{e:?}")).expect("connects")
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn pool_hands_back_the_newest_connection_and_caps_idle_ones() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pool = Pool::new(2, Duration::from_secs(30));
+        assert!(pool.take(addr).is_none());
+        let mut ports = Vec::new();
+        for _ in 0..3 {
+            let c = conn_to(addr).await;
+            ports.push(c.stream.local_addr().unwrap().port());
+            assert!(!c.reused);
+            pool.put(c);
+        }
+        // The oldest of three was dropped to respect the cap of two.
+        assert_eq!(pool.idle_count(), 2);
+        let newest = pool.take(addr).unwrap();
+        assert!(newest.reused);
+        assert_eq!(newest.stream.local_addr().unwrap().port(), ports[2]);
+        assert_eq!(pool.take(addr).unwrap().stream.local_addr().unwrap().port(), ports[1]);
+        assert!(pool.take(addr).is_none());
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn pool_drops_connections_idle_past_the_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pool = Pool::new(8, Duration::from_millis(50));
+        pool.put(conn_to(addr).await);
+        monoio::time::sleep(Duration::from_millis(80)).await;
+        // The coarse clock only moves on a sweep, which also closes what expired.
+        pool.sweep();
+        assert_eq!(pool.idle_count(), 0);
+        pool.put(conn_to(addr).await);
+        assert!(pool.take(addr).is_some(), "a fresh connection is handed out");
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn connect_to_a_closed_port_fails_fast() {
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        assert!(matches!(connect(addr, Duration::from_secs(2)).await, Err(ConnectError::Io(_))));
+    }
+}
