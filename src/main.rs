@@ -36,7 +36,7 @@ enum Command {
     /// Load, expand and validate a decK file; print every problem and exit 0 or 1.
     Check {
         /// The decK file (`${{ env "DECK_X" }}` is expanded from the environment).
-        #[arg(long, short, env = "RINGGATE_CONFIG")]
+        #[arg(value_name = "FILE", long, short, env = "RINGGATE_CONFIG")]
         config: PathBuf,
     },
 }
@@ -51,54 +51,54 @@ enum DriverArg {
 #[derive(Args)]
 struct RunArgs {
     /// The decK file (`${{ env "DECK_X" }}` is expanded from the environment).
-    #[arg(long, short, env = "RINGGATE_CONFIG")]
+    #[arg(value_name = "FILE", long, short, env = "RINGGATE_CONFIG")]
     config: PathBuf,
     /// Address to accept plain HTTP on; repeat for several.
-    #[arg(long, env = "RINGGATE_LISTEN", value_delimiter = ',', default_value = "0.0.0.0:8000")]
+    #[arg(value_name = "ADDR", long, env = "RINGGATE_LISTEN", value_delimiter = ',', default_value = "0.0.0.0:8000")]
     listen: Vec<SocketAddr>,
     /// Worker threads, one per core by default.
-    #[arg(long, env = "RINGGATE_WORKERS")]
+    #[arg(value_name = "N", long, env = "RINGGATE_WORKERS")]
     workers: Option<usize>,
     /// Address of the Admin API (arrives with the Admin API work; accepted now so
     /// service files need not change later).
-    #[arg(long, env = "RINGGATE_ADMIN_LISTEN", default_value = "127.0.0.1:8001")]
+    #[arg(value_name = "ADDR", long, env = "RINGGATE_ADMIN_LISTEN", default_value = "127.0.0.1:8001")]
     admin_listen: SocketAddr,
     /// I/O driver: io_uring where available (auto), or force one.
-    #[arg(long, env = "RINGGATE_IO_DRIVER", value_enum, default_value = "auto")]
+    #[arg(value_name = "DRIVER", long, env = "RINGGATE_IO_DRIVER", value_enum, default_value = "auto")]
     io_driver: DriverArg,
     /// Largest request head (request line and headers), in bytes; 431 past it.
-    #[arg(long, env = "RINGGATE_MAX_HEAD_BYTES", default_value_t = 32 * 1024)]
+    #[arg(value_name = "BYTES", long, env = "RINGGATE_MAX_HEAD_BYTES", default_value_t = 32 * 1024)]
     max_head_bytes: usize,
     /// Most header lines in a request; 431 past it.
-    #[arg(long, env = "RINGGATE_MAX_HEADERS", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=MAX_HEADERS_CAP as i64))]
+    #[arg(value_name = "N", long, env = "RINGGATE_MAX_HEADERS", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=MAX_HEADERS_CAP as i64))]
     max_headers: u16,
     /// Largest request body in bytes (0 = no limit); 413 past it.
-    #[arg(long, env = "RINGGATE_MAX_BODY_BYTES", default_value_t = 100 * 1024 * 1024)]
+    #[arg(value_name = "BYTES", long, env = "RINGGATE_MAX_BODY_BYTES", default_value_t = 100 * 1024 * 1024)]
     max_body_bytes: u64,
     /// Seconds from a request head's first byte to its last (slow-loris guard); 408.
-    #[arg(long, env = "RINGGATE_HEADER_TIMEOUT", default_value_t = 10.0)]
+    #[arg(value_name = "SECONDS", long, env = "RINGGATE_HEADER_TIMEOUT", default_value_t = 10.0)]
     header_timeout: f64,
     /// Seconds a keep-alive connection may sit idle between requests.
-    #[arg(long, env = "RINGGATE_IDLE_TIMEOUT", default_value_t = 60.0)]
+    #[arg(value_name = "SECONDS", long, env = "RINGGATE_IDLE_TIMEOUT", default_value_t = 60.0)]
     idle_timeout: f64,
     /// Seconds to wait for the next piece of a request body (408), or for the
     /// downstream to accept the next piece of a response.
-    #[arg(long, env = "RINGGATE_BODY_TIMEOUT", default_value_t = 60.0)]
+    #[arg(value_name = "SECONDS", long, env = "RINGGATE_BODY_TIMEOUT", default_value_t = 60.0)]
     body_timeout: f64,
     /// Open downstream connections per worker; new ones past it are closed.
-    #[arg(long, env = "RINGGATE_MAX_CONNECTIONS", default_value_t = 16384)]
+    #[arg(value_name = "N", long, env = "RINGGATE_MAX_CONNECTIONS", default_value_t = 16384)]
     max_connections: usize,
     /// Idle upstream connections kept per upstream address and worker.
-    #[arg(long, env = "RINGGATE_UPSTREAM_KEEPALIVE", default_value_t = 64)]
+    #[arg(value_name = "N", long, env = "RINGGATE_UPSTREAM_KEEPALIVE", default_value_t = 64)]
     upstream_keepalive: usize,
     /// Seconds an idle upstream connection is kept.
-    #[arg(long, env = "RINGGATE_UPSTREAM_IDLE_TIMEOUT", default_value_t = 30.0)]
+    #[arg(value_name = "SECONDS", long, env = "RINGGATE_UPSTREAM_IDLE_TIMEOUT", default_value_t = 30.0)]
     upstream_idle_timeout: f64,
     /// Seconds between re-resolutions of upstream host names (five while one fails).
-    #[arg(long, env = "RINGGATE_DNS_REFRESH", default_value_t = 30.0)]
+    #[arg(value_name = "SECONDS", long, env = "RINGGATE_DNS_REFRESH", default_value_t = 30.0)]
     dns_refresh: f64,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
-    #[arg(long, env = "RINGGATE_DRAIN_TIMEOUT", default_value_t = 30.0)]
+    #[arg(value_name = "SECONDS", long, env = "RINGGATE_DRAIN_TIMEOUT", default_value_t = 30.0)]
     drain_timeout: f64,
 }
 
