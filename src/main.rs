@@ -89,7 +89,7 @@ struct RunArgs {
     #[arg(value_name = "N", long, env = "RINGGATE_MAX_CONNECTIONS", default_value_t = 16384)]
     max_connections: usize,
     /// Idle upstream connections kept per upstream address and worker.
-    #[arg(value_name = "N", long, env = "RINGGATE_UPSTREAM_KEEPALIVE", default_value_t = 64)]
+    #[arg(value_name = "N", long, env = "RINGGATE_UPSTREAM_KEEPALIVE", default_value_t = 512)]
     upstream_keepalive: usize,
     /// Seconds an idle upstream connection is kept.
     #[arg(value_name = "SECONDS", long, env = "RINGGATE_UPSTREAM_IDLE_TIMEOUT", default_value_t = 30.0)]

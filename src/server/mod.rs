@@ -54,7 +54,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(60),
             max_connections: 16384,
-            upstream_keepalive: 64,
+            upstream_keepalive: 512,
             upstream_idle_timeout: Duration::from_secs(30),
         }
     }

@@ -13,7 +13,7 @@
 //! Cost: a hash lookup and a `Vec` pop per request on a warm pool.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::SocketAddr;
@@ -59,7 +59,7 @@ type AddrMap<V> = HashMap<SocketAddr, V, BuildHasherDefault<AddrHasher>>;
 /// calls it every second), so taking and returning a connection reads no clock; a
 /// connection may outlive the idle timeout by up to one sweep interval.
 pub struct Pool {
-    idle: RefCell<AddrMap<Vec<(UpstreamConn, Instant)>>>,
+    idle: RefCell<AddrMap<VecDeque<(UpstreamConn, Instant)>>>,
     max_idle_per_addr: usize,
     idle_timeout: Duration,
     now: Cell<Instant>,
@@ -75,7 +75,7 @@ impl Pool {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
         let now = self.now.get();
-        while let Some((mut conn, since)) = list.pop() {
+        while let Some((mut conn, since)) = list.pop_back() {
             if now.duration_since(since) < self.idle_timeout {
                 conn.reused = true;
                 return Some(conn);
@@ -94,9 +94,9 @@ impl Pool {
         let list = idle.entry(conn.addr).or_default();
         if list.len() >= self.max_idle_per_addr {
             // Drop the oldest; the newest is the likeliest to still be open upstream.
-            list.remove(0);
+            list.pop_front();
         }
-        list.push((conn, self.now.get()));
+        list.push_back((conn, self.now.get()));
     }
 
     /// Advances the pool's clock and closes connections idle past the timeout; run
@@ -113,7 +113,7 @@ impl Pool {
 
     /// Number of idle connections held (for tests and metrics).
     pub fn idle_count(&self) -> usize {
-        self.idle.borrow().values().map(Vec::len).sum()
+        self.idle.borrow().values().map(VecDeque::len).sum()
     }
 
     /// Closes every idle connection (on shutdown).
