@@ -106,6 +106,72 @@ function clientList(extraClients) {
   return clients;
 }
 
+// ---------------------------------------------------------------- storage
+
+// oidc-provider keeps little state for this flow (client_secret_jwt `jti`
+// replay records, introspection look-ups). A plain Map shared by every
+// Provider build keeps it across key rotations; entries expire with their TTL.
+const STORE = new Map();
+
+class MemoryAdapter {
+  constructor(name) {
+    this.name = name;
+  }
+
+  key(id) {
+    return `${this.name}:${id}`;
+  }
+
+  async upsert(id, payload, expiresIn) {
+    const expiresAt = expiresIn ? Date.now() + expiresIn * 1000 : undefined;
+    STORE.set(this.key(id), { payload, expiresAt });
+    if (payload.grantId) {
+      const gk = `grant:${payload.grantId}`;
+      const list = STORE.get(gk) || { payload: [], expiresAt };
+      list.payload.push(this.key(id));
+      STORE.set(gk, list);
+    }
+  }
+
+  async find(id) {
+    const entry = STORE.get(this.key(id));
+    if (!entry) return undefined;
+    if (entry.expiresAt !== undefined && entry.expiresAt < Date.now()) {
+      STORE.delete(this.key(id));
+      return undefined;
+    }
+    return entry.payload;
+  }
+
+  async findByUserCode() {
+    return undefined;
+  }
+
+  async findByUid() {
+    return undefined;
+  }
+
+  async consume(id) {
+    const entry = STORE.get(this.key(id));
+    if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id) {
+    STORE.delete(this.key(id));
+  }
+
+  async revokeByGrantId(grantId) {
+    const gk = `grant:${grantId}`;
+    for (const k of STORE.get(gk)?.payload || []) STORE.delete(k);
+    STORE.delete(gk);
+  }
+}
+
+setInterval(() => {
+  const now = Date.now();
+  for (const [k, v] of STORE) if (v.expiresAt !== undefined && v.expiresAt < now) STORE.delete(k);
+}, 60000).unref();
+
 // ---------------------------------------------------------------- request helpers
 
 function formDecode(s) {
@@ -288,6 +354,7 @@ class Idp {
     const idp = this;
     const jwks = { keys: Object.values(this.keys).flat() };
     const provider = new Provider(this.issuer, {
+      adapter: MemoryAdapter,
       clients: this.clients,
       jwks,
       clientAuthMethods: [
