@@ -1,0 +1,652 @@
+// The OpenID Provider that ringgate's integration tests run against.
+//
+// A real oidc-provider (certified OpenID Provider library) on 127.0.0.1, set up
+// for the client-credentials grant with JWT access tokens, plus a small JSON
+// control API under /_control on the same port for fault injection, key
+// rotation, token lifetime, signing algorithm and request counters.
+//
+// Usage: node server.mjs [--port N] [--extra-clients N] [--ttl S] [--alg ALG]
+//   (or env IDP_PORT, IDP_EXTRA_CLIENTS, IDP_TTL, IDP_ALG). Port 0 = any free
+//   port. The first stdout line is
+//     IDP_READY <issuer> <control-url>
+// See README.md in this folder.
+
+import * as crypto from 'node:crypto';
+import * as http from 'node:http';
+import * as querystring from 'node:querystring';
+import { readFileSync } from 'node:fs';
+
+import { Provider } from 'oidc-provider';
+
+const CONFIG = JSON.parse(readFileSync(new URL('./clients.json', import.meta.url), 'utf8'));
+
+// Every algorithm the proxy must verify (SPEC §3). Keys for the first four
+// exist from the start; the others are made on the first POST /alg naming them.
+const ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'];
+const INITIAL_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
+const FAULT_TARGETS = ['token', 'jwks', 'discovery'];
+const FAULT_MODES = ['none', 'slow', '500', 'drop'];
+const CONTROL_PREFIX = '/_control';
+const LOG_LIMIT = 500;
+
+function parseArgs(argv) {
+  const out = {};
+  for (let i = 0; i < argv.length; i += 1) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]);
+    if (!m) throw new Error(`unknown argument ${argv[i]}`);
+    out[m[1]] = m[2] !== undefined ? m[2] : argv[++i];
+  }
+  return out;
+}
+
+function intOption(value, fallback, name) {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${value}`);
+  return n;
+}
+
+// ---------------------------------------------------------------- keys
+
+let kidSeq = 0;
+const runTag = crypto.randomBytes(3).toString('hex');
+
+function generateKey(alg) {
+  let type;
+  let options;
+  if (alg.startsWith('RS') || alg.startsWith('PS')) {
+    type = 'rsa';
+    options = { modulusLength: 2048 };
+  } else if (alg === 'ES256') {
+    type = 'ec';
+    options = { namedCurve: 'P-256' };
+  } else if (alg === 'ES384') {
+    type = 'ec';
+    options = { namedCurve: 'P-384' };
+  } else if (alg === 'EdDSA') {
+    type = 'ed25519';
+    options = {};
+  } else {
+    throw new Error(`unsupported alg ${alg}`);
+  }
+  const { privateKey } = crypto.generateKeyPairSync(type, options);
+  kidSeq += 1;
+  return {
+    ...privateKey.export({ format: 'jwk' }),
+    kid: `${alg.toLowerCase()}-${runTag}-${kidSeq}`,
+    alg,
+    use: 'sig',
+  };
+}
+
+// ---------------------------------------------------------------- clients
+
+function clientList(extraClients) {
+  const clients = CONFIG.clients.map((c) => ({
+    client_id: c.client_id,
+    client_secret: c.client_secret,
+    token_endpoint_auth_method: c.token_endpoint_auth_method,
+    ...(c.token_endpoint_auth_signing_alg
+      ? { token_endpoint_auth_signing_alg: c.token_endpoint_auth_signing_alg } : {}),
+    grant_types: c.grant_types || ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+  }));
+  const { load } = CONFIG;
+  for (let i = 0; i < extraClients; i += 1) {
+    clients.push({
+      client_id: `${load.id_prefix}${i}`,
+      client_secret: `${load.secret_prefix}${i}`,
+      token_endpoint_auth_method: load.token_endpoint_auth_method,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+    });
+  }
+  return clients;
+}
+
+// ---------------------------------------------------------------- storage
+
+// oidc-provider keeps little state for this flow (client_secret_jwt `jti`
+// replay records, introspection look-ups). A plain Map shared by every
+// Provider build keeps it across key rotations; entries expire with their TTL.
+const STORE = new Map();
+
+class MemoryAdapter {
+  constructor(name) {
+    this.name = name;
+  }
+
+  key(id) {
+    return `${this.name}:${id}`;
+  }
+
+  async upsert(id, payload, expiresIn) {
+    const expiresAt = expiresIn ? Date.now() + expiresIn * 1000 : undefined;
+    STORE.set(this.key(id), { payload, expiresAt });
+    if (payload.grantId) {
+      const gk = `grant:${payload.grantId}`;
+      const list = STORE.get(gk) || { payload: [], expiresAt };
+      list.payload.push(this.key(id));
+      STORE.set(gk, list);
+    }
+  }
+
+  async find(id) {
+    const entry = STORE.get(this.key(id));
+    if (!entry) return undefined;
+    if (entry.expiresAt !== undefined && entry.expiresAt < Date.now()) {
+      STORE.delete(this.key(id));
+      return undefined;
+    }
+    return entry.payload;
+  }
+
+  async findByUserCode() {
+    return undefined;
+  }
+
+  async findByUid() {
+    return undefined;
+  }
+
+  async consume(id) {
+    const entry = STORE.get(this.key(id));
+    if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id) {
+    STORE.delete(this.key(id));
+  }
+
+  async revokeByGrantId(grantId) {
+    const gk = `grant:${grantId}`;
+    for (const k of STORE.get(gk)?.payload || []) STORE.delete(k);
+    STORE.delete(gk);
+  }
+}
+
+setInterval(() => {
+  const now = Date.now();
+  for (const [k, v] of STORE) if (v.expiresAt !== undefined && v.expiresAt < now) STORE.delete(k);
+}, 60000).unref();
+
+// ---------------------------------------------------------------- request helpers
+
+function formDecode(s) {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, '%20'));
+  } catch {
+    return s;
+  }
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on('data', (c) => {
+      size += c.length;
+      if (size > 1024 * 1024) {
+        reject(new Error('body too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function b64urlJson(part) {
+  try {
+    return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+// Who is asking and how they authenticated, read from the raw request the way
+// oidc-provider reads it (Basic values are form-decoded, RFC 6749 §2.3.1).
+function describeTokenRequest(req, body) {
+  let params = {};
+  const type = (req.headers['content-type'] || '').split(';')[0].trim().toLowerCase();
+  if (type === 'application/x-www-form-urlencoded') {
+    params = { ...querystring.parse(body.toString('utf8')) };
+  } else if (type === 'application/json') {
+    try {
+      params = JSON.parse(body.toString('utf8')) || {};
+    } catch {
+      params = {};
+    }
+  }
+  let clientId;
+  let method = 'none';
+  const authz = req.headers.authorization;
+  if (authz !== undefined) {
+    const [scheme, value] = authz.split(' ');
+    if (scheme && scheme.toLowerCase() === 'basic' && value) {
+      method = 'client_secret_basic';
+      const decoded = Buffer.from(value, 'base64').toString('utf8');
+      const i = decoded.indexOf(':');
+      clientId = formDecode(i === -1 ? decoded : decoded.slice(0, i));
+    } else {
+      method = 'other_authorization_header';
+    }
+  } else if (params.client_secret !== undefined) {
+    method = 'client_secret_post';
+  } else if (params.client_assertion !== undefined) {
+    const parts = String(params.client_assertion).split('.');
+    const header = b64urlJson(parts[0] || '') || {};
+    const payload = b64urlJson(parts[1] || '') || {};
+    method = String(header.alg || '').startsWith('HS') ? 'client_secret_jwt' : 'private_key_jwt';
+    clientId = payload.sub || payload.iss;
+  }
+  if (clientId === undefined && typeof params.client_id === 'string') clientId = params.client_id;
+  const shown = {};
+  for (const [k, v] of Object.entries(params)) {
+    shown[k] = ['client_secret', 'client_assertion'].includes(k) ? '<redacted>' : v;
+  }
+  const headers = { ...req.headers };
+  if (headers.authorization !== undefined) headers.authorization = '<redacted>';
+  return {
+    client_id: clientId === undefined ? '' : String(clientId),
+    auth_method: method,
+    grant_type: params.grant_type,
+    scope: params.scope,
+    params: shown,
+    headers,
+  };
+}
+
+function sendJson(res, status, obj, extraHeaders = {}) {
+  const body = JSON.stringify(obj);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...extraHeaders,
+  });
+  res.end(body);
+}
+
+const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
+
+function bump(map, key, by = 1) {
+  map[key] = (map[key] || 0) + by;
+}
+
+// ---------------------------------------------------------------- one IdP
+
+const instances = new Set();
+
+function freshCounters() {
+  return {
+    token_total: 0,
+    token: {},
+    token_by_method: {},
+    token_status: {},
+    jwks: 0,
+    discovery: 0,
+    other: 0,
+  };
+}
+
+function noFaults() {
+  return Object.fromEntries(FAULT_TARGETS.map((t) => [t, { mode: 'none' }]));
+}
+
+class Idp {
+  constructor({ extraClients, ttl, alg }) {
+    this.defaults = { ttl, alg };
+    this.extraClients = extraClients;
+    this.clients = clientList(extraClients);
+    this.registered = new Map(this.clients.map((c) => [c.client_id, c]));
+    this.ttl = ttl;
+    this.alg = alg;
+    this.strict = true;
+    this.faults = noFaults();
+    this.counters = freshCounters();
+    this.log = [];
+    this.keys = {}; // alg -> [newest private JWK, ...older]
+    for (const a of new Set([...INITIAL_ALGS, alg])) this.keys[a] = [generateKey(a)];
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((err) => {
+        process.stderr.write(`idp: ${err.stack || err}\n`);
+        if (!res.headersSent) sendJson(res, 500, { error: 'server_error', error_description: String(err.message) });
+        else res.destroy();
+      });
+    });
+    this.server.keepAliveTimeout = 5000;
+  }
+
+  async listen(port) {
+    await new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, '127.0.0.1', resolve);
+    });
+    this.port = this.server.address().port;
+    this.issuer = `http://127.0.0.1:${this.port}`;
+    this.control = `${this.issuer}${CONTROL_PREFIX}`;
+    this.rebuild();
+    instances.add(this);
+    return this;
+  }
+
+  async close() {
+    instances.delete(this);
+    await new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  signingKid() {
+    return this.keys[this.alg][0].kid;
+  }
+
+  // oidc-provider reads its keys once, at construction: a rotation builds a
+  // new Provider with the new key set (clients are static, tokens are JWTs,
+  // so nothing else needs to carry over).
+  rebuild() {
+    const idp = this;
+    const jwks = { keys: Object.values(this.keys).flat() };
+    const provider = new Provider(this.issuer, {
+      adapter: MemoryAdapter,
+      clients: this.clients,
+      jwks,
+      clientAuthMethods: [
+        'client_secret_basic',
+        'client_secret_post',
+        'client_secret_jwt',
+        'private_key_jwt',
+      ],
+      enabledJWA: {
+        idTokenSigningAlgValues: ALGS,
+        clientAuthSigningAlgValues: ['HS256', 'HS384', 'HS512', ...ALGS],
+      },
+      scopes: ['openid', 'offline_access', ...CONFIG.resource_scopes.filter((s) => s !== 'openid')],
+      cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
+      features: {
+        devInteractions: { enabled: false },
+        clientCredentials: { enabled: true },
+        introspection: { enabled: true },
+        resourceIndicators: {
+          enabled: true,
+          // Client-credentials requests without a `resource` parameter get the
+          // test API as audience, which makes the access token a JWT.
+          defaultResource: async () => CONFIG.resource,
+          useGrantedResource: async () => true,
+          // Any absolute URI is accepted as a resource: `aud` is that URI, so a
+          // test can choose the audience with token_post_args `resource=...`.
+          getResourceServerInfo: async (_ctx, resourceIndicator) => ({
+            scope: CONFIG.resource_scopes.join(' '),
+            audience: resourceIndicator,
+            accessTokenTTL: idp.ttl,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: idp.alg, kid: idp.signingKid() } },
+          }),
+        },
+      },
+      ttl: {
+        ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL || idp.ttl,
+        AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL || idp.ttl,
+      },
+      renderError: async (ctx, out) => {
+        ctx.type = 'json';
+        ctx.body = out;
+      },
+    });
+    this.provider = provider;
+    this.callback = provider.callback();
+  }
+
+  classify(pathname) {
+    if (pathname === '/.well-known/openid-configuration') return 'discovery';
+    if (pathname === '/jwks') return 'jwks';
+    if (pathname === '/token') return 'token';
+    return 'other';
+  }
+
+  // Returns true when the fault answered (or dropped) the request.
+  async applyFault(target, req, res) {
+    const fault = this.faults[target];
+    if (!fault || fault.mode === 'none') return false;
+    if (fault.times !== undefined) {
+      fault.times -= 1;
+      if (fault.times <= 0) this.faults[target] = { mode: 'none' };
+    }
+    switch (fault.mode) {
+      case 'slow':
+        await sleep(fault.delay_ms);
+        return false;
+      case '500':
+        sendJson(res, 500, { error: 'server_error', error_description: `injected fault (${target})` });
+        return true;
+      case 'drop':
+        req.socket.destroy();
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  async handle(req, res) {
+    const url = new URL(req.url, this.issuer);
+    if (url.pathname === CONTROL_PREFIX || url.pathname.startsWith(`${CONTROL_PREFIX}/`)) {
+      await this.handleControl(req, res, url.pathname.slice(CONTROL_PREFIX.length) || '/');
+      return;
+    }
+    const target = this.classify(url.pathname);
+    if (target === 'discovery') this.counters.discovery += 1;
+    else if (target === 'jwks') this.counters.jwks += 1;
+    else if (target === 'other') this.counters.other += 1;
+
+    if (target === 'token' && req.method === 'POST') {
+      await this.handleToken(req, res);
+      return;
+    }
+    if (await this.applyFault(target, req, res)) return;
+    this.callback(req, res);
+  }
+
+  async handleToken(req, res) {
+    const body = await readBody(req);
+    const info = describeTokenRequest(req, body);
+    const entry = { at: new Date().toISOString(), ...info, fault: this.faults.token.mode, status: null };
+    this.counters.token_total += 1;
+    bump(this.counters.token, info.client_id);
+    this.counters.token_by_method[info.client_id] ||= {};
+    bump(this.counters.token_by_method[info.client_id], info.auth_method);
+    this.log.push(entry);
+    if (this.log.length > LOG_LIMIT) this.log.splice(0, this.log.length - LOG_LIMIT);
+    res.on('finish', () => {
+      entry.status = res.statusCode;
+      this.counters.token_status[info.client_id] ||= {};
+      bump(this.counters.token_status[info.client_id], String(res.statusCode));
+    });
+    res.on('close', () => {
+      if (entry.status === null) entry.status = 'dropped';
+    });
+
+    if (await this.applyFault('token', req, res)) return;
+
+    // oidc-provider accepts client_secret_basic and client_secret_post
+    // interchangeably for a client registered with either. The tests want to
+    // know which one the proxy used, so this IdP insists on the registered one
+    // unless strict mode is turned off.
+    const client = this.registered.get(info.client_id);
+    if (this.strict && client
+      && ['client_secret_basic', 'client_secret_post'].includes(client.token_endpoint_auth_method)
+      && ['client_secret_basic', 'client_secret_post'].includes(info.auth_method)
+      && client.token_endpoint_auth_method !== info.auth_method) {
+      sendJson(res, 401, {
+        error: 'invalid_client',
+        error_description: `client is registered for ${client.token_endpoint_auth_method}, the request used ${info.auth_method}`,
+      });
+      return;
+    }
+
+    // oidc-provider reads req.body when the stream was already consumed.
+    req.body = body;
+    this.callback(req, res);
+  }
+
+  state() {
+    return {
+      issuer: this.issuer,
+      control: this.control,
+      alg: this.alg,
+      kid: this.signingKid(),
+      ttl: this.ttl,
+      strict: this.strict,
+      faults: this.faults,
+      resource: CONFIG.resource,
+      extra_clients: this.extraClients,
+      keys: Object.fromEntries(Object.entries(this.keys).map(([a, ks]) => [a, ks.map((k) => k.kid)])),
+    };
+  }
+
+  reset() {
+    this.counters = freshCounters();
+    this.log = [];
+    this.faults = noFaults();
+    this.ttl = this.defaults.ttl;
+    this.strict = true;
+    if (this.alg !== this.defaults.alg) {
+      this.alg = this.defaults.alg;
+    }
+  }
+
+  async handleControl(req, res, path) {
+    let body = {};
+    if (req.method === 'POST') {
+      const raw = (await readBody(req)).toString('utf8').trim();
+      if (raw) {
+        try {
+          body = JSON.parse(raw);
+        } catch {
+          sendJson(res, 400, { error: 'body must be JSON' });
+          return;
+        }
+      }
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+        sendJson(res, 400, { error: 'body must be a JSON object' });
+        return;
+      }
+    }
+    const route = `${req.method} ${path}`;
+    const bad = (msg) => sendJson(res, 400, { error: msg });
+    switch (route) {
+      case 'GET /':
+      case 'GET /state':
+        sendJson(res, 200, this.state());
+        return;
+      case 'GET /counters':
+        sendJson(res, 200, this.counters);
+        return;
+      case 'GET /requests': {
+        const url = new URL(req.url, this.issuer);
+        const clientId = url.searchParams.get('client_id');
+        const list = clientId === null ? this.log : this.log.filter((e) => e.client_id === clientId);
+        sendJson(res, 200, list);
+        return;
+      }
+      case 'POST /reset':
+        if (body.counters_only) {
+          this.counters = freshCounters();
+          this.log = [];
+        } else {
+          this.reset();
+        }
+        sendJson(res, 200, this.state());
+        return;
+      case 'POST /fault': {
+        const targets = body.target === 'all' ? FAULT_TARGETS : [body.target];
+        if (!targets.every((t) => FAULT_TARGETS.includes(t))) return bad(`target must be one of ${FAULT_TARGETS.join(', ')}, all`);
+        const mode = body.mode === undefined ? 'none' : String(body.mode);
+        if (!FAULT_MODES.includes(mode)) return bad(`mode must be one of ${FAULT_MODES.join(', ')}`);
+        const fault = { mode };
+        if (mode === 'slow') fault.delay_ms = intOption(body.delay_ms, 2000, 'delay_ms');
+        if (body.times !== undefined && mode !== 'none') fault.times = intOption(body.times, 1, 'times');
+        for (const t of targets) this.faults[t] = { ...fault };
+        sendJson(res, 200, this.state());
+        return;
+      }
+      case 'POST /rotate': {
+        const alg = body.alg === undefined ? this.alg : String(body.alg);
+        if (!ALGS.includes(alg)) return bad(`alg must be one of ${ALGS.join(', ')}`);
+        const key = generateKey(alg);
+        this.keys[alg] = body.drop_old ? [key] : [key, ...(this.keys[alg] || [])];
+        this.rebuild();
+        sendJson(res, 200, { ...this.state(), rotated: { alg, kid: key.kid } });
+        return;
+      }
+      case 'POST /ttl': {
+        const seconds = Number(body.seconds);
+        if (!Number.isInteger(seconds) || seconds < 1) return bad('seconds must be a positive integer');
+        this.ttl = seconds;
+        sendJson(res, 200, this.state());
+        return;
+      }
+      case 'POST /alg': {
+        const alg = String(body.alg);
+        if (!ALGS.includes(alg)) return bad(`alg must be one of ${ALGS.join(', ')}`);
+        if (!this.keys[alg]) {
+          this.keys[alg] = [generateKey(alg)];
+          this.rebuild();
+        }
+        this.alg = alg;
+        sendJson(res, 200, this.state());
+        return;
+      }
+      case 'POST /strict':
+        this.strict = body.enabled !== false;
+        sendJson(res, 200, this.state());
+        return;
+      case 'POST /tenants': {
+        const tenant = new Idp({
+          extraClients: intOption(body.extra_clients, 0, 'extra_clients'),
+          ttl: intOption(body.ttl, this.defaults.ttl, 'ttl'),
+          alg: body.alg === undefined ? this.defaults.alg : String(body.alg),
+        });
+        await tenant.listen(0);
+        sendJson(res, 200, tenant.state());
+        return;
+      }
+      case 'POST /shutdown':
+        sendJson(res, 200, { ok: true }, { connection: 'close' });
+        res.on('finish', () => {
+          // eslint-disable-next-line no-use-before-define
+          if (this === main) shutdown(0);
+          else this.close();
+        });
+        return;
+      default:
+        sendJson(res, 404, { error: `no control route ${route}` });
+    }
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+async function shutdown(code) {
+  await Promise.all([...instances].map((i) => i.close()));
+  process.exit(code);
+}
+
+const args = parseArgs(process.argv.slice(2));
+const port = intOption(args.port ?? process.env.IDP_PORT, 0, 'port');
+const extraClients = intOption(args['extra-clients'] ?? process.env.IDP_EXTRA_CLIENTS, 200, 'extra clients');
+const ttl = intOption(args.ttl ?? process.env.IDP_TTL, 300, 'ttl');
+const alg = args.alg ?? process.env.IDP_ALG ?? 'RS256';
+if (!ALGS.includes(alg)) throw new Error(`alg must be one of ${ALGS.join(', ')}`);
+
+const main = new Idp({ extraClients, ttl, alg });
+await main.listen(port);
+process.stdout.write(`IDP_READY ${main.issuer} ${main.control}\n`);
+
+process.on('SIGTERM', () => shutdown(0));
+process.on('SIGINT', () => shutdown(0));
