@@ -38,12 +38,11 @@ if command -v rustup >/dev/null 2>&1; then
     cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 fi
 
-# --- Test IdP (planned; added with the openid-connect integration tests) -------------
-# The integration tests run against the Node OpenID Provider pinned in tests/idp/.
-# That issue adds, here:
-#   ensure_commands node:nodejs npm:npm
-#   (cd tests/idp && npm ci)
-# and starts the IdP before `cargo test`, stopping it on exit (trap + stop_pids).
+# --- Test IdP ---------------------------------------------------------------------------
+# The openid-connect tests run against the Node OpenID Provider pinned in tests/idp/
+# (oidc-provider from the npm registry, by its lockfile). Install it now, so a fresh
+# machine fails here, loudly, if it cannot.
+scripts/idp.sh install
 # -------------------------------------------------------------------------------------
 
 # ---------------------------------------------------------------------------------------
@@ -69,6 +68,7 @@ step fmt cargo fmt --all -- --check
 step clippy cargo clippy --all-targets -- -D warnings
 step test cargo test --all-targets
 step doc cargo test --doc
+step idp node --test tests/idp/
 
 # Test totals, summed over every "test result:" line of cargo test and cargo test --doc.
 read -r passed failed_tests ignored < <(cat "$log_dir/test.log" "$log_dir/doc.log" | awk '
