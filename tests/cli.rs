@@ -16,12 +16,32 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ringgate")
 }
 
-fn temp_file(name: &str, text: &str) -> PathBuf {
+/// A decK file in a directory of its own, removed when dropped.
+struct TempFile {
+    path: PathBuf,
+}
+
+impl std::ops::Deref for TempFile {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn temp_file(name: &str, text: &str) -> TempFile {
     let dir = std::env::temp_dir().join(format!("ringgate-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("kong.yaml");
     std::fs::write(&path, text).unwrap();
-    path
+    TempFile { path }
 }
 
 fn config(upstream: SocketAddr, path: &str) -> String {
@@ -119,14 +139,14 @@ fn version_and_help_print_and_exit_zero() {
 #[test]
 fn check_accepts_a_valid_file_and_lists_every_problem_of_a_bad_one() {
     let good = temp_file("good", &config("127.0.0.1:9".parse().unwrap(), "/"));
-    let out = Command::new(bin()).args(["check", "--config"]).arg(&good).output().unwrap();
+    let out = Command::new(bin()).args(["check", "--config"]).arg(&*good).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let bad = temp_file(
         "bad",
         "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://127.0.0.1:9\n  colour: blue\n  routes:\n  - name: r\n    paths: [/]\n    strip_pth: true\n",
     );
-    let out = Command::new(bin()).args(["check", "--config"]).arg(&bad).output().unwrap();
+    let out = Command::new(bin()).args(["check", "--config"]).arg(&*bad).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let file = bad.display().to_string();
@@ -138,7 +158,7 @@ fn check_accepts_a_valid_file_and_lists_every_problem_of_a_bad_one() {
 #[test]
 fn check_reports_router_problems_with_their_position() {
     let bad = temp_file("regex", &config("127.0.0.1:9".parse().unwrap(), "\"~/a([\""));
-    let out = Command::new(bin()).args(["check", "--config"]).arg(&bad).output().unwrap();
+    let out = Command::new(bin()).args(["check", "--config"]).arg(&*bad).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:6:5: route `r`: invalid regex", bad.display())), "{err}");
@@ -147,7 +167,7 @@ fn check_reports_router_problems_with_their_position() {
 #[test]
 fn run_refuses_to_start_on_a_bad_file() {
     let bad = temp_file("refuse", "_format_version: \"3.0\"\nservices: 5\n");
-    let out = Command::new(bin()).args(["run", "--listen", "127.0.0.1:0", "--config"]).arg(&bad).output().unwrap();
+    let out = Command::new(bin()).args(["run", "--listen", "127.0.0.1:0", "--config"]).arg(&*bad).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains(":2:"));
 }
@@ -161,13 +181,13 @@ fn run_serves_reloads_on_sighup_and_drains_on_sigterm() {
     assert_eq!(r.get("/new"), 404);
 
     // A valid file is swapped in on SIGHUP.
-    std::fs::write(&path, config(up.addr(), "/new")).unwrap();
+    std::fs::write(&*path, config(up.addr(), "/new")).unwrap();
     signal(&r.child, "HUP");
     r.wait_line("configuration reloaded", Duration::from_secs(5));
     assert_eq!(r.get("/new"), 200);
 
     // An invalid one is refused and the running configuration stays.
-    std::fs::write(&path, "_format_version: \"3.0\"\nservices: [oops\n").unwrap();
+    std::fs::write(&*path, "_format_version: \"3.0\"\nservices: [oops\n").unwrap();
     signal(&r.child, "HUP");
     r.wait_line("reload refused", Duration::from_secs(5));
     assert_eq!(r.get("/new"), 200);
