@@ -1,4 +1,5 @@
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod http;
 pub mod router;

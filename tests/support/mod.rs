@@ -3,4 +3,5 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod idp;
 pub mod upstream;

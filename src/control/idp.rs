@@ -1,0 +1,307 @@
+//! The IdP client: discovery, key sets and token endpoint calls.
+//!
+//! Place: the control plane thread only (tokio + reqwest); workers never talk to the IdP.
+//! One [`IdpClient`] per distinct set of client options (timeout, TLS verification,
+//! proxies), shared by the plugin instances that use the same options.
+//!
+//! Invariants:
+//! - Every call is bounded by the configured timeout (Kong's `timeout`, 10 s by default,
+//!   applied to connect and to the whole exchange).
+//! - Proxies come from the plugin's `http_proxy` / `https_proxy` / `no_proxy` only; the
+//!   process environment's proxy variables are ignored, as Kong's plugin ignores them.
+//! - Redirects are not followed: a token endpoint that redirects is misconfigured, and
+//!   following it would carry the caller's credentials to another place.
+//! - TLS is rustls with the ring provider; verification is on unless the plugin says
+//!   `ssl_verify: false`. Errors carry the host and a reason, never a URL query, a
+//!   secret or a token.
+//! - An answer that is not what the protocol says (non-JSON, wrong types, missing
+//!   `access_token`, a `token_type` other than bearer) is an [`IdpError::Invalid`], not
+//!   a panic.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How the IdP is reached, from the plugin configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct ClientOptions {
+    /// Connect timeout and the bound on a whole exchange.
+    pub timeout: Duration,
+    /// Verify the IdP's certificate (ringgate's default; Kong's default is false).
+    pub ssl_verify: bool,
+    pub http_proxy: Option<String>,
+    pub https_proxy: Option<String>,
+    /// Kong's comma-separated `no_proxy` list.
+    pub no_proxy: Option<String>,
+    /// Extra trust anchors (PEM) for a private IdP.
+    pub extra_ca_pem: Option<Vec<u8>>,
+}
+
+/// Why an IdP call failed. [`IdpError::is_outage`] separates "the IdP could not answer"
+/// (503 with Retry-After downstream) from "the IdP answered no".
+#[derive(Debug, thiserror::Error)]
+pub enum IdpError {
+    /// Connection refused, reset, DNS failure, TLS failure.
+    #[error("cannot reach the IdP at {host}: {reason}")]
+    Unreachable { host: String, reason: String },
+    /// No complete answer within the timeout.
+    #[error("the IdP at {host} did not answer in time")]
+    Timeout { host: String },
+    /// The IdP answered with an unexpected status (5xx here is an outage; 4xx on the
+    /// token endpoint is a verdict on the credentials, see [`TokenOutcome`]).
+    #[error("the IdP at {host} answered {status}")]
+    Status { host: String, status: u16 },
+    /// The IdP answered, but not with what the protocol requires.
+    #[error("the IdP at {host} sent an invalid {what}: {reason}")]
+    Invalid { host: String, what: &'static str, reason: String },
+    /// The options cannot make a client (a bad proxy URL, an unreadable CA file).
+    #[error("IdP client configuration: {0}")]
+    Config(String),
+}
+
+impl IdpError {
+    /// Whether this failure means the IdP is down or misbehaving rather than having
+    /// judged the request.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            IdpError::Unreachable { .. } | IdpError::Timeout { .. } | IdpError::Invalid { .. } => true,
+            IdpError::Status { status, .. } => *status >= 500 || *status == 429,
+            IdpError::Config(_) => false,
+        }
+    }
+}
+
+/// The parts of an OpenID Provider configuration document (OpenID Connect Discovery 1.0
+/// §3, RFC 8414 §2) the plugin uses.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Discovery {
+    pub issuer: String,
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(default)]
+    pub grant_types_supported: Vec<String>,
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+}
+
+/// A successful token endpoint answer (RFC 6749 §5.1).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub expires_in: Option<i64>,
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// What a token endpoint call came to.
+#[derive(Debug)]
+pub enum TokenOutcome {
+    Issued(TokenResponse),
+    /// The IdP refused the credentials or the request (RFC 6749 §5.2: 400 or 401 with
+    /// an `error` code). Downstream this is a 401.
+    Rejected {
+        status: u16,
+        error: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawToken {
+    access_token: Option<String>,
+    token_type: Option<String>,
+    expires_in: Option<serde_json_number::Number>,
+    scope: Option<String>,
+}
+
+/// `expires_in` arrives as a JSON number; some IdPs send it as a string. Both are read,
+/// anything else is an invalid answer.
+mod serde_json_number {
+    use serde::{Deserialize, Deserializer};
+
+    pub enum Number {
+        Int(i64),
+        Text(String),
+    }
+
+    impl<'de> Deserialize<'de> for Number {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            #[derive(Deserialize)]
+            #[serde(untagged)]
+            enum Raw {
+                Int(i64),
+                Float(f64),
+                Text(String),
+            }
+            Ok(match Raw::deserialize(d)? {
+                Raw::Int(i) => Number::Int(i),
+                Raw::Float(f) => Number::Int(f as i64),
+                Raw::Text(s) => Number::Text(s),
+            })
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawError {
+    error: Option<String>,
+}
+
+/// The host of a URL, for error messages (no path, no query).
+fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "<invalid url>".into())
+}
+
+/// Installs ring as the process's rustls crypto provider (once; later calls are no-ops).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// An HTTP client for one set of [`ClientOptions`].
+#[derive(Clone)]
+pub struct IdpClient {
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl IdpClient {
+    pub fn new(opts: &ClientOptions) -> Result<IdpClient, IdpError> {
+        install_crypto_provider();
+        let timeout = if opts.timeout.is_zero() { Duration::from_secs(10) } else { opts.timeout };
+        let mut b = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .http1_only()
+            .user_agent(concat!("ringgate/", env!("CARGO_PKG_VERSION")))
+            .tls_danger_accept_invalid_certs(!opts.ssl_verify);
+        let no_proxy = opts.no_proxy.as_deref().and_then(reqwest::NoProxy::from_string);
+        if let Some(p) = &opts.http_proxy {
+            let proxy = reqwest::Proxy::http(p).map_err(|e| IdpError::Config(format!("http_proxy: {e}")))?;
+            b = b.proxy(proxy.no_proxy(no_proxy.clone()));
+        }
+        if let Some(p) = &opts.https_proxy {
+            let proxy = reqwest::Proxy::https(p).map_err(|e| IdpError::Config(format!("https_proxy: {e}")))?;
+            b = b.proxy(proxy.no_proxy(no_proxy));
+        }
+        if let Some(pem) = &opts.extra_ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| IdpError::Config(format!("CA certificates: {e}")))?
+            {
+                b = b.add_root_certificate(cert);
+            }
+        }
+        let http = b.build().map_err(|e| IdpError::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(IdpClient { http, timeout })
+    }
+
+    fn transport_error(&self, url: &str, e: reqwest::Error) -> IdpError {
+        let host = host_of(url);
+        if e.is_timeout() {
+            return IdpError::Timeout { host };
+        }
+        // The innermost cause names what went wrong (refused, TLS, DNS) without the URL.
+        let e = e.without_url();
+        let mut reason = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            reason = s.to_string();
+            source = s.source();
+        }
+        IdpError::Unreachable { host, reason }
+    }
+
+    /// GETs `url` and returns the body of a 200 answer.
+    pub async fn get(&self, url: &str, extra_headers: &[(String, String)]) -> Result<Vec<u8>, IdpError> {
+        let mut req = self.http.get(url).header("accept", "application/json");
+        for (k, v) in extra_headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(url, e))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(IdpError::Status { host: host_of(url), status });
+        }
+        let body = resp.bytes().await.map_err(|e| self.transport_error(url, e))?;
+        Ok(body.to_vec())
+    }
+
+    /// Fetches and parses the discovery document at `url`.
+    pub async fn discovery(&self, url: &str, extra_headers: &[(String, String)]) -> Result<Discovery, IdpError> {
+        let mut body = self.get(url, extra_headers).await?;
+        simd_json::serde::from_slice::<Discovery>(&mut body).map_err(|e| IdpError::Invalid {
+            host: host_of(url),
+            what: "discovery document",
+            reason: e.to_string(),
+        })
+    }
+
+    /// POSTs a form-encoded token request. `form` is the encoded body (it carries the
+    /// caller's credentials for client_secret_post: never log it).
+    pub async fn token(
+        &self,
+        endpoint: &str,
+        form: String,
+        headers: &[(String, String)],
+    ) -> Result<TokenOutcome, IdpError> {
+        let mut req = self
+            .http
+            .post(endpoint)
+            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .header("accept", "application/json")
+            .body(form);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(endpoint, e))?;
+        let status = resp.status().as_u16();
+        let mut body = resp.bytes().await.map_err(|e| self.transport_error(endpoint, e))?.to_vec();
+        let host = || host_of(endpoint);
+        match status {
+            200 => {}
+            400 | 401 | 403 => {
+                let error = simd_json::serde::from_slice::<RawError>(&mut body).ok().and_then(|e| e.error);
+                return Ok(TokenOutcome::Rejected { status, error });
+            }
+            _ => return Err(IdpError::Status { host: host(), status }),
+        }
+        let invalid = |reason: String| IdpError::Invalid { host: host(), what: "token response", reason };
+        let raw: RawToken = simd_json::serde::from_slice(&mut body).map_err(|e| invalid(e.to_string()))?;
+        let access_token =
+            raw.access_token.filter(|t| !t.is_empty()).ok_or_else(|| invalid("no access_token".into()))?;
+        if let Some(tt) = &raw.token_type {
+            // RFC 6749 §7.1: the type is case-insensitive; only bearer is forwardable.
+            if !tt.eq_ignore_ascii_case("bearer") {
+                return Err(invalid(format!("token_type {tt:?} is not bearer")));
+            }
+        }
+        let expires_in = match raw.expires_in {
+            None => None,
+            Some(serde_json_number::Number::Int(i)) => Some(i),
+            Some(serde_json_number::Number::Text(s)) => {
+                Some(s.trim().parse::<i64>().map_err(|_| invalid("expires_in is not a number".into()))?)
+            }
+        };
+        Ok(TokenOutcome::Issued(TokenResponse { access_token, expires_in, scope: raw.scope }))
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
