@@ -1,6 +1,8 @@
 pub mod config;
 pub mod error;
 pub mod http;
+#[path = "oidc/config.rs"]
+pub mod oidc_config;
 pub mod router;
 pub mod server;
 pub mod snapshot;
