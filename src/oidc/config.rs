@@ -1590,8 +1590,8 @@ impl<'a> Compiler<'a> {
     /// `auth_methods`: required, non-empty, supported methods only.
     fn auth_methods(&mut self, config: &Node) -> Vec<AuthMethod> {
         let Some(node) = self.node("auth_methods") else {
-            // Absent, null, or of the wrong type (already reported).
-            if !self.errors.iter().any(|e| e.message.starts_with("'auth_methods'")) {
+            // Absent or null; a value of the wrong type was reported by pass 1.
+            if config.get("auth_methods").is_none_or(|n| matches!(n.value, NodeValue::Null)) {
                 self.error(
                     config.mark,
                     "'auth_methods' must be set: Kong's default enables all nine methods (a Basic header would be \
