@@ -1,0 +1,1894 @@
+//! The `openid-connect` plugin's configuration schema: a plugin instance's positioned
+//! `config:` tree in, a typed [`OidcConfig`] with Kong's defaults out.
+//!
+//! Runs once per plugin instance when a snapshot is built (start-up, reload), never per
+//! request. Like the decK loader it walks every key and reports every problem at once,
+//! each at its line and column: unknown keys (with a "did you mean" hint when a Kong
+//! name is within two edits), wrong types, bad values, and Kong features ringgate does
+//! not honour. Types follow Kong's schema validator: a `number` takes an integer or a
+//! float, an `array` must be a list (a lone string is refused, as Kong refuses it),
+//! booleans are `true`/`false` only, and `null` means "Kong's default". Nothing after
+//! this module sees YAML; secrets live in [`Secret`], whose `Debug` redacts.
+//!
+//! # Decisions
+//!
+//! - **`auth_methods` absent (or null) is a load error.** Kong's default enables all
+//!   nine methods, and with them a `Basic` header is taken as a *password* grant before
+//!   client credentials (Kong's fixed precedence), a session cookie is honoured, and so
+//!   on. Narrowing the default to the two methods ringgate supports would silently
+//!   change how the same request is authenticated, so the file must say which methods
+//!   it means. An empty list is refused for the same reason (it would authenticate
+//!   nothing).
+//! - **`verify_signature: false` and `verify_claims: false` are load errors.** Kong
+//!   documents them as debugging switches; with `bearer` they would let anyone mint a
+//!   token, and without claim checks an expired token would be forwarded (SPEC §2 says
+//!   never). The narrow, documented escape hatch `ignore_signature: [client_credentials]`
+//!   (for IdPs that publish no keys) is honoured, because such a token comes straight
+//!   from the token endpoint, but only while `ssl_verify` is on: over an unverified
+//!   connection nothing would vouch for it.
+//! - **`ssl_verify` defaults to `true`** (Kong's default is `false`, relying on
+//!   `lua_ssl_trusted_certificate`). An explicit `ssl_verify: false` is honoured, as a
+//!   Kong user wrote it, with a warning.
+//! - **`cache_tokens_salt`**, when absent, is 32 bytes from the system CSPRNG
+//!   (`ring::rand::SystemRandom`), hex-encoded, and marked as generated
+//!   ([`CacheSalt::is_generated`]): like Kong's `auto = true`, each plugin instance (and
+//!   each load) gets its own, so instances never share cached tokens.
+//! - Client authentication to the IdP (SPEC §1 step 4): the configured method is
+//!   `token_endpoint_auth_method`, else `client_auth[0]`. With `client_credentials`,
+//!   `private_key_jwt`, `tls_client_auth` and `self_signed_tls_client_auth` are refused
+//!   (the proxy holds no key or certificate for a caller), and so is `none` (the
+//!   caller's secret would then be checked by nobody).
+//! - `client_id` / `client_secret` are kept (the secret redacted) but the client
+//!   credentials token call uses the caller's id and secret (SPEC §1.3).
+//! - `token_post_args_names` may not name `grant_type`, `client_id`, `client_secret`,
+//!   `client_assertion` or `client_assertion_type`: a static value there would replace
+//!   the caller's credentials for every caller. `scope` is allowed (Kong lets it
+//!   override `scopes`).
+//! - `scopes: []` (send no `scope`) and an absent `scopes` (send `openid`) stay distinct.
+//!
+//! # Kong keys ringgate does not act on yet
+//!
+//! The rule is the decK loader's: a key that cannot change how a request flows with the
+//! configured `auth_methods` is accepted with a warning; a key whose Kong meaning
+//! ringgate would silently not honour (so a request would be let through, refused,
+//! answered or forwarded differently) is a load error. A value equal to Kong's default
+//! (as `deck gateway dump` writes every field), `null`, an empty list and an empty
+//! string trigger neither. Every other Kong field is implemented, typed, in
+//! [`OidcConfig`].
+//!
+//! | Key | Outcome | Why |
+//! |---|---|---|
+//! | `anonymous` | error | failed authentication would have to proxy as a consumer; ringgate has no consumers |
+//! | `consumer_claim`, `consumer_groups_claim` | error | consumer mapping (and its 403) is not implemented |
+//! | `consumer_by`, `consumer_optional`, `consumer_groups_optional`, `by_username_ignore_case` | warning | only act with consumer mapping |
+//! | `authenticated_groups_claim` | error | would set `X-Authenticated-Groups` upstream |
+//! | `groups_required`, `roles_required` | error | a requirement not checked would let requests through |
+//! | `groups_claim`, `roles_claim` | warning | only read for `groups_required` / `roles_required` |
+//! | `claims_forbidden` | error | a forbidden claim not checked would let requests through |
+//! | `max_age` | error | the `auth_time` check would be skipped |
+//! | `domains` | warning | checks the `hd` claim of ID tokens, which ringgate does not use |
+//! | `token_post_args_client`, `token_headers_client` | error | request values copied into the token call are not implemented |
+//! | `token_headers_replay` | error | IdP response headers would not reach the client |
+//! | `token_headers_prefix`, `token_headers_grants` | warning | only act with `token_headers_replay` |
+//! | `token_exchange_endpoint`, `token_exchange` | error | the upstream token would differ |
+//! | `cache_token_exchange`, `cache_introspection`, `cache_user_info` | warning | caches of flows ringgate does not run |
+//! | `upstream_*_header` other than `upstream_access_token_header`, `upstream_headers_claims`, `upstream_headers_names` | error | upstream would miss headers it expects |
+//! | `downstream_*` | error | the client would miss headers it expects |
+//! | `unauthorized_redirect_uri`, `forbidden_redirect_uri`, `unexpected_redirect_uri` | error | Kong redirects where ringgate answers 401/403/5xx |
+//! | `unauthorized_destroy_session`, `forbidden_destroy_session` | warning | ringgate keeps no sessions |
+//! | `logout_uri_suffix`, `logout_query_arg`, `logout_post_arg` | error | Kong answers matching requests as logouts; ringgate would proxy them |
+//! | `logout_methods`, `logout_redirect_uri`, `logout_revoke`, `logout_revoke_access_token`, `logout_revoke_refresh_token` | warning | only act on a logout request |
+//! | `login_action` (`response`/`redirect`) | error when `login_methods` names an enabled method, else warning | Kong would answer with tokens instead of proxying |
+//! | `login_methods`, `login_tokens`, `login_redirect_mode`, `login_redirect_uri` | warning | only act through `login_action` |
+//! | `proof_of_possession_mtls`, `proof_of_possession_dpop` (not `off`) | error | bound tokens would be accepted without proof |
+//! | `proof_of_possession_auth_methods_validation`, `dpop_proof_lifetime`, `dpop_use_nonce` | warning | only act with proof of possession |
+//! | `introspect_jwt_tokens` (`true`) | error with `bearer`, else warning | revoked JWTs would be accepted |
+//! | `introspection_*` | warning | the `introspection` method is refused, so nothing introspects |
+//! | `userinfo_*`, `search_user_info` | warning | the `userinfo` method and claim sources are not used |
+//! | `resolve_distributed_claims` | warning | claims ringgate does not resolve are absent, which fails closed |
+//! | `session_*`, `disable_session`, `jwt_session_claim`, `jwt_session_cookie`, `reverify` | warning | the `session` method is refused, so no session exists |
+//! | `authorization_*`, `audience`, `redirect_uri`, `response_mode`, `response_type`, `preserve_query_args`, `verify_nonce`, `require_proof_key_for_code_exchange`, `require_pushed_authorization_requests`, `require_signed_request_object`, `pushed_authorization_request_endpoint`, `pushed_authorization_request_endpoint_auth_method` | warning | authorization code flow only (ringgate's token call carries no `redirect_uri`, SPEC §1 step 3) |
+//! | `id_token_param_name`, `id_token_param_type`, `refresh_token_param_name`, `refresh_token_param_type`, `password_param_type`, `refresh_tokens` | warning | inputs of methods ringgate refuses |
+//! | `end_session_endpoint`, `revocation_endpoint`, `revocation_endpoint_auth_method`, `revocation_token_param_name` | warning | logout only |
+//! | `mtls_token_endpoint`, `mtls_introspection_endpoint`, `mtls_revocation_endpoint`, `tls_client_auth_cert_id`, `tls_client_auth_ssl_verify` | warning | only used with mTLS client authentication, which is refused |
+//! | `client_jwk` | warning | only signs `private_key_jwt`, which is refused |
+//! | `cluster_cache_strategy`, `cluster_cache_redis`, `redis` | warning | share introspection or session data only |
+//! | `ignore_signature` entries other than `client_credentials` | warning | name methods ringgate refuses |
+//!
+//! Implemented (typed, Kong's default unless noted): `issuer`, `using_pseudo_issuer`,
+//! `rediscovery_lifetime`, `discovery_headers_names`, `discovery_headers_values`,
+//! `extra_jwks_uris`, `auth_methods`, `client_credentials_param_type`,
+//! `bearer_token_param_type`, `bearer_token_cookie_name`, `client_id`,
+//! `client_secret`, `client_arg`, `client_auth`, `client_alg`, `token_endpoint`,
+//! `token_endpoint_auth_method`, `scopes`, `token_post_args_names`,
+//! `token_post_args_values`, `token_headers_names`, `token_headers_values`,
+//! `verify_parameters`, `timeout`, `keepalive`, `http_version`, `ssl_verify` (default
+//! true), `http_proxy`, `http_proxy_authorization`, `https_proxy`,
+//! `https_proxy_authorization`, `no_proxy`, `cache_tokens`, `cache_tokens_salt`,
+//! `token_cache_key_include_scope`, `cache_ttl`, `cache_ttl_min`, `cache_ttl_max`,
+//! `cache_ttl_neg`, `cache_ttl_resurrect`, `verify_signature` and `verify_claims`
+//! (`true` only), `ignore_signature` (`client_credentials` only), `enable_hs_signatures`,
+//! `leeway`, `issuers_allowed`, `scopes_required`, `scopes_claim`, `audience_required`,
+//! `audience_claim`, `credential_claim`, `upstream_access_token_header`,
+//! `hide_credentials`, `run_on_preflight`, `display_errors`, `expose_error_code`,
+//! `unauthorized_error_message`, `forbidden_error_message`.
+//!
+//! Field list and defaults: Kong Gateway 3.12/3.13 `openid-connect` schema (plus
+//! `token_exchange` from 3.14); see `shared/reference/kong-oidc.md` §1.12.
+//!
+//! Cost: linear in the number of keys; load time only.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::config::{ConfigError, Mark, Node, NodeValue, Plugin};
+
+/// The plugin name this module compiles.
+pub const PLUGIN_NAME: &str = "openid-connect";
+
+// ----- secrets -----
+
+/// A secret from the configuration (a client secret, a proxy credential). `Debug`
+/// prints no part of it and there is no `Display`, so it cannot end up in a log line
+/// or an error message by accident; [`Secret::expose`] is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that must send or hash it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The per-instance salt of the token cache key (SPEC §2). Either configured as
+/// `cache_tokens_salt` or generated at load time; redacted like a [`Secret`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct CacheSalt {
+    value: Secret,
+    generated: bool,
+}
+
+impl CacheSalt {
+    pub fn configured(value: impl Into<String>) -> CacheSalt {
+        CacheSalt { value: Secret::new(value), generated: false }
+    }
+
+    /// 32 random bytes from the system CSPRNG, hex-encoded (64 characters).
+    pub fn generate() -> Result<CacheSalt, String> {
+        use ring::rand::SecureRandom;
+        let mut bytes = [0u8; 32];
+        ring::rand::SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| "the system random number generator failed".to_string())?;
+        let mut hex = String::with_capacity(64);
+        for b in bytes {
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+        }
+        Ok(CacheSalt { value: Secret(hex), generated: true })
+    }
+
+    pub fn expose(&self) -> &str {
+        self.value.expose()
+    }
+
+    /// True when the file gave no salt and this one was generated at load time.
+    pub fn is_generated(&self) -> bool {
+        self.generated
+    }
+}
+
+impl fmt::Debug for CacheSalt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheSalt").field("generated", &self.generated).finish_non_exhaustive()
+    }
+}
+
+// ----- typed values -----
+
+/// The `auth_methods` ringgate supports. Kong's others are load errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// The caller's id and secret are exchanged at the token endpoint (SPEC §1).
+    ClientCredentials,
+    /// The caller sends a JWT, verified per request against the JWKS (SPEC §1 step 7).
+    Bearer,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientCredentials => "client_credentials",
+            AuthMethod::Bearer => "bearer",
+        }
+    }
+}
+
+/// Where a caller's client credentials are looked for (`client_credentials_param_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialLocation {
+    Header,
+    Query,
+    Body,
+}
+
+/// Where a bearer token is looked for (`bearer_token_param_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerLocation {
+    Header,
+    Query,
+    Body,
+    /// The cookie named by `bearer_token_cookie_name`.
+    Cookie,
+}
+
+/// Kong's client authentication methods (`client_auth`, `token_endpoint_auth_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    ClientSecretJwt,
+    PrivateKeyJwt,
+    TlsClientAuth,
+    SelfSignedTlsClientAuth,
+    None,
+}
+
+const CLIENT_AUTH_METHODS: &[(&str, ClientAuthMethod)] = &[
+    ("client_secret_basic", ClientAuthMethod::ClientSecretBasic),
+    ("client_secret_post", ClientAuthMethod::ClientSecretPost),
+    ("client_secret_jwt", ClientAuthMethod::ClientSecretJwt),
+    ("private_key_jwt", ClientAuthMethod::PrivateKeyJwt),
+    ("tls_client_auth", ClientAuthMethod::TlsClientAuth),
+    ("self_signed_tls_client_auth", ClientAuthMethod::SelfSignedTlsClientAuth),
+    ("none", ClientAuthMethod::None),
+];
+
+impl ClientAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        CLIENT_AUTH_METHODS.iter().find(|(_, m)| *m == self).map_or("", |(s, _)| s)
+    }
+
+    fn parse(s: &str) -> Option<ClientAuthMethod> {
+        CLIENT_AUTH_METHODS.iter().find(|(n, _)| *n == s).map(|(_, m)| *m)
+    }
+}
+
+/// `client_alg`: the JWS algorithm of a client assertion. Only the HS* ones can sign a
+/// `client_secret_jwt` assertion (the others need a private key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAlg {
+    Hs256,
+    Hs384,
+    Hs512,
+    Rs256,
+    Rs384,
+    Rs512,
+    Ps256,
+    Ps384,
+    Ps512,
+    Es256,
+    Es384,
+    Es512,
+    EdDsa,
+}
+
+const CLIENT_ALGS: &[(&str, ClientAlg)] = &[
+    ("HS256", ClientAlg::Hs256),
+    ("HS384", ClientAlg::Hs384),
+    ("HS512", ClientAlg::Hs512),
+    ("RS256", ClientAlg::Rs256),
+    ("RS384", ClientAlg::Rs384),
+    ("RS512", ClientAlg::Rs512),
+    ("PS256", ClientAlg::Ps256),
+    ("PS384", ClientAlg::Ps384),
+    ("PS512", ClientAlg::Ps512),
+    ("ES256", ClientAlg::Es256),
+    ("ES384", ClientAlg::Es384),
+    ("ES512", ClientAlg::Es512),
+    ("EdDSA", ClientAlg::EdDsa),
+];
+
+impl ClientAlg {
+    pub fn as_str(self) -> &'static str {
+        CLIENT_ALGS.iter().find(|(_, a)| *a == self).map_or("", |(s, _)| s)
+    }
+
+    pub fn is_hmac(self) -> bool {
+        matches!(self, ClientAlg::Hs256 | ClientAlg::Hs384 | ClientAlg::Hs512)
+    }
+}
+
+/// `http_version` of the calls to the IdP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    Http10,
+    Http11,
+}
+
+/// How the access token is written upstream (`upstream_access_token_header`, default
+/// `authorization:bearer`): `name:bearer` → `name: Bearer <token>`, `name:basic` →
+/// `name: Basic <token>`, a bare `name` → `name: <token>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTokenHeader {
+    /// Lower-cased header name.
+    pub name: String,
+    pub scheme: Option<TokenScheme>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScheme {
+    Bearer,
+    Basic,
+}
+
+/// One `openid-connect` plugin instance, validated, with every default filled in.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    // --- discovery and keys (SPEC §3) ---
+    /// `issuer` as written: the issuer identifier or the full discovery URL.
+    pub issuer: String,
+    /// Where discovery is fetched: `issuer` with `/.well-known/openid-configuration`
+    /// appended unless it already ends with it or `/.well-known/oauth-authorization-server`.
+    pub discovery_url: String,
+    /// Default false. True: no discovery; `token_endpoint` and `extra_jwks_uris` stand in.
+    pub using_pseudo_issuer: bool,
+    /// Default 30 s: the least time between two rediscoveries (unknown `kid`).
+    pub rediscovery_lifetime: Duration,
+    /// `discovery_headers_names` paired with `_values`.
+    pub discovery_headers: Vec<(String, String)>,
+    pub extra_jwks_uris: Vec<String>,
+
+    // --- which credentials, where (SPEC §1 steps 2, 7) ---
+    /// Supported methods only, in the order written, without duplicates; never empty.
+    pub auth_methods: Vec<AuthMethod>,
+    /// Default header, query, body.
+    pub client_credentials_param_type: Vec<CredentialLocation>,
+    /// Default header, query, body.
+    pub bearer_token_param_type: Vec<BearerLocation>,
+    pub bearer_token_cookie_name: Option<String>,
+    /// Default false.
+    pub hide_credentials: bool,
+    /// Default true.
+    pub run_on_preflight: bool,
+
+    // --- configured clients (not used for the client credentials token call, SPEC §1.3) ---
+    pub client_id: Vec<String>,
+    pub client_secret: Vec<Secret>,
+    /// Default `client_id`.
+    pub client_arg: String,
+    pub client_auth: Vec<ClientAuthMethod>,
+    pub client_alg: Vec<ClientAlg>,
+
+    // --- the token request (SPEC §1 steps 3, 4) ---
+    /// Overrides discovery's `token_endpoint`.
+    pub token_endpoint: Option<String>,
+    pub token_endpoint_auth_method: Option<ClientAuthMethod>,
+    /// Default `["openid"]`; empty means "send no `scope`".
+    pub scopes: Vec<String>,
+    /// `token_post_args_names` paired with `_values`.
+    pub token_post_args: Vec<(String, String)>,
+    /// `token_headers_names` paired with `_values`.
+    pub token_headers: Vec<(String, String)>,
+    /// Default false: check the grant and scopes against discovery.
+    pub verify_parameters: bool,
+
+    // --- the HTTP client to the IdP ---
+    /// Default 10000 ms, for connect, send and read each.
+    pub timeout: Duration,
+    /// Default true.
+    pub keepalive: bool,
+    /// Default 1.1.
+    pub http_version: HttpVersion,
+    /// Default **true** in ringgate (Kong: false).
+    pub ssl_verify: bool,
+    pub http_proxy: Option<String>,
+    pub http_proxy_authorization: Option<Secret>,
+    pub https_proxy: Option<String>,
+    pub https_proxy_authorization: Option<Secret>,
+    /// `no_proxy` split at commas, trimmed.
+    pub no_proxy: Vec<String>,
+
+    // --- the token cache (SPEC §2) ---
+    /// Default true.
+    pub cache_tokens: bool,
+    pub cache_tokens_salt: CacheSalt,
+    /// Default false.
+    pub token_cache_key_include_scope: bool,
+    /// Default 3600 s: the lifetime when the IdP gives none.
+    pub cache_ttl: Duration,
+    /// Unset by default. As written; Kong treats 0 as unset for min and max.
+    pub cache_ttl_min: Option<Duration>,
+    pub cache_ttl_max: Option<Duration>,
+    pub cache_ttl_neg: Option<Duration>,
+    pub cache_ttl_resurrect: Option<Duration>,
+
+    // --- verification (SPEC §1 step 5, §3) ---
+    /// `ignore_signature` lists `client_credentials`: tokens from the token endpoint are
+    /// accepted unsigned (only with `ssl_verify`). `verify_signature` and
+    /// `verify_claims` are always on (false is refused).
+    pub ignore_signature_client_credentials: bool,
+    /// Default false: HS* signatures refused.
+    pub enable_hs_signatures: bool,
+    /// Default 0.
+    pub leeway: Duration,
+    pub issuers_allowed: Vec<String>,
+    pub scopes_required: Vec<String>,
+    /// Default `["scope"]`: a path into the claims.
+    pub scopes_claim: Vec<String>,
+    pub audience_required: Vec<String>,
+    /// Default `["aud"]`.
+    pub audience_claim: Vec<String>,
+    /// Default `["sub"]`: the claim a virtual credential is derived from.
+    pub credential_claim: Vec<String>,
+
+    // --- what upstream and downstream see (SPEC §1 step 6, §4) ---
+    pub upstream_access_token_header: UpstreamTokenHeader,
+    /// Default false.
+    pub display_errors: bool,
+    /// Default true.
+    pub expose_error_code: bool,
+    /// Default `Unauthorized`.
+    pub unauthorized_error_message: String,
+    /// Default `Forbidden`.
+    pub forbidden_error_message: String,
+
+    /// Where the plugin's `config` block starts.
+    pub mark: Mark,
+}
+
+impl OidcConfig {
+    pub fn uses(&self, method: AuthMethod) -> bool {
+        self.auth_methods.contains(&method)
+    }
+
+    /// The client authentication the file asks for, before discovery is consulted
+    /// (SPEC §1 step 4): `token_endpoint_auth_method`, else `client_auth[0]`.
+    pub fn configured_client_auth(&self) -> Option<ClientAuthMethod> {
+        self.token_endpoint_auth_method.or_else(|| self.client_auth.first().copied())
+    }
+}
+
+/// The discovery URL for `issuer` (SPEC §3).
+pub fn discovery_url(issuer: &str) -> String {
+    const OIDC: &str = "/.well-known/openid-configuration";
+    const OAUTH: &str = "/.well-known/oauth-authorization-server";
+    let trimmed = issuer.trim_end_matches('/');
+    if trimmed.ends_with(OIDC) || trimmed.ends_with(OAUTH) {
+        trimmed.to_string()
+    } else {
+        format!("{trimmed}{OIDC}")
+    }
+}
+
+// ----- Kong's field list -----
+
+/// A Kong schema type, as its validator checks it.
+#[derive(Clone, Copy)]
+enum Ty {
+    Str,
+    Bool,
+    /// Integer or float.
+    Num,
+    Int,
+    Strs,
+    Enum(&'static [&'static str]),
+    Enums(&'static [&'static str]),
+    Record,
+    Records,
+}
+
+/// Kong's default for a field, to tell "written as Kong's default" from "set".
+#[derive(Clone, Copy)]
+enum Dflt {
+    None,
+    Bool(bool),
+    Num(f64),
+    Str(&'static str),
+    Strs(&'static [&'static str]),
+}
+
+struct Field {
+    name: &'static str,
+    ty: Ty,
+    default: Dflt,
+}
+
+const fn f(name: &'static str, ty: Ty, default: Dflt) -> Field {
+    Field { name, ty, default }
+}
+
+const GRANTS: &[&str] = &[
+    "authorization_code",
+    "bearer",
+    "client_credentials",
+    "introspection",
+    "kong_oauth2",
+    "password",
+    "refresh_token",
+    "session",
+    "userinfo",
+];
+const PARAM_TYPES: &[&str] = &["header", "query", "body"];
+const BEARER_PARAM_TYPES: &[&str] = &["header", "query", "body", "cookie"];
+const CLIENT_AUTHS: &[&str] = &[
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "tls_client_auth",
+    "self_signed_tls_client_auth",
+    "none",
+];
+const ALGS: &[&str] = &[
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+];
+const SAME_SITE: &[&str] = &["Default", "Lax", "None", "Strict"];
+const IGNORE_SIGNATURE: &[&str] =
+    &["authorization_code", "client_credentials", "introspection", "password", "refresh_token", "session", "userinfo"];
+const POP: &[&str] = &["off", "optional", "strict"];
+const SESSION_HEADERS: &[&str] =
+    &["absolute-timeout", "audience", "id", "idling-timeout", "rolling-timeout", "subject", "timeout"];
+
+#[rustfmt::skip]
+const FIELDS: &[Field] = &[
+    f("anonymous", Ty::Str, Dflt::None),
+    f("audience", Ty::Strs, Dflt::None),
+    f("audience_claim", Ty::Strs, Dflt::Strs(&["aud"])),
+    f("audience_required", Ty::Strs, Dflt::None),
+    f("auth_methods", Ty::Enums(GRANTS), Dflt::Strs(GRANTS)),
+    f("authenticated_groups_claim", Ty::Strs, Dflt::None),
+    f("authorization_cookie_domain", Ty::Str, Dflt::None),
+    f("authorization_cookie_http_only", Ty::Bool, Dflt::Bool(true)),
+    f("authorization_cookie_name", Ty::Str, Dflt::Str("authorization")),
+    f("authorization_cookie_path", Ty::Str, Dflt::Str("/")),
+    f("authorization_cookie_same_site", Ty::Enum(SAME_SITE), Dflt::Str("Default")),
+    f("authorization_cookie_secure", Ty::Bool, Dflt::None),
+    f("authorization_endpoint", Ty::Str, Dflt::None),
+    f("authorization_query_args_client", Ty::Strs, Dflt::None),
+    f("authorization_query_args_names", Ty::Strs, Dflt::None),
+    f("authorization_query_args_values", Ty::Strs, Dflt::None),
+    f("authorization_rolling_timeout", Ty::Num, Dflt::Num(600.0)),
+    f("bearer_token_cookie_name", Ty::Str, Dflt::None),
+    f("bearer_token_param_type", Ty::Enums(BEARER_PARAM_TYPES), Dflt::Strs(PARAM_TYPES)),
+    f("by_username_ignore_case", Ty::Bool, Dflt::Bool(false)),
+    f("cache_introspection", Ty::Bool, Dflt::Bool(true)),
+    f("cache_token_exchange", Ty::Bool, Dflt::Bool(true)),
+    f("cache_tokens", Ty::Bool, Dflt::Bool(true)),
+    f("cache_tokens_salt", Ty::Str, Dflt::None),
+    f("cache_ttl", Ty::Num, Dflt::Num(3600.0)),
+    f("cache_ttl_max", Ty::Num, Dflt::None),
+    f("cache_ttl_min", Ty::Num, Dflt::None),
+    f("cache_ttl_neg", Ty::Num, Dflt::None),
+    f("cache_ttl_resurrect", Ty::Num, Dflt::None),
+    f("cache_user_info", Ty::Bool, Dflt::Bool(true)),
+    f("claims_forbidden", Ty::Strs, Dflt::None),
+    f("client_alg", Ty::Enums(ALGS), Dflt::None),
+    f("client_arg", Ty::Str, Dflt::Str("client_id")),
+    f("client_auth", Ty::Enums(CLIENT_AUTHS), Dflt::None),
+    f("client_credentials_param_type", Ty::Enums(PARAM_TYPES), Dflt::Strs(PARAM_TYPES)),
+    f("client_id", Ty::Strs, Dflt::None),
+    f("client_jwk", Ty::Records, Dflt::None),
+    f("client_secret", Ty::Strs, Dflt::None),
+    f("cluster_cache_redis", Ty::Record, Dflt::None),
+    f("cluster_cache_strategy", Ty::Enum(&["off", "redis"]), Dflt::Str("off")),
+    f("consumer_by", Ty::Enums(&["custom_id", "id", "username"]), Dflt::Strs(&["custom_id", "username"])),
+    f("consumer_claim", Ty::Strs, Dflt::None),
+    f("consumer_groups_claim", Ty::Strs, Dflt::None),
+    f("consumer_groups_optional", Ty::Bool, Dflt::Bool(false)),
+    f("consumer_optional", Ty::Bool, Dflt::Bool(false)),
+    f("credential_claim", Ty::Strs, Dflt::Strs(&["sub"])),
+    f("disable_session", Ty::Enums(GRANTS), Dflt::None),
+    f("discovery_headers_names", Ty::Strs, Dflt::None),
+    f("discovery_headers_values", Ty::Strs, Dflt::None),
+    f("display_errors", Ty::Bool, Dflt::Bool(false)),
+    f("domains", Ty::Strs, Dflt::None),
+    f("downstream_access_token_header", Ty::Str, Dflt::None),
+    f("downstream_access_token_jwk_header", Ty::Str, Dflt::None),
+    f("downstream_headers_claims", Ty::Strs, Dflt::None),
+    f("downstream_headers_names", Ty::Strs, Dflt::None),
+    f("downstream_id_token_header", Ty::Str, Dflt::None),
+    f("downstream_id_token_jwk_header", Ty::Str, Dflt::None),
+    f("downstream_introspection_header", Ty::Str, Dflt::None),
+    f("downstream_introspection_jwt_header", Ty::Str, Dflt::None),
+    f("downstream_refresh_token_header", Ty::Str, Dflt::None),
+    f("downstream_session_id_header", Ty::Str, Dflt::None),
+    f("downstream_user_info_header", Ty::Str, Dflt::None),
+    f("downstream_user_info_jwt_header", Ty::Str, Dflt::None),
+    f("dpop_proof_lifetime", Ty::Num, Dflt::Num(300.0)),
+    f("dpop_use_nonce", Ty::Bool, Dflt::Bool(false)),
+    f("enable_hs_signatures", Ty::Bool, Dflt::Bool(false)),
+    f("end_session_endpoint", Ty::Str, Dflt::None),
+    f("expose_error_code", Ty::Bool, Dflt::Bool(true)),
+    f("extra_jwks_uris", Ty::Strs, Dflt::None),
+    f("forbidden_destroy_session", Ty::Bool, Dflt::Bool(true)),
+    f("forbidden_error_message", Ty::Str, Dflt::Str("Forbidden")),
+    f("forbidden_redirect_uri", Ty::Strs, Dflt::None),
+    f("groups_claim", Ty::Strs, Dflt::Strs(&["groups"])),
+    f("groups_required", Ty::Strs, Dflt::None),
+    f("hide_credentials", Ty::Bool, Dflt::Bool(false)),
+    f("http_proxy", Ty::Str, Dflt::None),
+    f("http_proxy_authorization", Ty::Str, Dflt::None),
+    f("http_version", Ty::Num, Dflt::Num(1.1)),
+    f("https_proxy", Ty::Str, Dflt::None),
+    f("https_proxy_authorization", Ty::Str, Dflt::None),
+    f("id_token_param_name", Ty::Str, Dflt::None),
+    f("id_token_param_type", Ty::Enums(PARAM_TYPES), Dflt::Strs(PARAM_TYPES)),
+    f("ignore_signature", Ty::Enums(IGNORE_SIGNATURE), Dflt::Strs(&[])),
+    f("introspect_jwt_tokens", Ty::Bool, Dflt::Bool(false)),
+    f("introspection_accept", Ty::Enum(&["application/json", "application/jwt", "application/token-introspection+jwt"]), Dflt::Str("application/json")),
+    f("introspection_check_active", Ty::Bool, Dflt::Bool(true)),
+    f("introspection_endpoint", Ty::Str, Dflt::None),
+    f("introspection_endpoint_auth_method", Ty::Enum(CLIENT_AUTHS), Dflt::None),
+    f("introspection_headers_client", Ty::Strs, Dflt::None),
+    f("introspection_headers_names", Ty::Strs, Dflt::None),
+    f("introspection_headers_values", Ty::Strs, Dflt::None),
+    f("introspection_hint", Ty::Str, Dflt::Str("access_token")),
+    f("introspection_post_args_client", Ty::Strs, Dflt::None),
+    f("introspection_post_args_client_headers", Ty::Strs, Dflt::None),
+    f("introspection_post_args_names", Ty::Strs, Dflt::None),
+    f("introspection_post_args_values", Ty::Strs, Dflt::None),
+    f("introspection_token_param_name", Ty::Str, Dflt::Str("token")),
+    f("issuer", Ty::Str, Dflt::None),
+    f("issuers_allowed", Ty::Strs, Dflt::None),
+    f("jwt_session_claim", Ty::Str, Dflt::Str("sid")),
+    f("jwt_session_cookie", Ty::Str, Dflt::None),
+    f("keepalive", Ty::Bool, Dflt::Bool(true)),
+    f("leeway", Ty::Num, Dflt::Num(0.0)),
+    f("login_action", Ty::Enum(&["redirect", "response", "upstream"]), Dflt::Str("upstream")),
+    f("login_methods", Ty::Enums(GRANTS), Dflt::Strs(&["authorization_code"])),
+    f("login_redirect_mode", Ty::Enum(&["fragment", "query"]), Dflt::Str("fragment")),
+    f("login_redirect_uri", Ty::Strs, Dflt::None),
+    f("login_tokens", Ty::Enums(&["access_token", "id_token", "introspection", "refresh_token", "tokens"]), Dflt::Strs(&["id_token"])),
+    f("logout_methods", Ty::Enums(&["DELETE", "GET", "POST"]), Dflt::Strs(&["DELETE", "POST"])),
+    f("logout_post_arg", Ty::Str, Dflt::None),
+    f("logout_query_arg", Ty::Str, Dflt::None),
+    f("logout_redirect_uri", Ty::Strs, Dflt::None),
+    f("logout_revoke", Ty::Bool, Dflt::Bool(false)),
+    f("logout_revoke_access_token", Ty::Bool, Dflt::Bool(true)),
+    f("logout_revoke_refresh_token", Ty::Bool, Dflt::Bool(true)),
+    f("logout_uri_suffix", Ty::Str, Dflt::None),
+    f("max_age", Ty::Num, Dflt::None),
+    f("mtls_introspection_endpoint", Ty::Str, Dflt::None),
+    f("mtls_revocation_endpoint", Ty::Str, Dflt::None),
+    f("mtls_token_endpoint", Ty::Str, Dflt::None),
+    f("no_proxy", Ty::Str, Dflt::None),
+    f("password_param_type", Ty::Enums(PARAM_TYPES), Dflt::Strs(PARAM_TYPES)),
+    f("preserve_query_args", Ty::Bool, Dflt::Bool(false)),
+    f("proof_of_possession_auth_methods_validation", Ty::Bool, Dflt::Bool(true)),
+    f("proof_of_possession_dpop", Ty::Enum(POP), Dflt::Str("off")),
+    f("proof_of_possession_mtls", Ty::Enum(POP), Dflt::Str("off")),
+    f("pushed_authorization_request_endpoint", Ty::Str, Dflt::None),
+    f("pushed_authorization_request_endpoint_auth_method", Ty::Enum(CLIENT_AUTHS), Dflt::None),
+    f("redirect_uri", Ty::Strs, Dflt::None),
+    f("redis", Ty::Record, Dflt::None),
+    f("rediscovery_lifetime", Ty::Num, Dflt::Num(30.0)),
+    f("refresh_token_param_name", Ty::Str, Dflt::None),
+    f("refresh_token_param_type", Ty::Enums(PARAM_TYPES), Dflt::Strs(PARAM_TYPES)),
+    f("refresh_tokens", Ty::Bool, Dflt::Bool(true)),
+    f("require_proof_key_for_code_exchange", Ty::Bool, Dflt::None),
+    f("require_pushed_authorization_requests", Ty::Bool, Dflt::None),
+    f("require_signed_request_object", Ty::Bool, Dflt::None),
+    f("resolve_distributed_claims", Ty::Bool, Dflt::Bool(false)),
+    f("response_mode", Ty::Enum(&["form_post", "form_post.jwt", "fragment", "fragment.jwt", "jwt", "query", "query.jwt"]), Dflt::Str("query")),
+    f("response_type", Ty::Strs, Dflt::Strs(&["code"])),
+    f("reverify", Ty::Bool, Dflt::Bool(false)),
+    f("revocation_endpoint", Ty::Str, Dflt::None),
+    f("revocation_endpoint_auth_method", Ty::Enum(CLIENT_AUTHS), Dflt::None),
+    f("revocation_token_param_name", Ty::Str, Dflt::Str("token")),
+    f("roles_claim", Ty::Strs, Dflt::Strs(&["roles"])),
+    f("roles_required", Ty::Strs, Dflt::None),
+    f("run_on_preflight", Ty::Bool, Dflt::Bool(true)),
+    f("scopes", Ty::Strs, Dflt::Strs(&["openid"])),
+    f("scopes_claim", Ty::Strs, Dflt::Strs(&["scope"])),
+    f("scopes_required", Ty::Strs, Dflt::None),
+    f("search_user_info", Ty::Bool, Dflt::Bool(false)),
+    f("session_absolute_timeout", Ty::Num, Dflt::Num(86400.0)),
+    f("session_audience", Ty::Str, Dflt::Str("default")),
+    f("session_bind", Ty::Enums(&["ip", "scheme", "user-agent"]), Dflt::None),
+    f("session_cookie_domain", Ty::Str, Dflt::None),
+    f("session_cookie_http_only", Ty::Bool, Dflt::Bool(true)),
+    f("session_cookie_name", Ty::Str, Dflt::Str("session")),
+    f("session_cookie_path", Ty::Str, Dflt::Str("/")),
+    f("session_cookie_same_site", Ty::Enum(SAME_SITE), Dflt::Str("Lax")),
+    f("session_cookie_secure", Ty::Bool, Dflt::None),
+    f("session_enforce_same_subject", Ty::Bool, Dflt::Bool(false)),
+    f("session_hash_storage_key", Ty::Bool, Dflt::Bool(false)),
+    f("session_hash_subject", Ty::Bool, Dflt::Bool(false)),
+    f("session_idling_timeout", Ty::Num, Dflt::Num(900.0)),
+    f("session_memcached_host", Ty::Str, Dflt::Str("127.0.0.1")),
+    f("session_memcached_port", Ty::Int, Dflt::Num(11211.0)),
+    f("session_memcached_prefix", Ty::Str, Dflt::None),
+    f("session_memcached_socket", Ty::Str, Dflt::None),
+    f("session_remember", Ty::Bool, Dflt::Bool(false)),
+    f("session_remember_absolute_timeout", Ty::Num, Dflt::Num(2592000.0)),
+    f("session_remember_cookie_name", Ty::Str, Dflt::Str("remember")),
+    f("session_remember_rolling_timeout", Ty::Num, Dflt::Num(604800.0)),
+    f("session_request_headers", Ty::Enums(SESSION_HEADERS), Dflt::None),
+    f("session_response_headers", Ty::Enums(SESSION_HEADERS), Dflt::None),
+    f("session_rolling_timeout", Ty::Num, Dflt::Num(3600.0)),
+    f("session_secret", Ty::Str, Dflt::None),
+    f("session_storage", Ty::Enum(&["cookie", "memcache", "memcached", "redis"]), Dflt::Str("cookie")),
+    f("session_store_metadata", Ty::Bool, Dflt::Bool(false)),
+    f("ssl_verify", Ty::Bool, Dflt::Bool(false)),
+    f("timeout", Ty::Num, Dflt::Num(10000.0)),
+    f("tls_client_auth_cert_id", Ty::Str, Dflt::None),
+    f("tls_client_auth_ssl_verify", Ty::Bool, Dflt::Bool(true)),
+    f("token_cache_key_include_scope", Ty::Bool, Dflt::Bool(false)),
+    f("token_endpoint", Ty::Str, Dflt::None),
+    f("token_endpoint_auth_method", Ty::Enum(CLIENT_AUTHS), Dflt::None),
+    f("token_exchange", Ty::Record, Dflt::None),
+    f("token_exchange_endpoint", Ty::Str, Dflt::None),
+    f("token_headers_client", Ty::Strs, Dflt::None),
+    f("token_headers_grants", Ty::Enums(&["authorization_code", "client_credentials", "password", "refresh_token"]), Dflt::None),
+    f("token_headers_names", Ty::Strs, Dflt::None),
+    f("token_headers_prefix", Ty::Str, Dflt::None),
+    f("token_headers_replay", Ty::Strs, Dflt::None),
+    f("token_headers_values", Ty::Strs, Dflt::None),
+    f("token_post_args_client", Ty::Strs, Dflt::None),
+    f("token_post_args_names", Ty::Strs, Dflt::None),
+    f("token_post_args_values", Ty::Strs, Dflt::None),
+    f("unauthorized_destroy_session", Ty::Bool, Dflt::Bool(true)),
+    f("unauthorized_error_message", Ty::Str, Dflt::Str("Unauthorized")),
+    f("unauthorized_redirect_uri", Ty::Strs, Dflt::None),
+    f("unexpected_redirect_uri", Ty::Strs, Dflt::None),
+    f("upstream_access_token_header", Ty::Str, Dflt::Str("authorization:bearer")),
+    f("upstream_access_token_jwk_header", Ty::Str, Dflt::None),
+    f("upstream_headers_claims", Ty::Strs, Dflt::None),
+    f("upstream_headers_names", Ty::Strs, Dflt::None),
+    f("upstream_id_token_header", Ty::Str, Dflt::None),
+    f("upstream_id_token_jwk_header", Ty::Str, Dflt::None),
+    f("upstream_introspection_header", Ty::Str, Dflt::None),
+    f("upstream_introspection_jwt_header", Ty::Str, Dflt::None),
+    f("upstream_refresh_token_header", Ty::Str, Dflt::None),
+    f("upstream_session_id_header", Ty::Str, Dflt::None),
+    f("upstream_user_info_header", Ty::Str, Dflt::None),
+    f("upstream_user_info_jwt_header", Ty::Str, Dflt::None),
+    f("userinfo_accept", Ty::Enum(&["application/json", "application/jwt"]), Dflt::Str("application/json")),
+    f("userinfo_endpoint", Ty::Str, Dflt::None),
+    f("userinfo_headers_client", Ty::Strs, Dflt::None),
+    f("userinfo_headers_names", Ty::Strs, Dflt::None),
+    f("userinfo_headers_values", Ty::Strs, Dflt::None),
+    f("userinfo_query_args_client", Ty::Strs, Dflt::None),
+    f("userinfo_query_args_names", Ty::Strs, Dflt::None),
+    f("userinfo_query_args_values", Ty::Strs, Dflt::None),
+    f("using_pseudo_issuer", Ty::Bool, Dflt::Bool(false)),
+    f("verify_claims", Ty::Bool, Dflt::Bool(true)),
+    f("verify_nonce", Ty::Bool, Dflt::Bool(true)),
+    f("verify_parameters", Ty::Bool, Dflt::Bool(false)),
+    f("verify_signature", Ty::Bool, Dflt::Bool(true)),
+];
+
+/// What ringgate does with a Kong field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Read into [`OidcConfig`] (or checked there, for the conditional ones).
+    Typed,
+    /// Accepted with a warning when set to anything but Kong's default.
+    Warn(&'static str),
+    /// A load error when set to anything but Kong's default.
+    Error(&'static str),
+}
+
+const TYPED: &[&str] = &[
+    "issuer",
+    "using_pseudo_issuer",
+    "rediscovery_lifetime",
+    "discovery_headers_names",
+    "discovery_headers_values",
+    "extra_jwks_uris",
+    "auth_methods",
+    "client_credentials_param_type",
+    "bearer_token_param_type",
+    "bearer_token_cookie_name",
+    "client_id",
+    "client_secret",
+    "client_arg",
+    "client_auth",
+    "client_alg",
+    "token_endpoint",
+    "token_endpoint_auth_method",
+    "scopes",
+    "token_post_args_names",
+    "token_post_args_values",
+    "token_headers_names",
+    "token_headers_values",
+    "verify_parameters",
+    "timeout",
+    "keepalive",
+    "http_version",
+    "ssl_verify",
+    "http_proxy",
+    "http_proxy_authorization",
+    "https_proxy",
+    "https_proxy_authorization",
+    "no_proxy",
+    "cache_tokens",
+    "cache_tokens_salt",
+    "token_cache_key_include_scope",
+    "cache_ttl",
+    "cache_ttl_min",
+    "cache_ttl_max",
+    "cache_ttl_neg",
+    "cache_ttl_resurrect",
+    "verify_signature",
+    "verify_claims",
+    "ignore_signature",
+    "enable_hs_signatures",
+    "leeway",
+    "issuers_allowed",
+    "scopes_required",
+    "scopes_claim",
+    "audience_required",
+    "audience_claim",
+    "credential_claim",
+    "upstream_access_token_header",
+    "hide_credentials",
+    "run_on_preflight",
+    "display_errors",
+    "expose_error_code",
+    "unauthorized_error_message",
+    "forbidden_error_message",
+    // Conditional: classified in code, next to the fields they depend on.
+    "login_action",
+    "introspect_jwt_tokens",
+];
+
+const AUTH_CODE_ONLY: &str = "authorization code flow only, which ringgate does not run";
+const NO_SESSIONS: &str = "the 'session' method is not supported, so no session exists";
+
+/// The classification table of the module doc, as code.
+fn class_of(name: &str) -> Class {
+    if TYPED.contains(&name) {
+        return Class::Typed;
+    }
+    match name {
+        "anonymous" => Class::Error("ringgate has no consumers to fall back to; failed authentication is answered"),
+        "consumer_claim" | "consumer_groups_claim" => Class::Error("consumer mapping is not implemented"),
+        "consumer_by" | "consumer_optional" | "consumer_groups_optional" | "by_username_ignore_case" => {
+            Class::Warn("only acts with consumer mapping, which is not implemented")
+        }
+        "authenticated_groups_claim" => Class::Error("X-Authenticated-Groups would not be set upstream"),
+        "groups_required" | "roles_required" => Class::Error("the requirement would not be checked"),
+        "groups_claim" | "roles_claim" => Class::Warn("only read for groups_required/roles_required"),
+        "claims_forbidden" => Class::Error("forbidden claims would not be checked"),
+        "max_age" => Class::Error("the auth_time check would be skipped"),
+        "domains" => Class::Warn("checks ID tokens, which ringgate does not use"),
+        "token_post_args_client" | "token_headers_client" => {
+            Class::Error("copying request values into the token request is not implemented")
+        }
+        "token_headers_replay" => Class::Error("token endpoint response headers would not reach the client"),
+        "token_headers_prefix" | "token_headers_grants" => Class::Warn("only acts with token_headers_replay"),
+        "token_exchange_endpoint" | "token_exchange" => {
+            Class::Error("token exchange is not implemented; the upstream token would differ")
+        }
+        "cache_token_exchange" | "cache_introspection" | "cache_user_info" => {
+            Class::Warn("caches a flow ringgate does not run")
+        }
+        "upstream_headers_claims" | "upstream_headers_names" => Class::Error("upstream would miss the claim headers"),
+        _ if name.starts_with("upstream_") && name.ends_with("_header") => {
+            Class::Error("upstream would miss this header; only upstream_access_token_header is implemented")
+        }
+        _ if name.starts_with("downstream_") => Class::Error("the client would miss this response header"),
+        "unauthorized_redirect_uri" | "forbidden_redirect_uri" | "unexpected_redirect_uri" => {
+            Class::Error("ringgate answers with a status where Kong would redirect")
+        }
+        "unauthorized_destroy_session" | "forbidden_destroy_session" => Class::Warn("ringgate keeps no sessions"),
+        "logout_uri_suffix" | "logout_query_arg" | "logout_post_arg" => {
+            Class::Error("Kong answers matching requests as logouts; ringgate would proxy them")
+        }
+        "logout_methods"
+        | "logout_redirect_uri"
+        | "logout_revoke"
+        | "logout_revoke_access_token"
+        | "logout_revoke_refresh_token" => Class::Warn("only acts on a logout request, which ringgate does not handle"),
+        "login_methods" | "login_tokens" | "login_redirect_mode" | "login_redirect_uri" => {
+            Class::Warn("only acts through login_action")
+        }
+        "proof_of_possession_mtls" | "proof_of_possession_dpop" => {
+            Class::Error("bound tokens would be accepted without proof of possession")
+        }
+        "proof_of_possession_auth_methods_validation" | "dpop_proof_lifetime" | "dpop_use_nonce" => {
+            Class::Warn("only acts with proof of possession")
+        }
+        _ if name.starts_with("introspection_") => {
+            Class::Warn("the 'introspection' method is not supported, so nothing is introspected")
+        }
+        _ if name.starts_with("userinfo_") => Class::Warn("the 'userinfo' method is not supported"),
+        "search_user_info" => Class::Warn("the user info endpoint is never called"),
+        "resolve_distributed_claims" => Class::Warn("distributed claims are not resolved (absent claims fail closed)"),
+        _ if name.starts_with("session_") => Class::Warn(NO_SESSIONS),
+        "disable_session" | "jwt_session_claim" | "jwt_session_cookie" | "reverify" => Class::Warn(NO_SESSIONS),
+        _ if name.starts_with("authorization_") => Class::Warn(AUTH_CODE_ONLY),
+        "audience"
+        | "redirect_uri"
+        | "response_mode"
+        | "response_type"
+        | "preserve_query_args"
+        | "verify_nonce"
+        | "require_proof_key_for_code_exchange"
+        | "require_pushed_authorization_requests"
+        | "require_signed_request_object"
+        | "pushed_authorization_request_endpoint"
+        | "pushed_authorization_request_endpoint_auth_method" => Class::Warn(AUTH_CODE_ONLY),
+        "id_token_param_name"
+        | "id_token_param_type"
+        | "refresh_token_param_name"
+        | "refresh_token_param_type"
+        | "password_param_type"
+        | "refresh_tokens" => Class::Warn("an input of a method ringgate does not support"),
+        "end_session_endpoint"
+        | "revocation_endpoint"
+        | "revocation_endpoint_auth_method"
+        | "revocation_token_param_name" => Class::Warn("logout only"),
+        "mtls_token_endpoint"
+        | "mtls_introspection_endpoint"
+        | "mtls_revocation_endpoint"
+        | "tls_client_auth_cert_id"
+        | "tls_client_auth_ssl_verify" => {
+            Class::Warn("only used with mTLS client authentication, which is not supported")
+        }
+        "client_jwk" => Class::Warn("only signs private_key_jwt assertions, which are not supported"),
+        "cluster_cache_strategy" | "cluster_cache_redis" | "redis" => {
+            Class::Warn("shares introspection or session data only")
+        }
+        // Every name in FIELDS is covered above; a unit test keeps it so.
+        _ => Class::Error("not classified"),
+    }
+}
+
+// ----- the compiler -----
+
+/// Compiles one `openid-connect` plugin instance's `config`. On success returns the
+/// config and the warnings (accepted keys with no effect), in file order; on failure
+/// every error, in file order. `file` is the name errors are reported under.
+pub fn compile(plugin: &Plugin, file: &str) -> Result<(OidcConfig, Vec<ConfigError>), Vec<ConfigError>> {
+    let mut c = Compiler { file, errors: Vec::new(), warnings: Vec::new(), present: Vec::new() };
+    let config = if plugin.name == PLUGIN_NAME {
+        c.read(&plugin.config);
+        c.build(&plugin.config)
+    } else {
+        c.error(plugin.mark, format!("plugin '{}' is not '{PLUGIN_NAME}'", plugin.name));
+        None
+    };
+    let by_position = |e: &ConfigError| e.mark.map(|m| (m.line, m.column));
+    match config {
+        Some(config) if c.errors.is_empty() => {
+            c.warnings.sort_by_key(by_position);
+            Ok((config, c.warnings))
+        }
+        _ => {
+            c.errors.sort_by_key(by_position);
+            Err(c.errors)
+        }
+    }
+}
+
+/// A key that was given a non-null value of the right type.
+struct Present<'a> {
+    field: &'static Field,
+    key_mark: Mark,
+    node: &'a Node,
+}
+
+struct Compiler<'a> {
+    file: &'a str,
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+    present: Vec<Present<'a>>,
+}
+
+fn kind_of(node: &Node) -> &'static str {
+    match node.value {
+        NodeValue::Null => "null",
+        NodeValue::Bool(_) => "a boolean",
+        NodeValue::Int(_) => "an integer",
+        NodeValue::Float(_) => "a number",
+        NodeValue::String(_) => "a string",
+        NodeValue::Seq(_) => "a list",
+        NodeValue::Map(_) => "a map",
+    }
+}
+
+fn number(node: &Node) -> Option<f64> {
+    match node.value {
+        NodeValue::Int(n) => Some(n as f64),
+        NodeValue::Float(x) if x.is_finite() => Some(x),
+        _ => None,
+    }
+}
+
+fn strings(node: &Node) -> impl Iterator<Item = (&str, Mark)> {
+    let items: &[Node] = match &node.value {
+        NodeValue::Seq(items) => items,
+        _ => &[],
+    };
+    items.iter().filter_map(|n| match &n.value {
+        NodeValue::String(s) => Some((s.as_str(), n.mark)),
+        _ => None,
+    })
+}
+
+/// Empty values never count as "set" (the decK loader's rule).
+fn is_empty(node: &Node) -> bool {
+    match &node.value {
+        NodeValue::Null => true,
+        NodeValue::Seq(items) => items.is_empty(),
+        NodeValue::Map(entries) => entries.is_empty(),
+        NodeValue::String(s) => s.is_empty(),
+        _ => false,
+    }
+}
+
+/// True when `node` says what Kong's default says (lists compared as sets: Kong's
+/// published defaults are sorted, its own order may differ).
+fn is_default(node: &Node, default: Dflt) -> bool {
+    match (default, &node.value) {
+        (Dflt::Bool(d), NodeValue::Bool(b)) => d == *b,
+        (Dflt::Num(d), _) => number(node) == Some(d),
+        (Dflt::Str(d), NodeValue::String(s)) => d == s,
+        (Dflt::Strs(d), NodeValue::Seq(items)) => {
+            let mut given: Vec<&str> = strings(node).map(|(s, _)| s).collect();
+            let mut want = d.to_vec();
+            given.sort_unstable();
+            want.sort_unstable();
+            items.len() == given.len() && given == want
+        }
+        _ => is_empty(node),
+    }
+}
+
+/// Levenshtein distance, for the "did you mean" hint.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+fn closest_field(key: &str) -> Option<&'static str> {
+    FIELDS
+        .iter()
+        .map(|f| (edit_distance(key, f.name), f.name))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A header value that cannot split or end a header line.
+fn is_header_value(s: &str) -> bool {
+    !s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+/// An absolute `http(s)://host[:port][/path][?query]` URL without credentials or a
+/// fragment: the shape of Kong's `typedefs.url` that ringgate can call.
+fn check_url(url: &str) -> Result<(), String> {
+    let (scheme, rest) = url.split_once("://").ok_or("expected http(s)://host[:port][/path]")?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(format!("scheme '{scheme}' is not http or https"));
+    }
+    if url.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        return Err("contains whitespace or control characters".into());
+    }
+    if rest.contains('#') {
+        return Err("a fragment has no meaning here".into());
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("credentials in the URL are not supported".into());
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or("unclosed '[' in host")?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    if let Some(p) = port {
+        match p.parse::<u16>() {
+            Ok(n) if n > 0 => {}
+            _ => return Err(format!("invalid port '{p}'")),
+        }
+    }
+    Ok(())
+}
+
+/// Names in the token request body that carry the caller's identity or the grant.
+const RESERVED_POST_ARGS: &[&str] =
+    &["grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type"];
+/// Headers of the token request that describe its framing, set by the HTTP client.
+const RESERVED_HEADERS: &[&str] = &["host", "content-length", "transfer-encoding", "connection"];
+
+impl<'a> Compiler<'a> {
+    fn error(&mut self, mark: Mark, message: impl Into<String>) {
+        self.errors.push(ConfigError { file: self.file.to_string(), mark: Some(mark), message: message.into() });
+    }
+
+    fn warn(&mut self, mark: Mark, message: impl Into<String>) {
+        self.warnings.push(ConfigError { file: self.file.to_string(), mark: Some(mark), message: message.into() });
+    }
+
+    // ----- pass 1: every key known, every value of its Kong type -----
+
+    fn read(&mut self, config: &'a Node) {
+        let entries = match &config.value {
+            NodeValue::Map(entries) => entries,
+            // The loader only keeps maps; anything else means no config at all.
+            _ => return,
+        };
+        for (key, key_mark, node) in entries {
+            let Some(field) = FIELDS.iter().find(|f| f.name == key) else {
+                let hint = closest_field(key).map(|n| format!(" (did you mean '{n}'?)")).unwrap_or_default();
+                self.error(*key_mark, format!("unknown key '{key}' in the openid-connect config{hint}"));
+                continue;
+            };
+            if matches!(node.value, NodeValue::Null) {
+                continue;
+            }
+            if self.type_check(field, node) {
+                self.present.push(Present { field, key_mark: *key_mark, node });
+            }
+        }
+    }
+
+    fn type_check(&mut self, field: &Field, node: &Node) -> bool {
+        let key = field.name;
+        let (ok, expected) = match field.ty {
+            Ty::Str => (matches!(node.value, NodeValue::String(_)), "a string".to_string()),
+            Ty::Bool => (matches!(node.value, NodeValue::Bool(_)), "true or false".to_string()),
+            Ty::Num => (number(node).is_some(), "a number".to_string()),
+            Ty::Int => (matches!(node.value, NodeValue::Int(_)), "an integer".to_string()),
+            Ty::Record => (matches!(node.value, NodeValue::Map(_)), "a map".to_string()),
+            Ty::Enum(allowed) => {
+                if let NodeValue::String(s) = &node.value {
+                    if !allowed.contains(&s.as_str()) {
+                        self.error(node.mark, format!("'{key}' must be one of {}, found '{s}'", allowed.join(", ")));
+                        return false;
+                    }
+                    (true, String::new())
+                } else {
+                    (false, format!("one of {}", allowed.join(", ")))
+                }
+            }
+            Ty::Strs | Ty::Enums(_) | Ty::Records => {
+                let NodeValue::Seq(items) = &node.value else {
+                    let what = if matches!(field.ty, Ty::Records) { "a list of maps" } else { "a list of strings" };
+                    self.error(node.mark, format!("'{key}' must be {what}, found {}", kind_of(node)));
+                    return false;
+                };
+                let mut all_ok = true;
+                for item in items {
+                    let item_ok = match (field.ty, &item.value) {
+                        (Ty::Records, NodeValue::Map(_)) | (Ty::Strs, NodeValue::String(_)) => true,
+                        (Ty::Enums(allowed), NodeValue::String(s)) => {
+                            if !allowed.contains(&s.as_str()) {
+                                self.error(
+                                    item.mark,
+                                    format!("'{key}' entries must be one of {}, found '{s}'", allowed.join(", ")),
+                                );
+                                all_ok = false;
+                            }
+                            true
+                        }
+                        _ => false,
+                    };
+                    if !item_ok {
+                        let what = if matches!(field.ty, Ty::Records) { "maps" } else { "strings" };
+                        self.error(item.mark, format!("'{key}' entries must be {what}, found {}", kind_of(item)));
+                        all_ok = false;
+                    }
+                }
+                (all_ok, String::new())
+            }
+        };
+        if !ok && !expected.is_empty() {
+            self.error(node.mark, format!("'{key}' must be {expected}, found {}", kind_of(node)));
+        }
+        ok
+    }
+
+    // ----- lookups into what pass 1 kept -----
+
+    fn get(&self, name: &str) -> Option<&Present<'a>> {
+        debug_assert!(FIELDS.iter().any(|f| f.name == name), "{name} is not a Kong field");
+        self.present.iter().find(|p| p.field.name == name)
+    }
+
+    fn node(&self, name: &str) -> Option<&'a Node> {
+        self.get(name).map(|p| p.node)
+    }
+
+    fn boolean(&self, name: &str, default: bool) -> bool {
+        match self.node(name).map(|n| &n.value) {
+            Some(NodeValue::Bool(b)) => *b,
+            _ => default,
+        }
+    }
+
+    /// A typed string field; Kong's strings are never empty.
+    fn string(&mut self, name: &str) -> Option<(String, Mark)> {
+        let node = self.node(name)?;
+        let NodeValue::String(s) = &node.value else { return None };
+        if s.is_empty() {
+            self.error(node.mark, format!("'{name}' must not be empty"));
+            return None;
+        }
+        Some((s.clone(), node.mark))
+    }
+
+    /// A typed list of strings: `None` when absent (use the default), else the items;
+    /// empty items are refused.
+    fn list(&mut self, name: &str) -> Option<Vec<(String, Mark)>> {
+        let node = self.node(name)?;
+        let mut out = Vec::new();
+        for (s, mark) in strings(node) {
+            if s.is_empty() {
+                self.error(mark, format!("'{name}' entries must not be empty"));
+            } else {
+                out.push((s.to_string(), mark));
+            }
+        }
+        Some(out)
+    }
+
+    fn list_or(&mut self, name: &str, default: &[&str]) -> Vec<String> {
+        match self.list(name) {
+            Some(items) => items.into_iter().map(|(s, _)| s).collect(),
+            None => default.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// A number of seconds (or, with `scale`, of another unit) as a duration.
+    fn duration(&mut self, name: &str, scale: f64) -> Option<Duration> {
+        let node = self.node(name)?;
+        let value = number(node)?;
+        if value < 0.0 {
+            self.error(node.mark, format!("'{name}' must not be negative, found {value}"));
+            return None;
+        }
+        match Duration::try_from_secs_f64(value * scale) {
+            Ok(d) => Some(d),
+            Err(_) => {
+                self.error(node.mark, format!("'{name}' is too large: {value}"));
+                None
+            }
+        }
+    }
+
+    /// Two parallel lists (`*_names` / `*_values`) zipped, checked as HTTP headers when
+    /// `headers` is set.
+    fn pairs(&mut self, names: &str, values: &str, headers: bool) -> Vec<(String, String)> {
+        let n = self.list(names).unwrap_or_default();
+        let v = self.list(values).unwrap_or_default();
+        if n.len() != v.len() {
+            let mark = self.get(names).or_else(|| self.get(values)).map(|p| p.key_mark).unwrap_or_default();
+            self.error(
+                mark,
+                format!("'{names}' has {} entries but '{values}' has {}; they pair up by position", n.len(), v.len()),
+            );
+            return Vec::new();
+        }
+        if headers {
+            for (name, mark) in &n {
+                if !is_token(name) {
+                    self.error(*mark, format!("'{names}' entry '{name}' is not a valid header name"));
+                } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                    self.error(*mark, format!("'{names}' may not set '{name}': the HTTP client sets it"));
+                }
+            }
+            for (value, mark) in &v {
+                if !is_header_value(value) {
+                    self.error(*mark, format!("'{values}' entries may not contain CR, LF or NUL"));
+                }
+            }
+        }
+        n.into_iter().zip(v).map(|((a, _), (b, _))| (a, b)).collect()
+    }
+
+    fn url(&mut self, name: &str) -> Option<String> {
+        let (url, mark) = self.string(name)?;
+        match check_url(&url) {
+            Ok(()) => Some(url),
+            Err(why) => {
+                self.error(mark, format!("'{name}' is not a usable URL: {why}"));
+                None
+            }
+        }
+    }
+
+    // ----- pass 2: typed values, classification, cross-field rules -----
+
+    fn build(&mut self, config: &Node) -> Option<OidcConfig> {
+        let auth_methods = self.auth_methods(config);
+        let raw_methods: Vec<&str> = match self.node("auth_methods") {
+            Some(node) => strings(node).map(|(s, _)| s).collect(),
+            None => GRANTS.to_vec(),
+        };
+        self.classify(&raw_methods);
+
+        let issuer = match self.string("issuer") {
+            Some((issuer, mark)) => match check_url(&issuer) {
+                Ok(()) if issuer.contains('?') => {
+                    self.error(mark, "'issuer' may not have a query: the discovery path is appended to it");
+                    None
+                }
+                Ok(()) => Some(issuer),
+                Err(why) => {
+                    self.error(mark, format!("'issuer' is not a usable URL: {why}"));
+                    None
+                }
+            },
+            None => {
+                // Absent or null; a value of the wrong type was reported by pass 1.
+                if config.get("issuer").is_none_or(|n| matches!(n.value, NodeValue::Null)) {
+                    self.error(config.mark, "'issuer' is required: the IdP's issuer URL or its discovery URL");
+                }
+                None
+            }
+        };
+
+        let client_credentials_param_type = self.locations(
+            "client_credentials_param_type",
+            &[
+                ("header", CredentialLocation::Header),
+                ("query", CredentialLocation::Query),
+                ("body", CredentialLocation::Body),
+            ],
+        );
+        let bearer_token_param_type = self.locations(
+            "bearer_token_param_type",
+            &[
+                ("header", BearerLocation::Header),
+                ("query", BearerLocation::Query),
+                ("body", BearerLocation::Body),
+                ("cookie", BearerLocation::Cookie),
+            ],
+        );
+        let bearer_token_cookie_name = self.string("bearer_token_cookie_name").map(|(s, _)| s);
+        let uses_cc = auth_methods.contains(&AuthMethod::ClientCredentials);
+        let uses_bearer = auth_methods.contains(&AuthMethod::Bearer);
+        if uses_cc && client_credentials_param_type.is_empty() {
+            if let Some(p) = self.get("client_credentials_param_type") {
+                let mark = p.node.mark;
+                self.error(mark, "'client_credentials_param_type' is empty: client credentials would never be found");
+            }
+        }
+        if uses_bearer {
+            if bearer_token_param_type.is_empty() {
+                if let Some(p) = self.get("bearer_token_param_type") {
+                    let mark = p.node.mark;
+                    self.error(mark, "'bearer_token_param_type' is empty: bearer tokens would never be found");
+                }
+            }
+            if bearer_token_param_type.contains(&BearerLocation::Cookie) && bearer_token_cookie_name.is_none() {
+                let mark = self.get("bearer_token_param_type").map(|p| p.node.mark).unwrap_or_default();
+                self.error(mark, "'bearer_token_param_type' lists 'cookie' but 'bearer_token_cookie_name' is not set");
+            }
+        }
+
+        let client_id: Vec<String> = self.list("client_id").unwrap_or_default().into_iter().map(|(s, _)| s).collect();
+        let client_secret: Vec<Secret> =
+            self.list("client_secret").unwrap_or_default().into_iter().map(|(s, _)| Secret(s)).collect();
+        let client_arg = self.string("client_arg").map_or_else(|| "client_id".to_string(), |(s, _)| s);
+        let client_auth: Vec<ClientAuthMethod> = self
+            .node("client_auth")
+            .map(|n| strings(n).filter_map(|(s, _)| ClientAuthMethod::parse(s)).collect())
+            .unwrap_or_default();
+        let client_alg: Vec<ClientAlg> = self
+            .node("client_alg")
+            .map(|n| {
+                strings(n).filter_map(|(s, _)| CLIENT_ALGS.iter().find(|(a, _)| *a == s).map(|(_, a)| *a)).collect()
+            })
+            .unwrap_or_default();
+        let token_endpoint_auth_method =
+            self.string("token_endpoint_auth_method").and_then(|(s, _)| ClientAuthMethod::parse(&s));
+        if uses_cc {
+            self.check_client_auth(token_endpoint_auth_method, &client_auth, &client_alg);
+        }
+
+        let token_endpoint = self.url("token_endpoint");
+        let using_pseudo_issuer = self.boolean("using_pseudo_issuer", false);
+        if using_pseudo_issuer && uses_cc && token_endpoint.is_none() && self.node("token_endpoint").is_none() {
+            let mark = self.get("using_pseudo_issuer").map(|p| p.key_mark).unwrap_or_default();
+            self.error(mark, "'using_pseudo_issuer' skips discovery, so client_credentials needs 'token_endpoint'");
+        }
+        let scopes = self.list_or("scopes", &["openid"]);
+        let token_post_args = self.pairs("token_post_args_names", "token_post_args_values", false);
+        if let Some(names) = self.node("token_post_args_names") {
+            for (name, mark) in strings(names) {
+                if RESERVED_POST_ARGS.contains(&name) {
+                    self.error(
+                        mark,
+                        format!(
+                            "'token_post_args_names' may not set '{name}': it would replace the caller's credentials or grant for every caller"
+                        ),
+                    );
+                }
+            }
+        }
+        let token_headers = self.pairs("token_headers_names", "token_headers_values", true);
+        let discovery_headers = self.pairs("discovery_headers_names", "discovery_headers_values", true);
+
+        let mut extra_jwks_uris = Vec::new();
+        for (uri, mark) in self.list("extra_jwks_uris").unwrap_or_default() {
+            match check_url(&uri) {
+                Ok(()) => extra_jwks_uris.push(uri),
+                Err(why) => self.error(mark, format!("'extra_jwks_uris' entry is not a usable URL: {why}")),
+            }
+        }
+
+        let timeout = self.duration("timeout", 0.001).unwrap_or(Duration::from_millis(10_000));
+        if timeout.is_zero() {
+            let mark = self.get("timeout").map(|p| p.node.mark).unwrap_or_default();
+            self.error(mark, "'timeout' must be greater than 0 ms");
+        }
+        let http_version = match self.node("http_version").and_then(number) {
+            None => HttpVersion::Http11,
+            Some(1.1) => HttpVersion::Http11,
+            Some(1.0) => HttpVersion::Http10,
+            Some(v) => {
+                let mark = self.get("http_version").map(|p| p.node.mark).unwrap_or_default();
+                self.error(mark, format!("'http_version' must be 1.0 or 1.1, found {v}"));
+                HttpVersion::Http11
+            }
+        };
+        let ssl_verify = self.boolean("ssl_verify", true);
+        if !ssl_verify {
+            let mark = self.get("ssl_verify").map(|p| p.key_mark).unwrap_or_default();
+            self.warn(
+                mark,
+                "'ssl_verify: false': the IdP's TLS certificate will not be verified (ringgate's default is true)",
+            );
+        }
+        let http_proxy = self.url("http_proxy");
+        let https_proxy = self.url("https_proxy");
+        let http_proxy_authorization = self.string("http_proxy_authorization").map(|(s, _)| Secret(s));
+        let https_proxy_authorization = self.string("https_proxy_authorization").map(|(s, _)| Secret(s));
+        let no_proxy = self
+            .string("no_proxy")
+            .map(|(s, _)| s.split(',').map(str::trim).filter(|h| !h.is_empty()).map(String::from).collect())
+            .unwrap_or_default();
+
+        let cache_tokens_salt = match self.string("cache_tokens_salt") {
+            Some((salt, _)) => Some(CacheSalt::configured(salt)),
+            None => match CacheSalt::generate() {
+                Ok(salt) => Some(salt),
+                Err(why) => {
+                    self.error(config.mark, format!("cannot generate 'cache_tokens_salt': {why}"));
+                    None
+                }
+            },
+        };
+
+        let ignore_signature_client_credentials = self.ignore_signature(ssl_verify);
+        for name in ["verify_signature", "verify_claims"] {
+            if !self.boolean(name, true) {
+                let mark = self.get(name).map(|p| p.key_mark).unwrap_or_default();
+                self.error(
+                    mark,
+                    format!(
+                        "'{name}: false' is not supported: ringgate always verifies tokens (Kong documents it as a debugging switch)"
+                    ),
+                );
+            }
+        }
+        let enable_hs_signatures = self.boolean("enable_hs_signatures", false);
+        if enable_hs_signatures && client_secret.is_empty() {
+            let mark = self.get("enable_hs_signatures").map(|p| p.key_mark).unwrap_or_default();
+            self.error(mark, "'enable_hs_signatures' needs 'client_secret': it is the HMAC key");
+        }
+
+        let scopes_claim = self.claim_path("scopes_claim", "scope");
+        let audience_claim = self.claim_path("audience_claim", "aud");
+        let credential_claim = self.claim_path("credential_claim", "sub");
+        let upstream_access_token_header = self.upstream_header();
+        let unauthorized_error_message = self.message("unauthorized_error_message", "Unauthorized");
+        let forbidden_error_message = self.message("forbidden_error_message", "Forbidden");
+
+        let rediscovery_lifetime = self.duration("rediscovery_lifetime", 1.0).unwrap_or(Duration::from_secs(30));
+        let cache_ttl = self.duration("cache_ttl", 1.0).unwrap_or(Duration::from_secs(3600));
+        let cache_ttl_min = self.duration("cache_ttl_min", 1.0);
+        let cache_ttl_max = self.duration("cache_ttl_max", 1.0);
+        let cache_ttl_neg = self.duration("cache_ttl_neg", 1.0);
+        let cache_ttl_resurrect = self.duration("cache_ttl_resurrect", 1.0);
+        let leeway = self.duration("leeway", 1.0).unwrap_or(Duration::ZERO);
+        let issuers_allowed = self.list_or("issuers_allowed", &[]);
+        let scopes_required = self.list_or("scopes_required", &[]);
+        let audience_required = self.list_or("audience_required", &[]);
+
+        // Every check has run; only now may a missing piece end the build.
+        let (Some(issuer), Some(cache_tokens_salt)) = (issuer, cache_tokens_salt) else { return None };
+        let config = OidcConfig {
+            discovery_url: discovery_url(&issuer),
+            issuer,
+            using_pseudo_issuer,
+            rediscovery_lifetime,
+            discovery_headers,
+            extra_jwks_uris,
+            auth_methods,
+            client_credentials_param_type,
+            bearer_token_param_type,
+            bearer_token_cookie_name,
+            hide_credentials: self.boolean("hide_credentials", false),
+            run_on_preflight: self.boolean("run_on_preflight", true),
+            client_id,
+            client_secret,
+            client_arg,
+            client_auth,
+            client_alg,
+            token_endpoint,
+            token_endpoint_auth_method,
+            scopes,
+            token_post_args,
+            token_headers,
+            verify_parameters: self.boolean("verify_parameters", false),
+            timeout,
+            keepalive: self.boolean("keepalive", true),
+            http_version,
+            ssl_verify,
+            http_proxy,
+            http_proxy_authorization,
+            https_proxy,
+            https_proxy_authorization,
+            no_proxy,
+            cache_tokens: self.boolean("cache_tokens", true),
+            cache_tokens_salt,
+            token_cache_key_include_scope: self.boolean("token_cache_key_include_scope", false),
+            cache_ttl,
+            cache_ttl_min,
+            cache_ttl_max,
+            cache_ttl_neg,
+            cache_ttl_resurrect,
+            ignore_signature_client_credentials,
+            enable_hs_signatures,
+            leeway,
+            issuers_allowed,
+            scopes_required,
+            scopes_claim,
+            audience_required,
+            audience_claim,
+            credential_claim,
+            upstream_access_token_header,
+            display_errors: self.boolean("display_errors", false),
+            expose_error_code: self.boolean("expose_error_code", true),
+            unauthorized_error_message,
+            forbidden_error_message,
+            mark: config.mark,
+        };
+        Some(config)
+    }
+
+    /// `auth_methods`: required, non-empty, supported methods only.
+    fn auth_methods(&mut self, config: &Node) -> Vec<AuthMethod> {
+        let Some(node) = self.node("auth_methods") else {
+            // Absent or null; a value of the wrong type was reported by pass 1.
+            if config.get("auth_methods").is_none_or(|n| matches!(n.value, NodeValue::Null)) {
+                self.error(
+                    config.mark,
+                    "'auth_methods' must be set: Kong's default enables all nine methods (a Basic header would be \
+                     taken as a password grant); ringgate supports client_credentials and bearer, e.g. \
+                     auth_methods: [client_credentials]",
+                );
+            }
+            return Vec::new();
+        };
+        let mut methods = Vec::new();
+        for (name, mark) in strings(node) {
+            let method = match name {
+                "client_credentials" => AuthMethod::ClientCredentials,
+                "bearer" => AuthMethod::Bearer,
+                _ => {
+                    self.error(
+                        mark,
+                        format!("auth method '{name}' is not supported yet (ringgate supports client_credentials and bearer)"),
+                    );
+                    continue;
+                }
+            };
+            if !methods.contains(&method) {
+                methods.push(method);
+            }
+        }
+        if is_empty(node) {
+            self.error(node.mark, "'auth_methods' is empty: no request could authenticate");
+        }
+        methods
+    }
+
+    /// Warnings and errors for the Kong fields ringgate does not implement.
+    fn classify(&mut self, raw_methods: &[&str]) {
+        let mut found = Vec::new();
+        for p in &self.present {
+            if is_default(p.node, p.field.default) {
+                continue;
+            }
+            match class_of(p.field.name) {
+                Class::Typed => {}
+                Class::Warn(why) => found.push((false, p.key_mark, format!("'{}' is ignored: {why}", p.field.name))),
+                Class::Error(why) => {
+                    found.push((true, p.key_mark, format!("'{}' is not supported yet: {why}", p.field.name)))
+                }
+            }
+        }
+        // login_action: Kong answers the login itself for the grants in login_methods.
+        if let Some(p) = self.get("login_action") {
+            if !is_default(p.node, p.field.default) {
+                let login_methods: Vec<&str> = match self.node("login_methods") {
+                    Some(n) => strings(n).map(|(s, _)| s).collect(),
+                    None => vec!["authorization_code"],
+                };
+                let enabled = login_methods.iter().any(|m| raw_methods.contains(m));
+                found.push(if enabled {
+                    (
+                        true,
+                        p.key_mark,
+                        "'login_action' is not supported yet: Kong would answer with tokens instead of proxying"
+                            .to_string(),
+                    )
+                } else {
+                    (
+                        false,
+                        p.key_mark,
+                        "'login_action' is ignored: login_methods names no enabled auth method".to_string(),
+                    )
+                });
+            }
+        }
+        // introspect_jwt_tokens: bearer JWTs would be introspected for revocation.
+        if let Some(p) = self.get("introspect_jwt_tokens") {
+            if !is_default(p.node, p.field.default) {
+                found.push(if raw_methods.contains(&"bearer") {
+                    (
+                        true,
+                        p.key_mark,
+                        "'introspect_jwt_tokens' is not supported yet: revoked JWTs would be accepted".to_string(),
+                    )
+                } else {
+                    (false, p.key_mark, "'introspect_jwt_tokens' is ignored: only acts with 'bearer'".to_string())
+                });
+            }
+        }
+        for (is_error, mark, message) in found {
+            if is_error {
+                self.error(mark, message);
+            } else {
+                self.warn(mark, message);
+            }
+        }
+    }
+
+    /// A list of locations in the order written, without duplicates; the default is
+    /// header, query, body.
+    fn locations<T: Copy + PartialEq>(&mut self, name: &str, table: &[(&str, T)]) -> Vec<T> {
+        let Some(node) = self.node(name) else {
+            return table.iter().take(3).map(|(_, l)| *l).collect();
+        };
+        let mut out = Vec::new();
+        for (s, _) in strings(node) {
+            if let Some((_, l)) = table.iter().find(|(n, _)| *n == s) {
+                if !out.contains(l) {
+                    out.push(*l);
+                }
+            }
+        }
+        out
+    }
+
+    /// SPEC §1 step 4: refuse client authentication the proxy cannot perform with a
+    /// caller's credentials.
+    fn check_client_auth(
+        &mut self,
+        explicit: Option<ClientAuthMethod>,
+        client_auth: &[ClientAuthMethod],
+        algs: &[ClientAlg],
+    ) {
+        let (method, key) = match explicit {
+            Some(m) => (m, "token_endpoint_auth_method"),
+            None => match client_auth.first() {
+                Some(m) => (*m, "client_auth"),
+                None => return,
+            },
+        };
+        let mark = self.get(key).map(|p| p.node.mark).unwrap_or_default();
+        let why = match method {
+            ClientAuthMethod::PrivateKeyJwt => "it needs a private key, and ringgate holds none for a caller",
+            ClientAuthMethod::TlsClientAuth | ClientAuthMethod::SelfSignedTlsClientAuth => {
+                "it needs a client certificate, and ringgate holds none for a caller"
+            }
+            ClientAuthMethod::None => "the caller's secret would then be checked by nobody",
+            ClientAuthMethod::ClientSecretJwt => {
+                if let Some(alg) = algs.first().filter(|a| !a.is_hmac()) {
+                    let alg_mark = self.get("client_alg").map(|p| p.node.mark).unwrap_or_default();
+                    self.error(
+                        alg_mark,
+                        format!(
+                            "'client_alg' {} cannot sign a client_secret_jwt assertion (HS256/384/512 only)",
+                            alg.as_str()
+                        ),
+                    );
+                }
+                return;
+            }
+            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost => return,
+        };
+        self.error(mark, format!("'{key}' {} is not supported with client_credentials: {why}", method.as_str()));
+    }
+
+    /// `ignore_signature`: `client_credentials` honoured (only with `ssl_verify`); the
+    /// others name methods ringgate refuses.
+    fn ignore_signature(&mut self, ssl_verify: bool) -> bool {
+        let Some(node) = self.node("ignore_signature") else { return false };
+        let key_mark = self.get("ignore_signature").map(|p| p.key_mark).unwrap_or_default();
+        let mut client_credentials = false;
+        let mut others = Vec::new();
+        for (s, mark) in strings(node) {
+            if s == "client_credentials" {
+                client_credentials = true;
+                if !ssl_verify {
+                    self.error(
+                        mark,
+                        "'ignore_signature: [client_credentials]' needs ssl_verify: with neither, nothing vouches for the token",
+                    );
+                }
+            } else {
+                others.push(s);
+            }
+        }
+        if !others.is_empty() {
+            self.warn(
+                key_mark,
+                format!(
+                    "'ignore_signature' entries {} are ignored: they name methods ringgate does not support",
+                    others.join(", ")
+                ),
+            );
+        }
+        client_credentials
+    }
+
+    /// A claim path (`*_claim`): a non-empty list of non-empty names.
+    fn claim_path(&mut self, name: &str, default: &str) -> Vec<String> {
+        match self.list(name) {
+            Some(path) if path.is_empty() => {
+                let mark = self.get(name).map(|p| p.node.mark).unwrap_or_default();
+                self.error(mark, format!("'{name}' must name a claim"));
+                vec![default.to_string()]
+            }
+            Some(path) => path.into_iter().map(|(s, _)| s).collect(),
+            None => vec![default.to_string()],
+        }
+    }
+
+    /// `upstream_access_token_header`: `name[:bearer|:basic]`.
+    fn upstream_header(&mut self) -> UpstreamTokenHeader {
+        let default = UpstreamTokenHeader { name: "authorization".into(), scheme: Some(TokenScheme::Bearer) };
+        let Some((value, mark)) = self.string("upstream_access_token_header") else { return default };
+        let (name, scheme) = match value.split_once(':') {
+            Some((name, scheme)) => match scheme.to_ascii_lowercase().as_str() {
+                "bearer" => (name, Some(TokenScheme::Bearer)),
+                "basic" => (name, Some(TokenScheme::Basic)),
+                _ => {
+                    self.error(
+                        mark,
+                        format!("'upstream_access_token_header' scheme '{scheme}' must be bearer or basic"),
+                    );
+                    return default;
+                }
+            },
+            None => (value.as_str(), None),
+        };
+        if !is_token(name) {
+            self.error(mark, format!("'upstream_access_token_header' '{name}' is not a valid header name"));
+            return default;
+        }
+        UpstreamTokenHeader { name: name.to_ascii_lowercase(), scheme }
+    }
+
+    fn message(&mut self, name: &str, default: &str) -> String {
+        match self.string(name) {
+            Some((s, mark)) => {
+                if s.chars().any(char::is_control) {
+                    self.error(mark, format!("'{name}' may not contain control characters"));
+                }
+                s
+            }
+            None => default.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kong_field_is_classified_and_documented() {
+        let doc = include_str!("config.rs");
+        let doc: String = doc.lines().filter(|l| l.starts_with("//!")).collect::<Vec<_>>().join("\n");
+        for field in FIELDS {
+            assert_ne!(class_of(field.name), Class::Error("not classified"), "{} has no class", field.name);
+            let literal = format!("`{}`", field.name);
+            let by_prefix =
+                ["upstream_*_header", "downstream_*", "introspection_*", "userinfo_*", "session_*", "authorization_*"]
+                    .iter()
+                    .any(|p| {
+                        let (head, tail) = p.split_once('*').unwrap();
+                        field.name.starts_with(head) && field.name.ends_with(tail) && doc.contains(&format!("`{p}`"))
+                    });
+            assert!(doc.contains(&literal) || by_prefix, "{} is missing from the module doc", field.name);
+        }
+        for name in TYPED {
+            assert!(FIELDS.iter().any(|f| f.name == *name), "{name} is typed but not a Kong field");
+        }
+    }
+
+    #[test]
+    fn field_list_is_sorted_and_unique() {
+        for pair in FIELDS.windows(2) {
+            assert!(pair[0].name < pair[1].name, "{} then {}", pair[0].name, pair[1].name);
+        }
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("scope", "scopes"), 1);
+        assert_eq!(edit_distance("isuer", "issuer"), 1);
+        assert_eq!(edit_distance("timout", "timeout"), 1);
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(edit_distance("", "ab"), 2);
+        assert_eq!(closest_field("client_secrets"), Some("client_secret"));
+        assert_eq!(closest_field("completely_unrelated"), None);
+    }
+
+    #[test]
+    fn urls_are_checked_for_what_ringgate_can_call() {
+        assert!(check_url("https://idp.example.com/realms/demo").is_ok());
+        assert!(check_url("http://127.0.0.1:9999").is_ok());
+        assert!(check_url("http://[::1]:8080/x?y=z").is_ok());
+        assert!(check_url("ftp://idp").is_err());
+        assert!(check_url("https://user:pw@idp/").is_err());
+        assert!(check_url("https://idp/#frag").is_err());
+        assert!(check_url("https://:80/").is_err());
+        assert!(check_url("https://idp:0/").is_err());
+        assert!(check_url("idp.example.com").is_err());
+    }
+
+    #[test]
+    fn generated_salts_are_long_hex_and_differ() {
+        let a = CacheSalt::generate().unwrap();
+        let b = CacheSalt::generate().unwrap();
+        assert_eq!(a.expose().len(), 64);
+        assert!(a.expose().bytes().all(|c| c.is_ascii_hexdigit()));
+        assert!(a.is_generated());
+        assert_ne!(a.expose(), b.expose());
+    }
+}

@@ -1,0 +1,655 @@
+//! The openid-connect config schema end to end: decK text through the loader, the
+//! plugin's `config` through `oidc_config::compile`. Every rejection and warning class
+//! is asserted with its message and its `file:line:col`.
+
+use std::time::Duration;
+
+use ringgate::config::load_str;
+use ringgate::oidc_config::{
+    compile, discovery_url, AuthMethod, BearerLocation, ClientAuthMethod, CredentialLocation, HttpVersion, OidcConfig,
+    TokenScheme,
+};
+
+const ISSUER: &str = "http://127.0.0.1:9999/realms/demo";
+const SECRET: &str = "s3cret-value-never-printed";
+const SALT: &str = "configured-salt-never-printed";
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "DECK_ISSUER" => Some(ISSUER.into()),
+        "DECK_CLIENT_ID" => Some("ringgate".into()),
+        "DECK_CLIENT_SECRET" => Some(SECRET.into()),
+        _ => None,
+    }
+}
+
+/// Loads a decK document and compiles its first plugin; errors and warnings come back
+/// as `file:line:col: message` strings.
+fn compile_doc(text: &str) -> Result<(OidcConfig, Vec<String>), Vec<String>> {
+    let config = load_str(text, "oidc.yaml", &env).unwrap_or_else(|e| panic!("the decK file must load:\n{e}"));
+    let render = |v: Vec<ringgate::config::ConfigError>| v.into_iter().map(|e| e.to_string()).collect::<Vec<_>>();
+    compile(&config.plugins[0], "oidc.yaml").map(|(c, w)| (c, render(w))).map_err(render)
+}
+
+/// A plugin whose `config` holds `body` (unindented YAML). The body's first line is
+/// line 5 of the document, its keys at column 5.
+fn doc(body: &str) -> String {
+    let mut text = String::from("_format_version: \"3.0\"\nplugins:\n- name: openid-connect\n  config:\n");
+    for line in body.lines() {
+        text.push_str("    ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
+/// The minimal working body: issuer and client_credentials.
+const BASE: &str = "issuer: https://idp.example.com/realms/demo\nauth_methods: [client_credentials]\n";
+
+fn ok(body: &str) -> (OidcConfig, Vec<String>) {
+    match compile_doc(&doc(body)) {
+        Ok(r) => r,
+        Err(e) => panic!("expected the config to compile, got:\n{}", e.join("\n")),
+    }
+}
+
+fn errors(body: &str) -> Vec<String> {
+    match compile_doc(&doc(body)) {
+        Ok((c, _)) => panic!("expected errors, got {c:?}"),
+        Err(e) => e,
+    }
+}
+
+fn one_error(body: &str, expected: &str) {
+    assert_eq!(errors(body), vec![expected.to_string()]);
+}
+
+fn one_warning(body: &str, expected: &str) {
+    let (_, warnings) = ok(body);
+    assert_eq!(warnings, vec![expected.to_string()]);
+}
+
+// ----- the seed file -----
+
+#[test]
+fn seed_file_compiles_with_kong_defaults() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/kong-oidc.yaml")).unwrap();
+    let config = load_str(&text, "kong-oidc.yaml", &env).unwrap();
+    assert_eq!(config.plugins.len(), 1);
+    let (c, warnings) = compile(&config.plugins[0], "kong-oidc.yaml").unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+
+    assert_eq!(c.issuer, ISSUER);
+    assert_eq!(c.discovery_url, "http://127.0.0.1:9999/realms/demo/.well-known/openid-configuration");
+    assert_eq!(c.auth_methods, vec![AuthMethod::ClientCredentials]);
+    assert!(c.uses(AuthMethod::ClientCredentials) && !c.uses(AuthMethod::Bearer));
+    assert_eq!(c.client_credentials_param_type, vec![CredentialLocation::Header]);
+    assert_eq!(c.client_id, vec!["ringgate".to_string()]);
+    assert_eq!(c.client_secret.len(), 1);
+    assert_eq!(c.client_secret[0].expose(), SECRET);
+    assert_eq!(c.client_auth, vec![ClientAuthMethod::ClientSecretPost]);
+    assert_eq!(c.token_endpoint_auth_method, None);
+    assert_eq!(c.configured_client_auth(), Some(ClientAuthMethod::ClientSecretPost));
+
+    // Defaults.
+    assert!(!c.using_pseudo_issuer);
+    assert_eq!(c.rediscovery_lifetime, Duration::from_secs(30));
+    assert!(c.discovery_headers.is_empty() && c.extra_jwks_uris.is_empty());
+    assert_eq!(c.bearer_token_param_type, vec![BearerLocation::Header, BearerLocation::Query, BearerLocation::Body]);
+    assert!(!c.hide_credentials);
+    assert!(c.run_on_preflight);
+    assert_eq!(c.client_arg, "client_id");
+    assert_eq!(c.token_endpoint, None);
+    assert_eq!(c.scopes, vec!["openid".to_string()]);
+    assert!(c.token_post_args.is_empty() && c.token_headers.is_empty());
+    assert!(!c.verify_parameters);
+    assert_eq!(c.timeout, Duration::from_millis(10_000));
+    assert!(c.keepalive);
+    assert_eq!(c.http_version, HttpVersion::Http11);
+    assert!(c.ssl_verify, "ringgate verifies the IdP's certificate by default");
+    assert_eq!((c.http_proxy.as_deref(), c.https_proxy.as_deref()), (None, None));
+    assert!(c.no_proxy.is_empty());
+    assert!(c.cache_tokens);
+    assert!(c.cache_tokens_salt.is_generated());
+    assert!(c.cache_tokens_salt.expose().len() >= 32);
+    assert!(!c.token_cache_key_include_scope);
+    assert_eq!(c.cache_ttl, Duration::from_secs(3600));
+    assert_eq!((c.cache_ttl_min, c.cache_ttl_max, c.cache_ttl_neg, c.cache_ttl_resurrect), (None, None, None, None));
+    assert!(!c.ignore_signature_client_credentials);
+    assert!(!c.enable_hs_signatures);
+    assert_eq!(c.leeway, Duration::ZERO);
+    assert!(c.issuers_allowed.is_empty() && c.scopes_required.is_empty() && c.audience_required.is_empty());
+    assert_eq!(c.scopes_claim, vec!["scope".to_string()]);
+    assert_eq!(c.audience_claim, vec!["aud".to_string()]);
+    assert_eq!(c.credential_claim, vec!["sub".to_string()]);
+    assert_eq!(c.upstream_access_token_header.name, "authorization");
+    assert_eq!(c.upstream_access_token_header.scheme, Some(TokenScheme::Bearer));
+    assert!(!c.display_errors);
+    assert!(c.expose_error_code);
+    assert_eq!(c.unauthorized_error_message, "Unauthorized");
+    assert_eq!(c.forbidden_error_message, "Forbidden");
+}
+
+#[test]
+fn debug_output_never_shows_the_secret_or_the_salt() {
+    let body = format!(
+        "{BASE}client_secret: [{SECRET}]\ncache_tokens_salt: {SALT}\nhttp_proxy: http://proxy:3128\n\
+         http_proxy_authorization: Basic {SECRET}\n"
+    );
+    let (c, _) = ok(&body);
+    assert_eq!(c.cache_tokens_salt.expose(), SALT);
+    let printed = format!("{c:?} {c:#?}");
+    assert!(!printed.contains(SECRET), "{printed}");
+    assert!(!printed.contains(SALT), "{printed}");
+    assert!(printed.contains("redacted"));
+
+    let (generated, _) = ok(BASE);
+    let printed = format!("{generated:?}");
+    assert!(!printed.contains(generated.cache_tokens_salt.expose()));
+}
+
+#[test]
+fn salt_is_generated_per_instance_unless_configured() {
+    let (a, _) = ok(BASE);
+    let (b, _) = ok(BASE);
+    assert!(a.cache_tokens_salt.is_generated() && b.cache_tokens_salt.is_generated());
+    assert_ne!(a.cache_tokens_salt.expose(), b.cache_tokens_salt.expose());
+    let (c, _) = ok(&format!("{BASE}cache_tokens_salt: {SALT}\n"));
+    assert!(!c.cache_tokens_salt.is_generated());
+    assert_eq!(c.cache_tokens_salt.expose(), SALT);
+}
+
+// ----- issuer and discovery -----
+
+#[test]
+fn discovery_url_is_appended_unless_already_there() {
+    assert_eq!(discovery_url("https://idp/realms/a"), "https://idp/realms/a/.well-known/openid-configuration");
+    assert_eq!(discovery_url("https://idp/realms/a/"), "https://idp/realms/a/.well-known/openid-configuration");
+    assert_eq!(
+        discovery_url("https://idp/realms/a/.well-known/openid-configuration"),
+        "https://idp/realms/a/.well-known/openid-configuration"
+    );
+    assert_eq!(
+        discovery_url("https://idp/.well-known/oauth-authorization-server"),
+        "https://idp/.well-known/oauth-authorization-server"
+    );
+    assert_eq!(discovery_url("https://idp"), "https://idp/.well-known/openid-configuration");
+
+    let (c, _) = ok("issuer: https://idp.example.com/.well-known/openid-configuration\nauth_methods: [bearer]\n");
+    assert_eq!(c.discovery_url, "https://idp.example.com/.well-known/openid-configuration");
+    assert_eq!(c.issuer, "https://idp.example.com/.well-known/openid-configuration");
+}
+
+#[test]
+fn missing_issuer_is_an_error_at_the_config() {
+    one_error(
+        "auth_methods: [client_credentials]\n",
+        "oidc.yaml:5:5: 'issuer' is required: the IdP's issuer URL or its discovery URL",
+    );
+}
+
+#[test]
+fn issuer_of_the_wrong_type_is_one_error() {
+    one_error("issuer: 42\nauth_methods: [bearer]\n", "oidc.yaml:5:13: 'issuer' must be a string, found an integer");
+}
+
+#[test]
+fn issuer_that_is_not_a_url_is_an_error() {
+    one_error(
+        "issuer: idp.example.com\nauth_methods: [bearer]\n",
+        "oidc.yaml:5:13: 'issuer' is not a usable URL: expected http(s)://host[:port][/path]",
+    );
+    one_error(
+        "issuer: https://idp/realm?x=1\nauth_methods: [bearer]\n",
+        "oidc.yaml:5:13: 'issuer' may not have a query: the discovery path is appended to it",
+    );
+}
+
+#[test]
+fn pseudo_issuer_with_client_credentials_needs_a_token_endpoint() {
+    one_error(
+        &format!("{BASE}using_pseudo_issuer: true\n"),
+        "oidc.yaml:7:5: 'using_pseudo_issuer' skips discovery, so client_credentials needs 'token_endpoint'",
+    );
+    let (c, _) = ok(&format!("{BASE}using_pseudo_issuer: true\ntoken_endpoint: https://idp/token\n"));
+    assert!(c.using_pseudo_issuer);
+    assert_eq!(c.token_endpoint.as_deref(), Some("https://idp/token"));
+}
+
+// ----- auth_methods -----
+
+#[test]
+fn absent_auth_methods_is_an_error_not_kongs_nine_methods() {
+    let e = errors("issuer: https://idp.example.com\n");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("oidc.yaml:5:5: 'auth_methods' must be set: Kong's default enables all nine methods"));
+    // null means "Kong's default", so it is the same error.
+    let e = errors("issuer: https://idp.example.com\nauth_methods: null\n");
+    assert!(e[0].contains("'auth_methods' must be set"), "{e:?}");
+}
+
+#[test]
+fn unsupported_auth_methods_are_errors_at_their_entry() {
+    assert_eq!(
+        errors("issuer: https://idp\nauth_methods:\n- client_credentials\n- password\n- session\n"),
+        vec![
+            "oidc.yaml:8:7: auth method 'password' is not supported yet (ringgate supports client_credentials and bearer)",
+            "oidc.yaml:9:7: auth method 'session' is not supported yet (ringgate supports client_credentials and bearer)",
+        ]
+    );
+    one_error(
+        "issuer: https://idp\nauth_methods: [client_credentials, telepathy]\n",
+        "oidc.yaml:6:40: 'auth_methods' entries must be one of authorization_code, bearer, client_credentials, \
+         introspection, kong_oauth2, password, refresh_token, session, userinfo, found 'telepathy'",
+    );
+}
+
+#[test]
+fn empty_auth_methods_is_an_error() {
+    one_error(
+        "issuer: https://idp\nauth_methods: []\n",
+        "oidc.yaml:6:19: 'auth_methods' is empty: no request could authenticate",
+    );
+}
+
+#[test]
+fn both_supported_methods_keep_their_order_without_duplicates() {
+    let (c, _) = ok("issuer: https://idp\nauth_methods: [bearer, client_credentials, bearer]\n");
+    assert_eq!(c.auth_methods, vec![AuthMethod::Bearer, AuthMethod::ClientCredentials]);
+}
+
+// ----- types -----
+
+#[test]
+fn a_single_string_where_kong_wants_an_array_is_an_error() {
+    one_error(&format!("{BASE}scopes: openid\n"), "oidc.yaml:7:13: 'scopes' must be a list of strings, found a string");
+    one_error(
+        &format!("{BASE}client_credentials_param_type: header\n"),
+        "oidc.yaml:7:36: 'client_credentials_param_type' must be a list of strings, found a string",
+    );
+}
+
+#[test]
+fn numbers_take_integers_or_floats_and_nothing_else() {
+    let (c, _) = ok(&format!("{BASE}timeout: 2500\nleeway: 1.5\ncache_ttl: 60.0\n"));
+    assert_eq!(c.timeout, Duration::from_millis(2500));
+    assert_eq!(c.leeway, Duration::from_millis(1500));
+    assert_eq!(c.cache_ttl, Duration::from_secs(60));
+    one_error(&format!("{BASE}timeout: \"2500\"\n"), "oidc.yaml:7:14: 'timeout' must be a number, found a string");
+    one_error(&format!("{BASE}leeway: -1\n"), "oidc.yaml:7:13: 'leeway' must not be negative, found -1");
+    one_error(&format!("{BASE}timeout: 0\n"), "oidc.yaml:7:14: 'timeout' must be greater than 0 ms");
+}
+
+#[test]
+fn booleans_are_strict() {
+    one_error(
+        &format!("{BASE}cache_tokens: \"yes\"\n"),
+        "oidc.yaml:7:19: 'cache_tokens' must be true or false, found a string",
+    );
+    one_error(
+        &format!("{BASE}hide_credentials: 1\n"),
+        "oidc.yaml:7:23: 'hide_credentials' must be true or false, found an integer",
+    );
+}
+
+#[test]
+fn null_means_kongs_default() {
+    let (c, w) = ok(&format!("{BASE}scopes: null\ntimeout: null\nssl_verify: ~\nsession_secret: null\n"));
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(c.scopes, vec!["openid".to_string()]);
+    assert_eq!(c.timeout, Duration::from_millis(10_000));
+    assert!(c.ssl_verify);
+}
+
+#[test]
+fn empty_scopes_send_none_and_differ_from_absent() {
+    let (empty, _) = ok(&format!("{BASE}scopes: []\n"));
+    assert!(empty.scopes.is_empty());
+    let (absent, _) = ok(BASE);
+    assert_eq!(absent.scopes, vec!["openid".to_string()]);
+    let (two, _) = ok(&format!("{BASE}scopes: [api.read, api.write]\n"));
+    assert_eq!(two.scopes, vec!["api.read".to_string(), "api.write".to_string()]);
+}
+
+#[test]
+fn enum_values_are_checked() {
+    one_error(
+        &format!("{BASE}token_endpoint_auth_method: client_secret_magic\n"),
+        "oidc.yaml:7:33: 'token_endpoint_auth_method' must be one of client_secret_basic, client_secret_post, \
+         client_secret_jwt, private_key_jwt, tls_client_auth, self_signed_tls_client_auth, none, found 'client_secret_magic'",
+    );
+    one_error(&format!("{BASE}http_version: 2\n"), "oidc.yaml:7:19: 'http_version' must be 1.0 or 1.1, found 2");
+}
+
+// ----- unknown keys -----
+
+#[test]
+fn unknown_key_close_to_a_kong_name_gets_a_hint() {
+    one_error(
+        &format!("{BASE}scope: [openid]\n"),
+        "oidc.yaml:7:5: unknown key 'scope' in the openid-connect config (did you mean 'scopes'?)",
+    );
+    one_error(
+        &format!("{BASE}client_secrets: [x]\n"),
+        "oidc.yaml:7:5: unknown key 'client_secrets' in the openid-connect config (did you mean 'client_secret'?)",
+    );
+}
+
+#[test]
+fn unknown_key_far_from_any_kong_name_has_no_hint() {
+    one_error(
+        &format!("{BASE}frobnicate: true\n"),
+        "oidc.yaml:7:5: unknown key 'frobnicate' in the openid-connect config",
+    );
+}
+
+// ----- client authentication to the IdP -----
+
+#[test]
+fn client_auth_without_a_caller_key_is_refused_with_client_credentials() {
+    one_error(
+        &format!("{BASE}token_endpoint_auth_method: private_key_jwt\n"),
+        "oidc.yaml:7:33: 'token_endpoint_auth_method' private_key_jwt is not supported with client_credentials: \
+         it needs a private key, and ringgate holds none for a caller",
+    );
+    one_error(
+        &format!("{BASE}client_auth: [tls_client_auth]\n"),
+        "oidc.yaml:7:18: 'client_auth' tls_client_auth is not supported with client_credentials: \
+         it needs a client certificate, and ringgate holds none for a caller",
+    );
+    one_error(
+        &format!("{BASE}client_auth: [self_signed_tls_client_auth]\n"),
+        "oidc.yaml:7:18: 'client_auth' self_signed_tls_client_auth is not supported with client_credentials: \
+         it needs a client certificate, and ringgate holds none for a caller",
+    );
+    one_error(
+        &format!("{BASE}token_endpoint_auth_method: none\n"),
+        "oidc.yaml:7:33: 'token_endpoint_auth_method' none is not supported with client_credentials: \
+         the caller's secret would then be checked by nobody",
+    );
+}
+
+#[test]
+fn token_endpoint_auth_method_wins_over_client_auth() {
+    let (c, _) = ok(&format!("{BASE}client_auth: [private_key_jwt]\ntoken_endpoint_auth_method: client_secret_jwt\n"));
+    assert_eq!(c.configured_client_auth(), Some(ClientAuthMethod::ClientSecretJwt));
+    one_error(
+        &format!("{BASE}token_endpoint_auth_method: client_secret_jwt\nclient_alg: [RS256]\n"),
+        "oidc.yaml:8:17: 'client_alg' RS256 cannot sign a client_secret_jwt assertion (HS256/384/512 only)",
+    );
+}
+
+#[test]
+fn private_key_jwt_is_accepted_when_no_client_credentials_flow_uses_it() {
+    let (c, _) = ok("issuer: https://idp\nauth_methods: [bearer]\nclient_auth: [private_key_jwt]\n");
+    assert_eq!(c.client_auth, vec![ClientAuthMethod::PrivateKeyJwt]);
+}
+
+// ----- the token request -----
+
+#[test]
+fn token_post_args_and_headers_pair_up() {
+    let (c, _) = ok(&format!(
+        "{BASE}token_post_args_names: [audience]\ntoken_post_args_values: [https://api]\n\
+         token_headers_names: [X-Tenant]\ntoken_headers_values: [acme]\n"
+    ));
+    assert_eq!(c.token_post_args, vec![("audience".to_string(), "https://api".to_string())]);
+    assert_eq!(c.token_headers, vec![("X-Tenant".to_string(), "acme".to_string())]);
+    one_error(
+        &format!("{BASE}token_post_args_names: [a, b]\ntoken_post_args_values: [x]\n"),
+        "oidc.yaml:7:5: 'token_post_args_names' has 2 entries but 'token_post_args_values' has 1; they pair up by position",
+    );
+}
+
+#[test]
+fn token_post_args_may_not_replace_the_callers_credentials() {
+    one_error(
+        &format!("{BASE}token_post_args_names: [client_secret]\ntoken_post_args_values: [x]\n"),
+        "oidc.yaml:7:29: 'token_post_args_names' may not set 'client_secret': it would replace the caller's \
+         credentials or grant for every caller",
+    );
+}
+
+#[test]
+fn token_headers_must_be_valid_and_not_framing() {
+    assert_eq!(
+        errors(&format!("{BASE}token_headers_names: [\"bad header\", Content-Length]\ntoken_headers_values: [a, b]\n")),
+        vec![
+            "oidc.yaml:7:27: 'token_headers_names' entry 'bad header' is not a valid header name",
+            "oidc.yaml:7:41: 'token_headers_names' may not set 'Content-Length': the HTTP client sets it",
+        ]
+    );
+}
+
+#[test]
+fn endpoints_and_proxies_must_be_urls() {
+    one_error(
+        &format!("{BASE}token_endpoint: ftp://idp/token\n"),
+        "oidc.yaml:7:21: 'token_endpoint' is not a usable URL: scheme 'ftp' is not http or https",
+    );
+    one_error(
+        &format!("{BASE}extra_jwks_uris: [https://idp/keys, \"not a url\"]\n"),
+        "oidc.yaml:7:41: 'extra_jwks_uris' entry is not a usable URL: expected http(s)://host[:port][/path]",
+    );
+    let (c, _) = ok(&format!("{BASE}https_proxy: http://proxy:3128\nno_proxy: \"localhost, .internal ,\"\n"));
+    assert_eq!(c.https_proxy.as_deref(), Some("http://proxy:3128"));
+    assert_eq!(c.no_proxy, vec!["localhost".to_string(), ".internal".to_string()]);
+}
+
+#[test]
+fn upstream_access_token_header_parses_name_and_scheme() {
+    let (c, _) = ok(&format!("{BASE}upstream_access_token_header: X-Access-Token\n"));
+    assert_eq!(c.upstream_access_token_header.name, "x-access-token");
+    assert_eq!(c.upstream_access_token_header.scheme, None);
+    let (c, _) = ok(&format!("{BASE}upstream_access_token_header: authorization:basic\n"));
+    assert_eq!(c.upstream_access_token_header.scheme, Some(TokenScheme::Basic));
+    one_error(
+        &format!("{BASE}upstream_access_token_header: authorization:digest\n"),
+        "oidc.yaml:7:35: 'upstream_access_token_header' scheme 'digest' must be bearer or basic",
+    );
+}
+
+// ----- verification switches -----
+
+#[test]
+fn turning_verification_off_is_refused() {
+    one_error(
+        &format!("{BASE}verify_signature: false\n"),
+        "oidc.yaml:7:5: 'verify_signature: false' is not supported: ringgate always verifies tokens \
+         (Kong documents it as a debugging switch)",
+    );
+    one_error(
+        &format!("{BASE}verify_claims: false\n"),
+        "oidc.yaml:7:5: 'verify_claims: false' is not supported: ringgate always verifies tokens \
+         (Kong documents it as a debugging switch)",
+    );
+    let (_, w) = ok(&format!("{BASE}verify_signature: true\nverify_claims: true\n"));
+    assert!(w.is_empty());
+}
+
+#[test]
+fn ignore_signature_for_client_credentials_is_honoured_only_over_verified_tls() {
+    let (c, w) = ok(&format!("{BASE}ignore_signature: [client_credentials, password]\n"));
+    assert!(c.ignore_signature_client_credentials);
+    assert_eq!(
+        w,
+        vec!["oidc.yaml:7:5: 'ignore_signature' entries password are ignored: they name methods ringgate does not support"]
+    );
+    let e = errors(&format!("{BASE}ssl_verify: false\nignore_signature: [client_credentials]\n"));
+    assert_eq!(
+        e,
+        vec![
+            "oidc.yaml:8:24: 'ignore_signature: [client_credentials]' needs ssl_verify: with neither, nothing vouches for the token"
+        ]
+    );
+}
+
+#[test]
+fn ssl_verify_false_is_honoured_with_a_warning() {
+    let (c, _) = ok(&format!("{BASE}ssl_verify: false\n"));
+    assert!(!c.ssl_verify);
+    one_warning(
+        &format!("{BASE}ssl_verify: false\n"),
+        "oidc.yaml:7:5: 'ssl_verify: false': the IdP's TLS certificate will not be verified (ringgate's default is true)",
+    );
+}
+
+#[test]
+fn hs_signatures_need_a_configured_secret() {
+    one_error(
+        "issuer: https://idp\nauth_methods: [bearer]\nenable_hs_signatures: true\n",
+        "oidc.yaml:7:5: 'enable_hs_signatures' needs 'client_secret': it is the HMAC key",
+    );
+    let (c, _) = ok("issuer: https://idp\nauth_methods: [bearer]\nenable_hs_signatures: true\nclient_secret: [k]\n");
+    assert!(c.enable_hs_signatures);
+}
+
+#[test]
+fn bearer_cookie_location_needs_a_cookie_name() {
+    one_error(
+        "issuer: https://idp\nauth_methods: [bearer]\nbearer_token_param_type: [header, cookie]\n",
+        "oidc.yaml:7:30: 'bearer_token_param_type' lists 'cookie' but 'bearer_token_cookie_name' is not set",
+    );
+    let (c, _) = ok(
+        "issuer: https://idp\nauth_methods: [bearer]\nbearer_token_param_type: [cookie]\nbearer_token_cookie_name: at\n",
+    );
+    assert_eq!(c.bearer_token_param_type, vec![BearerLocation::Cookie]);
+    assert_eq!(c.bearer_token_cookie_name.as_deref(), Some("at"));
+}
+
+#[test]
+fn claim_requirements_are_typed() {
+    let (c, _) = ok(&format!(
+        "{BASE}scopes_required: [\"read write\", admin]\naudience_required: [api]\nscopes_claim: [realm, scope]\n\
+         issuers_allowed: [https://other]\ncache_ttl_max: 165\n"
+    ));
+    assert_eq!(c.scopes_required, vec!["read write".to_string(), "admin".to_string()]);
+    assert_eq!(c.audience_required, vec!["api".to_string()]);
+    assert_eq!(c.scopes_claim, vec!["realm".to_string(), "scope".to_string()]);
+    assert_eq!(c.issuers_allowed, vec!["https://other".to_string()]);
+    assert_eq!(c.cache_ttl_max, Some(Duration::from_secs(165)));
+    one_error(&format!("{BASE}scopes_claim: []\n"), "oidc.yaml:7:19: 'scopes_claim' must name a claim");
+}
+
+// ----- the classification of what ringgate does not act on -----
+
+#[test]
+fn flow_changing_kong_keys_are_errors() {
+    let cases = [
+        ("anonymous: guest", "'anonymous' is not supported yet"),
+        ("consumer_claim: [sub]", "'consumer_claim' is not supported yet"),
+        ("consumer_groups_claim: [groups]", "'consumer_groups_claim' is not supported yet"),
+        ("authenticated_groups_claim: [groups]", "'authenticated_groups_claim' is not supported yet"),
+        ("groups_required: [admins]", "'groups_required' is not supported yet"),
+        ("roles_required: [admin]", "'roles_required' is not supported yet"),
+        ("claims_forbidden: [act]", "'claims_forbidden' is not supported yet"),
+        ("max_age: 300", "'max_age' is not supported yet"),
+        ("token_post_args_client: [scope]", "'token_post_args_client' is not supported yet"),
+        ("token_headers_client: [x-tenant]", "'token_headers_client' is not supported yet"),
+        ("token_headers_replay: [x-rate]", "'token_headers_replay' is not supported yet"),
+        ("token_exchange_endpoint: https://idp/exchange", "'token_exchange_endpoint' is not supported yet"),
+        ("token_exchange: {enabled: true}", "'token_exchange' is not supported yet"),
+        ("upstream_id_token_header: x-id-token", "'upstream_id_token_header' is not supported yet"),
+        ("upstream_headers_claims: [sub]", "'upstream_headers_claims' is not supported yet"),
+        ("downstream_access_token_header: x-token", "'downstream_access_token_header' is not supported yet"),
+        ("unauthorized_redirect_uri: [https://login]", "'unauthorized_redirect_uri' is not supported yet"),
+        ("logout_uri_suffix: /logout", "'logout_uri_suffix' is not supported yet"),
+        ("proof_of_possession_mtls: strict", "'proof_of_possession_mtls' is not supported yet"),
+        ("proof_of_possession_dpop: optional", "'proof_of_possession_dpop' is not supported yet"),
+    ];
+    for (line, expected) in cases {
+        let e = errors(&format!("{BASE}{line}\n"));
+        assert_eq!(e.len(), 1, "{line}: {e:?}");
+        assert!(e[0].starts_with(&format!("oidc.yaml:7:5: {expected}: ")), "{line}: {e:?}");
+    }
+}
+
+#[test]
+fn keys_of_flows_not_enabled_are_warnings() {
+    let cases = [
+        ("session_cookie_name: sid", "'session_cookie_name' is ignored: the 'session' method is not supported"),
+        ("session_secret: hunter2", "'session_secret' is ignored: the 'session' method is not supported"),
+        ("redirect_uri: [https://app/cb]", "'redirect_uri' is ignored: authorization code flow only"),
+        (
+            "authorization_endpoint: https://idp/auth",
+            "'authorization_endpoint' is ignored: authorization code flow only",
+        ),
+        ("login_redirect_uri: [https://app]", "'login_redirect_uri' is ignored: only acts through login_action"),
+        ("logout_revoke: true", "'logout_revoke' is ignored: only acts on a logout request"),
+        (
+            "introspection_endpoint: https://idp/introspect",
+            "'introspection_endpoint' is ignored: the 'introspection' method",
+        ),
+        ("userinfo_endpoint: https://idp/userinfo", "'userinfo_endpoint' is ignored: the 'userinfo' method"),
+        ("consumer_optional: true", "'consumer_optional' is ignored: only acts with consumer mapping"),
+        ("groups_claim: [teams]", "'groups_claim' is ignored: only read for groups_required/roles_required"),
+        ("client_jwk: [{kty: RSA}]", "'client_jwk' is ignored: only signs private_key_jwt"),
+        ("cluster_cache_strategy: redis", "'cluster_cache_strategy' is ignored"),
+        ("audience: [api]", "'audience' is ignored: authorization code flow only"),
+        ("refresh_tokens: false", "'refresh_tokens' is ignored"),
+        ("introspect_jwt_tokens: true", "'introspect_jwt_tokens' is ignored: only acts with 'bearer'"),
+        ("login_action: response", "'login_action' is ignored: login_methods names no enabled auth method"),
+    ];
+    for (line, expected) in cases {
+        let (_, w) = ok(&format!("{BASE}{line}\n"));
+        assert_eq!(w.len(), 1, "{line}: {w:?}");
+        assert!(w[0].starts_with(&format!("oidc.yaml:7:5: {expected}")), "{line}: {w:?}");
+    }
+}
+
+#[test]
+fn warning_never_quotes_the_value() {
+    let (_, w) = ok(&format!("{BASE}session_secret: {SECRET}\n"));
+    assert!(!w[0].contains(SECRET), "{w:?}");
+}
+
+#[test]
+fn conditional_keys_are_errors_when_their_method_is_enabled() {
+    one_error(
+        &format!("{BASE}login_action: redirect\nlogin_methods: [client_credentials]\n"),
+        "oidc.yaml:7:5: 'login_action' is not supported yet: Kong would answer with tokens instead of proxying",
+    );
+    one_error(
+        "issuer: https://idp\nauth_methods: [bearer]\nintrospect_jwt_tokens: true\n",
+        "oidc.yaml:7:5: 'introspect_jwt_tokens' is not supported yet: revoked JWTs would be accepted",
+    );
+}
+
+#[test]
+fn kong_defaults_written_out_trigger_nothing() {
+    // What `deck gateway dump` writes for fields left at their defaults.
+    let (_, w) = ok(&format!(
+        "{BASE}session_cookie_name: session\nsession_cookie_same_site: Lax\nlogin_action: upstream\n\
+         logout_methods: [POST, DELETE]\nproof_of_possession_mtls: \"off\"\nintrospection_hint: access_token\n\
+         anonymous: null\nupstream_id_token_header: null\ngroups_claim: [groups]\nredirect_uri: []\n\
+         response_type: [code]\nsession_memcached_port: 11211\nrefresh_tokens: true\nconsumer_by: [username, custom_id]\n"
+    ));
+    assert!(w.is_empty(), "{w:?}");
+}
+
+#[test]
+fn classified_keys_are_still_type_checked() {
+    one_error(
+        &format!("{BASE}session_storage: disk\n"),
+        "oidc.yaml:7:22: 'session_storage' must be one of cookie, memcache, memcached, redis, found 'disk'",
+    );
+    one_error(
+        &format!("{BASE}groups_required: admins\n"),
+        "oidc.yaml:7:22: 'groups_required' must be a list of strings, found a string",
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once_in_file_order() {
+    let e = errors("scope: [openid]\nauth_methods: [password]\ntimeout: fast\nanonymous: guest\n");
+    assert_eq!(
+        e,
+        vec![
+            "oidc.yaml:5:5: unknown key 'scope' in the openid-connect config (did you mean 'scopes'?)",
+            "oidc.yaml:5:5: 'issuer' is required: the IdP's issuer URL or its discovery URL",
+            "oidc.yaml:6:20: auth method 'password' is not supported yet (ringgate supports client_credentials and bearer)",
+            "oidc.yaml:7:14: 'timeout' must be a number, found a string",
+            "oidc.yaml:8:5: 'anonymous' is not supported yet: ringgate has no consumers to fall back to; failed authentication is answered",
+        ]
+    );
+}
