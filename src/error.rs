@@ -34,6 +34,10 @@ pub enum ProxyError {
     /// The matched route has no service (503).
     #[error("route has no service")]
     NoService,
+    /// A plugin applies to the route that this build cannot run yet (500): the request
+    /// is refused rather than forwarded without the checks its configuration asks for.
+    #[error("a configured plugin is not enforced by this build")]
+    PluginNotEnforced,
     /// The service's host name has not resolved (503).
     #[error("upstream name resolution failed")]
     NameResolution,
@@ -60,6 +64,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge => 413,
             ProxyError::NoRoute => 404,
             ProxyError::NoService | ProxyError::NameResolution => 503,
+            ProxyError::PluginNotEnforced => 500,
             ProxyError::UpstreamConnect(_) | ProxyError::UpstreamResponse(_) | ProxyError::UpstreamBroken(_) => 502,
             ProxyError::UpstreamTimeout => 504,
         }
@@ -79,6 +84,7 @@ impl ProxyError {
             ProxyError::NoRoute => "no Route matched with those values",
             ProxyError::NoService => "no Service found with those values",
             ProxyError::NameResolution => "name resolution failed",
+            ProxyError::PluginNotEnforced => "An unexpected error occurred",
             ProxyError::UpstreamConnect(_) | ProxyError::UpstreamResponse(_) | ProxyError::UpstreamBroken(_) => {
                 "An invalid response was received from the upstream server"
             }

@@ -142,34 +142,49 @@ fn main() -> ExitCode {
 
 /// Everything `run` would refuse, without resolving host names.
 fn check(path: &std::path::Path) -> Result<(), config::ConfigErrors> {
-    let cfg = config::load_file(path)?;
-    for w in &cfg.warnings {
-        eprintln!("warning: {w}");
-    }
-    ringgate::router::Router::new(&cfg).map(|_| ()).map_err(|mut errors| {
-        for e in errors.0.iter_mut() {
+    let named = |mut errors: Vec<config::ConfigError>| {
+        for e in errors.iter_mut() {
             if e.file.is_empty() {
                 e.file = path.display().to_string();
             }
         }
         errors
-    })
+    };
+    let cfg = config::load_file(path)?;
+    let (_, _, plugin_warnings) = ringgate::snapshot::compile(&cfg).map_err(|e| config::ConfigErrors(named(e.0)))?;
+    for w in cfg.warnings.iter().cloned().chain(named(plugin_warnings)) {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
 }
 
 fn load(path: &std::path::Path, resolved: &mut Resolved) -> Result<Snapshot, config::ConfigErrors> {
-    let mut errors = match config::load_file(path) {
-        Ok(cfg) => match Snapshot::build(cfg, resolved) {
-            Ok(s) => return Ok(s),
-            Err(e) => e,
-        },
-        Err(e) => e,
-    };
-    for e in errors.0.iter_mut() {
+    let file = path.display().to_string();
+    let name = |e: &mut config::ConfigError| {
         if e.file.is_empty() {
-            e.file = path.display().to_string();
+            e.file.clone_from(&file);
+        }
+    };
+    let loaded = config::load_file(path).and_then(|cfg| Snapshot::build(cfg, resolved));
+    match loaded {
+        Ok(mut snap) => {
+            for w in snap.config.warnings.iter_mut() {
+                name(w);
+                tracing::warn!("{w}");
+            }
+            if snap.oidc.iter().any(Option::is_some) {
+                tracing::error!(
+                    "the openid-connect plugin is configured but not enforced by this build yet: \
+                     requests it applies to are refused with 500, never forwarded unauthenticated"
+                );
+            }
+            Ok(snap)
+        }
+        Err(mut errors) => {
+            errors.0.iter_mut().for_each(name);
+            Err(errors)
         }
     }
-    Err(errors)
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {

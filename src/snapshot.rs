@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, ConfigErrors};
+use crate::config::{Config, ConfigError, ConfigErrors};
+use crate::oidc_config::{self, OidcConfig};
 use crate::router::Router;
 
 /// Where one service's requests go.
@@ -33,6 +34,41 @@ pub struct Snapshot {
     pub targets: Vec<ServiceTarget>,
     /// Per route: the plugin instances that apply (indices into `config.plugins`).
     pub route_plugins: Vec<Vec<usize>>,
+    /// Parallel to `config.plugins`: each openid-connect instance's compiled config.
+    pub oidc: Vec<Option<Arc<OidcConfig>>>,
+}
+
+/// Compiles everything in `config` that can be refused, without touching the network:
+/// the router and every plugin's own configuration. Errors and warnings carry an empty
+/// file name for the caller to fill in.
+pub fn compile(config: &Config) -> Result<(Router, Vec<Option<Arc<OidcConfig>>>, Vec<ConfigError>), ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let router = Router::new(config).map_err(|e| errors.extend(e.0)).ok();
+    let mut oidc = Vec::with_capacity(config.plugins.len());
+    for plugin in &config.plugins {
+        if plugin.name != oidc_config::PLUGIN_NAME {
+            oidc.push(None);
+            continue;
+        }
+        match oidc_config::compile(plugin, "") {
+            Ok((c, w)) => {
+                warnings.extend(w);
+                oidc.push(Some(Arc::new(c)));
+            }
+            Err(e) => {
+                errors.extend(e);
+                oidc.push(None);
+            }
+        }
+    }
+    match router {
+        Some(router) if errors.is_empty() => Ok((router, oidc, warnings)),
+        _ => {
+            errors.sort_by_key(|e| e.mark.map(|m| (m.line, m.column)));
+            Err(ConfigErrors(errors))
+        }
+    }
 }
 
 /// Host names resolved to addresses, shared between snapshot builds so a reload does
@@ -43,8 +79,9 @@ impl Snapshot {
     /// Compiles `config`. Names missing from `resolved` are looked up now (blocking:
     /// never call this on a worker thread); names that fail to resolve leave their
     /// service without addresses, answered 503 until a later resolve succeeds.
-    pub fn build(config: Config, resolved: &mut Resolved) -> Result<Snapshot, ConfigErrors> {
-        let router = Router::new(&config)?;
+    pub fn build(mut config: Config, resolved: &mut Resolved) -> Result<Snapshot, ConfigErrors> {
+        let (router, oidc, warnings) = compile(&config)?;
+        config.warnings.extend(warnings);
         let targets = config
             .services
             .iter()
@@ -65,7 +102,7 @@ impl Snapshot {
             .collect();
         let route_plugins =
             config.routes.iter().enumerate().map(|(i, r)| config.plugins_for(Some(i), r.service)).collect();
-        Ok(Snapshot { config, router, targets, route_plugins })
+        Ok(Snapshot { config, router, targets, route_plugins, oidc })
     }
 
     /// Host names of services that did not resolve.

@@ -165,6 +165,19 @@ fn check_reports_router_problems_with_their_position() {
 }
 
 #[test]
+fn check_reports_plugin_config_problems_with_their_position() {
+    let bad = temp_file(
+        "plugin",
+        "_format_version: \"3.0\"\nplugins:\n- name: openid-connect\n  config:\n    issuer: http://127.0.0.1:9/\n    auth_methods: [client_credentials]\n    client_credentails_param_type: [header]\n",
+    );
+    let out = Command::new(bin()).args(["check", "--config"]).arg(&*bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:7:5:", bad.display())), "{err}");
+    assert!(err.contains("client_credentials_param_type"), "a did-you-mean hint: {err}");
+}
+
+#[test]
 fn run_refuses_to_start_on_a_bad_file() {
     let bad = temp_file("refuse", "_format_version: \"3.0\"\nservices: 5\n");
     let out = Command::new(bin()).args(["run", "--listen", "127.0.0.1:0", "--config"]).arg(&*bad).output().unwrap();

@@ -493,3 +493,17 @@ on_both_drivers!(connections_past_the_worker_limit_are_closed, |d| {
     assert_eq!(third.response().unwrap().status, 200);
     server.stop(Duration::from_secs(5));
 });
+
+on_both_drivers!(routes_under_an_unenforced_auth_plugin_fail_closed, |d| {
+    let up = Upstream::start();
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{}\n  routes:\n  - name: open\n    paths: [/open]\n  - name: guarded\n    paths: [/guarded]\n    plugins:\n    - name: openid-connect\n      config:\n        issuer: http://127.0.0.1:9/\n        auth_methods: [client_credentials]\n        client_credentials_param_type: [header]\n",
+        up.addr()
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    let r = p.send(b"GET /guarded/x HTTP/1.1\r\nHost: a\r\nAuthorization: Basic YTpi\r\n\r\n");
+    assert_eq!(r.status, 500);
+    assert_eq!(r.body_str(), r#"{"message":"An unexpected error occurred"}"#);
+    assert!(up.received().is_empty(), "nothing is forwarded without the authentication it asks for");
+    assert_eq!(p.send(&get("/open/x")).status, 200);
+});
