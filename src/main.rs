@@ -151,7 +151,8 @@ fn check(path: &std::path::Path) -> Result<(), config::ConfigErrors> {
         errors
     };
     let cfg = config::load_file(path)?;
-    let (_, _, plugin_warnings) = ringgate::snapshot::compile(&cfg).map_err(|e| config::ConfigErrors(named(e.0)))?;
+    let compiled = ringgate::snapshot::compile(&cfg).map_err(|e| config::ConfigErrors(named(e.0)))?;
+    let plugin_warnings = compiled.warnings;
     for w in cfg.warnings.iter().cloned().chain(named(plugin_warnings)) {
         eprintln!("warning: {w}");
     }

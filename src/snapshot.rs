@@ -38,10 +38,18 @@ pub struct Snapshot {
     pub oidc: Vec<Option<Arc<OidcConfig>>>,
 }
 
+/// What [`compile`] makes of a configuration.
+pub struct Compiled {
+    pub router: Router,
+    /// Parallel to `config.plugins`.
+    pub oidc: Vec<Option<Arc<OidcConfig>>>,
+    pub warnings: Vec<ConfigError>,
+}
+
 /// Compiles everything in `config` that can be refused, without touching the network:
 /// the router and every plugin's own configuration. Errors and warnings carry an empty
 /// file name for the caller to fill in.
-pub fn compile(config: &Config) -> Result<(Router, Vec<Option<Arc<OidcConfig>>>, Vec<ConfigError>), ConfigErrors> {
+pub fn compile(config: &Config) -> Result<Compiled, ConfigErrors> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let router = Router::new(config).map_err(|e| errors.extend(e.0)).ok();
@@ -63,7 +71,7 @@ pub fn compile(config: &Config) -> Result<(Router, Vec<Option<Arc<OidcConfig>>>,
         }
     }
     match router {
-        Some(router) if errors.is_empty() => Ok((router, oidc, warnings)),
+        Some(router) if errors.is_empty() => Ok(Compiled { router, oidc, warnings }),
         _ => {
             errors.sort_by_key(|e| e.mark.map(|m| (m.line, m.column)));
             Err(ConfigErrors(errors))
@@ -80,7 +88,7 @@ impl Snapshot {
     /// never call this on a worker thread); names that fail to resolve leave their
     /// service without addresses, answered 503 until a later resolve succeeds.
     pub fn build(mut config: Config, resolved: &mut Resolved) -> Result<Snapshot, ConfigErrors> {
-        let (router, oidc, warnings) = compile(&config)?;
+        let Compiled { router, oidc, warnings } = compile(&config)?;
         config.warnings.extend(warnings);
         let targets = config
             .services
