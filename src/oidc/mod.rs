@@ -15,5 +15,5 @@
 //! ([`credentials::encode_client_secret_basic`], [`credentials::encode_client_secret_post`])
 //! live beside the decoders so the wire formats and their tests sit together.
 
-
+pub mod cache;
 pub mod credentials;
