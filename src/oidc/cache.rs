@@ -2,8 +2,8 @@
 //!
 //! Place in the request path: right after [`credentials`](super::credentials). The
 //! caller's id and secret are digested into a [`CacheKey`] together with the token
-//! endpoint, the grant, the plugin's salt and (with `token_cache_key_include_scope`) the
-//! scope; the key is looked up in the worker's [`L1Cache`]. A hit hands back the
+//! endpoint, the grant and the plugin's salt (pre-digested per plugin as a [`KeyPrefix`])
+//! and, with `token_cache_key_include_scope`, the scope; the key is looked up in the worker's [`L1Cache`]. A hit hands back the
 //! pre-rendered upstream header value (`Bearer <token>`), so the head splice writes it as
 //! it is. Misses go to the control plane, which owns the IdP calls, the process-wide
 //! single flight and the L2 cache; its answer comes back through [`L1Cache::insert`].
@@ -19,8 +19,8 @@
 //!   refreshes for good).
 //! - Refresh times carry random jitter so a fleet does not refresh in lock-step.
 //!
-//! Cost: computing a key is one SHA-256 over about a hundred bytes with ring's context on
-//! the stack. A hit is one hash-map probe (the hasher takes 8 bytes of the digest, which
+//! Cost: computing a key is one SHA-256 over about a hundred bytes (two blocks for
+//! typical credentials) with ring's context on the stack. A hit is one hash-map probe (the hasher takes 8 bytes of the digest, which
 //! is already uniform), an O(1) move to the front of an intrusive LRU list and an `Rc`
 //! clone: no heap allocation. Inserting allocates nothing either until the map has to
 //! rehash, which its up-front sizing keeps rare.
@@ -112,58 +112,71 @@ impl Clock for ManualClock {
 
 // ---- keys ----
 
-/// What a token is cached under (SPEC §2). The caller's secret is an input here and
-/// nowhere else.
-#[derive(Clone, Copy)]
-pub struct KeyParts<'a> {
-    /// The token endpoint URL the token comes from.
-    pub token_endpoint: &'a [u8],
-    pub client_id: &'a [u8],
-    pub client_secret: &'a [u8],
-    /// `cache_tokens_salt`: random per plugin instance unless configured, so two plugin
-    /// instances never share tokens.
-    pub salt: &'a [u8],
-    /// The requested scope, only when `token_cache_key_include_scope` is on.
-    pub scope: Option<&'a [u8]>,
-}
-
-/// A SHA-256 digest naming one cache entry. Shows only its first bytes in `Debug`.
+/// The per-plugin part of every cache key: the token endpoint, the grant and the
+/// plugin's `cache_tokens_salt` (random per plugin instance unless configured, so two
+/// plugin instances never share tokens), digested once when the plugin is configured.
+/// Per request only the id and the secret are hashed on top: two SHA-256 blocks for
+/// typical credentials instead of five.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct CacheKey([u8; 32]);
+pub struct KeyPrefix([u8; 32]);
+
+impl fmt::Debug for KeyPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyPrefix(..)")
+    }
+}
 
 /// Versioned domain separation: a change of framing must not collide with old keys
 /// (an L2 may outlive a restart).
-const KEY_DOMAIN: &[u8] = b"ringgate/oidc/token-cache/v1";
+const PREFIX_DOMAIN: &[u8] = b"ringgate/oidc/token-cache/v1/plugin";
 
-impl CacheKey {
-    /// Digests `parts`. Every field is framed as an 8-byte big-endian length and its
-    /// bytes, and the optional scope as a presence byte first, so `("ab", "c")` and
-    /// `("a", "bc")` — or a scope and no scope — can never produce the same input.
-    pub fn new(parts: &KeyParts<'_>) -> Self {
+/// Appends one field as an 8-byte big-endian length and its bytes: no two different
+/// field lists produce the same input, so `("ab", "c")` and `("a", "bc")` differ.
+fn framed(ctx: &mut digest::Context, bytes: &[u8]) {
+    ctx.update(&(bytes.len() as u64).to_be_bytes());
+    ctx.update(bytes);
+}
+
+impl KeyPrefix {
+    pub fn new(token_endpoint: &[u8], salt: &[u8]) -> Self {
         let mut ctx = digest::Context::new(&digest::SHA256);
-        let mut field = |bytes: &[u8]| {
-            ctx.update(&(bytes.len() as u64).to_be_bytes());
-            ctx.update(bytes);
-        };
-        field(KEY_DOMAIN);
-        field(parts.token_endpoint);
-        field(b"client_credentials");
-        field(parts.client_id);
-        field(parts.client_secret);
-        field(parts.salt);
-        match parts.scope {
+        framed(&mut ctx, PREFIX_DOMAIN);
+        framed(&mut ctx, token_endpoint);
+        framed(&mut ctx, b"client_credentials");
+        framed(&mut ctx, salt);
+        let mut out = [0; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        KeyPrefix(out)
+    }
+
+    /// The key for one caller: SHA-256 over the prefix, the framed id and secret, and
+    /// the scope (`Some` only with `token_cache_key_include_scope`) behind a presence
+    /// byte, so no scope and an empty scope differ. The secret is an input here and is
+    /// stored nowhere.
+    pub fn key(&self, client_id: &[u8], client_secret: &[u8], scope: Option<&[u8]>) -> CacheKey {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(&self.0);
+        framed(&mut ctx, client_id);
+        framed(&mut ctx, client_secret);
+        match scope {
             None => ctx.update(&[0]),
             Some(scope) => {
                 ctx.update(&[1]);
-                ctx.update(&(scope.len() as u64).to_be_bytes());
-                ctx.update(scope);
+                framed(&mut ctx, scope);
             }
         }
         let mut out = [0; 32];
         out.copy_from_slice(ctx.finish().as_ref());
         CacheKey(out)
     }
+}
 
+/// A SHA-256 digest naming one cache entry (see [`KeyPrefix::key`]). Shows only its
+/// first bytes in `Debug`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CacheKey([u8; 32]);
+
+impl CacheKey {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

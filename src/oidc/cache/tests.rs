@@ -1,17 +1,17 @@
 use super::*;
 
-fn parts<'a>(id: &'a [u8], secret: &'a [u8]) -> KeyParts<'a> {
-    KeyParts {
-        token_endpoint: b"https://idp.example.com/oauth2/token",
-        client_id: id,
-        client_secret: secret,
-        salt: b"salt-1",
-        scope: None,
-    }
+const ENDPOINT: &[u8] = b"https://idp.example.com/oauth2/token";
+
+fn prefix() -> KeyPrefix {
+    KeyPrefix::new(ENDPOINT, b"salt-1")
+}
+
+fn ck(id: &[u8], secret: &[u8]) -> CacheKey {
+    prefix().key(id, secret, None)
 }
 
 fn key(n: u32) -> CacheKey {
-    CacheKey::new(&parts(format!("client-{n}").as_bytes(), b"secret"))
+    ck(format!("client-{n}").as_bytes(), b"secret")
 }
 
 /// Always draws the same jitter (clamped to the bound).
@@ -38,41 +38,31 @@ fn header(lookup: &Lookup) -> Option<&[u8]> {
 
 #[test]
 fn cache_key_same_inputs_same_key() {
-    assert_eq!(CacheKey::new(&parts(b"id", b"secret")), CacheKey::new(&parts(b"id", b"secret")));
+    assert_eq!(ck(b"id", b"secret"), ck(b"id", b"secret"));
+    assert_eq!(KeyPrefix::new(ENDPOINT, b"s"), KeyPrefix::new(ENDPOINT, b"s"));
 }
 
 #[test]
 fn cache_key_framing_keeps_field_boundaries() {
-    assert_ne!(CacheKey::new(&parts(b"ab", b"c")), CacheKey::new(&parts(b"a", b"bc")));
-    assert_ne!(CacheKey::new(&parts(b"", b"abc")), CacheKey::new(&parts(b"abc", b"")));
-    let mut a = parts(b"id", b"secret");
-    a.salt = b"salt";
-    let mut b = parts(b"id", b"secretsalt");
-    b.salt = b"";
-    assert_ne!(CacheKey::new(&a), CacheKey::new(&b));
+    assert_ne!(ck(b"ab", b"c"), ck(b"a", b"bc"));
+    assert_ne!(ck(b"", b"abc"), ck(b"abc", b""));
+    assert_ne!(KeyPrefix::new(b"https://a/tokensalt", b""), KeyPrefix::new(b"https://a/token", b"salt"));
 }
 
 #[test]
 fn cache_key_every_field_matters() {
-    let base = CacheKey::new(&parts(b"id", b"secret"));
-    assert_ne!(base, CacheKey::new(&parts(b"id", b"secreT")), "secret");
-    assert_ne!(base, CacheKey::new(&parts(b"iD", b"secret")), "id");
-    let mut p = parts(b"id", b"secret");
-    p.salt = b"salt-2";
-    assert_ne!(base, CacheKey::new(&p), "salt");
-    let mut p = parts(b"id", b"secret");
-    p.token_endpoint = b"https://idp.example.com/oauth2/token2";
-    assert_ne!(base, CacheKey::new(&p), "endpoint");
+    let base = ck(b"id", b"secret");
+    assert_ne!(base, ck(b"id", b"secreT"), "secret");
+    assert_ne!(base, ck(b"iD", b"secret"), "id");
+    assert_ne!(base, KeyPrefix::new(ENDPOINT, b"salt-2").key(b"id", b"secret", None), "salt");
+    assert_ne!(base, KeyPrefix::new(b"https://idp.example.com/oauth2/token2", b"salt-1").key(b"id", b"secret", None));
 }
 
 #[test]
 fn cache_key_scope_absent_differs_from_empty_scope() {
-    let none = CacheKey::new(&parts(b"id", b"secret"));
-    let mut p = parts(b"id", b"secret");
-    p.scope = Some(b"");
-    let empty = CacheKey::new(&p);
-    p.scope = Some(b"openid");
-    let openid = CacheKey::new(&p);
+    let none = ck(b"id", b"secret");
+    let empty = prefix().key(b"id", b"secret", Some(b""));
+    let openid = prefix().key(b"id", b"secret", Some(b"openid"));
     assert_ne!(none, empty);
     assert_ne!(empty, openid);
     assert_ne!(none, openid);
@@ -80,22 +70,29 @@ fn cache_key_scope_absent_differs_from_empty_scope() {
 
 #[test]
 fn cache_key_debug_shows_a_prefix_only() {
-    let k = CacheKey::new(&parts(b"id", b"secret"));
-    let shown = format!("{k:?}");
+    let shown = format!("{:?}", ck(b"id", b"secret"));
     assert!(shown.starts_with("CacheKey(") && shown.len() < 30, "{shown}");
+    assert_eq!(format!("{:?}", prefix()), "KeyPrefix(..)");
 }
 
 #[test]
 fn cache_key_matches_sha256_of_the_documented_framing() {
-    let p = parts(b"id", b"pw");
-    let mut input = Vec::new();
-    for field in [KEY_DOMAIN, p.token_endpoint, b"client_credentials", b"id", b"pw", b"salt-1"] {
-        input.extend_from_slice(&(field.len() as u64).to_be_bytes());
-        input.extend_from_slice(field);
-    }
-    input.push(0);
+    let framed = |fields: &[&[u8]]| {
+        let mut input = Vec::new();
+        for field in fields {
+            input.extend_from_slice(&(field.len() as u64).to_be_bytes());
+            input.extend_from_slice(field);
+        }
+        input
+    };
+    let prefix_input = framed(&[PREFIX_DOMAIN, ENDPOINT, b"client_credentials", b"salt-1"]);
+    let prefix_digest = digest::digest(&digest::SHA256, &prefix_input);
+    let mut input = prefix_digest.as_ref().to_vec();
+    input.extend_from_slice(&framed(&[b"id", b"pw"]));
+    input.push(1);
+    input.extend_from_slice(&framed(&[b"openid"]));
     let want = digest::digest(&digest::SHA256, &input);
-    assert_eq!(CacheKey::new(&p).as_bytes().as_slice(), want.as_ref());
+    assert_eq!(prefix().key(b"id", b"pw", Some(b"openid")).as_bytes().as_slice(), want.as_ref());
 }
 
 // ---- lifetimes ----
@@ -245,8 +242,8 @@ fn l1_inserted_token_is_fresh_before_refresh_time() {
 #[test]
 fn l1_wrong_secret_never_hits() {
     let mut c = L1Cache::new(4);
-    c.insert(CacheKey::new(&parts(b"id", b"good")), token("t", 100, 80));
-    assert!(matches!(c.get(&CacheKey::new(&parts(b"id", b"bad")), 0), Lookup::Miss));
+    c.insert(ck(b"id", b"good"), token("t", 100, 80));
+    assert!(matches!(c.get(&ck(b"id", b"bad"), 0), Lookup::Miss));
 }
 
 #[test]
