@@ -149,7 +149,8 @@ impl fmt::Display for ClientSecret {
 }
 
 /// What the request offers to each location, as raw bytes from the parsed head and body.
-#[derive(Debug, Clone, Copy, Default)]
+/// `Debug` shows which are present, never their bytes (they carry secrets).
+#[derive(Clone, Copy, Default)]
 pub struct Sources<'r> {
     pub authorization: Option<&'r [u8]>,
     pub grant_type: Option<&'r [u8]>,
@@ -159,6 +160,20 @@ pub struct Sources<'r> {
     pub content_type: Option<&'r [u8]>,
     /// The whole request body, when the body location is configured and it was read.
     pub body: Option<&'r [u8]>,
+}
+
+impl fmt::Debug for Sources<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |v: Option<&[u8]>| v.map(|v| format!("<{} bytes>", v.len()));
+        f.debug_struct("Sources")
+            .field("authorization", &shown(self.authorization))
+            .field("grant_type", &self.grant_type.map(<[u8]>::escape_ascii).map(|e| e.to_string()))
+            .field("x_grant_type", &self.x_grant_type.map(<[u8]>::escape_ascii).map(|e| e.to_string()))
+            .field("query", &shown(self.query))
+            .field("content_type", &self.content_type.map(<[u8]>::escape_ascii).map(|e| e.to_string()))
+            .field("body", &shown(self.body))
+            .finish()
+    }
 }
 
 /// Tries `order` (the plugin's `client_credentials_param_type`) and returns the first

@@ -425,6 +425,22 @@ fn credentials_debug_redacts_secret() {
 }
 
 #[test]
+fn sources_debug_shows_lengths_not_secrets() {
+    let auth = basic("the-id:hunter2");
+    let sources = Sources {
+        authorization: Some(&auth),
+        grant_type: Some(b"client_credentials"),
+        query: Some(b"client_id=a&client_secret=hunter2"),
+        content_type: Some(b"application/json"),
+        body: Some(br#"{"client_secret":"hunter2"}"#),
+        ..Sources::default()
+    };
+    let shown = format!("{sources:?}");
+    assert!(!shown.contains("hunter2") && !shown.contains(&STANDARD.encode("the-id:hunter2")), "{shown}");
+    assert!(shown.contains("bytes>") && shown.contains("client_credentials"), "{shown}");
+}
+
+#[test]
 fn client_secret_debug_and_display_redact() {
     let s = ClientSecret::new(b"hunter2");
     assert_eq!(format!("{s:?}"), "<redacted>");
