@@ -2,8 +2,7 @@ pub mod config;
 pub mod control;
 pub mod error;
 pub mod http;
-#[path = "oidc/config.rs"]
-pub mod oidc_config;
+pub mod oidc;
 pub mod router;
 pub mod server;
 pub mod snapshot;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, ConfigError, ConfigErrors};
-use crate::oidc_config::{self, OidcConfig};
+use crate::oidc::config::{self as oidc_config, OidcConfig};
 use crate::router::Router;
 
 /// Where one service's requests go.

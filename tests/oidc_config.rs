@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ringgate::config::load_str;
-use ringgate::oidc_config::{
+use ringgate::oidc::config::{
     compile, discovery_url, AuthMethod, BearerLocation, ClientAuthMethod, CredentialLocation, HttpVersion, OidcConfig,
     TokenScheme,
 };

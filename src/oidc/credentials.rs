@@ -1,0 +1,635 @@
+//! Where a caller's client credentials are found (SPEC §1 step 2, Kong's
+//! `client_credentials_param_type`), and how the proxy's own token request carries them
+//! (RFC 6749 §2.3.1).
+//!
+//! Place in the request path: after routing, before the token cache. The plugin tries the
+//! configured [`Location`]s in order and takes the first that yields credentials
+//! ([`find`]); the result borrows from a caller-provided [`CredentialBuf`], so the common
+//! case (`Authorization: Basic …`) decodes on the stack and allocates nothing.
+//!
+//! Rules, and where they differ from Kong:
+//! - Header: scheme `basic` in any case, one or more spaces, then the base64 value
+//!   (standard alphabet, padding optional, non-zero trailing bits tolerated — nginx's
+//!   decoder is as lenient). Like Kong, a value that is not base64 is used as it stands
+//!   (`Basic id:secret` works). The decoded value splits at the first `:`; an empty id or
+//!   no `:` means no credentials; the secret may be empty. No percent-decoding. (Kong
+//!   searches for the `:` from the second byte, so `:a:b` gives it the id `:a`; we follow
+//!   the SPEC and give no credentials.)
+//! - A `Grant-Type` (else `X-Grant-Type`) header other than `client_credentials` turns
+//!   the header location off ([`header_location_disabled`]).
+//! - Query and form body: `application/x-www-form-urlencoded` rules (`+` is a space,
+//!   `%XX` a byte, a broken `%` escape stays as written, names are decoded too); the first
+//!   occurrence of a name wins, even when it is empty; `grant_type`, when present and
+//!   non-empty, must be `client_credentials` or the location yields nothing. Both id and
+//!   secret must be non-empty (empty values count as absent).
+//! - JSON body: an object whose `client_id`/`client_secret`/`grant_type` are strings;
+//!   values of other types count as absent, the first occurrence of a key wins, JSON that
+//!   does not parse yields nothing (as in Kong, where it reads as no arguments).
+//! - Size: the Basic value (before decoding) and the decoded id plus secret from the
+//!   query or body must fit [`CREDENTIAL_BUF_LEN`] bytes; longer is
+//!   [`CredentialsError::TooLong`], which the plugin answers like missing credentials.
+//!   Kong has no such bound; 1 KiB is far beyond any real client id and secret.
+//!
+//! Cost: header extraction is a scan and a base64 decode into the stack buffer, no heap
+//! allocation. Query and form parsing allocate nothing either. The JSON body path copies
+//! the body once (the parser works in place); bodies carry credentials rarely.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// Size of the stack buffer credentials are decoded into; see the module docs.
+pub const CREDENTIAL_BUF_LEN: usize = 1024;
+
+/// The grant the only supported flow uses, as it appears in `grant_type` values.
+const CLIENT_CREDENTIALS: &[u8] = b"client_credentials";
+
+/// Standard alphabet; padding as sent (present, absent); non-canonical trailing bits
+/// accepted, like nginx's `ngx_decode_base64` that Kong relies on.
+const LENIENT_STANDARD: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// Where credentials were found; also the vocabulary of `client_credentials_param_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// `Authorization: Basic …`.
+    Header,
+    /// `client_id` / `client_secret` query arguments.
+    Query,
+    /// `client_id` / `client_secret` in a form or JSON body.
+    Body,
+}
+
+/// A caller's client id and secret, borrowed from a [`CredentialBuf`].
+///
+/// `Debug` shows the id (not a secret: it appears in IdP logs and token claims) and
+/// redacts the secret.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Credentials<'a> {
+    pub id: &'a [u8],
+    pub secret: &'a [u8],
+    pub location: Location,
+}
+
+impl fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("id", &self.id.escape_ascii().to_string())
+            .field("secret", &format_args!("<redacted>"))
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+/// Why a location's credentials were refused rather than read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    /// The credentials do not fit [`CREDENTIAL_BUF_LEN`] bytes. The plugin answers 401,
+    /// as for missing credentials; the length, not the content, is worth a log line.
+    #[error("client credentials longer than {CREDENTIAL_BUF_LEN} bytes")]
+    TooLong,
+}
+
+/// Scratch space credentials are decoded into; lives on the worker's stack for one
+/// request. `Debug` never shows its bytes (they are secrets).
+pub struct CredentialBuf([u8; CREDENTIAL_BUF_LEN]);
+
+impl CredentialBuf {
+    pub const fn new() -> Self {
+        CredentialBuf([0; CREDENTIAL_BUF_LEN])
+    }
+}
+
+impl Default for CredentialBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for CredentialBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CredentialBuf(<redacted>)")
+    }
+}
+
+/// An owned client secret, for the control plane that sends it to the IdP.
+/// `Debug` and `Display` print `<redacted>`; [`ClientSecret::expose`] is the one way in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(Box<[u8]>);
+
+impl ClientSecret {
+    pub fn new(secret: &[u8]) -> Self {
+        ClientSecret(secret.into())
+    }
+
+    /// The secret's bytes, for the token request and the cache key only.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// What the request offers to each location, as raw bytes from the parsed head and body.
+/// `Debug` shows which are present, never their bytes (they carry secrets).
+#[derive(Clone, Copy, Default)]
+pub struct Sources<'r> {
+    pub authorization: Option<&'r [u8]>,
+    pub grant_type: Option<&'r [u8]>,
+    pub x_grant_type: Option<&'r [u8]>,
+    /// The query string without the `?`.
+    pub query: Option<&'r [u8]>,
+    pub content_type: Option<&'r [u8]>,
+    /// The whole request body, when the body location is configured and it was read.
+    pub body: Option<&'r [u8]>,
+}
+
+impl fmt::Debug for Sources<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |v: Option<&[u8]>| v.map(|v| format!("<{} bytes>", v.len()));
+        f.debug_struct("Sources")
+            .field("authorization", &shown(self.authorization))
+            .field("grant_type", &self.grant_type.map(<[u8]>::escape_ascii).map(|e| e.to_string()))
+            .field("x_grant_type", &self.x_grant_type.map(<[u8]>::escape_ascii).map(|e| e.to_string()))
+            .field("query", &shown(self.query))
+            .field("content_type", &self.content_type.map(<[u8]>::escape_ascii).map(|e| e.to_string()))
+            .field("body", &shown(self.body))
+            .finish()
+    }
+}
+
+/// Tries `order` (the plugin's `client_credentials_param_type`) and returns the first
+/// location's credentials. An over-long credential stops the search: the caller sent
+/// credentials we refuse, which is not the same as sending none there.
+pub fn find<'b>(
+    sources: &Sources<'_>,
+    order: &[Location],
+    buf: &'b mut CredentialBuf,
+) -> Result<Option<Credentials<'b>>, CredentialsError> {
+    for &location in order {
+        let span = match location {
+            Location::Header => match sources.authorization {
+                Some(v) if !header_location_disabled(sources.grant_type, sources.x_grant_type) => {
+                    authorization_span(v, buf)?
+                }
+                _ => None,
+            },
+            Location::Query => match sources.query {
+                Some(q) => form_span(q, buf)?,
+                None => None,
+            },
+            Location::Body => match (sources.content_type, sources.body) {
+                (Some(ct), Some(body)) => body_span(ct, body, buf)?,
+                _ => None,
+            },
+        };
+        if let Some(span) = span {
+            return Ok(Some(span.credentials(buf, location)));
+        }
+    }
+    Ok(None)
+}
+
+/// Where in a [`CredentialBuf`] an extractor left the id and the secret. Extractors
+/// return spans rather than slices so [`find`] can retry with the same buffer.
+struct Span {
+    id_len: usize,
+    secret: std::ops::Range<usize>,
+}
+
+impl Span {
+    fn credentials(self, buf: &CredentialBuf, location: Location) -> Credentials<'_> {
+        Credentials { id: &buf.0[..self.id_len], secret: &buf.0[self.secret], location }
+    }
+}
+
+/// Reads `Authorization: Basic …` (the header's value, as sent).
+pub fn from_authorization<'b>(
+    value: &[u8],
+    buf: &'b mut CredentialBuf,
+) -> Result<Option<Credentials<'b>>, CredentialsError> {
+    Ok(authorization_span(value, buf)?.map(|s| s.credentials(buf, Location::Header)))
+}
+
+fn authorization_span(value: &[u8], buf: &mut CredentialBuf) -> Result<Option<Span>, CredentialsError> {
+    let Some(rest) = strip_basic_scheme(value) else { return Ok(None) };
+    let token = trim_ows(rest);
+    if token.is_empty() {
+        return Ok(None);
+    }
+    if token.len() > CREDENTIAL_BUF_LEN {
+        return Err(CredentialsError::TooLong);
+    }
+    // Decoded base64 is shorter than its text, so a token that fits also fits decoded.
+    let len = match LENIENT_STANDARD.decode_slice(token, &mut buf.0) {
+        Ok(n) => n,
+        Err(_) => {
+            // Kong: "if base64 decoding fails the raw string is used".
+            buf.0[..token.len()].copy_from_slice(token);
+            token.len()
+        }
+    };
+    let decoded = &buf.0[..len];
+    match decoded.iter().position(|&b| b == b':') {
+        Some(colon) if colon > 0 => Ok(Some(Span { id_len: colon, secret: colon + 1..len })),
+        _ => Ok(None),
+    }
+}
+
+/// `basic` (any case) followed by at least one space; returns what follows the spaces.
+fn strip_basic_scheme(value: &[u8]) -> Option<&[u8]> {
+    let value = trim_ows(value);
+    if value.len() < 6 || !value[..5].eq_ignore_ascii_case(b"basic") || value[5] != b' ' {
+        return None;
+    }
+    let rest = &value[5..];
+    let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+    Some(&rest[start..])
+}
+
+/// Strips optional whitespace (SP, HTAB) at both ends, as RFC 9110 §5.5 allows.
+fn trim_ows(v: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
+    &v[start..end]
+}
+
+/// True when a `Grant-Type` header (or, without one, `X-Grant-Type`) is present,
+/// non-empty and not `client_credentials`: the caller means another grant, so the
+/// `Authorization` header is not read as client credentials (Kong does the same).
+pub fn header_location_disabled(grant_type: Option<&[u8]>, x_grant_type: Option<&[u8]>) -> bool {
+    fn non_empty(v: Option<&[u8]>) -> Option<&[u8]> {
+        v.map(trim_ows).filter(|v| !v.is_empty())
+    }
+    match non_empty(grant_type).or_else(|| non_empty(x_grant_type)) {
+        Some(v) => v != CLIENT_CREDENTIALS,
+        None => false,
+    }
+}
+
+/// Reads `client_id` / `client_secret` (and checks `grant_type`) in a raw query string,
+/// `a=b&c=d` without the leading `?`.
+pub fn from_query<'b>(query: &[u8], buf: &'b mut CredentialBuf) -> Result<Option<Credentials<'b>>, CredentialsError> {
+    Ok(form_span(query, buf)?.map(|s| s.credentials(buf, Location::Query)))
+}
+
+/// Reads `client_id` / `client_secret` from a form or JSON body, chosen by the
+/// `Content-Type` value (prefix match, any case; form is tried first, as in Kong).
+/// Any other content type yields nothing.
+pub fn from_body<'b>(
+    content_type: &[u8],
+    body: &[u8],
+    buf: &'b mut CredentialBuf,
+) -> Result<Option<Credentials<'b>>, CredentialsError> {
+    Ok(body_span(content_type, body, buf)?.map(|s| s.credentials(buf, Location::Body)))
+}
+
+fn body_span(content_type: &[u8], body: &[u8], buf: &mut CredentialBuf) -> Result<Option<Span>, CredentialsError> {
+    let ct = trim_ows(content_type);
+    if starts_with_ignore_case(ct, b"application/x-www-form-urlencoded") {
+        form_span(body, buf)
+    } else if starts_with_ignore_case(ct, b"application/json") {
+        json_span(body, buf)
+    } else {
+        Ok(None)
+    }
+}
+
+fn starts_with_ignore_case(v: &[u8], prefix: &[u8]) -> bool {
+    v.len() >= prefix.len() && v[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// First raw (still encoded) value of each name we read; `Some(b"")` for `name=` or a
+/// bare `name`.
+#[derive(Default)]
+struct FormFields<'q> {
+    client_id: Option<&'q [u8]>,
+    client_secret: Option<&'q [u8]>,
+    grant_type: Option<&'q [u8]>,
+}
+
+fn form_span(form: &[u8], buf: &mut CredentialBuf) -> Result<Option<Span>, CredentialsError> {
+    let mut fields = FormFields::default();
+    for pair in form.split(|&b| b == b'&') {
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        let slot = if form_decoded_eq(name, b"client_id") {
+            &mut fields.client_id
+        } else if form_decoded_eq(name, b"client_secret") {
+            &mut fields.client_secret
+        } else if form_decoded_eq(name, b"grant_type") {
+            &mut fields.grant_type
+        } else {
+            continue;
+        };
+        if slot.is_none() {
+            *slot = Some(value);
+        }
+    }
+    // A non-empty raw value decodes to a non-empty value, so emptiness is checked raw.
+    if let Some(grant) = fields.grant_type.filter(|g| !g.is_empty()) {
+        if !form_decoded_eq(grant, CLIENT_CREDENTIALS) {
+            return Ok(None);
+        }
+    }
+    let (Some(id), Some(secret)) = (fields.client_id, fields.client_secret) else { return Ok(None) };
+    if id.is_empty() || secret.is_empty() {
+        return Ok(None);
+    }
+    let id_len = form_decode_into(id, &mut buf.0).ok_or(CredentialsError::TooLong)?;
+    let secret_len = form_decode_into(secret, &mut buf.0[id_len..]).ok_or(CredentialsError::TooLong)?;
+    Ok(Some(Span { id_len, secret: id_len..id_len + secret_len }))
+}
+
+/// The bytes an `application/x-www-form-urlencoded` component decodes to (WHATWG URL
+/// §5.1): `+` is a space, `%XX` is a byte, a `%` not followed by two hex digits is
+/// itself.
+struct FormDecode<'a> {
+    raw: &'a [u8],
+    pos: usize,
+}
+
+impl Iterator for FormDecode<'_> {
+    type Item = u8;
+
+    fn next(&mut self) -> Option<u8> {
+        let b = *self.raw.get(self.pos)?;
+        self.pos += 1;
+        match b {
+            b'+' => Some(b' '),
+            b'%' => {
+                let hi = self.raw.get(self.pos).and_then(|&h| hex_val(h));
+                let lo = self.raw.get(self.pos + 1).and_then(|&l| hex_val(l));
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => {
+                        self.pos += 2;
+                        Some(hi << 4 | lo)
+                    }
+                    _ => Some(b'%'),
+                }
+            }
+            _ => Some(b),
+        }
+    }
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn form_decode(raw: &[u8]) -> FormDecode<'_> {
+    FormDecode { raw, pos: 0 }
+}
+
+fn form_decoded_eq(raw: &[u8], want: &[u8]) -> bool {
+    form_decode(raw).eq(want.iter().copied())
+}
+
+/// Decodes `raw` into the front of `out`; `None` when it does not fit.
+fn form_decode_into(raw: &[u8], out: &mut [u8]) -> Option<usize> {
+    let mut n = 0;
+    for b in form_decode(raw) {
+        *out.get_mut(n)? = b;
+        n += 1;
+    }
+    Some(n)
+}
+
+fn json_span(body: &[u8], buf: &mut CredentialBuf) -> Result<Option<Span>, CredentialsError> {
+    // simd-json parses in place, so it gets its own copy; this path is rare.
+    let mut owned = body.to_vec();
+    let Ok(JsonFields { client_id, client_secret, grant_type }) = simd_json::serde::from_slice(&mut owned) else {
+        return Ok(None);
+    };
+    if let Some(grant) = grant_type.filter(|g| !g.is_empty()) {
+        if grant.as_bytes() != CLIENT_CREDENTIALS {
+            return Ok(None);
+        }
+    }
+    let (Some(id), Some(secret)) = (client_id, client_secret) else { return Ok(None) };
+    let (id, secret) = (id.as_bytes(), secret.as_bytes());
+    if id.is_empty() || secret.is_empty() {
+        return Ok(None);
+    }
+    let total = id.len() + secret.len();
+    if total > CREDENTIAL_BUF_LEN {
+        return Err(CredentialsError::TooLong);
+    }
+    buf.0[..id.len()].copy_from_slice(id);
+    buf.0[id.len()..total].copy_from_slice(secret);
+    Ok(Some(Span { id_len: id.len(), secret: id.len()..total }))
+}
+
+/// The three members read from a JSON body, first occurrence of each; a member whose
+/// value is not a string is kept as `""` (present, counts as absent). A body that is not
+/// an object has none of them.
+#[derive(Default)]
+struct JsonFields<'de> {
+    client_id: Option<Cow<'de, str>>,
+    client_secret: Option<Cow<'de, str>>,
+    grant_type: Option<Cow<'de, str>>,
+}
+
+/// Any JSON value, reduced to its text when it is a string. simd-json lends strings
+/// (escapes decoded in place), so nothing is copied; other deserializers may hand over
+/// a copy.
+struct JsonScalar<'de>(Option<Cow<'de, str>>);
+
+impl<'de> serde::Deserialize<'de> for JsonScalar<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(JsonScalarVisitor)
+    }
+}
+
+struct JsonScalarVisitor;
+
+impl<'de> Visitor<'de> for JsonScalarVisitor {
+    type Value = JsonScalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(JsonScalar(Some(Cow::Borrowed(v))))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(JsonScalar(Some(Cow::Owned(v.to_owned()))))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(JsonScalar(Some(Cow::Owned(v))))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(JsonScalar(None))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(JsonScalar(None))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(JsonScalar(None))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(JsonScalar(None))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(JsonScalar(None))
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(JsonScalar(None))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(JsonScalar(None))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(JsonScalar(None))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JsonFields<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Only an object yields fields; any other value is consumed and yields none.
+        d.deserialize_any(JsonFieldsVisitor)
+    }
+}
+
+struct JsonFieldsVisitor;
+
+impl<'de> Visitor<'de> for JsonFieldsVisitor {
+    type Value = JsonFields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = JsonFields::default();
+        while let Some(JsonScalar(key)) = map.next_key::<JsonScalar<'de>>()? {
+            let slot = match key.as_deref() {
+                Some("client_id") => &mut fields.client_id,
+                Some("client_secret") => &mut fields.client_secret,
+                Some("grant_type") => &mut fields.grant_type,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            let JsonScalar(value) = map.next_value::<JsonScalar<'de>>()?;
+            if slot.is_none() {
+                *slot = Some(value.unwrap_or(Cow::Borrowed("")));
+            }
+        }
+        Ok(fields)
+    }
+    // Anything but an object: consumed, no fields.
+    fn visit_borrowed_str<E>(self, _: &'de str) -> Result<Self::Value, E> {
+        Ok(JsonFields::default())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(JsonFields::default())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(JsonFields::default())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(JsonFields::default())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(JsonFields::default())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(JsonFields::default())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(JsonFields::default())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(JsonFields::default())
+    }
+}
+
+/// Appends `bytes` encoded per the `application/x-www-form-urlencoded` serializer
+/// (WHATWG URL §5.2): ASCII alphanumerics and `*-._` as they are, space as `+`, every
+/// other byte as `%XX` (upper-case hex).
+pub fn push_form_encoded(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in bytes {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 0x0f)] as char);
+            }
+        }
+    }
+}
+
+/// Appends `name=value` (both form-encoded), preceded by `&` unless `out` is empty.
+pub fn push_form_pair(out: &mut String, name: &[u8], value: &[u8]) {
+    if !out.is_empty() {
+        out.push('&');
+    }
+    push_form_encoded(out, name);
+    out.push('=');
+    push_form_encoded(out, value);
+}
+
+/// The `Authorization` header value for `client_secret_basic` (RFC 6749 §2.3.1):
+/// `Basic base64(urlencode(id) ":" urlencode(secret))`. The form-encoding step is what
+/// keeps a `:` in the id, or `+`, `=`, `&`, `/`, a space in the secret, intact at the IdP.
+/// (Kong skips that step; an IdP that follows the RFC decodes what we send correctly.)
+pub fn encode_client_secret_basic(id: &[u8], secret: &[u8]) -> String {
+    let mut joined = String::with_capacity(3 * (id.len() + secret.len()) + 1);
+    push_form_encoded(&mut joined, id);
+    joined.push(':');
+    push_form_encoded(&mut joined, secret);
+    let mut value = String::with_capacity(6 + joined.len().div_ceil(3) * 4);
+    value.push_str("Basic ");
+    STANDARD.encode_string(joined.as_bytes(), &mut value);
+    value
+}
+
+/// The form body of a `client_secret_post` token request (RFC 6749 §2.3.1, §4.4.2):
+/// `grant_type=client_credentials&client_id=…&client_secret=…[&scope=…]`, every value
+/// form-encoded. Extra `token_post_args` are appended with [`push_form_pair`].
+pub fn encode_client_secret_post(id: &[u8], secret: &[u8], scope: Option<&[u8]>) -> String {
+    let mut body = String::with_capacity(64 + 3 * (id.len() + secret.len() + scope.map_or(0, <[u8]>::len)));
+    push_form_pair(&mut body, b"grant_type", CLIENT_CREDENTIALS);
+    push_form_pair(&mut body, b"client_id", id);
+    push_form_pair(&mut body, b"client_secret", secret);
+    if let Some(scope) = scope {
+        push_form_pair(&mut body, b"scope", scope);
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests;

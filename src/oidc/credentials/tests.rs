@@ -1,0 +1,502 @@
+use super::*;
+
+/// Id and secret, copied out of the buffer so results compare easily.
+type Owned = (Vec<u8>, Vec<u8>);
+type Found = Result<Option<Owned>, CredentialsError>;
+
+/// `Basic` + base64 of `raw`, as a well-behaved client sends it.
+fn basic(raw: &str) -> Vec<u8> {
+    let mut v = b"Basic ".to_vec();
+    v.extend_from_slice(STANDARD.encode(raw).as_bytes());
+    v
+}
+
+fn header(value: &[u8]) -> Found {
+    let mut buf = CredentialBuf::new();
+    Ok(from_authorization(value, &mut buf)?.map(|c| {
+        assert_eq!(c.location, Location::Header);
+        (c.id.to_vec(), c.secret.to_vec())
+    }))
+}
+
+fn query(q: &str) -> Found {
+    let mut buf = CredentialBuf::new();
+    Ok(from_query(q.as_bytes(), &mut buf)?.map(|c| {
+        assert_eq!(c.location, Location::Query);
+        (c.id.to_vec(), c.secret.to_vec())
+    }))
+}
+
+fn body(content_type: &str, b: &str) -> Found {
+    let mut buf = CredentialBuf::new();
+    Ok(from_body(content_type.as_bytes(), b.as_bytes(), &mut buf)?.map(|c| {
+        assert_eq!(c.location, Location::Body);
+        (c.id.to_vec(), c.secret.to_vec())
+    }))
+}
+
+fn pair(id: &str, secret: &str) -> Option<Owned> {
+    Some((id.as_bytes().to_vec(), secret.as_bytes().to_vec()))
+}
+
+// ---- header ----
+
+#[test]
+fn basic_header_well_formed_yields_id_and_secret() {
+    assert_eq!(header(&basic("my-client:my-secret")), Ok(pair("my-client", "my-secret")));
+}
+
+#[test]
+fn basic_header_scheme_any_case_is_accepted() {
+    for scheme in ["basic", "BASIC", "bAsIc"] {
+        let v = format!("{scheme} {}", STANDARD.encode("a:b"));
+        assert_eq!(header(v.as_bytes()), Ok(pair("a", "b")), "{scheme}");
+    }
+}
+
+#[test]
+fn basic_header_several_spaces_and_trailing_whitespace_are_accepted() {
+    let v = format!("Basic    {} \t", STANDARD.encode("a:b"));
+    assert_eq!(header(v.as_bytes()), Ok(pair("a", "b")));
+}
+
+#[test]
+fn basic_header_other_scheme_or_no_space_yields_nothing() {
+    let b64 = STANDARD.encode("a:b");
+    for v in [format!("Bearer {b64}"), format!("Basic{b64}"), format!("Basic\t{b64}"), format!("Basically {b64}")] {
+        assert_eq!(header(v.as_bytes()), Ok(None), "{v}");
+    }
+    assert_eq!(header(b"Basic"), Ok(None));
+    assert_eq!(header(b"Basic    "), Ok(None));
+    assert_eq!(header(b""), Ok(None));
+}
+
+#[test]
+fn basic_header_without_colon_yields_nothing() {
+    assert_eq!(header(&basic("just-an-id")), Ok(None));
+}
+
+#[test]
+fn basic_header_empty_id_yields_nothing() {
+    assert_eq!(header(&basic(":secret")), Ok(None));
+    assert_eq!(header(&basic(":")), Ok(None));
+}
+
+#[test]
+fn basic_header_empty_secret_is_allowed() {
+    assert_eq!(header(&basic("id:")), Ok(pair("id", "")));
+}
+
+#[test]
+fn basic_header_splits_at_first_colon_only() {
+    assert_eq!(header(&basic("id:se:cr:et")), Ok(pair("id", "se:cr:et")));
+}
+
+#[test]
+fn basic_header_is_not_percent_decoded() {
+    assert_eq!(header(&basic("a%20b:p+w%3D")), Ok(pair("a%20b", "p+w%3D")));
+}
+
+#[test]
+fn basic_header_padding_optional() {
+    // "ab:c" encodes to "YWI6Yw==".
+    assert_eq!(header(b"Basic YWI6Yw=="), Ok(pair("ab", "c")));
+    assert_eq!(header(b"Basic YWI6Yw"), Ok(pair("ab", "c")));
+}
+
+#[test]
+fn basic_header_non_canonical_trailing_bits_decode_like_nginx() {
+    // "YWI6Yx==" differs from "YWI6Yw==" only in bits the decoder drops.
+    assert_eq!(header(b"Basic YWI6Yx=="), Ok(pair("ab", "c")));
+}
+
+#[test]
+fn basic_header_invalid_base64_falls_back_to_raw_value() {
+    assert_eq!(header(b"Basic my-client:my-secret"), Ok(pair("my-client", "my-secret")));
+    // Not base64 and no colon: nothing.
+    assert_eq!(header(b"Basic not*base64"), Ok(None));
+}
+
+#[test]
+fn basic_header_binary_secret_is_returned_as_bytes() {
+    let mut raw = b"id:".to_vec();
+    raw.extend_from_slice(&[0, 0xff, 0x80, b'\n']);
+    let v = [b"Basic ".as_slice(), STANDARD.encode(&raw).as_bytes()].concat();
+    assert_eq!(header(&v), Ok(Some((b"id".to_vec(), vec![0, 0xff, 0x80, b'\n']))));
+}
+
+#[test]
+fn basic_header_at_buffer_limit_is_read_and_over_it_is_too_long() {
+    // 768 decoded bytes encode to exactly 1024 characters.
+    let fits = format!("id:{}", "s".repeat(765));
+    let v = basic(&fits);
+    assert_eq!(v.len() - 6, CREDENTIAL_BUF_LEN);
+    assert_eq!(header(&v), Ok(pair("id", &"s".repeat(765))));
+
+    let over = basic(&format!("id:{}", "s".repeat(766)));
+    assert_eq!(header(&over), Err(CredentialsError::TooLong));
+    let raw_over = format!("Basic id:{}", "s".repeat(CREDENTIAL_BUF_LEN));
+    assert_eq!(header(raw_over.as_bytes()), Err(CredentialsError::TooLong));
+}
+
+#[test]
+fn basic_header_raw_fallback_at_buffer_limit_fits() {
+    let raw = format!("id:{}", "*".repeat(CREDENTIAL_BUF_LEN - 3));
+    let v = format!("Basic {raw}");
+    assert_eq!(header(v.as_bytes()), Ok(pair("id", &"*".repeat(CREDENTIAL_BUF_LEN - 3))));
+}
+
+// ---- Grant-Type guard ----
+
+#[test]
+fn grant_type_header_absent_or_empty_keeps_header_location() {
+    assert!(!header_location_disabled(None, None));
+    assert!(!header_location_disabled(Some(b""), None));
+    assert!(!header_location_disabled(Some(b"  "), Some(b"")));
+}
+
+#[test]
+fn grant_type_header_client_credentials_keeps_header_location() {
+    assert!(!header_location_disabled(Some(b"client_credentials"), None));
+    assert!(!header_location_disabled(None, Some(b"client_credentials")));
+    assert!(!header_location_disabled(Some(b" client_credentials "), None));
+}
+
+#[test]
+fn grant_type_header_other_grant_disables_header_location() {
+    assert!(header_location_disabled(Some(b"password"), None));
+    assert!(header_location_disabled(None, Some(b"authorization_code")));
+    assert!(header_location_disabled(Some(b"Client_Credentials"), None));
+}
+
+#[test]
+fn grant_type_header_takes_precedence_over_x_grant_type() {
+    assert!(!header_location_disabled(Some(b"client_credentials"), Some(b"password")));
+    assert!(header_location_disabled(Some(b"password"), Some(b"client_credentials")));
+    // An empty Grant-Type is absent, so X-Grant-Type decides.
+    assert!(header_location_disabled(Some(b""), Some(b"password")));
+}
+
+// ---- query ----
+
+#[test]
+fn query_plain_pair_yields_credentials() {
+    assert_eq!(query("client_id=abc&client_secret=xyz"), Ok(pair("abc", "xyz")));
+    assert_eq!(query("x=1&client_secret=xyz&y&client_id=abc&z="), Ok(pair("abc", "xyz")));
+}
+
+#[test]
+fn query_percent_encoding_and_plus_are_decoded() {
+    assert_eq!(
+        query("client_id=my%20app&client_secret=p%2Ba%3As%2Fs%3Dw%26o+rd"),
+        Ok(pair("my app", "p+a:s/s=w&o rd"))
+    );
+    assert_eq!(query("client_id=%e2%82%ac&client_secret=x"), Ok(pair("€", "x")));
+}
+
+#[test]
+fn query_names_are_decoded_too() {
+    assert_eq!(query("client%5Fid=abc&client_secre%74=xyz"), Ok(pair("abc", "xyz")));
+}
+
+#[test]
+fn query_broken_percent_escape_is_kept_literally() {
+    assert_eq!(query("client_id=a%zz%4&client_secret=100%"), Ok(pair("a%zz%4", "100%")));
+}
+
+#[test]
+fn query_first_occurrence_wins() {
+    assert_eq!(query("client_id=first&client_id=second&client_secret=s1&client_secret=s2"), Ok(pair("first", "s1")));
+}
+
+#[test]
+fn query_empty_first_occurrence_counts_as_absent() {
+    assert_eq!(query("client_id=&client_id=abc&client_secret=xyz"), Ok(None));
+    assert_eq!(query("client_id&client_secret=xyz"), Ok(None));
+}
+
+#[test]
+fn query_empty_or_missing_values_yield_nothing() {
+    assert_eq!(query("client_id=abc&client_secret="), Ok(None));
+    assert_eq!(query("client_id=abc"), Ok(None));
+    assert_eq!(query("client_secret=xyz"), Ok(None));
+    assert_eq!(query(""), Ok(None));
+}
+
+#[test]
+fn query_grant_type_client_credentials_or_empty_is_accepted() {
+    assert_eq!(query("grant_type=client_credentials&client_id=a&client_secret=b"), Ok(pair("a", "b")));
+    assert_eq!(query("grant_type=client%5Fcredentials&client_id=a&client_secret=b"), Ok(pair("a", "b")));
+    assert_eq!(query("grant_type=&client_id=a&client_secret=b"), Ok(pair("a", "b")));
+}
+
+#[test]
+fn query_grant_type_mismatch_yields_nothing() {
+    assert_eq!(query("grant_type=password&client_id=a&client_secret=b"), Ok(None));
+    assert_eq!(query("client_id=a&client_secret=b&grant_type=Client_Credentials"), Ok(None));
+}
+
+#[test]
+fn query_decoded_credentials_over_buffer_are_too_long() {
+    let half = "x".repeat(CREDENTIAL_BUF_LEN / 2);
+    assert_eq!(query(&format!("client_id={half}&client_secret={half}")), Ok(pair(&half, &half)));
+    let q = format!("client_id={half}&client_secret={half}y");
+    assert_eq!(query(&q), Err(CredentialsError::TooLong));
+    // Encoded length does not matter, decoded length does.
+    let enc = "%41".repeat(CREDENTIAL_BUF_LEN - 1);
+    assert_eq!(query(&format!("client_id={enc}&client_secret=s")), Ok(pair(&"A".repeat(CREDENTIAL_BUF_LEN - 1), "s")));
+}
+
+// ---- body ----
+
+#[test]
+fn body_form_yields_credentials() {
+    let ct = "application/x-www-form-urlencoded";
+    assert_eq!(body(ct, "client_id=a+b&client_secret=c%26d"), Ok(pair("a b", "c&d")));
+}
+
+#[test]
+fn body_content_type_matches_by_prefix_in_any_case() {
+    let b = "client_id=a&client_secret=b";
+    assert_eq!(body("Application/X-WWW-Form-Urlencoded; charset=utf-8", b), Ok(pair("a", "b")));
+    assert_eq!(body("  application/x-www-form-urlencoded", b), Ok(pair("a", "b")));
+    assert_eq!(body("APPLICATION/JSON; charset=utf-8", r#"{"client_id":"a","client_secret":"b"}"#), Ok(pair("a", "b")));
+}
+
+#[test]
+fn body_other_content_type_yields_nothing() {
+    assert_eq!(body("text/plain", "client_id=a&client_secret=b"), Ok(None));
+    assert_eq!(body("multipart/form-data; boundary=x", "client_id=a&client_secret=b"), Ok(None));
+}
+
+#[test]
+fn body_form_grant_type_mismatch_yields_nothing() {
+    let ct = "application/x-www-form-urlencoded";
+    assert_eq!(body(ct, "grant_type=password&client_id=a&client_secret=b"), Ok(None));
+}
+
+#[test]
+fn body_json_yields_credentials() {
+    let b = r#"{"grant_type":"client_credentials","client_id":"abc","client_secret":"xyz","scope":"a b"}"#;
+    assert_eq!(body("application/json", b), Ok(pair("abc", "xyz")));
+}
+
+#[test]
+fn body_json_escapes_are_decoded() {
+    let b = r#"{"client_id":"a\u002bb","client_secret":"p\"q\\r\/s\u00e9\ud83d\ude00"}"#;
+    assert_eq!(body("application/json", b), Ok(pair("a+b", "p\"q\\r/sé😀")));
+    // Escaped member names match too.
+    let b = r#"{"client\u005fid":"a","client_secret":"b"}"#;
+    assert_eq!(body("application/json", b), Ok(pair("a", "b")));
+}
+
+#[test]
+fn body_json_non_string_values_count_as_absent() {
+    for b in [
+        r#"{"client_id":123,"client_secret":"b"}"#,
+        r#"{"client_id":"a","client_secret":null}"#,
+        r#"{"client_id":["a"],"client_secret":"b"}"#,
+        r#"{"client_id":{"v":"a"},"client_secret":"b"}"#,
+        r#"{"client_id":true,"client_secret":"b"}"#,
+        r#"{"client_id":"","client_secret":"b"}"#,
+    ] {
+        assert_eq!(body("application/json", b), Ok(None), "{b}");
+    }
+}
+
+#[test]
+fn body_json_non_string_grant_type_counts_as_absent() {
+    let b = r#"{"grant_type":1,"client_id":"a","client_secret":"b"}"#;
+    assert_eq!(body("application/json", b), Ok(pair("a", "b")));
+}
+
+#[test]
+fn body_json_grant_type_mismatch_yields_nothing() {
+    let b = r#"{"grant_type":"password","client_id":"a","client_secret":"b"}"#;
+    assert_eq!(body("application/json", b), Ok(None));
+}
+
+#[test]
+fn body_json_first_occurrence_wins() {
+    let b = r#"{"client_id":"first","client_id":"second","client_secret":"s"}"#;
+    assert_eq!(body("application/json", b), Ok(pair("first", "s")));
+    let b = r#"{"client_id":1,"client_id":"second","client_secret":"s"}"#;
+    assert_eq!(body("application/json", b), Ok(None));
+}
+
+#[test]
+fn body_json_nested_members_are_skipped() {
+    let b = r#"{"extra":{"client_id":"inner","list":[1,{"a":[]}]},"client_id":"outer","client_secret":"s"}"#;
+    assert_eq!(body("application/json", b), Ok(pair("outer", "s")));
+}
+
+#[test]
+fn body_json_not_an_object_or_malformed_yields_nothing() {
+    for b in [r#"["client_id","a"]"#, r#""client_id""#, "42", "null", r#"{"client_id":"a","#, "", "client_id=a"] {
+        assert_eq!(body("application/json", b), Ok(None), "{b}");
+    }
+}
+
+#[test]
+fn body_json_over_buffer_is_too_long() {
+    let b = format!(r#"{{"client_id":"a","client_secret":"{}"}}"#, "s".repeat(CREDENTIAL_BUF_LEN));
+    assert_eq!(body("application/json", &b), Err(CredentialsError::TooLong));
+}
+
+// ---- find ----
+
+#[test]
+fn find_default_order_prefers_header() {
+    let auth = basic("hid:hsecret");
+    let sources = Sources {
+        authorization: Some(&auth),
+        query: Some(b"client_id=qid&client_secret=qsecret"),
+        ..Sources::default()
+    };
+    let mut buf = CredentialBuf::new();
+    let c = find(&sources, &[Location::Header, Location::Query, Location::Body], &mut buf).unwrap().unwrap();
+    assert_eq!((c.id, c.secret, c.location), (&b"hid"[..], &b"hsecret"[..], Location::Header));
+}
+
+#[test]
+fn find_falls_through_to_later_location() {
+    let auth = basic("no-colon");
+    let sources = Sources {
+        authorization: Some(&auth),
+        query: Some(b"a=b"),
+        content_type: Some(b"application/json"),
+        body: Some(br#"{"client_id":"bid","client_secret":"bsecret"}"#),
+        ..Sources::default()
+    };
+    let mut buf = CredentialBuf::new();
+    let c = find(&sources, &[Location::Header, Location::Query, Location::Body], &mut buf).unwrap().unwrap();
+    assert_eq!((c.id, c.secret, c.location), (&b"bid"[..], &b"bsecret"[..], Location::Body));
+}
+
+#[test]
+fn find_grant_type_header_skips_header_location() {
+    let auth = basic("hid:hsecret");
+    let sources = Sources {
+        authorization: Some(&auth),
+        grant_type: Some(b"password"),
+        query: Some(b"client_id=qid&client_secret=qsecret"),
+        ..Sources::default()
+    };
+    let mut buf = CredentialBuf::new();
+    let c = find(&sources, &[Location::Header, Location::Query], &mut buf).unwrap().unwrap();
+    assert_eq!(c.location, Location::Query);
+    assert!(find(&sources, &[Location::Header], &mut buf).unwrap().is_none());
+}
+
+#[test]
+fn find_respects_configured_order() {
+    let auth = basic("hid:hsecret");
+    let sources =
+        Sources { authorization: Some(&auth), query: Some(b"client_id=qid&client_secret=q"), ..Sources::default() };
+    let mut buf = CredentialBuf::new();
+    let c = find(&sources, &[Location::Query, Location::Header], &mut buf).unwrap().unwrap();
+    assert_eq!(c.id, b"qid");
+    assert!(find(&sources, &[Location::Body], &mut buf).unwrap().is_none());
+}
+
+#[test]
+fn find_too_long_stops_the_search() {
+    let auth = format!("Basic {}", "A".repeat(CREDENTIAL_BUF_LEN + 4));
+    let sources = Sources {
+        authorization: Some(auth.as_bytes()),
+        query: Some(b"client_id=qid&client_secret=q"),
+        ..Sources::default()
+    };
+    let mut buf = CredentialBuf::new();
+    assert_eq!(find(&sources, &[Location::Header, Location::Query], &mut buf), Err(CredentialsError::TooLong));
+}
+
+// ---- redaction ----
+
+#[test]
+fn credentials_debug_redacts_secret() {
+    let mut buf = CredentialBuf::new();
+    let c = from_authorization(&basic("the-id:hunter2"), &mut buf).unwrap().unwrap();
+    let shown = format!("{c:?}");
+    assert!(shown.contains("the-id"), "{shown}");
+    assert!(shown.contains("<redacted>"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(!format!("{buf:?}").contains("hunter2"));
+}
+
+#[test]
+fn sources_debug_shows_lengths_not_secrets() {
+    let auth = basic("the-id:hunter2");
+    let sources = Sources {
+        authorization: Some(&auth),
+        grant_type: Some(b"client_credentials"),
+        query: Some(b"client_id=a&client_secret=hunter2"),
+        content_type: Some(b"application/json"),
+        body: Some(br#"{"client_secret":"hunter2"}"#),
+        ..Sources::default()
+    };
+    let shown = format!("{sources:?}");
+    assert!(!shown.contains("hunter2") && !shown.contains(&STANDARD.encode("the-id:hunter2")), "{shown}");
+    assert!(shown.contains("bytes>") && shown.contains("client_credentials"), "{shown}");
+}
+
+#[test]
+fn client_secret_debug_and_display_redact() {
+    let s = ClientSecret::new(b"hunter2");
+    assert_eq!(format!("{s:?}"), "<redacted>");
+    assert_eq!(format!("{s}"), "<redacted>");
+    assert_eq!(s.expose(), b"hunter2");
+}
+
+// ---- encoders (RFC 6749 §2.3.1) ----
+
+const TRICKY_SECRET: &[u8] = b"p+a:s/s=w&o rd";
+
+#[test]
+fn form_encoding_escapes_reserved_bytes() {
+    let mut out = String::new();
+    push_form_encoded(&mut out, TRICKY_SECRET);
+    assert_eq!(out, "p%2Ba%3As%2Fs%3Dw%26o+rd");
+    out.clear();
+    push_form_encoded(&mut out, "aZ09*-._~€\x00".as_bytes());
+    assert_eq!(out, "aZ09*-._%7E%E2%82%AC%00");
+}
+
+#[test]
+fn client_secret_basic_form_encodes_before_base64() {
+    let value = encode_client_secret_basic(b"my:client", TRICKY_SECRET);
+    let b64 = value.strip_prefix("Basic ").unwrap();
+    let joined = STANDARD.decode(b64).unwrap();
+    assert_eq!(joined, b"my%3Aclient:p%2Ba%3As%2Fs%3Dw%26o+rd");
+    assert_eq!(value, "Basic bXklM0FjbGllbnQ6cCUyQmElM0FzJTJGcyUzRHclMjZvK3Jk");
+}
+
+#[test]
+fn client_secret_basic_round_trips_through_form_decoding() {
+    let value = encode_client_secret_basic(b"my:client", TRICKY_SECRET);
+    let joined = STANDARD.decode(value.strip_prefix("Basic ").unwrap()).unwrap();
+    // The IdP splits at the first colon, then form-decodes each half.
+    let colon = joined.iter().position(|&b| b == b':').unwrap();
+    let mut out = [0u8; 64];
+    let n = form_decode_into(&joined[..colon], &mut out).unwrap();
+    assert_eq!(&out[..n], b"my:client");
+    let n = form_decode_into(&joined[colon + 1..], &mut out).unwrap();
+    assert_eq!(&out[..n], TRICKY_SECRET);
+}
+
+#[test]
+fn client_secret_post_body_is_form_encoded() {
+    let body = encode_client_secret_post(b"my client", TRICKY_SECRET, Some(b"openid profile"));
+    assert_eq!(
+        body,
+        "grant_type=client_credentials&client_id=my+client&client_secret=p%2Ba%3As%2Fs%3Dw%26o+rd&scope=openid+profile"
+    );
+    let body = encode_client_secret_post(b"id", b"s", None);
+    assert_eq!(body, "grant_type=client_credentials&client_id=id&client_secret=s");
+}
+
+#[test]
+fn client_secret_post_body_parses_back_with_the_body_decoder() {
+    let encoded = encode_client_secret_post(b"my client", TRICKY_SECRET, None);
+    assert_eq!(body("application/x-www-form-urlencoded", &encoded), Ok(pair("my client", "p+a:s/s=w&o rd")));
+}
