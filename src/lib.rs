@@ -1,6 +1,7 @@
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod jose;
 pub mod router;
 pub mod server;
 pub mod snapshot;
