@@ -2,6 +2,7 @@ pub mod config;
 pub mod control;
 pub mod error;
 pub mod http;
+pub mod jose;
 pub mod oidc;
 pub mod router;
 pub mod server;
