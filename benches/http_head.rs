@@ -53,6 +53,7 @@ fn bench(c: &mut Criterion) {
         port: b"8000",
         forwarded_host: b"api.example.com",
         forwarded_prefix: b"",
+        set_header: None,
     };
     group.bench_function("rewrite", |b| {
         b.iter(|| {

@@ -34,10 +34,10 @@ pub enum ProxyError {
     /// The matched route has no service (503).
     #[error("route has no service")]
     NoService,
-    /// A plugin applies to the route that this build cannot run yet (500): the request
-    /// is refused rather than forwarded without the checks its configuration asks for.
-    #[error("a configured plugin is not enforced by this build")]
-    PluginNotEnforced,
+    /// The openid-connect plugin refused the request (401, 403 or 503), with the body,
+    /// `WWW-Authenticate` and `Retry-After` it decided.
+    #[error("authentication failed: {}", .0.status)]
+    Auth(AuthFailure),
     /// The service's host name has not resolved (503).
     #[error("upstream name resolution failed")]
     NameResolution,
@@ -64,7 +64,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge => 413,
             ProxyError::NoRoute => 404,
             ProxyError::NoService | ProxyError::NameResolution => 503,
-            ProxyError::PluginNotEnforced => 500,
+            ProxyError::Auth(a) => a.status,
             ProxyError::UpstreamConnect(_) | ProxyError::UpstreamResponse(_) | ProxyError::UpstreamBroken(_) => 502,
             ProxyError::UpstreamTimeout => 504,
         }
@@ -84,7 +84,7 @@ impl ProxyError {
             ProxyError::NoRoute => "no Route matched with those values",
             ProxyError::NoService => "no Service found with those values",
             ProxyError::NameResolution => "name resolution failed",
-            ProxyError::PluginNotEnforced => "An unexpected error occurred",
+            ProxyError::Auth(_) => "",
             ProxyError::UpstreamConnect(_) | ProxyError::UpstreamResponse(_) | ProxyError::UpstreamBroken(_) => {
                 "An invalid response was received from the upstream server"
             }
@@ -106,27 +106,58 @@ impl ProxyError {
     }
 }
 
+/// How the plugin answers a refused request (SPEC §4).
+#[derive(Debug, Clone)]
+pub struct AuthFailure {
+    pub status: u16,
+    /// The `message` of the JSON body, as text (escaped when written).
+    pub message: String,
+    pub www_authenticate: Option<String>,
+    /// Seconds for `Retry-After` (503).
+    pub retry_after: Option<u32>,
+}
+
 /// Writes a complete error response (head and JSON body) to `out`.
 pub fn write_response(err: &ProxyError, close: bool, out: &mut Vec<u8>) {
-    write_json(err.status(), err.message(), close, out);
+    match err {
+        ProxyError::Auth(a) => {
+            let mut extra = String::new();
+            if let Some(w) = &a.www_authenticate {
+                extra.push_str("WWW-Authenticate: ");
+                extra.push_str(w);
+                extra.push_str("\r\n");
+            }
+            if let Some(r) = a.retry_after {
+                extra.push_str(&format!("Retry-After: {r}\r\n"));
+            }
+            let body = format!("{{\"message\":{}}}", crate::control::json_string(&a.message));
+            write_body(a.status, &extra, &body, close, out);
+        }
+        _ => write_json(err.status(), err.message(), close, out),
+    }
+}
+
+/// Writes a response with a JSON `body` and extra header lines (each ending in CRLF).
+fn write_body(status: u16, extra_headers: &str, body: &str, close: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_status(status, out);
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\nContent-Type: application/json; charset=utf-8\r\nServer: ringgate\r\n");
+    out.extend_from_slice(extra_headers.as_bytes());
+    out.extend_from_slice(b"Content-Length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+    if close {
+        out.extend_from_slice(b"\r\nConnection: close");
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body.as_bytes());
 }
 
 /// Writes a complete response with a `{"message": ...}` body. `message` is a fixed
 /// text from this crate, so it needs no JSON escaping.
 pub fn write_json(status: u16, message: &str, close: bool, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_status(status, out);
-    out.push(b' ');
-    out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\nContent-Type: application/json; charset=utf-8\r\nServer: ringgate\r\nContent-Length: ");
-    let body_len = message.len() + r#"{"message":""}"#.len();
-    out.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
-    if close {
-        out.extend_from_slice(b"\r\nConnection: close");
-    }
-    out.extend_from_slice(b"\r\n\r\n{\"message\":\"");
-    out.extend_from_slice(message.as_bytes());
-    out.extend_from_slice(b"\"}");
+    write_body(status, "", &format!("{{\"message\":\"{message}\"}}"), close, out);
 }
 
 fn reason(status: u16) -> &'static str {

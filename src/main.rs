@@ -173,12 +173,6 @@ fn load(path: &std::path::Path, resolved: &mut Resolved) -> Result<Snapshot, con
                 name(w);
                 tracing::warn!("{w}");
             }
-            if snap.oidc.iter().any(Option::is_some) {
-                tracing::error!(
-                    "the openid-connect plugin is configured but not enforced by this build yet: \
-                     requests it applies to are refused with 500, never forwarded unauthenticated"
-                );
-            }
             Ok(snap)
         }
         Err(mut errors) => {
@@ -211,8 +205,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     ringgate::snapshot::spawn_resolver(shared.clone(), secs(args.dns_refresh, "dns-refresh")?)
         .context("cannot start the resolver thread")?;
-    let server = Server::start(ServerOptions { listen: args.listen, workers, driver, limits }, shared.clone())
-        .context("cannot start listeners")?;
+    let control = ringgate::control::ControlPlane::start(ringgate::oidc::cache::SystemClock::new())
+        .context("cannot start the control plane")?;
+    let server = Server::start(
+        ServerOptions { listen: args.listen, workers, driver, limits, control: Some(control.clone()) },
+        shared.clone(),
+    )
+    .context("cannot start listeners")?;
     for a in &server.local_addrs {
         tracing::info!(listen = %a, workers, "ringgate is serving");
     }
@@ -230,7 +229,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         if sig == signal_hook::consts::SIGHUP {
             match load(&args.config, &mut Resolved::new()) {
                 Ok(s) => {
+                    let instances = s.instances();
                     shared.store(Arc::new(s));
+                    control.watch(instances);
                     reloads.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(file = %args.config.display(), "configuration reloaded");
                 }

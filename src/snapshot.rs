@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::{Config, ConfigError, ConfigErrors};
 use crate::oidc::config::{self as oidc_config, OidcConfig};
+use crate::oidc::instance::Instance;
 use crate::router::Router;
 
 /// Where one service's requests go.
@@ -34,8 +35,8 @@ pub struct Snapshot {
     pub targets: Vec<ServiceTarget>,
     /// Per route: the plugin instances that apply (indices into `config.plugins`).
     pub route_plugins: Vec<Vec<usize>>,
-    /// Parallel to `config.plugins`: each openid-connect instance's compiled config.
-    pub oidc: Vec<Option<Arc<OidcConfig>>>,
+    /// Parallel to `config.plugins`: each openid-connect instance.
+    pub oidc: Vec<Option<Arc<Instance>>>,
 }
 
 /// What [`compile`] makes of a configuration.
@@ -110,7 +111,13 @@ impl Snapshot {
             .collect();
         let route_plugins =
             config.routes.iter().enumerate().map(|(i, r)| config.plugins_for(Some(i), r.service)).collect();
+        let oidc = oidc.into_iter().map(|c| c.map(|c| Arc::new(Instance::new(c)))).collect();
         Ok(Snapshot { config, router, targets, route_plugins, oidc })
+    }
+
+    /// The openid-connect instances of this snapshot.
+    pub fn instances(&self) -> Vec<Arc<Instance>> {
+        self.oidc.iter().flatten().cloned().collect()
     }
 
     /// Host names of services that did not resolve.
@@ -169,7 +176,9 @@ pub fn refresh_dns(shared: &SharedSnapshot) -> bool {
     if !changed {
         return false;
     }
-    let Ok(next) = Snapshot::build(current.config.clone(), &mut fresh) else { return false };
+    let Ok(mut next) = Snapshot::build(current.config.clone(), &mut fresh) else { return false };
+    // Same configuration: keep the plugin instances, with their discovery and caches.
+    next.oidc = current.oidc.clone();
     let previous = shared.compare_and_swap(&current, Arc::new(next));
     let swapped = Arc::ptr_eq(&previous, &current);
     if swapped {

@@ -26,6 +26,7 @@ pub struct WorkerStart {
     pub limits: Limits,
     pub driver: IoDriver,
     pub shutdown: Arc<AtomicBool>,
+    pub control: Option<crate::control::ControlPlane>,
     /// Told once whether the runtime and listeners came up (or why not).
     pub ready: std::sync::mpsc::Sender<Result<(), String>>,
 }
@@ -45,6 +46,8 @@ pub struct Worker {
     pub active: Cell<usize>,
     /// Round-robin position over a service's addresses.
     pub rr: Cell<usize>,
+    /// The openid-connect plugin's per-worker caches.
+    pub auth: crate::oidc::access::WorkerAuth,
 }
 
 impl Worker {
@@ -56,6 +59,7 @@ impl Worker {
         let mut cur = self.current.borrow_mut();
         if !Arc::ptr_eq(&cur, &latest) {
             *cur = Rc::new(arc_swap::Guard::into_inner(latest));
+            self.auth.retain(&cur.instances());
         }
         cur.clone()
     }
@@ -147,6 +151,7 @@ async fn serve(start: WorkerStart) {
         drain: Drain::default(),
         active: Cell::new(0),
         rr: Cell::new(0),
+        auth: crate::oidc::access::WorkerAuth::new(start.control.clone()),
     });
     let mut listeners = Vec::new();
     for (std_listener, port) in start.listeners {

@@ -476,7 +476,13 @@ on_both_drivers!(connections_past_the_worker_limit_are_closed, |d| {
     let yaml = config_for(up.addr(), ROOT_ROUTE);
     let shared = std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(support::client::snapshot(&yaml)));
     let server = ringgate::server::Server::start(
-        ringgate::server::ServerOptions { listen: vec!["127.0.0.1:0".parse().unwrap()], workers: 1, driver: d, limits },
+        ringgate::server::ServerOptions {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            workers: 1,
+            driver: d,
+            limits,
+            control: None,
+        },
         shared,
     )
     .unwrap();
@@ -494,16 +500,23 @@ on_both_drivers!(connections_past_the_worker_limit_are_closed, |d| {
     server.stop(Duration::from_secs(5));
 });
 
-on_both_drivers!(routes_under_an_unenforced_auth_plugin_fail_closed, |d| {
+on_both_drivers!(routes_whose_idp_is_unreachable_answer_503_and_forward_nothing, |d| {
     let up = Upstream::start();
     let yaml = format!(
         "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{}\n  routes:\n  - name: open\n    paths: [/open]\n  - name: guarded\n    paths: [/guarded]\n    plugins:\n    - name: openid-connect\n      config:\n        issuer: http://127.0.0.1:9/\n        auth_methods: [client_credentials]\n        client_credentials_param_type: [header]\n",
         up.addr()
     );
     let p = Proxy::start(&yaml, d, Limits::default());
+    let started = std::time::Instant::now();
     let r = p.send(b"GET /guarded/x HTTP/1.1\r\nHost: a\r\nAuthorization: Basic YTpi\r\n\r\n");
-    assert_eq!(r.status, 500);
-    assert_eq!(r.body_str(), r#"{"message":"An unexpected error occurred"}"#);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert_eq!(r.body_str(), r#"{"message":"The identity provider is unavailable"}"#);
+    assert!(started.elapsed() < Duration::from_secs(5), "answered promptly, not after retries");
+    // Without credentials the answer is 401, IdP or not.
+    let r = p.send(b"GET /guarded/x HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some(r#"Bearer realm="127.0.0.1", error="invalid_token""#));
     assert!(up.received().is_empty(), "nothing is forwarded without the authentication it asks for");
     assert_eq!(p.send(&get("/open/x")).status, 200);
 });

@@ -2,10 +2,536 @@
 //!
 //! One thread runs a small tokio runtime with reqwest (rustls on ring). It owns every
 //! call to the IdP: discovery, key sets, token endpoint calls. Workers never block on
-//! the IdP and never open connections to it; on a token cache miss they ask the control
-//! plane and wait for its answer, so the misses of every core for one credential meet
-//! in one place and cost one IdP call.
+//! the IdP and never open connections to it; on a token cache miss they send a
+//! [`Command`] and await the reply, so the misses of every core for one credential meet
+//! here and cost one IdP call:
 //!
-//! This module grows with the openid-connect plugin; [`idp`] is its HTTP client.
+//! - **L2 and single flight.** Issued tokens are kept here per (plugin instance, cache
+//!   key) until their refresh time; a miss for a key already being fetched joins that
+//!   fetch instead of starting another.
+//! - **Discovery and keys.** Each plugin instance's discovery document and JWKS are
+//!   loaded when its snapshot is installed, retried with backoff while the IdP is down
+//!   (the proxy starts regardless), and published in the instance's `ArcSwap`ped
+//!   [`IdpState`]. An unknown `kid` refetches the keys at most once per
+//!   `rediscovery_lifetime`; a failed refetch keeps the last good set.
+//!
+//! State here is owned by the control thread (`Rc`/`RefCell` on a tokio `LocalSet`).
 
 pub mod idp;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::jose::{self, KeySet};
+use crate::oidc::cache::{token_lifetime, CacheKey, Clock, Lifetime, Secs, SplitMix64, SystemClock};
+use crate::oidc::config::ClientAuthMethod;
+use crate::oidc::credentials::{encode_client_secret_basic, push_form_pair};
+use crate::oidc::instance::{policy_for, url_host, IdpState, Instance};
+use idp::{ClientOptions, IdpClient, IdpError, TokenOutcome};
+
+/// A token the IdP issued, ready for the upstream header.
+pub struct IssuedToken {
+    /// The upstream header value (`Bearer <token>`).
+    pub header_value: Arc<[u8]>,
+    /// On the shared clock.
+    pub fetched_at: Secs,
+    /// `None`: forward this once, do not cache it (no usable lifetime).
+    pub lifetime: Option<Lifetime>,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken").field("lifetime", &self.lifetime).finish_non_exhaustive()
+    }
+}
+
+/// What a token request came to.
+#[derive(Debug, Clone)]
+pub enum TokenReply {
+    Issued(Arc<IssuedToken>),
+    /// The IdP refused the credentials (401 downstream).
+    Rejected {
+        reason: String,
+    },
+    /// The token came back but does not verify (401 downstream).
+    Invalid {
+        reason: String,
+    },
+    /// Scopes or audience not met (403 downstream).
+    Forbidden {
+        reason: String,
+    },
+    /// The IdP could not be asked: down, slow, 5xx, not discovered yet (503).
+    Unavailable {
+        reason: String,
+    },
+}
+
+/// Requests from workers.
+pub enum Command {
+    /// Start loading discovery and keys for these instances (a snapshot was installed).
+    Watch(Vec<Arc<Instance>>),
+    /// A token for these caller credentials.
+    Token {
+        instance: Arc<Instance>,
+        key: CacheKey,
+        id: Box<[u8]>,
+        secret: Box<[u8]>,
+        reply: oneshot::Sender<TokenReply>,
+    },
+    /// Refetch the instance's keys (an unknown `kid`), within the cooldown; the reply
+    /// says whether the key set changed.
+    RefreshKeys { instance: Arc<Instance>, reply: oneshot::Sender<bool> },
+}
+
+/// The workers' handle on the control plane.
+#[derive(Clone)]
+pub struct ControlPlane {
+    tx: mpsc::UnboundedSender<Command>,
+    clock: SystemClock,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ControlPlane")
+    }
+}
+
+impl ControlPlane {
+    /// Starts the control thread. `clock` is the process's shared cache clock.
+    pub fn start(clock: SystemClock) -> std::io::Result<ControlPlane> {
+        idp::install_crypto_provider();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new().name("ringgate-control".into()).spawn(move || {
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, serve(rx, clock));
+        })?;
+        Ok(ControlPlane { tx, clock })
+    }
+
+    pub fn clock(&self) -> SystemClock {
+        self.clock
+    }
+
+    /// Starts loading discovery and keys for `instances`.
+    pub fn watch(&self, instances: Vec<Arc<Instance>>) {
+        if !instances.is_empty() {
+            let _ = self.tx.send(Command::Watch(instances));
+        }
+    }
+
+    /// Asks for a token; resolves when the control plane answers.
+    pub async fn token(&self, instance: Arc<Instance>, key: CacheKey, id: &[u8], secret: &[u8]) -> TokenReply {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::Token { instance, key, id: id.into(), secret: secret.into(), reply };
+        if self.tx.send(cmd).is_err() {
+            return TokenReply::Unavailable { reason: "the control plane has stopped".into() };
+        }
+        rx.await.unwrap_or(TokenReply::Unavailable { reason: "the control plane dropped the request".into() })
+    }
+
+    /// Asks for the instance's keys to be refetched; resolves to whether they changed.
+    pub async fn refresh_keys(&self, instance: Arc<Instance>) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::RefreshKeys { instance, reply }).is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+}
+
+type FlightKey = (usize, CacheKey);
+
+#[derive(Default)]
+struct State {
+    clients: HashMap<ClientOptions, IdpClient>,
+    /// Issued tokens by (instance address, key), kept until their refresh time.
+    l2: HashMap<FlightKey, Arc<IssuedToken>>,
+    /// Fetches in flight and who waits for them.
+    flights: HashMap<FlightKey, Vec<oneshot::Sender<TokenReply>>>,
+    /// Instances whose discovery is being loaded, by address.
+    loading: HashMap<usize, Weak<Instance>>,
+    /// When each instance last tried discovery (shared clock), to keep an outage from
+    /// turning every miss into a discovery attempt.
+    last_attempt: HashMap<usize, Secs>,
+}
+
+fn addr(instance: &Arc<Instance>) -> usize {
+    Arc::as_ptr(instance) as usize
+}
+
+async fn serve(mut rx: mpsc::UnboundedReceiver<Command>, clock: SystemClock) {
+    let state = Rc::new(RefCell::new(State::default()));
+    {
+        // Drop what no one can use any more: expired L2 entries, dead instances.
+        let state = state.clone();
+        tokio::task::spawn_local(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                let now = clock.now();
+                let mut s = state.borrow_mut();
+                s.l2.retain(|_, t| t.lifetime.is_some_and(|l| now < l.expires_at(t.fetched_at)));
+                s.loading.retain(|_, w| w.strong_count() > 0);
+            }
+        });
+    }
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            Command::Watch(instances) => {
+                for inst in instances {
+                    let a = addr(&inst);
+                    if state.borrow().loading.contains_key(&a) {
+                        continue;
+                    }
+                    state.borrow_mut().loading.insert(a, Arc::downgrade(&inst));
+                    tokio::task::spawn_local(load_until_ready(state.clone(), Arc::downgrade(&inst), clock));
+                }
+            }
+            Command::Token { instance, key, id, secret, reply } => {
+                let fk = (addr(&instance), key);
+                let now = clock.now();
+                let cached = state.borrow().l2.get(&fk).cloned();
+                if let Some(tok) = cached {
+                    if tok.lifetime.is_some_and(|l| now < l.refresh_at(tok.fetched_at)) {
+                        let _ = reply.send(TokenReply::Issued(tok));
+                        continue;
+                    }
+                }
+                let mut s = state.borrow_mut();
+                if let Some(waiters) = s.flights.get_mut(&fk) {
+                    waiters.push(reply);
+                    continue;
+                }
+                s.flights.insert(fk, vec![reply]);
+                drop(s);
+                let state = state.clone();
+                tokio::task::spawn_local(async move {
+                    let result = fetch_token(&state, &instance, &id, &secret, clock).await;
+                    let mut s = state.borrow_mut();
+                    if let TokenReply::Issued(tok) = &result {
+                        if tok.lifetime.is_some() {
+                            s.l2.insert(fk, tok.clone());
+                        }
+                    }
+                    for w in s.flights.remove(&fk).unwrap_or_default() {
+                        let _ = w.send(result.clone());
+                    }
+                });
+            }
+            Command::RefreshKeys { instance, reply } => {
+                let state = state.clone();
+                tokio::task::spawn_local(async move {
+                    let changed = refresh_keys(&state, &instance).await;
+                    let _ = reply.send(changed);
+                });
+            }
+        }
+    }
+}
+
+fn client_for(state: &Rc<RefCell<State>>, inst: &Instance) -> Result<IdpClient, IdpError> {
+    let c = &inst.config;
+    let opts = ClientOptions {
+        timeout: c.timeout,
+        ssl_verify: c.ssl_verify,
+        http_proxy: c.http_proxy.clone(),
+        https_proxy: c.https_proxy.clone(),
+        no_proxy: (!c.no_proxy.is_empty()).then(|| c.no_proxy.join(",")),
+        extra_ca_pem: None,
+    };
+    if let Some(client) = state.borrow().clients.get(&opts) {
+        return Ok(client.clone());
+    }
+    let client = IdpClient::new(&opts)?;
+    state.borrow_mut().clients.insert(opts, client.clone());
+    Ok(client)
+}
+
+/// Loads discovery and keys, retrying with backoff (1 s doubling to 30 s) until it
+/// works or the instance is gone (replaced by a reload).
+async fn load_until_ready(state: Rc<RefCell<State>>, weak: Weak<Instance>, clock: SystemClock) {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let Some(inst) = weak.upgrade() else { return };
+        state.borrow_mut().last_attempt.insert(addr(&inst), clock.now());
+        match discover(&state, &inst).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(issuer = %inst.config.issuer, error = %e, retry_in_s = delay.as_secs(), "IdP discovery failed");
+                let mut next = IdpState::clone_from_arc(&inst.state.load());
+                next.last_error = Some(e.to_string());
+                inst.state.store(Arc::new(next));
+            }
+        }
+        drop(inst);
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+impl IdpState {
+    /// A copy to modify and publish (the key set and policy are shared, not copied).
+    fn clone_from_arc(s: &IdpState) -> IdpState {
+        IdpState {
+            ready: s.ready,
+            issuer: s.issuer.clone(),
+            realm: s.realm.clone(),
+            token_endpoint: s.token_endpoint.clone(),
+            auth_method: s.auth_method,
+            prefix: s.prefix,
+            keys: s.keys.clone(),
+            policy: s.policy.clone(),
+            last_error: s.last_error.clone(),
+        }
+    }
+}
+
+/// Fetches discovery (unless `using_pseudo_issuer`) and the key sets, and publishes them.
+async fn discover(state: &Rc<RefCell<State>>, inst: &Arc<Instance>) -> Result<(), IdpError> {
+    let client = client_for(state, inst)?;
+    let c = &inst.config;
+    let mut issuer = c.issuer.clone();
+    let mut token_endpoint = c.token_endpoint.clone();
+    let mut jwks_uris: Vec<String> = Vec::new();
+    let mut supported: Vec<String> = Vec::new();
+    if !c.using_pseudo_issuer {
+        let d = client.discovery(&c.discovery_url, &c.discovery_headers).await?;
+        issuer = d.issuer;
+        if token_endpoint.is_none() {
+            token_endpoint = d.token_endpoint;
+        }
+        jwks_uris.extend(d.jwks_uri);
+        supported = d.token_endpoint_auth_methods_supported;
+    }
+    jwks_uris.extend(c.extra_jwks_uris.iter().cloned());
+    let keys = fetch_keys(&client, &jwks_uris).await?;
+    let auth_method = c.configured_client_auth().unwrap_or_else(|| pick_auth_method(&supported));
+    let endpoint_bytes = token_endpoint.as_deref().unwrap_or("").as_bytes().to_vec();
+    let next = IdpState {
+        ready: true,
+        realm: url_host(&issuer),
+        policy: Arc::new(policy_for(c, &issuer)),
+        issuer,
+        prefix: crate::oidc::cache::KeyPrefix::new(&endpoint_bytes, c.cache_tokens_salt.expose().as_bytes()),
+        token_endpoint,
+        auth_method,
+        keys: Arc::new(keys),
+        last_error: None,
+    };
+    tracing::info!(issuer = %next.issuer, keys = next.keys.len(), "IdP discovered");
+    inst.state.store(Arc::new(next));
+    Ok(())
+}
+
+/// SPEC §1 step 4: the first of basic, post, jwt that discovery lists, else basic.
+fn pick_auth_method(supported: &[String]) -> ClientAuthMethod {
+    for (name, m) in [
+        ("client_secret_basic", ClientAuthMethod::ClientSecretBasic),
+        ("client_secret_post", ClientAuthMethod::ClientSecretPost),
+        ("client_secret_jwt", ClientAuthMethod::ClientSecretJwt),
+    ] {
+        if supported.iter().any(|s| s == name) {
+            return m;
+        }
+    }
+    ClientAuthMethod::ClientSecretBasic
+}
+
+async fn fetch_keys(client: &IdpClient, uris: &[String]) -> Result<KeySet, IdpError> {
+    let mut parts = Vec::with_capacity(uris.len());
+    for uri in uris {
+        let body = client.get(uri, &[]).await?;
+        let set = KeySet::from_jwks(&body).map_err(|e| IdpError::Invalid {
+            host: url_host(uri),
+            what: "JWKS",
+            reason: e.reason().into(),
+        })?;
+        for s in set.skipped() {
+            tracing::warn!(jwks = %url_host(uri), kid = ?s.kid, reason = ?s.reason, "JWKS key skipped");
+        }
+        parts.push(set);
+    }
+    Ok(KeySet::merged(parts))
+}
+
+/// Refetches the key sets if the cooldown allows; publishes them when they changed.
+/// A failed refetch keeps the last good set.
+async fn refresh_keys(state: &Rc<RefCell<State>>, inst: &Arc<Instance>) -> bool {
+    let now_unix = SystemClock::new().unix_now().max(0) as u64;
+    if !inst.claim_key_refresh(now_unix) {
+        return false;
+    }
+    let current = inst.state.load_full();
+    if !current.ready {
+        return discover(state, inst).await.is_ok();
+    }
+    let Ok(client) = client_for(state, inst) else { return false };
+    let mut uris = Vec::new();
+    if !inst.config.using_pseudo_issuer {
+        match client.discovery(&inst.config.discovery_url, &inst.config.discovery_headers).await {
+            Ok(d) => uris.extend(d.jwks_uri),
+            Err(e) => {
+                tracing::warn!(issuer = %inst.config.issuer, error = %e, "rediscovery failed; keeping the current keys");
+                return false;
+            }
+        }
+    }
+    uris.extend(inst.config.extra_jwks_uris.iter().cloned());
+    match fetch_keys(&client, &uris).await {
+        Ok(keys) => {
+            let mut next = IdpState::clone_from_arc(&current);
+            next.keys = Arc::new(keys);
+            tracing::info!(issuer = %next.issuer, keys = next.keys.len(), "IdP keys refreshed");
+            inst.state.store(Arc::new(next));
+            true
+        }
+        Err(e) => {
+            tracing::warn!(issuer = %inst.config.issuer, error = %e, "JWKS refetch failed; keeping the current keys");
+            false
+        }
+    }
+}
+
+/// One token endpoint call for caller credentials, with verification of what comes back.
+async fn fetch_token(
+    state: &Rc<RefCell<State>>,
+    inst: &Arc<Instance>,
+    id: &[u8],
+    secret: &[u8],
+    clock: SystemClock,
+) -> TokenReply {
+    let mut st = inst.state.load_full();
+    if !st.ready {
+        let a = addr(inst);
+        let recently = state.borrow().last_attempt.get(&a).is_some_and(|&t| clock.now() < t + 1);
+        if recently || discover(state, inst).await.is_err() {
+            let reason = inst.state.load().last_error.clone().unwrap_or_else(|| "IdP discovery failed".into());
+            return TokenReply::Unavailable { reason };
+        }
+        st = inst.state.load_full();
+    }
+    let Some(endpoint) = st.token_endpoint.clone() else {
+        return TokenReply::Unavailable { reason: "the IdP has no token endpoint".into() };
+    };
+    let client = match client_for(state, inst) {
+        Ok(c) => c,
+        Err(e) => return TokenReply::Unavailable { reason: e.to_string() },
+    };
+    let c = &inst.config;
+    let scope = (!c.scopes.is_empty()).then(|| c.scopes.join(" "));
+    let mut form = String::with_capacity(256);
+    push_form_pair(&mut form, b"grant_type", b"client_credentials");
+    let mut headers: Vec<(String, String)> = c.token_headers.clone();
+    match st.auth_method {
+        ClientAuthMethod::ClientSecretPost => {
+            push_form_pair(&mut form, b"client_id", id);
+            push_form_pair(&mut form, b"client_secret", secret);
+        }
+        ClientAuthMethod::ClientSecretJwt => {
+            let assertion = client_assertion(id, secret, &endpoint, clock.unix_now());
+            push_form_pair(
+                &mut form,
+                b"client_assertion_type",
+                b"urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            );
+            push_form_pair(&mut form, b"client_assertion", assertion.as_bytes());
+        }
+        _ => headers.push(("authorization".into(), encode_client_secret_basic(id, secret))),
+    }
+    if let Some(scope) = &scope {
+        push_form_pair(&mut form, b"scope", scope.as_bytes());
+    }
+    for (k, v) in &c.token_post_args {
+        push_form_pair(&mut form, k.as_bytes(), v.as_bytes());
+    }
+    let outcome = match client.token(&endpoint, form, &headers).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(issuer = %st.issuer, error = %e, "token endpoint call failed");
+            return TokenReply::Unavailable { reason: e.to_string() };
+        }
+    };
+    let resp = match outcome {
+        TokenOutcome::Issued(r) => r,
+        TokenOutcome::Rejected { status, error } => {
+            let reason = match error {
+                Some(e) => format!("the IdP refused the credentials ({status} {e})"),
+                None => format!("the IdP refused the credentials ({status})"),
+            };
+            return TokenReply::Rejected { reason };
+        }
+    };
+    let unix_now = clock.unix_now();
+    let mut jwt_exp = None;
+    if resp.access_token.split('.').count() == 3 && !c.ignore_signature_client_credentials {
+        let mut verified = jose::verify(&resp.access_token, &st.keys, &st.policy, unix_now.max(0) as u64);
+        if matches!(&verified, Err(e) if e.wants_key_refresh()) && refresh_keys(state, inst).await {
+            st = inst.state.load_full();
+            verified = jose::verify(&resp.access_token, &st.keys, &st.policy, unix_now.max(0) as u64);
+        }
+        match verified {
+            Ok(v) => {
+                jwt_exp = v.exp().map(|e| e as i64);
+                if !c.scopes_required.is_empty()
+                    && !jose::requirement_met(&c.scopes_required, v.claim_path(&c.scopes_claim))
+                {
+                    return TokenReply::Forbidden { reason: "required scopes are missing".into() };
+                }
+                if !c.audience_required.is_empty()
+                    && !jose::requirement_met(&c.audience_required, v.claim_path(&c.audience_claim))
+                {
+                    return TokenReply::Forbidden { reason: "required audience is missing".into() };
+                }
+            }
+            Err(e) => {
+                return TokenReply::Invalid { reason: format!("the issued token does not verify: {}", e.reason()) }
+            }
+        }
+    }
+    let lifetime = if c.cache_tokens {
+        token_lifetime(&inst.ttl, resp.expires_in, jwt_exp, unix_now, &mut SplitMix64::from_entropy())
+    } else {
+        None
+    };
+    let mut value = Vec::with_capacity(7 + resp.access_token.len());
+    value.extend_from_slice(b"Bearer ");
+    value.extend_from_slice(resp.access_token.as_bytes());
+    TokenReply::Issued(Arc::new(IssuedToken { header_value: value.into(), fetched_at: clock.now(), lifetime }))
+}
+
+/// An RFC 7523 §2.2 client assertion signed with the caller's secret (HS256).
+fn client_assertion(id: &[u8], secret: &[u8], audience: &str, now: i64) -> String {
+    let id = String::from_utf8_lossy(id);
+    let mut jti = [0u8; 16];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut jti);
+    let jti: String = jti.iter().map(|b| format!("{b:02x}")).collect();
+    let claims = format!(
+        r#"{{"iss":{id},"sub":{id},"aud":{aud},"jti":"{jti}","iat":{now},"exp":{exp}}}"#,
+        id = json_string(&id),
+        aud = json_string(audience),
+        exp = now + 60,
+    );
+    jose::sign_hs256(claims.as_bytes(), secret)
+}
+
+/// A JSON string literal for `s`.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

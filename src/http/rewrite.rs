@@ -34,6 +34,9 @@ pub struct Forwarding<'a> {
     pub forwarded_host: &'a [u8],
     /// The prefix `strip_path` removed; empty for none.
     pub forwarded_prefix: &'a [u8],
+    /// A header the proxy sets, replacing any the downstream sent under that name (the
+    /// openid-connect plugin's token): (lower-case name, value).
+    pub set_header: Option<(&'a [u8], &'a [u8])>,
 }
 
 /// Writes the upstream request head (request line through the blank line) to `out`.
@@ -46,7 +49,22 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding<'_>, 
     out.extend_from_slice(fwd.host);
     out.extend_from_slice(b"\r\n");
     for h in &head.headers {
+        if let Some((name, _)) = fwd.set_header {
+            if buf[h.name.clone()].eq_ignore_ascii_case(name) {
+                continue;
+            }
+        }
         copy_line(buf, h, out);
+    }
+    if let Some((name, value)) = fwd.set_header {
+        if name == b"authorization" {
+            out.extend_from_slice(b"Authorization");
+        } else {
+            out.extend_from_slice(name);
+        }
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
     }
     write_forwarded(buf, head, fwd, out);
     out.extend_from_slice(b"\r\n");
@@ -151,6 +169,7 @@ mod tests {
             port: b"8000",
             forwarded_host: b"api.example.com",
             forwarded_prefix: b"/api",
+            set_header: None,
         }
     }
 

@@ -15,6 +15,8 @@
 //! ([`credentials::encode_client_secret_basic`], [`credentials::encode_client_secret_post`])
 //! live beside the decoders so the wire formats and their tests sit together.
 
+pub mod access;
 pub mod cache;
 pub mod config;
 pub mod credentials;
+pub mod instance;

@@ -21,17 +21,22 @@
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use crate::error::{self, ProxyError};
+use crate::error::{self, AuthFailure, ProxyError};
 use crate::http::chunked::{ChunkedDecoder, ChunkedLimits};
-use crate::http::head::{self, BodyFraming, RequestHead, Version};
+use crate::http::head::{self, BodyFraming, Known, RequestHead, Version};
 use crate::http::response::{self, ResponseFraming, ResponseHead};
 use crate::http::rewrite::{self, Forwarding, ResponseFramingOut};
+use crate::oidc::access::{AuthError, Granted};
+use crate::oidc::config::{AuthMethod, CredentialLocation};
+use crate::oidc::credentials::Sources;
+use crate::oidc::instance::Instance;
 use crate::router::{RequestHeaders, RouteRequest};
 use crate::upstream::{self, ConnectError, UpstreamConn};
 use crate::worker::Worker;
@@ -147,6 +152,51 @@ fn may_end_head(buf: &[u8], scanned: usize) -> bool {
         let rest = &buf[from + i + 1..];
         rest.starts_with(b"\r\n") || rest.starts_with(b"\n") || rest.len() < 2
     })
+}
+
+/// The response a refused request gets (SPEC §4): Kong's messages (or the configured
+/// ones), ` (<reason>)` with `display_errors`, `WWW-Authenticate` on 401/403 with the
+/// issuer's host as realm, and `Retry-After` on 503. The reason never holds a secret.
+fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
+    let cfg = &inst.config;
+    let realm = inst.state.load().realm.clone();
+    let with_reason = |message: &str, reason: &str| {
+        if cfg.display_errors {
+            format!("{message} ({reason})")
+        } else {
+            message.to_string()
+        }
+    };
+    let challenge = |code: &str| {
+        let mut v = format!("Bearer realm=\"{realm}\"");
+        if cfg.expose_error_code {
+            v.push_str(&format!(", error=\"{code}\""));
+        }
+        Some(v)
+    };
+    match e {
+        AuthError::Unauthorized(reason) => AuthFailure {
+            status: 401,
+            message: with_reason(&cfg.unauthorized_error_message, &reason),
+            www_authenticate: challenge("invalid_token"),
+            retry_after: None,
+        },
+        AuthError::Forbidden(reason) => AuthFailure {
+            status: 403,
+            message: with_reason(&cfg.forbidden_error_message, &reason),
+            www_authenticate: challenge("insufficient_scope"),
+            retry_after: None,
+        },
+        AuthError::Unavailable(reason) => {
+            tracing::warn!(issuer = %cfg.issuer, %reason, "identity provider unavailable");
+            AuthFailure {
+                status: 503,
+                message: with_reason("The identity provider is unavailable", &reason),
+                www_authenticate: None,
+                retry_after: Some(5),
+            }
+        }
+    }
 }
 
 struct HeadHeaders<'a> {
@@ -288,10 +338,14 @@ impl Conn {
         };
         let Some(m) = m else { return self.send_error(w, &ProxyError::NoRoute, false).await };
         let Some(si) = m.service else { return self.send_error(w, &ProxyError::NoService, false).await };
-        if !snap.route_plugins[m.route].is_empty() {
-            // Fail closed: the configuration asks for authentication this build does
-            // not perform yet (the openid-connect plugin lands next).
-            return self.send_error(w, &ProxyError::PluginNotEnforced, false).await;
+        // Access phase: the openid-connect instance that applies, if any.
+        let mut granted = None;
+        for &pi in &snap.route_plugins[m.route] {
+            let Some(inst) = snap.oidc.get(pi).cloned().flatten() else { continue };
+            match self.authenticate(w, &inst).await {
+                Ok(g) => granted = Some((inst, g)),
+                Err(e) => return self.send_error(w, &e, false).await,
+            }
         }
         let service = &snap.config.services[si];
         let target = &snap.targets[si];
@@ -326,6 +380,16 @@ impl Conn {
                 port: self.port_text.format(self.local_port).as_bytes(),
                 forwarded_host: host_without_port(original_host),
                 forwarded_prefix: prefix,
+                set_header: granted.as_ref().and_then(|(inst, g)| {
+                    let value = g.header_value()?;
+                    let header = &inst.config.upstream_access_token_header;
+                    let value = match header.scheme {
+                        Some(_) => value,
+                        // A plain header carries the bare token.
+                        None => value.strip_prefix(b"Bearer ").unwrap_or(value),
+                    };
+                    Some((header.name.as_bytes(), value))
+                }),
             },
             &mut self.out,
         );
@@ -439,6 +503,61 @@ impl Conn {
             None => return false,
         }
         !close_down
+    }
+
+    /// Runs an openid-connect instance's access phase on the current request.
+    async fn authenticate(&mut self, w: &Worker, inst: &Arc<Instance>) -> Result<Granted, ProxyError> {
+        let cfg = &inst.config;
+        let wants_body = cfg.uses(AuthMethod::ClientCredentials)
+            && cfg.client_credentials_param_type.contains(&CredentialLocation::Body);
+        let body_len = if wants_body { self.buffer_small_body(w).await? } else { None };
+        let buf = &self.buf;
+        let head = &self.head;
+        let authorization = head.first(buf, Known::Authorization);
+        let query = &buf[head.query.clone()];
+        let sources = Sources {
+            authorization,
+            grant_type: head.values(buf, "grant-type").next(),
+            x_grant_type: head.values(buf, "x-grant-type").next(),
+            query: query.strip_prefix(b"?"),
+            content_type: head.first(buf, Known::ContentType),
+            body: body_len.map(|n| &buf[head.len..head.len + n]),
+        };
+        let bearer = authorization
+            .and_then(|v| (v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ")).then(|| head::trim_ows(&v[7..])));
+        match w.auth.authenticate(inst, &sources, bearer).await {
+            Ok(g) => Ok(g),
+            Err(e) => Err(ProxyError::Auth(auth_failure(inst, e))),
+        }
+    }
+
+    /// Reads a small request body whole into the buffer (for credentials in the body),
+    /// returning its length; `None` when the body is chunked or too large to buffer, in
+    /// which case the body location has nothing to offer.
+    async fn buffer_small_body(&mut self, w: &Worker) -> Result<Option<usize>, ProxyError> {
+        const MAX: u64 = 64 * 1024;
+        let BodyFraming::Length(n) = self.head.framing else { return Ok(None) };
+        if n == 0 || n > MAX {
+            return Ok(None);
+        }
+        let want = self.head.len + n as usize;
+        if self.head.expect_continue && self.buf.len() < want {
+            self.out.clear();
+            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            let len = self.out.len();
+            write_range(&mut self.stream, &mut self.out, 0..len, w.limits.body_timeout)
+                .await
+                .map_err(|_| ProxyError::Body("downstream went away"))?;
+            self.head.expect_continue = false;
+        }
+        while self.buf.len() < want {
+            match read_some(&mut self.stream, &mut self.buf, w.limits.body_timeout).await {
+                Ok(0) | Err(IoFail::Io(_)) => return Err(ProxyError::Body("body ended early")),
+                Err(IoFail::Timeout) => return Err(ProxyError::BodyTimeout),
+                Ok(_) => {}
+            }
+        }
+        Ok(Some(n as usize))
     }
 
     /// Streams the rest of the request body from the downstream to the upstream.

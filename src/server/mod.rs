@@ -75,6 +75,9 @@ pub struct ServerOptions {
     pub workers: usize,
     pub driver: IoDriver,
     pub limits: Limits,
+    /// The control plane, for the openid-connect plugin; `None` serves routes that need
+    /// it with 503.
+    pub control: Option<crate::control::ControlPlane>,
 }
 
 /// A running data plane.
@@ -112,6 +115,7 @@ impl Server {
                 driver: opts.driver,
                 shutdown: shutdown.clone(),
                 ready: ready_tx.clone(),
+                control: opts.control.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -120,6 +124,9 @@ impl Server {
             );
         }
         drop(ready_tx);
+        if let Some(control) = &opts.control {
+            control.watch(snapshot.load().instances());
+        }
         let server = Server { local_addrs, shutdown, threads };
         // Every worker reports once; a worker that cannot start fails the whole start.
         for _ in 0..workers {

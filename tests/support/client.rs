@@ -29,7 +29,16 @@ impl Proxy {
     pub fn start_snapshot(snap: Snapshot, driver: IoDriver, limits: Limits) -> Proxy {
         let shared = Arc::new(ArcSwap::from_pointee(snap));
         let server = Server::start(
-            ServerOptions { listen: vec!["127.0.0.1:0".parse().unwrap()], workers: 2, driver, limits },
+            ServerOptions {
+                listen: vec!["127.0.0.1:0".parse().unwrap()],
+                workers: 2,
+                driver,
+                limits,
+                control: Some(
+                    ringgate::control::ControlPlane::start(ringgate::oidc::cache::SystemClock::new())
+                        .expect("control plane starts"),
+                ),
+            },
             shared.clone(),
         )
         .expect("proxy starts");

@@ -1,0 +1,277 @@
+//! The plugin's access phase on a worker: from the request's credentials to the value of
+//! the upstream `Authorization` header, or to the error the downstream gets.
+//!
+//! Place in the request path: after routing, before the upstream head is written.
+//! `client_credentials`: find the caller's credentials ([`super::credentials::find`]),
+//! digest them into a cache key, look the key up in this worker's L1 cache — a hit
+//! forwards the cached `Bearer …` at once; a miss (or an expired entry) asks the control
+//! plane, which coalesces the misses of every worker into one IdP call. A hit past its
+//! refresh time is forwarded and, for that one caller, a refresh is started in the
+//! background. `bearer`: the caller's JWT is verified here against the instance's key
+//! set, in front of a per-worker cache of tokens already verified.
+//!
+//! Invariants: an expired token is never forwarded (the L1 cache never returns one); the
+//! caller's secret is only ever in the request buffer, a stack buffer, and the message to
+//! the control plane; nothing here logs a credential or a token.
+//!
+//! Cost of a cache hit: the Basic decode, one two-block SHA-256 and a hash lookup; no
+//! allocation.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::cache::{CacheKey, CachedToken, Clock, L1Cache, Lookup, SystemClock};
+use super::config::{AuthMethod, CredentialLocation};
+use super::credentials::{self, CredentialBuf, Location, Sources};
+use super::instance::Instance;
+use crate::control::{ControlPlane, TokenReply};
+use crate::jose;
+
+/// Entries per plugin instance in a worker's token cache.
+pub const L1_CAPACITY: usize = 131_072;
+/// Entries per plugin instance in a worker's verified-bearer cache.
+const VERIFIED_CAPACITY: usize = 16_384;
+
+/// Why the access phase refused a request. One variant per downstream status.
+#[derive(Debug, Clone)]
+pub enum AuthError {
+    /// 401: no credentials, refused credentials, a token that does not verify.
+    Unauthorized(String),
+    /// 403: scopes or audience not met.
+    Forbidden(String),
+    /// 503 with Retry-After: the IdP could not be asked.
+    Unavailable(String),
+}
+
+/// A worker's plugin state: its caches, keyed by instance.
+pub struct WorkerAuth {
+    control: Option<ControlPlane>,
+    clock: SystemClock,
+    l1: Rc<RefCell<HashMap<usize, L1Cache>>>,
+    /// Bearer tokens already verified: digest → `exp` (unix seconds; `u64::MAX` none).
+    verified: RefCell<HashMap<usize, VerifiedTokens>>,
+}
+
+/// Verified bearer tokens of one instance: SHA-256 of the token → its `exp`.
+type VerifiedTokens = HashMap<[u8; 32], u64, BuildHasherDefault<DigestHasher>>;
+
+/// The digest is already uniform; take eight of its bytes.
+#[derive(Default)]
+pub struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8).take(1) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(b);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// What the access phase decided.
+pub enum Granted {
+    /// Put this value in the upstream token header.
+    Token(Rc<CachedToken>),
+    /// Forward once, not cached (no usable lifetime).
+    Uncached(Arc<[u8]>),
+    /// Forward the request as it is (a verified bearer token).
+    AsSent,
+}
+
+impl Granted {
+    pub fn header_value(&self) -> Option<&[u8]> {
+        match self {
+            Granted::Token(t) => Some(t.header_value()),
+            Granted::Uncached(v) => Some(v),
+            Granted::AsSent => None,
+        }
+    }
+}
+
+fn key_of(instance: &Arc<Instance>) -> usize {
+    Arc::as_ptr(instance) as usize
+}
+
+impl WorkerAuth {
+    pub fn new(control: Option<ControlPlane>) -> WorkerAuth {
+        let clock = control.as_ref().map_or_else(SystemClock::new, ControlPlane::clock);
+        WorkerAuth { control, clock, l1: Rc::default(), verified: RefCell::new(HashMap::new()) }
+    }
+
+    /// Drops the caches of instances that are no longer configured.
+    pub fn retain(&self, live: &[Arc<Instance>]) {
+        let keep: Vec<usize> = live.iter().map(key_of).collect();
+        self.l1.borrow_mut().retain(|k, _| keep.contains(k));
+        self.verified.borrow_mut().retain(|k, _| keep.contains(k));
+    }
+
+    /// Runs the access phase for `instance`.
+    pub async fn authenticate(
+        &self,
+        instance: &Arc<Instance>,
+        sources: &Sources<'_>,
+        bearer: Option<&[u8]>,
+    ) -> Result<Granted, AuthError> {
+        let cfg = &instance.config;
+        if cfg.uses(AuthMethod::Bearer) {
+            if let Some(token) = bearer {
+                return self.verify_bearer(instance, token).await.map(|()| Granted::AsSent);
+            }
+        }
+        if !cfg.uses(AuthMethod::ClientCredentials) {
+            return Err(AuthError::Unauthorized("no bearer token was provided".into()));
+        }
+        let order: Vec<Location> = cfg
+            .client_credentials_param_type
+            .iter()
+            .map(|l| match l {
+                CredentialLocation::Header => Location::Header,
+                CredentialLocation::Query => Location::Query,
+                CredentialLocation::Body => Location::Body,
+            })
+            .collect();
+        let mut buf = CredentialBuf::new();
+        let creds = match credentials::find(sources, &order, &mut buf) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                return Err(AuthError::Unauthorized("no suitable authorization credentials were provided".into()))
+            }
+            Err(_) => return Err(AuthError::Unauthorized("the credentials are too long".into())),
+        };
+        let state = instance.state.load();
+        let key = state.prefix.key(creds.id, creds.secret, None);
+        let now = self.clock.now();
+        let lookup = {
+            let mut caches = self.l1.borrow_mut();
+            let cache = caches.entry(key_of(instance)).or_insert_with(|| L1Cache::new(L1_CAPACITY));
+            cache.get(&key, now)
+        };
+        match lookup {
+            Lookup::Fresh(token) => Ok(Granted::Token(token)),
+            Lookup::RefreshDue(token) => {
+                self.refresh_in_background(instance, key, creds.id, creds.secret);
+                Ok(Granted::Token(token))
+            }
+            Lookup::Rejected => Err(AuthError::Unauthorized("the IdP refused these credentials recently".into())),
+            Lookup::Expired | Lookup::Miss => {
+                let Some(control) = &self.control else {
+                    return Err(AuthError::Unavailable("no control plane".into()));
+                };
+                let reply = control.token(instance.clone(), key, creds.id, creds.secret).await;
+                apply(&self.l1, self.clock.now(), instance, key, reply)
+            }
+        }
+    }
+
+    fn refresh_in_background(&self, instance: &Arc<Instance>, key: CacheKey, id: &[u8], secret: &[u8]) {
+        let Some(control) = self.control.clone() else { return };
+        let instance = instance.clone();
+        let (id, secret): (Box<[u8]>, Box<[u8]>) = (id.into(), secret.into());
+        let (clock, l1) = (self.clock, self.l1.clone());
+        monoio::spawn(async move {
+            let reply = control.token(instance.clone(), key, &id, &secret).await;
+            let now = clock.now();
+            if let TokenReply::Issued(_) = reply {
+                let _ = apply(&l1, now, &instance, key, reply);
+            } else if let Some(cache) = l1.borrow_mut().get_mut(&key_of(&instance)) {
+                // Keep serving the valid token; ask again in a few seconds.
+                cache.refresh_failed(&key, now + 5);
+            }
+        });
+    }
+
+    async fn verify_bearer(&self, instance: &Arc<Instance>, token: &[u8]) -> Result<(), AuthError> {
+        let digest: [u8; 32] =
+            ring::digest::digest(&ring::digest::SHA256, token).as_ref().try_into().unwrap_or([0; 32]);
+        let unix_now = self.clock.unix_now().max(0) as u64;
+        let leeway = instance.config.leeway.as_secs();
+        if let Some(map) = self.verified.borrow().get(&key_of(instance)) {
+            if let Some(&exp) = map.get(&digest) {
+                if unix_now < exp.saturating_add(leeway) {
+                    return Ok(());
+                }
+            }
+        }
+        let Ok(text) = std::str::from_utf8(token) else {
+            return Err(AuthError::Unauthorized("the bearer token is not text".into()));
+        };
+        let state = instance.state.load_full();
+        let mut result = jose::verify(text, &state.keys, &state.policy, unix_now);
+        if let Err(e) = &result {
+            if e.wants_key_refresh() {
+                if let Some(control) = &self.control {
+                    if control.refresh_keys(instance.clone()).await || !state.ready {
+                        let state = instance.state.load_full();
+                        result = jose::verify(text, &state.keys, &state.policy, unix_now);
+                    }
+                }
+            }
+        }
+        let verified = result.map_err(|e| AuthError::Unauthorized(format!("invalid token: {}", e.reason())))?;
+        let cfg = &instance.config;
+        if !cfg.scopes_required.is_empty()
+            && !jose::requirement_met(&cfg.scopes_required, verified.claim_path(&cfg.scopes_claim))
+        {
+            return Err(AuthError::Forbidden("required scopes are missing".into()));
+        }
+        if !cfg.audience_required.is_empty()
+            && !jose::requirement_met(&cfg.audience_required, verified.claim_path(&cfg.audience_claim))
+        {
+            return Err(AuthError::Forbidden("required audience is missing".into()));
+        }
+        let mut all = self.verified.borrow_mut();
+        let map = all.entry(key_of(instance)).or_default();
+        if map.len() >= VERIFIED_CAPACITY {
+            map.retain(|_, &mut exp| unix_now < exp);
+            if map.len() >= VERIFIED_CAPACITY {
+                map.clear();
+            }
+        }
+        map.insert(digest, verified.exp().unwrap_or(u64::MAX));
+        Ok(())
+    }
+}
+
+/// Records a control-plane answer in the worker's L1 cache and turns it into a decision.
+fn apply(
+    l1: &RefCell<HashMap<usize, L1Cache>>,
+    now: u64,
+    instance: &Arc<Instance>,
+    key: CacheKey,
+    reply: TokenReply,
+) -> Result<Granted, AuthError> {
+    match reply {
+        TokenReply::Issued(t) => match t.lifetime {
+            Some(lifetime) if now < lifetime.expires_at(t.fetched_at) => {
+                let token =
+                    Rc::new(CachedToken::new(t.header_value.to_vec().into_boxed_slice(), lifetime, t.fetched_at));
+                l1.borrow_mut()
+                    .entry(key_of(instance))
+                    .or_insert_with(|| L1Cache::new(L1_CAPACITY))
+                    .insert(key, token.clone());
+                Ok(Granted::Token(token))
+            }
+            Some(_) => Err(AuthError::Unavailable("the issued token expired before use".into())),
+            None => Ok(Granted::Uncached(t.header_value.clone())),
+        },
+        TokenReply::Rejected { reason } => {
+            if let Some(neg) = instance.config.cache_ttl_neg.filter(|d| !d.is_zero()) {
+                l1.borrow_mut()
+                    .entry(key_of(instance))
+                    .or_insert_with(|| L1Cache::new(L1_CAPACITY))
+                    .insert_rejected(key, now + neg.as_secs());
+            }
+            Err(AuthError::Unauthorized(reason))
+        }
+        TokenReply::Invalid { reason } => Err(AuthError::Unauthorized(reason)),
+        TokenReply::Forbidden { reason } => Err(AuthError::Forbidden(reason)),
+        TokenReply::Unavailable { reason } => Err(AuthError::Unavailable(reason)),
+    }
+}

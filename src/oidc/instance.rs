@@ -1,0 +1,136 @@
+//! One configured openid-connect plugin instance, as every thread sees it.
+//!
+//! An [`Instance`] is built with the snapshot from the plugin's compiled configuration and
+//! shared (`Arc`) between the workers and the control plane. What the control plane
+//! learns from the IdP — discovery, the token endpoint, the key set — lives in an
+//! [`IdpState`] behind `ArcSwap`, replaced whole and never mutated, so a worker reads the
+//! keys and the realm with one atomic load and no lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::cache::{CacheTtl, KeyPrefix};
+use super::config::{ClientAuthMethod, OidcConfig};
+use crate::jose::{Alg, HmacSecret, KeySet, Policy};
+
+/// What is known about the IdP right now.
+#[derive(Debug)]
+pub struct IdpState {
+    /// Discovery (or the configured endpoints) has been loaded.
+    pub ready: bool,
+    /// The issuer tokens must carry (discovery's `issuer`, else the configured one).
+    pub issuer: String,
+    /// `realm` of `WWW-Authenticate`: the issuer's host.
+    pub realm: String,
+    pub token_endpoint: Option<String>,
+    /// Client authentication towards the token endpoint (SPEC §1 step 4).
+    pub auth_method: ClientAuthMethod,
+    /// Cache-key prefix over the token endpoint and the salt.
+    pub prefix: KeyPrefix,
+    pub keys: Arc<KeySet>,
+    pub policy: Arc<Policy>,
+    /// Why the IdP is not ready, for logs and `display_errors`; never a secret.
+    pub last_error: Option<String>,
+}
+
+/// One plugin instance.
+pub struct Instance {
+    pub config: Arc<OidcConfig>,
+    pub state: ArcSwap<IdpState>,
+    /// Cache lifetimes in seconds, from the configuration.
+    pub ttl: CacheTtl,
+    /// Unix seconds of the last JWKS refetch, for the `rediscovery_lifetime` cooldown.
+    pub last_key_refresh: AtomicU64,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance").field("issuer", &self.config.issuer).finish_non_exhaustive()
+    }
+}
+
+/// The host of a URL, for `realm`; the whole string when it does not parse.
+pub fn url_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Some(v6) = host_port.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6).to_string();
+    }
+    host_port.split(':').next().unwrap_or(host_port).to_string()
+}
+
+impl Instance {
+    pub fn new(config: Arc<OidcConfig>) -> Instance {
+        let ttl = CacheTtl {
+            cache_ttl: config.cache_ttl.as_secs(),
+            min: config.cache_ttl_min.map(|d| d.as_secs()),
+            max: config.cache_ttl_max.map(|d| d.as_secs()),
+        };
+        let issuer = config.issuer.clone();
+        let state = IdpState {
+            ready: false,
+            realm: url_host(&issuer),
+            token_endpoint: config.token_endpoint.clone(),
+            auth_method: config.configured_client_auth().unwrap_or(ClientAuthMethod::ClientSecretBasic),
+            prefix: KeyPrefix::new(
+                config.token_endpoint.as_deref().unwrap_or("").as_bytes(),
+                config.cache_tokens_salt.expose().as_bytes(),
+            ),
+            keys: Arc::new(KeySet::default()),
+            policy: Arc::new(policy_for(&config, &issuer)),
+            issuer,
+            last_error: Some("discovery has not completed yet".into()),
+        };
+        Instance { config, state: ArcSwap::from_pointee(state), ttl, last_key_refresh: AtomicU64::new(0) }
+    }
+
+    /// Whether a JWKS refetch is allowed now (`rediscovery_lifetime` since the last), and
+    /// if so, claims it.
+    pub fn claim_key_refresh(&self, now_unix: u64) -> bool {
+        let cooldown = self.config.rediscovery_lifetime.as_secs();
+        let last = self.last_key_refresh.load(Ordering::Acquire);
+        if last != 0 && now_unix < last.saturating_add(cooldown) {
+            return false;
+        }
+        self.last_key_refresh.compare_exchange(last, now_unix.max(1), Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+}
+
+/// The verification policy for tokens of `issuer` under `config`.
+pub fn policy_for(config: &OidcConfig, issuer: &str) -> Policy {
+    let mut algs: Vec<Alg> = vec![
+        Alg::RS256,
+        Alg::RS384,
+        Alg::RS512,
+        Alg::PS256,
+        Alg::PS384,
+        Alg::PS512,
+        Alg::ES256,
+        Alg::ES384,
+        Alg::EdDSA,
+    ];
+    let mut policy = Policy::new(issuer).issuers_allowed(&config.issuers_allowed).leeway(config.leeway.as_secs());
+    if config.enable_hs_signatures {
+        if let Some(secret) = config.client_secret.first() {
+            algs.extend([Alg::HS256, Alg::HS384, Alg::HS512]);
+            policy = policy.enable_hs(HmacSecret::new(secret.expose().as_bytes().to_vec()));
+        }
+    }
+    policy.allowed_algs(&algs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realm_is_the_issuer_host() {
+        assert_eq!(url_host("https://idp.example.com/realms/x"), "idp.example.com");
+        assert_eq!(url_host("http://127.0.0.1:8080"), "127.0.0.1");
+        assert_eq!(url_host("https://[::1]:443/x"), "::1");
+        assert_eq!(url_host("https://u:p@h.example:1/"), "h.example");
+    }
+}
