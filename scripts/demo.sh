@@ -25,11 +25,13 @@ fi
 
 work=$(mktemp -d)
 started=()
+idp_started=
 cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM
     [ "${#started[@]}" -gt 0 ] && stop_pids "${started[@]}"
+    [ -n "${idp_started:-}" ] && IDP_ENV_FILE="$work/idp.env" scripts/idp.sh stop >/dev/null 2>&1
     rm -rf "$work"
     exit "$rc"
 }
@@ -47,36 +49,59 @@ started+=("$!")
 wait_http "http://127.0.0.1:$DEMO_UPSTREAM_PORT/" "$!" 10 ||
     die "the demo upstream did not start: $(cat "$work/upstream.log")"
 
-# 2. The config: a plain decK file, as `deck gateway dump` would write it.
-cat >"$work/kong.yaml" <<EOF
+# 2. The identity provider: the bundled test OpenID Provider (tests/idp/, oidc-provider),
+#    on a free port; its client `post-client` stands for a caller's app.
+IDP_ENV_FILE="$work/idp.env" scripts/idp.sh start >"$work/idp-start.log" 2>&1 ||
+    die "the test IdP did not start: $(tail -n 20 "$work/idp-start.log")"
+idp_started=1
+# shellcheck disable=SC1091
+. "$work/idp.env"
+export DECK_ISSUER=$RINGGATE_TEST_IDP DECK_CLIENT_ID=demo-gateway DECK_CLIENT_SECRET=unused-by-this-flow
+
+# 3. The config: a plain decK file, as `deck gateway dump` would write it. The /demo route
+#    is open; /api carries Kong's openid-connect plugin, exactly as Kong's docs show it.
+cat >"$work/kong.yaml" <<'EOF'
 _format_version: "3.0"
 services:
 - name: demo
-  url: http://127.0.0.1:$DEMO_UPSTREAM_PORT
+  url: http://127.0.0.1:UPSTREAM_PORT
   routes:
   - name: demo
     hosts: [demo.local]
     paths: [/demo]
+  - name: api
+    hosts: [demo.local]
+    paths: [/api]
+    plugins:
+    - name: openid-connect
+      config:
+        issuer: ${{ env "DECK_ISSUER" }}
+        client_id:
+        - ${{ env "DECK_CLIENT_ID" }}
+        client_secret:
+        - ${{ env "DECK_CLIENT_SECRET" }}
+        client_auth:
+        - client_secret_post
+        auth_methods:
+        - client_credentials
+        client_credentials_param_type:
+        - header
 EOF
-# --- Test IdP and Basic -> Bearer exchange (planned) ---------------------------------
-# The openid-connect issue adds here: start the test IdP from tests/idp/, add an
-# `openid-connect` plugin (auth_methods: [client_credentials]) to the route above, and
-# below a request with `-u client:secret` whose upstream view shows the Bearer token.
-# -------------------------------------------------------------------------------------
-printf '\n==> the config (%s)\n' "kong.yaml"
+sed -i "s/UPSTREAM_PORT/$DEMO_UPSTREAM_PORT/" "$work/kong.yaml"
+printf '\n==> the config (%s, with DECK_ISSUER=%s)\n' "kong.yaml" "$DECK_ISSUER"
 cat "$work/kong.yaml"
 
 printf '\n==> ringgate check --config kong.yaml\n'
 "$RINGGATE_BIN" check --config "$work/kong.yaml"
 
-# 3. ringgate.
+# 4. ringgate.
 "$RINGGATE_BIN" run --config "$work/kong.yaml" --listen "127.0.0.1:$DEMO_PORT" \
     >"$work/ringgate.log" 2>&1 &
 started+=("$!")
 wait_http "http://127.0.0.1:$DEMO_PORT/" "$!" 15 ||
     die "ringgate did not start: $(tail -n 20 "$work/ringgate.log")"
 
-# 4. Requests through it.
+# 5. Requests through it.
 show() { # description curl-args...
     local a line="curl"
     for a in "${@:2}"; do
@@ -94,6 +119,16 @@ show "a POST with a JSON body" \
     --data '{"hello":"world"}' "$base/demo/orders"
 show "a host no route matches: ringgate answers 404 itself" \
     -i -H 'Host: other.local' "$base/demo/hello"
+show "client credentials in Basic: ringgate gets a token from the IdP and forwards it as Bearer" \
+    -u post-client:post-client-secret-0123456789abcdef -H 'Host: demo.local' "$base/api/orders"
+show "the same credentials again: served from the token cache, no IdP call" \
+    -o /dev/null -w '%{http_code} in %{time_total}s\n' \
+    -u post-client:post-client-secret-0123456789abcdef -H 'Host: demo.local' "$base/api/orders"
+show "a wrong secret: 401, nothing reaches the upstream" \
+    -i -u post-client:wrong -H 'Host: demo.local' "$base/api/orders"
+printf '\n==> token requests the IdP counted (one per credential; the wrong one too)\n'
+curl -sS --max-time 5 "$RINGGATE_TEST_IDP_CONTROL/counters"
+echo
 
 printf '\n==> ringgate log\n'
 cat "$work/ringgate.log"
