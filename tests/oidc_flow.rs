@@ -510,6 +510,52 @@ fn pem_public_key(der: &[u8]) -> String {
     format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
 }
 
+/// Tokens signed by the fixture key (trusted through `extra_jwks_uris`), each differing
+/// from a valid one (`claims_for`) in one thing: those the proxy must accept, and those
+/// it must refuse (SPEC §1.5, §3; RFC 7519 §4.1.4–4.1.6; RFC 7515 §4.1.11).
+type Fixtures = Vec<(&'static str, String)>;
+
+fn claim_fixtures(iss: &str, now: u64) -> (Fixtures, Fixtures) {
+    let rsa = fixture_rsa();
+    let header = format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{FIXTURE_KID}"}}"#);
+    let with = |extra: &str| {
+        let base = claims_for(iss, now);
+        // Each override replaces the claim of that name in the valid set.
+        let mut v = json(base.into_bytes());
+        let extra = json(extra.as_bytes().to_vec());
+        for (k, val) in extra.as_object().unwrap() {
+            v.insert(k.clone(), val.clone()).unwrap();
+        }
+        simd_json::to_string(&v).unwrap()
+    };
+
+    let accepted = vec![
+        ("control: valid claims", sign_rs256(&rsa, &header, &with("{}"))),
+        ("iss with a trailing slash", sign_rs256(&rsa, &header, &with(&format!(r#"{{"iss":"{iss}/"}}"#)))),
+    ];
+    let refused = vec![
+        ("expired", sign_rs256(&rsa, &header, &with(&format!(r#"{{"exp":{}}}"#, now - 60)))),
+        ("exp is now", sign_rs256(&rsa, &header, &with(&format!(r#"{{"exp":{}}}"#, now)))),
+        ("not yet valid (nbf)", sign_rs256(&rsa, &header, &with(&format!(r#"{{"nbf":{}}}"#, now + 600)))),
+        ("issued in the future (iat)", sign_rs256(&rsa, &header, &with(&format!(r#"{{"iat":{}}}"#, now + 600)))),
+        ("wrong issuer", sign_rs256(&rsa, &header, &with(r#"{"iss":"http://127.0.0.1:1"}"#))),
+        ("exp of the wrong JSON type", sign_rs256(&rsa, &header, &with(r#"{"exp":"9999999999"}"#))),
+        (
+            "crit header",
+            sign_rs256(&rsa, &format!(r#"{{"alg":"RS256","kid":"{FIXTURE_KID}","crit":["exp"]}}"#), &with("{}")),
+        ),
+        ("alg not the key's (RS256 key, PS256 token)", {
+            let h = format!(r#"{{"alg":"PS256","kid":"{FIXTURE_KID}"}}"#);
+            let input = format!("{}.{}", b64url(h.as_bytes()), b64url(with("{}").as_bytes()));
+            let mut sig = vec![0u8; rsa.public().modulus_len()];
+            rsa.sign(&signature::RSA_PSS_SHA256, &SystemRandom::new(), input.as_bytes(), &mut sig).unwrap();
+            // The JWK pins alg RS256: a PS256 signature by the same key is refused.
+            format!("{input}.{}", b64url(&sig))
+        }),
+    ];
+    (accepted, refused)
+}
+
 // ----- a static JWKS server (for `extra_jwks_uris`) -----
 
 /// Serves one fixed JSON body to every request on 127.0.0.1; counts requests.
@@ -1078,49 +1124,11 @@ fn bearer_claims_are_checked_against_a_trusted_key() {
     // claims and only the claim checks can refuse it.
     let body = format!("auth_methods: [bearer]\nextra_jwks_uris: [\"http://{}/jwks\"]\n", keys.addr);
     let p = start(&up, &idp, &body, DRIVER);
-    let rsa = fixture_rsa();
-    let header = format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{FIXTURE_KID}"}}"#);
-    let now = unix_now() as u64;
-    let iss = idp.issuer.as_str();
-    let with = |extra: &str| {
-        let base = claims_for(iss, now);
-        // Later members are the ones that count: replace by rebuilding the object.
-        let mut v = json(base.into_bytes());
-        let extra = json(extra.as_bytes().to_vec());
-        for (k, val) in extra.as_object().unwrap() {
-            v.insert(k.clone(), val.clone()).unwrap();
-        }
-        simd_json::to_string(&v).unwrap()
-    };
-
-    let accepted = [
-        ("control: valid claims", sign_rs256(&rsa, &header, &with("{}"))),
-        ("iss with a trailing slash", sign_rs256(&rsa, &header, &with(&format!(r#"{{"iss":"{iss}/"}}"#)))),
-    ];
+    let (accepted, refused) = claim_fixtures(&idp.issuer, unix_now() as u64);
     for (what, token) in &accepted {
         let r = get(&p, "/", &[("Authorization", &format!("Bearer {token}"))]);
         assert_eq!(r.status, 200, "{what}: {r:?}");
     }
-    let refused = [
-        ("expired", sign_rs256(&rsa, &header, &with(&format!(r#"{{"exp":{}}}"#, now - 60)))),
-        ("exp is now", sign_rs256(&rsa, &header, &with(&format!(r#"{{"exp":{}}}"#, now)))),
-        ("not yet valid (nbf)", sign_rs256(&rsa, &header, &with(&format!(r#"{{"nbf":{}}}"#, now + 600)))),
-        ("issued in the future (iat)", sign_rs256(&rsa, &header, &with(&format!(r#"{{"iat":{}}}"#, now + 600)))),
-        ("wrong issuer", sign_rs256(&rsa, &header, &with(r#"{"iss":"http://127.0.0.1:1"}"#))),
-        ("exp of the wrong JSON type", sign_rs256(&rsa, &header, &with(r#"{"exp":"9999999999"}"#))),
-        (
-            "crit header",
-            sign_rs256(&rsa, &format!(r#"{{"alg":"RS256","kid":"{FIXTURE_KID}","crit":["exp"]}}"#), &with("{}")),
-        ),
-        ("alg not the key's (RS256 key, PS256 token)", {
-            let h = format!(r#"{{"alg":"PS256","kid":"{FIXTURE_KID}"}}"#);
-            let input = format!("{}.{}", b64url(h.as_bytes()), b64url(with("{}").as_bytes()));
-            let mut sig = vec![0u8; rsa.public().modulus_len()];
-            rsa.sign(&signature::RSA_PSS_SHA256, &SystemRandom::new(), input.as_bytes(), &mut sig).unwrap();
-            // The JWK pins alg RS256: a PS256 signature by the same key is refused.
-            format!("{input}.{}", b64url(&sig))
-        }),
-    ];
     for (what, token) in &refused {
         let r = get(&p, "/", &[("Authorization", &format!("Bearer {token}"))]);
         assert_eq!(r.status, 401, "{what}: {r:?}");
@@ -1264,23 +1272,26 @@ fn grant_type_header_other_than_client_credentials_skips_the_header_location() {
 #[test]
 fn locations_are_tried_in_configured_order_first_hit_wins() {
     let idp = TestIdp::start(0);
+    // Any of two plain clients over client_secret_post: the IdP's method check is not
+    // what this test is about.
+    control_ok(&idp, "POST", "/strict", r#"{"enabled":false}"#);
     let up = Upstream::start();
     let p = start(&up, &idp, &format!("{CC_POST}client_credentials_param_type: [query, header]\n"), DRIVER);
     let query = format!("/?client_id={}&client_secret={}", POST_CLIENT.0, POST_CLIENT.1);
-    let special = basic(SPECIAL_POST.0, SPECIAL_POST.1);
+    let header = basic(BASIC_CLIENT.0, BASIC_CLIENT.1);
     // Both present: query is first.
-    assert_eq!(get(&p, &query, &[("Authorization", &special)]).status, 200);
+    assert_eq!(get(&p, &query, &[("Authorization", &header)]).status, 200);
     // Header location skipped by the grant hint: the query still answers.
-    assert_eq!(get(&p, &query, &[("Authorization", &special), ("Grant-Type", "password")]).status, 200);
+    assert_eq!(get(&p, &query, &[("Authorization", &header), ("Grant-Type", "password")]).status, 200);
     // Only the header.
-    assert_eq!(get(&p, "/h", &[("Authorization", &special)]).status, 200);
+    assert_eq!(get(&p, "/h", &[("Authorization", &header)]).status, 200);
     let got = up.wait_for(3, Duration::from_secs(5));
     assert_eq!(got.len(), 3);
     assert_eq!(claim_str(&forwarded_token(&got[0]), "client_id").as_deref(), Some(POST_CLIENT.0));
     assert_eq!(claim_str(&forwarded_token(&got[1]), "client_id").as_deref(), Some(POST_CLIENT.0));
-    assert_eq!(claim_str(&forwarded_token(&got[2]), "client_id").as_deref(), Some(SPECIAL_POST.0));
+    assert_eq!(claim_str(&forwarded_token(&got[2]), "client_id").as_deref(), Some(BASIC_CLIENT.0));
     assert_eq!(idp.token_requests(POST_CLIENT.0), 1);
-    assert_eq!(idp.token_requests(SPECIAL_POST.0), 1);
+    assert_eq!(idp.token_requests(BASIC_CLIENT.0), 1);
 }
 
 /// One caller through a proxy configured with `auth_config`; the IdP (strict about the
@@ -1478,4 +1489,60 @@ fn route_plugin_overrides_the_global_one() {
     let got = up.received();
     assert_eq!(got.len(), 1);
     assert_idp_token(&idp, &forwarded_token(&got[0]), POST_CLIENT.0);
+}
+
+// =====================================================================================
+// The fixtures themselves: the tests above mean something only if these hold
+// =====================================================================================
+
+#[test]
+fn claim_fixtures_differ_from_a_valid_token_only_in_the_claim_under_test() {
+    let issuer = "http://127.0.0.1:9";
+    let keys = KeySet::from_jwks(fixture_jwks().as_bytes()).expect("the fixture JWKS");
+    let policy = Policy::new(issuer);
+    let now = unix_now() as u64;
+    let (accepted, refused) = claim_fixtures(issuer, now);
+    // What the proxy fetches from the static server is exactly that JWKS.
+    let server = StaticJson::start(fixture_jwks());
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(b"GET /jwks HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
+    assert_eq!(raw.split_once("\r\n\r\n").map(|(_, b)| b), Some(fixture_jwks().as_str()));
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1);
+    for (what, token) in &accepted {
+        let verified = ringgate::jose::verify(token, &keys, &policy, now);
+        assert!(verified.is_ok(), "{what}: {verified:?}");
+    }
+    for (what, token) in &refused {
+        assert!(ringgate::jose::verify(token, &keys, &policy, now).is_err(), "{what} verifies");
+    }
+}
+
+#[test]
+fn idp_helpers_read_tokens_counters_log_and_controls() {
+    let idp = TestIdp::start(0);
+    assert_eq!(realm(&idp), "127.0.0.1");
+    let token = issue_token(&idp);
+    assert_idp_token(&idp, &token, POST_CLIENT.0);
+    assert_eq!(token_total(&idp), 1);
+    assert_eq!(idp.token_requests(POST_CLIENT.0), 1);
+    assert_eq!(token_by_method(&idp, POST_CLIENT.0, "client_secret_post"), 1);
+    assert_eq!(token_by_method(&idp, POST_CLIENT.0, "client_secret_basic"), 0);
+    assert_eq!(jwks_fetches(&idp), 1, "assert_idp_token fetched the JWKS once");
+    let log = control_ok(&idp, "GET", &format!("/requests?client_id={}", POST_CLIENT.0), "");
+    let entry = &log.as_array().unwrap()[0];
+    assert_eq!(entry["grant_type"].as_str(), Some("client_credentials"));
+    assert_eq!(entry["scope"].as_str(), Some("openid"));
+    assert_eq!(entry["status"].as_u64(), Some(200));
+
+    set_ttl(&idp, 5);
+    let short = issue_token(&idp);
+    assert_eq!(claim_u64(&short, "exp") - claim_u64(&short, "iat"), 5);
+    let rotated = control_ok(&idp, "POST", "/rotate", r#"{"drop_old":true}"#);
+    let kid = rotated["rotated"]["kid"].as_str().unwrap().to_string();
+    let after = issue_token(&idp);
+    assert_eq!(jws_part(&after, 0)["kid"].as_str(), Some(kid.as_str()));
+    assert_idp_token(&idp, &after, POST_CLIENT.0);
 }
