@@ -5,7 +5,22 @@
 //!
 //! Each test that changes IdP state (faults, ttl, keys) starts its own `TestIdp`, so tests
 //! run in parallel. Every request loop is bounded in count and in time. A representative
-//! subset runs on both monoio drivers (`on_both_drivers!`); the rest on the default one.
+//! subset runs on both monoio drivers (`on_both_drivers!`); the rest on the legacy one.
+//!
+//! Readings of the SPEC these tests commit to (each also noted where it is used):
+//! - The IdP client authentication is `token_endpoint_auth_method`, else `client_auth[0]`,
+//!   else discovery's first of basic/post/jwt (SPEC §1.4; Kong ignores `client_auth` here).
+//! - "Expired" is RFC 7519 §4.1.4: refused on or after `exp`; `iat` in the future is
+//!   refused too (SPEC §1.5 lists `iat` with `leeway`, default 0).
+//! - The upstream's receive time is bounded below by the client's send time, so "never
+//!   forward an expired token" is checked as `exp > send time`.
+//! - The rediscovery cooldown is asserted so it holds whether or not the first JWKS fetch
+//!   starts it: at most `1 + elapsed / rediscovery_lifetime` fetches in a flood.
+//! - Malformed Basic values (`!!!`, no colon, empty id) are "no credentials": 401 without
+//!   a token call (SPEC §1.2, Kong's raw-string fallback for bad base64).
+//! - `hide_credentials: false` forwards query and body unchanged (SPEC §1.6).
+//! - `Retry-After` is delta-seconds; a caller that waits it (capped at 20 s here) after
+//!   the IdP is back succeeds (SPEC §3, §4 give no numbers).
 
 mod support;
 
@@ -819,7 +834,7 @@ on_both_drivers!(five_second_tokens_are_refreshed_and_never_forwarded_expired, |
     let sent = sent.into_inner().unwrap();
     assert!(statuses.len() >= 100, "steady traffic: {} requests", statuses.len());
     let failed: Vec<_> = statuses.iter().filter(|(_, s)| *s != 200).collect();
-    assert!(failed.is_empty(), "no non-200 across expiry: {failed:?}");
+    assert!(failed.is_empty(), "{} non-200 across expiry, first: {:?}", failed.len(), &failed[..failed.len().min(5)]);
 
     let got = up.wait_for(statuses.len(), Duration::from_secs(5));
     assert_eq!(got.len(), statuses.len());
@@ -864,7 +879,8 @@ fn rotated_signing_key_is_picked_up_without_restart_or_failed_request() {
             let mut out = Vec::new();
             let auth = basic(&id0, &secret0);
             let mut c = p.connect();
-            while !stop.load(Ordering::SeqCst) && out.len() < 500 {
+            let began = Instant::now();
+            while !stop.load(Ordering::SeqCst) && out.len() < 250 && began.elapsed() < Duration::from_secs(5) {
                 c.write(&request("GET", "/bg", &[("Authorization", &auth)], b""));
                 out.push(c.response().map_or(0, |r| r.status));
                 thread::sleep(Duration::from_millis(20));
@@ -918,7 +934,13 @@ fn flood_of_unknown_kids_refetches_jwks_at_most_once_per_cooldown() {
     });
     let elapsed = began.elapsed();
     assert_eq!(statuses.len(), 320);
-    assert!(statuses.iter().all(|&s| s == 401), "unknown kids are refused 401: {statuses:?}");
+    let other: Vec<&u16> = statuses.iter().filter(|&&s| s != 401).collect();
+    assert!(
+        other.is_empty(),
+        "unknown kids are refused 401; {} were not, e.g. {:?}",
+        other.len(),
+        &other[..other.len().min(5)]
+    );
     let fetched = jwks_fetches(&idp) - before;
     let allowed = 1 + (elapsed.as_secs_f64() / 30.0) as u64;
     assert!(fetched <= allowed, "{fetched} JWKS fetches in {elapsed:?} (cooldown 30 s)");
