@@ -1,0 +1,1570 @@
+//! The `openid-connect` plugin end to end, black box: a real downstream socket, the proxy
+//! library on 127.0.0.1, the real test OpenID Provider (`tests/idp/`) and a recording
+//! upstream. Every test asserts what the upstream RECEIVED and what the IdP COUNTED; the
+//! expected behaviour is `SPEC.md` §1–§4, cited where a test relies on one reading of it.
+//!
+//! Each test that changes IdP state (faults, ttl, keys) starts its own `TestIdp`, so tests
+//! run in parallel. Every request loop is bounded in count and in time. A representative
+//! subset runs on both monoio drivers (`on_both_drivers!`); the rest on the legacy one.
+//!
+//! Readings of the SPEC these tests commit to (each also noted where it is used):
+//! - The IdP client authentication is `token_endpoint_auth_method`, else `client_auth[0]`,
+//!   else discovery's first of basic/post/jwt (SPEC §1.4; Kong ignores `client_auth` here).
+//! - "Expired" is RFC 7519 §4.1.4: refused on or after `exp`; `iat` in the future is
+//!   refused too (SPEC §1.5 lists `iat` with `leeway`, default 0).
+//! - The upstream's receive time is bounded below by the client's send time, so "never
+//!   forward an expired token" is checked as `exp > send time`.
+//! - The rediscovery cooldown is asserted so it holds whether or not the first JWKS fetch
+//!   starts it: at most `1 + elapsed / rediscovery_lifetime` fetches in a flood.
+//! - Malformed Basic values (`!!!`, no colon, empty id) are "no credentials": 401 without
+//!   a token call (SPEC §1.2, Kong's raw-string fallback for bad base64).
+//! - `hide_credentials: false` forwards query and body unchanged (SPEC §1.6).
+//! - `Retry-After` is delta-seconds; a caller that waits it (capped at 20 s here) after
+//!   the IdP is back succeeds (SPEC §3, §4 give no numbers).
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use ring::hmac;
+use ring::rand::SystemRandom;
+use ring::rsa::PublicKeyComponents;
+use ring::signature::{self, EcdsaKeyPair, RsaKeyPair};
+use ringgate::jose::{KeySet, Policy};
+use ringgate::server::{IoDriver, Limits};
+use ringgate::snapshot::{Resolved, Snapshot};
+use simd_json::prelude::*;
+use simd_json::OwnedValue;
+use support::client::{Proxy, Response};
+use support::idp::TestIdp;
+use support::upstream::{Received, Upstream};
+
+// ----- the IdP's fixed clients (tests/idp/clients.json) -----
+
+const POST_CLIENT: (&str, &str) = ("post-client", "post-client-secret-0123456789abcdef");
+const BASIC_CLIENT: (&str, &str) = ("basic-client", "basic-client-secret-0123456789abcdef");
+const JWT_CLIENT: (&str, &str) = ("jwt-client", "jwt-client-secret-0123456789abcdefghijklmnopqrstuv");
+/// Registered for client_secret_basic; the secret holds every character RFC 6749 §2.3.1's
+/// form-encoding changes.
+const SPECIAL_BASIC: (&str, &str) = ("special-basic", "p+a:s/s=w&o rd");
+const SPECIAL_POST: (&str, &str) = ("special-post", "p+a:s/s=w&o rd");
+
+/// The audience the test IdP puts in every access token.
+const IDP_AUDIENCE: &str = "urn:ringgate:test-api";
+
+fn load_client(i: usize) -> (String, String) {
+    (format!("load-{i}"), format!("load-secret-{i}"))
+}
+
+// ----- configuration -----
+
+/// The plugin block of the decK file the mission starts from, exactly as written there.
+const SEED_PLUGIN: &str = r#"- name: openid-connect
+  config:
+    issuer: ${{ env "DECK_ISSUER" }}
+    client_id:
+    - ${{ env "DECK_CLIENT_ID" }}
+    client_secret:
+    - ${{ env "DECK_CLIENT_SECRET" }}
+    client_auth:
+    - client_secret_post
+    auth_methods:
+    - client_credentials
+    client_credentials_param_type:
+    - header
+"#;
+
+/// Where the seed plugin is attached.
+#[derive(Clone, Copy, Debug)]
+enum Scope {
+    Global,
+    Service,
+    Route,
+}
+
+fn indent(text: &str, by: usize) -> String {
+    let pad = " ".repeat(by);
+    text.lines().map(|l| format!("{pad}{l}\n")).collect()
+}
+
+/// A decK file with the seed plugin at `scope`: service `svc` on `up`, route `guarded` on
+/// `/` and, for the route scope, a second route `open` on `/open` without the plugin.
+fn seed_deck(up: SocketAddr, scope: Scope) -> String {
+    let mut y = String::from("_format_version: \"3.0\"\nservices:\n- name: svc\n");
+    y.push_str(&format!("  url: http://{up}\n"));
+    if let Scope::Service = scope {
+        y.push_str("  plugins:\n");
+        y.push_str(&indent(SEED_PLUGIN, 2));
+    }
+    y.push_str("  routes:\n  - name: guarded\n    paths: [/]\n    strip_path: false\n");
+    if let Scope::Route = scope {
+        y.push_str("    plugins:\n");
+        y.push_str(&indent(SEED_PLUGIN, 4));
+        y.push_str("  - name: open\n    paths: [/open]\n    strip_path: false\n");
+    }
+    if let Scope::Global = scope {
+        y.push_str("plugins:\n");
+        y.push_str(SEED_PLUGIN);
+    }
+    y
+}
+
+/// Loads decK text through the real `${{ env ... }}` templating with the `DECK_` values of
+/// the seed (the configured client id and secret are deliberately not the caller's: SPEC
+/// §1.3 says the caller's are used), without touching the process environment.
+fn seed_snapshot(yaml: &str, issuer: &str) -> Snapshot {
+    let issuer = issuer.to_string();
+    let env = move |name: &str| match name {
+        "DECK_ISSUER" => Some(issuer.clone()),
+        "DECK_CLIENT_ID" => Some("configured-client-not-the-caller".to_string()),
+        "DECK_CLIENT_SECRET" => Some("configured-secret-not-the-callers".to_string()),
+        _ => None,
+    };
+    let cfg = ringgate::config::load_str(yaml, "kong.yaml", &env).unwrap_or_else(|e| panic!("seed loads:\n{e}"));
+    Snapshot::build(cfg, &mut Resolved::new()).unwrap_or_else(|e| panic!("seed compiles:\n{e}"))
+}
+
+/// A decK file with one global openid-connect plugin for `issuer`; `body` is the rest of
+/// its `config` as unindented YAML. Route `r` on `/` keeps the path (`strip_path: false`).
+fn deck(up: SocketAddr, issuer: &str, body: &str) -> String {
+    format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{up}\n  routes:\n  - name: r\n    paths: [/]\n    strip_path: false\nplugins:\n- name: openid-connect\n  config:\n    issuer: {issuer}\n{}",
+        indent(body, 4)
+    )
+}
+
+/// The seed's settings without templating: caller credentials in a Basic header,
+/// client_secret_post to the IdP (so `post-client` / `special-post` are the callers).
+const CC_HEADER_POST: &str =
+    "auth_methods: [client_credentials]\nclient_credentials_param_type: [header]\nclient_auth: [client_secret_post]\n";
+
+/// Caller credentials in a Basic header, client_secret_basic to the IdP (the `load-<i>`
+/// clients and `basic-client` are registered for it).
+const CC_HEADER_BASIC: &str =
+    "auth_methods: [client_credentials]\nclient_credentials_param_type: [header]\ntoken_endpoint_auth_method: client_secret_basic\n";
+
+fn start(up: &Upstream, idp: &TestIdp, body: &str, driver: IoDriver) -> Proxy {
+    Proxy::start(&deck(up.addr(), &idp.issuer, body), driver, Limits::default())
+}
+
+/// The default driver for tests that do not run on both.
+const DRIVER: IoDriver = IoDriver::Legacy;
+
+// ----- requests -----
+
+fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+fn request(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut r = format!("{method} {target} HTTP/1.1\r\nHost: api.example.com\r\n");
+    for (n, v) in headers {
+        r.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        r.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    r.push_str("\r\n");
+    let mut raw = r.into_bytes();
+    raw.extend_from_slice(body);
+    raw
+}
+
+fn get(p: &Proxy, target: &str, headers: &[(&str, &str)]) -> Response {
+    p.send(&request("GET", target, headers, b""))
+}
+
+fn get_as(p: &Proxy, (id, secret): (&str, &str)) -> Response {
+    get(p, "/", &[("Authorization", &basic(id, secret))])
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+// ----- tokens -----
+
+fn json(mut bytes: Vec<u8>) -> OwnedValue {
+    simd_json::to_owned_value(&mut bytes).unwrap_or_else(|e| panic!("JSON expected: {e}"))
+}
+
+fn b64url(data: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(data)
+}
+
+/// Part `i` (0 header, 1 payload) of a compact JWS, decoded as JSON.
+fn jws_part(token: &str, i: usize) -> OwnedValue {
+    let part = token.split('.').nth(i).expect("a JWS part");
+    json(URL_SAFE_NO_PAD.decode(part).expect("base64url JWS part"))
+}
+
+fn claim_str(token: &str, name: &str) -> Option<String> {
+    jws_part(token, 1).get(name).and_then(|v| v.as_str().map(str::to_string))
+}
+
+fn claim_u64(token: &str, name: &str) -> u64 {
+    jws_part(token, 1).get(name).and_then(|v| v.as_u64()).unwrap_or_else(|| panic!("numeric {name} claim"))
+}
+
+/// The token the upstream received: exactly one `Authorization` header, `Bearer <jws>`.
+fn forwarded_token(r: &Received) -> String {
+    let all = r.header_all("authorization");
+    assert_eq!(all.len(), 1, "exactly one Authorization header upstream: {:?}", r.headers);
+    let v = String::from_utf8(all[0].to_vec()).unwrap();
+    let token = v.strip_prefix("Bearer ").unwrap_or_else(|| panic!("Bearer upstream, got {v:?}"));
+    assert_eq!(token.split('.').count(), 3, "a compact JWS: {token}");
+    token.to_string()
+}
+
+/// No header the upstream received carries `needle` (e.g. the caller's Basic value).
+fn assert_no_header_contains(r: &Received, needle: &str) {
+    for (n, v) in &r.headers {
+        let v = String::from_utf8_lossy(v);
+        assert!(!v.contains(needle), "header {n}: {v} carries the caller's credentials");
+    }
+}
+
+/// Verifies `token` as an access token of `idp`: its `kid` is in the IdP's JWKS (fetched
+/// now), the signature holds, `iss` is the issuer, it is not expired.
+fn assert_idp_token(idp: &TestIdp, token: &str, client_id: &str) {
+    let jwks = idp_get(idp, "/jwks");
+    let kid = jws_part(token, 0).get("kid").and_then(|k| k.as_str().map(str::to_string)).expect("kid");
+    let doc = json(jwks.clone());
+    let kids: Vec<String> = doc["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k.get("kid").and_then(|v| v.as_str().map(str::to_string)))
+        .collect();
+    assert!(kids.contains(&kid), "kid {kid} not in the IdP's JWKS {kids:?}");
+    let keys = KeySet::from_jwks(&jwks).expect("the IdP's JWKS");
+    let verified = ringgate::jose::verify(token, &keys, &Policy::new(&idp.issuer), unix_now() as u64)
+        .unwrap_or_else(|e| panic!("the forwarded token verifies: {e:?}"));
+    assert_eq!(verified.iss(), Some(idp.issuer.as_str()));
+    assert_eq!(claim_str(token, "client_id").as_deref(), Some(client_id), "token of the caller's client");
+    assert_eq!(claim_str(token, "aud").as_deref(), Some(IDP_AUDIENCE));
+}
+
+// ----- the IdP, by its own HTTP API -----
+
+/// A request to the IdP on a fresh connection; returns status and body (de-chunked).
+fn idp_http(idp: &TestIdp, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Vec<u8>) {
+    let authority = idp.issuer.trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let mut s = TcpStream::connect(&authority).expect("connect to the IdP");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
+    let head = String::from_utf8_lossy(&out[..split]).to_ascii_lowercase();
+    let status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let mut rest = &out[split + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return (status, rest.to_vec());
+    }
+    let mut body = Vec::new();
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+        let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..eol]).split(';').next().unwrap().trim(), 16)
+            .expect("hex chunk size");
+        if size == 0 {
+            return (status, body);
+        }
+        body.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+        rest = &rest[eol + 4 + size..];
+    }
+}
+
+fn idp_get(idp: &TestIdp, path: &str) -> Vec<u8> {
+    let (status, body) = idp_http(idp, "GET", path, &[], "");
+    assert_eq!(status, 200, "GET {path}: {}", String::from_utf8_lossy(&body));
+    body
+}
+
+/// An access token for `post-client` straight from the IdP (client_secret_post).
+fn issue_token(idp: &TestIdp) -> String {
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}&scope=openid",
+        POST_CLIENT.0, POST_CLIENT.1
+    );
+    let (status, body) =
+        idp_http(idp, "POST", "/token", &[("Content-Type", "application/x-www-form-urlencoded")], &form);
+    assert_eq!(status, 200, "direct token request: {}", String::from_utf8_lossy(&body));
+    json(body)["access_token"].as_str().expect("access_token").to_string()
+}
+
+fn control_ok(idp: &TestIdp, method: &str, path: &str, body: &str) -> OwnedValue {
+    let (status, text) = idp.control(method, path, body);
+    assert_eq!(status, 200, "{method} /_control{path}: {text}");
+    json(text.into_bytes())
+}
+
+fn counters(idp: &TestIdp) -> OwnedValue {
+    control_ok(idp, "GET", "/counters", "")
+}
+
+fn token_total(idp: &TestIdp) -> u64 {
+    counters(idp)["token_total"].as_u64().unwrap()
+}
+
+fn jwks_fetches(idp: &TestIdp) -> u64 {
+    counters(idp)["jwks"].as_u64().unwrap()
+}
+
+/// Token requests the IdP counted for `client` made with `method`.
+fn token_by_method(idp: &TestIdp, client: &str, method: &str) -> u64 {
+    counters(idp)
+        .get("token_by_method")
+        .and_then(|m| m.get(client))
+        .and_then(|c| c.get(method))
+        .and_then(|n| n.as_u64())
+        .unwrap_or(0)
+}
+
+fn set_ttl(idp: &TestIdp, seconds: u64) {
+    control_ok(idp, "POST", "/ttl", &format!(r#"{{"seconds":{seconds}}}"#));
+}
+
+/// The host of the issuer: the realm of `WWW-Authenticate` (SPEC §4).
+fn realm(idp: &TestIdp) -> String {
+    let authority = idp.issuer.trim_start_matches("http://").split('/').next().unwrap();
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_string()
+}
+
+// ----- what the downstream sees (SPEC §4) -----
+
+fn assert_json_message(r: &Response, message: &str) {
+    let ct = r.header("content-type").unwrap_or_default();
+    assert!(ct.starts_with("application/json"), "JSON error body, got content-type {ct:?}");
+    assert_eq!(r.body_str(), format!(r#"{{"message":"{message}"}}"#));
+}
+
+fn assert_www_authenticate(r: &Response, idp: &TestIdp, error: &str) {
+    let www = r.header("www-authenticate").unwrap_or_else(|| panic!("WWW-Authenticate on {}: {r:?}", r.status));
+    let prefix = format!(r#"Bearer realm="{}""#, realm(idp));
+    assert!(www.starts_with(&prefix), "{www:?} should start with {prefix:?}");
+    assert!(www.contains(&format!(r#"error="{error}""#)), "{www:?} should carry error=\"{error}\"");
+}
+
+/// 401, `error="invalid_token"`, `{"message":"Unauthorized"}`.
+fn assert_unauthorized(r: &Response, idp: &TestIdp) {
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_www_authenticate(r, idp, "invalid_token");
+    assert_json_message(r, "Unauthorized");
+}
+
+/// 403, `error="insufficient_scope"`, `{"message":"Forbidden"}`.
+fn assert_forbidden(r: &Response, idp: &TestIdp) {
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_www_authenticate(r, idp, "insufficient_scope");
+    assert_json_message(r, "Forbidden");
+}
+
+/// 503 with a delta-seconds `Retry-After` and a `{"message": ...}` body; returns the
+/// Retry-After seconds.
+fn assert_idp_unavailable(r: &Response) -> u64 {
+    assert_eq!(r.status, 503, "{r:?}");
+    let retry = r.header("retry-after").unwrap_or_else(|| panic!("Retry-After on the 503: {r:?}"));
+    let secs: u64 = retry.trim().parse().unwrap_or_else(|_| panic!("Retry-After in delta-seconds, got {retry:?}"));
+    let body = json(r.body.clone());
+    assert!(body.get("message").and_then(|m| m.as_str()).is_some_and(|m| !m.is_empty()), "{}", r.body_str());
+    secs
+}
+
+// ----- parallel load -----
+
+/// `threads` keep-alive connections, each sending `per_thread` requests built by
+/// `make(thread, i)` in sequence; returns the statuses in `(thread, i)` order. Bounded:
+/// stops sending at `deadline` (the caller then sees fewer statuses than requests).
+fn hammer(
+    p: &Proxy,
+    threads: usize,
+    per_thread: usize,
+    deadline: Duration,
+    make: impl Fn(usize, usize) -> Vec<u8> + Sync,
+) -> Vec<u16> {
+    let until = Instant::now() + deadline;
+    let make = &make;
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut c = p.connect();
+                    let mut statuses = Vec::with_capacity(per_thread);
+                    for i in 0..per_thread {
+                        if Instant::now() > until {
+                            break;
+                        }
+                        c.write(&make(t, i));
+                        match c.response() {
+                            Some(r) => statuses.push(r.status),
+                            None => {
+                                statuses.push(0);
+                                c = p.connect();
+                            }
+                        }
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("load thread")).collect()
+    })
+}
+
+// ----- forged tokens -----
+
+/// A 2048-bit RSA key for tests only (`tests/fixtures/jose/README.md`).
+const FIXTURE_RSA_PKCS8: &[u8] = include_bytes!("fixtures/jose/rsa2048-test-only.pk8");
+const FIXTURE_KID: &str = "ringgate-flow-test-fixture";
+
+fn fixture_rsa() -> RsaKeyPair {
+    RsaKeyPair::from_pkcs8(FIXTURE_RSA_PKCS8).expect("fixture RSA key")
+}
+
+/// The fixture key's public JWKS document.
+fn fixture_jwks() -> String {
+    let c: PublicKeyComponents<Vec<u8>> = fixture_rsa().public().into();
+    format!(
+        r#"{{"keys":[{{"kty":"RSA","kid":"{FIXTURE_KID}","alg":"RS256","use":"sig","n":"{}","e":"{}"}}]}}"#,
+        b64url(&c.n),
+        b64url(&c.e)
+    )
+}
+
+fn sign_rs256(key: &RsaKeyPair, header: &str, payload: &str) -> String {
+    let input = format!("{}.{}", b64url(header.as_bytes()), b64url(payload.as_bytes()));
+    let mut sig = vec![0u8; key.public().modulus_len()];
+    key.sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), input.as_bytes(), &mut sig).unwrap();
+    format!("{input}.{}", b64url(&sig))
+}
+
+fn sign_hs256_with(key: &[u8], header: &str, payload: &str) -> String {
+    let input = format!("{}.{}", b64url(header.as_bytes()), b64url(payload.as_bytes()));
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), input.as_bytes());
+    format!("{input}.{}", b64url(tag.as_ref()))
+}
+
+/// A fresh random P-256 key: tokens it signs verify under no key the proxy knows.
+fn random_es256_key() -> EcdsaKeyPair {
+    let rng = SystemRandom::new();
+    let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+    EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap()
+}
+
+fn sign_es256(key: &EcdsaKeyPair, header: &str, payload: &str) -> String {
+    let input = format!("{}.{}", b64url(header.as_bytes()), b64url(payload.as_bytes()));
+    let sig = key.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
+    format!("{input}.{}", b64url(sig.as_ref()))
+}
+
+/// Claims the test IdP would put in a token, valid for five minutes from now.
+fn claims_for(iss: &str, now: u64) -> String {
+    format!(
+        r#"{{"iss":"{iss}","sub":"forged","client_id":"forged","aud":"{IDP_AUDIENCE}","scope":"openid","iat":{now},"exp":{},"jti":"{}"}}"#,
+        now + 300,
+        unique_id()
+    )
+}
+
+fn unique_id() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+// DER, for the classic RSA-public-key-as-HMAC-secret forgery (RFC 8725 §2.1).
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes: Vec<u8> = n.to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend_from_slice(&bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn der_uint(be: &[u8]) -> Vec<u8> {
+    let trimmed: Vec<u8> = be.iter().copied().skip_while(|&b| b == 0).collect();
+    let mut content = Vec::new();
+    if trimmed.first().is_some_and(|&b| b & 0x80 != 0) {
+        content.push(0);
+    }
+    content.extend_from_slice(&trimmed);
+    der(0x02, &content)
+}
+
+/// SubjectPublicKeyInfo DER of an RSA public key (RFC 8017 A.1.1, RFC 5280 4.1).
+fn rsa_spki_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let rsa_public_key = der(0x30, &[der_uint(n), der_uint(e)].concat());
+    let rsa_encryption = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00];
+    let bit_string = der(0x03, &[&[0u8][..], &rsa_public_key].concat());
+    der(0x30, &[der(0x30, &rsa_encryption), bit_string].concat())
+}
+
+fn pem_public_key(der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
+}
+
+/// Tokens signed by the fixture key (trusted through `extra_jwks_uris`), each differing
+/// from a valid one (`claims_for`) in one thing: those the proxy must accept, and those
+/// it must refuse (SPEC §1.5, §3; RFC 7519 §4.1.4–4.1.6; RFC 7515 §4.1.11).
+type Fixtures = Vec<(&'static str, String)>;
+
+fn claim_fixtures(iss: &str, now: u64) -> (Fixtures, Fixtures) {
+    let rsa = fixture_rsa();
+    let header = format!(r#"{{"alg":"RS256","typ":"at+jwt","kid":"{FIXTURE_KID}"}}"#);
+    let with = |extra: &str| {
+        let base = claims_for(iss, now);
+        // Each override replaces the claim of that name in the valid set.
+        let mut v = json(base.into_bytes());
+        let extra = json(extra.as_bytes().to_vec());
+        for (k, val) in extra.as_object().unwrap() {
+            v.insert(k.clone(), val.clone()).unwrap();
+        }
+        simd_json::to_string(&v).unwrap()
+    };
+
+    let accepted = vec![
+        ("control: valid claims", sign_rs256(&rsa, &header, &with("{}"))),
+        ("iss with a trailing slash", sign_rs256(&rsa, &header, &with(&format!(r#"{{"iss":"{iss}/"}}"#)))),
+    ];
+    let refused = vec![
+        ("expired", sign_rs256(&rsa, &header, &with(&format!(r#"{{"exp":{}}}"#, now - 60)))),
+        ("exp is now", sign_rs256(&rsa, &header, &with(&format!(r#"{{"exp":{}}}"#, now)))),
+        ("not yet valid (nbf)", sign_rs256(&rsa, &header, &with(&format!(r#"{{"nbf":{}}}"#, now + 600)))),
+        ("issued in the future (iat)", sign_rs256(&rsa, &header, &with(&format!(r#"{{"iat":{}}}"#, now + 600)))),
+        ("wrong issuer", sign_rs256(&rsa, &header, &with(r#"{"iss":"http://127.0.0.1:1"}"#))),
+        ("exp of the wrong JSON type", sign_rs256(&rsa, &header, &with(r#"{"exp":"9999999999"}"#))),
+        (
+            "crit header",
+            sign_rs256(&rsa, &format!(r#"{{"alg":"RS256","kid":"{FIXTURE_KID}","crit":["exp"]}}"#), &with("{}")),
+        ),
+        ("alg not the key's (RS256 key, PS256 token)", {
+            let h = format!(r#"{{"alg":"PS256","kid":"{FIXTURE_KID}"}}"#);
+            let input = format!("{}.{}", b64url(h.as_bytes()), b64url(with("{}").as_bytes()));
+            let mut sig = vec![0u8; rsa.public().modulus_len()];
+            rsa.sign(&signature::RSA_PSS_SHA256, &SystemRandom::new(), input.as_bytes(), &mut sig).unwrap();
+            // The JWK pins alg RS256: a PS256 signature by the same key is refused.
+            format!("{input}.{}", b64url(&sig))
+        }),
+    ];
+    (accepted, refused)
+}
+
+// ----- a static JWKS server (for `extra_jwks_uris`) -----
+
+/// Serves one fixed JSON body to every request on 127.0.0.1; counts requests.
+struct StaticJson {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    hits: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StaticJson {
+    fn start(body: String) -> StaticJson {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (stop2, hits2) = (stop.clone(), hits.clone());
+        let thread = thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                hits2.fetch_add(1, Ordering::SeqCst);
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(resp.as_bytes());
+                let _ = conn.shutdown(Shutdown::Write);
+            }
+        });
+        StaticJson { addr, stop, hits, thread: Some(thread) }
+    }
+}
+
+impl Drop for StaticJson {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok() {
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+// =====================================================================================
+// 1. The seed decK file, global, service- and route-scoped (SPEC §1, §5)
+// =====================================================================================
+
+/// One caller, two requests: both forwarded with the IdP's token in place of the
+/// caller's Basic header, one token call in all.
+fn seed_file_exchanges_basic_for_bearer(scope: Scope, driver: IoDriver) {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = Proxy::start_snapshot(seed_snapshot(&seed_deck(up.addr(), scope), &idp.issuer), driver, Limits::default());
+    let caller_basic = basic(POST_CLIENT.0, POST_CLIENT.1);
+    let caller_b64 = caller_basic.strip_prefix("Basic ").unwrap().to_string();
+
+    for i in 0..2 {
+        let r = get(&p, &format!("/orders/{i}?x=1"), &[("Authorization", &caller_basic)]);
+        assert_eq!(r.status, 200, "request {i}: {r:?}");
+        assert_eq!(r.body, b"ok");
+    }
+    let got = up.wait_for(2, Duration::from_secs(5));
+    assert_eq!(got.len(), 2);
+    let first = forwarded_token(&got[0]);
+    for (i, g) in got.iter().enumerate() {
+        assert_eq!(g.target, format!("/orders/{i}?x=1"));
+        assert_eq!(forwarded_token(g), first, "the cached token is forwarded again");
+        assert_no_header_contains(g, &caller_b64);
+        assert_no_header_contains(g, POST_CLIENT.1);
+        assert!(!String::from_utf8_lossy(&g.raw).contains(&caller_b64), "caller's Basic value in the raw request");
+    }
+    assert_idp_token(&idp, &first, POST_CLIENT.0);
+    assert_eq!(idp.token_requests(POST_CLIENT.0), 1, "one token call for one caller");
+    assert_eq!(token_by_method(&idp, POST_CLIENT.0, "client_secret_post"), 1, "client_auth[0] is used");
+    assert_eq!(token_total(&idp), 1, "the configured client_id/secret never reach the IdP (SPEC §1.3)");
+
+    if let Scope::Route = scope {
+        // The plugin is scoped to `guarded` only: `/open` passes through untouched.
+        let r = get(&p, "/open/x", &[("Authorization", &caller_basic)]);
+        assert_eq!(r.status, 200);
+        let got = up.wait_for(3, Duration::from_secs(5));
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[2].header_str("authorization").as_deref(), Some(caller_basic.as_str()));
+        assert_eq!(token_total(&idp), 1);
+    }
+    assert!(up.errors().is_empty(), "{:?}", up.errors());
+}
+
+on_both_drivers!(seed_file_global_plugin_forwards_idp_bearer_not_caller_basic, |d| {
+    seed_file_exchanges_basic_for_bearer(Scope::Global, d)
+});
+
+on_both_drivers!(seed_file_service_plugin_forwards_idp_bearer_not_caller_basic, |d| {
+    seed_file_exchanges_basic_for_bearer(Scope::Service, d)
+});
+
+on_both_drivers!(seed_file_route_plugin_forwards_idp_bearer_and_leaves_other_routes_alone, |d| {
+    seed_file_exchanges_basic_for_bearer(Scope::Route, d)
+});
+
+// =====================================================================================
+// 2. One IdP call per credential, however many connections miss together (SPEC §2)
+// =====================================================================================
+
+on_both_drivers!(one_credential_over_100_connections_makes_one_token_request, |d| {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, CC_HEADER_POST, d);
+    let auth = basic(POST_CLIENT.0, POST_CLIENT.1);
+    let statuses = hammer(&p, 100, 20, Duration::from_secs(60), |t, i| {
+        request("GET", &format!("/t{t}/{i}"), &[("Authorization", &auth)], b"")
+    });
+    assert_eq!(statuses.len(), 2000, "all 2000 requests were answered in time");
+    let bad: Vec<&u16> = statuses.iter().filter(|&&s| s != 200).collect();
+    assert!(bad.is_empty(), "{} non-200 answers, e.g. {:?}", bad.len(), &bad[..bad.len().min(5)]);
+
+    let got = up.wait_for(2000, Duration::from_secs(10));
+    assert_eq!(got.len(), 2000);
+    let tokens: HashSet<String> = got.iter().map(forwarded_token).collect();
+    assert_eq!(tokens.len(), 1, "one token serves every request");
+    assert_idp_token(&idp, tokens.iter().next().unwrap(), POST_CLIENT.0);
+    assert_eq!(idp.token_requests(POST_CLIENT.0), 1, "exactly one token request at the IdP");
+    assert_eq!(token_total(&idp), 1);
+});
+
+#[test]
+fn two_hundred_credentials_make_exactly_two_hundred_token_requests() {
+    let idp = TestIdp::start(200);
+    let up = Upstream::start();
+    let p = start(&up, &idp, CC_HEADER_BASIC, DRIVER);
+    // Thread t, request i uses credential (t + 50 i) % 200: each credential is used six
+    // times, by two connections at once.
+    let cred = |t: usize, i: usize| (t + 50 * i) % 200;
+    let statuses = hammer(&p, 100, 12, Duration::from_secs(60), |t, i| {
+        let (id, secret) = load_client(cred(t, i));
+        request("GET", "/", &[("Authorization", &basic(&id, &secret)), ("x-cred", &id)], b"")
+    });
+    assert_eq!(statuses.len(), 1200);
+    assert!(statuses.iter().all(|&s| s == 200), "non-200: {:?}", statuses.iter().filter(|&&s| s != 200).count());
+
+    let got = up.wait_for(1200, Duration::from_secs(10));
+    assert_eq!(got.len(), 1200);
+    let mut token_of: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+    for g in &got {
+        let id = g.header_str("x-cred").unwrap();
+        let token = forwarded_token(g);
+        assert_eq!(claim_str(&token, "client_id").as_deref(), Some(id.as_str()), "each caller gets its own token");
+        token_of.entry(id).or_default().insert(token);
+    }
+    assert_eq!(token_of.len(), 200);
+    assert!(token_of.values().all(|t| t.len() == 1), "one token per credential");
+
+    let c = counters(&idp);
+    assert_eq!(c["token_total"].as_u64(), Some(200), "exactly 200 token requests: {c:?}");
+    for i in 0..200 {
+        let id = load_client(i).0;
+        assert_eq!(c["token"].get(id.as_str()).and_then(|n| n.as_u64()), Some(1), "{id}");
+    }
+}
+
+// =====================================================================================
+// 3. Refused credentials (SPEC §1.2, §4)
+// =====================================================================================
+
+on_both_drivers!(bad_or_missing_credentials_are_401_and_never_reach_upstream, |d| {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, CC_HEADER_POST, d);
+
+    let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("wrong secret", vec![("Authorization", basic(POST_CLIENT.0, "not-the-secret"))]),
+        ("unknown client", vec![("Authorization", basic("no-such-client", "whatever"))]),
+        ("no credentials", vec![]),
+        ("malformed base64", vec![("Authorization", "Basic !!!".to_string())]),
+        ("no colon", vec![("Authorization", format!("Basic {}", STANDARD.encode("nocolon")))]),
+        ("empty id", vec![("Authorization", format!("Basic {}", STANDARD.encode(":secret")))]),
+        ("empty Basic", vec![("Authorization", "Basic ".to_string())]),
+        ("other scheme", vec![("Authorization", "Digest username=\"post-client\"".to_string())]),
+    ];
+    for (what, headers) in &cases {
+        let hs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let r = get(&p, "/", &hs);
+        assert_eq!(r.status, 401, "{what}: {r:?}");
+        assert_unauthorized(&r, &idp);
+        assert!(!r.body_str().contains("not-the-secret"), "{what}: a secret in the body");
+    }
+    assert!(up.received().is_empty(), "nothing reaches the upstream: {:?}", up.received());
+    // Only the two well-formed credentials were worth asking the IdP about.
+    assert_eq!(idp.token_requests(POST_CLIENT.0), 1, "wrong secret: asked once");
+    assert_eq!(idp.token_requests("no-such-client"), 1, "unknown client: asked once");
+    assert_eq!(token_total(&idp), 2, "no token call without well-formed credentials");
+});
+
+#[test]
+fn wrong_secret_never_hits_the_cached_token_of_the_right_one() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, CC_HEADER_POST, DRIVER);
+    assert_eq!(get_as(&p, POST_CLIENT).status, 200);
+    assert_unauthorized(&get_as(&p, (POST_CLIENT.0, "wrong")), &idp);
+    assert_unauthorized(&get_as(&p, (POST_CLIENT.0, &POST_CLIENT.1[..POST_CLIENT.1.len() - 1])), &idp);
+    assert_eq!(get_as(&p, POST_CLIENT).status, 200);
+    assert_eq!(up.received().len(), 2, "only the right secret is forwarded");
+    assert_eq!(idp.token_requests(POST_CLIENT.0), 3, "each wrong secret was judged by the IdP (SPEC §2 key)");
+}
+
+// =====================================================================================
+// 4. Token lifetime: refetched after expiry, never forwarded expired (SPEC §2)
+// =====================================================================================
+
+on_both_drivers!(five_second_tokens_are_refreshed_and_never_forwarded_expired, |d| {
+    let idp = TestIdp::start(0);
+    set_ttl(&idp, 5);
+    let up = Upstream::start();
+    let p = start(&up, &idp, CC_HEADER_POST, d);
+    let auth = basic(POST_CLIENT.0, POST_CLIENT.1);
+
+    // Two connections, a request every ~40 ms each, for 8 s (at most 200 each).
+    let sent: Mutex<BTreeMap<String, f64>> = Mutex::new(BTreeMap::new());
+    let statuses: Mutex<Vec<(String, u16)>> = Mutex::new(Vec::new());
+    let began = Instant::now();
+    thread::scope(|s| {
+        for t in 0..2 {
+            let (sent, statuses, auth, p) = (&sent, &statuses, &auth, &p);
+            s.spawn(move || {
+                let mut c = p.connect();
+                for i in 0..200 {
+                    if began.elapsed() >= Duration::from_secs(8) {
+                        break;
+                    }
+                    let id = format!("{t}-{i}");
+                    sent.lock().unwrap().insert(id.clone(), unix_now());
+                    c.write(&request("GET", "/", &[("Authorization", auth), ("x-req", &id)], b""));
+                    let status = match c.response() {
+                        Some(r) => r.status,
+                        None => {
+                            c = p.connect();
+                            0
+                        }
+                    };
+                    statuses.lock().unwrap().push((id, status));
+                    thread::sleep(Duration::from_millis(40));
+                }
+            });
+        }
+    });
+    let statuses = statuses.into_inner().unwrap();
+    let sent = sent.into_inner().unwrap();
+    assert!(statuses.len() >= 100, "steady traffic: {} requests", statuses.len());
+    let failed: Vec<_> = statuses.iter().filter(|(_, s)| *s != 200).collect();
+    assert!(failed.is_empty(), "{} non-200 across expiry, first: {:?}", failed.len(), &failed[..failed.len().min(5)]);
+
+    let got = up.wait_for(statuses.len(), Duration::from_secs(5));
+    assert_eq!(got.len(), statuses.len());
+    let mut tokens = HashSet::new();
+    for g in &got {
+        let token = forwarded_token(g);
+        let exp = claim_u64(&token, "exp");
+        // The upstream received it no earlier than it was sent, so a token whose `exp` is
+        // not after the send time was expired on arrival (RFC 7519 §4.1.4: not accepted
+        // on or after `exp`). No margin in the proxy's favour.
+        let sent_at = sent[&g.header_str("x-req").unwrap()];
+        assert!(exp as f64 > sent_at, "expired token forwarded: exp {exp}, sent at {sent_at:.3}");
+        tokens.insert(token);
+    }
+    assert!(tokens.len() >= 2, "a new token after the first expired ({} seen)", tokens.len());
+    let fetched = idp.token_requests(POST_CLIENT.0);
+    assert!(fetched >= 2, "the IdP was asked again after expiry ({fetched})");
+    assert!(fetched >= tokens.len() as u64, "every forwarded token came from a counted request");
+});
+
+// =====================================================================================
+// 5. Keys: rotation and unknown kids (SPEC §3)
+// =====================================================================================
+
+#[test]
+fn rotated_signing_key_is_picked_up_without_restart_or_failed_request() {
+    let idp = TestIdp::start(4);
+    let up = Upstream::start();
+    // rediscovery_lifetime 1 s: the cooldown is over before the rotation below, whichever
+    // fetch it counts from (SPEC §3).
+    let p = start(&up, &idp, &format!("{CC_HEADER_BASIC}rediscovery_lifetime: 1\n"), DRIVER);
+    let (id0, secret0) = load_client(0);
+    assert_eq!(get_as(&p, (&id0, &secret0)).status, 200);
+    let old_kid = jws_part(&forwarded_token(&up.received()[0]), 0)["kid"].as_str().unwrap().to_string();
+    thread::sleep(Duration::from_millis(1500));
+    let before = jwks_fetches(&idp);
+
+    // Traffic with the cached credential keeps flowing across the rotation.
+    let stop = AtomicBool::new(false);
+    let background = thread::scope(|s| {
+        let h = s.spawn(|| {
+            let mut out = Vec::new();
+            let auth = basic(&id0, &secret0);
+            let mut c = p.connect();
+            let began = Instant::now();
+            while !stop.load(Ordering::SeqCst) && out.len() < 250 && began.elapsed() < Duration::from_secs(5) {
+                c.write(&request("GET", "/bg", &[("Authorization", &auth)], b""));
+                out.push(c.response().map_or(0, |r| r.status));
+                thread::sleep(Duration::from_millis(20));
+            }
+            out
+        });
+        let rotated = control_ok(&idp, "POST", "/rotate", r#"{"drop_old":true}"#);
+        let new_kid = rotated["rotated"]["kid"].as_str().unwrap().to_string();
+        assert_ne!(new_kid, old_kid);
+        for i in 1..4 {
+            let (id, secret) = load_client(i);
+            let r = get(&p, &format!("/new/{i}"), &[("Authorization", &basic(&id, &secret))]);
+            assert_eq!(r.status, 200, "{id} after the rotation: {r:?}");
+            let g = up.received().into_iter().find(|g| g.target == format!("/new/{i}")).expect("forwarded");
+            let token = forwarded_token(&g);
+            assert_eq!(jws_part(&token, 0)["kid"].as_str(), Some(new_kid.as_str()), "signed with the new key");
+            assert_idp_token(&idp, &token, &id);
+        }
+        thread::sleep(Duration::from_millis(200));
+        stop.store(true, Ordering::SeqCst);
+        h.join().unwrap()
+    });
+    assert!(!background.is_empty());
+    assert!(background.iter().all(|&s| s == 200), "a request failed across the rotation: {background:?}");
+    // assert_idp_token fetched the JWKS 3 times itself.
+    let proxy_fetches = jwks_fetches(&idp) - before - 3;
+    assert!(proxy_fetches >= 1, "the proxy fetched the rotated key set");
+    for i in 0..4 {
+        assert_eq!(idp.token_requests(&load_client(i).0), 1, "load-{i}");
+    }
+}
+
+#[test]
+fn flood_of_unknown_kids_refetches_jwks_at_most_once_per_cooldown() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    // Default rediscovery_lifetime: 30 s.
+    let p = start(&up, &idp, "auth_methods: [bearer]\n", DRIVER);
+    let valid = issue_token(&idp);
+    let bearer = format!("Bearer {valid}");
+    assert_eq!(get(&p, "/", &[("Authorization", &bearer)]).status, 200, "keys loaded");
+    let before = jwks_fetches(&idp);
+    let began = Instant::now();
+
+    let key = random_es256_key();
+    let now = unix_now() as u64;
+    let statuses = hammer(&p, 8, 40, Duration::from_secs(30), |t, i| {
+        let header = format!(r#"{{"alg":"ES256","typ":"at+jwt","kid":"unknown-{t}-{i}-{}"}}"#, unique_id());
+        let token = sign_es256(&key, &header, &claims_for(&idp.issuer, now));
+        request("GET", "/", &[("Authorization", &format!("Bearer {token}"))], b"")
+    });
+    let elapsed = began.elapsed();
+    assert_eq!(statuses.len(), 320);
+    let other: Vec<&u16> = statuses.iter().filter(|&&s| s != 401).collect();
+    assert!(
+        other.is_empty(),
+        "unknown kids are refused 401; {} were not, e.g. {:?}",
+        other.len(),
+        &other[..other.len().min(5)]
+    );
+    let fetched = jwks_fetches(&idp) - before;
+    let allowed = 1 + (elapsed.as_secs_f64() / 30.0) as u64;
+    assert!(fetched <= allowed, "{fetched} JWKS fetches in {elapsed:?} (cooldown 30 s)");
+
+    // The known key still works (previous keys stay usable).
+    assert_eq!(get(&p, "/after", &[("Authorization", &bearer)]).status, 200);
+    let got = up.received();
+    assert_eq!(got.len(), 2, "only the valid token reached the upstream");
+    assert!(got.iter().all(|g| forwarded_token(g) == valid));
+    assert_eq!(token_total(&idp), 1, "bearer never calls the token endpoint");
+}
+
+// =====================================================================================
+// 6. The IdP down (SPEC §3, §4)
+// =====================================================================================
+
+on_both_drivers!(idp_outage_keeps_cached_callers_and_answers_503_for_others, |d| {
+    let idp = TestIdp::start(8);
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("{CC_HEADER_BASIC}timeout: 1000\n"), d);
+    let (id0, s0) = load_client(0);
+    assert_eq!(get_as(&p, (&id0, &s0)).status, 200);
+
+    let mut retry_after = 0;
+    for (i, (mode, delay)) in [("drop", 0), ("500", 0), ("slow", 5000)].into_iter().enumerate() {
+        idp.fault("token", mode, delay);
+        assert_eq!(get_as(&p, (&id0, &s0)).status, 200, "{mode}: a cached caller keeps working");
+        let (id, secret) = load_client(i + 1);
+        let began = Instant::now();
+        let r = get_as(&p, (&id, &secret));
+        let took = began.elapsed();
+        retry_after = retry_after.max(assert_idp_unavailable(&r));
+        assert!(took < Duration::from_secs(2), "{mode}: answered within the 1000 ms timeout, took {took:?}");
+        assert!(!r.body_str().contains(&secret), "{mode}: secret in the body");
+        assert!(idp.token_requests(&id) >= 1, "{mode}: the IdP was really asked");
+    }
+    assert_eq!(up.received().len(), 4, "only the cached caller reached the upstream");
+    assert_eq!(idp.token_requests(&id0), 1, "the cached caller never needed the IdP");
+
+    // Back up: the callers that got 503 succeed once they honour Retry-After (bounded).
+    idp.fault("token", "none", 0);
+    let until = Instant::now() + Duration::from_secs(retry_after.min(20) + 5);
+    for i in 1..4 {
+        let (id, secret) = load_client(i);
+        let status = loop {
+            let s = get_as(&p, (&id, &secret)).status;
+            if s == 200 || Instant::now() > until {
+                break s;
+            }
+            thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(status, 200, "{id} recovers without a restart");
+    }
+    let (id4, s4) = load_client(4);
+    assert_eq!(get_as(&p, (&id4, &s4)).status, 200, "a new caller after recovery");
+});
+
+#[test]
+fn idp_down_at_start_gives_503_until_discovery_succeeds() {
+    let idp = TestIdp::start(0);
+    idp.fault("all", "500", 0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}timeout: 1000\n"), DRIVER);
+    let began = Instant::now();
+    let r = get_as(&p, POST_CLIENT);
+    assert!(began.elapsed() < Duration::from_secs(2), "answered within the timeout: {:?}", began.elapsed());
+    let retry_after = assert_idp_unavailable(&r);
+    assert!(up.received().is_empty());
+
+    idp.fault("all", "none", 0);
+    // Discovery is retried with backoff (SPEC §3); allow Retry-After plus 15 s for it.
+    let until = Instant::now() + Duration::from_secs(retry_after.min(20) + 15);
+    let status = loop {
+        let s = get_as(&p, POST_CLIENT).status;
+        if s == 200 || Instant::now() > until {
+            break s;
+        }
+        thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(status, 200, "recovers without a restart");
+    let got = up.received();
+    assert_eq!(got.len(), 1);
+    assert_idp_token(&idp, &forwarded_token(&got[0]), POST_CLIENT.0);
+}
+
+// =====================================================================================
+// 7. auth_methods: [bearer] (SPEC §1.7, §3)
+// =====================================================================================
+
+on_both_drivers!(bearer_valid_idp_token_is_forwarded_as_sent, |d| {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, "auth_methods: [bearer]\n", d);
+    let token = issue_token(&idp);
+    for i in 0..3 {
+        let r = get(&p, &format!("/b/{i}"), &[("Authorization", &format!("Bearer {token}"))]);
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let got = up.wait_for(3, Duration::from_secs(5));
+    assert_eq!(got.len(), 3);
+    for g in &got {
+        assert_eq!(forwarded_token(g), token, "forwarded as sent");
+    }
+    assert_eq!(token_total(&idp), 1, "only the test's own token request");
+});
+
+#[test]
+fn bearer_forged_or_tampered_tokens_are_401() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, "auth_methods: [bearer]\n", DRIVER);
+    let token = issue_token(&idp);
+    let parts: Vec<&str> = token.split('.').collect();
+    let (h, pl, sig) = (parts[0], parts[1], parts[2]);
+    let header = jws_part(&token, 0);
+    let kid = header["kid"].as_str().unwrap().to_string();
+    let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(pl).unwrap()).unwrap();
+
+    // The IdP's RSA key behind `kid`, as an attacker would find it.
+    let jwks = json(idp_get(&idp, "/jwks"));
+    let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"].as_str() == Some(kid.as_str())).unwrap();
+    let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
+    let e = URL_SAFE_NO_PAD.decode(jwk["e"].as_str().unwrap()).unwrap();
+    let spki = rsa_spki_der(&n, &e);
+    let jwk_text = simd_json::to_string(jwk).unwrap();
+
+    let flip = |s: &str| {
+        let mut b = s.as_bytes().to_vec();
+        let mid = b.len() / 2;
+        b[mid] = if b[mid] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(b).unwrap()
+    };
+    let other_payload = payload.replacen(POST_CLIENT.0, "admin-client", 2);
+    assert_ne!(other_payload, payload);
+    let hs_header = format!(r#"{{"alg":"HS256","typ":"at+jwt","kid":"{kid}"}}"#);
+    let hs_header_nokid = r#"{"alg":"HS256","typ":"JWT"}"#;
+    let mut cases: Vec<(String, String)> = vec![
+        ("tampered signature".into(), format!("{h}.{pl}.{}", flip(sig))),
+        ("tampered payload".into(), format!("{h}.{}.{sig}", b64url(other_payload.as_bytes()))),
+        ("signature dropped".into(), format!("{h}.{pl}.")),
+        ("alg none".into(), format!("{}.{pl}.", b64url(br#"{"alg":"none","typ":"at+jwt"}"#))),
+        (
+            "alg None, kid kept".into(),
+            format!("{}.{pl}.", b64url(format!(r#"{{"alg":"None","kid":"{kid}"}}"#).as_bytes())),
+        ),
+        ("alg none, signature kept".into(), format!("{}.{pl}.{sig}", b64url(br#"{"alg":"none"}"#))),
+        ("not a JWS".into(), "not-a-token".into()),
+        ("two parts".into(), format!("{h}.{pl}")),
+    ];
+    for (what, key) in [
+        ("PEM", pem_public_key(&spki).into_bytes()),
+        ("SPKI DER", spki.clone()),
+        ("JWK JSON", jwk_text.into_bytes()),
+        ("modulus", n.clone()),
+    ] {
+        cases.push((
+            format!("HS256 keyed with the RSA public key ({what})"),
+            sign_hs256_with(&key, &hs_header, &payload),
+        ));
+        cases.push((
+            format!("HS256 keyed with the RSA public key ({what}), no kid"),
+            sign_hs256_with(&key, hs_header_nokid, &payload),
+        ));
+    }
+    for (what, forged) in &cases {
+        let r = get(&p, "/", &[("Authorization", &format!("Bearer {forged}"))]);
+        assert_eq!(r.status, 401, "{what}: {r:?}");
+        assert_unauthorized(&r, &idp);
+    }
+    assert!(up.received().is_empty(), "nothing forged reached the upstream");
+    // The genuine token still passes: the refusals were about the forgeries.
+    assert_eq!(get(&p, "/", &[("Authorization", &format!("Bearer {token}"))]).status, 200);
+    assert_eq!(forwarded_token(&up.wait_for(1, Duration::from_secs(5))[0]), token);
+    assert_eq!(token_total(&idp), 1);
+}
+
+#[test]
+fn bearer_idp_token_is_401_once_expired() {
+    let idp = TestIdp::start(0);
+    set_ttl(&idp, 3);
+    let up = Upstream::start();
+    let p = start(&up, &idp, "auth_methods: [bearer]\n", DRIVER);
+    let token = issue_token(&idp);
+    let exp = claim_u64(&token, "exp");
+    let auth = format!("Bearer {token}");
+    assert!(unix_now() + 1.0 < exp as f64, "the test needs a token with time left");
+    assert_eq!(get(&p, "/", &[("Authorization", &auth)]).status, 200, "valid before exp");
+    // leeway 0 (the default): refused from `exp` on (RFC 7519 §4.1.4).
+    let wait = exp as f64 + 0.3 - unix_now();
+    thread::sleep(Duration::from_secs_f64(wait.clamp(0.0, 5.0)));
+    let r = get(&p, "/", &[("Authorization", &auth)]);
+    assert_unauthorized(&r, &idp);
+    assert_eq!(up.received().len(), 1, "the expired token was not forwarded");
+    assert_eq!(token_total(&idp), 1);
+}
+
+#[test]
+fn bearer_claims_are_checked_against_a_trusted_key() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let keys = StaticJson::start(fixture_jwks());
+    // A key the proxy trusts through extra_jwks_uris (SPEC §3), so a token can carry any
+    // claims and only the claim checks can refuse it.
+    let body = format!("auth_methods: [bearer]\nextra_jwks_uris: [\"http://{}/jwks\"]\n", keys.addr);
+    let p = start(&up, &idp, &body, DRIVER);
+    let (accepted, refused) = claim_fixtures(&idp.issuer, unix_now() as u64);
+    for (what, token) in &accepted {
+        let r = get(&p, "/", &[("Authorization", &format!("Bearer {token}"))]);
+        assert_eq!(r.status, 200, "{what}: {r:?}");
+    }
+    for (what, token) in &refused {
+        let r = get(&p, "/", &[("Authorization", &format!("Bearer {token}"))]);
+        assert_eq!(r.status, 401, "{what}: {r:?}");
+        assert_unauthorized(&r, &idp);
+    }
+    let got = up.received();
+    assert_eq!(got.len(), accepted.len(), "only the accepted tokens reached the upstream");
+    for (g, (_, token)) in got.iter().zip(&accepted) {
+        assert_eq!(&forwarded_token(g), token);
+    }
+    assert!(keys.hits.load(Ordering::SeqCst) >= 1, "the extra JWKS was fetched");
+    assert_eq!(token_total(&idp), 0, "bearer never calls the token endpoint");
+}
+
+// =====================================================================================
+// 8. Credential locations and client authentication (SPEC §1.2, §1.4)
+// =====================================================================================
+
+const CC_POST: &str = "auth_methods: [client_credentials]\nclient_auth: [client_secret_post]\n";
+
+#[test]
+fn query_credentials_are_exchanged_when_query_is_configured() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("{CC_POST}client_credentials_param_type: [query]\n"), DRIVER);
+    let (id, secret) = POST_CLIENT;
+    let r = get(&p, &format!("/q?client_id={id}&client_secret={secret}&keep=1"), &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = get(&p, &format!("/q?client_id={id}&client_secret={secret}&grant_type=client_credentials"), &[]);
+    assert_eq!(r.status, 200, "grant_type=client_credentials is allowed: {r:?}");
+
+    // Refused: a grant_type other than client_credentials, an empty value (absent), and a
+    // Basic header (header is not a configured location).
+    assert_unauthorized(&get(&p, &format!("/q?client_id={id}&client_secret={secret}&grant_type=password"), &[]), &idp);
+    assert_unauthorized(&get(&p, &format!("/q?client_id={id}&client_secret="), &[]), &idp);
+    assert_unauthorized(&get(&p, &format!("/q?client_id=&client_secret={secret}"), &[]), &idp);
+    assert_unauthorized(&get_as(&p, POST_CLIENT), &idp);
+
+    let got = up.received();
+    assert_eq!(got.len(), 2);
+    // hide_credentials is off (Kong's default): the query goes upstream as sent.
+    assert_eq!(got[0].target, format!("/q?client_id={id}&client_secret={secret}&keep=1"));
+    let token = forwarded_token(&got[0]);
+    assert_idp_token(&idp, &token, id);
+    assert_eq!(forwarded_token(&got[1]), token, "cached");
+    assert_eq!(token_total(&idp), 1);
+}
+
+#[test]
+fn hide_credentials_removes_query_and_form_credentials_upstream() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(
+        &up,
+        &idp,
+        &format!("{CC_POST}client_credentials_param_type: [query, body]\nhide_credentials: true\n"),
+        DRIVER,
+    );
+    let (id, secret) = POST_CLIENT;
+    let r = get(&p, &format!("/q?a=1&client_id={id}&client_secret={secret}&b=2"), &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let form = format!("a=1&client_id={id}&client_secret={secret}&b=2");
+    let r = p.send(&request("POST", "/f", &[("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes()));
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let got = up.wait_for(2, Duration::from_secs(5));
+    assert_eq!(got.len(), 2);
+    assert!(got[0].target.starts_with("/q?"), "{}", got[0].target);
+    let query: HashSet<&str> = got[0].target[3..].split('&').collect();
+    assert_eq!(query, HashSet::from(["a=1", "b=2"]), "credentials gone, other args kept");
+    let body = String::from_utf8(got[1].body.clone()).unwrap();
+    let fields: HashSet<&str> = body.split('&').filter(|f| !f.is_empty()).collect();
+    assert_eq!(fields, HashSet::from(["a=1", "b=2"]), "credentials gone from the form, other fields kept");
+    for g in &got {
+        assert_no_header_contains(g, secret);
+        assert!(!String::from_utf8_lossy(&g.raw).contains(secret), "the secret reached the upstream");
+        forwarded_token(g);
+    }
+    assert!(up.errors().is_empty(), "body re-framed correctly: {:?}", up.errors());
+    assert_eq!(token_total(&idp), 1);
+}
+
+on_both_drivers!(body_credentials_are_read_from_form_and_json, |d| {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("{CC_POST}client_credentials_param_type: [body]\n"), d);
+    let (id, secret) = POST_CLIENT;
+    let (sid, ssecret) = SPECIAL_POST;
+    let form = format!("client_id={id}&client_secret={secret}&x=1");
+    // Form-encoded in the body as any form is: the special secret arrives decoded.
+    let special_form = "client_id=special-post&client_secret=p%2Ba%3As%2Fs%3Dw%26o+rd".to_string();
+    let json_body = format!(r#"{{"client_id":"{sid}","client_secret":"{ssecret}","x":1}}"#);
+    let ct_form = ("Content-Type", "application/x-www-form-urlencoded");
+    let ct_json = ("Content-Type", "application/json");
+
+    let r = p.send(&request("POST", "/form", &[ct_form], form.as_bytes()));
+    assert_eq!(r.status, 200, "form: {r:?}");
+    let r = p.send(&request("POST", "/form-special", &[ct_form], special_form.as_bytes()));
+    assert_eq!(r.status, 200, "form, special secret: {r:?}");
+    let r = p.send(&request("POST", "/json", &[ct_json], json_body.as_bytes()));
+    assert_eq!(r.status, 200, "json: {r:?}");
+    // Refused: credentials in a body type that is neither, and a password grant_type.
+    let r = p.send(&request("POST", "/text", &[("Content-Type", "text/plain")], form.as_bytes()));
+    assert_unauthorized(&r, &idp);
+    let pw = format!("{form}&grant_type=password");
+    assert_unauthorized(&p.send(&request("POST", "/pw", &[ct_form], pw.as_bytes())), &idp);
+
+    let got = up.wait_for(3, Duration::from_secs(5));
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].body, form.as_bytes(), "hide_credentials off: the body goes upstream as sent");
+    assert_eq!(got[2].body, json_body.as_bytes());
+    assert_eq!(claim_str(&forwarded_token(&got[0]), "client_id").as_deref(), Some(id));
+    assert_eq!(claim_str(&forwarded_token(&got[1]), "client_id").as_deref(), Some(sid));
+    assert_eq!(forwarded_token(&got[2]), forwarded_token(&got[1]), "same credentials, same cached token");
+    assert_eq!(idp.token_requests(id), 1);
+    assert_eq!(idp.token_requests(sid), 1);
+    assert_eq!(token_total(&idp), 2);
+    assert!(up.errors().is_empty(), "{:?}", up.errors());
+});
+
+#[test]
+fn grant_type_header_other_than_client_credentials_skips_the_header_location() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, CC_HEADER_POST, DRIVER);
+    let auth = basic(POST_CLIENT.0, POST_CLIENT.1);
+    for (name, value) in
+        [("Grant-Type", "password"), ("X-Grant-Type", "password"), ("Grant-Type", "authorization_code")]
+    {
+        let r = get(&p, "/", &[("Authorization", &auth), (name, value)]);
+        assert_unauthorized(&r, &idp);
+    }
+    assert!(up.received().is_empty());
+    assert_eq!(token_total(&idp), 0, "no token call when the header location is skipped");
+    let r = get(&p, "/", &[("Authorization", &auth), ("Grant-Type", "client_credentials")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(up.received().len(), 1);
+    assert_eq!(token_total(&idp), 1);
+}
+
+#[test]
+fn locations_are_tried_in_configured_order_first_hit_wins() {
+    let idp = TestIdp::start(0);
+    // Any of two plain clients over client_secret_post: the IdP's method check is not
+    // what this test is about.
+    control_ok(&idp, "POST", "/strict", r#"{"enabled":false}"#);
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("{CC_POST}client_credentials_param_type: [query, header]\n"), DRIVER);
+    let query = format!("/?client_id={}&client_secret={}", POST_CLIENT.0, POST_CLIENT.1);
+    let header = basic(BASIC_CLIENT.0, BASIC_CLIENT.1);
+    // Both present: query is first.
+    assert_eq!(get(&p, &query, &[("Authorization", &header)]).status, 200);
+    // Header location skipped by the grant hint: the query still answers.
+    assert_eq!(get(&p, &query, &[("Authorization", &header), ("Grant-Type", "password")]).status, 200);
+    // Only the header.
+    assert_eq!(get(&p, "/h", &[("Authorization", &header)]).status, 200);
+    let got = up.wait_for(3, Duration::from_secs(5));
+    assert_eq!(got.len(), 3);
+    assert_eq!(claim_str(&forwarded_token(&got[0]), "client_id").as_deref(), Some(POST_CLIENT.0));
+    assert_eq!(claim_str(&forwarded_token(&got[1]), "client_id").as_deref(), Some(POST_CLIENT.0));
+    assert_eq!(claim_str(&forwarded_token(&got[2]), "client_id").as_deref(), Some(BASIC_CLIENT.0));
+    assert_eq!(idp.token_requests(POST_CLIENT.0), 1);
+    assert_eq!(idp.token_requests(BASIC_CLIENT.0), 1);
+}
+
+/// One caller through a proxy configured with `auth_config`; the IdP (strict about the
+/// method) must have seen `expected` from that client.
+fn client_auth_case(auth_config: &str, (id, secret): (&str, &str), expected: &str, driver: IoDriver) {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!("auth_methods: [client_credentials]\nclient_credentials_param_type: [header]\n{auth_config}");
+    let p = start(&up, &idp, &body, driver);
+    let r = get_as(&p, (id, secret));
+    assert_eq!(r.status, 200, "{id} with {expected}: {r:?}");
+    let got = up.wait_for(1, Duration::from_secs(5));
+    assert_eq!(got.len(), 1);
+    assert_idp_token(&idp, &forwarded_token(&got[0]), id);
+    assert_eq!(token_by_method(&idp, id, expected), 1, "{:?}", counters(&idp));
+    assert_eq!(token_total(&idp), 1);
+    // The token request itself (SPEC §1 step 3): the grant, the default scope, and the
+    // caller's id.
+    let log = control_ok(&idp, "GET", &format!("/requests?client_id={id}"), "");
+    let entry = &log.as_array().unwrap()[0];
+    assert_eq!(entry["grant_type"].as_str(), Some("client_credentials"));
+    assert_eq!(entry["scope"].as_str(), Some("openid"));
+    assert_eq!(entry["status"].as_u64(), Some(200));
+}
+
+#[test]
+fn client_secret_post_sends_the_callers_credentials_in_the_form() {
+    client_auth_case("token_endpoint_auth_method: client_secret_post\n", POST_CLIENT, "client_secret_post", DRIVER);
+}
+
+on_both_drivers!(client_secret_basic_sends_the_callers_credentials_in_basic, |d| {
+    client_auth_case("token_endpoint_auth_method: client_secret_basic\n", BASIC_CLIENT, "client_secret_basic", d)
+});
+
+#[test]
+fn client_secret_basic_form_encodes_a_secret_with_reserved_characters() {
+    // RFC 6749 §2.3.1: the IdP form-decodes id and secret; `+ : / = &` and space must
+    // be encoded or the secret it sees differs.
+    client_auth_case("token_endpoint_auth_method: client_secret_basic\n", SPECIAL_BASIC, "client_secret_basic", DRIVER);
+}
+
+#[test]
+fn client_secret_post_form_encodes_a_secret_with_reserved_characters() {
+    client_auth_case("token_endpoint_auth_method: client_secret_post\n", SPECIAL_POST, "client_secret_post", DRIVER);
+}
+
+#[test]
+fn client_secret_jwt_signs_an_assertion_with_the_callers_secret() {
+    client_auth_case("token_endpoint_auth_method: client_secret_jwt\n", JWT_CLIENT, "client_secret_jwt", DRIVER);
+}
+
+#[test]
+fn client_auth_first_entry_chooses_the_method_when_no_token_endpoint_auth_method() {
+    client_auth_case("client_auth: [client_secret_basic]\n", BASIC_CLIENT, "client_secret_basic", DRIVER);
+}
+
+#[test]
+fn no_configured_method_uses_the_first_discovery_lists_client_secret_basic() {
+    // Discovery lists client_secret_basic, client_secret_post, ... (tests/idp/README.md):
+    // SPEC §1 step 4 picks the first of basic, post, jwt that it lists.
+    client_auth_case("", BASIC_CLIENT, "client_secret_basic", DRIVER);
+}
+
+#[test]
+fn client_secret_jwt_uses_a_fresh_jti_for_every_token_request() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    // No cache: every request is a token call; the IdP accepts each jti once.
+    let body = "auth_methods: [client_credentials]\nclient_credentials_param_type: [header]\ntoken_endpoint_auth_method: client_secret_jwt\ncache_tokens: false\n";
+    let p = start(&up, &idp, body, DRIVER);
+    for i in 0..3 {
+        assert_eq!(get_as(&p, JWT_CLIENT).status, 200, "request {i}");
+    }
+    assert_eq!(up.received().len(), 3);
+    assert_eq!(token_by_method(&idp, JWT_CLIENT.0, "client_secret_jwt"), 3);
+}
+
+#[test]
+fn empty_scopes_sends_no_scope_and_listed_scopes_are_space_joined() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}scopes: []\n"), DRIVER);
+    assert_eq!(get_as(&p, POST_CLIENT).status, 200);
+    let up2 = Upstream::start();
+    let p2 = start(&up2, &idp, &format!("{CC_HEADER_POST}scopes: [openid, read, write]\n"), DRIVER);
+    assert_eq!(get_as(&p2, POST_CLIENT).status, 200);
+    let log = control_ok(&idp, "GET", &format!("/requests?client_id={}", POST_CLIENT.0), "");
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 2);
+    assert!(log[0].get("scope").is_none_or(|s| s.is_null()), "scopes: [] sends no scope: {:?}", log[0]);
+    assert_eq!(log[1]["scope"].as_str(), Some("openid read write"));
+    assert_eq!(claim_str(&forwarded_token(&up2.received()[0]), "scope").as_deref(), Some("openid read write"));
+}
+
+// ----- scopes_required, audience_required, display_errors (SPEC §1.5, §4) -----
+
+/// The status for a caller with `scopes: [openid, read]` under `requirement`.
+fn status_under(idp: &TestIdp, requirement: &str) -> (Response, usize, u64) {
+    let up = Upstream::start();
+    let before = idp.token_requests(POST_CLIENT.0);
+    let p = start(&up, idp, &format!("{CC_HEADER_POST}scopes: [openid, read]\n{requirement}\n"), DRIVER);
+    let r = get_as(&p, POST_CLIENT);
+    (r, up.received().len(), idp.token_requests(POST_CLIENT.0) - before)
+}
+
+#[test]
+fn scopes_required_not_met_is_403_insufficient_scope() {
+    let idp = TestIdp::start(0);
+    for req in [
+        r#"scopes_required: ["admin"]"#,
+        r#"scopes_required: ["openid admin"]"#,
+        r#"scopes_required: ["write", "read admin"]"#,
+    ] {
+        let (r, forwarded, asked) = status_under(&idp, req);
+        assert_forbidden(&r, &idp);
+        assert_eq!(forwarded, 0, "{req}: nothing upstream");
+        assert_eq!(asked, 1, "{req}: the token was fetched, then judged");
+    }
+    // OR of elements, AND of the words inside one (SPEC §1.5).
+    for req in [
+        r#"scopes_required: ["openid"]"#,
+        r#"scopes_required: ["openid read"]"#,
+        r#"scopes_required: ["admin", "read openid"]"#,
+    ] {
+        let (r, forwarded, _) = status_under(&idp, req);
+        assert_eq!(r.status, 200, "{req}: {r:?}");
+        assert_eq!(forwarded, 1, "{req}");
+    }
+}
+
+#[test]
+fn audience_required_not_met_is_403() {
+    let idp = TestIdp::start(0);
+    let (r, forwarded, _) = status_under(&idp, r#"audience_required: ["urn:someone-else"]"#);
+    assert_forbidden(&r, &idp);
+    assert_eq!(forwarded, 0);
+    let (r, forwarded, _) = status_under(&idp, &format!(r#"audience_required: ["{IDP_AUDIENCE}"]"#));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(forwarded, 1);
+}
+
+#[test]
+fn display_errors_appends_the_reason_and_never_a_secret() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}display_errors: true\nscopes_required: [\"admin\"]\n"), DRIVER);
+    let message = |r: &Response| json(r.body.clone())["message"].as_str().unwrap().to_string();
+    let is_with_reason = |m: &str, base: &str| {
+        m.strip_prefix(&format!("{base} ("))
+            .and_then(|rest| rest.strip_suffix(')'))
+            .is_some_and(|reason| !reason.trim().is_empty())
+    };
+
+    let r = get(&p, "/", &[]);
+    assert_eq!(r.status, 401);
+    assert_www_authenticate(&r, &idp, "invalid_token");
+    assert!(is_with_reason(&message(&r), "Unauthorized"), "{}", r.body_str());
+
+    let r = get_as(&p, (POST_CLIENT.0, "wrong-secret-value"));
+    assert_eq!(r.status, 401);
+    assert!(is_with_reason(&message(&r), "Unauthorized"), "{}", r.body_str());
+    assert!(!r.body_str().contains("wrong-secret-value"), "{}", r.body_str());
+
+    let r = get_as(&p, POST_CLIENT);
+    assert_eq!(r.status, 403);
+    assert_www_authenticate(&r, &idp, "insufficient_scope");
+    let m = message(&r);
+    assert!(is_with_reason(&m, "Forbidden"), "{m}");
+    assert!(!m.contains(POST_CLIENT.1) && !m.contains("eyJ"), "no secret or token in {m}");
+    assert!(up.received().is_empty());
+    assert_eq!(idp.token_requests(POST_CLIENT.0), 2);
+}
+
+#[test]
+fn route_plugin_overrides_the_global_one() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let plugin = |extra: &str| {
+        format!(
+            "- name: openid-connect\n  config:\n    issuer: {}\n{}",
+            idp.issuer,
+            indent(&format!("{CC_HEADER_POST}{extra}"), 4)
+        )
+    };
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{}\n  routes:\n  - name: strict\n    paths: [/strict]\n  - name: relaxed\n    paths: [/relaxed]\n    plugins:\n{}plugins:\n{}",
+        up.addr(),
+        indent(&plugin(""), 4),
+        plugin("scopes_required: [\"admin\"]\n")
+    );
+    let p = Proxy::start(&yaml, DRIVER, Limits::default());
+    assert_forbidden(&get(&p, "/strict", &[("Authorization", &basic(POST_CLIENT.0, POST_CLIENT.1))]), &idp);
+    let r = get(&p, "/relaxed", &[("Authorization", &basic(POST_CLIENT.0, POST_CLIENT.1))]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let got = up.received();
+    assert_eq!(got.len(), 1);
+    assert_idp_token(&idp, &forwarded_token(&got[0]), POST_CLIENT.0);
+}
+
+// =====================================================================================
+// The fixtures themselves: the tests above mean something only if these hold
+// =====================================================================================
+
+#[test]
+fn claim_fixtures_differ_from_a_valid_token_only_in_the_claim_under_test() {
+    let issuer = "http://127.0.0.1:9";
+    let keys = KeySet::from_jwks(fixture_jwks().as_bytes()).expect("the fixture JWKS");
+    let policy = Policy::new(issuer);
+    let now = unix_now() as u64;
+    let (accepted, refused) = claim_fixtures(issuer, now);
+    // What the proxy fetches from the static server is exactly that JWKS.
+    let server = StaticJson::start(fixture_jwks());
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(b"GET /jwks HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
+    assert_eq!(raw.split_once("\r\n\r\n").map(|(_, b)| b), Some(fixture_jwks().as_str()));
+    assert_eq!(server.hits.load(Ordering::SeqCst), 1);
+    for (what, token) in &accepted {
+        let verified = ringgate::jose::verify(token, &keys, &policy, now);
+        assert!(verified.is_ok(), "{what}: {verified:?}");
+    }
+    for (what, token) in &refused {
+        assert!(ringgate::jose::verify(token, &keys, &policy, now).is_err(), "{what} verifies");
+    }
+}
+
+#[test]
+fn idp_helpers_read_tokens_counters_log_and_controls() {
+    let idp = TestIdp::start(0);
+    assert_eq!(realm(&idp), "127.0.0.1");
+    let token = issue_token(&idp);
+    assert_idp_token(&idp, &token, POST_CLIENT.0);
+    assert_eq!(token_total(&idp), 1);
+    assert_eq!(idp.token_requests(POST_CLIENT.0), 1);
+    assert_eq!(token_by_method(&idp, POST_CLIENT.0, "client_secret_post"), 1);
+    assert_eq!(token_by_method(&idp, POST_CLIENT.0, "client_secret_basic"), 0);
+    assert_eq!(jwks_fetches(&idp), 1, "assert_idp_token fetched the JWKS once");
+    let log = control_ok(&idp, "GET", &format!("/requests?client_id={}", POST_CLIENT.0), "");
+    let entry = &log.as_array().unwrap()[0];
+    assert_eq!(entry["grant_type"].as_str(), Some("client_credentials"));
+    assert_eq!(entry["scope"].as_str(), Some("openid"));
+    assert_eq!(entry["status"].as_u64(), Some(200));
+
+    set_ttl(&idp, 5);
+    let short = issue_token(&idp);
+    assert_eq!(claim_u64(&short, "exp") - claim_u64(&short, "iat"), 5);
+    let rotated = control_ok(&idp, "POST", "/rotate", r#"{"drop_old":true}"#);
+    let kid = rotated["rotated"]["kid"].as_str().unwrap().to_string();
+    let after = issue_token(&idp);
+    assert_eq!(jws_part(&after, 0)["kid"].as_str(), Some(kid.as_str()));
+    assert_idp_token(&idp, &after, POST_CLIENT.0);
+}
