@@ -157,9 +157,11 @@ struct State {
     flights: HashMap<FlightKey, Vec<oneshot::Sender<TokenReply>>>,
     /// Instances whose discovery is being loaded, by address.
     loading: HashMap<usize, Weak<Instance>>,
-    /// When each instance last tried discovery (shared clock), to keep an outage from
-    /// turning every miss into a discovery attempt.
-    last_attempt: HashMap<usize, Secs>,
+    /// Discoveries in progress, by instance address: later askers wait for the first.
+    discovering: HashMap<usize, Rc<tokio::sync::Notify>>,
+    /// When each instance's discovery last failed (shared clock), so that during an
+    /// outage a miss is answered at once instead of waiting for another attempt.
+    last_failure: HashMap<usize, Secs>,
 }
 
 fn addr(instance: &Arc<Instance>) -> usize {
@@ -259,19 +261,62 @@ async fn load_until_ready(state: Rc<RefCell<State>>, weak: Weak<Instance>, clock
     let mut delay = Duration::from_secs(1);
     loop {
         let Some(inst) = weak.upgrade() else { return };
-        state.borrow_mut().last_attempt.insert(addr(&inst), clock.now());
-        match discover(&state, &inst).await {
+        match ensure_discovered(&state, &inst, clock, true).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(issuer = %inst.config.issuer, error = %e, retry_in_s = delay.as_secs(), "IdP discovery failed");
-                let mut next = IdpState::clone_from_arc(&inst.state.load());
-                next.last_error = Some(e.to_string());
-                inst.state.store(Arc::new(next));
             }
         }
         drop(inst);
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Makes sure the instance's discovery and keys are loaded: at most one attempt per
+/// instance at a time (others wait for it), and — unless `force` — none within a second
+/// of a failed one, so an outage answers misses at once.
+async fn ensure_discovered(
+    state: &Rc<RefCell<State>>,
+    inst: &Arc<Instance>,
+    clock: SystemClock,
+    force: bool,
+) -> Result<(), String> {
+    let last_error = |inst: &Instance| inst.state.load().last_error.clone().unwrap_or_else(|| "IdP discovery failed".into());
+    if inst.state.load().ready {
+        return Ok(());
+    }
+    let a = addr(inst);
+    let running = state.borrow().discovering.get(&a).cloned();
+    if let Some(notify) = running {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if !inst.state.load().ready {
+            let _ = tokio::time::timeout(inst.config.timeout.saturating_mul(2), notified).await;
+        }
+        return if inst.state.load().ready { Ok(()) } else { Err(last_error(inst)) };
+    }
+    if !force && state.borrow().last_failure.get(&a).is_some_and(|&t| clock.now() < t + 1) {
+        return Err(last_error(inst));
+    }
+    let notify = Rc::new(tokio::sync::Notify::new());
+    state.borrow_mut().discovering.insert(a, notify.clone());
+    let result = discover(state, inst).await;
+    state.borrow_mut().discovering.remove(&a);
+    notify.notify_waiters();
+    match result {
+        Ok(()) => {
+            state.borrow_mut().last_failure.remove(&a);
+            Ok(())
+        }
+        Err(e) => {
+            state.borrow_mut().last_failure.insert(a, clock.now());
+            let mut next = IdpState::clone_from_arc(&inst.state.load());
+            next.last_error = Some(e.to_string());
+            inst.state.store(Arc::new(next));
+            Err(e.to_string())
+        }
     }
 }
 
@@ -284,7 +329,6 @@ impl IdpState {
             realm: s.realm.clone(),
             token_endpoint: s.token_endpoint.clone(),
             auth_method: s.auth_method,
-            prefix: s.prefix,
             keys: s.keys.clone(),
             policy: s.policy.clone(),
             last_error: s.last_error.clone(),
@@ -312,13 +356,11 @@ async fn discover(state: &Rc<RefCell<State>>, inst: &Arc<Instance>) -> Result<()
     jwks_uris.extend(c.extra_jwks_uris.iter().cloned());
     let keys = fetch_keys(&client, &jwks_uris).await?;
     let auth_method = c.configured_client_auth().unwrap_or_else(|| pick_auth_method(&supported));
-    let endpoint_bytes = token_endpoint.as_deref().unwrap_or("").as_bytes().to_vec();
     let next = IdpState {
         ready: true,
         realm: url_host(&issuer),
         policy: Arc::new(policy_for(c, &issuer)),
         issuer,
-        prefix: crate::oidc::cache::KeyPrefix::new(&endpoint_bytes, c.cache_tokens_salt.expose().as_bytes()),
         token_endpoint,
         auth_method,
         keys: Arc::new(keys),
@@ -406,16 +448,10 @@ async fn fetch_token(
     secret: &[u8],
     clock: SystemClock,
 ) -> TokenReply {
-    let mut st = inst.state.load_full();
-    if !st.ready {
-        let a = addr(inst);
-        let recently = state.borrow().last_attempt.get(&a).is_some_and(|&t| clock.now() < t + 1);
-        if recently || discover(state, inst).await.is_err() {
-            let reason = inst.state.load().last_error.clone().unwrap_or_else(|| "IdP discovery failed".into());
-            return TokenReply::Unavailable { reason };
-        }
-        st = inst.state.load_full();
+    if let Err(reason) = ensure_discovered(state, inst, clock, false).await {
+        return TokenReply::Unavailable { reason };
     }
+    let mut st = inst.state.load_full();
     let Some(endpoint) = st.token_endpoint.clone() else {
         return TokenReply::Unavailable { reason: "the IdP has no token endpoint".into() };
     };

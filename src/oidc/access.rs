@@ -145,8 +145,7 @@ impl WorkerAuth {
             }
             Err(_) => return Err(AuthError::Unauthorized("the credentials are too long".into())),
         };
-        let state = instance.state.load();
-        let key = state.prefix.key(creds.id, creds.secret, None);
+        let key = instance.prefix.key(creds.id, creds.secret, None);
         let now = self.clock.now();
         let lookup = {
             let mut caches = self.l1.borrow_mut();

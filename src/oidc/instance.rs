@@ -27,8 +27,6 @@ pub struct IdpState {
     pub token_endpoint: Option<String>,
     /// Client authentication towards the token endpoint (SPEC §1 step 4).
     pub auth_method: ClientAuthMethod,
-    /// Cache-key prefix over the token endpoint and the salt.
-    pub prefix: KeyPrefix,
     pub keys: Arc<KeySet>,
     pub policy: Arc<Policy>,
     /// Why the IdP is not ready, for logs and `display_errors`; never a secret.
@@ -41,6 +39,10 @@ pub struct Instance {
     pub state: ArcSwap<IdpState>,
     /// Cache lifetimes in seconds, from the configuration.
     pub ttl: CacheTtl,
+    /// Cache-key prefix: the token endpoint (the configured one, else the discovery URL
+    /// that names it — fixed for the instance, so a key never changes when discovery
+    /// completes) and the salt (SPEC §2).
+    pub prefix: KeyPrefix,
     /// Unix seconds of the last JWKS refetch, for the `rediscovery_lifetime` cooldown.
     pub last_key_refresh: AtomicU64,
 }
@@ -75,16 +77,14 @@ impl Instance {
             realm: url_host(&issuer),
             token_endpoint: config.token_endpoint.clone(),
             auth_method: config.configured_client_auth().unwrap_or(ClientAuthMethod::ClientSecretBasic),
-            prefix: KeyPrefix::new(
-                config.token_endpoint.as_deref().unwrap_or("").as_bytes(),
-                config.cache_tokens_salt.expose().as_bytes(),
-            ),
             keys: Arc::new(KeySet::default()),
             policy: Arc::new(policy_for(&config, &issuer)),
             issuer,
             last_error: Some("discovery has not completed yet".into()),
         };
-        Instance { config, state: ArcSwap::from_pointee(state), ttl, last_key_refresh: AtomicU64::new(0) }
+        let endpoint = config.token_endpoint.as_deref().unwrap_or(&config.discovery_url);
+        let prefix = KeyPrefix::new(endpoint.as_bytes(), config.cache_tokens_salt.expose().as_bytes());
+        Instance { config, state: ArcSwap::from_pointee(state), ttl, prefix, last_key_refresh: AtomicU64::new(0) }
     }
 
     /// Whether a JWKS refetch is allowed now (`rediscovery_lifetime` since the last), and
