@@ -282,7 +282,8 @@ async fn ensure_discovered(
     clock: SystemClock,
     force: bool,
 ) -> Result<(), String> {
-    let last_error = |inst: &Instance| inst.state.load().last_error.clone().unwrap_or_else(|| "IdP discovery failed".into());
+    let last_error =
+        |inst: &Instance| inst.state.load().last_error.clone().unwrap_or_else(|| "IdP discovery failed".into());
     if inst.state.load().ready {
         return Ok(());
     }

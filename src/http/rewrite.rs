@@ -37,6 +37,17 @@ pub struct Forwarding<'a> {
     /// A header the proxy sets, replacing any the downstream sent under that name (the
     /// openid-connect plugin's token): (lower-case name, value).
     pub set_header: Option<(&'a [u8], &'a [u8])>,
+    /// `hide_credentials`: the query to send instead (with its `?`, or empty), the body
+    /// length to declare instead, and whether to drop `Authorization` and `Grant-Type`.
+    pub hide: Option<Hidden<'a>>,
+}
+
+/// What `hide_credentials` changes in the upstream head.
+#[derive(Clone, Copy)]
+pub struct Hidden<'a> {
+    pub query: &'a [u8],
+    pub content_length: Option<usize>,
+    pub drop_credential_headers: bool,
 }
 
 /// Writes the upstream request head (request line through the blank line) to `out`.
@@ -44,7 +55,10 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding<'_>, 
     out.extend_from_slice(&buf[head.method.clone()]);
     out.push(b' ');
     out.extend_from_slice(fwd.path);
-    out.extend_from_slice(&buf[head.query.clone()]);
+    match &fwd.hide {
+        Some(h) => out.extend_from_slice(h.query),
+        None => out.extend_from_slice(&buf[head.query.clone()]),
+    }
     out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     out.extend_from_slice(fwd.host);
     out.extend_from_slice(b"\r\n");
@@ -54,7 +68,25 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding<'_>, 
                 continue;
             }
         }
+        if let Some(hide) = &fwd.hide {
+            let name = &buf[h.name.clone()];
+            if hide.content_length.is_some() && h.known == Known::ContentLength {
+                continue;
+            }
+            if hide.drop_credential_headers
+                && (h.known == Known::Authorization
+                    || name.eq_ignore_ascii_case(b"grant-type")
+                    || name.eq_ignore_ascii_case(b"x-grant-type"))
+            {
+                continue;
+            }
+        }
         copy_line(buf, h, out);
+    }
+    if let Some(n) = fwd.hide.as_ref().and_then(|h| h.content_length) {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if let Some((name, value)) = fwd.set_header {
         if name == b"authorization" {
@@ -170,6 +202,7 @@ mod tests {
             forwarded_host: b"api.example.com",
             forwarded_prefix: b"/api",
             set_header: None,
+            hide: None,
         }
     }
 

@@ -602,6 +602,26 @@ pub fn push_form_pair(out: &mut String, name: &[u8], value: &[u8]) {
     push_form_encoded(out, value);
 }
 
+/// `form` (a query string without its `?`, or a form body) without the fields that carry
+/// caller credentials (`client_id`, `client_secret`, `grant_type`), for
+/// `hide_credentials`. Other fields are kept as sent, in order.
+pub fn strip_form_credentials(form: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(form.len());
+    for pair in form.split(|&c| c == b'&') {
+        let name = pair.split(|&c| c == b'=').next().unwrap_or(pair);
+        if pair.is_empty()
+            || [&b"client_id"[..], b"client_secret", b"grant_type"].iter().any(|n| form_decoded_eq(name, n))
+        {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(b'&');
+        }
+        out.extend_from_slice(pair);
+    }
+    out
+}
+
 /// The `Authorization` header value for `client_secret_basic` (RFC 6749 §2.3.1):
 /// `Basic base64(urlencode(id) ":" urlencode(secret))`. The form-encoding step is what
 /// keeps a `:` in the id, or `+`, `=`, `&`, `/`, a space in the secret, intact at the IdP.

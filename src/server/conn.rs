@@ -32,10 +32,10 @@ use crate::error::{self, AuthFailure, ProxyError};
 use crate::http::chunked::{ChunkedDecoder, ChunkedLimits};
 use crate::http::head::{self, BodyFraming, Known, RequestHead, Version};
 use crate::http::response::{self, ResponseFraming, ResponseHead};
-use crate::http::rewrite::{self, Forwarding, ResponseFramingOut};
+use crate::http::rewrite::{self, Forwarding, Hidden, ResponseFramingOut};
 use crate::oidc::access::{AuthError, Granted};
 use crate::oidc::config::{AuthMethod, CredentialLocation};
-use crate::oidc::credentials::Sources;
+use crate::oidc::credentials::{self, Sources};
 use crate::oidc::instance::Instance;
 use crate::router::{RequestHeaders, RouteRequest};
 use crate::upstream::{self, ConnectError, UpstreamConn};
@@ -75,6 +75,8 @@ struct Conn {
     head: RequestHead,
     resp: ResponseHead,
     path: Vec<u8>,
+    /// `hide_credentials`: the query (with `?`) and the form body to send instead.
+    hidden: Option<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 /// Serves one downstream connection until it closes.
@@ -90,6 +92,7 @@ pub async fn serve(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr, local_po
         head: RequestHead::default(),
         resp: ResponseHead::default(),
         path: Vec::with_capacity(256),
+        hidden: None,
     };
     loop {
         match c.read_head(w, slot).await {
@@ -339,6 +342,7 @@ impl Conn {
         let Some(m) = m else { return self.send_error(w, &ProxyError::NoRoute, false).await };
         let Some(si) = m.service else { return self.send_error(w, &ProxyError::NoService, false).await };
         // Access phase: the openid-connect instance that applies, if any.
+        self.hidden = None;
         let mut granted = None;
         for &pi in &snap.route_plugins[m.route] {
             let Some(inst) = snap.oidc.get(pi).cloned().flatten() else { continue };
@@ -390,6 +394,11 @@ impl Conn {
                     };
                     Some((header.name.as_bytes(), value))
                 }),
+                hide: self.hidden.as_ref().map(|(query, body)| Hidden {
+                    query,
+                    content_length: body.as_ref().map(Vec::len),
+                    drop_credential_headers: true,
+                }),
             },
             &mut self.out,
         );
@@ -416,7 +425,11 @@ impl Conn {
                 body_start + used
             }
         };
-        self.out.extend_from_slice(&self.buf[body_start..consumed_end]);
+        match self.hidden.as_ref().and_then(|(_, body)| body.as_ref()) {
+            // hide_credentials re-encoded the (whole, buffered) form body.
+            Some(body) => self.out.extend_from_slice(body),
+            None => self.out.extend_from_slice(&self.buf[body_start..consumed_end]),
+        }
         let head_request = self.head.is_head_method(&self.buf);
         let replayable = body.done && is_idempotent(self.head.method(&self.buf));
         let version = self.head.version;
@@ -525,10 +538,29 @@ impl Conn {
         };
         let bearer = authorization
             .and_then(|v| (v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ")).then(|| head::trim_ows(&v[7..])));
-        match w.auth.authenticate(inst, &sources, bearer).await {
-            Ok(g) => Ok(g),
-            Err(e) => Err(ProxyError::Auth(auth_failure(inst, e))),
+        let granted = match w.auth.authenticate(inst, &sources, bearer).await {
+            Ok(g) => g,
+            Err(e) => return Err(ProxyError::Auth(auth_failure(inst, e))),
+        };
+        if cfg.hide_credentials {
+            let mut query = Vec::new();
+            if let Some(q) = sources.query {
+                let kept = credentials::strip_form_credentials(q);
+                if !kept.is_empty() {
+                    query.push(b'?');
+                    query.extend_from_slice(&kept);
+                }
+            }
+            let is_form = sources.content_type.is_some_and(|ct| {
+                ct.len() >= 33 && ct[..33].eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+            });
+            let body = match sources.body {
+                Some(b) if is_form => Some(credentials::strip_form_credentials(b)),
+                _ => None,
+            };
+            self.hidden = Some((query, body));
         }
+        Ok(granted)
     }
 
     /// Reads a small request body whole into the buffer (for credentials in the body),
