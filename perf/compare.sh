@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Whole-proxy comparison in one run: origin direct, nginx proxy_pass, ringgate, measured
-# with wrk in interleaved rounds on this machine, written up as perf/results/DATE-COMMIT.md.
+# Whole-proxy comparison in one run: origin direct, nginx proxy_pass, ringgate, and the
+# auth cases (nginx + Lua, ringgate + openid-connect), measured with wrk in interleaved
+# rounds on this machine, written up as perf/results/DATE-COMMIT.md.
 # See perf/README.md for what each number means.
 #
 # Usage: perf/compare.sh [--skip-ringgate] [--ringgate-bin PATH] [--no-build]
 #                        [--cases a,b,c] [--out FILE]
 # Env:   ROUNDS (5) DURATION (10 s) WARMUP (5 s) CONNECTIONS (50) THREADS (1)
 #        ORIGIN_PORT (18080) NGINX_PROXY_PORT (18081) RINGGATE_PORT (18082)
+#        NGINX_LUA_AUTH_PORT (18083) RINGGATE_OIDC_PORT (18084)
+#        RINGGATE_OIDC_100K_PORT (18085) OIDC_CREDENTIALS (100000) FILL_TIMEOUT (900 s)
 #        RINGGATE_BIN (target/release/ringgate) WORK_DIR (perf/work)
 set -euo pipefail
 
@@ -20,7 +23,7 @@ PATH="$PATH:/usr/sbin"
 # The command line as it would be typed here, for the report: the env settings the caller
 # gave, then the arguments (paths replaced by placeholders, so no machine path is kept).
 cmdline=
-for v in ROUNDS DURATION WARMUP CONNECTIONS THREADS; do
+for v in ROUNDS DURATION WARMUP CONNECTIONS THREADS OIDC_CREDENTIALS; do
     if [ -n "${!v:-}" ]; then cmdline+="$v=${!v} "; fi
 done
 cmdline+="perf/compare.sh"
@@ -33,6 +36,11 @@ THREADS=${THREADS:-1}
 ORIGIN_PORT=${ORIGIN_PORT:-18080}
 NGINX_PROXY_PORT=${NGINX_PROXY_PORT:-18081}
 RINGGATE_PORT=${RINGGATE_PORT:-18082}
+NGINX_LUA_AUTH_PORT=${NGINX_LUA_AUTH_PORT:-18083}
+RINGGATE_OIDC_PORT=${RINGGATE_OIDC_PORT:-18084}
+RINGGATE_OIDC_100K_PORT=${RINGGATE_OIDC_100K_PORT:-18085}
+OIDC_CREDENTIALS=${OIDC_CREDENTIALS:-100000}
+FILL_TIMEOUT=${FILL_TIMEOUT:-900}
 RINGGATE_BIN=${RINGGATE_BIN:-}
 WORK_DIR=${WORK_DIR:-$root/perf/work}
 
@@ -41,7 +49,7 @@ build=1
 only_cases=
 out=
 
-usage() { sed -n '2,10s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,13s/^# \{0,1\}//p' "$0"; }
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -61,36 +69,65 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-for v in ROUNDS DURATION WARMUP CONNECTIONS THREADS; do
+for v in ROUNDS DURATION WARMUP CONNECTIONS THREADS OIDC_CREDENTIALS FILL_TIMEOUT; do
     if ! [[ ${!v} =~ ^[1-9][0-9]*$ ]]; then die "$v must be a positive integer, not '${!v}'"; fi
 done
 
 # ---------------------------------------------------------------------------------------
 # Cases. Each case is a name with: a start function (which starts what it needs and sets
 # CASE_PID[name] to the process whose CPU is measured — that process and its children),
-# a port, an optional reference case to compute ratios against, and a description.
-# Optional per case: CASE_PATH (request path, default /) and CASE_HEADERS (extra wrk
-# request headers, one per line). To add a case: write start_<name>, then add_case.
+# a port, a description, and what it needs (`ringgate`: the binary; `idp`: the test IdP).
+# Optional per case: CASE_PATH (request path, default /), CASE_HEADERS (extra wrk request
+# headers, one per line) and CASE_AUTH ("ID SECRET [COUNT]": every request carries
+# `Authorization: Basic`, from wrk/basic-auth.lua; such a case is pre-flighted and its
+# caches filled before the warm-up). To add a case: write start_<name>, then add_case.
+# Ratios between cases are declared with add_ratio, with the targets they are held to.
 # ---------------------------------------------------------------------------------------
-declare -a CASES=()
-declare -A CASE_START=() CASE_PORT=() CASE_VS=() CASE_DESC=() CASE_PID=()
-declare -A CASE_PATH=() CASE_HEADERS=() CASE_MEASURED=()
+declare -a CASES=() RATIOS=()
+declare -A CASE_START=() CASE_PORT=() CASE_DESC=() CASE_NEEDS=() CASE_PID=()
+declare -A CASE_PATH=() CASE_HEADERS=() CASE_MEASURED=() CASE_AUTH=()
 
-add_case() { # name start_fn port vs description
+add_case() { # name start_fn port needs description
     CASES+=("$1")
     CASE_START[$1]=$2
     CASE_PORT[$1]=$3
-    CASE_VS[$1]=$4
+    CASE_NEEDS[$1]=$4
     CASE_DESC[$1]=$5
 }
+
+# add_ratio CASE REFERENCE TARGETS — report CASE ÷ REFERENCE when both ran. TARGETS:
+# comma-separated `metric<=x` / `metric>=x` (metric: cpu or rps), or "" for none.
+add_ratio() { RATIOS+=("$1"$'\t'"$2"$'\t'"$3"); }
+
+# The client the 1-credential auth cases send (tests/idp/clients.json), and the prefixes
+# of the IdP's load clients (load-<i> / load-secret-<i>).
+OIDC_CLIENT_ID=post-client
+OIDC_CLIENT_SECRET=post-client-secret-0123456789abcdef
 
 add_case origin start_origin "$ORIGIN_PORT" "" \
     "origin direct: nginx \`return 200\`, 1 worker, no proxy in between"
 add_case nginx_proxy start_nginx_proxy "$NGINX_PROXY_PORT" "" \
     "nginx \`proxy_pass\` to the origin, upstream keepalive pool, 1 worker"
-[ "$skip_ringgate" -eq 1 ] ||
-    add_case ringgate start_ringgate "$RINGGATE_PORT" nginx_proxy \
+add_case nginx_lua_auth start_nginx_lua_auth "$NGINX_LUA_AUTH_PORT" "" \
+    "nginx_proxy plus \`access_by_lua\`: Basic decode, \`resty.lrucache\` hit, \`Authorization: Bearer\` upstream (OpenResty's stack, Debian's lua-nginx-module), 1 credential"
+CASE_AUTH[nginx_lua_auth]="$OIDC_CLIENT_ID $OIDC_CLIENT_SECRET"
+if [ "$skip_ringgate" -eq 0 ]; then
+    add_case ringgate start_ringgate "$RINGGATE_PORT" ringgate \
         "ringgate \`run --workers 1\`, one route to the origin"
+    add_case ringgate_oidc start_ringgate_oidc "$RINGGATE_OIDC_PORT" "ringgate idp" \
+        "ringgate \`run --workers 1\`, the route with openid-connect (client_credentials, header), every request a token-cache hit, 1 credential"
+    CASE_AUTH[ringgate_oidc]="$OIDC_CLIENT_ID $OIDC_CLIENT_SECRET"
+    add_case ringgate_oidc_100k start_ringgate_oidc_100k "$RINGGATE_OIDC_100K_PORT" "ringgate idp" \
+        "as ringgate_oidc with $OIDC_CREDENTIALS distinct credentials in rotation, all cached"
+    CASE_AUTH[ringgate_oidc_100k]="load- load-secret- $OIDC_CREDENTIALS"
+fi
+
+# The issue's targets. ringgate ÷ nginx_proxy is the proxy's own goal (README).
+add_ratio ringgate nginx_proxy "cpu<=0.8,rps>=1"
+add_ratio nginx_lua_auth nginx_proxy ""
+add_ratio ringgate_oidc nginx_proxy "cpu<=0.85"
+add_ratio ringgate_oidc nginx_lua_auth "cpu<=0.7"
+add_ratio ringgate_oidc_100k ringgate_oidc "rps>=0.9"
 
 if [ -n "$only_cases" ]; then
     selected=()
@@ -102,17 +139,31 @@ if [ -n "$only_cases" ]; then
     CASES=("${selected[@]}")
 fi
 
+# selected CASE — true when CASE runs.
+selected() { [[ " ${CASES[*]} " == *" $1 "* ]]; }
+
+# needs WHAT — true when a selected case needs WHAT (ringgate, idp).
+needs() {
+    local c
+    for c in "${CASES[@]}"; do
+        [[ " ${CASE_NEEDS[$c]} " == *" $1 "* ]] && return 0
+    done
+    return 1
+}
+
 # ---------------------------------------------------------------------------------------
 # Processes: every PID started here is stopped on exit, Ctrl-C included.
 # ---------------------------------------------------------------------------------------
 STARTED=()
 WRK_PID=
+IDP_PID=
 cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM
     [ -n "$WRK_PID" ] && stop_pids "$WRK_PID"
     [ "${#STARTED[@]}" -gt 0 ] && stop_pids "${STARTED[@]}"
+    stop_idp
     exit "$rc"
 }
 trap cleanup EXIT
@@ -171,10 +222,37 @@ start_nginx_proxy() {
     CASE_MEASURED[nginx_proxy]="nginx proxy, master + worker"
 }
 
+start_nginx_lua_auth() {
+    start_origin_server
+    # Where this nginx keeps its dynamic modules (Debian: /usr/lib/nginx/modules).
+    local modules
+    modules=$(nginx -V 2>&1 | tr ' ' '\n' | sed -n 's/^--modules-path=//p')
+    modules=${modules:-/usr/lib/nginx/modules}
+    [ -f "$modules/ngx_http_lua_module.so" ] ||
+        die "no ngx_http_lua_module.so in $modules (Debian: apt-get install libnginx-mod-http-lua)"
+    start_nginx nginx_lua_auth lua-auth.conf "$NGINX_LUA_AUTH_PORT" "ORIGIN_PORT=$ORIGIN_PORT" \
+        "MODULES=$modules" "LUA_DIR=$here/nginx"
+    CASE_PID[nginx_lua_auth]=$LAST_PID
+    CASE_MEASURED[nginx_lua_auth]="nginx proxy with Lua, master + worker"
+}
+
+# start_ringgate_case NAME PORT CONFIG — ringgate with one worker on PORT. The admin
+# listener gets PORT + 1000, so that several ringgate cases can run side by side.
+start_ringgate_case() {
+    local name=$1 port=$2 config=$3
+    "$RINGGATE_BIN" check --config "$config" >"$WORK_DIR/$name-check.log" 2>&1 || {
+        cat "$WORK_DIR/$name-check.log" >&2
+        die "$name: ringgate refuses its configuration (above)"
+    }
+    start_server "$name" "$port" "$RINGGATE_BIN" run --config "$config" \
+        --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1000))" --workers 1
+    CASE_PID[$name]=$LAST_PID
+    CASE_MEASURED[$name]="ringgate, all threads"
+}
+
 start_ringgate() {
     start_origin_server
-    local config="$WORK_DIR/ringgate.yaml"
-    cat >"$config" <<EOF
+    cat >"$WORK_DIR/ringgate.yaml" <<EOF
 _format_version: "3.0"
 services:
 - name: origin
@@ -183,10 +261,84 @@ services:
   - name: all
     paths: [/]
 EOF
-    start_server ringgate "$RINGGATE_PORT" \
-        "$RINGGATE_BIN" run --config "$config" --listen "127.0.0.1:$RINGGATE_PORT" --workers 1
-    CASE_PID[ringgate]=$LAST_PID
-    CASE_MEASURED[ringgate]="ringgate, all threads"
+    start_ringgate_case ringgate "$RINGGATE_PORT" "$WORK_DIR/ringgate.yaml"
+}
+
+# oidc_config FILE CLIENT_AUTH — the ringgate config of the openid-connect cases: the
+# route to the origin carries the plugin, client credentials from the Authorization
+# header, exchanged at the test IdP with CLIENT_AUTH (the method the IdP's clients are
+# registered with: post-client uses client_secret_post, load-<i> client_secret_basic).
+oidc_config() {
+    cat >"$1" <<EOF
+_format_version: "3.0"
+services:
+- name: origin
+  url: http://127.0.0.1:$ORIGIN_PORT
+  routes:
+  - name: all
+    paths: [/]
+    plugins:
+    - name: openid-connect
+      config:
+        issuer: $IDP_ISSUER
+        auth_methods: [client_credentials]
+        client_credentials_param_type: [header]
+        token_endpoint_auth_method: $2
+EOF
+}
+
+start_ringgate_oidc() {
+    start_origin_server
+    start_idp
+    oidc_config "$WORK_DIR/ringgate_oidc.yaml" client_secret_post
+    start_ringgate_case ringgate_oidc "$RINGGATE_OIDC_PORT" "$WORK_DIR/ringgate_oidc.yaml"
+}
+
+start_ringgate_oidc_100k() {
+    start_origin_server
+    start_idp
+    oidc_config "$WORK_DIR/ringgate_oidc_100k.yaml" client_secret_basic
+    start_ringgate_case ringgate_oidc_100k "$RINGGATE_OIDC_100K_PORT" \
+        "$WORK_DIR/ringgate_oidc_100k.yaml"
+}
+
+# The test IdP (tests/idp, through scripts/idp.sh), with as many load clients as the
+# 100k case needs and tokens that outlive the run (IDP_TTL, default 3600 s here), so no
+# token expires or is refreshed while requests are measured. Its env file goes to
+# WORK_DIR; it is stopped with everything else.
+IDP_ISSUER=
+IDP_CONTROL=
+start_idp() {
+    [ -n "$IDP_PID" ] && return 0
+    if "$root/scripts/idp.sh" status >/dev/null 2>&1; then
+        die "a test IdP started by scripts/idp.sh is already running in this tree; stop it first (scripts/idp.sh stop)"
+    fi
+    local extra=0 envf="$WORK_DIR/idp.env" t0=$SECONDS
+    if selected ringgate_oidc_100k; then extra=$OIDC_CREDENTIALS; fi
+    say "starting the test IdP with $extra load clients"
+    IDP_ENV_FILE=$envf IDP_EXTRA_CLIENTS=$extra IDP_TTL=${IDP_TTL:-3600} \
+        "$root/scripts/idp.sh" start >"$WORK_DIR/idp-start.log" 2>&1 || {
+        cat "$WORK_DIR/idp-start.log" >&2
+        die "the test IdP did not start (above)"
+    }
+    IDP_PID=$(sed -n 's/^RINGGATE_TEST_IDP_PID=//p' "$envf")
+    IDP_ISSUER=$(sed -n 's/^RINGGATE_TEST_IDP=//p' "$envf")
+    IDP_CONTROL=$(sed -n 's/^RINGGATE_TEST_IDP_CONTROL=//p' "$envf")
+    if [ -z "$IDP_PID" ] || [ -z "$IDP_ISSUER" ]; then die "no issuer in $envf"; fi
+    say "IdP up in $((SECONDS - t0)) s at $IDP_ISSUER"
+}
+
+stop_idp() {
+    [ -n "$IDP_PID" ] || return 0
+    IDP_ENV_FILE="$WORK_DIR/idp.env" "$root/scripts/idp.sh" stop >/dev/null 2>&1
+    stop_pids "$IDP_PID" # in case the script could not (its pid file was replaced)
+    IDP_PID=
+}
+
+# idp_token_calls — token requests the IdP has counted so far.
+idp_token_calls() {
+    curl -sS --max-time 5 "$IDP_CONTROL/counters" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["token_total"])'
 }
 
 # ---------------------------------------------------------------------------------------
@@ -212,19 +364,98 @@ cpu_ticks() {
     echo "$total"
 }
 
-# run_wrk CASE SECONDS OUTFILE — one bounded wrk run against CASE.
+# run_wrk CASE SECONDS OUTFILE [fill] — one bounded wrk run against CASE. An auth case
+# (CASE_AUTH) runs wrk/basic-auth.lua. With `fill`, each of its credentials is sent once
+# and wrk is stopped (SIGINT: it still reports) as soon as its threads say they are done;
+# SECONDS is then the upper bound.
 run_wrk() {
-    local c=$1 secs=$2 outfile=$3 h hdr=()
+    local c=$1 secs=$2 outfile=$3 mode=${4:-load} h hdr=() script=(-s "$here/wrk/report.lua")
+    local sargs=() marker="$WORK_DIR/fill-$c.done" n
     while IFS= read -r h; do [ -n "$h" ] && hdr+=(-H "$h"); done <<<"${CASE_HEADERS[$c]:-}"
-    timeout -k 5 $((secs + 30)) \
+    if [ -n "${CASE_AUTH[$c]:-}" ]; then
+        script=(-s "$here/wrk/basic-auth.lua")
+        read -r -a sargs <<<"${CASE_AUTH[$c]}"
+        sargs=(-- "$THREADS" "${sargs[@]}")
+    fi
+    rm -f "$marker".*
+    WRK_AUTH_MODE=$mode WRK_FILL_DONE=$marker timeout -k 5 $((secs + 30)) \
         wrk -t "$THREADS" -c "$CONNECTIONS" -d "${secs}s" --latency \
-        -s "$here/wrk/report.lua" "${hdr[@]}" \
-        "http://127.0.0.1:${CASE_PORT[$c]}${CASE_PATH[$c]:-/}" >"$outfile" 2>&1 &
+        "${script[@]}" "${hdr[@]}" \
+        "http://127.0.0.1:${CASE_PORT[$c]}${CASE_PATH[$c]:-/}" "${sargs[@]}" >"$outfile" 2>&1 &
     WRK_PID=$!
+    if [ "$mode" = fill ]; then
+        # Bounded by wrk's own -d (and timeout's): the loop ends when wrk does.
+        while alive "$WRK_PID"; do
+            n=$(find "$WORK_DIR" -maxdepth 1 -name "fill-$c.done.*" | wc -l)
+            if [ "$n" -ge "$THREADS" ]; then
+                kill -INT "$WRK_PID" 2>/dev/null || true
+                break
+            fi
+            sleep 0.2
+        done
+    fi
     local rc=0
     wait "$WRK_PID" || rc=$?
     WRK_PID=
+    rm -f "$marker".*
     return "$rc"
+}
+
+# basic_of CASE — the `Basic ...` value of CASE's first credential.
+basic_of() {
+    local a=()
+    read -r -a a <<<"${CASE_AUTH[$1]}"
+    if [ -n "${a[2]:-}" ]; then
+        printf 'Basic %s' "$(printf '%s0:%s0' "${a[0]}" "${a[1]}" | base64 -w0)"
+    else
+        printf 'Basic %s' "$(printf '%s:%s' "${a[0]}" "${a[1]}" | base64 -w0)"
+    fi
+}
+
+# preflight CASE — one request through CASE's proxy to the origin's /_echo_auth, which
+# answers with the Authorization header it received. Anything but 200 with a Bearer
+# token fails the run here, so a case that does not authenticate is never measured.
+preflight() {
+    local c=$1 body status
+    body="$WORK_DIR/preflight-$c.txt"
+    status=$(curl -sS --max-time 15 -o "$body" -w '%{http_code}' \
+        -H "Authorization: $(basic_of "$c")" \
+        "http://127.0.0.1:${CASE_PORT[$c]}/_echo_auth") || status=000
+    if [ "$status" != 200 ] || ! grep -q '^Bearer [^ ]' "$body"; then
+        say "$c: pre-flight answered $status: $(head -c 200 "$body" 2>/dev/null)"
+        case ${CASE_NEEDS[$c]} in
+        *idp*) say "$c: (500 is what a ringgate without openid-connect enforcement answers; its log: $WORK_DIR/$c.log)" ;;
+        esac
+        die "$c: pre-flight failed: expected 200 and the origin seeing 'Authorization: Bearer ...'; leave the case out with --cases"
+    fi
+    say "$c: pre-flight ok (upstream saw $(cut -c1-24 "$body")...)"
+}
+
+# fill CASE — send every credential of CASE once (FILL_TIMEOUT bounds it), all of which
+# must answer 200: afterwards every request of the warm-up and the rounds is a cache hit.
+fill() {
+    local c=$1 t0=$SECONDS want a=() answered not200
+    local out="$WORK_DIR/wrk-fill-$c.txt"
+    read -r -a a <<<"${CASE_AUTH[$c]}"
+    want=${a[2]:-1}
+    say "filling $c: $want credential(s), at most $FILL_TIMEOUT s"
+    run_wrk "$c" "$FILL_TIMEOUT" "$out" fill || die "wrk failed filling $c (see $out)"
+    answered=$(sed -n 's/^FILL answered=\([0-9]*\).*/\1/p' "$out")
+    not200=$(sed -n 's/^FILL .*not200=\([0-9]*\).*/\1/p' "$out")
+    [ "${not200:-1}" -eq 0 ] || die "$c: $not200 of the fill's answers were not 200 (see $out)"
+    [ "${answered:-0}" -ge "$want" ] ||
+        die "$c: only ${answered:-0} of $want credentials answered within FILL_TIMEOUT=$FILL_TIMEOUT s (see $out)"
+    FILL_NOTE[$c]="$want credential(s) filled in $((SECONDS - t0)) s"
+    say "$c: ${FILL_NOTE[$c]}"
+}
+declare -A FILL_NOTE=()
+
+# status_errors OUTFILE — responses with status >= 400 that wrk counted (it has no
+# count of other non-2xx; the origin only answers 200 and the pre-flight wants 200).
+status_errors() {
+    local n
+    n=$(result_field "$1" err_status)
+    echo "${n:-0}"
 }
 
 # result_field OUTFILE KEY — a value from report.lua's RESULT line.
@@ -237,7 +468,25 @@ result_field() {
 # ---------------------------------------------------------------------------------------
 ensure_commands nginx:nginx wrk:wrk curl:curl python3:python3 timeout:coreutils git:git
 
-if [ "$skip_ringgate" -eq 0 ]; then
+# The nginx + Lua case: Debian's lua-nginx-module and the two resty libraries Kong's
+# plugins use, installed with apt-get when missing.
+if selected nginx_lua_auth; then
+    lua_missing=()
+    for pkg in libnginx-mod-http-lua lua-resty-core lua-resty-lrucache; do
+        dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+            lua_missing+=("$pkg")
+    done
+    if [ "${#lua_missing[@]}" -gt 0 ]; then
+        sudo=()
+        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        say "installing missing packages: ${lua_missing[*]}"
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends "${lua_missing[@]}"
+    fi
+fi
+
+if needs ringgate; then
     if [ -z "$RINGGATE_BIN" ]; then
         RINGGATE_BIN="$root/target/release/ringgate"
         if [ "$build" -eq 1 ]; then
@@ -259,11 +508,19 @@ for c in "${CASES[@]}"; do
 done
 
 for c in "${CASES[@]}"; do
+    [ -n "${CASE_AUTH[$c]:-}" ] || continue
+    preflight "$c"
+    fill "$c"
+done
+
+for c in "${CASES[@]}"; do
     say "warm-up $c (${WARMUP} s)"
-    run_wrk "$c" "$WARMUP" "$WORK_DIR/wrk-warmup-$c.txt" ||
-        die "wrk failed warming up $c (see $WORK_DIR/wrk-warmup-$c.txt)"
-    n=$(result_field "$WORK_DIR/wrk-warmup-$c.txt" requests)
+    wout="$WORK_DIR/wrk-warmup-$c.txt"
+    run_wrk "$c" "$WARMUP" "$wout" || die "wrk failed warming up $c (see $wout)"
+    n=$(result_field "$wout" requests)
     [ "${n:-0}" -gt 0 ] || die "no request completed warming up $c"
+    bad=$(status_errors "$wout")
+    [ "$bad" -eq 0 ] || die "$c: $bad of $n warm-up answers had status >= 400 (see $wout)"
 done
 
 clk_tck=$(getconf CLK_TCK)
@@ -273,14 +530,26 @@ for ((r = 1; r <= ROUNDS; r++)); do
     for ((i = 0; i < ncases; i++)); do
         c=${CASES[$(((i + r - 1) % ncases))]}
         wout="$WORK_DIR/wrk-r$r-$c.txt"
+        idp0=
+        if [[ " ${CASE_NEEDS[$c]} " == *" idp "* ]]; then
+            idp0=$(idp_token_calls) || die "cannot read the IdP's counters"
+        fi
         pids_before=$(tree_pids "${CASE_PID[$c]}")
         # shellcheck disable=SC2086 # a list of PIDs, split on purpose
         t0=$(cpu_ticks $pids_before) || die "$c: a measured process is gone"
         run_wrk "$c" "$DURATION" "$wout" || die "wrk failed on $c round $r (see $wout)"
         # shellcheck disable=SC2086
         t1=$(cpu_ticks $pids_before) || die "$c: a measured process died during round $r"
+        bad=$(status_errors "$wout")
+        [ "$bad" -eq 0 ] ||
+            die "$c: $bad answers with status >= 400 in round $r; a failing case is not measured (see $wout)"
         note=
         [ "$(tree_pids "${CASE_PID[$c]}")" = "$pids_before" ] || note="process set changed"
+        if [ -n "$idp0" ]; then
+            # Every measured request should be a cache hit: any token call is a miss.
+            idp1=$(idp_token_calls) || die "cannot read the IdP's counters"
+            [ "$idp1" -eq "$idp0" ] || note="${note:+$note; }$((idp1 - idp0)) IdP token calls (cache misses)"
+        fi
         req=$(result_field "$wout" requests)
         dur=$(result_field "$wout" duration_us)
         errors=0
@@ -299,6 +568,7 @@ done
 # Stop the servers before writing up, so nothing runs on after the numbers are in.
 stop_pids "${STARTED[@]}"
 STARTED=()
+stop_idp
 
 # ---------------------------------------------------------------------------------------
 # Write-up.
@@ -319,11 +589,23 @@ meta="$WORK_DIR/meta.tsv"
     printf 'cpu\t%s, %s cores online\n' "$cpu_model" "$(nproc)"
     printf 'nginx\t%s\n' "$(nginx -v 2>&1 | sed 's/^nginx version: //')"
     printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -n 1 | awk '{print $2}')"
-    if [ "$skip_ringgate" -eq 0 ]; then
+    if needs ringgate; then
         printf 'ringgate\t%s\n' "$(rel "$RINGGATE_BIN")"
     else
-        printf 'ringgate\tskipped (--skip-ringgate)\n'
+        printf 'ringgate\tnot run\n'
     fi
+    if needs idp; then
+        printf 'idp\ttests/idp (oidc-provider, via scripts/idp.sh), token lifetime %s s\n' "${IDP_TTL:-3600}"
+    fi
+    if selected nginx_lua_auth; then
+        printf 'lua\t%s\n' "$(dpkg-query -W -f '${Package} ${Version}, ' \
+            libnginx-mod-http-lua lua-resty-core lua-resty-lrucache 2>/dev/null | sed 's/, $//')"
+    fi
+    fills=
+    for c in "${CASES[@]}"; do
+        [ -n "${FILL_NOTE[$c]:-}" ] && fills+="$c: ${FILL_NOTE[$c]}; "
+    done
+    [ -n "$fills" ] && printf 'fill\t%s\n' "${fills%; }"
     printf 'command\t%s\n' "$cmdline"
     printf 'load\twrk %s thread(s), %s connections, %s rounds x %s s per case, %s s warm-up per case\n' \
         "$THREADS" "$CONNECTIONS" "$ROUNDS" "$DURATION" "$WARMUP"
@@ -332,13 +614,15 @@ meta="$WORK_DIR/meta.tsv"
 
 cases="$WORK_DIR/cases.tsv"
 for c in "${CASES[@]}"; do
-    printf '%s\t%s\t%s\t%s\n' "$c" "${CASE_VS[$c]}" "${CASE_MEASURED[$c]}" "${CASE_DESC[$c]}"
+    printf '%s\t%s\t%s\n' "$c" "${CASE_MEASURED[$c]}" "${CASE_DESC[$c]}"
 done >"$cases"
+ratios="$WORK_DIR/ratios.tsv"
+printf '%s\n' "${RATIOS[@]}" >"$ratios"
 
 if [ -z "$out" ]; then
-    if [ "$skip_ringgate" -eq 1 ]; then
-        # A run without ringgate validates the harness; it is not a result to keep.
-        out="$WORK_DIR/$(date -u +%Y-%m-%d)-$commit-skip.md"
+    if [ "$skip_ringgate" -eq 1 ] || [ -n "$only_cases" ]; then
+        # A run without every case validates the harness; it is not a result to keep.
+        out="$WORK_DIR/$(date -u +%Y-%m-%d)-$commit-partial.md"
     else
         base="$root/perf/results/$(date -u +%Y-%m-%d)-$commit"
         out="$base.md"
@@ -347,5 +631,6 @@ if [ -z "$out" ]; then
     fi
 fi
 mkdir -p "$(dirname "$out")"
-python3 "$here/report.py" markdown --meta "$meta" --cases "$cases" --raw "$raw" --out "$out"
+python3 "$here/report.py" markdown --meta "$meta" --cases "$cases" --ratios "$ratios" \
+    --raw "$raw" --out "$out"
 say "report written to $(rel "$out")"

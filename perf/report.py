@@ -6,11 +6,18 @@ them into per-round figures, medians across rounds, ratios between cases, and th
 markdown report. Two subcommands:
 
   line      one raw row -> one human line (printed after every round)
-  markdown  meta.tsv + cases.tsv + raw.tsv -> the report file, medians on stdout
+  markdown  meta.tsv + cases.tsv + ratios.tsv + raw.tsv -> the report file, medians
+            and ratios on stdout
 
 Raw columns (raw.tsv): round, case, requests, duration_us, p50_us, p90_us, p99_us,
 max_us, errors, cpu_ticks, note. cpu_ticks is utime+stime of the measured processes
 over the round, in clock ticks (1/clk_tck s).
+
+cases.tsv: name, what CPU is measured, description. ratios.tsv: case, reference,
+targets — which case ÷ reference ratios to report, and the targets they are held to:
+comma-separated `cpu<=x`, `cpu>=x`, `rps<=x`, `rps>=x` (cpu: CPU µs/request, rps:
+requests/s), judged on the median of the per-round ratios. A pair whose cases did not
+both run is left out.
 """
 
 import argparse
@@ -53,6 +60,42 @@ def fmt_ratio(x):
     return "n/a" if x is None else f"{x:.3f}"
 
 
+METRICS = {"cpu": "cpu_us_per_req", "rps": "rps"}
+
+
+def parse_targets(text):
+    """'cpu<=0.85,rps>=1' -> [("cpu", "<=", 0.85), ("rps", ">=", 1.0)]."""
+    targets = []
+    for t in filter(None, (x.strip() for x in text.split(","))):
+        for op in ("<=", ">="):
+            if op in t:
+                metric, value = t.split(op, 1)
+                metric = metric.strip()
+                if metric not in METRICS:
+                    raise SystemExit(f"report.py: unknown metric in target '{t}'")
+                targets.append((metric, op, float(value)))
+                break
+        else:
+            raise SystemExit(f"report.py: target '{t}' has no <= or >=")
+    return targets
+
+
+def verdict(targets, values):
+    """'cpu ≤ 0.85: met' for each target, from values {metric: ratio or None}."""
+    out = []
+    for metric, op, limit in targets:
+        x = values.get(metric)
+        sign = "≤" if op == "<=" else "≥"
+        if x is None:
+            state = "n/a"
+        elif (x <= limit) if op == "<=" else (x >= limit):
+            state = "**met**"
+        else:
+            state = "**missed**"
+        out.append(f"{metric} {sign} {limit:g}: {state}")
+    return "; ".join(out) or "—"
+
+
 def cmd_line(args):
     row = derive(parse_raw_row(args.raw_line.split("\t")[:len(RAW_COLUMNS)]), args.clk_tck)
     extra = ""
@@ -75,10 +118,14 @@ def median_or_none(xs):
 def cmd_markdown(args):
     meta = {k: v for k, v in (r[:2] for r in read_tsv(args.meta))}
     clk_tck = int(meta.pop("clk_tck"))
-    cases = []  # (name, vs, measured, description)
+    cases = []  # (name, measured, description)
     for r in read_tsv(args.cases):
-        r += [""] * (4 - len(r))
-        cases.append(tuple(r[:4]))
+        r += [""] * (3 - len(r))
+        cases.append(tuple(r[:3]))
+    pairs = []  # (case, reference, targets)
+    for r in read_tsv(args.ratios):
+        r += [""] * (3 - len(r))
+        pairs.append((r[0], r[1], parse_targets(r[2])))
     rows = [derive(parse_raw_row(r), clk_tck) for r in read_tsv(args.raw)[1:]]
 
     by_case = {name: [r for r in rows if r["case"] == name] for name, *_ in cases}
@@ -90,12 +137,13 @@ def cmd_markdown(args):
         }
         med[name]["rounds"] = len(rs)
         med[name]["errors"] = sum(r["errors"] for r in rs)
+        med[name]["noted"] = sum(1 for r in rs if r["note"])
 
     # Ratios: the ratio of the medians, and the median of the per-round ratios (each
     # pairing two runs from the same round, so drift over the run cancels out).
     ratios = []
-    for name, vs, *_ in cases:
-        if not vs or vs not in by_case:
+    for name, vs, targets in pairs:
+        if not by_case.get(name) or not by_case.get(vs):
             continue
         per_round = {"cpu_us_per_req": [], "rps": []}
         mine = {r["round"]: r for r in by_case[name]}
@@ -109,8 +157,8 @@ def cmd_markdown(args):
             a, b = med[name][k], med[vs][k]
             return a / b if a is not None and b else None
 
-        ratios.append((name, vs, {k: (of_medians(k), median_or_none(v))
-                                  for k, v in per_round.items()}))
+        ratios.append((name, vs, targets, {k: (of_medians(k), median_or_none(v))
+                                           for k, v in per_round.items()}))
 
     out = []
     w = out.append
@@ -120,7 +168,8 @@ def cmd_markdown(args):
     w("")
     w("| | |")
     w("|---|---|")
-    for k in ("date", "time", "commit", "kernel", "cpu", "nginx", "wrk", "ringgate", "load"):
+    for k in ("date", "time", "commit", "kernel", "cpu", "nginx", "lua", "wrk", "ringgate",
+              "idp", "load", "fill"):
         if k in meta:
             w(f"| {k} | {meta[k]} |")
     if "command" in meta:
@@ -128,32 +177,34 @@ def cmd_markdown(args):
     w("")
     w("## Cases")
     w("")
-    for name, vs, measured, desc in cases:
+    for name, measured, desc in cases:
         w(f"- **{name}**: {desc}. CPU measured: {measured or 'n/a'}.")
     w("")
     w("## Medians across rounds")
     w("")
-    w("| case | req/s | p50 ms | p99 ms | CPU µs/request | rounds | errors |")
-    w("|---|---:|---:|---:|---:|---:|---:|")
+    w("| case | req/s | p50 ms | p99 ms | CPU µs/request | rounds | errors | rounds with a note |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, *_ in cases:
         m = med[name]
         if not m["rounds"]:
             continue
         w(f"| {name} | {m['rps']:.0f} | {fmt_ms(m['p50_us'])} | {fmt_ms(m['p99_us'])}"
-          f" | {m['cpu_us_per_req']:.2f} | {m['rounds']} | {m['errors']} |")
+          f" | {m['cpu_us_per_req']:.2f} | {m['rounds']} | {m['errors']} | {m['noted']} |")
     w("")
     if ratios:
         w("## Ratios")
         w("")
-        w("Below 1 is better for CPU/request, above 1 is better for req/s.")
+        w("Below 1 is better for CPU/request, above 1 is better for req/s. Targets are"
+          " judged on the median of the per-round ratios.")
         w("")
         w("| case ÷ reference | CPU/request (of medians) | CPU/request (median per round)"
-          " | req/s (of medians) | req/s (median per round) |")
-        w("|---|---:|---:|---:|---:|")
-        for name, vs, r in ratios:
+          " | req/s (of medians) | req/s (median per round) | target |")
+        w("|---|---:|---:|---:|---:|---|")
+        for name, vs, targets, r in ratios:
             cpu, rps = r["cpu_us_per_req"], r["rps"]
+            judged = {m: r[col][1] for m, col in METRICS.items()}
             w(f"| {name} ÷ {vs} | {fmt_ratio(cpu[0])} | {fmt_ratio(cpu[1])}"
-              f" | {fmt_ratio(rps[0])} | {fmt_ratio(rps[1])} |")
+              f" | {fmt_ratio(rps[0])} | {fmt_ratio(rps[1])} | {verdict(targets, judged)} |")
         w("")
     w("## Rounds (raw)")
     w("")
@@ -188,6 +239,7 @@ def main():
     md = sub.add_parser("markdown")
     md.add_argument("--meta", required=True)
     md.add_argument("--cases", required=True)
+    md.add_argument("--ratios", required=True)
     md.add_argument("--raw", required=True)
     md.add_argument("--out", required=True)
     args = p.parse_args()
