@@ -133,7 +133,9 @@ impl ControlPlane {
         if self.tx.send(cmd).is_err() {
             return TokenReply::Unavailable { reason: "the control plane has stopped".into() };
         }
-        rx.await.unwrap_or(TokenReply::Unavailable { reason: "the control plane dropped the request".into() })
+        poll_reply(rx)
+            .await
+            .unwrap_or(TokenReply::Unavailable { reason: "the control plane dropped the request".into() })
     }
 
     /// Asks for the instance's keys to be refetched; resolves to whether they changed.
@@ -142,7 +144,24 @@ impl ControlPlane {
         if self.tx.send(Command::RefreshKeys { instance, reply }).is_err() {
             return false;
         }
-        rx.await.unwrap_or(false)
+        poll_reply(rx).await.unwrap_or(false)
+    }
+}
+
+/// Waits for a reply from the control thread by polling it every millisecond.
+///
+/// Why not await the receiver: that would hand this worker's waker to the control
+/// thread, and waking a monoio task from another thread needs monoio's cross-thread
+/// wake-up machinery (an eventfd and atomics on every park of every worker). Replies are
+/// only awaited on a cache miss — once per credential per token lifetime — so a
+/// millisecond of polling there is cheaper than a cost on every request.
+async fn poll_reply<T>(mut rx: oneshot::Receiver<T>) -> Option<T> {
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Some(v),
+            Err(oneshot::error::TryRecvError::Empty) => monoio::time::sleep(Duration::from_millis(1)).await,
+            Err(oneshot::error::TryRecvError::Closed) => return None,
+        }
     }
 }
 

@@ -151,6 +151,9 @@ pub enum Known {
     XRealIp,
     Authorization,
     ContentType,
+    /// `Grant-Type` / `X-Grant-Type`: the openid-connect plugin's header-location guard.
+    GrantType,
+    XGrantType,
     Other,
 }
 
@@ -163,8 +166,12 @@ impl Known {
             6 => &[(b"expect", Known::Expect)],
             7 => &[(b"upgrade", Known::Upgrade)],
             9 => &[(b"x-real-ip", Known::XRealIp)],
-            10 => &[(b"connection", Known::Connection), (b"keep-alive", Known::KeepAlive)],
-            12 => &[(b"content-type", Known::ContentType)],
+            10 => &[
+                (b"connection", Known::Connection),
+                (b"keep-alive", Known::KeepAlive),
+                (b"grant-type", Known::GrantType),
+            ],
+            12 => &[(b"content-type", Known::ContentType), (b"x-grant-type", Known::XGrantType)],
             13 => &[(b"authorization", Known::Authorization)],
             14 => &[(b"content-length", Known::ContentLength)],
             15 => &[(b"x-forwarded-for", Known::XForwardedFor)],

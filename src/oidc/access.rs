@@ -24,8 +24,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::cache::{CacheKey, CachedToken, Clock, L1Cache, Lookup, SystemClock};
-use super::config::{AuthMethod, CredentialLocation};
-use super::credentials::{self, CredentialBuf, Location, Sources};
+use super::config::AuthMethod;
+use super::credentials::{self, CredentialBuf, Sources};
 use super::instance::Instance;
 use crate::control::{ControlPlane, TokenReply};
 use crate::jose;
@@ -128,17 +128,8 @@ impl WorkerAuth {
         if !cfg.uses(AuthMethod::ClientCredentials) {
             return Err(AuthError::Unauthorized("no bearer token was provided".into()));
         }
-        let order: Vec<Location> = cfg
-            .client_credentials_param_type
-            .iter()
-            .map(|l| match l {
-                CredentialLocation::Header => Location::Header,
-                CredentialLocation::Query => Location::Query,
-                CredentialLocation::Body => Location::Body,
-            })
-            .collect();
         let mut buf = CredentialBuf::new();
-        let creds = match credentials::find(sources, &order, &mut buf) {
+        let creds = match credentials::find(sources, &instance.cc_order, &mut buf) {
             Ok(Some(c)) => c,
             Ok(None) => {
                 return Err(AuthError::Unauthorized("no suitable authorization credentials were provided".into()))

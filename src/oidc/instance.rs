@@ -39,6 +39,8 @@ pub struct Instance {
     pub state: ArcSwap<IdpState>,
     /// Cache lifetimes in seconds, from the configuration.
     pub ttl: CacheTtl,
+    /// `client_credentials_param_type`, in the credentials module's terms.
+    pub cc_order: Vec<super::credentials::Location>,
     /// Cache-key prefix: the token endpoint (the configured one, else the discovery URL
     /// that names it — fixed for the instance, so a key never changes when discovery
     /// completes) and the salt (SPEC §2).
@@ -84,7 +86,23 @@ impl Instance {
         };
         let endpoint = config.token_endpoint.as_deref().unwrap_or(&config.discovery_url);
         let prefix = KeyPrefix::new(endpoint.as_bytes(), config.cache_tokens_salt.expose().as_bytes());
-        Instance { config, state: ArcSwap::from_pointee(state), ttl, prefix, last_key_refresh: AtomicU64::new(0) }
+        let cc_order = config
+            .client_credentials_param_type
+            .iter()
+            .map(|l| match l {
+                super::config::CredentialLocation::Header => super::credentials::Location::Header,
+                super::config::CredentialLocation::Query => super::credentials::Location::Query,
+                super::config::CredentialLocation::Body => super::credentials::Location::Body,
+            })
+            .collect();
+        Instance {
+            config,
+            state: ArcSwap::from_pointee(state),
+            ttl,
+            cc_order,
+            prefix,
+            last_key_refresh: AtomicU64::new(0),
+        }
     }
 
     /// Whether a JWKS refetch is allowed now (`rediscovery_lifetime` since the last), and

@@ -345,7 +345,7 @@ impl Conn {
         self.hidden = None;
         let mut granted = None;
         for &pi in &snap.route_plugins[m.route] {
-            let Some(inst) = snap.oidc.get(pi).cloned().flatten() else { continue };
+            let Some(inst) = snap.oidc.get(pi).and_then(Option::as_ref) else { continue };
             match self.authenticate(w, &inst).await {
                 Ok(g) => granted = Some((inst, g)),
                 Err(e) => return self.send_error(w, &e, false).await,
@@ -530,8 +530,8 @@ impl Conn {
         let query = &buf[head.query.clone()];
         let sources = Sources {
             authorization,
-            grant_type: head.values(buf, "grant-type").next(),
-            x_grant_type: head.values(buf, "x-grant-type").next(),
+            grant_type: head.first(buf, Known::GrantType),
+            x_grant_type: head.first(buf, Known::XGrantType),
             query: query.strip_prefix(b"?"),
             content_type: head.first(buf, Known::ContentType),
             body: body_len.map(|n| &buf[head.len..head.len + n]),
