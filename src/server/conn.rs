@@ -346,7 +346,7 @@ impl Conn {
         let mut granted = None;
         for &pi in &snap.route_plugins[m.route] {
             let Some(inst) = snap.oidc.get(pi).and_then(Option::as_ref) else { continue };
-            match self.authenticate(w, &inst).await {
+            match self.authenticate(w, inst).await {
                 Ok(g) => granted = Some((inst, g)),
                 Err(e) => return self.send_error(w, &e, false).await,
             }
