@@ -197,8 +197,17 @@ async fn serve(mut rx: mpsc::UnboundedReceiver<Command>, clock: SystemClock) {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 let now = clock.now();
                 let mut s = state.borrow_mut();
-                s.l2.retain(|_, t| t.lifetime.is_some_and(|l| now < l.expires_at(t.fetched_at)));
+                // Instances replaced by a reload: forget them and their tokens, so a new
+                // instance that happens to get the same address starts clean.
+                let dead: Vec<usize> =
+                    s.loading.iter().filter(|(_, w)| w.strong_count() == 0).map(|(a, _)| *a).collect();
                 s.loading.retain(|_, w| w.strong_count() > 0);
+                s.l2.retain(|(a, _), t| {
+                    !dead.contains(a) && t.lifetime.is_some_and(|l| now < l.expires_at(t.fetched_at))
+                });
+                for a in &dead {
+                    s.last_failure.remove(a);
+                }
             }
         });
     }

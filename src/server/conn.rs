@@ -191,7 +191,9 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
             retry_after: None,
         },
         AuthError::Unavailable(reason) => {
-            tracing::warn!(issuer = %cfg.issuer, %reason, "identity provider unavailable");
+            // The control plane logs the IdP failure itself; one line per refused
+            // request would flood the log during an outage.
+            tracing::debug!(issuer = %cfg.issuer, %reason, "identity provider unavailable");
             AuthFailure {
                 status: 503,
                 message: with_reason("The identity provider is unavailable", &reason),
