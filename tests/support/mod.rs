@@ -2,6 +2,7 @@
 //! `mod support;` and uses only part of it, hence the dead-code allowance.
 #![allow(dead_code)]
 
+pub mod alloc;
 pub mod client;
 pub mod idp;
 pub mod upstream;
