@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 
 use super::cache::{CacheTtl, KeyPrefix};
 use super::config::{ClientAuthMethod, OidcConfig};
-use crate::jose::{Alg, HmacSecret, KeySet, Policy};
+use crate::jose::{HmacSecret, KeySet, Policy};
 
 /// What is known about the IdP right now.
 #[derive(Debug)]
@@ -117,27 +117,15 @@ impl Instance {
     }
 }
 
-/// The verification policy for tokens of `issuer` under `config`.
+/// The verification policy for tokens of `issuer` under `config`: every asymmetric
+/// algorithm ring verifies, HS* only with `enable_hs_signatures` (keyed by the configured
+/// client secret, never by JWKS material).
 pub fn policy_for(config: &OidcConfig, issuer: &str) -> Policy {
-    let mut algs: Vec<Alg> = vec![
-        Alg::RS256,
-        Alg::RS384,
-        Alg::RS512,
-        Alg::PS256,
-        Alg::PS384,
-        Alg::PS512,
-        Alg::ES256,
-        Alg::ES384,
-        Alg::EdDSA,
-    ];
-    let mut policy = Policy::new(issuer).issuers_allowed(&config.issuers_allowed).leeway(config.leeway.as_secs());
-    if config.enable_hs_signatures {
-        if let Some(secret) = config.client_secret.first() {
-            algs.extend([Alg::HS256, Alg::HS384, Alg::HS512]);
-            policy = policy.enable_hs(HmacSecret::new(secret.expose().as_bytes().to_vec()));
-        }
+    let policy = Policy::new(issuer).issuers_allowed(&config.issuers_allowed).leeway(config.leeway.as_secs());
+    match (config.enable_hs_signatures, config.client_secret.first()) {
+        (true, Some(secret)) => policy.enable_hs(HmacSecret::new(secret.expose().as_bytes().to_vec())),
+        _ => policy,
     }
-    policy.allowed_algs(&algs)
 }
 
 #[cfg(test)]
