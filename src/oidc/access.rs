@@ -19,7 +19,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -27,6 +26,7 @@ use super::cache::{CacheKey, CachedToken, Clock, L1Cache, Lookup, SystemClock};
 use super::config::AuthMethod;
 use super::credentials::{self, CredentialBuf, Sources};
 use super::instance::Instance;
+use super::verified::VerifiedCache;
 use crate::control::{ControlPlane, TokenReply};
 use crate::jose;
 
@@ -51,28 +51,8 @@ pub struct WorkerAuth {
     control: Option<ControlPlane>,
     clock: SystemClock,
     l1: Rc<RefCell<HashMap<usize, L1Cache>>>,
-    /// Bearer tokens already verified: digest → `exp` (unix seconds; `u64::MAX` none).
-    verified: RefCell<HashMap<usize, VerifiedTokens>>,
-}
-
-/// Verified bearer tokens of one instance: SHA-256 of the token → its `exp`.
-type VerifiedTokens = HashMap<[u8; 32], u64, BuildHasherDefault<DigestHasher>>;
-
-/// The digest is already uniform; take eight of its bytes.
-#[derive(Default)]
-pub struct DigestHasher(u64);
-
-impl std::hash::Hasher for DigestHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8).take(1) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(b);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
+    /// Bearer tokens already verified, per instance.
+    verified: RefCell<HashMap<usize, VerifiedCache>>,
 }
 
 /// What the access phase decided.
@@ -178,16 +158,10 @@ impl WorkerAuth {
     }
 
     async fn verify_bearer(&self, instance: &Arc<Instance>, token: &[u8]) -> Result<(), AuthError> {
-        let digest: [u8; 32] =
-            ring::digest::digest(&ring::digest::SHA256, token).as_ref().try_into().unwrap_or([0; 32]);
         let unix_now = self.clock.unix_now().max(0) as u64;
         let leeway = instance.config.leeway.as_secs();
-        if let Some(map) = self.verified.borrow().get(&key_of(instance)) {
-            if let Some(&exp) = map.get(&digest) {
-                if unix_now < exp.saturating_add(leeway) {
-                    return Ok(());
-                }
-            }
+        if self.verified.borrow().get(&key_of(instance)).is_some_and(|c| c.contains(token, unix_now, leeway)) {
+            return Ok(());
         }
         let Ok(text) = std::str::from_utf8(token) else {
             return Err(AuthError::Unauthorized("the bearer token is not text".into()));
@@ -216,15 +190,11 @@ impl WorkerAuth {
         {
             return Err(AuthError::Forbidden("required audience is missing".into()));
         }
-        let mut all = self.verified.borrow_mut();
-        let map = all.entry(key_of(instance)).or_default();
-        if map.len() >= VERIFIED_CAPACITY {
-            map.retain(|_, &mut exp| unix_now < exp);
-            if map.len() >= VERIFIED_CAPACITY {
-                map.clear();
-            }
-        }
-        map.insert(digest, verified.exp().unwrap_or(u64::MAX));
+        self.verified
+            .borrow_mut()
+            .entry(key_of(instance))
+            .or_insert_with(|| VerifiedCache::new(VERIFIED_CAPACITY))
+            .insert(token, verified.exp().unwrap_or(u64::MAX), unix_now);
         Ok(())
     }
 }

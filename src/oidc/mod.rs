@@ -20,3 +20,4 @@ pub mod cache;
 pub mod config;
 pub mod credentials;
 pub mod instance;
+pub mod verified;
