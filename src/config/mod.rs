@@ -12,6 +12,7 @@ pub mod model;
 pub mod node;
 pub mod template;
 mod validate;
+pub(crate) use validate::split_authority;
 pub mod yaml;
 
 pub use model::*;

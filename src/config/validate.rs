@@ -961,8 +961,15 @@ pub(crate) fn parse_url(url: &str) -> Result<UrlParts, String> {
         Some(i) => (&rest[..i], Some(rest[i..].to_string())),
         None => (rest, None),
     };
+    let (host, port) = split_authority(authority)?;
+    Ok(UrlParts { scheme: scheme.to_ascii_lowercase(), host: host.to_string(), port, path })
+}
+
+/// Splits a URL's `host[:port]` (IPv6 in brackets, returned without them) and checks it:
+/// no userinfo, a host, a port in 1..=65535 when there is one.
+pub(crate) fn split_authority(authority: &str) -> Result<(&str, Option<u16>), String> {
     if authority.contains('@') {
-        return Err("credentials in the url are not supported".into());
+        return Err("credentials in the URL are not supported".into());
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (host, after) = v6.split_once(']').ok_or("unclosed '[' in host")?;
@@ -983,7 +990,7 @@ pub(crate) fn parse_url(url: &str) -> Result<UrlParts, String> {
         },
         None => None,
     };
-    Ok(UrlParts { scheme: scheme.to_ascii_lowercase(), host: host.to_string(), port, path })
+    Ok((host, port))
 }
 
 /// Kong's rules for a route host: lower-cased, at most one wildcard, either a leading

@@ -1098,28 +1098,7 @@ fn check_url(url: &str) -> Result<(), String> {
         return Err("a fragment has no meaning here".into());
     }
     let authority = rest.split(['/', '?']).next().unwrap_or("");
-    if authority.contains('@') {
-        return Err("credentials in the URL are not supported".into());
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').ok_or("unclosed '[' in host")?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("missing host".into());
-    }
-    if let Some(p) = port {
-        match p.parse::<u16>() {
-            Ok(n) if n > 0 => {}
-            _ => return Err(format!("invalid port '{p}'")),
-        }
-    }
-    Ok(())
+    crate::config::split_authority(authority).map(|_| ())
 }
 
 /// Names in the token request body that carry the caller's identity or the grant.
