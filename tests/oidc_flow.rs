@@ -1568,3 +1568,26 @@ fn idp_helpers_read_tokens_counters_log_and_controls() {
     assert_eq!(jws_part(&after, 0)["kid"].as_str(), Some(kid.as_str()));
     assert_idp_token(&idp, &after, POST_CLIENT.0);
 }
+
+#[test]
+fn bearer_token_is_read_from_the_query_and_a_form_body_in_the_configured_order() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, "auth_methods: [bearer]\nbearer_token_param_type: [query, body]\n", DRIVER);
+    let token = issue_token(&idp);
+    let r = get(&p, &format!("/q?x=1&access_token={token}"), &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let form = format!("access_token={token}&y=2");
+    let ct = ("Content-Type", "application/x-www-form-urlencoded");
+    let r = p.send(&request("POST", "/f", &[ct], form.as_bytes()));
+    assert_eq!(r.status, 200, "{r:?}");
+    // A tampered token in the query is refused; a token in the header is not looked at
+    // when the header is not a configured location.
+    let tampered = format!("{}x", &token[..token.len() - 1]);
+    assert_eq!(get(&p, &format!("/q?access_token={tampered}"), &[]).status, 401);
+    let r = get(&p, "/h", &[("Authorization", &format!("Bearer {token}"))]);
+    assert_eq!(r.status, 401, "header is not a configured bearer location");
+    let got = up.wait_for(2, Duration::from_secs(5));
+    assert_eq!(got.len(), 2, "only the two accepted requests reached the upstream");
+    assert!(got[0].target.contains("access_token="), "forwarded as sent: {}", got[0].target);
+}

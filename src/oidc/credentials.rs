@@ -379,8 +379,8 @@ impl Iterator for FormDecode<'_> {
         match b {
             b'+' => Some(b' '),
             b'%' => {
-                let hi = self.raw.get(self.pos).and_then(|&h| hex_val(h));
-                let lo = self.raw.get(self.pos + 1).and_then(|&l| hex_val(l));
+                let hi = self.raw.get(self.pos).and_then(|&h| crate::http::hex_value(h));
+                let lo = self.raw.get(self.pos + 1).and_then(|&l| crate::http::hex_value(l));
                 match (hi, lo) {
                     (Some(hi), Some(lo)) => {
                         self.pos += 2;
@@ -394,13 +394,19 @@ impl Iterator for FormDecode<'_> {
     }
 }
 
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+/// The first non-empty value of the field `name` in a form (or query string without its
+/// `?`), decoded. For the `bearer` method's `access_token` argument; allocates, as that
+/// path is rare.
+pub fn form_value(form: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    form.split(|&c| c == b'&')
+        .filter_map(|pair| {
+            let (n, v) = match pair.iter().position(|&c| c == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            form_decoded_eq(n, name).then(|| form_decode(v).collect::<Vec<u8>>())
+        })
+        .find(|v| !v.is_empty())
 }
 
 fn form_decode(raw: &[u8]) -> FormDecode<'_> {

@@ -34,7 +34,7 @@ use crate::http::head::{self, BodyFraming, Known, RequestHead, Version};
 use crate::http::response::{self, ResponseFraming, ResponseHead};
 use crate::http::rewrite::{self, Forwarding, Hidden, ResponseFramingOut};
 use crate::oidc::access::{AuthError, Granted};
-use crate::oidc::config::{AuthMethod, CredentialLocation};
+use crate::oidc::config::{AuthMethod, BearerLocation, CredentialLocation};
 use crate::oidc::credentials::{self, Sources};
 use crate::oidc::instance::Instance;
 use crate::router::{RequestHeaders, RouteRequest};
@@ -523,8 +523,9 @@ impl Conn {
     /// Runs an openid-connect instance's access phase on the current request.
     async fn authenticate(&mut self, w: &Worker, inst: &Arc<Instance>) -> Result<Granted, ProxyError> {
         let cfg = &inst.config;
-        let wants_body = cfg.uses(AuthMethod::ClientCredentials)
-            && cfg.client_credentials_param_type.contains(&CredentialLocation::Body);
+        let wants_body = (cfg.uses(AuthMethod::ClientCredentials)
+            && cfg.client_credentials_param_type.contains(&CredentialLocation::Body))
+            || (cfg.uses(AuthMethod::Bearer) && cfg.bearer_token_param_type.contains(&BearerLocation::Body));
         let body_len = if wants_body { self.buffer_small_body(w).await? } else { None };
         let buf = &self.buf;
         let head = &self.head;
@@ -538,8 +539,36 @@ impl Conn {
             content_type: head.first(buf, Known::ContentType),
             body: body_len.map(|n| &buf[head.len..head.len + n]),
         };
-        let bearer = authorization
-            .and_then(|v| (v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ")).then(|| head::trim_ows(&v[7..])));
+        // The bearer token, from the first of `bearer_token_param_type` that has one.
+        let mut from_args = None;
+        let mut bearer = None;
+        if cfg.uses(AuthMethod::Bearer) {
+            for location in &cfg.bearer_token_param_type {
+                match location {
+                    BearerLocation::Header => {
+                        bearer = authorization.and_then(|v| {
+                            (v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ")).then(|| head::trim_ows(&v[7..]))
+                        });
+                    }
+                    BearerLocation::Query => {
+                        from_args = sources.query.and_then(|q| credentials::form_value(q, b"access_token"));
+                    }
+                    BearerLocation::Body => {
+                        let is_form = sources.content_type.is_some_and(|ct| {
+                            ct.len() >= 33 && ct[..33].eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+                        });
+                        from_args =
+                            sources.body.filter(|_| is_form).and_then(|b| credentials::form_value(b, b"access_token"));
+                    }
+                    // Cookies are not read yet (README); the next location is tried.
+                    BearerLocation::Cookie => {}
+                }
+                if bearer.is_some() || from_args.is_some() {
+                    break;
+                }
+            }
+        }
+        let bearer = bearer.or(from_args.as_deref());
         let granted = match w.auth.authenticate(inst, &sources, bearer).await {
             Ok(g) => g,
             Err(e) => return Err(ProxyError::Auth(auth_failure(inst, e))),
