@@ -38,6 +38,13 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// A problem at `mark` in `file`.
+    pub fn at(file: &str, mark: Mark, message: impl Into<String>) -> ConfigError {
+        ConfigError { file: file.to_string(), mark: Some(mark), message: message.into() }
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.mark {

@@ -31,6 +31,31 @@ impl Node {
         Node { mark: Mark::default(), value: NodeValue::Null }
     }
 
+    /// What kind of value this is, for messages ("expected a list, found a string").
+    pub fn kind(&self) -> &'static str {
+        match self.value {
+            NodeValue::Null => "null",
+            NodeValue::Bool(_) => "a boolean",
+            NodeValue::Int(_) => "an integer",
+            NodeValue::Float(_) => "a number",
+            NodeValue::String(_) => "a string",
+            NodeValue::Seq(_) => "a list",
+            NodeValue::Map(_) => "a map",
+        }
+    }
+
+    /// Null, an empty list, map or string: a value that does not count as set (decK's
+    /// and Kong's rule for defaults).
+    pub fn is_unset(&self) -> bool {
+        match &self.value {
+            NodeValue::Null => true,
+            NodeValue::Seq(items) => items.is_empty(),
+            NodeValue::Map(entries) => entries.is_empty(),
+            NodeValue::String(s) => s.is_empty(),
+            _ => false,
+        }
+    }
+
     /// The value under `key` when this node is a map.
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.value {

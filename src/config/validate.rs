@@ -102,28 +102,6 @@ const SERVICE_PROTOCOLS_LATER: &[&str] = &["grpc", "grpcs", "tcp", "tls", "tls_p
 const PLUGIN_PROTOCOLS: &[&str] =
     &["grpc", "grpcs", "http", "https", "tcp", "tls", "tls_passthrough", "udp", "ws", "wss"];
 
-fn kind_of(node: &Node) -> &'static str {
-    match node.value {
-        NodeValue::Null => "null",
-        NodeValue::Bool(_) => "a boolean",
-        NodeValue::Int(_) => "an integer",
-        NodeValue::Float(_) => "a number",
-        NodeValue::String(_) => "a string",
-        NodeValue::Seq(_) => "a list",
-        NodeValue::Map(_) => "a map",
-    }
-}
-
-fn is_empty(node: &Node) -> bool {
-    match &node.value {
-        NodeValue::Null => true,
-        NodeValue::Seq(items) => items.is_empty(),
-        NodeValue::Map(entries) => entries.is_empty(),
-        NodeValue::String(s) => s.is_empty(),
-        _ => false,
-    }
-}
-
 /// `8-4-4-4-12` hexadecimal, as Kong's `typedefs.uuid`.
 fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
@@ -138,18 +116,18 @@ fn is_token(s: &str) -> bool {
 
 impl Validator<'_> {
     fn error(&mut self, mark: Mark, message: impl Into<String>) {
-        self.errors.push(ConfigError { file: self.file.to_string(), mark: Some(mark), message: message.into() });
+        self.errors.push(ConfigError::at(self.file, mark, message));
     }
 
     fn warn(&mut self, mark: Mark, message: impl Into<String>) {
-        self.warnings.push(ConfigError { file: self.file.to_string(), mark: Some(mark), message: message.into() });
+        self.warnings.push(ConfigError::at(self.file, mark, message));
     }
 
     fn entries<'n>(&mut self, node: &'n Node, what: &str) -> &'n [(String, Mark, Node)] {
         match &node.value {
             NodeValue::Map(entries) => entries,
             _ => {
-                self.error(node.mark, format!("{what} must be a map, found {}", kind_of(node)));
+                self.error(node.mark, format!("{what} must be a map, found {}", node.kind()));
                 &[]
             }
         }
@@ -160,7 +138,7 @@ impl Validator<'_> {
             NodeValue::Seq(items) => items,
             NodeValue::Null => &[],
             _ => {
-                self.error(node.mark, format!("'{key}' must be a list, found {}", kind_of(node)));
+                self.error(node.mark, format!("'{key}' must be a list, found {}", node.kind()));
                 &[]
             }
         }
@@ -171,7 +149,7 @@ impl Validator<'_> {
             NodeValue::String(s) => Some(s.clone()),
             NodeValue::Null => None,
             _ => {
-                self.error(node.mark, format!("'{key}' must be a string, found {}", kind_of(node)));
+                self.error(node.mark, format!("'{key}' must be a string, found {}", node.kind()));
                 None
             }
         }
@@ -182,7 +160,7 @@ impl Validator<'_> {
             NodeValue::Bool(b) => Some(b),
             NodeValue::Null => None,
             _ => {
-                self.error(node.mark, format!("'{key}' must be true or false, found {}", kind_of(node)));
+                self.error(node.mark, format!("'{key}' must be true or false, found {}", node.kind()));
                 None
             }
         }
@@ -197,10 +175,7 @@ impl Validator<'_> {
             }
             NodeValue::Null => None,
             _ => {
-                self.error(
-                    node.mark,
-                    format!("'{key}' must be an integer from {min} to {max}, found {}", kind_of(node)),
-                );
+                self.error(node.mark, format!("'{key}' must be an integer from {min} to {max}, found {}", node.kind()));
                 None
             }
         }
@@ -211,7 +186,7 @@ impl Validator<'_> {
         for item in self.items(node, key) {
             match &item.value {
                 NodeValue::String(s) => out.push((s.clone(), item.mark)),
-                _ => self.error(item.mark, format!("'{key}' entries must be strings, found {}", kind_of(item))),
+                _ => self.error(item.mark, format!("'{key}' entries must be strings, found {}", item.kind())),
             }
         }
         out
@@ -234,13 +209,13 @@ impl Validator<'_> {
     }
 
     fn not_supported_unless_empty(&mut self, mark: Mark, node: &Node, key: &str, why: &str) {
-        if !is_empty(node) {
+        if !node.is_unset() {
             self.error(mark, format!("'{key}' is not supported yet: {why}"));
         }
     }
 
     fn warn_unless_empty(&mut self, mark: Mark, node: &Node, key: &str, why: &str) {
-        if !is_empty(node) {
+        if !node.is_unset() {
             self.warn(mark, format!("'{key}' is ignored: {why}"));
         }
     }
@@ -270,7 +245,7 @@ impl Validator<'_> {
                 }
                 "_info" => self.info(value),
                 "_workspace" | "_konnect" => {
-                    if !is_empty(value) {
+                    if !value.is_unset() {
                         self.warn(
                             mark,
                             format!("'{key}' is ignored: ringgate serves one workspace and has no control plane"),
@@ -337,7 +312,7 @@ impl Validator<'_> {
             NodeValue::Float(_) | NodeValue::Int(_) => {
                 self.error(value.mark, "_format_version must be the string \"3.0\" (quote it)")
             }
-            _ => self.error(value.mark, format!("_format_version must be \"3.0\", found {}", kind_of(value))),
+            _ => self.error(value.mark, format!("_format_version must be \"3.0\", found {}", value.kind())),
         }
     }
 
@@ -672,7 +647,7 @@ impl Validator<'_> {
             && route.paths.is_empty()
             && !entries
                 .iter()
-                .any(|(k, _, v)| matches!(k.as_str(), "methods" | "hosts" | "paths" | "headers") && !is_empty(v))
+                .any(|(k, _, v)| matches!(k.as_str(), "methods" | "hosts" | "paths" | "headers") && !v.is_unset())
         {
             self.error(node.mark, "a route must set at least one of 'methods', 'hosts', 'headers' or 'paths'");
         }
@@ -699,7 +674,7 @@ impl Validator<'_> {
                 _ => {
                     self.error(
                         values.mark,
-                        format!("header '{name}' must have a list of values, found {}", kind_of(values)),
+                        format!("header '{name}' must have a list of values, found {}", values.kind()),
                     );
                     continue;
                 }
@@ -785,7 +760,7 @@ impl Validator<'_> {
                 }
                 "config" => match value.value {
                     NodeValue::Map(_) => plugin.config = value.clone(),
-                    _ => self.error(value.mark, format!("'config' must be a map, found {}", kind_of(value))),
+                    _ => self.error(value.mark, format!("'config' must be a map, found {}", value.kind())),
                 },
                 "enabled" => plugin.enabled = self.boolean(value, key).unwrap_or(true),
                 "protocols" => {
@@ -828,7 +803,7 @@ impl Validator<'_> {
                     "write the plugin's configuration in its 'config'",
                 ),
                 "ordering" => {
-                    if !is_empty(value) {
+                    if !value.is_unset() {
                         self.warn(mark, "'ordering' is ignored: only one plugin runs per request");
                     }
                 }

@@ -989,18 +989,6 @@ struct Compiler<'a> {
     present: Vec<Present<'a>>,
 }
 
-fn kind_of(node: &Node) -> &'static str {
-    match node.value {
-        NodeValue::Null => "null",
-        NodeValue::Bool(_) => "a boolean",
-        NodeValue::Int(_) => "an integer",
-        NodeValue::Float(_) => "a number",
-        NodeValue::String(_) => "a string",
-        NodeValue::Seq(_) => "a list",
-        NodeValue::Map(_) => "a map",
-    }
-}
-
 fn number(node: &Node) -> Option<f64> {
     match node.value {
         NodeValue::Int(n) => Some(n as f64),
@@ -1020,17 +1008,6 @@ fn strings(node: &Node) -> impl Iterator<Item = (&str, Mark)> {
     })
 }
 
-/// Empty values never count as "set" (the decK loader's rule).
-fn is_empty(node: &Node) -> bool {
-    match &node.value {
-        NodeValue::Null => true,
-        NodeValue::Seq(items) => items.is_empty(),
-        NodeValue::Map(entries) => entries.is_empty(),
-        NodeValue::String(s) => s.is_empty(),
-        _ => false,
-    }
-}
-
 /// True when `node` says what Kong's default says (lists compared as sets: Kong's
 /// published defaults are sorted, its own order may differ).
 fn is_default(node: &Node, default: Dflt) -> bool {
@@ -1045,7 +1022,7 @@ fn is_default(node: &Node, default: Dflt) -> bool {
             want.sort_unstable();
             items.len() == given.len() && given == want
         }
-        _ => is_empty(node),
+        _ => node.is_unset(),
     }
 }
 
@@ -1109,11 +1086,11 @@ const RESERVED_HEADERS: &[&str] = &["host", "content-length", "transfer-encoding
 
 impl<'a> Compiler<'a> {
     fn error(&mut self, mark: Mark, message: impl Into<String>) {
-        self.errors.push(ConfigError { file: self.file.to_string(), mark: Some(mark), message: message.into() });
+        self.errors.push(ConfigError::at(self.file, mark, message));
     }
 
     fn warn(&mut self, mark: Mark, message: impl Into<String>) {
-        self.warnings.push(ConfigError { file: self.file.to_string(), mark: Some(mark), message: message.into() });
+        self.warnings.push(ConfigError::at(self.file, mark, message));
     }
 
     // ----- pass 1: every key known, every value of its Kong type -----
@@ -1161,7 +1138,7 @@ impl<'a> Compiler<'a> {
             Ty::Strs | Ty::Enums(_) | Ty::Records => {
                 let NodeValue::Seq(items) = &node.value else {
                     let what = if matches!(field.ty, Ty::Records) { "a list of maps" } else { "a list of strings" };
-                    self.error(node.mark, format!("'{key}' must be {what}, found {}", kind_of(node)));
+                    self.error(node.mark, format!("'{key}' must be {what}, found {}", node.kind()));
                     return false;
                 };
                 let mut all_ok = true;
@@ -1182,7 +1159,7 @@ impl<'a> Compiler<'a> {
                     };
                     if !item_ok {
                         let what = if matches!(field.ty, Ty::Records) { "maps" } else { "strings" };
-                        self.error(item.mark, format!("'{key}' entries must be {what}, found {}", kind_of(item)));
+                        self.error(item.mark, format!("'{key}' entries must be {what}, found {}", item.kind()));
                         all_ok = false;
                     }
                 }
@@ -1190,7 +1167,7 @@ impl<'a> Compiler<'a> {
             }
         };
         if !ok && !expected.is_empty() {
-            self.error(node.mark, format!("'{key}' must be {expected}, found {}", kind_of(node)));
+            self.error(node.mark, format!("'{key}' must be {expected}, found {}", node.kind()));
         }
         ok
     }
@@ -1597,7 +1574,7 @@ impl<'a> Compiler<'a> {
                 methods.push(method);
             }
         }
-        if is_empty(node) {
+        if node.is_unset() {
             self.error(node.mark, "'auth_methods' is empty: no request could authenticate");
         }
         methods
