@@ -303,9 +303,14 @@ pub fn from_body<'b>(
     Ok(body_span(content_type, body, buf)?.map(|s| s.credentials(buf, Location::Body)))
 }
 
+/// Whether a `Content-Type` value names an `application/x-www-form-urlencoded` body.
+pub fn is_form(content_type: &[u8]) -> bool {
+    starts_with_ignore_case(trim_ows(content_type), b"application/x-www-form-urlencoded")
+}
+
 fn body_span(content_type: &[u8], body: &[u8], buf: &mut CredentialBuf) -> Result<Option<Span>, CredentialsError> {
     let ct = trim_ows(content_type);
-    if starts_with_ignore_case(ct, b"application/x-www-form-urlencoded") {
+    if is_form(ct) {
         form_span(body, buf)
     } else if starts_with_ignore_case(ct, b"application/json") {
         json_span(body, buf)

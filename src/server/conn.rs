@@ -554,9 +554,7 @@ impl Conn {
                         from_args = sources.query.and_then(|q| credentials::form_value(q, b"access_token"));
                     }
                     BearerLocation::Body => {
-                        let is_form = sources.content_type.is_some_and(|ct| {
-                            ct.len() >= 33 && ct[..33].eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
-                        });
+                        let is_form = sources.content_type.is_some_and(credentials::is_form);
                         from_args =
                             sources.body.filter(|_| is_form).and_then(|b| credentials::form_value(b, b"access_token"));
                     }
@@ -582,9 +580,7 @@ impl Conn {
                     query.extend_from_slice(&kept);
                 }
             }
-            let is_form = sources.content_type.is_some_and(|ct| {
-                ct.len() >= 33 && ct[..33].eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
-            });
+            let is_form = sources.content_type.is_some_and(credentials::is_form);
             let body = match sources.body {
                 Some(b) if is_form => Some(credentials::strip_form_credentials(b)),
                 _ => None,
