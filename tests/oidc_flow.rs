@@ -1200,7 +1200,7 @@ fn query_credentials_are_exchanged_when_query_is_configured() {
 }
 
 #[test]
-fn hide_credentials_removes_query_and_form_credentials_upstream() {
+fn hide_credentials_removes_query_form_and_json_credentials_upstream() {
     let idp = TestIdp::start(0);
     let up = Upstream::start();
     let p = start(
@@ -1215,9 +1215,14 @@ fn hide_credentials_removes_query_and_form_credentials_upstream() {
     let form = format!("a=1&client_id={id}&client_secret={secret}&b=2");
     let r = p.send(&request("POST", "/f", &[("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes()));
     assert_eq!(r.status, 200, "{r:?}");
+    let json =
+        format!(r#"{{"a":1,"client_id":"{id}","client_secret":"{secret}","grant_type":"client_credentials","b":[2]}}"#);
+    let r = p.send(&request("POST", "/j", &[("Content-Type", "application/json; charset=utf-8")], json.as_bytes()));
+    assert_eq!(r.status, 200, "{r:?}");
 
-    let got = up.wait_for(2, Duration::from_secs(5));
-    assert_eq!(got.len(), 2);
+    let got = up.wait_for(3, Duration::from_secs(5));
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[2].body, br#"{"a":1,"b":[2]}"#, "credentials gone from the JSON body, other members kept");
     assert!(got[0].target.starts_with("/q?"), "{}", got[0].target);
     let query: HashSet<&str> = got[0].target[3..].split('&').collect();
     assert_eq!(query, HashSet::from(["a=1", "b=2"]), "credentials gone, other args kept");
@@ -1570,10 +1575,15 @@ fn idp_helpers_read_tokens_counters_log_and_controls() {
 }
 
 #[test]
-fn bearer_token_is_read_from_the_query_and_a_form_body_in_the_configured_order() {
+fn bearer_token_is_read_from_query_form_json_and_cookie_in_the_configured_order() {
     let idp = TestIdp::start(0);
     let up = Upstream::start();
-    let p = start(&up, &idp, "auth_methods: [bearer]\nbearer_token_param_type: [query, body]\n", DRIVER);
+    let p = start(
+        &up,
+        &idp,
+        "auth_methods: [bearer]\nbearer_token_param_type: [query, body, cookie]\nbearer_token_cookie_name: at\n",
+        DRIVER,
+    );
     let token = issue_token(&idp);
     let r = get(&p, &format!("/q?x=1&access_token={token}"), &[]);
     assert_eq!(r.status, 200, "{r:?}");
@@ -1581,13 +1591,61 @@ fn bearer_token_is_read_from_the_query_and_a_form_body_in_the_configured_order()
     let ct = ("Content-Type", "application/x-www-form-urlencoded");
     let r = p.send(&request("POST", "/f", &[ct], form.as_bytes()));
     assert_eq!(r.status, 200, "{r:?}");
-    // A tampered token in the query is refused; a token in the header is not looked at
-    // when the header is not a configured location.
+    let json = format!(r#"{{"y":[1,{{"access_token":"nested"}}],"access_token":"{token}"}}"#);
+    let r = p.send(&request("POST", "/j", &[("Content-Type", "application/json")], json.as_bytes()));
+    assert_eq!(r.status, 200, "{r:?}");
+    let cookie = format!("theme=dark; at=\"{token}\"");
+    let r = get(&p, "/c", &[("Cookie", "a=1"), ("Cookie", &cookie)]);
+    assert_eq!(r.status, 200, "{r:?}");
+    // The query comes before the cookie: a tampered token there is refused even with a
+    // good cookie; a token in the header is not looked at when the header is not a
+    // configured location; a cookie of another name is no token.
     let tampered = format!("{}x", &token[..token.len() - 1]);
-    assert_eq!(get(&p, &format!("/q?access_token={tampered}"), &[]).status, 401);
+    assert_eq!(get(&p, &format!("/q?access_token={tampered}"), &[("Cookie", &cookie)]).status, 401);
     let r = get(&p, "/h", &[("Authorization", &format!("Bearer {token}"))]);
     assert_eq!(r.status, 401, "header is not a configured bearer location");
-    let got = up.wait_for(2, Duration::from_secs(5));
-    assert_eq!(got.len(), 2, "only the two accepted requests reached the upstream");
+    assert_eq!(get(&p, "/c2", &[("Cookie", &format!("other={token}"))]).status, 401);
+    let got = up.wait_for(4, Duration::from_secs(5));
+    assert_eq!(got.len(), 4, "only the accepted requests reached the upstream");
     assert!(got[0].target.contains("access_token="), "forwarded as sent: {}", got[0].target);
+    assert_eq!(got[2].body, json.as_bytes(), "hide_credentials off: the JSON body goes as sent");
+    assert_eq!(got[3].header_all("cookie"), vec![&b"a=1"[..], cookie.as_bytes()]);
+    for g in &got {
+        assert_eq!(forwarded_token(g), token, "the upstream gets the token as a Bearer header: {}", g.target);
+    }
+}
+
+#[test]
+fn hide_credentials_removes_bearer_tokens_from_query_json_and_cookie() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(
+        &up,
+        &idp,
+        "auth_methods: [bearer]\nbearer_token_param_type: [query, body, cookie]\nbearer_token_cookie_name: at\nhide_credentials: true\n",
+        DRIVER,
+    );
+    let token = issue_token(&idp);
+    let r = get(&p, &format!("/q?x=1&access_token={token}&z=3"), &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let json = format!(r#"{{ "keep": {{"access_token": "n"}}, "access_token": "{token}", "k2": "v" }}"#);
+    let r = p.send(&request("POST", "/j", &[("Content-Type", "application/json")], json.as_bytes()));
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = get(&p, "/c", &[("Cookie", &format!("a=1; at={token}; b=2"))]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = get(&p, "/c-only", &[("Cookie", &format!("at={token}"))]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let got = up.wait_for(4, Duration::from_secs(5));
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[0].target, "/q?x=1&z=3");
+    assert_eq!(got[1].body, br#"{"keep": {"access_token": "n"},"k2": "v"}"#);
+    assert_eq!(got[2].header_all("cookie"), vec![&b"a=1; b=2"[..]]);
+    assert!(got[3].header_all("cookie").is_empty(), "no cookie left, no Cookie line");
+    for g in &got {
+        // The token travels in the Authorization header only.
+        assert_eq!(forwarded_token(g), token);
+        let raw = String::from_utf8_lossy(&g.raw);
+        assert_eq!(raw.matches(token.as_str()).count(), 1, "token only once, in the header: {raw}");
+    }
+    assert!(up.errors().is_empty(), "bodies re-framed correctly: {:?}", up.errors());
 }

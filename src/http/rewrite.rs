@@ -48,6 +48,9 @@ pub struct Hidden<'a> {
     pub query: &'a [u8],
     pub content_length: Option<usize>,
     pub drop_credential_headers: bool,
+    /// The `Cookie` value to send instead of every `Cookie` line (empty: send none);
+    /// `None` leaves the cookies as sent.
+    pub cookie: Option<&'a [u8]>,
 }
 
 /// Writes the upstream request head (request line through the blank line) to `out`.
@@ -73,6 +76,9 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding<'_>, 
             if hide.content_length.is_some() && h.known == Known::ContentLength {
                 continue;
             }
+            if hide.cookie.is_some() && name.eq_ignore_ascii_case(b"cookie") {
+                continue;
+            }
             if hide.drop_credential_headers
                 && (h.known == Known::Authorization
                     || name.eq_ignore_ascii_case(b"grant-type")
@@ -82,6 +88,11 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding<'_>, 
             }
         }
         copy_line(buf, h, out);
+    }
+    if let Some(cookie) = fwd.hide.as_ref().and_then(|h| h.cookie).filter(|c| !c.is_empty()) {
+        out.extend_from_slice(b"Cookie: ");
+        out.extend_from_slice(cookie);
+        out.extend_from_slice(b"\r\n");
     }
     if let Some(n) = fwd.hide.as_ref().and_then(|h| h.content_length) {
         out.extend_from_slice(b"Content-Length: ");

@@ -42,6 +42,8 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::http::head::trim_ows;
+
 /// Size of the stack buffer credentials are decoded into; see the module docs.
 pub const CREDENTIAL_BUF_LEN: usize = 1024;
 
@@ -265,14 +267,6 @@ fn strip_basic_scheme(value: &[u8]) -> Option<&[u8]> {
     Some(&rest[start..])
 }
 
-/// Strips optional whitespace (SP, HTAB) at both ends, as RFC 9110 §5.5 allows.
-fn trim_ows(v: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = v.iter().position(|b| !is_ows(b)).unwrap_or(v.len());
-    let end = v.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
-    &v[start..end]
-}
-
 /// True when a `Grant-Type` header (or, without one, `X-Grant-Type`) is present,
 /// non-empty and not `client_credentials`: the caller means another grant, so the
 /// `Authorization` header is not read as client credentials (Kong does the same).
@@ -308,11 +302,16 @@ pub fn is_form(content_type: &[u8]) -> bool {
     starts_with_ignore_case(trim_ows(content_type), b"application/x-www-form-urlencoded")
 }
 
+/// Whether a `Content-Type` value names an `application/json` body.
+pub fn is_json(content_type: &[u8]) -> bool {
+    starts_with_ignore_case(trim_ows(content_type), b"application/json")
+}
+
 fn body_span(content_type: &[u8], body: &[u8], buf: &mut CredentialBuf) -> Result<Option<Span>, CredentialsError> {
     let ct = trim_ows(content_type);
     if is_form(ct) {
         form_span(body, buf)
-    } else if starts_with_ignore_case(ct, b"application/json") {
+    } else if is_json(ct) {
         json_span(body, buf)
     } else {
         Ok(None)
@@ -414,11 +413,39 @@ pub fn form_value(form: &[u8], name: &[u8]) -> Option<Vec<u8>> {
         .find(|v| !v.is_empty())
 }
 
+/// The value of the cookie `name` in the request's `Cookie` header lines (RFC 6265
+/// §4.2.1: `name=value` pairs separated by `;`), first occurrence, with surrounding
+/// double quotes removed; `None` when absent or empty. For the `bearer` method's cookie
+/// location.
+pub fn cookie_value<'a>(lines: impl Iterator<Item = &'a [u8]>, name: &[u8]) -> Option<&'a [u8]> {
+    let value = lines.flat_map(|v| v.split(|&c| c == b';')).find_map(|pair| {
+        let eq = pair.iter().position(|&c| c == b'=')?;
+        (trim_ows(&pair[..eq]) == name).then(|| trim_ows(&pair[eq + 1..]))
+    })?;
+    let value = match value {
+        [b'"', inner @ .., b'"'] => inner,
+        v => v,
+    };
+    (!value.is_empty()).then_some(value)
+}
+
+/// The string member `name` of a JSON object body, first occurrence, escapes decoded;
+/// `None` when the body is not an object, the member is absent, empty or not a string.
+/// For the `bearer` method's `access_token` in a JSON body; copies the body (rare path).
+pub fn json_string_member(body: &[u8], name: &str) -> Option<Vec<u8>> {
+    let mut owned = body.to_vec();
+    let value: simd_json::BorrowedValue<'_> = simd_json::to_borrowed_value(&mut owned).ok()?;
+    let member = simd_json::prelude::ValueObjectAccess::get(&value, name)?;
+    let text = simd_json::prelude::ValueAsScalar::as_str(member)?;
+    (!text.is_empty()).then(|| text.as_bytes().to_vec())
+}
+
 fn form_decode(raw: &[u8]) -> FormDecode<'_> {
     FormDecode { raw, pos: 0 }
 }
 
-fn form_decoded_eq(raw: &[u8], want: &[u8]) -> bool {
+/// Whether a form-encoded name decodes to `want`.
+pub(super) fn form_decoded_eq(raw: &[u8], want: &[u8]) -> bool {
     form_decode(raw).eq(want.iter().copied())
 }
 
@@ -611,26 +638,6 @@ pub fn push_form_pair(out: &mut String, name: &[u8], value: &[u8]) {
     push_form_encoded(out, name);
     out.push('=');
     push_form_encoded(out, value);
-}
-
-/// `form` (a query string without its `?`, or a form body) without the fields that carry
-/// caller credentials (`client_id`, `client_secret`, `grant_type`), for
-/// `hide_credentials`. Other fields are kept as sent, in order.
-pub fn strip_form_credentials(form: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(form.len());
-    for pair in form.split(|&c| c == b'&') {
-        let name = pair.split(|&c| c == b'=').next().unwrap_or(pair);
-        if pair.is_empty()
-            || [&b"client_id"[..], b"client_secret", b"grant_type"].iter().any(|n| form_decoded_eq(name, n))
-        {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push(b'&');
-        }
-        out.extend_from_slice(pair);
-    }
-    out
 }
 
 /// The `Authorization` header value for `client_secret_basic` (RFC 6749 §2.3.1):

@@ -19,5 +19,6 @@ pub mod access;
 pub mod cache;
 pub mod config;
 pub mod credentials;
+pub mod hide;
 pub mod instance;
 pub mod verified;

@@ -34,8 +34,10 @@ use crate::http::head::{self, BodyFraming, Known, RequestHead, Version};
 use crate::http::response::{self, ResponseFraming, ResponseHead};
 use crate::http::rewrite::{self, Forwarding, Hidden, ResponseFramingOut};
 use crate::oidc::access::{AuthError, Granted};
+use crate::oidc::config::OidcConfig;
 use crate::oidc::config::{AuthMethod, BearerLocation, CredentialLocation};
 use crate::oidc::credentials::{self, Sources};
+use crate::oidc::hide;
 use crate::oidc::instance::Instance;
 use crate::router::{RequestHeaders, RouteRequest};
 use crate::upstream::{self, ConnectError, UpstreamConn};
@@ -75,8 +77,20 @@ struct Conn {
     head: RequestHead,
     resp: ResponseHead,
     path: Vec<u8>,
-    /// `hide_credentials`: the query (with `?`) and the form body to send instead.
-    hidden: Option<(Vec<u8>, Option<Vec<u8>>)>,
+    /// `hide_credentials`: what the upstream gets instead of the caller's credentials.
+    hidden: Option<HiddenParts>,
+    /// A verified bearer token, as `Bearer <token>`: the upstream token header's value.
+    bearer_value: Vec<u8>,
+}
+
+/// The request parts `hide_credentials` rewrote (see [`crate::oidc::hide`]).
+struct HiddenParts {
+    /// The query to send, with its `?`, or empty.
+    query: Vec<u8>,
+    /// The body to send instead of the (whole, buffered) form or JSON body.
+    body: Option<Vec<u8>>,
+    /// The `Cookie` value to send instead of every `Cookie` line (empty: none).
+    cookie: Option<Vec<u8>>,
 }
 
 /// Serves one downstream connection until it closes.
@@ -93,6 +107,7 @@ pub async fn serve(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr, local_po
         resp: ResponseHead::default(),
         path: Vec::with_capacity(256),
         hidden: None,
+        bearer_value: Vec::new(),
     };
     loop {
         match c.read_head(w, slot).await {
@@ -155,6 +170,41 @@ fn may_end_head(buf: &[u8], scanned: usize) -> bool {
         let rest = &buf[from + i + 1..];
         rest.starts_with(b"\r\n") || rest.starts_with(b"\n") || rest.len() < 2
     })
+}
+
+/// `hide_credentials` (see [`crate::oidc::hide`]): the query, body and cookies the
+/// upstream gets instead, without any argument or cookie the instance reads credentials
+/// from. A body is only rewritten when it was buffered whole for the access phase.
+fn hide_credentials(
+    cfg: &OidcConfig,
+    sources: &Sources<'_>,
+    head: &RequestHead,
+    buf: &[u8],
+    cookie_name: &[u8],
+) -> HiddenParts {
+    let mut names: Vec<&[u8]> = Vec::with_capacity(4);
+    if cfg.uses(AuthMethod::ClientCredentials) {
+        names.extend_from_slice(&[b"client_id", b"client_secret", b"grant_type"]);
+    }
+    if cfg.uses(AuthMethod::Bearer) {
+        names.push(b"access_token");
+    }
+    let mut query = Vec::new();
+    if let Some(q) = sources.query {
+        let kept = hide::strip_form(q, &names);
+        if !kept.is_empty() {
+            query.push(b'?');
+            query.extend_from_slice(&kept);
+        }
+    }
+    let body = match (sources.body, sources.content_type) {
+        (Some(b), Some(ct)) if credentials::is_form(ct) => Some(hide::strip_form(b, &names)),
+        (Some(b), Some(ct)) if credentials::is_json(ct) => hide::strip_json(b, &names),
+        _ => None,
+    };
+    let cookie = (cfg.uses(AuthMethod::Bearer) && cfg.bearer_token_param_type.contains(&BearerLocation::Cookie))
+        .then(|| hide::strip_cookie(head.values(buf, "cookie"), cookie_name));
+    HiddenParts { query, body, cookie }
 }
 
 /// The response a refused request gets (SPEC §4): Kong's messages (or the configured
@@ -387,7 +437,10 @@ impl Conn {
                 forwarded_host: host_without_port(original_host),
                 forwarded_prefix: prefix,
                 set_header: granted.as_ref().and_then(|(inst, g)| {
-                    let value = g.header_value()?;
+                    let value = match g {
+                        Granted::AsSent => &self.bearer_value[..],
+                        g => g.header_value()?,
+                    };
                     let header = &inst.config.upstream_access_token_header;
                     let value = match header.scheme {
                         Some(_) => value,
@@ -396,10 +449,11 @@ impl Conn {
                     };
                     Some((header.name.as_bytes(), value))
                 }),
-                hide: self.hidden.as_ref().map(|(query, body)| Hidden {
-                    query,
-                    content_length: body.as_ref().map(Vec::len),
+                hide: self.hidden.as_ref().map(|h| Hidden {
+                    query: &h.query,
+                    content_length: h.body.as_ref().map(Vec::len),
                     drop_credential_headers: true,
+                    cookie: h.cookie.as_deref(),
                 }),
             },
             &mut self.out,
@@ -427,8 +481,8 @@ impl Conn {
                 body_start + used
             }
         };
-        match self.hidden.as_ref().and_then(|(_, body)| body.as_ref()) {
-            // hide_credentials re-encoded the (whole, buffered) form body.
+        match self.hidden.as_ref().and_then(|h| h.body.as_ref()) {
+            // hide_credentials rewrote the (whole, buffered) form or JSON body.
             Some(body) => self.out.extend_from_slice(body),
             None => self.out.extend_from_slice(&self.buf[body_start..consumed_end]),
         }
@@ -540,6 +594,7 @@ impl Conn {
             body: body_len.map(|n| &buf[head.len..head.len + n]),
         };
         // The bearer token, from the first of `bearer_token_param_type` that has one.
+        let cookie_name = cfg.bearer_token_cookie_name.as_deref().unwrap_or("").as_bytes();
         let mut from_args = None;
         let mut bearer = None;
         if cfg.uses(AuthMethod::Bearer) {
@@ -554,12 +609,19 @@ impl Conn {
                         from_args = sources.query.and_then(|q| credentials::form_value(q, b"access_token"));
                     }
                     BearerLocation::Body => {
-                        let is_form = sources.content_type.is_some_and(credentials::is_form);
-                        from_args =
-                            sources.body.filter(|_| is_form).and_then(|b| credentials::form_value(b, b"access_token"));
+                        from_args = match (sources.body, sources.content_type) {
+                            (Some(b), Some(ct)) if credentials::is_form(ct) => {
+                                credentials::form_value(b, b"access_token")
+                            }
+                            (Some(b), Some(ct)) if credentials::is_json(ct) => {
+                                credentials::json_string_member(b, "access_token")
+                            }
+                            _ => None,
+                        };
                     }
-                    // Cookies are not read yet (README); the next location is tried.
-                    BearerLocation::Cookie => {}
+                    BearerLocation::Cookie => {
+                        bearer = credentials::cookie_value(head.values(buf, "cookie"), cookie_name);
+                    }
                 }
                 if bearer.is_some() || from_args.is_some() {
                     break;
@@ -571,21 +633,14 @@ impl Conn {
             Ok(g) => g,
             Err(e) => return Err(ProxyError::Auth(auth_failure(inst, e))),
         };
+        if let (Granted::AsSent, Some(token)) = (&granted, bearer) {
+            // The upstream gets the token in the configured header, wherever it came from.
+            self.bearer_value.clear();
+            self.bearer_value.extend_from_slice(b"Bearer ");
+            self.bearer_value.extend_from_slice(token);
+        }
         if cfg.hide_credentials {
-            let mut query = Vec::new();
-            if let Some(q) = sources.query {
-                let kept = credentials::strip_form_credentials(q);
-                if !kept.is_empty() {
-                    query.push(b'?');
-                    query.extend_from_slice(&kept);
-                }
-            }
-            let is_form = sources.content_type.is_some_and(credentials::is_form);
-            let body = match sources.body {
-                Some(b) if is_form => Some(credentials::strip_form_credentials(b)),
-                _ => None,
-            };
-            self.hidden = Some((query, body));
+            self.hidden = Some(hide_credentials(cfg, &sources, head, buf, cookie_name));
         }
         Ok(granted)
     }

@@ -500,3 +500,23 @@ fn client_secret_post_body_parses_back_with_the_body_decoder() {
     let encoded = encode_client_secret_post(b"my client", TRICKY_SECRET, None);
     assert_eq!(body("application/x-www-form-urlencoded", &encoded), Ok(pair("my client", "p+a:s/s=w&o rd")));
 }
+
+#[test]
+fn cookie_value_finds_the_named_cookie_on_any_line_and_unquotes_it() {
+    let lines: [&[u8]; 2] = [b"a=1;tok=", b"x=2; tok = \"abc\" ; tok=later"];
+    assert_eq!(cookie_value(lines.into_iter(), b"tok"), None, "the first occurrence is empty: absent");
+    let lines: [&[u8]; 2] = [b"a=1", b"x=2; tok = \"abc\" ; tok=later"];
+    assert_eq!(cookie_value(lines.into_iter(), b"tok"), Some(&b"abc"[..]));
+    assert_eq!(cookie_value([&b"tokens=1; atok=2"[..]].into_iter(), b"tok"), None);
+    assert_eq!(cookie_value([&b"tok"[..]].into_iter(), b"tok"), None, "no `=`: not a pair");
+}
+
+#[test]
+fn json_string_member_reads_top_level_strings_only() {
+    assert_eq!(json_string_member(br#"{"access_token":"a\u0062c"}"#, "access_token"), Some(b"abc".to_vec()));
+    assert_eq!(json_string_member(br#"{"x":{"access_token":"n"}}"#, "access_token"), None);
+    assert_eq!(json_string_member(br#"{"access_token":5}"#, "access_token"), None);
+    assert_eq!(json_string_member(br#"{"access_token":""}"#, "access_token"), None);
+    assert_eq!(json_string_member(br#"["access_token"]"#, "access_token"), None);
+    assert_eq!(json_string_member(b"{not json", "access_token"), None);
+}
