@@ -1450,6 +1450,29 @@ fn scopes_required_not_met_is_403_insufficient_scope() {
 }
 
 #[test]
+fn forbidden_verdict_is_cached_so_repeats_do_not_reach_the_idp() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}scopes_required: [\"admin\"]\n"), DRIVER);
+    let before = idp.token_requests(POST_CLIENT.0);
+    let auth = basic(POST_CLIENT.0, POST_CLIENT.1);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                let mut c = p.connect();
+                for _ in 0..25 {
+                    c.write(&request("GET", "/deny", &[("Authorization", &auth)], b""));
+                    let r = c.response().expect("a response");
+                    assert_forbidden(&r, &idp);
+                }
+            });
+        }
+    });
+    assert_eq!(idp.token_requests(POST_CLIENT.0) - before, 1, "200 refusals, one token fetched and judged");
+    assert!(up.received().is_empty(), "nothing reached the upstream");
+}
+
+#[test]
 fn audience_required_not_met_is_403() {
     let idp = TestIdp::start(0);
     let (r, forwarded, _) = status_under(&idp, r#"audience_required: ["urn:someone-else"]"#);

@@ -62,9 +62,12 @@ pub enum TokenReply {
     Invalid {
         reason: String,
     },
-    /// Scopes or audience not met (403 downstream).
+    /// Scopes or audience not met (403 downstream). The verdict holds for the token it
+    /// was made on: until that token's refresh time (`until`, on the shared clock), when
+    /// the IdP may grant other scopes; `None` when the token had no usable lifetime.
     Forbidden {
-        reason: String,
+        reason: &'static str,
+        until: Option<Secs>,
     },
     /// The IdP could not be asked: down, slow, 5xx, not discovered yet (503).
     Unavailable {
@@ -167,11 +170,41 @@ async fn poll_reply<T>(mut rx: oneshot::Receiver<T>) -> Option<T> {
 
 type FlightKey = (usize, CacheKey);
 
+/// An L2 entry: an answer served to every asker until it lapses.
+enum Settled {
+    Issued(Arc<IssuedToken>),
+    Forbidden { reason: &'static str, until: Secs },
+}
+
+impl Settled {
+    /// What a worker gets at `now`; `None` once the entry should be fetched again.
+    fn reply(&self, now: Secs) -> Option<TokenReply> {
+        match self {
+            Settled::Issued(t) if t.lifetime.is_some_and(|l| now < l.refresh_at(t.fetched_at)) => {
+                Some(TokenReply::Issued(t.clone()))
+            }
+            Settled::Forbidden { reason, until } if now < *until => {
+                Some(TokenReply::Forbidden { reason, until: Some(*until) })
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the entry is of no use any more at `now`.
+    fn lapsed(&self, now: Secs) -> bool {
+        match self {
+            Settled::Issued(t) => !t.lifetime.is_some_and(|l| now < l.expires_at(t.fetched_at)),
+            Settled::Forbidden { until, .. } => now >= *until,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     clients: HashMap<ClientOptions, IdpClient>,
-    /// Issued tokens by (instance address, key), kept until their refresh time.
-    l2: HashMap<FlightKey, Arc<IssuedToken>>,
+    /// Issued tokens by (instance address, key), kept until their refresh time, and 403
+    /// verdicts, kept as long as the token they were made on.
+    l2: HashMap<FlightKey, Settled>,
     /// Fetches in flight and who waits for them.
     flights: HashMap<FlightKey, Vec<oneshot::Sender<TokenReply>>>,
     /// Instances whose discovery is being loaded, by address.
@@ -202,9 +235,7 @@ async fn serve(mut rx: mpsc::UnboundedReceiver<Command>, clock: SystemClock) {
                 let dead: Vec<usize> =
                     s.loading.iter().filter(|(_, w)| w.strong_count() == 0).map(|(a, _)| *a).collect();
                 s.loading.retain(|_, w| w.strong_count() > 0);
-                s.l2.retain(|(a, _), t| {
-                    !dead.contains(a) && t.lifetime.is_some_and(|l| now < l.expires_at(t.fetched_at))
-                });
+                s.l2.retain(|(a, _), t| !dead.contains(a) && !t.lapsed(now));
                 for a in &dead {
                     s.last_failure.remove(a);
                 }
@@ -226,12 +257,10 @@ async fn serve(mut rx: mpsc::UnboundedReceiver<Command>, clock: SystemClock) {
             Command::Token { instance, key, id, secret, reply } => {
                 let fk = (addr(&instance), key);
                 let now = clock.now();
-                let cached = state.borrow().l2.get(&fk).cloned();
-                if let Some(tok) = cached {
-                    if tok.lifetime.is_some_and(|l| now < l.refresh_at(tok.fetched_at)) {
-                        let _ = reply.send(TokenReply::Issued(tok));
-                        continue;
-                    }
+                let cached = state.borrow().l2.get(&fk).and_then(|e| e.reply(now));
+                if let Some(answer) = cached {
+                    let _ = reply.send(answer);
+                    continue;
                 }
                 let mut s = state.borrow_mut();
                 if let Some(waiters) = s.flights.get_mut(&fk) {
@@ -244,10 +273,14 @@ async fn serve(mut rx: mpsc::UnboundedReceiver<Command>, clock: SystemClock) {
                 tokio::task::spawn_local(async move {
                     let result = fetch_token(&state, &instance, &id, &secret, clock).await;
                     let mut s = state.borrow_mut();
-                    if let TokenReply::Issued(tok) = &result {
-                        if tok.lifetime.is_some() {
-                            s.l2.insert(fk, tok.clone());
+                    match &result {
+                        TokenReply::Issued(tok) if tok.lifetime.is_some() => {
+                            s.l2.insert(fk, Settled::Issued(tok.clone()));
                         }
+                        TokenReply::Forbidden { reason, until: Some(until) } => {
+                            s.l2.insert(fk, Settled::Forbidden { reason, until: *until });
+                        }
+                        _ => {}
                     }
                     for w in s.flights.remove(&fk).unwrap_or_default() {
                         let _ = w.send(result.clone());
@@ -534,6 +567,7 @@ async fn fetch_token(
     };
     let unix_now = clock.unix_now();
     let mut jwt_exp = None;
+    let mut denied = None;
     if resp.access_token.split('.').count() == 3 && !c.ignore_signature_client_credentials {
         let mut verified = jose::verify(&resp.access_token, &st.keys, &st.policy, unix_now.max(0) as u64);
         if matches!(&verified, Err(e) if e.wants_key_refresh()) && refresh_keys(state, inst).await {
@@ -543,16 +577,7 @@ async fn fetch_token(
         match verified {
             Ok(v) => {
                 jwt_exp = v.exp().map(|e| e as i64);
-                if !c.scopes_required.is_empty()
-                    && !jose::requirement_met(&c.scopes_required, v.claim_path(&c.scopes_claim))
-                {
-                    return TokenReply::Forbidden { reason: "required scopes are missing".into() };
-                }
-                if !c.audience_required.is_empty()
-                    && !jose::requirement_met(&c.audience_required, v.claim_path(&c.audience_claim))
-                {
-                    return TokenReply::Forbidden { reason: "required audience is missing".into() };
-                }
+                denied = c.unmet_requirement(&v);
             }
             Err(e) => {
                 return TokenReply::Invalid { reason: format!("the issued token does not verify: {}", e.reason()) }
@@ -564,10 +589,14 @@ async fn fetch_token(
     } else {
         None
     };
+    let fetched_at = clock.now();
+    if let Some(reason) = denied {
+        return TokenReply::Forbidden { reason, until: lifetime.map(|l| l.refresh_at(fetched_at)) };
+    }
     let mut value = Vec::with_capacity(7 + resp.access_token.len());
     value.extend_from_slice(b"Bearer ");
     value.extend_from_slice(resp.access_token.as_bytes());
-    TokenReply::Issued(Arc::new(IssuedToken { header_value: value.into(), fetched_at: clock.now(), lifetime }))
+    TokenReply::Issued(Arc::new(IssuedToken { header_value: value.into(), fetched_at, lifetime }))
 }
 
 /// An RFC 7523 §2.2 client assertion signed with the caller's secret (HS256).

@@ -130,6 +130,7 @@ impl WorkerAuth {
                 Ok(Granted::Token(token))
             }
             Lookup::Rejected => Err(AuthError::Unauthorized("the IdP refused these credentials recently".into())),
+            Lookup::Forbidden(reason) => Err(AuthError::Forbidden(reason.into())),
             Lookup::Expired | Lookup::Miss => {
                 let Some(control) = &self.control else {
                     return Err(AuthError::Unavailable("no control plane".into()));
@@ -179,16 +180,8 @@ impl WorkerAuth {
             }
         }
         let verified = result.map_err(|e| AuthError::Unauthorized(format!("invalid token: {}", e.reason())))?;
-        let cfg = &instance.config;
-        if !cfg.scopes_required.is_empty()
-            && !jose::requirement_met(&cfg.scopes_required, verified.claim_path(&cfg.scopes_claim))
-        {
-            return Err(AuthError::Forbidden("required scopes are missing".into()));
-        }
-        if !cfg.audience_required.is_empty()
-            && !jose::requirement_met(&cfg.audience_required, verified.claim_path(&cfg.audience_claim))
-        {
-            return Err(AuthError::Forbidden("required audience is missing".into()));
+        if let Some(reason) = instance.config.unmet_requirement(&verified) {
+            return Err(AuthError::Forbidden(reason.into()));
         }
         self.verified
             .borrow_mut()
@@ -231,7 +224,15 @@ fn apply(
             Err(AuthError::Unauthorized(reason))
         }
         TokenReply::Invalid { reason } => Err(AuthError::Unauthorized(reason)),
-        TokenReply::Forbidden { reason } => Err(AuthError::Forbidden(reason)),
+        TokenReply::Forbidden { reason, until } => {
+            if let Some(until) = until {
+                l1.borrow_mut()
+                    .entry(key_of(instance))
+                    .or_insert_with(|| L1Cache::new(L1_CAPACITY))
+                    .insert_forbidden(key, until, reason);
+            }
+            Err(AuthError::Forbidden(reason.into()))
+        }
         TokenReply::Unavailable { reason } => Err(AuthError::Unavailable(reason)),
     }
 }

@@ -418,6 +418,9 @@ pub enum Lookup {
     RefreshDue(Rc<CachedToken>),
     /// The IdP rejected these credentials recently (`cache_ttl_neg`): answer 401.
     Rejected,
+    /// The token these credentials get does not meet the scopes or audience required
+    /// (the reason): answer 403 until that token would have been refreshed.
+    Forbidden(&'static str),
     /// There was an entry and it lapsed; it is gone now. Fetch as on a miss.
     Expired,
     /// No entry.
@@ -432,6 +435,7 @@ const NIL: u32 = u32::MAX;
 enum Value {
     Token(Rc<CachedToken>),
     Rejected { until: Secs },
+    Forbidden { until: Secs, reason: &'static str },
     Vacant,
 }
 
@@ -511,6 +515,8 @@ impl L1Cache {
             Value::Token(token) => Some(Lookup::Fresh(Rc::clone(token))),
             Value::Rejected { until } if now >= *until => None,
             Value::Rejected { .. } => Some(Lookup::Rejected),
+            Value::Forbidden { until, .. } if now >= *until => None,
+            Value::Forbidden { reason, .. } => Some(Lookup::Forbidden(reason)),
             Value::Vacant => None,
         };
         match outcome {
@@ -535,6 +541,12 @@ impl L1Cache {
     /// `cache_ttl_neg`).
     pub fn insert_rejected(&mut self, key: CacheKey, until: Secs) {
         self.put(key, Value::Rejected { until });
+    }
+
+    /// Remembers that the token for these credentials does not meet the instance's
+    /// requirements, until `until` (that token's refresh time).
+    pub fn insert_forbidden(&mut self, key: CacheKey, until: Secs, reason: &'static str) {
+        self.put(key, Value::Forbidden { until, reason });
     }
 
     /// Drops the entry for `key`; true when there was one.

@@ -453,6 +453,18 @@ impl OidcConfig {
         self.auth_methods.contains(&method)
     }
 
+    /// Why a verified token does not meet `scopes_required` / `audience_required` (the
+    /// 403 reason), or `None` when it does.
+    pub fn unmet_requirement(&self, token: &crate::jose::Verified) -> Option<&'static str> {
+        if !crate::jose::requirement_met(&self.scopes_required, token.claim_path(&self.scopes_claim)) {
+            return Some("required scopes are missing");
+        }
+        if !crate::jose::requirement_met(&self.audience_required, token.claim_path(&self.audience_claim)) {
+            return Some("required audience is missing");
+        }
+        None
+    }
+
     /// The client authentication the file asks for, before discovery is consulted
     /// (SPEC §1 step 4): `token_endpoint_auth_method`, else `client_auth[0]`.
     pub fn configured_client_auth(&self) -> Option<ClientAuthMethod> {
