@@ -193,7 +193,7 @@ impl Settled {
     /// Whether the entry is of no use any more at `now`.
     fn lapsed(&self, now: Secs) -> bool {
         match self {
-            Settled::Issued(t) => !t.lifetime.is_some_and(|l| now < l.expires_at(t.fetched_at)),
+            Settled::Issued(t) => t.lifetime.is_none_or(|l| now >= l.expires_at(t.fetched_at)),
             Settled::Forbidden { until, .. } => now >= *until,
         }
     }
