@@ -122,6 +122,14 @@ impl ControlPlane {
         self.clock
     }
 
+    /// A handle whose commands the caller receives instead of a control thread (tests
+    /// that play the control plane's part).
+    #[cfg(test)]
+    pub(crate) fn detached(clock: SystemClock) -> (ControlPlane, mpsc::UnboundedReceiver<Command>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (ControlPlane { tx, clock }, rx)
+    }
+
     /// Starts loading discovery and keys for `instances`.
     pub fn watch(&self, instances: Vec<Arc<Instance>>) {
         if !instances.is_empty() {

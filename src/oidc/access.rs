@@ -5,7 +5,8 @@
 //! `client_credentials`: find the caller's credentials ([`super::credentials::find`]),
 //! digest them into a cache key, look the key up in this worker's L1 cache — a hit
 //! forwards the cached `Bearer …` at once; a miss (or an expired entry) asks the control
-//! plane, which coalesces the misses of every worker into one IdP call. A hit past its
+//! plane — once per worker for all of its requests missing on that key together — which
+//! coalesces the misses of every worker into one IdP call. A hit past its
 //! refresh time is forwarded and, for that one caller, a refresh is started in the
 //! background. `bearer`: the caller's JWT is verified here against the instance's key
 //! set, in front of a per-worker cache of tokens already verified.
@@ -53,6 +54,43 @@ pub struct WorkerAuth {
     l1: Rc<RefCell<HashMap<usize, L1Cache>>>,
     /// Bearer tokens already verified, per instance.
     verified: RefCell<HashMap<usize, VerifiedCache>>,
+    /// Misses this worker has asked the control plane about and not heard back on: a
+    /// second request for the same key waits for the first one's answer instead of
+    /// sending its own (per-core coalescing; the control plane coalesces across cores).
+    pending: RefCell<HashMap<(usize, CacheKey), Rc<RefCell<Pending>>>>,
+}
+
+/// One coalesced miss, as its followers see it.
+enum Pending {
+    Waiting,
+    Answered(TokenReply),
+    /// The request that asked went away before the answer (its connection closed): a
+    /// follower asks again itself.
+    Abandoned,
+}
+
+/// Held by the request that asks the control plane; whatever happens to that request,
+/// its followers are released.
+struct Asking<'a> {
+    pending: &'a RefCell<HashMap<(usize, CacheKey), Rc<RefCell<Pending>>>>,
+    key: (usize, CacheKey),
+    slot: Rc<RefCell<Pending>>,
+}
+
+impl Asking<'_> {
+    fn answer(self, reply: &TokenReply) {
+        *self.slot.borrow_mut() = Pending::Answered(reply.clone());
+    }
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        let mut slot = self.slot.borrow_mut();
+        if matches!(*slot, Pending::Waiting) {
+            *slot = Pending::Abandoned;
+        }
+        self.pending.borrow_mut().remove(&self.key);
+    }
 }
 
 /// What the access phase decided.
@@ -82,7 +120,13 @@ fn key_of(instance: &Arc<Instance>) -> usize {
 impl WorkerAuth {
     pub fn new(control: Option<ControlPlane>) -> WorkerAuth {
         let clock = control.as_ref().map_or_else(SystemClock::new, ControlPlane::clock);
-        WorkerAuth { control, clock, l1: Rc::default(), verified: RefCell::new(HashMap::new()) }
+        WorkerAuth {
+            control,
+            clock,
+            l1: Rc::default(),
+            verified: RefCell::new(HashMap::new()),
+            pending: RefCell::new(HashMap::new()),
+        }
     }
 
     /// Drops the caches of instances that are no longer configured.
@@ -132,13 +176,39 @@ impl WorkerAuth {
             Lookup::Rejected => Err(AuthError::Unauthorized("the IdP refused these credentials recently".into())),
             Lookup::Forbidden(reason) => Err(AuthError::Forbidden(reason.into())),
             Lookup::Expired | Lookup::Miss => {
-                let Some(control) = &self.control else {
-                    return Err(AuthError::Unavailable("no control plane".into()));
-                };
-                let reply = control.token(instance.clone(), key, creds.id, creds.secret).await;
+                let reply = self.ask(instance, key, creds.id, creds.secret).await;
                 apply(&self.l1, self.clock.now(), instance, key, reply)
             }
         }
+    }
+
+    /// The control plane's answer for a missed key, asked once per worker however many
+    /// of its requests miss on the key together.
+    async fn ask(&self, instance: &Arc<Instance>, key: CacheKey, id: &[u8], secret: &[u8]) -> TokenReply {
+        let Some(control) = &self.control else {
+            return TokenReply::Unavailable { reason: "no control plane".into() };
+        };
+        let pk = (key_of(instance), key);
+        loop {
+            let waiting = self.pending.borrow().get(&pk).cloned();
+            let Some(slot) = waiting else { break };
+            // Another request of this worker is asking: wait for its answer. Polled like
+            // the control plane's replies (see `control::poll_reply`), on this thread only.
+            loop {
+                match &*slot.borrow() {
+                    Pending::Waiting => {}
+                    Pending::Answered(reply) => return reply.clone(),
+                    Pending::Abandoned => break,
+                }
+                monoio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+        let slot = Rc::new(RefCell::new(Pending::Waiting));
+        self.pending.borrow_mut().insert(pk, slot.clone());
+        let asking = Asking { pending: &self.pending, key: pk, slot };
+        let reply = control.token(instance.clone(), key, id, secret).await;
+        asking.answer(&reply);
+        reply
     }
 
     fn refresh_in_background(&self, instance: &Arc<Instance>, key: CacheKey, id: &[u8], secret: &[u8]) {
@@ -234,5 +304,106 @@ fn apply(
             Err(AuthError::Forbidden(reason.into()))
         }
         TokenReply::Unavailable { reason } => Err(AuthError::Unavailable(reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::Command;
+    use crate::oidc::credentials::Sources;
+
+    fn instance() -> Arc<Instance> {
+        let yaml = "_format_version: \"3.0\"\nplugins:\n- name: openid-connect\n  config:\n    issuer: http://127.0.0.1:1/\n    auth_methods: [client_credentials]\n";
+        let cfg = crate::config::load_str(yaml, "t.yaml", &|_| None).unwrap();
+        let (oidc, _) = crate::oidc::config::compile(&cfg.plugins[0], "t.yaml").unwrap();
+        Arc::new(Instance::new(Arc::new(oidc)))
+    }
+
+    fn sources(authorization: &[u8]) -> Sources<'_> {
+        Sources {
+            authorization: Some(authorization),
+            grant_type: None,
+            x_grant_type: None,
+            query: None,
+            content_type: None,
+            body: None,
+        }
+    }
+
+    /// Runs `f` on a monoio runtime with timers (the legacy driver works everywhere).
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().unwrap().block_on(f)
+    }
+
+    async fn settle() {
+        monoio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    fn token_commands(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Command>) -> Vec<Command> {
+        std::iter::from_fn(|| rx.try_recv().ok()).filter(|c| matches!(c, Command::Token { .. })).collect()
+    }
+
+    #[test]
+    fn concurrent_misses_on_one_worker_send_one_request_and_share_its_answer() {
+        let (control, mut rx) = ControlPlane::detached(SystemClock::new());
+        let auth = Rc::new(WorkerAuth::new(Some(control)));
+        let inst = instance();
+        run(async move {
+            let handles: Vec<_> = (0..10)
+                .map(|_| {
+                    let (auth, inst) = (auth.clone(), inst.clone());
+                    monoio::spawn(async move {
+                        match auth.authenticate(&inst, &sources(b"Basic id:secret"), None).await {
+                            Err(AuthError::Unavailable(reason)) => reason,
+                            _ => panic!("expected the control plane's answer"),
+                        }
+                    })
+                })
+                .collect();
+            settle().await;
+            let mut asked = token_commands(&mut rx);
+            assert_eq!(asked.len(), 1, "ten misses, one request to the control plane");
+            let Command::Token { reply, .. } = asked.remove(0) else { unreachable!() };
+            let _ = reply.send(TokenReply::Unavailable { reason: "idp down".into() });
+            for h in handles {
+                assert_eq!(h.await, "idp down");
+            }
+            assert!(auth.pending.borrow().is_empty());
+        });
+    }
+
+    #[test]
+    fn a_follower_asks_itself_when_the_asking_request_goes_away() {
+        let (control, mut rx) = ControlPlane::detached(SystemClock::new());
+        let auth = Rc::new(WorkerAuth::new(Some(control)));
+        let inst = instance();
+        run(async move {
+            let leader = {
+                let (auth, inst) = (auth.clone(), inst.clone());
+                async move { auth.authenticate(&inst, &sources(b"Basic id:secret"), None).await.is_ok() }
+            };
+            let follower = {
+                let (auth, inst) = (auth.clone(), inst.clone());
+                monoio::spawn(async move {
+                    settle().await;
+                    matches!(
+                        auth.authenticate(&inst, &sources(b"Basic id:secret"), None).await,
+                        Err(AuthError::Unavailable(_))
+                    )
+                })
+            };
+            // The leader asks, then is dropped (its connection closed) before the answer.
+            let timed_out = monoio::time::timeout(std::time::Duration::from_millis(60), leader).await.is_err();
+            assert!(timed_out);
+            settle().await;
+            let asked = token_commands(&mut rx);
+            assert_eq!(asked.len(), 2, "the follower sent its own request");
+            for c in asked {
+                let Command::Token { reply, .. } = c else { unreachable!() };
+                let _ = reply.send(TokenReply::Unavailable { reason: "x".into() });
+            }
+            assert!(follower.await, "the follower got an answer instead of hanging");
+        });
     }
 }
