@@ -57,8 +57,11 @@ pub struct WorkerAuth {
     /// Misses this worker has asked the control plane about and not heard back on: a
     /// second request for the same key waits for the first one's answer instead of
     /// sending its own (per-core coalescing; the control plane coalesces across cores).
-    pending: RefCell<HashMap<(usize, CacheKey), Rc<RefCell<Pending>>>>,
+    pending: PendingMisses,
 }
+
+/// Misses in flight by (instance, key).
+type PendingMisses = RefCell<HashMap<(usize, CacheKey), Rc<RefCell<Pending>>>>;
 
 /// One coalesced miss, as its followers see it.
 enum Pending {
@@ -72,7 +75,7 @@ enum Pending {
 /// Held by the request that asks the control plane; whatever happens to that request,
 /// its followers are released.
 struct Asking<'a> {
-    pending: &'a RefCell<HashMap<(usize, CacheKey), Rc<RefCell<Pending>>>>,
+    pending: &'a PendingMisses,
     key: (usize, CacheKey),
     slot: Rc<RefCell<Pending>>,
 }
