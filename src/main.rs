@@ -228,12 +228,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     for sig in signals.forever() {
         if sig == signal_hook::consts::SIGHUP {
             match load(&args.config, &mut Resolved::new()) {
-                Ok(s) => {
+                Ok(mut s) => {
+                    let kept = s.carry_over(&shared.load());
                     let instances = s.instances();
                     shared.store(Arc::new(s));
                     control.watch(instances);
                     reloads.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(file = %args.config.display(), "configuration reloaded");
+                    tracing::info!(file = %args.config.display(), plugins_kept = kept, "configuration reloaded");
                 }
                 Err(e) => tracing::error!("reload refused, the running configuration stays:\n{e}"),
             }

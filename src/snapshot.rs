@@ -115,6 +115,23 @@ impl Snapshot {
         Ok(Snapshot { config, router, targets, route_plugins, oidc })
     }
 
+    /// Keeps the running instances of `previous` whose configuration this snapshot does
+    /// not change (see [`OidcConfig::unchanged_by`]): a reload then leaves their
+    /// discovery, keys and every worker's token cache as they were, instead of starting
+    /// each plugin cold. Call before the snapshot is installed.
+    /// Returns how many instances were kept.
+    pub fn carry_over(&mut self, previous: &Snapshot) -> usize {
+        let mut kept = 0;
+        for slot in self.oidc.iter_mut().flatten() {
+            let same = previous.oidc.iter().flatten().find(|old| old.config.unchanged_by(&slot.config));
+            if let Some(old) = same {
+                *slot = old.clone();
+                kept += 1;
+            }
+        }
+        kept
+    }
+
     /// The openid-connect instances of this snapshot.
     pub fn instances(&self) -> Vec<Arc<Instance>> {
         self.oidc.iter().flatten().cloned().collect()

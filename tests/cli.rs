@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use support::client::Client;
 use support::upstream::Upstream;
 
@@ -226,4 +228,90 @@ fn forced_io_uring_and_legacy_drivers_both_serve() {
         let r = Running::start(&path, &["--io-driver", driver]);
         assert_eq!(r.get("/x"), 200, "{driver}");
     }
+}
+
+/// A decK file with one service, the routes `paths`, and a global openid-connect plugin
+/// taking Basic caller credentials, plus `extra` plugin settings.
+fn oidc_config(upstream: SocketAddr, issuer: &str, paths: &[&str], extra: &str) -> String {
+    let mut routes = String::new();
+    for (i, p) in paths.iter().enumerate() {
+        routes.push_str(&format!("  - name: r{i}\n    paths: [{p}]\n"));
+    }
+    format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{upstream}\n  routes:\n{routes}plugins:\n- name: openid-connect\n  config:\n    issuer: {issuer}\n    auth_methods: [client_credentials]\n    client_auth: [client_secret_post]\n{extra}"
+    )
+}
+
+#[test]
+fn reloads_under_load_lose_no_request_and_keep_the_token_cache_of_unchanged_plugins() {
+    const CLIENT: (&str, &str) = ("post-client", "post-client-secret-0123456789abcdef");
+    let idp = support::idp::TestIdp::start(0);
+    let up = Upstream::start();
+    let path = temp_file("reload-load", &oidc_config(up.addr(), &idp.issuer, &["/a"], ""));
+    let mut r = Running::start(&path, &[]);
+    let auth = format!("Basic {}", STANDARD.encode(format!("{}:{}", CLIENT.0, CLIENT.1)));
+    let request = format!("GET /a HTTP/1.1\r\nHost: a\r\nAuthorization: {auth}\r\n\r\n");
+    let mut c = Client::connect(r.addr);
+    c.write(request.as_bytes());
+    assert_eq!(c.response().expect("response").status, 200);
+    assert_eq!(idp.token_requests(CLIENT.0), 1);
+
+    // Load: 8 keep-alive connections sending as fast as they can while the file is
+    // reloaded ten times (routes added, the plugin unchanged).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let addr = r.addr;
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (stop, request) = (stop.clone(), request.clone());
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                let (mut ok, mut failed) = (0u64, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    c.write(request.as_bytes());
+                    match c.response() {
+                        Some(resp) if resp.status == 200 => ok += 1,
+                        Some(resp) => failed.push(format!("status {}", resp.status)),
+                        None => {
+                            failed.push("connection closed".to_string());
+                            c = Client::connect(addr);
+                        }
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let mut paths = vec!["/a"];
+    let extra_paths = ["/b", "/c", "/d", "/e", "/f", "/g", "/h", "/i", "/j", "/k"];
+    for p in extra_paths {
+        std::thread::sleep(Duration::from_millis(150));
+        paths.push(p);
+        std::fs::write(&*path, oidc_config(up.addr(), &idp.issuer, &paths, "")).unwrap();
+        signal(&r.child, "HUP");
+        let line = r.wait_line("configuration reloaded", Duration::from_secs(5));
+        assert!(line.contains("plugins_kept=1"), "{line}");
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for w in workers {
+        let (ok, failed) = w.join().unwrap();
+        assert!(failed.is_empty(), "failed requests across reloads: {failed:?}");
+        total += ok;
+    }
+    assert!(total >= 1000, "only {total} requests ran across the reloads");
+    assert_eq!(r.get("/k"), 401, "the last reload is live (a route without credentials)");
+    assert_eq!(idp.token_requests(CLIENT.0), 1, "the unchanged plugin kept its cached token across {total} requests");
+
+    // A reload that changes the plugin starts it afresh: one new token.
+    let changed = oidc_config(up.addr(), &idp.issuer, &paths, "    scopes: [openid, read]\n");
+    std::fs::write(&*path, changed).unwrap();
+    signal(&r.child, "HUP");
+    r.wait_line("configuration reloaded", Duration::from_secs(5));
+    let mut c = Client::connect(r.addr);
+    for _ in 0..3 {
+        c.write(request.as_bytes());
+        assert_eq!(c.response().expect("response").status, 200);
+    }
+    assert_eq!(idp.token_requests(CLIENT.0), 2, "the changed plugin fetched its own token once");
 }

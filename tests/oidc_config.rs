@@ -159,6 +159,30 @@ fn salt_is_generated_per_instance_unless_configured() {
     assert_eq!(c.cache_tokens_salt.expose(), SALT);
 }
 
+#[test]
+fn a_reload_keeps_an_instance_only_when_no_setting_changed() {
+    let (a, _) = ok(BASE);
+    // The same settings lower in the file, with another generated salt: unchanged.
+    let (moved, _) = compile_doc(&format!(
+        "_format_version: \"3.0\"\nservices: []\n{}",
+        &doc(BASE)["_format_version: \"3.0\"\n".len()..]
+    ))
+    .unwrap();
+    assert_ne!(moved.mark, a.mark);
+    assert!(a.unchanged_by(&moved));
+    // Any setting differs: changed.
+    for extra in ["scopes: [openid, read]\n", "hide_credentials: true\n", "timeout: 1000\n"] {
+        let (b, _) = ok(&format!("{BASE}{extra}"));
+        assert!(!a.unchanged_by(&b), "{extra}");
+    }
+    // Configured salts count as settings.
+    let (s1, _) = ok(&format!("{BASE}cache_tokens_salt: {SALT}\n"));
+    let (s2, _) = ok(&format!("{BASE}cache_tokens_salt: {SALT}x\n"));
+    assert!(s1.unchanged_by(&ok(&format!("{BASE}cache_tokens_salt: {SALT}\n")).0));
+    assert!(!s1.unchanged_by(&s2));
+    assert!(!a.unchanged_by(&s1));
+}
+
 // ----- issuer and discovery -----
 
 #[test]

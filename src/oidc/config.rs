@@ -334,7 +334,7 @@ pub enum TokenScheme {
 }
 
 /// One `openid-connect` plugin instance, validated, with every default filled in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OidcConfig {
     // --- discovery and keys (SPEC §3) ---
     /// `issuer` as written: the issuer identifier or the full discovery URL.
@@ -451,6 +451,19 @@ pub struct OidcConfig {
 impl OidcConfig {
     pub fn uses(&self, method: AuthMethod) -> bool {
         self.auth_methods.contains(&method)
+    }
+
+    /// Whether a reload that turned `self` into `new` leaves the instance as it was, so
+    /// the running instance — its discovery, keys and token caches — carries on. Every
+    /// setting counts; where the plugin sits in the file does not, and two salts
+    /// generated at load time are interchangeable (neither was written in the file).
+    pub fn unchanged_by(&self, new: &OidcConfig) -> bool {
+        let mut new = new.clone();
+        new.mark = self.mark;
+        if self.cache_tokens_salt.is_generated() && new.cache_tokens_salt.is_generated() {
+            new.cache_tokens_salt = self.cache_tokens_salt.clone();
+        }
+        *self == new
     }
 
     /// Why a verified token does not meet `scopes_required` / `audience_required` (the
