@@ -35,9 +35,10 @@ enum Command {
     Run(RunArgs),
     /// Load, expand and validate a decK file; print every problem and exit 0 or 1.
     Check {
-        /// The decK file (`${{ env "DECK_X" }}` is expanded from the environment).
-        #[arg(value_name = "FILE", long, short, env = "RINGGATE_CONFIG")]
-        config: PathBuf,
+        /// The decK file (`${{ env "DECK_X" }}` is expanded from the environment);
+        /// repeat for files of KongPlugin / KongClusterPlugin manifests.
+        #[arg(value_name = "FILE", long, short, env = "RINGGATE_CONFIG", value_delimiter = ',', required = true)]
+        config: Vec<PathBuf>,
     },
 }
 
@@ -50,9 +51,10 @@ enum DriverArg {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The decK file (`${{ env "DECK_X" }}` is expanded from the environment).
-    #[arg(value_name = "FILE", long, short, env = "RINGGATE_CONFIG")]
-    config: PathBuf,
+    /// The decK file (`${{ env "DECK_X" }}` is expanded from the environment); repeat
+    /// for files of KongPlugin / KongClusterPlugin manifests.
+    #[arg(value_name = "FILE", long, short, env = "RINGGATE_CONFIG", value_delimiter = ',', required = true)]
+    config: Vec<PathBuf>,
     /// Address to accept plain HTTP on; repeat for several.
     #[arg(value_name = "ADDR", long, env = "RINGGATE_LISTEN", value_delimiter = ',', default_value = "0.0.0.0:8000")]
     listen: Vec<SocketAddr>,
@@ -119,14 +121,14 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => match check(&config) {
             Ok(()) => {
-                println!("{}: configuration is valid", config.display());
+                println!("{}: configuration is valid", shown(&config));
                 ExitCode::SUCCESS
             }
             Err(errors) => {
                 for e in &errors.0 {
                     eprintln!("{e}");
                 }
-                eprintln!("{}: {} problem(s) found", config.display(), errors.0.len());
+                eprintln!("{}: {} problem(s) found", shown(&config), errors.0.len());
                 ExitCode::FAILURE
             }
         },
@@ -140,17 +142,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// The `--config` files, for messages.
+fn shown(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
 /// Everything `run` would refuse, without resolving host names.
-fn check(path: &std::path::Path) -> Result<(), config::ConfigErrors> {
+fn check(paths: &[PathBuf]) -> Result<(), config::ConfigErrors> {
+    // Problems without a file of their own are the decK file's (the first).
     let named = |mut errors: Vec<config::ConfigError>| {
         for e in errors.iter_mut() {
             if e.file.is_empty() {
-                e.file = path.display().to_string();
+                e.file = paths[0].display().to_string();
             }
         }
         errors
     };
-    let cfg = config::load_file(path)?;
+    let cfg = config::load_files(paths)?;
     let compiled = ringgate::snapshot::compile(&cfg).map_err(|e| config::ConfigErrors(named(e.0)))?;
     let plugin_warnings = compiled.warnings;
     for w in cfg.warnings.iter().cloned().chain(named(plugin_warnings)) {
@@ -159,14 +167,14 @@ fn check(path: &std::path::Path) -> Result<(), config::ConfigErrors> {
     Ok(())
 }
 
-fn load(path: &std::path::Path, resolved: &mut Resolved) -> Result<Snapshot, config::ConfigErrors> {
-    let file = path.display().to_string();
+fn load(paths: &[PathBuf], resolved: &mut Resolved) -> Result<Snapshot, config::ConfigErrors> {
+    let file = paths[0].display().to_string();
     let name = |e: &mut config::ConfigError| {
         if e.file.is_empty() {
             e.file.clone_from(&file);
         }
     };
-    let loaded = config::load_file(path).and_then(|cfg| Snapshot::build(cfg, resolved));
+    let loaded = config::load_files(paths).and_then(|cfg| Snapshot::build(cfg, resolved));
     match loaded {
         Ok(mut snap) => {
             for w in snap.config.warnings.iter_mut() {
@@ -234,7 +242,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                     shared.store(Arc::new(s));
                     control.watch(instances);
                     reloads.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(file = %args.config.display(), plugins_kept = kept, "configuration reloaded");
+                    tracing::info!(files = %shown(&args.config), plugins_kept = kept, "configuration reloaded");
                 }
                 Err(e) => tracing::error!("reload refused, the running configuration stays:\n{e}"),
             }

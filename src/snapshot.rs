@@ -60,7 +60,7 @@ pub fn compile(config: &Config) -> Result<Compiled, ConfigErrors> {
             oidc.push(None);
             continue;
         }
-        match oidc_config::compile(plugin, "") {
+        match oidc_config::compile(plugin, plugin.source.as_deref().unwrap_or("")) {
             Ok((c, w)) => {
                 warnings.extend(w);
                 oidc.push(Some(Arc::new(c)));

@@ -315,3 +315,29 @@ fn reloads_under_load_lose_no_request_and_keep_the_token_cache_of_unchanged_plug
     }
     assert_eq!(idp.token_requests(CLIENT.0), 2, "the changed plugin fetched its own token once");
 }
+
+#[test]
+fn a_kong_cluster_plugin_manifest_beside_the_deck_file_authenticates_traffic() {
+    const CLIENT: (&str, &str) = ("post-client", "post-client-secret-0123456789abcdef");
+    let idp = support::idp::TestIdp::start(0);
+    let up = Upstream::start();
+    let deck = temp_file("manifest-deck", &config(up.addr(), "/m"));
+    let manifest = temp_file(
+        "manifest-plugin",
+        &format!(
+            "apiVersion: configuration.konghq.com/v1\nkind: KongClusterPlugin\nmetadata:\n  name: oidc\n  labels:\n    global: \"true\"\nplugin: openid-connect\nconfig:\n  issuer: {}\n  auth_methods: [client_credentials]\n  client_auth: [client_secret_post]\n",
+            idp.issuer
+        ),
+    );
+    let r = Running::start(&deck, &["--config", manifest.to_str().unwrap()]);
+    assert_eq!(r.get("/m"), 401, "the manifest's plugin guards the decK file's route");
+    let mut c = Client::connect(r.addr);
+    let auth = format!("Basic {}", STANDARD.encode(format!("{}:{}", CLIENT.0, CLIENT.1)));
+    c.write(format!("GET /m HTTP/1.1\r\nHost: a\r\nAuthorization: {auth}\r\n\r\n").as_bytes());
+    assert_eq!(c.response().expect("response").status, 200);
+    let got = up.received();
+    assert_eq!(got.len(), 1);
+    let forwarded = String::from_utf8_lossy(got[0].header("authorization").expect("a token upstream")).to_string();
+    assert!(forwarded.starts_with("Bearer ey"), "{forwarded}");
+    assert_eq!(idp.token_requests(CLIENT.0), 1);
+}

@@ -255,6 +255,9 @@ pub struct Plugin {
     pub tags: Vec<String>,
     pub config: super::Node,
     pub mark: Mark,
+    /// The file the plugin was read from when it is not the decK file (a manifest), so
+    /// its config errors name the right file.
+    pub source: Option<String>,
 }
 
 /// Plugin names ringgate knows. Any other name is a load error, so a typo never

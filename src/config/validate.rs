@@ -731,6 +731,7 @@ impl Validator<'_> {
             tags: Vec::new(),
             config: Node { mark: node.mark, value: NodeValue::Map(Vec::new()) },
             mark: node.mark,
+            source: None,
         };
         let entries = self.entries(node, "a plugin");
         let mut name_seen = false;

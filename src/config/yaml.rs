@@ -40,6 +40,16 @@ const MAX_ALIAS_NODES: usize = 100_000;
 /// the parse; other problems (duplicate keys, unsupported tags) are collected and the
 /// parse goes on, so that all of them are reported.
 pub fn parse(text: &str, map: &SourceMap) -> Result<Node, Vec<YamlError>> {
+    parse_documents(text, map, false).map(|mut docs| docs.remove(0))
+}
+
+/// Parses a stream of YAML documents (separated by `---`), as Kubernetes manifest files
+/// hold them. Empty documents are skipped; an empty stream is one `Null` document.
+pub fn parse_stream(text: &str, map: &SourceMap) -> Result<Vec<Node>, Vec<YamlError>> {
+    parse_documents(text, map, true)
+}
+
+fn parse_documents(text: &str, map: &SourceMap, several: bool) -> Result<Vec<Node>, Vec<YamlError>> {
     let mut builder = Builder {
         parser: Parser::new_from_str(text),
         map,
@@ -47,7 +57,7 @@ pub fn parse(text: &str, map: &SourceMap) -> Result<Node, Vec<YamlError>> {
         errors: Vec::new(),
         alias_nodes: 0,
     };
-    match builder.document() {
+    match builder.documents(several) {
         Ok(node) if builder.errors.is_empty() => Ok(node),
         Ok(_) => Err(builder.errors),
         Err(fatal) => {
@@ -85,30 +95,40 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn document(&mut self) -> Result<Node, YamlError> {
-        let mut root: Option<Node> = None;
+    /// The stream's documents: exactly one unless `several` (then empty ones are left
+    /// out); at least one (a `Null` for an empty stream).
+    fn documents(&mut self, several: bool) -> Result<Vec<Node>, YamlError> {
+        let mut docs: Vec<Node> = Vec::new();
         loop {
             let (event, span) = self.next()?;
             match event {
                 Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
                 Event::StreamEnd => break,
                 Event::DocumentStart(_) => {
-                    if root.is_some() {
+                    if !several && !docs.is_empty() {
                         return Err(YamlError {
                             mark: self.mark(&span),
                             message: "a decK file holds one YAML document; found a second one".into(),
                         });
                     }
                     let (event, span) = self.next()?;
-                    root = Some(self.node(event, span)?);
+                    let node = self.node(event, span)?;
+                    if !(several && matches!(node.value, NodeValue::Null)) {
+                        docs.push(node);
+                    }
                 }
                 other => {
                     let node = self.node(other, span)?;
-                    root.get_or_insert(node);
+                    if docs.is_empty() {
+                        docs.push(node);
+                    }
                 }
             }
         }
-        Ok(root.unwrap_or(Node { mark: Mark { line: 1, column: 1 }, value: NodeValue::Null }))
+        if docs.is_empty() {
+            docs.push(Node { mark: Mark { line: 1, column: 1 }, value: NodeValue::Null });
+        }
+        Ok(docs)
     }
 
     fn node(&mut self, event: Event<'a>, span: Span) -> Result<Node, YamlError> {
