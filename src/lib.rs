@@ -7,5 +7,6 @@ pub mod oidc;
 pub mod router;
 pub mod server;
 pub mod snapshot;
+pub mod tls;
 pub mod upstream;
 pub mod worker;

@@ -1,0 +1,262 @@
+//! TLS with rustls on the ring provider: the certificates the TLS listeners serve, and
+//! the client side for `https` upstreams.
+//!
+//! Place in the request path: before the first byte of a request on a TLS listener (the
+//! handshake, on the worker that accepted the connection), and when an upstream
+//! connection to an `https` service is opened (pooled afterwards like a plain one).
+//!
+//! - **Serving.** [`ServerCerts`] picks the certificate by SNI: an exact name first, then
+//!   a `*.` wildcard one label up, then the default (`--tls-cert`/`--tls-key`); no match
+//!   and no default fails the handshake. Names come from the decK file's `certificates`
+//!   (`snis`), as Kong models them. The [`rustls::ServerConfig`] lives in the snapshot,
+//!   so a reload swaps certificates for the next handshake while open connections keep
+//!   theirs. TLS 1.2 and 1.3 with rustls's suites (ECDHE with AES-GCM or ChaCha20-Poly1305
+//!   only), ALPN `http/1.1`, resumption by tickets (keys rotated every 6 hours by rustls's
+//!   rotator) and by session id; both stores outlive reloads ([`Resumption`]).
+//! - **Upstreams.** [`upstream_client_config`] verifies against the system roots plus the
+//!   service's `ca_certificates`, or not at all with `tls_verify: false`, and presents the
+//!   service's `client_certificate` when it has one.
+//!
+//! Invariants: a private key is only ever in a [`CertifiedKey`] (no `Debug` shows it);
+//! PEM that does not parse, or a key that does not match its certificate, is refused at
+//! load time with a message naming the entry.
+//! Cost: configs are built at load time; the per-handshake cost is rustls's own, plus
+//! one hash lookup for the SNI.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ProducesTickets, ResolvesServerCert, StoresServerSessions};
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+
+/// The one crypto provider: ring.
+pub fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
+}
+
+/// Reads a PEM certificate chain and its private key into a served certificate.
+pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, String> {
+    let certs = certificates(cert_pem)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("the key is not a PEM private key ({e})"))?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| format!("the key cannot sign with the ring provider ({e})"))?;
+    let ck = CertifiedKey::new(certs, signer);
+    ck.keys_match().map_err(|e| format!("the key does not belong to the certificate ({e})"))?;
+    Ok(Arc::new(ck))
+}
+
+/// Every certificate of a PEM text, in order; at least one.
+pub fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the certificate is not valid PEM ({e})"))?;
+    if certs.is_empty() {
+        return Err("no PEM certificate found".into());
+    }
+    Ok(certs)
+}
+
+/// Served certificates by SNI, with a default.
+#[derive(Debug, Default, Clone)]
+pub struct ServerCerts {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    /// `*.example.com` is kept as `example.com`.
+    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    default: Option<Arc<CertifiedKey>>,
+}
+
+impl ServerCerts {
+    /// Serves `key` for `name` (lower-cased; a leading `*.` makes it a wildcard). The
+    /// first certificate given a name keeps it; returns false for a name taken already.
+    pub fn add(&mut self, name: &str, key: Arc<CertifiedKey>) -> bool {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let (map, name) = match name.strip_prefix("*.") {
+            Some(rest) => (&mut self.wildcard, rest.to_string()),
+            None => (&mut self.exact, name),
+        };
+        if map.contains_key(&name) {
+            return false;
+        }
+        map.insert(name, key);
+        true
+    }
+
+    pub fn set_default(&mut self, key: Arc<CertifiedKey>) {
+        self.default = Some(key);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.wildcard.is_empty() && self.default.is_none()
+    }
+
+    /// The certificate for a client hello's server name (`None`: no SNI sent).
+    pub fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        if let Some(name) = sni {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            if let Some(k) = self.exact.get(&name) {
+                return Some(k.clone());
+            }
+            if let Some((_, parent)) = name.split_once('.') {
+                if let Some(k) = self.wildcard.get(parent) {
+                    return Some(k.clone());
+                }
+            }
+        }
+        self.default.clone()
+    }
+}
+
+impl ResolvesServerCert for ServerCerts {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.pick(hello.server_name())
+    }
+}
+
+/// Resumption state shared by every server config the process builds, so sessions
+/// resume across reloads.
+#[derive(Clone)]
+pub struct Resumption {
+    ticketer: Arc<dyn ProducesTickets>,
+    sessions: Arc<dyn StoresServerSessions>,
+}
+
+impl std::fmt::Debug for Resumption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resumption")
+    }
+}
+
+impl Resumption {
+    /// Ticket keys rotated by rustls (every 6 hours), and a session-id cache of 16 384
+    /// entries for TLS 1.2 clients without tickets.
+    pub fn new() -> Result<Resumption, String> {
+        let ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("cannot make ticket keys ({e})"))?;
+        Ok(Resumption { ticketer, sessions: rustls::server::ServerSessionMemoryCache::new(16_384) })
+    }
+}
+
+/// The config a TLS listener hands every handshake.
+pub fn server_config(certs: ServerCerts, resumption: &Resumption) -> Result<Arc<ServerConfig>, String> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(certs));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.ticketer = resumption.ticketer.clone();
+    config.session_storage = resumption.sessions.clone();
+    Ok(Arc::new(config))
+}
+
+/// The system's trust roots, read once. An empty store (no system roots found) makes
+/// every verified upstream fail with a clear error rather than trust anything.
+fn system_roots() -> Arc<RootCertStore> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut store = RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            for e in &found.errors {
+                tracing::warn!(error = %e, "reading the system's CA certificates");
+            }
+            let (added, ignored) = store.add_parsable_certificates(found.certs);
+            if ignored > 0 {
+                tracing::warn!(added, ignored, "some system CA certificates could not be used");
+            }
+            if added == 0 {
+                tracing::warn!(
+                    "no system CA certificates found: https upstreams verify only against their ca_certificates"
+                );
+            }
+            Arc::new(store)
+        })
+        .clone()
+}
+
+/// How a service's upstream TLS is set up.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamTls {
+    /// `tls_verify`: false accepts any certificate (Kong's `tls_verify: false`).
+    pub verify: bool,
+    /// The service's `ca_certificates`, trusted beside the system roots.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// The service's `client_certificate`.
+    pub client_cert: Option<Arc<CertifiedKey>>,
+}
+
+/// The client config for one `https` service.
+pub fn upstream_client_config(tls: &UpstreamTls) -> Result<Arc<ClientConfig>, String> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS versions: {e}"))?;
+    let builder = if tls.verify {
+        let mut roots = (*system_roots()).clone();
+        for ca in &tls.extra_roots {
+            roots.add(ca.clone()).map_err(|e| format!("a CA certificate cannot be used ({e})"))?;
+        }
+        builder.with_root_certificates(roots)
+    } else {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAny(provider())))
+    };
+    let mut config = match &tls.client_cert {
+        Some(ck) => builder.with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(ck.clone()))),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// `tls_verify: false`: any certificate is accepted (signatures on the handshake are
+/// still checked, so the peer holds the key of the certificate it sent).
+#[derive(Debug)]
+struct AcceptAny(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The server name sent as SNI and verified for an upstream `host` (a DNS name or an
+/// IP literal).
+pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+    ServerName::try_from(host.to_string()).map_err(|_| format!("'{host}' is not a valid TLS server name"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,163 @@
+use super::*;
+
+use rcgen::{CertificateParams, CertifiedKey as RcKey, KeyPair};
+
+/// A CA and a function that issues leaf certificates for names under it.
+struct Ca {
+    pem: String,
+    issuer: rcgen::Issuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, "ringgate test CA");
+        let pem = params.self_signed(&key).unwrap().pem();
+        Ca { pem, issuer: rcgen::Issuer::new(params, key) }
+    }
+
+    /// (certificate PEM, key PEM) for `names`.
+    fn issue(&self, names: &[&str]) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+fn self_signed(names: &[&str]) -> (String, String) {
+    let RcKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    (cert.pem(), signing_key.serialize_pem())
+}
+
+fn key_for(names: &[&str]) -> Arc<CertifiedKey> {
+    let (c, k) = self_signed(names);
+    certified_key(c.as_bytes(), k.as_bytes()).unwrap()
+}
+
+#[test]
+fn pem_pairs_load_and_mismatches_are_refused() {
+    let (cert, key) = self_signed(&["a.example"]);
+    assert!(certified_key(cert.as_bytes(), key.as_bytes()).is_ok());
+    let (_, other_key) = self_signed(&["b.example"]);
+    let e = certified_key(cert.as_bytes(), other_key.as_bytes()).unwrap_err();
+    assert!(e.starts_with("the key does not belong to the certificate"), "{e}");
+    let e = certified_key(b"not pem", key.as_bytes()).unwrap_err();
+    assert_eq!(e, "no PEM certificate found");
+    let e =
+        certified_key(cert.as_bytes(), b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap_err();
+    assert!(e.starts_with("the key cannot sign"), "{e}");
+}
+
+#[test]
+fn sni_picks_exact_then_wildcard_then_default() {
+    let (exact, wild, default) = (key_for(&["api.example"]), key_for(&["*.example"]), key_for(&["fallback"]));
+    let mut certs = ServerCerts::default();
+    assert!(certs.add("API.example.", exact.clone()));
+    assert!(certs.add("*.example", wild.clone()));
+    assert!(!certs.add("api.example", wild.clone()), "the first certificate keeps a name");
+    assert!(certs.pick(Some("nope.test")).is_none(), "no default yet: no certificate");
+    certs.set_default(default.clone());
+    assert!(Arc::ptr_eq(&certs.pick(Some("api.example")).unwrap(), &exact));
+    assert!(Arc::ptr_eq(&certs.pick(Some("Other.Example")).unwrap(), &wild));
+    assert!(Arc::ptr_eq(&certs.pick(Some("deep.other.example")).unwrap(), &default), "a wildcard covers one label");
+    assert!(Arc::ptr_eq(&certs.pick(None).unwrap(), &default));
+}
+
+/// The served certificate (first DER), the ALPN protocol and the TLS version.
+type Negotiated = (Vec<u8>, Option<Vec<u8>>, rustls::ProtocolVersion);
+
+/// Runs a handshake between a client and a server config in memory; returns the
+/// server's chosen certificate's first DER and the negotiated ALPN, or the error.
+fn handshake(
+    server: Arc<ServerConfig>,
+    client: Arc<ClientConfig>,
+    sni: &str,
+) -> Result<Negotiated, rustls::Error> {
+    let mut s = rustls::ServerConnection::new(server)?;
+    let mut c = rustls::ClientConnection::new(client, server_name(sni).unwrap())?;
+    for _ in 0..10 {
+        let mut buf = Vec::new();
+        c.write_tls(&mut buf).unwrap();
+        s.read_tls(&mut &buf[..]).unwrap();
+        s.process_new_packets()?;
+        let mut buf = Vec::new();
+        s.write_tls(&mut buf).unwrap();
+        c.read_tls(&mut &buf[..]).unwrap();
+        c.process_new_packets()?;
+        if !c.is_handshaking() && !s.is_handshaking() {
+            let cert = c.peer_certificates().unwrap()[0].to_vec();
+            return Ok((cert, c.alpn_protocol().map(<[u8]>::to_vec), c.protocol_version().unwrap()));
+        }
+    }
+    panic!("handshake did not finish");
+}
+
+fn client_trusting(ca_pem: &str, versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(certificates(ca_pem.as_bytes()).unwrap().remove(0)).unwrap();
+    let mut c = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(c)
+}
+
+#[test]
+fn server_config_serves_by_sni_with_alpn_http11_on_tls12_and_tls13() {
+    let ca = Ca::new();
+    let (a_cert, a_key) = ca.issue(&["a.example", "b.example"]);
+    let (d_cert, d_key) = ca.issue(&["default.example"]);
+    let mut certs = ServerCerts::default();
+    let a = certified_key(a_cert.as_bytes(), a_key.as_bytes()).unwrap();
+    certs.add("a.example", a.clone());
+    certs.add("b.example", a.clone());
+    certs.set_default(certified_key(d_cert.as_bytes(), d_key.as_bytes()).unwrap());
+    let server = server_config(certs, &Resumption::new().unwrap()).unwrap();
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let client = client_trusting(&ca.pem, &[version]);
+        let (cert, alpn, got) = handshake(server.clone(), client.clone(), "b.example").unwrap();
+        assert_eq!(cert, a.cert[0].to_vec());
+        assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+        assert_eq!(got, version.version);
+        // An unknown name gets the default certificate, which does not name it: the
+        // client refuses it.
+        let e = handshake(server.clone(), client, "c.example").unwrap_err();
+        assert!(matches!(e, rustls::Error::InvalidCertificate(_)), "{e:?}");
+    }
+}
+
+#[test]
+fn without_a_default_an_unknown_name_fails_the_handshake() {
+    let ca = Ca::new();
+    let (cert, key) = ca.issue(&["a.example"]);
+    let mut certs = ServerCerts::default();
+    certs.add("a.example", certified_key(cert.as_bytes(), key.as_bytes()).unwrap());
+    let server = server_config(certs, &Resumption::new().unwrap()).unwrap();
+    let client = client_trusting(&ca.pem, &[&rustls::version::TLS13]);
+    assert!(handshake(server, client, "z.example").is_err());
+}
+
+#[test]
+fn upstream_config_verifies_against_extra_roots_or_not_at_all() {
+    let ca = Ca::new();
+    let (cert, key) = ca.issue(&["up.example"]);
+    let mut certs = ServerCerts::default();
+    certs.set_default(certified_key(cert.as_bytes(), key.as_bytes()).unwrap());
+    let server = server_config(certs, &Resumption::new().unwrap()).unwrap();
+
+    let trusting =
+        UpstreamTls { verify: true, extra_roots: certificates(ca.pem.clone().as_bytes()).unwrap(), client_cert: None };
+    assert!(handshake(server.clone(), upstream_client_config(&trusting).unwrap(), "up.example").is_ok());
+    let wrong_name = handshake(server.clone(), upstream_client_config(&trusting).unwrap(), "other.example");
+    assert!(matches!(wrong_name, Err(rustls::Error::InvalidCertificate(_))), "{wrong_name:?}");
+    let system_only = UpstreamTls { verify: true, ..UpstreamTls::default() };
+    assert!(handshake(server.clone(), upstream_client_config(&system_only).unwrap(), "up.example").is_err());
+    let unverified = UpstreamTls { verify: false, ..UpstreamTls::default() };
+    assert!(handshake(server, upstream_client_config(&unverified).unwrap(), "other.example").is_ok());
+}
