@@ -50,7 +50,7 @@ fn config() -> Config {
             vec![("x-tenant".into(), vec![format!("t{i}"), "~*^beta-\\d+$".into()])],
         ));
     }
-    Config { services: vec![service], routes, plugins: Vec::new(), warnings: Vec::new() }
+    Config { services: vec![service], routes, plugins: Vec::new(), warnings: Vec::new(), ..Config::default() }
 }
 
 fn bench(c: &mut Criterion) {

@@ -25,6 +25,8 @@ pub struct ServiceTarget {
     /// The `Host` value sent upstream when the route does not preserve the
     /// downstream's: `host`, plus `:port` when it is not the protocol's default.
     pub host_header: Vec<u8>,
+    /// `https` services: how to speak TLS to the upstream.
+    pub tls: Option<crate::tls::config::UpstreamTarget>,
 }
 
 /// Routing table, services and plugins, compiled.
@@ -37,6 +39,11 @@ pub struct Snapshot {
     pub route_plugins: Vec<Vec<usize>>,
     /// Parallel to `config.plugins`: each openid-connect instance.
     pub oidc: Vec<Option<Arc<Instance>>>,
+    /// The decK file's served certificates, by SNI.
+    pub server_certs: crate::tls::ServerCerts,
+    /// What the TLS listeners hand new handshakes; `None` until [`Snapshot::install_tls`]
+    /// (or when there are no TLS listeners).
+    pub tls_server: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// What [`compile`] makes of a configuration.
@@ -44,6 +51,7 @@ pub struct Compiled {
     pub router: Router,
     /// Parallel to `config.plugins`.
     pub oidc: Vec<Option<Arc<OidcConfig>>>,
+    pub tls: crate::tls::config::CompiledTls,
     pub warnings: Vec<ConfigError>,
 }
 
@@ -71,8 +79,9 @@ pub fn compile(config: &Config) -> Result<Compiled, ConfigErrors> {
             }
         }
     }
-    match router {
-        Some(router) if errors.is_empty() => Ok(Compiled { router, oidc, warnings }),
+    let tls = crate::tls::config::compile(config, &mut warnings).map_err(|e| errors.extend(e)).ok();
+    match (router, tls) {
+        (Some(router), Some(tls)) if errors.is_empty() => Ok(Compiled { router, oidc, tls, warnings }),
         _ => {
             errors.sort_by_key(|e| e.mark.map(|m| (m.line, m.column)));
             Err(ConfigErrors(errors))
@@ -89,7 +98,8 @@ impl Snapshot {
     /// never call this on a worker thread); names that fail to resolve leave their
     /// service without addresses, answered 503 until a later resolve succeeds.
     pub fn build(mut config: Config, resolved: &mut Resolved) -> Result<Snapshot, ConfigErrors> {
-        let Compiled { router, oidc, warnings } = compile(&config)?;
+        let Compiled { router, oidc, tls, warnings } = compile(&config)?;
+        let mut upstream_tls = tls.upstreams.into_iter();
         config.warnings.extend(warnings);
         let targets = config
             .services
@@ -106,13 +116,33 @@ impl Snapshot {
                 ServiceTarget {
                     addrs: ips.into_iter().map(|ip| SocketAddr::new(ip, s.port)).collect(),
                     host_header: host_header.into_bytes(),
+                    tls: upstream_tls.next().flatten(),
                 }
             })
             .collect();
         let route_plugins =
             config.routes.iter().enumerate().map(|(i, r)| config.plugins_for(Some(i), r.service)).collect();
         let oidc = oidc.into_iter().map(|c| c.map(|c| Arc::new(Instance::new(c)))).collect();
-        Ok(Snapshot { config, router, targets, route_plugins, oidc })
+        Ok(Snapshot { config, router, targets, route_plugins, oidc, server_certs: tls.server_certs, tls_server: None })
+    }
+
+    /// Builds what the TLS listeners serve from the file's certificates and `default`
+    /// (`--tls-cert`/`--tls-key`), resuming sessions with `resumption`. Errors when
+    /// there is nothing to serve at all.
+    pub fn install_tls(
+        &mut self,
+        default: Option<Arc<rustls::sign::CertifiedKey>>,
+        resumption: &crate::tls::Resumption,
+    ) -> Result<(), String> {
+        let mut certs = self.server_certs.clone();
+        if let Some(d) = default {
+            certs.set_default(d);
+        }
+        if certs.is_empty() {
+            return Err("TLS listeners need a certificate: --tls-cert/--tls-key, or 'certificates' with 'snis' in the decK file".into());
+        }
+        self.tls_server = Some(crate::tls::server_config(certs, resumption)?);
+        Ok(())
     }
 
     /// Keeps the running instances of `previous` whose configuration this snapshot does

@@ -249,11 +249,33 @@ fn upstreams_are_an_error_when_present() {
 }
 
 #[test]
-fn certificates_and_vaults_are_errors_when_present() {
-    let e = errors(&doc("certificates:\n- cert: x\nvaults:\n- name: env\n"));
-    assert_eq!(e.len(), 2);
-    assert!(e[0].starts_with("kong.yaml:2:1: 'certificates' is not supported yet"), "{}", e[0]);
-    assert!(e[1].starts_with("kong.yaml:4:1: 'vaults' is not supported yet"), "{}", e[1]);
+fn vaults_are_an_error_when_present() {
+    let e = errors(&doc("vaults:\n- name: env\n"));
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("kong.yaml:2:1: 'vaults' is not supported yet"), "{}", e[0]);
+}
+
+#[test]
+fn certificates_and_ca_certificates_are_read_in_decks_shapes() {
+    let c = ok(&doc(
+        "certificates:\n- id: 6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c\n  cert: CERT\n  key: KEY\n  snis:\n  - name: API.example.com\n  - '*.example.org'\n  tags: [edge]\nca_certificates:\n- cert: CA\n  cert_digest: abc\n",
+    ));
+    assert_eq!(c.certificates.len(), 1);
+    let cert = &c.certificates[0];
+    assert_eq!((cert.cert.as_str(), cert.key.as_str()), ("CERT", "KEY"));
+    let names: Vec<&str> = cert.snis.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["api.example.com", "*.example.org"]);
+    assert!(!format!("{cert:?}").contains("KEY"), "the key is never printed");
+    assert_eq!(c.ca_certificates[0].cert, "CA");
+    let e = errors(&doc("certificates:\n- snis: [a]\n  cert_alt: x\n  bogus: 1\n"));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:3:3: a certificate needs 'cert' (PEM)",
+            "kong.yaml:3:3: a certificate needs 'key' (PEM)",
+            "kong.yaml:5:3: unknown key 'bogus' in a certificate",
+        ]
+    );
 }
 
 #[test]
@@ -401,18 +423,15 @@ fn service_tls_keys_follow_the_warning_error_rule() {
         c.warnings[0].to_string(),
         "kong.yaml:5:3: 'tls_verify_depth' is ignored: the upstream TLS verifier applies its own limit"
     );
-    let e = errors(&doc(
+    assert!(c.services[0].tls_verify, "verified unless the file says otherwise");
+    let c = ok(&doc(
         "services:\n- host: a\n  tls_verify: false\n  ca_certificates: [6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c]\n  \
-         client_certificate: {id: 6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c}\n",
+         client_certificate: {id: 7b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c}\n",
     ));
-    assert_eq!(
-        e,
-        vec![
-            "kong.yaml:4:3: 'tls_verify: false' is not supported: ringgate always verifies upstream TLS certificates",
-            "kong.yaml:5:3: 'ca_certificates' is not supported yet: upstream certificates are verified against the system roots",
-            "kong.yaml:6:3: 'client_certificate' is not supported yet: no upstream mTLS",
-        ]
-    );
+    let s = &c.services[0];
+    assert!(!s.tls_verify);
+    assert_eq!(s.ca_certificates[0].0, "6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c");
+    assert_eq!(s.client_certificate.as_ref().map(|(id, _)| id.as_str()), Some("7b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c"));
 }
 
 #[test]

@@ -159,7 +159,13 @@ fn config(service_path: &str, route_path: Option<&str>, strip_path: bool, handli
         path_handling: handling,
         ..Route::new(Some(0), Mark::default())
     };
-    Config { services: vec![service], routes: vec![route], plugins: Vec::new(), warnings: Vec::new() }
+    Config {
+        services: vec![service],
+        routes: vec![route],
+        plugins: Vec::new(),
+        warnings: Vec::new(),
+        ..Config::default()
+    }
 }
 
 fn upstream(service_path: &str, route_path: Option<&str>, strip: bool, h: PathHandling, request: &str) -> String {

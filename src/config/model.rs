@@ -82,6 +82,10 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Every plugin instance, wherever it was declared.
     pub plugins: Vec<Plugin>,
+    /// Certificates the TLS listeners serve, chosen by SNI (decK `certificates`).
+    pub certificates: Vec<Certificate>,
+    /// CA certificates services may trust for their upstream (decK `ca_certificates`).
+    pub ca_certificates: Vec<CaCertificate>,
     /// Things in the file that were accepted but have no effect in ringgate (Kong keys
     /// that cannot change how a request flows), in file order. The caller logs them.
     pub warnings: Vec<ConfigError>,
@@ -131,6 +135,14 @@ pub struct Service {
     pub retries: u32,
     /// Default true. A disabled service's routes do not match.
     pub enabled: bool,
+    /// `https` services: verify the upstream's certificate (default true here; Kong
+    /// leaves it off unless set).
+    pub tls_verify: bool,
+    /// `https` services: ids of `ca_certificates` trusted beside the system roots, with
+    /// where each was written.
+    pub ca_certificates: Vec<(String, Mark)>,
+    /// `https` services: the id of the `certificates` entry presented to the upstream.
+    pub client_certificate: Option<(String, Mark)>,
     pub tags: Vec<String>,
     pub mark: Mark,
 }
@@ -151,10 +163,45 @@ impl Service {
             write_timeout: Duration::from_millis(60_000),
             retries: 5,
             enabled: true,
+            tls_verify: true,
+            ca_certificates: Vec::new(),
+            client_certificate: None,
             tags: Vec::new(),
             mark,
         }
     }
+}
+
+/// A served certificate: a PEM chain and its key, for the names in `snis`.
+#[derive(Clone)]
+pub struct Certificate {
+    pub id: Option<String>,
+    pub cert: String,
+    /// PEM private key; never printed.
+    pub key: String,
+    /// Server names (a leading `*.` is a wildcard), lower-cased.
+    pub snis: Vec<(String, Mark)>,
+    pub tags: Vec<String>,
+    pub mark: Mark,
+}
+
+impl fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Certificate")
+            .field("id", &self.id)
+            .field("snis", &self.snis)
+            .field("key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A CA certificate services can trust.
+#[derive(Debug, Clone)]
+pub struct CaCertificate {
+    pub id: Option<String>,
+    pub cert: String,
+    pub tags: Vec<String>,
+    pub mark: Mark,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,17 +21,16 @@
 //! | `_info.defaults` | error | would change entity defaults (timeouts, paths) |
 //! | `_workspace`, `_konnect` | warning | ringgate has one workspace, no control plane |
 //! | service `protocol`/route `protocols` grpc, grpcs, tcp, tls, tls_passthrough, udp, ws, wss | error | not spoken yet |
-//! | service `tls_verify: true` | accepted | ringgate always verifies upstream certificates |
-//! | service `tls_verify: false` | error | Kong would accept certificates ringgate rejects |
+//! | service `tls_verify` | honoured; **default true** (Kong's is off) | an unverified upstream is opt-in |
 //! | service `tls_verify_depth` | warning | the verifier's own depth limit applies |
-//! | service `ca_certificates`, `client_certificate` | error | upstream trust or mTLS would differ |
+//! | certificate `cert_alt`/`key_alt` | warning | the first pair is served |
 //! | route `snis`, `sources`, `destinations` | error | matching would be wider than written |
 //! | route `expression`, `priority` | error | the expressions router is not implemented |
 //! | route `request_buffering`/`response_buffering: false` | warning | affects latency, not where or whether a request goes |
 //! | plugin `ordering` | warning | one plugin instance per request, order is moot |
 //! | plugin `consumer`, `consumer_group`, `_config`, `partials` | error | scoping or shared config not supported |
-//! | top-level `upstreams`, `certificates`, `vaults`, `filter_chains` | error | targets, served certificates, secret references or filters would differ |
-//! | top-level `consumers`, `consumer_groups` (without plugins), `ca_certificates`, `key_sets`, `keys`, `partials`, `licenses`, `rbac_roles`, `custom_entities`, `_plugin_configs`, `service_packages` | warning | nothing refers to them in what ringgate runs |
+//! | top-level `upstreams`, `vaults`, `filter_chains` | error | targets, secret references or filters would differ |
+//! | top-level `consumers`, `consumer_groups` (without plugins), `key_sets`, `keys`, `partials`, `licenses`, `rbac_roles`, `custom_entities`, `_plugin_configs`, `service_packages` | warning | nothing refers to them in what ringgate runs |
 //! | `plugins` nested under consumers or consumer groups | error | consumer-scoped plugins are not supported |
 //!
 //! Cost: linear in the document; load time only.
@@ -273,12 +272,16 @@ impl Validator<'_> {
                     key,
                     "load balancing would change where traffic goes; point services at their host",
                 ),
-                "certificates" => self.not_supported_unless_empty(
-                    mark,
-                    value,
-                    key,
-                    "ringgate's server certificate is set with its TLS flags",
-                ),
+                "certificates" => {
+                    for item in self.items(value, key) {
+                        self.certificate(item);
+                    }
+                }
+                "ca_certificates" => {
+                    for item in self.items(value, key) {
+                        self.ca_certificate(item);
+                    }
+                }
                 "vaults" => self.not_supported_unless_empty(
                     mark,
                     value,
@@ -289,8 +292,8 @@ impl Validator<'_> {
                     self.not_supported_unless_empty(mark, value, key, "filters would not run on the traffic")
                 }
                 "consumers" | "consumer_groups" => self.consumers(key, mark, value),
-                "ca_certificates" | "key_sets" | "keys" | "partials" | "licenses" | "rbac_roles"
-                | "custom_entities" | "_plugin_configs" | "service_packages" => {
+                "key_sets" | "keys" | "partials" | "licenses" | "rbac_roles" | "custom_entities"
+                | "_plugin_configs" | "service_packages" => {
                     self.warn_unless_empty(mark, value, key, "no ringgate feature refers to it")
                 }
                 _ => self.error(mark, format!("unknown top-level key '{key}'")),
@@ -429,25 +432,15 @@ impl Validator<'_> {
                         nested.push((key, item));
                     }
                 }
-                "tls_verify" => {
-                    if self.boolean(value, key) == Some(false) {
-                        self.error(
-                            mark,
-                            "'tls_verify: false' is not supported: ringgate always verifies upstream TLS certificates",
-                        );
-                    }
-                }
+                "tls_verify" => svc.tls_verify = self.boolean(value, key).unwrap_or(true),
                 "tls_verify_depth" => {
                     self.integer(value, key, 0, 64);
                     self.warn(mark, "'tls_verify_depth' is ignored: the upstream TLS verifier applies its own limit");
                 }
-                "ca_certificates" => self.not_supported_unless_empty(
-                    mark,
-                    value,
-                    key,
-                    "upstream certificates are verified against the system roots",
-                ),
-                "client_certificate" => self.error(mark, "'client_certificate' is not supported yet: no upstream mTLS"),
+                "ca_certificates" => svc.ca_certificates = self.strings(value, key),
+                "client_certificate" => {
+                    svc.client_certificate = self.reference(value, key).map(|id| (id, value.mark));
+                }
                 "created_at" | "updated_at" => {
                     self.integer(value, key, 0, i64::MAX);
                 }
@@ -712,6 +705,74 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    // ----- certificates -----
+
+    fn certificate(&mut self, node: &Node) {
+        let mut cert = Certificate {
+            id: None,
+            cert: String::new(),
+            key: String::new(),
+            snis: Vec::new(),
+            tags: Vec::new(),
+            mark: node.mark,
+        };
+        for (key, mark, value) in self.entries(node, "a certificate") {
+            match key.as_str() {
+                "id" => cert.id = self.id(value),
+                "cert" => cert.cert = self.string(value, key).unwrap_or_default(),
+                "key" => cert.key = self.string(value, key).unwrap_or_default(),
+                "snis" => {
+                    for item in self.items(value, key) {
+                        // decK writes `- name: example.com`; a plain string is accepted too.
+                        let name = match &item.value {
+                            NodeValue::Map(_) => item.get("name").and_then(|n| self.string(n, "name")),
+                            _ => self.string(item, "snis"),
+                        };
+                        if let Some(name) = name {
+                            cert.snis.push((name.to_ascii_lowercase(), item.mark));
+                        }
+                    }
+                }
+                "tags" => cert.tags = self.tags(value),
+                "cert_alt" | "key_alt" => {
+                    self.warn_unless_empty(*mark, value, key, "one certificate per entry is served (the first pair)")
+                }
+                "created_at" | "updated_at" => {
+                    self.integer(value, key, 0, i64::MAX);
+                }
+                _ => self.unknown_key(*mark, key, "a certificate"),
+            }
+        }
+        for (field, value) in [("cert", &cert.cert), ("key", &cert.key)] {
+            if value.is_empty() {
+                self.error(node.mark, format!("a certificate needs '{field}' (PEM)"));
+            }
+        }
+        self.config.certificates.push(cert);
+    }
+
+    fn ca_certificate(&mut self, node: &Node) {
+        let mut ca = CaCertificate { id: None, cert: String::new(), tags: Vec::new(), mark: node.mark };
+        for (key, mark, value) in self.entries(node, "a CA certificate") {
+            match key.as_str() {
+                "id" => ca.id = self.id(value),
+                "cert" => ca.cert = self.string(value, key).unwrap_or_default(),
+                "cert_digest" => {
+                    self.string(value, key);
+                }
+                "tags" => ca.tags = self.tags(value),
+                "created_at" | "updated_at" => {
+                    self.integer(value, key, 0, i64::MAX);
+                }
+                _ => self.unknown_key(*mark, key, "a CA certificate"),
+            }
+        }
+        if ca.cert.is_empty() {
+            self.error(node.mark, "a CA certificate needs 'cert' (PEM)");
+        }
+        self.config.ca_certificates.push(ca);
     }
 
     // ----- plugins -----

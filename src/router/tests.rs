@@ -60,8 +60,14 @@ impl RouteExt for Route {
 }
 
 fn router(routes: Vec<Route>) -> Router {
-    Router::new(&Config { services: vec![service(None)], routes, plugins: Vec::new(), warnings: Vec::new() })
-        .expect("valid config")
+    Router::new(&Config {
+        services: vec![service(None)],
+        routes,
+        plugins: Vec::new(),
+        warnings: Vec::new(),
+        ..Config::default()
+    })
+    .expect("valid config")
 }
 
 struct Req {
@@ -397,6 +403,7 @@ fn routes_of_a_disabled_service_never_match() {
         routes: vec![dead, route("live").paths(&["/api"])],
         plugins: Vec::new(),
         warnings: Vec::new(),
+        ..Config::default()
     };
     let r = Router::new(&config).unwrap();
     assert_eq!(which(&r, get("x", "/api/long")), Some(1));
@@ -425,8 +432,13 @@ fn every_bad_regex_is_reported_with_its_route_mark() {
     a.mark = Mark { line: 3, column: 5 };
     let mut b = route("b").header("x-h", &["~*[z-a]"]);
     b.mark = Mark { line: 9, column: 5 };
-    let config =
-        Config { services: vec![service(None)], routes: vec![a, b], plugins: Vec::new(), warnings: Vec::new() };
+    let config = Config {
+        services: vec![service(None)],
+        routes: vec![a, b],
+        plugins: Vec::new(),
+        warnings: Vec::new(),
+        ..Config::default()
+    };
     let errs = Router::new(&config).unwrap_err().0;
     assert_eq!(errs.len(), 2);
     assert_eq!(errs[0].mark, Some(Mark { line: 3, column: 5 }));
@@ -443,6 +455,7 @@ fn routes_with_nothing_to_match_on_are_rejected() {
         routes: vec![route("empty")],
         plugins: Vec::new(),
         warnings: Vec::new(),
+        ..Config::default()
     };
     let errs = Router::new(&config).unwrap_err().0;
     assert_eq!(errs.len(), 1);
@@ -456,6 +469,7 @@ fn bad_route_hosts_are_rejected() {
         routes: vec![route("h").hosts(&["a.*.com", "x:port"])],
         plugins: Vec::new(),
         warnings: Vec::new(),
+        ..Config::default()
     };
     assert_eq!(Router::new(&config).unwrap_err().0.len(), 2);
 }

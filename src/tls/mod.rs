@@ -258,5 +258,7 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(host.to_string()).map_err(|_| format!("'{host}' is not a valid TLS server name"))
 }
 
+pub mod config;
+
 #[cfg(test)]
 mod tests;

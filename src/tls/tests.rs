@@ -72,11 +72,7 @@ type Negotiated = (Vec<u8>, Option<Vec<u8>>, rustls::ProtocolVersion);
 
 /// Runs a handshake between a client and a server config in memory; returns the
 /// server's chosen certificate's first DER and the negotiated ALPN, or the error.
-fn handshake(
-    server: Arc<ServerConfig>,
-    client: Arc<ClientConfig>,
-    sni: &str,
-) -> Result<Negotiated, rustls::Error> {
+fn handshake(server: Arc<ServerConfig>, client: Arc<ClientConfig>, sni: &str) -> Result<Negotiated, rustls::Error> {
     let mut s = rustls::ServerConnection::new(server)?;
     let mut c = rustls::ClientConnection::new(client, server_name(sni).unwrap())?;
     for _ in 0..10 {
@@ -160,4 +156,67 @@ fn upstream_config_verifies_against_extra_roots_or_not_at_all() {
     assert!(handshake(server.clone(), upstream_client_config(&system_only).unwrap(), "up.example").is_err());
     let unverified = UpstreamTls { verify: false, ..UpstreamTls::default() };
     assert!(handshake(server, upstream_client_config(&unverified).unwrap(), "other.example").is_ok());
+}
+
+/// A decK document with `certificates` holding `certs` (PEM pairs, each with its SNIs
+/// and optional id), `ca_certificates` and `services_yaml`.
+fn deck(certs: &[(&str, &str, &[&str], Option<&str>)], cas: &[(&str, &str)], services_yaml: &str) -> String {
+    let block = |pem: &str| pem.lines().map(|l| format!("    {l}\n")).collect::<String>();
+    let mut doc = String::from("_format_version: \"3.0\"\ncertificates:\n");
+    for (cert, key, snis, id) in certs {
+        doc.push_str(&format!("- cert: |\n{}  key: |\n{}  snis: [{}]\n", block(cert), block(key), snis.join(", ")));
+        if let Some(id) = id {
+            doc.push_str(&format!("  id: {id}\n"));
+        }
+    }
+    doc.push_str("ca_certificates:\n");
+    for (id, pem) in cas {
+        doc.push_str(&format!("- id: {id}\n  cert: |\n{}", block(pem)));
+    }
+    doc.push_str(services_yaml);
+    doc
+}
+
+const ID1: &str = "6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c";
+const ID2: &str = "7b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c";
+
+#[test]
+fn compile_builds_served_certs_and_https_upstreams() {
+    let ca = Ca::new();
+    let (cert, key) = ca.issue(&["a.example"]);
+    let yaml = deck(
+        &[(&cert, &key, &["a.example", "'*.b.example'"], Some(ID1))],
+        &[(ID2, &ca.pem)],
+        &format!("services:\n- name: s\n  url: https://a.example\n  ca_certificates: [{ID2}]\n  client_certificate: {ID1}\n- name: p\n  url: http://a.example\n"),
+    );
+    let cfg = crate::config::load_str(&yaml, "t.yaml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let mut warnings = Vec::new();
+    let out = config::compile(&cfg, &mut warnings).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(out.server_certs.pick(Some("x.b.example")).is_some());
+    assert!(out.server_certs.pick(Some("other")).is_none());
+    assert!(out.upstreams[0].is_some() && out.upstreams[1].is_none());
+    assert!(warnings.is_empty());
+}
+
+#[test]
+fn compile_reports_every_tls_problem_with_its_position() {
+    let (cert, key) = self_signed(&["a.example"]);
+    let (_, other_key) = self_signed(&["x"]);
+    let yaml = deck(
+        &[(&cert, &key, &["a.example"], None), (&cert, &other_key, &["b.example"], None), (&cert, &key, &["a.example"], None)],
+        &[(ID2, "not a certificate")],
+        &format!("services:\n- url: https://a.example\n  ca_certificates: [{ID1}]\n  client_certificate: {ID1}\n- url: http://b.example\n  ca_certificates: [{ID2}]\n"),
+    );
+    let cfg = crate::config::load_str(&yaml, "t.yaml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let mut warnings = Vec::new();
+    let errors: Vec<String> =
+        config::compile(&cfg, &mut warnings).unwrap_err().into_iter().map(|e| e.message).collect();
+    assert_eq!(errors.len(), 5, "{errors:#?}");
+    assert!(errors[0].starts_with("certificate #2: the key does not belong to the certificate"), "{errors:#?}");
+    assert!(errors[1].starts_with("SNI 'a.example' is served by two certificates (first at "), "{errors:#?}");
+    assert_eq!(errors[2], "CA certificate 7b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c: no PEM certificate found");
+    assert_eq!(errors[3], format!("no CA certificate with id '{ID1}'"));
+    assert_eq!(errors[4], format!("no certificate with id '{ID1}'"));
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].message, "'ca_certificates' and 'client_certificate' have no effect on an http service");
 }

@@ -1,0 +1,129 @@
+//! The decK file's TLS entities, compiled: `certificates` into the served set, and each
+//! `https` service's upstream client config from `tls_verify`, `ca_certificates` and
+//! `client_certificate`.
+//!
+//! Runs at load and reload, never per request. Every problem is reported with the
+//! position of the entry (or reference) that caused it; errors carry an empty file name
+//! for the caller to fill in, like the rest of the compile step.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::sign::CertifiedKey;
+use rustls::ClientConfig;
+
+use super::{certificates, certified_key, server_name, upstream_client_config, ServerCerts, UpstreamTls};
+use crate::config::{Config, ConfigError, Protocol};
+
+/// TLS to one `https` service's upstream.
+#[derive(Clone)]
+pub struct UpstreamTarget {
+    pub config: Arc<ClientConfig>,
+    /// SNI and the name the certificate must carry: the service's `host`.
+    pub name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for UpstreamTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTarget").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// What [`compile`] makes of a configuration.
+#[derive(Debug, Default)]
+pub struct CompiledTls {
+    /// The decK file's certificates by SNI (the default comes from the command line).
+    pub server_certs: ServerCerts,
+    /// Parallel to `config.services`: `Some` for `https` services.
+    pub upstreams: Vec<Option<UpstreamTarget>>,
+}
+
+fn error(mark: crate::config::Mark, message: String) -> ConfigError {
+    ConfigError::at("", mark, message)
+}
+
+/// Compiles the TLS parts of `config`; `Err` holds every problem found.
+pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<CompiledTls, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut out = CompiledTls::default();
+    let mut by_id: HashMap<&str, Arc<CertifiedKey>> = HashMap::new();
+    let mut sni_first: HashMap<String, crate::config::Mark> = HashMap::new();
+    for (i, c) in config.certificates.iter().enumerate() {
+        let what = match &c.id {
+            Some(id) => format!("certificate {id}"),
+            None => format!("certificate #{}", i + 1),
+        };
+        let key = match certified_key(c.cert.as_bytes(), c.key.as_bytes()) {
+            Ok(k) => k,
+            Err(e) => {
+                errors.push(error(c.mark, format!("{what}: {e}")));
+                continue;
+            }
+        };
+        if let Some(id) = &c.id {
+            by_id.insert(id, key.clone());
+        }
+        for (name, mark) in &c.snis {
+            if let Some(first) = sni_first.get(name) {
+                errors.push(error(*mark, format!("SNI '{name}' is served by two certificates (first at {first})")));
+                continue;
+            }
+            sni_first.insert(name.clone(), *mark);
+            out.server_certs.add(name, key.clone());
+        }
+    }
+    let mut cas: HashMap<&str, Vec<CertificateDer<'static>>> = HashMap::new();
+    for (i, ca) in config.ca_certificates.iter().enumerate() {
+        match certificates(ca.cert.as_bytes()) {
+            Ok(certs) => {
+                if let Some(id) = &ca.id {
+                    cas.insert(id, certs);
+                }
+            }
+            Err(e) => {
+                let what = ca.id.clone().unwrap_or_else(|| format!("#{}", i + 1));
+                errors.push(error(ca.mark, format!("CA certificate {what}: {e}")));
+            }
+        }
+    }
+    for s in &config.services {
+        if s.protocol != Protocol::Https {
+            if !s.ca_certificates.is_empty() || s.client_certificate.is_some() {
+                warnings.push(error(
+                    s.mark,
+                    "'ca_certificates' and 'client_certificate' have no effect on an http service".into(),
+                ));
+            }
+            out.upstreams.push(None);
+            continue;
+        }
+        let mut tls = UpstreamTls { verify: s.tls_verify, extra_roots: Vec::new(), client_cert: None };
+        for (id, mark) in &s.ca_certificates {
+            match cas.get(id.as_str()) {
+                Some(certs) => tls.extra_roots.extend(certs.iter().cloned()),
+                None => errors.push(error(*mark, format!("no CA certificate with id '{id}'"))),
+            }
+        }
+        if let Some((id, mark)) = &s.client_certificate {
+            match by_id.get(id.as_str()) {
+                Some(k) => tls.client_cert = Some(k.clone()),
+                None => errors.push(error(*mark, format!("no certificate with id '{id}'"))),
+            }
+        }
+        let target =
+            upstream_client_config(&tls).and_then(|config| Ok(UpstreamTarget { config, name: server_name(&s.host)? }));
+        match target {
+            Ok(t) => out.upstreams.push(Some(t)),
+            Err(e) => {
+                errors.push(error(s.mark, e));
+                out.upstreams.push(None);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
