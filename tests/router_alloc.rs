@@ -55,6 +55,7 @@ fn find_does_not_allocate() {
         ],
         plugins: Vec::new(),
         warnings: Vec::new(),
+        ..Config::default()
     };
     let router = Router::new(&config).unwrap();
     let requests: &[Probe] = &[
