@@ -44,6 +44,10 @@ pub enum ProxyError {
     /// The upstream could not be reached or broke the connection (502).
     #[error("upstream connection failed: {0}")]
     UpstreamConnect(std::io::Error),
+    /// The TLS handshake with an `https` upstream failed: its certificate is not
+    /// trusted or does not name the service's host, or no protocol is shared (502).
+    #[error("upstream TLS handshake failed: {0}")]
+    UpstreamTls(String),
     /// The upstream timed out connecting, accepting the request or answering (504).
     #[error("upstream timed out")]
     UpstreamTimeout,
@@ -65,7 +69,10 @@ impl ProxyError {
             ProxyError::NoRoute => 404,
             ProxyError::NoService | ProxyError::NameResolution => 503,
             ProxyError::Auth(a) => a.status,
-            ProxyError::UpstreamConnect(_) | ProxyError::UpstreamResponse(_) | ProxyError::UpstreamBroken(_) => 502,
+            ProxyError::UpstreamConnect(_)
+            | ProxyError::UpstreamTls(_)
+            | ProxyError::UpstreamResponse(_)
+            | ProxyError::UpstreamBroken(_) => 502,
             ProxyError::UpstreamTimeout => 504,
         }
     }
@@ -85,9 +92,10 @@ impl ProxyError {
             ProxyError::NoService => "no Service found with those values",
             ProxyError::NameResolution => "name resolution failed",
             ProxyError::Auth(_) => "",
-            ProxyError::UpstreamConnect(_) | ProxyError::UpstreamResponse(_) | ProxyError::UpstreamBroken(_) => {
-                "An invalid response was received from the upstream server"
-            }
+            ProxyError::UpstreamConnect(_)
+            | ProxyError::UpstreamTls(_)
+            | ProxyError::UpstreamResponse(_)
+            | ProxyError::UpstreamBroken(_) => "An invalid response was received from the upstream server",
             ProxyError::UpstreamTimeout => "The upstream server is timing out",
         }
     }

@@ -3,6 +3,7 @@ pub mod control;
 pub mod error;
 pub mod http;
 pub mod jose;
+pub mod net;
 pub mod oidc;
 pub mod router;
 pub mod server;

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monoio::buf::{IoBuf, IoBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use crate::error::{self, AuthFailure, ProxyError};
@@ -40,7 +40,7 @@ use crate::oidc::credentials::{self, Sources};
 use crate::oidc::hide;
 use crate::oidc::instance::Instance;
 use crate::router::{RequestHeaders, RouteRequest};
-use crate::upstream::{self, ConnectError, UpstreamConn};
+use crate::upstream::{self, ConnectError, PoolKey, UpstreamConn};
 use crate::worker::Worker;
 
 /// Initial size of a downstream read buffer.
@@ -127,7 +127,7 @@ pub async fn serve(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr, local_po
 }
 
 /// Appends to `buf` whatever one read returns (0 = end of stream).
-async fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize, IoFail> {
+async fn read_some<S: AsyncReadRent>(stream: &mut S, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize, IoFail> {
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(STREAM_CHUNK);
     }
@@ -143,8 +143,8 @@ async fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>, timeout: Duration)
 }
 
 /// Writes `buf[range]` whole.
-async fn write_range(
-    stream: &mut TcpStream,
+async fn write_range<S: AsyncWriteRent>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
     range: std::ops::Range<usize>,
     timeout: Duration,
@@ -501,17 +501,18 @@ impl Conn {
         let mut connect_failures = 0u32;
         let mut up: UpstreamConn = loop {
             let addr = addrs[pick % addrs.len()];
-            let mut conn = match w.pool.take(addr) {
+            let mut conn = match w.pool.take(PoolKey::new(addr, target.tls.as_ref())) {
                 Some(c) => c,
-                None => match upstream::connect(addr, service.connect_timeout).await {
+                None => match upstream::connect(addr, target.tls.as_ref(), service.connect_timeout).await {
                     Ok(c) => c,
                     Err(e) => {
                         connect_failures += 1;
-                        tracing::warn!(worker = w.id, upstream = %addr, error = ?e, attempt = connect_failures, "upstream connect failed");
+                        tracing::warn!(worker = w.id, upstream = %addr, host = %service.host, error = %e, attempt = connect_failures, "upstream connect failed");
                         if connect_failures > service.retries {
                             let err = match e {
                                 ConnectError::Timeout => ProxyError::UpstreamTimeout,
                                 ConnectError::Io(e) => ProxyError::UpstreamConnect(e),
+                                ConnectError::Tls(reason) => ProxyError::UpstreamTls(reason),
                             };
                             return self.fail_before_response(w, &err, body.done).await;
                         }
@@ -808,7 +809,7 @@ impl Conn {
                     dec.feed(data, &mut |_| {})
                 };
                 let Ok(used) = used else {
-                    tracing::warn!(worker = w.id, upstream = %up.addr, "upstream sent a malformed chunked body");
+                    tracing::warn!(worker = w.id, upstream = %up.key.addr, "upstream sent a malformed chunked body");
                     return None;
                 };
                 if !dechunk {
@@ -832,7 +833,7 @@ impl Conn {
             let n = match read_some(&mut up.stream, &mut up.buf, read_timeout).await {
                 Ok(n) => n,
                 Err(_) => {
-                    tracing::warn!(worker = w.id, upstream = %up.addr, "upstream failed mid-response");
+                    tracing::warn!(worker = w.id, upstream = %up.key.addr, "upstream failed mid-response");
                     return None;
                 }
             };
@@ -840,7 +841,7 @@ impl Conn {
                 if framing == ResponseFraming::UntilClose {
                     return Some(false);
                 }
-                tracing::warn!(worker = w.id, upstream = %up.addr, "upstream closed mid-response");
+                tracing::warn!(worker = w.id, upstream = %up.key.addr, "upstream closed mid-response");
                 return None;
             }
             let end = match framing {

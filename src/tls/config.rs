@@ -19,6 +19,9 @@ use crate::config::{Config, ConfigError, Protocol};
 /// TLS to one `https` service's upstream.
 #[derive(Clone)]
 pub struct UpstreamTarget {
+    /// Unique per compiled target (never 0): pooled connections are only reused for
+    /// the target they were made for.
+    pub id: u64,
     pub config: Arc<ClientConfig>,
     /// SNI and the name the certificate must carry: the service's `host`.
     pub name: ServerName<'static>,
@@ -37,6 +40,11 @@ pub struct CompiledTls {
     pub server_certs: ServerCerts,
     /// Parallel to `config.services`: `Some` for `https` services.
     pub upstreams: Vec<Option<UpstreamTarget>>,
+}
+
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn error(mark: crate::config::Mark, message: String) -> ConfigError {
@@ -111,8 +119,8 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
                 None => errors.push(error(*mark, format!("no certificate with id '{id}'"))),
             }
         }
-        let target =
-            upstream_client_config(&tls).and_then(|config| Ok(UpstreamTarget { config, name: server_name(&s.host)? }));
+        let target = upstream_client_config(&tls)
+            .and_then(|config| Ok(UpstreamTarget { id: next_id(), config, name: server_name(&s.host)? }));
         match target {
             Ok(t) => out.upstreams.push(Some(t)),
             Err(e) => {

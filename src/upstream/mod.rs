@@ -8,7 +8,9 @@
 //! Invariants: a pooled connection has no request in flight and no unread response
 //! bytes (a response that left bytes behind, or whose framing was cut short, is closed,
 //! never pooled), so leftover bytes can never be read as the next response. The pool is
-//! per worker (`RefCell`, no lock) and keyed by socket address.
+//! per worker (`RefCell`, no lock) and keyed by socket address and TLS identity
+//! ([`PoolKey`]): a TLS connection made for one service's name, trust and client
+//! certificate is never handed to another service, nor a plain one to an `https` one.
 //!
 //! Cost: a hash lookup and a `Vec` pop per request on a warm pool.
 
@@ -21,14 +23,31 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
+use crate::net::Stream;
+use crate::tls::config::UpstreamTarget;
+
 /// Read buffer size for a new upstream connection.
 const UPSTREAM_BUF: usize = 16 * 1024;
 
+/// Which pooled connections may serve a request: same address, and the same TLS setup
+/// (`tls` is [`UpstreamTarget::id`], 0 for plain TCP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub addr: SocketAddr,
+    pub tls: u64,
+}
+
+impl PoolKey {
+    pub fn new(addr: SocketAddr, tls: Option<&UpstreamTarget>) -> PoolKey {
+        PoolKey { addr, tls: tls.map_or(0, |t| t.id) }
+    }
+}
+
 /// An open connection to an upstream, with the buffer its responses are read into.
 pub struct UpstreamConn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub buf: Vec<u8>,
-    pub addr: SocketAddr,
+    pub key: PoolKey,
     /// Taken from the pool (it has carried a request before), as opposed to new.
     pub reused: bool,
 }
@@ -51,7 +70,7 @@ impl Hasher for AddrHasher {
     }
 }
 
-type AddrMap<V> = HashMap<SocketAddr, V, BuildHasherDefault<AddrHasher>>;
+type AddrMap<V> = HashMap<PoolKey, V, BuildHasherDefault<AddrHasher>>;
 
 /// Idle upstream connections of one worker.
 ///
@@ -70,10 +89,10 @@ impl Pool {
         Pool { idle: RefCell::new(AddrMap::default()), max_idle_per_addr, idle_timeout, now: Cell::new(Instant::now()) }
     }
 
-    /// The most recently used idle connection to `addr` that has not been idle too long.
-    pub fn take(&self, addr: SocketAddr) -> Option<UpstreamConn> {
+    /// The most recently used idle connection for `key` that has not been idle too long.
+    pub fn take(&self, key: PoolKey) -> Option<UpstreamConn> {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.get_mut(&addr)?;
+        let list = idle.get_mut(&key)?;
         let now = self.now.get();
         while let Some((mut conn, since)) = list.pop_back() {
             if now.duration_since(since) < self.idle_timeout {
@@ -91,7 +110,7 @@ impl Pool {
         }
         conn.buf.clear();
         let mut idle = self.idle.borrow_mut();
-        let list = idle.entry(conn.addr).or_default();
+        let list = idle.entry(conn.key).or_default();
         if list.len() >= self.max_idle_per_addr {
             // Drop the oldest; the newest is the likeliest to still be open upstream.
             list.pop_front();
@@ -127,26 +146,59 @@ impl Pool {
 pub enum ConnectError {
     Timeout,
     Io(io::Error),
+    /// The TLS handshake failed: the reason (a certificate the service does not trust,
+    /// a name mismatch, no common protocol, ...).
+    Tls(String),
 }
 
-/// Opens a new connection to `addr` within `timeout`.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<UpstreamConn, ConnectError> {
-    let stream = match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
-        Err(_) => return Err(ConnectError::Timeout),
-        Ok(Err(e)) => return Err(ConnectError::Io(e)),
-        Ok(Ok(s)) => s,
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Timeout => f.write_str("timed out"),
+            ConnectError::Io(e) => write!(f, "{e}"),
+            ConnectError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
+        }
+    }
+}
+
+/// Opens a new connection to `addr` (TLS when `tls` is given, handshake included)
+/// within `timeout`.
+pub async fn connect(
+    addr: SocketAddr,
+    tls: Option<&UpstreamTarget>,
+    timeout: Duration,
+) -> Result<UpstreamConn, ConnectError> {
+    let key = PoolKey::new(addr, tls);
+    let open = async {
+        let tcp = TcpStream::connect_addr(addr).await.map_err(ConnectError::Io)?;
+        // Heads and small bodies go out in one write each; Nagle would only delay them.
+        tcp.set_nodelay(true).map_err(ConnectError::Io)?;
+        match tls {
+            None => Ok(Stream::Plain(tcp)),
+            Some(t) => monoio_rustls::TlsConnector::from(t.config.clone())
+                .connect(t.name.clone(), tcp)
+                .await
+                .map(|s| Stream::TlsClient(Box::new(s)))
+                .map_err(|e| ConnectError::Tls(e.to_string())),
+        }
     };
-    // Heads and small bodies go out in one write each; Nagle would only delay them.
-    stream.set_nodelay(true).map_err(ConnectError::Io)?;
-    Ok(UpstreamConn { stream, buf: Vec::with_capacity(UPSTREAM_BUF), addr, reused: false })
+    let stream = monoio::time::timeout(timeout, open).await.map_err(|_| ConnectError::Timeout)??;
+    Ok(UpstreamConn { stream, buf: Vec::with_capacity(UPSTREAM_BUF), key, reused: false })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn port(c: &UpstreamConn) -> u16 {
+        match &c.stream {
+            Stream::Plain(s) => s.local_addr().unwrap().port(),
+            _ => unreachable!("plain connections only here"),
+        }
+    }
+
     async fn conn_to(addr: SocketAddr) -> UpstreamConn {
-        connect(addr, Duration::from_secs(1)).await.map_err(|e| format!("{e:?}")).expect("connects")
+        connect(addr, None, Duration::from_secs(1)).await.map_err(|e| format!("{e:?}")).expect("connects")
     }
 
     #[monoio::test_all(timer_enabled = true)]
@@ -154,21 +206,24 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let pool = Pool::new(2, Duration::from_secs(30));
-        assert!(pool.take(addr).is_none());
+        let key = PoolKey::new(addr, None);
+        assert!(pool.take(key).is_none());
         let mut ports = Vec::new();
         for _ in 0..3 {
             let c = conn_to(addr).await;
-            ports.push(c.stream.local_addr().unwrap().port());
+            ports.push(port(&c));
             assert!(!c.reused);
             pool.put(c);
         }
         // The oldest of three was dropped to respect the cap of two.
         assert_eq!(pool.idle_count(), 2);
-        let newest = pool.take(addr).unwrap();
+        // A connection made for another TLS setup (or none) is never handed out.
+        assert!(pool.take(PoolKey { addr, tls: 7 }).is_none());
+        let newest = pool.take(key).unwrap();
         assert!(newest.reused);
-        assert_eq!(newest.stream.local_addr().unwrap().port(), ports[2]);
-        assert_eq!(pool.take(addr).unwrap().stream.local_addr().unwrap().port(), ports[1]);
-        assert!(pool.take(addr).is_none());
+        assert_eq!(port(&newest), ports[2]);
+        assert_eq!(port(&pool.take(key).unwrap()), ports[1]);
+        assert!(pool.take(key).is_none());
     }
 
     #[monoio::test_all(timer_enabled = true)]
@@ -182,7 +237,7 @@ mod tests {
         pool.sweep();
         assert_eq!(pool.idle_count(), 0);
         pool.put(conn_to(addr).await);
-        assert!(pool.take(addr).is_some(), "a fresh connection is handed out");
+        assert!(pool.take(PoolKey::new(addr, None)).is_some(), "a fresh connection is handed out");
     }
 
     #[monoio::test_all(timer_enabled = true)]
@@ -191,6 +246,6 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap()
         };
-        assert!(matches!(connect(addr, Duration::from_secs(2)).await, Err(ConnectError::Io(_))));
+        assert!(matches!(connect(addr, None, Duration::from_secs(2)).await, Err(ConnectError::Io(_))));
     }
 }

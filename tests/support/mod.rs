@@ -5,4 +5,5 @@
 pub mod alloc;
 pub mod client;
 pub mod idp;
+pub mod tls;
 pub mod upstream;

@@ -1,0 +1,69 @@
+//! A connection's byte stream, plain TCP or TLS over TCP, behind one type.
+//!
+//! Place in the request path: every read and write of a downstream or upstream
+//! connection goes through [`Stream`]. The plain arm forwards to monoio's `TcpStream`
+//! (io_uring owned-buffer operations, unchanged); the TLS arm is monoio-rustls, which
+//! encrypts into its own buffer and writes whole records before a write returns.
+//!
+//! Cost: one match per operation; the TLS arm is boxed so the plain arm stays small.
+
+use std::io;
+
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::net::TcpStream;
+use monoio::BufResult;
+
+/// A connection's stream.
+pub enum Stream {
+    Plain(TcpStream),
+    /// A downstream that connected to a TLS listener.
+    TlsServer(Box<monoio_rustls::ServerTlsStream<TcpStream>>),
+    /// An upstream of an `https` service.
+    TlsClient(Box<monoio_rustls::ClientTlsStream<TcpStream>>),
+}
+
+impl Stream {
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, Stream::Plain(_))
+    }
+}
+
+/// Runs the same expression on whichever stream is inside.
+macro_rules! each {
+    ($self:expr, $s:ident => $e:expr) => {
+        match $self {
+            Stream::Plain($s) => $e,
+            Stream::TlsServer($s) => $e,
+            Stream::TlsClient($s) => $e,
+        }
+    };
+}
+
+impl AsyncReadRent for Stream {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        each!(self, s => s.read(buf).await)
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        each!(self, s => s.readv(buf).await)
+    }
+}
+
+impl AsyncWriteRent for Stream {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        each!(self, s => s.write(buf).await)
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        each!(self, s => s.writev(buf).await)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        each!(self, s => s.flush().await)
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        each!(self, s => s.shutdown().await)
+    }
+}
