@@ -25,7 +25,12 @@ use std::path::Path;
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError { file: name.clone(), mark: None, message: format!("cannot read file: {e}") }])
+        ConfigErrors(vec![ConfigError {
+            file: name.clone(),
+            mark: None,
+            message: format!("cannot read file: {e}"),
+            field: None,
+        }])
     })?;
     load_str(&text, &name, &|k| std::env::var(k).ok())
 }
@@ -34,7 +39,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 /// own). `file` is the name errors are reported under. Accepted-but-ignored Kong keys
 /// come back in [`Config::warnings`].
 pub fn load_str(text: &str, file: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
-    let positioned = |mark: Mark, message: String| ConfigError { file: file.to_string(), mark: Some(mark), message };
+    let positioned = |mark: Mark, message: String| ConfigError::at(file, mark, message);
     let rendered = template::render(text, env)
         .map_err(|errors| ConfigErrors(errors.into_iter().map(|e| positioned(e.mark, e.message)).collect()))?;
     let root = yaml::parse(&rendered.text, &rendered.map)
