@@ -67,7 +67,7 @@ impl Running {
         let mut child = Command::new(bin())
             .args(["run", "--config"])
             .arg(config)
-            .args(["--listen", "127.0.0.1:0", "--workers", "2"])
+            .args(["--listen", "127.0.0.1:0", "--workers", "2", "--admin-listen", "127.0.0.1:0"])
             .args(extra)
             .env("RINGGATE_LOG", "info")
             .stderr(Stdio::piped())
