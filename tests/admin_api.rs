@@ -338,6 +338,30 @@ fn endpoints_answer_in_kongs_shapes_over_http() {
 }
 
 #[test]
+fn post_config_takes_a_deck_file_from_curl_form_upload() {
+    let up = Upstream::start();
+    let dir = TempDir::new("upload");
+    let gate = start_gate(&up, &dir, &[]);
+    assert_eq!(gate.through(POST_CLIENT), 200);
+    let file = dir.0.join("next.yaml");
+    let next = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{}\n  routes:\n  - name: only\n    paths: [/only]\n",
+        up.addr()
+    );
+    std::fs::write(&file, next).unwrap();
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .arg(format!("http://127.0.0.1:{}/config", gate.admin.port()))
+        .arg("-F")
+        .arg(format!("config=@{}", file.display()))
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "201", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(gate.through(POST_CLIENT), 404, "GET /x no longer has a route");
+    assert_eq!(gate.call("GET", "/routes/only", None).0, 200);
+}
+
+#[test]
 fn a_201_survives_kill_9_and_resume() {
     let idp = TestIdp::start(0);
     let up = Upstream::start();

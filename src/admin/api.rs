@@ -88,9 +88,6 @@ pub enum ApiError {
     /// A form body that cannot be decoded (400).
     #[error("{0}")]
     BadForm(#[from] FormError),
-    /// A body type the API does not read (415).
-    #[error("Unsupported Content-Type: send application/json or application/x-www-form-urlencoded")]
-    UnsupportedMediaType,
     /// Kong code 2: the entity does not fit the schema; `problems` are relative to it.
     #[error("schema violation")]
     Schema { problems: Vec<Problem> },
@@ -200,7 +197,6 @@ impl ApiError {
             ApiError::MethodNotAllowed => Response::message(405, "Method not allowed"),
             ApiError::BadJson => Response::message(400, "Cannot parse JSON body"),
             ApiError::BadForm(e) => Response::message(400, &e.to_string()),
-            ApiError::UnsupportedMediaType => Response::message(415, &self.to_string()),
             ApiError::Schema { problems } => {
                 let (message, fields) = violations(problems, "schema violation");
                 Response::json(400, &kong_error(2, "schema violation", &message, fields))
@@ -330,7 +326,11 @@ fn body(req: &Request, kind: Kind) -> Result<Map<String, Value>, ApiError> {
             form::coerce(kind, &mut m);
             Ok(m)
         }
-        Some("multipart/form-data") => Err(ApiError::UnsupportedMediaType),
+        Some("multipart/form-data") => {
+            let mut m = form::decode_multipart(req.body, req.content_type.unwrap_or_default())?;
+            form::coerce(kind, &mut m);
+            Ok(m)
+        }
         _ => match serde_json::from_slice::<Value>(req.body) {
             Ok(Value::Object(m)) => Ok(m),
             Ok(_) => Err(ApiError::Schema {
@@ -810,11 +810,17 @@ fn delete(admin: &mut Admin, kind: Kind, key: &str) -> Result<Response, ApiError
 fn post_config(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
     let media = req.content_type.and_then(|c| c.split(';').next()).map(|c| c.trim().to_ascii_lowercase());
     let text = match media.as_deref() {
-        Some("application/x-www-form-urlencoded") => match form::decode(req.body)?.remove("config") {
-            Some(Value::String(s)) => s,
-            _ => return Err(schema_error("config", "expected the declarative configuration as a string")),
-        },
-        Some("multipart/form-data") => return Err(ApiError::UnsupportedMediaType),
+        Some(form_type @ ("application/x-www-form-urlencoded" | "multipart/form-data")) => {
+            let mut fields = if form_type == "multipart/form-data" {
+                form::decode_multipart(req.body, req.content_type.unwrap_or_default())?
+            } else {
+                form::decode(req.body)?
+            };
+            match fields.remove("config") {
+                Some(Value::String(s)) => s,
+                _ => return Err(schema_error("config", "expected the declarative configuration as a string")),
+            }
+        }
         Some("application/json") => match serde_json::from_slice::<Value>(req.body) {
             Ok(Value::Object(mut m)) if m.len() == 1 && m.get("config").is_some_and(Value::is_string) => {
                 m.remove("config").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()

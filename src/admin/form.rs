@@ -17,6 +17,9 @@
 //! - An empty value (`path=`) is `null`: the field is unset and takes its default.
 //!   `name[]=` with an empty value makes an empty list.
 //!
+//! `multipart/form-data` bodies (RFC 7578; `curl -F config=@kong.yaml` for `POST
+//! /config`) follow the same rules, one part per field, without percent-decoding.
+//!
 //! Cost: linear in the body; the Admin API limits bodies in size.
 
 use serde_json::{Map, Value};
@@ -34,6 +37,9 @@ pub enum FormError {
     /// is out of range.
     #[error("form field '{0}' conflicts with another field or has a bad index")]
     Conflict(String),
+    /// A multipart body that does not follow RFC 7578.
+    #[error("malformed multipart/form-data body: {0}")]
+    Multipart(&'static str),
 }
 
 /// The most elements a `name[N]` index may create: a bound on what one field costs.
@@ -100,14 +106,26 @@ fn segments(name: &str) -> Vec<Seg> {
     segs
 }
 
-/// Decodes a form body into a JSON object of strings, lists and objects.
+/// Decodes an `application/x-www-form-urlencoded` body into a JSON object of strings,
+/// lists and objects.
 pub fn decode(body: &[u8]) -> Result<Map<String, Value>, FormError> {
     let text = std::str::from_utf8(body).map_err(|_| FormError::Encoding("<body>".into()))?;
-    let mut root = Value::Object(Map::new());
+    let mut pairs = Vec::new();
     for pair in text.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name = percent_decode(name)?;
-        let value = percent_decode(value)?;
+        pairs.push((percent_decode(name)?, percent_decode(value)?));
+    }
+    nest(pairs)
+}
+
+/// Decodes a `multipart/form-data` body (`content_type` carries the boundary).
+pub fn decode_multipart(body: &[u8], content_type: &str) -> Result<Map<String, Value>, FormError> {
+    nest(multipart_parts(body, content_type)?)
+}
+
+fn nest(pairs: Vec<(String, String)>) -> Result<Map<String, Value>, FormError> {
+    let mut root = Value::Object(Map::new());
+    for (name, value) in pairs {
         let segs = segments(&name);
         insert(&mut root, &segs, value).ok_or_else(|| FormError::Conflict(name.clone()))?;
     }
@@ -115,6 +133,44 @@ pub fn decode(body: &[u8]) -> Result<Map<String, Value>, FormError> {
         Value::Object(m) => Ok(m),
         _ => Ok(Map::new()),
     }
+}
+
+/// A parameter of a header value (`name` of `form-data; name="config"`), unquoted.
+fn parameter<'a>(value: &'a str, key: &str) -> Option<&'a str> {
+    value.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.trim().eq_ignore_ascii_case(key).then(|| v.trim().trim_matches('"'))
+    })
+}
+
+/// The `(name, value)` of each part of a multipart body, in order.
+fn multipart_parts(body: &[u8], content_type: &str) -> Result<Vec<(String, String)>, FormError> {
+    use memchr::memmem;
+    let boundary =
+        parameter(content_type, "boundary").filter(|b| !b.is_empty()).ok_or(FormError::Multipart("no boundary"))?;
+    let first = format!("--{boundary}");
+    let delimiter = format!("\r\n--{boundary}");
+    let start = memmem::find(body, first.as_bytes()).ok_or(FormError::Multipart("no part"))?;
+    let mut rest = &body[start + first.len()..];
+    let mut parts = Vec::new();
+    while !rest.starts_with(b"--") {
+        rest = rest.strip_prefix(b"\r\n").ok_or(FormError::Multipart("a delimiter is not followed by CRLF"))?;
+        let end = memmem::find(rest, delimiter.as_bytes()).ok_or(FormError::Multipart("no closing delimiter"))?;
+        let part = &rest[..end];
+        rest = &rest[end + delimiter.len()..];
+        let split = memmem::find(part, b"\r\n\r\n").ok_or(FormError::Multipart("a part has no header end"))?;
+        let headers = std::str::from_utf8(&part[..split]).map_err(|_| FormError::Multipart("headers not UTF-8"))?;
+        let name = headers
+            .split("\r\n")
+            .filter_map(|h| h.split_once(':'))
+            .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-disposition"))
+            .and_then(|(_, v)| parameter(v, "name"))
+            .ok_or(FormError::Multipart("a part has no name"))?
+            .to_string();
+        let value = String::from_utf8(part[split + 4..].to_vec()).map_err(|_| FormError::Encoding(name.clone()))?;
+        parts.push((name, value));
+    }
+    Ok(parts)
 }
 
 /// Puts `value` at `segs` under `at`; `None` on a conflict.
@@ -308,6 +364,24 @@ mod tests {
         assert_eq!(v["strip_path"], json!(false));
         let v = form(Kind::Route, "service[name]=s");
         assert_eq!(v["service"], json!({"name": "s"}));
+    }
+
+    #[test]
+    fn multipart_parts_are_fields_like_form_fields() {
+        let body = "preamble\r\n--XyZ\r\nContent-Disposition: form-data; name=\"config\"; filename=\"kong.yaml\"\r\n\
+                    Content-Type: application/octet-stream\r\n\r\n_format_version: \"3.0\"\r\nservices: []\r\n\
+                    \r\n--XyZ\r\ncontent-disposition: form-data; name=tags[]\r\n\r\na\r\n--XyZ--\r\n";
+        let m = decode_multipart(body.as_bytes(), "multipart/form-data; boundary=\"XyZ\"").unwrap();
+        assert_eq!(m["config"], json!("_format_version: \"3.0\"\r\nservices: []\r\n"));
+        assert_eq!(m["tags"], json!(["a"]));
+        let bad = |b: &str, ct: &str| decode_multipart(b.as_bytes(), ct).unwrap_err();
+        assert_eq!(bad("x", "multipart/form-data"), FormError::Multipart("no boundary"));
+        assert_eq!(
+            bad("--b\r\nContent-Disposition: form-data\r\n\r\nv\r\n--b--", "m; boundary=b"),
+            FormError::Multipart("a part has no name")
+        );
+        assert_eq!(bad("--b\r\nno end", "m; boundary=b"), FormError::Multipart("no closing delimiter"));
+        assert_eq!(bad("--bX", "m; boundary=b"), FormError::Multipart("a delimiter is not followed by CRLF"));
     }
 
     #[test]

@@ -215,7 +215,7 @@ fn not_found_bad_json_and_methods_answer_like_kong() {
     assert_eq!(call(&mut a, "DELETE", "/services", "").status, 405);
     assert_eq!(call(&mut a, "DELETE", "/services/nope", "").status, 204, "Kong's DELETE is idempotent");
     let req = Request { method: "POST", path: "/services", content_type: Some("multipart/form-data; b=x"), body: b"x" };
-    assert_eq!(handle(&mut a, &req).status, 415);
+    assert!(handle(&mut a, &req).value()["message"].as_str().unwrap().contains("no boundary"));
     let v = ok(form_call(&mut a, "POST", "/services", "a=1&a.b=2"), 400);
     assert!(v["message"].as_str().unwrap().contains("conflicts"), "{v}");
 }
