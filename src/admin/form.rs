@@ -37,6 +37,9 @@ pub enum FormError {
     /// is out of range.
     #[error("form field '{0}' conflicts with another field or has a bad index")]
     Conflict(String),
+    /// A field name nested deeper than any Kong field.
+    #[error("form field name nests too deeply: {0:.64}")]
+    TooDeep(String),
     /// A multipart body that does not follow RFC 7578.
     #[error("malformed multipart/form-data body: {0}")]
     Multipart(&'static str),
@@ -44,6 +47,9 @@ pub enum FormError {
 
 /// The most elements a `name[N]` index may create: a bound on what one field costs.
 const MAX_INDEX: usize = 1024;
+/// The most levels a field name may nest (Kong's records are a few levels deep); a
+/// bound on the recursion a body can cause.
+const MAX_DEPTH: usize = 16;
 
 enum Seg {
     Key(String),
@@ -127,6 +133,9 @@ fn nest(pairs: Vec<(String, String)>) -> Result<Map<String, Value>, FormError> {
     let mut root = Value::Object(Map::new());
     for (name, value) in pairs {
         let segs = segments(&name);
+        if segs.len() > MAX_DEPTH {
+            return Err(FormError::TooDeep(name));
+        }
         insert(&mut root, &segs, value).ok_or_else(|| FormError::Conflict(name.clone()))?;
     }
     match root {
@@ -394,5 +403,8 @@ mod tests {
         assert_eq!(decode(b"a=%2&b=%zz&c=%").unwrap()["a"], json!("%2"));
         assert_eq!(decode(b"a[=1").unwrap()["a["], json!("1"));
         assert!(decode(b"&&=&").is_ok());
+        let deep = format!("{}=1", "a.".repeat(100_000));
+        assert!(matches!(decode(deep.as_bytes()), Err(FormError::TooDeep(_))));
+        assert!(matches!(decode("a[][][][][][][][][][][][][][][][][]=1".as_bytes()), Err(FormError::TooDeep(_))));
     }
 }
