@@ -257,7 +257,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             "data_dir": args.data_dir.as_ref().map(|d| d.display().to_string()),
         }),
     };
-    let mut state = Admin::new(shared.clone(), Some(control.clone()), data, node, Arc::new(Hooks::default()));
+    // `Hooks::metrics` (GET /metrics) and `Hooks::connections` (GET /status) are where
+    // the metrics work plugs in; unset, they answer empty.
+    let hooks = Arc::new(Hooks::default());
+    let mut state = Admin::new(shared.clone(), Some(control.clone()), data, node, hooks);
     initial_load(&mut state, &args)?;
     let admin = Arc::new(Mutex::new(state));
     if let AdminListen::At(addr) = args.admin_listen {
