@@ -20,7 +20,8 @@ cd "$(dirname "$0")/.."
 # What the tests need.
 # ---------------------------------------------------------------------------------------
 
-# A C compiler (crates that build C, e.g. mimalloc) and curl (for rustup below).
+# A C compiler (crates that build C, e.g. mimalloc) and curl (for rustup below, and
+# tests/admin_api.rs sends the Admin API documentation requests with the real curl).
 ensure_commands cc:build-essential curl:curl
 
 # Rust, through rustup (Debian's own rustc is older than Cargo.toml's rust-version).

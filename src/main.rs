@@ -4,13 +4,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use ringgate::admin::{self, apply::ApplyError, persist::DataDir, Admin, AdminToken, Hooks, NodeInfo};
 use ringgate::config;
 use ringgate::http::head::{HeadLimits, MAX_HEADERS_CAP};
 use ringgate::server::{IoDriver, Limits, Server, ServerOptions};
@@ -32,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve traffic with the given decK configuration.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Load, expand and validate a decK file; print every problem and exit 0 or 1.
     Check {
         /// The decK file (`${{ env "DECK_X" }}` is expanded from the environment);
@@ -49,11 +50,33 @@ enum DriverArg {
     Legacy,
 }
 
+/// `--admin-listen`: an address, or `off` (as Kong's `admin_listen = off`).
+#[derive(Clone, Copy)]
+enum AdminListen {
+    Off,
+    At(SocketAddr),
+}
+
+fn admin_listen(s: &str) -> Result<AdminListen, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(AdminListen::Off);
+    }
+    s.parse().map(AdminListen::At).map_err(|e| format!("expected ADDR:PORT or off: {e}"))
+}
+
 #[derive(Args)]
 struct RunArgs {
     /// The decK file (`${{ env "DECK_X" }}` is expanded from the environment); repeat
-    /// for files of KongPlugin / KongClusterPlugin manifests.
-    #[arg(value_name = "FILE", long, short, env = "RINGGATE_CONFIG", value_delimiter = ',', required = true)]
+    /// for files of KongPlugin / KongClusterPlugin manifests. Optional with `--resume`
+    /// when a saved state exists.
+    #[arg(
+        value_name = "FILE",
+        long,
+        short,
+        env = "RINGGATE_CONFIG",
+        value_delimiter = ',',
+        required_unless_present = "resume"
+    )]
     config: Vec<PathBuf>,
     /// Address to accept plain HTTP on; repeat for several.
     #[arg(value_name = "ADDR", long, env = "RINGGATE_LISTEN", value_delimiter = ',', default_value = "0.0.0.0:8000")]
@@ -61,10 +84,23 @@ struct RunArgs {
     /// Worker threads, one per core by default.
     #[arg(value_name = "N", long, env = "RINGGATE_WORKERS")]
     workers: Option<usize>,
-    /// Address of the Admin API (arrives with the Admin API work; accepted now so
-    /// service files need not change later).
-    #[arg(value_name = "ADDR", long, env = "RINGGATE_ADMIN_LISTEN", default_value = "127.0.0.1:8001")]
-    admin_listen: SocketAddr,
+    /// Address of the Kong-compatible Admin API, or `off`. A non-loopback address needs
+    /// an admin token.
+    #[arg(value_name = "ADDR", long, env = "RINGGATE_ADMIN_LISTEN", default_value = "127.0.0.1:8001", value_parser = admin_listen)]
+    admin_listen: AdminListen,
+    /// Token every Admin API request must carry (`Kong-Admin-Token` header or
+    /// `Authorization: Bearer`). Prefer the environment variable: arguments are visible
+    /// to other users of the machine.
+    #[arg(value_name = "TOKEN", long, env = "RINGGATE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Directory where every accepted configuration change is saved (`state.json`), for
+    /// `--resume`. Without it, Admin API changes last until the process exits.
+    #[arg(value_name = "DIR", long, env = "RINGGATE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Start from the state saved in `--data-dir` instead of `--config` (which is used
+    /// when no state has been saved yet).
+    #[arg(long)]
+    resume: bool,
     /// I/O driver: io_uring where available (auto), or force one.
     #[arg(value_name = "DRIVER", long, env = "RINGGATE_IO_DRIVER", value_enum, default_value = "auto")]
     io_driver: DriverArg,
@@ -132,7 +168,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run(args) => match run(args) {
+        Command::Run(args) => match run(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ringgate: {e:#}");
@@ -167,27 +203,28 @@ fn check(paths: &[PathBuf]) -> Result<(), config::ConfigErrors> {
     Ok(())
 }
 
-fn load(paths: &[PathBuf], resolved: &mut Resolved) -> Result<Snapshot, config::ConfigErrors> {
-    let file = paths[0].display().to_string();
-    let name = |e: &mut config::ConfigError| {
-        if e.file.is_empty() {
-            e.file.clone_from(&file);
+/// The machine's host name, for `GET /`.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "localhost".into(), |h| h.trim().to_string())
+}
+
+/// Loads what the process starts from: the saved state with `--resume` when there is
+/// one, else the decK file.
+fn initial_load(admin: &mut Admin, args: &RunArgs) -> anyhow::Result<()> {
+    let invalid = |e: ApplyError| anyhow::anyhow!("{e}");
+    if args.resume {
+        let data =
+            admin.data_dir().context("--resume needs --data-dir (or RINGGATE_DATA_DIR): the state is saved there")?;
+        let path = data.state_path();
+        if let Some(text) = data.load()? {
+            admin.load_state(&text, &path.display().to_string()).map_err(invalid)?;
+            tracing::info!(state = %path.display(), "resumed from the saved state");
+            return Ok(());
         }
-    };
-    let loaded = config::load_files(paths).and_then(|cfg| Snapshot::build(cfg, resolved));
-    match loaded {
-        Ok(mut snap) => {
-            for w in snap.config.warnings.iter_mut() {
-                name(w);
-                tracing::warn!("{w}");
-            }
-            Ok(snap)
-        }
-        Err(mut errors) => {
-            errors.0.iter_mut().for_each(name);
-            Err(errors)
-        }
+        tracing::warn!(state = %path.display(), "no saved state yet; starting from --config");
     }
+    anyhow::ensure!(!args.config.is_empty(), "nothing to start from: give --config (or --resume with a saved state)");
+    admin.load_deck(&args.config).map_err(invalid)
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -202,10 +239,49 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         upstream_idle_timeout: secs(args.upstream_idle_timeout, "upstream-idle-timeout")?,
     };
     let drain = secs(args.drain_timeout, "drain-timeout")?;
-    let mut resolved = Resolved::new();
-    let snapshot = load(&args.config, &mut resolved).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let shared = Arc::new(ArcSwap::from_pointee(snapshot));
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let token = args.admin_token.as_deref().map(AdminToken::new).transpose()?;
+    if let (AdminListen::At(addr), None) = (args.admin_listen, &token) {
+        if !admin::is_loopback(addr.ip()) {
+            anyhow::bail!("{}", admin::AdminError::Exposed(addr));
+        }
+    }
+    let data = args.data_dir.as_deref().map(DataDir::open).transpose()?;
+    if data.is_none() {
+        tracing::info!("no --data-dir: Admin API changes are kept in memory only");
+    }
+
+    // The configuration lives in the Admin API's store; every change, the first load
+    // included, goes through it and is swapped into `shared` for the workers.
+    let empty = Snapshot::build(config::Config::default(), &mut Resolved::new()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shared = Arc::new(ArcSwap::from_pointee(empty));
+    let control = ringgate::control::ControlPlane::start(ringgate::oidc::cache::SystemClock::new())
+        .context("cannot start the control plane")?;
+    let node = NodeInfo {
+        node_id: admin::store::new_id()?,
+        hostname: hostname(),
+        workers,
+        configuration: serde_json::json!({
+            "database": "off",
+            "role": "traditional",
+            "proxy_listen": args.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "admin_listen": [],
+            "workers": workers,
+            "plugins": config::KNOWN_PLUGINS,
+            "data_dir": args.data_dir.as_ref().map(|d| d.display().to_string()),
+        }),
+    };
+    // `Hooks::metrics` (GET /metrics) and `Hooks::connections` (GET /status) are where
+    // the metrics work plugs in; unset, they answer empty.
+    let hooks = Arc::new(Hooks::default());
+    let mut state = Admin::new(shared.clone(), Some(control.clone()), data, node, hooks);
+    initial_load(&mut state, &args)?;
+    let admin = Arc::new(Mutex::new(state));
+    if let AdminListen::At(addr) = args.admin_listen {
+        let bound = admin::serve(addr, token, admin.clone())?;
+        admin::lock(&admin).node.configuration["admin_listen"] = serde_json::json!([bound.to_string()]);
+        tracing::info!(admin_listen = %bound, "Admin API listening");
+    }
     let driver = match args.io_driver {
         DriverArg::Auto => IoDriver::Auto,
         DriverArg::IoUring => IoDriver::IoUring,
@@ -213,8 +289,6 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     ringgate::snapshot::spawn_resolver(shared.clone(), secs(args.dns_refresh, "dns-refresh")?)
         .context("cannot start the resolver thread")?;
-    let control = ringgate::control::ControlPlane::start(ringgate::oidc::cache::SystemClock::new())
-        .context("cannot start the control plane")?;
     let server = Server::start(
         ServerOptions { listen: args.listen, workers, driver, limits, control: Some(control.clone()) },
         shared.clone(),
@@ -223,7 +297,6 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     for a in &server.local_addrs {
         tracing::info!(listen = %a, workers, "ringgate is serving");
     }
-    let _ = args.admin_listen;
 
     // Signals: SIGHUP reloads, SIGTERM/SIGINT drain and exit.
     let mut signals = signal_hook::iterator::Signals::new([
@@ -235,14 +308,16 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let reloads = AtomicUsize::new(0);
     for sig in signals.forever() {
         if sig == signal_hook::consts::SIGHUP {
-            match load(&args.config, &mut Resolved::new()) {
-                Ok(mut s) => {
-                    let kept = s.carry_over(&shared.load());
-                    let instances = s.instances();
-                    shared.store(Arc::new(s));
-                    control.watch(instances);
+            // SIGHUP re-reads the decK file: it replaces everything, Admin API changes
+            // included, as a DB-less Kong does when given a new declarative file.
+            if args.config.is_empty() {
+                tracing::warn!("SIGHUP ignored: no --config to re-read");
+                continue;
+            }
+            match admin::lock(&admin).load_deck(&args.config) {
+                Ok(()) => {
                     reloads.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(files = %shown(&args.config), plugins_kept = kept, "configuration reloaded");
+                    tracing::info!(files = %shown(&args.config), "configuration reloaded");
                 }
                 Err(e) => tracing::error!("reload refused, the running configuration stays:\n{e}"),
             }

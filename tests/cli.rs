@@ -69,7 +69,7 @@ impl Running {
         let mut child = Command::new(bin())
             .args(["run", "--config"])
             .arg(config)
-            .args(["--listen", "127.0.0.1:0", "--workers", "2"])
+            .args(["--listen", "127.0.0.1:0", "--workers", "2", "--admin-listen", "127.0.0.1:0"])
             .args(extra)
             .env("RINGGATE_LOG", "info")
             .stderr(Stdio::piped())
@@ -288,8 +288,9 @@ fn reloads_under_load_lose_no_request_and_keep_the_token_cache_of_unchanged_plug
         paths.push(p);
         std::fs::write(&*path, oidc_config(up.addr(), &idp.issuer, &paths, "")).unwrap();
         signal(&r.child, "HUP");
-        let line = r.wait_line("configuration reloaded", Duration::from_secs(5));
+        let line = r.wait_line("configuration installed", Duration::from_secs(5));
         assert!(line.contains("plugins_kept=1"), "{line}");
+        r.wait_line("configuration reloaded", Duration::from_secs(5));
     }
     std::thread::sleep(Duration::from_millis(150));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

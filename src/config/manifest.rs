@@ -148,6 +148,7 @@ pub fn plugin(doc: &Node, file: &str) -> FromManifest {
     }
     out.plugin = Some(Plugin {
         id: None,
+        instance_name: None,
         name: plugin_name,
         scope: PluginScope::Global,
         enabled: attached && !disabled,

@@ -26,7 +26,12 @@ use std::path::Path;
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError { file: name.clone(), mark: None, message: format!("cannot read file: {e}") }])
+        ConfigErrors(vec![ConfigError {
+            file: name.clone(),
+            mark: None,
+            message: format!("cannot read file: {e}"),
+            field: None,
+        }])
     })?;
     load_str(&text, &name, &|k| std::env::var(k).ok())
 }
@@ -53,7 +58,12 @@ pub fn load_files_with(
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
-                errors.push(ConfigError { file: name, mark: None, message: format!("cannot read file: {e}") });
+                errors.push(ConfigError {
+                    file: name,
+                    mark: None,
+                    message: format!("cannot read file: {e}"),
+                    field: None,
+                });
                 continue;
             }
         };
@@ -108,6 +118,7 @@ pub fn load_files_with(
             errors.push(ConfigError {
                 file: String::new(),
                 mark: None,
+                field: None,
                 message: format!(
                     "plugin '{}' is configured globally twice (the manifest at line {} and one at {at})",
                     p.name, p.mark.line
@@ -133,7 +144,7 @@ fn parse_documents(
     env: &dyn Fn(&str) -> Option<String>,
     several: bool,
 ) -> Result<Vec<Node>, ConfigErrors> {
-    let positioned = |mark: Mark, message: String| ConfigError { file: file.to_string(), mark: Some(mark), message };
+    let positioned = |mark: Mark, message: String| ConfigError::at(file, mark, message);
     let rendered = template::render(text, env)
         .map_err(|errors| ConfigErrors(errors.into_iter().map(|e| positioned(e.mark, e.message)).collect()))?;
     let parsed = if several {

@@ -36,12 +36,21 @@ pub struct ConfigError {
     /// Where in that file; `None` for problems with the file as a whole (unreadable).
     pub mark: Option<Mark>,
     pub message: String,
+    /// The key a problem is about when `mark` cannot point at it: a required key that
+    /// is missing, reported at its parent map. The Admin API uses it to nest the
+    /// message under the key, as Kong's `fields` do; it is not printed.
+    pub field: Option<&'static str>,
 }
 
 impl ConfigError {
     /// A problem at `mark` in `file`.
     pub fn at(file: &str, mark: Mark, message: impl Into<String>) -> ConfigError {
-        ConfigError { file: file.to_string(), mark: Some(mark), message: message.into() }
+        ConfigError { file: file.to_string(), mark: Some(mark), message: message.into(), field: None }
+    }
+
+    /// A required key `field` missing from the map at `mark`.
+    pub fn missing(file: &str, mark: Mark, field: &'static str, message: impl Into<String>) -> ConfigError {
+        ConfigError { field: Some(field), ..ConfigError::at(file, mark, message) }
     }
 }
 
@@ -293,6 +302,8 @@ pub struct Plugin {
     pub id: Option<String>,
     /// A name from [`KNOWN_PLUGINS`].
     pub name: String,
+    /// Kong's optional `instance_name`, unique among plugins; kept for the Admin API.
+    pub instance_name: Option<String>,
     pub scope: PluginScope,
     /// Default true. Disabled instances are kept (the Admin API shows them) but never
     /// apply.

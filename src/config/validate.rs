@@ -469,7 +469,7 @@ impl Validator<'_> {
             }
         }
         if !host_given && matches!(node.value, NodeValue::Map(_)) {
-            self.error(node.mark, "a service needs 'host' or 'url'");
+            self.errors.push(ConfigError::missing(self.file, node.mark, "host", "a service needs 'host' or 'url'"));
         }
         svc.port = port.unwrap_or(svc.protocol.default_port());
         self.config.services.push(svc);
@@ -782,6 +782,7 @@ impl Validator<'_> {
         let mut plugin = Plugin {
             id: None,
             name: String::new(),
+            instance_name: None,
             scope: match parent {
                 Parent::TopLevel => PluginScope::Global,
                 Parent::Service(s) => PluginScope::Service(s),
@@ -817,9 +818,7 @@ impl Validator<'_> {
                     }
                 }
                 "id" => plugin.id = self.id(value),
-                "instance_name" => {
-                    self.string(value, key);
-                }
+                "instance_name" => plugin.instance_name = self.string(value, key),
                 "config" => match value.value {
                     NodeValue::Map(_) => plugin.config = value.clone(),
                     _ => self.error(value.mark, format!("'config' must be a map, found {}", value.kind())),
@@ -879,7 +878,7 @@ impl Validator<'_> {
             self.error(route_mark, "a plugin scoped to both a service and a route is not supported yet");
         }
         if !name_seen && matches!(node.value, NodeValue::Map(_)) {
-            self.error(node.mark, "a plugin needs a 'name'");
+            self.errors.push(ConfigError::missing(self.file, node.mark, "name", "a plugin needs a 'name'"));
         }
         self.config.plugins.push(plugin);
     }

@@ -973,6 +973,92 @@ fn class_of(name: &str) -> Class {
     }
 }
 
+// ----- the schema, for the Admin API -----
+
+/// The JSON type of a Kong field, as the Admin API needs it to read form fields (all
+/// strings on the wire) and to show defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    String,
+    Boolean,
+    /// Integer or float.
+    Number,
+    Integer,
+    /// A list (of strings, enum values or records).
+    Array,
+    Record,
+}
+
+/// A field's default as a response shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldDefault {
+    /// No default: shown as `null`.
+    None,
+    Bool(bool),
+    Num(f64),
+    Str(&'static str),
+    Strs(&'static [&'static str]),
+}
+
+/// One field of Kong's `openid-connect` config schema.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldSchema {
+    pub name: &'static str,
+    pub kind: FieldKind,
+    /// ringgate's default, which is Kong's except `ssl_verify` (true, see the module
+    /// doc).
+    pub default: FieldDefault,
+}
+
+/// Fields whose values are secrets: Kong encrypts them (`client_secret`,
+/// `session_secret`), they authenticate to something (`*_proxy_authorization`), hold
+/// private keys (`client_jwk`) or key the token cache (`cache_tokens_salt`). Inside
+/// record fields (`redis`, `cluster_cache_redis`, `token_exchange`), keys naming a
+/// password or secret are secrets too ([`is_secret_key`]).
+pub const SECRET_FIELDS: &[&str] = &[
+    "client_secret",
+    "cache_tokens_salt",
+    "session_secret",
+    "http_proxy_authorization",
+    "https_proxy_authorization",
+    "client_jwk",
+];
+
+/// Whether a key inside a record field holds a secret.
+pub fn is_secret_key(key: &str) -> bool {
+    key.contains("password") || key.contains("secret")
+}
+
+fn field_schema(f: &Field) -> FieldSchema {
+    let kind = match f.ty {
+        Ty::Str | Ty::Enum(_) => FieldKind::String,
+        Ty::Bool => FieldKind::Boolean,
+        Ty::Num => FieldKind::Number,
+        Ty::Int => FieldKind::Integer,
+        Ty::Strs | Ty::Enums(_) | Ty::Records => FieldKind::Array,
+        Ty::Record => FieldKind::Record,
+    };
+    let default = match (f.name, f.default) {
+        ("ssl_verify", _) => FieldDefault::Bool(true),
+        (_, Dflt::None) => FieldDefault::None,
+        (_, Dflt::Bool(b)) => FieldDefault::Bool(b),
+        (_, Dflt::Num(n)) => FieldDefault::Num(n),
+        (_, Dflt::Str(s)) => FieldDefault::Str(s),
+        (_, Dflt::Strs(s)) => FieldDefault::Strs(s),
+    };
+    FieldSchema { name: f.name, kind, default }
+}
+
+/// Every field of the schema, in name order.
+pub fn schema() -> impl Iterator<Item = FieldSchema> {
+    FIELDS.iter().map(field_schema)
+}
+
+/// The schema of the field `name`, if Kong has one.
+pub fn field(name: &str) -> Option<FieldSchema> {
+    FIELDS.iter().find(|f| f.name == name).map(field_schema)
+}
+
 // ----- the compiler -----
 
 /// Compiles one `openid-connect` plugin instance's `config`. On success returns the
@@ -1331,7 +1417,12 @@ impl<'a> Compiler<'a> {
             None => {
                 // Absent or null; a value of the wrong type was reported by pass 1.
                 if config.get("issuer").is_none_or(|n| matches!(n.value, NodeValue::Null)) {
-                    self.error(config.mark, "'issuer' is required: the IdP's issuer URL or its discovery URL");
+                    self.errors.push(ConfigError::missing(
+                        self.file,
+                        config.mark,
+                        "issuer",
+                        "'issuer' is required: the IdP's issuer URL or its discovery URL",
+                    ));
                 }
                 None
             }
@@ -1573,12 +1664,14 @@ impl<'a> Compiler<'a> {
         let Some(node) = self.node("auth_methods") else {
             // Absent or null; a value of the wrong type was reported by pass 1.
             if config.get("auth_methods").is_none_or(|n| matches!(n.value, NodeValue::Null)) {
-                self.error(
+                self.errors.push(ConfigError::missing(
+                    self.file,
                     config.mark,
+                    "auth_methods",
                     "'auth_methods' must be set: Kong's default enables all nine methods (a Basic header would be \
                      taken as a password grant); ringgate supports client_credentials and bearer, e.g. \
                      auth_methods: [client_credentials]",
-                );
+                ));
             }
             return Vec::new();
         };
@@ -1810,6 +1903,17 @@ impl<'a> Compiler<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_fields_are_schema_fields_and_ssl_verify_defaults_to_true() {
+        for name in SECRET_FIELDS {
+            assert!(field(name).is_some(), "{name} is not a Kong field");
+        }
+        assert_eq!(field("ssl_verify").map(|f| f.default), Some(FieldDefault::Bool(true)));
+        assert_eq!(field("client_secret").map(|f| f.kind), Some(FieldKind::Array));
+        assert_eq!(field("timeout").map(|f| f.default), Some(FieldDefault::Num(10000.0)));
+        assert_eq!(schema().count(), FIELDS.len());
+    }
 
     #[test]
     fn every_kong_field_is_classified_and_documented() {

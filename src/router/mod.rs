@@ -238,11 +238,7 @@ impl Router {
                 base: service.and_then(|s| s.path.as_deref()).unwrap_or("").as_bytes().into(),
             });
             let mut fail = |message: String| {
-                errors.push(ConfigError {
-                    file: String::new(),
-                    mark: Some(route.mark),
-                    message: format!("{}: {message}", route_label(route, index)),
-                })
+                errors.push(ConfigError::at("", route.mark, format!("{}: {message}", route_label(route, index))))
             };
 
             if route.methods.is_empty() && route.hosts.is_empty() && route.headers.is_empty() && route.paths.is_empty()

@@ -1,0 +1,849 @@
+//! The Admin API's routes and handlers, in Kong's shapes, and the one place an Admin
+//! API error becomes a response ([`ApiError::response`]).
+//!
+//! Handlers are plain functions of the [`Admin`] state and a [`Request`] (method,
+//! path, content type, body), so the API is tested without sockets. An entity change
+//! builds a candidate store, checks what Kong checks before its schema (ids, unique
+//! names, plugin scope, foreign keys), and hands the candidate to [`Admin::commit`],
+//! which runs it through the decK loader and compiler and swaps it in. Errors come back
+//! in Kong's shape: `{"code":2,"name":"schema violation","message":...,"fields":{...}}`
+//! with `fields` nested like the entity (`{"config":{"issuer":"..."}}`), 404
+//! `{"message":"Not found"}`, 409 for a taken name.
+//!
+//! What GET shows: every entity with `id`, `created_at`, `updated_at` and its Kong
+//! fields with defaults; a plugin's `config` with every schema field (ringgate's
+//! defaults for the unset ones) and each secret ([`REDACTED`]) hidden. No response ever
+//! carries a secret.
+//!
+//! Cost: a change copies the store and reloads the whole configuration; lists are
+//! linear. Admin traffic only.
+
+use serde_json::{json, Map, Value};
+
+use super::apply::{locate, Admin, ApplyError, Problem, Seg};
+use super::form::{self, FormError};
+use super::store::{is_uuid, new_id, unix_now, Entity, Kind, Store};
+use crate::config::KNOWN_PLUGINS;
+use crate::oidc::config::{self as oidc_config, FieldDefault, FieldKind};
+
+/// What a secret's value is replaced with in every response. Sent back unchanged in
+/// a PUT or PATCH (for a whole field, or as every element of a list), it keeps the
+/// stored secret, so a GET–edit–PUT round trip does not overwrite it.
+pub const REDACTED: &str = "<redacted>";
+
+/// The Kong release whose Admin API this one follows.
+pub const KONG_API_VERSION: &str = "3.10";
+
+/// One Admin API request, as the listener read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The path without the query.
+    pub path: &'a str,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// A response: status, content type and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+const JSON: &str = "application/json; charset=utf-8";
+
+impl Response {
+    pub fn json(status: u16, value: &Value) -> Response {
+        Response { status, content_type: JSON, body: serde_json::to_vec(value).unwrap_or_default() }
+    }
+
+    pub fn message(status: u16, message: &str) -> Response {
+        Response::json(status, &json!({ "message": message }))
+    }
+
+    fn no_content() -> Response {
+        Response { status: 204, content_type: JSON, body: Vec::new() }
+    }
+
+    /// The body as JSON (tests and the listener's log).
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// Why a request failed; [`ApiError::response`] writes each in Kong's shape.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No such route, or no entity with that id or name (404).
+    #[error("Not found")]
+    NotFound,
+    /// The path exists but not for this method (405).
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    /// A JSON body that does not parse (400, Kong's message).
+    #[error("Cannot parse JSON body")]
+    BadJson,
+    /// A form body that cannot be decoded (400).
+    #[error("{0}")]
+    BadForm(#[from] FormError),
+    /// Kong code 2: the entity does not fit the schema; `problems` are relative to it.
+    #[error("schema violation")]
+    Schema { problems: Vec<Problem> },
+    /// Kong code 3: the id is taken (400).
+    #[error("primary key violation on key '{{id=\"{id}\"}}'")]
+    PrimaryKey { id: String },
+    /// Kong code 4: a reference to an entity that does not exist, or a delete that
+    /// would leave references dangling (400).
+    #[error("{message}")]
+    ForeignKey { message: String, fields: Value },
+    /// Kong code 5: a name (or plugin scope) is taken (409).
+    #[error("{message}")]
+    Unique { message: String, fields: Value },
+    /// Kong code 14: `POST /config` with a document that does not load (400).
+    #[error("declarative config is invalid")]
+    Declarative { problems: Vec<Problem> },
+    /// The change could not be saved or applied; nothing changed (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn path_text(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{}]", i + 1)),
+        }
+    }
+    out
+}
+
+/// Puts `message` into Kong's nested `fields` at `path` (lists as JSON arrays). A
+/// message that cannot nest there (a value already stands on the way) is joined to
+/// that value.
+fn put_field(fields: &mut Value, path: &[Seg], message: &str) {
+    let Some((first, rest)) = path.split_first() else {
+        match fields {
+            Value::String(s) => {
+                s.push_str("; ");
+                s.push_str(message);
+            }
+            other => *other = Value::String(message.to_string()),
+        }
+        return;
+    };
+    let fresh = |rest: &[Seg]| match rest.first() {
+        None => Value::Null,
+        Some(Seg::Key(_)) => Value::Object(Map::new()),
+        Some(Seg::Index(_)) => Value::Array(Vec::new()),
+    };
+    let child = match (first, &mut *fields) {
+        (Seg::Key(k), Value::Object(m)) => m.entry(k.clone()).or_insert_with(|| fresh(rest)),
+        (Seg::Index(i), Value::Array(items)) if *i < 4096 => {
+            if items.len() <= *i {
+                items.resize(*i + 1, Value::Null);
+            }
+            if items[*i].is_null() {
+                items[*i] = fresh(rest);
+            }
+            &mut items[*i]
+        }
+        (_, other) => {
+            let joined = format!("{}: {message}", path_text(path));
+            return put_field(other, &[], &joined);
+        }
+    };
+    if child.is_null() && !rest.is_empty() {
+        *child = fresh(rest);
+    }
+    put_field(child, rest, message);
+}
+
+fn kong_error(code: u8, name: &str, message: &str, fields: Value) -> Value {
+    json!({ "code": code, "name": name, "message": message, "fields": fields })
+}
+
+fn violations(problems: &[Problem], what: &str) -> (String, Value) {
+    let mut fields = Value::Object(Map::new());
+    let mut parts = Vec::new();
+    for p in problems {
+        let path = if p.path.is_empty() { vec![Seg::Key("@entity".into())] } else { p.path.clone() };
+        put_field(&mut fields, &path, &p.message);
+        parts.push(if p.path.is_empty() {
+            p.message.clone()
+        } else {
+            format!("{}: {}", path_text(&p.path), p.message)
+        });
+    }
+    let message = match parts.len() {
+        1 => format!("{what} ({})", parts[0]),
+        n => format!("{n} {what}s ({})", parts.join("; ")),
+    };
+    (message, fields)
+}
+
+impl ApiError {
+    /// The response for this error: the one place errors become status codes.
+    pub fn response(&self) -> Response {
+        match self {
+            ApiError::NotFound => Response::message(404, "Not found"),
+            ApiError::MethodNotAllowed => Response::message(405, "Method not allowed"),
+            ApiError::BadJson => Response::message(400, "Cannot parse JSON body"),
+            ApiError::BadForm(e) => Response::message(400, &e.to_string()),
+            ApiError::Schema { problems } => {
+                let (message, fields) = violations(problems, "schema violation");
+                Response::json(400, &kong_error(2, "schema violation", &message, fields))
+            }
+            ApiError::PrimaryKey { id } => {
+                Response::json(400, &kong_error(3, "primary key violation", &self.to_string(), json!({ "id": id })))
+            }
+            ApiError::ForeignKey { message, fields } => {
+                Response::json(400, &kong_error(4, "foreign key violation", message, fields.clone()))
+            }
+            ApiError::Unique { message, fields } => {
+                Response::json(409, &kong_error(5, "unique constraint violation", message, fields.clone()))
+            }
+            ApiError::Declarative { problems } => {
+                let (detail, fields) = violations(problems, "error");
+                let message = format!("declarative config is invalid: {detail}");
+                Response::json(400, &kong_error(14, "invalid declarative configuration", &message, fields))
+            }
+            ApiError::Internal(message) => Response::message(500, message),
+        }
+    }
+}
+
+/// Answers one request. Never panics on any input.
+pub fn handle(admin: &mut Admin, req: &Request) -> Response {
+    route(admin, req).unwrap_or_else(|e| e.response())
+}
+
+fn decode_segment(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn kind_of(collection: &str) -> Option<Kind> {
+    Kind::ALL.into_iter().find(|k| k.collection() == collection)
+}
+
+fn route(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
+    // Kong's router takes a trailing slash (`POST /plugins/`) as the same path.
+    let segs: Vec<String> = req.path.split('/').filter(|s| !s.is_empty()).map(decode_segment).collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let method = req.method;
+    match segs.as_slice() {
+        [] => match method {
+            "GET" => Ok(node_info(admin)),
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        ["status"] => match method {
+            "GET" => Ok(status(admin)),
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        ["config"] => match method {
+            "POST" => post_config(admin, req),
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        ["plugins", "enabled"] => match method {
+            "GET" => Ok(Response::json(200, &json!({ "enabled_plugins": KNOWN_PLUGINS }))),
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        [collection] => {
+            let kind = kind_of(collection).ok_or(ApiError::NotFound)?;
+            match method {
+                "GET" => Ok(list(&admin.store, kind, |_| true)),
+                "POST" => create(admin, kind, body(req, kind)?, None),
+                _ => Err(ApiError::MethodNotAllowed),
+            }
+        }
+        [collection, key] => {
+            let kind = kind_of(collection).ok_or(ApiError::NotFound)?;
+            match method {
+                "GET" => {
+                    let i = admin.store.position(kind, key).ok_or(ApiError::NotFound)?;
+                    Ok(Response::json(200, &present(kind, &admin.store.list(kind)[i])))
+                }
+                "PATCH" => patch(admin, kind, key, body(req, kind)?),
+                "PUT" => put(admin, kind, key, body(req, kind)?),
+                "DELETE" => delete(admin, kind, key),
+                _ => Err(ApiError::MethodNotAllowed),
+            }
+        }
+        [parent, key, child] => {
+            let (parent, kind) = match (*parent, *child) {
+                ("services", "routes") => (Kind::Service, Kind::Route),
+                ("services", "plugins") => (Kind::Service, Kind::Plugin),
+                ("routes", "plugins") => (Kind::Route, Kind::Plugin),
+                _ => return Err(ApiError::NotFound),
+            };
+            let i = admin.store.position(parent, key).ok_or(ApiError::NotFound)?;
+            let parent_id = admin.store.list(parent)[i].id.clone();
+            let field = parent.singular();
+            match method {
+                "GET" => Ok(list(&admin.store, kind, |e| e.reference(field) == Some(parent_id.as_str()))),
+                "POST" => create(admin, kind, body(req, kind)?, Some((parent, parent_id))),
+                _ => Err(ApiError::MethodNotAllowed),
+            }
+        }
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+// ----- bodies -----
+
+/// The request body as a JSON object: JSON as sent, form fields decoded and coerced by
+/// `kind`'s schema ([`form`]). An empty body is an empty object.
+fn body(req: &Request, kind: Kind) -> Result<Map<String, Value>, ApiError> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let media = req.content_type.and_then(|c| c.split(';').next()).map(|c| c.trim().to_ascii_lowercase());
+    match media.as_deref() {
+        Some("application/x-www-form-urlencoded") => {
+            let mut m = form::decode(req.body)?;
+            form::coerce(kind, &mut m);
+            Ok(m)
+        }
+        Some("multipart/form-data") => {
+            let mut m = form::decode_multipart(req.body, req.content_type.unwrap_or_default())?;
+            form::coerce(kind, &mut m);
+            Ok(m)
+        }
+        _ => match serde_json::from_slice::<Value>(req.body) {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(_) => Err(ApiError::Schema {
+                problems: vec![Problem { path: Vec::new(), message: "expected a JSON object".into() }],
+            }),
+            Err(_) => Err(ApiError::BadJson),
+        },
+    }
+}
+
+// ----- responses in Kong's shapes -----
+
+fn default_json(d: FieldDefault) -> Value {
+    match d {
+        FieldDefault::None => Value::Null,
+        FieldDefault::Bool(b) => json!(b),
+        FieldDefault::Num(n) if n.fract() == 0.0 && n.abs() < 1e15 => json!(n as i64),
+        FieldDefault::Num(n) => json!(n),
+        FieldDefault::Str(s) => json!(s),
+        FieldDefault::Strs(s) => json!(s),
+    }
+}
+
+fn redact_value(v: &mut Value) {
+    match v {
+        Value::Null => {}
+        Value::Array(items) => items.iter_mut().filter(|i| !i.is_null()).for_each(|i| *i = json!(REDACTED)),
+        other => *other = json!(REDACTED),
+    }
+}
+
+fn redact_records(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                if oidc_config::is_secret_key(k) {
+                    redact_value(v);
+                } else {
+                    redact_records(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_records),
+        _ => {}
+    }
+}
+
+/// A plugin `config` as responses show it: every schema field, secrets redacted.
+fn present_config(config: &Map<String, Value>) -> Value {
+    let mut out = config.clone();
+    for f in oidc_config::schema() {
+        let slot = out.entry(f.name).or_insert(Value::Null);
+        if slot.is_null() {
+            *slot = default_json(f.default);
+        }
+        if oidc_config::SECRET_FIELDS.contains(&f.name) {
+            redact_value(slot);
+        } else if f.kind == FieldKind::Record || f.kind == FieldKind::Array {
+            redact_records(slot);
+        }
+    }
+    Value::Object(out)
+}
+
+/// An entity as the Admin API returns it.
+pub fn present(kind: Kind, e: &Entity) -> Value {
+    let mut v = e.to_json();
+    if kind == Kind::Plugin {
+        if let Some(Value::Object(config)) = v.get("config") {
+            let shown = present_config(config);
+            v["config"] = shown;
+        }
+    }
+    v
+}
+
+fn list(store: &Store, kind: Kind, keep: impl Fn(&Entity) -> bool) -> Response {
+    let data: Vec<Value> = store.list(kind).iter().filter(|e| keep(e)).map(|e| present(kind, e)).collect();
+    Response::json(200, &json!({ "data": data, "next": null }))
+}
+
+fn node_info(admin: &Admin) -> Response {
+    let mut enabled: Vec<&str> = Vec::new();
+    for p in &admin.store.plugins {
+        if let Some(name) = p.fields.get("name").and_then(Value::as_str) {
+            if !enabled.contains(&name) {
+                enabled.push(name);
+            }
+        }
+    }
+    let available: Map<String, Value> = KNOWN_PLUGINS
+        .iter()
+        .map(|n| (n.to_string(), json!({ "version": env!("CARGO_PKG_VERSION"), "priority": 1050 })))
+        .collect();
+    Response::json(
+        200,
+        &json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "kong_admin_api": KONG_API_VERSION,
+            "tagline": "Welcome to ringgate",
+            "hostname": admin.node.hostname,
+            "node_id": admin.node.node_id,
+            "configuration": admin.node.configuration,
+            "plugins": { "available_on_server": available, "enabled_in_cluster": enabled },
+            "pids": { "master": std::process::id(), "workers": [] },
+        }),
+    )
+}
+
+fn resident_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn status(admin: &Admin) -> Response {
+    let snapshot = admin.shared.load();
+    let plugins: Vec<Value> = snapshot
+        .config
+        .plugins
+        .iter()
+        .zip(&snapshot.oidc)
+        .filter_map(|(p, inst)| {
+            let inst = inst.as_ref()?;
+            let state = inst.state.load();
+            Some(json!({
+                "id": p.id,
+                "name": p.name,
+                "issuer": inst.config.issuer,
+                "discovery": { "ready": state.ready, "error": state.last_error },
+            }))
+        })
+        .collect();
+    let counts = admin.hooks.connections.as_ref().map(|f| f());
+    let count = |pick: fn(&super::ConnectionCounts) -> u64| counts.as_ref().map_or(Value::Null, |c| json!(pick(c)));
+    let digest = ring::digest::digest(&ring::digest::SHA256, admin.store.render().as_bytes());
+    let hash: String = digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect();
+    Response::json(
+        200,
+        &json!({
+            "database": { "reachable": true },
+            "server": {
+                "connections_active": count(|c| c.active),
+                "connections_reading": count(|c| c.reading),
+                "connections_writing": count(|c| c.writing),
+                "connections_waiting": count(|c| c.waiting),
+                "connections_accepted": count(|c| c.accepted),
+                "connections_handled": count(|c| c.handled),
+                "total_requests": count(|c| c.total_requests),
+            },
+            "memory": {
+                "workers_lua_vms": [],
+                "lua_shared_dicts": {},
+                "process_rss": resident_mib().map(|m| format!("{m:.2} MiB")),
+            },
+            "configuration_hash": hash,
+            "ringgate": {
+                "config_loaded": true,
+                "workers": admin.node.workers,
+                "services": snapshot.config.services.len(),
+                "routes": snapshot.config.routes.len(),
+                "plugins": plugins,
+            },
+        }),
+    )
+}
+
+/// `GET /metrics` with the hook the process was started with; an empty exposition
+/// until one is wired.
+pub fn metrics(hooks: &super::Hooks) -> Response {
+    let text = hooks.metrics.as_ref().map(|f| f()).unwrap_or_default();
+    Response { status: 200, content_type: "text/plain; version=0.0.4; charset=utf-8", body: text.into_bytes() }
+}
+
+// ----- changes -----
+
+/// Applies `candidate`, mapping loader and compiler errors onto the entity at
+/// `target` (its collection and index), as Kong's `fields` are relative to the entity.
+fn commit(admin: &mut Admin, candidate: &Store, target: (Kind, usize)) -> Result<(), ApiError> {
+    match admin.commit(candidate) {
+        Ok(()) => Ok(()),
+        Err(ApplyError::Invalid { errors, text }) => {
+            let own = [Seg::Key(target.0.collection().into()), Seg::Index(target.1)];
+            let problems = locate(&text, &errors)
+                .into_iter()
+                .map(|p| match p.path.strip_prefix(&own[..]) {
+                    Some(rest) => Problem { path: rest.to_vec(), message: p.message },
+                    None if p.path.is_empty() => p,
+                    None => Problem { path: Vec::new(), message: format!("{}: {}", path_text(&p.path), p.message) },
+                })
+                .collect();
+            Err(ApiError::Schema { problems })
+        }
+        Err(e) => Err(ApiError::Internal(format!("the change was not applied: {e}"))),
+    }
+}
+
+fn strip_read_only(body: &mut Map<String, Value>) {
+    body.remove("created_at");
+    body.remove("updated_at");
+}
+
+fn schema_error(field: &str, message: &str) -> ApiError {
+    ApiError::Schema { problems: vec![Problem { path: vec![Seg::Key(field.into())], message: message.into() }] }
+}
+
+/// The id a body asks for, if any.
+fn body_id(body: &mut Map<String, Value>) -> Result<Option<String>, ApiError> {
+    match body.remove("id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id)) if is_uuid(&id) => Ok(Some(id.to_ascii_lowercase())),
+        Some(_) => Err(schema_error("id", "expected a valid UUID")),
+    }
+}
+
+fn lua_value(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => "null".into(),
+        Some(Value::String(s)) => format!("\"{s}\""),
+        Some(Value::Object(m)) => match m.get("id").and_then(Value::as_str) {
+            Some(id) => format!("{{id=\"{id}\"}}"),
+            None => "null".into(),
+        },
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Resolves the reference `field` (to `target`) of `e`: `{"id"}`, `{"name"}` or a
+/// bare id or name becomes `{"id": ...}`; one to nothing is Kong's foreign key
+/// violation. Other shapes are left for the loader to refuse.
+fn resolve_reference(store: &Store, e: &mut Entity, field: &str, target: Kind) -> Result<(), ApiError> {
+    let key = match e.fields.get(field) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Object(m)) => match (m.get("id"), m.get("name"), m.len()) {
+            (Some(Value::String(id)), None, 1) => id.clone(),
+            (None, Some(Value::String(name)), 1) => name.clone(),
+            _ => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    let found = store
+        .list(target)
+        .iter()
+        .find(|t| t.id.eq_ignore_ascii_case(&key) || (!is_uuid(&key) && t.name() == Some(key.as_str())));
+    match found {
+        Some(t) => {
+            e.fields.insert(field.into(), json!({ "id": t.id }));
+            Ok(())
+        }
+        None => {
+            let shown = if is_uuid(&key) { format!("{{id=\"{key}\"}}") } else { format!("{{name=\"{key}\"}}") };
+            Err(ApiError::ForeignKey {
+                message: format!(
+                    "the foreign key '{shown}' does not reference an existing '{}' entity.",
+                    target.collection()
+                ),
+                fields: json!({ field: e.fields.get(field) }),
+            })
+        }
+    }
+}
+
+/// What Kong checks before the schema: references exist, names and plugin scopes are
+/// not taken. `e` is the entity as it will be stored (its id final).
+fn check_constraints(store: &Store, kind: Kind, e: &mut Entity) -> Result<(), ApiError> {
+    match kind {
+        Kind::Service => {}
+        Kind::Route => resolve_reference(store, e, "service", Kind::Service)?,
+        Kind::Plugin => {
+            resolve_reference(store, e, "service", Kind::Service)?;
+            resolve_reference(store, e, "route", Kind::Route)?;
+        }
+    }
+    let unique_field = if kind == Kind::Plugin { "instance_name" } else { "name" };
+    if let Some(name) = e.fields.get(unique_field).and_then(Value::as_str) {
+        if store.taken(kind, unique_field, name, &e.id).is_some() {
+            return Err(ApiError::Unique {
+                message: format!("UNIQUE violation detected on '{{{unique_field}=\"{name}\"}}'"),
+                fields: json!({ unique_field: name }),
+            });
+        }
+    }
+    if kind == Kind::Plugin {
+        if let Some(name) = e.fields.get("name").and_then(Value::as_str) {
+            let (service, route) = (e.reference("service"), e.reference("route"));
+            if store.plugin_on_scope(name, service, route, &e.id).is_some() {
+                return Err(ApiError::Unique {
+                    message: format!(
+                        "UNIQUE violation detected on '{{consumer=null,name=\"{name}\",route={},service={}}}'",
+                        lua_value(e.fields.get("route")),
+                        lua_value(e.fields.get("service")),
+                    ),
+                    fields: json!({
+                        "consumer": null,
+                        "name": name,
+                        "route": e.fields.get("route").cloned().unwrap_or(Value::Null),
+                        "service": e.fields.get("service").cloned().unwrap_or(Value::Null),
+                    }),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_redacted(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s == REDACTED,
+        Value::Array(items) => !items.is_empty() && items.iter().all(|i| i.as_str() == Some(REDACTED)),
+        _ => false,
+    }
+}
+
+/// Puts the stored value back wherever a request sent [`REDACTED`] for a secret.
+fn keep_redacted_secrets(stored: Option<&Value>, incoming: &mut Map<String, Value>) {
+    let Some(Value::Object(incoming_config)) = incoming.get_mut("config") else { return };
+    for name in oidc_config::SECRET_FIELDS {
+        if incoming_config.get(*name).is_some_and(is_redacted) {
+            match stored.and_then(|c| c.get(*name)) {
+                Some(v) => incoming_config.insert(name.to_string(), v.clone()),
+                None => incoming_config.remove(*name),
+            };
+        }
+    }
+}
+
+fn create(
+    admin: &mut Admin,
+    kind: Kind,
+    mut body: Map<String, Value>,
+    parent: Option<(Kind, String)>,
+) -> Result<Response, ApiError> {
+    strip_read_only(&mut body);
+    let id = match body_id(&mut body)? {
+        Some(id) => id,
+        None => new_id().map_err(|e| ApiError::Internal(e.to_string()))?,
+    };
+    if admin.store.by_id(kind, &id).is_some() {
+        return Err(ApiError::PrimaryKey { id });
+    }
+    if let Some((parent, parent_id)) = parent {
+        body.insert(parent.singular().into(), json!({ "id": parent_id }));
+    }
+    keep_redacted_secrets(None, &mut body);
+    let now = unix_now();
+    let mut entity = Entity { id: id.clone(), created_at: now, updated_at: now, fields: body };
+    check_constraints(&admin.store, kind, &mut entity)?;
+    let mut candidate = admin.store.clone();
+    candidate.list_mut(kind).push(entity);
+    let index = candidate.list(kind).len() - 1;
+    commit(admin, &candidate, (kind, index))?;
+    let e = admin.store.by_id(kind, &id).ok_or_else(|| ApiError::Internal("the new entity is missing".into()))?;
+    Ok(Response::json(201, &present(kind, e)))
+}
+
+/// Kong's PATCH: the given fields replace the stored ones; a plugin's `config` (and
+/// the records inside it) is merged key by key. A service `url` replaces `protocol`,
+/// `host`, `port` and `path`.
+fn merge(kind: Kind, fields: &mut Map<String, Value>, body: Map<String, Value>) {
+    fn merge_record(into: &mut Map<String, Value>, from: Map<String, Value>) {
+        for (k, v) in from {
+            match (into.get_mut(&k), v) {
+                (Some(Value::Object(a)), Value::Object(b)) => merge_record(a, b),
+                (_, v) => {
+                    into.insert(k, v);
+                }
+            }
+        }
+    }
+    if kind == Kind::Service && body.contains_key("url") {
+        for key in ["protocol", "host", "port", "path"] {
+            if !body.contains_key(key) {
+                fields.remove(key);
+            }
+        }
+    }
+    for (k, v) in body {
+        match (kind, k.as_str(), fields.get_mut(&k), v) {
+            (Kind::Plugin, "config", Some(Value::Object(a)), Value::Object(b)) => merge_record(a, b),
+            (_, _, _, v) => {
+                fields.insert(k, v);
+            }
+        }
+    }
+}
+
+fn patch(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>) -> Result<Response, ApiError> {
+    let i = admin.store.position(kind, key).ok_or(ApiError::NotFound)?;
+    let mut entity = admin.store.list(kind)[i].clone();
+    strip_read_only(&mut body);
+    if let Some(id) = body_id(&mut body)? {
+        if id != entity.id {
+            return Err(schema_error("id", "the id of an entity cannot change"));
+        }
+    }
+    keep_redacted_secrets(entity.fields.get("config"), &mut body);
+    merge(kind, &mut entity.fields, body);
+    entity.updated_at = unix_now().max(entity.created_at);
+    check_constraints(&admin.store, kind, &mut entity)?;
+    let id = entity.id.clone();
+    let mut candidate = admin.store.clone();
+    candidate.list_mut(kind)[i] = entity;
+    commit(admin, &candidate, (kind, i))?;
+    let e = admin.store.by_id(kind, &id).ok_or(ApiError::NotFound)?;
+    Ok(Response::json(200, &present(kind, e)))
+}
+
+/// Kong's PUT: creates or replaces the entity the path names. Replacing keeps the id
+/// and `created_at`; every field not given takes its default. A name in the path is
+/// the entity's name (`instance_name` for plugins).
+fn put(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>) -> Result<Response, ApiError> {
+    strip_read_only(&mut body);
+    let name_field = if kind == Kind::Plugin { "instance_name" } else { "name" };
+    if !is_uuid(key) {
+        body.insert(name_field.into(), json!(key));
+    }
+    let Some(i) = admin.store.position(kind, key) else {
+        if is_uuid(key) {
+            match body_id(&mut body)? {
+                Some(id) if !id.eq_ignore_ascii_case(key) => {
+                    return Err(schema_error("id", "the id in the body differs from the one in the path"))
+                }
+                _ => {}
+            }
+            body.insert("id".into(), json!(key.to_ascii_lowercase()));
+        }
+        let mut created = create(admin, kind, body, None)?;
+        created.status = 200;
+        return Ok(created);
+    };
+    let current = admin.store.list(kind)[i].clone();
+    if let Some(id) = body_id(&mut body)? {
+        if id != current.id {
+            return Err(schema_error("id", "the id of an entity cannot change"));
+        }
+    }
+    keep_redacted_secrets(current.fields.get("config"), &mut body);
+    let mut entity = Entity {
+        id: current.id.clone(),
+        created_at: current.created_at,
+        updated_at: unix_now().max(current.created_at),
+        fields: body,
+    };
+    check_constraints(&admin.store, kind, &mut entity)?;
+    let mut candidate = admin.store.clone();
+    candidate.list_mut(kind)[i] = entity;
+    commit(admin, &candidate, (kind, i))?;
+    let e = admin.store.by_id(kind, &current.id).ok_or(ApiError::NotFound)?;
+    Ok(Response::json(200, &present(kind, e)))
+}
+
+/// Kong's DELETE: 204 whether or not the entity existed. A service that routes still
+/// use is refused (Kong's foreign key violation); plugins scoped to a deleted service
+/// or route go with it.
+fn delete(admin: &mut Admin, kind: Kind, key: &str) -> Result<Response, ApiError> {
+    let Some(i) = admin.store.position(kind, key) else { return Ok(Response::no_content()) };
+    let id = admin.store.list(kind)[i].id.clone();
+    if kind == Kind::Service && admin.store.routes.iter().any(|r| r.reference("service") == Some(id.as_str())) {
+        return Err(ApiError::ForeignKey {
+            message: "an existing 'routes' entity references this 'services' entity".into(),
+            fields: json!({ "@referenced_by": "routes" }),
+        });
+    }
+    let mut candidate = admin.store.clone();
+    candidate.list_mut(kind).remove(i);
+    if kind != Kind::Plugin {
+        candidate.plugins.retain(|p| p.reference(kind.singular()) != Some(id.as_str()));
+    }
+    commit(admin, &candidate, (kind, usize::MAX))?;
+    Ok(Response::no_content())
+}
+
+/// `POST /config`: a whole declarative document replaces the configuration (Kong's
+/// DB-less endpoint). The document is the JSON body itself, or a `config` field (JSON
+/// or form) holding YAML or JSON text, or a YAML body.
+fn post_config(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
+    let media = req.content_type.and_then(|c| c.split(';').next()).map(|c| c.trim().to_ascii_lowercase());
+    let text = match media.as_deref() {
+        Some(form_type @ ("application/x-www-form-urlencoded" | "multipart/form-data")) => {
+            let mut fields = if form_type == "multipart/form-data" {
+                form::decode_multipart(req.body, req.content_type.unwrap_or_default())?
+            } else {
+                form::decode(req.body)?
+            };
+            match fields.remove("config") {
+                Some(Value::String(s)) => s,
+                _ => return Err(schema_error("config", "expected the declarative configuration as a string")),
+            }
+        }
+        Some("application/json") => match serde_json::from_slice::<Value>(req.body) {
+            Ok(Value::Object(mut m)) if m.len() == 1 && m.get("config").is_some_and(Value::is_string) => {
+                m.remove("config").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+            }
+            Ok(Value::Object(_)) => String::from_utf8_lossy(req.body).into_owned(),
+            _ => return Err(ApiError::BadJson),
+        },
+        _ => String::from_utf8(req.body.to_vec()).map_err(|_| ApiError::BadJson)?,
+    };
+    match admin.load_document(&text) {
+        Ok(()) => {}
+        Err(ApplyError::Invalid { errors, text }) => {
+            return Err(ApiError::Declarative { problems: locate(&text, &errors) });
+        }
+        Err(e) => return Err(ApiError::Internal(format!("the configuration was not applied: {e}"))),
+    }
+    let mut out = Map::new();
+    for kind in Kind::ALL {
+        let items: Vec<Value> = admin.store.list(kind).iter().map(|e| present(kind, e)).collect();
+        out.insert(kind.collection().into(), Value::Array(items));
+    }
+    Ok(Response::json(201, &Value::Object(out)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,417 @@
+//! The Admin API without sockets: each endpoint, each error shape, redaction, and that
+//! a change reaches the running snapshot (or, refused, leaves it alone).
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::admin::persist::DataDir;
+use crate::admin::{Hooks, NodeInfo};
+use crate::config::Config;
+use crate::snapshot::{Resolved, Snapshot};
+
+const SECRET: &str = "do-not-show-this-secret-7f3a";
+
+fn admin() -> Admin {
+    admin_with(None)
+}
+
+fn admin_with(data: Option<DataDir>) -> Admin {
+    let empty = Snapshot::build(Config::default(), &mut Resolved::new()).unwrap();
+    let node = NodeInfo {
+        node_id: "6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c".into(),
+        hostname: "test-host".into(),
+        workers: 2,
+        configuration: json!({ "database": "off" }),
+    };
+    Admin::new(Arc::new(ArcSwap::from_pointee(empty)), None, data, node, Arc::new(Hooks::default()))
+}
+
+fn call(a: &mut Admin, method: &str, path: &str, body: &str) -> Response {
+    let req = Request { method, path, content_type: Some("application/json"), body: body.as_bytes() };
+    handle(a, &req)
+}
+
+fn form_call(a: &mut Admin, method: &str, path: &str, body: &str) -> Response {
+    let req = Request { method, path, content_type: Some("application/x-www-form-urlencoded"), body: body.as_bytes() };
+    handle(a, &req)
+}
+
+fn ok(r: Response, status: u16) -> Value {
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    r.value()
+}
+
+fn plugin_body(issuer: &str) -> String {
+    json!({
+        "name": "openid-connect",
+        "config": {
+            "issuer": issuer,
+            "client_id": ["abc"],
+            "client_secret": [SECRET],
+            "client_auth": ["client_secret_post"],
+            "auth_methods": ["client_credentials"],
+            "client_credentials_param_type": ["header"],
+        },
+        "tags": [],
+    })
+    .to_string()
+}
+
+/// A service `svc` on 127.0.0.1:9 with a route `r` on `/`.
+fn with_service(a: &mut Admin) -> (String, String) {
+    let s = ok(call(a, "POST", "/services", r#"{"name":"svc","url":"http://127.0.0.1:9/base"}"#), 201);
+    let r = ok(call(a, "POST", "/services/svc/routes/", r#"{"name":"r","paths":["/"]}"#), 201);
+    (s["id"].as_str().unwrap().to_string(), r["id"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn service_create_fills_kong_defaults_and_reads_back_by_id_and_name() {
+    let mut a = admin();
+    let s = ok(call(&mut a, "POST", "/services", r#"{"name":"svc","url":"http://127.0.0.1:9/base"}"#), 201);
+    let id = s["id"].as_str().unwrap();
+    assert!(is_uuid(id), "{id}");
+    assert_eq!(s["protocol"], "http");
+    assert_eq!(s["host"], "127.0.0.1");
+    assert_eq!(s["port"], 9);
+    assert_eq!(s["path"], "/base");
+    assert_eq!(s["retries"], 5);
+    assert_eq!(s["read_timeout"], 60000);
+    assert_eq!(s["enabled"], true);
+    assert!(s["created_at"].as_u64().unwrap() > 1_600_000_000);
+    assert_eq!(s["created_at"], s["updated_at"]);
+    assert!(s.get("url").is_none());
+    assert_eq!(ok(call(&mut a, "GET", &format!("/services/{id}"), ""), 200), s);
+    assert_eq!(ok(call(&mut a, "GET", "/services/svc", ""), 200), s);
+    assert_eq!(ok(call(&mut a, "GET", "/services", ""), 200), json!({ "data": [s], "next": null }));
+    assert_eq!(a.shared.load().config.services.len(), 1, "the change is running");
+}
+
+#[test]
+fn routes_under_a_service_refer_to_it_and_take_effect() {
+    let mut a = admin();
+    let (sid, rid) = with_service(&mut a);
+    let r = ok(call(&mut a, "GET", &format!("/routes/{rid}"), ""), 200);
+    assert_eq!(r["service"], json!({ "id": sid }));
+    assert_eq!(r["strip_path"], true);
+    assert_eq!(r["protocols"], json!(["http", "https"]));
+    assert_eq!(r["methods"], Value::Null);
+    let listed = ok(call(&mut a, "GET", "/services/svc/routes", ""), 200);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    let snap = a.shared.load();
+    assert_eq!(snap.config.routes[0].service, Some(0));
+    assert_eq!(snap.config.routes[0].id.as_deref(), Some(rid.as_str()));
+}
+
+#[test]
+fn plugin_from_kong_docs_json_is_created_on_each_scope_with_secrets_redacted() {
+    let mut a = admin();
+    let (sid, rid) = with_service(&mut a);
+    for path in ["/plugins/", "/services/svc/plugins/", &format!("/routes/{rid}/plugins/"), "/routes/r/plugins"] {
+        let p = call(&mut a, "POST", path, &plugin_body("http://127.0.0.1:9/"));
+        if path == "/routes/r/plugins" {
+            // The same plugin on the same route twice.
+            assert_eq!(p.status, 409, "{path}");
+            continue;
+        }
+        let p = ok(p, 201);
+        assert_eq!(p["config"]["client_secret"], json!([REDACTED]), "{path}");
+        assert_eq!(p["config"]["cache_tokens_salt"], Value::Null, "unset secrets stay null");
+        assert_eq!(p["config"]["timeout"], 10000, "defaults are filled");
+        assert_eq!(p["config"]["ssl_verify"], true, "ringgate's default");
+        assert_eq!(p["config"]["auth_methods"], json!(["client_credentials"]));
+        assert_eq!(p["enabled"], true);
+        assert_eq!(p["protocols"], json!(["grpc", "grpcs", "http", "https"]));
+        assert_eq!(p["consumer"], Value::Null);
+    }
+    let plugins = ok(call(&mut a, "GET", "/plugins", ""), 200);
+    let data = plugins["data"].as_array().unwrap();
+    assert_eq!(data.len(), 3);
+    assert_eq!(data[0]["service"], Value::Null);
+    assert_eq!(data[1]["service"], json!({ "id": sid }));
+    assert_eq!(data[2]["route"], json!({ "id": rid }));
+    assert_eq!(ok(call(&mut a, "GET", "/services/svc/plugins", ""), 200)["data"].as_array().unwrap().len(), 1);
+    assert_eq!(ok(call(&mut a, "GET", "/routes/r/plugins", ""), 200)["data"].as_array().unwrap().len(), 1);
+    assert_eq!(a.shared.load().instances().len(), 3);
+    assert_eq!(a.store.plugins[0].fields["config"]["client_secret"], json!([SECRET]), "stored whole");
+}
+
+#[test]
+fn plugin_from_kong_docs_form_fields_is_created() {
+    let mut a = admin();
+    with_service(&mut a);
+    let body = format!(
+        "name=openid-connect&config.issuer=http%3A%2F%2F127.0.0.1%3A9%2F&config.auth_methods=client_credentials\
+         &config.client_id=abc&config.client_secret={SECRET}&config.client_credentials_param_type=header&config.timeout=5000"
+    );
+    let p = ok(form_call(&mut a, "POST", "/services/svc/plugins", &body), 201);
+    assert_eq!(p["config"]["auth_methods"], json!(["client_credentials"]));
+    assert_eq!(p["config"]["client_id"], json!(["abc"]));
+    assert_eq!(p["config"]["timeout"], 5000);
+    assert!(!String::from_utf8_lossy(&form_call(&mut a, "GET", "/plugins", "").body).contains(SECRET));
+}
+
+#[test]
+fn missing_issuer_is_a_schema_violation_nested_under_config_and_changes_nothing() {
+    let mut a = admin();
+    with_service(&mut a);
+    let before = a.shared.load_full();
+    let store = a.store.clone();
+    let r = call(&mut a, "POST", "/plugins", r#"{"name":"openid-connect","config":{"auth_methods":["bearer"]}}"#);
+    let v = ok(r, 400);
+    assert_eq!(v["code"], 2);
+    assert_eq!(v["name"], "schema violation");
+    assert!(v["fields"]["config"]["issuer"].as_str().unwrap().contains("'issuer' is required"), "{v}");
+    assert!(v["message"].as_str().unwrap().starts_with("schema violation (config.issuer: "), "{v}");
+    assert!(Arc::ptr_eq(&before, &a.shared.load_full()), "the running snapshot is untouched");
+    assert_eq!(a.store, store);
+}
+
+#[test]
+fn wrong_types_and_unknown_fields_are_placed_in_fields() {
+    let mut a = admin();
+    let v = ok(call(&mut a, "POST", "/services", r#"{"name":"s","host":"a","port":"eighty","colour":"blue"}"#), 400);
+    assert_eq!(v["code"], 2);
+    assert!(v["fields"]["port"].as_str().unwrap().contains("'port' must be an integer"), "{v}");
+    assert!(v["fields"]["colour"].as_str().unwrap().contains("unknown key 'colour'"), "{v}");
+    assert!(v["message"].as_str().unwrap().starts_with("2 schema violations ("), "{v}");
+    let v = ok(call(&mut a, "POST", "/services", r#"{"name":"s"}"#), 400);
+    assert!(v["fields"]["host"].is_string(), "{v}");
+    let v = ok(call(&mut a, "POST", "/routes", r#"{"name":"r"}"#), 400);
+    assert!(v["fields"]["@entity"].as_str().unwrap().contains("at least one of"), "{v}");
+    let v = ok(call(&mut a, "POST", "/services", r#"{"id":"nope","host":"a"}"#), 400);
+    assert_eq!(v["fields"]["id"], "expected a valid UUID");
+    let v = ok(
+        call(
+            &mut a,
+            "POST",
+            "/plugins",
+            r#"{"name":"openid-connect","config":{"issuer":"http://i/","auth_methods":["bearer"],"client_auth":["private_key_jwt", 5]}}"#,
+        ),
+        400,
+    );
+    assert!(v["fields"]["config"]["client_auth"].is_array(), "list errors nest by index: {v}");
+    assert!(a.store.services.is_empty() && a.store.plugins.is_empty());
+}
+
+#[test]
+fn not_found_bad_json_and_methods_answer_like_kong() {
+    let mut a = admin();
+    let nf = json!({ "message": "Not found" });
+    assert_eq!(ok(call(&mut a, "GET", "/services/nope", ""), 404), nf);
+    assert_eq!(ok(call(&mut a, "GET", "/plugins/6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c", ""), 404), nf);
+    assert_eq!(ok(call(&mut a, "PATCH", "/routes/nope", "{}"), 404), nf);
+    assert_eq!(ok(call(&mut a, "GET", "/services/nope/routes", ""), 404), nf);
+    assert_eq!(ok(call(&mut a, "POST", "/routes/nope/plugins", "{}"), 404), nf);
+    assert_eq!(ok(call(&mut a, "GET", "/consumers", ""), 404), nf);
+    assert_eq!(ok(call(&mut a, "GET", "/services/a/b/c", ""), 404), nf);
+    assert_eq!(
+        ok(call(&mut a, "POST", "/services", "{\"name\":"), 400),
+        json!({ "message": "Cannot parse JSON body" })
+    );
+    assert_eq!(ok(call(&mut a, "POST", "/services", "[1]"), 400)["code"], 2);
+    assert_eq!(call(&mut a, "DELETE", "/services", "").status, 405);
+    assert_eq!(call(&mut a, "DELETE", "/services/nope", "").status, 204, "Kong's DELETE is idempotent");
+    let req = Request { method: "POST", path: "/services", content_type: Some("multipart/form-data; b=x"), body: b"x" };
+    assert!(handle(&mut a, &req).value()["message"].as_str().unwrap().contains("no boundary"));
+    let v = ok(form_call(&mut a, "POST", "/services", "a=1&a.b=2"), 400);
+    assert!(v["message"].as_str().unwrap().contains("conflicts"), "{v}");
+}
+
+#[test]
+fn taken_names_scopes_and_ids_conflict() {
+    let mut a = admin();
+    let (sid, _) = with_service(&mut a);
+    let v = ok(call(&mut a, "POST", "/services", r#"{"name":"svc","host":"b"}"#), 409);
+    assert_eq!(v["code"], 5);
+    assert_eq!(v["name"], "unique constraint violation");
+    assert_eq!(v["fields"], json!({ "name": "svc" }));
+    assert_eq!(v["message"], "UNIQUE violation detected on '{name=\"svc\"}'");
+    ok(call(&mut a, "POST", "/plugins", &plugin_body("http://127.0.0.1:9/")), 201);
+    let v = ok(call(&mut a, "POST", "/plugins", &plugin_body("http://127.0.0.1:9/")), 409);
+    assert_eq!(v["fields"], json!({ "consumer": null, "name": "openid-connect", "route": null, "service": null }));
+    let v = ok(call(&mut a, "POST", "/services", &format!(r#"{{"id":"{sid}","host":"b"}}"#)), 400);
+    assert_eq!(v["code"], 3);
+    let v = ok(call(&mut a, "PATCH", "/routes/r", r#"{"name":"r"}"#), 200);
+    assert_eq!(v["name"], "r", "an entity does not conflict with itself");
+}
+
+#[test]
+fn references_to_missing_entities_are_foreign_key_violations() {
+    let mut a = admin();
+    let missing = "00000000-0000-4000-8000-000000000001";
+    let v = ok(call(&mut a, "POST", "/routes", &format!(r#"{{"paths":["/"],"service":{{"id":"{missing}"}}}}"#)), 400);
+    assert_eq!(v["code"], 4);
+    assert_eq!(v["name"], "foreign key violation");
+    assert_eq!(v["fields"], json!({ "service": { "id": missing } }));
+    with_service(&mut a);
+    let v = ok(call(&mut a, "POST", "/routes", r#"{"paths":["/x"],"service":{"name":"svc"}}"#), 201);
+    assert_eq!(v["service"]["id"], json!(a.store.services[0].id), "a name reference is stored by id");
+}
+
+#[test]
+fn patch_merges_plugin_config_and_keeps_redacted_secrets() {
+    let mut a = admin();
+    with_service(&mut a);
+    let p = ok(call(&mut a, "POST", "/plugins", &plugin_body("http://127.0.0.1:9/")), 201);
+    let id = p["id"].as_str().unwrap().to_string();
+    let before = a.shared.load().instances();
+    let v = ok(call(&mut a, "PATCH", &format!("/plugins/{id}"), r#"{"config":{"timeout":2000}}"#), 200);
+    assert_eq!(v["config"]["timeout"], 2000);
+    assert_eq!(v["config"]["issuer"], "http://127.0.0.1:9/", "other keys stay");
+    assert_eq!(a.store.plugins[0].fields["config"]["client_secret"], json!([SECRET]));
+    assert!(!Arc::ptr_eq(&before[0], &a.shared.load().instances()[0]), "a changed config gets a new instance");
+
+    // GET, then PUT the whole thing back: the redacted secret is kept, not overwritten.
+    let shown = ok(call(&mut a, "GET", &format!("/plugins/{id}"), ""), 200);
+    let v = ok(call(&mut a, "PUT", &format!("/plugins/{id}"), &shown.to_string()), 200);
+    assert_eq!(v["created_at"], p["created_at"]);
+    assert_eq!(a.store.plugins[0].fields["config"]["client_secret"], json!([SECRET]));
+
+    // Editing another entity keeps this plugin's running instance (and its caches).
+    let running = a.shared.load().instances();
+    ok(call(&mut a, "PATCH", "/routes/r", r#"{"paths":["/y"]}"#), 200);
+    assert!(Arc::ptr_eq(&running[0], &a.shared.load().instances()[0]));
+
+    // A new secret replaces the old.
+    ok(call(&mut a, "PATCH", &format!("/plugins/{id}"), r#"{"config":{"client_secret":["new"]}}"#), 200);
+    assert_eq!(a.store.plugins[0].fields["config"]["client_secret"], json!(["new"]));
+}
+
+#[test]
+fn patch_url_replaces_the_service_address_and_put_replaces_or_creates() {
+    let mut a = admin();
+    with_service(&mut a);
+    let v = ok(call(&mut a, "PATCH", "/services/svc", r#"{"url":"https://10.0.0.1"}"#), 200);
+    assert_eq!(
+        (v["protocol"].clone(), v["host"].clone(), v["port"].clone()),
+        (json!("https"), json!("10.0.0.1"), json!(443))
+    );
+    assert_eq!(v["path"], Value::Null);
+    let v = ok(call(&mut a, "PUT", "/services/svc", r#"{"host":"10.0.0.2","retries":1}"#), 200);
+    assert_eq!(v["name"], "svc");
+    assert_eq!(v["protocol"], "http", "PUT resets what it does not give");
+    assert_eq!(v["retries"], 1);
+    let v = ok(call(&mut a, "PUT", "/services/other", r#"{"host":"10.0.0.3"}"#), 200);
+    assert_eq!(v["name"], "other");
+    let id = "00000000-0000-4000-8000-0000000000aa";
+    let v = ok(call(&mut a, "PUT", &format!("/services/{id}"), r#"{"host":"10.0.0.4"}"#), 200);
+    assert_eq!(v["id"], id);
+    assert_eq!(a.store.services.len(), 3);
+}
+
+#[test]
+fn delete_refuses_a_used_service_and_cascades_plugins() {
+    let mut a = admin();
+    with_service(&mut a);
+    ok(call(&mut a, "POST", "/routes/r/plugins", &plugin_body("http://127.0.0.1:9/")), 201);
+    let v = ok(call(&mut a, "DELETE", "/services/svc", ""), 400);
+    assert_eq!(v["code"], 4);
+    assert_eq!(v["fields"], json!({ "@referenced_by": "routes" }));
+    assert_eq!(call(&mut a, "DELETE", "/routes/r", "").status, 204);
+    assert!(a.store.plugins.is_empty(), "the route's plugin went with it");
+    assert_eq!(call(&mut a, "DELETE", "/services/svc", "").status, 204);
+    assert!(a.store.services.is_empty());
+    assert!(a.shared.load().config.services.is_empty());
+}
+
+#[test]
+fn post_config_replaces_everything_and_keeps_ids_by_name() {
+    let mut a = admin();
+    let (sid, _) = with_service(&mut a);
+    let yaml = "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://127.0.0.1:9\n  routes:\n  - name: z\n    paths: [/z]\n";
+    let req = Request { method: "POST", path: "/config", content_type: Some("text/yaml"), body: yaml.as_bytes() };
+    let v = ok(handle(&mut a, &req), 201);
+    assert_eq!(v["services"][0]["id"], json!(sid), "same name, same id");
+    assert_eq!(v["routes"].as_array().unwrap().len(), 1);
+    assert_eq!(v["routes"][0]["name"], "z");
+    assert_eq!(a.shared.load().config.routes[0].name.as_deref(), Some("z"));
+
+    let wrapped = json!({ "config": yaml.replace("/z", "/w") }).to_string();
+    ok(call(&mut a, "POST", "/config", &wrapped), 201);
+    assert_eq!(a.store.routes[0].fields["paths"], json!(["/w"]));
+
+    let bad = "_format_version: \"3.0\"\nservices:\n- name: svc\n  host: a\n  port: 0\n";
+    let req = Request { method: "POST", path: "/config", content_type: Some("text/yaml"), body: bad.as_bytes() };
+    let v = ok(handle(&mut a, &req), 400);
+    assert_eq!(v["code"], 14);
+    assert!(v["fields"]["services"][0]["port"].is_string(), "{v}");
+    assert_eq!(a.store.routes[0].fields["paths"], json!(["/w"]), "unchanged");
+
+    let env = "_format_version: \"3.0\"\nservices:\n- name: ${{ env \"DECK_HOME\" }}\n  host: a\n";
+    let req = Request { method: "POST", path: "/config", content_type: None, body: env.as_bytes() };
+    assert_eq!(handle(&mut a, &req).status, 400, "no environment for documents sent over the API");
+}
+
+#[test]
+fn no_response_ever_carries_a_secret() {
+    let mut a = admin();
+    with_service(&mut a);
+    let mut seen = Vec::new();
+    seen.push(call(&mut a, "POST", "/plugins", &plugin_body("http://127.0.0.1:9/")));
+    let with_salt = plugin_body("http://127.0.0.1:9/").replace("\"tags\"", "\"instance_name\":\"s\",\"tags\"");
+    let mut body: Value = serde_json::from_str(&with_salt).unwrap();
+    body["config"]["cache_tokens_salt"] = json!(SECRET);
+    body["config"]["http_proxy_authorization"] = json!(SECRET);
+    seen.push(call(&mut a, "POST", "/services/svc/plugins", &body.to_string()));
+    assert_eq!(seen[1].status, 201, "{}", String::from_utf8_lossy(&seen[1].body));
+    for path in ["/plugins", "/services/svc/plugins", "/plugins/s", "/", "/status"] {
+        seen.push(call(&mut a, "GET", path, ""));
+    }
+    let yaml = format!("_format_version: \"3.0\"\nplugins:\n- name: openid-connect\n  config: {{issuer: 'http://i/', auth_methods: [bearer], client_secret: [{SECRET}]}}\n");
+    let req = Request { method: "POST", path: "/config", content_type: Some("text/yaml"), body: yaml.as_bytes() };
+    seen.push(handle(&mut a, &req));
+    for r in &seen {
+        assert!(r.status < 300, "{}", String::from_utf8_lossy(&r.body));
+        assert!(!String::from_utf8_lossy(&r.body).contains(SECRET), "{}", String::from_utf8_lossy(&r.body));
+    }
+}
+
+#[test]
+fn node_info_and_status_have_kongs_shape() {
+    let mut a = admin();
+    with_service(&mut a);
+    ok(call(&mut a, "POST", "/plugins", &plugin_body("http://127.0.0.1:9/")), 201);
+    let v = ok(call(&mut a, "GET", "/", ""), 200);
+    assert_eq!(v["hostname"], "test-host");
+    assert_eq!(v["node_id"], "6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c");
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["plugins"]["enabled_in_cluster"], json!(["openid-connect"]));
+    assert!(v["plugins"]["available_on_server"]["openid-connect"].is_object());
+    assert_eq!(v["configuration"]["database"], "off");
+    let s = ok(call(&mut a, "GET", "/status", ""), 200);
+    assert_eq!(s["database"]["reachable"], true);
+    assert!(s["server"].as_object().unwrap().contains_key("connections_active"));
+    assert_eq!(s["ringgate"]["config_loaded"], true);
+    assert_eq!(s["ringgate"]["workers"], 2);
+    let plugins = s["ringgate"]["plugins"].as_array().unwrap();
+    assert_eq!(plugins.len(), 1);
+    assert_eq!(plugins[0]["id"], json!(a.store.plugins[0].id));
+    assert_eq!(plugins[0]["discovery"]["ready"], false, "no control plane runs in this test");
+    assert_eq!(ok(call(&mut a, "GET", "/plugins/enabled", ""), 200), json!({ "enabled_plugins": ["openid-connect"] }));
+    let m = metrics(&Hooks::default());
+    assert_eq!((m.status, m.content_type, m.body.len()), (200, "text/plain; version=0.0.4; charset=utf-8", 0));
+    let hooks = Hooks { metrics: Some(Box::new(|| "x 1\n".into())), connections: None };
+    assert_eq!(metrics(&hooks).body, b"x 1\n");
+}
+
+#[test]
+fn every_accepted_change_is_saved_and_loads_back() {
+    let dir = std::env::temp_dir().join(format!("ringgate-api-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut a = admin_with(Some(DataDir::open(&dir).unwrap()));
+    with_service(&mut a);
+    ok(call(&mut a, "POST", "/plugins", &plugin_body("http://127.0.0.1:9/")), 201);
+    // A refused change does not touch the file.
+    let saved = std::fs::read_to_string(dir.join("state.json")).unwrap();
+    call(&mut a, "POST", "/services", r#"{"name":"bad","host":"a","port":0}"#);
+    assert_eq!(std::fs::read_to_string(dir.join("state.json")).unwrap(), saved);
+
+    let mut b = admin();
+    b.load_state(&saved, "state.json").unwrap();
+    assert_eq!(b.store, a.store, "ids, timestamps and fields survive");
+    assert_eq!(b.shared.load().instances().len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

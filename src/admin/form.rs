@@ -1,0 +1,410 @@
+//! `application/x-www-form-urlencoded` Admin API bodies into JSON, with Kong's rules.
+//!
+//! Kong accepts every entity as form fields (`name=openid-connect&config.auth_methods=
+//! client_credentials&config.client_id=abc`). The rules, as Kong's Admin API applies
+//! them:
+//!
+//! - Names and values are percent-decoded, `+` is a space.
+//! - A dotted name nests: `config.client_id=abc` is `{"config":{"client_id":"abc"}}`;
+//!   `a[b]` is the same as `a.b`.
+//! - `name[]=x` appends to a list; `name[2]=x` sets the second element (1-based, as
+//!   Kong's); a name given twice makes a list of both values, in order.
+//! - Every value arrives as a string, so [`coerce`] converts it by the field's schema:
+//!   `true`/`false` for booleans, numbers for numbers, and a lone value of a list field
+//!   becomes a one-element list (`config.auth_methods=client_credentials`). A value that
+//!   does not convert stays a string, and the decK loader then refuses it with its
+//!   usual message.
+//! - An empty value (`path=`) is `null`: the field is unset and takes its default.
+//!   `name[]=` with an empty value makes an empty list.
+//!
+//! `multipart/form-data` bodies (RFC 7578; `curl -F config=@kong.yaml` for `POST
+//! /config`) follow the same rules, one part per field, without percent-decoding.
+//!
+//! Cost: linear in the body; the Admin API limits bodies in size.
+
+use serde_json::{Map, Value};
+
+use super::store::Kind;
+use crate::oidc::config::{self as oidc_config, FieldKind};
+
+/// Why a form body was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FormError {
+    /// A name or value is not UTF-8 once percent-decoded.
+    #[error("form field {0:?} is not valid UTF-8")]
+    Encoding(String),
+    /// The same name is used as a value and as a parent (`a=1&a.b=2`), or a list index
+    /// is out of range.
+    #[error("form field '{0}' conflicts with another field or has a bad index")]
+    Conflict(String),
+    /// A field name nested deeper than any Kong field.
+    #[error("form field name nests too deeply: {0:.64}")]
+    TooDeep(String),
+    /// A multipart body that does not follow RFC 7578.
+    #[error("malformed multipart/form-data body: {0}")]
+    Multipart(&'static str),
+}
+
+/// The most elements a `name[N]` index may create: a bound on what one field costs.
+const MAX_INDEX: usize = 1024;
+/// The most levels a field name may nest (Kong's records are a few levels deep); a
+/// bound on the recursion a body can cause.
+const MAX_DEPTH: usize = 16;
+
+enum Seg {
+    Key(String),
+    Append,
+    Index(usize),
+}
+
+fn percent_decode(s: &str) -> Result<String, FormError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| FormError::Encoding(s.to_string()))
+}
+
+fn segments(name: &str) -> Vec<Seg> {
+    let mut segs = Vec::new();
+    for part in name.split('.') {
+        let (head, mut rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        segs.push(Seg::Key(head.to_string()));
+        while let Some(inner) = rest.strip_prefix('[') {
+            let Some(end) = inner.find(']') else {
+                // An unclosed bracket is part of the name, as written.
+                if let Some(Seg::Key(k)) = segs.last_mut() {
+                    k.push_str(rest);
+                }
+                break;
+            };
+            let idx = &inner[..end];
+            segs.push(if idx.is_empty() {
+                Seg::Append
+            } else {
+                match idx.parse::<usize>() {
+                    Ok(n) => Seg::Index(n),
+                    Err(_) => Seg::Key(idx.to_string()),
+                }
+            });
+            rest = &inner[end + 1..];
+        }
+    }
+    segs
+}
+
+/// Decodes an `application/x-www-form-urlencoded` body into a JSON object of strings,
+/// lists and objects.
+pub fn decode(body: &[u8]) -> Result<Map<String, Value>, FormError> {
+    let text = std::str::from_utf8(body).map_err(|_| FormError::Encoding("<body>".into()))?;
+    let mut pairs = Vec::new();
+    for pair in text.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        pairs.push((percent_decode(name)?, percent_decode(value)?));
+    }
+    nest(pairs)
+}
+
+/// Decodes a `multipart/form-data` body (`content_type` carries the boundary).
+pub fn decode_multipart(body: &[u8], content_type: &str) -> Result<Map<String, Value>, FormError> {
+    nest(multipart_parts(body, content_type)?)
+}
+
+fn nest(pairs: Vec<(String, String)>) -> Result<Map<String, Value>, FormError> {
+    let mut root = Value::Object(Map::new());
+    for (name, value) in pairs {
+        let segs = segments(&name);
+        if segs.len() > MAX_DEPTH {
+            return Err(FormError::TooDeep(name));
+        }
+        insert(&mut root, &segs, value).ok_or_else(|| FormError::Conflict(name.clone()))?;
+    }
+    match root {
+        Value::Object(m) => Ok(m),
+        _ => Ok(Map::new()),
+    }
+}
+
+/// A parameter of a header value (`name` of `form-data; name="config"`), unquoted.
+fn parameter<'a>(value: &'a str, key: &str) -> Option<&'a str> {
+    value.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.trim().eq_ignore_ascii_case(key).then(|| v.trim().trim_matches('"'))
+    })
+}
+
+/// The `(name, value)` of each part of a multipart body, in order.
+fn multipart_parts(body: &[u8], content_type: &str) -> Result<Vec<(String, String)>, FormError> {
+    use memchr::memmem;
+    let boundary =
+        parameter(content_type, "boundary").filter(|b| !b.is_empty()).ok_or(FormError::Multipart("no boundary"))?;
+    let first = format!("--{boundary}");
+    let delimiter = format!("\r\n--{boundary}");
+    let start = memmem::find(body, first.as_bytes()).ok_or(FormError::Multipart("no part"))?;
+    let mut rest = &body[start + first.len()..];
+    let mut parts = Vec::new();
+    while !rest.starts_with(b"--") {
+        rest = rest.strip_prefix(b"\r\n").ok_or(FormError::Multipart("a delimiter is not followed by CRLF"))?;
+        let end = memmem::find(rest, delimiter.as_bytes()).ok_or(FormError::Multipart("no closing delimiter"))?;
+        let part = &rest[..end];
+        rest = &rest[end + delimiter.len()..];
+        let split = memmem::find(part, b"\r\n\r\n").ok_or(FormError::Multipart("a part has no header end"))?;
+        let headers = std::str::from_utf8(&part[..split]).map_err(|_| FormError::Multipart("headers not UTF-8"))?;
+        let name = headers
+            .split("\r\n")
+            .filter_map(|h| h.split_once(':'))
+            .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-disposition"))
+            .and_then(|(_, v)| parameter(v, "name"))
+            .ok_or(FormError::Multipart("a part has no name"))?
+            .to_string();
+        let value = String::from_utf8(part[split + 4..].to_vec()).map_err(|_| FormError::Encoding(name.clone()))?;
+        parts.push((name, value));
+    }
+    Ok(parts)
+}
+
+/// Puts `value` at `segs` under `at`; `None` on a conflict.
+fn insert(at: &mut Value, segs: &[Seg], value: String) -> Option<()> {
+    let Some((first, rest)) = segs.split_first() else { return Some(()) };
+    let leaf = if value.is_empty() { Value::Null } else { Value::String(value.clone()) };
+    match first {
+        Seg::Key(k) => {
+            let map = at.as_object_mut()?;
+            if rest.is_empty() {
+                match map.get_mut(k) {
+                    None => {
+                        map.insert(k.clone(), leaf);
+                    }
+                    // A repeated name makes a list.
+                    Some(Value::Array(items)) => items.push(leaf),
+                    Some(existing @ (Value::String(_) | Value::Null)) => {
+                        let old = existing.take();
+                        *existing = Value::Array(vec![old, leaf]);
+                    }
+                    Some(_) => return None,
+                }
+                return Some(());
+            }
+            let child = map.entry(k.clone()).or_insert_with(|| match rest[0] {
+                Seg::Key(_) => Value::Object(Map::new()),
+                _ => Value::Array(Vec::new()),
+            });
+            if child.is_null() {
+                *child = match rest[0] {
+                    Seg::Key(_) => Value::Object(Map::new()),
+                    _ => Value::Array(Vec::new()),
+                };
+            }
+            insert(child, rest, value)
+        }
+        Seg::Append => {
+            let items = at.as_array_mut()?;
+            if rest.is_empty() {
+                if !value.is_empty() {
+                    items.push(leaf);
+                }
+                return Some(());
+            }
+            items.push(Value::Object(Map::new()));
+            insert(items.last_mut()?, rest, value)
+        }
+        Seg::Index(n) => {
+            let items = at.as_array_mut()?;
+            if *n == 0 || *n > MAX_INDEX {
+                return None;
+            }
+            if items.len() < *n {
+                items.resize(*n, Value::Null);
+            }
+            if rest.is_empty() {
+                items[*n - 1] = leaf;
+                return Some(());
+            }
+            if !items[*n - 1].is_object() {
+                items[*n - 1] = Value::Object(Map::new());
+            }
+            insert(&mut items[*n - 1], rest, value)
+        }
+    }
+}
+
+/// The type of an entity's top-level field, where it is not a string.
+fn entity_field(kind: Kind, key: &str) -> Option<FieldKind> {
+    use FieldKind::*;
+    Some(match (kind, key) {
+        (_, "tags") | (_, "protocols") => Array,
+        (_, "enabled") => Boolean,
+        (_, "service" | "route" | "consumer") => Record,
+        (Kind::Service, "port" | "connect_timeout" | "read_timeout" | "write_timeout" | "retries") => Integer,
+        (Kind::Service, "tls_verify_depth") => Integer,
+        (Kind::Service, "tls_verify") => Boolean,
+        (Kind::Service, "ca_certificates") => Array,
+        (Kind::Route, "methods" | "hosts" | "paths" | "snis" | "sources" | "destinations") => Array,
+        (Kind::Route, "strip_path" | "preserve_host" | "request_buffering" | "response_buffering") => Boolean,
+        (Kind::Route, "regex_priority" | "https_redirect_status_code") => Integer,
+        (Kind::Route, "headers") => Record,
+        (Kind::Plugin, "config") => Record,
+        _ => return None,
+    })
+}
+
+fn coerce_value(v: &mut Value, kind: FieldKind) {
+    match (kind, &*v) {
+        (FieldKind::Boolean, Value::String(s)) => match s.as_str() {
+            "true" => *v = Value::Bool(true),
+            "false" => *v = Value::Bool(false),
+            _ => {}
+        },
+        (FieldKind::Integer, Value::String(s)) => {
+            if let Ok(n) = s.parse::<i64>() {
+                *v = Value::from(n);
+            }
+        }
+        (FieldKind::Number, Value::String(s)) => {
+            if let Ok(n) = s.parse::<i64>() {
+                *v = Value::from(n);
+            } else if let Some(n) = s.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                *v = Value::Number(n);
+            }
+        }
+        (FieldKind::Array, Value::String(_)) => *v = Value::Array(vec![v.take()]),
+        _ => {}
+    }
+}
+
+/// Converts the string values of a decoded form body by the schema of `kind` (see the
+/// module doc). JSON bodies are never coerced: they carry their own types.
+pub fn coerce(kind: Kind, body: &mut Map<String, Value>) {
+    for (key, value) in body.iter_mut() {
+        let Some(field_kind) = entity_field(kind, key) else { continue };
+        coerce_value(value, field_kind);
+        match (kind, key.as_str(), value) {
+            (Kind::Plugin, "config", Value::Object(config)) => {
+                for (name, v) in config.iter_mut() {
+                    if let Some(f) = oidc_config::field(name) {
+                        coerce_value(v, f.kind);
+                    }
+                }
+            }
+            (Kind::Route, "headers", Value::Object(headers)) => {
+                for v in headers.values_mut() {
+                    coerce_value(v, FieldKind::Array);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn form(kind: Kind, body: &str) -> Value {
+        let mut m = decode(body.as_bytes()).unwrap();
+        coerce(kind, &mut m);
+        Value::Object(m)
+    }
+
+    #[test]
+    fn kong_docs_plugin_form_nests_and_coerces() {
+        let v = form(
+            Kind::Plugin,
+            "name=openid-connect&config.issuer=http%3A%2F%2Fidp%2F&config.auth_methods=client_credentials\
+             &config.client_id=abc&config.client_secret=s+e%2Bcret&config.timeout=5000&config.leeway=1.5\
+             &config.ssl_verify=true&enabled=false",
+        );
+        assert_eq!(
+            v,
+            json!({
+                "name": "openid-connect",
+                "enabled": false,
+                "config": {
+                    "issuer": "http://idp/",
+                    "auth_methods": ["client_credentials"],
+                    "client_id": ["abc"],
+                    "client_secret": ["s e+cret"],
+                    "timeout": 5000,
+                    "leeway": 1.5,
+                    "ssl_verify": true,
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn repeated_names_and_brackets_make_lists() {
+        let v = form(Kind::Route, "paths=/a&paths=/b&methods[]=GET&methods[]=POST&hosts[2]=b.com&hosts[1]=a.com");
+        assert_eq!(v["paths"], json!(["/a", "/b"]));
+        assert_eq!(v["methods"], json!(["GET", "POST"]));
+        assert_eq!(v["hosts"], json!(["a.com", "b.com"]));
+    }
+
+    #[test]
+    fn service_numbers_references_and_empty_values() {
+        let v = form(Kind::Service, "name=s&port=8080&retries=x&path=&tags[]=");
+        assert_eq!(v["port"], json!(8080));
+        assert_eq!(v["retries"], json!("x"), "left for the loader to refuse");
+        assert_eq!(v["path"], Value::Null);
+        assert_eq!(v["tags"], json!([]));
+        let v = form(Kind::Route, "service.id=abc&headers.x-v=1&strip_path=false&paths[]=/");
+        assert_eq!(v["service"], json!({"id": "abc"}));
+        assert_eq!(v["headers"], json!({"x-v": ["1"]}));
+        assert_eq!(v["strip_path"], json!(false));
+        let v = form(Kind::Route, "service[name]=s");
+        assert_eq!(v["service"], json!({"name": "s"}));
+    }
+
+    #[test]
+    fn multipart_parts_are_fields_like_form_fields() {
+        let body = "preamble\r\n--XyZ\r\nContent-Disposition: form-data; name=\"config\"; filename=\"kong.yaml\"\r\n\
+                    Content-Type: application/octet-stream\r\n\r\n_format_version: \"3.0\"\r\nservices: []\r\n\
+                    \r\n--XyZ\r\ncontent-disposition: form-data; name=tags[]\r\n\r\na\r\n--XyZ--\r\n";
+        let m = decode_multipart(body.as_bytes(), "multipart/form-data; boundary=\"XyZ\"").unwrap();
+        assert_eq!(m["config"], json!("_format_version: \"3.0\"\r\nservices: []\r\n"));
+        assert_eq!(m["tags"], json!(["a"]));
+        let bad = |b: &str, ct: &str| decode_multipart(b.as_bytes(), ct).unwrap_err();
+        assert_eq!(bad("x", "multipart/form-data"), FormError::Multipart("no boundary"));
+        assert_eq!(
+            bad("--b\r\nContent-Disposition: form-data\r\n\r\nv\r\n--b--", "m; boundary=b"),
+            FormError::Multipart("a part has no name")
+        );
+        assert_eq!(bad("--b\r\nno end", "m; boundary=b"), FormError::Multipart("no closing delimiter"));
+        assert_eq!(bad("--bX", "m; boundary=b"), FormError::Multipart("a delimiter is not followed by CRLF"));
+    }
+
+    #[test]
+    fn conflicts_and_bad_input_are_errors_not_panics() {
+        assert!(matches!(decode(b"a=1&a.b=2"), Err(FormError::Conflict(_))));
+        assert!(matches!(decode(b"a[0]=1"), Err(FormError::Conflict(_))));
+        assert!(matches!(decode(b"a[99999]=1"), Err(FormError::Conflict(_))));
+        assert!(matches!(decode(b"a=%ff"), Err(FormError::Encoding(_))));
+        assert!(matches!(decode(&[0xff]), Err(FormError::Encoding(_))));
+        assert_eq!(decode(b"a=%2&b=%zz&c=%").unwrap()["a"], json!("%2"));
+        assert_eq!(decode(b"a[=1").unwrap()["a["], json!("1"));
+        assert!(decode(b"&&=&").is_ok());
+        let deep = format!("{}=1", "a.".repeat(100_000));
+        assert!(matches!(decode(deep.as_bytes()), Err(FormError::TooDeep(_))));
+        assert!(matches!(decode("a[][][][][][][][][][][][][][][][][]=1".as_bytes()), Err(FormError::TooDeep(_))));
+    }
+}

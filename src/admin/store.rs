@@ -1,0 +1,509 @@
+//! The Admin API's entity store: the services, routes and plugins the running
+//! configuration is made of, each with its id, timestamps and Kong fields.
+//!
+//! The store is the source of truth for what runs. Every change (an Admin API call, a
+//! SIGHUP re-reading the decK file, `POST /config`, `--resume`) builds a candidate
+//! store, renders it as a decK document ([`Store::render`]) and sends that through the
+//! same loader and compiler as a decK file; only what they accept replaces the store.
+//! What they accept is then read back ([`Store::from_config`]), so every entity holds
+//! Kong's defaults, normalised values and references by id, exactly as a decK file
+//! with that content would load.
+//!
+//! Invariants of a store built by [`Store::from_config`]: every entity has a UUID id,
+//! unique in its collection; routes and plugins refer to services and routes by
+//! `{"id": ...}` (or `null`), and those ids exist; entity order is configuration order
+//! (the router breaks ties by it), and plugin `i` of the store is plugin `i` of the
+//! snapshot built from it.
+//!
+//! Cost: linear in the number of entities per change; never on the request path.
+
+use serde_json::{json, Map, Value};
+
+use crate::config::{Config, Node, NodeValue, PluginScope, Route, RoutePath, Service};
+
+/// Problems of the store itself (not of the configuration it holds).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The system random source failed, so no id could be generated.
+    #[error("cannot generate an id: the system random source failed")]
+    Random,
+    /// A saved state document is not the shape this store writes.
+    #[error("the state document is malformed: {0}")]
+    Malformed(String),
+}
+
+/// The three entity collections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Service,
+    Route,
+    Plugin,
+}
+
+impl Kind {
+    /// The decK and Admin API collection name.
+    pub fn collection(self) -> &'static str {
+        match self {
+            Kind::Service => "services",
+            Kind::Route => "routes",
+            Kind::Plugin => "plugins",
+        }
+    }
+
+    /// The name of a reference to this kind (`service`, `route`).
+    pub fn singular(self) -> &'static str {
+        match self {
+            Kind::Service => "service",
+            Kind::Route => "route",
+            Kind::Plugin => "plugin",
+        }
+    }
+
+    pub const ALL: [Kind; 3] = [Kind::Service, Kind::Route, Kind::Plugin];
+}
+
+/// One service, route or plugin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entity {
+    /// A UUID (`8-4-4-4-12` hex).
+    pub id: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub updated_at: u64,
+    /// Every other Kong field; references as `{"id": ...}` or `null`.
+    pub fields: Map<String, Value>,
+}
+
+impl Entity {
+    /// `name`, for services and routes; `instance_name` is not a name here.
+    pub fn name(&self) -> Option<&str> {
+        self.fields.get("name").and_then(Value::as_str)
+    }
+
+    /// The id in the reference field `key` (`service`, `route`), if set.
+    pub fn reference(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).and_then(|r| r.get("id")).and_then(Value::as_str)
+    }
+
+    /// The entity as a decK document entry (and as the Admin API shows it, before
+    /// redaction and defaults).
+    pub fn to_json(&self) -> Value {
+        let mut m = self.fields.clone();
+        m.insert("id".into(), Value::String(self.id.clone()));
+        m.insert("created_at".into(), json!(self.created_at));
+        m.insert("updated_at".into(), json!(self.updated_at));
+        Value::Object(m)
+    }
+}
+
+/// Everything the Admin API manages.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Store {
+    pub services: Vec<Entity>,
+    pub routes: Vec<Entity>,
+    pub plugins: Vec<Entity>,
+}
+
+/// `8-4-4-4-12` hexadecimal, as Kong's `typedefs.uuid`.
+pub fn is_uuid(s: &str) -> bool {
+    let mut groups = s.split('-');
+    [8, 4, 4, 4, 12]
+        .iter()
+        .all(|&n| groups.next().is_some_and(|g| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit())))
+        && groups.next().is_none()
+}
+
+/// A random (version 4, RFC 9562 §5.4) UUID from the system CSPRNG.
+pub fn new_id() -> Result<String, StoreError> {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    ring::rand::SystemRandom::new().fill(&mut b).map_err(|_| StoreError::Random)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]))
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Store {
+    pub fn list(&self, kind: Kind) -> &[Entity] {
+        match kind {
+            Kind::Service => &self.services,
+            Kind::Route => &self.routes,
+            Kind::Plugin => &self.plugins,
+        }
+    }
+
+    pub fn list_mut(&mut self, kind: Kind) -> &mut Vec<Entity> {
+        match kind {
+            Kind::Service => &mut self.services,
+            Kind::Route => &mut self.routes,
+            Kind::Plugin => &mut self.plugins,
+        }
+    }
+
+    /// The entity an Admin API path segment names: by id when it is a UUID, else by
+    /// `name` (services, routes) or `instance_name` (plugins), as Kong looks them up.
+    pub fn position(&self, kind: Kind, key: &str) -> Option<usize> {
+        let list = self.list(kind);
+        if is_uuid(key) {
+            let key = key.to_ascii_lowercase();
+            return list.iter().position(|e| e.id.eq_ignore_ascii_case(&key));
+        }
+        let field = if kind == Kind::Plugin { "instance_name" } else { "name" };
+        list.iter().position(|e| e.fields.get(field).and_then(Value::as_str) == Some(key))
+    }
+
+    pub fn by_id(&self, kind: Kind, id: &str) -> Option<&Entity> {
+        self.list(kind).iter().find(|e| e.id == id)
+    }
+
+    /// Another entity of `kind` (not `except`) whose `field` is `value`.
+    pub fn taken(&self, kind: Kind, field: &str, value: &str, except: &str) -> Option<&Entity> {
+        self.list(kind).iter().find(|e| e.id != except && e.fields.get(field).and_then(Value::as_str) == Some(value))
+    }
+
+    /// Another plugin (not `except`) with the same name on the same scope.
+    pub fn plugin_on_scope(
+        &self,
+        name: &str,
+        service: Option<&str>,
+        route: Option<&str>,
+        except: &str,
+    ) -> Option<&Entity> {
+        self.plugins.iter().find(|p| {
+            p.id != except
+                && p.fields.get("name").and_then(Value::as_str) == Some(name)
+                && p.reference("service") == service
+                && p.reference("route") == route
+        })
+    }
+
+    /// The whole store as a decK document (`_format_version: "3.0"`, flat lists,
+    /// references by id).
+    pub fn document(&self) -> Value {
+        let mut doc = Map::new();
+        doc.insert("_format_version".into(), json!("3.0"));
+        for kind in Kind::ALL {
+            doc.insert(kind.collection().into(), Value::Array(self.list(kind).iter().map(Entity::to_json).collect()));
+        }
+        Value::Object(doc)
+    }
+
+    /// [`Store::document`] as text the decK loader reads: JSON (a YAML 1.2 flow
+    /// document), one key per line. Every `$` is written as `\u0024`, so no value can
+    /// ever be read as a `${{ env ... }}` template and pull a variable of this process's
+    /// environment into the configuration.
+    pub fn render(&self) -> String {
+        let text = serde_json::to_string_pretty(&self.document()).unwrap_or_default();
+        let mut out = text.replace('$', "\\u0024");
+        out.push('\n');
+        out
+    }
+
+    /// Reads the ids, timestamps and fields of a document [`Store::render`] wrote.
+    /// Only the shape is checked here; the caller has the decK loader check the rest.
+    pub fn from_document(doc: &Value) -> Result<Store, StoreError> {
+        let mut store = Store::default();
+        for kind in Kind::ALL {
+            let Some(items) = doc.get(kind.collection()) else { continue };
+            let items = items
+                .as_array()
+                .ok_or_else(|| StoreError::Malformed(format!("'{}' is not a list", kind.collection())))?;
+            for item in items {
+                let mut fields = item.as_object().cloned().ok_or_else(|| {
+                    StoreError::Malformed(format!("an entry of '{}' is not a map", kind.collection()))
+                })?;
+                let id = match fields.remove("id") {
+                    Some(Value::String(id)) if is_uuid(&id) => id,
+                    _ => return Err(StoreError::Malformed(format!("an entry of '{}' has no id", kind.collection()))),
+                };
+                let stamp = |v: Option<Value>| v.and_then(|v| v.as_u64()).unwrap_or(0);
+                let created_at = stamp(fields.remove("created_at"));
+                let updated_at = stamp(fields.remove("updated_at"));
+                store.list_mut(kind).push(Entity { id, created_at, updated_at, fields });
+            }
+        }
+        Ok(store)
+    }
+
+    /// The store a loaded configuration amounts to, with Kong's defaults and
+    /// normalised values. Ids: the configuration's own; else, for an entity that has
+    /// none (a decK file without ids), the id of the entity of `previous` it matches
+    /// (same name; for plugins the same `instance_name`, or name and scope), so ids stay
+    /// stable across reloads; else a new one. Timestamps come from the matching entity
+    /// of `previous`: `created_at` is kept, `updated_at` too unless the fields changed
+    /// (then it is `now`). New entities get `now` for both.
+    pub fn from_config(
+        cfg: &Config,
+        previous: &Store,
+        now: u64,
+        new_id: &mut dyn FnMut() -> Result<String, StoreError>,
+    ) -> Result<Store, StoreError> {
+        let mut out = Store::default();
+        let explicit = |kind: Kind| -> Vec<&str> {
+            match kind {
+                Kind::Service => cfg.services.iter().filter_map(|s| s.id.as_deref()).collect(),
+                Kind::Route => cfg.routes.iter().filter_map(|r| r.id.as_deref()).collect(),
+                Kind::Plugin => cfg.plugins.iter().filter_map(|p| p.id.as_deref()).collect(),
+            }
+        };
+        // A match by name must not take an id that another entity states explicitly.
+        let matched = |kind: Kind, id: &Option<String>, find: &dyn Fn(&Entity) -> bool| -> Option<Entity> {
+            match id {
+                Some(id) => previous.by_id(kind, id).cloned(),
+                None => {
+                    let taken = explicit(kind);
+                    previous.list(kind).iter().find(|e| find(e) && !taken.contains(&e.id.as_str())).cloned()
+                }
+            }
+        };
+        for s in &cfg.services {
+            let prev = matched(Kind::Service, &s.id, &|e| s.name.is_some() && e.name() == s.name.as_deref());
+            out.services.push(stamped(s.id.clone(), prev, service_fields(s), now, new_id)?);
+        }
+        for r in &cfg.routes {
+            let mut fields = route_fields(r);
+            let service = r.service.and_then(|i| out.services.get(i)).map(|s| json!({ "id": s.id }));
+            fields.insert("service".into(), service.unwrap_or(Value::Null));
+            let prev = matched(Kind::Route, &r.id, &|e| r.name.is_some() && e.name() == r.name.as_deref());
+            out.routes.push(stamped(r.id.clone(), prev, fields, now, new_id)?);
+        }
+        for p in &cfg.plugins {
+            let (service, route) = match p.scope {
+                PluginScope::Global => (None, None),
+                PluginScope::Service(i) => (out.services.get(i).map(|s| s.id.clone()), None),
+                PluginScope::Route(i) => (None, out.routes.get(i).map(|r| r.id.clone())),
+            };
+            let mut fields = Map::new();
+            fields.insert("name".into(), json!(p.name));
+            fields.insert("instance_name".into(), p.instance_name.as_ref().map_or(Value::Null, |n| json!(n)));
+            fields.insert("config".into(), node_json(&p.config));
+            fields.insert("enabled".into(), json!(p.enabled));
+            fields.insert("protocols".into(), json!(p.protocols));
+            fields.insert("tags".into(), list_or_null(&p.tags));
+            fields.insert("consumer".into(), Value::Null);
+            fields.insert("service".into(), service.as_ref().map_or(Value::Null, |id| json!({ "id": id })));
+            fields.insert("route".into(), route.as_ref().map_or(Value::Null, |id| json!({ "id": id })));
+            let prev = matched(Kind::Plugin, &p.id, &|e| match &p.instance_name {
+                Some(n) => e.fields.get("instance_name").and_then(Value::as_str) == Some(n),
+                None => {
+                    e.fields.get("name").and_then(Value::as_str) == Some(&p.name)
+                        && e.reference("service") == service.as_deref()
+                        && e.reference("route") == route.as_deref()
+                }
+            });
+            out.plugins.push(stamped(p.id.clone(), prev, fields, now, new_id)?);
+        }
+        Ok(out)
+    }
+}
+
+fn stamped(
+    id: Option<String>,
+    prev: Option<Entity>,
+    fields: Map<String, Value>,
+    now: u64,
+    new_id: &mut dyn FnMut() -> Result<String, StoreError>,
+) -> Result<Entity, StoreError> {
+    let id = match (id, &prev) {
+        (Some(id), _) => id.to_ascii_lowercase(),
+        (None, Some(p)) => p.id.clone(),
+        (None, None) => new_id()?,
+    };
+    let (created_at, updated_at) = match prev {
+        Some(p) if p.fields == fields => (p.created_at, p.updated_at),
+        Some(p) => (p.created_at, now.max(p.created_at)),
+        None => (now, now),
+    };
+    Ok(Entity { id, created_at, updated_at, fields })
+}
+
+fn list_or_null(items: &[String]) -> Value {
+    if items.is_empty() {
+        Value::Null
+    } else {
+        json!(items)
+    }
+}
+
+fn service_fields(s: &Service) -> Map<String, Value> {
+    let ms = |d: std::time::Duration| json!(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut m = Map::new();
+    m.insert("name".into(), s.name.as_ref().map_or(Value::Null, |n| json!(n)));
+    m.insert("protocol".into(), json!(s.protocol.as_str()));
+    m.insert("host".into(), json!(s.host));
+    m.insert("port".into(), json!(s.port));
+    m.insert("path".into(), s.path.as_ref().map_or(Value::Null, |p| json!(p)));
+    m.insert("connect_timeout".into(), ms(s.connect_timeout));
+    m.insert("read_timeout".into(), ms(s.read_timeout));
+    m.insert("write_timeout".into(), ms(s.write_timeout));
+    m.insert("retries".into(), json!(s.retries));
+    m.insert("enabled".into(), json!(s.enabled));
+    m.insert("tags".into(), list_or_null(&s.tags));
+    // Kong fields ringgate refuses or ignores when set (see config::validate).
+    for key in ["tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate"] {
+        m.insert(key.into(), Value::Null);
+    }
+    m
+}
+
+fn route_fields(r: &Route) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("name".into(), r.name.as_ref().map_or(Value::Null, |n| json!(n)));
+    m.insert("protocols".into(), json!(r.protocols.iter().map(|p| p.as_str()).collect::<Vec<_>>()));
+    m.insert("methods".into(), list_or_null(&r.methods));
+    m.insert("hosts".into(), list_or_null(&r.hosts));
+    let paths: Vec<String> = r
+        .paths
+        .iter()
+        .map(|p| match p {
+            RoutePath::Prefix(p) => p.clone(),
+            RoutePath::Regex(re) => format!("~{re}"),
+        })
+        .collect();
+    m.insert("paths".into(), list_or_null(&paths));
+    let headers = if r.headers.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(r.headers.iter().map(|(n, v)| (n.clone(), json!(v))).collect())
+    };
+    m.insert("headers".into(), headers);
+    m.insert("strip_path".into(), json!(r.strip_path));
+    m.insert("preserve_host".into(), json!(r.preserve_host));
+    m.insert("regex_priority".into(), json!(r.regex_priority));
+    let handling = match r.path_handling {
+        crate::config::PathHandling::V0 => "v0",
+        crate::config::PathHandling::V1 => "v1",
+    };
+    m.insert("path_handling".into(), json!(handling));
+    m.insert("https_redirect_status_code".into(), json!(r.https_redirect_status_code));
+    m.insert("request_buffering".into(), json!(true));
+    m.insert("response_buffering".into(), json!(true));
+    for key in ["snis", "sources", "destinations"] {
+        m.insert(key.into(), Value::Null);
+    }
+    m.insert("tags".into(), list_or_null(&r.tags));
+    m
+}
+
+/// A positioned YAML node as JSON. Non-finite floats (YAML's `.inf`, `.nan`) have no
+/// JSON form; the plugin schema refuses them in its number fields, so they can only
+/// stand inside record fields ringgate ignores, and become `null`.
+pub fn node_json(node: &Node) -> Value {
+    match &node.value {
+        NodeValue::Null => Value::Null,
+        NodeValue::Bool(b) => Value::Bool(*b),
+        NodeValue::Int(n) => json!(n),
+        NodeValue::Float(x) => serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number),
+        NodeValue::String(s) => Value::String(s.clone()),
+        NodeValue::Seq(items) => Value::Array(items.iter().map(node_json).collect()),
+        NodeValue::Map(entries) => Value::Object(entries.iter().map(|(k, _, v)| (k.clone(), node_json(v))).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Config {
+        crate::config::load_str(text, "t.yaml", &|_| None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn counter() -> impl FnMut() -> Result<String, StoreError> {
+        let mut n = 0u32;
+        move || {
+            n += 1;
+            Ok(format!("00000000-0000-4000-8000-{n:012x}"))
+        }
+    }
+
+    const DECK: &str = "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://127.0.0.1:9/base\n  routes:\n  - name: r\n    paths: [/a, \"~/b$\"]\n    plugins:\n    - name: openid-connect\n      config: {issuer: \"http://idp/\", auth_methods: [client_credentials], timeout: 5000}\nplugins:\n- name: openid-connect\n  instance_name: global\n  config: {issuer: \"http://idp/\", auth_methods: [bearer]}\n";
+
+    #[test]
+    fn new_ids_are_version_4_uuids_and_differ() {
+        let a = new_id().unwrap();
+        let b = new_id().unwrap();
+        assert!(is_uuid(&a), "{a}");
+        assert_ne!(a, b);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+        assert!(!is_uuid("6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c-00"));
+        assert!(!is_uuid("6b3a1b2c0d4e4f5a8b6c7d8e9f0a1b2c"));
+    }
+
+    #[test]
+    fn from_config_fills_defaults_and_refers_by_id() {
+        let store = Store::from_config(&load(DECK), &Store::default(), 100, &mut counter()).unwrap();
+        let svc = &store.services[0];
+        assert_eq!(svc.fields["host"], json!("127.0.0.1"));
+        assert_eq!(svc.fields["port"], json!(9));
+        assert_eq!(svc.fields["path"], json!("/base"));
+        assert_eq!(svc.fields["retries"], json!(5));
+        assert_eq!(svc.fields["connect_timeout"], json!(60000));
+        assert!(svc.fields.get("url").is_none());
+        let route = &store.routes[0];
+        assert_eq!(route.fields["paths"], json!(["/a", "~/b$"]));
+        assert_eq!(route.reference("service"), Some(svc.id.as_str()));
+        assert_eq!(route.fields["methods"], Value::Null);
+        let scoped = &store.plugins[0];
+        assert_eq!(scoped.reference("route"), Some(route.id.as_str()));
+        assert_eq!(scoped.fields["config"]["timeout"], json!(5000));
+        assert_eq!(store.plugins[1].fields["instance_name"], json!("global"));
+        assert_eq!(store.plugins[1].fields["service"], Value::Null);
+        assert!(store.services.iter().chain(&store.routes).chain(&store.plugins).all(|e| e.created_at == 100));
+    }
+
+    #[test]
+    fn rendered_store_loads_back_to_the_same_store() {
+        let store = Store::from_config(&load(DECK), &Store::default(), 100, &mut counter()).unwrap();
+        let again = Store::from_config(&load(&store.render()), &store, 200, &mut counter()).unwrap();
+        assert_eq!(again, store, "same ids, same fields, timestamps kept");
+        let parsed: Value = serde_json::from_str(&store.render()).unwrap();
+        assert_eq!(Store::from_document(&parsed).unwrap(), store);
+    }
+
+    #[test]
+    fn entities_without_ids_keep_their_ids_by_name_and_changes_bump_updated_at() {
+        let first = Store::from_config(&load(DECK), &Store::default(), 100, &mut counter()).unwrap();
+        let edited = DECK.replace("timeout: 5000", "timeout: 6000");
+        let mut fresh = || Ok::<_, StoreError>("ffffffff-ffff-4fff-8fff-ffffffffffff".to_string());
+        let second = Store::from_config(&load(&edited), &first, 200, &mut fresh).unwrap();
+        assert_eq!(second.services[0].id, first.services[0].id);
+        assert_eq!(second.routes[0].id, first.routes[0].id);
+        assert_eq!(second.plugins[0].id, first.plugins[0].id, "name and scope");
+        assert_eq!(second.plugins[1].id, first.plugins[1].id, "instance_name");
+        assert_eq!(second.services[0].updated_at, 100);
+        assert_eq!(second.plugins[0].updated_at, 200, "its config changed");
+        assert_eq!(second.plugins[0].created_at, 100);
+    }
+
+    #[test]
+    fn dollar_signs_never_reach_the_template_engine() {
+        let mut store = Store::from_config(&load(DECK), &Store::default(), 1, &mut counter()).unwrap();
+        store.services[0].fields.insert("name".into(), json!("a${{ env \"DECK_X\" }}"));
+        let text = store.render();
+        assert!(!text.contains('$'));
+        let env = |_: &str| Some("LEAKED".to_string());
+        let cfg = crate::config::load_str(&text, "t", &env).unwrap();
+        assert_eq!(cfg.services[0].name.as_deref(), Some("a${{ env \"DECK_X\" }}"));
+    }
+
+    #[test]
+    fn lookups_by_id_name_and_instance_name() {
+        let store = Store::from_config(&load(DECK), &Store::default(), 1, &mut counter()).unwrap();
+        assert_eq!(store.position(Kind::Service, "svc"), Some(0));
+        assert_eq!(store.position(Kind::Service, &store.services[0].id.to_ascii_uppercase()), Some(0));
+        assert_eq!(store.position(Kind::Route, "r"), Some(0));
+        assert_eq!(store.position(Kind::Plugin, "global"), Some(1));
+        assert_eq!(store.position(Kind::Service, "nope"), None);
+        assert!(store.taken(Kind::Service, "name", "svc", "other").is_some());
+        assert!(store.taken(Kind::Service, "name", "svc", &store.services[0].id).is_none());
+        assert!(store.plugin_on_scope("openid-connect", None, None, "x").is_some());
+    }
+}

@@ -1,0 +1,504 @@
+//! The Admin API of the real `ringgate` binary, black box: the real test OpenID Provider
+//! (`tests/idp/`), the recording upstream, and the Admin API driven over HTTP — the
+//! documentation's requests by the real `curl`, the rest by a raw client.
+//!
+//! "Takes effect" means what the upstream RECEIVED: a request through the proxy with
+//! `Authorization: Basic` of an IdP client reaches the upstream with a `Bearer` token
+//! once the plugin is created, and with the caller's Basic header before. The first
+//! request after a plugin is created may be answered 503 while discovery loads (SPEC
+//! §3); requests are retried for a bounded time while the answer is 503, never on any
+//! other status.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use support::client::Client;
+use support::idp::TestIdp;
+use support::upstream::Upstream;
+
+/// A client the test IdP registers for client_secret_post (tests/idp/clients.json).
+const POST_CLIENT: (&str, &str) = ("post-client", "post-client-secret-0123456789abcdef");
+/// The configured client secret: never the caller's, and never to be shown.
+const CONFIGURED_SECRET: &str = "configured-secret-must-never-show-4c1e";
+const TOKEN: &str = "admin-token-for-tests-9b2d";
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ringgate")
+}
+
+/// A directory of its own for one test, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("ringgate-admin-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Service `svc` on the upstream, route `r` on `/` keeping the path; no plugin.
+fn deck(up: SocketAddr) -> String {
+    format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{up}\n  routes:\n  - name: r\n    paths: [/]\n    strip_path: false\n"
+    )
+}
+
+/// The plugin body of Kong's documentation, with the test IdP's issuer.
+fn docs_body(issuer: &str) -> String {
+    format!(
+        r#"{{"name":"openid-connect","config":{{"issuer":"{issuer}","client_id":["configured-client"],"client_secret":["{CONFIGURED_SECRET}"],"client_auth":["client_secret_post"],"auth_methods":["client_credentials"],"client_credentials_param_type":["header"]}},"tags":[]}}"#
+    )
+}
+
+/// A running `ringgate run` with its Admin API; stderr lines are kept for assertions.
+struct Gate {
+    child: Child,
+    proxy: SocketAddr,
+    admin: SocketAddr,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+fn spawn(args: &[&str], envs: &[(&str, &str)]) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let mut child = Command::new(bin())
+        .arg("run")
+        .args(["--listen", "127.0.0.1:0", "--workers", "2"])
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("RINGGATE_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("ringgate starts");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (child, lines)
+}
+
+fn field_after(line: &str, key: &str) -> SocketAddr {
+    let at = line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len();
+    line[at..].split_whitespace().next().unwrap().parse().unwrap()
+}
+
+impl Gate {
+    fn start(args: &[&str], envs: &[(&str, &str)]) -> Gate {
+        let (child, lines) = spawn(args, envs);
+        let mut gate =
+            Gate { child, proxy: "127.0.0.1:1".parse().unwrap(), admin: "127.0.0.1:1".parse().unwrap(), lines };
+        let serving = gate.wait_line("ringgate is serving", Duration::from_secs(15));
+        gate.proxy = field_after(&serving, "listen=");
+        let admin = gate.wait_line("Admin API listening", Duration::from_secs(1));
+        gate.admin = field_after(&admin, "admin_listen=");
+        gate
+    }
+
+    fn wait_line(&mut self, needle: &str, within: Duration) -> String {
+        let until = Instant::now() + within;
+        loop {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("ringgate exited ({status}):\n{}", self.log());
+            }
+            assert!(Instant::now() < until, "no log line containing {needle:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// An Admin API request; the status and the body (JSON, or `Null` when empty).
+    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        self.call_with(method, path, &[("Content-Type", "application/json")], body)
+    }
+
+    fn call_with(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, Value) {
+        let (status, text) = raw_http(self.admin, method, path, headers, body.unwrap_or(""));
+        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(json!(text)) };
+        (status, value)
+    }
+
+    /// A GET through the proxy as `(id, secret)`; retried while it is 503 (discovery
+    /// loading), at most 15 s.
+    fn through(&self, (id, secret): (&str, &str)) -> u16 {
+        let basic = STANDARD.encode(format!("{id}:{secret}"));
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut c = Client::connect(self.proxy);
+            c.write(format!("GET /x HTTP/1.1\r\nHost: api.test\r\nAuthorization: Basic {basic}\r\n\r\n").as_bytes());
+            let status = c.response().expect("a response from the proxy").status;
+            if status != 503 || Instant::now() > until {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection, read to the close.
+fn raw_http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect to the Admin API");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// The documentation's request, sent by curl as written there: trailing slash, JSON body.
+fn curl_docs_request(admin: SocketAddr, path: &str, body: &str) -> (u16, Value) {
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "-X", "POST", &format!("http://localhost:{}{path}", admin.port())])
+        .args(["--header", "accept: application/json", "--header", "Content-Type: application/json"])
+        .args(["--data", body])
+        .output()
+        .expect("curl runs (apt-get install curl)");
+    assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, serde_json::from_str(&body).unwrap_or(json!(body)))
+}
+
+/// What the upstream received last: its Authorization header.
+fn last_authorization(up: &Upstream) -> String {
+    up.received().last().and_then(|r| r.header_str("authorization")).unwrap_or_default()
+}
+
+fn start_gate(up: &Upstream, dir: &TempDir, extra: &[&str]) -> Gate {
+    let file = dir.0.join("kong.yaml");
+    std::fs::write(&file, deck(up.addr())).unwrap();
+    let data = dir.0.join("data");
+    let mut args = vec!["--config", file.to_str().unwrap(), "--data-dir", data.to_str().unwrap()];
+    args.extend_from_slice(&["--admin-listen", "127.0.0.1:0"]);
+    args.extend_from_slice(extra);
+    Gate::start(&args, &[])
+}
+
+#[test]
+fn kong_docs_requests_by_curl_answer_201_and_take_effect_on_each_scope() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let dir = TempDir::new("docs");
+    let gate = start_gate(&up, &dir, &[]);
+
+    // Without a plugin the caller's Basic header goes upstream as it came.
+    assert_eq!(gate.through(POST_CLIENT), 200);
+    assert!(last_authorization(&up).starts_with("Basic "), "{}", last_authorization(&up));
+
+    let (_, service) = gate.call("GET", "/services/svc", None);
+    let (_, route) = gate.call("GET", "/routes/r", None);
+    let scopes = [
+        "/plugins/".to_string(),
+        "/services/svc/plugins/".to_string(),
+        format!("/services/{}/plugins/", service["id"].as_str().unwrap()),
+        "/routes/r/plugins/".to_string(),
+        format!("/routes/{}/plugins/", route["id"].as_str().unwrap()),
+    ];
+    for path in &scopes {
+        let (status, plugin) = curl_docs_request(gate.admin, path, &docs_body(&idp.issuer));
+        assert_eq!(status, 201, "{path}: {plugin}");
+        assert_eq!(plugin["name"], "openid-connect");
+        assert_eq!(plugin["config"]["client_secret"], json!(["<redacted>"]));
+        let id = plugin["id"].as_str().expect("an id").to_string();
+
+        let before = up.received().len();
+        assert_eq!(gate.through(POST_CLIENT), 200, "{path}:\n{}", gate.log());
+        assert_eq!(up.received().len(), before + 1);
+        let auth = last_authorization(&up);
+        assert!(auth.starts_with("Bearer ") && auth.len() > 30, "{path}: upstream got {auth:?}");
+
+        // Wrong credentials are now refused by the plugin, before the upstream.
+        assert_eq!(gate.through((POST_CLIENT.0, "wrong")), 401, "{path}");
+        assert_eq!(up.received().len(), before + 1);
+
+        let (status, _) = gate.call("DELETE", &format!("/plugins/{id}"), None);
+        assert_eq!(status, 204);
+        assert_eq!(gate.through(POST_CLIENT), 200);
+        assert!(last_authorization(&up).starts_with("Basic "), "{path}: removed, so no token");
+    }
+    assert!(!gate.log().contains(CONFIGURED_SECRET), "a secret in the log");
+    assert!(!gate.log().contains(POST_CLIENT.1), "a caller secret in the log");
+}
+
+#[test]
+fn endpoints_answer_in_kongs_shapes_over_http() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let dir = TempDir::new("shapes");
+    let gate = start_gate(&up, &dir, &[]);
+
+    let (status, root) = gate.call("GET", "/", None);
+    assert_eq!(status, 200);
+    assert!(root["node_id"].as_str().is_some_and(|id| id.len() == 36), "{root}");
+    assert_eq!(root["configuration"]["admin_listen"], json!([gate.admin.to_string()]));
+    assert_eq!(root["plugins"]["enabled_in_cluster"], json!([]));
+
+    // A service by form fields, a route under it by name, both listed.
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let url = format!("url=http%3A%2F%2F{}&name=second&retries=2&tags[]=a&tags[]=b", up.addr());
+    let (status, svc) = gate.call_with("POST", "/services", &form, Some(&url));
+    assert_eq!(status, 201, "{svc}");
+    assert_eq!((svc["retries"].clone(), svc["tags"].clone()), (json!(2), json!(["a", "b"])));
+    let (status, route) =
+        gate.call("POST", "/services/second/routes", Some(r#"{"name":"r2","paths":["/two"],"strip_path":true}"#));
+    assert_eq!(status, 201, "{route}");
+    assert_eq!(route["service"]["id"], svc["id"]);
+    let (_, listed) = gate.call("GET", "/routes", None);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+    assert_eq!(listed["next"], Value::Null);
+    let (_, nested) = gate.call("GET", "/services/second/routes", None);
+    assert_eq!(nested["data"][0]["name"], "r2");
+
+    // PATCH and PUT.
+    let (status, patched) = gate.call("PATCH", "/routes/r2", Some(r#"{"paths":["/deux"]}"#));
+    assert_eq!((status, patched["paths"].clone()), (200, json!(["/deux"])));
+    let (status, put) = gate.call("PUT", "/services/third", Some(&format!(r#"{{"url":"http://{}"}}"#, up.addr())));
+    assert_eq!((status, put["name"].clone()), (200, json!("third")));
+
+    // Errors, each in Kong's shape, none changing what runs.
+    let (status, body) = gate.call(
+        "POST",
+        "/plugins",
+        Some(r#"{"name":"openid-connect","config":{"auth_methods":["client_credentials"]}}"#),
+    );
+    assert_eq!(status, 400);
+    assert_eq!((body["code"].clone(), body["name"].clone()), (json!(2), json!("schema violation")));
+    assert!(body["fields"]["config"]["issuer"].is_string(), "{body}");
+    let (status, body) = gate.call("POST", "/services", Some(r#"{"name":"second","host":"x"}"#));
+    assert_eq!((status, body["code"].clone(), body["fields"].clone()), (409, json!(5), json!({"name": "second"})));
+    assert_eq!(gate.call("GET", "/services/none", None), (404, json!({"message": "Not found"})));
+    assert_eq!(gate.call("GET", "/nothing/here", None), (404, json!({"message": "Not found"})));
+    assert_eq!(gate.call("POST", "/routes", Some("{oops")), (400, json!({"message": "Cannot parse JSON body"})));
+    let (status, body) = gate.call("DELETE", "/services/second", None);
+    assert_eq!((status, body["code"].clone()), (400, json!(4)));
+    assert_eq!(gate.through(POST_CLIENT), 200, "refused changes left the proxy as it was");
+
+    // A whole document by POST /config, as YAML.
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{}\n  routes:\n  - name: r\n    paths: [/]\n    strip_path: false\n  plugins:\n  - name: openid-connect\n    config:\n      issuer: {}\n      auth_methods: [client_credentials]\n      client_credentials_param_type: [header]\n      client_auth: [client_secret_post]\n",
+        up.addr(),
+        idp.issuer
+    );
+    let (status, body) = gate.call_with("POST", "/config", &[("Content-Type", "text/yaml")], Some(&yaml));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["services"].as_array().unwrap().len(), 1, "everything else is gone");
+    assert_eq!(gate.call("GET", "/routes/r2", None).0, 404);
+    assert_eq!(gate.through(POST_CLIENT), 200);
+    assert!(last_authorization(&up).starts_with("Bearer "));
+
+    // Status and metrics.
+    let (status, st) = gate.call("GET", "/status", None);
+    assert_eq!(status, 200);
+    assert_eq!(st["database"]["reachable"], true);
+    assert_eq!(st["ringgate"]["workers"], 2);
+    assert_eq!(st["ringgate"]["plugins"][0]["discovery"]["ready"], true, "{st}");
+    let (status, metrics) = raw_http(gate.admin, "GET", "/metrics", &[], "");
+    assert_eq!((status, metrics.as_str()), (200, ""));
+}
+
+#[test]
+fn post_config_takes_a_deck_file_from_curl_form_upload() {
+    let up = Upstream::start();
+    let dir = TempDir::new("upload");
+    let gate = start_gate(&up, &dir, &[]);
+    assert_eq!(gate.through(POST_CLIENT), 200);
+    let file = dir.0.join("next.yaml");
+    let next = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{}\n  routes:\n  - name: only\n    paths: [/only]\n",
+        up.addr()
+    );
+    std::fs::write(&file, next).unwrap();
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .arg(format!("http://127.0.0.1:{}/config", gate.admin.port()))
+        .arg("-F")
+        .arg(format!("config=@{}", file.display()))
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "201", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(gate.through(POST_CLIENT), 404, "GET /x no longer has a route");
+    assert_eq!(gate.call("GET", "/routes/only", None).0, 200);
+}
+
+#[test]
+fn a_201_survives_kill_9_and_resume() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let dir = TempDir::new("resume");
+    let mut gate = start_gate(&up, &dir, &[]);
+    let (status, plugin) = curl_docs_request(gate.admin, "/routes/r/plugins/", &docs_body(&idp.issuer));
+    assert_eq!(status, 201, "{plugin}");
+    gate.child.kill().unwrap(); // SIGKILL: no chance to flush anything
+    gate.child.wait().unwrap();
+
+    // The saved state is a decK file the loader itself accepts.
+    let state = dir.0.join("data/state.json");
+    let check = Command::new(bin()).args(["check", "--config"]).arg(&state).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let text = std::fs::read_to_string(&state).unwrap();
+    assert!(text.contains(plugin["id"].as_str().unwrap()));
+
+    // --config names the file without the plugin: --resume must start from the state.
+    let resumed = start_gate(&up, &dir, &["--resume"]);
+    assert!(resumed.log().contains("resumed from the saved state"), "{}", resumed.log());
+    let (status, again) = resumed.call("GET", &format!("/plugins/{}", plugin["id"].as_str().unwrap()), None);
+    assert_eq!(status, 200);
+    assert_eq!(again["created_at"], plugin["created_at"]);
+    assert_eq!(again["route"], plugin["route"]);
+    assert_eq!(resumed.through(POST_CLIENT), 200, "{}", resumed.log());
+    assert!(last_authorization(&up).starts_with("Bearer "), "the plugin runs after the restart");
+}
+
+#[test]
+fn resume_without_a_data_dir_or_anything_to_start_from_is_refused() {
+    let out = Command::new(bin())
+        .args(["run", "--listen", "127.0.0.1:0", "--admin-listen", "off", "--resume"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resume needs --data-dir"));
+    let dir = TempDir::new("nothing");
+    let data = dir.0.join("data");
+    let out = Command::new(bin())
+        .args(["run", "--listen", "127.0.0.1:0", "--admin-listen", "off", "--resume", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to start from"));
+}
+
+#[test]
+fn a_non_loopback_admin_listener_needs_a_token() {
+    let up = Upstream::start();
+    let dir = TempDir::new("exposed");
+    let file = dir.0.join("kong.yaml");
+    std::fs::write(&file, deck(up.addr())).unwrap();
+    let out = Command::new(bin())
+        .args(["run", "--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0", "--config"])
+        .arg(&file)
+        .env_remove("RINGGATE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a loopback address") && err.contains("--admin-token"), "{err}");
+
+    let gate = Gate::start(
+        &["--config", file.to_str().unwrap(), "--admin-listen", "0.0.0.0:0"],
+        &[("RINGGATE_ADMIN_TOKEN", TOKEN)],
+    );
+    let local: SocketAddr = format!("127.0.0.1:{}", gate.admin.port()).parse().unwrap();
+    assert_eq!(raw_http(local, "GET", "/", &[("Kong-Admin-Token", TOKEN)], "").0, 200);
+}
+
+#[test]
+fn with_a_token_every_request_needs_it() {
+    let up = Upstream::start();
+    let dir = TempDir::new("token");
+    let file = dir.0.join("kong.yaml");
+    std::fs::write(&file, deck(up.addr())).unwrap();
+    let gate = Gate::start(
+        &["--config", file.to_str().unwrap(), "--admin-listen", "127.0.0.1:0"],
+        &[("RINGGATE_ADMIN_TOKEN", TOKEN)],
+    );
+    for path in ["/", "/services", "/status", "/metrics", "/plugins/"] {
+        let (status, body) = raw_http(gate.admin, "GET", path, &[], "");
+        assert_eq!(status, 401, "{path}");
+        assert!(!body.contains(TOKEN));
+        assert_eq!(raw_http(gate.admin, "GET", path, &[("Kong-Admin-Token", "nope")], "").0, 401, "{path}");
+        assert_eq!(raw_http(gate.admin, "GET", path, &[("Authorization", "Bearer nope")], "").0, 401, "{path}");
+        assert_eq!(raw_http(gate.admin, "GET", path, &[("Kong-Admin-Token", TOKEN)], "").0, 200, "{path}");
+        let bearer = format!("Bearer {TOKEN}");
+        assert_eq!(raw_http(gate.admin, "GET", path, &[("Authorization", &bearer)], "").0, 200, "{path}");
+    }
+    let body = r#"{"name":"x","host":"127.0.0.1"}"#;
+    let (status, _) = raw_http(gate.admin, "POST", "/services", &[("Content-Type", "application/json")], body);
+    assert_eq!(status, 401);
+    assert_eq!(raw_http(gate.admin, "GET", "/services/x", &[("Kong-Admin-Token", TOKEN)], "").0, 404, "not created");
+    assert!(!gate.log().contains(TOKEN), "the token in the log:\n{}", gate.log());
+    let ps = Command::new("ps").args(["-o", "args=", "-p", &gate.child.id().to_string()]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ps.stdout).contains(TOKEN), "the token from the environment is not an argument");
+}
+
+#[test]
+fn get_responses_and_logs_never_show_a_secret() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let dir = TempDir::new("redact");
+    let gate = start_gate(&up, &dir, &[]);
+    let mut body: Value = serde_json::from_str(&docs_body(&idp.issuer)).unwrap();
+    body["config"]["cache_tokens_salt"] = json!(CONFIGURED_SECRET);
+    body["instance_name"] = json!("guard");
+    let (status, created) = gate.call("POST", "/services/svc/plugins", Some(&body.to_string()));
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let (status, _) = gate.call_with(
+        "PATCH",
+        &format!("/plugins/{id}"),
+        &form,
+        Some(&format!("config.client_secret={CONFIGURED_SECRET}-2&config.timeout=3000")),
+    );
+    assert_eq!(status, 200);
+    let mut shown = vec![created.to_string()];
+    for path in
+        ["/plugins", &format!("/plugins/{id}"), "/plugins/guard", "/services/svc/plugins", "/", "/status", "/services"]
+    {
+        let (status, text) = raw_http(gate.admin, "GET", path, &[], "");
+        assert_eq!(status, 200, "{path}");
+        shown.push(text);
+    }
+    for text in &shown {
+        assert!(!text.contains(CONFIGURED_SECRET), "a secret in a response: {text}");
+    }
+    assert!(shown[1].contains("<redacted>"));
+    assert_eq!(gate.through(POST_CLIENT), 200);
+    assert!(!gate.log().contains(CONFIGURED_SECRET), "a secret in the log");
+    // The state file holds it (it must, to resume), readable by its owner only.
+    let state = dir.0.join("data/state.json");
+    assert!(std::fs::read_to_string(&state).unwrap().contains(&format!("{CONFIGURED_SECRET}-2")));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o600);
+}
