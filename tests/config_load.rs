@@ -279,6 +279,21 @@ fn certificates_and_ca_certificates_are_read_in_decks_shapes() {
 }
 
 #[test]
+fn certificate_ids_are_unique_per_collection() {
+    let id = "6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c";
+    let e = errors(&doc(&format!(
+        "certificates:\n- {{id: {id}, cert: C, key: K}}\n- {{id: {id}, cert: D, key: L}}\nca_certificates:\n- {{id: {id}, cert: A}}\n- {{id: {id}, cert: B}}\n"
+    )));
+    assert_eq!(
+        e,
+        vec![
+            format!("kong.yaml:4:3: duplicate certificate id '{id}' (first at 3:3)"),
+            format!("kong.yaml:7:3: duplicate CA certificate id '{id}' (first at 6:3)"),
+        ]
+    );
+}
+
+#[test]
 fn consumers_alone_are_a_warning() {
     let c = ok(&doc("consumers:\n- username: alice\n"));
     assert_eq!(c.warnings.len(), 1);

@@ -192,6 +192,10 @@ pub struct Certificate {
     pub snis: Vec<(String, Mark)>,
     pub tags: Vec<String>,
     pub mark: Mark,
+    /// Where `cert` and `key` were written (the entry's `mark` when absent), so a bad
+    /// PEM is reported at its field.
+    pub cert_mark: Mark,
+    pub key_mark: Mark,
 }
 
 impl fmt::Debug for Certificate {
@@ -211,6 +215,8 @@ pub struct CaCertificate {
     pub cert: String,
     pub tags: Vec<String>,
     pub mark: Mark,
+    /// Where `cert` was written (the entry's `mark` when absent).
+    pub cert_mark: Mark,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -717,12 +717,20 @@ impl Validator<'_> {
             snis: Vec::new(),
             tags: Vec::new(),
             mark: node.mark,
+            cert_mark: node.mark,
+            key_mark: node.mark,
         };
         for (key, mark, value) in self.entries(node, "a certificate") {
             match key.as_str() {
                 "id" => cert.id = self.id(value),
-                "cert" => cert.cert = self.string(value, key).unwrap_or_default(),
-                "key" => cert.key = self.string(value, key).unwrap_or_default(),
+                "cert" => {
+                    cert.cert = self.string(value, key).unwrap_or_default();
+                    cert.cert_mark = value.mark;
+                }
+                "key" => {
+                    cert.key = self.string(value, key).unwrap_or_default();
+                    cert.key_mark = value.mark;
+                }
                 "snis" => {
                     for item in self.items(value, key) {
                         // decK writes `- name: example.com`; a plain string is accepted too.
@@ -754,11 +762,15 @@ impl Validator<'_> {
     }
 
     fn ca_certificate(&mut self, node: &Node) {
-        let mut ca = CaCertificate { id: None, cert: String::new(), tags: Vec::new(), mark: node.mark };
+        let mut ca =
+            CaCertificate { id: None, cert: String::new(), tags: Vec::new(), mark: node.mark, cert_mark: node.mark };
         for (key, mark, value) in self.entries(node, "a CA certificate") {
             match key.as_str() {
                 "id" => ca.id = self.id(value),
-                "cert" => ca.cert = self.string(value, key).unwrap_or_default(),
+                "cert" => {
+                    ca.cert = self.string(value, key).unwrap_or_default();
+                    ca.cert_mark = value.mark;
+                }
                 "cert_digest" => {
                     self.string(value, key);
                 }
@@ -923,6 +935,10 @@ impl Validator<'_> {
         self.duplicates("route", &routes);
         let plugins: Vec<_> = self.config.plugins.iter().map(|p| (None, p.id.clone(), p.mark)).collect();
         self.duplicates("plugin", &plugins);
+        let certs: Vec<_> = self.config.certificates.iter().map(|c| (None, c.id.clone(), c.mark)).collect();
+        self.duplicates("certificate", &certs);
+        let cas: Vec<_> = self.config.ca_certificates.iter().map(|c| (None, c.id.clone(), c.mark)).collect();
+        self.duplicates("CA certificate", &cas);
 
         let mut seen: Vec<(&str, PluginScope, Mark)> = Vec::new();
         let mut found = Vec::new();

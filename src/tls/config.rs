@@ -13,7 +13,9 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::sign::CertifiedKey;
 use rustls::ClientConfig;
 
-use super::{certificates, certified_key, server_name, upstream_client_config, ServerCerts, UpstreamTls};
+use super::{
+    ca_certificates, certified_key_checked, server_name, upstream_client_config, KeyPart, ServerCerts, UpstreamTls,
+};
 use crate::config::{Config, ConfigError, Protocol};
 
 /// TLS to one `https` service's upstream.
@@ -62,10 +64,15 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
             Some(id) => format!("certificate {id}"),
             None => format!("certificate #{}", i + 1),
         };
-        let key = match certified_key(c.cert.as_bytes(), c.key.as_bytes()) {
+        let key = match certified_key_checked(c.cert.as_bytes(), c.key.as_bytes()) {
             Ok(k) => k,
-            Err(e) => {
-                errors.push(error(c.mark, format!("{what}: {e}")));
+            Err((part, e)) => {
+                let mark = match part {
+                    KeyPart::Cert => c.cert_mark,
+                    KeyPart::Key => c.key_mark,
+                    KeyPart::Pair => c.mark,
+                };
+                errors.push(error(mark, format!("{what}: {e}")));
                 continue;
             }
         };
@@ -83,7 +90,7 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
     }
     let mut cas: HashMap<&str, Vec<CertificateDer<'static>>> = HashMap::new();
     for (i, ca) in config.ca_certificates.iter().enumerate() {
-        match certificates(ca.cert.as_bytes()) {
+        match ca_certificates(ca.cert.as_bytes()) {
             Ok(certs) => {
                 if let Some(id) = &ca.id {
                     cas.insert(id, certs);
@@ -91,7 +98,7 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
             }
             Err(e) => {
                 let what = ca.id.clone().unwrap_or_else(|| format!("#{}", i + 1));
-                errors.push(error(ca.mark, format!("CA certificate {what}: {e}")));
+                errors.push(error(ca.cert_mark, format!("CA certificate {what}: {e}")));
             }
         }
     }

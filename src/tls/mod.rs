@@ -42,13 +42,43 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 /// Reads a PEM certificate chain and its private key into a served certificate.
 pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, String> {
-    let certs = certificates(cert_pem)?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("the key is not a PEM private key ({e})"))?;
+    certified_key_checked(cert_pem, key_pem).map_err(|(_, message)| message)
+}
+
+/// Which half of a certificate and key pair a problem is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPart {
+    /// The certificate chain does not parse.
+    Cert,
+    /// The private key does not parse or cannot sign.
+    Key,
+    /// Both parse, but the key is not the certificate's.
+    Pair,
+}
+
+/// [`certified_key`], telling which half a problem is in. No message quotes the key.
+pub fn certified_key_checked(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, (KeyPart, String)> {
+    let certs = certificates(cert_pem).map_err(|e| (KeyPart::Cert, e))?;
+    rustls::server::ParsedCertificate::try_from(&certs[0])
+        .map_err(|e| (KeyPart::Cert, format!("the certificate is not a valid X.509 certificate ({e})")))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| (KeyPart::Key, format!("the key is not a PEM private key ({e})")))?;
     let signer = rustls::crypto::ring::sign::any_supported_type(&key)
-        .map_err(|e| format!("the key cannot sign with the ring provider ({e})"))?;
+        .map_err(|e| (KeyPart::Key, format!("the key cannot sign with the ring provider ({e})")))?;
     let ck = CertifiedKey::new(certs, signer);
-    ck.keys_match().map_err(|e| format!("the key does not belong to the certificate ({e})"))?;
+    ck.keys_match().map_err(|e| (KeyPart::Pair, format!("the key does not belong to the certificate ({e})")))?;
     Ok(Arc::new(ck))
+}
+
+/// Every certificate of a PEM text, each usable as a trust anchor; at least one.
+pub fn ca_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = certificates(pem)?;
+    for der in &certs {
+        RootCertStore::empty()
+            .add(der.clone())
+            .map_err(|e| format!("the certificate cannot be used as a CA certificate ({e})"))?;
+    }
+    Ok(certs)
 }
 
 /// Every certificate of a PEM text, in order; at least one.

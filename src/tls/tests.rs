@@ -53,6 +53,32 @@ fn pem_pairs_load_and_mismatches_are_refused() {
 }
 
 #[test]
+fn problems_name_the_half_of_the_pair_they_are_in() {
+    let (cert, key) = self_signed(&["a.example"]);
+    let (_, other_key) = self_signed(&["b.example"]);
+    let part = |c: &str, k: &str| certified_key_checked(c.as_bytes(), k.as_bytes()).map(|_| ()).map_err(|(p, _)| p);
+    assert_eq!(part(&cert, &key), Ok(()));
+    assert_eq!(part("not pem", &key), Err(KeyPart::Cert));
+    let garbage = "-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n";
+    assert_eq!(part(garbage, &key), Err(KeyPart::Cert), "PEM that is not X.509");
+    assert_eq!(part(&cert, "not pem"), Err(KeyPart::Key));
+    assert_eq!(part(&cert, &other_key), Err(KeyPart::Pair));
+    let (_, e) = certified_key_checked(cert.as_bytes(), key[..key.len() / 2].as_bytes()).unwrap_err();
+    let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(!e.contains(&body[..16]), "no message quotes the key: {e}");
+}
+
+#[test]
+fn ca_certificates_must_be_usable_as_trust_anchors() {
+    let ca = Ca::new();
+    assert_eq!(ca_certificates(ca.pem.as_bytes()).unwrap().len(), 1);
+    let garbage = "-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n";
+    let e = ca_certificates(garbage.as_bytes()).unwrap_err();
+    assert!(e.starts_with("the certificate cannot be used as a CA certificate"), "{e}");
+    assert_eq!(ca_certificates(b"nothing").unwrap_err(), "no PEM certificate found");
+}
+
+#[test]
 fn sni_picks_exact_then_wildcard_then_default() {
     let (exact, wild, default) = (key_for(&["api.example"]), key_for(&["*.example"]), key_for(&["fallback"]));
     let mut certs = ServerCerts::default();
