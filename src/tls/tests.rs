@@ -63,7 +63,7 @@ fn problems_name_the_half_of_the_pair_they_are_in() {
     assert_eq!(part(garbage, &key), Err(KeyPart::Cert), "PEM that is not X.509");
     assert_eq!(part(&cert, "not pem"), Err(KeyPart::Key));
     assert_eq!(part(&cert, &other_key), Err(KeyPart::Pair));
-    let (_, e) = certified_key_checked(cert.as_bytes(), key[..key.len() / 2].as_bytes()).unwrap_err();
+    let (_, e) = certified_key_checked(cert.as_bytes(), &key.as_bytes()[..key.len() / 2]).unwrap_err();
     let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
     assert!(!e.contains(&body[..16]), "no message quotes the key: {e}");
 }
