@@ -12,8 +12,15 @@
 //!
 //! What GET shows: every entity with `id`, `created_at`, `updated_at` and its Kong
 //! fields with defaults; a plugin's `config` with every schema field (ringgate's
-//! defaults for the unset ones) and each secret ([`REDACTED`]) hidden. No response ever
-//! carries a secret.
+//! defaults for the unset ones) and each secret ([`REDACTED`]) hidden; a certificate's
+//! `cert` but never its `key` (nor `key_alt`). No response ever carries a secret.
+//!
+//! Certificates follow Kong 3.x: `/certificates/{id|sni}` (a path segment that is not
+//! a UUID names one of the certificate's `snis`; none is 404 `SNI not found`, except
+//! for PUT, which creates a certificate serving that name); a certificate a service
+//! uses as `client_certificate` cannot be deleted (code 4, as any foreign key), nor a
+//! CA certificate listed in a service's `ca_certificates` (400 with Kong's message
+//! `ca_certificate <id> is still referenced by services (id = <id>)`).
 //!
 //! Cost: a change copies the store and reloads the whole configuration; lists are
 //! linear. Admin traffic only.
@@ -22,7 +29,7 @@ use serde_json::{json, Map, Value};
 
 use super::apply::{locate, Admin, ApplyError, Problem, Seg};
 use super::form::{self, FormError};
-use super::store::{is_uuid, new_id, unix_now, Entity, Kind, Store};
+use super::store::{cert_digest, is_uuid, new_id, unix_now, Entity, Kind, Store};
 use crate::config::KNOWN_PLUGINS;
 use crate::oidc::config::{self as oidc_config, FieldDefault, FieldKind};
 
@@ -101,6 +108,12 @@ pub enum ApiError {
     /// Kong code 5: a name (or plugin scope) is taken (409).
     #[error("{message}")]
     Unique { message: String, fields: Value },
+    /// `/certificates/{sni}` with a name no certificate serves (404, Kong's message).
+    #[error("SNI not found")]
+    SniNotFound,
+    /// A delete Kong refuses with a bare message (a CA certificate still in use; 400).
+    #[error("{0}")]
+    Refused(String),
     /// Kong code 14: `POST /config` with a document that does not load (400).
     #[error("declarative config is invalid")]
     Declarative { problems: Vec<Problem> },
@@ -210,6 +223,8 @@ impl ApiError {
             ApiError::Unique { message, fields } => {
                 Response::json(409, &kong_error(5, "unique constraint violation", message, fields.clone()))
             }
+            ApiError::SniNotFound => Response::message(404, "SNI not found"),
+            ApiError::Refused(message) => Response::message(400, message),
             ApiError::Declarative { problems } => {
                 let (detail, fields) = violations(problems, "error");
                 let message = format!("declarative config is invalid: {detail}");
@@ -248,6 +263,15 @@ fn kind_of(collection: &str) -> Option<Kind> {
     Kind::ALL.into_iter().find(|k| k.collection() == collection)
 }
 
+/// The entity a path segment names, or the 404 Kong answers for it.
+fn find(store: &Store, kind: Kind, key: &str) -> Result<usize, ApiError> {
+    store.position(kind, key).ok_or(if kind == Kind::Certificate && !is_uuid(key) {
+        ApiError::SniNotFound
+    } else {
+        ApiError::NotFound
+    })
+}
+
 fn route(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
     // Kong's router takes a trailing slash (`POST /plugins/`) as the same path.
     let segs: Vec<String> = req.path.split('/').filter(|s| !s.is_empty()).map(decode_segment).collect();
@@ -282,7 +306,7 @@ fn route(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
             let kind = kind_of(collection).ok_or(ApiError::NotFound)?;
             match method {
                 "GET" => {
-                    let i = admin.store.position(kind, key).ok_or(ApiError::NotFound)?;
+                    let i = find(&admin.store, kind, key)?;
                     Ok(Response::json(200, &present(kind, &admin.store.list(kind)[i])))
                 }
                 "PATCH" => patch(admin, kind, key, body(req, kind)?),
@@ -395,14 +419,29 @@ fn present_config(config: &Map<String, Value>) -> Value {
     Value::Object(out)
 }
 
+/// A certificate's private key fields: never shown.
+const CERTIFICATE_SECRETS: [&str; 2] = ["key", "key_alt"];
+
 /// An entity as the Admin API returns it.
 pub fn present(kind: Kind, e: &Entity) -> Value {
     let mut v = e.to_json();
-    if kind == Kind::Plugin {
-        if let Some(Value::Object(config)) = v.get("config") {
-            let shown = present_config(config);
-            v["config"] = shown;
+    match kind {
+        Kind::Plugin => {
+            if let Some(Value::Object(config)) = v.get("config") {
+                let shown = present_config(config);
+                v["config"] = shown;
+            }
         }
+        Kind::Certificate => {
+            if let Value::Object(m) = &mut v {
+                for name in CERTIFICATE_SECRETS {
+                    if let Some(slot) = m.get_mut(name) {
+                        redact_value(slot);
+                    }
+                }
+            }
+        }
+        _ => {}
     }
     v
 }
@@ -598,15 +637,35 @@ fn resolve_reference(store: &Store, e: &mut Entity, field: &str, target: Kind) -
 /// not taken. `e` is the entity as it will be stored (its id final).
 fn check_constraints(store: &Store, kind: Kind, e: &mut Entity) -> Result<(), ApiError> {
     match kind {
-        Kind::Service => {}
+        Kind::Service => {
+            resolve_reference(store, e, "client_certificate", Kind::Certificate)?;
+            check_ca_references(store, e)?;
+        }
         Kind::Route => resolve_reference(store, e, "service", Kind::Service)?,
         Kind::Plugin => {
             resolve_reference(store, e, "service", Kind::Service)?;
             resolve_reference(store, e, "route", Kind::Route)?;
         }
+        Kind::Certificate => check_snis(store, e)?,
+        Kind::CaCertificate => {
+            let digest = e.fields.get("cert").and_then(Value::as_str).and_then(cert_digest);
+            if let Some(digest) = digest {
+                if store.taken(kind, "cert_digest", &digest, &e.id).is_some() {
+                    return Err(ApiError::Unique {
+                        message: format!("UNIQUE violation detected on '{{cert_digest=\"{digest}\"}}'"),
+                        fields: json!({ "cert_digest": digest }),
+                    });
+                }
+            }
+        }
     }
-    let unique_field = if kind == Kind::Plugin { "instance_name" } else { "name" };
-    if let Some(name) = e.fields.get(unique_field).and_then(Value::as_str) {
+    let unique_field = match kind {
+        Kind::Plugin => Some("instance_name"),
+        Kind::Service | Kind::Route => Some("name"),
+        Kind::Certificate | Kind::CaCertificate => None,
+    };
+    let name = unique_field.and_then(|f| Some((f, e.fields.get(f)?.as_str()?)));
+    if let Some((unique_field, name)) = name {
         if store.taken(kind, unique_field, name, &e.id).is_some() {
             return Err(ApiError::Unique {
                 message: format!("UNIQUE violation detected on '{{{unique_field}=\"{name}\"}}'"),
@@ -637,6 +696,60 @@ fn check_constraints(store: &Store, kind: Kind, e: &mut Entity) -> Result<(), Ap
     Ok(())
 }
 
+/// A service's `ca_certificates`: each a UUID of a CA certificate that exists, stored
+/// as that certificate's id. Other shapes are left for the loader to refuse.
+fn check_ca_references(store: &Store, e: &mut Entity) -> Result<(), ApiError> {
+    let Some(Value::Array(items)) = e.fields.get_mut("ca_certificates") else { return Ok(()) };
+    let mut problems = Vec::new();
+    for (i, item) in items.iter_mut().enumerate() {
+        let Value::String(id) = item else { continue };
+        let path = vec![Seg::Key("ca_certificates".into()), Seg::Index(i)];
+        if !is_uuid(id) {
+            problems.push(Problem { path, message: "expected a valid UUID".into() });
+        } else if let Some(ca) = store.ca_certificates.iter().find(|c| c.id.eq_ignore_ascii_case(id)) {
+            *id = ca.id.clone();
+        } else {
+            problems.push(Problem { path, message: format!("no CA certificate with id '{id}'") });
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Schema { problems })
+    }
+}
+
+/// A certificate's `snis`: a lone string is a one-element list, names are lower-cased,
+/// and none may be given twice or be served by another certificate (Kong's messages).
+fn check_snis(store: &Store, e: &mut Entity) -> Result<(), ApiError> {
+    let snis = match e.fields.get_mut("snis") {
+        Some(v @ Value::String(_)) => {
+            *v = Value::Array(vec![v.take()]);
+            v
+        }
+        Some(v @ Value::Array(_)) => v,
+        _ => return Ok(()),
+    };
+    let Value::Array(items) = snis else { return Ok(()) };
+    let mut seen: Vec<String> = Vec::new();
+    for item in items.iter_mut() {
+        let Value::String(name) = item else { continue };
+        *name = name.to_ascii_lowercase();
+        if seen.contains(name) {
+            return Err(schema_error("snis", &format!("duplicate SNI in request: {name}")));
+        }
+        let other = store.certificates.iter().find(|c| c.id != e.id && c.strings("snis").any(|s| s == name));
+        if let Some(other) = other {
+            return Err(schema_error(
+                "snis",
+                &format!("{name} already associated with existing certificate '{}'", other.id),
+            ));
+        }
+        seen.push(name.clone());
+    }
+    Ok(())
+}
+
 fn is_redacted(v: &Value) -> bool {
     match v {
         Value::String(s) => s == REDACTED,
@@ -645,8 +758,27 @@ fn is_redacted(v: &Value) -> bool {
     }
 }
 
-/// Puts the stored value back wherever a request sent [`REDACTED`] for a secret.
-fn keep_redacted_secrets(stored: Option<&Value>, incoming: &mut Map<String, Value>) {
+/// Puts the stored value back wherever a request sent [`REDACTED`] for a secret: a
+/// plugin's config secrets, a certificate's `key` and `key_alt`. `stored` is the
+/// entity's fields before the change (none for a new entity: the field is dropped).
+fn keep_redacted_secrets(kind: Kind, stored: Option<&Map<String, Value>>, incoming: &mut Map<String, Value>) {
+    match kind {
+        Kind::Plugin => keep_redacted_config(stored.and_then(|f| f.get("config")), incoming),
+        Kind::Certificate => {
+            for name in CERTIFICATE_SECRETS {
+                if incoming.get(name).is_some_and(is_redacted) {
+                    match stored.and_then(|f| f.get(name)) {
+                        Some(v) => incoming.insert(name.to_string(), v.clone()),
+                        None => incoming.remove(name),
+                    };
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn keep_redacted_config(stored: Option<&Value>, incoming: &mut Map<String, Value>) {
     let Some(Value::Object(incoming_config)) = incoming.get_mut("config") else { return };
     for name in oidc_config::SECRET_FIELDS {
         if incoming_config.get(*name).is_some_and(is_redacted) {
@@ -675,7 +807,7 @@ fn create(
     if let Some((parent, parent_id)) = parent {
         body.insert(parent.singular().into(), json!({ "id": parent_id }));
     }
-    keep_redacted_secrets(None, &mut body);
+    keep_redacted_secrets(kind, None, &mut body);
     let now = unix_now();
     let mut entity = Entity { id: id.clone(), created_at: now, updated_at: now, fields: body };
     check_constraints(&admin.store, kind, &mut entity)?;
@@ -719,7 +851,7 @@ fn merge(kind: Kind, fields: &mut Map<String, Value>, body: Map<String, Value>) 
 }
 
 fn patch(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>) -> Result<Response, ApiError> {
-    let i = admin.store.position(kind, key).ok_or(ApiError::NotFound)?;
+    let i = find(&admin.store, kind, key)?;
     let mut entity = admin.store.list(kind)[i].clone();
     strip_read_only(&mut body);
     if let Some(id) = body_id(&mut body)? {
@@ -727,7 +859,7 @@ fn patch(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>)
             return Err(schema_error("id", "the id of an entity cannot change"));
         }
     }
-    keep_redacted_secrets(entity.fields.get("config"), &mut body);
+    keep_redacted_secrets(kind, Some(&entity.fields), &mut body);
     merge(kind, &mut entity.fields, body);
     entity.updated_at = unix_now().max(entity.created_at);
     check_constraints(&admin.store, kind, &mut entity)?;
@@ -741,12 +873,29 @@ fn patch(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>)
 
 /// Kong's PUT: creates or replaces the entity the path names. Replacing keeps the id
 /// and `created_at`; every field not given takes its default. A name in the path is
-/// the entity's name (`instance_name` for plugins).
+/// the entity's name (`instance_name` for plugins); for a certificate it is one of its
+/// `snis`, added to those the body gives. CA certificates are named by id only.
 fn put(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>) -> Result<Response, ApiError> {
     strip_read_only(&mut body);
-    let name_field = if kind == Kind::Plugin { "instance_name" } else { "name" };
     if !is_uuid(key) {
-        body.insert(name_field.into(), json!(key));
+        match kind {
+            Kind::Plugin => drop(body.insert("instance_name".into(), json!(key))),
+            Kind::Service | Kind::Route => drop(body.insert("name".into(), json!(key))),
+            Kind::Certificate => {
+                let snis = match body.remove("snis") {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(Value::Array(items)) => items,
+                    Some(other) => vec![other],
+                };
+                let name = key.to_ascii_lowercase();
+                let mut snis = snis;
+                if !snis.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(&name))) {
+                    snis.push(json!(name));
+                }
+                body.insert("snis".into(), Value::Array(snis));
+            }
+            Kind::CaCertificate => return Err(schema_error("id", "expected a valid UUID")),
+        }
     }
     let Some(i) = admin.store.position(kind, key) else {
         if is_uuid(key) {
@@ -768,7 +917,7 @@ fn put(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>) -
             return Err(schema_error("id", "the id of an entity cannot change"));
         }
     }
-    keep_redacted_secrets(current.fields.get("config"), &mut body);
+    keep_redacted_secrets(kind, Some(&current.fields), &mut body);
     let mut entity = Entity {
         id: current.id.clone(),
         created_at: current.created_at,
@@ -783,21 +932,46 @@ fn put(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>) -
     Ok(Response::json(200, &present(kind, e)))
 }
 
-/// Kong's DELETE: 204 whether or not the entity existed. A service that routes still
-/// use is refused (Kong's foreign key violation); plugins scoped to a deleted service
-/// or route go with it.
+/// Kong's DELETE: 204 whether or not the entity existed (a certificate named by an
+/// SNI nothing serves is 404, as in Kong). A service that routes still use, or a
+/// certificate a service presents as `client_certificate`, is refused (Kong's foreign
+/// key violation); so is a CA certificate a service trusts (Kong's message). Plugins
+/// scoped to a deleted service or route go with it.
 fn delete(admin: &mut Admin, kind: Kind, key: &str) -> Result<Response, ApiError> {
-    let Some(i) = admin.store.position(kind, key) else { return Ok(Response::no_content()) };
+    let i = match find(&admin.store, kind, key) {
+        Ok(i) => i,
+        Err(ApiError::NotFound) => return Ok(Response::no_content()),
+        Err(e) => return Err(e),
+    };
     let id = admin.store.list(kind)[i].id.clone();
-    if kind == Kind::Service && admin.store.routes.iter().any(|r| r.reference("service") == Some(id.as_str())) {
-        return Err(ApiError::ForeignKey {
-            message: "an existing 'routes' entity references this 'services' entity".into(),
-            fields: json!({ "@referenced_by": "routes" }),
-        });
+    match kind {
+        Kind::Service if admin.store.routes.iter().any(|r| r.reference("service") == Some(id.as_str())) => {
+            return Err(ApiError::ForeignKey {
+                message: "an existing 'routes' entity references this 'services' entity".into(),
+                fields: json!({ "@referenced_by": "routes" }),
+            });
+        }
+        Kind::Certificate
+            if admin.store.services.iter().any(|s| s.reference("client_certificate") == Some(id.as_str())) =>
+        {
+            return Err(ApiError::ForeignKey {
+                message: "an existing 'services' entity references this 'certificates' entity".into(),
+                fields: json!({ "@referenced_by": "services" }),
+            });
+        }
+        Kind::CaCertificate => {
+            if let Some(s) = admin.store.services.iter().find(|s| s.strings("ca_certificates").any(|c| c == id)) {
+                return Err(ApiError::Refused(format!(
+                    "ca_certificate {id} is still referenced by services (id = {})",
+                    s.id
+                )));
+            }
+        }
+        _ => {}
     }
     let mut candidate = admin.store.clone();
     candidate.list_mut(kind).remove(i);
-    if kind != Kind::Plugin {
+    if matches!(kind, Kind::Service | Kind::Route) {
         candidate.plugins.retain(|p| p.reference(kind.singular()) != Some(id.as_str()));
     }
     commit(admin, &candidate, (kind, usize::MAX))?;

@@ -263,6 +263,7 @@ fn entity_field(kind: Kind, key: &str) -> Option<FieldKind> {
         (Kind::Route, "regex_priority" | "https_redirect_status_code") => Integer,
         (Kind::Route, "headers") => Record,
         (Kind::Plugin, "config") => Record,
+        (Kind::Certificate, "snis") => Array,
         _ => return None,
     })
 }

@@ -1,5 +1,6 @@
-//! The Admin API's entity store: the services, routes and plugins the running
-//! configuration is made of, each with its id, timestamps and Kong fields.
+//! The Admin API's entity store: the services, routes, plugins, certificates and CA
+//! certificates the running configuration is made of, each with its id, timestamps and
+//! Kong fields.
 //!
 //! The store is the source of truth for what runs. Every change (an Admin API call, a
 //! SIGHUP re-reading the decK file, `POST /config`, `--resume`) builds a candidate
@@ -11,15 +12,20 @@
 //!
 //! Invariants of a store built by [`Store::from_config`]: every entity has a UUID id,
 //! unique in its collection; routes and plugins refer to services and routes by
-//! `{"id": ...}` (or `null`), and those ids exist; entity order is configuration order
-//! (the router breaks ties by it), and plugin `i` of the store is plugin `i` of the
-//! snapshot built from it.
+//! `{"id": ...}` (or `null`), and those ids exist; services refer to certificates by
+//! `client_certificate: {"id": ...}` and to CA certificates by `ca_certificates: [id,
+//! ...]`, lower-cased as the certificates' own ids are; entity order is configuration
+//! order (the router breaks ties by it), and plugin `i` of the store is plugin `i` of
+//! the snapshot built from it.
+//!
+//! Certificates hold their private key (`key`) in clear, as the decK file and the state
+//! file do; only the Admin API's responses hide it (`api::present`).
 //!
 //! Cost: linear in the number of entities per change; never on the request path.
 
 use serde_json::{json, Map, Value};
 
-use crate::config::{Config, Node, NodeValue, PluginScope, Route, RoutePath, Service};
+use crate::config::{CaCertificate, Certificate, Config, Node, NodeValue, PluginScope, Route, RoutePath, Service};
 
 /// Problems of the store itself (not of the configuration it holds).
 #[derive(Debug, thiserror::Error)]
@@ -32,12 +38,14 @@ pub enum StoreError {
     Malformed(String),
 }
 
-/// The three entity collections.
+/// The entity collections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Service,
     Route,
     Plugin,
+    Certificate,
+    CaCertificate,
 }
 
 impl Kind {
@@ -47,6 +55,8 @@ impl Kind {
             Kind::Service => "services",
             Kind::Route => "routes",
             Kind::Plugin => "plugins",
+            Kind::Certificate => "certificates",
+            Kind::CaCertificate => "ca_certificates",
         }
     }
 
@@ -56,13 +66,15 @@ impl Kind {
             Kind::Service => "service",
             Kind::Route => "route",
             Kind::Plugin => "plugin",
+            Kind::Certificate => "certificate",
+            Kind::CaCertificate => "ca_certificate",
         }
     }
 
-    pub const ALL: [Kind; 3] = [Kind::Service, Kind::Route, Kind::Plugin];
+    pub const ALL: [Kind; 5] = [Kind::Service, Kind::Route, Kind::Plugin, Kind::Certificate, Kind::CaCertificate];
 }
 
-/// One service, route or plugin.
+/// One entity of any [`Kind`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entity {
     /// A UUID (`8-4-4-4-12` hex).
@@ -86,6 +98,12 @@ impl Entity {
         self.fields.get(key).and_then(|r| r.get("id")).and_then(Value::as_str)
     }
 
+    /// The strings of the list field `key` (a certificate's `snis`, a service's
+    /// `ca_certificates`); none when it is unset or not a list.
+    pub fn strings<'a>(&'a self, key: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
+    }
+
     /// The entity as a decK document entry (and as the Admin API shows it, before
     /// redaction and defaults).
     pub fn to_json(&self) -> Value {
@@ -103,6 +121,8 @@ pub struct Store {
     pub services: Vec<Entity>,
     pub routes: Vec<Entity>,
     pub plugins: Vec<Entity>,
+    pub certificates: Vec<Entity>,
+    pub ca_certificates: Vec<Entity>,
 }
 
 /// `8-4-4-4-12` hexadecimal, as Kong's `typedefs.uuid`.
@@ -136,6 +156,8 @@ impl Store {
             Kind::Service => &self.services,
             Kind::Route => &self.routes,
             Kind::Plugin => &self.plugins,
+            Kind::Certificate => &self.certificates,
+            Kind::CaCertificate => &self.ca_certificates,
         }
     }
 
@@ -144,18 +166,29 @@ impl Store {
             Kind::Service => &mut self.services,
             Kind::Route => &mut self.routes,
             Kind::Plugin => &mut self.plugins,
+            Kind::Certificate => &mut self.certificates,
+            Kind::CaCertificate => &mut self.ca_certificates,
         }
     }
 
     /// The entity an Admin API path segment names: by id when it is a UUID, else by
-    /// `name` (services, routes) or `instance_name` (plugins), as Kong looks them up.
+    /// `name` (services, routes), `instance_name` (plugins) or one of its `snis`
+    /// (certificates, case-insensitively), as Kong looks them up. CA certificates have
+    /// only ids.
     pub fn position(&self, kind: Kind, key: &str) -> Option<usize> {
         let list = self.list(kind);
         if is_uuid(key) {
             let key = key.to_ascii_lowercase();
             return list.iter().position(|e| e.id.eq_ignore_ascii_case(&key));
         }
-        let field = if kind == Kind::Plugin { "instance_name" } else { "name" };
+        let field = match kind {
+            Kind::Plugin => "instance_name",
+            Kind::Service | Kind::Route => "name",
+            Kind::Certificate => {
+                return list.iter().position(|e| e.strings("snis").any(|s| s.eq_ignore_ascii_case(key)))
+            }
+            Kind::CaCertificate => return None,
+        };
         list.iter().position(|e| e.fields.get(field).and_then(Value::as_str) == Some(key))
     }
 
@@ -235,8 +268,9 @@ impl Store {
     /// The store a loaded configuration amounts to, with Kong's defaults and
     /// normalised values. Ids: the configuration's own; else, for an entity that has
     /// none (a decK file without ids), the id of the entity of `previous` it matches
-    /// (same name; for plugins the same `instance_name`, or name and scope), so ids stay
-    /// stable across reloads; else a new one. Timestamps come from the matching entity
+    /// (same name; for plugins the same `instance_name`, or name and scope; for
+    /// certificates and CA certificates the same `cert`), so ids stay stable across
+    /// reloads; else a new one. Timestamps come from the matching entity
     /// of `previous`: `created_at` is kept, `updated_at` too unless the fields changed
     /// (then it is `now`). New entities get `now` for both.
     pub fn from_config(
@@ -251,6 +285,8 @@ impl Store {
                 Kind::Service => cfg.services.iter().filter_map(|s| s.id.as_deref()).collect(),
                 Kind::Route => cfg.routes.iter().filter_map(|r| r.id.as_deref()).collect(),
                 Kind::Plugin => cfg.plugins.iter().filter_map(|p| p.id.as_deref()).collect(),
+                Kind::Certificate => cfg.certificates.iter().filter_map(|c| c.id.as_deref()).collect(),
+                Kind::CaCertificate => cfg.ca_certificates.iter().filter_map(|c| c.id.as_deref()).collect(),
             }
         };
         // A match by name must not take an id that another entity states explicitly.
@@ -263,9 +299,23 @@ impl Store {
                 }
             }
         };
+        let same_cert = |cert: &str| {
+            let cert = cert.trim().to_string();
+            move |e: &Entity| e.fields.get("cert").and_then(Value::as_str).map(str::trim) == Some(cert.as_str())
+        };
+        // Certificates first, so services can refer to their final ids.
+        for c in &cfg.certificates {
+            let prev = matched(Kind::Certificate, &c.id, &same_cert(&c.cert));
+            out.certificates.push(stamped(c.id.clone(), prev, certificate_fields(c), now, new_id)?);
+        }
+        for c in &cfg.ca_certificates {
+            let prev = matched(Kind::CaCertificate, &c.id, &same_cert(&c.cert));
+            out.ca_certificates.push(stamped(c.id.clone(), prev, ca_certificate_fields(c), now, new_id)?);
+        }
         for s in &cfg.services {
             let prev = matched(Kind::Service, &s.id, &|e| s.name.is_some() && e.name() == s.name.as_deref());
-            out.services.push(stamped(s.id.clone(), prev, service_fields(s), now, new_id)?);
+            let fields = service_fields(s, &out);
+            out.services.push(stamped(s.id.clone(), prev, fields, now, new_id)?);
         }
         for r in &cfg.routes {
             let mut fields = route_fields(r);
@@ -332,7 +382,43 @@ fn list_or_null(items: &[String]) -> Value {
     }
 }
 
-fn service_fields(s: &Service) -> Map<String, Value> {
+/// A certificate's fields. `cert_alt` and `key_alt` are always `null`: the loader
+/// accepts them with a warning and serves the first pair only.
+fn certificate_fields(c: &Certificate) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("cert".into(), json!(c.cert));
+    m.insert("key".into(), json!(c.key));
+    m.insert("cert_alt".into(), Value::Null);
+    m.insert("key_alt".into(), Value::Null);
+    m.insert("snis".into(), Value::Array(c.snis.iter().map(|(name, _)| json!(name)).collect()));
+    m.insert("tags".into(), list_or_null(&c.tags));
+    m
+}
+
+fn ca_certificate_fields(c: &CaCertificate) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("cert".into(), json!(c.cert));
+    m.insert("cert_digest".into(), cert_digest(&c.cert).map_or(Value::Null, Value::String));
+    m.insert("tags".into(), list_or_null(&c.tags));
+    m
+}
+
+/// Kong's `cert_digest`: the SHA-256 of the (first) certificate's DER, lower-case hex.
+/// `None` when the text holds no PEM certificate.
+pub fn cert_digest(pem: &str) -> Option<String> {
+    let certs = crate::tls::certificates(pem.as_bytes()).ok()?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, certs.first()?.as_ref());
+    Some(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `id` as the entity of `list` with that id (case-insensitively) spells it, else
+/// lower-cased: store ids are lower-case.
+fn stored_id(list: &[Entity], id: &str) -> String {
+    list.iter().find(|e| e.id.eq_ignore_ascii_case(id)).map_or_else(|| id.to_ascii_lowercase(), |e| e.id.clone())
+}
+
+/// A service's fields; `store` holds the certificates already read, for references.
+fn service_fields(s: &Service, store: &Store) -> Map<String, Value> {
     let ms = |d: std::time::Duration| json!(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let mut m = Map::new();
     m.insert("name".into(), s.name.as_ref().map_or(Value::Null, |n| json!(n)));
@@ -346,10 +432,14 @@ fn service_fields(s: &Service) -> Map<String, Value> {
     m.insert("retries".into(), json!(s.retries));
     m.insert("enabled".into(), json!(s.enabled));
     m.insert("tags".into(), list_or_null(&s.tags));
-    // Kong fields ringgate refuses or ignores when set (see config::validate).
-    for key in ["tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate"] {
-        m.insert(key.into(), Value::Null);
-    }
+    // ringgate's default is true (Kong's is off): shown as it applies.
+    m.insert("tls_verify".into(), json!(s.tls_verify));
+    // Accepted with a warning and ignored (see config::validate).
+    m.insert("tls_verify_depth".into(), Value::Null);
+    let cas: Vec<String> = s.ca_certificates.iter().map(|(id, _)| stored_id(&store.ca_certificates, id)).collect();
+    m.insert("ca_certificates".into(), list_or_null(&cas));
+    let client = s.client_certificate.as_ref().map(|(id, _)| json!({ "id": stored_id(&store.certificates, id) }));
+    m.insert("client_certificate".into(), client.unwrap_or(Value::Null));
     m
 }
 
@@ -492,6 +582,95 @@ mod tests {
         let env = |_: &str| Some("LEAKED".to_string());
         let cfg = crate::config::load_str(&text, "t", &env).unwrap();
         assert_eq!(cfg.services[0].name.as_deref(), Some("a${{ env \"DECK_X\" }}"));
+    }
+
+    const CERT_ID: &str = "7B3A1B2C-0D4E-4F5A-8B6C-7D8E9F0A1B2C";
+    const CA_ID: &str = "6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c";
+
+    /// TLS entities as decK writes them, and an https service using them. The loader
+    /// does not parse PEM (the compiler does), so placeholders do here.
+    fn tls_deck() -> String {
+        format!(
+            "_format_version: \"3.0\"\ncertificates:\n- id: {CERT_ID}\n  cert: CERT-PEM\n  key: KEY-PEM\n  \
+             snis:\n  - name: API.example.com\n  - '*.example.org'\n  tags: [edge]\nca_certificates:\n- id: {CA_ID}\n  \
+             cert: CA-PEM\n- cert: OTHER-CA-PEM\nservices:\n- name: secure\n  url: https://up.example:8443\n  \
+             tls_verify: false\n  ca_certificates: [{CA_ID}]\n  client_certificate: {{id: {CERT_ID}}}\n"
+        )
+    }
+
+    #[test]
+    fn tls_entities_and_service_tls_settings_load_back_from_the_rendered_store() {
+        let cfg = load(&tls_deck());
+        let store = Store::from_config(&cfg, &Store::default(), 100, &mut counter()).unwrap();
+        let again = load(&store.render());
+        assert_eq!(again.certificates.len(), 1, "certificates survive the store");
+        let c = &again.certificates[0];
+        assert_eq!(c.id.as_deref(), Some(CERT_ID.to_ascii_lowercase().as_str()));
+        assert_eq!((c.cert.as_str(), c.key.as_str()), ("CERT-PEM", "KEY-PEM"));
+        let snis: Vec<&str> = c.snis.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(snis, ["api.example.com", "*.example.org"]);
+        assert_eq!(c.tags, ["edge"]);
+        assert_eq!(again.ca_certificates.len(), 2);
+        assert_eq!(again.ca_certificates[0].id.as_deref(), Some(CA_ID));
+        assert_eq!(again.ca_certificates[1].cert, "OTHER-CA-PEM");
+        let s = &again.services[0];
+        assert!(!s.tls_verify, "tls_verify: false survives");
+        assert_eq!(s.ca_certificates.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), [CA_ID]);
+        let client = s.client_certificate.as_ref().map(|(id, _)| id.to_ascii_lowercase());
+        assert_eq!(client, Some(CERT_ID.to_ascii_lowercase()));
+    }
+
+    #[test]
+    fn tls_entities_have_kongs_fields_and_keep_ids_and_timestamps() {
+        let store = Store::from_config(&load(&tls_deck()), &Store::default(), 100, &mut counter()).unwrap();
+        let cert = &store.certificates[0];
+        assert_eq!(cert.id, CERT_ID.to_ascii_lowercase(), "ids are stored lower-case");
+        assert_eq!(cert.fields["snis"], json!(["api.example.com", "*.example.org"]));
+        assert_eq!((cert.fields["cert_alt"].clone(), cert.fields["key_alt"].clone()), (Value::Null, Value::Null));
+        assert_eq!(cert.fields["key"], json!("KEY-PEM"), "the store holds the key; responses hide it");
+        assert_eq!(store.ca_certificates[0].fields["cert_digest"], Value::Null, "no PEM, no digest");
+        let svc = &store.services[0];
+        assert_eq!(svc.fields["tls_verify"], json!(false));
+        assert_eq!(svc.fields["ca_certificates"], json!([CA_ID]));
+        assert_eq!(svc.reference("client_certificate"), Some(cert.id.as_str()), "the reference follows the id's case");
+        let http = Store::from_config(&load(DECK), &Store::default(), 1, &mut counter()).unwrap();
+        assert_eq!(http.services[0].fields["tls_verify"], json!(true), "ringgate's default, shown");
+        assert_eq!(http.services[0].fields["ca_certificates"], Value::Null);
+        assert_eq!(http.services[0].fields["client_certificate"], Value::Null);
+
+        let again = Store::from_config(&load(&store.render()), &store, 200, &mut counter()).unwrap();
+        assert_eq!(again, store, "same ids, same fields, timestamps kept");
+        let parsed: Value = serde_json::from_str(&store.render()).unwrap();
+        assert_eq!(Store::from_document(&parsed).unwrap(), store, "the state file keeps them");
+
+        // Without ids (a decK file re-read on SIGHUP), a CA certificate keeps its id by `cert`.
+        let mut fresh = || Ok::<_, StoreError>("ffffffff-ffff-4fff-8fff-ffffffffffff".to_string());
+        let reread = Store::from_config(&load(&tls_deck()), &again, 300, &mut fresh).unwrap();
+        assert_eq!(reread.ca_certificates[1].id, store.ca_certificates[1].id);
+        assert_eq!(reread.ca_certificates[1].updated_at, 100);
+    }
+
+    #[test]
+    fn ca_certificate_digest_is_the_sha256_of_the_der() {
+        let pem = "-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n";
+        let expected: String = ring::digest::digest(&ring::digest::SHA256, &[0, 1, 2])
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(cert_digest(pem), Some(expected));
+        assert_eq!(cert_digest("not pem"), None);
+    }
+
+    #[test]
+    fn certificates_are_found_by_id_or_sni_and_ca_certificates_by_id_only() {
+        let store = Store::from_config(&load(&tls_deck()), &Store::default(), 1, &mut counter()).unwrap();
+        assert_eq!(store.position(Kind::Certificate, CERT_ID), Some(0));
+        assert_eq!(store.position(Kind::Certificate, "API.Example.com"), Some(0));
+        assert_eq!(store.position(Kind::Certificate, "*.example.org"), Some(0));
+        assert_eq!(store.position(Kind::Certificate, "other.example"), None);
+        assert_eq!(store.position(Kind::CaCertificate, CA_ID), Some(0));
+        assert_eq!(store.position(Kind::CaCertificate, "CA-PEM"), None);
     }
 
     #[test]

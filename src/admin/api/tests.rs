@@ -415,3 +415,238 @@ fn every_accepted_change_is_saved_and_loads_back() {
     assert_eq!(b.shared.load().instances().len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// ----- certificates and CA certificates -----
+
+/// A self-signed certificate for `names`: (certificate PEM, key PEM).
+fn issued(names: &[&str]) -> (String, String) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let rcgen::CertifiedKey { cert, signing_key } = rcgen::generate_simple_self_signed(names).unwrap();
+    (cert.pem(), signing_key.serialize_pem())
+}
+
+/// A CA certificate, PEM.
+fn ca_pem(name: &str) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    params.self_signed(&key).unwrap().pem()
+}
+
+fn cert_body(cert: &str, key: &str, snis: &[&str]) -> String {
+    json!({ "cert": cert, "key": key, "snis": snis, "tags": ["edge"] }).to_string()
+}
+
+/// The base64 body of a PEM key: what must never be in a response.
+fn key_material(key: &str) -> String {
+    key.lines().filter(|l| !l.starts_with("-----")).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn certificates_are_created_shown_redacted_patched_put_and_deleted() {
+    let mut a = admin();
+    let (cert, key) = issued(&["a.example"]);
+    let mut seen = Vec::new();
+    let r = call(&mut a, "POST", "/certificates", &cert_body(&cert, &key, &["A.example"]));
+    seen.push(r.clone());
+    let c = ok(r, 201);
+    let id = c["id"].as_str().unwrap().to_string();
+    assert!(is_uuid(&id));
+    assert_eq!(c["cert"], json!(cert), "the certificate is public");
+    assert_eq!(c["key"], REDACTED);
+    assert_eq!((c["cert_alt"].clone(), c["key_alt"].clone()), (Value::Null, Value::Null));
+    assert_eq!(c["snis"], json!(["a.example"]));
+    assert_eq!(c["tags"], json!(["edge"]));
+    assert!(c["created_at"].as_u64().unwrap() > 1_600_000_000);
+    assert_eq!(a.store.certificates[0].fields["key"], json!(key), "stored whole");
+    assert!(a.shared.load().server_certs.pick(Some("a.example")).is_some(), "the change is running");
+
+    for path in [format!("/certificates/{id}"), "/certificates/A.EXAMPLE".to_string(), "/certificates/".to_string()] {
+        let r = call(&mut a, "GET", &path, "");
+        seen.push(r.clone());
+        let v = ok(r, 200);
+        let shown = if path.ends_with('/') { v["data"][0].clone() } else { v };
+        assert_eq!(shown, c, "{path}");
+    }
+    assert_eq!(ok(call(&mut a, "GET", "/certificates/none.example", ""), 404), json!({ "message": "SNI not found" }));
+    assert_eq!(call(&mut a, "PATCH", "/certificates/none.example", "{}").status, 404);
+    assert_eq!(call(&mut a, "DELETE", "/certificates/none.example", "").status, 404, "Kong's SNI lookup");
+
+    // PATCH with the redacted key sent back keeps the stored key.
+    let r = call(&mut a, "PATCH", &format!("/certificates/{id}"), r#"{"key":"<redacted>","snis":["b.example"]}"#);
+    seen.push(r.clone());
+    let v = ok(r, 200);
+    assert_eq!(v["snis"], json!(["b.example"]));
+    assert_eq!(a.store.certificates[0].fields["key"], json!(key));
+    assert!(a.shared.load().server_certs.pick(Some("a.example")).is_none());
+    assert!(a.shared.load().server_certs.pick(Some("b.example")).is_some());
+
+    // GET, then PUT it all back: still the same key.
+    let shown = ok(call(&mut a, "GET", "/certificates/b.example", ""), 200);
+    let r = call(&mut a, "PUT", &format!("/certificates/{id}"), &shown.to_string());
+    seen.push(r.clone());
+    assert_eq!(ok(r, 200)["created_at"], c["created_at"]);
+    assert_eq!(a.store.certificates[0].fields["key"], json!(key));
+
+    // A new pair replaces the old.
+    let (cert2, key2) = issued(&["b.example"]);
+    let body = json!({ "cert": cert2, "key": key2 }).to_string();
+    let r = call(&mut a, "PATCH", "/certificates/b.example", &body);
+    seen.push(r.clone());
+    assert_eq!(ok(r, 200)["cert"], json!(cert2));
+    assert_eq!(a.store.certificates[0].fields["key"], json!(key2));
+
+    for r in &seen {
+        let text = String::from_utf8_lossy(&r.body);
+        assert!(!text.contains(&key_material(&key)) && !text.contains(&key_material(&key2)), "{text}");
+    }
+    assert_eq!(call(&mut a, "DELETE", &format!("/certificates/{id}"), "").status, 204);
+    assert!(a.store.certificates.is_empty());
+    assert!(a.shared.load().server_certs.pick(Some("b.example")).is_none());
+}
+
+#[test]
+fn bad_pem_and_a_key_of_another_certificate_are_schema_violations_at_their_field() {
+    let mut a = admin();
+    let (cert, key) = issued(&["a.example"]);
+    let (_, other_key) = issued(&["b.example"]);
+    let v = ok(call(&mut a, "POST", "/certificates", &cert_body("not a certificate", &key, &[])), 400);
+    assert_eq!((v["code"].clone(), v["name"].clone()), (json!(2), json!("schema violation")));
+    assert!(v["fields"]["cert"].as_str().unwrap().contains("no PEM certificate found"), "{v}");
+    assert!(v["message"].as_str().unwrap().starts_with("schema violation (cert: "), "{v}");
+    let v = ok(call(&mut a, "POST", "/certificates", &cert_body(&cert, "not a key", &[])), 400);
+    assert!(v["fields"]["key"].as_str().unwrap().contains("not a PEM private key"), "{v}");
+    let v = ok(call(&mut a, "POST", "/certificates", &cert_body(&cert, &other_key, &[])), 400);
+    assert!(v["fields"]["@entity"].as_str().unwrap().contains("does not belong to the certificate"), "{v}");
+    let v = ok(call(&mut a, "POST", "/certificates", &json!({ "cert": cert }).to_string()), 400);
+    assert!(v["fields"]["@entity"].as_str().unwrap().contains("needs 'key'"), "{v}");
+    let v = ok(call(&mut a, "POST", "/certificates", &cert_body(&cert, REDACTED, &[])), 400);
+    assert!(v.to_string().contains("needs 'key'"), "a new certificate has no stored key to keep: {v}");
+    let v = ok(
+        call(
+            &mut a,
+            "POST",
+            "/ca_certificates",
+            r#"{"cert":"-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n"}"#,
+        ),
+        400,
+    );
+    assert!(v["fields"]["cert"].as_str().unwrap().contains("cannot be used as a CA certificate"), "{v}");
+    assert!(a.store.certificates.is_empty() && a.store.ca_certificates.is_empty());
+    assert_eq!(
+        ok(call(&mut a, "PUT", "/ca_certificates/not-a-uuid", "{}"), 400)["fields"]["id"],
+        "expected a valid UUID"
+    );
+    assert_eq!(call(&mut a, "GET", "/ca_certificates/not-a-uuid", "").status, 404);
+}
+
+#[test]
+fn snis_are_unique_across_certificates_and_put_by_sni_creates_or_replaces() {
+    let mut a = admin();
+    let (cert, key) = issued(&["a.example"]);
+    let first = ok(call(&mut a, "POST", "/certificates", &cert_body(&cert, &key, &["a.example"])), 201);
+    let v = ok(call(&mut a, "POST", "/certificates", &cert_body(&cert, &key, &["x.example", "A.example"])), 400);
+    let expected =
+        format!("a.example already associated with existing certificate '{}'", first["id"].as_str().unwrap());
+    assert_eq!(v["fields"]["snis"], json!(expected));
+    let v = ok(call(&mut a, "POST", "/certificates", &cert_body(&cert, &key, &["x.example", "x.example"])), 400);
+    assert_eq!(v["fields"]["snis"], "duplicate SNI in request: x.example");
+
+    // PUT by a name nothing serves creates a certificate serving it.
+    let body = json!({ "cert": cert, "key": key }).to_string();
+    let created = ok(call(&mut a, "PUT", "/certificates/new.example", &body), 200);
+    assert_eq!(created["snis"], json!(["new.example"]));
+    let body = json!({ "cert": cert, "key": key, "snis": ["other.example"] }).to_string();
+    let replaced = ok(call(&mut a, "PUT", "/certificates/new.example", &body), 200);
+    assert_eq!(replaced["id"], created["id"]);
+    assert_eq!(replaced["snis"], json!(["other.example", "new.example"]), "the path's name is kept");
+
+    // Form fields: a lone `snis` is a list.
+    let form = format!("cert={}&key={}&snis=form.example", form_encode(&cert), form_encode(&key));
+    let v = ok(form_call(&mut a, "POST", "/certificates", &form), 201);
+    assert_eq!(v["snis"], json!(["form.example"]));
+    assert_eq!(v["key"], REDACTED);
+}
+
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn services_use_certificates_which_then_cannot_be_deleted() {
+    let mut a = admin();
+    let ca = ok(call(&mut a, "POST", "/ca_certificates", &json!({ "cert": ca_pem("test CA") }).to_string()), 201);
+    let ca_id = ca["id"].as_str().unwrap().to_string();
+    let digest = ca["cert_digest"].as_str().unwrap();
+    assert!(digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()), "{ca}");
+    let v = ok(call(&mut a, "POST", "/ca_certificates", &json!({ "cert": ca["cert"] }).to_string()), 409);
+    assert_eq!((v["code"].clone(), v["fields"].clone()), (json!(5), json!({ "cert_digest": digest })));
+    let (cert, key) = issued(&["client.example"]);
+    let client = ok(call(&mut a, "POST", "/certificates", &cert_body(&cert, &key, &[])), 201);
+    let client_id = client["id"].as_str().unwrap().to_string();
+
+    let missing = "00000000-0000-4000-8000-000000000001";
+    let body = json!({ "name": "s", "url": "https://127.0.0.1:9", "client_certificate": { "id": missing } });
+    let v = ok(call(&mut a, "POST", "/services", &body.to_string()), 400);
+    assert_eq!(
+        (v["code"].clone(), v["fields"].clone()),
+        (json!(4), json!({ "client_certificate": { "id": missing } }))
+    );
+    let body = json!({ "name": "s", "url": "https://127.0.0.1:9", "ca_certificates": [ca_id, missing, "x"] });
+    let v = ok(call(&mut a, "POST", "/services", &body.to_string()), 400);
+    assert_eq!(v["fields"]["ca_certificates"][1], format!("no CA certificate with id '{missing}'"));
+    assert_eq!(v["fields"]["ca_certificates"][2], "expected a valid UUID");
+
+    let body = json!({
+        "name": "s",
+        "url": "https://127.0.0.1:9",
+        "tls_verify": false,
+        "ca_certificates": [ca_id.to_ascii_uppercase()],
+        "client_certificate": { "id": client_id },
+    });
+    let s = ok(call(&mut a, "POST", "/services", &body.to_string()), 201);
+    assert_eq!(s["tls_verify"], false);
+    assert_eq!(s["ca_certificates"], json!([ca_id]), "stored as the CA certificate's id");
+    assert_eq!(s["client_certificate"], json!({ "id": client_id }));
+    assert!(a.shared.load().targets[0].tls.is_some(), "an https upstream");
+    assert!(!a.shared.load().config.services[0].tls_verify);
+
+    let v = ok(call(&mut a, "DELETE", &format!("/certificates/{client_id}"), ""), 400);
+    assert_eq!(v["code"], 4);
+    assert_eq!(v["message"], "an existing 'services' entity references this 'certificates' entity");
+    assert_eq!(v["fields"], json!({ "@referenced_by": "services" }));
+    let v = ok(call(&mut a, "DELETE", &format!("/ca_certificates/{ca_id}"), ""), 400);
+    let sid = s["id"].as_str().unwrap();
+    assert_eq!(v, json!({ "message": format!("ca_certificate {ca_id} is still referenced by services (id = {sid})") }));
+    assert_eq!((a.store.certificates.len(), a.store.ca_certificates.len()), (1, 1));
+
+    ok(call(&mut a, "PATCH", "/services/s", r#"{"ca_certificates":null,"client_certificate":null}"#), 200);
+    assert_eq!(call(&mut a, "DELETE", &format!("/certificates/{client_id}"), "").status, 204);
+    assert_eq!(call(&mut a, "DELETE", &format!("/ca_certificates/{ca_id}"), "").status, 204);
+    assert!(a.store.certificates.is_empty() && a.store.ca_certificates.is_empty());
+}
+
+#[test]
+fn certificates_are_saved_and_load_back_with_the_state() {
+    let dir = std::env::temp_dir().join(format!("ringgate-api-certs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut a = admin_with(Some(DataDir::open(&dir).unwrap()));
+    let ca = ok(call(&mut a, "POST", "/ca_certificates", &json!({ "cert": ca_pem("test CA") }).to_string()), 201);
+    let (cert, key) = issued(&["a.example"]);
+    let c = ok(call(&mut a, "POST", "/certificates", &cert_body(&cert, &key, &["a.example"])), 201);
+    let body = json!({ "name": "s", "url": "https://127.0.0.1:9", "ca_certificates": [ca["id"]], "client_certificate": c["id"] });
+    ok(call(&mut a, "POST", "/services", &body.to_string()), 201);
+    let saved = std::fs::read_to_string(dir.join("state.json")).unwrap();
+    let mut b = admin();
+    b.load_state(&saved, "state.json").unwrap();
+    assert_eq!(b.store, a.store, "ids, timestamps, keys and references survive");
+    assert!(b.shared.load().server_certs.pick(Some("a.example")).is_some());
+    assert!(b.shared.load().targets[0].tls.is_some());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
