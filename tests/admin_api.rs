@@ -8,6 +8,10 @@
 //! request after a plugin is created may be answered 503 while discovery loads (SPEC
 //! §3); requests are retried for a bounded time while the answer is 503, never on any
 //! other status.
+//!
+//! TLS entities: certificates made by the tests (`support::tls`), and `https` services
+//! pointing at a [`TlsFront`] in front of the recording upstream, so "takes effect"
+//! means a request through the binary reached the upstream over verified TLS.
 
 mod support;
 
@@ -23,6 +27,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use support::client::Client;
 use support::idp::TestIdp;
+use support::tls::{server_config, Issued, TestCa, TlsFront};
 use support::upstream::Upstream;
 
 /// A client the test IdP registers for client_secret_post (tests/idp/clients.json).
@@ -501,4 +506,237 @@ fn get_responses_and_logs_never_show_a_secret() {
     assert!(std::fs::read_to_string(&state).unwrap().contains(&format!("{CONFIGURED_SECRET}-2")));
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+// ----- certificates and CA certificates -----
+
+const CA_ID: &str = "6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c";
+const CLIENT_ID: &str = "7b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c";
+const EDGE_ID: &str = "8b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c";
+
+/// `pem` as a YAML block scalar's lines, indented by `indent`.
+fn block(pem: &str, indent: usize) -> String {
+    pem.lines().map(|l| format!("{}{l}\n", " ".repeat(indent))).collect()
+}
+
+/// The base64 body of a PEM key: what must never be in a response or the log.
+fn key_material(key: &str) -> String {
+    key.lines().filter(|l| !l.starts_with("-----")).collect::<Vec<_>>().join("\n")
+}
+
+/// A GET through the proxy; the status.
+fn get_through(proxy: SocketAddr, path: &str) -> u16 {
+    let mut c = Client::connect(proxy);
+    c.write(format!("GET {path} HTTP/1.1\r\nHost: api.test\r\n\r\n").as_bytes());
+    c.response().expect("a response from the proxy").status
+}
+
+/// The fixtures of one TLS test: a CA the upstream's certificate comes from, a client
+/// certificate the upstream requires, and a served certificate.
+struct TlsKit {
+    ca: TestCa,
+    client: Issued,
+    edge: Issued,
+    /// Requires a client certificate from the test's client CA; its own certificate is
+    /// for 127.0.0.1 from `ca`.
+    strict: TlsFront,
+    /// An expired certificate for another name, from a CA nobody trusts.
+    sloppy: TlsFront,
+}
+
+impl TlsKit {
+    fn new(up: &Upstream) -> TlsKit {
+        let ca = TestCa::new("upstream CA");
+        let clients = TestCa::new("client CA");
+        let nobody = TestCa::new("untrusted CA");
+        let strict = TlsFront::start(up.addr(), server_config(&ca.issue(&["127.0.0.1"]), Some(&clients)));
+        let sloppy = TlsFront::start(up.addr(), server_config(&nobody.issue_expired(&["elsewhere.test"]), None));
+        let client = clients.issue(&["ringgate.test"]);
+        let edge = ca.issue(&["edge.example"]);
+        TlsKit { ca, client, edge, strict, sloppy }
+    }
+
+    /// A decK file: the CA certificate, the client and edge certificates, service
+    /// `secure` (trusting the CA, presenting the client certificate) on `/secure`, and
+    /// service `lax` (`tls_verify: false`) on `/lax`.
+    fn deck(&self) -> String {
+        format!(
+            "_format_version: \"3.0\"\nca_certificates:\n- id: {CA_ID}\n  cert: |\n{ca}certificates:\n\
+             - id: {CLIENT_ID}\n  cert: |\n{client_cert}  key: |\n{client_key}\
+             - id: {EDGE_ID}\n  cert: |\n{edge_cert}  key: |\n{edge_key}  snis:\n  - name: edge.example\n\
+             services:\n- name: secure\n  url: https://{strict}\n  retries: 0\n  ca_certificates: [{CA_ID}]\n  \
+             client_certificate: {{id: {CLIENT_ID}}}\n  routes:\n  - name: secure\n    paths: [/secure]\n    \
+             strip_path: false\n- name: lax\n  url: https://{sloppy}\n  retries: 0\n  tls_verify: false\n  \
+             routes:\n  - name: lax\n    paths: [/lax]\n    strip_path: false\n",
+            ca = block(&self.ca.pem, 4),
+            client_cert = block(&self.client.cert, 4),
+            client_key = block(&self.client.key, 4),
+            edge_cert = block(&self.edge.cert, 4),
+            edge_key = block(&self.edge.key, 4),
+            strict = self.strict.addr,
+            sloppy = self.sloppy.addr,
+        )
+    }
+
+    fn keys(&self) -> [String; 2] {
+        [key_material(&self.client.key), key_material(&self.edge.key)]
+    }
+}
+
+fn start_tls_gate(kit: &TlsKit, dir: &TempDir, extra: &[&str]) -> Gate {
+    let file = dir.0.join("kong.yaml");
+    std::fs::write(&file, kit.deck()).unwrap();
+    let data = dir.0.join("data");
+    let mut args = vec!["--config", file.to_str().unwrap(), "--data-dir", data.to_str().unwrap()];
+    args.extend_from_slice(&["--admin-listen", "127.0.0.1:0"]);
+    args.extend_from_slice(extra);
+    Gate::start(&args, &[])
+}
+
+#[test]
+fn a_deck_file_with_tls_entities_runs_through_the_binary_and_shows_in_the_admin_api() {
+    let up = Upstream::start();
+    let kit = TlsKit::new(&up);
+    let dir = TempDir::new("tls-deck");
+    let gate = start_tls_gate(&kit, &dir, &[]);
+
+    // The store no longer drops the TLS settings: both upstreams are reached.
+    assert_eq!(get_through(gate.proxy, "/secure/1"), 200, "verified, with a client certificate:\n{}", gate.log());
+    assert_eq!(get_through(gate.proxy, "/lax/1"), 200, "tls_verify: false:\n{}", gate.log());
+    let targets: Vec<String> = up.received().iter().map(|r| r.target.clone()).collect();
+    assert_eq!(targets, ["/secure/1", "/lax/1"]);
+    assert_eq!(kit.strict.handshakes(), 1);
+
+    let (status, secure) = gate.call("GET", "/services/secure", None);
+    assert_eq!(status, 200);
+    assert_eq!(secure["protocol"], "https");
+    assert_eq!(secure["tls_verify"], true);
+    assert_eq!(secure["ca_certificates"], json!([CA_ID]));
+    assert_eq!(secure["client_certificate"], json!({ "id": CLIENT_ID }));
+    let (_, lax) = gate.call("GET", "/services/lax", None);
+    assert_eq!(lax["tls_verify"], false);
+    assert_eq!(lax["ca_certificates"], Value::Null);
+
+    let (status, certs) = gate.call("GET", "/certificates", None);
+    assert_eq!(status, 200);
+    let data = certs["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{certs}");
+    assert_eq!(data[0]["id"], CLIENT_ID);
+    assert_eq!(data[0]["cert"], json!(kit.client.cert));
+    assert_eq!(data[0]["snis"], json!([]));
+    assert_eq!(data[1]["snis"], json!(["edge.example"]));
+    assert!(data.iter().all(|c| c["key"] == "<redacted>"), "{certs}");
+    let (status, edge) = gate.call("GET", "/certificates/edge.example", None);
+    assert_eq!((status, edge["id"].clone()), (200, json!(EDGE_ID)));
+    let (status, cas) = gate.call("GET", "/ca_certificates", None);
+    assert_eq!(status, 200);
+    assert_eq!(cas["data"][0]["id"], CA_ID);
+    assert_eq!(cas["data"][0]["cert_digest"].as_str().map(str::len), Some(64));
+
+    // In use: neither can be deleted.
+    let (status, body) = gate.call("DELETE", &format!("/certificates/{CLIENT_ID}"), None);
+    assert_eq!((status, body["code"].clone()), (400, json!(4)), "{body}");
+    let (status, body) = gate.call("DELETE", &format!("/ca_certificates/{CA_ID}"), None);
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("is still referenced by services"), "{body}");
+    assert_eq!(get_through(gate.proxy, "/secure/2"), 200, "refused deletes changed nothing");
+
+    let shown = [certs.to_string(), edge.to_string(), raw_http(gate.admin, "GET", "/", &[], "").1];
+    for key in kit.keys() {
+        assert!(shown.iter().all(|t| !t.contains(&key)), "a private key in a response");
+        assert!(!gate.log().contains(&key), "a private key in the log");
+    }
+}
+
+#[test]
+fn certificates_by_the_admin_api_over_http_are_redacted_and_checked() {
+    let up = Upstream::start();
+    let dir = TempDir::new("tls-api");
+    let gate = start_gate(&up, &dir, &[]);
+    let ca = TestCa::new("api CA");
+    let issued = ca.issue(&["api.example"]);
+    let other = ca.issue(&["other.example"]);
+    let key = key_material(&issued.key);
+
+    let body = json!({ "cert": issued.cert, "key": issued.key, "snis": ["api.example"] }).to_string();
+    let (status, created) = gate.call("POST", "/certificates", Some(&body));
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["key"], "<redacted>");
+    assert_eq!(created["cert"], json!(issued.cert));
+    let id = created["id"].as_str().unwrap().to_string();
+    let (status, got) = gate.call("GET", &format!("/certificates/{id}"), None);
+    assert_eq!((status, &got), (200, &created));
+
+    // PATCH sending the redacted key back keeps the stored one.
+    let (status, patched) =
+        gate.call("PATCH", "/certificates/api.example", Some(r#"{"key":"<redacted>","snis":["api2.example"]}"#));
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["snis"], json!(["api2.example"]));
+    let state = std::fs::read_to_string(dir.0.join("data/state.json")).unwrap();
+    assert!(state.contains(&key.lines().next().unwrap().to_string()), "the stored key is unchanged");
+
+    // A bad PEM and a key of another certificate: Kong's schema violation, nothing changed.
+    let bad =
+        json!({ "cert": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n", "key": issued.key });
+    let (status, body) = gate.call("POST", "/certificates", Some(&bad.to_string()));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!((body["code"].clone(), body["name"].clone()), (json!(2), json!("schema violation")));
+    assert!(body["fields"]["cert"].is_string(), "{body}");
+    let mismatch = json!({ "cert": issued.cert, "key": other.key });
+    let (status, body) = gate.call("PATCH", &format!("/certificates/{id}"), Some(&mismatch.to_string()));
+    assert_eq!((status, body["code"].clone()), (400, json!(2)), "{body}");
+    assert!(body["fields"]["@entity"].as_str().unwrap().contains("does not belong"), "{body}");
+    let (_, listed) = gate.call("GET", "/certificates", None);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+
+    let (status, _) = gate.call("DELETE", &format!("/certificates/{id}"), None);
+    assert_eq!(status, 204);
+    assert_eq!(gate.call("GET", &format!("/certificates/{id}"), None).0, 404);
+    assert_eq!(gate.call("GET", "/certificates/api2.example", None), (404, json!({ "message": "SNI not found" })));
+    assert!(!gate.log().contains(&key) && !gate.log().contains(&key_material(&other.key)), "a key in the log");
+}
+
+#[test]
+fn certificates_survive_kill_9_and_resume_and_still_reach_the_https_upstream() {
+    let up = Upstream::start();
+    let kit = TlsKit::new(&up);
+    let dir = TempDir::new("tls-resume");
+    // Start from a plain decK file; everything TLS comes over the Admin API.
+    let mut gate = start_gate(&up, &dir, &[]);
+    let ca_body = json!({ "cert": kit.ca.pem, "tags": ["upstream"] }).to_string();
+    let (status, ca) = gate.call("POST", "/ca_certificates", Some(&ca_body));
+    assert_eq!(status, 201, "{ca}");
+    let client_body = json!({ "cert": kit.client.cert, "key": kit.client.key }).to_string();
+    let (status, client) = gate.call("POST", "/certificates", Some(&client_body));
+    assert_eq!(status, 201, "{client}");
+    let service = json!({
+        "name": "secure",
+        "url": format!("https://{}", kit.strict.addr),
+        "retries": 0,
+        "ca_certificates": [ca["id"]],
+        "client_certificate": { "id": client["id"] },
+    });
+    assert_eq!(gate.call("POST", "/services", Some(&service.to_string())).0, 201);
+    let route = r#"{"name":"tls","paths":["/tls"],"strip_path":false}"#;
+    assert_eq!(gate.call("POST", "/services/secure/routes", Some(route)).0, 201);
+    assert_eq!(get_through(gate.proxy, "/tls/before"), 200, "{}", gate.log());
+    gate.child.kill().unwrap(); // SIGKILL
+    gate.child.wait().unwrap();
+
+    let state = dir.0.join("data/state.json");
+    let check = Command::new(bin()).args(["check", "--config"]).arg(&state).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+
+    let resumed = start_gate(&up, &dir, &["--resume"]);
+    let (status, again) = resumed.call("GET", &format!("/certificates/{}", client["id"].as_str().unwrap()), None);
+    assert_eq!((status, &again), (200, &client), "same id, timestamps and fields; key still redacted");
+    let (status, ca_again) = resumed.call("GET", &format!("/ca_certificates/{}", ca["id"].as_str().unwrap()), None);
+    assert_eq!((status, &ca_again), (200, &ca));
+    let (_, svc) = resumed.call("GET", "/services/secure", None);
+    assert_eq!(svc["ca_certificates"], json!([ca["id"]]));
+    assert_eq!(svc["client_certificate"], json!({ "id": client["id"] }));
+    assert_eq!(get_through(resumed.proxy, "/tls/after"), 200, "{}", resumed.log());
+    let targets: Vec<String> = up.received().iter().map(|r| r.target.clone()).collect();
+    assert_eq!(targets, ["/tls/before", "/tls/after"]);
+    assert!(!resumed.log().contains(&key_material(&kit.client.key)), "a key in the log");
 }
