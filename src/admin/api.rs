@@ -878,24 +878,24 @@ fn patch(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>)
 fn put(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>) -> Result<Response, ApiError> {
     strip_read_only(&mut body);
     if !is_uuid(key) {
-        match kind {
-            Kind::Plugin => drop(body.insert("instance_name".into(), json!(key))),
-            Kind::Service | Kind::Route => drop(body.insert("name".into(), json!(key))),
+        let (field, value) = match kind {
+            Kind::Plugin => ("instance_name", json!(key)),
+            Kind::Service | Kind::Route => ("name", json!(key)),
             Kind::Certificate => {
-                let snis = match body.remove("snis") {
+                let mut snis = match body.remove("snis") {
                     None | Some(Value::Null) => Vec::new(),
                     Some(Value::Array(items)) => items,
                     Some(other) => vec![other],
                 };
                 let name = key.to_ascii_lowercase();
-                let mut snis = snis;
                 if !snis.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(&name))) {
                     snis.push(json!(name));
                 }
-                body.insert("snis".into(), Value::Array(snis));
+                ("snis", Value::Array(snis))
             }
             Kind::CaCertificate => return Err(schema_error("id", "expected a valid UUID")),
-        }
+        };
+        body.insert(field.into(), value);
     }
     let Some(i) = admin.store.position(kind, key) else {
         if is_uuid(key) {

@@ -650,3 +650,20 @@ fn certificates_are_saved_and_load_back_with_the_state() {
     assert!(b.shared.load().targets[0].tls.is_some());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn post_config_with_certificates_answers_them_redacted() {
+    let mut a = admin();
+    let (cert, key) = issued(&["a.example"]);
+    let doc = json!({
+        "_format_version": "3.0",
+        "certificates": [{ "cert": cert, "key": key, "snis": [{ "name": "a.example" }] }],
+    });
+    let r = call(&mut a, "POST", "/config", &doc.to_string());
+    assert!(!String::from_utf8_lossy(&r.body).contains(&key_material(&key)));
+    let v = ok(r, 201);
+    assert_eq!(v["certificates"][0]["key"], REDACTED);
+    assert_eq!(v["certificates"][0]["snis"], json!(["a.example"]));
+    assert_eq!(v["ca_certificates"], json!([]));
+    assert!(a.shared.load().server_certs.pick(Some("a.example")).is_some());
+}
