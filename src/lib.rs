@@ -1,8 +1,10 @@
+pub mod access_log;
 pub mod config;
 pub mod control;
 pub mod error;
 pub mod http;
 pub mod jose;
+pub mod metrics;
 pub mod oidc;
 pub mod router;
 pub mod server;

@@ -100,6 +100,9 @@ struct RunArgs {
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(value_name = "SECONDS", long, env = "RINGGATE_DRAIN_TIMEOUT", default_value_t = 30.0)]
     drain_timeout: f64,
+    /// Access log, one JSON line per request: off, stdout, or a file (appended to).
+    #[arg(value_name = "off|stdout|PATH", long, env = "RINGGATE_ACCESS_LOG", default_value = "off")]
+    access_log: ringgate::access_log::Target,
 }
 
 fn secs(v: f64, name: &str) -> anyhow::Result<Duration> {
@@ -194,6 +197,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         upstream_idle_timeout: secs(args.upstream_idle_timeout, "upstream-idle-timeout")?,
     };
     let drain = secs(args.drain_timeout, "drain-timeout")?;
+    let access_log = ringgate::access_log::Sink::open(&args.access_log)
+        .with_context(|| format!("cannot open the access log {:?}", args.access_log))?;
     let mut resolved = Resolved::new();
     let snapshot = load(&args.config, &mut resolved).map_err(|e| anyhow::anyhow!("{e}"))?;
     let shared = Arc::new(ArcSwap::from_pointee(snapshot));
@@ -208,14 +213,21 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let control = ringgate::control::ControlPlane::start(ringgate::oidc::cache::SystemClock::new())
         .context("cannot start the control plane")?;
     let server = Server::start(
-        ServerOptions { listen: args.listen, workers, driver, limits, control: Some(control.clone()) },
+        ServerOptions { listen: args.listen, workers, driver, limits, control: Some(control.clone()), access_log },
         shared.clone(),
     )
     .context("cannot start listeners")?;
     for a in &server.local_addrs {
         tracing::info!(listen = %a, workers, "ringgate is serving");
     }
-    let _ = args.admin_listen;
+    // Wired by the admin listener: `GET /metrics` on `args.admin_listen` answers with
+    // `render_metrics()`, content type `ringgate::metrics::CONTENT_TYPE` (Prometheus text
+    // format 0.0.4). The closure is Send + Sync and cheap to call from any thread.
+    let render_metrics = {
+        let metrics = server.metrics();
+        move || metrics.render()
+    };
+    let _ = (&args.admin_listen, &render_metrics);
 
     // Signals: SIGHUP reloads, SIGTERM/SIGINT drain and exit.
     let mut signals = signal_hook::iterator::Signals::new([

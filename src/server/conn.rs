@@ -15,6 +15,12 @@
 //!   and nothing followed it; any error drops it.
 //! - Once response bytes have gone downstream, an error can only close the connection.
 //!
+//! Every request ends in [`Conn::finish`]: the worker's metrics count it and, when the
+//! access log is on, a line is buffered. Its times come from `std::time::Instant` (four
+//! reads per proxied request: head complete, first upstream attempt, upstream response
+//! head, last byte written; vDSO `clock_gettime`, about 20 ns each here — see
+//! `benches/metrics.rs`).
+//!
 //! Cost per request on a warm connection: one read and one write on each side for small
 //! messages, no allocation (buffers, head tables and the path buffer are reused).
 
@@ -28,16 +34,18 @@ use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use crate::error::{self, AuthFailure, ProxyError};
+use crate::error::{self, AuthFailure, AuthReason, ProxyError};
 use crate::http::chunked::{ChunkedDecoder, ChunkedLimits};
 use crate::http::head::{self, BodyFraming, Known, RequestHead, Version};
 use crate::http::response::{self, ResponseFraming, ResponseHead};
 use crate::http::rewrite::{self, Forwarding, Hidden, ResponseFramingOut};
+use crate::metrics::Exchange;
 use crate::oidc::access::{AuthError, Granted};
 use crate::oidc::config::{AuthMethod, BearerLocation, CredentialLocation};
 use crate::oidc::credentials::{self, Sources};
 use crate::oidc::instance::Instance;
 use crate::router::{RequestHeaders, RouteRequest};
+use crate::snapshot::Snapshot;
 use crate::upstream::{self, ConnectError, UpstreamConn};
 use crate::worker::Worker;
 
@@ -64,6 +72,7 @@ struct BodyProgress {
 
 struct Conn {
     stream: TcpStream,
+    peer: SocketAddr,
     local_port: u16,
     port_text: itoa::Buffer,
     client_ip: String,
@@ -77,6 +86,8 @@ struct Conn {
     path: Vec<u8>,
     /// `hide_credentials`: the query (with `?`) and the form body to send instead.
     hidden: Option<(Vec<u8>, Option<Vec<u8>>)>,
+    /// The request being served, for metrics and the access log.
+    ex: Exchange,
 }
 
 /// Serves one downstream connection until it closes.
@@ -84,6 +95,7 @@ pub async fn serve(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr, local_po
     let slot = w.drain.register();
     let mut c = Conn {
         stream,
+        peer,
         local_port,
         port_text: itoa::Buffer::new(),
         client_ip: peer.ip().to_canonical().to_string(),
@@ -93,6 +105,7 @@ pub async fn serve(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr, local_po
         resp: ResponseHead::default(),
         path: Vec::with_capacity(256),
         hidden: None,
+        ex: Exchange::default(),
     };
     loop {
         match c.read_head(w, slot).await {
@@ -100,7 +113,12 @@ pub async fn serve(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr, local_po
             Ok(false) => break,
             Err(e) => {
                 tracing::debug!(worker = w.id, error = %e, "request refused");
+                // No head to take a route, method or path from; the bytes read are what
+                // the refused request sent.
+                c.ex.begin(Instant::now(), false);
+                c.ex.bytes_received = c.buf.len() as u64;
                 c.send_error(w, &e, true).await;
+                c.finish(w, None);
                 break;
             }
         }
@@ -177,15 +195,18 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
         }
         Some(v)
     };
+    let kind = e.reason();
     match e {
-        AuthError::Unauthorized(reason) => AuthFailure {
+        AuthError::Unauthorized(_, reason) => AuthFailure {
             status: 401,
+            reason: kind,
             message: with_reason(&cfg.unauthorized_error_message, &reason),
             www_authenticate: challenge("invalid_token"),
             retry_after: None,
         },
-        AuthError::Forbidden(reason) => AuthFailure {
+        AuthError::Forbidden(_, reason) => AuthFailure {
             status: 403,
+            reason: kind,
             message: with_reason(&cfg.forbidden_error_message, &reason),
             www_authenticate: challenge("insufficient_scope"),
             retry_after: None,
@@ -196,6 +217,7 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
             tracing::debug!(issuer = %cfg.issuer, %reason, "identity provider unavailable");
             AuthFailure {
                 status: 503,
+                reason: AuthReason::IdpUnavailable,
                 message: with_reason("The identity provider is unavailable", &reason),
                 www_authenticate: None,
                 retry_after: Some(5),
@@ -295,10 +317,15 @@ impl Conn {
     async fn write_error(&mut self, w: &Worker, err: &ProxyError, keep: bool) -> bool {
         self.out.clear();
         error::write_response(err, !keep, &mut self.out);
+        self.ex.status = err.status();
+        if let ProxyError::Auth(a) = err {
+            self.ex.denied = Some(a.reason);
+        }
         let len = self.out.len();
         if write_range(&mut self.stream, &mut self.out, 0..len, w.limits.body_timeout).await.is_err() {
             return false;
         }
+        self.ex.bytes_sent += len as u64;
         keep
     }
 
@@ -322,14 +349,47 @@ impl Conn {
                 }
             }
         };
+        self.ex.bytes_received = end as u64;
         self.buf.drain(..end);
         true
     }
 
-    /// Proxies the request whose head is in `self.head`. Returns whether the connection
-    /// may carry another request.
+    /// Proxies the request whose head is in `self.head` and counts it. Returns whether
+    /// the connection may carry another request.
     async fn proxy_one(&mut self, w: &Rc<Worker>) -> bool {
         let snap = w.snapshot();
+        let logging = w.log.is_on();
+        self.ex.begin(Instant::now(), logging);
+        self.ex.bytes_received = self.head.len as u64;
+        if logging {
+            // Copied now: the head leaves the buffer once it is forwarded. The path
+            // only, never the query (it may carry credentials).
+            self.ex.method.extend_from_slice(self.head.method(&self.buf));
+            self.ex.path.extend_from_slice(self.head.path(&self.buf));
+        }
+        let keep = self.exchange(w, &snap).await;
+        self.finish(w, Some(&snap));
+        keep
+    }
+
+    /// Counts the finished request and logs it (when the access log is on).
+    fn finish(&mut self, w: &Worker, snap: Option<&Snapshot>) {
+        let end = Instant::now();
+        w.stats.finish(&self.ex, end);
+        if !w.log.is_on() {
+            return;
+        }
+        let full = match snap {
+            Some(s) => w.log.record(&self.ex, s, self.peer, w.id, end),
+            None => w.log.record(&self.ex, &w.snapshot(), self.peer, w.id, end),
+        };
+        if full {
+            w.flush_log();
+        }
+    }
+
+    /// The request path proper, on snapshot `snap`.
+    async fn exchange(&mut self, w: &Rc<Worker>, snap: &Snapshot) -> bool {
         let limits = w.limits;
         let m = {
             let req = RouteRequest {
@@ -342,12 +402,16 @@ impl Conn {
             snap.router.find(&req)
         };
         let Some(m) = m else { return self.send_error(w, &ProxyError::NoRoute, false).await };
+        self.ex.route = Some(m.route);
+        self.ex.service = m.service;
+        self.ex.route_slot = w.stats.route_slot(m.route);
         let Some(si) = m.service else { return self.send_error(w, &ProxyError::NoService, false).await };
         // Access phase: the openid-connect instance that applies, if any.
         self.hidden = None;
         let mut granted = None;
         for &pi in &snap.route_plugins[m.route] {
             let Some(inst) = snap.oidc.get(pi).and_then(Option::as_ref) else { continue };
+            self.ex.plugin_slot = Some(w.stats.plugin_slot(pi));
             match self.authenticate(w, inst).await {
                 Ok(g) => granted = Some((inst, g)),
                 Err(e) => return self.send_error(w, &e, false).await,
@@ -437,11 +501,13 @@ impl Conn {
         let version = self.head.version;
         let downstream_keep_alive = self.head.keep_alive();
         // Everything of this request that was in the buffer is now in `out`.
+        self.ex.bytes_received = consumed_end as u64;
         self.buf.drain(..consumed_end);
 
         // Connect, send, and read the response head; retried on a fresh connection
         // where that is safe.
         let addrs = &target.addrs;
+        self.ex.upstream_start = Some(Instant::now());
         let mut pick = w.rr.get();
         w.rr.set(pick.wrapping_add(1));
         let mut connect_failures = 0u32;
@@ -483,7 +549,10 @@ impl Conn {
                 }
             }
             match self.read_response_head(&mut conn, head_request, service.read_timeout).await {
-                Ok(()) => break conn,
+                Ok(()) => {
+                    self.ex.upstream_done(Instant::now());
+                    break conn;
+                }
                 Err(None) if conn.reused && replayable => {
                     // The pooled connection was closed by the upstream before it saw
                     // the request; nothing was processed, so send it again.
@@ -567,7 +636,7 @@ impl Conn {
             }
         }
         let bearer = bearer.or(from_args.as_deref());
-        let granted = match w.auth.authenticate(inst, &sources, bearer).await {
+        let granted = match w.auth.authenticate(inst, &sources, bearer, &mut self.ex.auth).await {
             Ok(g) => g,
             Err(e) => return Err(ProxyError::Auth(auth_failure(inst, e))),
         };
@@ -607,6 +676,7 @@ impl Conn {
             write_range(&mut self.stream, &mut self.out, 0..len, w.limits.body_timeout)
                 .await
                 .map_err(|_| ProxyError::Body("downstream went away"))?;
+            self.ex.bytes_sent += len as u64;
             self.head.expect_continue = false;
         }
         while self.buf.len() < want {
@@ -636,6 +706,7 @@ impl Conn {
             write_range(&mut self.stream, &mut self.out, 0..len, limits.body_timeout)
                 .await
                 .map_err(|_| ProxyError::Body("downstream went away"))?;
+            self.ex.bytes_sent += len as u64;
         }
         while !body.done {
             debug_assert!(self.buf.is_empty());
@@ -665,6 +736,7 @@ impl Conn {
                 IoFail::Timeout => ProxyError::UpstreamTimeout,
                 IoFail::Io(e) => ProxyError::UpstreamConnect(e),
             })?;
+            self.ex.bytes_received += end as u64;
             // Whatever followed the body is the next request.
             self.buf.drain(..end);
         }
@@ -710,6 +782,7 @@ impl Conn {
     /// Answers with an error when the upstream failed before any response went
     /// downstream. `body_read` says the request body was consumed whole.
     async fn fail_before_response(&mut self, w: &Worker, err: &ProxyError, body_read: bool) -> bool {
+        self.ex.upstream_done(Instant::now());
         // The request's bytes are already out of the buffer; the connection can go on
         // only if the body was read whole.
         let keep = body_read && !err.closes_connection() && self.head.keep_alive();
@@ -729,6 +802,7 @@ impl Conn {
         read_timeout: Duration,
     ) -> Option<bool> {
         let send_timeout = w.limits.body_timeout;
+        self.ex.status = self.resp.status;
         let head_len = self.resp.len;
         let avail = up.buf.len() - head_len;
         let mut remaining: u64 = 0;
@@ -766,6 +840,7 @@ impl Conn {
         }
         let len = self.out.len();
         write_range(&mut self.stream, &mut self.out, 0..len, send_timeout).await.ok()?;
+        self.ex.bytes_sent += len as u64;
         let mut done = match framing {
             ResponseFraming::Empty => true,
             ResponseFraming::Length(_) => remaining == 0,
@@ -806,6 +881,7 @@ impl Conn {
                         done = dec.is_done();
                         let len = self.out.len();
                         write_range(&mut self.stream, &mut self.out, 0..len, send_timeout).await.ok()?;
+                        self.ex.bytes_sent += len as u64;
                         continue;
                     }
                     let used = dec.feed(&up.buf, &mut |_| {}).ok()?;
@@ -816,6 +892,7 @@ impl Conn {
                 _ => n,
             };
             write_range(&mut self.stream, &mut up.buf, 0..end, send_timeout).await.ok()?;
+            self.ex.bytes_sent += end as u64;
         }
         Some(!extra && framing != ResponseFraming::UntilClose)
     }
