@@ -25,7 +25,8 @@
 //! Cost per request: a slot lookup, a scan of at most 16 status codes (the first is
 //! almost always the one), three histogram bucket searches over 14 bounds, and about a
 //! dozen load/store pairs on cache lines only this worker writes. The clock reads that
-//! feed the histograms are the caller's (`std::time::Instant`, vDSO `clock_gettime`).
+//! feed the histograms are the caller's (`std::time::Instant`, vDSO `clock_gettime`,
+//! 23.5 ns each on the dev VM; see `server::conn`).
 
 mod control;
 mod render;
@@ -382,7 +383,9 @@ pub struct Exchange {
     pub bytes_received: u64,
     /// Response bytes written to the downstream.
     pub bytes_sent: u64,
-    /// When the first upstream connection attempt began.
+    /// When the first upstream connection attempt began (the request's start when no
+    /// access phase ran: routing and the head write, a microsecond or two, count as
+    /// upstream time then, to save a clock read).
     pub upstream_start: Option<Instant>,
     /// From `upstream_start` to the upstream's response head (or its failure).
     pub upstream: Option<Duration>,

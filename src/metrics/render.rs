@@ -216,7 +216,7 @@ impl Metrics {
         t.family(
             "ringgate_http_upstream_duration_seconds",
             "histogram",
-            "From the first upstream connection attempt to the upstream's response head (requests that reached one).",
+            "From the upstream phase (after routing and authentication) to the upstream's response head.",
         );
         for (l, s) in seen().filter(|(_, s)| s.upstream.count() > 0) {
             t.histogram("ringgate_http_upstream_duration_seconds", &l, &s.upstream);
