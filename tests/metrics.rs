@@ -183,3 +183,40 @@ fn a_wrong_secret_and_missing_credentials_are_counted_as_401_by_reason() {
     assert!(!text.contains("not-the-secret"));
     assert!(up.received().is_empty());
 }
+
+#[test]
+fn an_unreachable_idp_is_counted_as_unreachable_calls_and_503_refusals() {
+    let up = Upstream::start();
+    // Port 9 (discard) refuses connections on the test machine: the IdP is down.
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{}\n  routes:\n  - name: guarded\n    paths: [/]\n    plugins:\n    - name: openid-connect\n      id: 5d1c7a3e-0b8e-4c7a-9a51-3f2b6c1d0e9f\n      config:\n        issuer: http://127.0.0.1:9/\n        auth_methods: [client_credentials]\n        client_credentials_param_type: [header]\n",
+        up.addr()
+    );
+    let p = Proxy::start(&yaml, IoDriver::Legacy, Limits::default());
+    let r = p.send(&basic_get("a", "b"));
+    assert_eq!(r.status, 503);
+    let text = metrics_once(
+        &p,
+        r#"ringgate_auth_failures_total{plugin="5d1c7a3e-0b8e-4c7a-9a51-3f2b6c1d0e9f",code="503",reason="idp_unavailable"}"#,
+        1.0,
+    );
+    assert_eq!(value(&text, r#"ringgate_http_requests_total{route="guarded",service="svc",code="503"}"#), Some(1.0));
+    assert_eq!(
+        value(&text, r#"ringgate_token_cache_misses_total{plugin="5d1c7a3e-0b8e-4c7a-9a51-3f2b6c1d0e9f"}"#),
+        Some(1.0)
+    );
+    // The background discovery keeps retrying; at least the first attempt is counted.
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = p.metrics();
+        let n = value(&text, r#"ringgate_idp_requests_total{endpoint="discovery",outcome="unreachable"}"#).unwrap();
+        if n >= 1.0 {
+            assert_eq!(value(&text, r#"ringgate_idp_requests_total{endpoint="discovery",outcome="ok"}"#), Some(0.0));
+            assert_eq!(value(&text, r#"ringgate_idp_requests_total{endpoint="token",outcome="ok"}"#), Some(0.0));
+            break;
+        }
+        assert!(Instant::now() < until, "no unreachable discovery counted:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(up.received().is_empty());
+}

@@ -152,6 +152,11 @@ pub struct RouteCells {
 impl RouteCells {
     #[inline]
     fn count_status(&self, code: u16) {
+        if code == 0 {
+            // Not a status (0 marks a free slot); never sent, but never miscounted either.
+            bump(&self.other_codes, 1);
+            return;
+        }
         for (c, n) in self.codes.iter().zip(&self.counts) {
             let seen = c.load(Relaxed);
             if seen == code {

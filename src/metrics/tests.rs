@@ -138,6 +138,13 @@ fn codes_past_sixteen_on_one_route_count_as_other() {
     serve(&w, a, 200, 1);
     let text = m.render();
     assert_eq!(value(&text, r#"ringgate_http_requests_total{route="a",service="svc",code="200"}"#), Some(2.0));
+    // A status of 0 (never sent) is not taken for a free slot on another route.
+    let b = w.route_slot(1);
+    serve(&w, b, 0, 1);
+    serve(&w, b, 204, 1);
+    let text = m.render();
+    assert_eq!(value(&text, r#"ringgate_http_requests_total{route="b",service="svc",code="204"}"#), Some(1.0));
+    assert_eq!(value(&text, r#"ringgate_http_requests_total{route="b",service="svc",code="other"}"#), Some(1.0));
     assert_eq!(value(&text, r#"ringgate_http_requests_total{route="a",service="svc",code="215"}"#), Some(1.0));
     assert_eq!(value(&text, r#"ringgate_http_requests_total{route="a",service="svc",code="216"}"#), None);
     assert_eq!(value(&text, r#"ringgate_http_requests_total{route="a",service="svc",code="other"}"#), Some(4.0));
