@@ -4,7 +4,13 @@
 //!
 //! Run: `cargo bench --bench metrics` (a quick look:
 //! `cargo bench --bench metrics -- --warm-up-time 1 --measurement-time 3`).
-//! Results: see the README's "Metrics and access log" section.
+//!
+//! Measured 2026-11-28 on the 2-core development VM (another build sharing the cores),
+//! `--warm-up-time 1 --measurement-time 3`:
+//! - `instant_now`: 23.2 ns (vDSO `clock_gettime`, TSC clocksource); three or four per
+//!   request
+//! - `recorder_finish`: 9.2 ns (cells in cache, as on a busy worker)
+//! - `access_log_line`: 293 ns (only when `--access-log` is on)
 
 use std::hint::black_box;
 use std::net::SocketAddr;
