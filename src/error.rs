@@ -114,10 +114,86 @@ impl ProxyError {
     }
 }
 
+/// Why the openid-connect plugin refused a request, as a fixed set: the `reason` label of
+/// `ringgate_auth_failures_total` and the `denied:<reason>` of the access log. The free
+/// text of [`AuthFailure::message`] says more; this says which kind, with a bounded set
+/// of values (a metric label must never carry text from a caller or the IdP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthReason {
+    /// 401: no credentials (or bearer token) in any configured location.
+    NoCredentials,
+    /// 401: credentials longer than the plugin reads (they count as none).
+    CredentialsTooLong,
+    /// 401: the IdP refused the credentials (now, or recently: the negative cache).
+    CredentialsRejected,
+    /// 401: the caller's bearer token does not verify.
+    InvalidToken,
+    /// 401: the token the IdP issued does not verify.
+    IssuedTokenInvalid,
+    /// 403: `scopes_required` not met.
+    InsufficientScope,
+    /// 403: `audience_required` not met.
+    AudienceMismatch,
+    /// 503: the IdP could not be asked (down, slow, 5xx, not discovered yet).
+    IdpUnavailable,
+}
+
+impl AuthReason {
+    /// Every reason, in the order metrics are rendered.
+    pub const ALL: [AuthReason; 8] = [
+        AuthReason::NoCredentials,
+        AuthReason::CredentialsTooLong,
+        AuthReason::CredentialsRejected,
+        AuthReason::InvalidToken,
+        AuthReason::IssuedTokenInvalid,
+        AuthReason::InsufficientScope,
+        AuthReason::AudienceMismatch,
+        AuthReason::IdpUnavailable,
+    ];
+
+    /// The label value: lower-case, fixed.
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthReason::NoCredentials => "no_credentials",
+            AuthReason::CredentialsTooLong => "credentials_too_long",
+            AuthReason::CredentialsRejected => "credentials_rejected",
+            AuthReason::InvalidToken => "invalid_token",
+            AuthReason::IssuedTokenInvalid => "issued_token_invalid",
+            AuthReason::InsufficientScope => "insufficient_scope",
+            AuthReason::AudienceMismatch => "audience_mismatch",
+            AuthReason::IdpUnavailable => "idp_unavailable",
+        }
+    }
+
+    /// What a 403 says with `display_errors` (the reasons of a refused, verified token).
+    pub fn forbidden_text(self) -> &'static str {
+        match self {
+            AuthReason::AudienceMismatch => "required audience is missing",
+            _ => "required scopes are missing",
+        }
+    }
+
+    /// The status the downstream gets for this reason.
+    pub fn status(self) -> u16 {
+        match self {
+            AuthReason::InsufficientScope | AuthReason::AudienceMismatch => 403,
+            AuthReason::IdpUnavailable => 503,
+            _ => 401,
+        }
+    }
+
+    /// Position in [`AuthReason::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// How the plugin answers a refused request (SPEC §4).
 #[derive(Debug, Clone)]
 pub struct AuthFailure {
     pub status: u16,
+    /// Which kind of refusal (for metrics and the access log).
+    pub reason: AuthReason,
     /// The `message` of the JSON body, as text (escaped when written).
     pub message: String,
     pub www_authenticate: Option<String>,
@@ -211,5 +287,16 @@ mod tests {
         assert!(!ProxyError::NoRoute.closes_connection());
         assert_eq!(ProxyError::UpstreamTimeout.status(), 504);
         assert_eq!(ProxyError::Head(HeadError::TooLarge).status(), 431);
+    }
+
+    #[test]
+    fn auth_reasons_are_listed_in_index_order_with_distinct_labels() {
+        for (i, r) in AuthReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+            assert!(AuthReason::ALL[..i].iter().all(|o| o.label() != r.label()));
+        }
+        assert_eq!(AuthReason::AudienceMismatch.status(), 403);
+        assert_eq!(AuthReason::IdpUnavailable.status(), 503);
+        assert_eq!(AuthReason::CredentialsRejected.status(), 401);
     }
 }

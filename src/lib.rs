@@ -1,9 +1,11 @@
+pub mod access_log;
 pub mod admin;
 pub mod config;
 pub mod control;
 pub mod error;
 pub mod http;
 pub mod jose;
+pub mod metrics;
 pub mod net;
 pub mod oidc;
 pub mod router;

@@ -138,6 +138,9 @@ struct RunArgs {
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(value_name = "SECONDS", long, env = "RINGGATE_DRAIN_TIMEOUT", default_value_t = 30.0)]
     drain_timeout: f64,
+    /// Access log, one JSON line per request: off, stdout, or a file (appended to).
+    #[arg(value_name = "off|stdout|PATH", long, env = "RINGGATE_ACCESS_LOG", default_value = "off")]
+    access_log: ringgate::access_log::Target,
 }
 
 fn secs(v: f64, name: &str) -> anyhow::Result<Duration> {
@@ -239,6 +242,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         upstream_idle_timeout: secs(args.upstream_idle_timeout, "upstream-idle-timeout")?,
     };
     let drain = secs(args.drain_timeout, "drain-timeout")?;
+    let access_log = ringgate::access_log::Sink::open(&args.access_log)
+        .with_context(|| format!("cannot open the access log {:?}", args.access_log))?;
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let token = args.admin_token.as_deref().map(AdminToken::new).transpose()?;
     if let (AdminListen::At(addr), None) = (args.admin_listen, &token) {
@@ -271,8 +276,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             "data_dir": args.data_dir.as_ref().map(|d| d.display().to_string()),
         }),
     };
-    // `Hooks::metrics` (GET /metrics) and `Hooks::connections` (GET /status) are where
-    // the metrics work plugs in; unset, they answer empty.
+    // `Hooks::metrics` (GET /metrics) and `Hooks::connections` (GET /status) are set
+    // once the workers (and their metrics) are up.
     let hooks = Arc::new(Hooks::default());
     let mut state = Admin::new(shared.clone(), Some(control.clone()), data, node, hooks);
     initial_load(&mut state, &args)?;
@@ -290,13 +295,28 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     ringgate::snapshot::spawn_resolver(shared.clone(), secs(args.dns_refresh, "dns-refresh")?)
         .context("cannot start the resolver thread")?;
     let server = Server::start(
-        ServerOptions { listen: args.listen, workers, driver, limits, control: Some(control.clone()) },
+        ServerOptions { listen: args.listen, workers, driver, limits, control: Some(control.clone()), access_log },
         shared.clone(),
     )
     .context("cannot start listeners")?;
     for a in &server.local_addrs {
         tracing::info!(listen = %a, workers, "ringgate is serving");
     }
+    // The Admin API's `/metrics` and `/status` read the workers' counters from now on.
+    let metrics = server.metrics();
+    let hooks = admin::lock(&admin).hooks.clone();
+    let m = metrics.clone();
+    let _ = hooks.metrics.set(Box::new(move || m.render()));
+    let _ = hooks.connections.set(Box::new(move || {
+        let (open, accepted, requests) = metrics.connection_totals();
+        admin::ConnectionCounts {
+            active: open,
+            accepted,
+            handled: accepted,
+            total_requests: requests,
+            ..Default::default()
+        }
+    }));
 
     // Signals: SIGHUP reloads, SIGTERM/SIGINT drain and exit.
     let mut signals = signal_hook::iterator::Signals::new([

@@ -2,7 +2,8 @@
 //!
 //! A worker's connections, buffers, upstream pool and snapshot handle are touched by that
 //! worker alone (`Rc`, `Cell`, `RefCell`): nothing on the request path is shared with
-//! another core except the immutable snapshot, read through `ArcSwap`.
+//! another core except the immutable snapshot, read through `ArcSwap`, and the worker's
+//! own metrics block, which only this worker writes (the scraper reads it).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -29,6 +30,8 @@ pub struct WorkerStart {
     pub control: Option<crate::control::ControlPlane>,
     /// Told once whether the runtime and listeners came up (or why not).
     pub ready: std::sync::mpsc::Sender<Result<(), String>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub access_log: Option<Arc<crate::access_log::Sink>>,
 }
 
 /// Per-worker state shared by the worker's tasks.
@@ -48,6 +51,10 @@ pub struct Worker {
     pub rr: Cell<usize>,
     /// The openid-connect plugin's per-worker caches.
     pub auth: crate::oidc::access::WorkerAuth,
+    /// This worker's metrics.
+    pub stats: crate::metrics::Recorder,
+    /// This worker's access log buffer.
+    pub log: crate::access_log::WorkerLog,
 }
 
 impl Worker {
@@ -60,8 +67,16 @@ impl Worker {
         if !Arc::ptr_eq(&cur, &latest) {
             *cur = Rc::new(arc_swap::Guard::into_inner(latest));
             self.auth.retain(&cur.instances());
+            self.stats.on_snapshot(&cur);
         }
         cur.clone()
+    }
+
+    /// Writes out the access log buffer; a failure is counted (and logged once).
+    pub fn flush_log(&self) {
+        if self.log.flush().is_err() {
+            self.stats.access_log_write_failed();
+        }
     }
 }
 
@@ -142,9 +157,12 @@ fn build_uring_runtime(worker: usize) -> std::io::Result<UringRuntime> {
 }
 
 async fn serve(start: WorkerStart) {
+    let initial = start.snapshot.load_full();
+    let stats = start.metrics.recorder(start.id);
+    stats.on_snapshot(&initial);
     let worker = Rc::new(Worker {
         id: start.id,
-        current: RefCell::new(Rc::new(start.snapshot.load_full())),
+        current: RefCell::new(Rc::new(initial)),
         shared: start.snapshot,
         limits: start.limits,
         pool: Pool::new(start.limits.upstream_keepalive, start.limits.upstream_idle_timeout),
@@ -152,6 +170,8 @@ async fn serve(start: WorkerStart) {
         active: Cell::new(0),
         rr: Cell::new(0),
         auth: crate::oidc::access::WorkerAuth::new(start.control.clone()),
+        stats,
+        log: crate::access_log::WorkerLog::new(start.access_log.clone()),
     });
     let mut listeners = Vec::new();
     for (std_listener, port) in start.listeners {
@@ -175,8 +195,14 @@ async fn serve(start: WorkerStart) {
             }
         })
     };
+    // The access log goes out every other tick (~100 ms) when it has not filled up first.
+    let mut tick = 0u32;
     while !start.shutdown.load(Ordering::Relaxed) {
         monoio::time::sleep(SHUTDOWN_POLL).await;
+        tick = tick.wrapping_add(1);
+        if tick % 2 == 0 {
+            worker.flush_log();
+        }
     }
     worker.drain.start();
     for a in accepting {
@@ -185,7 +211,9 @@ async fn serve(start: WorkerStart) {
     sweeper.await;
     while worker.active.get() > 0 {
         monoio::time::sleep(Duration::from_millis(10)).await;
+        worker.flush_log();
     }
+    worker.flush_log();
     worker.pool.clear();
 }
 
@@ -200,15 +228,18 @@ async fn accept_loop(worker: Rc<Worker>, listener: TcpListener, port: u16) {
             Ok((stream, peer)) => {
                 if worker.active.get() >= worker.limits.max_connections {
                     tracing::debug!(worker = worker.id, "connection limit reached; closing a new connection");
+                    worker.stats.connection_refused();
                     drop(stream);
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
                 worker.active.set(worker.active.get() + 1);
+                worker.stats.connection_opened(worker.active.get());
                 let w = worker.clone();
                 monoio::spawn(async move {
                     crate::server::conn::serve(&w, stream, peer, port).await;
                     w.active.set(w.active.get() - 1);
+                    w.stats.connection_closed(w.active.get());
                 });
             }
             Err(e) => {

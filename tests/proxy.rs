@@ -482,6 +482,7 @@ on_both_drivers!(connections_past_the_worker_limit_are_closed, |d| {
             driver: d,
             limits,
             control: None,
+            access_log: None,
         },
         shared,
     )

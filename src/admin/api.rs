@@ -504,7 +504,7 @@ fn status(admin: &Admin) -> Response {
             }))
         })
         .collect();
-    let counts = admin.hooks.connections.as_ref().map(|f| f());
+    let counts = admin.hooks.connections.get().map(|f| f());
     let count = |pick: fn(&super::ConnectionCounts) -> u64| counts.as_ref().map_or(Value::Null, |c| json!(pick(c)));
     let digest = ring::digest::digest(&ring::digest::SHA256, admin.store.render().as_bytes());
     let hash: String = digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect();
@@ -541,7 +541,7 @@ fn status(admin: &Admin) -> Response {
 /// `GET /metrics` with the hook the process was started with; an empty exposition
 /// until one is wired.
 pub fn metrics(hooks: &super::Hooks) -> Response {
-    let text = hooks.metrics.as_ref().map(|f| f()).unwrap_or_default();
+    let text = hooks.metrics.get().map(|f| f()).unwrap_or_default();
     Response { status: 200, content_type: "text/plain; version=0.0.4; charset=utf-8", body: text.into_bytes() }
 }
 

@@ -62,12 +62,13 @@ pub type MetricsFn = Box<dyn Fn() -> String + Send + Sync>;
 /// Reads the connection counters for `GET /status`.
 pub type ConnectionsFn = Box<dyn Fn() -> ConnectionCounts + Send + Sync>;
 
-/// What other parts of the process provide to the Admin API. Unset hooks answer
-/// empty: `/metrics` an empty exposition, `/status` `null` counters.
+/// What other parts of the process provide to the Admin API, set once when they exist
+/// (the metrics registry comes with the workers, after the Admin API is up). Unset
+/// hooks answer empty: `/metrics` an empty exposition, `/status` `null` counters.
 #[derive(Default)]
 pub struct Hooks {
-    pub metrics: Option<MetricsFn>,
-    pub connections: Option<ConnectionsFn>,
+    pub metrics: std::sync::OnceLock<MetricsFn>,
+    pub connections: std::sync::OnceLock<ConnectionsFn>,
 }
 
 /// Why the Admin API did not start.

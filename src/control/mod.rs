@@ -16,6 +16,7 @@
 //!   `rediscovery_lifetime`; a failed refetch keeps the last good set.
 //!
 //! State here is owned by the control thread (`Rc`/`RefCell` on a tokio `LocalSet`).
+//! Every IdP call is counted with its outcome and latency in [`ControlMetrics`].
 
 pub mod idp;
 
@@ -23,11 +24,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::jose::{self, KeySet};
+use crate::metrics::{ControlMetrics, IdpEndpoint, IdpOutcome, JwksRefresh, TokenSource};
 use crate::oidc::cache::{token_lifetime, CacheKey, Clock, Lifetime, Secs, SplitMix64, SystemClock};
 use crate::oidc::config::ClientAuthMethod;
 use crate::oidc::credentials::{encode_client_secret_basic, push_form_pair};
@@ -66,7 +68,7 @@ pub enum TokenReply {
     /// was made on: until that token's refresh time (`until`, on the shared clock), when
     /// the IdP may grant other scopes; `None` when the token had no usable lifetime.
     Forbidden {
-        reason: &'static str,
+        kind: crate::error::AuthReason,
         until: Option<Secs>,
     },
     /// The IdP could not be asked: down, slow, 5xx, not discovered yet (503).
@@ -97,6 +99,7 @@ pub enum Command {
 pub struct ControlPlane {
     tx: mpsc::UnboundedSender<Command>,
     clock: SystemClock,
+    metrics: Arc<ControlMetrics>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -111,11 +114,13 @@ impl ControlPlane {
         idp::install_crypto_provider();
         let (tx, rx) = mpsc::unbounded_channel();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let metrics = Arc::new(ControlMetrics::default());
+        let counting = metrics.clone();
         std::thread::Builder::new().name("ringgate-control".into()).spawn(move || {
             let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, serve(rx, clock));
+            local.block_on(&runtime, serve(rx, clock, counting));
         })?;
-        Ok(ControlPlane { tx, clock })
+        Ok(ControlPlane { tx, clock, metrics })
     }
 
     pub fn clock(&self) -> SystemClock {
@@ -127,7 +132,12 @@ impl ControlPlane {
     #[cfg(test)]
     pub(crate) fn detached(clock: SystemClock) -> (ControlPlane, mpsc::UnboundedReceiver<Command>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (ControlPlane { tx, clock }, rx)
+        (ControlPlane { tx, clock, metrics: Arc::default() }, rx)
+    }
+
+    /// The control plane's counters (IdP calls, key refreshes, token requests).
+    pub fn metrics(&self) -> Arc<ControlMetrics> {
+        self.metrics.clone()
     }
 
     /// Starts loading discovery and keys for `instances`.
@@ -181,7 +191,7 @@ type FlightKey = (usize, CacheKey);
 /// An L2 entry: an answer served to every asker until it lapses.
 enum Settled {
     Issued(Arc<IssuedToken>),
-    Forbidden { reason: &'static str, until: Secs },
+    Forbidden { kind: crate::error::AuthReason, until: Secs },
 }
 
 impl Settled {
@@ -191,8 +201,8 @@ impl Settled {
             Settled::Issued(t) if t.lifetime.is_some_and(|l| now < l.refresh_at(t.fetched_at)) => {
                 Some(TokenReply::Issued(t.clone()))
             }
-            Settled::Forbidden { reason, until } if now < *until => {
-                Some(TokenReply::Forbidden { reason, until: Some(*until) })
+            Settled::Forbidden { kind, until } if now < *until => {
+                Some(TokenReply::Forbidden { kind: *kind, until: Some(*until) })
             }
             _ => None,
         }
@@ -209,6 +219,7 @@ impl Settled {
 
 #[derive(Default)]
 struct State {
+    metrics: Arc<ControlMetrics>,
     clients: HashMap<ClientOptions, IdpClient>,
     /// Issued tokens by (instance address, key), kept until their refresh time, and 403
     /// verdicts, kept as long as the token they were made on.
@@ -228,8 +239,8 @@ fn addr(instance: &Arc<Instance>) -> usize {
     Arc::as_ptr(instance) as usize
 }
 
-async fn serve(mut rx: mpsc::UnboundedReceiver<Command>, clock: SystemClock) {
-    let state = Rc::new(RefCell::new(State::default()));
+async fn serve(mut rx: mpsc::UnboundedReceiver<Command>, clock: SystemClock, metrics: Arc<ControlMetrics>) {
+    let state = Rc::new(RefCell::new(State { metrics, ..State::default() }));
     {
         // Drop what no one can use any more: expired L2 entries, dead instances.
         let state = state.clone();
@@ -267,15 +278,18 @@ async fn serve(mut rx: mpsc::UnboundedReceiver<Command>, clock: SystemClock) {
                 let now = clock.now();
                 let cached = state.borrow().l2.get(&fk).and_then(|e| e.reply(now));
                 if let Some(answer) = cached {
+                    state.borrow().metrics.token_request(TokenSource::L2Hit);
                     let _ = reply.send(answer);
                     continue;
                 }
                 let mut s = state.borrow_mut();
                 if let Some(waiters) = s.flights.get_mut(&fk) {
                     waiters.push(reply);
+                    s.metrics.token_request(TokenSource::Joined);
                     continue;
                 }
                 s.flights.insert(fk, vec![reply]);
+                s.metrics.token_request(TokenSource::Fetched);
                 drop(s);
                 let state = state.clone();
                 tokio::task::spawn_local(async move {
@@ -285,8 +299,8 @@ async fn serve(mut rx: mpsc::UnboundedReceiver<Command>, clock: SystemClock) {
                         TokenReply::Issued(tok) if tok.lifetime.is_some() => {
                             s.l2.insert(fk, Settled::Issued(tok.clone()));
                         }
-                        TokenReply::Forbidden { reason, until: Some(until) } => {
-                            s.l2.insert(fk, Settled::Forbidden { reason, until: *until });
+                        TokenReply::Forbidden { kind, until: Some(until) } => {
+                            s.l2.insert(fk, Settled::Forbidden { kind: *kind, until: *until });
                         }
                         _ => {}
                     }
@@ -409,13 +423,14 @@ impl IdpState {
 /// Fetches discovery (unless `using_pseudo_issuer`) and the key sets, and publishes them.
 async fn discover(state: &Rc<RefCell<State>>, inst: &Arc<Instance>) -> Result<(), IdpError> {
     let client = client_for(state, inst)?;
+    let metrics = state.borrow().metrics.clone();
     let c = &inst.config;
     let mut issuer = c.issuer.clone();
     let mut token_endpoint = c.token_endpoint.clone();
     let mut jwks_uris: Vec<String> = Vec::new();
     let mut supported: Vec<String> = Vec::new();
     if !c.using_pseudo_issuer {
-        let d = client.discovery(&c.discovery_url, &c.discovery_headers).await?;
+        let d = discovery(&metrics, &client, &c.discovery_url, &c.discovery_headers).await?;
         issuer = d.issuer;
         if token_endpoint.is_none() {
             token_endpoint = d.token_endpoint;
@@ -424,7 +439,7 @@ async fn discover(state: &Rc<RefCell<State>>, inst: &Arc<Instance>) -> Result<()
         supported = d.token_endpoint_auth_methods_supported;
     }
     jwks_uris.extend(c.extra_jwks_uris.iter().cloned());
-    let keys = fetch_keys(&client, &jwks_uris).await?;
+    let keys = fetch_keys(&metrics, &client, &jwks_uris).await?;
     let auth_method = c.configured_client_auth().unwrap_or_else(|| pick_auth_method(&supported));
     let next = IdpState {
         ready: true,
@@ -455,15 +470,45 @@ fn pick_auth_method(supported: &[String]) -> ClientAuthMethod {
     ClientAuthMethod::ClientSecretBasic
 }
 
-async fn fetch_keys(client: &IdpClient, uris: &[String]) -> Result<KeySet, IdpError> {
+/// How a failed call counts.
+fn outcome_of(e: &IdpError) -> IdpOutcome {
+    match e {
+        IdpError::Unreachable { .. } => IdpOutcome::Unreachable,
+        IdpError::Timeout { .. } => IdpOutcome::Timeout,
+        IdpError::Status { status, .. } => IdpOutcome::of_status(*status),
+        IdpError::Invalid { .. } => IdpOutcome::Invalid,
+        IdpError::Config(_) => IdpOutcome::Error,
+    }
+}
+
+/// Fetches a discovery document, counting the call.
+async fn discovery(
+    metrics: &ControlMetrics,
+    client: &IdpClient,
+    url: &str,
+    headers: &[(String, String)],
+) -> Result<idp::Discovery, IdpError> {
+    let started = Instant::now();
+    let result = client.discovery(url, headers).await;
+    let outcome = result.as_ref().map_or_else(outcome_of, |_| IdpOutcome::Ok);
+    metrics.idp_call(IdpEndpoint::Discovery, outcome, started.elapsed());
+    result
+}
+
+async fn fetch_keys(metrics: &ControlMetrics, client: &IdpClient, uris: &[String]) -> Result<KeySet, IdpError> {
     let mut parts = Vec::with_capacity(uris.len());
     for uri in uris {
-        let body = client.get(uri, &[]).await?;
-        let set = KeySet::from_jwks(&body).map_err(|e| IdpError::Invalid {
-            host: url_host(uri),
-            what: "JWKS",
-            reason: e.reason().into(),
-        })?;
+        let started = Instant::now();
+        let fetched = client.get(uri, &[]).await.and_then(|body| {
+            KeySet::from_jwks(&body).map_err(|e| IdpError::Invalid {
+                host: url_host(uri),
+                what: "JWKS",
+                reason: e.reason().into(),
+            })
+        });
+        let outcome = fetched.as_ref().map_or_else(outcome_of, |_| IdpOutcome::Ok);
+        metrics.idp_call(IdpEndpoint::Jwks, outcome, started.elapsed());
+        let set = fetched?;
         for s in set.skipped() {
             tracing::warn!(jwks = %url_host(uri), kid = ?s.kid, reason = ?s.reason, "JWKS key skipped");
         }
@@ -475,37 +520,44 @@ async fn fetch_keys(client: &IdpClient, uris: &[String]) -> Result<KeySet, IdpEr
 /// Refetches the key sets if the cooldown allows; publishes them when they changed.
 /// A failed refetch keeps the last good set.
 async fn refresh_keys(state: &Rc<RefCell<State>>, inst: &Arc<Instance>) -> bool {
+    let metrics = state.borrow().metrics.clone();
+    let refreshed = refetch_keys(state, inst, &metrics).await;
+    metrics.jwks_refresh(refreshed);
+    refreshed == JwksRefresh::Ok
+}
+
+async fn refetch_keys(state: &Rc<RefCell<State>>, inst: &Arc<Instance>, metrics: &ControlMetrics) -> JwksRefresh {
     let now_unix = SystemClock::new().unix_now().max(0) as u64;
     if !inst.claim_key_refresh(now_unix) {
-        return false;
+        return JwksRefresh::Cooldown;
     }
     let current = inst.state.load_full();
     if !current.ready {
-        return discover(state, inst).await.is_ok();
+        return if discover(state, inst).await.is_ok() { JwksRefresh::Ok } else { JwksRefresh::Failed };
     }
-    let Ok(client) = client_for(state, inst) else { return false };
+    let Ok(client) = client_for(state, inst) else { return JwksRefresh::Failed };
     let mut uris = Vec::new();
     if !inst.config.using_pseudo_issuer {
-        match client.discovery(&inst.config.discovery_url, &inst.config.discovery_headers).await {
+        match discovery(metrics, &client, &inst.config.discovery_url, &inst.config.discovery_headers).await {
             Ok(d) => uris.extend(d.jwks_uri),
             Err(e) => {
                 tracing::warn!(issuer = %inst.config.issuer, error = %e, "rediscovery failed; keeping the current keys");
-                return false;
+                return JwksRefresh::Failed;
             }
         }
     }
     uris.extend(inst.config.extra_jwks_uris.iter().cloned());
-    match fetch_keys(&client, &uris).await {
+    match fetch_keys(metrics, &client, &uris).await {
         Ok(keys) => {
             let mut next = IdpState::clone_from_arc(&current);
             next.keys = Arc::new(keys);
             tracing::info!(issuer = %next.issuer, keys = next.keys.len(), "IdP keys refreshed");
             inst.state.store(Arc::new(next));
-            true
+            JwksRefresh::Ok
         }
         Err(e) => {
             tracing::warn!(issuer = %inst.config.issuer, error = %e, "JWKS refetch failed; keeping the current keys");
-            false
+            JwksRefresh::Failed
         }
     }
 }
@@ -556,7 +608,15 @@ async fn fetch_token(
     for (k, v) in &c.token_post_args {
         push_form_pair(&mut form, k.as_bytes(), v.as_bytes());
     }
-    let outcome = match client.token(&endpoint, form, &headers).await {
+    let started = Instant::now();
+    let called = client.token(&endpoint, form, &headers).await;
+    let counted = match &called {
+        Ok(TokenOutcome::Issued(_)) => IdpOutcome::Ok,
+        Ok(TokenOutcome::Rejected { status, .. }) => IdpOutcome::of_status(*status),
+        Err(e) => outcome_of(e),
+    };
+    state.borrow().metrics.idp_call(IdpEndpoint::Token, counted, started.elapsed());
+    let outcome = match called {
         Ok(o) => o,
         Err(e) => {
             tracing::warn!(issuer = %st.issuer, error = %e, "token endpoint call failed");
@@ -598,8 +658,8 @@ async fn fetch_token(
         None
     };
     let fetched_at = clock.now();
-    if let Some(reason) = denied {
-        return TokenReply::Forbidden { reason, until: lifetime.map(|l| l.refresh_at(fetched_at)) };
+    if let Some(kind) = denied {
+        return TokenReply::Forbidden { kind, until: lifetime.map(|l| l.refresh_at(fetched_at)) };
     }
     let mut value = Vec::with_capacity(7 + resp.access_token.len());
     value.extend_from_slice(b"Bearer ");

@@ -16,7 +16,9 @@
 //! the control plane; nothing here logs a credential or a token.
 //!
 //! Cost of a cache hit: the Basic decode, one two-block SHA-256 and a hash lookup; no
-//! allocation.
+//! allocation. What happened (hit, miss, refresh, bearer) is noted in an [`AuthNote`] the
+//! connection owns, for metrics and the access log: a few stores, no allocation (the
+//! caller's `client_id` is copied only when the access log asks for it).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ use super::credentials::{self, CredentialBuf, Sources};
 use super::instance::Instance;
 use super::verified::VerifiedCache;
 use crate::control::{ControlPlane, TokenReply};
+use crate::error::AuthReason;
 use crate::jose;
 
 /// Entries per plugin instance in a worker's token cache.
@@ -36,15 +39,62 @@ pub const L1_CAPACITY: usize = 131_072;
 /// Entries per plugin instance in a worker's verified-bearer cache.
 const VERIFIED_CAPACITY: usize = 16_384;
 
-/// Why the access phase refused a request. One variant per downstream status.
+/// Why the access phase refused a request. One variant per downstream status, each with
+/// its kind (a fixed label) and a sentence for `display_errors` (never a secret).
 #[derive(Debug, Clone)]
 pub enum AuthError {
     /// 401: no credentials, refused credentials, a token that does not verify.
-    Unauthorized(String),
+    Unauthorized(AuthReason, String),
     /// 403: scopes or audience not met.
-    Forbidden(String),
+    Forbidden(AuthReason, String),
     /// 503 with Retry-After: the IdP could not be asked.
     Unavailable(String),
+}
+
+impl AuthError {
+    pub fn reason(&self) -> AuthReason {
+        match self {
+            AuthError::Unauthorized(r, _) | AuthError::Forbidden(r, _) => *r,
+            AuthError::Unavailable(_) => AuthReason::IdpUnavailable,
+        }
+    }
+}
+
+/// How the token cache answered a `client_credentials` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheUse {
+    /// A valid token was in this worker's cache.
+    Hit,
+    /// A valid token past its refresh time: forwarded, and a refresh started.
+    HitRefreshing,
+    /// The IdP refused these credentials recently (negative cache).
+    NegativeHit,
+    /// Nothing usable cached: the control plane was asked.
+    Miss,
+}
+
+/// What the access phase did, for metrics and the access log. Owned by the connection
+/// and reset per request; filling it allocates nothing unless `keep_client_id` is set.
+#[derive(Debug, Default)]
+pub struct AuthNote {
+    /// Set for `client_credentials` once the credentials were found.
+    pub cache: Option<CacheUse>,
+    /// Set for `bearer`: `Some(true)` when the token was in the verified-token cache.
+    pub bearer_cached: Option<bool>,
+    /// Copy the caller's `client_id` into [`AuthNote::client_id`] (the access log is on).
+    pub keep_client_id: bool,
+    /// The caller's `client_id` (never the secret), when `keep_client_id`.
+    pub client_id: Vec<u8>,
+}
+
+impl AuthNote {
+    /// Forgets the previous request, keeping the buffer.
+    pub fn reset(&mut self, keep_client_id: bool) {
+        self.cache = None;
+        self.bearer_cached = None;
+        self.keep_client_id = keep_client_id;
+        self.client_id.clear();
+    }
 }
 
 /// A worker's plugin state: its caches, keyed by instance.
@@ -140,29 +190,42 @@ impl WorkerAuth {
     }
 
     /// Runs the access phase for `instance`.
+    /// Runs the access phase for `instance`, noting what it did in `note`.
     pub async fn authenticate(
         &self,
         instance: &Arc<Instance>,
         sources: &Sources<'_>,
         bearer: Option<&[u8]>,
+        note: &mut AuthNote,
     ) -> Result<Granted, AuthError> {
         let cfg = &instance.config;
         if cfg.uses(AuthMethod::Bearer) {
             if let Some(token) = bearer {
-                return self.verify_bearer(instance, token).await.map(|()| Granted::AsSent);
+                return self.verify_bearer(instance, token, note).await.map(|()| Granted::AsSent);
             }
         }
         if !cfg.uses(AuthMethod::ClientCredentials) {
-            return Err(AuthError::Unauthorized("no bearer token was provided".into()));
+            return Err(AuthError::Unauthorized(AuthReason::NoCredentials, "no bearer token was provided".into()));
         }
         let mut buf = CredentialBuf::new();
         let creds = match credentials::find(sources, &instance.cc_order, &mut buf) {
             Ok(Some(c)) => c,
             Ok(None) => {
-                return Err(AuthError::Unauthorized("no suitable authorization credentials were provided".into()))
+                return Err(AuthError::Unauthorized(
+                    AuthReason::NoCredentials,
+                    "no suitable authorization credentials were provided".into(),
+                ))
             }
-            Err(_) => return Err(AuthError::Unauthorized("the credentials are too long".into())),
+            Err(_) => {
+                return Err(AuthError::Unauthorized(
+                    AuthReason::CredentialsTooLong,
+                    "the credentials are too long".into(),
+                ))
+            }
         };
+        if note.keep_client_id {
+            note.client_id.extend_from_slice(creds.id);
+        }
         let key = instance.prefix.key(creds.id, creds.secret, None);
         let now = self.clock.now();
         let lookup = {
@@ -171,14 +234,25 @@ impl WorkerAuth {
             cache.get(&key, now)
         };
         match lookup {
-            Lookup::Fresh(token) => Ok(Granted::Token(token)),
+            Lookup::Fresh(token) => {
+                note.cache = Some(CacheUse::Hit);
+                Ok(Granted::Token(token))
+            }
             Lookup::RefreshDue(token) => {
+                note.cache = Some(CacheUse::HitRefreshing);
                 self.refresh_in_background(instance, key, creds.id, creds.secret);
                 Ok(Granted::Token(token))
             }
-            Lookup::Rejected => Err(AuthError::Unauthorized("the IdP refused these credentials recently".into())),
-            Lookup::Forbidden(reason) => Err(AuthError::Forbidden(reason.into())),
+            Lookup::Rejected => {
+                note.cache = Some(CacheUse::NegativeHit);
+                Err(AuthError::Unauthorized(
+                    AuthReason::CredentialsRejected,
+                    "the IdP refused these credentials recently".into(),
+                ))
+            }
+            Lookup::Forbidden(kind) => Err(AuthError::Forbidden(kind, kind.forbidden_text().into())),
             Lookup::Expired | Lookup::Miss => {
+                note.cache = Some(CacheUse::Miss);
                 let reply = self.ask(instance, key, creds.id, creds.secret).await;
                 apply(&self.l1, self.clock.now(), instance, key, reply)
             }
@@ -231,14 +305,21 @@ impl WorkerAuth {
         });
     }
 
-    async fn verify_bearer(&self, instance: &Arc<Instance>, token: &[u8]) -> Result<(), AuthError> {
+    async fn verify_bearer(
+        &self,
+        instance: &Arc<Instance>,
+        token: &[u8],
+        note: &mut AuthNote,
+    ) -> Result<(), AuthError> {
         let unix_now = self.clock.unix_now().max(0) as u64;
         let leeway = instance.config.leeway.as_secs();
         if self.verified.borrow().get(&key_of(instance)).is_some_and(|c| c.contains(token, unix_now, leeway)) {
+            note.bearer_cached = Some(true);
             return Ok(());
         }
+        note.bearer_cached = Some(false);
         let Ok(text) = std::str::from_utf8(token) else {
-            return Err(AuthError::Unauthorized("the bearer token is not text".into()));
+            return Err(AuthError::Unauthorized(AuthReason::InvalidToken, "the bearer token is not text".into()));
         };
         let state = instance.state.load_full();
         let mut result = jose::verify(text, &state.keys, &state.policy, unix_now);
@@ -252,9 +333,10 @@ impl WorkerAuth {
                 }
             }
         }
-        let verified = result.map_err(|e| AuthError::Unauthorized(format!("invalid token: {}", e.reason())))?;
-        if let Some(reason) = instance.config.unmet_requirement(&verified) {
-            return Err(AuthError::Forbidden(reason.into()));
+        let verified = result
+            .map_err(|e| AuthError::Unauthorized(AuthReason::InvalidToken, format!("invalid token: {}", e.reason())))?;
+        if let Some(kind) = instance.config.unmet_requirement(&verified) {
+            return Err(AuthError::Forbidden(kind, kind.forbidden_text().into()));
         }
         self.verified
             .borrow_mut()
@@ -294,17 +376,17 @@ fn apply(
                     .or_insert_with(|| L1Cache::new(L1_CAPACITY))
                     .insert_rejected(key, now + neg.as_secs());
             }
-            Err(AuthError::Unauthorized(reason))
+            Err(AuthError::Unauthorized(AuthReason::CredentialsRejected, reason))
         }
-        TokenReply::Invalid { reason } => Err(AuthError::Unauthorized(reason)),
-        TokenReply::Forbidden { reason, until } => {
+        TokenReply::Invalid { reason } => Err(AuthError::Unauthorized(AuthReason::IssuedTokenInvalid, reason)),
+        TokenReply::Forbidden { kind, until } => {
             if let Some(until) = until {
                 l1.borrow_mut()
                     .entry(key_of(instance))
                     .or_insert_with(|| L1Cache::new(L1_CAPACITY))
-                    .insert_forbidden(key, until, reason);
+                    .insert_forbidden(key, until, kind);
             }
-            Err(AuthError::Forbidden(reason.into()))
+            Err(AuthError::Forbidden(kind, kind.forbidden_text().into()))
         }
         TokenReply::Unavailable { reason } => Err(AuthError::Unavailable(reason)),
     }
@@ -357,7 +439,7 @@ mod tests {
                 .map(|_| {
                     let (auth, inst) = (auth.clone(), inst.clone());
                     monoio::spawn(async move {
-                        match auth.authenticate(&inst, &sources(b"Basic id:secret"), None).await {
+                        match auth.authenticate(&inst, &sources(b"Basic id:secret"), None, &mut AuthNote::default()).await {
                             Err(AuthError::Unavailable(reason)) => reason,
                             _ => panic!("expected the control plane's answer"),
                         }
@@ -384,14 +466,14 @@ mod tests {
         run(async move {
             let leader = {
                 let (auth, inst) = (auth.clone(), inst.clone());
-                async move { auth.authenticate(&inst, &sources(b"Basic id:secret"), None).await.is_ok() }
+                async move { auth.authenticate(&inst, &sources(b"Basic id:secret"), None, &mut AuthNote::default()).await.is_ok() }
             };
             let follower = {
                 let (auth, inst) = (auth.clone(), inst.clone());
                 monoio::spawn(async move {
                     settle().await;
                     matches!(
-                        auth.authenticate(&inst, &sources(b"Basic id:secret"), None).await,
+                        auth.authenticate(&inst, &sources(b"Basic id:secret"), None, &mut AuthNote::default()).await,
                         Err(AuthError::Unavailable(_))
                     )
                 })

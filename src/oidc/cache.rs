@@ -420,7 +420,7 @@ pub enum Lookup {
     Rejected,
     /// The token these credentials get does not meet the scopes or audience required
     /// (the reason): answer 403 until that token would have been refreshed.
-    Forbidden(&'static str),
+    Forbidden(crate::error::AuthReason),
     /// There was an entry and it lapsed; it is gone now. Fetch as on a miss.
     Expired,
     /// No entry.
@@ -435,7 +435,7 @@ const NIL: u32 = u32::MAX;
 enum Value {
     Token(Rc<CachedToken>),
     Rejected { until: Secs },
-    Forbidden { until: Secs, reason: &'static str },
+    Forbidden { until: Secs, kind: crate::error::AuthReason },
     Vacant,
 }
 
@@ -516,7 +516,7 @@ impl L1Cache {
             Value::Rejected { until } if now >= *until => None,
             Value::Rejected { .. } => Some(Lookup::Rejected),
             Value::Forbidden { until, .. } if now >= *until => None,
-            Value::Forbidden { reason, .. } => Some(Lookup::Forbidden(reason)),
+            Value::Forbidden { kind, .. } => Some(Lookup::Forbidden(*kind)),
             Value::Vacant => None,
         };
         match outcome {
@@ -545,8 +545,8 @@ impl L1Cache {
 
     /// Remembers that the token for these credentials does not meet the instance's
     /// requirements, until `until` (that token's refresh time).
-    pub fn insert_forbidden(&mut self, key: CacheKey, until: Secs, reason: &'static str) {
-        self.put(key, Value::Forbidden { until, reason });
+    pub fn insert_forbidden(&mut self, key: CacheKey, until: Secs, kind: crate::error::AuthReason) {
+        self.put(key, Value::Forbidden { until, kind });
     }
 
     /// Drops the entry for `key`; true when there was one.

@@ -468,12 +468,12 @@ impl OidcConfig {
 
     /// Why a verified token does not meet `scopes_required` / `audience_required` (the
     /// 403 reason), or `None` when it does.
-    pub fn unmet_requirement(&self, token: &crate::jose::Verified) -> Option<&'static str> {
+    pub fn unmet_requirement(&self, token: &crate::jose::Verified) -> Option<crate::error::AuthReason> {
         if !crate::jose::requirement_met(&self.scopes_required, token.claim_path(&self.scopes_claim)) {
-            return Some("required scopes are missing");
+            return Some(crate::error::AuthReason::InsufficientScope);
         }
         if !crate::jose::requirement_met(&self.audience_required, token.claim_path(&self.audience_claim)) {
-            return Some("required audience is missing");
+            return Some(crate::error::AuthReason::AudienceMismatch);
         }
         None
     }

@@ -15,6 +15,13 @@
 //!   and nothing followed it; any error drops it.
 //! - Once response bytes have gone downstream, an error can only close the connection.
 //!
+//! Every request ends in [`Conn::finish`]: the worker's metrics count it and, when the
+//! access log is on, a line is buffered. Its times come from `std::time::Instant`: head
+//! complete, upstream response head, last byte written, plus the first upstream attempt
+//! when an access phase ran before it (otherwise the head's time stands in). Measured
+//! on the 2-core dev VM (TSC clocksource, vDSO `clock_gettime`): 23.5 ns a read, so three
+//! or four reads are 70–95 ns of a request's ~12.5 µs of CPU.
+//!
 //! Cost per request on a warm connection: one read and one write on each side for small
 //! messages, no allocation (buffers, head tables and the path buffer are reused).
 
@@ -28,11 +35,12 @@ use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use crate::error::{self, AuthFailure, ProxyError};
+use crate::error::{self, AuthFailure, AuthReason, ProxyError};
 use crate::http::chunked::{ChunkedDecoder, ChunkedLimits};
 use crate::http::head::{self, BodyFraming, Known, RequestHead, Version};
 use crate::http::response::{self, ResponseFraming, ResponseHead};
 use crate::http::rewrite::{self, Forwarding, Hidden, ResponseFramingOut};
+use crate::metrics::Exchange;
 use crate::oidc::access::{AuthError, Granted};
 use crate::oidc::config::OidcConfig;
 use crate::oidc::config::{AuthMethod, BearerLocation, CredentialLocation};
@@ -40,6 +48,7 @@ use crate::oidc::credentials::{self, Sources};
 use crate::oidc::hide;
 use crate::oidc::instance::Instance;
 use crate::router::{RequestHeaders, RouteRequest};
+use crate::snapshot::Snapshot;
 use crate::upstream::{self, ConnectError, PoolKey, UpstreamConn};
 use crate::worker::Worker;
 
@@ -66,6 +75,7 @@ struct BodyProgress {
 
 struct Conn {
     stream: TcpStream,
+    peer: SocketAddr,
     local_port: u16,
     port_text: itoa::Buffer,
     client_ip: String,
@@ -81,6 +91,8 @@ struct Conn {
     hidden: Option<HiddenParts>,
     /// A verified bearer token, as `Bearer <token>`: the upstream token header's value.
     bearer_value: Vec<u8>,
+    /// The request being served, for metrics and the access log.
+    ex: Exchange,
 }
 
 /// The request parts `hide_credentials` rewrote (see [`crate::oidc::hide`]).
@@ -98,6 +110,7 @@ pub async fn serve(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr, local_po
     let slot = w.drain.register();
     let mut c = Conn {
         stream,
+        peer,
         local_port,
         port_text: itoa::Buffer::new(),
         client_ip: peer.ip().to_canonical().to_string(),
@@ -108,6 +121,7 @@ pub async fn serve(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr, local_po
         path: Vec::with_capacity(256),
         hidden: None,
         bearer_value: Vec::new(),
+        ex: Exchange::default(),
     };
     loop {
         match c.read_head(w, slot).await {
@@ -115,7 +129,12 @@ pub async fn serve(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr, local_po
             Ok(false) => break,
             Err(e) => {
                 tracing::debug!(worker = w.id, error = %e, "request refused");
+                // No head to take a route, method or path from; the bytes read are what
+                // the refused request sent.
+                c.ex.begin(Instant::now(), false);
+                c.ex.bytes_received = c.buf.len() as u64;
                 c.send_error(w, &e, true).await;
+                c.finish(w, None);
                 break;
             }
         }
@@ -227,15 +246,18 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
         }
         Some(v)
     };
+    let kind = e.reason();
     match e {
-        AuthError::Unauthorized(reason) => AuthFailure {
+        AuthError::Unauthorized(_, reason) => AuthFailure {
             status: 401,
+            reason: kind,
             message: with_reason(&cfg.unauthorized_error_message, &reason),
             www_authenticate: challenge("invalid_token"),
             retry_after: None,
         },
-        AuthError::Forbidden(reason) => AuthFailure {
+        AuthError::Forbidden(_, reason) => AuthFailure {
             status: 403,
+            reason: kind,
             message: with_reason(&cfg.forbidden_error_message, &reason),
             www_authenticate: challenge("insufficient_scope"),
             retry_after: None,
@@ -246,6 +268,7 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
             tracing::debug!(issuer = %cfg.issuer, %reason, "identity provider unavailable");
             AuthFailure {
                 status: 503,
+                reason: AuthReason::IdpUnavailable,
                 message: with_reason("The identity provider is unavailable", &reason),
                 www_authenticate: None,
                 retry_after: Some(5),
@@ -345,10 +368,15 @@ impl Conn {
     async fn write_error(&mut self, w: &Worker, err: &ProxyError, keep: bool) -> bool {
         self.out.clear();
         error::write_response(err, !keep, &mut self.out);
+        self.ex.status = err.status();
+        if let ProxyError::Auth(a) = err {
+            self.ex.denied = Some(a.reason);
+        }
         let len = self.out.len();
         if write_range(&mut self.stream, &mut self.out, 0..len, w.limits.body_timeout).await.is_err() {
             return false;
         }
+        self.ex.bytes_sent += len as u64;
         keep
     }
 
@@ -372,14 +400,47 @@ impl Conn {
                 }
             }
         };
+        self.ex.bytes_received = end as u64;
         self.buf.drain(..end);
         true
     }
 
-    /// Proxies the request whose head is in `self.head`. Returns whether the connection
-    /// may carry another request.
+    /// Proxies the request whose head is in `self.head` and counts it. Returns whether
+    /// the connection may carry another request.
     async fn proxy_one(&mut self, w: &Rc<Worker>) -> bool {
         let snap = w.snapshot();
+        let logging = w.log.is_on();
+        self.ex.begin(Instant::now(), logging);
+        self.ex.bytes_received = self.head.len as u64;
+        if logging {
+            // Copied now: the head leaves the buffer once it is forwarded. The path
+            // only, never the query (it may carry credentials).
+            self.ex.method.extend_from_slice(self.head.method(&self.buf));
+            self.ex.path.extend_from_slice(self.head.path(&self.buf));
+        }
+        let keep = self.exchange(w, &snap).await;
+        self.finish(w, Some(&snap));
+        keep
+    }
+
+    /// Counts the finished request and logs it (when the access log is on).
+    fn finish(&mut self, w: &Worker, snap: Option<&Snapshot>) {
+        let end = Instant::now();
+        w.stats.finish(&self.ex, end);
+        if !w.log.is_on() {
+            return;
+        }
+        let full = match snap {
+            Some(s) => w.log.record(&self.ex, s, self.peer, w.id, end),
+            None => w.log.record(&self.ex, &w.snapshot(), self.peer, w.id, end),
+        };
+        if full {
+            w.flush_log();
+        }
+    }
+
+    /// The request path proper, on snapshot `snap`.
+    async fn exchange(&mut self, w: &Rc<Worker>, snap: &Snapshot) -> bool {
         let limits = w.limits;
         let m = {
             let req = RouteRequest {
@@ -392,12 +453,16 @@ impl Conn {
             snap.router.find(&req)
         };
         let Some(m) = m else { return self.send_error(w, &ProxyError::NoRoute, false).await };
+        self.ex.route = Some(m.route);
+        self.ex.service = m.service;
+        self.ex.route_slot = w.stats.route_slot(m.route);
         let Some(si) = m.service else { return self.send_error(w, &ProxyError::NoService, false).await };
         // Access phase: the openid-connect instance that applies, if any.
         self.hidden = None;
         let mut granted = None;
         for &pi in &snap.route_plugins[m.route] {
             let Some(inst) = snap.oidc.get(pi).and_then(Option::as_ref) else { continue };
+            self.ex.plugin_slot = Some(w.stats.plugin_slot(pi));
             match self.authenticate(w, inst).await {
                 Ok(g) => granted = Some((inst, g)),
                 Err(e) => return self.send_error(w, &e, false).await,
@@ -491,11 +556,15 @@ impl Conn {
         let version = self.head.version;
         let downstream_keep_alive = self.head.keep_alive();
         // Everything of this request that was in the buffer is now in `out`.
+        self.ex.bytes_received = consumed_end as u64;
         self.buf.drain(..consumed_end);
 
         // Connect, send, and read the response head; retried on a fresh connection
         // where that is safe.
         let addrs = &target.addrs;
+        // Without an access phase, routing and writing the head took a microsecond or two
+        // since the request's start: that start stands in for a clock read of its own.
+        self.ex.upstream_start = Some(if self.ex.plugin_slot.is_some() { Instant::now() } else { self.ex.start });
         let mut pick = w.rr.get();
         w.rr.set(pick.wrapping_add(1));
         let mut connect_failures = 0u32;
@@ -538,7 +607,10 @@ impl Conn {
                 }
             }
             match self.read_response_head(&mut conn, head_request, service.read_timeout).await {
-                Ok(()) => break conn,
+                Ok(()) => {
+                    self.ex.upstream_done(Instant::now());
+                    break conn;
+                }
                 Err(None) if conn.reused && replayable => {
                     // The pooled connection was closed by the upstream before it saw
                     // the request; nothing was processed, so send it again.
@@ -630,7 +702,7 @@ impl Conn {
             }
         }
         let bearer = bearer.or(from_args.as_deref());
-        let granted = match w.auth.authenticate(inst, &sources, bearer).await {
+        let granted = match w.auth.authenticate(inst, &sources, bearer, &mut self.ex.auth).await {
             Ok(g) => g,
             Err(e) => return Err(ProxyError::Auth(auth_failure(inst, e))),
         };
@@ -663,6 +735,7 @@ impl Conn {
             write_range(&mut self.stream, &mut self.out, 0..len, w.limits.body_timeout)
                 .await
                 .map_err(|_| ProxyError::Body("downstream went away"))?;
+            self.ex.bytes_sent += len as u64;
             self.head.expect_continue = false;
         }
         while self.buf.len() < want {
@@ -692,6 +765,7 @@ impl Conn {
             write_range(&mut self.stream, &mut self.out, 0..len, limits.body_timeout)
                 .await
                 .map_err(|_| ProxyError::Body("downstream went away"))?;
+            self.ex.bytes_sent += len as u64;
         }
         while !body.done {
             debug_assert!(self.buf.is_empty());
@@ -721,6 +795,7 @@ impl Conn {
                 IoFail::Timeout => ProxyError::UpstreamTimeout,
                 IoFail::Io(e) => ProxyError::UpstreamConnect(e),
             })?;
+            self.ex.bytes_received += end as u64;
             // Whatever followed the body is the next request.
             self.buf.drain(..end);
         }
@@ -766,6 +841,7 @@ impl Conn {
     /// Answers with an error when the upstream failed before any response went
     /// downstream. `body_read` says the request body was consumed whole.
     async fn fail_before_response(&mut self, w: &Worker, err: &ProxyError, body_read: bool) -> bool {
+        self.ex.upstream_done(Instant::now());
         // The request's bytes are already out of the buffer; the connection can go on
         // only if the body was read whole.
         let keep = body_read && !err.closes_connection() && self.head.keep_alive();
@@ -785,6 +861,7 @@ impl Conn {
         read_timeout: Duration,
     ) -> Option<bool> {
         let send_timeout = w.limits.body_timeout;
+        self.ex.status = self.resp.status;
         let head_len = self.resp.len;
         let avail = up.buf.len() - head_len;
         let mut remaining: u64 = 0;
@@ -822,6 +899,7 @@ impl Conn {
         }
         let len = self.out.len();
         write_range(&mut self.stream, &mut self.out, 0..len, send_timeout).await.ok()?;
+        self.ex.bytes_sent += len as u64;
         let mut done = match framing {
             ResponseFraming::Empty => true,
             ResponseFraming::Length(_) => remaining == 0,
@@ -862,6 +940,7 @@ impl Conn {
                         done = dec.is_done();
                         let len = self.out.len();
                         write_range(&mut self.stream, &mut self.out, 0..len, send_timeout).await.ok()?;
+                        self.ex.bytes_sent += len as u64;
                         continue;
                     }
                     let used = dec.feed(&up.buf, &mut |_| {}).ok()?;
@@ -872,6 +951,7 @@ impl Conn {
                 _ => n,
             };
             write_range(&mut self.stream, &mut up.buf, 0..end, send_timeout).await.ok()?;
+            self.ex.bytes_sent += end as u64;
         }
         Some(!extra && framing != ResponseFraming::UntilClose)
     }

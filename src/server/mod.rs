@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::http::head::HeadLimits;
+use crate::metrics::Metrics;
 use crate::snapshot::SharedSnapshot;
 
 /// How often workers look at the shutdown flag.
@@ -78,6 +79,8 @@ pub struct ServerOptions {
     /// The control plane, for the openid-connect plugin; `None` serves routes that need
     /// it with 503.
     pub control: Option<crate::control::ControlPlane>,
+    /// The opened access log (`--access-log`); `None`: off.
+    pub access_log: Option<Arc<crate::access_log::Sink>>,
 }
 
 /// A running data plane.
@@ -86,6 +89,7 @@ pub struct Server {
     pub local_addrs: Vec<SocketAddr>,
     shutdown: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Server {
@@ -104,6 +108,7 @@ impl Server {
             local_addrs.push(bound);
         }
         let shutdown = Arc::new(AtomicBool::new(false));
+        let metrics = Metrics::new(workers, opts.control.as_ref().map(crate::control::ControlPlane::metrics));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut threads = Vec::new();
         for (id, listeners) in per_worker.into_iter().enumerate() {
@@ -116,6 +121,8 @@ impl Server {
                 shutdown: shutdown.clone(),
                 ready: ready_tx.clone(),
                 control: opts.control.clone(),
+                metrics: metrics.clone(),
+                access_log: opts.access_log.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -127,7 +134,7 @@ impl Server {
         if let Some(control) = &opts.control {
             control.watch(snapshot.load().instances());
         }
-        let server = Server { local_addrs, shutdown, threads };
+        let server = Server { local_addrs, shutdown, threads, metrics };
         // Every worker reports once; a worker that cannot start fails the whole start.
         for _ in 0..workers {
             match ready_rx.recv() {
@@ -143,6 +150,11 @@ impl Server {
             }
         }
         Ok(server)
+    }
+
+    /// The workers' and the control plane's metrics ([`Metrics::render`] for `/metrics`).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// Stops accepting and starts draining; returns at once.

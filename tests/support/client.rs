@@ -38,12 +38,18 @@ impl Proxy {
                     ringgate::control::ControlPlane::start(ringgate::oidc::cache::SystemClock::new())
                         .expect("control plane starts"),
                 ),
+                access_log: None,
             },
             shared.clone(),
         )
         .expect("proxy starts");
         let addr = server.local_addrs[0];
         Proxy { server: Some(server), addr, shared }
+    }
+
+    /// The proxy's metrics in the Prometheus text format, as `/metrics` serves them.
+    pub fn metrics(&self) -> String {
+        self.server.as_ref().expect("running").metrics().render()
     }
 
     /// Swaps in a new configuration, as a reload does.

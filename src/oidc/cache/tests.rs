@@ -1,4 +1,5 @@
 use super::*;
+use crate::error::AuthReason;
 
 const ENDPOINT: &[u8] = b"https://idp.example.com/oauth2/token";
 
@@ -332,10 +333,10 @@ fn l1_negative_entry_rejects_until_it_lapses() {
 #[test]
 fn l1_forbidden_entry_refuses_with_its_reason_until_it_lapses() {
     let mut c = L1Cache::new(4);
-    c.insert_forbidden(key(1), 30, "required scopes are missing");
-    assert!(matches!(c.get(&key(1), 29), Lookup::Forbidden("required scopes are missing")));
+    c.insert_forbidden(key(1), 30, AuthReason::InsufficientScope);
+    assert!(matches!(c.get(&key(1), 29), Lookup::Forbidden(AuthReason::InsufficientScope)));
     assert!(matches!(c.get(&key(1), 30), Lookup::Expired));
-    c.insert_forbidden(key(1), 60, "required audience is missing");
+    c.insert_forbidden(key(1), 60, AuthReason::AudienceMismatch);
     c.insert(key(1), token("t", 100, 80));
     assert!(matches!(c.get(&key(1), 31), Lookup::Fresh(_)), "a token replaces the verdict");
 }

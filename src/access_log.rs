@@ -1,0 +1,400 @@
+//! The access log: one JSON object per line and request, buffered per worker.
+//!
+//! Place: after a request is finished (the response written, or the connection given
+//! up), the worker appends a line to its own buffer; the buffer goes out with one
+//! `write` when it passes [`FLUSH_AT`], on the worker's ~100 ms tick, and at shutdown.
+//! Off by default (`--access-log off`): then nothing is copied or formatted, and the
+//! cost per request is one branch.
+//!
+//! Invariants:
+//! - Never logged: the query string (it may carry `client_secret` or `access_token`),
+//!   header values, bodies, secrets, tokens. The caller's `client_id` is logged; its
+//!   secret never reaches this module.
+//! - Every string is valid JSON: quotes, backslashes and control characters escaped,
+//!   bytes that are not UTF-8 replaced by U+FFFD.
+//! - Lines are never interleaved: each worker writes whole lines in one `write`; a
+//!   regular file is opened `O_APPEND`, and writes to a pipe or terminal are cut at line
+//!   boundaries into pieces of at most `PIPE_BUF` bytes, which the kernel keeps whole.
+//! - Writes block the worker (a file in the page cache takes microseconds; a stalled pipe
+//!   reader would stall the worker — log to a file in production). A failed write drops
+//!   the buffered lines, counts `ringgate_access_log_write_errors_total` and is logged
+//!   once per worker.
+//!
+//! Cost when on: a wall-clock read, about 300 bytes of formatting into a buffer that is
+//! reused, no allocation once the buffer has grown; one `write` per ~32 KiB.
+
+use std::cell::{Cell, RefCell};
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::metrics::{route_label, service_label, AuthOutcome, Exchange};
+use crate::snapshot::Snapshot;
+
+/// A worker flushes its buffer once it holds this much.
+pub const FLUSH_AT: usize = 32 * 1024;
+/// Atomic write size of a pipe (POSIX guarantees at least 512; Linux's is 4096).
+const PIPE_BUF: usize = 4096;
+
+/// Where the access log goes (`--access-log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Off,
+    Stdout,
+    File(PathBuf),
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Target, String> {
+        match s {
+            "" => Err("expected off, stdout or a file path".into()),
+            "off" => Ok(Target::Off),
+            "stdout" | "-" => Ok(Target::Stdout),
+            path => Ok(Target::File(PathBuf::from(path))),
+        }
+    }
+}
+
+/// An open access log, shared by the workers (each writes whole lines with `write`).
+#[derive(Debug)]
+pub struct Sink {
+    file: File,
+    /// `Some(PIPE_BUF)` when the target is not a regular file.
+    piece: Option<usize>,
+}
+
+impl Sink {
+    /// Opens `target`; `None` when it is [`Target::Off`].
+    pub fn open(target: &Target) -> io::Result<Option<Arc<Sink>>> {
+        let file = match target {
+            Target::Off => return Ok(None),
+            Target::Stdout => {
+                use std::os::fd::AsFd;
+                File::from(io::stdout().as_fd().try_clone_to_owned()?)
+            }
+            Target::File(path) => std::fs::OpenOptions::new().create(true).append(true).open(path)?,
+        };
+        let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+        Ok(Some(Arc::new(Sink { file, piece: (!regular).then_some(PIPE_BUF) })))
+    }
+
+    /// Writes whole lines: in one `write` for a file, in line-aligned pieces of at most
+    /// `PIPE_BUF` bytes otherwise (a longer line goes alone).
+    fn write_lines(&self, buf: &[u8]) -> io::Result<()> {
+        match self.piece {
+            None => (&self.file).write_all(buf),
+            Some(max) => line_pieces(buf, max).try_for_each(|p| (&self.file).write_all(p)),
+        }
+    }
+}
+
+/// `buf` cut after newlines into pieces of at most `max` bytes; a line longer than `max`
+/// is a piece of its own.
+fn line_pieces(mut buf: &[u8], max: usize) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        if buf.is_empty() {
+            return None;
+        }
+        let end = if buf.len() <= max {
+            buf.len()
+        } else {
+            match memchr::memrchr(b'\n', &buf[..max]) {
+                Some(i) => i + 1,
+                None => memchr::memchr(b'\n', buf).map_or(buf.len(), |i| i + 1),
+            }
+        };
+        let (piece, rest) = buf.split_at(end);
+        buf = rest;
+        Some(piece)
+    })
+}
+
+/// A worker's access log: its buffer and the shared sink.
+pub struct WorkerLog {
+    sink: Option<Arc<Sink>>,
+    buf: RefCell<Vec<u8>>,
+    warned: Cell<bool>,
+}
+
+impl WorkerLog {
+    pub fn new(sink: Option<Arc<Sink>>) -> WorkerLog {
+        let cap = if sink.is_some() { FLUSH_AT + 4096 } else { 0 };
+        WorkerLog { sink, buf: RefCell::new(Vec::with_capacity(cap)), warned: Cell::new(false) }
+    }
+
+    #[inline]
+    pub fn is_on(&self) -> bool {
+        self.sink.is_some()
+    }
+
+    /// Appends the line for a finished request. Returns whether the buffer should be
+    /// flushed now.
+    pub fn record(&self, ex: &Exchange, snap: &Snapshot, peer: SocketAddr, worker: usize, end: Instant) -> bool {
+        if self.sink.is_none() {
+            return false;
+        }
+        let mut buf = self.buf.borrow_mut();
+        write_line(&mut buf, ex, snap, peer, worker, end, SystemTime::now());
+        buf.len() >= FLUSH_AT
+    }
+
+    /// Writes out what is buffered. An error drops the buffered lines; it is reported
+    /// (as `Err`) for counting, and logged the first time.
+    pub fn flush(&self) -> io::Result<()> {
+        let Some(sink) = &self.sink else { return Ok(()) };
+        let mut buf = self.buf.borrow_mut();
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let result = sink.write_lines(&buf);
+        buf.clear();
+        if let Err(e) = &result {
+            if !self.warned.replace(true) {
+                tracing::warn!(error = %e, "access log write failed; lines are lost until it works again");
+            }
+        }
+        result
+    }
+}
+
+/// Formats one access log line (with its newline) into `out`.
+pub fn write_line(
+    out: &mut Vec<u8>,
+    ex: &Exchange,
+    snap: &Snapshot,
+    peer: SocketAddr,
+    worker: usize,
+    end: Instant,
+    now: SystemTime,
+) {
+    let mut n = itoa::Buffer::new();
+    out.extend_from_slice(b"{\"time\":\"");
+    push_rfc3339_ms(out, now);
+    out.extend_from_slice(b"\",\"worker\":");
+    out.extend_from_slice(n.format(worker).as_bytes());
+    out.extend_from_slice(b",\"client\":\"");
+    let _ = write!(out, "{}", SocketAddr::new(peer.ip().to_canonical(), peer.port()));
+    out.extend_from_slice(b"\",\"method\":");
+    push_json_str(out, &ex.method);
+    out.extend_from_slice(b",\"path\":");
+    push_json_str(out, &ex.path);
+    out.extend_from_slice(b",\"route\":");
+    match ex.route {
+        Some(r) => push_json_str(out, route_label(&snap.config, r).as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"service\":");
+    match ex.service {
+        Some(_) => push_json_str(out, service_label(&snap.config, ex.service).as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"status\":");
+    out.extend_from_slice(n.format(ex.status).as_bytes());
+    out.extend_from_slice(b",\"bytes_received\":");
+    out.extend_from_slice(n.format(ex.bytes_received).as_bytes());
+    out.extend_from_slice(b",\"bytes_sent\":");
+    out.extend_from_slice(n.format(ex.bytes_sent).as_bytes());
+    let total = end.saturating_duration_since(ex.start);
+    out.extend_from_slice(b",\"latency_ms\":");
+    push_ms(out, total.as_micros());
+    out.extend_from_slice(b",\"upstream_latency_ms\":");
+    match ex.upstream {
+        Some(u) => push_ms(out, u.as_micros()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"gateway_latency_ms\":");
+    push_ms(out, total.saturating_sub(ex.upstream.unwrap_or_default()).as_micros());
+    out.extend_from_slice(b",\"auth\":\"");
+    match ex.auth_outcome() {
+        AuthOutcome::None => out.extend_from_slice(b"none"),
+        AuthOutcome::CacheHit => out.extend_from_slice(b"cache_hit"),
+        AuthOutcome::Fetched => out.extend_from_slice(b"fetched"),
+        AuthOutcome::Bearer => out.extend_from_slice(b"bearer"),
+        AuthOutcome::Denied(r) => {
+            out.extend_from_slice(b"denied:");
+            out.extend_from_slice(r.label().as_bytes());
+        }
+    }
+    out.extend_from_slice(b"\",\"client_id\":");
+    if ex.auth.client_id.is_empty() {
+        out.extend_from_slice(b"null");
+    } else {
+        push_json_str(out, &ex.auth.client_id);
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// Milliseconds with three decimals, from microseconds.
+fn push_ms(out: &mut Vec<u8>, micros: u128) {
+    let micros = u64::try_from(micros).unwrap_or(u64::MAX);
+    out.extend_from_slice(itoa::Buffer::new().format(micros / 1000).as_bytes());
+    let frac = micros % 1000;
+    out.extend_from_slice(&[b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8]);
+}
+
+/// A JSON string literal of `bytes`: `"` and `\` escaped, control characters as
+/// `\n`/`\r`/`\t` or `\u00XX`, DEL as `\u007f`, and every byte sequence that is not
+/// UTF-8 as one U+FFFD escape.
+pub fn push_json_str(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for chunk in bytes.utf8_chunks() {
+        for &b in chunk.valid().as_bytes() {
+            match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                0..=0x1f | 0x7f => {
+                    out.extend_from_slice(b"\\u00");
+                    out.push(HEX[usize::from(b >> 4)]);
+                    out.push(HEX[usize::from(b & 0xf)]);
+                }
+                _ => out.push(b),
+            }
+        }
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice(b"\\ufffd");
+        }
+    }
+    out.push(b'"');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (RFC 3339, UTC, milliseconds).
+pub fn push_rfc3339_ms(out: &mut Vec<u8>, t: SystemTime) {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    let two = |out: &mut Vec<u8>, v: u64| out.extend_from_slice(&[b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8]);
+    let year = year.min(9999);
+    out.extend_from_slice(&[
+        b'0' + (year / 1000) as u8,
+        b'0' + (year / 100 % 10) as u8,
+        b'0' + (year / 10 % 10) as u8,
+        b'0' + (year % 10) as u8,
+        b'-',
+    ]);
+    two(out, month);
+    out.push(b'-');
+    two(out, day);
+    out.push(b'T');
+    two(out, rem / 3600);
+    out.push(b':');
+    two(out, rem / 60 % 60);
+    out.push(b':');
+    two(out, rem % 60);
+    let ms = u64::from(since.subsec_millis());
+    out.extend_from_slice(&[b'.', b'0' + (ms / 100) as u8, b'0' + (ms / 10 % 10) as u8, b'0' + (ms % 10) as u8, b'Z']);
+}
+
+/// (year, month, day) of a count of days since 1970-01-01, in the proleptic Gregorian
+/// calendar (Howard Hinnant's `civil_from_days`, for non-negative day counts).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn json(bytes: &[u8]) -> String {
+        let mut out = Vec::new();
+        push_json_str(&mut out, bytes);
+        String::from_utf8(out).expect("escaped output is UTF-8")
+    }
+
+    #[test]
+    fn json_strings_escape_quotes_controls_and_invalid_utf8() {
+        assert_eq!(json(b"plain /a-b_c.d~"), r#""plain /a-b_c.d~""#);
+        assert_eq!(json(b"q\"b\\s"), r#""q\"b\\s""#);
+        assert_eq!(json(b"\n\r\t\x00\x1f\x7f"), r#""\n\r\t\u0000\u001f\u007f""#);
+        assert_eq!(json("é→😀".as_bytes()), "\"é→😀\"");
+        // A lone continuation byte, a truncated sequence, an overlong encoding.
+        assert_eq!(json(b"a\x80b\xe2\x82c\xc0\xafd"), r#""a\ufffdb\ufffdc\ufffd\ufffdd""#);
+        // Whatever the input, the output parses as one JSON string.
+        let all: Vec<u8> = (0..=255u8).collect();
+        let text = json(&all);
+        let mut bytes = text.clone().into_bytes();
+        let parsed: String = simd_json::serde::from_slice(&mut bytes).expect("valid JSON");
+        assert!(parsed.starts_with("\u{0}\u{1}"), "{parsed:?}");
+    }
+
+    #[test]
+    fn rfc3339_timestamps_are_utc_with_milliseconds() {
+        let at = |secs: u64, ms: u64| {
+            let mut out = Vec::new();
+            push_rfc3339_ms(&mut out, UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms));
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.007Z");
+        assert_eq!(at(1_796_083_199, 999), "2026-11-30T23:59:59.999Z");
+        assert_eq!(at(4_102_444_800, 120), "2100-01-01T00:00:00.120Z");
+    }
+
+    #[test]
+    fn milliseconds_have_three_decimals() {
+        let ms = |us: u128| {
+            let mut out = Vec::new();
+            push_ms(&mut out, us);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(ms(0), "0.000");
+        assert_eq!(ms(1_234), "1.234");
+        assert_eq!(ms(50), "0.050");
+        assert_eq!(ms(12_000_001), "12000.001");
+    }
+
+    #[test]
+    fn targets_parse_off_stdout_and_paths() {
+        assert_eq!("off".parse::<Target>(), Ok(Target::Off));
+        assert_eq!("stdout".parse::<Target>(), Ok(Target::Stdout));
+        assert_eq!("logs/access.log".parse::<Target>(), Ok(Target::File("logs/access.log".into())));
+        assert!("".parse::<Target>().is_err());
+    }
+
+    #[test]
+    fn pipe_writes_are_cut_at_line_boundaries() {
+        let lines: Vec<u8> = (0..10).flat_map(|i| format!("{{\"line\":{i},\"pad\":\"xx\"}}\n").into_bytes()).collect();
+        let long = format!("{{\"long\":\"{}\"}}\n", "y".repeat(100));
+        let mut buf = lines.clone();
+        buf.extend_from_slice(long.as_bytes());
+        buf.extend_from_slice(&lines);
+        let pieces: Vec<&[u8]> = line_pieces(&buf, 64).collect();
+        assert_eq!(pieces.concat(), buf, "nothing lost or reordered");
+        for p in &pieces {
+            assert!(p.ends_with(b"\n"), "a piece ends a line: {:?}", String::from_utf8_lossy(p));
+            assert!(p.len() <= 64 || p == &long.as_bytes(), "only an over-long line exceeds the limit");
+        }
+        assert!(pieces.contains(&long.as_bytes()));
+        // 22-byte lines: two fit in 64 bytes, so each group of ten is five pieces.
+        assert_eq!(pieces.len(), 11);
+        // Written through a socket (not a regular file): the same bytes arrive.
+        let (reader, writer) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+        let sink = Sink { file: File::from(std::os::fd::OwnedFd::from(writer)), piece: Some(64) };
+        let reading = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(&mut { reader }, &mut got).unwrap();
+            got
+        });
+        sink.write_lines(&buf).unwrap();
+        drop(sink);
+        assert_eq!(reading.join().unwrap(), buf);
+    }
+}
