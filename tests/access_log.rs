@@ -61,7 +61,7 @@ impl Running {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringgate"));
         cmd.args(["run", "--config"])
             .arg(config)
-            .args(["--listen", "127.0.0.1:0", "--workers", "2"])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--workers", "2"])
             .args(extra)
             .env("RINGGATE_LOG", "info")
             .env_remove("RINGGATE_ACCESS_LOG")
