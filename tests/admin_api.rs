@@ -338,8 +338,15 @@ fn endpoints_answer_in_kongs_shapes_over_http() {
     assert_eq!(st["database"]["reachable"], true);
     assert_eq!(st["ringgate"]["workers"], 2);
     assert_eq!(st["ringgate"]["plugins"][0]["discovery"]["ready"], true, "{st}");
+    assert!(st["server"]["connections_accepted"].as_u64().is_some_and(|n| n >= 1), "{st}");
+    assert!(st["server"]["total_requests"].as_u64().is_some_and(|n| n >= 1), "{st}");
     let (status, metrics) = raw_http(gate.admin, "GET", "/metrics", &[], "");
-    assert_eq!((status, metrics.as_str()), (200, ""));
+    assert_eq!(status, 200);
+    let served = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ringgate_http_requests_total{route=\"r\",service=\"svc\",code=\"200\"} "));
+    assert!(served.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 1), "{metrics}");
+    assert!(metrics.contains("ringgate_idp_requests_total{endpoint=\"token\",outcome=\"ok\"} 1"), "{metrics}");
 }
 
 #[test]
