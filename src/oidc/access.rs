@@ -439,7 +439,10 @@ mod tests {
                 .map(|_| {
                     let (auth, inst) = (auth.clone(), inst.clone());
                     monoio::spawn(async move {
-                        match auth.authenticate(&inst, &sources(b"Basic id:secret"), None, &mut AuthNote::default()).await {
+                        match auth
+                            .authenticate(&inst, &sources(b"Basic id:secret"), None, &mut AuthNote::default())
+                            .await
+                        {
                             Err(AuthError::Unavailable(reason)) => reason,
                             _ => panic!("expected the control plane's answer"),
                         }
@@ -466,7 +469,9 @@ mod tests {
         run(async move {
             let leader = {
                 let (auth, inst) = (auth.clone(), inst.clone());
-                async move { auth.authenticate(&inst, &sources(b"Basic id:secret"), None, &mut AuthNote::default()).await.is_ok() }
+                async move {
+                    auth.authenticate(&inst, &sources(b"Basic id:secret"), None, &mut AuthNote::default()).await.is_ok()
+                }
             };
             let follower = {
                 let (auth, inst) = (auth.clone(), inst.clone());
