@@ -9,7 +9,8 @@
 # Env:   ROUNDS (5) DURATION (10 s) WARMUP (5 s) CONNECTIONS (50) THREADS (1)
 #        ORIGIN_PORT (18080) NGINX_PROXY_PORT (18081) RINGGATE_PORT (18082)
 #        NGINX_LUA_AUTH_PORT (18083) RINGGATE_OIDC_PORT (18084)
-#        RINGGATE_OIDC_100K_PORT (18085) OIDC_CREDENTIALS (100000) FILL_TIMEOUT (900 s)
+#        RINGGATE_OIDC_100K_PORT (18085) NGINX_TLS_PORT (18086) RINGGATE_TLS_PORT (18087)
+#        OIDC_CREDENTIALS (100000) FILL_TIMEOUT (900 s)
 #        RINGGATE_BIN (target/release/ringgate) WORK_DIR (perf/work)
 set -euo pipefail
 
@@ -39,6 +40,8 @@ RINGGATE_PORT=${RINGGATE_PORT:-18082}
 NGINX_LUA_AUTH_PORT=${NGINX_LUA_AUTH_PORT:-18083}
 RINGGATE_OIDC_PORT=${RINGGATE_OIDC_PORT:-18084}
 RINGGATE_OIDC_100K_PORT=${RINGGATE_OIDC_100K_PORT:-18085}
+NGINX_TLS_PORT=${NGINX_TLS_PORT:-18086}
+RINGGATE_TLS_PORT=${RINGGATE_TLS_PORT:-18087}
 OIDC_CREDENTIALS=${OIDC_CREDENTIALS:-100000}
 FILL_TIMEOUT=${FILL_TIMEOUT:-900}
 RINGGATE_BIN=${RINGGATE_BIN:-}
@@ -77,15 +80,15 @@ done
 # Cases. Each case is a name with: a start function (which starts what it needs and sets
 # CASE_PID[name] to the process whose CPU is measured — that process and its children),
 # a port, a description, and what it needs (`ringgate`: the binary; `idp`: the test IdP).
-# Optional per case: CASE_PATH (request path, default /), CASE_HEADERS (extra wrk request
-# headers, one per line) and CASE_AUTH ("ID SECRET [COUNT]": every request carries
+# Optional per case: CASE_PATH (request path, default /), CASE_SCHEME (http or https),
+# CASE_HEADERS (extra wrk request headers, one per line) and CASE_AUTH ("ID SECRET [COUNT]": every request carries
 # `Authorization: Basic`, from wrk/basic-auth.lua; such a case is pre-flighted and its
 # caches filled before the warm-up). To add a case: write start_<name>, then add_case.
 # Ratios between cases are declared with add_ratio, with the targets they are held to.
 # ---------------------------------------------------------------------------------------
 declare -a CASES=() RATIOS=()
 declare -A CASE_START=() CASE_PORT=() CASE_DESC=() CASE_NEEDS=() CASE_PID=()
-declare -A CASE_PATH=() CASE_HEADERS=() CASE_MEASURED=() CASE_AUTH=()
+declare -A CASE_PATH=() CASE_SCHEME=() CASE_HEADERS=() CASE_MEASURED=() CASE_AUTH=()
 
 add_case() { # name start_fn port needs description
     CASES+=("$1")
@@ -108,6 +111,13 @@ add_case origin start_origin "$ORIGIN_PORT" "" \
     "origin direct: nginx \`return 200\`, 1 worker, no proxy in between"
 add_case nginx_proxy start_nginx_proxy "$NGINX_PROXY_PORT" "" \
     "nginx \`proxy_pass\` to the origin, upstream keepalive pool, 1 worker"
+add_case nginx_tls start_nginx_tls "$NGINX_TLS_PORT" "" \
+    "nginx_proxy terminating TLS (ECDSA P-256 certificate, TLS 1.3 as wrk negotiates it), keep-alive requests"
+CASE_SCHEME[nginx_tls]=https
+add_case nginx_tls_handshake start_nginx_tls_handshake "$NGINX_TLS_PORT" "" \
+    "nginx_tls, every request on a new connection (\`Connection: close\`): one full handshake per request"
+CASE_SCHEME[nginx_tls_handshake]=https
+CASE_HEADERS[nginx_tls_handshake]="Connection: close"
 add_case nginx_lua_auth start_nginx_lua_auth "$NGINX_LUA_AUTH_PORT" "" \
     "nginx_proxy plus \`access_by_lua\`: Basic decode, \`resty.lrucache\` hit, \`Authorization: Bearer\` upstream (OpenResty's stack, Debian's lua-nginx-module), 1 credential"
 CASE_AUTH[nginx_lua_auth]="$OIDC_CLIENT_ID $OIDC_CLIENT_SECRET"
@@ -120,6 +130,13 @@ if [ "$skip_ringgate" -eq 0 ]; then
     add_case ringgate_oidc_100k start_ringgate_oidc_100k "$RINGGATE_OIDC_100K_PORT" "ringgate idp" \
         "as ringgate_oidc with $OIDC_CREDENTIALS distinct credentials in rotation, all cached"
     CASE_AUTH[ringgate_oidc_100k]="load- load-secret- $OIDC_CREDENTIALS"
+    add_case ringgate_tls start_ringgate_tls "$RINGGATE_TLS_PORT" ringgate \
+        "ringgate \`run --workers 1 --tls-listen\`, the same certificate as nginx_tls, keep-alive requests"
+    CASE_SCHEME[ringgate_tls]=https
+    add_case ringgate_tls_handshake start_ringgate_tls_handshake "$RINGGATE_TLS_PORT" ringgate \
+        "ringgate_tls, every request on a new connection: one full handshake per request"
+    CASE_SCHEME[ringgate_tls_handshake]=https
+    CASE_HEADERS[ringgate_tls_handshake]="Connection: close"
 fi
 
 # The issue's targets. ringgate ÷ nginx_proxy is the proxy's own goal (README).
@@ -128,6 +145,8 @@ add_ratio nginx_lua_auth nginx_proxy ""
 add_ratio ringgate_oidc nginx_proxy "cpu<=0.85"
 add_ratio ringgate_oidc nginx_lua_auth "cpu<=0.7"
 add_ratio ringgate_oidc_100k ringgate_oidc "rps>=0.9"
+add_ratio ringgate_tls nginx_tls "cpu<=0.85"
+add_ratio ringgate_tls_handshake nginx_tls_handshake "rps>=1"
 
 if [ -n "$only_cases" ]; then
     selected=()
@@ -179,7 +198,8 @@ render() {
 }
 
 # start_server NAME PORT CMD... — starts CMD in the background with its output in
-# WORK_DIR/NAME.log and waits until PORT answers HTTP. Sets LAST_PID.
+# WORK_DIR/NAME.log and waits until PORT answers HTTP (https when START_SCHEME=https).
+# Sets LAST_PID.
 start_server() {
     local name=$1 port=$2
     shift 2
@@ -187,7 +207,7 @@ start_server() {
     "$@" >"$WORK_DIR/$name.log" 2>&1 &
     LAST_PID=$!
     STARTED+=("$LAST_PID")
-    if ! wait_http "http://127.0.0.1:$port/" "$LAST_PID" 15; then
+    if ! wait_http "${START_SCHEME:-http}://127.0.0.1:$port/" "$LAST_PID" 15; then
         tail -n 20 "$WORK_DIR/$name.log" >&2 || true
         die "$name did not come up on 127.0.0.1:$port (log: $WORK_DIR/$name.log)"
     fi
@@ -236,18 +256,82 @@ start_nginx_lua_auth() {
     CASE_MEASURED[nginx_lua_auth]="nginx proxy with Lua, master + worker"
 }
 
-# start_ringgate_case NAME PORT CONFIG — ringgate with one worker on PORT. The admin
-# listener gets PORT + 1000, so that several ringgate cases can run side by side.
+# start_ringgate_case NAME PORT CONFIG [ARGS...] — ringgate with one worker on PORT. The
+# admin listener gets PORT + 1000, so that several ringgate cases can run side by side.
 start_ringgate_case() {
     local name=$1 port=$2 config=$3
+    shift 3
     "$RINGGATE_BIN" check --config "$config" >"$WORK_DIR/$name-check.log" 2>&1 || {
         cat "$WORK_DIR/$name-check.log" >&2
         die "$name: ringgate refuses its configuration (above)"
     }
     start_server "$name" "$port" "$RINGGATE_BIN" run --config "$config" \
-        --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1000))" --workers 1
+        --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1000))" --workers 1 "$@"
     CASE_PID[$name]=$LAST_PID
     CASE_MEASURED[$name]="ringgate, all threads"
+}
+
+# The TLS cases' certificate: ECDSA P-256, self-signed for 127.0.0.1, made once per run
+# with openssl; nginx and ringgate serve the same file.
+TLS_CERT=
+make_tls_cert() {
+    [ -n "$TLS_CERT" ] && return 0
+    TLS_CERT="$WORK_DIR/tls-cert.pem"
+    TLS_KEY="$WORK_DIR/tls-key.pem"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$TLS_KEY" -out "$TLS_CERT" >"$WORK_DIR/tls-cert.log" 2>&1 ||
+        die "openssl could not make the TLS cases' certificate (see $WORK_DIR/tls-cert.log)"
+}
+
+# One nginx and one ringgate serve both TLS cases of each (keep-alive and handshakes).
+NGINX_TLS_PID=
+start_nginx_tls_server() {
+    [ -n "$NGINX_TLS_PID" ] && return 0
+    start_origin_server
+    make_tls_cert
+    START_SCHEME=https start_nginx nginx_tls proxy-tls.conf "$NGINX_TLS_PORT" "ORIGIN_PORT=$ORIGIN_PORT" \
+        "CERT=$TLS_CERT" "KEY=$TLS_KEY"
+    NGINX_TLS_PID=$LAST_PID
+}
+
+start_nginx_tls() {
+    start_nginx_tls_server
+    CASE_PID[nginx_tls]=$NGINX_TLS_PID
+    CASE_MEASURED[nginx_tls]="nginx TLS proxy, master + worker"
+}
+
+start_nginx_tls_handshake() {
+    start_nginx_tls_server
+    CASE_PID[nginx_tls_handshake]=$NGINX_TLS_PID
+    CASE_MEASURED[nginx_tls_handshake]="nginx TLS proxy, master + worker"
+}
+
+RINGGATE_TLS_PID=
+start_ringgate_tls_server() {
+    [ -n "$RINGGATE_TLS_PID" ] && return 0
+    start_origin_server
+    make_tls_cert
+    printf '_format_version: "3.0"\nservices:\n- name: origin\n  url: http://127.0.0.1:%s\n  routes:\n  - name: all\n    paths: [/]\n' \
+        "$ORIGIN_PORT" >"$WORK_DIR/ringgate-tls.yaml"
+    # The case's port is the TLS listener; the plain one every ringgate has goes to
+    # PORT + 2000 and is not measured.
+    start_ringgate_case ringgate_tls "$((RINGGATE_TLS_PORT + 2000))" \
+        "$WORK_DIR/ringgate-tls.yaml" --tls-listen "127.0.0.1:$RINGGATE_TLS_PORT" \
+        --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY"
+    RINGGATE_TLS_PID=$LAST_PID
+}
+
+start_ringgate_tls() {
+    start_ringgate_tls_server
+    CASE_PID[ringgate_tls]=$RINGGATE_TLS_PID
+    CASE_MEASURED[ringgate_tls]="ringgate, all threads"
+}
+
+start_ringgate_tls_handshake() {
+    start_ringgate_tls_server
+    CASE_PID[ringgate_tls_handshake]=$RINGGATE_TLS_PID
+    CASE_MEASURED[ringgate_tls_handshake]="ringgate, all threads"
 }
 
 start_ringgate() {
@@ -381,7 +465,7 @@ run_wrk() {
     WRK_AUTH_MODE=$mode WRK_FILL_DONE=$marker timeout -k 5 $((secs + 30)) \
         wrk -t "$THREADS" -c "$CONNECTIONS" -d "${secs}s" --latency \
         "${script[@]}" "${hdr[@]}" \
-        "http://127.0.0.1:${CASE_PORT[$c]}${CASE_PATH[$c]:-/}" "${sargs[@]}" >"$outfile" 2>&1 &
+        "${CASE_SCHEME[$c]:-http}://127.0.0.1:${CASE_PORT[$c]}${CASE_PATH[$c]:-/}" "${sargs[@]}" >"$outfile" 2>&1 &
     WRK_PID=$!
     if [ "$mode" = fill ]; then
         # Bounded by wrk's own -d (and timeout's): the loop ends when wrk does.
@@ -466,7 +550,7 @@ result_field() {
 # ---------------------------------------------------------------------------------------
 # Main.
 # ---------------------------------------------------------------------------------------
-ensure_commands nginx:nginx wrk:wrk curl:curl python3:python3 timeout:coreutils git:git
+ensure_commands nginx:nginx wrk:wrk curl:curl python3:python3 timeout:coreutils git:git openssl:openssl
 
 # The nginx + Lua case: Debian's lua-nginx-module and the two resty libraries Kong's
 # plugins use, installed with apt-get when missing.

@@ -47,7 +47,7 @@ wait_http() {
     local url=$1 pid=$2 deadline=$((SECONDS + $3))
     while [ "$SECONDS" -lt "$deadline" ]; do
         alive "$pid" || return 1
-        curl -s -o /dev/null --max-time 1 "$url" && return 0
+        curl -sk -o /dev/null --max-time 1 "$url" && return 0
         sleep 0.1
     done
     return 1

@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 
 # A C compiler (crates that build C, e.g. mimalloc) and curl (for rustup below, and
 # tests/admin_api.rs sends the Admin API documentation requests with the real curl).
-ensure_commands cc:build-essential curl:curl
+ensure_commands cc:build-essential curl:curl openssl:openssl
 
 # Rust, through rustup (Debian's own rustc is older than Cargo.toml's rust-version).
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then

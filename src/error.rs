@@ -44,6 +44,10 @@ pub enum ProxyError {
     /// The upstream could not be reached or broke the connection (502).
     #[error("upstream connection failed: {0}")]
     UpstreamConnect(std::io::Error),
+    /// The route only takes `https` and the request came over plain HTTP: Kong's
+    /// `https_redirect_status_code` (426, or a redirect to the https URL).
+    #[error("the route requires https")]
+    HttpsRequired { status: u16, location: Option<String> },
     /// The TLS handshake with an `https` upstream failed: its certificate is not
     /// trusted or does not name the service's host, or no protocol is shared (502).
     #[error("upstream TLS handshake failed: {0}")]
@@ -69,6 +73,7 @@ impl ProxyError {
             ProxyError::NoRoute => 404,
             ProxyError::NoService | ProxyError::NameResolution => 503,
             ProxyError::Auth(a) => a.status,
+            ProxyError::HttpsRequired { status, .. } => *status,
             ProxyError::UpstreamConnect(_)
             | ProxyError::UpstreamTls(_)
             | ProxyError::UpstreamResponse(_)
@@ -92,6 +97,7 @@ impl ProxyError {
             ProxyError::NoService => "no Service found with those values",
             ProxyError::NameResolution => "name resolution failed",
             ProxyError::Auth(_) => "",
+            ProxyError::HttpsRequired { .. } => "Please use HTTPS protocol",
             ProxyError::UpstreamConnect(_)
             | ProxyError::UpstreamTls(_)
             | ProxyError::UpstreamResponse(_)
@@ -217,6 +223,18 @@ pub fn write_response(err: &ProxyError, close: bool, out: &mut Vec<u8>) {
             let body = format!("{{\"message\":{}}}", crate::control::json_string(&a.message));
             write_body(a.status, &extra, &body, close, out);
         }
+        // Kong: 426 with an Upgrade offer; a redirect status with Location and no body.
+        ProxyError::HttpsRequired { status: 426, .. } => write_body(
+            426,
+            "Connection: Upgrade\r\nUpgrade: TLS/1.2, HTTP/1.1\r\n",
+            "{\"message\":\"Please use HTTPS protocol\"}",
+            close,
+            out,
+        ),
+        ProxyError::HttpsRequired { status, location } => {
+            let extra = location.as_ref().map(|l| format!("Location: {l}\r\n")).unwrap_or_default();
+            write_body(*status, &extra, "", close, out);
+        }
         _ => write_json(err.status(), err.message(), close, out),
     }
 }
@@ -246,6 +264,10 @@ pub fn write_json(status: u16, message: &str, close: bool, out: &mut Vec<u8>) {
 
 fn reason(status: u16) -> &'static str {
     match status {
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -254,6 +276,7 @@ fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         413 => "Content Too Large",
         417 => "Expectation Failed",
+        426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
@@ -268,6 +291,23 @@ fn reason(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn https_required_is_426_with_an_upgrade_offer_or_a_bare_redirect() {
+        let mut out = Vec::new();
+        write_response(&ProxyError::HttpsRequired { status: 426, location: None }, false, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"), "{text}");
+        assert!(text.contains("\r\nConnection: Upgrade\r\nUpgrade: TLS/1.2, HTTP/1.1\r\n"), "{text}");
+        assert!(text.ends_with("{\"message\":\"Please use HTTPS protocol\"}"), "{text}");
+        let mut out = Vec::new();
+        let moved = ProxyError::HttpsRequired { status: 308, location: Some("https://a.test/x?y".into()) };
+        write_response(&moved, false, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 308 Permanent Redirect\r\n"), "{text}");
+        assert!(text.contains("\r\nLocation: https://a.test/x?y\r\n"), "{text}");
+        assert!(text.ends_with("Content-Length: 0\r\n\r\n"), "{text}");
+    }
 
     #[test]
     fn no_route_is_kongs_404_body() {

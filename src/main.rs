@@ -11,7 +11,9 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use ringgate::admin::{self, apply::ApplyError, persist::DataDir, Admin, AdminToken, Hooks, NodeInfo};
+use ringgate::admin::{
+    self, apply::ApplyError, apply::TlsInputs, persist::DataDir, Admin, AdminToken, Hooks, NodeInfo,
+};
 use ringgate::config;
 use ringgate::http::head::{HeadLimits, MAX_HEADERS_CAP};
 use ringgate::server::{IoDriver, Limits, Server, ServerOptions};
@@ -81,6 +83,24 @@ struct RunArgs {
     /// Address to accept plain HTTP on; repeat for several.
     #[arg(value_name = "ADDR", long, env = "RINGGATE_LISTEN", value_delimiter = ',', default_value = "0.0.0.0:8000")]
     listen: Vec<SocketAddr>,
+    /// Address to accept TLS on; repeat for several. Certificates come from the decK
+    /// file's `certificates` (by SNI) and `--tls-cert`/`--tls-key` (the default).
+    #[arg(value_name = "ADDR", long, env = "RINGGATE_TLS_LISTEN", value_delimiter = ',')]
+    tls_listen: Vec<SocketAddr>,
+    /// PEM certificate chain served when no `certificates` entry names the SNI (or none
+    /// is sent). Re-read on every reload.
+    #[arg(value_name = "FILE", long, env = "RINGGATE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(value_name = "FILE", long, env = "RINGGATE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM file of CA certificates trusted for connections to the IdP besides the system
+    /// roots (a private IdP's CA; Kong's `lua_ssl_trusted_certificate`).
+    #[arg(value_name = "FILE", long, env = "RINGGATE_IDP_CA_FILE")]
+    idp_ca_file: Option<PathBuf>,
+    /// Longest a TLS handshake may take, in seconds.
+    #[arg(value_name = "SECONDS", long, env = "RINGGATE_TLS_HANDSHAKE_TIMEOUT", default_value_t = 10.0)]
+    tls_handshake_timeout: f64,
     /// Worker threads, one per core by default.
     #[arg(value_name = "N", long, env = "RINGGATE_WORKERS")]
     workers: Option<usize>,
@@ -235,6 +255,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         head: HeadLimits { max_head_bytes: args.max_head_bytes, max_headers: usize::from(args.max_headers) },
         max_body_bytes: args.max_body_bytes,
         header_timeout: secs(args.header_timeout, "header-timeout")?,
+        tls_handshake_timeout: secs(args.tls_handshake_timeout, "tls-handshake-timeout")?,
         idle_timeout: secs(args.idle_timeout, "idle-timeout")?,
         body_timeout: secs(args.body_timeout, "body-timeout")?,
         max_connections: args.max_connections.max(1),
@@ -260,7 +281,15 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     // included, goes through it and is swapped into `shared` for the workers.
     let empty = Snapshot::build(config::Config::default(), &mut Resolved::new()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let shared = Arc::new(ArcSwap::from_pointee(empty));
-    let control = ringgate::control::ControlPlane::start(ringgate::oidc::cache::SystemClock::new())
+    let idp_ca = match &args.idp_ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| format!("cannot read --idp-ca-file {}", path.display()))?;
+            ringgate::tls::certificates(&pem).map_err(|e| anyhow::anyhow!("--idp-ca-file {}: {e}", path.display()))?;
+            Some(pem)
+        }
+        None => None,
+    };
+    let control = ringgate::control::ControlPlane::start_with(ringgate::oidc::cache::SystemClock::new(), idp_ca)
         .context("cannot start the control plane")?;
     let node = NodeInfo {
         node_id: admin::store::new_id()?,
@@ -280,6 +309,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     // once the workers (and their metrics) are up.
     let hooks = Arc::new(Hooks::default());
     let mut state = Admin::new(shared.clone(), Some(control.clone()), data, node, hooks);
+    if !args.tls_listen.is_empty() {
+        let default_cert = args.tls_cert.clone().zip(args.tls_key.clone());
+        state.set_tls(TlsInputs {
+            default_cert,
+            resumption: ringgate::tls::Resumption::new().map_err(anyhow::Error::msg)?,
+        });
+    }
     initial_load(&mut state, &args)?;
     let admin = Arc::new(Mutex::new(state));
     if let AdminListen::At(addr) = args.admin_listen {
@@ -295,12 +331,23 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     ringgate::snapshot::spawn_resolver(shared.clone(), secs(args.dns_refresh, "dns-refresh")?)
         .context("cannot start the resolver thread")?;
     let server = Server::start(
-        ServerOptions { listen: args.listen, workers, driver, limits, control: Some(control.clone()), access_log },
+        ServerOptions {
+            listen: args.listen,
+            tls_listen: args.tls_listen.clone(),
+            workers,
+            driver,
+            limits,
+            control: Some(control.clone()),
+            access_log,
+        },
         shared.clone(),
     )
     .context("cannot start listeners")?;
     for a in &server.local_addrs {
         tracing::info!(listen = %a, workers, "ringgate is serving");
+    }
+    for a in &server.tls_addrs {
+        tracing::info!(tls_listen = %a, workers, "ringgate is serving TLS");
     }
     // The Admin API's `/metrics` and `/status` read the workers' counters from now on.
     let metrics = server.metrics();

@@ -6,6 +6,8 @@
 //! own metrics block, which only this worker writes (the scraper reads it).
 
 use std::cell::{Cell, RefCell};
+
+use crate::net::Stream;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use crate::upstream::Pool;
 pub struct WorkerStart {
     pub id: usize,
     /// This worker's sockets, one per listen address, with the port each listens on.
-    pub listeners: Vec<(std::net::TcpListener, u16)>,
+    pub listeners: Vec<Listener>,
     pub snapshot: SharedSnapshot,
     pub limits: Limits,
     pub driver: IoDriver,
@@ -32,6 +34,15 @@ pub struct WorkerStart {
     pub ready: std::sync::mpsc::Sender<Result<(), String>>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub access_log: Option<Arc<crate::access_log::Sink>>,
+}
+
+/// One bound listening socket handed to a worker.
+pub struct Listener {
+    pub socket: std::net::TcpListener,
+    /// The port it is bound to (for `X-Forwarded-Port`).
+    pub port: u16,
+    /// Connections on it start with a TLS handshake.
+    pub tls: bool,
 }
 
 /// Per-worker state shared by the worker's tasks.
@@ -174,9 +185,9 @@ async fn serve(start: WorkerStart) {
         log: crate::access_log::WorkerLog::new(start.access_log.clone()),
     });
     let mut listeners = Vec::new();
-    for (std_listener, port) in start.listeners {
-        match TcpListener::from_std(std_listener) {
-            Ok(l) => listeners.push((l, port)),
+    for Listener { socket, port, tls } in start.listeners {
+        match TcpListener::from_std(socket) {
+            Ok(l) => listeners.push((l, port, tls)),
             Err(e) => {
                 let _ = start.ready.send(Err(format!("a listener could not join the runtime: {e}")));
                 return;
@@ -185,7 +196,7 @@ async fn serve(start: WorkerStart) {
     }
     let _ = start.ready.send(Ok(()));
     let accepting: Vec<_> =
-        listeners.into_iter().map(|(l, port)| monoio::spawn(accept_loop(worker.clone(), l, port))).collect();
+        listeners.into_iter().map(|(l, port, tls)| monoio::spawn(accept_loop(worker.clone(), l, port, tls))).collect();
     let sweeper = {
         let w = worker.clone();
         monoio::spawn(async move {
@@ -217,7 +228,7 @@ async fn serve(start: WorkerStart) {
     worker.pool.clear();
 }
 
-async fn accept_loop(worker: Rc<Worker>, listener: TcpListener, port: u16) {
+async fn accept_loop(worker: Rc<Worker>, listener: TcpListener, port: u16, tls: bool) {
     let slot = worker.drain.register();
     loop {
         let accepted = monoio::select! {
@@ -237,7 +248,10 @@ async fn accept_loop(worker: Rc<Worker>, listener: TcpListener, port: u16) {
                 worker.stats.connection_opened(worker.active.get());
                 let w = worker.clone();
                 monoio::spawn(async move {
-                    crate::server::conn::serve(&w, stream, peer, port).await;
+                    let stream = if tls { handshake(&w, stream, peer).await } else { Some(Stream::Plain(stream)) };
+                    if let Some(stream) = stream {
+                        crate::server::conn::serve(&w, stream, peer, port).await;
+                    }
                     w.active.set(w.active.get() - 1);
                     w.stats.connection_closed(w.active.get());
                 });
@@ -250,4 +264,31 @@ async fn accept_loop(worker: Rc<Worker>, listener: TcpListener, port: u16) {
         }
     }
     worker.drain.unregister(slot);
+}
+
+/// The server side of a TLS handshake on an accepted connection, with the certificates of
+/// the current snapshot, bounded by `tls_handshake_timeout`. `None` (the connection is
+/// closed) when it fails, times out, or there is no certificate to serve.
+///
+/// It runs in the connection's own task, so a slow or stalled client holds up nothing
+/// else on the worker; the crypto of one handshake (~1 ms of CPU for RSA-2048) is the
+/// only time the worker is busy with it.
+async fn handshake(w: &Rc<Worker>, tcp: monoio::net::TcpStream, peer: std::net::SocketAddr) -> Option<Stream> {
+    let Some(config) = w.snapshot().tls_server.clone() else {
+        tracing::warn!(worker = w.id, "a TLS connection arrived but no certificate is configured; closed");
+        return None;
+    };
+    let acceptor = monoio_rustls::TlsAcceptor::from(config);
+    let accept = acceptor.accept(tcp);
+    match monoio::time::timeout(w.limits.tls_handshake_timeout, accept).await {
+        Ok(Ok(s)) => Some(Stream::TlsServer(Box::new(s))),
+        Ok(Err(e)) => {
+            tracing::debug!(worker = w.id, %peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(worker = w.id, %peer, "TLS handshake timed out");
+            None
+        }
+    }
 }

@@ -478,6 +478,7 @@ on_both_drivers!(connections_past_the_worker_limit_are_closed, |d| {
     let server = ringgate::server::Server::start(
         ringgate::server::ServerOptions {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
+            tls_listen: Vec::new(),
             workers: 1,
             driver: d,
             limits,

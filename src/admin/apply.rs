@@ -22,7 +22,7 @@
 //! Cost: two loads, one compile and a write per change; never on the request path.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -78,6 +78,36 @@ pub struct NodeInfo {
     pub configuration: Value,
 }
 
+/// What every installed configuration needs when there are TLS listeners: the default
+/// certificate's files (re-read on each install, so SIGHUP picks up a renewed one) and
+/// the process's resumption state.
+pub struct TlsInputs {
+    pub default_cert: Option<(PathBuf, PathBuf)>,
+    pub resumption: crate::tls::Resumption,
+}
+
+impl TlsInputs {
+    /// Builds `snapshot`'s TLS server config; the message says what is wrong.
+    fn apply(&self, snapshot: &mut Snapshot) -> Result<(), ConfigError> {
+        let fail = |file: &Path, message: String| ConfigError {
+            file: file.display().to_string(),
+            mark: None,
+            message,
+            field: None,
+        };
+        let default = match &self.default_cert {
+            Some((cert, key)) => {
+                let cert_pem =
+                    std::fs::read(cert).map_err(|e| fail(cert, format!("cannot read the certificate: {e}")))?;
+                let key_pem = std::fs::read(key).map_err(|e| fail(key, format!("cannot read the key: {e}")))?;
+                Some(crate::tls::certified_key(&cert_pem, &key_pem).map_err(|e| fail(cert, e))?)
+            }
+            None => None,
+        };
+        snapshot.install_tls(default, &self.resumption).map_err(|e| fail(Path::new("--tls-listen"), e))
+    }
+}
+
 /// The Admin API's state: the store, and what a change needs to take effect.
 pub struct Admin {
     pub store: Store,
@@ -86,6 +116,7 @@ pub struct Admin {
     data: Option<DataDir>,
     pub node: NodeInfo,
     pub hooks: Arc<Hooks>,
+    tls: Option<TlsInputs>,
 }
 
 /// Installs `snapshot` as the running configuration for every worker, and starts
@@ -119,7 +150,13 @@ impl Admin {
         node: NodeInfo,
         hooks: Arc<Hooks>,
     ) -> Admin {
-        Admin { store: Store::default(), shared, control, data, node, hooks }
+        Admin { store: Store::default(), shared, control, data, node, hooks, tls: None }
+    }
+
+    /// TLS listeners are configured: every configuration installed from now on gets a
+    /// TLS server config, and one that leaves nothing to serve is refused.
+    pub fn set_tls(&mut self, tls: TlsInputs) {
+        self.tls = Some(tls);
     }
 
     pub fn shared(&self) -> &SharedSnapshot {
@@ -189,8 +226,12 @@ impl Admin {
         let store = Store::from_config(&cfg, previous, unix_now(), &mut new_id)?;
         let text = store.render();
         let cfg = load(&text, "state").map_err(|e| ApplyError::Internal(e.to_string()))?;
-        let snapshot = Snapshot::build(cfg, &mut self.known_addresses())
+        let mut snapshot = Snapshot::build(cfg, &mut self.known_addresses())
             .map_err(|errors| ApplyError::Invalid { errors, text: text.clone() })?;
+        if let Some(tls) = &self.tls {
+            tls.apply(&mut snapshot)
+                .map_err(|e| ApplyError::Invalid { errors: ConfigErrors(vec![e]), text: String::new() })?;
+        }
         if warn {
             for w in &snapshot.config.warnings {
                 tracing::warn!("admin API: {}", w.message);

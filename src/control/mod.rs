@@ -111,6 +111,13 @@ impl std::fmt::Debug for ControlPlane {
 impl ControlPlane {
     /// Starts the control thread. `clock` is the process's shared cache clock.
     pub fn start(clock: SystemClock) -> std::io::Result<ControlPlane> {
+        ControlPlane::start_with(clock, None)
+    }
+
+    /// [`ControlPlane::start`], trusting the CA certificates in `extra_ca_pem` (PEM)
+    /// for IdP connections besides the system roots (`--idp-ca-file`, for a private
+    /// IdP's CA).
+    pub fn start_with(clock: SystemClock, extra_ca_pem: Option<Vec<u8>>) -> std::io::Result<ControlPlane> {
         idp::install_crypto_provider();
         let (tx, rx) = mpsc::unbounded_channel();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -118,7 +125,7 @@ impl ControlPlane {
         let counting = metrics.clone();
         std::thread::Builder::new().name("ringgate-control".into()).spawn(move || {
             let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, serve(rx, clock, counting));
+            local.block_on(&runtime, serve(rx, clock, counting, extra_ca_pem));
         })?;
         Ok(ControlPlane { tx, clock, metrics })
     }
@@ -220,6 +227,8 @@ impl Settled {
 #[derive(Default)]
 struct State {
     metrics: Arc<ControlMetrics>,
+    /// `--idp-ca-file`: CA certificates trusted for IdP connections, PEM.
+    extra_ca_pem: Option<Vec<u8>>,
     clients: HashMap<ClientOptions, IdpClient>,
     /// Issued tokens by (instance address, key), kept until their refresh time, and 403
     /// verdicts, kept as long as the token they were made on.
@@ -239,8 +248,13 @@ fn addr(instance: &Arc<Instance>) -> usize {
     Arc::as_ptr(instance) as usize
 }
 
-async fn serve(mut rx: mpsc::UnboundedReceiver<Command>, clock: SystemClock, metrics: Arc<ControlMetrics>) {
-    let state = Rc::new(RefCell::new(State { metrics, ..State::default() }));
+async fn serve(
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    clock: SystemClock,
+    metrics: Arc<ControlMetrics>,
+    extra_ca_pem: Option<Vec<u8>>,
+) {
+    let state = Rc::new(RefCell::new(State { metrics, extra_ca_pem, ..State::default() }));
     {
         // Drop what no one can use any more: expired L2 entries, dead instances.
         let state = state.clone();
@@ -328,7 +342,7 @@ fn client_for(state: &Rc<RefCell<State>>, inst: &Instance) -> Result<IdpClient, 
         http_proxy: c.http_proxy.clone(),
         https_proxy: c.https_proxy.clone(),
         no_proxy: (!c.no_proxy.is_empty()).then(|| c.no_proxy.join(",")),
-        extra_ca_pem: None,
+        extra_ca_pem: state.borrow().extra_ca_pem.clone(),
     };
     if let Some(client) = state.borrow().clients.get(&opts) {
         return Ok(client.clone());

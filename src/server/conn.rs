@@ -33,14 +33,15 @@ use std::time::{Duration, Instant};
 
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
 
+use crate::config::Protocol;
 use crate::error::{self, AuthFailure, AuthReason, ProxyError};
 use crate::http::chunked::{ChunkedDecoder, ChunkedLimits};
 use crate::http::head::{self, BodyFraming, Known, RequestHead, Version};
 use crate::http::response::{self, ResponseFraming, ResponseHead};
 use crate::http::rewrite::{self, Forwarding, Hidden, ResponseFramingOut};
 use crate::metrics::Exchange;
+use crate::net::Stream;
 use crate::oidc::access::{AuthError, Granted};
 use crate::oidc::config::OidcConfig;
 use crate::oidc::config::{AuthMethod, BearerLocation, CredentialLocation};
@@ -74,7 +75,7 @@ struct BodyProgress {
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     local_port: u16,
     port_text: itoa::Buffer,
@@ -106,7 +107,7 @@ struct HiddenParts {
 }
 
 /// Serves one downstream connection until it closes.
-pub async fn serve(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr, local_port: u16) {
+pub async fn serve(w: &Rc<Worker>, stream: Stream, peer: SocketAddr, local_port: u16) {
     let slot = w.drain.register();
     let mut c = Conn {
         stream,
@@ -189,6 +190,19 @@ fn may_end_head(buf: &[u8], scanned: usize) -> bool {
         let rest = &buf[from + i + 1..];
         rest.starts_with(b"\r\n") || rest.starts_with(b"\n") || rest.len() < 2
     })
+}
+
+/// What an `https`-only route answers a plain HTTP request: Kong's
+/// `https_redirect_status_code`, 426 by default, else a redirect to the same target over
+/// https on the host the downstream asked for.
+fn https_required(status: u16, buf: &[u8], head: &RequestHead) -> ProxyError {
+    let location = (status != 426).then(|| {
+        let host = String::from_utf8_lossy(host_without_port(head.host(buf)));
+        let path = String::from_utf8_lossy(head.path(buf));
+        let query = String::from_utf8_lossy(&buf[head.query.clone()]);
+        format!("https://{host}{path}{query}")
+    });
+    ProxyError::HttpsRequired { status, location }
 }
 
 /// `hide_credentials` (see [`crate::oidc::hide`]): the query, body and cookies the
@@ -456,6 +470,13 @@ impl Conn {
         self.ex.route = Some(m.route);
         self.ex.service = m.service;
         self.ex.route_slot = w.stats.route_slot(m.route);
+        if !self.stream.is_tls() {
+            let route = &snap.config.routes[m.route];
+            if !route.protocols.contains(&Protocol::Http) && route.protocols.contains(&Protocol::Https) {
+                let err = https_required(route.https_redirect_status_code, &self.buf, &self.head);
+                return self.send_error(w, &err, false).await;
+            }
+        }
         let Some(si) = m.service else { return self.send_error(w, &ProxyError::NoService, false).await };
         // Access phase: the openid-connect instance that applies, if any.
         self.hidden = None;
@@ -497,7 +518,7 @@ impl Conn {
                 path: &self.path,
                 host,
                 client_ip: self.client_ip.as_bytes(),
-                proto: b"http",
+                proto: if self.stream.is_tls() { b"https" } else { b"http" },
                 port: self.port_text.format(self.local_port).as_bytes(),
                 forwarded_host: host_without_port(original_host),
                 forwarded_prefix: prefix,

@@ -33,6 +33,8 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// From the first byte of a head to its end (slow-loris guard).
     pub header_timeout: Duration,
+    /// From accepting a TLS connection to the end of its handshake.
+    pub tls_handshake_timeout: Duration,
     /// Keep-alive idle time between requests.
     pub idle_timeout: Duration,
     /// Longest wait for the next piece of a request body, or for the downstream to
@@ -52,6 +54,7 @@ impl Default for Limits {
             head: HeadLimits::default(),
             max_body_bytes: 100 * 1024 * 1024,
             header_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(60),
             max_connections: 16384,
@@ -73,6 +76,8 @@ pub enum IoDriver {
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     pub listen: Vec<SocketAddr>,
+    /// Addresses that take TLS (the certificates come from the snapshot).
+    pub tls_listen: Vec<SocketAddr>,
     pub workers: usize,
     pub driver: IoDriver,
     pub limits: Limits,
@@ -87,6 +92,8 @@ pub struct ServerOptions {
 pub struct Server {
     /// The bound addresses, with ports resolved (for listen addresses given port 0).
     pub local_addrs: Vec<SocketAddr>,
+    /// The bound TLS addresses, likewise.
+    pub tls_addrs: Vec<SocketAddr>,
     shutdown: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     metrics: Arc<Metrics>,
@@ -96,16 +103,20 @@ impl Server {
     /// Binds the listeners and starts the workers.
     pub fn start(opts: ServerOptions, snapshot: SharedSnapshot) -> std::io::Result<Server> {
         let workers = opts.workers.max(1);
-        let mut per_worker: Vec<Vec<(std::net::TcpListener, u16)>> = (0..workers).map(|_| Vec::new()).collect();
-        let mut local_addrs = Vec::new();
-        for addr in &opts.listen {
+        let mut per_worker: Vec<Vec<crate::worker::Listener>> = (0..workers).map(|_| Vec::new()).collect();
+        let (mut local_addrs, mut tls_addrs) = (Vec::new(), Vec::new());
+        for (addr, tls) in opts.listen.iter().map(|a| (a, false)).chain(opts.tls_listen.iter().map(|a| (a, true))) {
             let mut bound = *addr;
             for w in per_worker.iter_mut() {
-                let l = bind_reuseport(bound)?;
-                bound = l.local_addr()?;
-                w.push((l, bound.port()));
+                let socket = bind_reuseport(bound)?;
+                bound = socket.local_addr()?;
+                w.push(crate::worker::Listener { socket, port: bound.port(), tls });
             }
-            local_addrs.push(bound);
+            if tls {
+                tls_addrs.push(bound)
+            } else {
+                local_addrs.push(bound)
+            }
         }
         let shutdown = Arc::new(AtomicBool::new(false));
         let metrics = Metrics::new(workers, opts.control.as_ref().map(crate::control::ControlPlane::metrics));
@@ -134,7 +145,7 @@ impl Server {
         if let Some(control) = &opts.control {
             control.watch(snapshot.load().instances());
         }
-        let server = Server { local_addrs, shutdown, threads, metrics };
+        let server = Server { local_addrs, tls_addrs, shutdown, threads, metrics };
         // Every worker reports once; a worker that cannot start fails the whole start.
         for _ in 0..workers {
             match ready_rx.recv() {

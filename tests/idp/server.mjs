@@ -6,13 +6,17 @@
 // rotation, token lifetime, signing algorithm and request counters.
 //
 // Usage: node server.mjs [--port N] [--extra-clients N] [--ttl S] [--alg ALG]
+//                        [--tls-cert FILE --tls-key FILE]
 //   (or env IDP_PORT, IDP_EXTRA_CLIENTS, IDP_TTL, IDP_ALG). Port 0 = any free
-//   port. The first stdout line is
+//   port. With --tls-cert/--tls-key (PEM) the provider, control API included,
+//   is served over https and the issuer is https://127.0.0.1:<port>. The first
+//   stdout line is
 //     IDP_READY <issuer> <control-url>
 // See README.md in this folder.
 
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as querystring from 'node:querystring';
 import { readFileSync } from 'node:fs';
 
@@ -299,8 +303,9 @@ function noFaults() {
 }
 
 class Idp {
-  constructor({ extraClients, ttl, alg }) {
+  constructor({ extraClients, ttl, alg, tls }) {
     this.defaults = { ttl, alg };
+    this.scheme = tls ? 'https' : 'http';
     this.extraClients = extraClients;
     this.clients = clientList(extraClients);
     this.registered = new Map(this.clients.map((c) => [c.client_id, c]));
@@ -312,13 +317,14 @@ class Idp {
     this.log = [];
     this.keys = {}; // alg -> [newest private JWK, ...older]
     for (const a of new Set([...INITIAL_ALGS, alg])) this.keys[a] = [generateKey(a)];
-    this.server = http.createServer((req, res) => {
+    const handler = (req, res) => {
       this.handle(req, res).catch((err) => {
         process.stderr.write(`idp: ${err.stack || err}\n`);
         if (!res.headersSent) sendJson(res, 500, { error: 'server_error', error_description: String(err.message) });
         else res.destroy();
       });
-    });
+    };
+    this.server = tls ? https.createServer(tls, handler) : http.createServer(handler);
     this.server.keepAliveTimeout = 5000;
   }
 
@@ -328,7 +334,7 @@ class Idp {
       this.server.listen(port, '127.0.0.1', resolve);
     });
     this.port = this.server.address().port;
-    this.issuer = `http://127.0.0.1:${this.port}`;
+    this.issuer = `${this.scheme}://127.0.0.1:${this.port}`;
     this.control = `${this.issuer}${CONTROL_PREFIX}`;
     this.rebuild();
     instances.add(this);
@@ -644,7 +650,9 @@ const ttl = intOption(args.ttl ?? process.env.IDP_TTL, 300, 'ttl');
 const alg = args.alg ?? process.env.IDP_ALG ?? 'RS256';
 if (!ALGS.includes(alg)) throw new Error(`alg must be one of ${ALGS.join(', ')}`);
 
-const main = new Idp({ extraClients, ttl, alg });
+if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) throw new Error('--tls-cert and --tls-key go together');
+const tls = args['tls-cert'] ? { cert: readFileSync(args['tls-cert']), key: readFileSync(args['tls-key']) } : null;
+const main = new Idp({ extraClients, ttl, alg, tls });
 await main.listen(port);
 process.stdout.write(`IDP_READY ${main.issuer} ${main.control}\n`);
 

@@ -31,6 +31,7 @@ impl Proxy {
         let server = Server::start(
             ServerOptions {
                 listen: vec!["127.0.0.1:0".parse().unwrap()],
+                tls_listen: Vec::new(),
                 workers: 2,
                 driver,
                 limits,

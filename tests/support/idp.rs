@@ -20,6 +20,17 @@ pub struct TestIdp {
 impl TestIdp {
     /// Starts an IdP with `extra_clients` load clients (`load-<i>` / `load-secret-<i>`).
     pub fn start(extra_clients: usize) -> TestIdp {
+        TestIdp::start_with(extra_clients, &[])
+    }
+
+    /// Starts an IdP served over https with the PEM files `cert` and `key`; its control
+    /// API is on https too (so [`TestIdp::control`] does not reach it).
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> TestIdp {
+        let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+        TestIdp::start_with(0, &["--tls-cert", cert, "--tls-key", key])
+    }
+
+    fn start_with(extra_clients: usize, args: &[&str]) -> TestIdp {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/idp");
         assert!(
             std::path::Path::new(dir).join("node_modules").is_dir(),
@@ -28,6 +39,7 @@ impl TestIdp {
         let mut child = Command::new("node")
             .arg("server.mjs")
             .args(["--port", "0", "--extra-clients", &extra_clients.to_string()])
+            .args(args)
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod alloc;
+pub mod binary;
 pub mod client;
 pub mod idp;
 pub mod tls;
