@@ -7,19 +7,17 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use simd_json::prelude::*;
 use simd_json::OwnedValue;
+use support::binary::Ringgate;
 use support::client::{Client, Response};
 use support::idp::TestIdp;
+use support::temp::TempDir;
 use support::upstream::Upstream;
 
 const POST_CLIENT: (&str, &str) = ("post-client", "post-client-secret-0123456789abcdef");
@@ -30,107 +28,11 @@ const QUERY_TOKEN: &str = "tok-in-the-query";
 const BODY_SECRET: &str = "body-secret-value";
 const WRONG_SECRET: &str = "wrong-secret-value";
 
-/// A directory of its own, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("ringgate-access-log-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `ringgate run` with stderr (and stdout) lines collected.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    stderr: mpsc::Receiver<String>,
-    stdout: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Running {
-    fn start(config: &Path, extra: &[&str], env: &[(&str, &str)]) -> Running {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringgate"));
-        cmd.args(["run", "--config"])
-            .arg(config)
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--workers", "2"])
-            .args(extra)
-            .env("RINGGATE_LOG", "info")
-            .env_remove("RINGGATE_ACCESS_LOG")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("ringgate starts");
-        let (tx, stderr) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let mut out = child.stdout.take().unwrap();
-        let sink = stdout.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        let mut r = Running { child, addr: "127.0.0.1:1".parse().unwrap(), stderr, stdout };
-        let line = r.wait_line("ringgate is serving");
-        let at = line.find("listen=").expect("listen field") + "listen=".len();
-        r.addr = line[at..].split_whitespace().next().unwrap().parse().unwrap();
-        r
-    }
-
-    fn wait_line(&mut self, needle: &str) -> String {
-        let until = Instant::now() + Duration::from_secs(10);
-        while let Some(left) = until.checked_duration_since(Instant::now()) {
-            match self.stderr.recv_timeout(left) {
-                Ok(l) if l.contains(needle) => return l,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("no log line containing {needle:?}");
-    }
-
-    /// SIGTERM, then waits for exit 0; returns the stderr lines not yet read.
-    fn stop(mut self) -> Vec<String> {
-        let ok = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap().success();
-        assert!(ok, "kill -TERM failed");
-        let until = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert_eq!(status.code(), Some(0));
-                break;
-            }
-            assert!(Instant::now() < until, "ringgate did not exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.stderr.try_iter().collect()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `ringgate run --config <config>` with `extra` arguments and `env`.
+fn run(config: &Path, extra: &[&str], env: &[(&str, &str)]) -> Ringgate {
+    let mut args = vec!["--config", config.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Ringgate::start(&args, env)
 }
 
 fn basic(id: &str, secret: &str) -> String {
@@ -182,15 +84,14 @@ fn access_log_has_one_json_line_per_request_with_client_id_and_no_secret() {
     let idp = TestIdp::start(0);
     let up = Upstream::start();
     let dir = TempDir::new("file");
-    let config = dir.0.join("kong.yaml");
-    std::fs::write(&config, deck(up.addr(), &idp.issuer)).unwrap();
-    let log = dir.0.join("access.log");
-    let r = Running::start(&config, &["--access-log", log.to_str().unwrap()], &[]);
+    let config = dir.write("kong.yaml", &deck(up.addr(), &idp.issuer));
+    let log = dir.path("access.log");
+    let mut r = run(&config, &["--access-log", log.to_str().unwrap()], &[]);
 
     let good = basic(POST_CLIENT.0, POST_CLIENT.1);
     let wrong = basic(POST_CLIENT.0, WRONG_SECRET);
     // One connection, so the second request hits the worker's cache.
-    let mut c = Client::connect(r.addr);
+    let mut c = Client::connect(r.proxy);
     let first = format!("GET /guarded/a HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: {good}\r\n\r\n");
     assert_eq!(send(&mut c, first.as_bytes()).status, 200);
     let secret_query = format!(
@@ -199,17 +100,17 @@ fn access_log_has_one_json_line_per_request_with_client_id_and_no_secret() {
     assert_eq!(send(&mut c, secret_query.as_bytes()).status, 200);
     drop(c);
     let refused = format!("GET /guarded/c HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: {wrong}\r\n\r\n");
-    assert_eq!(send(&mut Client::connect(r.addr), refused.as_bytes()).status, 401);
+    assert_eq!(send(&mut Client::connect(r.proxy), refused.as_bytes()).status, 401);
     let open = b"GET /open/%C3%A9?q=1 HTTP/1.1\r\nHost: api.example.com\r\n\r\n";
-    assert_eq!(send(&mut Client::connect(r.addr), open).status, 200);
+    assert_eq!(send(&mut Client::connect(r.proxy), open).status, 200);
     let nothing = b"GET /nothing HTTP/1.1\r\nHost: api.example.com\r\n\r\n";
-    assert_eq!(send(&mut Client::connect(r.addr), nothing).status, 404);
+    assert_eq!(send(&mut Client::connect(r.proxy), nothing).status, 404);
     let body = format!("client_id=x&client_secret={BODY_SECRET}");
     let post = format!(
         "POST /open/form HTTP/1.1\r\nHost: api.example.com\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    assert_eq!(send(&mut Client::connect(r.addr), post.as_bytes()).status, 200);
+    assert_eq!(send(&mut Client::connect(r.proxy), post.as_bytes()).status, 200);
     let stderr = r.stop();
 
     let text = std::fs::read_to_string(&log).expect("the access log file exists");
@@ -287,39 +188,26 @@ fn access_log_has_one_json_line_per_request_with_client_id_and_no_secret() {
 fn access_log_to_stdout_by_environment_and_off_by_default() {
     let up = Upstream::start();
     let dir = TempDir::new("stdout");
-    let config = dir.0.join("kong.yaml");
+    let config = dir.path("kong.yaml");
     std::fs::write(
         &config,
         format!("_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{}\n  routes:\n  - name: r\n    paths: [/]\n", up.addr()),
     )
     .unwrap();
-    let get = |r: &Running, path: &str| {
-        let raw = format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n");
-        assert_eq!(send(&mut Client::connect(r.addr), raw.as_bytes()).status, 200);
-    };
-
-    let r = Running::start(&config, &[], &[("RINGGATE_ACCESS_LOG", "stdout")]);
+    let mut r = run(&config, &[], &[("RINGGATE_ACCESS_LOG", "stdout")]);
     for i in 0..3 {
-        get(&r, &format!("/via-env/{i}"));
+        assert_eq!(r.get(&format!("/via-env/{i}")), 200);
     }
-    let stdout = r.stdout.clone();
-    r.stop();
-    // The reader thread may still be draining the pipe.
-    let until = Instant::now() + Duration::from_secs(5);
-    while stdout.lock().unwrap().iter().filter(|&&b| b == b'\n').count() < 3 && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let text = String::from_utf8(stdout.lock().unwrap().clone()).unwrap();
+    r.stop(); // stdout is read to its end
+    let text = String::from_utf8(r.stdout()).unwrap();
     let lines = parse_lines(&text);
     assert_eq!(lines.len(), 3, "{text}");
     let mut paths: Vec<&str> = lines.iter().map(|l| str_field(l, "path").unwrap()).collect();
     paths.sort_unstable();
     assert_eq!(paths, ["/via-env/0", "/via-env/1", "/via-env/2"]);
 
-    let r = Running::start(&config, &[], &[]);
-    get(&r, "/quiet");
-    let stdout = r.stdout.clone();
+    let mut r = run(&config, &[], &[]);
+    assert_eq!(r.get("/quiet"), 200);
     r.stop();
-    std::thread::sleep(Duration::from_millis(100));
-    assert!(stdout.lock().unwrap().is_empty(), "nothing is logged by default");
+    assert!(r.stdout().is_empty(), "nothing is logged by default");
 }

@@ -15,18 +15,18 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
+use support::binary::{bin, Ringgate};
 use support::client::Client;
 use support::idp::TestIdp;
+use support::temp::TempDir;
 use support::tls::{server_config, Issued, TestCa, TlsFront};
 use support::upstream::Upstream;
 
@@ -35,28 +35,6 @@ const POST_CLIENT: (&str, &str) = ("post-client", "post-client-secret-0123456789
 /// The configured client secret: never the caller's, and never to be shown.
 const CONFIGURED_SECRET: &str = "configured-secret-must-never-show-4c1e";
 const TOKEN: &str = "admin-token-for-tests-9b2d";
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ringgate")
-}
-
-/// A directory of its own for one test, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("ringgate-admin-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Service `svc` on the upstream, route `r` on `/` keeping the path; no plugin.
 fn deck(up: SocketAddr) -> String {
@@ -72,69 +50,32 @@ fn docs_body(issuer: &str) -> String {
     )
 }
 
-/// A running `ringgate run` with its Admin API; stderr lines are kept for assertions.
+/// `ringgate run` with its Admin API on ([`Ringgate`] underneath, reached through
+/// `Deref`), and the Admin-API helpers.
 struct Gate {
-    child: Child,
-    proxy: SocketAddr,
+    ringgate: Ringgate,
+    /// Where the Admin API listens.
     admin: SocketAddr,
-    lines: Arc<Mutex<Vec<String>>>,
 }
 
-fn spawn(args: &[&str], envs: &[(&str, &str)]) -> (Child, Arc<Mutex<Vec<String>>>) {
-    let mut child = Command::new(bin())
-        .arg("run")
-        .args(["--listen", "127.0.0.1:0", "--workers", "2"])
-        .args(args)
-        .envs(envs.iter().copied())
-        .env("RINGGATE_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("ringgate starts");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let stderr = child.stderr.take().unwrap();
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    (child, lines)
+impl std::ops::Deref for Gate {
+    type Target = Ringgate;
+    fn deref(&self) -> &Ringgate {
+        &self.ringgate
+    }
 }
 
-fn field_after(line: &str, key: &str) -> SocketAddr {
-    let at = line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len();
-    line[at..].split_whitespace().next().unwrap().parse().unwrap()
+impl std::ops::DerefMut for Gate {
+    fn deref_mut(&mut self) -> &mut Ringgate {
+        &mut self.ringgate
+    }
 }
 
 impl Gate {
     fn start(args: &[&str], envs: &[(&str, &str)]) -> Gate {
-        let (child, lines) = spawn(args, envs);
-        let mut gate =
-            Gate { child, proxy: "127.0.0.1:1".parse().unwrap(), admin: "127.0.0.1:1".parse().unwrap(), lines };
-        let serving = gate.wait_line("ringgate is serving", Duration::from_secs(15));
-        gate.proxy = field_after(&serving, "listen=");
-        let admin = gate.wait_line("Admin API listening", Duration::from_secs(1));
-        gate.admin = field_after(&admin, "admin_listen=");
-        gate
-    }
-
-    fn wait_line(&mut self, needle: &str, within: Duration) -> String {
-        let until = Instant::now() + within;
-        loop {
-            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return l.clone();
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("ringgate exited ({status}):\n{}", self.log());
-            }
-            assert!(Instant::now() < until, "no log line containing {needle:?}:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
+        let ringgate = Ringgate::start(args, envs);
+        let admin = ringgate.admin.expect("the Admin API is on");
+        Gate { ringgate, admin }
     }
 
     /// An Admin API request; the status and the body (JSON, or `Null` when empty).
@@ -162,13 +103,6 @@ impl Gate {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-}
-
-impl Drop for Gate {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -210,14 +144,18 @@ fn last_authorization(up: &Upstream) -> String {
     up.received().last().and_then(|r| r.header_str("authorization")).unwrap_or_default()
 }
 
-fn start_gate(up: &Upstream, dir: &TempDir, extra: &[&str]) -> Gate {
-    let file = dir.0.join("kong.yaml");
-    std::fs::write(&file, deck(up.addr())).unwrap();
-    let data = dir.0.join("data");
+/// A gate on `dir`: `kong.yaml` holding `deck_text`, state in `data/`, and `extra`
+/// arguments; the Admin API on 127.0.0.1, port 0 (`Ringgate::start`'s default).
+fn start_with(deck_text: &str, dir: &TempDir, extra: &[&str]) -> Gate {
+    let file = dir.write("kong.yaml", deck_text);
+    let data = dir.path("data");
     let mut args = vec!["--config", file.to_str().unwrap(), "--data-dir", data.to_str().unwrap()];
-    args.extend_from_slice(&["--admin-listen", "127.0.0.1:0"]);
     args.extend_from_slice(extra);
     Gate::start(&args, &[])
+}
+
+fn start_gate(up: &Upstream, dir: &TempDir, extra: &[&str]) -> Gate {
+    start_with(&deck(up.addr()), dir, extra)
 }
 
 #[test]
@@ -355,7 +293,7 @@ fn post_config_takes_a_deck_file_from_curl_form_upload() {
     let dir = TempDir::new("upload");
     let gate = start_gate(&up, &dir, &[]);
     assert_eq!(gate.through(POST_CLIENT), 200);
-    let file = dir.0.join("next.yaml");
+    let file = dir.path("next.yaml");
     let next = format!(
         "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{}\n  routes:\n  - name: only\n    paths: [/only]\n",
         up.addr()
@@ -385,7 +323,7 @@ fn a_201_survives_kill_9_and_resume() {
     gate.child.wait().unwrap();
 
     // The saved state is a decK file the loader itself accepts.
-    let state = dir.0.join("data/state.json");
+    let state = dir.path("data/state.json");
     let check = Command::new(bin()).args(["check", "--config"]).arg(&state).output().unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
     let text = std::fs::read_to_string(&state).unwrap();
@@ -411,7 +349,7 @@ fn resume_without_a_data_dir_or_anything_to_start_from_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--resume needs --data-dir"));
     let dir = TempDir::new("nothing");
-    let data = dir.0.join("data");
+    let data = dir.path("data");
     let out = Command::new(bin())
         .args(["run", "--listen", "127.0.0.1:0", "--admin-listen", "off", "--resume", "--data-dir"])
         .arg(&data)
@@ -425,8 +363,7 @@ fn resume_without_a_data_dir_or_anything_to_start_from_is_refused() {
 fn a_non_loopback_admin_listener_needs_a_token() {
     let up = Upstream::start();
     let dir = TempDir::new("exposed");
-    let file = dir.0.join("kong.yaml");
-    std::fs::write(&file, deck(up.addr())).unwrap();
+    let file = dir.write("kong.yaml", &deck(up.addr()));
     let out = Command::new(bin())
         .args(["run", "--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0", "--config"])
         .arg(&file)
@@ -449,8 +386,7 @@ fn a_non_loopback_admin_listener_needs_a_token() {
 fn with_a_token_every_request_needs_it() {
     let up = Upstream::start();
     let dir = TempDir::new("token");
-    let file = dir.0.join("kong.yaml");
-    std::fs::write(&file, deck(up.addr())).unwrap();
+    let file = dir.write("kong.yaml", &deck(up.addr()));
     let gate = Gate::start(
         &["--config", file.to_str().unwrap(), "--admin-listen", "127.0.0.1:0"],
         &[("RINGGATE_ADMIN_TOKEN", TOKEN)],
@@ -509,7 +445,7 @@ fn get_responses_and_logs_never_show_a_secret() {
     assert_eq!(gate.through(POST_CLIENT), 200);
     assert!(!gate.log().contains(CONFIGURED_SECRET), "a secret in the log");
     // The state file holds it (it must, to resume), readable by its owner only.
-    let state = dir.0.join("data/state.json");
+    let state = dir.path("data/state.json");
     assert!(std::fs::read_to_string(&state).unwrap().contains(&format!("{CONFIGURED_SECRET}-2")));
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o600);
@@ -529,13 +465,6 @@ fn block(pem: &str, indent: usize) -> String {
 /// The base64 body of a PEM key: what must never be in a response or the log.
 fn key_material(key: &str) -> String {
     key.lines().filter(|l| !l.starts_with("-----")).collect::<Vec<_>>().join("\n")
-}
-
-/// A GET through the proxy; the status.
-fn get_through(proxy: SocketAddr, path: &str) -> u16 {
-    let mut c = Client::connect(proxy);
-    c.write(format!("GET {path} HTTP/1.1\r\nHost: api.test\r\n\r\n").as_bytes());
-    c.response().expect("a response from the proxy").status
 }
 
 /// The fixtures of one TLS test: a CA the upstream's certificate comes from, a client
@@ -591,13 +520,7 @@ impl TlsKit {
 }
 
 fn start_tls_gate(kit: &TlsKit, dir: &TempDir, extra: &[&str]) -> Gate {
-    let file = dir.0.join("kong.yaml");
-    std::fs::write(&file, kit.deck()).unwrap();
-    let data = dir.0.join("data");
-    let mut args = vec!["--config", file.to_str().unwrap(), "--data-dir", data.to_str().unwrap()];
-    args.extend_from_slice(&["--admin-listen", "127.0.0.1:0"]);
-    args.extend_from_slice(extra);
-    Gate::start(&args, &[])
+    start_with(&kit.deck(), dir, extra)
 }
 
 #[test]
@@ -608,8 +531,8 @@ fn a_deck_file_with_tls_entities_runs_through_the_binary_and_shows_in_the_admin_
     let gate = start_tls_gate(&kit, &dir, &[]);
 
     // The store no longer drops the TLS settings: both upstreams are reached.
-    assert_eq!(get_through(gate.proxy, "/secure/1"), 200, "verified, with a client certificate:\n{}", gate.log());
-    assert_eq!(get_through(gate.proxy, "/lax/1"), 200, "tls_verify: false:\n{}", gate.log());
+    assert_eq!(gate.get("/secure/1"), 200, "verified, with a client certificate:\n{}", gate.log());
+    assert_eq!(gate.get("/lax/1"), 200, "tls_verify: false:\n{}", gate.log());
     let targets: Vec<String> = up.received().iter().map(|r| r.target.clone()).collect();
     assert_eq!(targets, ["/secure/1", "/lax/1"]);
     assert_eq!(kit.strict.handshakes(), 1);
@@ -646,7 +569,7 @@ fn a_deck_file_with_tls_entities_runs_through_the_binary_and_shows_in_the_admin_
     let (status, body) = gate.call("DELETE", &format!("/ca_certificates/{CA_ID}"), None);
     assert_eq!(status, 400);
     assert!(body["message"].as_str().unwrap().contains("is still referenced by services"), "{body}");
-    assert_eq!(get_through(gate.proxy, "/secure/2"), 200, "refused deletes changed nothing");
+    assert_eq!(gate.get("/secure/2"), 200, "refused deletes changed nothing");
 
     let shown = [certs.to_string(), edge.to_string(), raw_http(gate.admin, "GET", "/", &[], "").1];
     for key in kit.keys() {
@@ -679,7 +602,7 @@ fn certificates_by_the_admin_api_over_http_are_redacted_and_checked() {
         gate.call("PATCH", "/certificates/api.example", Some(r#"{"key":"<redacted>","snis":["api2.example"]}"#));
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["snis"], json!(["api2.example"]));
-    let state = std::fs::read_to_string(dir.0.join("data/state.json")).unwrap();
+    let state = std::fs::read_to_string(dir.path("data/state.json")).unwrap();
     assert!(state.contains(&key.lines().next().unwrap().to_string()), "the stored key is unchanged");
 
     // A bad PEM and a key of another certificate: Kong's schema violation, nothing changed.
@@ -726,11 +649,11 @@ fn certificates_survive_kill_9_and_resume_and_still_reach_the_https_upstream() {
     assert_eq!(gate.call("POST", "/services", Some(&service.to_string())).0, 201);
     let route = r#"{"name":"tls","paths":["/tls"],"strip_path":false}"#;
     assert_eq!(gate.call("POST", "/services/secure/routes", Some(route)).0, 201);
-    assert_eq!(get_through(gate.proxy, "/tls/before"), 200, "{}", gate.log());
+    assert_eq!(gate.get("/tls/before"), 200, "{}", gate.log());
     gate.child.kill().unwrap(); // SIGKILL
     gate.child.wait().unwrap();
 
-    let state = dir.0.join("data/state.json");
+    let state = dir.path("data/state.json");
     let check = Command::new(bin()).args(["check", "--config"]).arg(&state).output().unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
 
@@ -742,7 +665,7 @@ fn certificates_survive_kill_9_and_resume_and_still_reach_the_https_upstream() {
     let (_, svc) = resumed.call("GET", "/services/secure", None);
     assert_eq!(svc["ca_certificates"], json!([ca["id"]]));
     assert_eq!(svc["client_certificate"], json!({ "id": client["id"] }));
-    assert_eq!(get_through(resumed.proxy, "/tls/after"), 200, "{}", resumed.log());
+    assert_eq!(resumed.get("/tls/after"), 200, "{}", resumed.log());
     let targets: Vec<String> = up.received().iter().map(|r| r.target.clone()).collect();
     assert_eq!(targets, ["/tls/before", "/tls/after"]);
     assert!(!resumed.log().contains(&key_material(&kit.client.key)), "a key in the log");

@@ -2,24 +2,21 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use support::binary::{bin, Ringgate};
 use support::client::Client;
+use support::temp::TempDir;
 use support::upstream::Upstream;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ringgate")
-}
-
-/// A decK file in a directory of its own, removed when dropped.
+/// A decK file `kong.yaml` in a directory of its own, removed with it when dropped.
 struct TempFile {
+    _dir: TempDir,
     path: PathBuf,
 }
 
@@ -30,20 +27,10 @@ impl std::ops::Deref for TempFile {
     }
 }
 
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(dir) = self.path.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
 fn temp_file(name: &str, text: &str) -> TempFile {
-    let dir = std::env::temp_dir().join(format!("ringgate-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("kong.yaml");
-    std::fs::write(&path, text).unwrap();
-    TempFile { path }
+    let dir = TempDir::new(name);
+    let path = dir.write("kong.yaml", text);
+    TempFile { _dir: dir, path }
 }
 
 fn config(upstream: SocketAddr, path: &str) -> String {
@@ -52,79 +39,11 @@ fn config(upstream: SocketAddr, path: &str) -> String {
     )
 }
 
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap().success();
-    assert!(ok, "kill -{sig} failed");
-}
-
-/// A running `ringgate run`, with its stderr lines forwarded to a channel.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(config: &Path, extra: &[&str]) -> Running {
-        let mut child = Command::new(bin())
-            .args(["run", "--config"])
-            .arg(config)
-            .args(["--listen", "127.0.0.1:0", "--workers", "2", "--admin-listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RINGGATE_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("ringgate starts");
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut r = Running { child, addr: "127.0.0.1:1".parse().unwrap(), lines };
-        let line = r.wait_line("ringgate is serving", Duration::from_secs(10));
-        let at = line.find("listen=").expect("listen field") + "listen=".len();
-        r.addr = line[at..].split_whitespace().next().unwrap().parse().unwrap();
-        r
-    }
-
-    fn wait_line(&mut self, needle: &str, within: Duration) -> String {
-        let until = Instant::now() + within;
-        while let Some(left) = until.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(needle) => return l,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("no log line containing {needle:?}");
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> Option<i32> {
-        let until = Instant::now() + within;
-        while Instant::now() < until {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn get(&self, path: &str) -> u16 {
-        let mut c = Client::connect(self.addr);
-        c.write(format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
-        c.response().expect("response").status
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `ringgate run --config <config>` with `extra` arguments.
+fn run(config: &Path, extra: &[&str]) -> Ringgate {
+    let mut args = vec!["--config", config.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Ringgate::start(&args, &[])
 }
 
 #[test]
@@ -191,31 +110,31 @@ fn run_refuses_to_start_on_a_bad_file() {
 fn run_serves_reloads_on_sighup_and_drains_on_sigterm() {
     let up = Upstream::start();
     let path = temp_file("run", &config(up.addr(), "/old"));
-    let mut r = Running::start(&path, &[]);
+    let mut r = run(&path, &[]);
     assert_eq!(r.get("/old"), 200);
     assert_eq!(r.get("/new"), 404);
 
     // A valid file is swapped in on SIGHUP.
     std::fs::write(&*path, config(up.addr(), "/new")).unwrap();
-    signal(&r.child, "HUP");
+    r.signal("HUP");
     r.wait_line("configuration reloaded", Duration::from_secs(5));
     assert_eq!(r.get("/new"), 200);
 
     // An invalid one is refused and the running configuration stays.
     std::fs::write(&*path, "_format_version: \"3.0\"\nservices: [oops\n").unwrap();
-    signal(&r.child, "HUP");
+    r.signal("HUP");
     r.wait_line("reload refused", Duration::from_secs(5));
     assert_eq!(r.get("/new"), 200);
 
     // SIGTERM with a request in flight: it completes, then the process exits 0.
-    let addr = r.addr;
+    let addr = r.proxy;
     let slow = std::thread::spawn(move || {
         let mut c = Client::connect(addr);
         c.write(b"GET /new HTTP/1.1\r\nHost: a\r\nx-test-delay-ms: 500\r\n\r\n");
         c.response().map(|resp| resp.status)
     });
     std::thread::sleep(Duration::from_millis(150));
-    signal(&r.child, "TERM");
+    r.signal("TERM");
     assert_eq!(slow.join().unwrap(), Some(200));
     assert_eq!(r.wait_exit(Duration::from_secs(10)), Some(0));
 }
@@ -225,7 +144,7 @@ fn forced_io_uring_and_legacy_drivers_both_serve() {
     let up = Upstream::start();
     let path = temp_file("drivers", &config(up.addr(), "/"));
     for driver in ["io-uring", "legacy"] {
-        let r = Running::start(&path, &["--io-driver", driver]);
+        let r = run(&path, &["--io-driver", driver]);
         assert_eq!(r.get("/x"), 200, "{driver}");
     }
 }
@@ -248,10 +167,10 @@ fn reloads_under_load_lose_no_request_and_keep_the_token_cache_of_unchanged_plug
     let idp = support::idp::TestIdp::start(0);
     let up = Upstream::start();
     let path = temp_file("reload-load", &oidc_config(up.addr(), &idp.issuer, &["/a"], ""));
-    let mut r = Running::start(&path, &[]);
+    let mut r = run(&path, &[]);
     let auth = format!("Basic {}", STANDARD.encode(format!("{}:{}", CLIENT.0, CLIENT.1)));
     let request = format!("GET /a HTTP/1.1\r\nHost: a\r\nAuthorization: {auth}\r\n\r\n");
-    let mut c = Client::connect(r.addr);
+    let mut c = Client::connect(r.proxy);
     c.write(request.as_bytes());
     assert_eq!(c.response().expect("response").status, 200);
     assert_eq!(idp.token_requests(CLIENT.0), 1);
@@ -259,7 +178,7 @@ fn reloads_under_load_lose_no_request_and_keep_the_token_cache_of_unchanged_plug
     // Load: 8 keep-alive connections sending as fast as they can while the file is
     // reloaded ten times (routes added, the plugin unchanged).
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let addr = r.addr;
+    let addr = r.proxy;
     let workers: Vec<_> = (0..8)
         .map(|_| {
             let (stop, request) = (stop.clone(), request.clone());
@@ -287,7 +206,7 @@ fn reloads_under_load_lose_no_request_and_keep_the_token_cache_of_unchanged_plug
         std::thread::sleep(Duration::from_millis(150));
         paths.push(p);
         std::fs::write(&*path, oidc_config(up.addr(), &idp.issuer, &paths, "")).unwrap();
-        signal(&r.child, "HUP");
+        r.signal("HUP");
         let line = r.wait_line("configuration installed", Duration::from_secs(5));
         assert!(line.contains("plugins_kept=1"), "{line}");
         r.wait_line("configuration reloaded", Duration::from_secs(5));
@@ -307,9 +226,9 @@ fn reloads_under_load_lose_no_request_and_keep_the_token_cache_of_unchanged_plug
     // A reload that changes the plugin starts it afresh: one new token.
     let changed = oidc_config(up.addr(), &idp.issuer, &paths, "    scopes: [openid, read]\n");
     std::fs::write(&*path, changed).unwrap();
-    signal(&r.child, "HUP");
+    r.signal("HUP");
     r.wait_line("configuration reloaded", Duration::from_secs(5));
-    let mut c = Client::connect(r.addr);
+    let mut c = Client::connect(r.proxy);
     for _ in 0..3 {
         c.write(request.as_bytes());
         assert_eq!(c.response().expect("response").status, 200);
@@ -330,9 +249,9 @@ fn a_kong_cluster_plugin_manifest_beside_the_deck_file_authenticates_traffic() {
             idp.issuer
         ),
     );
-    let r = Running::start(&deck, &["--config", manifest.to_str().unwrap()]);
+    let r = run(&deck, &["--config", manifest.to_str().unwrap()]);
     assert_eq!(r.get("/m"), 401, "the manifest's plugin guards the decK file's route");
-    let mut c = Client::connect(r.addr);
+    let mut c = Client::connect(r.proxy);
     let auth = format!("Basic {}", STANDARD.encode(format!("{}:{}", CLIENT.0, CLIENT.1)));
     c.write(format!("GET /m HTTP/1.1\r\nHost: a\r\nAuthorization: {auth}\r\n\r\n").as_bytes());
     assert_eq!(c.response().expect("response").status, 200);

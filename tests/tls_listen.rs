@@ -8,7 +8,6 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,35 +15,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use support::binary::Ringgate;
 use support::idp::TestIdp;
+use support::temp::TempDir;
 use support::tls::{Issued, TestCa};
 use support::upstream::Upstream;
-
-/// A directory of files for one test, removed when dropped.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("ringgate-tls-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn block(pem: &str, indent: usize) -> String {
     pem.lines().map(|l| format!("{}{l}\n", " ".repeat(indent))).collect()
@@ -64,14 +37,14 @@ fn deck(up: std::net::SocketAddr, other: &Issued) -> String {
 /// A CA, a default certificate naming `a.test` and `b.test`, and one for `other.test`;
 /// the files a test needs, and a ringgate serving them.
 struct Setup {
-    dir: Dir,
+    dir: TempDir,
     ca: TestCa,
     up: Upstream,
     gate: Ringgate,
 }
 
 fn setup(name: &str, extra: &[&str]) -> Setup {
-    let dir = Dir::new(name);
+    let dir = TempDir::new(name);
     let ca = TestCa::new("tls listener CA");
     dir.write("ca.pem", &ca.pem);
     let default = ca.issue(&["a.test", "b.test"]);
@@ -294,7 +267,7 @@ fn a_stalled_handshake_is_closed_at_the_timeout_without_holding_up_others() {
 
 #[test]
 fn tls_listeners_without_any_certificate_refuse_to_start() {
-    let dir = Dir::new("nocert");
+    let dir = TempDir::new("nocert");
     let config = dir.write("kong.yaml", "_format_version: \"3.0\"\n");
     let out = Command::new(support::binary::bin())
         .args(["run", "--listen", "127.0.0.1:0", "--admin-listen", "off", "--tls-listen", "127.0.0.1:0", "--config"])
@@ -309,7 +282,7 @@ fn tls_listeners_without_any_certificate_refuse_to_start() {
 #[test]
 fn client_credentials_flow_end_to_end_over_tls_with_the_idp_on_tls() {
     const CLIENT: (&str, &str) = ("post-client", "post-client-secret-0123456789abcdef");
-    let dir = Dir::new("e2e");
+    let dir = TempDir::new("e2e");
     let ca = TestCa::new("e2e CA");
     let ca_file = dir.write("ca.pem", &ca.pem);
     let idp_cert = ca.issue(&["127.0.0.1"]);

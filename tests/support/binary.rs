@@ -8,7 +8,10 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use super::client::Client;
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ringgate")
@@ -25,7 +28,10 @@ pub struct Ringgate {
     pub admin: Option<SocketAddr>,
     lines: Arc<Mutex<Vec<String>>>,
     stdout: Arc<Mutex<Vec<u8>>>,
-    /// Lines before this index were consumed by [`Ringgate::wait_line`].
+    /// The threads reading stderr and stdout; they end when the process closes them.
+    readers: Vec<JoinHandle<()>>,
+    /// Lines before this index were consumed by [`Ringgate::start`] (up to the serving
+    /// line) and [`Ringgate::wait_line`].
     cursor: usize,
 }
 
@@ -37,7 +43,7 @@ fn field_after(line: &str, key: &str) -> SocketAddr {
 impl Ringgate {
     /// Starts `ringgate run` with `args` after the listeners (`--listen 127.0.0.1:0`,
     /// `--admin-listen 127.0.0.1:0` unless `args` sets it, two workers) and `envs`, and
-    /// waits until it serves.
+    /// waits until it serves. The log up to the line saying so counts as consumed.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Ringgate {
         let mut cmd = Command::new(bin());
         cmd.args(["run", "--listen", "127.0.0.1:0", "--workers", "2"]);
@@ -46,23 +52,23 @@ impl Ringgate {
         }
         let mut child = cmd
             .args(args)
-            .envs(envs.iter().copied())
             .env("RINGGATE_LOG", "info")
             .env_remove("RINGGATE_ACCESS_LOG")
+            .envs(envs.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .expect("ringgate starts");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (err, sink) = (child.stderr.take().unwrap(), lines.clone());
-        std::thread::spawn(move || {
+        let err_reader = std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 sink.lock().unwrap().push(line);
             }
         });
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let (mut out, sink) = (child.stdout.take().unwrap(), stdout.clone());
-        std::thread::spawn(move || {
+        let out_reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = out.read(&mut buf) {
                 if n == 0 {
@@ -71,9 +77,17 @@ impl Ringgate {
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });
-        let mut r =
-            Ringgate { child, proxy: "127.0.0.1:1".parse().unwrap(), tls: None, admin: None, lines, stdout, cursor: 0 };
-        r.proxy = field_after(&r.find_line("ringgate is serving", Duration::from_secs(15)), "listen=");
+        let mut r = Ringgate {
+            child,
+            proxy: "127.0.0.1:1".parse().unwrap(),
+            tls: None,
+            admin: None,
+            lines,
+            stdout,
+            readers: vec![err_reader, out_reader],
+            cursor: 0,
+        };
+        r.proxy = field_after(&r.wait_line("ringgate is serving", Duration::from_secs(15)), "listen=");
         if args.contains(&"--tls-listen") {
             r.tls = Some(field_after(&r.find_line("ringgate is serving TLS", Duration::from_secs(1)), "tls_listen="));
         }
@@ -139,6 +153,26 @@ impl Ringgate {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// SIGTERM; asserts it exits 0 within 10 s, waits for its output to be read to the
+    /// end, and returns the log lines after those consumed.
+    pub fn stop(&mut self) -> Vec<String> {
+        self.signal("TERM");
+        assert_eq!(self.wait_exit(Duration::from_secs(10)), Some(0), "exit after SIGTERM:\n{}", self.log());
+        let until = Instant::now() + Duration::from_secs(5);
+        while !self.readers.iter().all(JoinHandle::is_finished) {
+            assert!(Instant::now() < until, "stderr or stdout still open after the exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.lines.lock().unwrap()[self.cursor..].to_vec()
+    }
+
+    /// `GET path` through the plain listener on a fresh connection; the status.
+    pub fn get(&self, path: &str) -> u16 {
+        let mut c = Client::connect(self.proxy);
+        c.write(format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+        c.response().expect("a response from the proxy").status
     }
 }
 

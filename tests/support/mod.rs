@@ -6,5 +6,6 @@ pub mod alloc;
 pub mod binary;
 pub mod client;
 pub mod idp;
+pub mod temp;
 pub mod tls;
 pub mod upstream;
