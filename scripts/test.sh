@@ -20,9 +20,10 @@ cd "$(dirname "$0")/.."
 # What the tests need.
 # ---------------------------------------------------------------------------------------
 
-# A C compiler (crates that build C, e.g. mimalloc) and curl (for rustup below, and
-# tests/admin_api.rs sends the Admin API documentation requests with the real curl).
-ensure_commands cc:build-essential curl:curl openssl:openssl
+# A C compiler (crates that build C, e.g. mimalloc), curl (for rustup below; the Admin
+# API documentation requests and the TLS listener tests use the real curl), openssl
+# (`s_client` against the TLS listener) and wrk (load across reloads in tests/cli.rs).
+ensure_commands cc:build-essential curl:curl openssl:openssl wrk:wrk
 
 # Rust, through rustup (Debian's own rustc is older than Cargo.toml's rust-version).
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
@@ -65,11 +66,15 @@ step() { # name command...
 }
 
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# What ringgate says during the tests is recorded here for the redaction step.
+export RINGGATE_TEST_RECORD="$PWD/target/tmp/record"
+rm -rf "$RINGGATE_TEST_RECORD"
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --all-targets -- -D warnings
 step test cargo test --all-targets
 step doc cargo test --doc
 step idp node --test tests/idp/
+step redaction python3 scripts/redaction.py "$RINGGATE_TEST_RECORD"
 
 # Test totals, summed over every "test result:" line of cargo test and cargo test --doc.
 read -r passed failed_tests ignored < <(cat "$log_dir/test.log" "$log_dir/doc.log" | awk '

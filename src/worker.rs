@@ -283,7 +283,7 @@ async fn handshake(w: &Rc<Worker>, tcp: monoio::net::TcpStream, peer: std::net::
     match monoio::time::timeout(w.limits.tls_handshake_timeout, accept).await {
         Ok(Ok(s)) => Some(Stream::TlsServer(Box::new(s))),
         Ok(Err(e)) => {
-            tracing::debug!(worker = w.id, %peer, error = %e, "TLS handshake failed");
+            tracing::debug!(worker = w.id, %peer, error = %crate::tls::handshake_error(e), "TLS handshake failed");
             None
         }
         Err(_) => {

@@ -121,6 +121,7 @@ fn raw_http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]
     let out = String::from_utf8_lossy(&out).into_owned();
     let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    support::record::record("admin-response", &body);
     (status, body)
 }
 
@@ -136,6 +137,7 @@ fn curl_docs_request(admin: SocketAddr, path: &str, body: &str) -> (u16, Value) 
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    support::record::record("admin-response", &body);
     (status, serde_json::from_str(&body).unwrap_or(json!(body)))
 }
 

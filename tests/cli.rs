@@ -261,3 +261,50 @@ fn a_kong_cluster_plugin_manifest_beside_the_deck_file_authenticates_traffic() {
     assert!(forwarded.starts_with("Bearer ey"), "{forwarded}");
     assert_eq!(idp.token_requests(CLIENT.0), 1);
 }
+
+#[test]
+fn wrk_across_sighup_and_admin_api_changes_sees_only_200s() {
+    const CLIENT: (&str, &str) = ("post-client", "post-client-secret-0123456789abcdef");
+    let idp = support::idp::TestIdp::start(0);
+    let up = Upstream::start();
+    let path = temp_file("reload-wrk", &oidc_config(up.addr(), &idp.issuer, &["/a"], ""));
+    let mut r = run(&path, &[]);
+    let admin = r.admin.expect("the Admin API");
+    let auth = format!("Authorization: Basic {}", STANDARD.encode(format!("{}:{}", CLIENT.0, CLIENT.1)));
+    let wrk = std::process::Command::new("wrk")
+        .args(["-t", "1", "-c", "16", "-d", "5s", "-H", &auth])
+        .arg(format!("http://{}/a", r.proxy))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wrk runs (apt-get install wrk; scripts/test.sh does)");
+    // While wrk runs: decK file reloads (routes added) and Admin API changes (a route
+    // posted), each swapped in under the load.
+    let mut paths = vec!["/a"];
+    for (i, p) in ["/b", "/c", "/d"].into_iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(600));
+        paths.push(p);
+        std::fs::write(&*path, oidc_config(up.addr(), &idp.issuer, &paths, "")).unwrap();
+        r.signal("HUP");
+        r.wait_line("configuration reloaded", Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(400));
+        let body = format!(r#"{{"name":"extra{i}","paths":["/extra{i}"]}}"#);
+        let posted = std::process::Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: application/json"])
+            .args(["-d", &body, &format!("http://{admin}/services/svc/routes")])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&posted.stdout), "201", "route {i} posted");
+    }
+    let out = wrk.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("Non-2xx"), "a request failed across the reloads:\n{text}");
+    assert!(!text.contains("Socket errors"), "a connection failed across the reloads:\n{text}");
+    let requests: u64 = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in ").map(|(n, _)| n.trim().parse().unwrap()))
+        .unwrap_or_else(|| panic!("no request count in wrk's output:\n{text}"));
+    assert!(requests >= 1000, "only {requests} requests across the reloads:\n{text}");
+    assert_eq!(idp.token_requests(CLIENT.0), 1, "one token for the whole run, across every reload");
+}

@@ -115,3 +115,19 @@ fn client_certificate_is_presented_to_an_upstream_that_requires_one() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].target, "/mtls");
 }
+
+#[test]
+fn the_binary_logs_the_host_and_the_reason_of_a_failed_upstream_handshake() {
+    let ca = TestCa::new("upstream CA");
+    let other = TestCa::new("someone else");
+    let up = Upstream::start();
+    let front = TlsFront::start(up.addr(), server_config(&other.issue(&["127.0.0.1"]), None));
+    let dir = support::temp::TempDir::new("tls-upstream-log");
+    let config = dir.write("kong.yaml", &deck(front.addr, Some(&ca), None, ""));
+    let mut r = support::binary::Ringgate::start(&["--config", config.to_str().unwrap()], &[]);
+    assert_eq!(r.get("/logged"), 502);
+    let line = r.find_line("upstream connect failed", Duration::from_secs(5));
+    assert!(line.contains("host=127.0.0.1"), "the service's host: {line}");
+    assert!(line.contains("TLS handshake failed: invalid peer certificate: UnknownIssuer"), "the reason: {line}");
+    assert!(up.received().is_empty());
+}

@@ -282,6 +282,16 @@ impl ServerCertVerifier for AcceptAny {
     }
 }
 
+/// What went wrong in a handshake, from the innermost cause: monoio-rustls wraps the
+/// rustls error (the part that names the certificate problem) in an I/O error.
+pub fn handshake_error(e: monoio_rustls::TlsError) -> String {
+    let e = std::io::Error::from(e);
+    match e.get_ref() {
+        Some(inner) => inner.to_string(),
+        None => e.to_string(),
+    }
+}
+
 /// The server name sent as SNI and verified for an upstream `host` (a DNS name or an
 /// IP literal).
 pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {

@@ -179,7 +179,7 @@ pub async fn connect(
                 .connect(t.name.clone(), tcp)
                 .await
                 .map(|s| Stream::TlsClient(Box::new(s)))
-                .map_err(|e| ConnectError::Tls(e.to_string())),
+                .map_err(|e| ConnectError::Tls(crate::tls::handshake_error(e))),
         }
     };
     let stream = monoio::time::timeout(timeout, open).await.map_err(|_| ConnectError::Timeout)??;

@@ -63,6 +63,7 @@ impl Ringgate {
         let (err, sink) = (child.stderr.take().unwrap(), lines.clone());
         let err_reader = std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
+                super::record::record("ringgate-log", &line);
                 sink.lock().unwrap().push(line);
             }
         });
@@ -74,6 +75,7 @@ impl Ringgate {
                 if n == 0 {
                     break;
                 }
+                super::record::record_raw("ringgate-stdout", &String::from_utf8_lossy(&buf[..n]));
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });

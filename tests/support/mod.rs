@@ -6,6 +6,7 @@ pub mod alloc;
 pub mod binary;
 pub mod client;
 pub mod idp;
+pub mod record;
 pub mod temp;
 pub mod tls;
 pub mod upstream;
