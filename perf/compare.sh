@@ -295,16 +295,17 @@ start_nginx_tls_server() {
     NGINX_TLS_PID=$LAST_PID
 }
 
-start_nginx_tls() {
-    start_nginx_tls_server
-    CASE_PID[nginx_tls]=$NGINX_TLS_PID
-    CASE_MEASURED[nginx_tls]="nginx TLS proxy, master + worker"
+# start_shared SERVER_FN PID_VAR CASE MEASURED — a case measured on a server it shares
+# with another case (each TLS server carries a keep-alive and a handshake case).
+start_shared() {
+    "$1"
+    CASE_PID[$3]=${!2}
+    CASE_MEASURED[$3]=$4
 }
 
+start_nginx_tls() { start_shared start_nginx_tls_server NGINX_TLS_PID nginx_tls "nginx TLS proxy, master + worker"; }
 start_nginx_tls_handshake() {
-    start_nginx_tls_server
-    CASE_PID[nginx_tls_handshake]=$NGINX_TLS_PID
-    CASE_MEASURED[nginx_tls_handshake]="nginx TLS proxy, master + worker"
+    start_shared start_nginx_tls_server NGINX_TLS_PID nginx_tls_handshake "nginx TLS proxy, master + worker"
 }
 
 RINGGATE_TLS_PID=
@@ -322,16 +323,9 @@ start_ringgate_tls_server() {
     RINGGATE_TLS_PID=$LAST_PID
 }
 
-start_ringgate_tls() {
-    start_ringgate_tls_server
-    CASE_PID[ringgate_tls]=$RINGGATE_TLS_PID
-    CASE_MEASURED[ringgate_tls]="ringgate, all threads"
-}
-
+start_ringgate_tls() { start_shared start_ringgate_tls_server RINGGATE_TLS_PID ringgate_tls "ringgate, all threads"; }
 start_ringgate_tls_handshake() {
-    start_ringgate_tls_server
-    CASE_PID[ringgate_tls_handshake]=$RINGGATE_TLS_PID
-    CASE_MEASURED[ringgate_tls_handshake]="ringgate, all threads"
+    start_shared start_ringgate_tls_server RINGGATE_TLS_PID ringgate_tls_handshake "ringgate, all threads"
 }
 
 start_ringgate() {

@@ -257,35 +257,8 @@ fn assert_idp_token(idp: &TestIdp, token: &str, client_id: &str) {
 
 /// A request to the IdP on a fresh connection; returns status and body (de-chunked).
 fn idp_http(idp: &TestIdp, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Vec<u8>) {
-    let authority = idp.issuer.trim_start_matches("http://").split('/').next().unwrap().to_string();
-    let mut s = TcpStream::connect(&authority).expect("connect to the IdP");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
-    let head = String::from_utf8_lossy(&out[..split]).to_ascii_lowercase();
-    let status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let mut rest = &out[split + 4..];
-    if !head.contains("transfer-encoding: chunked") {
-        return (status, rest.to_vec());
-    }
-    let mut body = Vec::new();
-    loop {
-        let eol = rest.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
-        let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..eol]).split(';').next().unwrap().trim(), 16)
-            .expect("hex chunk size");
-        if size == 0 {
-            return (status, body);
-        }
-        body.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
-        rest = &rest[eol + 4 + size..];
-    }
+    let authority = idp.issuer.trim_start_matches("http://").split('/').next().unwrap();
+    support::client::request_once(authority, method, path, headers, body)
 }
 
 fn idp_get(idp: &TestIdp, path: &str) -> Vec<u8> {

@@ -251,3 +251,37 @@ macro_rules! on_both_drivers {
         }
     };
 }
+
+/// One HTTP/1.1 request on a fresh connection to `authority` (`host:port`), read to the
+/// close: the status and the body, de-chunked when the response was chunked. For the
+/// test IdP's own API and the Admin API, whose answers the tests read whole.
+pub fn request_once(authority: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(authority).unwrap_or_else(|e| panic!("connect to {authority}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let Some(split) = out.windows(4).position(|w| w == b"\r\n\r\n") else { return (0, Vec::new()) };
+    let head = String::from_utf8_lossy(&out[..split]).to_ascii_lowercase();
+    let status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let mut rest = &out[split + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return (status, rest.to_vec());
+    }
+    let mut body = Vec::new();
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+        let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..eol]).split(';').next().unwrap().trim(), 16)
+            .expect("hex chunk size");
+        if size == 0 {
+            return (status, body);
+        }
+        body.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+        rest = &rest[eol + 4 + size..];
+    }
+}

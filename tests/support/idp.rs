@@ -4,10 +4,8 @@
 //! It needs `tests/idp/node_modules`, which the test command installs
 //! (`scripts/idp.sh install`); without it the start fails loudly, never skips.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 pub struct TestIdp {
     child: Child,
@@ -60,19 +58,11 @@ impl TestIdp {
 
     /// Sends a control request; returns the status and the body.
     pub fn control(&self, method: &str, path: &str, json: &str) -> (u16, String) {
-        let authority = self.control.trim_start_matches("http://").split('/').next().unwrap().to_string();
-        let mut s = TcpStream::connect(&authority).expect("control connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let req = format!(
-            "{method} /_control{path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
-            json.len()
-        );
-        s.write_all(req.as_bytes()).unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (status, body)
+        let authority = self.control.trim_start_matches("http://").split('/').next().unwrap();
+        let headers = [("Content-Type", "application/json")];
+        let (status, body) =
+            super::client::request_once(authority, method, &format!("/_control{path}"), &headers, json);
+        (status, String::from_utf8_lossy(&body).into_owned())
     }
 
     /// Sets a fault: target `token` / `jwks` / `discovery` / `all`; mode `none` / `slow` /
