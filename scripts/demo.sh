@@ -4,6 +4,7 @@
 # stops everything it started.
 #
 # Env: DEMO_PORT (8000)            where ringgate listens, on 127.0.0.1
+#      DEMO_ADMIN_PORT (8001)      its Admin API, on 127.0.0.1
 #      DEMO_UPSTREAM_PORT (18090)  where the demo upstream listens, on 127.0.0.1
 #      RINGGATE_BIN                a ringgate binary to use instead of building one
 set -euo pipefail
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/.."
 . scripts/common.sh
 
 DEMO_PORT=${DEMO_PORT:-8000}
+DEMO_ADMIN_PORT=${DEMO_ADMIN_PORT:-8001}
 DEMO_UPSTREAM_PORT=${DEMO_UPSTREAM_PORT:-18090}
 
 ensure_commands curl:curl python3:python3
@@ -96,7 +98,7 @@ printf '\n==> ringgate check --config kong.yaml\n'
 
 # 4. ringgate.
 "$RINGGATE_BIN" run --config "$work/kong.yaml" --listen "127.0.0.1:$DEMO_PORT" \
-    >"$work/ringgate.log" 2>&1 &
+    --admin-listen "127.0.0.1:$DEMO_ADMIN_PORT" >"$work/ringgate.log" 2>&1 &
 started+=("$!")
 wait_http "http://127.0.0.1:$DEMO_PORT/" "$!" 15 ||
     die "ringgate did not start: $(tail -n 20 "$work/ringgate.log")"
@@ -129,6 +131,17 @@ show "a wrong secret: 401, nothing reaches the upstream" \
 printf '\n==> token requests the IdP counted (one per credential; the wrong one too)\n'
 curl -sS --max-time 5 "$RINGGATE_TEST_IDP_CONTROL/counters"
 echo
+admin="http://127.0.0.1:$DEMO_ADMIN_PORT"
+printf '\n==> the Admin API: the plugin as Kong shows it (a few of its fields), the secret redacted\n$ curl %s/plugins\n' "$admin"
+curl -sS --max-time 5 "$admin/plugins" | python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["data"]:
+    c = p["config"]
+    short = {k: c[k] for k in ("issuer", "auth_methods", "client_id", "client_secret", "client_auth")}
+    print(json.dumps({"id": p["id"], "name": p["name"], "route": p["route"], "config": short}, indent=2))'
+printf '\n==> the token cache and refusals, from the Admin API'"'"'s /metrics\n'
+curl -sS --max-time 5 "$admin/metrics" | grep -E '^ringgate_(token_cache_(hits|misses)|auth_failures)_total' |
+    grep -v ' 0$' || true
 
 printf '\n==> ringgate log\n'
 cat "$work/ringgate.log"
