@@ -326,7 +326,7 @@ async fn serve(
             Command::RefreshKeys { instance, reply } => {
                 let state = state.clone();
                 tokio::task::spawn_local(async move {
-                    let changed = refresh_keys(&state, &instance).await;
+                    let changed = refresh_keys(&state, &instance, clock).await;
                     let _ = reply.send(changed);
                 });
             }
@@ -533,15 +533,20 @@ async fn fetch_keys(metrics: &ControlMetrics, client: &IdpClient, uris: &[String
 
 /// Refetches the key sets if the cooldown allows; publishes them when they changed.
 /// A failed refetch keeps the last good set.
-async fn refresh_keys(state: &Rc<RefCell<State>>, inst: &Arc<Instance>) -> bool {
+async fn refresh_keys(state: &Rc<RefCell<State>>, inst: &Arc<Instance>, clock: SystemClock) -> bool {
     let metrics = state.borrow().metrics.clone();
-    let refreshed = refetch_keys(state, inst, &metrics).await;
+    let refreshed = refetch_keys(state, inst, &metrics, clock).await;
     metrics.jwks_refresh(refreshed);
     refreshed == JwksRefresh::Ok
 }
 
-async fn refetch_keys(state: &Rc<RefCell<State>>, inst: &Arc<Instance>, metrics: &ControlMetrics) -> JwksRefresh {
-    let now_unix = SystemClock::new().unix_now().max(0) as u64;
+async fn refetch_keys(
+    state: &Rc<RefCell<State>>,
+    inst: &Arc<Instance>,
+    metrics: &ControlMetrics,
+    clock: SystemClock,
+) -> JwksRefresh {
+    let now_unix = clock.unix_now().max(0) as u64;
     if !inst.claim_key_refresh(now_unix) {
         return JwksRefresh::Cooldown;
     }
@@ -652,7 +657,7 @@ async fn fetch_token(
     let mut denied = None;
     if resp.access_token.split('.').count() == 3 && !c.ignore_signature_client_credentials {
         let mut verified = jose::verify(&resp.access_token, &st.keys, &st.policy, unix_now.max(0) as u64);
-        if matches!(&verified, Err(e) if e.wants_key_refresh()) && refresh_keys(state, inst).await {
+        if matches!(&verified, Err(e) if e.wants_key_refresh()) && refresh_keys(state, inst, clock).await {
             st = inst.state.load_full();
             verified = jose::verify(&resp.access_token, &st.keys, &st.policy, unix_now.max(0) as u64);
         }
