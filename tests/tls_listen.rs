@@ -355,3 +355,34 @@ fn client_credentials_flow_end_to_end_over_tls_with_the_idp_on_tls() {
     let line = gate.find_line("IdP discovery failed", Duration::from_secs(10));
     assert!(line.contains("127.0.0.1") && line.contains("invalid peer certificate"), "host and reason: {line}");
 }
+
+#[test]
+fn a_certificate_posted_to_the_admin_api_is_served_by_the_next_handshake() {
+    let s = setup("admin-cert", &[]);
+    let mut open = rustls_client(&s.ca, s.tls_port(), "a.test");
+    assert_eq!(request_on(&mut open, "/before"), 200);
+    assert_eq!(served_cn(&s.s_client(&["-servername", "new.test"])), "a.test", "the default before");
+
+    let issued = s.ca.issue(&["new.test"]);
+    let body = format!(
+        r#"{{"cert":{},"key":{},"snis":["new.test"]}}"#,
+        ringgate::control::json_string(&issued.cert),
+        ringgate::control::json_string(&issued.key)
+    );
+    let admin = s.gate.admin.expect("the Admin API");
+    let (status, answer) = support::client::request_once(
+        &admin.to_string(),
+        "POST",
+        "/certificates",
+        &[("Content-Type", "application/json")],
+        &body,
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(status, 201, "{answer}");
+    assert!(!answer.contains("PRIVATE KEY"), "the key is not shown back");
+    support::record::record("admin-response", &answer);
+
+    assert_eq!(served_cn(&s.s_client(&["-servername", "new.test"])), "new.test", "the next handshake");
+    assert_eq!(served_cn(&s.s_client(&["-servername", "a.test"])), "a.test", "other names unchanged");
+    assert_eq!(request_on(&mut open, "/after"), 200, "the open connection carries on");
+}
