@@ -15,7 +15,7 @@
 //!   and nothing followed it; any error drops it.
 //! - Once response bytes have gone downstream, an error can only close the connection.
 //!
-//! Every request ends in [`Conn::finish`]: the worker's metrics count it and, when the
+//! Every request ends in `Conn::finish`: the worker's metrics count it and, when the
 //! access log is on, a line is buffered. Its times come from `std::time::Instant`: head
 //! complete, upstream response head, last byte written, plus the first upstream attempt
 //! when an access phase ran before it (otherwise the head's time stands in). Measured
