@@ -313,8 +313,7 @@ start_ringgate_tls_server() {
     [ -n "$RINGGATE_TLS_PID" ] && return 0
     start_origin_server
     make_tls_cert
-    printf '_format_version: "3.0"\nservices:\n- name: origin\n  url: http://127.0.0.1:%s\n  routes:\n  - name: all\n    paths: [/]\n' \
-        "$ORIGIN_PORT" >"$WORK_DIR/ringgate-tls.yaml"
+    origin_config "$WORK_DIR/ringgate-tls.yaml"
     # The case's port is the TLS listener; the plain one every ringgate has goes to
     # PORT + 2000 and is not measured.
     start_ringgate_case ringgate_tls "$((RINGGATE_TLS_PORT + 2000))" \
@@ -328,25 +327,9 @@ start_ringgate_tls_handshake() {
     start_shared start_ringgate_tls_server RINGGATE_TLS_PID ringgate_tls_handshake "ringgate, all threads"
 }
 
-start_ringgate() {
-    start_origin_server
-    cat >"$WORK_DIR/ringgate.yaml" <<EOF
-_format_version: "3.0"
-services:
-- name: origin
-  url: http://127.0.0.1:$ORIGIN_PORT
-  routes:
-  - name: all
-    paths: [/]
-EOF
-    start_ringgate_case ringgate "$RINGGATE_PORT" "$WORK_DIR/ringgate.yaml"
-}
-
-# oidc_config FILE CLIENT_AUTH — the ringgate config of the openid-connect cases: the
-# route to the origin carries the plugin, client credentials from the Authorization
-# header, exchanged at the test IdP with CLIENT_AUTH (the method the IdP's clients are
-# registered with: post-client uses client_secret_post, load-<i> client_secret_basic).
-oidc_config() {
+# origin_config FILE — the decK file every ringgate case starts from: one service, the
+# origin, with one route `/` (last in the file, so a case can append the route's plugins).
+origin_config() {
     cat >"$1" <<EOF
 _format_version: "3.0"
 services:
@@ -355,6 +338,22 @@ services:
   routes:
   - name: all
     paths: [/]
+EOF
+}
+
+start_ringgate() {
+    start_origin_server
+    origin_config "$WORK_DIR/ringgate.yaml"
+    start_ringgate_case ringgate "$RINGGATE_PORT" "$WORK_DIR/ringgate.yaml"
+}
+
+# oidc_config FILE CLIENT_AUTH — the ringgate config of the openid-connect cases: the
+# route to the origin carries the plugin, client credentials from the Authorization
+# header, exchanged at the test IdP with CLIENT_AUTH (the method the IdP's clients are
+# registered with: post-client uses client_secret_post, load-<i> client_secret_basic).
+oidc_config() {
+    origin_config "$1"
+    cat >>"$1" <<EOF
     plugins:
     - name: openid-connect
       config:

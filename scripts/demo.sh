@@ -75,20 +75,9 @@ services:
     hosts: [demo.local]
     paths: [/api]
     plugins:
-    - name: openid-connect
-      config:
-        issuer: ${{ env "DECK_ISSUER" }}
-        client_id:
-        - ${{ env "DECK_CLIENT_ID" }}
-        client_secret:
-        - ${{ env "DECK_CLIENT_SECRET" }}
-        client_auth:
-        - client_secret_post
-        auth_methods:
-        - client_credentials
-        client_credentials_param_type:
-        - header
 EOF
+# The plugin is config/kong-oidc.yaml's, as Kong's documentation writes it, under /api.
+sed -n '/^- name: openid-connect/,$p' config/kong-oidc.yaml | sed 's/^/    /' >>"$work/kong.yaml"
 sed -i "s/UPSTREAM_PORT/$DEMO_UPSTREAM_PORT/" "$work/kong.yaml"
 printf '\n==> the config (%s, with DECK_ISSUER=%s)\n' "kong.yaml" "$DECK_ISSUER"
 cat "$work/kong.yaml"

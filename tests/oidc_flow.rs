@@ -66,21 +66,12 @@ fn load_client(i: usize) -> (String, String) {
 
 // ----- configuration -----
 
-/// The plugin block of the decK file the mission starts from, exactly as written there.
-const SEED_PLUGIN: &str = r#"- name: openid-connect
-  config:
-    issuer: ${{ env "DECK_ISSUER" }}
-    client_id:
-    - ${{ env "DECK_CLIENT_ID" }}
-    client_secret:
-    - ${{ env "DECK_CLIENT_SECRET" }}
-    client_auth:
-    - client_secret_post
-    auth_methods:
-    - client_credentials
-    client_credentials_param_type:
-    - header
-"#;
+/// The plugin block of the decK file the mission starts from, exactly as written in
+/// config/kong-oidc.yaml (from its `- name: openid-connect` line to the end).
+fn seed_plugin() -> &'static str {
+    const SEED: &str = include_str!("../config/kong-oidc.yaml");
+    &SEED[SEED.find("- name: openid-connect").expect("the seed file's plugin")..]
+}
 
 /// Where the seed plugin is attached.
 #[derive(Clone, Copy, Debug)]
@@ -102,17 +93,17 @@ fn seed_deck(up: SocketAddr, scope: Scope) -> String {
     y.push_str(&format!("  url: http://{up}\n"));
     if let Scope::Service = scope {
         y.push_str("  plugins:\n");
-        y.push_str(&indent(SEED_PLUGIN, 2));
+        y.push_str(&indent(seed_plugin(), 2));
     }
     y.push_str("  routes:\n  - name: guarded\n    paths: [/]\n    strip_path: false\n");
     if let Scope::Route = scope {
         y.push_str("    plugins:\n");
-        y.push_str(&indent(SEED_PLUGIN, 4));
+        y.push_str(&indent(seed_plugin(), 4));
         y.push_str("  - name: open\n    paths: [/open]\n    strip_path: false\n");
     }
     if let Scope::Global = scope {
         y.push_str("plugins:\n");
-        y.push_str(SEED_PLUGIN);
+        y.push_str(seed_plugin());
     }
     y
 }
