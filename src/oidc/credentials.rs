@@ -42,6 +42,7 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use super::config::BearerLocation;
 use crate::http::head::trim_ows;
 
 /// Size of the stack buffer credentials are decoded into; see the module docs.
@@ -429,15 +430,43 @@ pub fn cookie_value<'a>(lines: impl Iterator<Item = &'a [u8]>, name: &[u8]) -> O
     (!value.is_empty()).then_some(value)
 }
 
-/// The string member `name` of a JSON object body, first occurrence, escapes decoded;
-/// `None` when the body is not an object, the member is absent, empty or not a string.
-/// For the `bearer` method's `access_token` in a JSON body; copies the body (rare path).
-pub fn json_string_member(body: &[u8], name: &str) -> Option<Vec<u8>> {
+/// The caller's own token for the `bearer` method, from the first of `order` that has
+/// one: `Authorization: Bearer <token>` (scheme in any case), the `access_token` query
+/// argument, a form or JSON body's `access_token`, or the cookie `cookie_name` (from the
+/// request's `Cookie` lines, which `cookies` yields when asked). A token in the header or a
+/// cookie is borrowed as sent; one from arguments is decoded, so copied.
+pub fn find_bearer<'r, I>(
+    sources: &Sources<'r>,
+    order: &[BearerLocation],
+    cookie_name: &[u8],
+    cookies: impl Fn() -> I,
+) -> Option<Cow<'r, [u8]>>
+where
+    I: Iterator<Item = &'r [u8]>,
+{
+    order.iter().find_map(|location| match location {
+        BearerLocation::Header => sources
+            .authorization
+            .filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer "))
+            .map(|v| Cow::Borrowed(trim_ows(&v[7..]))),
+        BearerLocation::Query => sources.query.and_then(|q| form_value(q, b"access_token")).map(Cow::Owned),
+        BearerLocation::Body => match (sources.body, sources.content_type) {
+            (Some(b), Some(ct)) if is_form(ct) => form_value(b, b"access_token").map(Cow::Owned),
+            (Some(b), Some(ct)) if is_json(ct) => json_access_token(b).map(Cow::Owned),
+            _ => None,
+        },
+        BearerLocation::Cookie => cookie_value(cookies(), cookie_name).map(Cow::Borrowed),
+    })
+}
+
+/// The `access_token` member of a JSON object body, for the `bearer` method, read by the
+/// same rules as the credentials ([`JsonFields`]: first occurrence, escapes decoded);
+/// `None` when the body is not an object, or the member is absent, empty or not a
+/// string. Copies the body (rare path).
+pub fn json_access_token(body: &[u8]) -> Option<Vec<u8>> {
     let mut owned = body.to_vec();
-    let value: simd_json::BorrowedValue<'_> = simd_json::to_borrowed_value(&mut owned).ok()?;
-    let member = simd_json::prelude::ValueObjectAccess::get(&value, name)?;
-    let text = simd_json::prelude::ValueAsScalar::as_str(member)?;
-    (!text.is_empty()).then(|| text.as_bytes().to_vec())
+    let fields: JsonFields<'_> = simd_json::serde::from_slice(&mut owned).ok()?;
+    fields.access_token.filter(|t| !t.is_empty()).map(|t| t.as_bytes().to_vec())
 }
 
 fn form_decode(raw: &[u8]) -> FormDecode<'_> {
@@ -462,7 +491,7 @@ fn form_decode_into(raw: &[u8], out: &mut [u8]) -> Option<usize> {
 fn json_span(body: &[u8], buf: &mut CredentialBuf) -> Result<Option<Span>, CredentialsError> {
     // simd-json parses in place, so it gets its own copy; this path is rare.
     let mut owned = body.to_vec();
-    let Ok(JsonFields { client_id, client_secret, grant_type }) = simd_json::serde::from_slice(&mut owned) else {
+    let Ok(JsonFields { client_id, client_secret, grant_type, .. }) = simd_json::serde::from_slice(&mut owned) else {
         return Ok(None);
     };
     if let Some(grant) = grant_type.filter(|g| !g.is_empty()) {
@@ -484,14 +513,16 @@ fn json_span(body: &[u8], buf: &mut CredentialBuf) -> Result<Option<Span>, Crede
     Ok(Some(Span { id_len: id.len(), secret: id.len()..total }))
 }
 
-/// The three members read from a JSON body, first occurrence of each; a member whose
-/// value is not a string is kept as `""` (present, counts as absent). A body that is not
-/// an object has none of them.
+/// The members read from a JSON body, first occurrence of each; a member whose value is
+/// not a string is kept as `""` (present, counts as absent). A body that is not an
+/// object has none of them.
 #[derive(Default)]
 struct JsonFields<'de> {
     client_id: Option<Cow<'de, str>>,
     client_secret: Option<Cow<'de, str>>,
     grant_type: Option<Cow<'de, str>>,
+    /// The `bearer` method's token ([`json_access_token`]).
+    access_token: Option<Cow<'de, str>>,
 }
 
 /// Any JSON value, reduced to its text when it is a string. simd-json lends strings
@@ -572,6 +603,7 @@ impl<'de> Visitor<'de> for JsonFieldsVisitor {
                 Some("client_id") => &mut fields.client_id,
                 Some("client_secret") => &mut fields.client_secret,
                 Some("grant_type") => &mut fields.grant_type,
+                Some("access_token") => &mut fields.access_token,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                     continue;

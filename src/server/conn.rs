@@ -689,40 +689,12 @@ impl Conn {
         };
         // The bearer token, from the first of `bearer_token_param_type` that has one.
         let cookie_name = cfg.bearer_token_cookie_name.as_deref().unwrap_or("").as_bytes();
-        let mut from_args = None;
-        let mut bearer = None;
-        if cfg.uses(AuthMethod::Bearer) {
-            for location in &cfg.bearer_token_param_type {
-                match location {
-                    BearerLocation::Header => {
-                        bearer = authorization.and_then(|v| {
-                            (v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ")).then(|| head::trim_ows(&v[7..]))
-                        });
-                    }
-                    BearerLocation::Query => {
-                        from_args = sources.query.and_then(|q| credentials::form_value(q, b"access_token"));
-                    }
-                    BearerLocation::Body => {
-                        from_args = match (sources.body, sources.content_type) {
-                            (Some(b), Some(ct)) if credentials::is_form(ct) => {
-                                credentials::form_value(b, b"access_token")
-                            }
-                            (Some(b), Some(ct)) if credentials::is_json(ct) => {
-                                credentials::json_string_member(b, "access_token")
-                            }
-                            _ => None,
-                        };
-                    }
-                    BearerLocation::Cookie => {
-                        bearer = credentials::cookie_value(head.values(buf, "cookie"), cookie_name);
-                    }
-                }
-                if bearer.is_some() || from_args.is_some() {
-                    break;
-                }
-            }
-        }
-        let bearer = bearer.or(from_args.as_deref());
+        let bearer = if cfg.uses(AuthMethod::Bearer) {
+            credentials::find_bearer(&sources, &cfg.bearer_token_param_type, cookie_name, || head.values(buf, "cookie"))
+        } else {
+            None
+        };
+        let bearer = bearer.as_deref();
         let granted = match w.auth.authenticate(inst, &sources, bearer, &mut self.ex.auth).await {
             Ok(g) => g,
             Err(e) => return Err(ProxyError::Auth(auth_failure(inst, e))),

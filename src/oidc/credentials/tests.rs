@@ -512,11 +512,33 @@ fn cookie_value_finds_the_named_cookie_on_any_line_and_unquotes_it() {
 }
 
 #[test]
-fn json_string_member_reads_top_level_strings_only() {
-    assert_eq!(json_string_member(br#"{"access_token":"a\u0062c"}"#, "access_token"), Some(b"abc".to_vec()));
-    assert_eq!(json_string_member(br#"{"x":{"access_token":"n"}}"#, "access_token"), None);
-    assert_eq!(json_string_member(br#"{"access_token":5}"#, "access_token"), None);
-    assert_eq!(json_string_member(br#"{"access_token":""}"#, "access_token"), None);
-    assert_eq!(json_string_member(br#"["access_token"]"#, "access_token"), None);
-    assert_eq!(json_string_member(b"{not json", "access_token"), None);
+fn json_access_token_reads_top_level_strings_only() {
+    assert_eq!(json_access_token(br#"{"access_token":"a\u0062c"}"#), Some(b"abc".to_vec()));
+    assert_eq!(json_access_token(br#"{"x":{"access_token":"n"}}"#), None);
+    assert_eq!(json_access_token(br#"{"access_token":5}"#), None);
+    assert_eq!(json_access_token(br#"{"access_token":""}"#), None);
+    assert_eq!(json_access_token(br#"["access_token"]"#), None);
+    assert_eq!(json_access_token(b"{not json"), None);
+}
+
+#[test]
+fn find_bearer_takes_the_first_location_in_the_configured_order() {
+    use crate::oidc::config::BearerLocation::{Body, Cookie, Header, Query};
+    let sources = Sources {
+        authorization: Some(b"bEaReR  hdr"),
+        grant_type: None,
+        x_grant_type: None,
+        query: Some(b"a=1&access_token=q%2Bt"),
+        content_type: Some(b"application/json"),
+        body: Some(br#"{"access_token":"bdy"}"#),
+    };
+    let lines: [&[u8]; 1] = [b"x=1; at=ck"];
+    let cookies = || lines.into_iter();
+    let find = |order: &[_]| find_bearer(&sources, order, b"at", cookies).map(|t| t.into_owned());
+    assert_eq!(find(&[Header, Query]), Some(b"hdr".to_vec()));
+    assert_eq!(find(&[Query, Header]), Some(b"q+t".to_vec()), "arguments are form-decoded");
+    assert_eq!(find(&[Body]), Some(b"bdy".to_vec()));
+    assert_eq!(find(&[Cookie, Header]), Some(b"ck".to_vec()));
+    let basic = Sources { authorization: Some(b"Basic abc"), query: None, body: None, ..sources };
+    assert_eq!(find_bearer(&basic, &[Header, Query, Body], b"at", cookies), None);
 }
