@@ -453,6 +453,18 @@ impl OidcConfig {
         self.auth_methods.contains(&method)
     }
 
+    /// Whether a method in use reads the request body (credentials or a bearer token).
+    pub fn reads_body(&self) -> bool {
+        (self.uses(AuthMethod::ClientCredentials)
+            && self.client_credentials_param_type.contains(&CredentialLocation::Body))
+            || self.reads_bearer_from(BearerLocation::Body)
+    }
+
+    /// Whether the `bearer` method is on and reads its token from `location`.
+    pub fn reads_bearer_from(&self, location: BearerLocation) -> bool {
+        self.uses(AuthMethod::Bearer) && self.bearer_token_param_type.contains(&location)
+    }
+
     /// Whether a reload that turned `self` into `new` leaves the instance as it was, so
     /// the running instance — its discovery, keys and token caches — carries on. Every
     /// setting counts; where the plugin sits in the file does not, and two salts

@@ -16,7 +16,50 @@
 //! Cost: one pass over the query, body or cookie header and one allocation for the
 //! result; only requests to instances with `hide_credentials: true` pay it.
 
-use super::credentials::form_decoded_eq;
+use super::config::{AuthMethod, BearerLocation, OidcConfig};
+use super::credentials::{self, form_decoded_eq, Sources};
+
+/// The request parts `hide_credentials` rewrote; `None` parts go upstream as sent.
+pub struct Replaced {
+    /// The query to send, with its `?`, or empty.
+    pub query: Vec<u8>,
+    /// The body to send instead of the (whole, buffered) form or JSON body.
+    pub body: Option<Vec<u8>>,
+    /// The `Cookie` value to send instead of every `Cookie` line (empty: none).
+    pub cookie: Option<Vec<u8>>,
+}
+
+/// What `cfg` sends upstream instead of the request's query, body and cookies: without
+/// any argument or cookie the instance reads credentials from. A body is only rewritten
+/// when it was buffered whole for the access phase (`sources.body`); `cookies` yields
+/// the request's `Cookie` lines when asked.
+pub fn replace<'r, I>(cfg: &OidcConfig, sources: &Sources<'r>, cookie_name: &[u8], cookies: impl Fn() -> I) -> Replaced
+where
+    I: Iterator<Item = &'r [u8]>,
+{
+    let mut names: Vec<&[u8]> = Vec::with_capacity(4);
+    if cfg.uses(AuthMethod::ClientCredentials) {
+        names.extend_from_slice(&[b"client_id", b"client_secret", b"grant_type"]);
+    }
+    if cfg.uses(AuthMethod::Bearer) {
+        names.push(b"access_token");
+    }
+    let mut query = Vec::new();
+    if let Some(q) = sources.query {
+        let kept = strip_form(q, &names);
+        if !kept.is_empty() {
+            query.push(b'?');
+            query.extend_from_slice(&kept);
+        }
+    }
+    let body = match (sources.body, sources.content_type) {
+        (Some(b), Some(ct)) if credentials::is_form(ct) => Some(strip_form(b, &names)),
+        (Some(b), Some(ct)) if credentials::is_json(ct) => strip_json(b, &names),
+        _ => None,
+    };
+    let cookie = cfg.reads_bearer_from(BearerLocation::Cookie).then(|| strip_cookie(cookies(), cookie_name));
+    Replaced { query, body, cookie }
+}
 
 /// `form` (a query string without its `?`, or a form body) without the fields named
 /// `names` (compared after form-decoding the name). Other pairs are kept as sent.

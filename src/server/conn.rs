@@ -43,8 +43,7 @@ use crate::http::rewrite::{self, Forwarding, Hidden, ResponseFramingOut};
 use crate::metrics::Exchange;
 use crate::net::Stream;
 use crate::oidc::access::{AuthError, Granted};
-use crate::oidc::config::OidcConfig;
-use crate::oidc::config::{AuthMethod, BearerLocation, CredentialLocation};
+use crate::oidc::config::AuthMethod;
 use crate::oidc::credentials::{self, Sources};
 use crate::oidc::hide;
 use crate::oidc::instance::Instance;
@@ -89,21 +88,11 @@ struct Conn {
     resp: ResponseHead,
     path: Vec<u8>,
     /// `hide_credentials`: what the upstream gets instead of the caller's credentials.
-    hidden: Option<HiddenParts>,
+    hidden: Option<hide::Replaced>,
     /// A verified bearer token, as `Bearer <token>`: the upstream token header's value.
     bearer_value: Vec<u8>,
     /// The request being served, for metrics and the access log.
     ex: Exchange,
-}
-
-/// The request parts `hide_credentials` rewrote (see [`crate::oidc::hide`]).
-struct HiddenParts {
-    /// The query to send, with its `?`, or empty.
-    query: Vec<u8>,
-    /// The body to send instead of the (whole, buffered) form or JSON body.
-    body: Option<Vec<u8>>,
-    /// The `Cookie` value to send instead of every `Cookie` line (empty: none).
-    cookie: Option<Vec<u8>>,
 }
 
 /// Serves one downstream connection until it closes.
@@ -203,41 +192,6 @@ fn https_required(status: u16, buf: &[u8], head: &RequestHead) -> ProxyError {
         format!("https://{host}{path}{query}")
     });
     ProxyError::HttpsRequired { status, location }
-}
-
-/// `hide_credentials` (see [`crate::oidc::hide`]): the query, body and cookies the
-/// upstream gets instead, without any argument or cookie the instance reads credentials
-/// from. A body is only rewritten when it was buffered whole for the access phase.
-fn hide_credentials(
-    cfg: &OidcConfig,
-    sources: &Sources<'_>,
-    head: &RequestHead,
-    buf: &[u8],
-    cookie_name: &[u8],
-) -> HiddenParts {
-    let mut names: Vec<&[u8]> = Vec::with_capacity(4);
-    if cfg.uses(AuthMethod::ClientCredentials) {
-        names.extend_from_slice(&[b"client_id", b"client_secret", b"grant_type"]);
-    }
-    if cfg.uses(AuthMethod::Bearer) {
-        names.push(b"access_token");
-    }
-    let mut query = Vec::new();
-    if let Some(q) = sources.query {
-        let kept = hide::strip_form(q, &names);
-        if !kept.is_empty() {
-            query.push(b'?');
-            query.extend_from_slice(&kept);
-        }
-    }
-    let body = match (sources.body, sources.content_type) {
-        (Some(b), Some(ct)) if credentials::is_form(ct) => Some(hide::strip_form(b, &names)),
-        (Some(b), Some(ct)) if credentials::is_json(ct) => hide::strip_json(b, &names),
-        _ => None,
-    };
-    let cookie = (cfg.uses(AuthMethod::Bearer) && cfg.bearer_token_param_type.contains(&BearerLocation::Cookie))
-        .then(|| hide::strip_cookie(head.values(buf, "cookie"), cookie_name));
-    HiddenParts { query, body, cookie }
 }
 
 /// The response a refused request gets (SPEC §4): Kong's messages (or the configured
@@ -671,10 +625,7 @@ impl Conn {
     /// Runs an openid-connect instance's access phase on the current request.
     async fn authenticate(&mut self, w: &Worker, inst: &Arc<Instance>) -> Result<Granted, ProxyError> {
         let cfg = &inst.config;
-        let wants_body = (cfg.uses(AuthMethod::ClientCredentials)
-            && cfg.client_credentials_param_type.contains(&CredentialLocation::Body))
-            || (cfg.uses(AuthMethod::Bearer) && cfg.bearer_token_param_type.contains(&BearerLocation::Body));
-        let body_len = if wants_body { self.buffer_small_body(w).await? } else { None };
+        let body_len = if cfg.reads_body() { self.buffer_small_body(w).await? } else { None };
         let buf = &self.buf;
         let head = &self.head;
         let authorization = head.first(buf, Known::Authorization);
@@ -706,7 +657,7 @@ impl Conn {
             self.bearer_value.extend_from_slice(token);
         }
         if cfg.hide_credentials {
-            self.hidden = Some(hide_credentials(cfg, &sources, head, buf, cookie_name));
+            self.hidden = Some(hide::replace(cfg, &sources, cookie_name, || head.values(buf, "cookie")));
         }
         Ok(granted)
     }
