@@ -184,12 +184,12 @@ pub fn write_line(
     push_json_str(out, &ex.path);
     out.extend_from_slice(b",\"route\":");
     match ex.route {
-        Some(r) => push_json_str(out, route_label(&snap.config, r).as_bytes()),
+        Some(r) => push_json_display(out, &route_label(&snap.config, r)),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"service\":");
     match ex.service {
-        Some(_) => push_json_str(out, service_label(&snap.config, ex.service).as_bytes()),
+        Some(_) => push_json_display(out, &service_label(&snap.config, ex.service)),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"status\":");
@@ -240,29 +240,49 @@ fn push_ms(out: &mut Vec<u8>, micros: u128) {
 /// `\n`/`\r`/`\t` or `\u00XX`, DEL as `\u007f`, and every byte sequence that is not
 /// UTF-8 as one U+FFFD escape.
 pub fn push_json_str(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     for chunk in bytes.utf8_chunks() {
-        for &b in chunk.valid().as_bytes() {
-            match b {
-                b'"' => out.extend_from_slice(b"\\\""),
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                0..=0x1f | 0x7f => {
-                    out.extend_from_slice(b"\\u00");
-                    out.push(HEX[usize::from(b >> 4)]);
-                    out.push(HEX[usize::from(b & 0xf)]);
-                }
-                _ => out.push(b),
-            }
-        }
+        push_escaped(out, chunk.valid());
         if !chunk.invalid().is_empty() {
             out.extend_from_slice(b"\\ufffd");
         }
     }
     out.push(b'"');
+}
+
+/// A JSON string literal of what `value` displays, escaped as it is written (no
+/// intermediate `String`).
+fn push_json_display(out: &mut Vec<u8>, value: &impl std::fmt::Display) {
+    struct Escaping<'a>(&'a mut Vec<u8>);
+    impl std::fmt::Write for Escaping<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            push_escaped(self.0, s);
+            Ok(())
+        }
+    }
+    out.push(b'"');
+    let _ = std::fmt::Write::write_fmt(&mut Escaping(out), format_args!("{value}"));
+    out.push(b'"');
+}
+
+/// The inside of a JSON string literal of `s` (see [`push_json_str`]).
+fn push_escaped(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..=0x1f | 0x7f => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
+            _ => out.push(b),
+        }
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (RFC 3339, UTC, milliseconds).
@@ -333,6 +353,10 @@ mod tests {
         let mut bytes = text.clone().into_bytes();
         let parsed: String = simd_json::serde::from_slice(&mut bytes).expect("valid JSON");
         assert!(parsed.starts_with("\u{0}\u{1}"), "{parsed:?}");
+        // A displayed value is escaped the same way.
+        let mut out = Vec::new();
+        push_json_display(&mut out, &format_args!("{}:{}", "h\"o\\st\n", 80));
+        assert_eq!(out, br#""h\"o\\st\n:80""#);
     }
 
     #[test]
