@@ -20,8 +20,11 @@
 //!   the buffered lines, counts `ringgate_access_log_write_errors_total` and is logged
 //!   once per worker.
 //!
-//! Cost when on: a wall-clock read, about 300 bytes of formatting into a buffer that is
-//! reused, no allocation once the buffer has grown; one `write` per ~32 KiB.
+//! Cost when on: about 300 bytes of formatting into a buffer that is reused, no
+//! allocation once the buffer has grown; one `write` per ~32 KiB. No clock read of its
+//! own: a line's `time` is the request's end (the monotonic reading its latency comes
+//! from) placed on the wall clock by an anchor pair taken at each flush, so a step of
+//! the wall clock shows in the log within a tick.
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
@@ -118,12 +121,29 @@ pub struct WorkerLog {
     sink: Option<Arc<Sink>>,
     buf: RefCell<Vec<u8>>,
     warned: Cell<bool>,
+    /// The same moment on both clocks, taken at the last flush.
+    anchor: Cell<(Instant, SystemTime)>,
 }
 
 impl WorkerLog {
     pub fn new(sink: Option<Arc<Sink>>) -> WorkerLog {
         let cap = if sink.is_some() { FLUSH_AT + 4096 } else { 0 };
-        WorkerLog { sink, buf: RefCell::new(Vec::with_capacity(cap)), warned: Cell::new(false) }
+        WorkerLog {
+            sink,
+            buf: RefCell::new(Vec::with_capacity(cap)),
+            warned: Cell::new(false),
+            anchor: Cell::new((Instant::now(), SystemTime::now())),
+        }
+    }
+
+    /// The wall-clock time of `at`, by the anchor.
+    fn wall_clock(&self, at: Instant) -> SystemTime {
+        let (mono, wall) = self.anchor.get();
+        let t = match at.checked_duration_since(mono) {
+            Some(after) => wall.checked_add(after),
+            None => wall.checked_sub(mono.duration_since(at)),
+        };
+        t.unwrap_or(wall)
     }
 
     #[inline]
@@ -138,14 +158,16 @@ impl WorkerLog {
             return false;
         }
         let mut buf = self.buf.borrow_mut();
-        write_line(&mut buf, ex, snap, peer, worker, end, SystemTime::now());
+        write_line(&mut buf, ex, snap, peer, worker, end, self.wall_clock(end));
         buf.len() >= FLUSH_AT
     }
 
-    /// Writes out what is buffered. An error drops the buffered lines; it is reported
-    /// (as `Err`) for counting, and logged the first time.
+    /// Writes out what is buffered and re-takes the clock anchor (the worker calls it
+    /// every ~100 ms). An error drops the buffered lines; it is reported (as `Err`) for
+    /// counting, and logged the first time.
     pub fn flush(&self) -> io::Result<()> {
         let Some(sink) = &self.sink else { return Ok(()) };
+        self.anchor.set((Instant::now(), SystemTime::now()));
         let mut buf = self.buf.borrow_mut();
         if buf.is_empty() {
             return Ok(());
@@ -370,6 +392,20 @@ mod tests {
         assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.007Z");
         assert_eq!(at(1_796_083_199, 999), "2026-11-30T23:59:59.999Z");
         assert_eq!(at(4_102_444_800, 120), "2100-01-01T00:00:00.120Z");
+    }
+
+    #[test]
+    fn a_lines_time_is_its_end_on_the_wall_clock_by_the_anchor() {
+        let log = WorkerLog::new(None);
+        let mono = Instant::now() + Duration::from_secs(1);
+        let wall = UNIX_EPOCH + Duration::from_secs(1_000);
+        log.anchor.set((mono, wall));
+        assert_eq!(log.wall_clock(mono + Duration::from_millis(5)), wall + Duration::from_millis(5));
+        assert_eq!(log.wall_clock(mono - Duration::from_millis(5)), wall - Duration::from_millis(5));
+        let before = SystemTime::now();
+        log.anchor.set((Instant::now(), SystemTime::now()));
+        let at = log.wall_clock(Instant::now());
+        assert!(at >= before && at <= SystemTime::now());
     }
 
     #[test]
