@@ -20,8 +20,11 @@
 //!   the buffered lines, counts `ringgate_access_log_write_errors_total` and is logged
 //!   once per worker.
 //!
-//! Cost when on: a wall-clock read, about 300 bytes of formatting into a buffer that is
-//! reused, no allocation once the buffer has grown; one `write` per ~32 KiB.
+//! Cost when on: about 300 bytes of formatting into a buffer that is reused, no
+//! allocation once the buffer has grown; one `write` per ~32 KiB. No clock read of its
+//! own: a line's `time` is the request's end (the monotonic reading its latency comes
+//! from) placed on the wall clock by an anchor pair taken at each flush, so a step of
+//! the wall clock shows in the log within a tick.
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
@@ -118,12 +121,29 @@ pub struct WorkerLog {
     sink: Option<Arc<Sink>>,
     buf: RefCell<Vec<u8>>,
     warned: Cell<bool>,
+    /// The same moment on both clocks, taken at the last flush.
+    anchor: Cell<(Instant, SystemTime)>,
 }
 
 impl WorkerLog {
     pub fn new(sink: Option<Arc<Sink>>) -> WorkerLog {
         let cap = if sink.is_some() { FLUSH_AT + 4096 } else { 0 };
-        WorkerLog { sink, buf: RefCell::new(Vec::with_capacity(cap)), warned: Cell::new(false) }
+        WorkerLog {
+            sink,
+            buf: RefCell::new(Vec::with_capacity(cap)),
+            warned: Cell::new(false),
+            anchor: Cell::new((Instant::now(), SystemTime::now())),
+        }
+    }
+
+    /// The wall-clock time of `at`, by the anchor.
+    fn wall_clock(&self, at: Instant) -> SystemTime {
+        let (mono, wall) = self.anchor.get();
+        let t = match at.checked_duration_since(mono) {
+            Some(after) => wall.checked_add(after),
+            None => wall.checked_sub(mono.duration_since(at)),
+        };
+        t.unwrap_or(wall)
     }
 
     #[inline]
@@ -138,14 +158,16 @@ impl WorkerLog {
             return false;
         }
         let mut buf = self.buf.borrow_mut();
-        write_line(&mut buf, ex, snap, peer, worker, end, SystemTime::now());
+        write_line(&mut buf, ex, snap, peer, worker, end, self.wall_clock(end));
         buf.len() >= FLUSH_AT
     }
 
-    /// Writes out what is buffered. An error drops the buffered lines; it is reported
-    /// (as `Err`) for counting, and logged the first time.
+    /// Writes out what is buffered and re-takes the clock anchor (the worker calls it
+    /// every ~100 ms). An error drops the buffered lines; it is reported (as `Err`) for
+    /// counting, and logged the first time.
     pub fn flush(&self) -> io::Result<()> {
         let Some(sink) = &self.sink else { return Ok(()) };
+        self.anchor.set((Instant::now(), SystemTime::now()));
         let mut buf = self.buf.borrow_mut();
         if buf.is_empty() {
             return Ok(());
@@ -184,12 +206,12 @@ pub fn write_line(
     push_json_str(out, &ex.path);
     out.extend_from_slice(b",\"route\":");
     match ex.route {
-        Some(r) => push_json_str(out, route_label(&snap.config, r).as_bytes()),
+        Some(r) => push_json_display(out, &route_label(&snap.config, r)),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"service\":");
     match ex.service {
-        Some(_) => push_json_str(out, service_label(&snap.config, ex.service).as_bytes()),
+        Some(_) => push_json_display(out, &service_label(&snap.config, ex.service)),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"status\":");
@@ -240,29 +262,49 @@ fn push_ms(out: &mut Vec<u8>, micros: u128) {
 /// `\n`/`\r`/`\t` or `\u00XX`, DEL as `\u007f`, and every byte sequence that is not
 /// UTF-8 as one U+FFFD escape.
 pub fn push_json_str(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     for chunk in bytes.utf8_chunks() {
-        for &b in chunk.valid().as_bytes() {
-            match b {
-                b'"' => out.extend_from_slice(b"\\\""),
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                0..=0x1f | 0x7f => {
-                    out.extend_from_slice(b"\\u00");
-                    out.push(HEX[usize::from(b >> 4)]);
-                    out.push(HEX[usize::from(b & 0xf)]);
-                }
-                _ => out.push(b),
-            }
-        }
+        push_escaped(out, chunk.valid());
         if !chunk.invalid().is_empty() {
             out.extend_from_slice(b"\\ufffd");
         }
     }
     out.push(b'"');
+}
+
+/// A JSON string literal of what `value` displays, escaped as it is written (no
+/// intermediate `String`).
+fn push_json_display(out: &mut Vec<u8>, value: &impl std::fmt::Display) {
+    struct Escaping<'a>(&'a mut Vec<u8>);
+    impl std::fmt::Write for Escaping<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            push_escaped(self.0, s);
+            Ok(())
+        }
+    }
+    out.push(b'"');
+    let _ = std::fmt::Write::write_fmt(&mut Escaping(out), format_args!("{value}"));
+    out.push(b'"');
+}
+
+/// The inside of a JSON string literal of `s` (see [`push_json_str`]).
+fn push_escaped(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..=0x1f | 0x7f => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
+            _ => out.push(b),
+        }
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (RFC 3339, UTC, milliseconds).
@@ -333,6 +375,10 @@ mod tests {
         let mut bytes = text.clone().into_bytes();
         let parsed: String = simd_json::serde::from_slice(&mut bytes).expect("valid JSON");
         assert!(parsed.starts_with("\u{0}\u{1}"), "{parsed:?}");
+        // A displayed value is escaped the same way.
+        let mut out = Vec::new();
+        push_json_display(&mut out, &format_args!("{}:{}", "h\"o\\st\n", 80));
+        assert_eq!(out, br#""h\"o\\st\n:80""#);
     }
 
     #[test]
@@ -346,6 +392,20 @@ mod tests {
         assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.007Z");
         assert_eq!(at(1_796_083_199, 999), "2026-11-30T23:59:59.999Z");
         assert_eq!(at(4_102_444_800, 120), "2100-01-01T00:00:00.120Z");
+    }
+
+    #[test]
+    fn a_lines_time_is_its_end_on_the_wall_clock_by_the_anchor() {
+        let log = WorkerLog::new(None);
+        let mono = Instant::now() + Duration::from_secs(1);
+        let wall = UNIX_EPOCH + Duration::from_secs(1_000);
+        log.anchor.set((mono, wall));
+        assert_eq!(log.wall_clock(mono + Duration::from_millis(5)), wall + Duration::from_millis(5));
+        assert_eq!(log.wall_clock(mono - Duration::from_millis(5)), wall - Duration::from_millis(5));
+        let before = SystemTime::now();
+        log.anchor.set((Instant::now(), SystemTime::now()));
+        let at = log.wall_clock(Instant::now());
+        assert!(at >= before && at <= SystemTime::now());
     }
 
     #[test]

@@ -147,6 +147,40 @@ fn access_log_lines_go_into_the_reused_buffer_without_allocating() {
 }
 
 #[test]
+fn access_log_lines_for_unnamed_routes_and_services_do_not_allocate() {
+    // Without a name or an id the labels are made up (`_route0`, `host:port`): written
+    // into the line, not formatted into a String of their own.
+    let yaml = "_format_version: \"3.0\"\nservices:\n- url: http://127.0.0.1:9\n  routes:\n  - paths: [/a]\n";
+    let cfg = ringgate::config::load_str(yaml, "test.yaml", &|_| None).expect("loads");
+    let snap = Snapshot::build(cfg, &mut Resolved::new()).expect("compiles");
+    let dir = std::env::temp_dir().join(format!("ringgate-metrics-alloc-unnamed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("access.log");
+    let log = WorkerLog::new(Sink::open(&Target::File(path.clone())).unwrap());
+    let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+    let mut ex = Exchange::default();
+    ex.begin(Instant::now(), true);
+    ex.method.extend_from_slice(b"GET");
+    ex.path.extend_from_slice(b"/a");
+    ex.route = Some(0);
+    ex.service = Some(0);
+    ex.status = 200;
+    log.record(&ex, &snap, peer, 0, Instant::now());
+    log.flush().unwrap();
+    let n = allocations_during(|| {
+        for _ in 0..100 {
+            log.record(black_box(&ex), &snap, peer, 0, Instant::now());
+        }
+        log.flush().unwrap();
+    });
+    assert_eq!(n, 0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(text.lines().count(), 101);
+    assert!(text.lines().all(|l| l.contains(r#""route":"_route0","service":"127.0.0.1:9""#)), "{text}");
+}
+
+#[test]
 fn the_counter_sees_allocations() {
     assert!(allocations_during(|| drop(black_box(vec![1u8; 16]))) > 0);
 }

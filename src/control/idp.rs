@@ -16,11 +16,16 @@
 //!   secret or a token.
 //! - An answer that is not what the protocol says (non-JSON, wrong types, missing
 //!   `access_token`, a `token_type` other than bearer) is an [`IdpError::Invalid`], not
-//!   a panic.
+//!   a panic. So is a body past [`MAX_BODY`]: what an IdP can make the control plane
+//!   buffer is bounded in size as well as in time.
 
 use std::time::Duration;
 
 use serde::Deserialize;
+
+/// The most of an answer's body that is read: far above any discovery document, key set
+/// or token response.
+pub const MAX_BODY: usize = 1024 * 1024;
 
 /// How the IdP is reached, from the plugin configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -238,8 +243,28 @@ impl IdpClient {
         if status != 200 {
             return Err(IdpError::Status { host: host_of(url), status });
         }
-        let body = resp.bytes().await.map_err(|e| self.transport_error(url, e))?;
-        Ok(body.to_vec())
+        self.body(url, resp).await
+    }
+
+    /// Reads an answer's body, refusing one longer than [`MAX_BODY`].
+    async fn body(&self, url: &str, mut resp: reqwest::Response) -> Result<Vec<u8>, IdpError> {
+        let too_large = || IdpError::Invalid {
+            host: host_of(url),
+            what: "answer",
+            reason: format!("the body is larger than {} KiB", MAX_BODY / 1024),
+        };
+        let announced = resp.content_length().unwrap_or(0);
+        if announced > MAX_BODY as u64 {
+            return Err(too_large());
+        }
+        let mut body = Vec::with_capacity(announced as usize);
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport_error(url, e))? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// Fetches and parses the discovery document at `url`.
@@ -271,7 +296,7 @@ impl IdpClient {
         }
         let resp = req.send().await.map_err(|e| self.transport_error(endpoint, e))?;
         let status = resp.status().as_u16();
-        let mut body = resp.bytes().await.map_err(|e| self.transport_error(endpoint, e))?.to_vec();
+        let mut body = self.body(endpoint, resp).await?;
         let host = || host_of(endpoint);
         match status {
             200 => {}
@@ -303,5 +328,53 @@ impl IdpClient {
 
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Serves one connection: reads the request head, writes `head` and then `body_len`
+    /// bytes of `x` (or until the client goes away).
+    fn serve_once(head: &'static str, body_len: usize) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s.write_all(head.as_bytes());
+            let chunk = [b'x'; 64 * 1024];
+            let mut left = body_len;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if s.write_all(&chunk[..n]).is_err() {
+                    return;
+                }
+                left -= n;
+            }
+        });
+        format!("http://{addr}/jwks")
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_body_past_the_limit_is_refused_whether_announced_or_not() {
+        let client = IdpClient::new(&ClientOptions { timeout: Duration::from_secs(5), ..Default::default() }).unwrap();
+        let announced = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 2000000000\r\n\r\n", 1024);
+        let e = client.get(&announced, &[]).await.unwrap_err();
+        assert!(matches!(e, IdpError::Invalid { what: "answer", .. }), "{e:?}");
+        let streamed = serve_once("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", 2 * MAX_BODY);
+        let e = client.get(&streamed, &[]).await.unwrap_err();
+        assert!(matches!(e, IdpError::Invalid { what: "answer", .. }), "{e:?}");
+        let fits = serve_once("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", MAX_BODY);
+        assert_eq!(client.get(&fits, &[]).await.unwrap().len(), MAX_BODY);
     }
 }

@@ -701,18 +701,10 @@ fn client_assertion(id: &[u8], secret: &[u8], audience: &str, now: i64) -> Strin
     jose::sign_hs256(claims.as_bytes(), secret)
 }
 
-/// A JSON string literal for `s`.
+/// A JSON string literal for `s`, escaped as the access log escapes its strings.
 pub fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    let mut out = Vec::with_capacity(s.len() + 2);
+    crate::access_log::push_json_str(&mut out, s.as_bytes());
+    // Escaping a `str` yields UTF-8; the fallback never runs.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }

@@ -33,9 +33,9 @@ mod render;
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed, Ordering::Release};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -348,24 +348,45 @@ impl Metrics {
     }
 }
 
+/// A `route` or `service` label: a configured name or id, or a fallback written out
+/// only when displayed, so the access log writes it into its line without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label<'a> {
+    Text(&'a str),
+    /// `_route<index>`: a route with neither a name nor an id.
+    Route(usize),
+    /// `host:port`: a service with neither a name nor an id.
+    HostPort(&'a str, u16),
+}
+
+impl fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Label::Text(s) => f.write_str(s),
+            Label::Route(i) => write!(f, "_route{i}"),
+            Label::HostPort(host, port) => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
 /// The `route` label: the route's name, else its id, else `_route<index>`.
-pub fn route_label(config: &Config, route: usize) -> Cow<'_, str> {
-    let Some(r) = config.routes.get(route) else { return Cow::Borrowed("_none") };
+pub fn route_label(config: &Config, route: usize) -> Label<'_> {
+    let Some(r) = config.routes.get(route) else { return Label::Text("_none") };
     match (&r.name, &r.id) {
-        (Some(n), _) => Cow::Borrowed(n),
-        (None, Some(id)) => Cow::Borrowed(id),
-        (None, None) => Cow::Owned(format!("_route{route}")),
+        (Some(n), _) => Label::Text(n),
+        (None, Some(id)) => Label::Text(id),
+        (None, None) => Label::Route(route),
     }
 }
 
 /// The `service` label: the service's name, else its id, else `host:port`; `_none` for a
 /// route without a service.
-pub fn service_label(config: &Config, service: Option<usize>) -> Cow<'_, str> {
-    let Some(s) = service.and_then(|i| config.services.get(i)) else { return Cow::Borrowed("_none") };
+pub fn service_label(config: &Config, service: Option<usize>) -> Label<'_> {
+    let Some(s) = service.and_then(|i| config.services.get(i)) else { return Label::Text("_none") };
     match (&s.name, &s.id) {
-        (Some(n), _) => Cow::Borrowed(n),
-        (None, Some(id)) => Cow::Borrowed(id),
-        (None, None) => Cow::Owned(format!("{}:{}", s.host, s.port)),
+        (Some(n), _) => Label::Text(n),
+        (None, Some(id)) => Label::Text(id),
+        (None, None) => Label::HostPort(&s.host, s.port),
     }
 }
 
@@ -512,7 +533,10 @@ impl Recorder {
         let (routes, plugins): (Box<[u32]>, Box<[u32]>) = {
             let mut labels = self.metrics.labels();
             let routes = (0..config.routes.len())
-                .map(|i| labels.route(&route_label(config, i), &service_label(config, config.routes[i].service)))
+                .map(|i| {
+                    let service = service_label(config, config.routes[i].service);
+                    labels.route(&route_label(config, i).to_string(), &service.to_string())
+                })
                 .collect();
             let plugins = (0..config.plugins.len()).map(|i| labels.plugin(&plugin_label(config, i))).collect();
             (routes, plugins)

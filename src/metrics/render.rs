@@ -312,7 +312,7 @@ impl Metrics {
             ),
             (
                 "ringgate_token_cache_negative_hits_total",
-                "Requests refused from the negative cache (cache_ttl_neg), per plugin instance.",
+                "Requests refused from a worker's cache (credentials the IdP refused within cache_ttl_neg, or a 403 verdict on their token), per plugin instance.",
                 |s| s.negative_hits,
             ),
             (

@@ -67,7 +67,9 @@ pub enum CacheUse {
     Hit,
     /// A valid token past its refresh time: forwarded, and a refresh started.
     HitRefreshing,
-    /// The IdP refused these credentials recently (negative cache).
+    /// A refusal was cached for these credentials: the IdP refused them recently
+    /// (`cache_ttl_neg`), or their token was found short of the required scopes or
+    /// audience (kept until that token's refresh time).
     NegativeHit,
     /// Nothing usable cached: the control plane was asked.
     Miss,
@@ -250,7 +252,10 @@ impl WorkerAuth {
                     "the IdP refused these credentials recently".into(),
                 ))
             }
-            Lookup::Forbidden(kind) => Err(AuthError::Forbidden(kind, kind.forbidden_text().into())),
+            Lookup::Forbidden(kind) => {
+                note.cache = Some(CacheUse::NegativeHit);
+                Err(AuthError::Forbidden(kind, kind.forbidden_text().into()))
+            }
             Lookup::Expired | Lookup::Miss => {
                 note.cache = Some(CacheUse::Miss);
                 let reply = self.ask(instance, key, creds.id, creds.secret).await;
@@ -458,6 +463,32 @@ mod tests {
                 assert_eq!(h.await, "idp down");
             }
             assert!(auth.pending.borrow().is_empty());
+        });
+    }
+
+    #[test]
+    fn a_cached_403_verdict_is_noted_as_a_negative_hit() {
+        let (control, mut rx) = ControlPlane::detached(SystemClock::new());
+        let auth = Rc::new(WorkerAuth::new(Some(control)));
+        let inst = instance();
+        run(async move {
+            let asking = {
+                let (auth, inst) = (auth.clone(), inst.clone());
+                monoio::spawn(async move {
+                    let mut note = AuthNote::default();
+                    let r = auth.authenticate(&inst, &sources(b"Basic id:secret"), None, &mut note).await;
+                    (matches!(r, Err(AuthError::Forbidden(AuthReason::InsufficientScope, _))), note.cache)
+                })
+            };
+            settle().await;
+            let Command::Token { reply, .. } = token_commands(&mut rx).remove(0) else { unreachable!() };
+            let _ = reply.send(TokenReply::Forbidden { kind: AuthReason::InsufficientScope, until: Some(u64::MAX) });
+            assert_eq!(asking.await, (true, Some(CacheUse::Miss)));
+            let mut note = AuthNote::default();
+            let r = auth.authenticate(&inst, &sources(b"Basic id:secret"), None, &mut note).await;
+            assert!(matches!(r, Err(AuthError::Forbidden(AuthReason::InsufficientScope, _))));
+            assert_eq!(note.cache, Some(CacheUse::NegativeHit), "counted as a refusal from the cache");
+            assert!(token_commands(&mut rx).is_empty(), "the IdP was not asked again");
         });
     }
 
