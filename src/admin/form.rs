@@ -30,7 +30,8 @@ use crate::oidc::config::{self as oidc_config, FieldKind};
 /// Why a form body was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FormError {
-    /// A name or value is not UTF-8 once percent-decoded.
+    /// A name or value is not UTF-8 once percent-decoded; it holds the name (as sent
+    /// when the name is the problem), never the value, which may be a secret.
     #[error("form field {0:?} is not valid UTF-8")]
     Encoding(String),
     /// The same name is used as a value and as a parent (`a=1&a.b=2`), or a list index
@@ -57,7 +58,7 @@ enum Seg {
     Index(usize),
 }
 
-fn percent_decode(s: &str) -> Result<String, FormError> {
+fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -78,7 +79,7 @@ fn percent_decode(s: &str) -> Result<String, FormError> {
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| FormError::Encoding(s.to_string()))
+    String::from_utf8(out).ok()
 }
 
 fn segments(name: &str) -> Vec<Seg> {
@@ -119,7 +120,9 @@ pub fn decode(body: &[u8]) -> Result<Map<String, Value>, FormError> {
     let mut pairs = Vec::new();
     for pair in text.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        pairs.push((percent_decode(name)?, percent_decode(value)?));
+        let name = percent_decode(name).ok_or_else(|| FormError::Encoding(name.to_string()))?;
+        let value = percent_decode(value).ok_or_else(|| FormError::Encoding(name.clone()))?;
+        pairs.push((name, value));
     }
     nest(pairs)
 }
@@ -401,6 +404,8 @@ mod tests {
         assert!(matches!(decode(b"a[99999]=1"), Err(FormError::Conflict(_))));
         assert!(matches!(decode(b"a=%ff"), Err(FormError::Encoding(_))));
         assert!(matches!(decode(&[0xff]), Err(FormError::Encoding(_))));
+        let e = decode(b"config.client_secret=s3%ffcret").unwrap_err();
+        assert_eq!(e, FormError::Encoding("config.client_secret".into()), "the name, never the value");
         assert_eq!(decode(b"a=%2&b=%zz&c=%").unwrap()["a"], json!("%2"));
         assert_eq!(decode(b"a[=1").unwrap()["a["], json!("1"));
         assert!(decode(b"&&=&").is_ok());
