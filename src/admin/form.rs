@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 
 use super::store::Kind;
 use crate::oidc::config::{self as oidc_config, FieldKind};
+use crate::oidc::credentials::form_decode;
 
 /// Why a form body was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -58,28 +59,9 @@ enum Seg {
     Index(usize),
 }
 
+/// `s` form-decoded (`+` is a space, `%XX` a byte), if that is UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(form_decode(s.as_bytes()).collect()).ok()
 }
 
 fn segments(name: &str) -> Vec<Seg> {

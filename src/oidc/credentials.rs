@@ -369,7 +369,7 @@ fn form_span(form: &[u8], buf: &mut CredentialBuf) -> Result<Option<Span>, Crede
 /// The bytes an `application/x-www-form-urlencoded` component decodes to (WHATWG URL
 /// §5.1): `+` is a space, `%XX` is a byte, a `%` not followed by two hex digits is
 /// itself.
-struct FormDecode<'a> {
+pub(crate) struct FormDecode<'a> {
     raw: &'a [u8],
     pos: usize,
 }
@@ -440,7 +440,7 @@ pub fn json_string_member(body: &[u8], name: &str) -> Option<Vec<u8>> {
     (!text.is_empty()).then(|| text.as_bytes().to_vec())
 }
 
-fn form_decode(raw: &[u8]) -> FormDecode<'_> {
+pub(crate) fn form_decode(raw: &[u8]) -> FormDecode<'_> {
     FormDecode { raw, pos: 0 }
 }
 
