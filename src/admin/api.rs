@@ -29,8 +29,8 @@ use serde_json::{json, Map, Value};
 
 use super::apply::{locate, Admin, ApplyError, Problem, Seg};
 use super::form::{self, FormError};
-use super::store::{cert_digest, is_uuid, new_id, unix_now, Entity, Kind, Store};
-use crate::config::KNOWN_PLUGINS;
+use super::store::{cert_digest, new_id, unix_now, Entity, Kind, Store};
+use crate::config::{is_uuid, KNOWN_PLUGINS};
 use crate::oidc::config::{self as oidc_config, FieldDefault, FieldKind};
 
 /// What a secret's value is replaced with in every response. Sent back unchanged in
