@@ -759,34 +759,56 @@ fn is_redacted(v: &Value) -> bool {
 }
 
 /// Puts the stored value back wherever a request sent [`REDACTED`] for a secret: a
-/// plugin's config secrets, a certificate's `key` and `key_alt`. `stored` is the
-/// entity's fields before the change (none for a new entity: the field is dropped).
+/// plugin's config secrets (and the secret keys of its records), a certificate's `key`
+/// and `key_alt` — what [`present`] hides. `stored` is the entity's fields before the
+/// change (none for a new entity: the field is dropped).
 fn keep_redacted_secrets(kind: Kind, stored: Option<&Map<String, Value>>, incoming: &mut Map<String, Value>) {
     match kind {
-        Kind::Plugin => keep_redacted_config(stored.and_then(|f| f.get("config")), incoming),
-        Kind::Certificate => {
-            for name in CERTIFICATE_SECRETS {
-                if incoming.get(name).is_some_and(is_redacted) {
-                    match stored.and_then(|f| f.get(name)) {
-                        Some(v) => incoming.insert(name.to_string(), v.clone()),
-                        None => incoming.remove(name),
-                    };
-                }
-            }
+        Kind::Plugin => {
+            let Some(Value::Object(config)) = incoming.get_mut("config") else { return };
+            let stored = stored.and_then(|f| f.get("config")).and_then(Value::as_object);
+            keep_redacted(stored, config, &|k| oidc_config::SECRET_FIELDS.contains(&k), true);
         }
+        Kind::Certificate => keep_redacted(stored, incoming, &|k| CERTIFICATE_SECRETS.contains(&k), false),
         _ => {}
     }
 }
 
-fn keep_redacted_config(stored: Option<&Value>, incoming: &mut Map<String, Value>) {
-    let Some(Value::Object(incoming_config)) = incoming.get_mut("config") else { return };
-    for name in oidc_config::SECRET_FIELDS {
-        if incoming_config.get(*name).is_some_and(is_redacted) {
-            match stored.and_then(|c| c.get(*name)) {
-                Some(v) => incoming_config.insert(name.to_string(), v.clone()),
-                None => incoming_config.remove(*name),
-            };
+/// [`keep_redacted_secrets`] for the keys of `incoming` that `secret` names; with
+/// `records`, also inside its maps and lists of maps, at any depth, for the keys
+/// [`oidc_config::is_secret_key`] names (as [`present_config`] redacts them).
+fn keep_redacted(
+    stored: Option<&Map<String, Value>>,
+    incoming: &mut Map<String, Value>,
+    secret: &dyn Fn(&str) -> bool,
+    records: bool,
+) {
+    let keys: Vec<String> = incoming.keys().cloned().collect();
+    for key in keys {
+        let before = stored.and_then(|m| m.get(&key));
+        let Some(value) = incoming.get_mut(&key) else { continue };
+        if secret(&key) && is_redacted(value) {
+            match before {
+                Some(v) => *value = v.clone(),
+                None => {
+                    incoming.remove(&key);
+                }
+            }
+        } else if records {
+            keep_redacted_records(before, value);
         }
+    }
+}
+
+fn keep_redacted_records(stored: Option<&Value>, incoming: &mut Value) {
+    match incoming {
+        Value::Object(m) => keep_redacted(stored.and_then(Value::as_object), m, &oidc_config::is_secret_key, true),
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                keep_redacted_records(stored.and_then(|s| s.get(i)), item);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -281,6 +281,27 @@ fn patch_merges_plugin_config_and_keeps_redacted_secrets() {
 }
 
 #[test]
+fn secrets_inside_plugin_records_survive_a_get_put_round_trip() {
+    let mut a = admin();
+    with_service(&mut a);
+    let mut body: Value = serde_json::from_str(&plugin_body("http://127.0.0.1:9/")).unwrap();
+    body["config"]["redis"] = json!({ "host": "r", "password": SECRET, "sentinel_nodes": [{ "secret": SECRET }] });
+    let p = ok(call(&mut a, "POST", "/plugins", &body.to_string()), 201);
+    assert_eq!(p["config"]["redis"]["password"], REDACTED);
+    assert_eq!(p["config"]["redis"]["sentinel_nodes"][0]["secret"], REDACTED);
+    let id = p["id"].as_str().unwrap().to_string();
+    let stored = a.store.plugins[0].fields["config"]["redis"].clone();
+
+    let shown = ok(call(&mut a, "GET", &format!("/plugins/{id}"), ""), 200);
+    ok(call(&mut a, "PUT", &format!("/plugins/{id}"), &shown.to_string()), 200);
+    assert_eq!(a.store.plugins[0].fields["config"]["redis"], stored, "no secret became the placeholder");
+    let patch = json!({ "config": { "redis": { "password": REDACTED, "host": "r2" } } });
+    ok(call(&mut a, "PATCH", &format!("/plugins/{id}"), &patch.to_string()), 200);
+    assert_eq!(a.store.plugins[0].fields["config"]["redis"]["password"], json!(SECRET));
+    assert_eq!(a.store.plugins[0].fields["config"]["redis"]["host"], json!("r2"));
+}
+
+#[test]
 fn patch_url_replaces_the_service_address_and_put_replaces_or_creates() {
     let mut a = admin();
     with_service(&mut a);
