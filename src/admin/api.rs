@@ -51,6 +51,23 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
+impl Request<'_> {
+    /// The body's media type, lower-cased, without parameters.
+    fn media_type(&self) -> Option<String> {
+        self.content_type.and_then(|c| c.split(';').next()).map(|c| c.trim().to_ascii_lowercase())
+    }
+
+    /// The body's fields when it is a form ([`form`]: urlencoded or multipart); `None`
+    /// for any other media type.
+    fn form(&self) -> Option<Result<Map<String, Value>, FormError>> {
+        match self.media_type()?.as_str() {
+            "application/x-www-form-urlencoded" => Some(form::decode(self.body)),
+            "multipart/form-data" => Some(form::decode_multipart(self.body, self.content_type.unwrap_or_default())),
+            _ => None,
+        }
+    }
+}
+
 /// A response: status, content type and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -343,25 +360,17 @@ fn body(req: &Request, kind: Kind) -> Result<Map<String, Value>, ApiError> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    let media = req.content_type.and_then(|c| c.split(';').next()).map(|c| c.trim().to_ascii_lowercase());
-    match media.as_deref() {
-        Some("application/x-www-form-urlencoded") => {
-            let mut m = form::decode(req.body)?;
-            form::coerce(kind, &mut m);
-            Ok(m)
-        }
-        Some("multipart/form-data") => {
-            let mut m = form::decode_multipart(req.body, req.content_type.unwrap_or_default())?;
-            form::coerce(kind, &mut m);
-            Ok(m)
-        }
-        _ => match serde_json::from_slice::<Value>(req.body) {
-            Ok(Value::Object(m)) => Ok(m),
-            Ok(_) => Err(ApiError::Schema {
-                problems: vec![Problem { path: Vec::new(), message: "expected a JSON object".into() }],
-            }),
-            Err(_) => Err(ApiError::BadJson),
-        },
+    if let Some(fields) = req.form() {
+        let mut m = fields?;
+        form::coerce(kind, &mut m);
+        return Ok(m);
+    }
+    match serde_json::from_slice::<Value>(req.body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::Schema {
+            problems: vec![Problem { path: Vec::new(), message: "expected a JSON object".into() }],
+        }),
+        Err(_) => Err(ApiError::BadJson),
     }
 }
 
@@ -1004,27 +1013,21 @@ fn delete(admin: &mut Admin, kind: Kind, key: &str) -> Result<Response, ApiError
 /// DB-less endpoint). The document is the JSON body itself, or a `config` field (JSON
 /// or form) holding YAML or JSON text, or a YAML body.
 fn post_config(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
-    let media = req.content_type.and_then(|c| c.split(';').next()).map(|c| c.trim().to_ascii_lowercase());
-    let text = match media.as_deref() {
-        Some(form_type @ ("application/x-www-form-urlencoded" | "multipart/form-data")) => {
-            let mut fields = if form_type == "multipart/form-data" {
-                form::decode_multipart(req.body, req.content_type.unwrap_or_default())?
-            } else {
-                form::decode(req.body)?
-            };
-            match fields.remove("config") {
-                Some(Value::String(s)) => s,
-                _ => return Err(schema_error("config", "expected the declarative configuration as a string")),
-            }
+    let text = if let Some(fields) = req.form() {
+        match fields?.remove("config") {
+            Some(Value::String(s)) => s,
+            _ => return Err(schema_error("config", "expected the declarative configuration as a string")),
         }
-        Some("application/json") => match serde_json::from_slice::<Value>(req.body) {
+    } else if req.media_type().as_deref() == Some("application/json") {
+        match serde_json::from_slice::<Value>(req.body) {
             Ok(Value::Object(mut m)) if m.len() == 1 && m.get("config").is_some_and(Value::is_string) => {
                 m.remove("config").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
             }
             Ok(Value::Object(_)) => String::from_utf8_lossy(req.body).into_owned(),
             _ => return Err(ApiError::BadJson),
-        },
-        _ => String::from_utf8(req.body.to_vec()).map_err(|_| ApiError::BadJson)?,
+        }
+    } else {
+        String::from_utf8(req.body.to_vec()).map_err(|_| ApiError::BadJson)?
     };
     match admin.load_document(&text) {
         Ok(()) => {}
