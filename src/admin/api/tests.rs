@@ -367,6 +367,18 @@ fn post_config_replaces_everything_and_keeps_ids_by_name() {
 }
 
 #[test]
+fn a_document_nested_too_deep_is_refused_not_a_crash() {
+    let mut a = admin();
+    with_service(&mut a);
+    let deep = format!("_format_version: \"3.0\"\nservices:\n{}x\n", "- ".repeat(100_000));
+    let req = Request { method: "POST", path: "/config", content_type: Some("text/yaml"), body: deep.as_bytes() };
+    let v = ok(handle(&mut a, &req), 400);
+    assert_eq!(v["code"], 14);
+    assert!(v["message"].as_str().unwrap().contains("nest more than"), "{v}");
+    assert_eq!(a.store.services.len(), 1, "unchanged");
+}
+
+#[test]
 fn no_response_ever_carries_a_secret() {
     let mut a = admin();
     with_service(&mut a);
