@@ -47,8 +47,10 @@ pub enum FormError {
     Multipart(&'static str),
 }
 
-/// The most elements a `name[N]` index may create: a bound on what one field costs.
-const MAX_INDEX: usize = 1024;
+/// The most list elements `name[N]` indexes may create in one body, the gaps they
+/// leave included: `a1[1024]=&a2[1024]=...` would otherwise make a thousand values of
+/// every dozen bytes sent.
+const MAX_INDEXED: usize = 1024;
 /// The most levels a field name may nest (Kong's records are a few levels deep); a
 /// bound on the recursion a body can cause.
 const MAX_DEPTH: usize = 16;
@@ -116,12 +118,13 @@ pub fn decode_multipart(body: &[u8], content_type: &str) -> Result<Map<String, V
 
 fn nest(pairs: Vec<(String, String)>) -> Result<Map<String, Value>, FormError> {
     let mut root = Value::Object(Map::new());
+    let mut indexed = MAX_INDEXED;
     for (name, value) in pairs {
         let segs = segments(&name);
         if segs.len() > MAX_DEPTH {
             return Err(FormError::TooDeep(name));
         }
-        insert(&mut root, &segs, value).ok_or_else(|| FormError::Conflict(name.clone()))?;
+        insert(&mut root, &segs, value, &mut indexed).ok_or_else(|| FormError::Conflict(name.clone()))?;
     }
     match root {
         Value::Object(m) => Ok(m),
@@ -167,8 +170,9 @@ fn multipart_parts(body: &[u8], content_type: &str) -> Result<Vec<(String, Strin
     Ok(parts)
 }
 
-/// Puts `value` at `segs` under `at`; `None` on a conflict.
-fn insert(at: &mut Value, segs: &[Seg], value: String) -> Option<()> {
+/// Puts `value` at `segs` under `at`; `None` on a conflict, or when indexes would create
+/// more than `indexed` (what is left of [`MAX_INDEXED`]) elements.
+fn insert(at: &mut Value, segs: &[Seg], value: String, indexed: &mut usize) -> Option<()> {
     let Some((first, rest)) = segs.split_first() else { return Some(()) };
     let leaf = if value.is_empty() { Value::Null } else { Value::String(value.clone()) };
     match first {
@@ -199,7 +203,7 @@ fn insert(at: &mut Value, segs: &[Seg], value: String) -> Option<()> {
                     _ => Value::Array(Vec::new()),
                 };
             }
-            insert(child, rest, value)
+            insert(child, rest, value, indexed)
         }
         Seg::Append => {
             let items = at.as_array_mut()?;
@@ -210,14 +214,15 @@ fn insert(at: &mut Value, segs: &[Seg], value: String) -> Option<()> {
                 return Some(());
             }
             items.push(Value::Object(Map::new()));
-            insert(items.last_mut()?, rest, value)
+            insert(items.last_mut()?, rest, value, indexed)
         }
         Seg::Index(n) => {
             let items = at.as_array_mut()?;
-            if *n == 0 || *n > MAX_INDEX {
+            if *n == 0 {
                 return None;
             }
             if items.len() < *n {
+                *indexed = indexed.checked_sub(*n - items.len())?;
                 items.resize(*n, Value::Null);
             }
             if rest.is_empty() {
@@ -227,7 +232,7 @@ fn insert(at: &mut Value, segs: &[Seg], value: String) -> Option<()> {
             if !items[*n - 1].is_object() {
                 items[*n - 1] = Value::Object(Map::new());
             }
-            insert(&mut items[*n - 1], rest, value)
+            insert(&mut items[*n - 1], rest, value, indexed)
         }
     }
 }
@@ -384,6 +389,9 @@ mod tests {
         assert!(matches!(decode(b"a=1&a.b=2"), Err(FormError::Conflict(_))));
         assert!(matches!(decode(b"a[0]=1"), Err(FormError::Conflict(_))));
         assert!(matches!(decode(b"a[99999]=1"), Err(FormError::Conflict(_))));
+        assert!(decode(b"a[1024]=1").is_ok());
+        let spread: Vec<String> = (0..64).map(|i| format!("a{i}[1024]=")).collect();
+        assert!(matches!(decode(spread.join("&").as_bytes()), Err(FormError::Conflict(_))), "a bound per body");
         assert!(matches!(decode(b"a=%ff"), Err(FormError::Encoding(_))));
         assert!(matches!(decode(&[0xff]), Err(FormError::Encoding(_))));
         let e = decode(b"config.client_secret=s3%ffcret").unwrap_err();
