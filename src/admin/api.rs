@@ -29,8 +29,8 @@ use serde_json::{json, Map, Value};
 
 use super::apply::{locate, Admin, ApplyError, Problem, Seg};
 use super::form::{self, FormError};
-use super::store::{cert_digest, is_uuid, new_id, unix_now, Entity, Kind, Store};
-use crate::config::KNOWN_PLUGINS;
+use super::store::{cert_digest, new_id, unix_now, Entity, Kind, Store};
+use crate::config::{is_uuid, KNOWN_PLUGINS};
 use crate::oidc::config::{self as oidc_config, FieldDefault, FieldKind};
 
 /// What a secret's value is replaced with in every response. Sent back unchanged in
@@ -49,6 +49,23 @@ pub struct Request<'a> {
     pub path: &'a str,
     pub content_type: Option<&'a str>,
     pub body: &'a [u8],
+}
+
+impl Request<'_> {
+    /// The body's media type, lower-cased, without parameters.
+    fn media_type(&self) -> Option<String> {
+        self.content_type.and_then(|c| c.split(';').next()).map(|c| c.trim().to_ascii_lowercase())
+    }
+
+    /// The body's fields when it is a form ([`form`]: urlencoded or multipart); `None`
+    /// for any other media type.
+    fn form(&self) -> Option<Result<Map<String, Value>, FormError>> {
+        match self.media_type()?.as_str() {
+            "application/x-www-form-urlencoded" => Some(form::decode(self.body)),
+            "multipart/form-data" => Some(form::decode_multipart(self.body, self.content_type.unwrap_or_default())),
+            _ => None,
+        }
+    }
 }
 
 /// A response: status, content type and body.
@@ -343,25 +360,17 @@ fn body(req: &Request, kind: Kind) -> Result<Map<String, Value>, ApiError> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    let media = req.content_type.and_then(|c| c.split(';').next()).map(|c| c.trim().to_ascii_lowercase());
-    match media.as_deref() {
-        Some("application/x-www-form-urlencoded") => {
-            let mut m = form::decode(req.body)?;
-            form::coerce(kind, &mut m);
-            Ok(m)
-        }
-        Some("multipart/form-data") => {
-            let mut m = form::decode_multipart(req.body, req.content_type.unwrap_or_default())?;
-            form::coerce(kind, &mut m);
-            Ok(m)
-        }
-        _ => match serde_json::from_slice::<Value>(req.body) {
-            Ok(Value::Object(m)) => Ok(m),
-            Ok(_) => Err(ApiError::Schema {
-                problems: vec![Problem { path: Vec::new(), message: "expected a JSON object".into() }],
-            }),
-            Err(_) => Err(ApiError::BadJson),
-        },
+    if let Some(fields) = req.form() {
+        let mut m = fields?;
+        form::coerce(kind, &mut m);
+        return Ok(m);
+    }
+    match serde_json::from_slice::<Value>(req.body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::Schema {
+            problems: vec![Problem { path: Vec::new(), message: "expected a JSON object".into() }],
+        }),
+        Err(_) => Err(ApiError::BadJson),
     }
 }
 
@@ -759,34 +768,56 @@ fn is_redacted(v: &Value) -> bool {
 }
 
 /// Puts the stored value back wherever a request sent [`REDACTED`] for a secret: a
-/// plugin's config secrets, a certificate's `key` and `key_alt`. `stored` is the
-/// entity's fields before the change (none for a new entity: the field is dropped).
+/// plugin's config secrets (and the secret keys of its records), a certificate's `key`
+/// and `key_alt` — what [`present`] hides. `stored` is the entity's fields before the
+/// change (none for a new entity: the field is dropped).
 fn keep_redacted_secrets(kind: Kind, stored: Option<&Map<String, Value>>, incoming: &mut Map<String, Value>) {
     match kind {
-        Kind::Plugin => keep_redacted_config(stored.and_then(|f| f.get("config")), incoming),
-        Kind::Certificate => {
-            for name in CERTIFICATE_SECRETS {
-                if incoming.get(name).is_some_and(is_redacted) {
-                    match stored.and_then(|f| f.get(name)) {
-                        Some(v) => incoming.insert(name.to_string(), v.clone()),
-                        None => incoming.remove(name),
-                    };
-                }
-            }
+        Kind::Plugin => {
+            let Some(Value::Object(config)) = incoming.get_mut("config") else { return };
+            let stored = stored.and_then(|f| f.get("config")).and_then(Value::as_object);
+            keep_redacted(stored, config, &|k| oidc_config::SECRET_FIELDS.contains(&k), true);
         }
+        Kind::Certificate => keep_redacted(stored, incoming, &|k| CERTIFICATE_SECRETS.contains(&k), false),
         _ => {}
     }
 }
 
-fn keep_redacted_config(stored: Option<&Value>, incoming: &mut Map<String, Value>) {
-    let Some(Value::Object(incoming_config)) = incoming.get_mut("config") else { return };
-    for name in oidc_config::SECRET_FIELDS {
-        if incoming_config.get(*name).is_some_and(is_redacted) {
-            match stored.and_then(|c| c.get(*name)) {
-                Some(v) => incoming_config.insert(name.to_string(), v.clone()),
-                None => incoming_config.remove(*name),
-            };
+/// [`keep_redacted_secrets`] for the keys of `incoming` that `secret` names; with
+/// `records`, also inside its maps and lists of maps, at any depth, for the keys
+/// [`oidc_config::is_secret_key`] names (as [`present_config`] redacts them).
+fn keep_redacted(
+    stored: Option<&Map<String, Value>>,
+    incoming: &mut Map<String, Value>,
+    secret: &dyn Fn(&str) -> bool,
+    records: bool,
+) {
+    let keys: Vec<String> = incoming.keys().cloned().collect();
+    for key in keys {
+        let before = stored.and_then(|m| m.get(&key));
+        let Some(value) = incoming.get_mut(&key) else { continue };
+        if secret(&key) && is_redacted(value) {
+            match before {
+                Some(v) => *value = v.clone(),
+                None => {
+                    incoming.remove(&key);
+                }
+            }
+        } else if records {
+            keep_redacted_records(before, value);
         }
+    }
+}
+
+fn keep_redacted_records(stored: Option<&Value>, incoming: &mut Value) {
+    match incoming {
+        Value::Object(m) => keep_redacted(stored.and_then(Value::as_object), m, &oidc_config::is_secret_key, true),
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                keep_redacted_records(stored.and_then(|s| s.get(i)), item);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -982,27 +1013,21 @@ fn delete(admin: &mut Admin, kind: Kind, key: &str) -> Result<Response, ApiError
 /// DB-less endpoint). The document is the JSON body itself, or a `config` field (JSON
 /// or form) holding YAML or JSON text, or a YAML body.
 fn post_config(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
-    let media = req.content_type.and_then(|c| c.split(';').next()).map(|c| c.trim().to_ascii_lowercase());
-    let text = match media.as_deref() {
-        Some(form_type @ ("application/x-www-form-urlencoded" | "multipart/form-data")) => {
-            let mut fields = if form_type == "multipart/form-data" {
-                form::decode_multipart(req.body, req.content_type.unwrap_or_default())?
-            } else {
-                form::decode(req.body)?
-            };
-            match fields.remove("config") {
-                Some(Value::String(s)) => s,
-                _ => return Err(schema_error("config", "expected the declarative configuration as a string")),
-            }
+    let text = if let Some(fields) = req.form() {
+        match fields?.remove("config") {
+            Some(Value::String(s)) => s,
+            _ => return Err(schema_error("config", "expected the declarative configuration as a string")),
         }
-        Some("application/json") => match serde_json::from_slice::<Value>(req.body) {
+    } else if req.media_type().as_deref() == Some("application/json") {
+        match serde_json::from_slice::<Value>(req.body) {
             Ok(Value::Object(mut m)) if m.len() == 1 && m.get("config").is_some_and(Value::is_string) => {
                 m.remove("config").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
             }
             Ok(Value::Object(_)) => String::from_utf8_lossy(req.body).into_owned(),
             _ => return Err(ApiError::BadJson),
-        },
-        _ => String::from_utf8(req.body.to_vec()).map_err(|_| ApiError::BadJson)?,
+        }
+    } else {
+        String::from_utf8(req.body.to_vec()).map_err(|_| ApiError::BadJson)?
     };
     match admin.load_document(&text) {
         Ok(()) => {}

@@ -26,11 +26,13 @@ use serde_json::{Map, Value};
 
 use super::store::Kind;
 use crate::oidc::config::{self as oidc_config, FieldKind};
+use crate::oidc::credentials::form_decode;
 
 /// Why a form body was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FormError {
-    /// A name or value is not UTF-8 once percent-decoded.
+    /// A name or value is not UTF-8 once percent-decoded; it holds the name (as sent
+    /// when the name is the problem), never the value, which may be a secret.
     #[error("form field {0:?} is not valid UTF-8")]
     Encoding(String),
     /// The same name is used as a value and as a parent (`a=1&a.b=2`), or a list index
@@ -45,8 +47,10 @@ pub enum FormError {
     Multipart(&'static str),
 }
 
-/// The most elements a `name[N]` index may create: a bound on what one field costs.
-const MAX_INDEX: usize = 1024;
+/// The most list elements `name[N]` indexes may create in one body, the gaps they
+/// leave included: `a1[1024]=&a2[1024]=...` would otherwise make a thousand values of
+/// every dozen bytes sent.
+const MAX_INDEXED: usize = 1024;
 /// The most levels a field name may nest (Kong's records are a few levels deep); a
 /// bound on the recursion a body can cause.
 const MAX_DEPTH: usize = 16;
@@ -57,28 +61,9 @@ enum Seg {
     Index(usize),
 }
 
-fn percent_decode(s: &str) -> Result<String, FormError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| FormError::Encoding(s.to_string()))
+/// `s` form-decoded (`+` is a space, `%XX` a byte), if that is UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    String::from_utf8(form_decode(s.as_bytes()).collect()).ok()
 }
 
 fn segments(name: &str) -> Vec<Seg> {
@@ -119,7 +104,9 @@ pub fn decode(body: &[u8]) -> Result<Map<String, Value>, FormError> {
     let mut pairs = Vec::new();
     for pair in text.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        pairs.push((percent_decode(name)?, percent_decode(value)?));
+        let name = percent_decode(name).ok_or_else(|| FormError::Encoding(name.to_string()))?;
+        let value = percent_decode(value).ok_or_else(|| FormError::Encoding(name.clone()))?;
+        pairs.push((name, value));
     }
     nest(pairs)
 }
@@ -131,12 +118,13 @@ pub fn decode_multipart(body: &[u8], content_type: &str) -> Result<Map<String, V
 
 fn nest(pairs: Vec<(String, String)>) -> Result<Map<String, Value>, FormError> {
     let mut root = Value::Object(Map::new());
+    let mut indexed = MAX_INDEXED;
     for (name, value) in pairs {
         let segs = segments(&name);
         if segs.len() > MAX_DEPTH {
             return Err(FormError::TooDeep(name));
         }
-        insert(&mut root, &segs, value).ok_or_else(|| FormError::Conflict(name.clone()))?;
+        insert(&mut root, &segs, value, &mut indexed).ok_or_else(|| FormError::Conflict(name.clone()))?;
     }
     match root {
         Value::Object(m) => Ok(m),
@@ -182,8 +170,9 @@ fn multipart_parts(body: &[u8], content_type: &str) -> Result<Vec<(String, Strin
     Ok(parts)
 }
 
-/// Puts `value` at `segs` under `at`; `None` on a conflict.
-fn insert(at: &mut Value, segs: &[Seg], value: String) -> Option<()> {
+/// Puts `value` at `segs` under `at`; `None` on a conflict, or when indexes would create
+/// more than `indexed` (what is left of [`MAX_INDEXED`]) elements.
+fn insert(at: &mut Value, segs: &[Seg], value: String, indexed: &mut usize) -> Option<()> {
     let Some((first, rest)) = segs.split_first() else { return Some(()) };
     let leaf = if value.is_empty() { Value::Null } else { Value::String(value.clone()) };
     match first {
@@ -214,7 +203,7 @@ fn insert(at: &mut Value, segs: &[Seg], value: String) -> Option<()> {
                     _ => Value::Array(Vec::new()),
                 };
             }
-            insert(child, rest, value)
+            insert(child, rest, value, indexed)
         }
         Seg::Append => {
             let items = at.as_array_mut()?;
@@ -225,14 +214,15 @@ fn insert(at: &mut Value, segs: &[Seg], value: String) -> Option<()> {
                 return Some(());
             }
             items.push(Value::Object(Map::new()));
-            insert(items.last_mut()?, rest, value)
+            insert(items.last_mut()?, rest, value, indexed)
         }
         Seg::Index(n) => {
             let items = at.as_array_mut()?;
-            if *n == 0 || *n > MAX_INDEX {
+            if *n == 0 {
                 return None;
             }
             if items.len() < *n {
+                *indexed = indexed.checked_sub(*n - items.len())?;
                 items.resize(*n, Value::Null);
             }
             if rest.is_empty() {
@@ -242,7 +232,7 @@ fn insert(at: &mut Value, segs: &[Seg], value: String) -> Option<()> {
             if !items[*n - 1].is_object() {
                 items[*n - 1] = Value::Object(Map::new());
             }
-            insert(&mut items[*n - 1], rest, value)
+            insert(&mut items[*n - 1], rest, value, indexed)
         }
     }
 }
@@ -399,8 +389,13 @@ mod tests {
         assert!(matches!(decode(b"a=1&a.b=2"), Err(FormError::Conflict(_))));
         assert!(matches!(decode(b"a[0]=1"), Err(FormError::Conflict(_))));
         assert!(matches!(decode(b"a[99999]=1"), Err(FormError::Conflict(_))));
+        assert!(decode(b"a[1024]=1").is_ok());
+        let spread: Vec<String> = (0..64).map(|i| format!("a{i}[1024]=")).collect();
+        assert!(matches!(decode(spread.join("&").as_bytes()), Err(FormError::Conflict(_))), "a bound per body");
         assert!(matches!(decode(b"a=%ff"), Err(FormError::Encoding(_))));
         assert!(matches!(decode(&[0xff]), Err(FormError::Encoding(_))));
+        let e = decode(b"config.client_secret=s3%ffcret").unwrap_err();
+        assert_eq!(e, FormError::Encoding("config.client_secret".into()), "the name, never the value");
         assert_eq!(decode(b"a=%2&b=%zz&c=%").unwrap()["a"], json!("%2"));
         assert_eq!(decode(b"a[=1").unwrap()["a["], json!("1"));
         assert!(decode(b"&&=&").is_ok());

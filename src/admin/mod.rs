@@ -2,12 +2,12 @@
 //! the rest of the process plugs into it.
 //!
 //! The listener runs on a thread of its own (`ringgate-admin`): a current-thread tokio
-//! runtime serving HTTP/1.1 with hyper, never on a worker. Each request is read whole
-//! (at most [`MAX_BODY`]), checked against the admin token, and answered by
-//! [`api::handle`] on tokio's blocking pool, with the [`Admin`] state behind one mutex:
-//! changes are applied one at a time, and a change may block (it resolves new upstream
-//! names). `GET /metrics` does not take the mutex, so a scrape never waits behind a
-//! change.
+//! runtime serving HTTP/1.1 with hyper, never on a worker. Each request is checked
+//! against the admin token, read whole (at most [`MAX_BODY`], within a time limit),
+//! and answered by [`api::handle`] on tokio's blocking pool, with the [`Admin`] state
+//! behind one mutex: changes are applied one at a time, and a change may block (it
+//! resolves new upstream names). `GET /metrics` does not take the mutex, so a scrape
+//! never waits behind a change.
 //!
 //! Who may call it: the listener refuses to bind an address that is not loopback
 //! unless an admin token is configured, and with a token every request must carry it,
@@ -44,6 +44,10 @@ pub const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// How long a connection may take to send a request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a request may take to send its body (a whole [`MAX_BODY`] at well under a
+/// megabyte a second); then 408, as nginx's `client_body_timeout` answers.
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Connection counters for `GET /status`, in Kong's terms.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -226,6 +230,22 @@ fn http_response(r: api::Response) -> hyper::Response<Full<Bytes>> {
     out
 }
 
+/// A request body, whole: at most [`MAX_BODY`] bytes (413), within `timeout` (408).
+async fn read_body<B>(body: B, timeout: Duration) -> Result<Bytes, api::Response>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match tokio::time::timeout(timeout, Limited::new(body, MAX_BODY).collect()).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(api::Response::message(413, "Request body too large"))
+        }
+        Ok(Err(_)) => Err(api::Response::message(400, "Cannot read the request body")),
+        Err(_) => Err(api::Response::message(408, "Request timeout")),
+    }
+}
+
 async fn answer(
     shared: Arc<Shared>,
     req: hyper::Request<Incoming>,
@@ -243,12 +263,9 @@ async fn answer(
         return Ok(http_response(api::metrics(&shared.hooks)));
     }
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return Ok(http_response(api::Response::message(413, "Request body too large")));
-        }
-        Err(_) => return Ok(http_response(api::Response::message(400, "Cannot read the request body"))),
+    let body = match read_body(req.into_body(), BODY_TIMEOUT).await {
+        Ok(body) => body,
+        Err(refused) => return Ok(http_response(refused)),
     };
     let admin = shared.admin.clone();
     let (m, p) = (method.clone(), path.clone());
@@ -306,6 +323,33 @@ mod tests {
         assert!(!is_loopback("0.0.0.0".parse().unwrap()));
         assert!(!is_loopback("::".parse().unwrap()));
         assert!(!is_loopback("10.0.0.1".parse().unwrap()));
+    }
+
+    /// A body whose sender stalls after its head.
+    struct Stalled;
+
+    impl hyper::body::Body for Stalled {
+        type Data = Bytes;
+        type Error = Infallible;
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    #[test]
+    fn a_body_is_read_whole_within_its_size_and_time() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let ok = read_body(Full::new(Bytes::from_static(b"{}")), BODY_TIMEOUT).await;
+            assert_eq!(ok.ok().as_deref(), Some(&b"{}"[..]));
+            let big = Full::new(Bytes::from(vec![b' '; MAX_BODY + 1]));
+            assert_eq!(read_body(big, BODY_TIMEOUT).await.map_err(|r| r.status), Err(413));
+            let stalled = read_body(Stalled, Duration::from_millis(20)).await;
+            assert_eq!(stalled.map_err(|r| r.status), Err(408), "a stalled sender does not hold the connection");
+        });
     }
 
     #[test]

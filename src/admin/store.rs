@@ -25,7 +25,9 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::config::{CaCertificate, Certificate, Config, Node, NodeValue, PluginScope, Route, RoutePath, Service};
+use crate::config::{
+    is_uuid, CaCertificate, Certificate, Config, Node, NodeValue, PluginScope, Route, RoutePath, Service,
+};
 
 /// Problems of the store itself (not of the configuration it holds).
 #[derive(Debug, thiserror::Error)]
@@ -123,15 +125,6 @@ pub struct Store {
     pub plugins: Vec<Entity>,
     pub certificates: Vec<Entity>,
     pub ca_certificates: Vec<Entity>,
-}
-
-/// `8-4-4-4-12` hexadecimal, as Kong's `typedefs.uuid`.
-pub fn is_uuid(s: &str) -> bool {
-    let mut groups = s.split('-');
-    [8, 4, 4, 4, 12]
-        .iter()
-        .all(|&n| groups.next().is_some_and(|g| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit())))
-        && groups.next().is_none()
 }
 
 /// A random (version 4, RFC 9562 §5.4) UUID from the system CSPRNG.

@@ -13,7 +13,7 @@ pub mod model;
 pub mod node;
 pub mod template;
 mod validate;
-pub(crate) use validate::split_authority;
+pub(crate) use validate::{is_uuid, split_authority};
 pub mod yaml;
 
 pub use model::*;

@@ -36,6 +36,11 @@ pub struct YamlError {
 /// How many nodes alias expansion may create in total before the document is refused.
 const MAX_ALIAS_NODES: usize = 100_000;
 
+/// How deep collections may nest (a decK document needs about a dozen levels). The
+/// builder and every walker of the tree after it recurse: a document sent to the Admin
+/// API must not be able to run them off the end of the stack, which aborts the process.
+const MAX_DEPTH: usize = 128;
+
 /// Parses one YAML document. An empty document is a `Null` node. Syntax errors stop
 /// the parse; other problems (duplicate keys, unsupported tags) are collected and the
 /// parse goes on, so that all of them are reported.
@@ -56,6 +61,7 @@ fn parse_documents(text: &str, map: &SourceMap, several: bool) -> Result<Vec<Nod
         anchors: HashMap::new(),
         errors: Vec::new(),
         alias_nodes: 0,
+        depth: 0,
     };
     match builder.documents(several) {
         Ok(node) if builder.errors.is_empty() => Ok(node),
@@ -73,6 +79,8 @@ struct Builder<'a> {
     anchors: HashMap<usize, Node>,
     errors: Vec<YamlError>,
     alias_nodes: usize,
+    /// Collections open around the node being built.
+    depth: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -82,6 +90,18 @@ impl<'a> Builder<'a> {
 
     fn scan_error(&self, e: ScanError) -> YamlError {
         YamlError { mark: self.map.mark(e.marker().index()), message: format!("invalid YAML: {}", e.info()) }
+    }
+
+    /// Refuses the document when a collection `nesting` levels deep, placed here, would
+    /// nest beyond [`MAX_DEPTH`].
+    fn check_depth(&self, nesting: usize, mark: Mark) -> Result<(), YamlError> {
+        if self.depth + nesting > MAX_DEPTH {
+            return Err(YamlError {
+                mark,
+                message: format!("collections nest more than {MAX_DEPTH} deep; refusing the document"),
+            });
+        }
+        Ok(())
     }
 
     fn next(&mut self) -> Result<(Event<'a>, Span), YamlError> {
@@ -137,6 +157,8 @@ impl<'a> Builder<'a> {
             Event::Scalar(text, style, anchor, tag) => (self.scalar(&text, style, tag.as_deref(), mark), anchor),
             Event::SequenceStart(anchor, tag) => {
                 self.check_collection_tag(tag.as_deref(), "seq", mark);
+                self.check_depth(1, mark)?;
+                self.depth += 1;
                 let mut items = Vec::new();
                 loop {
                     let (event, span) = self.next()?;
@@ -145,16 +167,22 @@ impl<'a> Builder<'a> {
                     }
                     items.push(self.node(event, span)?);
                 }
+                self.depth -= 1;
                 (Node { mark, value: NodeValue::Seq(items) }, anchor)
             }
             Event::MappingStart(anchor, tag) => {
                 self.check_collection_tag(tag.as_deref(), "map", mark);
-                (self.mapping(mark)?, anchor)
+                self.check_depth(1, mark)?;
+                self.depth += 1;
+                let node = self.mapping(mark)?;
+                self.depth -= 1;
+                (node, anchor)
             }
             Event::Alias(id) => {
                 let Some(target) = self.anchors.get(&id) else {
                     return Err(YamlError { mark, message: "alias refers to an unknown anchor".into() });
                 };
+                self.check_depth(nesting(target), mark)?;
                 self.alias_nodes += count_nodes(target);
                 if self.alias_nodes > MAX_ALIAS_NODES {
                     return Err(YamlError {
@@ -251,6 +279,15 @@ impl<'a> Builder<'a> {
             }
         };
         Node { mark, value }
+    }
+}
+
+/// How many collections deep `node` nests (0 for a scalar).
+fn nesting(node: &Node) -> usize {
+    match &node.value {
+        NodeValue::Seq(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+        NodeValue::Map(entries) => 1 + entries.iter().map(|(_, _, v)| nesting(v)).max().unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -423,5 +460,23 @@ mod tests {
         }
         let errors = parse_err(&doc);
         assert!(errors[0].message.contains("aliases expand"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn nesting_beyond_the_limit_is_refused_not_a_stack_overflow() {
+        let deep = |n: usize| format!("{}x\n", "- ".repeat(n));
+        assert!(matches!(parse_ok(&deep(MAX_DEPTH)).value, NodeValue::Seq(_)));
+        let errors = parse_err(&deep(100_000));
+        assert!(errors[0].message.contains("nest more than"), "{}", errors[0].message);
+        let mut map = String::new();
+        for i in 0..=MAX_DEPTH {
+            map.push_str(&format!("{}k:\n", " ".repeat(i)));
+        }
+        assert!(parse_err(&map)[0].message.contains("nest more than"));
+        // Aliases cannot stack anchors deeper than the limit either.
+        let half = MAX_DEPTH / 2 + 1;
+        let anchored =
+            format!("a: &a {}1{}\nb: {}*a{}\n", "[".repeat(half), "]".repeat(half), "[".repeat(half), "]".repeat(half));
+        assert!(parse_err(&anchored)[0].message.contains("nest more than"));
     }
 }

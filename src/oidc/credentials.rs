@@ -370,7 +370,7 @@ fn form_span(form: &[u8], buf: &mut CredentialBuf) -> Result<Option<Span>, Crede
 /// The bytes an `application/x-www-form-urlencoded` component decodes to (WHATWG URL
 /// §5.1): `+` is a space, `%XX` is a byte, a `%` not followed by two hex digits is
 /// itself.
-struct FormDecode<'a> {
+pub(crate) struct FormDecode<'a> {
     raw: &'a [u8],
     pos: usize,
 }
@@ -469,7 +469,7 @@ pub fn json_access_token(body: &[u8]) -> Option<Vec<u8>> {
     fields.access_token.filter(|t| !t.is_empty()).map(|t| t.as_bytes().to_vec())
 }
 
-fn form_decode(raw: &[u8]) -> FormDecode<'_> {
+pub(crate) fn form_decode(raw: &[u8]) -> FormDecode<'_> {
     FormDecode { raw, pos: 0 }
 }
 

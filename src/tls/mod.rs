@@ -62,12 +62,26 @@ pub fn certified_key_checked(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<Cert
     rustls::server::ParsedCertificate::try_from(&certs[0])
         .map_err(|e| (KeyPart::Cert, format!("the certificate is not a valid X.509 certificate ({e})")))?;
     let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| (KeyPart::Key, format!("the key is not a PEM private key ({e})")))?;
+        .map_err(|e| (KeyPart::Key, format!("the key is not a PEM private key ({})", pem_problem(&e))))?;
     let signer = rustls::crypto::ring::sign::any_supported_type(&key)
         .map_err(|e| (KeyPart::Key, format!("the key cannot sign with the ring provider ({e})")))?;
     let ck = CertifiedKey::new(certs, signer);
     ck.keys_match().map_err(|e| (KeyPart::Pair, format!("the key does not belong to the certificate ({e})")))?;
     Ok(Arc::new(ck))
+}
+
+/// What is wrong with PEM text, without quoting it. pki-types' own messages quote the
+/// offending line (`illegal section start`) or the section label up to the end of the
+/// text (`missing section end marker`): for a key pasted on one line, that is the key.
+fn pem_problem(e: &rustls::pki_types::pem::Error) -> &'static str {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::MissingSectionEnd { .. } => "missing section end marker",
+        Error::IllegalSectionStart { .. } => "illegal section start line",
+        Error::Base64Decode(_) => "base64 decode error",
+        Error::NoItemsFound => "no items found",
+        _ => "malformed PEM",
+    }
 }
 
 /// Every certificate of a PEM text, each usable as a trust anchor; at least one.

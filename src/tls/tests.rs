@@ -66,6 +66,18 @@ fn problems_name_the_half_of_the_pair_they_are_in() {
     let (_, e) = certified_key_checked(cert.as_bytes(), &key.as_bytes()[..key.len() / 2]).unwrap_err();
     let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
     assert!(!e.contains(&body[..16]), "no message quotes the key: {e}");
+    // pki-types quotes the line or label it stops at: a key pasted on one line, or with
+    // its first line joined to the header, would be quoted whole.
+    let one_line = key.replace('\n', "");
+    let joined = key.replacen("-----\n", "-----", 1);
+    let as_bytes = format!("{:?}", &body.as_bytes()[..8]);
+    let as_bytes = as_bytes.trim_matches(['[', ']']);
+    for bad in [one_line, joined] {
+        let (part, e) = certified_key_checked(cert.as_bytes(), bad.as_bytes()).unwrap_err();
+        assert_eq!(part, KeyPart::Key);
+        assert!(e.starts_with("the key is not a PEM private key ("), "{e}");
+        assert!(!e.contains(&body[..16]) && !e.contains(as_bytes), "no message quotes the key: {e}");
+    }
 }
 
 #[test]

@@ -281,6 +281,27 @@ fn patch_merges_plugin_config_and_keeps_redacted_secrets() {
 }
 
 #[test]
+fn secrets_inside_plugin_records_survive_a_get_put_round_trip() {
+    let mut a = admin();
+    with_service(&mut a);
+    let mut body: Value = serde_json::from_str(&plugin_body("http://127.0.0.1:9/")).unwrap();
+    body["config"]["redis"] = json!({ "host": "r", "password": SECRET, "sentinel_nodes": [{ "secret": SECRET }] });
+    let p = ok(call(&mut a, "POST", "/plugins", &body.to_string()), 201);
+    assert_eq!(p["config"]["redis"]["password"], REDACTED);
+    assert_eq!(p["config"]["redis"]["sentinel_nodes"][0]["secret"], REDACTED);
+    let id = p["id"].as_str().unwrap().to_string();
+    let stored = a.store.plugins[0].fields["config"]["redis"].clone();
+
+    let shown = ok(call(&mut a, "GET", &format!("/plugins/{id}"), ""), 200);
+    ok(call(&mut a, "PUT", &format!("/plugins/{id}"), &shown.to_string()), 200);
+    assert_eq!(a.store.plugins[0].fields["config"]["redis"], stored, "no secret became the placeholder");
+    let patch = json!({ "config": { "redis": { "password": REDACTED, "host": "r2" } } });
+    ok(call(&mut a, "PATCH", &format!("/plugins/{id}"), &patch.to_string()), 200);
+    assert_eq!(a.store.plugins[0].fields["config"]["redis"]["password"], json!(SECRET));
+    assert_eq!(a.store.plugins[0].fields["config"]["redis"]["host"], json!("r2"));
+}
+
+#[test]
 fn patch_url_replaces_the_service_address_and_put_replaces_or_creates() {
     let mut a = admin();
     with_service(&mut a);
@@ -343,6 +364,18 @@ fn post_config_replaces_everything_and_keeps_ids_by_name() {
     let env = "_format_version: \"3.0\"\nservices:\n- name: ${{ env \"DECK_HOME\" }}\n  host: a\n";
     let req = Request { method: "POST", path: "/config", content_type: None, body: env.as_bytes() };
     assert_eq!(handle(&mut a, &req).status, 400, "no environment for documents sent over the API");
+}
+
+#[test]
+fn a_document_nested_too_deep_is_refused_not_a_crash() {
+    let mut a = admin();
+    with_service(&mut a);
+    let deep = format!("_format_version: \"3.0\"\nservices:\n{}x\n", "- ".repeat(100_000));
+    let req = Request { method: "POST", path: "/config", content_type: Some("text/yaml"), body: deep.as_bytes() };
+    let v = ok(handle(&mut a, &req), 400);
+    assert_eq!(v["code"], 14);
+    assert!(v["message"].as_str().unwrap().contains("nest more than"), "{v}");
+    assert_eq!(a.store.services.len(), 1, "unchanged");
 }
 
 #[test]
