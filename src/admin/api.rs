@@ -516,7 +516,7 @@ fn status(admin: &Admin) -> Response {
     let counts = admin.hooks.connections.get().map(|f| f());
     let count = |pick: fn(&super::ConnectionCounts) -> u64| counts.as_ref().map_or(Value::Null, |c| json!(pick(c)));
     let digest = ring::digest::digest(&ring::digest::SHA256, admin.store.render().as_bytes());
-    let hash: String = digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let hash = crate::http::hex_lower(&digest.as_ref()[..16]);
     Response::json(
         200,
         &json!({

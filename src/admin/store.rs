@@ -401,7 +401,7 @@ fn ca_certificate_fields(c: &CaCertificate) -> Map<String, Value> {
 pub fn cert_digest(pem: &str) -> Option<String> {
     let certs = crate::tls::certificates(pem.as_bytes()).ok()?;
     let digest = ring::digest::digest(&ring::digest::SHA256, certs.first()?.as_ref());
-    Some(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+    Some(crate::http::hex_lower(digest.as_ref()))
 }
 
 /// `id` as the entity of `list` with that id (case-insensitively) spells it, else

@@ -691,7 +691,7 @@ fn client_assertion(id: &[u8], secret: &[u8], audience: &str, now: i64) -> Strin
     let id = String::from_utf8_lossy(id);
     let mut jti = [0u8; 16];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut jti);
-    let jti: String = jti.iter().map(|b| format!("{b:02x}")).collect();
+    let jti = crate::http::hex_lower(&jti);
     let claims = format!(
         r#"{{"iss":{id},"sub":{id},"aud":{aud},"jti":"{jti}","iat":{now},"exp":{exp}}}"#,
         id = json_string(&id),

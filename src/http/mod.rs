@@ -6,6 +6,17 @@ pub mod head;
 pub mod response;
 pub mod rewrite;
 
+/// `bytes` as lower-case hex (digests, random ids; never on the request path).
+pub(crate) fn hex_lower(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
 /// The value of one hex digit (chunk sizes, percent-escapes).
 pub(crate) fn hex_value(b: u8) -> Option<u8> {
     match b {

@@ -171,12 +171,7 @@ impl CacheSalt {
         ring::rand::SystemRandom::new()
             .fill(&mut bytes)
             .map_err(|_| "the system random number generator failed".to_string())?;
-        let mut hex = String::with_capacity(64);
-        for b in bytes {
-            hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-            hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-        }
-        Ok(CacheSalt { value: Secret(hex), generated: true })
+        Ok(CacheSalt { value: Secret(crate::http::hex_lower(&bytes)), generated: true })
     }
 
     pub fn expose(&self) -> &str {
