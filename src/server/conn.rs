@@ -48,6 +48,7 @@ use crate::oidc::credentials::{self, Sources};
 use crate::oidc::hide;
 use crate::oidc::instance::Instance;
 use crate::router::{RequestHeaders, RouteRequest};
+use crate::server::timer::IoTimer;
 use crate::snapshot::Snapshot;
 use crate::upstream::{self, ConnectError, PoolKey, UpstreamConn};
 use crate::worker::Worker;
@@ -93,6 +94,8 @@ struct Conn {
     bearer_value: Vec<u8>,
     /// The request being served, for metrics and the access log.
     ex: Exchange,
+    /// The timeout of every read and write, downstream and upstream.
+    timer: IoTimer,
 }
 
 /// Serves one downstream connection until it closes.
@@ -112,6 +115,7 @@ pub async fn serve(w: &Rc<Worker>, stream: Stream, peer: SocketAddr, local_port:
         hidden: None,
         bearer_value: Vec::new(),
         ex: Exchange::default(),
+        timer: IoTimer::new(),
     };
     loop {
         match c.read_head(w, slot).await {
@@ -121,7 +125,7 @@ pub async fn serve(w: &Rc<Worker>, stream: Stream, peer: SocketAddr, local_port:
                 tracing::debug!(worker = w.id, error = %e, "request refused");
                 // No head to take a route, method or path from; the bytes read are what
                 // the refused request sent.
-                c.ex.begin(Instant::now(), false);
+                c.ex.begin(c.timer.fresh(), false);
                 c.ex.bytes_received = c.buf.len() as u64;
                 c.send_error(w, &e, true).await;
                 c.finish(w, None);
@@ -135,39 +139,46 @@ pub async fn serve(w: &Rc<Worker>, stream: Stream, peer: SocketAddr, local_port:
     w.drain.unregister(slot);
 }
 
-/// Appends to `buf` whatever one read returns (0 = end of stream).
-async fn read_some<S: AsyncReadRent>(stream: &mut S, buf: &mut Vec<u8>, timeout: Duration) -> Result<usize, IoFail> {
+/// Appends to `buf` whatever one read returns (0 = end of stream), within `timeout` of
+/// the timer's latest clock reading.
+async fn read_some<S: AsyncReadRent>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    timer: &mut IoTimer,
+    timeout: Duration,
+) -> Result<usize, IoFail> {
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(STREAM_CHUNK);
     }
     let owned = std::mem::take(buf);
     let (start, end) = (owned.len(), owned.capacity());
-    match monoio::time::timeout(timeout, stream.read(owned.slice_mut(start..end))).await {
-        Ok((res, slice)) => {
+    match timer.run(timeout, stream.read(owned.slice_mut(start..end))).await {
+        Some((res, slice)) => {
             *buf = slice.into_inner();
             res.map_err(IoFail::Io)
         }
-        Err(_) => Err(IoFail::Timeout),
+        None => Err(IoFail::Timeout),
     }
 }
 
-/// Writes `buf[range]` whole.
+/// Writes `buf[range]` whole, within `timeout` of the timer's latest clock reading.
 async fn write_range<S: AsyncWriteRent>(
     stream: &mut S,
     buf: &mut Vec<u8>,
     range: std::ops::Range<usize>,
+    timer: &mut IoTimer,
     timeout: Duration,
 ) -> Result<(), IoFail> {
     if range.is_empty() {
         return Ok(());
     }
     let owned = std::mem::take(buf);
-    match monoio::time::timeout(timeout, stream.write_all(owned.slice(range))).await {
-        Ok((res, slice)) => {
+    match timer.run(timeout, stream.write_all(owned.slice(range))).await {
+        Some((res, slice)) => {
             *buf = slice.into_inner();
             res.map(|_| ()).map_err(IoFail::Io)
         }
-        Err(_) => Err(IoFail::Timeout),
+        None => Err(IoFail::Timeout),
     }
 }
 
@@ -298,22 +309,24 @@ impl Conn {
                     return Err(head::HeadError::TooLarge.into());
                 }
                 scanned = self.buf.len();
-                deadline.get_or_insert_with(|| Instant::now() + limits.header_timeout);
+                let timer = &mut self.timer;
+                deadline.get_or_insert_with(|| timer.fresh() + limits.header_timeout);
             }
             let read = match deadline {
                 None => {
                     // Between requests: idle timeout, and drain closes us at once.
+                    // The latest reading is the previous request's end, or the accept.
                     monoio::select! {
-                        r = read_some(&mut self.stream, &mut self.buf, limits.idle_timeout) => r,
+                        r = read_some(&mut self.stream, &mut self.buf, &mut self.timer, limits.idle_timeout) => r,
                         _ = w.drain.wait(slot) => return Ok(false),
                     }
                 }
                 Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
+                    let left = d.saturating_duration_since(self.timer.fresh());
                     if left.is_zero() {
                         return Err(ProxyError::HeadTimeout);
                     }
-                    read_some(&mut self.stream, &mut self.buf, left).await
+                    read_some(&mut self.stream, &mut self.buf, &mut self.timer, left).await
                 }
             };
             match read {
@@ -341,7 +354,9 @@ impl Conn {
             self.ex.denied = Some(a.reason);
         }
         let len = self.out.len();
-        if write_range(&mut self.stream, &mut self.out, 0..len, w.limits.body_timeout).await.is_err() {
+        // An error may follow a wait (the IdP, a body): count from now.
+        self.timer.fresh();
+        if write_range(&mut self.stream, &mut self.out, 0..len, &mut self.timer, w.limits.body_timeout).await.is_err() {
             return false;
         }
         self.ex.bytes_sent += len as u64;
@@ -378,7 +393,7 @@ impl Conn {
     async fn proxy_one(&mut self, w: &Rc<Worker>) -> bool {
         let snap = w.snapshot();
         let logging = w.log.is_on();
-        self.ex.begin(Instant::now(), logging);
+        self.ex.begin(self.timer.fresh(), logging);
         self.ex.bytes_received = self.head.len as u64;
         if logging {
             // Copied now: the head leaves the buffer once it is forwarded. The path
@@ -393,7 +408,7 @@ impl Conn {
 
     /// Counts the finished request and logs it (when the access log is on).
     fn finish(&mut self, w: &Worker, snap: Option<&Snapshot>) {
-        let end = Instant::now();
+        let end = self.timer.fresh();
         w.stats.finish(&self.ex, end);
         if !w.log.is_on() {
             return;
@@ -539,16 +554,26 @@ impl Conn {
         let addrs = &target.addrs;
         // Without an access phase, routing and writing the head took a microsecond or two
         // since the request's start: that start stands in for a clock read of its own.
-        self.ex.upstream_start = Some(if self.ex.plugin_slot.is_some() { Instant::now() } else { self.ex.start });
+        self.ex.upstream_start = Some(if self.ex.plugin_slot.is_some() { self.timer.fresh() } else { self.ex.start });
         let mut pick = w.rr.get();
         w.rr.set(pick.wrapping_add(1));
         let mut connect_failures = 0u32;
+        let mut attempt = 0u32;
         let mut up: UpstreamConn = loop {
+            // The first attempt's steps count from the upstream start; a retry follows
+            // a failed one of unknown length.
+            if attempt > 0 {
+                self.timer.fresh();
+            }
+            attempt += 1;
             let addr = addrs[pick % addrs.len()];
             let mut conn = match w.pool.take(PoolKey::new(addr, target.tls.as_ref())) {
                 Some(c) => c,
                 None => match upstream::connect(addr, target.tls.as_ref(), service.connect_timeout).await {
-                    Ok(c) => c,
+                    Ok(c) => {
+                        self.timer.fresh();
+                        c
+                    }
                     Err(e) => {
                         connect_failures += 1;
                         tracing::warn!(worker = w.id, upstream = %addr, host = %service.host, error = %e, attempt = connect_failures, "upstream connect failed");
@@ -566,7 +591,7 @@ impl Conn {
                 },
             };
             let len = self.out.len();
-            match write_range(&mut conn.stream, &mut self.out, 0..len, service.write_timeout).await {
+            match write_range(&mut conn.stream, &mut self.out, 0..len, &mut self.timer, service.write_timeout).await {
                 Ok(()) => {}
                 // A pooled connection the upstream closed while idle; the request may have
                 // been partly written, so only a replayable one is sent again.
@@ -583,7 +608,7 @@ impl Conn {
             }
             match self.read_response_head(&mut conn, head_request, service.read_timeout).await {
                 Ok(()) => {
-                    self.ex.upstream_done(Instant::now());
+                    self.ex.upstream_done(self.timer.fresh());
                     break conn;
                 }
                 Err(None) if conn.reused && replayable => {
@@ -676,14 +701,16 @@ impl Conn {
             self.out.clear();
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             let len = self.out.len();
-            write_range(&mut self.stream, &mut self.out, 0..len, w.limits.body_timeout)
+            self.timer.fresh();
+            write_range(&mut self.stream, &mut self.out, 0..len, &mut self.timer, w.limits.body_timeout)
                 .await
                 .map_err(|_| ProxyError::Body("downstream went away"))?;
             self.ex.bytes_sent += len as u64;
             self.head.expect_continue = false;
         }
         while self.buf.len() < want {
-            match read_some(&mut self.stream, &mut self.buf, w.limits.body_timeout).await {
+            self.timer.fresh();
+            match read_some(&mut self.stream, &mut self.buf, &mut self.timer, w.limits.body_timeout).await {
                 Ok(0) | Err(IoFail::Io(_)) => return Err(ProxyError::Body("body ended early")),
                 Err(IoFail::Timeout) => return Err(ProxyError::BodyTimeout),
                 Ok(_) => {}
@@ -706,14 +733,16 @@ impl Conn {
             self.out.clear();
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             let len = self.out.len();
-            write_range(&mut self.stream, &mut self.out, 0..len, limits.body_timeout)
+            self.timer.fresh();
+            write_range(&mut self.stream, &mut self.out, 0..len, &mut self.timer, limits.body_timeout)
                 .await
                 .map_err(|_| ProxyError::Body("downstream went away"))?;
             self.ex.bytes_sent += len as u64;
         }
         while !body.done {
             debug_assert!(self.buf.is_empty());
-            match read_some(&mut self.stream, &mut self.buf, limits.body_timeout).await {
+            self.timer.fresh();
+            match read_some(&mut self.stream, &mut self.buf, &mut self.timer, limits.body_timeout).await {
                 Ok(0) | Err(IoFail::Io(_)) => return Err(ProxyError::Body("body ended early")),
                 Err(IoFail::Timeout) => return Err(ProxyError::BodyTimeout),
                 Ok(_) => {}
@@ -735,7 +764,8 @@ impl Conn {
                     used
                 }
             };
-            write_range(&mut up.stream, &mut self.buf, 0..end, write_timeout).await.map_err(|e| match e {
+            self.timer.fresh();
+            write_range(&mut up.stream, &mut self.buf, 0..end, &mut self.timer, write_timeout).await.map_err(|e| match e {
                 IoFail::Timeout => ProxyError::UpstreamTimeout,
                 IoFail::Io(e) => ProxyError::UpstreamConnect(e),
             })?;
@@ -772,7 +802,12 @@ impl Conn {
                     Err(e) => return Err(Some(e.into())),
                 }
             }
-            match read_some(&mut up.stream, &mut up.buf, read_timeout).await {
+            // The first read counts from the head's write; a partial head's next read
+            // from its own start.
+            if !up.buf.is_empty() {
+                self.timer.fresh();
+            }
+            match read_some(&mut up.stream, &mut up.buf, &mut self.timer, read_timeout).await {
                 Ok(0) | Err(IoFail::Io(_)) if up.buf.is_empty() => return Err(None),
                 Ok(0) => return Err(Some(ProxyError::UpstreamBroken("closed in the response head"))),
                 Err(IoFail::Io(e)) => return Err(Some(ProxyError::UpstreamConnect(e))),
@@ -785,7 +820,7 @@ impl Conn {
     /// Answers with an error when the upstream failed before any response went
     /// downstream. `body_read` says the request body was consumed whole.
     async fn fail_before_response(&mut self, w: &Worker, err: &ProxyError, body_read: bool) -> bool {
-        self.ex.upstream_done(Instant::now());
+        self.ex.upstream_done(self.timer.fresh());
         // The request's bytes are already out of the buffer; the connection can go on
         // only if the body was read whole.
         let keep = body_read && !err.closes_connection() && self.head.keep_alive();
@@ -842,7 +877,8 @@ impl Conn {
             ResponseFraming::UntilClose => self.out.extend_from_slice(&up.buf[head_len..]),
         }
         let len = self.out.len();
-        write_range(&mut self.stream, &mut self.out, 0..len, send_timeout).await.ok()?;
+        // Counts from the response head's arrival.
+        write_range(&mut self.stream, &mut self.out, 0..len, &mut self.timer, send_timeout).await.ok()?;
         self.ex.bytes_sent += len as u64;
         let mut done = match framing {
             ResponseFraming::Empty => true,
@@ -852,7 +888,8 @@ impl Conn {
         };
         while !done {
             up.buf.clear();
-            let n = match read_some(&mut up.stream, &mut up.buf, read_timeout).await {
+            self.timer.fresh();
+            let n = match read_some(&mut up.stream, &mut up.buf, &mut self.timer, read_timeout).await {
                 Ok(n) => n,
                 Err(_) => {
                     tracing::warn!(worker = w.id, upstream = %up.key.addr, "upstream failed mid-response");
@@ -883,7 +920,8 @@ impl Conn {
                         dec.feed(data, &mut |r| out.extend_from_slice(&data[r])).ok()?;
                         done = dec.is_done();
                         let len = self.out.len();
-                        write_range(&mut self.stream, &mut self.out, 0..len, send_timeout).await.ok()?;
+                        self.timer.fresh();
+                        write_range(&mut self.stream, &mut self.out, 0..len, &mut self.timer, send_timeout).await.ok()?;
                         self.ex.bytes_sent += len as u64;
                         continue;
                     }
@@ -894,7 +932,8 @@ impl Conn {
                 }
                 _ => n,
             };
-            write_range(&mut self.stream, &mut up.buf, 0..end, send_timeout).await.ok()?;
+            self.timer.fresh();
+            write_range(&mut self.stream, &mut up.buf, 0..end, &mut self.timer, send_timeout).await.ok()?;
             self.ex.bytes_sent += end as u64;
         }
         Some(!extra && framing != ResponseFraming::UntilClose)

@@ -9,6 +9,7 @@
 
 pub mod conn;
 pub mod drain;
+pub mod timer;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,140 @@
+//! The timeout of a connection's reads and writes: one timer per connection, moved
+//! from one I/O step to the next, instead of a new timer (and a clock read) per step.
+//!
+//! A connection does one thing at a time — read the head, write upstream, read the
+//! response, write downstream — so one timer covers all of its steps. Each step sets the
+//! timer's deadline to the connection's latest clock reading plus the step's timeout.
+//! The readings are the ones the request path makes anyway (the head's completion, the
+//! upstream's answer, the request's end, see `metrics::Exchange`); a step that follows a
+//! wait of unknown length (a connect, the IdP, a body chunk) takes a fresh one with
+//! [`IoTimer::fresh`]. So a deadline is never later than "timeout after the step began",
+//! and earlier by at most the few microseconds of work since the last reading.
+//!
+//! Moving a deadline later is a store: monoio's timer wheel (tokio's design) keeps the
+//! timer in its old slot and re-files it only if that slot comes round first. Only a
+//! deadline moved earlier touches the wheel at once.
+
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use monoio::time::Sleep;
+
+/// A deadline this far out stands for "none" (and for timeouts too large to add).
+const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// One connection's I/O timer and its latest clock reading.
+pub struct IoTimer {
+    sleep: Pin<Box<Sleep>>,
+    now: Instant,
+}
+
+impl IoTimer {
+    /// A timer, disarmed, with a fresh clock reading. Must be made on a monoio runtime
+    /// with its timer enabled.
+    pub fn new() -> IoTimer {
+        let now = Instant::now();
+        IoTimer { sleep: Box::pin(monoio::time::sleep_until((now + FAR).into())), now }
+    }
+
+    /// Records a clock reading made elsewhere (it must be recent: steps' deadlines count
+    /// from it).
+    pub fn seen(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// Reads the clock, records the reading and returns it.
+    pub fn fresh(&mut self) -> Instant {
+        self.now = Instant::now();
+        self.now
+    }
+
+    /// Runs `step`, giving up (`None`) once `timeout` has passed since the latest clock
+    /// reading. Dropping `step` on a timeout cancels its I/O.
+    pub async fn run<F: Future>(&mut self, timeout: Duration, step: F) -> Option<F::Output> {
+        let deadline = self.now.checked_add(timeout).unwrap_or(self.now + FAR);
+        self.sleep.as_mut().reset(deadline.into());
+        let mut step = pin!(step);
+        let sleep = &mut self.sleep;
+        poll_fn(|cx| {
+            if let Poll::Ready(out) = step.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
+            }
+            sleep.as_mut().poll(cx).map(|()| None)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().unwrap().block_on(f)
+    }
+
+    #[test]
+    fn a_step_that_finishes_in_time_gives_its_output() {
+        block_on(async {
+            let mut t = IoTimer::new();
+            assert_eq!(t.run(Duration::from_secs(5), async { 7 }).await, Some(7));
+        });
+    }
+
+    #[test]
+    fn a_step_past_its_deadline_is_abandoned() {
+        block_on(async {
+            let mut t = IoTimer::new();
+            let began = t.fresh();
+            let out = t.run(Duration::from_millis(30), std::future::pending::<()>()).await;
+            assert_eq!(out, None);
+            let took = began.elapsed();
+            assert!(took >= Duration::from_millis(30), "gave up after {took:?}, before the deadline");
+        });
+    }
+
+    #[test]
+    fn the_deadline_counts_from_the_latest_reading_and_can_move_either_way() {
+        block_on(async {
+            let mut t = IoTimer::new();
+            // A long deadline first, then a short one: the short one must still fire.
+            t.fresh();
+            assert_eq!(t.run(Duration::from_secs(3600), async { 1 }).await, Some(1));
+            t.fresh();
+            assert_eq!(t.run(Duration::from_millis(20), std::future::pending::<()>()).await, None);
+            // After firing, a later deadline arms it again: a 20 ms sleep inside a 2 s
+            // bound completes.
+            t.fresh();
+            let slept = t.run(Duration::from_secs(2), monoio::time::sleep(Duration::from_millis(20))).await;
+            assert_eq!(slept, Some(()));
+            // A short deadline after a long one that is still armed.
+            t.fresh();
+            let began = Instant::now();
+            assert_eq!(t.run(Duration::from_millis(25), std::future::pending::<()>()).await, None);
+            assert!(began.elapsed() < Duration::from_secs(2), "the earlier deadline was not honoured");
+        });
+    }
+
+    #[test]
+    fn a_stale_reading_makes_the_deadline_earlier_never_later() {
+        block_on(async {
+            let mut t = IoTimer::new();
+            t.fresh();
+            monoio::time::sleep(Duration::from_millis(200)).await;
+            // 250 ms from a reading 200 ms old: gives up about 50 ms from now.
+            let began = Instant::now();
+            assert_eq!(t.run(Duration::from_millis(250), std::future::pending::<()>()).await, None);
+            assert!(began.elapsed() < Duration::from_millis(200), "counted from the step, not the reading");
+        });
+    }
+
+    #[test]
+    fn a_huge_timeout_does_not_overflow() {
+        block_on(async {
+            let mut t = IoTimer::new();
+            assert_eq!(t.run(Duration::MAX, async { 3 }).await, Some(3));
+        });
+    }
+}
