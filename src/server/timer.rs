@@ -14,9 +14,9 @@
 //! timer in its old slot and re-files it only if that slot comes round first. Only a
 //! deadline moved earlier touches the wheel at once.
 
-use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
-use std::task::Poll;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use monoio::time::Sleep;
@@ -37,13 +37,15 @@ impl IoTimer {
         let now = Instant::now();
         IoTimer { sleep: Box::pin(monoio::time::sleep_until((now + FAR).into())), now }
     }
+}
 
-    /// Records a clock reading made elsewhere (it must be recent: steps' deadlines count
-    /// from it).
-    pub fn seen(&mut self, now: Instant) {
-        self.now = now;
+impl Default for IoTimer {
+    fn default() -> Self {
+        Self::new()
     }
+}
 
+impl IoTimer {
     /// Reads the clock, records the reading and returns it.
     pub fn fresh(&mut self) -> Instant {
         self.now = Instant::now();
@@ -52,18 +54,33 @@ impl IoTimer {
 
     /// Runs `step`, giving up (`None`) once `timeout` has passed since the latest clock
     /// reading. Dropping `step` on a timeout cancels its I/O.
-    pub async fn run<F: Future>(&mut self, timeout: Duration, step: F) -> Option<F::Output> {
+    pub fn run<F: Future>(&mut self, timeout: Duration, step: F) -> Bounded<'_, F> {
         let deadline = self.now.checked_add(timeout).unwrap_or(self.now + FAR);
         self.sleep.as_mut().reset(deadline.into());
-        let mut step = pin!(step);
-        let sleep = &mut self.sleep;
-        poll_fn(|cx| {
-            if let Poll::Ready(out) = step.as_mut().poll(cx) {
-                return Poll::Ready(Some(out));
-            }
-            sleep.as_mut().poll(cx).map(|()| None)
-        })
-        .await
+        Bounded { step, sleep: self.sleep.as_mut() }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A step under an [`IoTimer`]'s deadline (a plain struct rather than an `async fn`,
+    /// so the step future is moved once, into it, and not again into an outer state
+    /// machine).
+    pub struct Bounded<'t, F> {
+        #[pin]
+        step: F,
+        sleep: Pin<&'t mut Sleep>,
+    }
+}
+
+impl<F: Future> Future for Bounded<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.step.poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        this.sleep.as_mut().poll(cx).map(|()| None)
     }
 }
 
