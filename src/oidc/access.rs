@@ -16,18 +16,23 @@
 //! the control plane; nothing here logs a credential or a token.
 //!
 //! Cost of a cache hit: the Basic decode, one two-block SHA-256 and a hash lookup; no
-//! allocation. What happened (hit, miss, refresh, bearer) is noted in an [`AuthNote`] the
+//! allocation. A connection that sends the same `Authorization` header again (the usual
+//! keep-alive client) skips the decode and the SHA-256: its [`CredentialMemo`] maps a
+//! keyed digest of the header to the cache key. What happened (hit, miss, refresh, bearer) is noted in an [`AuthNote`] the
 //! connection owns, for metrics and the access log: a few stores, no allocation (the
 //! caller's `client_id` is copied only when the access log asks for it).
 
 use std::cell::RefCell;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use super::cache::{CacheKey, CachedToken, Clock, L1Cache, Lookup, SystemClock};
 use super::config::AuthMethod;
-use super::credentials::{self, CredentialBuf, Sources};
+use super::credentials::{self, CredentialBuf, Location, Sources};
 use super::instance::Instance;
 use super::verified::VerifiedCache;
 use crate::control::{ControlPlane, TokenReply};
@@ -97,12 +102,29 @@ impl AuthNote {
         self.keep_client_id = keep_client_id;
         self.client_id.clear();
     }
+
+    /// Whether the access phase was answered from this worker's caches, without waiting
+    /// for anything or verifying a signature.
+    pub fn answered_at_once(&self) -> bool {
+        matches!(self.cache, Some(CacheUse::Hit | CacheUse::HitRefreshing)) || self.bearer_cached == Some(true)
+    }
 }
+
+/// The cache key of the credentials a connection last sent in `Authorization`, under a
+/// keyed 128-bit digest of the header's value (SipHash-1-3 twice, random keys per
+/// worker; never the value itself). When a connection sends the same header again, as
+/// keep-alive clients do, the Basic decoding and the SHA-256 of the key are skipped.
+/// A stale entry cannot match: it holds the instance it was made for (weakly, so an
+/// instance replaced by a reload is not kept alive, and its address is not reused).
+#[derive(Default)]
+pub struct CredentialMemo(Option<(Weak<Instance>, u128, CacheKey)>);
 
 /// A worker's plugin state: its caches, keyed by instance.
 pub struct WorkerAuth {
     control: Option<ControlPlane>,
     clock: SystemClock,
+    /// Keys of [`CredentialMemo`] digests.
+    memo_keys: (RandomState, RandomState),
     l1: Rc<RefCell<HashMap<usize, L1Cache>>>,
     /// Bearer tokens already verified, per instance.
     verified: RefCell<HashMap<usize, VerifiedCache>>,
@@ -178,6 +200,7 @@ impl WorkerAuth {
         WorkerAuth {
             control,
             clock,
+            memo_keys: (RandomState::new(), RandomState::new()),
             l1: Rc::default(),
             verified: RefCell::new(HashMap::new()),
             pending: RefCell::new(HashMap::new()),
@@ -191,14 +214,26 @@ impl WorkerAuth {
         self.verified.borrow_mut().retain(|k, _| keep.contains(k));
     }
 
-    /// Runs the access phase for `instance`.
-    /// Runs the access phase for `instance`, noting what it did in `note`.
+    /// The [`CredentialMemo`] digest of an `Authorization` value.
+    fn memo_tag(&self, value: &[u8]) -> u128 {
+        let half = |keys: &RandomState| {
+            let mut h = keys.build_hasher();
+            h.write(value);
+            h.finish()
+        };
+        (u128::from(half(&self.memo_keys.0)) << 64) | u128::from(half(&self.memo_keys.1))
+    }
+
+    /// Runs the access phase for `instance`, noting what it did in `note`. `at` is a
+    /// recent clock reading (the request's start), for the cache's clock.
     pub async fn authenticate(
         &self,
         instance: &Arc<Instance>,
         sources: &Sources<'_>,
         bearer: Option<&[u8]>,
         note: &mut AuthNote,
+        memo: &mut CredentialMemo,
+        at: Instant,
     ) -> Result<Granted, AuthError> {
         let cfg = &instance.config;
         if cfg.uses(AuthMethod::Bearer) {
@@ -208,6 +243,27 @@ impl WorkerAuth {
         }
         if !cfg.uses(AuthMethod::ClientCredentials) {
             return Err(AuthError::Unauthorized(AuthReason::NoCredentials, "no bearer token was provided".into()));
+        }
+        let now = self.clock.at(at);
+        // The header is the first location and its value is what this connection sent
+        // last time (and the grant-type guard still lets it through): the same key.
+        // Only a fresh hit is served from it; anything else takes the full path, which
+        // needs the credentials themselves.
+        let header_first = instance.cc_order.first() == Some(&Location::Header)
+            && !credentials::header_location_disabled(sources.grant_type, sources.x_grant_type);
+        let tag = match sources.authorization {
+            Some(value) if header_first && !note.keep_client_id => Some(self.memo_tag(value)),
+            _ => None,
+        };
+        if let (Some(tag), Some((of, known, key))) = (tag, &memo.0) {
+            if *known == tag && std::ptr::eq(of.as_ptr(), Arc::as_ptr(instance)) {
+                if let Some(Lookup::Fresh(token)) =
+                    self.l1.borrow_mut().get_mut(&key_of(instance)).map(|cache| cache.get(key, now))
+                {
+                    note.cache = Some(CacheUse::Hit);
+                    return Ok(Granted::Token(token));
+                }
+            }
         }
         let mut buf = CredentialBuf::new();
         let creds = match credentials::find(sources, &instance.cc_order, &mut buf) {
@@ -229,7 +285,10 @@ impl WorkerAuth {
             note.client_id.extend_from_slice(creds.id);
         }
         let key = instance.prefix.key(creds.id, creds.secret, None);
-        let now = self.clock.now();
+        memo.0 = match tag {
+            Some(tag) if creds.location == Location::Header => Some((Arc::downgrade(instance), tag, key)),
+            _ => None,
+        };
         let lookup = {
             let mut caches = self.l1.borrow_mut();
             let cache = caches.entry(key_of(instance)).or_insert_with(|| L1Cache::new(L1_CAPACITY));
@@ -445,7 +504,14 @@ mod tests {
                     let (auth, inst) = (auth.clone(), inst.clone());
                     monoio::spawn(async move {
                         match auth
-                            .authenticate(&inst, &sources(b"Basic id:secret"), None, &mut AuthNote::default())
+                            .authenticate(
+                                &inst,
+                                &sources(b"Basic id:secret"),
+                                None,
+                                &mut AuthNote::default(),
+                                &mut CredentialMemo::default(),
+                                Instant::now(),
+                            )
                             .await
                         {
                             Err(AuthError::Unavailable(reason)) => reason,
@@ -476,7 +542,16 @@ mod tests {
                 let (auth, inst) = (auth.clone(), inst.clone());
                 monoio::spawn(async move {
                     let mut note = AuthNote::default();
-                    let r = auth.authenticate(&inst, &sources(b"Basic id:secret"), None, &mut note).await;
+                    let r = auth
+                        .authenticate(
+                            &inst,
+                            &sources(b"Basic id:secret"),
+                            None,
+                            &mut note,
+                            &mut CredentialMemo::default(),
+                            Instant::now(),
+                        )
+                        .await;
                     (matches!(r, Err(AuthError::Forbidden(AuthReason::InsufficientScope, _))), note.cache)
                 })
             };
@@ -485,7 +560,16 @@ mod tests {
             let _ = reply.send(TokenReply::Forbidden { kind: AuthReason::InsufficientScope, until: Some(u64::MAX) });
             assert_eq!(asking.await, (true, Some(CacheUse::Miss)));
             let mut note = AuthNote::default();
-            let r = auth.authenticate(&inst, &sources(b"Basic id:secret"), None, &mut note).await;
+            let r = auth
+                .authenticate(
+                    &inst,
+                    &sources(b"Basic id:secret"),
+                    None,
+                    &mut note,
+                    &mut CredentialMemo::default(),
+                    Instant::now(),
+                )
+                .await;
             assert!(matches!(r, Err(AuthError::Forbidden(AuthReason::InsufficientScope, _))));
             assert_eq!(note.cache, Some(CacheUse::NegativeHit), "counted as a refusal from the cache");
             assert!(token_commands(&mut rx).is_empty(), "the IdP was not asked again");
@@ -501,7 +585,16 @@ mod tests {
             let leader = {
                 let (auth, inst) = (auth.clone(), inst.clone());
                 async move {
-                    auth.authenticate(&inst, &sources(b"Basic id:secret"), None, &mut AuthNote::default()).await.is_ok()
+                    auth.authenticate(
+                        &inst,
+                        &sources(b"Basic id:secret"),
+                        None,
+                        &mut AuthNote::default(),
+                        &mut CredentialMemo::default(),
+                        Instant::now(),
+                    )
+                    .await
+                    .is_ok()
                 }
             };
             let follower = {
@@ -509,7 +602,15 @@ mod tests {
                 monoio::spawn(async move {
                     settle().await;
                     matches!(
-                        auth.authenticate(&inst, &sources(b"Basic id:secret"), None, &mut AuthNote::default()).await,
+                        auth.authenticate(
+                            &inst,
+                            &sources(b"Basic id:secret"),
+                            None,
+                            &mut AuthNote::default(),
+                            &mut CredentialMemo::default(),
+                            Instant::now()
+                        )
+                        .await,
                         Err(AuthError::Unavailable(_))
                     )
                 })
@@ -526,5 +627,85 @@ mod tests {
             }
             assert!(follower.await, "the follower got an answer instead of hanging");
         });
+    }
+
+    /// Puts a fresh `Bearer <name>` under `key` in `auth`'s cache for `inst`.
+    fn cache_token(auth: &WorkerAuth, inst: &Arc<Instance>, key: CacheKey, name: &str) {
+        let lifetime = crate::oidc::cache::Lifetime { ttl: 3600, refresh_after: 3000 };
+        let token = Rc::new(CachedToken::bearer(name.as_bytes(), lifetime, auth.clock.now()));
+        auth.l1.borrow_mut().entry(key_of(inst)).or_insert_with(|| L1Cache::new(16)).insert(key, token);
+    }
+
+    /// What one request gets: the upstream header value, or `None` for any refusal.
+    fn ask(auth: &WorkerAuth, inst: &Arc<Instance>, s: &Sources<'_>, memo: &mut CredentialMemo) -> Option<String> {
+        let mut note = AuthNote::default();
+        match run(auth.authenticate(inst, s, None, &mut note, memo, Instant::now())) {
+            Ok(g) => Some(String::from_utf8_lossy(g.header_value()?).into_owned()),
+            Err(_) => None,
+        }
+    }
+
+    #[test]
+    fn a_repeated_authorization_header_is_answered_from_the_connection_memo_and_only_then() {
+        let auth = WorkerAuth::new(None);
+        let inst = instance();
+        let basic = b"Basic aWQ6c2VjcmV0"; // id:secret
+        let real = inst.prefix.key(b"id", b"secret", None);
+        cache_token(&auth, &inst, real, "real");
+        let mut memo = CredentialMemo::default();
+        assert_eq!(ask(&auth, &inst, &sources(basic), &mut memo).as_deref(), Some("Bearer real"));
+        assert!(memo.0.is_some(), "header credentials are remembered");
+
+        // Point the memo at another cached key: an answer from that key proves the memo
+        // was used, not the header decoded again.
+        let planted = inst.prefix.key(b"planted", b"x", None);
+        cache_token(&auth, &inst, planted, "planted");
+        let plant = |memo: &mut CredentialMemo| memo.0.as_mut().unwrap().2 = planted;
+        plant(&mut memo);
+        assert_eq!(ask(&auth, &inst, &sources(basic), &mut memo).as_deref(), Some("Bearer planted"));
+
+        // Another header on the same connection: decoded, and remembered instead.
+        plant(&mut memo);
+        let other = inst.prefix.key(b"other", b"pw", None);
+        cache_token(&auth, &inst, other, "other");
+        assert_eq!(ask(&auth, &inst, &sources(b"Basic b3RoZXI6cHc="), &mut memo).as_deref(), Some("Bearer other"));
+        assert_eq!(memo.0.as_ref().unwrap().2, other);
+
+        // The same header for another instance (say, after a reload): not from the memo.
+        let _ = ask(&auth, &inst, &sources(basic), &mut memo);
+        plant(&mut memo);
+        let inst2 = instance();
+        cache_token(&auth, &inst2, inst2.prefix.key(b"id", b"secret", None), "second");
+        cache_token(&auth, &inst2, planted, "planted");
+        assert_eq!(ask(&auth, &inst2, &sources(basic), &mut memo).as_deref(), Some("Bearer second"));
+
+        // A Grant-Type guard that turns the header off is honoured with a memo in place.
+        let _ = ask(&auth, &inst, &sources(basic), &mut memo);
+        plant(&mut memo);
+        let guarded = Sources { grant_type: Some(b"password"), ..sources(basic) };
+        assert_eq!(ask(&auth, &inst, &guarded, &mut memo), None, "no credentials: refused");
+
+        // With the access log on, the credentials are decoded (the log wants the id).
+        let _ = ask(&auth, &inst, &sources(basic), &mut memo);
+        plant(&mut memo);
+        let mut note = AuthNote { keep_client_id: true, ..AuthNote::default() };
+        let g = run(auth.authenticate(&inst, &sources(basic), None, &mut note, &mut memo, Instant::now()));
+        assert_eq!(g.ok().and_then(|g| g.header_value().map(<[u8]>::to_vec)).as_deref(), Some(&b"Bearer real"[..]));
+        assert_eq!(note.client_id, b"id");
+    }
+
+    #[test]
+    fn the_memo_never_holds_the_header_or_the_secret() {
+        let auth = WorkerAuth::new(None);
+        let inst = instance();
+        cache_token(&auth, &inst, inst.prefix.key(b"id", b"secret", None), "t");
+        let mut memo = CredentialMemo::default();
+        let _ = ask(&auth, &inst, &sources(b"Basic aWQ6c2VjcmV0"), &mut memo);
+        let (_, tag, key) = memo.0.as_ref().unwrap();
+        let mut held = tag.to_be_bytes().to_vec();
+        held.extend_from_slice(key.as_bytes());
+        for needle in [&b"secret"[..], b"aWQ6c2VjcmV0", b"c2VjcmV0"] {
+            assert!(!held.windows(needle.len()).any(|w| w == needle));
+        }
     }
 }

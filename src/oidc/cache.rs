@@ -61,6 +61,11 @@ impl SystemClock {
     pub fn new() -> Self {
         SystemClock { origin: Instant::now() }
     }
+
+    /// [`Clock::now`] at `instant`, a reading the caller already made.
+    pub fn at(&self, instant: Instant) -> Secs {
+        instant.saturating_duration_since(self.origin).as_secs()
+    }
 }
 
 impl Default for SystemClock {
