@@ -34,6 +34,7 @@ pub mod admin;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod fasthash;
 pub mod http;
 pub mod jose;
 pub mod metrics;

@@ -37,6 +37,7 @@ use super::instance::Instance;
 use super::verified::VerifiedCache;
 use crate::control::{ControlPlane, TokenReply};
 use crate::error::AuthReason;
+use crate::fasthash::FastMap;
 use crate::jose;
 
 /// Entries per plugin instance in a worker's token cache.
@@ -125,9 +126,9 @@ pub struct WorkerAuth {
     clock: SystemClock,
     /// Keys of [`CredentialMemo`] digests.
     memo_keys: (RandomState, RandomState),
-    l1: Rc<RefCell<HashMap<usize, L1Cache>>>,
+    l1: Rc<RefCell<FastMap<usize, L1Cache>>>,
     /// Bearer tokens already verified, per instance.
-    verified: RefCell<HashMap<usize, VerifiedCache>>,
+    verified: RefCell<FastMap<usize, VerifiedCache>>,
     /// Misses this worker has asked the control plane about and not heard back on: a
     /// second request for the same key waits for the first one's answer instead of
     /// sending its own (per-core coalescing; the control plane coalesces across cores).
@@ -202,7 +203,7 @@ impl WorkerAuth {
             clock,
             memo_keys: (RandomState::new(), RandomState::new()),
             l1: Rc::default(),
-            verified: RefCell::new(HashMap::new()),
+            verified: RefCell::new(FastMap::default()),
             pending: RefCell::new(HashMap::new()),
         }
     }
@@ -413,7 +414,7 @@ impl WorkerAuth {
 
 /// Records a control-plane answer in the worker's L1 cache and turns it into a decision.
 fn apply(
-    l1: &RefCell<HashMap<usize, L1Cache>>,
+    l1: &RefCell<FastMap<usize, L1Cache>>,
     now: u64,
     instance: &Arc<Instance>,
     key: CacheKey,

@@ -220,9 +220,10 @@ impl Hasher for KeyHasher {
     // Only `CacheKey` is hashed here, and it calls `write_u64`; this keeps the hasher
     // correct (if slower) for anything else.
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
+        let mut h = crate::fasthash::FastHasher::default();
+        h.write_u64(self.0);
+        h.write(bytes);
+        self.0 = h.finish();
     }
 }
 

@@ -15,14 +15,14 @@
 //! Cost: a hash lookup and a `Vec` pop per request on a warm pool.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
+use crate::fasthash::FastMap;
 use crate::net::Stream;
 use crate::tls::config::UpstreamTarget;
 
@@ -52,25 +52,7 @@ pub struct UpstreamConn {
     pub reused: bool,
 }
 
-/// A small multiplicative hash for socket addresses. The keys come from the
-/// configuration, not from peers, so SipHash's flooding resistance buys nothing here and
-/// costs a measurable share of a request.
-#[derive(Default, Clone, Copy)]
-pub struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type AddrMap<V> = HashMap<PoolKey, V, BuildHasherDefault<AddrHasher>>;
+type AddrMap<V> = FastMap<PoolKey, V>;
 
 /// Idle upstream connections of one worker.
 ///
