@@ -144,6 +144,10 @@ add_ratio ringgate nginx_proxy "cpu<=0.8,rps>=1"
 add_ratio nginx_lua_auth nginx_proxy ""
 add_ratio ringgate_oidc nginx_proxy "cpu<=0.85"
 add_ratio ringgate_oidc nginx_lua_auth "cpu<=0.7"
+# Context for the line above: the proxy without the plugin against the same peer (how
+# much of the 0.7 the plain proxy path already takes).
+add_ratio ringgate nginx_lua_auth ""
+add_ratio ringgate_oidc ringgate ""
 add_ratio ringgate_oidc_100k ringgate_oidc "rps>=0.9"
 add_ratio ringgate_tls nginx_tls "cpu<=0.85"
 add_ratio ringgate_tls_handshake nginx_tls_handshake "rps>=1"
