@@ -191,6 +191,22 @@ impl Granted {
     }
 }
 
+/// The caller's client credentials, from the first configured location that has them.
+fn find_credentials<'b>(
+    sources: &Sources<'_>,
+    instance: &Instance,
+    buf: &'b mut CredentialBuf,
+) -> Result<credentials::Credentials<'b>, AuthError> {
+    match credentials::find(sources, &instance.cc_order, buf) {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(AuthError::Unauthorized(
+            AuthReason::NoCredentials,
+            "no suitable authorization credentials were provided".into(),
+        )),
+        Err(_) => Err(AuthError::Unauthorized(AuthReason::CredentialsTooLong, "the credentials are too long".into())),
+    }
+}
+
 fn key_of(instance: &Arc<Instance>) -> usize {
     Arc::as_ptr(instance) as usize
 }
@@ -246,49 +262,39 @@ impl WorkerAuth {
             return Err(AuthError::Unauthorized(AuthReason::NoCredentials, "no bearer token was provided".into()));
         }
         let now = self.clock.at(at);
-        // The header is the first location and its value is what this connection sent
-        // last time (and the grant-type guard still lets it through): the same key.
-        // Only a fresh hit is served from it; anything else takes the full path, which
-        // needs the credentials themselves.
+        // The header is the first location, the grant-type guard lets it through, and its
+        // value is what this connection sent last time for this instance: the key is the
+        // one remembered. Only the paths that go to the IdP (a refresh, a miss) need the
+        // credentials themselves; they decode them then.
         let header_first = instance.cc_order.first() == Some(&Location::Header)
             && !credentials::header_location_disabled(sources.grant_type, sources.x_grant_type);
         let tag = match sources.authorization {
             Some(value) if header_first && !note.keep_client_id => Some(self.memo_tag(value)),
             _ => None,
         };
-        if let (Some(tag), Some((of, known, key))) = (tag, &memo.0) {
-            if *known == tag && std::ptr::eq(of.as_ptr(), Arc::as_ptr(instance)) {
-                if let Some(Lookup::Fresh(token)) =
-                    self.l1.borrow_mut().get_mut(&key_of(instance)).map(|cache| cache.get(key, now))
-                {
-                    note.cache = Some(CacheUse::Hit);
-                    return Ok(Granted::Token(token));
-                }
+        let remembered = match (tag, &memo.0) {
+            (Some(tag), Some((of, known, key)))
+                if *known == tag && std::ptr::eq(of.as_ptr(), Arc::as_ptr(instance)) =>
+            {
+                Some(*key)
             }
-        }
-        let mut buf = CredentialBuf::new();
-        let creds = match credentials::find(sources, &instance.cc_order, &mut buf) {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                return Err(AuthError::Unauthorized(
-                    AuthReason::NoCredentials,
-                    "no suitable authorization credentials were provided".into(),
-                ))
-            }
-            Err(_) => {
-                return Err(AuthError::Unauthorized(
-                    AuthReason::CredentialsTooLong,
-                    "the credentials are too long".into(),
-                ))
-            }
-        };
-        if note.keep_client_id {
-            note.client_id.extend_from_slice(creds.id);
-        }
-        let key = instance.prefix.key(creds.id, creds.secret, None);
-        memo.0 = match tag {
-            Some(tag) if creds.location == Location::Header => Some((Arc::downgrade(instance), tag, key)),
             _ => None,
+        };
+        let mut buf = CredentialBuf::new();
+        let key = match remembered {
+            Some(key) => key,
+            None => {
+                let creds = find_credentials(sources, instance, &mut buf)?;
+                if note.keep_client_id {
+                    note.client_id.extend_from_slice(creds.id);
+                }
+                let key = instance.prefix.key(creds.id, creds.secret, None);
+                memo.0 = match tag {
+                    Some(tag) if creds.location == Location::Header => Some((Arc::downgrade(instance), tag, key)),
+                    _ => None,
+                };
+                key
+            }
         };
         let lookup = {
             let mut caches = self.l1.borrow_mut();
@@ -302,6 +308,7 @@ impl WorkerAuth {
             }
             Lookup::RefreshDue(token) => {
                 note.cache = Some(CacheUse::HitRefreshing);
+                let creds = find_credentials(sources, instance, &mut buf)?;
                 self.refresh_in_background(instance, key, creds.id, creds.secret);
                 Ok(Granted::Token(token))
             }
@@ -318,6 +325,7 @@ impl WorkerAuth {
             }
             Lookup::Expired | Lookup::Miss => {
                 note.cache = Some(CacheUse::Miss);
+                let creds = find_credentials(sources, instance, &mut buf)?;
                 let reply = self.ask(instance, key, creds.id, creds.secret).await;
                 apply(&self.l1, self.clock.now(), instance, key, reply)
             }
@@ -708,5 +716,31 @@ mod tests {
         for needle in [&b"secret"[..], b"aWQ6c2VjcmV0", b"c2VjcmV0"] {
             assert!(!held.windows(needle.len()).any(|w| w == needle));
         }
+    }
+
+    #[test]
+    fn a_refresh_due_on_a_remembered_key_is_still_started() {
+        let (control, mut rx) = ControlPlane::detached(SystemClock::new());
+        let auth = WorkerAuth::new(Some(control));
+        let inst = instance();
+        let basic = b"Basic aWQ6c2VjcmV0";
+        let key = inst.prefix.key(b"id", b"secret", None);
+        cache_token(&auth, &inst, key, "first");
+        let mut memo = CredentialMemo::default();
+        assert_eq!(ask(&auth, &inst, &sources(basic), &mut memo).as_deref(), Some("Bearer first"));
+        assert!(memo.0.is_some());
+        // The same key, now due for a refresh.
+        let due = crate::oidc::cache::Lifetime { ttl: 3600, refresh_after: 0 };
+        let token = Rc::new(CachedToken::bearer(b"due", due, auth.clock.now()));
+        auth.l1.borrow_mut().get_mut(&key_of(&inst)).unwrap().insert(key, token);
+        let mut note = AuthNote::default();
+        let g = run(async {
+            let g = auth.authenticate(&inst, &sources(basic), None, &mut note, &mut memo, Instant::now()).await;
+            settle().await;
+            g
+        });
+        assert_eq!(g.ok().and_then(|g| g.header_value().map(<[u8]>::to_vec)).as_deref(), Some(&b"Bearer due"[..]));
+        assert_eq!(note.cache, Some(CacheUse::HitRefreshing));
+        assert_eq!(token_commands(&mut rx).len(), 1, "the caller that claimed the refresh asked for it");
     }
 }
