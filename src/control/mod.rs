@@ -628,6 +628,9 @@ async fn fetch_token(
         push_form_pair(&mut form, k.as_bytes(), v.as_bytes());
     }
     let started = Instant::now();
+    // The token's `expires_in` counts from when the IdP issued it, which is no earlier
+    // than this: the cache counts from here, so its entry never outlives the token.
+    let asked_at = clock.now();
     let called = client.token(&endpoint, form, &headers).await;
     let counted = match &called {
         Ok(TokenOutcome::Issued(_)) => IdpOutcome::Ok,
@@ -676,7 +679,7 @@ async fn fetch_token(
     } else {
         None
     };
-    let fetched_at = clock.now();
+    let fetched_at = asked_at;
     if let Some(kind) = denied {
         return TokenReply::Forbidden { kind, until: lifetime.map(|l| l.refresh_at(fetched_at)) };
     }

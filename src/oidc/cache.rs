@@ -311,8 +311,9 @@ impl Jitter for SplitMix64 {
 
 /// How long to cache a token the IdP just issued, or `None` when it must not be cached.
 ///
-/// - The token's own lifetime is `expires_in` or the JWT `exp` minus `now_unix`,
-///   whichever is sooner.
+/// - The token's own lifetime is `expires_in` (counted from when the token was asked
+///   for) or the JWT `exp` minus `now_unix` minus one second (for the two clocks'
+///   whole-second rounding), whichever is sooner.
 /// - Without either, the lifetime is `cache_ttl`, first capped by `cache_ttl_max` and
 ///   then raised to `cache_ttl_min` (Kong's normalisation).
 /// - With one, it is capped by `cache_ttl_max`. `cache_ttl_min` does not stretch it:
@@ -331,7 +332,10 @@ pub fn token_lifetime(
     now_unix: i64,
     jitter: &mut impl Jitter,
 ) -> Option<Lifetime> {
-    let from_jwt = jwt_exp.map(|exp| exp.saturating_sub(now_unix));
+    // `now_unix` is whole seconds, up to one behind the wall clock, and the cache's own
+    // clock counts whole seconds from another phase: the entry would outlive `exp` by up
+    // to a second. One second less keeps it inside.
+    let from_jwt = jwt_exp.map(|exp| exp.saturating_sub(now_unix).saturating_sub(1));
     let own = match (expires_in, from_jwt) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

@@ -108,12 +108,13 @@ fn lifetime_from_expires_in() {
 fn lifetime_takes_the_sooner_of_expires_in_and_jwt_exp() {
     let now = 1_700_000_000;
     let ttl = CacheTtl::default();
+    // `exp` counts one second less (see token_lifetime).
     let l = token_lifetime(&ttl, Some(3600), Some(now + 600), now, &mut FixedJitter(0)).unwrap();
-    assert_eq!(l.ttl, 600);
+    assert_eq!(l.ttl, 599);
     let l = token_lifetime(&ttl, Some(300), Some(now + 600), now, &mut FixedJitter(0)).unwrap();
     assert_eq!(l.ttl, 300);
     let l = token_lifetime(&ttl, None, Some(now + 900), now, &mut FixedJitter(0)).unwrap();
-    assert_eq!(l.ttl, 900);
+    assert_eq!(l.ttl, 899);
 }
 
 #[test]
@@ -154,6 +155,8 @@ fn lifetime_zero_or_past_expiry_is_not_cached() {
     assert_eq!(token_lifetime(&ttl, Some(0), None, 0, &mut FixedJitter(0)), None);
     assert_eq!(token_lifetime(&ttl, Some(-5), None, 0, &mut FixedJitter(0)), None);
     assert_eq!(token_lifetime(&ttl, Some(3600), Some(1000), 1000, &mut FixedJitter(0)), None);
+    // One second left on `exp` is not enough to cache.
+    assert_eq!(token_lifetime(&ttl, Some(3600), Some(1001), 1000, &mut FixedJitter(0)), None);
     let zero = CacheTtl { cache_ttl: 0, ..CacheTtl::default() };
     assert_eq!(token_lifetime(&zero, None, None, 0, &mut FixedJitter(0)), None);
 }
@@ -448,4 +451,28 @@ fn system_clock_is_monotonic_and_near_the_wall_clock() {
     let a = clock.now();
     assert!(clock.now() >= a);
     assert!(clock.unix_now() > 1_600_000_000);
+}
+
+/// The cache's clock and the wall clock both tick in whole seconds, each from its own
+/// phase. Whatever the two phases, an entry for a token with `exp` stops being served
+/// before the wall clock reaches `exp`.
+#[test]
+fn an_entry_never_outlives_the_jwt_exp_whatever_the_clock_phases() {
+    let ttl = CacheTtl::default();
+    // Times in milliseconds on one real timeline; the cache's clock started at `origin`.
+    for origin in (0..2000).step_by(37) {
+        for fetched in (10_000..12_000).step_by(41) {
+            let exp: i64 = 20; // seconds, wall clock
+            let now_unix = fetched / 1000;
+            let Some(l) = token_lifetime(&ttl, None, Some(exp), now_unix, &mut FixedJitter(0)) else { continue };
+            let fetched_at = ((fetched - origin) / 1000) as u64;
+            // Served while the cache clock (whole seconds since origin) < expires_at:
+            // the last served instant is just before origin + expires_at seconds.
+            let last_served_ms = origin + (l.expires_at(fetched_at) as i64) * 1000;
+            assert!(
+                last_served_ms <= exp * 1000,
+                "origin {origin} ms, fetched {fetched} ms: served until {last_served_ms} ms, exp {exp} s"
+            );
+        }
+    }
 }
