@@ -489,6 +489,19 @@ mod tests {
         }
     }
 
+    /// One request of `id:secret` on a connection of its own.
+    async fn once(auth: &WorkerAuth, inst: &Arc<Instance>, note: &mut AuthNote) -> Result<Granted, AuthError> {
+        auth.authenticate(
+            inst,
+            &sources(b"Basic id:secret"),
+            None,
+            note,
+            &mut CredentialMemo::default(),
+            Instant::now(),
+        )
+        .await
+    }
+
     /// Runs `f` on a monoio runtime with timers (the legacy driver works everywhere).
     fn run<F: std::future::Future>(f: F) -> F::Output {
         monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().unwrap().block_on(f)
@@ -512,17 +525,7 @@ mod tests {
                 .map(|_| {
                     let (auth, inst) = (auth.clone(), inst.clone());
                     monoio::spawn(async move {
-                        match auth
-                            .authenticate(
-                                &inst,
-                                &sources(b"Basic id:secret"),
-                                None,
-                                &mut AuthNote::default(),
-                                &mut CredentialMemo::default(),
-                                Instant::now(),
-                            )
-                            .await
-                        {
+                        match once(&auth, &inst, &mut AuthNote::default()).await {
                             Err(AuthError::Unavailable(reason)) => reason,
                             _ => panic!("expected the control plane's answer"),
                         }
@@ -551,16 +554,7 @@ mod tests {
                 let (auth, inst) = (auth.clone(), inst.clone());
                 monoio::spawn(async move {
                     let mut note = AuthNote::default();
-                    let r = auth
-                        .authenticate(
-                            &inst,
-                            &sources(b"Basic id:secret"),
-                            None,
-                            &mut note,
-                            &mut CredentialMemo::default(),
-                            Instant::now(),
-                        )
-                        .await;
+                    let r = once(&auth, &inst, &mut note).await;
                     (matches!(r, Err(AuthError::Forbidden(AuthReason::InsufficientScope, _))), note.cache)
                 })
             };
@@ -569,16 +563,7 @@ mod tests {
             let _ = reply.send(TokenReply::Forbidden { kind: AuthReason::InsufficientScope, until: Some(u64::MAX) });
             assert_eq!(asking.await, (true, Some(CacheUse::Miss)));
             let mut note = AuthNote::default();
-            let r = auth
-                .authenticate(
-                    &inst,
-                    &sources(b"Basic id:secret"),
-                    None,
-                    &mut note,
-                    &mut CredentialMemo::default(),
-                    Instant::now(),
-                )
-                .await;
+            let r = once(&auth, &inst, &mut note).await;
             assert!(matches!(r, Err(AuthError::Forbidden(AuthReason::InsufficientScope, _))));
             assert_eq!(note.cache, Some(CacheUse::NegativeHit), "counted as a refusal from the cache");
             assert!(token_commands(&mut rx).is_empty(), "the IdP was not asked again");
@@ -593,35 +578,13 @@ mod tests {
         run(async move {
             let leader = {
                 let (auth, inst) = (auth.clone(), inst.clone());
-                async move {
-                    auth.authenticate(
-                        &inst,
-                        &sources(b"Basic id:secret"),
-                        None,
-                        &mut AuthNote::default(),
-                        &mut CredentialMemo::default(),
-                        Instant::now(),
-                    )
-                    .await
-                    .is_ok()
-                }
+                async move { once(&auth, &inst, &mut AuthNote::default()).await.is_ok() }
             };
             let follower = {
                 let (auth, inst) = (auth.clone(), inst.clone());
                 monoio::spawn(async move {
                     settle().await;
-                    matches!(
-                        auth.authenticate(
-                            &inst,
-                            &sources(b"Basic id:secret"),
-                            None,
-                            &mut AuthNote::default(),
-                            &mut CredentialMemo::default(),
-                            Instant::now()
-                        )
-                        .await,
-                        Err(AuthError::Unavailable(_))
-                    )
+                    matches!(once(&auth, &inst, &mut AuthNote::default()).await, Err(AuthError::Unavailable(_)))
                 })
             };
             // The leader asks, then is dropped (its connection closed) before the answer.
