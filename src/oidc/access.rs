@@ -27,7 +27,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::cache::{CacheKey, CachedToken, Clock, L1Cache, Lookup, SystemClock};
@@ -115,10 +115,10 @@ impl AuthNote {
 /// keyed 128-bit digest of the header's value (SipHash-1-3 twice, random keys per
 /// worker; never the value itself). When a connection sends the same header again, as
 /// keep-alive clients do, the Basic decoding and the SHA-256 of the key are skipped.
-/// A stale entry cannot match: it holds the instance it was made for (weakly, so an
-/// instance replaced by a reload is not kept alive, and its address is not reused).
+/// A stale entry cannot match: it holds the [`Instance::id`] it was made for (an id, not
+/// a reference: remembering costs the shared instance no reference-count traffic).
 #[derive(Default)]
-pub struct CredentialMemo(Option<(Weak<Instance>, u128, CacheKey)>);
+pub struct CredentialMemo(Option<(u64, u128, CacheKey)>);
 
 /// A worker's plugin state: its caches, keyed by instance.
 pub struct WorkerAuth {
@@ -273,11 +273,7 @@ impl WorkerAuth {
             _ => None,
         };
         let remembered = match (tag, &memo.0) {
-            (Some(tag), Some((of, known, key)))
-                if *known == tag && std::ptr::eq(of.as_ptr(), Arc::as_ptr(instance)) =>
-            {
-                Some(*key)
-            }
+            (Some(tag), Some((of, known, key))) if *known == tag && *of == instance.id => Some(*key),
             _ => None,
         };
         let mut buf = CredentialBuf::new();
@@ -290,7 +286,7 @@ impl WorkerAuth {
                 }
                 let key = instance.prefix.key(creds.id, creds.secret, None);
                 memo.0 = match tag {
-                    Some(tag) if creds.location == Location::Header => Some((Arc::downgrade(instance), tag, key)),
+                    Some(tag) if creds.location == Location::Header => Some((instance.id, tag, key)),
                     _ => None,
                 };
                 key

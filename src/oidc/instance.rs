@@ -47,7 +47,12 @@ pub struct Instance {
     pub prefix: KeyPrefix,
     /// Unix seconds of the last JWKS refetch, for the `rediscovery_lifetime` cooldown.
     pub last_key_refresh: AtomicU64,
+    /// Unique for the process's lifetime (an address can be reused after a reload).
+    pub id: u64,
 }
+
+/// The next [`Instance::id`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl std::fmt::Debug for Instance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,6 +107,7 @@ impl Instance {
             cc_order,
             prefix,
             last_key_refresh: AtomicU64::new(0),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
