@@ -99,7 +99,7 @@ pub fn ca_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Strin
 pub fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("the certificate is not valid PEM ({e})"))?;
+        .map_err(|e| format!("the certificate is not valid PEM ({})", pem_problem(&e)))?;
     if certs.is_empty() {
         return Err("no PEM certificate found".into());
     }

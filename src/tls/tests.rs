@@ -78,6 +78,16 @@ fn problems_name_the_half_of_the_pair_they_are_in() {
         assert!(e.starts_with("the key is not a PEM private key ("), "{e}");
         assert!(!e.contains(&body[..16]) && !e.contains(as_bytes), "no message quotes the key: {e}");
     }
+    // The same key pasted where a certificate belongs (a bundle in `cert`, the two
+    // fields swapped): the certificate parser must not quote it either, nor the CA
+    // parser (`ca_certificates`, `--idp-ca-file`).
+    for bad in [key.replace('\n', ""), key.replacen("-----\n", "-----", 1)] {
+        let (part, e) = certified_key_checked(bad.as_bytes(), key.as_bytes()).unwrap_err();
+        assert_eq!(part, KeyPart::Cert);
+        assert!(!e.contains(&body[..16]) && !e.contains(as_bytes), "no message quotes the key: {e}");
+        let e = ca_certificates(bad.as_bytes()).unwrap_err();
+        assert!(!e.contains(&body[..16]) && !e.contains(as_bytes), "no message quotes the key: {e}");
+    }
 }
 
 #[test]
