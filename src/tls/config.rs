@@ -80,12 +80,16 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
             by_id.insert(id, key.clone());
         }
         for (name, mark) in &c.snis {
-            if let Some(first) = sni_first.get(name) {
-                errors.push(error(*mark, format!("SNI '{name}' is served by two certificates (first at {first})")));
-                continue;
+            // `add` decides what counts as the same name (case, a trailing dot); the map
+            // only remembers where each name was first given, for the message.
+            if out.server_certs.add(name, key.clone()) {
+                sni_first.insert(ServerCerts::normalise(name), *mark);
+            } else {
+                let first = sni_first
+                    .get(&ServerCerts::normalise(name))
+                    .map_or_else(String::new, |m| format!(" (first at {m})"));
+                errors.push(error(*mark, format!("SNI '{name}' is served by two certificates{first}")));
             }
-            sni_first.insert(name.clone(), *mark);
-            out.server_certs.add(name, key.clone());
         }
     }
     let mut cas: HashMap<&str, Vec<CertificateDer<'static>>> = HashMap::new();

@@ -119,7 +119,7 @@ impl ServerCerts {
     /// Serves `key` for `name` (lower-cased; a leading `*.` makes it a wildcard). The
     /// first certificate given a name keeps it; returns false for a name taken already.
     pub fn add(&mut self, name: &str, key: Arc<CertifiedKey>) -> bool {
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let name = Self::normalise(name);
         let (map, name) = match name.strip_prefix("*.") {
             Some(rest) => (&mut self.wildcard, rest.to_string()),
             None => (&mut self.exact, name),
@@ -129,6 +129,11 @@ impl ServerCerts {
         }
         map.insert(name, key);
         true
+    }
+
+    /// A served name as `add` files it: lower case, no trailing dot.
+    pub fn normalise(name: &str) -> String {
+        name.trim_end_matches('.').to_ascii_lowercase()
     }
 
     pub fn set_default(&mut self, key: Arc<CertifiedKey>) {
@@ -239,7 +244,10 @@ pub fn upstream_client_config(tls: &UpstreamTls) -> Result<Arc<ClientConfig>, St
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("TLS versions: {e}"))?;
-    let builder = if tls.verify {
+    let builder = if tls.verify && tls.extra_roots.is_empty() {
+        // The shared store as it is: no copy of ~140 anchors per service and reload.
+        builder.with_root_certificates(system_roots())
+    } else if tls.verify {
         let mut roots = (*system_roots()).clone();
         for ca in &tls.extra_roots {
             roots.add(ca.clone()).map_err(|e| format!("a CA certificate cannot be used ({e})"))?;

@@ -268,3 +268,14 @@ fn compile_reports_every_tls_problem_with_its_position() {
     assert_eq!(warnings.len(), 1);
     assert_eq!(warnings[0].message, "'ca_certificates' and 'client_certificate' have no effect on an http service");
 }
+
+#[test]
+fn an_sni_given_twice_in_another_spelling_is_still_a_duplicate() {
+    let (cert, key) = self_signed(&["a.example"]);
+    let yaml = deck(&[(&cert, &key, &["a.example"], None), (&cert, &key, &["A.Example."], None)], &[], "");
+    let cfg = crate::config::load_str(&yaml, "t.yaml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let errors: Vec<String> =
+        config::compile(&cfg, &mut Vec::new()).unwrap_err().into_iter().map(|e| e.message).collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].starts_with("SNI 'a.example.' is served by two certificates (first at "), "{errors:#?}");
+}
