@@ -759,11 +759,32 @@ fn check_snis(store: &Store, e: &mut Entity) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn is_redacted(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s == REDACTED,
-        Value::Array(items) => !items.is_empty() && items.iter().all(|i| i.as_str() == Some(REDACTED)),
-        _ => false,
+/// Puts the stored value back for each [`REDACTED`] in `value`: the whole value for a
+/// string, element by element (same index) for a list, so a list edited beside its
+/// placeholders (`["<redacted>", "new"]`) keeps the stored secret and takes the new
+/// one. False when a placeholder has no stored value to stand for.
+fn restore_redacted(value: &mut Value, before: Option<&Value>) -> bool {
+    match value {
+        Value::String(s) if s == REDACTED => match before {
+            Some(b) => {
+                *value = b.clone();
+                true
+            }
+            None => false,
+        },
+        Value::Array(items) => {
+            let stored = before.and_then(Value::as_array);
+            for (i, item) in items.iter_mut().enumerate() {
+                if item.as_str() == Some(REDACTED) {
+                    match stored.and_then(|s| s.get(i)) {
+                        Some(b) => *item = b.clone(),
+                        None => return false,
+                    }
+                }
+            }
+            true
+        }
+        _ => true,
     }
 }
 
@@ -796,12 +817,11 @@ fn keep_redacted(
     for key in keys {
         let before = stored.and_then(|m| m.get(&key));
         let Some(value) = incoming.get_mut(&key) else { continue };
-        if secret(&key) && is_redacted(value) {
-            match before {
-                Some(v) => *value = v.clone(),
-                None => {
-                    incoming.remove(&key);
-                }
+        if secret(&key) {
+            // A placeholder standing for nothing stored: the field is dropped, never
+            // saved as the placeholder text.
+            if !restore_redacted(value, before) {
+                incoming.remove(&key);
             }
         } else if records {
             keep_redacted_records(before, value);

@@ -278,6 +278,12 @@ fn patch_merges_plugin_config_and_keeps_redacted_secrets() {
     // A new secret replaces the old.
     ok(call(&mut a, "PATCH", &format!("/plugins/{id}"), r#"{"config":{"client_secret":["new"]}}"#), 200);
     assert_eq!(a.store.plugins[0].fields["config"]["client_secret"], json!(["new"]));
+
+    // A second client beside the shown placeholder: the stored secret stays in its
+    // place, the new one is added, and no placeholder is stored.
+    let patch = json!({ "config": { "client_id": ["a", "b"], "client_secret": [REDACTED, "second"] } });
+    ok(call(&mut a, "PATCH", &format!("/plugins/{id}"), &patch.to_string()), 200);
+    assert_eq!(a.store.plugins[0].fields["config"]["client_secret"], json!(["new", "second"]));
 }
 
 #[test]
