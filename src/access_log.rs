@@ -289,7 +289,7 @@ fn push_json_display(out: &mut Vec<u8>, value: &impl std::fmt::Display) {
 
 /// The inside of a JSON string literal of `s` (see [`push_json_str`]).
 fn push_escaped(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    const HEX: &[u8; 16] = crate::http::HEX_LOWER;
     for &b in s.as_bytes() {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),

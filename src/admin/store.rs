@@ -134,7 +134,7 @@ pub fn new_id() -> Result<String, StoreError> {
     ring::rand::SystemRandom::new().fill(&mut b).map_err(|_| StoreError::Random)?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let hex = crate::http::hex_lower(&b);
     Ok(format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]))
 }
 

@@ -6,13 +6,15 @@ pub mod head;
 pub mod response;
 pub mod rewrite;
 
+/// The lower-case hex digits, by value.
+pub(crate) const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+
 /// `bytes` as lower-case hex (digests, random ids; never on the request path).
 pub(crate) fn hex_lower(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
+        out.push(char::from(HEX_LOWER[usize::from(b >> 4)]));
+        out.push(char::from(HEX_LOWER[usize::from(b & 15)]));
     }
     out
 }
