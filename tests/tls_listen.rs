@@ -386,3 +386,14 @@ fn a_certificate_posted_to_the_admin_api_is_served_by_the_next_handshake() {
     assert_eq!(served_cn(&s.s_client(&["-servername", "a.test"])), "a.test", "other names unchanged");
     assert_eq!(request_on(&mut open, "/after"), 200, "the open connection carries on");
 }
+
+#[test]
+fn a_closing_tls_connection_ends_with_close_notify() {
+    let s = setup("tls-close-notify", &[]);
+    let mut c = rustls_client(&s.ca, s.tls_port(), "a.test");
+    c.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    // rustls reports a close without close_notify as UnexpectedEof: a truncation.
+    c.read_to_end(&mut got).expect("a clean TLS close after the response");
+    assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+}

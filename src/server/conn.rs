@@ -139,6 +139,13 @@ pub async fn serve(w: &Rc<Worker>, stream: Stream, peer: SocketAddr, local_port:
             break;
         }
     }
+    if c.stream.is_tls() {
+        // TLS ends with close_notify, so that a client can tell a response framed by
+        // the close from a cut connection; a client that does not read is given the
+        // usual downstream write time.
+        c.timer.fresh();
+        let _ = c.timer.run(w.limits.body_timeout, c.stream.shutdown()).await;
+    }
     w.drain.unregister(slot);
 }
 
