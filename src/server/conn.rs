@@ -57,6 +57,9 @@ use crate::worker::Worker;
 const DOWNSTREAM_BUF: usize = 8 * 1024;
 /// Read chunk size while streaming bodies.
 const STREAM_CHUNK: usize = 16 * 1024;
+/// A TCP socket's send buffer before autotuning (Linux `tcp_wmem`'s default): a write
+/// no larger than this does not wait on a connection with nothing queued.
+const INITIAL_SEND_BUFFER: usize = 16 * 1024;
 
 /// An I/O step that did not complete.
 enum IoFail {
@@ -332,7 +335,9 @@ impl Conn {
                     }
                 }
                 Some(d) => {
-                    let left = d.saturating_duration_since(self.timer.fresh());
+                    // Counted from the timer's latest reading, this is deadline `d`
+                    // exactly, with no clock read of its own.
+                    let left = d.saturating_duration_since(self.timer.latest());
                     if left.is_zero() {
                         return Err(ProxyError::HeadTimeout);
                     }
@@ -613,10 +618,17 @@ impl Conn {
                 }
                 Err(IoFail::Timeout) => return self.fail_before_response(w, &ProxyError::UpstreamTimeout, false).await,
             }
-            if !body.done {
+            let streamed = !body.done;
+            if streamed {
                 if let Err(e) = self.stream_request_body(w, &mut conn, &mut body, service.write_timeout).await {
                     return self.fail_before_response(w, &e, false).await;
                 }
+            }
+            // The response wait counts from the end of the request. A write that fits a
+            // socket's initial send buffer completes at once, so the reading taken
+            // before it stands; after a larger head or a streamed body, read again.
+            if streamed || len > INITIAL_SEND_BUFFER {
+                self.timer.fresh();
             }
             match self.read_response_head(&mut conn, head_request, service.read_timeout).await {
                 Ok(()) => {
@@ -820,8 +832,8 @@ impl Conn {
                     Err(e) => return Err(Some(e.into())),
                 }
             }
-            // The first read counts from the head's write; a partial head's next read
-            // from its own start.
+            // The first read counts from the end of the request (see `exchange`); a
+            // partial head's next read from its own start.
             if !up.buf.is_empty() {
                 self.timer.fresh();
             }

@@ -6,7 +6,8 @@
 //! timer's deadline to the connection's latest clock reading plus the step's timeout.
 //! The readings are the ones the request path makes anyway (the head's completion, the
 //! upstream's answer, the request's end, see `metrics::Exchange`); a step that follows a
-//! wait of unknown length (a connect, the IdP, a body chunk) takes a fresh one with
+//! wait of unknown length (a connect, the IdP, a body chunk, a write larger than a
+//! socket buffer) takes a fresh one with
 //! [`IoTimer::fresh`]. So a deadline is never later than "timeout after the step began",
 //! and earlier by at most the few microseconds of work since the last reading.
 //!
@@ -46,6 +47,11 @@ impl Default for IoTimer {
 }
 
 impl IoTimer {
+    /// The latest clock reading.
+    pub fn latest(&self) -> Instant {
+        self.now
+    }
+
     /// Reads the clock, records the reading and returns it.
     pub fn fresh(&mut self) -> Instant {
         self.now = Instant::now();
