@@ -115,11 +115,13 @@ pub struct HistogramValues {
 }
 
 impl HistogramValues {
+    /// Adds a worker's histogram. Wrapping, like the workers' own counters: a sum that
+    /// passes 2^64 ns reads as a counter reset, never as a panic.
     fn add(&mut self, h: &Histogram) {
         for (v, b) in self.buckets.iter_mut().zip(&h.buckets) {
-            *v += b.load(Relaxed);
+            *v = v.wrapping_add(b.load(Relaxed));
         }
-        self.sum_ns += h.sum_ns.load(Relaxed);
+        self.sum_ns = self.sum_ns.wrapping_add(h.sum_ns.load(Relaxed));
     }
 
     pub fn count(&self) -> u64 {

@@ -312,3 +312,15 @@ fn the_access_log_outcome_names_what_authentication_did() {
     ex.auth.bearer_cached = Some(true);
     assert_eq!(ex.auth_outcome(), AuthOutcome::Bearer);
 }
+
+#[test]
+fn summing_workers_histograms_wraps_like_their_counters_instead_of_panicking() {
+    let (a, b) = (Histogram::default(), Histogram::default());
+    a.observe_owned(u64::MAX - 10);
+    b.observe_owned(20);
+    let mut sum = HistogramValues::default();
+    sum.add(&a);
+    sum.add(&b);
+    assert_eq!(sum.sum_ns, 9, "wrapped past 2^64 ns");
+    assert_eq!(sum.count(), 2);
+}
