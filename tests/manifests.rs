@@ -137,6 +137,7 @@ fn mixing_files_wrongly_is_refused() {
     let e = load("twice", &[&deck_with_plugin, &cluster_plugin("  labels:\n    global: \"true\"\n", "")]).unwrap_err();
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].contains("plugin 'openid-connect' is configured globally twice"), "{e:?}");
+    assert!(e[0].starts_with("f1.yaml:"), "the error points into the manifest: {e:?}");
 }
 
 #[test]

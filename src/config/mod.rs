@@ -84,7 +84,13 @@ pub fn load_files_with(
                 ));
                 continue;
             }
-            match load_str(&text, &name, env) {
+            // Parsed above already; only a file of several documents goes through
+            // load_str again, for its error.
+            let loaded = match docs.as_slice() {
+                [doc] => validate::validate(doc, &name),
+                _ => load_str(&text, &name, env),
+            };
+            match loaded {
                 Ok(mut c) => {
                     for p in &mut c.plugins {
                         p.source = Some(name.clone());
@@ -115,15 +121,14 @@ pub fn load_files_with(
         let clash = config.plugins.iter().find(|q| q.enabled && p.enabled && q.name == p.name && q.scope == p.scope);
         if let Some(q) = clash {
             let at = q.mark;
-            errors.push(ConfigError {
-                file: String::new(),
-                mark: None,
-                field: None,
-                message: format!(
+            errors.push(ConfigError::at(
+                p.source.as_deref().unwrap_or(""),
+                p.mark,
+                format!(
                     "plugin '{}' is configured globally twice (the manifest at line {} and one at {at})",
                     p.name, p.mark.line
                 ),
-            });
+            ));
             continue;
         }
         config.plugins.push(p);
