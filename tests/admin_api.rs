@@ -661,3 +661,24 @@ fn certificates_survive_kill_9_and_resume_and_still_reach_the_https_upstream() {
     assert_eq!(targets, ["/tls/before", "/tls/after"]);
     assert!(!resumed.log().contains(&key_material(&kit.client.key)), "a key in the log");
 }
+
+#[test]
+fn admin_connections_are_capped_and_a_waiting_one_is_served_when_a_slot_frees() {
+    use std::io::{Read, Write};
+    let up = Upstream::start();
+    let dir = TempDir::new("admin-cap");
+    let g = start_gate(&up, &dir, &[]);
+    // ringgate::admin::MAX_CONNECTIONS idle connections that send nothing (each would
+    // be closed by the 10 s header timeout).
+    let idle: Vec<std::net::TcpStream> = (0..64).map(|_| std::net::TcpStream::connect(g.admin).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut waiting = std::net::TcpStream::connect(g.admin).unwrap();
+    waiting.write_all(b"GET /status HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+    waiting.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(waiting.read(&mut buf).is_err(), "the 65th connection is not served while 64 are open");
+    drop(idle);
+    waiting.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let n = waiting.read(&mut buf).expect("served once a slot is free");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+}

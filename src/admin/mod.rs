@@ -44,6 +44,10 @@ pub const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// How long a connection may take to send a request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Admin connections open at once; more wait in the listen backlog. The process's file
+/// descriptors are shared with the proxy, which an unbounded admin listener could use
+/// up (a caller without the token can still hold sockets open).
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// How long a request may take to send its body (a whole [`MAX_BODY`] at well under a
 /// megabyte a second); then 408, as nginx's `client_body_timeout` answers.
@@ -198,7 +202,9 @@ async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>) {
             return;
         }
     };
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -216,6 +222,7 @@ async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>) {
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            drop(slot);
         });
     }
 }
