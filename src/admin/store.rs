@@ -23,6 +23,8 @@
 //!
 //! Cost: linear in the number of entities per change; never on the request path.
 
+use std::collections::HashSet;
+
 use serde_json::{json, Map, Value};
 
 use crate::config::{
@@ -185,8 +187,10 @@ impl Store {
         list.iter().position(|e| e.fields.get(field).and_then(Value::as_str) == Some(key))
     }
 
+    /// The entity with `id`, in any case (ids are stored lower-cased; a decK file may
+    /// write a UUID in upper case).
     pub fn by_id(&self, kind: Kind, id: &str) -> Option<&Entity> {
-        self.list(kind).iter().find(|e| e.id == id)
+        self.list(kind).iter().find(|e| e.id.eq_ignore_ascii_case(id))
     }
 
     /// Another entity of `kind` (not `except`) whose `field` is `value`.
@@ -273,14 +277,24 @@ impl Store {
         new_id: &mut dyn FnMut() -> Result<String, StoreError>,
     ) -> Result<Store, StoreError> {
         let mut out = Store::default();
-        let explicit = |kind: Kind| -> Vec<&str> {
-            match kind {
-                Kind::Service => cfg.services.iter().filter_map(|s| s.id.as_deref()).collect(),
-                Kind::Route => cfg.routes.iter().filter_map(|r| r.id.as_deref()).collect(),
-                Kind::Plugin => cfg.plugins.iter().filter_map(|p| p.id.as_deref()).collect(),
-                Kind::Certificate => cfg.certificates.iter().filter_map(|c| c.id.as_deref()).collect(),
-                Kind::CaCertificate => cfg.ca_certificates.iter().filter_map(|c| c.id.as_deref()).collect(),
-            }
+        // The ids the file states, per kind, lower-cased as they are stored: made once,
+        // not per entity.
+        let ids = |it: &mut dyn Iterator<Item = &Option<String>>| -> HashSet<String> {
+            it.filter_map(|id| id.as_deref().map(str::to_ascii_lowercase)).collect()
+        };
+        let (services, routes, plugins, certificates, ca_certificates) = (
+            ids(&mut cfg.services.iter().map(|s| &s.id)),
+            ids(&mut cfg.routes.iter().map(|r| &r.id)),
+            ids(&mut cfg.plugins.iter().map(|p| &p.id)),
+            ids(&mut cfg.certificates.iter().map(|c| &c.id)),
+            ids(&mut cfg.ca_certificates.iter().map(|c| &c.id)),
+        );
+        let explicit = |kind: Kind| match kind {
+            Kind::Service => &services,
+            Kind::Route => &routes,
+            Kind::Plugin => &plugins,
+            Kind::Certificate => &certificates,
+            Kind::CaCertificate => &ca_certificates,
         };
         // A match by name must not take an id that another entity states explicitly.
         let matched = |kind: Kind, id: &Option<String>, find: &dyn Fn(&Entity) -> bool| -> Option<Entity> {
@@ -288,7 +302,7 @@ impl Store {
                 Some(id) => previous.by_id(kind, id).cloned(),
                 None => {
                     let taken = explicit(kind);
-                    previous.list(kind).iter().find(|e| find(e) && !taken.contains(&e.id.as_str())).cloned()
+                    previous.list(kind).iter().find(|e| find(e) && !taken.contains(&e.id)).cloned()
                 }
             }
         };
@@ -540,6 +554,17 @@ mod tests {
         assert_eq!(store.plugins[1].fields["instance_name"], json!("global"));
         assert_eq!(store.plugins[1].fields["service"], Value::Null);
         assert!(store.services.iter().chain(&store.routes).chain(&store.plugins).all(|e| e.created_at == 100));
+    }
+
+    #[test]
+    fn an_upper_case_id_in_the_file_keeps_its_entitys_timestamps_across_reloads() {
+        let id = "6B3A1B2C-0D4E-4F5A-8B6C-7D8E9F0A1B2C";
+        let deck =
+            format!("_format_version: \"3.0\"\nservices:\n- id: {id}\n  name: svc\n  url: http://127.0.0.1:9/\n");
+        let first = Store::from_config(&load(&deck), &Store::default(), 100, &mut counter()).unwrap();
+        assert_eq!(first.services[0].id, id.to_ascii_lowercase());
+        let again = Store::from_config(&load(&deck), &first, 200, &mut counter()).unwrap();
+        assert_eq!((again.services[0].created_at, again.services[0].updated_at), (100, 100));
     }
 
     #[test]
