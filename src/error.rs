@@ -224,11 +224,17 @@ pub fn write_response(err: &ProxyError, close: bool, out: &mut Vec<u8>) {
             write_body(a.status, &extra, &body, close, out);
         }
         // Kong: 426 with an Upgrade offer; a redirect status with Location and no body.
+        // The upgrade offer is one Connection header; when the connection closes too, it
+        // says both (write_body would add a second Connection header).
         ProxyError::HttpsRequired { status: 426, .. } => write_body(
             426,
-            "Connection: Upgrade\r\nUpgrade: TLS/1.2, HTTP/1.1\r\n",
-            "{\"message\":\"Please use HTTPS protocol\"}",
-            close,
+            if close {
+                "Connection: Upgrade, close\r\nUpgrade: TLS/1.2, HTTP/1.1\r\n"
+            } else {
+                "Connection: Upgrade\r\nUpgrade: TLS/1.2, HTTP/1.1\r\n"
+            },
+            &format!("{{\"message\":\"{}\"}}", err.message()),
+            false,
             out,
         ),
         ProxyError::HttpsRequired { status, location } => {
@@ -300,6 +306,11 @@ mod tests {
         assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"), "{text}");
         assert!(text.contains("\r\nConnection: Upgrade\r\nUpgrade: TLS/1.2, HTTP/1.1\r\n"), "{text}");
         assert!(text.ends_with("{\"message\":\"Please use HTTPS protocol\"}"), "{text}");
+        let mut out = Vec::new();
+        write_response(&ProxyError::HttpsRequired { status: 426, location: None }, true, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("Connection:").count(), 1, "{text}");
+        assert!(text.contains("\r\nConnection: Upgrade, close\r\n"), "{text}");
         let mut out = Vec::new();
         let moved = ProxyError::HttpsRequired { status: 308, location: Some("https://a.test/x?y".into()) };
         write_response(&moved, false, &mut out);

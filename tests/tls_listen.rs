@@ -167,6 +167,13 @@ fn https_only_routes_answer_plain_http_with_426_or_the_configured_redirect() {
     assert_eq!(r.status, 301, "{r:?}");
     assert_eq!(r.header("location"), Some("https://api.test/moved/y?q=1"));
     assert_eq!(plain("/open").status, 200, "a route that takes http is served");
+    // HTTP/1.0 without a Host: nowhere to redirect to, so the 426 offer, and the close
+    // said in the same Connection header.
+    let mut c = support::client::Client::connect(s.gate.proxy);
+    c.write(b"GET /moved/y HTTP/1.0\r\n\r\n");
+    let r = c.response().expect("a response");
+    assert_eq!(r.status, 426, "{r:?}");
+    assert_eq!(r.header("connection"), Some("Upgrade, close"), "{r:?}");
     // Over TLS the https-only route is served.
     assert!(s.curl("a.test", "/secure/x", &["-f"]).status.success());
     let targets: Vec<String> = s.up.wait_for(2, Duration::from_secs(5)).into_iter().map(|r| r.target).collect();

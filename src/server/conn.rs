@@ -209,8 +209,12 @@ fn may_end_head(buf: &[u8], scanned: usize) -> bool {
 /// `https_redirect_status_code`, 426 by default, else a redirect to the same target over
 /// https on the host the downstream asked for.
 fn https_required(status: u16, buf: &[u8], head: &RequestHead) -> ProxyError {
+    let host = host_without_port(head.host(buf));
+    // No host to redirect to (an HTTP/1.0 request without one): the 426 answer instead
+    // of a `https:///path` nobody can follow.
+    let status = if host.is_empty() { 426 } else { status };
     let location = (status != 426).then(|| {
-        let host = String::from_utf8_lossy(host_without_port(head.host(buf)));
+        let host = String::from_utf8_lossy(host);
         let path = String::from_utf8_lossy(head.path(buf));
         let query = String::from_utf8_lossy(&buf[head.query.clone()]);
         format!("https://{host}{path}{query}")
