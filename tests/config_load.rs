@@ -279,6 +279,15 @@ fn certificates_and_ca_certificates_are_read_in_decks_shapes() {
 }
 
 #[test]
+fn sni_wildcards_other_than_a_leading_star_dot_are_refused() {
+    let e = errors(&doc("certificates:\n- cert: C\n  key: K\n  snis: ['*.ok.example', 'example.*', '*', 'a.*.b']\n"));
+    assert_eq!(e.len(), 3, "{e:?}");
+    for (e, name) in e.iter().zip(["example.*", "*", "a.*.b"]) {
+        assert!(e.ends_with(&format!("SNI '{name}': only a leading '*.' wildcard is supported")), "{e}");
+    }
+}
+
+#[test]
 fn certificate_ids_are_unique_per_collection() {
     let id = "6b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c";
     let e = errors(&doc(&format!(

@@ -739,6 +739,15 @@ impl Validator<'_> {
                             _ => self.string(item, "snis"),
                         };
                         if let Some(name) = name {
+                            // Kong also takes `example.*`; ringgate matches only a leading
+                            // `*.`, and says so rather than never matching the name.
+                            if name.strip_prefix("*.").unwrap_or(&name).contains('*') {
+                                self.error(
+                                    item.mark,
+                                    format!("SNI '{name}': only a leading '*.' wildcard is supported"),
+                                );
+                                continue;
+                            }
                             cert.snis.push((name.to_ascii_lowercase(), item.mark));
                         }
                     }
