@@ -152,10 +152,12 @@ impl Snapshot {
     /// Returns how many instances were kept.
     pub fn carry_over(&mut self, previous: &Snapshot) -> usize {
         let mut kept = 0;
+        // One comparable copy per instance, old and new, not one per pair.
+        let old: Vec<_> = previous.oidc.iter().flatten().map(|i| (i.config.settings(), i)).collect();
         for slot in self.oidc.iter_mut().flatten() {
-            let same = previous.oidc.iter().flatten().find(|old| old.config.unchanged_by(&slot.config));
-            if let Some(old) = same {
-                *slot = old.clone();
+            let settings = slot.config.settings();
+            if let Some((_, old)) = old.iter().find(|(s, _)| *s == settings) {
+                *slot = Arc::clone(old);
                 kept += 1;
             }
         }

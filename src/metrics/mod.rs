@@ -337,7 +337,7 @@ impl Metrics {
 
     /// Worker `id`'s recorder. Call once per worker, on its thread.
     pub fn recorder(self: &Arc<Metrics>, id: usize) -> Recorder {
-        let block = self.workers[id.min(self.workers.len() - 1)].clone();
+        let block = self.workers[id].clone();
         Recorder {
             metrics: self.clone(),
             block,

@@ -465,12 +465,20 @@ impl OidcConfig {
     /// setting counts; where the plugin sits in the file does not, and two salts
     /// generated at load time are interchangeable (neither was written in the file).
     pub fn unchanged_by(&self, new: &OidcConfig) -> bool {
-        let mut new = new.clone();
-        new.mark = self.mark;
-        if self.cache_tokens_salt.is_generated() && new.cache_tokens_salt.is_generated() {
-            new.cache_tokens_salt = self.cache_tokens_salt.clone();
+        self.settings() == new.settings()
+    }
+
+    /// The configuration as [`OidcConfig::unchanged_by`] compares it: no position, and
+    /// a generated salt blanked (a configured one stays, and differs from any
+    /// generated one). Made once per instance, it lets a reload compare many instances
+    /// without a copy per pair.
+    pub fn settings(&self) -> OidcConfig {
+        let mut c = self.clone();
+        c.mark = Mark::default();
+        if c.cache_tokens_salt.is_generated() {
+            c.cache_tokens_salt = CacheSalt { value: Secret::new(String::new()), generated: true };
         }
-        *self == new
+        c
     }
 
     /// Why a verified token does not meet `scopes_required` / `audience_required` (the
