@@ -148,9 +148,19 @@ impl Snapshot {
     /// Keeps the running instances of `previous` whose configuration this snapshot does
     /// not change (see [`OidcConfig::unchanged_by`]): a reload then leaves their
     /// discovery, keys and every worker's token cache as they were, instead of starting
-    /// each plugin cold. Call before the snapshot is installed.
-    /// Returns how many instances were kept.
+    /// each plugin cold. https upstream targets with an unchanged TLS setup are kept the
+    /// same way. Call before the snapshot is installed.
+    /// Returns how many openid-connect instances were kept.
     pub fn carry_over(&mut self, previous: &Snapshot) -> usize {
+        // An https target whose setup is unchanged keeps its id and client config: its
+        // pooled connections and TLS sessions stay usable across the reload.
+        let targets: HashMap<[u8; 32], &crate::tls::config::UpstreamTarget> =
+            previous.targets.iter().filter_map(|t| t.tls.as_ref()).map(|t| (t.fingerprint, t)).collect();
+        for tls in self.targets.iter_mut().filter_map(|t| t.tls.as_mut()) {
+            if let Some(old) = targets.get(&tls.fingerprint) {
+                *tls = (*old).clone();
+            }
+        }
         let mut kept = 0;
         // One comparable copy per instance, old and new, not one per pair.
         let old: Vec<_> = previous.oidc.iter().flatten().map(|i| (i.config.settings(), i)).collect();

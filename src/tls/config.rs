@@ -21,12 +21,39 @@ use crate::config::{Config, ConfigError, Protocol};
 /// TLS to one `https` service's upstream.
 #[derive(Clone)]
 pub struct UpstreamTarget {
-    /// Unique per compiled target (never 0): pooled connections are only reused for
-    /// the target they were made for.
+    /// One per distinct TLS setup (never 0): pooled connections are only reused for
+    /// the setup they were made with.
     pub id: u64,
     pub config: Arc<ClientConfig>,
     /// SNI and the name the certificate must carry: the service's `host`.
     pub name: ServerName<'static>,
+    /// SHA-256 over everything the target is made of (name, verification, extra roots,
+    /// client certificate chain): equal for interchangeable targets, so services that
+    /// share a setup, and a reload that keeps it, share one id, config and pool.
+    pub fingerprint: [u8; 32],
+}
+
+/// [`UpstreamTarget::fingerprint`]: each field length-prefixed.
+fn fingerprint(host: &str, tls: &UpstreamTls) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut field = |bytes: &[u8]| {
+        ctx.update(&(bytes.len() as u64).to_be_bytes());
+        ctx.update(bytes);
+    };
+    field(host.as_bytes());
+    field(&[u8::from(tls.verify)]);
+    field(&(tls.extra_roots.len() as u64).to_be_bytes());
+    for der in &tls.extra_roots {
+        field(der);
+    }
+    let chain = tls.client_cert.as_ref().map_or(&[][..], |ck| &ck.cert[..]);
+    field(&(chain.len() as u64).to_be_bytes());
+    for der in chain {
+        field(der);
+    }
+    let mut out = [0; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 impl std::fmt::Debug for UpstreamTarget {
@@ -106,6 +133,7 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
             }
         }
     }
+    let mut made: HashMap<[u8; 32], UpstreamTarget> = HashMap::new();
     for s in &config.services {
         if s.protocol != Protocol::Https {
             if !s.ca_certificates.is_empty() || s.client_certificate.is_some() {
@@ -130,8 +158,15 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
                 None => errors.push(error(*mark, format!("no certificate with id '{id}'"))),
             }
         }
-        let target = upstream_client_config(&tls)
-            .and_then(|config| Ok(UpstreamTarget { id: next_id(), config, name: server_name(&s.host)? }));
+        let print = fingerprint(&s.host, &tls);
+        let target = match made.get(&print) {
+            Some(t) => Ok(t.clone()),
+            None => upstream_client_config(&tls).and_then(|config| {
+                let t = UpstreamTarget { id: next_id(), config, name: server_name(&s.host)?, fingerprint: print };
+                made.insert(print, t.clone());
+                Ok(t)
+            }),
+        };
         match target {
             Ok(t) => out.upstreams.push(Some(t)),
             Err(e) => {

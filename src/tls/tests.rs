@@ -279,3 +279,20 @@ fn an_sni_given_twice_in_another_spelling_is_still_a_duplicate() {
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(errors[0].starts_with("SNI 'a.example.' is served by two certificates (first at "), "{errors:#?}");
 }
+
+#[test]
+fn https_targets_with_one_setup_share_an_id_within_a_compile_and_across_a_reload() {
+    let yaml = "_format_version: \"3.0\"\nservices:\n- name: a\n  url: https://127.0.0.1:9443\n- name: b\n  url: https://127.0.0.1:9443/other\n- name: c\n  url: https://127.0.0.1:9443\n  tls_verify: false\n";
+    let build = || {
+        let cfg = crate::config::load_str(yaml, "t.yaml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+        crate::snapshot::Snapshot::build(cfg, &mut crate::snapshot::Resolved::new()).unwrap_or_else(|e| panic!("{e:?}"))
+    };
+    let id = |s: &crate::snapshot::Snapshot, i: usize| s.targets[i].tls.as_ref().unwrap().id;
+    let first = build();
+    assert_eq!(id(&first, 0), id(&first, 1), "same setup, one target");
+    assert_ne!(id(&first, 0), id(&first, 2), "tls_verify differs");
+    let mut second = build();
+    assert_ne!(id(&second, 0), id(&first, 0), "a fresh compile makes new targets");
+    second.carry_over(&first);
+    assert_eq!((id(&second, 0), id(&second, 2)), (id(&first, 0), id(&first, 2)), "a reload keeps them");
+}
