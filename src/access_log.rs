@@ -41,6 +41,11 @@ use crate::snapshot::Snapshot;
 pub const FLUSH_AT: usize = 32 * 1024;
 /// Atomic write size of a pipe (POSIX guarantees at least 512; Linux's is 4096).
 const PIPE_BUF: usize = 4096;
+/// Bytes logged of each string the client chose (method, path, client id). Escaped, a
+/// byte takes at most 6: the three stay under 3 KiB, and with the rest of the line under
+/// [`PIPE_BUF`], which a pipe keeps whole (route and service names, from the
+/// configuration, are the only other strings of any length).
+const MAX_CLIENT_STRING: usize = 160;
 
 /// Where the access log goes (`--access-log`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,10 +205,15 @@ pub fn write_line(
     out.extend_from_slice(n.format(worker).as_bytes());
     out.extend_from_slice(b",\"client\":\"");
     let _ = write!(out, "{}", SocketAddr::new(peer.ip().to_canonical(), peer.port()));
+    fn capped(v: &[u8]) -> &[u8] {
+        &v[..v.len().min(MAX_CLIENT_STRING)]
+    }
+    let cut = [&ex.method, &ex.path, &ex.auth.client_id].iter().any(|v| v.len() > MAX_CLIENT_STRING);
+    let (method, path, client_id) = (capped(&ex.method), capped(&ex.path), capped(&ex.auth.client_id));
     out.extend_from_slice(b"\",\"method\":");
-    push_json_str(out, &ex.method);
+    push_json_str(out, method);
     out.extend_from_slice(b",\"path\":");
-    push_json_str(out, &ex.path);
+    push_json_str(out, path);
     out.extend_from_slice(b",\"route\":");
     match ex.route {
         Some(r) => push_json_display(out, &route_label(&snap.config, r)),
@@ -242,10 +252,13 @@ pub fn write_line(
         }
     }
     out.extend_from_slice(b"\",\"client_id\":");
-    if ex.auth.client_id.is_empty() {
+    if client_id.is_empty() {
         out.extend_from_slice(b"null");
     } else {
-        push_json_str(out, &ex.auth.client_id);
+        push_json_str(out, client_id);
+    }
+    if cut {
+        out.extend_from_slice(b",\"truncated\":true");
     }
     out.extend_from_slice(b"}\n");
 }
@@ -406,6 +419,31 @@ mod tests {
         log.anchor.set((Instant::now(), SystemTime::now()));
         let at = log.wall_clock(Instant::now());
         assert!(at >= before && at <= SystemTime::now());
+    }
+
+    #[test]
+    fn a_line_stays_within_one_atomic_pipe_write_whatever_the_client_sent() {
+        let cfg = crate::config::load_str("_format_version: \"3.0\"\n", "t.yaml", &|_| None).unwrap();
+        let snap = Snapshot::build(cfg, &mut crate::snapshot::Resolved::new()).unwrap();
+        let mut ex = Exchange::default();
+        ex.begin(Instant::now(), true);
+        ex.method.extend_from_slice(&[b'\x01'; 300]);
+        ex.path.extend_from_slice(&[0x80; 32 * 1024]);
+        ex.auth.client_id.extend_from_slice(&[b'\x02'; 4096]);
+        let mut out = Vec::new();
+        let peer = "[2001:db8::1]:65535".parse().unwrap();
+        write_line(&mut out, &ex, &snap, peer, 7, Instant::now(), SystemTime::now());
+        assert!(out.len() <= PIPE_BUF, "{} bytes", out.len());
+        assert!(out.ends_with(b",\"truncated\":true}\n"));
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("one JSON object");
+        assert_eq!(v["path"].as_str().unwrap().chars().count(), MAX_CLIENT_STRING);
+        // Short strings are whole and unmarked.
+        let mut ex = Exchange::default();
+        ex.begin(Instant::now(), true);
+        ex.path.extend_from_slice(b"/a");
+        let mut out = Vec::new();
+        write_line(&mut out, &ex, &snap, peer, 7, Instant::now(), SystemTime::now());
+        assert!(!out.windows(9).any(|w| w == b"truncated"), "{}", String::from_utf8_lossy(&out));
     }
 
     #[test]
