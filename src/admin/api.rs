@@ -515,8 +515,7 @@ fn status(admin: &Admin) -> Response {
         .collect();
     let counts = admin.hooks.connections.get().map(|f| f());
     let count = |pick: fn(&super::ConnectionCounts) -> u64| counts.as_ref().map_or(Value::Null, |c| json!(pick(c)));
-    let digest = ring::digest::digest(&ring::digest::SHA256, admin.store.render().as_bytes());
-    let hash = crate::http::hex_lower(&digest.as_ref()[..16]);
+    let hash = &admin.config_hash;
     Response::json(
         200,
         &json!({

@@ -108,9 +108,18 @@ impl TlsInputs {
     }
 }
 
+/// The first 16 bytes of the SHA-256 of a rendered store, in hex.
+fn config_hash(rendered: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, rendered.as_bytes());
+    crate::http::hex_lower(&digest.as_ref()[..16])
+}
+
 /// The Admin API's state: the store, and what a change needs to take effect.
 pub struct Admin {
     pub store: Store,
+    /// `configuration_hash` of `GET /status`: of the store's rendered text, made when
+    /// the store changes rather than on every probe.
+    pub config_hash: String,
     pub(super) shared: SharedSnapshot,
     control: Option<ControlPlane>,
     data: Option<DataDir>,
@@ -150,7 +159,8 @@ impl Admin {
         node: NodeInfo,
         hooks: Arc<Hooks>,
     ) -> Admin {
-        Admin { store: Store::default(), shared, control, data, node, hooks, tls: None }
+        let config_hash = config_hash(&Store::default().render());
+        Admin { store: Store::default(), config_hash, shared, control, data, node, hooks, tls: None }
     }
 
     /// TLS listeners are configured: every configuration installed from now on gets a
@@ -242,6 +252,7 @@ impl Admin {
         }
         install(&self.shared, self.control.as_ref(), snapshot, source);
         self.store = store;
+        self.config_hash = config_hash(&text);
         Ok(())
     }
 

@@ -425,6 +425,13 @@ fn node_info_and_status_have_kongs_shape() {
     assert!(s["server"].as_object().unwrap().contains_key("connections_active"));
     assert_eq!(s["ringgate"]["config_loaded"], true);
     assert_eq!(s["ringgate"]["workers"], 2);
+    // The hash is of the store as it now stands, and follows a change.
+    let digest = ring::digest::digest(&ring::digest::SHA256, a.store.render().as_bytes());
+    assert_eq!(s["configuration_hash"], json!(crate::http::hex_lower(&digest.as_ref()[..16])));
+    let id = a.store.plugins[0].id.clone();
+    ok(call(&mut a, "PATCH", &format!("/plugins/{id}"), r#"{"config":{"timeout":2000}}"#), 200);
+    let changed = ok(call(&mut a, "GET", "/status", ""), 200);
+    assert_ne!(changed["configuration_hash"], s["configuration_hash"]);
     let plugins = s["ringgate"]["plugins"].as_array().unwrap();
     assert_eq!(plugins.len(), 1);
     assert_eq!(plugins[0]["id"], json!(a.store.plugins[0].id));
