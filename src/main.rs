@@ -208,19 +208,9 @@ fn shown(paths: &[PathBuf]) -> String {
 
 /// Everything `run` would refuse, without resolving host names.
 fn check(paths: &[PathBuf]) -> Result<(), config::ConfigErrors> {
+    let mut cfg = config::load_files(paths)?;
     // Problems without a file of their own are the decK file's (the first).
-    let named = |mut errors: Vec<config::ConfigError>| {
-        for e in errors.iter_mut() {
-            if e.file.is_empty() {
-                e.file = paths[0].display().to_string();
-            }
-        }
-        errors
-    };
-    let cfg = config::load_files(paths)?;
-    let compiled = ringgate::snapshot::compile(&cfg).map_err(|e| config::ConfigErrors(named(e.0)))?;
-    let plugin_warnings = compiled.warnings;
-    for w in cfg.warnings.iter().cloned().chain(named(plugin_warnings)) {
+    for w in ringgate::snapshot::check(&mut cfg, &paths[0].display().to_string())? {
         eprintln!("warning: {w}");
     }
     Ok(())

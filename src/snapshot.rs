@@ -55,6 +55,20 @@ pub struct Compiled {
     pub warnings: Vec<ConfigError>,
 }
 
+/// [`compile`] as a check of a loaded file: problems without a file of their own are
+/// `file`'s. Returns every warning, the loader's (taken out of `config`) and the
+/// compile's.
+pub fn check(config: &mut Config, file: &str) -> Result<Vec<ConfigError>, ConfigErrors> {
+    let name = |mut e: ConfigError| {
+        if e.file.is_empty() {
+            e.file = file.to_string();
+        }
+        e
+    };
+    let compiled = compile(config).map_err(|e| ConfigErrors(e.0.into_iter().map(name).collect()))?;
+    Ok(config.warnings.drain(..).chain(compiled.warnings.into_iter().map(name)).collect())
+}
+
 /// Compiles everything in `config` that can be refused, without touching the network:
 /// the router and every plugin's own configuration. Errors and warnings carry an empty
 /// file name for the caller to fill in.

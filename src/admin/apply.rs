@@ -217,15 +217,8 @@ impl Admin {
         text: String,
         previous: Option<Store>,
     ) -> Result<(), ApplyError> {
-        let name = |mut e: ConfigError| {
-            if e.file.is_empty() {
-                e.file = file.to_string();
-            }
-            e
-        };
-        let compiled = snapshot::compile(&cfg)
-            .map_err(|e| ApplyError::Invalid { errors: ConfigErrors(e.0.into_iter().map(name).collect()), text })?;
-        for w in cfg.warnings.drain(..).chain(compiled.warnings.into_iter().map(name)) {
+        let warnings = snapshot::check(&mut cfg, file).map_err(|errors| ApplyError::Invalid { errors, text })?;
+        for w in warnings {
             tracing::warn!("{w}");
         }
         let previous = previous.unwrap_or_else(|| self.store.clone());
