@@ -39,7 +39,7 @@ pub struct ClientOptions {
     /// Kong's comma-separated `no_proxy` list.
     pub no_proxy: Option<String>,
     /// Extra trust anchors (PEM) for a private IdP.
-    pub extra_ca_pem: Option<Vec<u8>>,
+    pub extra_ca_pem: Option<std::sync::Arc<[u8]>>,
 }
 
 /// Why an IdP call failed. [`IdpError::is_outage`] separates "the IdP could not answer"

@@ -228,7 +228,7 @@ impl Settled {
 struct State {
     metrics: Arc<ControlMetrics>,
     /// `--idp-ca-file`: CA certificates trusted for IdP connections, PEM.
-    extra_ca_pem: Option<Vec<u8>>,
+    extra_ca_pem: Option<Arc<[u8]>>,
     clients: HashMap<ClientOptions, IdpClient>,
     /// Issued tokens by (instance address, key), kept until their refresh time, and 403
     /// verdicts, kept as long as the token they were made on.
@@ -254,6 +254,8 @@ async fn serve(
     metrics: Arc<ControlMetrics>,
     extra_ca_pem: Option<Vec<u8>>,
 ) {
+    // Shared by every client's options (a clone per IdP call is a reference count).
+    let extra_ca_pem = extra_ca_pem.map(Arc::from);
     let state = Rc::new(RefCell::new(State { metrics, extra_ca_pem, ..State::default() }));
     {
         // Drop what no one can use any more: expired L2 entries, dead instances.
