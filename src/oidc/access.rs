@@ -47,6 +47,8 @@ const VERIFIED_CAPACITY: usize = 16_384;
 
 /// Why the access phase refused a request. One variant per downstream status, each with
 /// its kind (a fixed label) and a sentence for `display_errors` (never a secret).
+/// Why the access phase refused. The status comes from the reason
+/// ([`AuthReason::status`]); the variants say which kind of detail text each carries.
 #[derive(Debug, Clone)]
 pub enum AuthError {
     /// 401: no credentials, refused credentials, a token that does not verify.

@@ -35,7 +35,7 @@ use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use crate::config::Protocol;
-use crate::error::{self, AuthFailure, AuthReason, ProxyError};
+use crate::error::{self, AuthFailure, ProxyError};
 use crate::http::chunked::{ChunkedDecoder, ChunkedLimits};
 use crate::http::head::{self, BodyFraming, Known, RequestHead, Version};
 use crate::http::response::{self, ResponseFraming, ResponseHead};
@@ -242,34 +242,39 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
         }
         Some(v)
     };
+    // The status is the reason's (`AuthReason::status`), the one rule metrics count by
+    // too; the variant only carries the detail text.
     let kind = e.reason();
-    match e {
-        AuthError::Unauthorized(_, reason) => AuthFailure {
-            status: 401,
-            reason: kind,
-            message: with_reason(&cfg.unauthorized_error_message, &reason),
-            www_authenticate: challenge("invalid_token"),
-            retry_after: None,
-        },
-        AuthError::Forbidden(_, reason) => AuthFailure {
+    let detail = match e {
+        AuthError::Unauthorized(_, d) | AuthError::Forbidden(_, d) | AuthError::Unavailable(d) => d,
+    };
+    match kind.status() {
+        403 => AuthFailure {
             status: 403,
             reason: kind,
-            message: with_reason(&cfg.forbidden_error_message, &reason),
+            message: with_reason(&cfg.forbidden_error_message, &detail),
             www_authenticate: challenge("insufficient_scope"),
             retry_after: None,
         },
-        AuthError::Unavailable(reason) => {
+        503 => {
             // The control plane logs the IdP failure itself; one line per refused
             // request would flood the log during an outage.
-            tracing::debug!(issuer = %cfg.issuer, %reason, "identity provider unavailable");
+            tracing::debug!(issuer = %cfg.issuer, reason = %detail, "identity provider unavailable");
             AuthFailure {
                 status: 503,
-                reason: AuthReason::IdpUnavailable,
-                message: with_reason("The identity provider is unavailable", &reason),
+                reason: kind,
+                message: with_reason("The identity provider is unavailable", &detail),
                 www_authenticate: None,
                 retry_after: Some(5),
             }
         }
+        _ => AuthFailure {
+            status: 401,
+            reason: kind,
+            message: with_reason(&cfg.unauthorized_error_message, &detail),
+            www_authenticate: challenge("invalid_token"),
+            retry_after: None,
+        },
     }
 }
 
