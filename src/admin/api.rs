@@ -25,6 +25,8 @@
 //! Cost: a change copies the store and reloads the whole configuration; lists are
 //! linear. Admin traffic only.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
 use super::apply::{locate, Admin, ApplyError, Problem, Seg};
@@ -1034,19 +1036,23 @@ fn delete(admin: &mut Admin, kind: Kind, key: &str) -> Result<Response, ApiError
 fn post_config(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
     let text = if let Some(fields) = req.form() {
         match fields?.remove("config") {
-            Some(Value::String(s)) => s,
+            Some(Value::String(s)) => Cow::Owned(s),
             _ => return Err(schema_error("config", "expected the declarative configuration as a string")),
         }
     } else if req.media_type().as_deref() == Some("application/json") {
         match serde_json::from_slice::<Value>(req.body) {
             Ok(Value::Object(mut m)) if m.len() == 1 && m.get("config").is_some_and(Value::is_string) => {
-                m.remove("config").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+                match m.remove("config") {
+                    Some(Value::String(s)) => Cow::Owned(s),
+                    _ => Cow::Borrowed(""),
+                }
             }
-            Ok(Value::Object(_)) => String::from_utf8_lossy(req.body).into_owned(),
+            Ok(Value::Object(_)) => String::from_utf8_lossy(req.body),
             _ => return Err(ApiError::BadJson),
         }
     } else {
-        String::from_utf8(req.body.to_vec()).map_err(|_| ApiError::BadJson)?
+        // The body as it is, not a copy (up to 16 MiB).
+        Cow::Borrowed(std::str::from_utf8(req.body).map_err(|_| ApiError::BadJson)?)
     };
     match admin.load_document(&text) {
         Ok(()) => {}

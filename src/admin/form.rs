@@ -174,20 +174,21 @@ fn multipart_parts(body: &[u8], content_type: &str) -> Result<Vec<(String, Strin
 /// more than `indexed` (what is left of [`MAX_INDEXED`]) elements.
 fn insert(at: &mut Value, segs: &[Seg], value: String, indexed: &mut usize) -> Option<()> {
     let Some((first, rest)) = segs.split_first() else { return Some(()) };
-    let leaf = if value.is_empty() { Value::Null } else { Value::String(value.clone()) };
+    // Made only at the last segment, from the value itself (no copy per level).
+    let leaf = |value: String| if value.is_empty() { Value::Null } else { Value::String(value) };
     match first {
         Seg::Key(k) => {
             let map = at.as_object_mut()?;
             if rest.is_empty() {
                 match map.get_mut(k) {
                     None => {
-                        map.insert(k.clone(), leaf);
+                        map.insert(k.clone(), leaf(value));
                     }
                     // A repeated name makes a list.
-                    Some(Value::Array(items)) => items.push(leaf),
+                    Some(Value::Array(items)) => items.push(leaf(value)),
                     Some(existing @ (Value::String(_) | Value::Null)) => {
                         let old = existing.take();
-                        *existing = Value::Array(vec![old, leaf]);
+                        *existing = Value::Array(vec![old, leaf(value)]);
                     }
                     Some(_) => return None,
                 }
@@ -209,7 +210,7 @@ fn insert(at: &mut Value, segs: &[Seg], value: String, indexed: &mut usize) -> O
             let items = at.as_array_mut()?;
             if rest.is_empty() {
                 if !value.is_empty() {
-                    items.push(leaf);
+                    items.push(leaf(value));
                 }
                 return Some(());
             }
@@ -226,7 +227,7 @@ fn insert(at: &mut Value, segs: &[Seg], value: String, indexed: &mut usize) -> O
                 items.resize(*n, Value::Null);
             }
             if rest.is_empty() {
-                items[*n - 1] = leaf;
+                items[*n - 1] = leaf(value);
                 return Some(());
             }
             if !items[*n - 1].is_object() {
