@@ -11,13 +11,17 @@
 //! [`IoTimer::fresh`]. So a deadline is never later than "timeout after the step began",
 //! and earlier by at most the few microseconds of work since the last reading.
 //!
-//! Moving a deadline later is a store: monoio's timer wheel (tokio's design) keeps the
-//! timer in its old slot and re-files it only if that slot comes round first. Only a
-//! deadline moved earlier touches the wheel at once.
+//! The timer itself is moved lazily. A step's deadline is only recorded; the sleep
+//! behind it stays where it is unless the new deadline is earlier. When the sleep goes
+//! off at an older, earlier deadline, the step's real deadline is looked at then, and the
+//! sleep moved out to it. A keep-alive connection's steps all have later deadlines than
+//! the one before, so its timer touches the wheel about once per timeout (a minute,
+//! by default) instead of on every step, and the sleep is polled again only when it
+//! was moved or the step runs under another waker.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use monoio::time::Sleep;
@@ -29,6 +33,12 @@ const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
 pub struct IoTimer {
     sleep: Pin<Box<Sleep>>,
     now: Instant,
+    /// Where the sleep is set: never later than `deadline`.
+    armed: Instant,
+    /// The current step's deadline.
+    deadline: Instant,
+    /// The waker the sleep last registered, while it holds.
+    registered: Option<Waker>,
 }
 
 impl IoTimer {
@@ -36,7 +46,14 @@ impl IoTimer {
     /// with its timer enabled.
     pub fn new() -> IoTimer {
         let now = Instant::now();
-        IoTimer { sleep: Box::pin(monoio::time::sleep_until((now + FAR).into())), now }
+        let far = now + FAR;
+        IoTimer {
+            sleep: Box::pin(monoio::time::sleep_until(far.into())),
+            now,
+            armed: far,
+            deadline: far,
+            registered: None,
+        }
     }
 }
 
@@ -61,9 +78,38 @@ impl IoTimer {
     /// Runs `step`, giving up (`None`) once `timeout` has passed since the latest clock
     /// reading. Dropping `step` on a timeout cancels its I/O.
     pub fn run<F: Future>(&mut self, timeout: Duration, step: F) -> Bounded<'_, F> {
-        let deadline = self.now.checked_add(timeout).unwrap_or(self.now + FAR);
-        self.sleep.as_mut().reset(deadline.into());
-        Bounded { step, sleep: self.sleep.as_mut() }
+        self.deadline = self.now.checked_add(timeout).unwrap_or(self.now + FAR);
+        if self.deadline < self.armed {
+            self.arm(self.deadline);
+        }
+        Bounded { step, timer: self }
+    }
+
+    fn arm(&mut self, at: Instant) {
+        self.sleep.as_mut().reset(at.into());
+        self.armed = at;
+        self.registered = None;
+    }
+
+    /// Ready once the current step's deadline has passed.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if let Some(w) = &self.registered {
+                // The sleep holds a waker that wakes this task, and has not gone off.
+                if w.will_wake(cx.waker()) && !self.sleep.is_elapsed() {
+                    return Poll::Pending;
+                }
+            }
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                self.registered = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            if self.deadline <= self.armed {
+                return Poll::Ready(());
+            }
+            // An earlier step's deadline went off; this step's is later.
+            self.arm(self.deadline);
+        }
     }
 }
 
@@ -74,7 +120,7 @@ pin_project_lite::pin_project! {
     pub struct Bounded<'t, F> {
         #[pin]
         step: F,
-        sleep: Pin<&'t mut Sleep>,
+        timer: &'t mut IoTimer,
     }
 }
 
@@ -86,7 +132,7 @@ impl<F: Future> Future for Bounded<'_, F> {
         if let Poll::Ready(out) = this.step.poll(cx) {
             return Poll::Ready(Some(out));
         }
-        this.sleep.as_mut().poll(cx).map(|()| None)
+        this.timer.poll_expired(cx).map(|()| None)
     }
 }
 
@@ -137,6 +183,27 @@ mod tests {
             let began = Instant::now();
             assert_eq!(t.run(Duration::from_millis(25), std::future::pending::<()>()).await, None);
             assert!(began.elapsed() < Duration::from_secs(2), "the earlier deadline was not honoured");
+        });
+    }
+
+    #[test]
+    fn a_later_deadline_outlasts_the_earlier_one_the_sleep_is_still_set_to() {
+        block_on(async {
+            let mut t = IoTimer::new();
+            // Sets the sleep to 30 ms out; the step finishes at once.
+            t.fresh();
+            assert_eq!(t.run(Duration::from_millis(30), async { 1 }).await, Some(1));
+            // A 120 ms deadline: the sleep still goes off at 30 ms, which must not end
+            // a step that takes 60 ms...
+            t.fresh();
+            let slept = t.run(Duration::from_millis(120), monoio::time::sleep(Duration::from_millis(60))).await;
+            assert_eq!(slept, Some(()), "ended at the earlier step's deadline");
+            // ...and a step that never finishes still ends, at its own deadline.
+            let began = t.fresh();
+            assert_eq!(t.run(Duration::from_millis(90), std::future::pending::<()>()).await, None);
+            let took = began.elapsed();
+            assert!(took >= Duration::from_millis(90), "gave up after {took:?}, before the deadline");
+            assert!(took < Duration::from_secs(2), "the deadline was not honoured: {took:?}");
         });
     }
 
