@@ -18,8 +18,9 @@
 //! Cost of a cache hit: the Basic decode, one two-block SHA-256 and a hash lookup; no
 //! allocation. A connection that sends the same `Authorization` header again (the usual
 //! keep-alive client) skips the decode and the SHA-256: its [`CredentialMemo`] maps a
-//! keyed digest of the header to the cache key. What happened (hit, miss, refresh, bearer) is noted in an [`AuthNote`] the
-//! connection owns, for metrics and the access log: a few stores, no allocation (the
+//! keyed digest of the header to the cache key (and, with the access log on, to the
+//! `client_id`). What happened (hit, miss, refresh, bearer) is noted in an [`AuthNote`]
+//! the connection owns, for metrics and the access log: a few stores, no allocation (the
 //! caller's `client_id` is copied only when the access log asks for it).
 
 use std::cell::RefCell;
@@ -119,8 +120,15 @@ impl AuthNote {
 /// keep-alive clients do, the Basic decoding and the SHA-256 of the key are skipped.
 /// A stale entry cannot match: it holds the [`Instance::id`] it was made for (an id, not
 /// a reference: remembering costs the shared instance no reference-count traffic).
+/// With the access log on, the memo also keeps the credentials' `client_id` (logged
+/// anyway; the secret is never kept), so logging does not turn the memo off.
 #[derive(Default)]
-pub struct CredentialMemo(Option<(u64, u128, CacheKey)>);
+pub struct CredentialMemo {
+    entry: Option<(u64, u128, CacheKey)>,
+    /// The remembered credentials' `client_id`, when `kept_id`.
+    client_id: Vec<u8>,
+    kept_id: bool,
+}
 
 /// A worker's plugin state: its caches, keyed by instance.
 pub struct WorkerAuth {
@@ -271,26 +279,40 @@ impl WorkerAuth {
         let header_first = instance.cc_order.first() == Some(&Location::Header)
             && !credentials::header_location_disabled(sources.grant_type, sources.x_grant_type);
         let tag = match sources.authorization {
-            Some(value) if header_first && !note.keep_client_id => Some(self.memo_tag(value)),
+            Some(value) if header_first => Some(self.memo_tag(value)),
             _ => None,
         };
-        let remembered = match (tag, &memo.0) {
-            (Some(tag), Some((of, known, key))) if *known == tag && *of == instance.id => Some(*key),
+        let remembered = match (tag, &memo.entry) {
+            (Some(tag), Some((of, known, key)))
+                if *known == tag && *of == instance.id && (memo.kept_id || !note.keep_client_id) =>
+            {
+                Some(*key)
+            }
             _ => None,
         };
         let mut buf = CredentialBuf::new();
         let key = match remembered {
-            Some(key) => key,
+            Some(key) => {
+                if note.keep_client_id {
+                    note.client_id.extend_from_slice(&memo.client_id);
+                }
+                key
+            }
             None => {
                 let creds = find_credentials(sources, instance, &mut buf)?;
                 if note.keep_client_id {
                     note.client_id.extend_from_slice(creds.id);
                 }
                 let key = instance.prefix.key(creds.id, creds.secret, None);
-                memo.0 = match tag {
+                memo.entry = match tag {
                     Some(tag) if creds.location == Location::Header => Some((instance.id, tag, key)),
                     _ => None,
                 };
+                memo.client_id.clear();
+                memo.kept_id = note.keep_client_id && memo.entry.is_some();
+                if memo.kept_id {
+                    memo.client_id.extend_from_slice(creds.id);
+                }
                 key
             }
         };
@@ -624,13 +646,13 @@ mod tests {
         cache_token(&auth, &inst, real, "real");
         let mut memo = CredentialMemo::default();
         assert_eq!(ask(&auth, &inst, &sources(basic), &mut memo).as_deref(), Some("Bearer real"));
-        assert!(memo.0.is_some(), "header credentials are remembered");
+        assert!(memo.entry.is_some(), "header credentials are remembered");
 
         // Point the memo at another cached key: an answer from that key proves the memo
         // was used, not the header decoded again.
         let planted = inst.prefix.key(b"planted", b"x", None);
         cache_token(&auth, &inst, planted, "planted");
-        let plant = |memo: &mut CredentialMemo| memo.0.as_mut().unwrap().2 = planted;
+        let plant = |memo: &mut CredentialMemo| memo.entry.as_mut().unwrap().2 = planted;
         plant(&mut memo);
         assert_eq!(ask(&auth, &inst, &sources(basic), &mut memo).as_deref(), Some("Bearer planted"));
 
@@ -639,7 +661,7 @@ mod tests {
         let other = inst.prefix.key(b"other", b"pw", None);
         cache_token(&auth, &inst, other, "other");
         assert_eq!(ask(&auth, &inst, &sources(b"Basic b3RoZXI6cHc="), &mut memo).as_deref(), Some("Bearer other"));
-        assert_eq!(memo.0.as_ref().unwrap().2, other);
+        assert_eq!(memo.entry.as_ref().unwrap().2, other);
 
         // The same header for another instance (say, after a reload): not from the memo.
         let _ = ask(&auth, &inst, &sources(basic), &mut memo);
@@ -655,13 +677,20 @@ mod tests {
         let guarded = Sources { grant_type: Some(b"password"), ..sources(basic) };
         assert_eq!(ask(&auth, &inst, &guarded, &mut memo), None, "no credentials: refused");
 
-        // With the access log on, the credentials are decoded (the log wants the id).
+        // With the access log on (the log wants the client id), a memo made without the
+        // id is not used: the credentials are decoded...
         let _ = ask(&auth, &inst, &sources(basic), &mut memo);
         plant(&mut memo);
-        let mut note = AuthNote { keep_client_id: true, ..AuthNote::default() };
-        let g = run(auth.authenticate(&inst, &sources(basic), None, &mut note, &mut memo, Instant::now()));
-        assert_eq!(g.ok().and_then(|g| g.header_value().map(<[u8]>::to_vec)).as_deref(), Some(&b"Bearer real"[..]));
-        assert_eq!(note.client_id, b"id");
+        let logged = |memo: &mut CredentialMemo| {
+            let mut note = AuthNote { keep_client_id: true, ..AuthNote::default() };
+            let g = run(auth.authenticate(&inst, &sources(basic), None, &mut note, memo, Instant::now()));
+            (g.ok().and_then(|g| g.header_value().map(|v| String::from_utf8_lossy(v).into_owned())), note.client_id)
+        };
+        assert_eq!(logged(&mut memo), (Some("Bearer real".into()), b"id".to_vec()));
+        // ...and remembered with the id: the next request is answered from the memo,
+        // with the id for the log.
+        plant(&mut memo);
+        assert_eq!(logged(&mut memo), (Some("Bearer planted".into()), b"id".to_vec()));
     }
 
     #[test]
@@ -671,9 +700,15 @@ mod tests {
         cache_token(&auth, &inst, inst.prefix.key(b"id", b"secret", None), "t");
         let mut memo = CredentialMemo::default();
         let _ = ask(&auth, &inst, &sources(b"Basic aWQ6c2VjcmV0"), &mut memo);
-        let (_, tag, key) = memo.0.as_ref().unwrap();
+        // With the access log on too, which keeps the client id.
+        let mut note = AuthNote { keep_client_id: true, ..AuthNote::default() };
+        let basic = sources(b"Basic aWQ6c2VjcmV0");
+        let _ = run(auth.authenticate(&inst, &basic, None, &mut note, &mut memo, Instant::now()));
+        let (_, tag, key) = memo.entry.as_ref().unwrap();
+        assert_eq!(memo.client_id, b"id");
         let mut held = tag.to_be_bytes().to_vec();
         held.extend_from_slice(key.as_bytes());
+        held.extend_from_slice(&memo.client_id);
         for needle in [&b"secret"[..], b"aWQ6c2VjcmV0", b"c2VjcmV0"] {
             assert!(!held.windows(needle.len()).any(|w| w == needle));
         }
@@ -689,7 +724,7 @@ mod tests {
         cache_token(&auth, &inst, key, "first");
         let mut memo = CredentialMemo::default();
         assert_eq!(ask(&auth, &inst, &sources(basic), &mut memo).as_deref(), Some("Bearer first"));
-        assert!(memo.0.is_some());
+        assert!(memo.entry.is_some());
         // The same key, now due for a refresh.
         let due = crate::oidc::cache::Lifetime { ttl: 3600, refresh_after: 0 };
         let token = Rc::new(CachedToken::bearer(b"due", due, auth.clock.now()));
