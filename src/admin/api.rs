@@ -29,7 +29,7 @@ use std::borrow::Cow;
 
 use serde_json::{json, Map, Value};
 
-use super::apply::{locate, Admin, ApplyError, Problem, Seg};
+use super::apply::{locate, Admin, ApplyError, Problem, Seg, StatusView};
 use super::form::{self, FormError};
 use super::store::{cert_digest, new_id, unix_now, Entity, Kind, Store};
 use crate::config::{is_uuid, KNOWN_PLUGINS};
@@ -302,7 +302,7 @@ fn route(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
             _ => Err(ApiError::MethodNotAllowed),
         },
         ["status"] => match method {
-            "GET" => Ok(status(admin)),
+            "GET" => Ok(status(&admin.status_view())),
             _ => Err(ApiError::MethodNotAllowed),
         },
         ["config"] => match method {
@@ -497,8 +497,10 @@ fn resident_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-fn status(admin: &Admin) -> Response {
-    let snapshot = admin.shared.load();
+/// `GET /status`, from a [`StatusView`]: the Admin API's server answers it without the
+/// Admin's lock.
+pub fn status(view: &StatusView) -> Response {
+    let snapshot = view.shared.load();
     let plugins: Vec<Value> = snapshot
         .config
         .plugins
@@ -515,9 +517,9 @@ fn status(admin: &Admin) -> Response {
             }))
         })
         .collect();
-    let counts = admin.hooks.connections.get().map(|f| f());
+    let counts = view.hooks.connections.get().map(|f| f());
     let count = |pick: fn(&super::ConnectionCounts) -> u64| counts.as_ref().map_or(Value::Null, |c| json!(pick(c)));
-    let hash = &admin.config_hash;
+    let hash = view.config_hash.load();
     Response::json(
         200,
         &json!({
@@ -536,10 +538,10 @@ fn status(admin: &Admin) -> Response {
                 "lua_shared_dicts": {},
                 "process_rss": resident_mib().map(|m| format!("{m:.2} MiB")),
             },
-            "configuration_hash": hash,
+            "configuration_hash": hash.as_str(),
             "ringgate": {
                 "config_loaded": true,
-                "workers": admin.node.workers,
+                "workers": view.workers,
                 "services": snapshot.config.services.len(),
                 "routes": snapshot.config.routes.len(),
                 "plugins": plugins,

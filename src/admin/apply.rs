@@ -25,6 +25,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use serde_json::Value;
 
 use super::persist::{DataDir, PersistError};
@@ -114,12 +115,23 @@ fn config_hash(rendered: &str) -> String {
     crate::http::hex_lower(&digest.as_ref()[..16])
 }
 
+/// What `GET /status` reads, shared with the [`Admin`] and read without its lock: a
+/// health probe is answered while a change (a DNS lookup, an fsync) holds the lock.
+#[derive(Clone)]
+pub struct StatusView {
+    pub(super) shared: SharedSnapshot,
+    pub(super) hooks: Arc<Hooks>,
+    pub(super) workers: usize,
+    /// `configuration_hash`: of the store's rendered text, made when the store changes
+    /// rather than on every probe.
+    pub(super) config_hash: Arc<ArcSwap<String>>,
+}
+
 /// The Admin API's state: the store, and what a change needs to take effect.
 pub struct Admin {
     pub store: Store,
-    /// `configuration_hash` of `GET /status`: of the store's rendered text, made when
-    /// the store changes rather than on every probe.
-    pub config_hash: String,
+    /// Replaced with every change of the store; see [`StatusView`].
+    config_hash: Arc<ArcSwap<String>>,
     pub(super) shared: SharedSnapshot,
     control: Option<ControlPlane>,
     data: Option<DataDir>,
@@ -159,8 +171,18 @@ impl Admin {
         node: NodeInfo,
         hooks: Arc<Hooks>,
     ) -> Admin {
-        let config_hash = config_hash(&Store::default().render());
+        let config_hash = Arc::new(ArcSwap::from_pointee(config_hash(&Store::default().render())));
         Admin { store: Store::default(), config_hash, shared, control, data, node, hooks, tls: None }
+    }
+
+    /// What `GET /status` reads; it follows every later change.
+    pub fn status_view(&self) -> StatusView {
+        StatusView {
+            shared: self.shared.clone(),
+            hooks: self.hooks.clone(),
+            workers: self.node.workers,
+            config_hash: self.config_hash.clone(),
+        }
     }
 
     /// TLS listeners are configured: every configuration installed from now on gets a
@@ -245,7 +267,7 @@ impl Admin {
         }
         install(&self.shared, self.control.as_ref(), snapshot, source);
         self.store = store;
-        self.config_hash = config_hash(&text);
+        self.config_hash.store(Arc::new(config_hash(&text)));
         Ok(())
     }
 

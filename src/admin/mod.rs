@@ -167,6 +167,7 @@ pub fn lock(admin: &Mutex<Admin>) -> MutexGuard<'_, Admin> {
 struct Shared {
     admin: Arc<Mutex<Admin>>,
     hooks: Arc<Hooks>,
+    status: apply::StatusView,
     token: Option<AdminToken>,
 }
 
@@ -185,8 +186,11 @@ pub fn serve(
     listener.set_nonblocking(true).map_err(bind)?;
     let local = listener.local_addr().map_err(bind)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(AdminError::Thread)?;
-    let hooks = lock(&admin).hooks.clone();
-    let shared = Arc::new(Shared { admin, hooks, token });
+    let (hooks, status) = {
+        let a = lock(&admin);
+        (a.hooks.clone(), a.status_view())
+    };
+    let shared = Arc::new(Shared { admin, hooks, status, token });
     std::thread::Builder::new()
         .name("ringgate-admin".into())
         .spawn(move || runtime.block_on(accept_loop(listener, shared)))
@@ -266,8 +270,13 @@ async fn answer(
     }
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
-    if method == "GET" && path.trim_end_matches('/') == "/metrics" {
-        return Ok(http_response(api::metrics(&shared.hooks)));
+    // The probes: answered from shared state, never behind a change holding the lock.
+    if method == "GET" {
+        match path.trim_end_matches('/') {
+            "/metrics" => return Ok(http_response(api::metrics(&shared.hooks))),
+            "/status" => return Ok(http_response(api::status(&shared.status))),
+            _ => {}
+        }
     }
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = match read_body(req.into_body(), BODY_TIMEOUT).await {
@@ -357,6 +366,53 @@ mod tests {
             let stalled = read_body(Stalled, Duration::from_millis(20)).await;
             assert_eq!(stalled.map_err(|r| r.status), Err(408), "a stalled sender does not hold the connection");
         });
+    }
+
+    /// One HTTP/1.1 GET on a fresh connection; the status line and body, or `None`
+    /// when nothing came back within `wait`.
+    fn get(addr: SocketAddr, path: &str, wait: Duration) -> Option<(String, String)> {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(wait)).unwrap();
+        write!(c, "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        c.read_to_string(&mut text).ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        Some((head.lines().next()?.to_string(), body.to_string()))
+    }
+
+    #[test]
+    fn status_is_answered_while_a_change_holds_the_lock_and_follows_it() {
+        use crate::config::Config;
+        use crate::snapshot::{Resolved, Snapshot};
+        use serde_json::Value;
+        let empty = Snapshot::build(Config::default(), &mut Resolved::new()).unwrap();
+        let node = NodeInfo { node_id: "n".into(), hostname: "h".into(), workers: 3, configuration: Value::Null };
+        let shared = Arc::new(arc_swap::ArcSwap::from_pointee(empty));
+        let admin = Arc::new(Mutex::new(Admin::new(shared, None, None, node, Arc::new(Hooks::default()))));
+        let addr = serve("127.0.0.1:0".parse().unwrap(), None, admin.clone()).unwrap();
+        let hash = |body: &str| serde_json::from_str::<Value>(body).unwrap()["configuration_hash"].clone();
+
+        let held = lock(&admin);
+        let (status, body) = get(addr, "/status", Duration::from_secs(5)).expect("GET /status waited for the lock");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let before = hash(&body);
+        assert!(before.as_str().is_some_and(|h| h.len() == 32), "{body}");
+        // Anything else waits for the change to finish.
+        assert_eq!(get(addr, "/services", Duration::from_millis(300)), None);
+        drop(held);
+
+        let service = r#"{"name":"svc","url":"http://127.0.0.1:9/"}"#;
+        let req = api::Request {
+            method: "POST",
+            path: "/services",
+            content_type: Some("application/json"),
+            body: service.as_bytes(),
+        };
+        assert_eq!(api::handle(&mut lock(&admin), &req).status, 201);
+        let (_, body) = get(addr, "/status", Duration::from_secs(5)).unwrap();
+        assert_ne!(hash(&body), before, "the hash follows the change");
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["ringgate"]["workers"], 3);
     }
 
     #[test]
