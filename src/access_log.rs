@@ -1,10 +1,10 @@
 //! The access log: one JSON object per line and request, buffered per worker.
 //!
 //! Place: after a request is finished (the response written, or the connection given
-//! up), the worker appends a line to its own buffer; the buffer goes out with one
-//! `write` when it passes [`FLUSH_AT`], on the worker's ~100 ms tick, and at shutdown.
-//! Off by default (`--access-log off`): then nothing is copied or formatted, and the
-//! cost per request is one branch.
+//! up), the worker appends a line to its own buffer; the buffer is handed to the log's
+//! writer thread when it passes [`FLUSH_AT`], on the worker's ~100 ms tick, and at
+//! shutdown. Off by default (`--access-log off`): then nothing is copied or formatted,
+//! and the cost per request is one branch.
 //!
 //! Invariants:
 //! - Never logged: the query string (it may carry `client_secret` or `access_token`),
@@ -15,13 +15,18 @@
 //! - Lines are never interleaved: each worker writes whole lines in one `write`; a
 //!   regular file is opened `O_APPEND`, and writes to a pipe or terminal are cut at line
 //!   boundaries into pieces of at most `PIPE_BUF` bytes, which the kernel keeps whole.
-//! - Writes block the worker (a file in the page cache takes microseconds; a stalled pipe
-//!   reader would stall the worker — log to a file in production). A failed write drops
-//!   the buffered lines, counts `ringgate_access_log_write_errors_total` and is logged
-//!   once per worker.
+//! - A worker never waits for the log. One writer thread does the writes; each worker
+//!   owns two buffers, one filling while the writer has the other. When the writer is
+//!   behind (a stalled pipe reader, a slow disk) a worker keeps up to [`MAX_PENDING`]
+//!   bytes of lines, then drops them, counted in
+//!   `ringgate_access_log_lines_dropped_total` and logged once per worker. A failed
+//!   write loses its lines, counts `ringgate_access_log_write_errors_total` and is
+//!   logged once per worker.
+//! - At shutdown a worker waits (a bounded time) for the writer to finish its lines.
 //!
 //! Cost when on: about 300 bytes of formatting into a buffer that is reused, no
-//! allocation once the buffer has grown; one `write` per ~32 KiB. No clock read of its
+//! allocation once the buffers exist; one hand-over to the writer per ~32 KiB, one
+//! `write` there. No clock read of its
 //! own: a line's `time` is the request's end (the monotonic reading its latency comes
 //! from) placed on the wall clock by an anchor pair taken at each flush, so a step of
 //! the wall clock shows in the log within a tick.
@@ -31,16 +36,26 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::metrics::{route_label, service_label, AuthOutcome, Exchange};
 use crate::snapshot::Snapshot;
 
 /// A worker flushes its buffer once it holds this much.
 pub const FLUSH_AT: usize = 32 * 1024;
+/// Lines a worker keeps while the writer still has its other buffer; past this, they
+/// are dropped rather than the worker waiting.
+pub const MAX_PENDING: usize = 2 * FLUSH_AT;
 /// Atomic write size of a pipe (POSIX guarantees at least 512; Linux's is 4096).
 const PIPE_BUF: usize = 4096;
+/// A buffer's room: [`MAX_PENDING`] and one more line (a line stays under
+/// [`PIPE_BUF`]), so a buffer never grows.
+const BUFFER_CAP: usize = MAX_PENDING + PIPE_BUF;
+/// Buffers handed over and not yet written, all workers together; a worker has at most
+/// one out, so this covers 256 workers before one is told the writer is behind.
+const QUEUE: usize = 256;
 /// Bytes logged of each string the client chose (method, path, client id). Escaped, a
 /// byte takes at most 6: the three stay under 3 KiB, and with the rest of the line under
 /// [`PIPE_BUF`], which a pipe keeps whole (route and service names, from the
@@ -67,16 +82,46 @@ impl std::str::FromStr for Target {
     }
 }
 
-/// An open access log, shared by the workers (each writes whole lines with `write`).
+/// An open access log: the writer thread's queue, shared by the workers. The thread
+/// ends when the last [`Sink`] and [`WorkerLog`] are gone.
 #[derive(Debug)]
 pub struct Sink {
+    queue: SyncSender<Batch>,
+}
+
+/// A worker's lines on their way to the writer, and where the emptied buffer goes back.
+struct Batch {
+    lines: Vec<u8>,
+    back: SyncSender<Written>,
+}
+
+/// A buffer back from the writer, emptied, and whether its lines were written.
+struct Written {
+    lines: Vec<u8>,
+    failed: Option<io::Error>,
+}
+
+/// Where the writer writes (each `write` whole lines).
+#[derive(Debug)]
+struct Output {
     file: File,
     /// `Some(PIPE_BUF)` when the target is not a regular file.
     piece: Option<usize>,
 }
 
+impl Output {
+    /// Writes whole lines: in one `write` for a file, in line-aligned pieces of at most
+    /// `PIPE_BUF` bytes otherwise (a longer line goes alone).
+    fn write_lines(&self, buf: &[u8]) -> io::Result<()> {
+        match self.piece {
+            None => (&self.file).write_all(buf),
+            Some(max) => line_pieces(buf, max).try_for_each(|p| (&self.file).write_all(p)),
+        }
+    }
+}
+
 impl Sink {
-    /// Opens `target`; `None` when it is [`Target::Off`].
+    /// Opens `target` and starts its writer thread; `None` when it is [`Target::Off`].
     pub fn open(target: &Target) -> io::Result<Option<Arc<Sink>>> {
         let file = match target {
             Target::Off => return Ok(None),
@@ -87,16 +132,35 @@ impl Sink {
             Target::File(path) => std::fs::OpenOptions::new().create(true).append(true).open(path)?,
         };
         let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
-        Ok(Some(Arc::new(Sink { file, piece: (!regular).then_some(PIPE_BUF) })))
+        Sink::start(Output { file, piece: (!regular).then_some(PIPE_BUF) }).map(|s| Some(Arc::new(s)))
     }
 
-    /// Writes whole lines: in one `write` for a file, in line-aligned pieces of at most
-    /// `PIPE_BUF` bytes otherwise (a longer line goes alone).
-    fn write_lines(&self, buf: &[u8]) -> io::Result<()> {
-        match self.piece {
-            None => (&self.file).write_all(buf),
-            Some(max) => line_pieces(buf, max).try_for_each(|p| (&self.file).write_all(p)),
-        }
+    fn start(out: Output) -> io::Result<Sink> {
+        let (queue, batches) = sync_channel::<Batch>(QUEUE);
+        std::thread::Builder::new().name("ringgate-log".into()).spawn(move || {
+            for Batch { mut lines, back } in batches {
+                let failed = out.write_lines(&lines).err();
+                lines.clear();
+                // The worker has room for every buffer it owns; gone, it needs none.
+                let _ = back.try_send(Written { lines, failed });
+            }
+        })?;
+        Ok(Sink { queue })
+    }
+}
+
+/// What a flush found: writes the writer reported failed since the last flush, and
+/// lines dropped because the writer was behind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Flushed {
+    pub failed_writes: u64,
+    pub dropped_lines: u64,
+}
+
+impl Flushed {
+    fn add(&mut self, other: Flushed) {
+        self.failed_writes += other.failed_writes;
+        self.dropped_lines += other.dropped_lines;
     }
 }
 
@@ -121,22 +185,37 @@ fn line_pieces(mut buf: &[u8], max: usize) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// A worker's access log: its buffer and the shared sink.
+/// A worker's access log: the buffer it fills, its spare, and the writer's queue.
 pub struct WorkerLog {
     sink: Option<Arc<Sink>>,
     buf: RefCell<Vec<u8>>,
-    warned: Cell<bool>,
+    /// This worker's buffers not with the writer, besides `buf`.
+    spare: RefCell<Vec<Vec<u8>>>,
+    /// Buffers with the writer.
+    out: Cell<usize>,
+    /// Where the writer returns this worker's buffers.
+    back: (SyncSender<Written>, Receiver<Written>),
+    warned_write: Cell<bool>,
+    warned_drop: Cell<bool>,
     /// The same moment on both clocks, taken at the last flush.
     anchor: Cell<(Instant, SystemTime)>,
 }
 
+/// Buffers each worker owns: one filling, one with the writer.
+const BUFFERS: usize = 2;
+
 impl WorkerLog {
     pub fn new(sink: Option<Arc<Sink>>) -> WorkerLog {
-        let cap = if sink.is_some() { FLUSH_AT + 4096 } else { 0 };
+        let buffer = || Vec::with_capacity(if sink.is_some() { BUFFER_CAP } else { 0 });
+        let spare = if sink.is_some() { (1..BUFFERS).map(|_| buffer()).collect() } else { Vec::new() };
         WorkerLog {
+            buf: RefCell::new(buffer()),
+            spare: RefCell::new(spare),
+            out: Cell::new(0),
+            back: sync_channel(BUFFERS),
             sink,
-            buf: RefCell::new(Vec::with_capacity(cap)),
-            warned: Cell::new(false),
+            warned_write: Cell::new(false),
+            warned_drop: Cell::new(false),
             anchor: Cell::new((Instant::now(), SystemTime::now())),
         }
     }
@@ -167,24 +246,70 @@ impl WorkerLog {
         buf.len() >= FLUSH_AT
     }
 
-    /// Writes out what is buffered and re-takes the clock anchor (the worker calls it
-    /// every ~100 ms). An error drops the buffered lines; it is reported (as `Err`) for
-    /// counting, and logged the first time.
-    pub fn flush(&self) -> io::Result<()> {
-        let Some(sink) = &self.sink else { return Ok(()) };
+    /// Hands what is buffered to the writer, and re-takes the clock anchor (the worker
+    /// calls it every ~100 ms). Never waits: with the writer still busy with this
+    /// worker's other buffer, the lines stay, up to [`MAX_PENDING`] bytes, and are
+    /// dropped past that. Reports failed writes and dropped lines, for counting; the
+    /// first of each kind is logged.
+    pub fn flush(&self) -> Flushed {
+        let mut report = Flushed::default();
+        let Some(sink) = &self.sink else { return report };
         self.anchor.set((Instant::now(), SystemTime::now()));
+        while let Ok(w) = self.back.1.try_recv() {
+            report.add(self.returned(w));
+        }
         let mut buf = self.buf.borrow_mut();
         if buf.is_empty() {
-            return Ok(());
+            return report;
         }
-        let result = sink.write_lines(&buf);
-        buf.clear();
-        if let Err(e) = &result {
-            if !self.warned.replace(true) {
-                tracing::warn!(error = %e, "access log write failed; lines are lost until it works again");
+        if let Some(next) = self.spare.borrow_mut().pop() {
+            let lines = std::mem::replace(&mut *buf, next);
+            match sink.queue.try_send(Batch { lines, back: self.back.0.clone() }) {
+                Ok(()) => {
+                    self.out.set(self.out.get() + 1);
+                    return report;
+                }
+                Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => {
+                    let next = std::mem::replace(&mut *buf, b.lines);
+                    self.spare.borrow_mut().push(next);
+                }
             }
         }
-        result
+        if buf.len() > MAX_PENDING {
+            report.dropped_lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
+            buf.clear();
+            if !self.warned_drop.replace(true) {
+                tracing::warn!("the access log writer is behind; lines are dropped until it catches up");
+            }
+        }
+        report
+    }
+
+    /// Takes back a buffer from the writer.
+    fn returned(&self, w: Written) -> Flushed {
+        self.out.set(self.out.get().saturating_sub(1));
+        self.spare.borrow_mut().push(w.lines);
+        let Some(e) = w.failed else { return Flushed::default() };
+        if !self.warned_write.replace(true) {
+            tracing::warn!(error = %e, "access log write failed; lines are lost until it works again");
+        }
+        Flushed { failed_writes: 1, dropped_lines: 0 }
+    }
+
+    /// Flushes, then waits up to `limit` for the writer to have written every line this
+    /// worker gave it (shutdown; tests). Whatever is still pending after `limit` is left.
+    /// Polls every 200 µs rather than blocking on the channel, which would allocate the
+    /// first time.
+    pub fn finish(&self, limit: Duration) -> Flushed {
+        let until = Instant::now() + limit;
+        let mut report = Flushed::default();
+        loop {
+            report.add(self.flush());
+            if (self.out.get() == 0 && self.buf.borrow().is_empty()) || Instant::now() >= until {
+                return report;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 }
 
@@ -447,6 +572,66 @@ mod tests {
     }
 
     #[test]
+    fn a_stalled_log_never_holds_the_worker_and_what_it_drops_is_counted() {
+        let (reader, writer) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+        let out = Output { file: File::from(std::os::fd::OwnedFd::from(writer)), piece: Some(PIPE_BUF) };
+        let sink = Arc::new(Sink::start(out).unwrap());
+        // A worker on its own thread, so a flush that waited would show as a timeout
+        // here rather than a hung test.
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let worker = std::thread::spawn(move || {
+            let cfg = crate::config::load_str("_format_version: \"3.0\"\n", "t.yaml", &|_| None).unwrap();
+            let snap = Snapshot::build(cfg, &mut crate::snapshot::Resolved::new()).unwrap();
+            let peer = "192.0.2.1:1000".parse().unwrap();
+            let mut ex = Exchange::default();
+            ex.begin(Instant::now(), true);
+            ex.path.extend_from_slice(b"/stalled");
+            let log = WorkerLog::new(Some(sink));
+            let (mut recorded, mut dropped) = (0u64, 0u64);
+            // Nobody reads: the writer blocks once the socket's buffer is full; the
+            // worker goes on, and past MAX_PENDING drops lines.
+            while dropped == 0 {
+                for _ in 0..100 {
+                    log.record(&ex, &snap, peer, 0, Instant::now());
+                    recorded += 1;
+                }
+                let f = log.flush();
+                assert_eq!(f.failed_writes, 0);
+                dropped += f.dropped_lines;
+            }
+            done_tx.send(()).unwrap();
+            // Once the reader reads, the writer catches up and the rest is written.
+            go_rx.recv().unwrap();
+            for _ in 0..100 {
+                log.record(&ex, &snap, peer, 0, Instant::now());
+                recorded += 1;
+            }
+            let f = log.finish(Duration::from_secs(30));
+            assert_eq!(f, Flushed::default(), "nothing lost once the reader reads");
+            (recorded, dropped)
+        });
+        done_rx.recv_timeout(Duration::from_secs(60)).expect("the worker waited for a stalled log");
+        let reading = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(&mut { reader }, &mut got).unwrap();
+            got
+        });
+        go_tx.send(()).unwrap();
+        let (recorded, dropped) = worker.join().unwrap();
+        // The worker's log (and with it the sink) is gone: the writer ends, the reader
+        // sees the end.
+        let got = String::from_utf8(reading.join().unwrap()).unwrap();
+        assert!(got.ends_with('\n'));
+        for line in got.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("whole lines only");
+            assert_eq!(v["path"], "/stalled");
+        }
+        assert!(dropped > 0);
+        assert_eq!(got.lines().count() as u64 + dropped, recorded, "every line written or counted as dropped");
+    }
+
+    #[test]
     fn milliseconds_have_three_decimals() {
         let ms = |us: u128| {
             let mut out = Vec::new();
@@ -485,14 +670,14 @@ mod tests {
         assert_eq!(pieces.len(), 11);
         // Written through a socket (not a regular file): the same bytes arrive.
         let (reader, writer) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
-        let sink = Sink { file: File::from(std::os::fd::OwnedFd::from(writer)), piece: Some(64) };
+        let out = Output { file: File::from(std::os::fd::OwnedFd::from(writer)), piece: Some(64) };
         let reading = std::thread::spawn(move || {
             let mut got = Vec::new();
             std::io::Read::read_to_end(&mut { reader }, &mut got).unwrap();
             got
         });
-        sink.write_lines(&buf).unwrap();
-        drop(sink);
+        out.write_lines(&buf).unwrap();
+        drop(out);
         assert_eq!(reading.join().unwrap(), buf);
     }
 }

@@ -17,6 +17,9 @@ use monoio::net::TcpListener;
 
 use crate::server::drain::Drain;
 use crate::server::{IoDriver, Limits, SHUTDOWN_POLL};
+
+/// How long a stopping worker waits for the access log's writer to take its last lines.
+const LOG_FINISH: Duration = Duration::from_secs(2);
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::upstream::Pool;
 
@@ -83,11 +86,15 @@ impl Worker {
         cur.clone()
     }
 
-    /// Writes out the access log buffer; a failure is counted (and logged once).
+    /// Hands the access log buffer to the log's writer; failed writes and dropped lines
+    /// are counted (and logged once).
     pub fn flush_log(&self) {
-        if self.log.flush().is_err() {
-            self.stats.access_log_write_failed();
-        }
+        self.count_log(self.log.flush());
+    }
+
+    fn count_log(&self, f: crate::access_log::Flushed) {
+        self.stats.access_log_write_failed(f.failed_writes);
+        self.stats.access_log_dropped(f.dropped_lines);
     }
 }
 
@@ -224,7 +231,8 @@ async fn serve(start: WorkerStart) {
         monoio::time::sleep(Duration::from_millis(10)).await;
         worker.flush_log();
     }
-    worker.flush_log();
+    // The last lines: written before the worker goes, unless the log is stuck.
+    worker.count_log(worker.log.finish(LOG_FINISH));
     worker.pool.clear();
 }
 

@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ringgate::access_log::{Sink, Target, WorkerLog};
+use ringgate::access_log::{Flushed, Sink, Target, WorkerLog};
 use ringgate::error::AuthReason;
 use ringgate::metrics::{ControlMetrics, Exchange, Metrics, Recorder};
 use ringgate::oidc::access::CacheUse;
@@ -90,6 +90,9 @@ fn counting_a_request_and_connections_does_not_allocate() {
     assert!(text.contains(r#"reason="credentials_rejected"} 833"#), "{text}");
 }
 
+/// Long enough for any writer to catch up; `finish` returns as soon as it has.
+const WAIT: Duration = Duration::from_secs(30);
+
 #[test]
 fn access_log_off_costs_no_allocation() {
     let metrics = Metrics::new(1, None);
@@ -103,7 +106,7 @@ fn access_log_off_costs_no_allocation() {
         for i in 0..1000 {
             let end = serve(&r, &mut ex, i, log.is_on());
             assert!(!log.record(&ex, &snap, peer, 0, end));
-            log.flush().unwrap();
+            assert_eq!(log.flush(), Flushed::default());
         }
     });
     assert_eq!(n, 0);
@@ -126,17 +129,18 @@ fn access_log_lines_go_into_the_reused_buffer_without_allocating() {
     // Warm-up: the exchange's text buffers grow once per connection.
     let end = serve(&r, &mut ex, 0, true);
     log.record(&ex, &snap, peer, 0, end);
-    log.flush().unwrap();
+    assert_eq!(log.finish(WAIT), Flushed::default());
     let mut lines = 1;
     let n = allocations_during(|| {
         for i in 0..1000 {
             let end = serve(&r, &mut ex, i, true);
             if log.record(black_box(&ex), &snap, peer, 0, end + Duration::from_micros(i)) {
-                log.flush().unwrap();
+                // Waits for the writer, so no line is dropped however slow it is here.
+                assert_eq!(log.finish(WAIT), Flushed::default());
             }
             lines += 1;
         }
-        log.flush().unwrap();
+        assert_eq!(log.finish(WAIT), Flushed::default());
     });
     assert_eq!(n, 0);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -166,12 +170,12 @@ fn access_log_lines_for_unnamed_routes_and_services_do_not_allocate() {
     ex.service = Some(0);
     ex.status = 200;
     log.record(&ex, &snap, peer, 0, Instant::now());
-    log.flush().unwrap();
+    assert_eq!(log.finish(WAIT), Flushed::default());
     let n = allocations_during(|| {
         for _ in 0..100 {
             log.record(black_box(&ex), &snap, peer, 0, Instant::now());
         }
-        log.flush().unwrap();
+        assert_eq!(log.finish(WAIT), Flushed::default());
     });
     assert_eq!(n, 0);
     let text = std::fs::read_to_string(&path).unwrap();

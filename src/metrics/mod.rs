@@ -229,6 +229,7 @@ struct WorkerScalars {
     connections_accepted: AtomicU64,
     connections_refused: AtomicU64,
     access_log_write_errors: AtomicU64,
+    access_log_lines_dropped: AtomicU64,
 }
 
 /// Everything one worker counts. Written by that worker only.
@@ -580,9 +581,18 @@ impl Recorder {
         bump(&self.block.scalars.connections_refused, 1);
     }
 
-    /// The access log could not be written.
-    pub fn access_log_write_failed(&self) {
-        bump(&self.block.scalars.access_log_write_errors, 1);
+    /// Access log writes that failed.
+    pub fn access_log_write_failed(&self, writes: u64) {
+        if writes > 0 {
+            bump(&self.block.scalars.access_log_write_errors, writes);
+        }
+    }
+
+    /// Access log lines dropped because the log's writer was behind.
+    pub fn access_log_dropped(&self, lines: u64) {
+        if lines > 0 {
+            bump(&self.block.scalars.access_log_lines_dropped, lines);
+        }
     }
 
     /// Counts a finished request; `end` is when its last byte was written (or it failed).

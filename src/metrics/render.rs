@@ -245,6 +245,12 @@ impl Metrics {
         t.sample("ringgate_connections_refused_total", &[], sum(&|s| s.connections_refused.load(Relaxed)));
         t.family("ringgate_access_log_write_errors_total", "counter", "Access log writes that failed (lines lost).");
         t.sample("ringgate_access_log_write_errors_total", &[], sum(&|s| s.access_log_write_errors.load(Relaxed)));
+        t.family(
+            "ringgate_access_log_lines_dropped_total",
+            "counter",
+            "Access log lines dropped because the log's writer was behind.",
+        );
+        t.sample("ringgate_access_log_lines_dropped_total", &[], sum(&|s| s.access_log_lines_dropped.load(Relaxed)));
 
         let per_worker: [WorkerFamily; 3] = [
             ("ringgate_worker_requests_total", "counter", "Requests answered, per worker.", |s| {
