@@ -152,7 +152,7 @@ fn access_log_lines_go_into_the_reused_buffer_without_allocating() {
 
 #[test]
 fn access_log_lines_for_unnamed_routes_and_services_do_not_allocate() {
-    // Without a name or an id the labels are made up (`_route0`, `host:port`): written
+    // Without a name or an id the labels are made up (`_route1`, `host:port`): written
     // into the line, not formatted into a String of their own.
     let yaml = "_format_version: \"3.0\"\nservices:\n- url: http://127.0.0.1:9\n  routes:\n  - paths: [/a]\n";
     let cfg = ringgate::config::load_str(yaml, "test.yaml", &|_| None).expect("loads");
@@ -181,7 +181,7 @@ fn access_log_lines_for_unnamed_routes_and_services_do_not_allocate() {
     let text = std::fs::read_to_string(&path).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(text.lines().count(), 101);
-    assert!(text.lines().all(|l| l.contains(r#""route":"_route0","service":"127.0.0.1:9""#)), "{text}");
+    assert!(text.lines().all(|l| l.contains(r#""route":"_route1","service":"127.0.0.1:9""#)), "{text}");
 }
 
 #[test]

@@ -356,7 +356,8 @@ impl Metrics {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Label<'a> {
     Text(&'a str),
-    /// `_route<index>`: a route with neither a name nor an id.
+    /// `_route<N>`: a route with neither a name nor an id, the `N`th in the
+    /// configuration (from 1, as load errors number it: `route #N`).
     Route(usize),
     /// `host:port`: a service with neither a name nor an id.
     HostPort(&'a str, u16),
@@ -366,13 +367,13 @@ impl fmt::Display for Label<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Label::Text(s) => f.write_str(s),
-            Label::Route(i) => write!(f, "_route{i}"),
+            Label::Route(i) => write!(f, "_route{}", i + 1),
             Label::HostPort(host, port) => write!(f, "{host}:{port}"),
         }
     }
 }
 
-/// The `route` label: the route's name, else its id, else `_route<index>`.
+/// The `route` label: the route's name, else its id, else `_route<N>` (`N` from 1).
 pub fn route_label(config: &Config, route: usize) -> Label<'_> {
     let Some(r) = config.routes.get(route) else { return Label::Text("_none") };
     match (&r.name, &r.id) {
