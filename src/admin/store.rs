@@ -23,7 +23,7 @@
 //!
 //! Cost: linear in the number of entities per change; never on the request path.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
@@ -296,31 +296,44 @@ impl Store {
             Kind::Certificate => &certificates,
             Kind::CaCertificate => &ca_certificates,
         };
-        // A match by name must not take an id that another entity states explicitly.
-        let matched = |kind: Kind, id: &Option<String>, find: &dyn Fn(&Entity) -> bool| -> Option<Entity> {
+        // The running store, indexed once per kind (a file of thousands of entities
+        // would otherwise scan the running store once per entity).
+        let index = |kind: Kind| MatchIndex::new(previous.list(kind), kind);
+        let (prev_services, prev_routes, prev_plugins, prev_certificates, prev_ca_certificates) = (
+            index(Kind::Service),
+            index(Kind::Route),
+            index(Kind::Plugin),
+            index(Kind::Certificate),
+            index(Kind::CaCertificate),
+        );
+        // A match by key must not take an id that another entity states explicitly.
+        let matched = |kind: Kind, id: &Option<String>, key: Option<MatchKey<'_>>| -> Option<Entity> {
+            let prev = match kind {
+                Kind::Service => &prev_services,
+                Kind::Route => &prev_routes,
+                Kind::Plugin => &prev_plugins,
+                Kind::Certificate => &prev_certificates,
+                Kind::CaCertificate => &prev_ca_certificates,
+            };
             match id {
-                Some(id) => previous.by_id(kind, id).cloned(),
+                Some(id) => prev.by_id.get(id.to_ascii_lowercase().as_str()).map(|e| (*e).clone()),
                 None => {
                     let taken = explicit(kind);
-                    previous.list(kind).iter().find(|e| find(e) && !taken.contains(&e.id)).cloned()
+                    prev.by_key.get(&key?)?.iter().find(|e| !taken.contains(&e.id)).map(|e| (*e).clone())
                 }
             }
         };
-        let same_cert = |cert: &str| {
-            let cert = cert.trim().to_string();
-            move |e: &Entity| e.fields.get("cert").and_then(Value::as_str).map(str::trim) == Some(cert.as_str())
-        };
         // Certificates first, so services can refer to their final ids.
         for c in &cfg.certificates {
-            let prev = matched(Kind::Certificate, &c.id, &same_cert(&c.cert));
+            let prev = matched(Kind::Certificate, &c.id, Some(MatchKey::Cert(c.cert.trim())));
             out.certificates.push(stamped(c.id.clone(), prev, certificate_fields(c), now, new_id)?);
         }
         for c in &cfg.ca_certificates {
-            let prev = matched(Kind::CaCertificate, &c.id, &same_cert(&c.cert));
+            let prev = matched(Kind::CaCertificate, &c.id, Some(MatchKey::Cert(c.cert.trim())));
             out.ca_certificates.push(stamped(c.id.clone(), prev, ca_certificate_fields(c), now, new_id)?);
         }
         for s in &cfg.services {
-            let prev = matched(Kind::Service, &s.id, &|e| s.name.is_some() && e.name() == s.name.as_deref());
+            let prev = matched(Kind::Service, &s.id, s.name.as_deref().map(MatchKey::Name));
             let fields = service_fields(s, &out);
             out.services.push(stamped(s.id.clone(), prev, fields, now, new_id)?);
         }
@@ -328,7 +341,7 @@ impl Store {
             let mut fields = route_fields(r);
             let service = r.service.and_then(|i| out.services.get(i)).map(|s| json!({ "id": s.id }));
             fields.insert("service".into(), service.unwrap_or(Value::Null));
-            let prev = matched(Kind::Route, &r.id, &|e| r.name.is_some() && e.name() == r.name.as_deref());
+            let prev = matched(Kind::Route, &r.id, r.name.as_deref().map(MatchKey::Name));
             out.routes.push(stamped(r.id.clone(), prev, fields, now, new_id)?);
         }
         for p in &cfg.plugins {
@@ -347,17 +360,57 @@ impl Store {
             fields.insert("consumer".into(), Value::Null);
             fields.insert("service".into(), service.as_ref().map_or(Value::Null, |id| json!({ "id": id })));
             fields.insert("route".into(), route.as_ref().map_or(Value::Null, |id| json!({ "id": id })));
-            let prev = matched(Kind::Plugin, &p.id, &|e| match &p.instance_name {
-                Some(n) => e.fields.get("instance_name").and_then(Value::as_str) == Some(n),
-                None => {
-                    e.fields.get("name").and_then(Value::as_str) == Some(&p.name)
-                        && e.reference("service") == service.as_deref()
-                        && e.reference("route") == route.as_deref()
-                }
-            });
+            let key = match &p.instance_name {
+                Some(n) => MatchKey::Instance(n),
+                None => MatchKey::Scope(&p.name, service.as_deref(), route.as_deref()),
+            };
+            let prev = matched(Kind::Plugin, &p.id, Some(key));
             out.plugins.push(stamped(p.id.clone(), prev, fields, now, new_id)?);
         }
         Ok(out)
+    }
+}
+
+/// What an entity without an id is matched on in the running store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum MatchKey<'a> {
+    /// A service's or route's name.
+    Name(&'a str),
+    /// A certificate's or CA certificate's PEM text, trimmed.
+    Cert(&'a str),
+    /// A plugin's `instance_name`.
+    Instance(&'a str),
+    /// A plugin's name and scope (service id, route id).
+    Scope(&'a str, Option<&'a str>, Option<&'a str>),
+}
+
+/// One kind of the running store, by lower-cased id and by [`MatchKey`]; a key's
+/// entities in store order, so the first one not taken wins, as a scan would find it.
+struct MatchIndex<'a> {
+    by_id: HashMap<String, &'a Entity>,
+    by_key: HashMap<MatchKey<'a>, Vec<&'a Entity>>,
+}
+
+impl<'a> MatchIndex<'a> {
+    fn new(list: &'a [Entity], kind: Kind) -> MatchIndex<'a> {
+        let mut by_id = HashMap::with_capacity(list.len());
+        let mut by_key: HashMap<MatchKey<'a>, Vec<&'a Entity>> = HashMap::with_capacity(list.len());
+        for e in list {
+            by_id.entry(e.id.to_ascii_lowercase()).or_insert(e);
+            let text = |key: &str| e.fields.get(key).and_then(Value::as_str);
+            let keys = match kind {
+                Kind::Service | Kind::Route => [e.name().map(MatchKey::Name), None],
+                Kind::Certificate | Kind::CaCertificate => [text("cert").map(|c| MatchKey::Cert(c.trim())), None],
+                Kind::Plugin => [
+                    text("instance_name").map(MatchKey::Instance),
+                    text("name").map(|n| MatchKey::Scope(n, e.reference("service"), e.reference("route"))),
+                ],
+            };
+            for key in keys.into_iter().flatten() {
+                by_key.entry(key).or_default().push(e);
+            }
+        }
+        MatchIndex { by_id, by_key }
     }
 }
 
@@ -589,6 +642,23 @@ mod tests {
         assert_eq!(second.services[0].updated_at, 100);
         assert_eq!(second.plugins[0].updated_at, 200, "its config changed");
         assert_eq!(second.plugins[0].created_at, 100);
+    }
+
+    #[test]
+    fn a_match_by_name_never_takes_an_id_the_file_gives_another_entity() {
+        let first = Store::from_config(&load(DECK), &Store::default(), 100, &mut counter()).unwrap();
+        let id = first.services[0].id.clone();
+        // `svc` has no id now, and `other` states svc's old one.
+        let deck = format!(
+            "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://127.0.0.1:9/\n- name: other\n  id: {}\n  url: http://127.0.0.1:8/\n",
+            id.to_ascii_uppercase()
+        );
+        let mut fresh = || Ok::<_, StoreError>("ffffffff-ffff-4fff-8fff-ffffffffffff".to_string());
+        let second = Store::from_config(&load(&deck), &first, 200, &mut fresh).unwrap();
+        assert_eq!(second.services[1].id, id, "the stated id");
+        assert_eq!(second.services[1].created_at, 100, "matched by id: the entity's timestamps");
+        assert_eq!(second.services[0].id, "ffffffff-ffff-4fff-8fff-ffffffffffff", "a new id, not the taken one");
+        assert_eq!(second.services[0].created_at, 200);
     }
 
     #[test]
