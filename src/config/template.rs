@@ -48,8 +48,16 @@ pub struct SourceMap {
     line_starts: Vec<usize>,
     /// Sorted by `out`; the first segment starts at 0.
     segments: Vec<Segment>,
+    /// The byte offset of every [`CHAR_STEP`]th character of the source; empty when the
+    /// source is ASCII (a character is a byte). A position costs a search and a walk of
+    /// under `CHAR_STEP` characters, not a walk from the segment's start: a large file
+    /// has thousands of positions in one segment.
+    sampled: Vec<usize>,
     source: String,
 }
+
+/// Characters between two entries of [`SourceMap::sampled`].
+const CHAR_STEP: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 struct Segment {
@@ -70,7 +78,12 @@ impl SourceMap {
     fn new(source: &str, segments: Vec<Segment>) -> SourceMap {
         let mut line_starts = vec![0];
         line_starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
-        SourceMap { line_starts, segments, source: source.to_string() }
+        let sampled = if source.is_ascii() {
+            Vec::new()
+        } else {
+            source.char_indices().step_by(CHAR_STEP).map(|(b, _)| b).collect()
+        };
+        SourceMap { line_starts, segments, sampled, source: source.to_string() }
     }
 
     /// The source position of the character at `out` (a character offset into the
@@ -80,16 +93,29 @@ impl SourceMap {
         let Some(seg) = self.segments.get(i) else {
             return Mark { line: 1, column: 1 };
         };
-        let src = if seg.copied {
-            let skip = out - seg.out;
-            match self.source[seg.src..].char_indices().nth(skip) {
-                Some((b, _)) => seg.src + b,
-                None => self.source.len(),
-            }
-        } else {
-            seg.src
-        };
+        let src = if seg.copied { self.byte_of_char(self.char_of_byte(seg.src) + (out - seg.out)) } else { seg.src };
         self.mark_of_byte(src)
+    }
+
+    /// The character index of a byte offset (a character boundary) in the source.
+    fn char_of_byte(&self, byte: usize) -> usize {
+        if self.sampled.is_empty() {
+            return byte;
+        }
+        let k = self.sampled.partition_point(|&b| b <= byte).saturating_sub(1);
+        k * CHAR_STEP + self.source[self.sampled[k]..byte].chars().count()
+    }
+
+    /// The byte offset of the source's `ch`th character; the source's length past its end.
+    fn byte_of_char(&self, ch: usize) -> usize {
+        if self.sampled.is_empty() {
+            return ch.min(self.source.len());
+        }
+        let Some(&start) = self.sampled.get(ch / CHAR_STEP) else { return self.source.len() };
+        match self.source[start..].char_indices().nth(ch % CHAR_STEP) {
+            Some((b, _)) => start + b,
+            None => self.source.len(),
+        }
     }
 
     /// Line and column (in characters, 1-based) of a byte offset in the source.
@@ -743,6 +769,37 @@ mod tests {
         assert_eq!(r.map.mark(chars), Mark { line: 3, column: 1 });
         let line3 = r.text.find("line3").unwrap();
         assert_eq!(r.map.mark(r.text[..line3].chars().count()), Mark { line: 2, column: 3 });
+    }
+
+    #[test]
+    fn source_map_finds_every_character_of_non_ascii_text_past_many_steps() {
+        // Multi-byte characters before, between and after actions, over several
+        // CHAR_STEPs: every character of the rendered text maps back to the source
+        // character it was copied from (the one a character-by-character walk finds).
+        let line = "name: \u{e9}t\u{e9}-\u{1f600}-\u{4e2d}\u{6587} # \u{fc}ber\n";
+        let src = format!("{}port: ${{{{ env \"DECK_PORT\" }}}} \u{e0}\n{}", line.repeat(5), line.repeat(5));
+        let r = render(&src, &env).unwrap();
+        let src_chars: Vec<(usize, char)> = src.char_indices().collect();
+        let walk = |byte: usize| {
+            let line = src[..byte].matches('\n').count() as u32 + 1;
+            let start = src[..byte].rfind('\n').map_or(0, |i| i + 1);
+            Mark { line, column: src[start..byte].chars().count() as u32 + 1 }
+        };
+        let action_end = src.find("}}").unwrap() + 2;
+        let shift = r.text.chars().count() as isize - src_chars.len() as isize;
+        for (out, c) in r.text.chars().enumerate() {
+            let expected = if out < src[..src.find("${{").unwrap()].chars().count() {
+                walk(src_chars[out].0)
+            } else if c.is_ascii_digit() {
+                continue; // the substituted value: the action's position, checked elsewhere
+            } else {
+                let i = (out as isize - shift) as usize;
+                assert!(src_chars[i].0 >= action_end);
+                walk(src_chars[i].0)
+            };
+            assert_eq!(r.map.mark(out), expected, "character {out} ({c:?})");
+        }
+        assert_eq!(r.map.mark(r.text.chars().count() + 10).line as usize, src.lines().count() + 1, "past the end");
     }
 
     #[test]
