@@ -292,7 +292,7 @@ impl Route {
 }
 
 /// Where a plugin instance applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PluginScope {
     Global,
     /// Index into [`Config::services`].

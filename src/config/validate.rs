@@ -35,6 +35,8 @@
 //!
 //! Cost: linear in the document; load time only.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::model::*;
@@ -949,13 +951,13 @@ impl Validator<'_> {
         let cas: Vec<_> = self.config.ca_certificates.iter().map(|c| (None, c.id.clone(), c.mark)).collect();
         self.duplicates("CA certificate", &cas);
 
-        let mut seen: Vec<(&str, PluginScope, Mark)> = Vec::new();
+        let mut seen: HashMap<(&str, PluginScope), Mark> = HashMap::new();
         let mut found = Vec::new();
         for p in &self.config.plugins {
             if p.name.is_empty() {
                 continue;
             }
-            if let Some((_, _, first)) = seen.iter().find(|(n, s, _)| *n == p.name && *s == p.scope) {
+            if let Some(first) = seen.get(&(p.name.as_str(), p.scope)) {
                 let scope = match p.scope {
                     PluginScope::Global => "globally".to_string(),
                     PluginScope::Service(s) => {
@@ -967,7 +969,7 @@ impl Validator<'_> {
                 };
                 found.push((p.mark, format!("plugin '{}' is configured twice {scope} (first at {first})", p.name)));
             } else {
-                seen.push((&p.name, p.scope, p.mark));
+                seen.insert((&p.name, p.scope), p.mark);
             }
         }
         for (mark, message) in found {
@@ -976,15 +978,20 @@ impl Validator<'_> {
     }
 
     fn duplicates(&mut self, kind: &str, entities: &[(Option<String>, Option<String>, Mark)]) {
-        for (i, (name, id, mark)) in entities.iter().enumerate() {
-            for (what, value) in [("name", name), ("id", id)] {
+        // The first entity with each name and each id (a map, not a scan per entity: a
+        // file may hold thousands).
+        let mut seen: [HashMap<&str, Mark>; 2] = [HashMap::new(), HashMap::new()];
+        for (name, id, mark) in entities {
+            for (slot, (what, value)) in [("name", name), ("id", id)].into_iter().enumerate() {
                 let Some(value) = value else { continue };
-                let first = entities[..i].iter().find(|e| {
-                    let other = if what == "name" { &e.0 } else { &e.1 };
-                    other.as_deref() == Some(value.as_str())
-                });
-                if let Some((_, _, first)) = first {
-                    self.error(*mark, format!("duplicate {kind} {what} '{value}' (first at {first})"));
+                match seen[slot].entry(value.as_str()) {
+                    Entry::Vacant(v) => {
+                        v.insert(*mark);
+                    }
+                    Entry::Occupied(first) => {
+                        let first = *first.get();
+                        self.error(*mark, format!("duplicate {kind} {what} '{value}' (first at {first})"));
+                    }
                 }
             }
         }
