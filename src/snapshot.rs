@@ -176,11 +176,14 @@ impl Snapshot {
             }
         }
         let mut kept = 0;
-        // One comparable copy per instance, old and new, not one per pair.
-        let old: Vec<_> = previous.oidc.iter().flatten().map(|i| (i.config.settings(), i)).collect();
+        // The running instances by their settings (the first of equal ones, as a scan
+        // would find it): a lookup per new instance, not a comparison per pair.
+        let mut old: HashMap<OidcConfig, &Arc<Instance>> = HashMap::with_capacity(previous.oidc.len());
+        for i in previous.oidc.iter().flatten() {
+            old.entry(i.config.settings()).or_insert(i);
+        }
         for slot in self.oidc.iter_mut().flatten() {
-            let settings = slot.config.settings();
-            if let Some((_, old)) = old.iter().find(|(s, _)| *s == settings) {
+            if let Some(old) = old.get(&slot.config.settings()) {
                 *slot = Arc::clone(old);
                 kept += 1;
             }

@@ -15,7 +15,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// A position in the configuration file, 1-based, as an editor shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Mark {
     pub line: u32,
     pub column: u32,

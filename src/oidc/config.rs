@@ -131,7 +131,7 @@ pub const PLUGIN_NAME: &str = "openid-connect";
 /// A secret from the configuration (a client secret, a proxy credential). `Debug`
 /// prints no part of it and there is no `Display`, so it cannot end up in a log line
 /// or an error message by accident; [`Secret::expose`] is the one way to read it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Secret(String);
 
 impl Secret {
@@ -153,7 +153,7 @@ impl fmt::Debug for Secret {
 
 /// The per-instance salt of the token cache key (SPEC §2). Either configured as
 /// `cache_tokens_salt` or generated at load time; redacted like a [`Secret`].
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CacheSalt {
     value: Secret,
     generated: bool,
@@ -193,7 +193,7 @@ impl fmt::Debug for CacheSalt {
 // ----- typed values -----
 
 /// The `auth_methods` ringgate supports. Kong's others are load errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuthMethod {
     /// The caller's id and secret are exchanged at the token endpoint (SPEC §1).
     ClientCredentials,
@@ -211,7 +211,7 @@ impl AuthMethod {
 }
 
 /// Where a caller's client credentials are looked for (`client_credentials_param_type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CredentialLocation {
     Header,
     Query,
@@ -219,7 +219,7 @@ pub enum CredentialLocation {
 }
 
 /// Where a bearer token is looked for (`bearer_token_param_type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BearerLocation {
     Header,
     Query,
@@ -229,7 +229,7 @@ pub enum BearerLocation {
 }
 
 /// Kong's client authentication methods (`client_auth`, `token_endpoint_auth_method`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientAuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
@@ -262,7 +262,7 @@ impl ClientAuthMethod {
 
 /// `client_alg`: the JWS algorithm of a client assertion. Only the HS* ones can sign a
 /// `client_secret_jwt` assertion (the others need a private key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientAlg {
     Hs256,
     Hs384,
@@ -306,7 +306,7 @@ impl ClientAlg {
 }
 
 /// `http_version` of the calls to the IdP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HttpVersion {
     Http10,
     Http11,
@@ -315,21 +315,21 @@ pub enum HttpVersion {
 /// How the access token is written upstream (`upstream_access_token_header`, default
 /// `authorization:bearer`): `name:bearer` → `name: Bearer <token>`, `name:basic` →
 /// `name: Basic <token>`, a bare `name` → `name: <token>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UpstreamTokenHeader {
     /// Lower-cased header name.
     pub name: String,
     pub scheme: Option<TokenScheme>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenScheme {
     Bearer,
     Basic,
 }
 
 /// One `openid-connect` plugin instance, validated, with every default filled in.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OidcConfig {
     // --- discovery and keys (SPEC §3) ---
     /// `issuer` as written: the issuer identifier or the full discovery URL.
@@ -470,8 +470,8 @@ impl OidcConfig {
 
     /// The configuration as [`OidcConfig::unchanged_by`] compares it: no position, and
     /// a generated salt blanked (a configured one stays, and differs from any
-    /// generated one). Made once per instance, it lets a reload compare many instances
-    /// without a copy per pair.
+    /// generated one). A reload keys the running instances by it, and
+    /// looks each new one up.
     pub fn settings(&self) -> OidcConfig {
         let mut c = self.clone();
         c.mark = Mark::default();
