@@ -189,10 +189,8 @@ fn line_pieces(mut buf: &[u8], max: usize) -> impl Iterator<Item = &[u8]> {
 pub struct WorkerLog {
     sink: Option<Arc<Sink>>,
     buf: RefCell<Vec<u8>>,
-    /// This worker's buffers not with the writer, besides `buf`.
+    /// This worker's buffers not with the writer, besides `buf` (the others are).
     spare: RefCell<Vec<Vec<u8>>>,
-    /// Buffers with the writer.
-    out: Cell<usize>,
     /// Where the writer returns this worker's buffers.
     back: (SyncSender<Written>, Receiver<Written>),
     warned_write: Cell<bool>,
@@ -211,7 +209,6 @@ impl WorkerLog {
         WorkerLog {
             buf: RefCell::new(buffer()),
             spare: RefCell::new(spare),
-            out: Cell::new(0),
             back: sync_channel(BUFFERS),
             sink,
             warned_write: Cell::new(false),
@@ -265,10 +262,7 @@ impl WorkerLog {
         if let Some(next) = self.spare.borrow_mut().pop() {
             let lines = std::mem::replace(&mut *buf, next);
             match sink.queue.try_send(Batch { lines, back: self.back.0.clone() }) {
-                Ok(()) => {
-                    self.out.set(self.out.get() + 1);
-                    return report;
-                }
+                Ok(()) => return report,
                 Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => {
                     let next = std::mem::replace(&mut *buf, b.lines);
                     self.spare.borrow_mut().push(next);
@@ -285,9 +279,16 @@ impl WorkerLog {
         report
     }
 
+    /// This worker's buffers the writer has.
+    fn with_writer(&self) -> usize {
+        if self.sink.is_none() {
+            return 0;
+        }
+        BUFFERS - 1 - self.spare.borrow().len()
+    }
+
     /// Takes back a buffer from the writer.
     fn returned(&self, w: Written) -> Flushed {
-        self.out.set(self.out.get().saturating_sub(1));
         self.spare.borrow_mut().push(w.lines);
         let Some(e) = w.failed else { return Flushed::default() };
         if !self.warned_write.replace(true) {
@@ -305,7 +306,7 @@ impl WorkerLog {
         let mut report = Flushed::default();
         loop {
             report.add(self.flush());
-            if (self.out.get() == 0 && self.buf.borrow().is_empty()) || Instant::now() >= until {
+            if (self.with_writer() == 0 && self.buf.borrow().is_empty()) || Instant::now() >= until {
                 return report;
             }
             std::thread::sleep(Duration::from_micros(200));
