@@ -166,7 +166,7 @@ pub fn lock(admin: &Mutex<Admin>) -> MutexGuard<'_, Admin> {
 
 struct Shared {
     admin: Arc<Mutex<Admin>>,
-    hooks: Arc<Hooks>,
+    /// What the probes read (`/status`, and `/metrics` through its hooks).
     status: apply::StatusView,
     token: Option<AdminToken>,
 }
@@ -186,11 +186,8 @@ pub fn serve(
     listener.set_nonblocking(true).map_err(bind)?;
     let local = listener.local_addr().map_err(bind)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(AdminError::Thread)?;
-    let (hooks, status) = {
-        let a = lock(&admin);
-        (a.hooks.clone(), a.status_view())
-    };
-    let shared = Arc::new(Shared { admin, hooks, status, token });
+    let status = lock(&admin).status_view();
+    let shared = Arc::new(Shared { admin, status, token });
     std::thread::Builder::new()
         .name("ringgate-admin".into())
         .spawn(move || runtime.block_on(accept_loop(listener, shared)))
@@ -273,7 +270,7 @@ async fn answer(
     // The probes: answered from shared state, never behind a change holding the lock.
     if method == "GET" {
         match path.trim_end_matches('/') {
-            "/metrics" => return Ok(http_response(api::metrics(&shared.hooks))),
+            "/metrics" => return Ok(http_response(api::metrics(&shared.status.hooks))),
             "/status" => return Ok(http_response(api::status(&shared.status))),
             _ => {}
         }
