@@ -17,11 +17,11 @@ use monoio::net::TcpListener;
 
 use crate::server::drain::Drain;
 use crate::server::{IoDriver, Limits, SHUTDOWN_POLL};
+use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::upstream::Pool;
 
 /// How long a stopping worker waits for the access log's writer to take its last lines.
 const LOG_FINISH: Duration = Duration::from_secs(2);
-use crate::snapshot::{SharedSnapshot, Snapshot};
-use crate::upstream::Pool;
 
 /// What a worker thread is started with.
 pub struct WorkerStart {

@@ -46,10 +46,9 @@ pub const L1_CAPACITY: usize = 131_072;
 /// Entries per plugin instance in a worker's verified-bearer cache.
 const VERIFIED_CAPACITY: usize = 16_384;
 
-/// Why the access phase refused a request. One variant per downstream status, each with
-/// its kind (a fixed label) and a sentence for `display_errors` (never a secret).
-/// Why the access phase refused. The status comes from the reason
-/// ([`AuthReason::status`]); the variants say which kind of detail text each carries.
+/// Why the access phase refused a request: its kind (a fixed label) and a sentence for
+/// `display_errors` (never a secret). The status comes from the kind
+/// ([`AuthReason::status`]); the variants group the kinds by the status they have.
 #[derive(Debug, Clone)]
 pub enum AuthError {
     /// 401: no credentials, refused credentials, a token that does not verify.

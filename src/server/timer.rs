@@ -55,15 +55,7 @@ impl IoTimer {
             registered: None,
         }
     }
-}
 
-impl Default for IoTimer {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl IoTimer {
     /// The latest clock reading.
     pub fn latest(&self) -> Instant {
         self.now
@@ -110,6 +102,12 @@ impl IoTimer {
             // An earlier step's deadline went off; this step's is later.
             self.arm(self.deadline);
         }
+    }
+}
+
+impl Default for IoTimer {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
