@@ -32,6 +32,8 @@ pub struct ServiceTarget {
 /// Routing table, services and plugins, compiled.
 pub struct Snapshot {
     pub config: Config,
+    /// The compiled routes. Workers route with their own clone of it
+    /// (`worker::LocalSnapshot::router`), never with this one across threads.
     pub router: Router,
     /// Parallel to `config.services`.
     pub targets: Vec<ServiceTarget>,

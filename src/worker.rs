@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use monoio::net::TcpListener;
 
+use crate::router::Router;
 use crate::server::drain::Drain;
 use crate::server::{IoDriver, Limits, SHUTDOWN_POLL};
 use crate::snapshot::{SharedSnapshot, Snapshot};
@@ -48,14 +49,37 @@ pub struct Listener {
     pub tls: bool,
 }
 
+/// A worker's hold on one snapshot: the shared snapshot, read through `Deref`, and
+/// the worker's own clone of its router, so that no two workers ever share the regex
+/// crate's scratch space (a mutex for every worker but the first to match a regex;
+/// see `router/mod.rs`). The clone shares the routing tables: it copies the regexes.
+pub struct LocalSnapshot {
+    pub shared: Arc<Snapshot>,
+    /// Routes this worker's requests; shadows `Snapshot::router`.
+    pub router: Router,
+}
+
+impl LocalSnapshot {
+    fn new(shared: Arc<Snapshot>) -> LocalSnapshot {
+        let router = shared.router.clone();
+        LocalSnapshot { shared, router }
+    }
+}
+
+impl std::ops::Deref for LocalSnapshot {
+    type Target = Snapshot;
+    fn deref(&self) -> &Snapshot {
+        &self.shared
+    }
+}
+
 /// Per-worker state shared by the worker's tasks.
 pub struct Worker {
     pub id: usize,
     shared: SharedSnapshot,
-    // The extra `Rc` is the point: requests clone it (a plain increment) instead of the
+    // The `Rc` is the point: requests clone it (a plain increment) instead of the
     // `Arc` (an atomic one on a cache line every core shares).
-    #[allow(clippy::redundant_allocation)]
-    current: RefCell<Rc<Arc<Snapshot>>>,
+    current: RefCell<Rc<LocalSnapshot>>,
     pub limits: Limits,
     pub pool: Pool,
     pub drain: Drain,
@@ -73,13 +97,12 @@ pub struct Worker {
 
 impl Worker {
     /// The current snapshot. Compares one pointer with the shared `ArcSwap` and only
-    /// takes a new reference when a reload has happened.
-    #[allow(clippy::redundant_allocation)]
-    pub fn snapshot(&self) -> Rc<Arc<Snapshot>> {
+    /// takes a new reference (and a router of its own) when a reload has happened.
+    pub fn snapshot(&self) -> Rc<LocalSnapshot> {
         let latest = self.shared.load();
         let mut cur = self.current.borrow_mut();
-        if !Arc::ptr_eq(&cur, &latest) {
-            *cur = Rc::new(arc_swap::Guard::into_inner(latest));
+        if !Arc::ptr_eq(&cur.shared, &latest) {
+            *cur = Rc::new(LocalSnapshot::new(arc_swap::Guard::into_inner(latest)));
             self.auth.retain(&cur.instances());
             self.stats.on_snapshot(&cur);
         }
@@ -180,7 +203,7 @@ async fn serve(start: WorkerStart) {
     stats.on_snapshot(&initial);
     let worker = Rc::new(Worker {
         id: start.id,
-        current: RefCell::new(Rc::new(initial)),
+        current: RefCell::new(Rc::new(LocalSnapshot::new(initial))),
         shared: start.snapshot,
         limits: start.limits,
         pool: Pool::new(start.limits.upstream_keepalive, start.limits.upstream_idle_timeout),

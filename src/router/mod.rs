@@ -65,18 +65,22 @@
 //!
 //! # Cost and invariants
 //!
-//! `find` makes no heap allocation and takes no lock of its own. It scans candidates
-//! in order (cheapest checks first: method, host, path prefix, then regex and
-//! headers), so it is O(routes) in the worst case, fine for the hundreds of routes a
-//! decK file holds. Paths that need normalising are rewritten into an 8 KiB stack
-//! buffer; such a path longer than that matches nothing.
+//! `find` makes no heap allocation and takes no lock of its own. It does not try every
+//! candidate: an index (`index.rs`) files plain-host candidates under their host names
+//! and host-less prefix candidates in a trie of their prefixes, so a request tries one
+//! host's candidates, those whose prefix its path starts with, and the few that fit
+//! neither (wildcard hosts, regex paths): O(host + path + candidates tried) rather than
+//! O(routes). Each candidate is checked cheapest first: method, host, path prefix,
+//! then regex and headers. Paths that need normalising are rewritten into an 8 KiB
+//! stack buffer; such a path longer than that matches nothing.
 //!
 //! Regexes come from the `regex` crate, whose per-regex scratch space is kept in a
 //! pool: the first thread to use a regex owns its scratch and reaches it without
 //! synchronisation; other threads go through a mutex inside the crate. So each worker
-//! should own its `Router`: build it per worker, or [`Clone`] a built one (cloning a
-//! regex gives it a fresh pool, so the clone's first user owns it). The lazy DFA behind
-//! a regex may also grow its cache the first times it sees new input shapes.
+//! routes with its own clone of the `Router` (made when it first sees a snapshot): a
+//! clone shares the tables and the index and copies only the regexes, each with a
+//! fresh pool that the worker then owns. The lazy DFA behind a regex may also grow its
+//! cache the first times it sees new input shapes.
 //!
 //! # Errors
 //!
@@ -89,13 +93,17 @@
 //! [`Mark`]: crate::config::Mark
 
 mod host;
+mod index;
 mod join;
 mod path;
+
+use std::sync::Arc;
 
 use regex::bytes::{Regex, RegexBuilder};
 
 use crate::config::{Config, ConfigError, ConfigErrors, PathHandling, Route, RoutePath};
 use host::HostPattern;
+use index::Index;
 use join::JoinRule;
 use path::NORMALISE_BUF;
 
@@ -135,10 +143,23 @@ pub struct RouteMatch {
 }
 
 /// The compiled routing table. See the module documentation for the rules.
+///
+/// A clone shares the tables and copies only the regexes, so that each clone keeps its
+/// own regex scratch space: every worker routes with its own clone and never meets
+/// another's lock inside the regex crate.
 #[derive(Debug, Clone)]
 pub struct Router {
+    tables: Arc<Tables>,
+    /// Every path and header regex, referred to by index from the candidates.
+    regexes: Box<[Regex]>,
+}
+
+#[derive(Debug)]
+struct Tables {
     /// In precedence order.
     candidates: Vec<Candidate>,
+    /// Which candidates a request can match (see `index.rs`).
+    index: Index,
     /// Indexed like `Config::routes`: what `upstream_path` needs.
     joins: Vec<RouteJoin>,
 }
@@ -164,7 +185,7 @@ struct Priority {
     prefix_len: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Candidate {
     priority: Priority,
     route: usize,
@@ -175,11 +196,12 @@ struct Candidate {
     headers: Box<[HeaderRule]>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum PathRule {
     Any,
     Prefixes(Box<[Box<[u8]>]>),
-    Regexes(Box<[Regex]>),
+    /// Indices into `Router::regexes`, in the order written.
+    Regexes(Box<[u32]>),
 }
 
 #[derive(Debug, Clone)]
@@ -191,16 +213,8 @@ struct HeaderRule {
 #[derive(Debug, Clone)]
 enum HeaderValue {
     Exact(Box<[u8]>),
-    Regex(Regex),
-}
-
-impl HeaderValue {
-    fn matches(&self, value: &[u8]) -> bool {
-        match self {
-            HeaderValue::Exact(v) => value.eq_ignore_ascii_case(v),
-            HeaderValue::Regex(re) => re.is_match(value),
-        }
-    }
+    /// An index into `Router::regexes`.
+    Regex(u32),
 }
 
 /// Kong caps the header count used for sorting at 255.
@@ -228,6 +242,11 @@ impl Router {
         let mut errors = Vec::new();
         let mut candidates = Vec::new();
         let mut joins = Vec::with_capacity(config.routes.len());
+        let mut all_regexes: Vec<Regex> = Vec::new();
+        let mut add_regex = |re: Regex| {
+            all_regexes.push(re);
+            u32::try_from(all_regexes.len() - 1).expect("fewer than 2^32 regexes")
+        };
 
         for (index, route) in config.routes.iter().enumerate() {
             let service = route.service.and_then(|s| config.services.get(s));
@@ -261,7 +280,7 @@ impl Router {
                 for v in values {
                     if let Some(pattern) = v.strip_prefix("~*") {
                         match RegexBuilder::new(pattern).case_insensitive(true).build() {
-                            Ok(re) => compiled.push(HeaderValue::Regex(re)),
+                            Ok(re) => compiled.push(HeaderValue::Regex(add_regex(re))),
                             Err(e) => fail(format!("invalid regex in header `{name}` value `{v}`: {e}")),
                         }
                     } else {
@@ -277,7 +296,7 @@ impl Router {
             for p in &route.paths {
                 match p {
                     RoutePath::Regex(pattern) => match RegexBuilder::new(&format!("^(?:{pattern})")).build() {
-                        Ok(re) => regexes.push(re),
+                        Ok(re) => regexes.push(add_regex(re)),
                         Err(e) => fail(format!("invalid regex in path `~{pattern}`: {e}")),
                     },
                     RoutePath::Prefix(prefix) => {
@@ -337,7 +356,8 @@ impl Router {
         }
         // Stable sort: equal priorities keep configuration order.
         candidates.sort_by_key(|c| std::cmp::Reverse(c.priority));
-        Ok(Router { candidates, joins })
+        let index = Index::new(&candidates);
+        Ok(Router { tables: Arc::new(Tables { candidates, index, joins }), regexes: all_regexes.into() })
     }
 
     /// The highest-precedence route matching `req`, if any. No allocation, no lock.
@@ -362,26 +382,70 @@ impl Router {
     fn find_normalised(&self, req: &RouteRequest<'_>, path: &[u8]) -> Option<RouteMatch> {
         let host = host::split(req.host);
         let port = host.port.unwrap_or(req.port);
-        self.candidates.iter().find_map(|c| {
-            if !c.methods.is_empty() && !c.methods.iter().any(|m| **m == *req.method) {
-                return None;
-            }
-            if !c.hosts.is_empty() && !c.hosts.iter().any(|h| h.matches(host.name, port)) {
-                return None;
-            }
-            let matched_len = match &c.paths {
-                PathRule::Any => 0,
-                PathRule::Prefixes(prefixes) => {
-                    let p = prefixes.iter().find(|p| path.starts_with(p))?;
-                    p.len()
+        let t = &*self.tables;
+        // The lowest candidate index that matches, with its `matched_len`. Each list is
+        // in precedence order and left at its first match, or as soon as it reaches the
+        // best found so far (see `index.rs`).
+        let mut best: Option<(u32, usize)> = None;
+        let mut try_list = |list: &[u32]| {
+            for &i in list {
+                if best.is_some_and(|(b, _)| i >= b) {
+                    return;
                 }
-                PathRule::Regexes(regexes) => regexes.iter().find_map(|re| re.find(path))?.end(),
-            };
-            let headers_ok = c.headers.iter().all(|rule| {
-                req.headers.any_value(&rule.lower_name, &mut |v| rule.values.iter().any(|hv| hv.matches(v)))
-            });
-            headers_ok.then_some(RouteMatch { route: c.route, service: c.service, matched_len })
+                if let Some(len) = self.matches(&t.candidates[i as usize], req, host.name, port, path) {
+                    best = Some((i, len));
+                    return;
+                }
+            }
+        };
+        try_list(t.index.by_host(host.name));
+        t.index.with_prefixes_of(path, &mut try_list);
+        try_list(t.index.rest());
+        best.map(|(i, matched_len)| {
+            let c = &t.candidates[i as usize];
+            RouteMatch { route: c.route, service: c.service, matched_len }
         })
+    }
+
+    /// What `find_normalised` answers, by trying every candidate in precedence order:
+    /// the definition the index must agree with.
+    #[cfg(test)]
+    fn find_by_scan(&self, req: &RouteRequest<'_>) -> Option<RouteMatch> {
+        if !req.path.starts_with(b"/") {
+            return None;
+        }
+        let mut buf = [0u8; NORMALISE_BUF];
+        let n = path::normalise_into(req.path, &mut buf)?;
+        let host = host::split(req.host);
+        let port = host.port.unwrap_or(req.port);
+        self.tables.candidates.iter().find_map(|c| {
+            let matched_len = self.matches(c, req, host.name, port, &buf[..n])?;
+            Some(RouteMatch { route: c.route, service: c.service, matched_len })
+        })
+    }
+
+    /// Whether candidate `c` matches, and if so how many path bytes its path covered.
+    /// Cheapest checks first: method, host, path prefix, then regex and headers.
+    fn matches(&self, c: &Candidate, req: &RouteRequest<'_>, host: &[u8], port: u16, path: &[u8]) -> Option<usize> {
+        if !c.methods.is_empty() && !c.methods.iter().any(|m| **m == *req.method) {
+            return None;
+        }
+        if !c.hosts.is_empty() && !c.hosts.iter().any(|h| h.matches(host, port)) {
+            return None;
+        }
+        let matched_len = match &c.paths {
+            PathRule::Any => 0,
+            PathRule::Prefixes(prefixes) => prefixes.iter().find(|p| path.starts_with(p))?.len(),
+            PathRule::Regexes(regexes) => regexes.iter().find_map(|&re| self.regexes[re as usize].find(path))?.end(),
+        };
+        let header_matches = |hv: &HeaderValue, v: &[u8]| match hv {
+            HeaderValue::Exact(want) => v.eq_ignore_ascii_case(want),
+            HeaderValue::Regex(re) => self.regexes[*re as usize].is_match(v),
+        };
+        let headers_ok = c.headers.iter().all(|rule| {
+            req.headers.any_value(&rule.lower_name, &mut |v| rule.values.iter().any(|hv| header_matches(hv, v)))
+        });
+        headers_ok.then_some(matched_len)
     }
 
     /// Appends to `out` the path the upstream receives (no query string) for a request
@@ -394,10 +458,11 @@ impl Router {
     /// percent-encoded. Appends only; `out` may be a reused buffer.
     pub fn upstream_path(&self, m: &RouteMatch, path: &[u8], out: &mut Vec<u8>) {
         // An index `find` did not produce gets the safe default: the normalised path.
-        let (strip_path, handling, has_paths, base): (bool, PathHandling, bool, &[u8]) = match self.joins.get(m.route) {
-            Some(j) => (j.strip_path, j.handling, j.has_paths, &j.base),
-            None => (false, PathHandling::V0, false, b""),
-        };
+        let (strip_path, handling, has_paths, base): (bool, PathHandling, bool, &[u8]) =
+            match self.tables.joins.get(m.route) {
+                Some(j) => (j.strip_path, j.handling, j.has_paths, &j.base),
+                None => (false, PathHandling::V0, false, b""),
+            };
         let rule = JoinRule { base, strip_path, handling };
         let matched = has_paths.then_some(m.matched_len);
         if path::is_normal(path) {

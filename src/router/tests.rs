@@ -481,3 +481,137 @@ fn clones_route_the_same_way() {
     std::thread::spawn(move || assert_eq!(which(&c, get("x", "/a/1")), Some(0))).join().unwrap();
     assert_eq!(which(&r, get("x", "/a/x")), Some(1));
 }
+
+// ---- the index -----------------------------------------------------------------------
+
+#[test]
+fn a_clone_shares_the_tables_and_owns_its_regexes() {
+    let r = router(vec![route("a").paths(&["~/a/\\d+"]).header("x-t", &["~*^b"]), route("b").paths(&["/"])]);
+    let c = r.clone();
+    assert!(Arc::ptr_eq(&r.tables, &c.tables));
+    assert_eq!((r.regexes.len(), c.regexes.len()), (2, 2));
+}
+
+#[test]
+fn indexed_hosts_match_in_any_case_and_keep_their_port() {
+    let r = router(vec![
+        route("port").hosts(&["API.example.com:8443"]).paths(&["/"]),
+        route("any").hosts(&["api.example.com"]).paths(&["/"]),
+    ]);
+    assert_eq!(which(&r, get("Api.Example.COM:8443", "/x")), Some(0));
+    assert_eq!(which(&r, get("api.example.com", "/x").port(8443)), Some(0));
+    assert_eq!(which(&r, get("API.EXAMPLE.COM", "/x")), Some(1));
+    assert_eq!(which(&r, get("api.example.com.", "/x")), None);
+}
+
+#[test]
+fn an_indexed_route_loses_to_a_higher_one_in_another_group() {
+    // Host-less prefix (trie), plain host (map), wildcard (always tried): whichever
+    // group a candidate is in, precedence decides.
+    let r = router(vec![
+        route("trie").methods(&["GET"]).paths(&["/a"]),
+        route("host").hosts(&["h.test"]).paths(&["/a"]),
+        route("wild").hosts(&["*.test"]).methods(&["GET"]).paths(&["/a/b"]),
+    ]);
+    // wild: methods+hosts+paths (3) beats trie's methods+paths and host's hosts+paths.
+    assert_eq!(which(&r, get("h.test", "/a/b")), Some(2));
+    // Among the two with two kinds, plain hosts (host) beat the host-less route.
+    assert_eq!(which(&r, get("h.test", "/a")), Some(1));
+    assert_eq!(which(&r, get("other.example", "/a")), Some(0));
+}
+
+#[test]
+fn longer_prefixes_on_the_way_down_the_trie_win() {
+    let r = router(vec![route("root").paths(&["/"]), route("api").paths(&["/api"]), route("v1").paths(&["/api/v1/"])]);
+    assert_eq!(which(&r, get("x", "/api/v1/users")), Some(2));
+    assert_eq!(which(&r, get("x", "/api/v2")), Some(1));
+    assert_eq!(which(&r, get("x", "/apis")), Some(1));
+    assert_eq!(which(&r, get("x", "/ap")), Some(0));
+    assert_eq!(find(&r, &get("x", "/api/v1/users")).map(|m| m.matched_len), Some(8));
+}
+
+#[test]
+fn a_host_longer_than_the_index_takes_is_still_matched() {
+    let long = format!("{}.example", "a".repeat(300));
+    let r = Router::new(&Config {
+        services: vec![service(None)],
+        routes: vec![route("long").hosts(&[long.as_str()]), route("root").paths(&["/"])],
+        ..Config::default()
+    })
+    .unwrap();
+    let host: &'static str = Box::leak(long.to_uppercase().into_boxed_str());
+    assert_eq!(which(&r, get(host, "/")), Some(0));
+    assert_eq!(which(&r, get("b.example", "/")), Some(1));
+}
+
+/// A small deterministic generator (xorshift64*), so the cases are the same every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len())]
+    }
+}
+
+const HOSTS: [&str; 8] = ["a.test", "b.test", "A.TEST:8443", "*.test", "c.b.test", "x.*", "b.test:80", "[::1]"];
+const PATHS: [&str; 10] = ["/", "/a", "/a/", "/ab", "/a/b", "/b/c", "~/a/\\d+", "~/b", "/%61/b", "/c/./d"];
+const REQ_HOSTS: [&str; 9] =
+    ["a.test", "A.Test", "b.test:80", "a.test:8443", "c.b.test", "x.y", "zz.test", "[::1]:8000", ""];
+const REQ_PATHS: [&str; 10] = ["/", "/a", "/a/", "/ab/x", "/a/b/c", "/a/12", "/b/c", "/a/./b", "/c/d", "x"];
+
+#[test]
+fn the_index_answers_what_a_scan_of_every_route_answers() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut compared = 0;
+    for _ in 0..300 {
+        let mut routes = Vec::new();
+        for i in 0..rng.below(12) + 1 {
+            let mut r = route(&format!("r{i}"));
+            for _ in 0..rng.below(3) {
+                r.hosts.push(rng.pick(&HOSTS).into());
+            }
+            let paths: Vec<&str> = (0..rng.below(3)).map(|_| rng.pick(&PATHS)).collect();
+            r = r.paths(&paths);
+            if rng.below(4) == 0 {
+                r = r.methods(&[rng.pick(&["GET", "POST"])]);
+            }
+            if rng.below(6) == 0 {
+                r = r.header("x-t", &[rng.pick(&["one", "~*^t"])]);
+            }
+            if rng.below(3) == 0 {
+                r.regex_priority = rng.below(3) as i64;
+            }
+            if r.methods.is_empty() && r.hosts.is_empty() && r.headers.is_empty() && r.paths.is_empty() {
+                r = r.paths(&["/"]);
+            }
+            routes.push(r);
+        }
+        let r = router(routes);
+        for _ in 0..40 {
+            let mut req = get(rng.pick(&REQ_HOSTS), rng.pick(&REQ_PATHS)).method(rng.pick(&["GET", "POST"]));
+            if rng.below(3) == 0 {
+                req = req.header("x-t", rng.pick(&["one", "two", "T9"]));
+            }
+            let rr = RouteRequest {
+                method: req.method.as_bytes(),
+                host: req.host.as_bytes(),
+                port: req.port,
+                path: req.path.as_bytes(),
+                headers: &req.headers,
+            };
+            assert_eq!(r.find(&rr), r.find_by_scan(&rr), "{} {}{} in {:?}", req.method, req.host, req.path, r.tables);
+            compared += usize::from(r.find(&rr).is_some());
+        }
+    }
+    // The generator must reach matches, not only misses, for the comparison to mean anything.
+    assert!(compared > 3000, "only {compared} requests matched");
+}

@@ -51,7 +51,7 @@ use crate::router::{RequestHeaders, RouteRequest};
 use crate::server::timer::IoTimer;
 use crate::snapshot::Snapshot;
 use crate::upstream::{self, ConnectError, PoolKey, UpstreamConn};
-use crate::worker::Worker;
+use crate::worker::{LocalSnapshot, Worker};
 
 /// Initial size of a downstream read buffer.
 const DOWNSTREAM_BUF: usize = 8 * 1024;
@@ -447,7 +447,7 @@ impl Conn {
     }
 
     /// The request path proper, on snapshot `snap`.
-    async fn exchange(&mut self, w: &Rc<Worker>, snap: &Snapshot) -> bool {
+    async fn exchange(&mut self, w: &Rc<Worker>, snap: &LocalSnapshot) -> bool {
         let limits = w.limits;
         let m = {
             let req = RouteRequest {
