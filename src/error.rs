@@ -41,6 +41,10 @@ pub enum ProxyError {
     /// The service's host name has not resolved (503).
     #[error("upstream name resolution failed")]
     NameResolution,
+    /// The service's upstream has no target to send to: none listed, all of weight 0,
+    /// or none resolved (503, Kong's balancer message).
+    #[error("no upstream target available")]
+    NoTarget,
     /// The upstream could not be reached or broke the connection (502).
     #[error("upstream connection failed: {0}")]
     UpstreamConnect(std::io::Error),
@@ -71,7 +75,7 @@ impl ProxyError {
             ProxyError::HeadTimeout | ProxyError::BodyTimeout => 408,
             ProxyError::BodyTooLarge => 413,
             ProxyError::NoRoute => 404,
-            ProxyError::NoService | ProxyError::NameResolution => 503,
+            ProxyError::NoService | ProxyError::NameResolution | ProxyError::NoTarget => 503,
             ProxyError::Auth(a) => a.status,
             ProxyError::HttpsRequired { status, .. } => *status,
             ProxyError::UpstreamConnect(_)
@@ -96,6 +100,7 @@ impl ProxyError {
             ProxyError::NoRoute => "no Route matched with those values",
             ProxyError::NoService => "no Service found with those values",
             ProxyError::NameResolution => "name resolution failed",
+            ProxyError::NoTarget => "failure to get a peer from the ring-balancer",
             ProxyError::Auth(_) => "",
             ProxyError::HttpsRequired { .. } => "Please use HTTPS protocol",
             ProxyError::UpstreamConnect(_)

@@ -12,20 +12,42 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, ConfigError, ConfigErrors};
+use crate::config::{Config, ConfigError, ConfigErrors, DEFAULT_SLOTS};
 use crate::oidc::config::{self as oidc_config, OidcConfig};
 use crate::oidc::instance::Instance;
 use crate::router::Router;
 
 /// Where one service's requests go.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ServiceTarget {
-    /// Resolved addresses; empty while the name does not resolve.
-    pub addrs: Vec<SocketAddr>,
-    /// The `Host` value sent upstream when the route does not preserve the
-    /// downstream's: `host`, plus `:port` when it is not the protocol's default.
+    /// Every address the service's requests may go to: the service host's, or each
+    /// address of each target of its upstream. Empty while none resolved (503).
+    pub peers: Vec<Peer>,
+    /// The round-robin order, as indices into `peers`: each peer as often as its weight
+    /// and its turns spread out (smooth weighted round-robin). Empty when no peer has
+    /// weight.
+    pub schedule: Vec<u32>,
+}
+
+impl ServiceTarget {
+    /// The peer for the `n`-th pick of this service (`None` when there is none).
+    pub fn peer(&self, n: usize) -> Option<&Peer> {
+        if self.schedule.is_empty() {
+            return None;
+        }
+        self.peers.get(self.schedule[n % self.schedule.len()] as usize)
+    }
+}
+
+/// One address a service's requests can go to.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// The `Host` value sent when the route does not preserve the downstream's: the
+    /// service host, or the upstream's `host_header`, or the target's host; plus
+    /// `:port` when it is not the protocol's default (Kong's rule).
     pub host_header: Vec<u8>,
-    /// `https` services: how to speak TLS to the upstream.
+    /// `https` services: how to speak TLS to this peer.
     pub tls: Option<crate::tls::config::UpstreamTarget>,
 }
 
@@ -37,6 +59,9 @@ pub struct Snapshot {
     pub router: Router,
     /// Parallel to `config.services`.
     pub targets: Vec<ServiceTarget>,
+    /// Every host name the peers were resolved from (services' and targets'), with
+    /// the addresses used; what the resolver thread looks up again.
+    pub names: Resolved,
     /// Per route: the plugin instances that apply (indices into `config.plugins`).
     pub route_plugins: Vec<Vec<usize>>,
     /// Parallel to `config.plugins`: each openid-connect instance.
@@ -115,31 +140,68 @@ impl Snapshot {
     /// service without addresses, answered 503 until a later resolve succeeds.
     pub fn build(mut config: Config, resolved: &mut Resolved) -> Result<Snapshot, ConfigErrors> {
         let Compiled { router, oidc, tls, warnings } = compile(&config)?;
-        let mut upstream_tls = tls.upstreams.into_iter();
         config.warnings.extend(warnings);
+        let mut names = Resolved::new();
+        let mut ips_of = |host: &str| -> Vec<IpAddr> {
+            if let Ok(ip) = host.parse::<IpAddr>() {
+                return vec![ip];
+            }
+            let ips = resolved.entry(host.to_string()).or_insert_with(|| resolve(host)).clone();
+            names.insert(host.to_string(), ips.clone());
+            ips
+        };
         let targets = config
             .services
             .iter()
-            .map(|s| {
-                let ips = match s.host.parse::<IpAddr>() {
-                    Ok(ip) => vec![ip],
-                    Err(_) => resolved.entry(s.host.clone()).or_insert_with(|| resolve(&s.host)).clone(),
+            .zip(&tls.upstreams)
+            .map(|(s, tls)| {
+                let tls_for = |name: &str| tls.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone());
+                let mut peers = Vec::new();
+                let mut weights = Vec::new();
+                let slots = match s.upstream {
+                    None => {
+                        for ip in ips_of(&s.host) {
+                            peers.push(Peer {
+                                addr: SocketAddr::new(ip, s.port),
+                                host_header: host_header(&s.host, s.port, s.protocol),
+                                tls: tls_for(&s.host),
+                            });
+                            weights.push(1);
+                        }
+                        DEFAULT_SLOTS
+                    }
+                    Some(u) => {
+                        let upstream = &config.upstreams[u];
+                        for t in config.targets_of(u).filter(|t| t.weight > 0) {
+                            let name = upstream.name_for(t);
+                            for ip in ips_of(&t.host) {
+                                peers.push(Peer {
+                                    addr: SocketAddr::new(ip, t.port),
+                                    host_header: host_header(name, t.port, s.protocol),
+                                    tls: tls_for(name),
+                                });
+                                weights.push(t.weight);
+                            }
+                        }
+                        upstream.slots
+                    }
                 };
-                let mut host_header = if s.host.contains(':') { format!("[{}]", s.host) } else { s.host.clone() };
-                if s.port != s.protocol.default_port() {
-                    host_header.push_str(&format!(":{}", s.port));
-                }
-                ServiceTarget {
-                    addrs: ips.into_iter().map(|ip| SocketAddr::new(ip, s.port)).collect(),
-                    host_header: host_header.into_bytes(),
-                    tls: upstream_tls.next().flatten(),
-                }
+                ServiceTarget { schedule: schedule(&weights, slots), peers }
             })
             .collect();
         let route_plugins =
             config.routes.iter().enumerate().map(|(i, r)| config.plugins_for(Some(i), r.service)).collect();
         let oidc = oidc.into_iter().map(|c| c.map(|c| Arc::new(Instance::new(c)))).collect();
-        Ok(Snapshot { config, router, targets, route_plugins, oidc, server_certs: tls.server_certs, tls_server: None })
+        Ok(Snapshot {
+            config,
+            router,
+            targets,
+            names,
+            route_plugins,
+            oidc,
+            server_certs: tls.server_certs,
+            tls_server: None,
+        })
     }
 
     /// Builds what the TLS listeners serve from the file's certificates and `default`
@@ -170,9 +232,14 @@ impl Snapshot {
     pub fn carry_over(&mut self, previous: &Snapshot) -> usize {
         // An https target whose setup is unchanged keeps its id and client config: its
         // pooled connections and TLS sessions stay usable across the reload.
-        let targets: HashMap<[u8; 32], &crate::tls::config::UpstreamTarget> =
-            previous.targets.iter().filter_map(|t| t.tls.as_ref()).map(|t| (t.fingerprint, t)).collect();
-        for tls in self.targets.iter_mut().filter_map(|t| t.tls.as_mut()) {
+        let targets: HashMap<[u8; 32], &crate::tls::config::UpstreamTarget> = previous
+            .targets
+            .iter()
+            .flat_map(|t| &t.peers)
+            .filter_map(|p| p.tls.as_ref())
+            .map(|t| (t.fingerprint, t))
+            .collect();
+        for tls in self.targets.iter_mut().flat_map(|t| &mut t.peers).filter_map(|p| p.tls.as_mut()) {
             if let Some(old) = targets.get(&tls.fingerprint) {
                 *tls = (*old).clone();
             }
@@ -198,16 +265,65 @@ impl Snapshot {
         self.oidc.iter().flatten().cloned().collect()
     }
 
-    /// Host names of services that did not resolve.
+    /// Host names (of services and targets) that did not resolve.
     pub fn unresolved(&self) -> Vec<&str> {
-        self.config
-            .services
-            .iter()
-            .zip(&self.targets)
-            .filter(|(_, t)| t.addrs.is_empty())
-            .map(|(s, _)| s.host.as_str())
-            .collect()
+        let mut names: Vec<&str> =
+            self.names.iter().filter(|(_, ips)| ips.is_empty()).map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        names
     }
+}
+
+/// The `Host` value for `host` reached on `port` over `protocol`: IPv6 literals in
+/// brackets, the port added when it is not the protocol's default.
+fn host_header(host: &str, port: u16, protocol: crate::config::Protocol) -> Vec<u8> {
+    let mut h = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+    if port != protocol.default_port() {
+        h.push_str(&format!(":{port}"));
+    }
+    h.into_bytes()
+}
+
+/// The round-robin order of peers with `weights`: smooth weighted round-robin (each
+/// step picks the peer furthest behind its share, as nginx does), so a peer of weight 3
+/// beside one of weight 1 goes `a a b a`, not `a a a b`. The order is as long as the
+/// weights' sum over their greatest common divisor; past `slots` entries the weights
+/// are scaled down to fit (each kept at 1 or more), as Kong bounds its balancer by
+/// `slots`.
+fn schedule(weights: &[u32], slots: u32) -> Vec<u32> {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let mut w: Vec<u64> = weights.iter().map(|&w| u64::from(w)).collect();
+    let g = w.iter().fold(0, |g, &x| gcd(g, x));
+    if g == 0 {
+        return Vec::new();
+    }
+    w.iter_mut().for_each(|x| *x /= g);
+    let slots = u64::from(slots).max(w.len() as u64);
+    let total: u64 = w.iter().sum();
+    if total > slots {
+        w.iter_mut().for_each(|x| *x = (*x * slots / total).max(1));
+    }
+    let total: u64 = w.iter().sum();
+    let mut current = vec![0i64; w.len()];
+    let mut order = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        let mut best = 0;
+        for i in 0..w.len() {
+            current[i] += w[i] as i64;
+            if current[i] > current[best] {
+                best = i;
+            }
+        }
+        current[best] -= total as i64;
+        order.push(best as u32);
+    }
+    order
 }
 
 /// Resolves a host name with the system resolver; an empty list when it fails.
@@ -238,18 +354,14 @@ pub fn refresh_dns(shared: &SharedSnapshot) -> bool {
     let current = shared.load_full();
     let mut fresh = Resolved::new();
     let mut changed = false;
-    for (service, target) in current.config.services.iter().zip(&current.targets) {
-        if service.host.parse::<IpAddr>().is_ok() || fresh.contains_key(&service.host) {
-            continue;
-        }
-        let ips = resolve(&service.host);
-        let old: Vec<IpAddr> = target.addrs.iter().map(SocketAddr::ip).collect();
+    for (name, old) in &current.names {
+        let ips = resolve(name);
         // A failed lookup keeps the addresses we had: a flapping resolver must not take
         // a working service down.
-        if !ips.is_empty() && ips != old {
+        if !ips.is_empty() && ips != *old {
             changed = true;
         }
-        fresh.insert(service.host.clone(), if ips.is_empty() { old } else { ips });
+        fresh.insert(name.clone(), if ips.is_empty() { old.clone() } else { ips });
     }
     if !changed {
         return false;
@@ -274,4 +386,74 @@ pub fn spawn_resolver(shared: SharedSnapshot, interval: std::time::Duration) -> 
         refresh_dns(&shared);
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(yaml: &str) -> Snapshot {
+        let config = crate::config::load_str(yaml, "kong.yaml", &|_| None).expect("valid config");
+        Snapshot::build(config, &mut Resolved::new()).expect("compiles")
+    }
+
+    fn picks(t: &ServiceTarget, n: usize) -> Vec<String> {
+        (0..n).map(|i| t.peer(i).unwrap().addr.to_string()).collect()
+    }
+
+    #[test]
+    fn weights_spread_turns_smoothly() {
+        assert_eq!(schedule(&[3, 1], DEFAULT_SLOTS), vec![0, 0, 1, 0]);
+        assert_eq!(schedule(&[200, 100, 100], DEFAULT_SLOTS), vec![0, 1, 2, 0]);
+        assert_eq!(schedule(&[1, 1, 1], DEFAULT_SLOTS), vec![0, 1, 2]);
+        assert_eq!(schedule(&[], DEFAULT_SLOTS), Vec::<u32>::new());
+        assert_eq!(schedule(&[0, 0], DEFAULT_SLOTS), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_schedule_longer_than_slots_is_scaled_down_keeping_every_peer() {
+        let s = schedule(&[65_535, 1], 100);
+        assert_eq!(s.len(), 100);
+        assert_eq!(s.iter().filter(|&&i| i == 1).count(), 1);
+    }
+
+    #[test]
+    fn a_service_on_an_upstream_goes_to_its_targets_by_weight_with_their_host() {
+        let snap = build(
+            "_format_version: \"3.0\"\nupstreams:\n- name: orders.internal\n  targets:\n  - target: 10.0.0.1:8080\n    \
+             weight: 300\n  - target: 10.0.0.2\n  - target: 10.0.0.3:80\n    weight: 0\n\
+             - name: named\n  host_header: api.internal\n  targets: [{target: '[::1]:9000'}]\n\
+             - name: empty\nservices:\n- host: orders.internal\n  routes: [{paths: [/a]}]\n\
+             - host: named\n  routes: [{paths: [/b]}]\n- host: empty\n  routes: [{paths: [/c]}]\n\
+             - host: 10.9.9.9\n  port: 81\n  routes: [{paths: [/d]}]\n",
+        );
+        let t = &snap.targets[0];
+        assert_eq!(picks(t, 4), vec!["10.0.0.1:8080", "10.0.0.1:8080", "10.0.0.2:8000", "10.0.0.1:8080"]);
+        let hosts: Vec<&[u8]> = t.peers.iter().map(|p| &p.host_header[..]).collect();
+        assert_eq!(hosts, vec![&b"10.0.0.1:8080"[..], b"10.0.0.2:8000"]);
+        assert_eq!(snap.targets[1].peers[0].host_header, b"api.internal:9000");
+        assert_eq!(snap.targets[1].peers[0].addr.to_string(), "[::1]:9000");
+        assert!(snap.targets[2].peer(0).is_none(), "no targets: nothing to pick");
+        assert_eq!(picks(&snap.targets[3], 2), vec!["10.9.9.9:81", "10.9.9.9:81"]);
+        assert_eq!(snap.targets[3].peers[0].host_header, b"10.9.9.9:81");
+        assert!(snap.names.is_empty(), "IP literals are not names to resolve");
+    }
+
+    #[test]
+    fn target_names_are_resolved_and_kept_for_the_resolver() {
+        let mut resolved = Resolved::new();
+        resolved.insert("a.internal".into(), vec!["10.1.0.1".parse().unwrap(), "10.1.0.2".parse().unwrap()]);
+        let config = crate::config::load_str(
+            "_format_version: \"3.0\"\nupstreams:\n- name: u\n  targets: [{target: 'a.internal:7000'}]\n\
+             services:\n- host: u\n  routes: [{paths: [/]}]\n",
+            "kong.yaml",
+            &|_| None,
+        )
+        .unwrap();
+        let snap = Snapshot::build(config, &mut resolved).unwrap();
+        assert_eq!(picks(&snap.targets[0], 2), vec!["10.1.0.1:7000", "10.1.0.2:7000"]);
+        assert_eq!(snap.targets[0].peers[1].host_header, b"a.internal:7000");
+        assert_eq!(snap.names.keys().collect::<Vec<_>>(), vec!["a.internal"]);
+        assert!(snap.unresolved().is_empty());
+    }
 }

@@ -57,12 +57,27 @@ pub struct LocalSnapshot {
     pub shared: Arc<Snapshot>,
     /// Routes this worker's requests; shadows `Snapshot::router`.
     pub router: Router,
+    /// Per service, this worker's position in its round-robin order. One counter per
+    /// service, so that services taking turns never pin each other to one peer.
+    picks: Box<[Cell<usize>]>,
 }
 
 impl LocalSnapshot {
-    fn new(shared: Arc<Snapshot>) -> LocalSnapshot {
+    fn new(shared: Arc<Snapshot>, worker: usize) -> LocalSnapshot {
         let router = shared.router.clone();
-        LocalSnapshot { shared, router }
+        // Workers start at different places, so that together they do not all send
+        // their first requests to the same peer.
+        let picks =
+            shared.targets.iter().map(|t| Cell::new(worker.wrapping_mul(t.peers.len().max(1) + 1) / 2)).collect();
+        LocalSnapshot { shared, router, picks }
+    }
+
+    /// The next pick of service `si` (see [`crate::snapshot::ServiceTarget::peer`]).
+    pub fn next_pick(&self, si: usize) -> usize {
+        let Some(c) = self.picks.get(si) else { return 0 };
+        let n = c.get();
+        c.set(n.wrapping_add(1));
+        n
     }
 }
 
@@ -85,8 +100,6 @@ pub struct Worker {
     pub drain: Drain,
     /// Open downstream connections.
     pub active: Cell<usize>,
-    /// Round-robin position over a service's addresses.
-    pub rr: Cell<usize>,
     /// The openid-connect plugin's per-worker caches.
     pub auth: crate::oidc::access::WorkerAuth,
     /// This worker's metrics.
@@ -102,7 +115,7 @@ impl Worker {
         let latest = self.shared.load();
         let mut cur = self.current.borrow_mut();
         if !Arc::ptr_eq(&cur.shared, &latest) {
-            *cur = Rc::new(LocalSnapshot::new(arc_swap::Guard::into_inner(latest)));
+            *cur = Rc::new(LocalSnapshot::new(arc_swap::Guard::into_inner(latest), self.id));
             self.auth.retain(&cur.instances());
             self.stats.on_snapshot(&cur);
         }
@@ -203,13 +216,12 @@ async fn serve(start: WorkerStart) {
     stats.on_snapshot(&initial);
     let worker = Rc::new(Worker {
         id: start.id,
-        current: RefCell::new(Rc::new(LocalSnapshot::new(initial))),
+        current: RefCell::new(Rc::new(LocalSnapshot::new(initial, start.id))),
         shared: start.snapshot,
         limits: start.limits,
         pool: Pool::new(start.limits.upstream_keepalive, start.limits.upstream_idle_timeout),
         drain: Drain::default(),
         active: Cell::new(0),
-        rr: Cell::new(0),
         auth: crate::oidc::access::WorkerAuth::new(start.control.clone()),
         stats,
         log: crate::access_log::WorkerLog::new(start.access_log.clone()),

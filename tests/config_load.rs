@@ -238,14 +238,105 @@ fn unknown_top_level_key_is_an_error() {
     one_error(&doc("servics: []\n"), "kong.yaml:2:1: unknown top-level key 'servics'");
 }
 
+// ----- upstreams and targets -----
+
 #[test]
-fn upstreams_are_an_error_when_present() {
-    one_error(
-        &doc("upstreams:\n- name: u\n"),
-        "kong.yaml:2:1: 'upstreams' is not supported yet: load balancing would change where traffic goes; \
-         point services at their host",
+fn upstream_example_file_loads_with_its_targets() {
+    let c = load_file_with_env("config/kong-upstreams.yaml");
+    assert_eq!(c.upstreams.len(), 1);
+    assert_eq!((c.upstreams[0].name.as_str(), c.upstreams[0].slots), ("orders.internal", 10_000));
+    let t: Vec<_> = c.targets.iter().map(|t| (t.upstream, t.host.as_str(), t.port, t.weight)).collect();
+    assert_eq!(t, vec![(0, "127.0.0.1", 8081, 300), (0, "127.0.0.1", 8082, 100)]);
+    assert_eq!(c.services[0].upstream, Some(0));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn targets_take_kongs_defaults_and_every_address_form() {
+    let c = ok(&doc("upstreams:\n- name: u\n  host_header: api.internal\n  targets:\n  - target: a.internal\n  \
+                     - target: '[::1]:9000'\n    weight: 0\n  - target: '::2'\n  - target: 10.0.0.1:80\n\
+                     services:\n- host: u\n  routes: [{paths: [/]}]\n- host: other\n  routes: [{paths: [/o]}]\n"));
+    let t: Vec<_> = c.targets.iter().map(|t| (t.host.as_str(), t.port, t.weight)).collect();
+    assert_eq!(t, vec![("a.internal", 8000, 100), ("::1", 9000, 0), ("::2", 8000, 100), ("10.0.0.1", 80, 100)]);
+    assert_eq!(c.targets[1].address(), "[::1]:9000");
+    assert_eq!(c.upstreams[0].host_header.as_deref(), Some("api.internal"));
+    assert_eq!((c.services[0].upstream, c.services[1].upstream), (Some(0), None));
+}
+
+#[test]
+fn top_level_targets_name_their_upstream() {
+    let c = ok(&doc("upstreams:\n- name: a\n- name: b\n  id: 1c6ef3b2-46b4-4b3c-9e3e-5f2f6c7a8b9d\n\
+                     targets:\n- target: x:1\n  upstream: b\n- target: y:2\n  upstream: {id: 1c6ef3b2-46b4-4b3c-9e3e-5f2f6c7a8b9d}\n"));
+    assert_eq!(c.targets.iter().map(|t| t.upstream).collect::<Vec<_>>(), vec![1, 1]);
+    let e = errors(&doc("targets:\n- target: x:1\n  upstream: nope\n- target: y:1\n"));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:4:13: no upstream named (or with id) 'nope'",
+            "kong.yaml:5:3: a top-level target needs 'upstream' (or nest it under its upstream)",
+        ]
     );
-    ok(&doc("upstreams: []\n"));
+}
+
+#[test]
+fn upstream_and_target_mistakes_are_errors() {
+    let e = errors(&doc(
+        "upstreams:\n- name: u\n  slots: 5\n  targets:\n  - target: a:0\n  - weight: 70000\n  \
+                         - target: b:1\n  - target: b:1\n    upstream: u\n- name: u\n- name: 'bad host'\n- slots: 10\n",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:4:10: 'slots' must be an integer from 10 to 65536, found 5",
+            "kong.yaml:6:13: invalid target 'a:0': invalid port '0'",
+            "kong.yaml:7:5: a target needs 'target'",
+            "kong.yaml:7:13: 'weight' must be an integer from 0 to 65535, found 70000",
+            "kong.yaml:9:5: target 'b:1' is listed twice for upstream 'u' (first at 8:5)",
+            "kong.yaml:10:5: a target nested under an upstream must not name an upstream",
+            "kong.yaml:11:3: duplicate upstream name 'u' (first at 3:3)",
+            "kong.yaml:12:9: invalid host 'bad host'",
+            "kong.yaml:13:3: an upstream needs a 'name'",
+        ]
+    );
+}
+
+#[test]
+fn balancing_ringgate_does_not_do_is_an_error() {
+    let e = errors(&doc("upstreams:\n- name: a\n  algorithm: least-connections\n- name: b\n  hash_on: ip\n\
+                         - name: c\n  client_certificate: {id: 1c6ef3b2-46b4-4b3c-9e3e-5f2f6c7a8b9d}\n\
+                         - name: d\n  algorithm: fastest\n"));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:4:14: algorithm 'least-connections' is not supported yet (ringgate balances round-robin): \
+             targets would get other requests than in Kong",
+            "kong.yaml:6:12: 'hash_on: ip' needs the consistent-hashing algorithm, which is not supported yet",
+            "kong.yaml:8:3: 'client_certificate' is not supported yet: it would not be presented; set \
+             'client_certificate' on the service",
+            "kong.yaml:10:14: unknown algorithm 'fastest'",
+        ]
+    );
+}
+
+#[test]
+fn health_checks_switched_on_are_an_error_and_off_they_load() {
+    let e = errors(&doc("upstreams:\n- name: a\n  healthchecks:\n    active:\n      healthy: {interval: 5}\n\
+                         - name: b\n  healthchecks:\n    passive:\n      unhealthy: {tcp_failures: 0, timeouts: 3}\n\
+                         - name: c\n  healthchecks: {treshold: 0}\n"));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:6:27: active health checks are not supported yet ('healthchecks.active.healthy.interval' \
+             switches them on): Kong would take failing targets out of rotation",
+            "kong.yaml:10:46: passive health checks are not supported yet ('healthchecks.passive.unhealthy.timeouts' \
+             switches them on): Kong would take failing targets out of rotation",
+            "kong.yaml:12:18: unknown key 'treshold' in 'healthchecks'",
+        ]
+    );
+    let c = ok(&doc("upstreams:\n- name: a\n  use_srv_name: true\n  healthchecks:\n    threshold: 0\n    \
+                     passive: {unhealthy: {tcp_failures: 0}}\n"));
+    assert_eq!(c.warnings.len(), 1);
+    assert!(c.warnings[0].message.starts_with("'use_srv_name' is ignored"), "{}", c.warnings[0]);
 }
 
 #[test]
@@ -634,7 +725,7 @@ fn plugin_unknown_key_is_an_error() {
 fn several_problems_are_all_reported_in_file_order() {
     let e = errors(&doc(
         "services:\n- name: s\n  hots: a\n  port: 0\n  routes:\n  - name: r\nplugins:\n- name: oidc\n  route: missing\n\
-         upstreams: [{name: u}]\n",
+         upstreams: [{name: u, algorithm: latency}]\n",
     ));
     assert_eq!(
         e,
@@ -645,8 +736,8 @@ fn several_problems_are_all_reported_in_file_order() {
             "kong.yaml:7:5: a route must set at least one of 'methods', 'hosts', 'headers' or 'paths'",
             "kong.yaml:9:9: unknown plugin 'oidc' (ringgate knows: openid-connect)",
             "kong.yaml:10:10: no route named (or with id) 'missing'",
-            "kong.yaml:11:1: 'upstreams' is not supported yet: load balancing would change where traffic goes; \
-             point services at their host",
+            "kong.yaml:11:34: algorithm 'latency' is not supported yet (ringgate balances round-robin): \
+             targets would get other requests than in Kong",
         ]
     );
 }

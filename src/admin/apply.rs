@@ -21,7 +21,6 @@
 //!
 //! Cost: two loads, one compile and a write per change; never on the request path.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -274,17 +273,14 @@ impl Admin {
     /// Addresses the running snapshot already resolved, so a change does not look up
     /// every upstream name again.
     fn known_addresses(&self) -> Resolved {
-        let current = self.shared.load();
-        let mut resolved = Resolved::new();
-        for (service, target) in current.config.services.iter().zip(&current.targets) {
-            if target.addrs.is_empty() || service.host.parse::<IpAddr>().is_ok() {
-                continue;
-            }
-            let mut ips: Vec<IpAddr> = target.addrs.iter().map(|a| a.ip()).collect();
-            ips.dedup();
-            resolved.insert(service.host.clone(), ips);
-        }
-        resolved
+        // Names that did not resolve are looked up again.
+        self.shared
+            .load()
+            .names
+            .iter()
+            .filter(|(_, ips)| !ips.is_empty())
+            .map(|(n, ips)| (n.clone(), ips.clone()))
+            .collect()
     }
 }
 

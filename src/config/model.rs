@@ -95,6 +95,11 @@ pub struct Config {
     pub certificates: Vec<Certificate>,
     /// CA certificates services may trust for their upstream (decK `ca_certificates`).
     pub ca_certificates: Vec<CaCertificate>,
+    /// Load-balanced virtual hosts (decK `upstreams`): a service whose `host` is an
+    /// upstream's name goes to that upstream's targets.
+    pub upstreams: Vec<Upstream>,
+    /// Every target, whether nested under its upstream or declared at the top level.
+    pub targets: Vec<Target>,
     /// Things in the file that were accepted but have no effect in ringgate (Kong keys
     /// that cannot change how a request flows), in file order. The caller logs them.
     pub warnings: Vec<ConfigError>,
@@ -152,6 +157,9 @@ pub struct Service {
     pub ca_certificates: Vec<(String, Mark)>,
     /// `https` services: the id of the `certificates` entry presented to the upstream.
     pub client_certificate: Option<(String, Mark)>,
+    /// Index into [`Config::upstreams`] when `host` names an upstream: requests are
+    /// then balanced over its targets and `port` is not used.
+    pub upstream: Option<usize>,
     pub tags: Vec<String>,
     pub mark: Mark,
 }
@@ -175,8 +183,68 @@ impl Service {
             tls_verify: true,
             ca_certificates: Vec::new(),
             client_certificate: None,
+            upstream: None,
             tags: Vec::new(),
             mark,
+        }
+    }
+}
+
+/// A Kong upstream: a virtual host name, balanced over its targets. Only Kong's
+/// default algorithm, weighted round-robin, is implemented; the others, and health
+/// checks that are switched on, are load errors.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub id: Option<String>,
+    /// What services write as their `host` to use this upstream.
+    pub name: String,
+    /// 10–65536, default 10000: the longest round-robin schedule built for it.
+    pub slots: u32,
+    /// The `Host` sent upstream (with the target's port when not the default) instead
+    /// of the target's host name, unless the route preserves the downstream's.
+    pub host_header: Option<String>,
+    pub tags: Vec<String>,
+    pub mark: Mark,
+}
+
+/// Kong's default `slots`.
+pub const DEFAULT_SLOTS: u32 = 10_000;
+
+/// The port of a target written without one, as in Kong.
+pub const DEFAULT_TARGET_PORT: u16 = 8000;
+
+/// One instance behind an upstream.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub id: Option<String>,
+    /// Index into [`Config::upstreams`].
+    pub upstream: usize,
+    /// Host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    /// Default 8000, as Kong's.
+    pub port: u16,
+    /// 0–65535, default 100; 0 keeps the target out of rotation.
+    pub weight: u32,
+    pub tags: Vec<String>,
+    pub mark: Mark,
+}
+
+impl Upstream {
+    /// The name a target of this upstream is reached by: the `Host` header's name and,
+    /// for `https` services, the TLS server name (Kong derives both from the host
+    /// header it sends).
+    pub fn name_for<'a>(&'a self, target: &'a Target) -> &'a str {
+        self.host_header.as_deref().unwrap_or(&target.host)
+    }
+}
+
+impl Target {
+    /// `host:port`, as Kong writes a target (IPv6 in brackets).
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
         }
     }
 }
@@ -329,6 +397,27 @@ pub struct Plugin {
 pub const KNOWN_PLUGINS: &[&str] = &["openid-connect"];
 
 impl Config {
+    /// The targets of upstream `u`, in configuration order.
+    pub fn targets_of(&self, u: usize) -> impl Iterator<Item = &Target> {
+        self.targets.iter().filter(move |t| t.upstream == u)
+    }
+
+    /// The names service `s`'s peers are reached by (`Host` and TLS server name): its
+    /// host, or for a service on an upstream each distinct [`Upstream::name_for`].
+    pub fn peer_names(&self, s: usize) -> Vec<&str> {
+        let service = &self.services[s];
+        let Some(u) = service.upstream else { return vec![service.host.as_str()] };
+        let upstream = &self.upstreams[u];
+        let mut names: Vec<&str> = Vec::new();
+        for t in self.targets_of(u) {
+            let name = upstream.name_for(t);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
     /// The plugin instances that apply to a request matched to `route` (and so to its
     /// service), one per plugin name, the most specific instance winning: a
     /// route-scoped instance over a service-scoped one over a global one. Disabled

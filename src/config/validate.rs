@@ -29,7 +29,11 @@
 //! | route `request_buffering`/`response_buffering: false` | warning | affects latency, not where or whether a request goes |
 //! | plugin `ordering` | warning | one plugin instance per request, order is moot |
 //! | plugin `consumer`, `consumer_group`, `_config`, `partials` | error | scoping or shared config not supported |
-//! | top-level `upstreams`, `vaults`, `filter_chains` | error | targets, secret references or filters would differ |
+//! | top-level `vaults`, `filter_chains` | error | secret references or filters would differ |
+//! | upstream `algorithm` other than `round-robin`, `hash_on`/`hash_fallback` other than `none` | error | targets would get other requests than in Kong |
+//! | upstream `healthchecks` switched on (an active `interval`, a passive `unhealthy` counter above 0) | error | Kong would take failing targets out of rotation |
+//! | upstream `client_certificate` | error | it would not be presented |
+//! | upstream `use_srv_name: true` | warning | targets are resolved by A/AAAA records |
 //! | top-level `consumers`, `consumer_groups` (without plugins), `key_sets`, `keys`, `partials`, `licenses`, `rbac_roles`, `custom_entities`, `_plugin_configs`, `service_packages` | warning | nothing refers to them in what ringgate runs |
 //! | `plugins` nested under consumers or consumer groups | error | consumer-scoped plugins are not supported |
 //!
@@ -75,12 +79,14 @@ struct PendingRef {
 enum RefKind {
     Service,
     Route,
+    Upstream,
 }
 
 #[derive(Clone, Copy)]
 enum Owner {
     Route(usize),
     Plugin(usize),
+    Target(usize),
 }
 
 struct Validator<'f> {
@@ -268,12 +274,16 @@ impl Validator<'_> {
                         self.plugin(item, Parent::TopLevel);
                     }
                 }
-                "upstreams" => self.not_supported_unless_empty(
-                    mark,
-                    value,
-                    key,
-                    "load balancing would change where traffic goes; point services at their host",
-                ),
+                "upstreams" => {
+                    for item in self.items(value, key) {
+                        self.upstream(item);
+                    }
+                }
+                "targets" => {
+                    for item in self.items(value, key) {
+                        self.target(item, None);
+                    }
+                }
                 "certificates" => {
                     for item in self.items(value, key) {
                         self.certificate(item);
@@ -798,6 +808,236 @@ impl Validator<'_> {
         self.config.ca_certificates.push(ca);
     }
 
+    // ----- upstreams and targets -----
+
+    fn upstream(&mut self, node: &Node) {
+        let index = self.config.upstreams.len();
+        let mut up = Upstream {
+            id: None,
+            name: String::new(),
+            slots: DEFAULT_SLOTS,
+            host_header: None,
+            tags: Vec::new(),
+            mark: node.mark,
+        };
+        let mut targets: &[Node] = &[];
+        let mut name_seen = false;
+        for (key, mark, value) in self.entries(node, "an upstream") {
+            let mark = *mark;
+            if matches!(value.value, NodeValue::Null) {
+                continue;
+            }
+            match key.as_str() {
+                "id" => up.id = self.id(value),
+                "name" => {
+                    name_seen = true;
+                    if let Some(name) = self.string(value, key) {
+                        // Services name it as their host, so it must be one (no port).
+                        if self.check_upstream_host(&name, value.mark) {
+                            up.name = name;
+                        }
+                    }
+                }
+                "algorithm" => match self.string(value, key).as_deref() {
+                    Some("round-robin") | None => {}
+                    Some(a @ ("consistent-hashing" | "least-connections" | "latency" | "sticky-sessions")) => self
+                        .error(
+                            value.mark,
+                            format!(
+                                "algorithm '{a}' is not supported yet (ringgate balances round-robin): \
+                                 targets would get other requests than in Kong"
+                            ),
+                        ),
+                    Some(a) => self.error(value.mark, format!("unknown algorithm '{a}'")),
+                },
+                "hash_on" | "hash_fallback" => match self.string(value, key).as_deref() {
+                    Some("none") | None => {}
+                    Some(h @ ("consumer" | "ip" | "header" | "cookie" | "path" | "query_arg" | "uri_capture")) => self
+                        .error(
+                            value.mark,
+                            format!("'{key}: {h}' needs the consistent-hashing algorithm, which is not supported yet"),
+                        ),
+                    Some(h) => self.error(value.mark, format!("unknown '{key}' value '{h}'")),
+                },
+                // Inputs of hashing and sticky sessions, which are refused above: on
+                // their own they change nothing.
+                "hash_on_header"
+                | "hash_fallback_header"
+                | "hash_on_cookie"
+                | "hash_on_cookie_path"
+                | "hash_on_query_arg"
+                | "hash_fallback_query_arg"
+                | "hash_on_uri_capture"
+                | "hash_fallback_uri_capture"
+                | "sticky_sessions_cookie"
+                | "sticky_sessions_cookie_path" => {
+                    self.string(value, key);
+                }
+                "slots" => {
+                    if let Some(n) = self.integer(value, key, 10, 65_536) {
+                        up.slots = n as u32;
+                    }
+                }
+                "healthchecks" => self.healthchecks(value),
+                "host_header" => {
+                    if let Some(h) = self.string(value, key) {
+                        if self.check_upstream_host(&h, value.mark) {
+                            up.host_header = Some(h);
+                        }
+                    }
+                }
+                "client_certificate" => self.not_supported_unless_empty(
+                    mark,
+                    value,
+                    key,
+                    "it would not be presented; set 'client_certificate' on the service",
+                ),
+                "use_srv_name" => {
+                    if self.boolean(value, key) == Some(true) {
+                        self.warn(mark, "'use_srv_name' is ignored: ringgate resolves targets by A/AAAA records");
+                    }
+                }
+                "tags" => up.tags = self.tags(value),
+                "targets" => targets = self.items(value, key),
+                "created_at" | "updated_at" => {
+                    self.integer(value, key, 0, i64::MAX);
+                }
+                _ => self.unknown_key(mark, key, "an upstream"),
+            }
+        }
+        if !name_seen && matches!(node.value, NodeValue::Map(_)) {
+            self.errors.push(ConfigError::missing(self.file, node.mark, "name", "an upstream needs a 'name'"));
+        }
+        self.config.upstreams.push(up);
+        for t in targets {
+            self.target(t, Some(index));
+        }
+    }
+
+    /// Health checks are accepted while they are off (Kong's defaults, which `deck
+    /// gateway dump` writes out in full); switched on, they would take failing targets
+    /// out of rotation, which ringgate does not do yet.
+    fn healthchecks(&mut self, node: &Node) {
+        const SWITCHES: [(&str, &str, &str); 5] = [
+            ("active", "healthy", "interval"),
+            ("active", "unhealthy", "interval"),
+            ("passive", "unhealthy", "tcp_failures"),
+            ("passive", "unhealthy", "timeouts"),
+            ("passive", "unhealthy", "http_failures"),
+        ];
+        for (key, mark, value) in self.entries(node, "'healthchecks'") {
+            match key.as_str() {
+                "active" | "passive" => {
+                    self.entries(value, &format!("'healthchecks.{key}'"));
+                }
+                "threshold" => {
+                    // The share of healthy targets below which the upstream counts as
+                    // down; with no checks every target stays healthy.
+                    if !matches!(value.value, NodeValue::Int(_) | NodeValue::Float(_) | NodeValue::Null) {
+                        self.error(value.mark, format!("'threshold' must be a number, found {}", value.kind()));
+                    }
+                }
+                _ => self.unknown_key(*mark, key, "'healthchecks'"),
+            }
+        }
+        for (kind, state, counter) in SWITCHES {
+            let Some(v) = node.get(kind).and_then(|n| n.get(state)).and_then(|n| n.get(counter)) else { continue };
+            let on = match v.value {
+                NodeValue::Int(n) => n > 0,
+                NodeValue::Float(f) => f > 0.0,
+                NodeValue::Null => false,
+                _ => {
+                    self.error(v.mark, format!("'{counter}' must be a number, found {}", v.kind()));
+                    false
+                }
+            };
+            if on {
+                self.error(
+                    v.mark,
+                    format!(
+                        "{kind} health checks are not supported yet ('healthchecks.{kind}.{state}.{counter}' \
+                         switches them on): Kong would take failing targets out of rotation"
+                    ),
+                );
+            }
+        }
+    }
+
+    fn target(&mut self, node: &Node, upstream: Option<usize>) {
+        let index = self.config.targets.len();
+        let mut t = Target {
+            id: None,
+            upstream: upstream.unwrap_or(0),
+            host: String::new(),
+            port: DEFAULT_TARGET_PORT,
+            weight: 100,
+            tags: Vec::new(),
+            mark: node.mark,
+        };
+        let mut target_seen = false;
+        let mut upstream_named = false;
+        for (key, mark, value) in self.entries(node, "a target") {
+            let mark = *mark;
+            if matches!(value.value, NodeValue::Null) {
+                continue;
+            }
+            match key.as_str() {
+                "id" => t.id = self.id(value),
+                "target" => {
+                    target_seen = true;
+                    if let Some(text) = self.string(value, key) {
+                        match split_target(&text) {
+                            Ok((host, port)) => {
+                                if self.check_upstream_host(host, value.mark) {
+                                    t.host = host.to_string();
+                                    t.port = port.unwrap_or(DEFAULT_TARGET_PORT);
+                                }
+                            }
+                            Err(why) => self.error(value.mark, format!("invalid target '{text}': {why}")),
+                        }
+                    }
+                }
+                "weight" => {
+                    if let Some(w) = self.integer(value, key, 0, 65_535) {
+                        t.weight = w as u32;
+                    }
+                }
+                "upstream" => {
+                    if upstream.is_some() {
+                        self.error(mark, "a target nested under an upstream must not name an upstream");
+                    } else if let Some(text) = self.reference(value, key) {
+                        upstream_named = true;
+                        self.pending.push(PendingRef {
+                            target: RefKind::Upstream,
+                            text,
+                            mark: value.mark,
+                            owner: Owner::Target(index),
+                        });
+                    }
+                }
+                "tags" => t.tags = self.tags(value),
+                "created_at" | "updated_at" => {
+                    self.integer(value, key, 0, i64::MAX);
+                }
+                _ => self.unknown_key(mark, key, "a target"),
+            }
+        }
+        if matches!(node.value, NodeValue::Map(_)) {
+            if !target_seen {
+                self.errors.push(ConfigError::missing(self.file, node.mark, "target", "a target needs 'target'"));
+            }
+            if upstream.is_none() && !upstream_named {
+                self.errors.push(ConfigError::missing(
+                    self.file,
+                    node.mark,
+                    "upstream",
+                    "a top-level target needs 'upstream' (or nest it under its upstream)",
+                ));
+            }
+        }
+        self.config.targets.push(t);
+    }
+
     // ----- plugins -----
 
     fn plugin(&mut self, node: &Node, parent: Parent) {
@@ -921,9 +1161,16 @@ impl Validator<'_> {
                     .routes
                     .iter()
                     .position(|x| x.name.as_deref() == Some(&r.text) || x.id.as_deref() == Some(&r.text)),
+                RefKind::Upstream => {
+                    self.config.upstreams.iter().position(|u| u.name == r.text || u.id.as_deref() == Some(&r.text))
+                }
             };
             let Some(target) = found else {
-                let kind = if r.target == RefKind::Service { "service" } else { "route" };
+                let kind = match r.target {
+                    RefKind::Service => "service",
+                    RefKind::Route => "route",
+                    RefKind::Upstream => "upstream",
+                };
                 self.error(r.mark, format!("no {kind} named (or with id) '{}'", r.text));
                 continue;
             };
@@ -935,7 +1182,15 @@ impl Validator<'_> {
                     }
                 }
                 (Owner::Plugin(i), RefKind::Route) => self.config.plugins[i].scope = PluginScope::Route(target),
+                (Owner::Plugin(_), RefKind::Upstream) => {}
+                (Owner::Target(i), _) => self.config.targets[i].upstream = target,
             }
+        }
+        // A service whose host is an upstream's name is balanced over its targets.
+        let by_name: HashMap<&str, usize> =
+            self.config.upstreams.iter().enumerate().map(|(i, u)| (u.name.as_str(), i)).collect();
+        for s in &mut self.config.services {
+            s.upstream = by_name.get(s.host.as_str()).copied();
         }
     }
 
@@ -950,6 +1205,37 @@ impl Validator<'_> {
         self.duplicates("certificate", &certs);
         let cas: Vec<_> = self.config.ca_certificates.iter().map(|c| (None, c.id.clone(), c.mark)).collect();
         self.duplicates("CA certificate", &cas);
+        let upstreams: Vec<_> = self
+            .config
+            .upstreams
+            .iter()
+            .map(|u| ((!u.name.is_empty()).then(|| u.name.clone()), u.id.clone(), u.mark))
+            .collect();
+        self.duplicates("upstream", &upstreams);
+        let targets: Vec<_> = self.config.targets.iter().map(|t| (None, t.id.clone(), t.mark)).collect();
+        self.duplicates("target", &targets);
+        // Kong keeps one target per address and upstream.
+        let mut addresses: HashMap<(usize, String), Mark> = HashMap::new();
+        let mut twice = Vec::new();
+        for t in self.config.targets.iter().filter(|t| !t.host.is_empty()) {
+            match addresses.entry((t.upstream, t.address())) {
+                Entry::Vacant(v) => {
+                    v.insert(t.mark);
+                }
+                Entry::Occupied(first) => twice.push((
+                    t.mark,
+                    format!(
+                        "target '{}' is listed twice for upstream '{}' (first at {})",
+                        t.address(),
+                        self.config.upstreams[t.upstream].name,
+                        first.get()
+                    ),
+                )),
+            }
+        }
+        for (mark, message) in twice {
+            self.error(mark, message);
+        }
 
         let mut seen: HashMap<(&str, PluginScope), Mark> = HashMap::new();
         let mut found = Vec::new();
@@ -1031,6 +1317,15 @@ pub(crate) fn parse_url(url: &str) -> Result<UrlParts, String> {
     };
     let (host, port) = split_authority(authority)?;
     Ok(UrlParts { scheme: scheme.to_ascii_lowercase(), host: host.to_string(), port, path })
+}
+
+/// Splits a target's `host[:port]`: as a URL's authority, and a bare IPv6 literal
+/// (several colons, no brackets) is a host without a port, as Kong reads it.
+fn split_target(target: &str) -> Result<(&str, Option<u16>), String> {
+    if !target.starts_with('[') && target.matches(':').count() > 1 {
+        return Ok((target, None));
+    }
+    split_authority(target)
 }
 
 /// Splits a URL's `host[:port]` (IPv6 in brackets, returned without them) and checks it:

@@ -113,6 +113,18 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding<'_>, 
     out.extend_from_slice(b"\r\n");
 }
 
+/// Replaces the `Host` value of a head [`write_request_head`] wrote at the start of
+/// `out` (the line right after the request line), `old_len` bytes long, with `host`:
+/// a retry on another peer of an upstream sends that peer's host. The rest of `out`
+/// (the head's other lines, body bytes) moves along unchanged.
+pub fn replace_host(out: &mut Vec<u8>, old_len: usize, host: &[u8]) {
+    let Some(eol) = memchr::memmem::find(out, b"\r\n") else { return };
+    let start = eol + b"\r\nHost: ".len();
+    if out.len() >= start + old_len {
+        out.splice(start..start + old_len, host.iter().copied());
+    }
+}
+
 fn copy_line(buf: &[u8], h: &HeaderEntry, out: &mut Vec<u8>) {
     if h.skip || h.known.is_dropped_upstream() {
         return;

@@ -485,9 +485,12 @@ impl Conn {
         let service = &snap.config.services[si];
         let target = &snap.targets[si];
         let route = &snap.config.routes[m.route];
-        if target.addrs.is_empty() {
-            return self.send_error(w, &ProxyError::NameResolution, false).await;
-        }
+        // This service's next turn in its round-robin order.
+        let mut pick = snap.next_pick(si);
+        let Some(first) = target.peer(pick) else {
+            let err = if service.upstream.is_some() { ProxyError::NoTarget } else { ProxyError::NameResolution };
+            return self.send_error(w, &err, false).await;
+        };
         if let BodyFraming::Length(n) = self.head.framing {
             if limits.max_body_bytes > 0 && n > limits.max_body_bytes {
                 return self.send_error(w, &ProxyError::BodyTooLarge, true).await;
@@ -499,8 +502,8 @@ impl Conn {
         let req_path = self.head.path(&self.buf);
         snap.router.upstream_path(&m, req_path, &mut self.path);
         let original_host = self.head.host(&self.buf);
-        let host: &[u8] =
-            if route.preserve_host && !original_host.is_empty() { original_host } else { &target.host_header };
+        let preserve_host = route.preserve_host && !original_host.is_empty();
+        let host: &[u8] = if preserve_host { original_host } else { &first.host_header };
         let prefix: &[u8] =
             if route.strip_path && m.matched_len > 1 { &req_path[..m.matched_len.min(req_path.len())] } else { b"" };
         self.out.clear();
@@ -575,14 +578,13 @@ impl Conn {
 
         // Connect, send, and read the response head; retried on a fresh connection
         // where that is safe.
-        let addrs = &target.addrs;
+        // The `Host` value in `out`, replaced when a retry goes to a peer with another.
+        let mut sent_host: &[u8] = &first.host_header;
         // Without an access phase, or with one answered from a worker's cache, routing
         // and writing the head took a microsecond or two since the request's start:
         // that start stands in for a clock read of its own.
         let quick = self.ex.plugin_slot.is_none() || self.ex.auth.answered_at_once();
         self.ex.upstream_start = Some(if quick { self.ex.start } else { self.timer.fresh() });
-        let mut pick = w.rr.get();
-        w.rr.set(pick.wrapping_add(1));
         let mut connect_failures = 0u32;
         let mut attempt = 0u32;
         let mut up: UpstreamConn = loop {
@@ -592,10 +594,17 @@ impl Conn {
                 self.timer.fresh();
             }
             attempt += 1;
-            let addr = addrs[pick % addrs.len()];
-            let mut conn = match w.pool.take(PoolKey::new(addr, target.tls.as_ref())) {
+            let Some(peer) = target.peer(pick) else {
+                return self.fail_before_response(w, &ProxyError::NoTarget, body.done).await;
+            };
+            if !preserve_host && peer.host_header != sent_host {
+                rewrite::replace_host(&mut self.out, sent_host.len(), &peer.host_header);
+                sent_host = &peer.host_header;
+            }
+            let addr = peer.addr;
+            let mut conn = match w.pool.take(PoolKey::new(addr, peer.tls.as_ref())) {
                 Some(c) => c,
-                None => match upstream::connect(addr, target.tls.as_ref(), service.connect_timeout).await {
+                None => match upstream::connect(addr, peer.tls.as_ref(), service.connect_timeout).await {
                     Ok(c) => {
                         self.timer.fresh();
                         c

@@ -67,8 +67,9 @@ impl std::fmt::Debug for UpstreamTarget {
 pub struct CompiledTls {
     /// The decK file's certificates by SNI (the default comes from the command line).
     pub server_certs: ServerCerts,
-    /// Parallel to `config.services`: `Some` for `https` services.
-    pub upstreams: Vec<Option<UpstreamTarget>>,
+    /// Parallel to `config.services`: for an `https` service, the target of each name
+    /// its peers are reached by ([`Config::peer_names`]); empty for `http` services.
+    pub upstreams: Vec<Vec<(String, UpstreamTarget)>>,
 }
 
 fn next_id() -> u64 {
@@ -134,7 +135,7 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
         }
     }
     let mut made: HashMap<[u8; 32], UpstreamTarget> = HashMap::new();
-    for s in &config.services {
+    for (si, s) in config.services.iter().enumerate() {
         if s.protocol != Protocol::Https {
             if !s.ca_certificates.is_empty() || s.client_certificate.is_some() {
                 warnings.push(error(
@@ -142,7 +143,7 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
                     "'ca_certificates' and 'client_certificate' have no effect on an http service".into(),
                 ));
             }
-            out.upstreams.push(None);
+            out.upstreams.push(Vec::new());
             continue;
         }
         let mut tls = UpstreamTls { verify: s.tls_verify, extra_roots: Vec::new(), client_cert: None };
@@ -158,22 +159,34 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
                 None => errors.push(error(*mark, format!("no certificate with id '{id}'"))),
             }
         }
-        let print = fingerprint(&s.host, &tls);
-        let target = match made.get(&print) {
-            Some(t) => Ok(t.clone()),
-            None => upstream_client_config(&tls).and_then(|config| {
-                let t = UpstreamTarget { id: next_id(), config, name: server_name(&s.host)?, fingerprint: print };
-                made.insert(print, t.clone());
-                Ok(t)
-            }),
-        };
-        match target {
-            Ok(t) => out.upstreams.push(Some(t)),
-            Err(e) => {
-                errors.push(error(s.mark, e));
-                out.upstreams.push(None);
+        // One client config per service, shared by the targets of its names.
+        let mut config_for_service: Option<Arc<ClientConfig>> = None;
+        let mut targets = Vec::new();
+        for name in config.peer_names(si) {
+            let print = fingerprint(name, &tls);
+            let target = match made.get(&print) {
+                Some(t) => Ok(t.clone()),
+                None => {
+                    let client = match &config_for_service {
+                        Some(c) => Ok(c.clone()),
+                        None => upstream_client_config(&tls).inspect(|c| config_for_service = Some(c.clone())),
+                    };
+                    client.and_then(|config| {
+                        let t = UpstreamTarget { id: next_id(), config, name: server_name(name)?, fingerprint: print };
+                        made.insert(print, t.clone());
+                        Ok(t)
+                    })
+                }
+            };
+            match target {
+                Ok(t) => targets.push((name.to_string(), t)),
+                Err(e) => {
+                    errors.push(error(s.mark, e));
+                    break;
+                }
             }
         }
+        out.upstreams.push(targets);
     }
     if errors.is_empty() {
         Ok(out)

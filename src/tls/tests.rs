@@ -242,7 +242,7 @@ fn compile_builds_served_certs_and_https_upstreams() {
     let out = config::compile(&cfg, &mut warnings).unwrap_or_else(|e| panic!("{e:?}"));
     assert!(out.server_certs.pick(Some("x.b.example")).is_some());
     assert!(out.server_certs.pick(Some("other")).is_none());
-    assert!(out.upstreams[0].is_some() && out.upstreams[1].is_none());
+    assert!(out.upstreams[0].len() == 1 && out.upstreams[1].is_empty());
     assert!(warnings.is_empty());
 }
 
@@ -287,7 +287,7 @@ fn https_targets_with_one_setup_share_an_id_within_a_compile_and_across_a_reload
         let cfg = crate::config::load_str(yaml, "t.yaml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
         crate::snapshot::Snapshot::build(cfg, &mut crate::snapshot::Resolved::new()).unwrap_or_else(|e| panic!("{e:?}"))
     };
-    let id = |s: &crate::snapshot::Snapshot, i: usize| s.targets[i].tls.as_ref().unwrap().id;
+    let id = |s: &crate::snapshot::Snapshot, i: usize| s.targets[i].peers[0].tls.as_ref().unwrap().id;
     let first = build();
     assert_eq!(id(&first, 0), id(&first, 1), "same setup, one target");
     assert_ne!(id(&first, 0), id(&first, 2), "tls_verify differs");

@@ -661,7 +661,7 @@ fn services_use_certificates_which_then_cannot_be_deleted() {
     assert_eq!(s["tls_verify"], false);
     assert_eq!(s["ca_certificates"], json!([ca_id]), "stored as the CA certificate's id");
     assert_eq!(s["client_certificate"], json!({ "id": client_id }));
-    assert!(a.shared.load().targets[0].tls.is_some(), "an https upstream");
+    assert!(a.shared.load().targets[0].peers[0].tls.is_some(), "an https upstream");
     assert!(!a.shared.load().config.services[0].tls_verify);
 
     let v = ok(call(&mut a, "DELETE", &format!("/certificates/{client_id}"), ""), 400);
@@ -694,7 +694,7 @@ fn certificates_are_saved_and_load_back_with_the_state() {
     b.load_state(&saved, "state.json").unwrap();
     assert_eq!(b.store, a.store, "ids, timestamps, keys and references survive");
     assert!(b.shared.load().server_certs.pick(Some("a.example")).is_some());
-    assert!(b.shared.load().targets[0].tls.is_some());
+    assert!(b.shared.load().targets[0].peers[0].tls.is_some());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
