@@ -339,6 +339,7 @@ fn route(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
                 ("services", "routes") => (Kind::Service, Kind::Route),
                 ("services", "plugins") => (Kind::Service, Kind::Plugin),
                 ("routes", "plugins") => (Kind::Route, Kind::Plugin),
+                ("upstreams", "targets") => (Kind::Upstream, Kind::Target),
                 _ => return Err(ApiError::NotFound),
             };
             let i = admin.store.position(parent, key).ok_or(ApiError::NotFound)?;
@@ -347,6 +348,45 @@ fn route(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
             match method {
                 "GET" => Ok(list(&admin.store, kind, |e| e.reference(field) == Some(parent_id.as_str()))),
                 "POST" => create(admin, kind, body(req, kind)?, Some((parent, parent_id))),
+                _ => Err(ApiError::MethodNotAllowed),
+            }
+        }
+        ["upstreams", upstream, "targets", key] => {
+            let u = admin.store.position(Kind::Upstream, upstream).ok_or(ApiError::NotFound)?;
+            let upstream_id = admin.store.upstreams[u].id.clone();
+            // The target of this upstream, by id or address: the generic handlers then
+            // get its id, which no other upstream's target shares.
+            let target_id = admin.store.target_of(&upstream_id, key).map(|i| admin.store.targets[i].id.clone());
+            match (method, target_id) {
+                ("GET", Some(id)) => {
+                    let i = find(&admin.store, Kind::Target, &id)?;
+                    Ok(Response::json(200, &present(Kind::Target, &admin.store.targets[i])))
+                }
+                ("PATCH", Some(id)) => patch(admin, Kind::Target, &id, body(req, Kind::Target)?),
+                ("PUT", Some(id)) => {
+                    // A replacement keeps its place: this upstream, and the address the
+                    // path names when the body gives none.
+                    let mut fields = body(req, Kind::Target)?;
+                    fields.insert("upstream".into(), json!({ "id": upstream_id }));
+                    if !is_uuid(key) && !fields.contains_key("target") {
+                        fields.insert("target".into(), json!(key));
+                    }
+                    put(admin, Kind::Target, &id, fields)
+                }
+                ("DELETE", Some(id)) => delete(admin, Kind::Target, &id),
+                ("GET" | "PATCH", None) => Err(ApiError::NotFound),
+                ("DELETE", None) => Ok(Response::no_content()),
+                ("PUT", None) => {
+                    let mut fields = body(req, Kind::Target)?;
+                    if is_uuid(key) {
+                        fields.insert("id".into(), json!(key));
+                    } else {
+                        fields.insert("target".into(), json!(key));
+                    }
+                    let mut created = create(admin, Kind::Target, fields, Some((Kind::Upstream, upstream_id)))?;
+                    created.status = 200;
+                    Ok(created)
+                }
                 _ => Err(ApiError::MethodNotAllowed),
             }
         }
@@ -659,6 +699,22 @@ fn check_constraints(store: &Store, kind: Kind, e: &mut Entity) -> Result<(), Ap
             resolve_reference(store, e, "route", Kind::Route)?;
         }
         Kind::Certificate => check_snis(store, e)?,
+        Kind::Upstream => {}
+        Kind::Target => {
+            resolve_reference(store, e, "upstream", Kind::Upstream)?;
+            let upstream = e.reference("upstream").map(str::to_string);
+            let target = e.fields.get("target").and_then(Value::as_str).map(str::to_string);
+            if let (Some(upstream), Some(target)) = (upstream, target) {
+                if store.target_of(&upstream, &target).is_some_and(|i| store.targets[i].id != e.id) {
+                    return Err(ApiError::Unique {
+                        message: format!(
+                            "UNIQUE violation detected on '{{target=\"{target}\",upstream={{id=\"{upstream}\"}}}}'"
+                        ),
+                        fields: json!({ "target": target, "upstream": { "id": upstream } }),
+                    });
+                }
+            }
+        }
         Kind::CaCertificate => {
             let digest = e.fields.get("cert").and_then(Value::as_str).and_then(cert_digest);
             if let Some(digest) = digest {
@@ -673,8 +729,8 @@ fn check_constraints(store: &Store, kind: Kind, e: &mut Entity) -> Result<(), Ap
     }
     let unique_field = match kind {
         Kind::Plugin => Some("instance_name"),
-        Kind::Service | Kind::Route => Some("name"),
-        Kind::Certificate | Kind::CaCertificate => None,
+        Kind::Service | Kind::Route | Kind::Upstream => Some("name"),
+        Kind::Certificate | Kind::CaCertificate | Kind::Target => None,
     };
     let name = unique_field.and_then(|f| Some((f, e.fields.get(f)?.as_str()?)));
     if let Some((unique_field, name)) = name {
@@ -934,7 +990,8 @@ fn put(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>) -
     if !is_uuid(key) {
         let (field, value) = match kind {
             Kind::Plugin => ("instance_name", json!(key)),
-            Kind::Service | Kind::Route => ("name", json!(key)),
+            Kind::Service | Kind::Route | Kind::Upstream => ("name", json!(key)),
+            Kind::Target => ("target", json!(key)),
             Kind::Certificate => {
                 let mut snis = match body.remove("snis") {
                     None | Some(Value::Null) => Vec::new(),
@@ -1027,6 +1084,10 @@ fn delete(admin: &mut Admin, kind: Kind, key: &str) -> Result<Response, ApiError
     candidate.list_mut(kind).remove(i);
     if matches!(kind, Kind::Service | Kind::Route) {
         candidate.plugins.retain(|p| p.reference(kind.singular()) != Some(id.as_str()));
+    }
+    // An upstream's targets go with it, as in Kong.
+    if kind == Kind::Upstream {
+        candidate.targets.retain(|t| t.reference("upstream") != Some(id.as_str()));
     }
     commit(admin, &candidate, (kind, usize::MAX))?;
     Ok(Response::no_content())

@@ -244,7 +244,7 @@ fn entity_field(kind: Kind, key: &str) -> Option<FieldKind> {
     Some(match (kind, key) {
         (_, "tags") | (_, "protocols") => Array,
         (_, "enabled") => Boolean,
-        (_, "service" | "route" | "consumer") => Record,
+        (_, "service" | "route" | "consumer" | "upstream") => Record,
         (Kind::Service, "port" | "connect_timeout" | "read_timeout" | "write_timeout" | "retries") => Integer,
         (Kind::Service, "tls_verify_depth") => Integer,
         (Kind::Service, "tls_verify") => Boolean,
@@ -255,6 +255,10 @@ fn entity_field(kind: Kind, key: &str) -> Option<FieldKind> {
         (Kind::Route, "headers") => Record,
         (Kind::Plugin, "config") => Record,
         (Kind::Certificate, "snis") => Array,
+        (Kind::Upstream, "slots") => Integer,
+        (Kind::Upstream, "use_srv_name") => Boolean,
+        (Kind::Upstream, "healthchecks") => Record,
+        (Kind::Target, "weight") => Integer,
         _ => return None,
     })
 }

@@ -1,5 +1,5 @@
-//! The Admin API's entity store: the services, routes, plugins, certificates and CA
-//! certificates the running configuration is made of, each with its id, timestamps and
+//! The Admin API's entity store: the services, routes, plugins, certificates, CA
+//! certificates, upstreams and targets the running configuration is made of, each with its id, timestamps and
 //! Kong fields.
 //!
 //! The store is the source of truth for what runs. Every change (an Admin API call, a
@@ -28,7 +28,8 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Map, Value};
 
 use crate::config::{
-    is_uuid, CaCertificate, Certificate, Config, Node, NodeValue, PluginScope, Route, RoutePath, Service,
+    is_uuid, CaCertificate, Certificate, Config, Node, NodeValue, PluginScope, Route, RoutePath, Service, Target,
+    Upstream,
 };
 
 /// Problems of the store itself (not of the configuration it holds).
@@ -50,6 +51,8 @@ pub enum Kind {
     Plugin,
     Certificate,
     CaCertificate,
+    Upstream,
+    Target,
 }
 
 impl Kind {
@@ -61,6 +64,8 @@ impl Kind {
             Kind::Plugin => "plugins",
             Kind::Certificate => "certificates",
             Kind::CaCertificate => "ca_certificates",
+            Kind::Upstream => "upstreams",
+            Kind::Target => "targets",
         }
     }
 
@@ -72,10 +77,20 @@ impl Kind {
             Kind::Plugin => "plugin",
             Kind::Certificate => "certificate",
             Kind::CaCertificate => "ca_certificate",
+            Kind::Upstream => "upstream",
+            Kind::Target => "target",
         }
     }
 
-    pub const ALL: [Kind; 5] = [Kind::Service, Kind::Route, Kind::Plugin, Kind::Certificate, Kind::CaCertificate];
+    pub const ALL: [Kind; 7] = [
+        Kind::Service,
+        Kind::Route,
+        Kind::Plugin,
+        Kind::Certificate,
+        Kind::CaCertificate,
+        Kind::Upstream,
+        Kind::Target,
+    ];
 }
 
 /// One entity of any [`Kind`].
@@ -127,6 +142,8 @@ pub struct Store {
     pub plugins: Vec<Entity>,
     pub certificates: Vec<Entity>,
     pub ca_certificates: Vec<Entity>,
+    pub upstreams: Vec<Entity>,
+    pub targets: Vec<Entity>,
 }
 
 /// A random (version 4, RFC 9562 §5.4) UUID from the system CSPRNG.
@@ -153,6 +170,8 @@ impl Store {
             Kind::Plugin => &self.plugins,
             Kind::Certificate => &self.certificates,
             Kind::CaCertificate => &self.ca_certificates,
+            Kind::Upstream => &self.upstreams,
+            Kind::Target => &self.targets,
         }
     }
 
@@ -163,13 +182,16 @@ impl Store {
             Kind::Plugin => &mut self.plugins,
             Kind::Certificate => &mut self.certificates,
             Kind::CaCertificate => &mut self.ca_certificates,
+            Kind::Upstream => &mut self.upstreams,
+            Kind::Target => &mut self.targets,
         }
     }
 
     /// The entity an Admin API path segment names: by id when it is a UUID, else by
-    /// `name` (services, routes), `instance_name` (plugins) or one of its `snis`
-    /// (certificates, case-insensitively), as Kong looks them up. CA certificates have
-    /// only ids.
+    /// `name` (services, routes, upstreams), `instance_name` (plugins), its `target`
+    /// (targets; the first with that address, see [`Store::target_of`] for one
+    /// upstream's) or one of its `snis` (certificates, case-insensitively), as Kong
+    /// looks them up. CA certificates have only ids.
     pub fn position(&self, kind: Kind, key: &str) -> Option<usize> {
         let list = self.list(kind);
         if is_uuid(key) {
@@ -178,13 +200,23 @@ impl Store {
         }
         let field = match kind {
             Kind::Plugin => "instance_name",
-            Kind::Service | Kind::Route => "name",
+            Kind::Service | Kind::Route | Kind::Upstream => "name",
+            Kind::Target => "target",
             Kind::Certificate => {
                 return list.iter().position(|e| e.strings("snis").any(|s| s.eq_ignore_ascii_case(key)))
             }
             Kind::CaCertificate => return None,
         };
         list.iter().position(|e| e.fields.get(field).and_then(Value::as_str) == Some(key))
+    }
+
+    /// The target of upstream `upstream_id` that `key` names: its id, or its `target`
+    /// address.
+    pub fn target_of(&self, upstream_id: &str, key: &str) -> Option<usize> {
+        self.targets.iter().position(|t| {
+            t.reference("upstream") == Some(upstream_id)
+                && (t.id.eq_ignore_ascii_case(key) || t.fields.get("target").and_then(Value::as_str) == Some(key))
+        })
     }
 
     /// The entity with `id`, in any case (ids are stored lower-cased; a decK file may
@@ -289,12 +321,16 @@ impl Store {
             ids(&mut cfg.certificates.iter().map(|c| &c.id)),
             ids(&mut cfg.ca_certificates.iter().map(|c| &c.id)),
         );
+        let (upstreams, targets) =
+            (ids(&mut cfg.upstreams.iter().map(|u| &u.id)), ids(&mut cfg.targets.iter().map(|t| &t.id)));
         let explicit = |kind: Kind| match kind {
             Kind::Service => &services,
             Kind::Route => &routes,
             Kind::Plugin => &plugins,
             Kind::Certificate => &certificates,
             Kind::CaCertificate => &ca_certificates,
+            Kind::Upstream => &upstreams,
+            Kind::Target => &targets,
         };
         // The running store, indexed once per kind (a file of thousands of entities
         // would otherwise scan the running store once per entity).
@@ -306,6 +342,7 @@ impl Store {
             index(Kind::Certificate),
             index(Kind::CaCertificate),
         );
+        let (prev_upstreams, prev_targets) = (index(Kind::Upstream), index(Kind::Target));
         // A match by key must not take an id that another entity states explicitly.
         let matched = |kind: Kind, id: &Option<String>, key: Option<MatchKey<'_>>| -> Option<Entity> {
             let prev = match kind {
@@ -314,6 +351,8 @@ impl Store {
                 Kind::Plugin => &prev_plugins,
                 Kind::Certificate => &prev_certificates,
                 Kind::CaCertificate => &prev_ca_certificates,
+                Kind::Upstream => &prev_upstreams,
+                Kind::Target => &prev_targets,
             };
             match id {
                 Some(id) => prev.by_id.get(id.to_ascii_lowercase().as_str()).map(|e| (*e).clone()),
@@ -367,6 +406,22 @@ impl Store {
             let prev = matched(Kind::Plugin, &p.id, Some(key));
             out.plugins.push(stamped(p.id.clone(), prev, fields, now, new_id)?);
         }
+        for u in &cfg.upstreams {
+            let prev = matched(Kind::Upstream, &u.id, Some(MatchKey::Name(&u.name)));
+            out.upstreams.push(stamped(u.id.clone(), prev, upstream_fields(u), now, new_id)?);
+        }
+        let addresses: Vec<String> = cfg.targets.iter().map(Target::address).collect();
+        for (t, address) in cfg.targets.iter().zip(&addresses) {
+            let upstream = out.upstreams.get(t.upstream).map(|u| u.id.clone());
+            let mut fields = Map::new();
+            fields.insert("target".into(), json!(address));
+            fields.insert("weight".into(), json!(t.weight));
+            fields.insert("upstream".into(), upstream.as_ref().map_or(Value::Null, |id| json!({ "id": id })));
+            fields.insert("tags".into(), list_or_null(&t.tags));
+            let key = upstream.as_deref().map(|u| MatchKey::Target(u, address));
+            let prev = matched(Kind::Target, &t.id, key);
+            out.targets.push(stamped(t.id.clone(), prev, fields, now, new_id)?);
+        }
         Ok(out)
     }
 }
@@ -382,6 +437,8 @@ enum MatchKey<'a> {
     Instance(&'a str),
     /// A plugin's name and scope (service id, route id).
     Scope(&'a str, Option<&'a str>, Option<&'a str>),
+    /// A target's upstream id and address.
+    Target(&'a str, &'a str),
 }
 
 /// One kind of the running store, by lower-cased id and by [`MatchKey`]; a key's
@@ -399,7 +456,10 @@ impl<'a> MatchIndex<'a> {
             by_id.entry(e.id.to_ascii_lowercase()).or_insert(e);
             let text = |key: &str| e.fields.get(key).and_then(Value::as_str);
             let keys = match kind {
-                Kind::Service | Kind::Route => [e.name().map(MatchKey::Name), None],
+                Kind::Service | Kind::Route | Kind::Upstream => [e.name().map(MatchKey::Name), None],
+                Kind::Target => {
+                    [e.reference("upstream").zip(text("target")).map(|(u, t)| MatchKey::Target(u, t)), None]
+                }
                 Kind::Certificate | Kind::CaCertificate => [text("cert").map(|c| MatchKey::Cert(c.trim())), None],
                 Kind::Plugin => [
                     text("instance_name").map(MatchKey::Instance),
@@ -453,6 +513,60 @@ fn certificate_fields(c: &Certificate) -> Map<String, Value> {
     m.insert("snis".into(), Value::Array(c.snis.iter().map(|(name, _)| json!(name)).collect()));
     m.insert("tags".into(), list_or_null(&c.tags));
     m
+}
+
+/// An upstream's fields: what the loader keeps, and Kong's values for what ringgate
+/// only accepts at its default (round-robin, no hashing, health checks off).
+fn upstream_fields(u: &Upstream) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("name".into(), json!(u.name));
+    m.insert("algorithm".into(), json!("round-robin"));
+    m.insert("slots".into(), json!(u.slots));
+    m.insert("host_header".into(), u.host_header.as_ref().map_or(Value::Null, |h| json!(h)));
+    m.insert("hash_on".into(), json!("none"));
+    m.insert("hash_fallback".into(), json!("none"));
+    for key in [
+        "hash_on_header",
+        "hash_fallback_header",
+        "hash_on_cookie",
+        "hash_on_query_arg",
+        "hash_fallback_query_arg",
+        "hash_on_uri_capture",
+        "hash_fallback_uri_capture",
+        "client_certificate",
+    ] {
+        m.insert(key.into(), Value::Null);
+    }
+    m.insert("hash_on_cookie_path".into(), json!("/"));
+    m.insert("use_srv_name".into(), json!(false));
+    m.insert("healthchecks".into(), healthchecks_off());
+    m.insert("tags".into(), list_or_null(&u.tags));
+    m
+}
+
+/// Kong's default `healthchecks`: every check switched off.
+fn healthchecks_off() -> Value {
+    json!({
+        "active": {
+            "type": "http", "timeout": 1, "concurrency": 10, "http_path": "/",
+            "https_verify_certificate": true, "https_sni": null, "headers": null,
+            "healthy": { "interval": 0, "successes": 0, "http_statuses": [200, 302] },
+            "unhealthy": {
+                "interval": 0, "tcp_failures": 0, "timeouts": 0, "http_failures": 0,
+                "http_statuses": [429, 404, 500, 501, 502, 503, 504, 505]
+            }
+        },
+        "passive": {
+            "type": "http",
+            "healthy": {
+                "successes": 0,
+                "http_statuses": [200, 201, 202, 203, 204, 205, 206, 207, 208, 226,
+                                  300, 301, 302, 303, 304, 305, 306, 307, 308]
+            },
+            "unhealthy": { "tcp_failures": 0, "timeouts": 0, "http_failures": 0, "http_statuses": [429, 500, 503] }
+        },
+        "threshold": 0
+    })
 }
 
 fn ca_certificate_fields(c: &CaCertificate) -> Map<String, Value> {

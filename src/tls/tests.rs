@@ -247,6 +247,22 @@ fn compile_builds_served_certs_and_https_upstreams() {
 }
 
 #[test]
+fn an_https_service_on_an_upstream_gets_a_tls_name_per_target_or_the_host_header() {
+    let yaml = "_format_version: \"3.0\"\nupstreams:\n- name: u\n  targets: [{target: 'a.example:443'}, \
+                {target: 'b.example:443'}, {target: 'a.example:8443'}]\n- name: h\n  host_header: api.example\n  \
+                targets: [{target: '10.0.0.1:443'}, {target: '10.0.0.2:443'}]\n\
+                services:\n- name: s\n  protocol: https\n  host: u\n- name: t\n  protocol: https\n  host: h\n";
+    let cfg = crate::config::load_str(yaml, "t.yaml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let out = config::compile(&cfg, &mut Vec::new()).unwrap_or_else(|e| panic!("{e:?}"));
+    let names = |i: usize| out.upstreams[i].iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>();
+    assert_eq!(names(0), vec!["a.example", "b.example"]);
+    assert_eq!(names(1), vec!["api.example"]);
+    // One client configuration per service: the names differ, the setup does not.
+    assert!(Arc::ptr_eq(&out.upstreams[0][0].1.config, &out.upstreams[0][1].1.config));
+    assert_ne!(out.upstreams[0][0].1.id, out.upstreams[0][1].1.id);
+}
+
+#[test]
 fn compile_reports_every_tls_problem_with_its_position() {
     let (cert, key) = self_signed(&["a.example"]);
     let (_, other_key) = self_signed(&["x"]);

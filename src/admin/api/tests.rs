@@ -714,3 +714,65 @@ fn post_config_with_certificates_answers_them_redacted() {
     assert_eq!(v["ca_certificates"], json!([]));
     assert!(a.shared.load().server_certs.pick(Some("a.example")).is_some());
 }
+
+// ----- upstreams and targets -----
+
+/// The addresses service `si` of the running snapshot sends to, in round-robin order.
+fn rotation(a: &Admin, si: usize) -> Vec<String> {
+    let snap = a.shared.load();
+    let t = &snap.targets[si];
+    (0..t.schedule.len()).map(|i| t.peer(i).unwrap().addr.to_string()).collect()
+}
+
+#[test]
+fn upstreams_and_targets_are_managed_like_kongs_and_balance_the_service() {
+    let mut a = admin();
+    let u = ok(form_call(&mut a, "POST", "/upstreams", "name=orders.internal&slots=1000"), 201);
+    assert_eq!((u["algorithm"].as_str(), u["slots"].as_u64()), (Some("round-robin"), Some(1000)));
+    assert_eq!(u["healthchecks"]["active"]["healthy"]["interval"], 0);
+    let t1 = ok(form_call(&mut a, "POST", "/upstreams/orders.internal/targets", "target=127.0.0.1:9001&weight=3"), 201);
+    assert_eq!((t1["weight"].as_u64(), &t1["upstream"]), (Some(3), &json!({ "id": u["id"] })));
+    ok(call(&mut a, "POST", "/upstreams/orders.internal/targets", r#"{"target":"127.0.0.1:9002"}"#), 201);
+    let twice = call(&mut a, "POST", "/upstreams/orders.internal/targets", r#"{"target":"127.0.0.1:9002"}"#);
+    assert_eq!(twice.status, 409, "{}", String::from_utf8_lossy(&twice.body));
+    ok(call(&mut a, "POST", "/services", r#"{"name":"orders","host":"orders.internal"}"#), 201);
+    ok(call(&mut a, "POST", "/services/orders/routes", r#"{"paths":["/orders"]}"#), 201);
+    // Weights 3 and 100, divided by their gcd: 3 turns in 103.
+    let turns = rotation(&a, 0);
+    assert_eq!((turns.len(), turns.iter().filter(|t| *t == "127.0.0.1:9001").count()), (103, 3));
+
+    // A target by address under its upstream: read, re-weighted, replaced, deleted.
+    let path = "/upstreams/orders.internal/targets/127.0.0.1:9001";
+    assert_eq!(ok(call(&mut a, "GET", path, ""), 200)["id"], t1["id"]);
+    ok(call(&mut a, "PATCH", path, r#"{"weight":100}"#), 200);
+    assert_eq!(rotation(&a, 0), vec!["127.0.0.1:9001", "127.0.0.1:9002"]);
+    let replaced = ok(call(&mut a, "PUT", path, r#"{"weight":0}"#), 200);
+    assert_eq!((&replaced["id"], &replaced["target"]), (&t1["id"], &json!("127.0.0.1:9001")));
+    assert_eq!(rotation(&a, 0), vec!["127.0.0.1:9002"]);
+    assert_eq!(call(&mut a, "DELETE", path, "").status, 204);
+    assert_eq!(call(&mut a, "GET", path, "").status, 404);
+    let listed = ok(call(&mut a, "GET", "/upstreams/orders.internal/targets", ""), 200);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+
+    // Deleting the upstream takes its targets along; the service's host is then a name.
+    assert_eq!(call(&mut a, "DELETE", "/upstreams/orders.internal", "").status, 204);
+    assert!(a.store.targets.is_empty());
+    assert_eq!(a.shared.load().config.services[0].upstream, None);
+}
+
+#[test]
+fn an_upstream_from_the_file_survives_changes_made_through_the_admin_api() {
+    let mut a = admin();
+    let doc = "_format_version: \"3.0\"\nupstreams:\n- name: u\n  host_header: api.internal\n  targets:\n  \
+               - target: 127.0.0.1:9001\n    weight: 200\n  - target: 127.0.0.1:9002\n\
+               services:\n- name: s\n  host: u\n  routes: [{name: r, paths: [/]}]\n";
+    let req = Request { method: "POST", path: "/config", content_type: Some("text/yaml"), body: doc.as_bytes() };
+    let v = ok(handle(&mut a, &req), 201);
+    assert_eq!(v["upstreams"][0]["host_header"], "api.internal");
+    assert_eq!(v["targets"].as_array().unwrap().len(), 2);
+    let before = rotation(&a, 0);
+    assert_eq!(before, vec!["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9001"]);
+    ok(call(&mut a, "PATCH", "/services/s", r#"{"retries":1}"#), 200);
+    assert_eq!(rotation(&a, 0), before, "the change re-rendered the store with its upstream");
+    assert_eq!(a.shared.load().targets[0].peers[0].host_header, b"api.internal:9001");
+}
