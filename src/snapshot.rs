@@ -172,7 +172,7 @@ impl Snapshot {
                     }
                     Some(u) => {
                         let upstream = &config.upstreams[u];
-                        for t in config.targets_of(u).filter(|t| t.weight > 0) {
+                        for t in config.targets_of(u).iter().filter(|t| t.weight > 0) {
                             let name = upstream.name_for(t);
                             for ip in ips_of(&t.host) {
                                 peers.push(Peer {

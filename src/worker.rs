@@ -65,10 +65,9 @@ pub struct LocalSnapshot {
 impl LocalSnapshot {
     fn new(shared: Arc<Snapshot>, worker: usize) -> LocalSnapshot {
         let router = shared.router.clone();
-        // Workers start at different places, so that together they do not all send
+        // Worker k starts at turn k, so that together the workers do not all send
         // their first requests to the same peer.
-        let picks =
-            shared.targets.iter().map(|t| Cell::new(worker.wrapping_mul(t.peers.len().max(1) + 1) / 2)).collect();
+        let picks = shared.targets.iter().map(|_| Cell::new(worker)).collect();
         LocalSnapshot { shared, router, picks }
     }
 

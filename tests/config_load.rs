@@ -268,6 +268,11 @@ fn top_level_targets_name_their_upstream() {
     let c = ok(&doc("upstreams:\n- name: a\n- name: b\n  id: 1c6ef3b2-46b4-4b3c-9e3e-5f2f6c7a8b9d\n\
                      targets:\n- target: x:1\n  upstream: b\n- target: y:2\n  upstream: {id: 1c6ef3b2-46b4-4b3c-9e3e-5f2f6c7a8b9d}\n"));
     assert_eq!(c.targets.iter().map(|t| t.upstream).collect::<Vec<_>>(), vec![1, 1]);
+    // Targets are grouped by upstream, in file order within each.
+    let c = ok(&doc("upstreams:\n- name: a\n  targets: [{target: 'n:1'}]\n- name: b\n\
+                     targets:\n- {target: 'x:1', upstream: b}\n- {target: 'y:1', upstream: a}\n- {target: 'z:1', upstream: b}\n"));
+    let hosts = |u: usize| c.targets_of(u).iter().map(|t| t.host.as_str()).collect::<Vec<_>>();
+    assert_eq!((hosts(0), hosts(1)), (vec!["n", "y"], vec!["x", "z"]));
     let e = errors(&doc("targets:\n- target: x:1\n  upstream: nope\n- target: y:1\n"));
     assert_eq!(
         e,

@@ -203,6 +203,9 @@ pub struct Upstream {
     /// The `Host` sent upstream (with the target's port when not the default) instead
     /// of the target's host name, unless the route preserves the downstream's.
     pub host_header: Option<String>,
+    /// Its targets: a range of [`Config::targets`], which the loader keeps grouped by
+    /// upstream (in configuration order within each).
+    pub targets: std::ops::Range<usize>,
     pub tags: Vec<String>,
     pub mark: Mark,
 }
@@ -398,8 +401,8 @@ pub const KNOWN_PLUGINS: &[&str] = &["openid-connect"];
 
 impl Config {
     /// The targets of upstream `u`, in configuration order.
-    pub fn targets_of(&self, u: usize) -> impl Iterator<Item = &Target> {
-        self.targets.iter().filter(move |t| t.upstream == u)
+    pub fn targets_of(&self, u: usize) -> &[Target] {
+        self.upstreams.get(u).and_then(|up| self.targets.get(up.targets.clone())).unwrap_or(&[])
     }
 
     /// The names service `s`'s peers are reached by (`Host` and TLS server name): its

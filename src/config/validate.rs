@@ -54,6 +54,7 @@ pub fn validate(root: &Node, file: &str) -> Result<Config, ConfigErrors> {
     v.document(root);
     v.resolve_references();
     v.check_duplicates();
+    v.group_targets();
     let mut errors = v.errors;
     if errors.is_empty() {
         let mut config = v.config;
@@ -817,6 +818,7 @@ impl Validator<'_> {
             name: String::new(),
             slots: DEFAULT_SLOTS,
             host_header: None,
+            targets: 0..0,
             tags: Vec::new(),
             mark: node.mark,
         };
@@ -1260,6 +1262,19 @@ impl Validator<'_> {
         }
         for (mark, message) in found {
             self.error(mark, message);
+        }
+    }
+
+    /// Orders the targets by upstream (stable: file order within one) and gives each
+    /// upstream its range, so a service finds its targets without a scan of them all.
+    fn group_targets(&mut self) {
+        let c = &mut self.config;
+        c.targets.sort_by_key(|t| t.upstream);
+        let mut start = 0;
+        for (u, up) in c.upstreams.iter_mut().enumerate() {
+            let n = c.targets[start..].iter().take_while(|t| t.upstream == u).count();
+            up.targets = start..start + n;
+            start += n;
         }
     }
 
