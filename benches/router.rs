@@ -64,19 +64,16 @@ fn config() -> Config {
 fn bench(c: &mut Criterion) {
     let router = Router::new(&config()).expect("valid config");
     let no_headers = Hdrs(&[]);
-    let cases: [(&str, &[u8], &[u8]); 4] = [
-        ("plain_host_prefix_last", b"svc7.example.com:8000", b"/v2/resource39/items/7"),
-        ("wildcard_host", b"a.tenant3.example.com", b"/anything"),
-        ("regex_path", b"other.test", b"/orders/2123/items/9"),
-        ("no_match", b"nowhere.test", b"/nothing/here"),
-    ];
-    for (name, host, path) in cases {
-        c.bench_function(&format!("find/{name}"), |b| {
-            b.iter(|| {
-                router.find(black_box(&RouteRequest { method: b"GET", host, port: 8000, path, headers: &no_headers }))
-            })
-        });
-    }
+    find_each(
+        c,
+        &router,
+        &[
+            ("plain_host_prefix_last", b"svc7.example.com:8000", b"/v2/resource39/items/7"),
+            ("wildcard_host", b"a.tenant3.example.com", b"/anything"),
+            ("regex_path", b"other.test", b"/orders/2123/items/9"),
+            ("no_match", b"nowhere.test", b"/nothing/here"),
+        ],
+    );
     c.bench_function("find/normalised_path", |b| {
         b.iter(|| {
             router.find(black_box(&RouteRequest {
@@ -92,15 +89,24 @@ fn bench(c: &mut Criterion) {
     // A large decK file: 2 000 routes by host (500 hosts, 4 paths each) and 2 000
     // host-less routes by path prefix; the request matches the last of each kind.
     let large = Router::new(&large_config()).expect("valid config");
-    let large_cases: [(&str, &[u8], &[u8]); 3] = [
-        ("large/host_last", b"tenant499.example.com", b"/svc3/items/1"),
-        ("large/prefix_last", b"other.test", b"/team1999/orders/7"),
-        ("large/no_match", b"nowhere.test", b"/nothing/here"),
-    ];
-    for (name, host, path) in large_cases {
+    find_each(
+        c,
+        &large,
+        &[
+            ("large/host_last", b"tenant499.example.com", b"/svc3/items/1"),
+            ("large/prefix_last", b"other.test", b"/team1999/orders/7"),
+            ("large/no_match", b"nowhere.test", b"/nothing/here"),
+        ],
+    );
+}
+
+/// One `find/<name>` bench per (name, host, path), a GET without headers.
+fn find_each(c: &mut Criterion, router: &Router, cases: &[(&str, &[u8], &[u8])]) {
+    let no_headers = Hdrs(&[]);
+    for &(name, host, path) in cases {
         c.bench_function(&format!("find/{name}"), |b| {
             b.iter(|| {
-                large.find(black_box(&RouteRequest { method: b"GET", host, port: 8000, path, headers: &no_headers }))
+                router.find(black_box(&RouteRequest { method: b"GET", host, port: 8000, path, headers: &no_headers }))
             })
         });
     }

@@ -46,3 +46,6 @@ pub mod snapshot;
 pub mod tls;
 pub mod upstream;
 pub mod worker;
+
+#[cfg(test)]
+mod testing;

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::config::{Mark, Service};
+use crate::testing::Rng;
 
 /// Headers for tests: (lower-case name, value) pairs, repeated names allowed.
 struct Hdrs(Vec<(&'static str, &'static str)>);
@@ -542,24 +543,6 @@ fn a_host_longer_than_the_index_takes_is_still_matched() {
     let host: &'static str = Box::leak(long.to_uppercase().into_boxed_str());
     assert_eq!(which(&r, get(host, "/")), Some(0));
     assert_eq!(which(&r, get("b.example", "/")), Some(1));
-}
-
-/// A small deterministic generator (xorshift64*), so the cases are the same every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[self.below(from.len())]
-    }
 }
 
 const HOSTS: [&str; 8] = ["a.test", "b.test", "A.TEST:8443", "*.test", "c.b.test", "x.*", "b.test:80", "[::1]"];
