@@ -16,6 +16,7 @@ use crate::config::{Config, ConfigError, ConfigErrors, DEFAULT_SLOTS};
 use crate::oidc::config::{self as oidc_config, OidcConfig};
 use crate::oidc::instance::Instance;
 use crate::router::Router;
+use crate::upstream::health::{self, PeerHealth, Probe, UpstreamHealth};
 
 /// Where one service's requests go.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +28,13 @@ pub struct ServiceTarget {
     /// and its turns spread out (smooth weighted round-robin). Empty when no peer has
     /// weight.
     pub schedule: Vec<u32>,
+    /// Parallel to `peers`: each one's weight.
+    pub weights: Vec<u32>,
+    /// The longest order (the upstream's `slots`).
+    pub slots: u32,
+    /// The upstream has health checks: workers pick from their own order over the
+    /// healthy peers (`worker::LocalSnapshot::peer_at`), not from `schedule`.
+    pub checked: bool,
 }
 
 impl ServiceTarget {
@@ -49,6 +57,25 @@ pub struct Peer {
     pub host_header: Vec<u8>,
     /// `https` services: how to speak TLS to this peer.
     pub tls: Option<crate::tls::config::UpstreamTarget>,
+    /// Upstreams with health checks: where this address's health is kept.
+    pub health: Option<HealthRef>,
+}
+
+/// Where a peer's health is: a slot of [`Snapshot::health`], and its upstream's checks.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthRef {
+    pub slot: usize,
+    /// Index into [`Snapshot::upstream_health`] (and `config.upstreams`).
+    pub upstream: usize,
+}
+
+/// One checked address of a snapshot.
+#[derive(Debug, Clone)]
+pub struct HealthSlot {
+    pub peer: Arc<PeerHealth>,
+    pub upstream: usize,
+    /// What its probes send as `Host`.
+    pub host_header: Vec<u8>,
 }
 
 /// Routing table, services and plugins, compiled.
@@ -62,6 +89,11 @@ pub struct Snapshot {
     /// Every host name the peers were resolved from (services' and targets'), with
     /// the addresses used; what the resolver thread looks up again.
     pub names: Resolved,
+    /// Every address of every upstream with health checks, once (services on one
+    /// upstream share them).
+    pub health: Vec<HealthSlot>,
+    /// Parallel to `config.upstreams`: the checks, compiled; `None` when off.
+    pub upstream_health: Vec<Option<UpstreamHealth>>,
     /// Per route: the plugin instances that apply (indices into `config.plugins`).
     pub route_plugins: Vec<Vec<usize>>,
     /// Parallel to `config.plugins`: each openid-connect instance.
@@ -142,6 +174,10 @@ impl Snapshot {
         let Compiled { router, oidc, tls, warnings } = compile(&config)?;
         config.warnings.extend(warnings);
         let mut names = Resolved::new();
+        let upstream_health: Vec<Option<UpstreamHealth>> =
+            config.upstreams.iter().map(|u| UpstreamHealth::new(&u.healthchecks)).collect();
+        let mut health: Vec<HealthSlot> = Vec::new();
+        let mut slot_of: HashMap<(usize, SocketAddr), usize> = HashMap::new();
         let mut ips_of = |host: &str| -> Vec<IpAddr> {
             if let Ok(ip) = host.parse::<IpAddr>() {
                 return vec![ip];
@@ -150,6 +186,26 @@ impl Snapshot {
             names.insert(host.to_string(), ips.clone());
             ips
         };
+        // Every address of a checked upstream has its health, whether or not a service
+        // uses the upstream (as in Kong, its targets are checked all the same).
+        for (u, upstream) in config.upstreams.iter().enumerate() {
+            if upstream_health[u].is_none() {
+                continue;
+            }
+            for t in config.targets_of(u).iter().filter(|t| t.weight > 0) {
+                for ip in ips_of(&t.host) {
+                    let addr = SocketAddr::new(ip, t.port);
+                    slot_of.entry((u, addr)).or_insert_with(|| {
+                        health.push(HealthSlot {
+                            peer: PeerHealth::new(&upstream.name, &t.address(), addr),
+                            upstream: u,
+                            host_header: host_header(upstream.name_for(t), t.port, crate::config::Protocol::Http),
+                        });
+                        health.len() - 1
+                    });
+                }
+            }
+        }
         let targets = config
             .services
             .iter()
@@ -165,6 +221,7 @@ impl Snapshot {
                                 addr: SocketAddr::new(ip, s.port),
                                 host_header: host_header(&s.host, s.port, s.protocol),
                                 tls: tls_for(&s.host),
+                                health: None,
                             });
                             weights.push(1);
                         }
@@ -175,18 +232,18 @@ impl Snapshot {
                         for t in config.targets_of(u).iter().filter(|t| t.weight > 0) {
                             let name = upstream.name_for(t);
                             for ip in ips_of(&t.host) {
-                                peers.push(Peer {
-                                    addr: SocketAddr::new(ip, t.port),
-                                    host_header: host_header(name, t.port, s.protocol),
-                                    tls: tls_for(name),
-                                });
+                                let addr = SocketAddr::new(ip, t.port);
+                                let host_header = host_header(name, t.port, s.protocol);
+                                let health = slot_of.get(&(u, addr)).map(|&slot| HealthRef { slot, upstream: u });
+                                peers.push(Peer { addr, host_header, tls: tls_for(name), health });
                                 weights.push(t.weight);
                             }
                         }
                         upstream.slots
                     }
                 };
-                ServiceTarget { schedule: schedule(&weights, slots), peers }
+                let checked = s.upstream.is_some_and(|u| upstream_health[u].is_some());
+                ServiceTarget { schedule: schedule(&weights, slots), peers, weights, slots, checked }
             })
             .collect();
         let route_plugins =
@@ -197,6 +254,8 @@ impl Snapshot {
             router,
             targets,
             names,
+            health,
+            upstream_health,
             route_plugins,
             oidc,
             server_certs: tls.server_certs,
@@ -244,6 +303,15 @@ impl Snapshot {
                 *tls = (*old).clone();
             }
         }
+        // An address of an upstream keeps its health (and its passive counts' epoch)
+        // across the reload.
+        let health: HashMap<(&str, SocketAddr), &Arc<PeerHealth>> =
+            previous.health.iter().map(|h| ((h.peer.upstream.as_str(), h.peer.addr), &h.peer)).collect();
+        for slot in &mut self.health {
+            if let Some(old) = health.get(&(slot.peer.upstream.as_str(), slot.peer.addr)) {
+                slot.peer = Arc::clone(old);
+            }
+        }
         let mut kept = 0;
         // The running instances by their settings (the first of equal ones, as a scan
         // would find it): a lookup per new instance, not a comparison per pair.
@@ -258,6 +326,30 @@ impl Snapshot {
             }
         }
         kept
+    }
+
+    /// The addresses the active checker probes, with how.
+    pub fn probes(&self) -> Vec<Probe> {
+        let mut out = Vec::new();
+        for slot in &self.health {
+            let checks = &self.config.upstreams[slot.upstream].healthchecks.active;
+            let Some(compiled) = &self.upstream_health[slot.upstream] else { continue };
+            if !checks.enabled() {
+                continue;
+            }
+            out.push(Probe {
+                health: slot.peer.clone(),
+                upstream: slot.upstream,
+                request: (!checks.tcp)
+                    .then(|| health::probe_request(&checks.http_path, &slot.host_header, &checks.headers)),
+                timeout: checks.timeout,
+                healthy_interval: checks.healthy.interval,
+                unhealthy_interval: checks.unhealthy.interval,
+                rules: Arc::new(compiled.active.clone()),
+                concurrency: checks.concurrency,
+            });
+        }
+        out
     }
 
     /// The openid-connect instances of this snapshot.
@@ -290,7 +382,7 @@ fn host_header(host: &str, port: u16, protocol: crate::config::Protocol) -> Vec<
 /// weights' sum over their greatest common divisor; past `slots` entries the weights
 /// are scaled down to fit (each kept at 1 or more), as Kong bounds its balancer by
 /// `slots`.
-fn schedule(weights: &[u32], slots: u32) -> Vec<u32> {
+pub fn schedule(weights: &[u32], slots: u32) -> Vec<u32> {
     fn gcd(a: u64, b: u64) -> u64 {
         if b == 0 {
             a
@@ -307,7 +399,7 @@ fn schedule(weights: &[u32], slots: u32) -> Vec<u32> {
     let slots = u64::from(slots).max(w.len() as u64);
     let total: u64 = w.iter().sum();
     if total > slots {
-        w.iter_mut().for_each(|x| *x = (*x * slots / total).max(1));
+        w.iter_mut().filter(|x| **x > 0).for_each(|x| *x = (*x * slots / total).max(1));
     }
     let total: u64 = w.iter().sum();
     let mut current = vec![0i64; w.len()];
@@ -367,8 +459,9 @@ pub fn refresh_dns(shared: &SharedSnapshot) -> bool {
         return false;
     }
     let Ok(mut next) = Snapshot::build(current.config.clone(), &mut fresh) else { return false };
-    // Same configuration: keep the plugin instances, with their discovery and caches.
-    next.oidc = current.oidc.clone();
+    // Same configuration: keep the plugin instances, with their discovery and caches,
+    // and the health of the addresses that stay.
+    next.carry_over(&current);
     let previous = shared.compare_and_swap(&current, Arc::new(next));
     let swapped = Arc::ptr_eq(&previous, &current);
     if swapped {
@@ -437,6 +530,27 @@ mod tests {
         assert_eq!(picks(&snap.targets[3], 2), vec!["10.9.9.9:81", "10.9.9.9:81"]);
         assert_eq!(snap.targets[3].peers[0].host_header, b"10.9.9.9:81");
         assert!(snap.names.is_empty(), "IP literals are not names to resolve");
+    }
+
+    #[test]
+    fn checked_upstreams_share_one_health_per_address_and_keep_it_across_a_reload() {
+        let yaml = "_format_version: \"3.0\"\nupstreams:\n- name: u\n  healthchecks:\n    passive:\n      \
+                    unhealthy: {tcp_failures: 1}\n  targets: [{target: '10.0.0.1:80'}, {target: '10.0.0.2:80'}]\n\
+                    - name: plain\n  targets: [{target: '10.0.0.3:80'}]\n\
+                    services:\n- host: u\n  routes: [{paths: [/a]}]\n- host: u\n  routes: [{paths: [/b]}]\n\
+                    - host: plain\n  routes: [{paths: [/c]}]\n";
+        let first = build(yaml);
+        assert_eq!(first.health.len(), 2, "two addresses, shared by both services");
+        assert!(first.targets[0].checked && first.targets[1].checked && !first.targets[2].checked);
+        assert_eq!(first.targets[1].peers[1].health.map(|h| h.slot), Some(1));
+        assert!(first.targets[2].peers[0].health.is_none());
+        first.health[1].peer.set(false, "test");
+        let mut second = build(yaml);
+        assert!(second.health[1].peer.is_healthy(), "a new build starts healthy");
+        second.carry_over(&first);
+        assert!(Arc::ptr_eq(&first.health[1].peer, &second.health[1].peer));
+        assert!(!second.health[1].peer.is_healthy(), "the reload kept the verdict");
+        assert!(first.probes().is_empty(), "passive checks only: nothing to probe");
     }
 
     #[test]

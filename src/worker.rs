@@ -18,7 +18,8 @@ use monoio::net::TcpListener;
 use crate::router::Router;
 use crate::server::drain::Drain;
 use crate::server::{IoDriver, Limits, SHUTDOWN_POLL};
-use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::snapshot::{self, Peer, SharedSnapshot, Snapshot};
+use crate::upstream::health::{self, Counters, Outcome};
 use crate::upstream::Pool;
 
 /// How long a stopping worker waits for the access log's writer to take its last lines.
@@ -60,6 +61,18 @@ pub struct LocalSnapshot {
     /// Per service, this worker's position in its round-robin order. One counter per
     /// service, so that services taking turns never pin each other to one peer.
     picks: Box<[Cell<usize>]>,
+    /// Per health slot: this worker's passive counts, and the slot's generation they
+    /// were made in (a flip by anyone makes them stale).
+    passive: Box<[Cell<(u32, Counters)>]>,
+    /// This worker's round-robin orders over the healthy peers of checked services.
+    healthy: RefCell<HealthyOrders>,
+}
+
+/// Orders over healthy peers, made in one health epoch.
+struct HealthyOrders {
+    epoch: u64,
+    /// Per service: `Some` for checked ones (empty when none may be picked).
+    orders: Vec<Option<Vec<u32>>>,
 }
 
 impl LocalSnapshot {
@@ -68,15 +81,97 @@ impl LocalSnapshot {
         // Worker k starts at turn k, so that together the workers do not all send
         // their first requests to the same peer.
         let picks = shared.targets.iter().map(|_| Cell::new(worker)).collect();
-        LocalSnapshot { shared, router, picks }
+        let passive = shared.health.iter().map(|_| Cell::new((0, Counters::default()))).collect();
+        // An epoch no order was made in: the first pick of a checked service builds them.
+        let healthy = RefCell::new(HealthyOrders { epoch: u64::MAX, orders: Vec::new() });
+        LocalSnapshot { shared, router, picks, passive, healthy }
     }
 
-    /// The next pick of service `si` (see [`crate::snapshot::ServiceTarget::peer`]).
+    /// The next pick of service `si`, for [`LocalSnapshot::peer_at`].
     pub fn next_pick(&self, si: usize) -> usize {
         let Some(c) = self.picks.get(si) else { return 0 };
         let n = c.get();
         c.set(n.wrapping_add(1));
         n
+    }
+
+    /// The peer of pick `n` of service `si`: from the service's round-robin order, or,
+    /// when its upstream has health checks, from this worker's order over the healthy
+    /// peers (rebuilt when any health changed). `None` when there is none to pick.
+    pub fn peer_at(&self, si: usize, n: usize) -> Option<&Peer> {
+        let t = self.targets.get(si)?;
+        if !t.checked {
+            return t.peer(n);
+        }
+        let index = {
+            let mut h = self.healthy.borrow_mut();
+            let now = health::epoch();
+            if h.epoch != now {
+                h.orders = self.healthy_orders();
+                h.epoch = now;
+            }
+            let order = h.orders.get(si)?.as_ref()?;
+            if order.is_empty() {
+                return None;
+            }
+            order[n % order.len()] as usize
+        };
+        t.peers.get(index)
+    }
+
+    /// Every checked service's order over its healthy peers; empty when their share of
+    /// the weight is below the upstream's `threshold`.
+    fn healthy_orders(&self) -> Vec<Option<Vec<u32>>> {
+        self.targets
+            .iter()
+            .map(|t| {
+                if !t.checked {
+                    return None;
+                }
+                let weights: Vec<u32> = t
+                    .peers
+                    .iter()
+                    .zip(&t.weights)
+                    .map(|(p, &w)| match p.health {
+                        Some(h) if self.health.get(h.slot).is_some_and(|s| !s.peer.is_healthy()) => 0,
+                        _ => w,
+                    })
+                    .collect();
+                let threshold =
+                    t.peers.first().and_then(|p| p.health).and_then(|h| {
+                        self.upstream_health.get(h.upstream).and_then(Option::as_ref).map(|u| u.threshold)
+                    });
+                let total: u64 = t.weights.iter().map(|&w| u64::from(w)).sum();
+                let up: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+                if threshold.is_some_and(|th| (up as f64) * 100.0 < th * total as f64) {
+                    return Some(Vec::new());
+                }
+                Some(snapshot::schedule(&weights, t.slots))
+            })
+            .collect()
+    }
+
+    /// Counts what a request to `peer` showed, for its upstream's passive checks; a
+    /// count that reaches its threshold takes the address out (or brings it back) for
+    /// every worker.
+    pub fn observe(&self, peer: &Peer, outcome: Outcome, worker: usize) {
+        let Some(h) = peer.health else { return };
+        let Some(rules) =
+            self.upstream_health.get(h.upstream).and_then(Option::as_ref).and_then(|u| u.passive.as_ref())
+        else {
+            return;
+        };
+        let (Some(slot), Some(cell)) = (self.health.get(h.slot), self.passive.get(h.slot)) else { return };
+        let shared = &slot.peer;
+        let generation = shared.generation();
+        let (made_in, mut counts) = cell.get();
+        if made_in != generation {
+            counts = Counters::default();
+        }
+        if let Some(state) = counts.record(outcome, rules, shared.is_healthy()) {
+            shared.set(state, &format!("passive check on worker {worker}"));
+        }
+        cell.set((shared.generation(), counts));
     }
 }
 

@@ -324,24 +324,46 @@ fn balancing_ringgate_does_not_do_is_an_error() {
 }
 
 #[test]
-fn health_checks_switched_on_are_an_error_and_off_they_load() {
-    let e = errors(&doc("upstreams:\n- name: a\n  healthchecks:\n    active:\n      healthy: {interval: 5}\n\
-                         - name: b\n  healthchecks:\n    passive:\n      unhealthy: {tcp_failures: 0, timeouts: 3}\n\
-                         - name: c\n  healthchecks: {treshold: 0}\n"));
+fn health_checks_load_with_kongs_defaults_and_every_field() {
+    let c = ok(&doc("upstreams:\n- name: a\n  healthchecks:\n    threshold: 25\n    active:\n      type: tcp\n      \
+                     timeout: 0.5\n      concurrency: 2\n      http_path: /healthz\n      headers: {x-probe: [yes]}\n      \
+                     healthy: {interval: 2, successes: 3, http_statuses: [200]}\n      \
+                     unhealthy: {interval: 0.25, tcp_failures: 1, timeouts: 2, http_failures: 3}\n    \
+                     passive:\n      unhealthy: {http_failures: 5, http_statuses: [500, 502]}\n- name: b\n"));
+    let (a, b) = (&c.upstreams[0].healthchecks, &c.upstreams[1].healthchecks);
+    assert!(a.active.tcp && a.active.enabled() && a.passive.enabled() && a.enabled());
+    assert_eq!((a.active.timeout, a.active.concurrency), (Duration::from_millis(500), 2));
+    assert_eq!(a.active.http_path, "/healthz");
+    assert_eq!(a.active.headers, vec![("x-probe".to_string(), vec!["yes".to_string()])]);
+    assert_eq!((a.active.healthy.interval, a.active.healthy.successes), (Duration::from_secs(2), 3));
+    assert_eq!(a.active.unhealthy.interval, Duration::from_millis(250));
+    let u = &a.active.unhealthy;
+    assert_eq!((u.tcp_failures, u.timeouts, u.http_failures), (1, 2, 3));
+    assert_eq!(a.passive.unhealthy.http_statuses, vec![500, 502]);
+    assert_eq!(a.passive.healthy.http_statuses.len(), 19, "Kong's default list");
+    assert_eq!(a.threshold, 25.0);
+    assert!(!b.enabled(), "Kong's defaults: every check off");
+    assert_eq!(b.active.unhealthy.http_statuses, vec![429, 404, 500, 501, 502, 503, 504, 505]);
+}
+
+#[test]
+fn health_check_mistakes_are_errors() {
+    let e =
+        errors(&doc("upstreams:\n- name: a\n  healthchecks:\n    treshold: 0\n    active:\n      type: https\n      \
+                         http_path: health\n      healthy: {interval: -1, successes: 300}\n    \
+                         passive:\n      unhealthy: {interval: 5, http_statuses: [99]}\n"));
     assert_eq!(
         e,
         vec![
-            "kong.yaml:6:27: active health checks are not supported yet ('healthchecks.active.healthy.interval' \
-             switches them on): Kong would take failing targets out of rotation",
-            "kong.yaml:10:46: passive health checks are not supported yet ('healthchecks.passive.unhealthy.timeouts' \
-             switches them on): Kong would take failing targets out of rotation",
-            "kong.yaml:12:18: unknown key 'treshold' in 'healthchecks'",
+            "kong.yaml:5:5: unknown key 'treshold' in 'healthchecks'",
+            "kong.yaml:7:13: active health checks of type 'https' are not supported yet (http and tcp are)",
+            "kong.yaml:8:18: 'http_path' must be a path starting with '/', found 'health'",
+            "kong.yaml:9:27: 'interval' must be a number from 0 to 65535, found -1",
+            "kong.yaml:9:42: 'successes' must be an integer from 0 to 255, found 300",
+            "kong.yaml:11:19: unknown key 'interval' in 'healthchecks.passive.unhealthy'",
+            "kong.yaml:11:48: 'http_statuses' must be an integer from 100 to 999, found 99",
         ]
     );
-    let c = ok(&doc("upstreams:\n- name: a\n  use_srv_name: true\n  healthchecks:\n    threshold: 0\n    \
-                     passive: {unhealthy: {tcp_failures: 0}}\n"));
-    assert_eq!(c.warnings.len(), 1);
-    assert!(c.warnings[0].message.starts_with("'use_srv_name' is ignored"), "{}", c.warnings[0]);
 }
 
 #[test]

@@ -119,3 +119,173 @@ on_both_drivers!(an_upstream_with_no_target_to_send_to_answers_503, |d| {
         assert_eq!(r.body_str(), r#"{"message":"failure to get a peer from the ring-balancer"}"#, "{path}");
     }
 });
+
+// ----- health checks -----
+
+/// A bare HTTP/1.1 server answering every request with one status, keep-alive, counting
+/// what it answered; stopped (listener and connections closed) on `stop` or drop. A
+/// stand-in for a target that fails in a chosen way, where the recording upstream
+/// answers 200.
+struct Fixed {
+    addr: SocketAddr,
+    answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Fixed {
+    fn start(status: u16) -> Fixed {
+        Fixed::on("127.0.0.1:0".parse().unwrap(), status)
+    }
+
+    /// Listens on `addr` (a port a stopped `Fixed` had: std sets SO_REUSEADDR).
+    fn on(addr: SocketAddr, status: u16) -> Fixed {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind(addr).expect("bind");
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, s) = (answered.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let (a, s) = (a.clone(), s.clone());
+                std::thread::spawn(move || {
+                    conn.set_nonblocking(false).unwrap();
+                    conn.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !s.load(Ordering::SeqCst) {
+                        match conn.read(&mut chunk) {
+                            Ok(0) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            Err(e)
+                                if e.kind() == std::io::ErrorKind::WouldBlock
+                                    || e.kind() == std::io::ErrorKind::TimedOut =>
+                            {
+                                continue
+                            }
+                            Err(_) => return,
+                        }
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            a.fetch_add(1, Ordering::SeqCst);
+                            let r = format!("HTTP/1.1 {status} Fixed\r\nContent-Length: 2\r\n\r\nok");
+                            if conn.write_all(r.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Fixed { addr, answered, stop }
+    }
+
+    fn answered(&self) -> usize {
+        self.answered.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Fixed {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Let the accept loop and the connections see it, so the port is free again.
+        std::thread::sleep(Duration::from_millis(60));
+    }
+}
+
+/// Sends GETs on `c` until `n` were answered; returns how many of them were 200.
+fn count_ok(c: &mut Client, n: usize) -> usize {
+    (0..n)
+        .filter(|_| {
+            c.write(&get("/h"));
+            c.response().expect("a response").status == 200
+        })
+        .count()
+}
+
+on_both_drivers!(passive_checks_take_a_target_that_keeps_failing_out_of_rotation, |d| {
+    let bad = Fixed::start(500);
+    let good = Upstream::start();
+    let yaml = format!(
+        "_format_version: \"3.0\"\nupstreams:\n- name: u\n  healthchecks:\n    passive:\n      \
+         unhealthy: {{http_failures: 2}}\n  targets: [{{target: '{}'}}, {{target: '{}'}}]\n\
+         services:\n- host: u\n  routes: [{{paths: [/]}}]\n",
+        bad.addr,
+        good.addr()
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    let mut c = p.connect();
+    // Turns alternate until the second 500; from then on only the good target answers.
+    assert_eq!(count_ok(&mut c, 20), 18);
+    assert_eq!(bad.answered(), 2);
+    assert_eq!(good.wait_for(18, WAIT).len(), 18);
+    assert!(!p.shared.load().health.iter().find(|h| h.peer.addr == bad.addr).unwrap().peer.is_healthy());
+});
+
+on_both_drivers!(active_checks_take_a_down_target_out_and_bring_it_back, |d| {
+    let flaky = Fixed::start(200);
+    let steady = Upstream::start();
+    let yaml = format!(
+        "_format_version: \"3.0\"\nupstreams:\n- name: u\n  healthchecks:\n    active:\n      http_path: /health\n      \
+         timeout: 0.5\n      healthy: {{interval: 0.05, successes: 1}}\n      \
+         unhealthy: {{interval: 0.05, tcp_failures: 1, http_failures: 1}}\n  \
+         targets: [{{target: '{}'}}, {{target: '{}'}}]\nservices:\n- host: u\n  routes: [{{paths: [/]}}]\n",
+        flaky.addr,
+        steady.addr()
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    let addr = flaky.addr;
+    let health = || p.shared.load().health.iter().find(|h| h.peer.addr == addr).unwrap().peer.is_healthy();
+    let wait_until = |want: bool| {
+        let deadline = std::time::Instant::now() + WAIT;
+        while health() != want {
+            assert!(std::time::Instant::now() < deadline, "the flaky target never became healthy={want}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // Probes reach the flaky target on /health while it answers.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(health());
+    assert!(flaky.answered() > 0, "probes reached it");
+    drop(flaky);
+    wait_until(false);
+    let mut c = p.connect();
+    assert_eq!(count_ok(&mut c, 10), 10, "every request goes to the steady target");
+    // The steady target also gets the probes; the requests are the ones on `/h`.
+    let proxied = steady.wait_for(10, WAIT).iter().filter(|r| r.target == "/h").count();
+    assert_eq!(proxied, 10);
+    assert!(steady.received().iter().any(|r| r.target == "/health" && r.header_str("user-agent").is_some()));
+    let back = Fixed::on(addr, 200);
+    wait_until(true);
+    let before = back.answered();
+    assert_eq!(count_ok(&mut c, 10), 10);
+    assert!(back.answered() >= before + 5, "the target is back in rotation");
+    // A probe that gets an unhealthy status takes the target out again.
+    drop(back);
+    let _erroring = Fixed::on(addr, 503);
+    wait_until(false);
+});
+
+on_both_drivers!(with_every_target_unhealthy_the_upstream_answers_503_until_one_is_back, |d| {
+    let up = Upstream::start();
+    let yaml = format!(
+        "_format_version: \"3.0\"\nupstreams:\n- name: u\n  healthchecks:\n    passive:\n      unhealthy: {{tcp_failures: 1}}\n  \
+         targets: [{{target: '{}'}}]\nservices:\n- host: u\n  routes: [{{paths: [/]}}]\n",
+        up.addr()
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    let snap = p.shared.load();
+    let h = &snap.health[0].peer;
+    assert!(h.set(false, "test"));
+    let r = p.send(&get("/x"));
+    assert_eq!((r.status, r.body_str()), (503, r#"{"message":"failure to get a peer from the ring-balancer"}"#.into()));
+    assert!(h.set(true, "test"));
+    assert_eq!(p.send(&get("/x")).status, 200);
+});

@@ -26,6 +26,7 @@
 //! linear. Admin traffic only.
 
 use std::borrow::Cow;
+use std::net::SocketAddr;
 
 use serde_json::{json, Map, Value};
 
@@ -334,6 +335,10 @@ fn route(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
                 _ => Err(ApiError::MethodNotAllowed),
             }
         }
+        ["upstreams", upstream, "health"] => match method {
+            "GET" => upstream_health(admin, upstream),
+            _ => Err(ApiError::MethodNotAllowed),
+        },
         [parent, key, child] => {
             let (parent, kind) = match (*parent, *child) {
                 ("services", "routes") => (Kind::Service, Kind::Route),
@@ -351,6 +356,10 @@ fn route(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
                 _ => Err(ApiError::MethodNotAllowed),
             }
         }
+        ["upstreams", upstream, "targets", key, state @ ("healthy" | "unhealthy")] => match method {
+            "POST" | "PUT" => set_target_health(admin, upstream, key, *state == "healthy"),
+            _ => Err(ApiError::MethodNotAllowed),
+        },
         ["upstreams", upstream, "targets", key] => {
             let u = admin.store.position(Kind::Upstream, upstream).ok_or(ApiError::NotFound)?;
             let upstream_id = admin.store.upstreams[u].id.clone();
@@ -500,6 +509,71 @@ pub fn present(kind: Kind, e: &Entity) -> Value {
 fn list(store: &Store, kind: Kind, keep: impl Fn(&Entity) -> bool) -> Response {
     let data: Vec<Value> = store.list(kind).iter().filter(|e| keep(e)).map(|e| present(kind, e)).collect();
     Response::json(200, &json!({ "data": data, "next": null }))
+}
+
+/// `GET /upstreams/{u}/health`: each target of weight above 0 with the health of each
+/// address it resolved to, in Kong's shape. A target is `HEALTHY` while any of its
+/// addresses is; `HEALTHCHECKS_OFF` when the upstream has no checks; `DNS_ERROR` when it
+/// has no address (addresses are listed for checked upstreams only).
+fn upstream_health(admin: &Admin, key: &str) -> Result<Response, ApiError> {
+    let u = admin.store.position(Kind::Upstream, key).ok_or(ApiError::NotFound)?;
+    let upstream = &admin.store.upstreams[u];
+    let name = upstream.name().unwrap_or_default();
+    let snap = admin.shared.load();
+    let checked =
+        snap.config.upstreams.iter().position(|x| x.name == name).and_then(|i| snap.upstream_health[i].as_ref());
+    let mut data = Vec::new();
+    for t in admin.store.targets.iter().filter(|t| t.reference("upstream") == Some(upstream.id.as_str())) {
+        let weight = t.fields.get("weight").and_then(Value::as_u64).unwrap_or(0);
+        if weight == 0 {
+            continue;
+        }
+        let target = t.fields.get("target").and_then(Value::as_str).unwrap_or_default();
+        // Addresses are tracked for checked upstreams only.
+        let (ip_port, healthy): (Vec<SocketAddr>, Vec<bool>) = snap
+            .health
+            .iter()
+            .filter(|h| h.peer.upstream == name && h.peer.target == target)
+            .map(|h| (h.peer.addr, h.peer.is_healthy()))
+            .unzip();
+        let word = |h: bool| if h { "HEALTHY" } else { "UNHEALTHY" };
+        let health = match (checked, ip_port.is_empty()) {
+            (None, _) => "HEALTHCHECKS_OFF",
+            (Some(_), true) => "DNS_ERROR",
+            (Some(_), false) => word(healthy.iter().any(|&h| h)),
+        };
+        let addresses: Vec<Value> = ip_port
+            .iter()
+            .zip(&healthy)
+            .map(|(a, &h)| json!({ "ip": a.ip().to_string(), "port": a.port(), "weight": weight, "health": word(h) }))
+            .collect();
+        let mut entry = present(Kind::Target, t);
+        entry["health"] = json!(health);
+        entry["data"] = json!({ "addresses": addresses });
+        data.push(entry);
+    }
+    Ok(Response::json(200, &json!({ "data": data, "total": data.len(), "node_id": admin.node.node_id, "next": null })))
+}
+
+/// `POST /upstreams/{u}/targets/{t}/healthy` (or `unhealthy`): sets every address of the
+/// target, for every worker, until a check decides otherwise (Kong's manual override).
+fn set_target_health(admin: &Admin, upstream: &str, key: &str, healthy: bool) -> Result<Response, ApiError> {
+    let u = admin.store.position(Kind::Upstream, upstream).ok_or(ApiError::NotFound)?;
+    let upstream = &admin.store.upstreams[u];
+    let t = admin.store.target_of(&upstream.id, key).ok_or(ApiError::NotFound)?;
+    let target = admin.store.targets[t].fields.get("target").and_then(Value::as_str).unwrap_or_default();
+    let name = upstream.name().unwrap_or_default();
+    let snap = admin.shared.load();
+    let on =
+        snap.config.upstreams.iter().position(|x| x.name == name).is_some_and(|i| snap.upstream_health[i].is_some());
+    if !on {
+        return Err(ApiError::Refused(format!("health checks are off for upstream '{name}'")));
+    }
+    let by = if healthy { "Admin API (healthy)" } else { "Admin API (unhealthy)" };
+    for h in snap.health.iter().filter(|h| h.peer.upstream == name && h.peer.target == target) {
+        h.peer.set(healthy, by);
+    }
+    Ok(Response::no_content())
 }
 
 fn node_info(admin: &Admin) -> Response {

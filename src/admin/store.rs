@@ -28,8 +28,8 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Map, Value};
 
 use crate::config::{
-    is_uuid, CaCertificate, Certificate, Config, Node, NodeValue, PluginScope, Route, RoutePath, Service, Target,
-    Upstream,
+    is_uuid, CaCertificate, Certificate, Config, HealthChecks, Node, NodeValue, PluginScope, Route, RoutePath, Service,
+    Target, Upstream,
 };
 
 /// Problems of the store itself (not of the configuration it holds).
@@ -516,7 +516,7 @@ fn certificate_fields(c: &Certificate) -> Map<String, Value> {
 }
 
 /// An upstream's fields: what the loader keeps, and Kong's values for what ringgate
-/// only accepts at its default (round-robin, no hashing, health checks off).
+/// only accepts at its default (round-robin, no hashing).
 fn upstream_fields(u: &Upstream) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("name".into(), json!(u.name));
@@ -539,33 +539,60 @@ fn upstream_fields(u: &Upstream) -> Map<String, Value> {
     }
     m.insert("hash_on_cookie_path".into(), json!("/"));
     m.insert("use_srv_name".into(), json!(false));
-    m.insert("healthchecks".into(), healthchecks_off());
+    m.insert("healthchecks".into(), healthchecks_json(&u.healthchecks));
     m.insert("tags".into(), list_or_null(&u.tags));
     m
 }
 
-/// Kong's default `healthchecks`: every check switched off.
-fn healthchecks_off() -> Value {
+/// An upstream's `healthchecks` in Kong's shape (seconds as numbers).
+fn healthchecks_json(h: &HealthChecks) -> Value {
+    // Whole seconds as integers, as Kong shows its defaults.
+    let secs = |d: std::time::Duration| {
+        if d.subsec_nanos() == 0 {
+            json!(d.as_secs())
+        } else {
+            json!(d.as_secs_f64())
+        }
+    };
+    let a = &h.active;
+    let headers = if a.headers.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(a.headers.iter().map(|(n, v)| (n.clone(), json!(v))).collect())
+    };
     json!({
         "active": {
-            "type": "http", "timeout": 1, "concurrency": 10, "http_path": "/",
-            "https_verify_certificate": true, "https_sni": null, "headers": null,
-            "healthy": { "interval": 0, "successes": 0, "http_statuses": [200, 302] },
+            "type": if a.tcp { "tcp" } else { "http" },
+            "timeout": secs(a.timeout),
+            "concurrency": a.concurrency,
+            "http_path": a.http_path,
+            "https_verify_certificate": a.https_verify_certificate,
+            "https_sni": a.https_sni,
+            "headers": headers,
+            "healthy": {
+                "interval": secs(a.healthy.interval),
+                "successes": a.healthy.successes,
+                "http_statuses": a.healthy.http_statuses,
+            },
             "unhealthy": {
-                "interval": 0, "tcp_failures": 0, "timeouts": 0, "http_failures": 0,
-                "http_statuses": [429, 404, 500, 501, 502, 503, 504, 505]
-            }
+                "interval": secs(a.unhealthy.interval),
+                "tcp_failures": a.unhealthy.tcp_failures,
+                "timeouts": a.unhealthy.timeouts,
+                "http_failures": a.unhealthy.http_failures,
+                "http_statuses": a.unhealthy.http_statuses,
+            },
         },
         "passive": {
             "type": "http",
-            "healthy": {
-                "successes": 0,
-                "http_statuses": [200, 201, 202, 203, 204, 205, 206, 207, 208, 226,
-                                  300, 301, 302, 303, 304, 305, 306, 307, 308]
+            "healthy": { "successes": h.passive.healthy.successes, "http_statuses": h.passive.healthy.http_statuses },
+            "unhealthy": {
+                "tcp_failures": h.passive.unhealthy.tcp_failures,
+                "timeouts": h.passive.unhealthy.timeouts,
+                "http_failures": h.passive.unhealthy.http_failures,
+                "http_statuses": h.passive.unhealthy.http_statuses,
             },
-            "unhealthy": { "tcp_failures": 0, "timeouts": 0, "http_failures": 0, "http_statuses": [429, 500, 503] }
         },
-        "threshold": 0
+        "threshold": if h.threshold.fract() == 0.0 { json!(h.threshold as u64) } else { json!(h.threshold) },
     })
 }
 

@@ -206,8 +206,131 @@ pub struct Upstream {
     /// Its targets: a range of [`Config::targets`], which the loader keeps grouped by
     /// upstream (in configuration order within each).
     pub targets: std::ops::Range<usize>,
+    pub healthchecks: HealthChecks,
     pub tags: Vec<String>,
     pub mark: Mark,
+}
+
+/// An upstream's `healthchecks`, with Kong's defaults: every check off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthChecks {
+    pub active: ActiveChecks,
+    pub passive: PassiveChecks,
+    /// 0–100: below this share of healthy target weight, the whole upstream counts as
+    /// down (503). Default 0.
+    pub threshold: f64,
+}
+
+/// Probes sent to each target address on a timer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveChecks {
+    /// `type: tcp`: a probe is a connect, no request. Default `http`.
+    pub tcp: bool,
+    /// Default 1 s.
+    pub timeout: Duration,
+    /// Probes in flight at once per upstream; default 10.
+    pub concurrency: u32,
+    /// Default `/`.
+    pub http_path: String,
+    /// Extra request headers of a probe.
+    pub headers: Vec<(String, Vec<String>)>,
+    /// Kept to show them as given; `type: https` is refused, so unused.
+    pub https_sni: Option<String>,
+    pub https_verify_certificate: bool,
+    /// `interval`: how often healthy addresses are probed (0: not probed).
+    pub healthy: HealthyRule,
+    /// `interval`: how often unhealthy addresses are probed (0: not probed).
+    pub unhealthy: UnhealthyRule,
+}
+
+/// What proxied traffic tells about a target (Kong's circuit breaker).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassiveChecks {
+    pub healthy: HealthyRule,
+    pub unhealthy: UnhealthyRule,
+}
+
+/// When an address counts as healthy again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthyRule {
+    /// Active checks only.
+    pub interval: Duration,
+    pub http_statuses: Vec<u16>,
+    /// Successes in a row that make an unhealthy address healthy; 0: never.
+    pub successes: u32,
+}
+
+/// When an address counts as unhealthy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnhealthyRule {
+    /// Active checks only.
+    pub interval: Duration,
+    pub http_statuses: Vec<u16>,
+    /// Failures of each kind in a row (no success between) that make a healthy
+    /// address unhealthy; 0: that kind never does.
+    pub tcp_failures: u32,
+    pub timeouts: u32,
+    pub http_failures: u32,
+}
+
+impl Default for HealthChecks {
+    fn default() -> HealthChecks {
+        let healthy = |interval, http_statuses: &[u16]| HealthyRule {
+            interval: Duration::from_secs(interval),
+            http_statuses: http_statuses.to_vec(),
+            successes: 0,
+        };
+        let unhealthy = |http_statuses: &[u16]| UnhealthyRule {
+            interval: Duration::ZERO,
+            http_statuses: http_statuses.to_vec(),
+            tcp_failures: 0,
+            timeouts: 0,
+            http_failures: 0,
+        };
+        HealthChecks {
+            active: ActiveChecks {
+                tcp: false,
+                timeout: Duration::from_secs(1),
+                concurrency: 10,
+                http_path: "/".into(),
+                headers: Vec::new(),
+                https_sni: None,
+                https_verify_certificate: true,
+                healthy: healthy(0, &[200, 302]),
+                unhealthy: unhealthy(&[429, 404, 500, 501, 502, 503, 504, 505]),
+            },
+            passive: PassiveChecks {
+                healthy: healthy(
+                    0,
+                    &[200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 306, 307, 308],
+                ),
+                unhealthy: unhealthy(&[429, 500, 503]),
+            },
+            threshold: 0.0,
+        }
+    }
+}
+
+impl HealthChecks {
+    /// Whether any check can change a target's health.
+    pub fn enabled(&self) -> bool {
+        self.active.enabled() || self.passive.enabled()
+    }
+}
+
+impl ActiveChecks {
+    /// Probes run when either interval is set.
+    pub fn enabled(&self) -> bool {
+        !self.healthy.interval.is_zero() || !self.unhealthy.interval.is_zero()
+    }
+}
+
+impl PassiveChecks {
+    /// Traffic can mark a target down when any failure count is set.
+    pub fn enabled(&self) -> bool {
+        let u = &self.unhealthy;
+        u.tcp_failures > 0 || u.timeouts > 0 || u.http_failures > 0
+    }
 }
 
 /// Kong's default `slots`.

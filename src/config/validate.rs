@@ -31,7 +31,7 @@
 //! | plugin `consumer`, `consumer_group`, `_config`, `partials` | error | scoping or shared config not supported |
 //! | top-level `vaults`, `filter_chains` | error | secret references or filters would differ |
 //! | upstream `algorithm` other than `round-robin`, `hash_on`/`hash_fallback` other than `none` | error | targets would get other requests than in Kong |
-//! | upstream `healthchecks` switched on (an active `interval`, a passive `unhealthy` counter above 0) | error | Kong would take failing targets out of rotation |
+//! | upstream active `healthchecks` of type `https`, `grpc`, `grpcs` | error | the probes would not be sent |
 //! | upstream `client_certificate` | error | it would not be presented |
 //! | upstream `use_srv_name: true` | warning | targets are resolved by A/AAAA records |
 //! | top-level `consumers`, `consumer_groups` (without plugins), `key_sets`, `keys`, `partials`, `licenses`, `rbac_roles`, `custom_entities`, `_plugin_configs`, `service_packages` | warning | nothing refers to them in what ringgate runs |
@@ -819,6 +819,7 @@ impl Validator<'_> {
             slots: DEFAULT_SLOTS,
             host_header: None,
             targets: 0..0,
+            healthchecks: HealthChecks::default(),
             tags: Vec::new(),
             mark: node.mark,
         };
@@ -880,7 +881,7 @@ impl Validator<'_> {
                         up.slots = n as u32;
                     }
                 }
-                "healthchecks" => self.healthchecks(value),
+                "healthchecks" => up.healthchecks = self.healthchecks(value),
                 "host_header" => {
                     if let Some(h) = self.string(value, key) {
                         if self.check_upstream_host(&h, value.mark) {
@@ -916,52 +917,172 @@ impl Validator<'_> {
         }
     }
 
-    /// Health checks are accepted while they are off (Kong's defaults, which `deck
-    /// gateway dump` writes out in full); switched on, they would take failing targets
-    /// out of rotation, which ringgate does not do yet.
-    fn healthchecks(&mut self, node: &Node) {
-        const SWITCHES: [(&str, &str, &str); 5] = [
-            ("active", "healthy", "interval"),
-            ("active", "unhealthy", "interval"),
-            ("passive", "unhealthy", "tcp_failures"),
-            ("passive", "unhealthy", "timeouts"),
-            ("passive", "unhealthy", "http_failures"),
-        ];
+    /// An upstream's `healthchecks`, every field checked, Kong's default where absent.
+    /// `deck gateway dump` writes the whole block out, checks off included.
+    fn healthchecks(&mut self, node: &Node) -> HealthChecks {
+        let mut hc = HealthChecks::default();
         for (key, mark, value) in self.entries(node, "'healthchecks'") {
+            if matches!(value.value, NodeValue::Null) {
+                continue;
+            }
             match key.as_str() {
-                "active" | "passive" => {
-                    self.entries(value, &format!("'healthchecks.{key}'"));
+                "active" => self.active_checks(value, &mut hc.active),
+                "passive" => {
+                    for (key, mark, value) in self.entries(value, "'healthchecks.passive'") {
+                        match key.as_str() {
+                            "type" => {
+                                // Which protocol passive checks watch: the service's own here.
+                                if let Some(t) = self.string(value, key) {
+                                    if !["http", "https", "tcp", "grpc", "grpcs"].contains(&t.as_str()) {
+                                        self.error(value.mark, format!("unknown health check type '{t}'"));
+                                    }
+                                }
+                            }
+                            "healthy" => self.healthy_rule(value, "passive", &mut hc.passive.healthy),
+                            "unhealthy" => self.unhealthy_rule(value, "passive", &mut hc.passive.unhealthy),
+                            _ => self.unknown_key(*mark, key, "'healthchecks.passive'"),
+                        }
+                    }
                 }
                 "threshold" => {
-                    // The share of healthy targets below which the upstream counts as
-                    // down; with no checks every target stays healthy.
-                    if !matches!(value.value, NodeValue::Int(_) | NodeValue::Float(_) | NodeValue::Null) {
-                        self.error(value.mark, format!("'threshold' must be a number, found {}", value.kind()));
+                    if let Some(t) = self.number(value, key, 0.0, 100.0) {
+                        hc.threshold = t;
                     }
                 }
                 _ => self.unknown_key(*mark, key, "'healthchecks'"),
             }
         }
-        for (kind, state, counter) in SWITCHES {
-            let Some(v) = node.get(kind).and_then(|n| n.get(state)).and_then(|n| n.get(counter)) else { continue };
-            let on = match v.value {
-                NodeValue::Int(n) => n > 0,
-                NodeValue::Float(f) => f > 0.0,
-                NodeValue::Null => false,
-                _ => {
-                    self.error(v.mark, format!("'{counter}' must be a number, found {}", v.kind()));
-                    false
-                }
-            };
-            if on {
-                self.error(
-                    v.mark,
-                    format!(
-                        "{kind} health checks are not supported yet ('healthchecks.{kind}.{state}.{counter}' \
-                         switches them on): Kong would take failing targets out of rotation"
-                    ),
-                );
+        hc
+    }
+
+    fn active_checks(&mut self, node: &Node, a: &mut ActiveChecks) {
+        for (key, mark, value) in self.entries(node, "'healthchecks.active'") {
+            if matches!(value.value, NodeValue::Null) {
+                continue;
             }
+            match key.as_str() {
+                "type" => match self.string(value, key).as_deref() {
+                    Some("http") | None => a.tcp = false,
+                    Some("tcp") => a.tcp = true,
+                    Some(t @ ("https" | "grpc" | "grpcs")) => self.error(
+                        value.mark,
+                        format!("active health checks of type '{t}' are not supported yet (http and tcp are)"),
+                    ),
+                    Some(t) => self.error(value.mark, format!("unknown health check type '{t}'")),
+                },
+                "timeout" => {
+                    if let Some(t) = self.number(value, key, 0.0, 65_535.0) {
+                        a.timeout = Duration::from_secs_f64(t);
+                    }
+                }
+                "concurrency" => {
+                    if let Some(n) = self.integer(value, key, 1, 2_147_483_648) {
+                        a.concurrency = n as u32;
+                    }
+                }
+                "http_path" => {
+                    if let Some(p) = self.string(value, key) {
+                        if p.starts_with('/') && !p.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+                            a.http_path = p;
+                        } else {
+                            self.error(
+                                value.mark,
+                                format!("'http_path' must be a path starting with '/', found '{p}'"),
+                            );
+                        }
+                    }
+                }
+                "https_sni" => {
+                    if let Some(h) = self.string(value, key) {
+                        if self.check_upstream_host(&h, value.mark) {
+                            a.https_sni = Some(h);
+                        }
+                    }
+                }
+                "https_verify_certificate" => {
+                    a.https_verify_certificate = self.boolean(value, key).unwrap_or(true);
+                }
+                "headers" => {
+                    for (name, m, values) in self.entries(value, "'healthchecks.active.headers'") {
+                        if !is_token(name) {
+                            self.error(*m, format!("invalid header name '{name}'"));
+                            continue;
+                        }
+                        let list = self.strings(values, name);
+                        if list.iter().any(|(v, _)| v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)) {
+                            self.error(values.mark, format!("header '{name}' has a value with CR, LF or NUL"));
+                            continue;
+                        }
+                        a.headers.push((name.clone(), list.into_iter().map(|(v, _)| v).collect()));
+                    }
+                }
+                "healthy" => self.healthy_rule(value, "active", &mut a.healthy),
+                "unhealthy" => self.unhealthy_rule(value, "active", &mut a.unhealthy),
+                _ => self.unknown_key(*mark, key, "'healthchecks.active'"),
+            }
+        }
+    }
+
+    /// `healthy` of `active` or `passive` (only active checks have an `interval`).
+    fn healthy_rule(&mut self, node: &Node, kind: &str, r: &mut HealthyRule) {
+        for (key, mark, value) in self.entries(node, &format!("'healthchecks.{kind}.healthy'")) {
+            if matches!(value.value, NodeValue::Null) {
+                continue;
+            }
+            match key.as_str() {
+                "interval" if kind == "active" => {
+                    if let Some(t) = self.number(value, key, 0.0, 65_535.0) {
+                        r.interval = Duration::from_secs_f64(t);
+                    }
+                }
+                "http_statuses" => r.http_statuses = self.statuses(value, key),
+                "successes" => r.successes = self.integer(value, key, 0, 255).unwrap_or(0) as u32,
+                _ => self.unknown_key(*mark, key, &format!("'healthchecks.{kind}.healthy'")),
+            }
+        }
+    }
+
+    fn unhealthy_rule(&mut self, node: &Node, kind: &str, r: &mut UnhealthyRule) {
+        for (key, mark, value) in self.entries(node, &format!("'healthchecks.{kind}.unhealthy'")) {
+            if matches!(value.value, NodeValue::Null) {
+                continue;
+            }
+            match key.as_str() {
+                "interval" if kind == "active" => {
+                    if let Some(t) = self.number(value, key, 0.0, 65_535.0) {
+                        r.interval = Duration::from_secs_f64(t);
+                    }
+                }
+                "http_statuses" => r.http_statuses = self.statuses(value, key),
+                "tcp_failures" => r.tcp_failures = self.integer(value, key, 0, 255).unwrap_or(0) as u32,
+                "timeouts" => r.timeouts = self.integer(value, key, 0, 255).unwrap_or(0) as u32,
+                "http_failures" => r.http_failures = self.integer(value, key, 0, 255).unwrap_or(0) as u32,
+                _ => self.unknown_key(*mark, key, &format!("'healthchecks.{kind}.unhealthy'")),
+            }
+        }
+    }
+
+    /// A list of HTTP status codes (100–999).
+    fn statuses(&mut self, node: &Node, key: &str) -> Vec<u16> {
+        self.items(node, key).iter().filter_map(|item| self.integer(item, key, 100, 999).map(|n| n as u16)).collect()
+    }
+
+    /// A number (integer or float) from `min` to `max`.
+    fn number(&mut self, node: &Node, key: &str, min: f64, max: f64) -> Option<f64> {
+        let n = match node.value {
+            NodeValue::Int(n) => n as f64,
+            NodeValue::Float(f) => f,
+            NodeValue::Null => return None,
+            _ => {
+                self.error(node.mark, format!("'{key}' must be a number from {min} to {max}, found {}", node.kind()));
+                return None;
+            }
+        };
+        if (min..=max).contains(&n) {
+            Some(n)
+        } else {
+            self.error(node.mark, format!("'{key}' must be a number from {min} to {max}, found {n}"));
+            None
         }
     }
 

@@ -92,6 +92,8 @@ pub enum Command {
     /// Refetch the instance's keys (an unknown `kid`), within the cooldown; the reply
     /// says whether the key set changed.
     RefreshKeys { instance: Arc<Instance>, reply: oneshot::Sender<bool> },
+    /// Run the upstreams' active health checks of whatever this holds, from now on.
+    CheckHealth(crate::snapshot::SharedSnapshot),
 }
 
 /// The workers' handle on the control plane.
@@ -152,6 +154,12 @@ impl ControlPlane {
         if !instances.is_empty() {
             let _ = self.tx.send(Command::Watch(instances));
         }
+    }
+
+    /// Starts the active health checks of the snapshots `shared` will hold (once per
+    /// server: the checker follows every reload itself).
+    pub fn check_health(&self, shared: crate::snapshot::SharedSnapshot) {
+        let _ = self.tx.send(Command::CheckHealth(shared));
     }
 
     /// Asks for a token; resolves when the control plane answers.
@@ -324,6 +332,9 @@ async fn serve(
                         let _ = w.send(result.clone());
                     }
                 });
+            }
+            Command::CheckHealth(shared) => {
+                tokio::task::spawn_local(crate::upstream::health::run_checker(shared));
             }
             Command::RefreshKeys { instance, reply } => {
                 let state = state.clone();

@@ -50,6 +50,7 @@ use crate::oidc::instance::Instance;
 use crate::router::{RequestHeaders, RouteRequest};
 use crate::server::timer::IoTimer;
 use crate::snapshot::Snapshot;
+use crate::upstream::health::Outcome;
 use crate::upstream::{self, ConnectError, PoolKey, UpstreamConn};
 use crate::worker::{LocalSnapshot, Worker};
 
@@ -483,11 +484,10 @@ impl Conn {
             }
         }
         let service = &snap.config.services[si];
-        let target = &snap.targets[si];
         let route = &snap.config.routes[m.route];
         // This service's next turn in its round-robin order.
         let mut pick = snap.next_pick(si);
-        let Some(first) = target.peer(pick) else {
+        let Some(first) = snap.peer_at(si, pick) else {
             let err = if service.upstream.is_some() { ProxyError::NoTarget } else { ProxyError::NameResolution };
             return self.send_error(w, &err, false).await;
         };
@@ -594,7 +594,7 @@ impl Conn {
                 self.timer.fresh();
             }
             attempt += 1;
-            let Some(peer) = target.peer(pick) else {
+            let Some(peer) = snap.peer_at(si, pick) else {
                 return self.fail_before_response(w, &ProxyError::NoTarget, body.done).await;
             };
             if !preserve_host && peer.host_header != sent_host {
@@ -611,6 +611,9 @@ impl Conn {
                     }
                     Err(e) => {
                         connect_failures += 1;
+                        let seen =
+                            if matches!(e, ConnectError::Timeout) { Outcome::Timeout } else { Outcome::TcpFailure };
+                        snap.observe(peer, seen, w.id);
                         tracing::warn!(worker = w.id, upstream = %addr, host = %service.host, error = %e, attempt = connect_failures, "upstream connect failed");
                         if connect_failures > service.retries {
                             let err = match e {
@@ -632,9 +635,13 @@ impl Conn {
                 // been partly written, so only a replayable one is sent again.
                 Err(IoFail::Io(_)) if conn.reused && replayable => continue,
                 Err(IoFail::Io(e)) => {
-                    return self.fail_before_response(w, &ProxyError::UpstreamConnect(e), body.done).await
+                    snap.observe(peer, Outcome::TcpFailure, w.id);
+                    return self.fail_before_response(w, &ProxyError::UpstreamConnect(e), body.done).await;
                 }
-                Err(IoFail::Timeout) => return self.fail_before_response(w, &ProxyError::UpstreamTimeout, false).await,
+                Err(IoFail::Timeout) => {
+                    snap.observe(peer, Outcome::Timeout, w.id);
+                    return self.fail_before_response(w, &ProxyError::UpstreamTimeout, false).await;
+                }
             }
             let streamed = !body.done;
             if streamed {
@@ -650,6 +657,7 @@ impl Conn {
             }
             match self.read_response_head(&mut conn, head_request, service.read_timeout).await {
                 Ok(()) => {
+                    snap.observe(peer, Outcome::Status(self.resp.status), w.id);
                     self.ex.upstream_done(self.timer.fresh());
                     break conn;
                 }
@@ -660,10 +668,16 @@ impl Conn {
                     continue;
                 }
                 Err(None) => {
+                    snap.observe(peer, Outcome::TcpFailure, w.id);
                     let err = ProxyError::UpstreamBroken("closed before responding");
                     return self.fail_before_response(w, &err, true).await;
                 }
-                Err(Some(e)) => return self.fail_before_response(w, &e, true).await,
+                Err(Some(e)) => {
+                    let seen =
+                        if matches!(e, ProxyError::UpstreamTimeout) { Outcome::Timeout } else { Outcome::TcpFailure };
+                    snap.observe(peer, seen, w.id);
+                    return self.fail_before_response(w, &e, true).await;
+                }
             }
         };
 

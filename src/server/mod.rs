@@ -121,6 +121,9 @@ impl Server {
         }
         let shutdown = Arc::new(AtomicBool::new(false));
         let metrics = Metrics::new(workers, opts.control.as_ref().map(crate::control::ControlPlane::metrics));
+        if let Some(control) = &opts.control {
+            control.check_health(snapshot.clone());
+        }
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut threads = Vec::new();
         for (id, listeners) in per_worker.into_iter().enumerate() {

@@ -14,6 +14,8 @@
 //!
 //! Cost: a hash lookup and a `Vec` pop per request on a warm pool.
 
+pub mod health;
+
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;

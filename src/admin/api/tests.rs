@@ -776,3 +776,32 @@ fn an_upstream_from_the_file_survives_changes_made_through_the_admin_api() {
     assert_eq!(rotation(&a, 0), before, "the change re-rendered the store with its upstream");
     assert_eq!(a.shared.load().targets[0].peers[0].host_header, b"api.internal:9001");
 }
+
+#[test]
+fn upstream_health_is_shown_per_address_and_set_by_hand() {
+    let mut a = admin();
+    let doc = "_format_version: \"3.0\"\nupstreams:\n- name: u\n  healthchecks:\n    passive:\n      \
+               unhealthy: {http_failures: 3}\n  targets:\n  - target: 127.0.0.1:9001\n  - target: 127.0.0.1:9002\n  \
+               - target: 127.0.0.1:9003\n    weight: 0\n- name: off\n  targets: [{target: '127.0.0.1:9004'}]\n";
+    let req = Request { method: "POST", path: "/config", content_type: Some("text/yaml"), body: doc.as_bytes() };
+    ok(handle(&mut a, &req), 201);
+    let shown = |a: &mut Admin| ok(call(a, "GET", "/upstreams/u/health", ""), 200);
+    let h = shown(&mut a);
+    assert_eq!(h["total"], 2, "weight 0 is out of rotation: not listed");
+    assert_eq!(h["data"][0]["health"], "HEALTHY");
+    assert_eq!(
+        h["data"][0]["data"]["addresses"],
+        json!([{ "ip": "127.0.0.1", "port": 9001, "weight": 100, "health": "HEALTHY" }])
+    );
+    assert_eq!(call(&mut a, "POST", "/upstreams/u/targets/127.0.0.1:9001/unhealthy", "").status, 204);
+    assert_eq!(shown(&mut a)["data"][0]["health"], "UNHEALTHY");
+    assert_eq!(shown(&mut a)["data"][1]["health"], "HEALTHY");
+    let id = a.store.targets[0].id.clone();
+    assert_eq!(call(&mut a, "PUT", &format!("/upstreams/u/targets/{id}/healthy"), "").status, 204);
+    assert_eq!(shown(&mut a)["data"][0]["health"], "HEALTHY");
+    assert_eq!(ok(call(&mut a, "GET", "/upstreams/off/health", ""), 200)["data"][0]["health"], "HEALTHCHECKS_OFF");
+    let r = call(&mut a, "POST", "/upstreams/off/targets/127.0.0.1:9004/unhealthy", "");
+    assert_eq!((r.status, r.value()["message"].clone()), (400, json!("health checks are off for upstream 'off'")));
+    assert_eq!(call(&mut a, "POST", "/upstreams/u/targets/127.0.0.1:9999/healthy", "").status, 404);
+    assert_eq!(call(&mut a, "GET", "/upstreams/nope/health", "").status, 404);
+}
