@@ -39,6 +39,7 @@ pub struct ServiceTarget {
 
 impl ServiceTarget {
     /// The peer for the `n`-th pick of this service (`None` when there is none).
+    #[inline]
     pub fn peer(&self, n: usize) -> Option<&Peer> {
         if self.schedule.is_empty() {
             return None;

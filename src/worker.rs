@@ -18,8 +18,9 @@ use monoio::net::TcpListener;
 use crate::router::Router;
 use crate::server::drain::Drain;
 use crate::server::{IoDriver, Limits, SHUTDOWN_POLL};
-use crate::snapshot::{self, Peer, SharedSnapshot, Snapshot};
-use crate::upstream::health::{self, Counters, Outcome};
+use crate::snapshot::{Peer, SharedSnapshot, Snapshot};
+use crate::upstream::balancer::Balancer;
+use crate::upstream::health::Outcome;
 use crate::upstream::Pool;
 
 /// How long a stopping worker waits for the access log's writer to take its last lines.
@@ -50,128 +51,43 @@ pub struct Listener {
     pub tls: bool,
 }
 
-/// A worker's hold on one snapshot: the shared snapshot, read through `Deref`, and
-/// the worker's own clone of its router, so that no two workers ever share the regex
-/// crate's scratch space (a mutex for every worker but the first to match a regex;
-/// see `router/mod.rs`). The clone shares the routing tables: it copies the regexes.
+/// A worker's hold on one snapshot: the shared snapshot, read through `Deref`, with
+/// what this worker keeps of its own for it:
+/// - a clone of the router, so that no two workers ever share the regex crate's
+///   scratch space (a mutex for every worker but the first to match a regex; see
+///   `router/mod.rs`). The clone shares the routing tables: it copies the regexes;
+/// - its balancer: round-robin positions, passive health counts, orders over healthy
+///   peers ([`Balancer`]).
 pub struct LocalSnapshot {
     pub shared: Arc<Snapshot>,
     /// Routes this worker's requests; shadows `Snapshot::router`.
     pub router: Router,
-    /// Per service, this worker's position in its round-robin order. One counter per
-    /// service, so that services taking turns never pin each other to one peer.
-    picks: Box<[Cell<usize>]>,
-    /// Per health slot: this worker's passive counts, and the slot's generation they
-    /// were made in (a flip by anyone makes them stale).
-    passive: Box<[Cell<(u32, Counters)>]>,
-    /// This worker's round-robin orders over the healthy peers of checked services.
-    healthy: RefCell<HealthyOrders>,
-}
-
-/// Orders over healthy peers, made in one health epoch.
-struct HealthyOrders {
-    epoch: u64,
-    /// Per service: `Some` for checked ones (empty when none may be picked).
-    orders: Vec<Option<Vec<u32>>>,
+    pub balancer: Balancer,
 }
 
 impl LocalSnapshot {
     fn new(shared: Arc<Snapshot>, worker: usize) -> LocalSnapshot {
         let router = shared.router.clone();
-        // Worker k starts at turn k, so that together the workers do not all send
-        // their first requests to the same peer.
-        let picks = shared.targets.iter().map(|_| Cell::new(worker)).collect();
-        let passive = shared.health.iter().map(|_| Cell::new((0, Counters::default()))).collect();
-        // An epoch no order was made in: the first pick of a checked service builds them.
-        let healthy = RefCell::new(HealthyOrders { epoch: u64::MAX, orders: Vec::new() });
-        LocalSnapshot { shared, router, picks, passive, healthy }
+        let balancer = Balancer::new(&shared, worker);
+        LocalSnapshot { shared, router, balancer }
     }
 
     /// The next pick of service `si`, for [`LocalSnapshot::peer_at`].
+    #[inline]
     pub fn next_pick(&self, si: usize) -> usize {
-        let Some(c) = self.picks.get(si) else { return 0 };
-        let n = c.get();
-        c.set(n.wrapping_add(1));
-        n
+        self.balancer.next_pick(si)
     }
 
-    /// The peer of pick `n` of service `si`: from the service's round-robin order, or,
-    /// when its upstream has health checks, from this worker's order over the healthy
-    /// peers (rebuilt when any health changed). `None` when there is none to pick.
+    /// The peer of pick `n` of service `si` ([`Balancer::peer_at`]).
+    #[inline]
     pub fn peer_at(&self, si: usize, n: usize) -> Option<&Peer> {
-        let t = self.targets.get(si)?;
-        if !t.checked {
-            return t.peer(n);
-        }
-        let index = {
-            let mut h = self.healthy.borrow_mut();
-            let now = health::epoch();
-            if h.epoch != now {
-                h.orders = self.healthy_orders();
-                h.epoch = now;
-            }
-            let order = h.orders.get(si)?.as_ref()?;
-            if order.is_empty() {
-                return None;
-            }
-            order[n % order.len()] as usize
-        };
-        t.peers.get(index)
+        self.balancer.peer_at(&self.shared, si, n)
     }
 
-    /// Every checked service's order over its healthy peers; empty when their share of
-    /// the weight is below the upstream's `threshold`.
-    fn healthy_orders(&self) -> Vec<Option<Vec<u32>>> {
-        self.targets
-            .iter()
-            .map(|t| {
-                if !t.checked {
-                    return None;
-                }
-                let weights: Vec<u32> = t
-                    .peers
-                    .iter()
-                    .zip(&t.weights)
-                    .map(|(p, &w)| match p.health {
-                        Some(h) if self.health.get(h.slot).is_some_and(|s| !s.peer.is_healthy()) => 0,
-                        _ => w,
-                    })
-                    .collect();
-                let threshold =
-                    t.peers.first().and_then(|p| p.health).and_then(|h| {
-                        self.upstream_health.get(h.upstream).and_then(Option::as_ref).map(|u| u.threshold)
-                    });
-                let total: u64 = t.weights.iter().map(|&w| u64::from(w)).sum();
-                let up: u64 = weights.iter().map(|&w| u64::from(w)).sum();
-                if threshold.is_some_and(|th| (up as f64) * 100.0 < th * total as f64) {
-                    return Some(Vec::new());
-                }
-                Some(snapshot::schedule(&weights, t.slots))
-            })
-            .collect()
-    }
-
-    /// Counts what a request to `peer` showed, for its upstream's passive checks; a
-    /// count that reaches its threshold takes the address out (or brings it back) for
-    /// every worker.
+    /// Counts what a request to `peer` showed ([`Balancer::observe`]).
+    #[inline]
     pub fn observe(&self, peer: &Peer, outcome: Outcome, worker: usize) {
-        let Some(h) = peer.health else { return };
-        let Some(rules) =
-            self.upstream_health.get(h.upstream).and_then(Option::as_ref).and_then(|u| u.passive.as_ref())
-        else {
-            return;
-        };
-        let (Some(slot), Some(cell)) = (self.health.get(h.slot), self.passive.get(h.slot)) else { return };
-        let shared = &slot.peer;
-        let generation = shared.generation();
-        let (made_in, mut counts) = cell.get();
-        if made_in != generation {
-            counts = Counters::default();
-        }
-        if let Some(state) = counts.record(outcome, rules, shared.is_healthy()) {
-            shared.set(state, &format!("passive check on worker {worker}"));
-        }
-        cell.set((shared.generation(), counts));
+        self.balancer.observe(&self.shared, peer, outcome, worker);
     }
 }
 

@@ -65,8 +65,8 @@
 //!
 //! # Cost and invariants
 //!
-//! `find` makes no heap allocation and takes no lock of its own. It does not try every
-//! candidate: an index (`index.rs`) files plain-host candidates under their host names
+//! `find` makes no heap allocation and takes no lock of its own. From 16 candidates on,
+//! it does not try every one: an index (`index.rs`) files plain-host candidates under their host names
 //! and host-less prefix candidates in a trie of their prefixes, so a request tries one
 //! host's candidates, those whose prefix its path starts with, and the few that fit
 //! neither (wildcard hosts, regex paths): O(host + path + candidates tried) rather than
@@ -158,8 +158,9 @@ pub struct Router {
 struct Tables {
     /// In precedence order.
     candidates: Vec<Candidate>,
-    /// Which candidates a request can match (see `index.rs`).
-    index: Index,
+    /// Which candidates a request can match (see `index.rs`); `None` for a table small
+    /// enough that trying every candidate is cheaper.
+    index: Option<Index>,
     /// Indexed like `Config::routes`: what `upstream_path` needs.
     joins: Vec<RouteJoin>,
 }
@@ -217,6 +218,11 @@ enum HeaderValue {
     Regex(u32),
 }
 
+/// From this many candidates on, `find` looks them up in an index instead of trying
+/// each: below it a scan is cheaper (`cargo bench --bench router`: with one route the
+/// index's lookups cost more than the one candidate's checks).
+const INDEX_FROM: usize = 16;
+
 /// Kong caps the header count used for sorting at 255.
 const MAX_HEADER_COUNT: usize = 255;
 
@@ -239,6 +245,11 @@ impl Router {
     /// Compiles `config`. Every problem is reported, each with the route's mark and an
     /// empty `file` for the caller to fill in.
     pub fn new(config: &Config) -> Result<Router, ConfigErrors> {
+        Router::build(config, INDEX_FROM)
+    }
+
+    /// [`Router::new`], with the index built from `index_from` candidates on.
+    fn build(config: &Config, index_from: usize) -> Result<Router, ConfigErrors> {
         let mut errors = Vec::new();
         let mut candidates = Vec::new();
         let mut joins = Vec::with_capacity(config.routes.len());
@@ -356,7 +367,7 @@ impl Router {
         }
         // Stable sort: equal priorities keep configuration order.
         candidates.sort_by_key(|c| std::cmp::Reverse(c.priority));
-        let index = Index::new(&candidates);
+        let index = (candidates.len() >= index_from).then(|| Index::new(&candidates));
         Ok(Router { tables: Arc::new(Tables { candidates, index, joins }), regexes: all_regexes.into() })
     }
 
@@ -383,6 +394,7 @@ impl Router {
         let host = host::split(req.host);
         let port = host.port.unwrap_or(req.port);
         let t = &*self.tables;
+        let Some(index) = &t.index else { return self.scan(req, host.name, port, path) };
         // The lowest candidate index that matches, with its `matched_len`. Each list is
         // in precedence order and left at its first match, or as soon as it reaches the
         // best found so far (see `index.rs`).
@@ -398,17 +410,25 @@ impl Router {
                 }
             }
         };
-        try_list(t.index.by_host(host.name));
-        t.index.with_prefixes_of(path, &mut try_list);
-        try_list(t.index.rest());
+        try_list(index.by_host(host.name));
+        index.with_prefixes_of(path, &mut try_list);
+        try_list(index.rest());
         best.map(|(i, matched_len)| {
             let c = &t.candidates[i as usize];
             RouteMatch { route: c.route, service: c.service, matched_len }
         })
     }
 
-    /// What `find_normalised` answers, by trying every candidate in precedence order:
-    /// the definition the index must agree with.
+    /// The first candidate in precedence order that matches: what a table without an
+    /// index does, and the definition the index must agree with.
+    fn scan(&self, req: &RouteRequest<'_>, host: &[u8], port: u16, path: &[u8]) -> Option<RouteMatch> {
+        self.tables.candidates.iter().find_map(|c| {
+            let matched_len = self.matches(c, req, host, port, path)?;
+            Some(RouteMatch { route: c.route, service: c.service, matched_len })
+        })
+    }
+
+    /// [`Router::find`] by [`Router::scan`] alone.
     #[cfg(test)]
     fn find_by_scan(&self, req: &RouteRequest<'_>) -> Option<RouteMatch> {
         if !req.path.starts_with(b"/") {
@@ -417,15 +437,12 @@ impl Router {
         let mut buf = [0u8; NORMALISE_BUF];
         let n = path::normalise_into(req.path, &mut buf)?;
         let host = host::split(req.host);
-        let port = host.port.unwrap_or(req.port);
-        self.tables.candidates.iter().find_map(|c| {
-            let matched_len = self.matches(c, req, host.name, port, &buf[..n])?;
-            Some(RouteMatch { route: c.route, service: c.service, matched_len })
-        })
+        self.scan(req, host.name, host.port.unwrap_or(req.port), &buf[..n])
     }
 
     /// Whether candidate `c` matches, and if so how many path bytes its path covered.
     /// Cheapest checks first: method, host, path prefix, then regex and headers.
+    #[inline]
     fn matches(&self, c: &Candidate, req: &RouteRequest<'_>, host: &[u8], port: u16, path: &[u8]) -> Option<usize> {
         if !c.methods.is_empty() && !c.methods.iter().any(|m| **m == *req.method) {
             return None;

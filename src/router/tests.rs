@@ -485,9 +485,24 @@ fn clones_route_the_same_way() {
 
 // ---- the index -----------------------------------------------------------------------
 
+/// `router`, with the index however few the routes (`Router::new` scans small tables).
+fn indexed(routes: Vec<Route>) -> Router {
+    Router::build(&Config { services: vec![service(None)], routes, ..Config::default() }, 0).expect("valid config")
+}
+
+#[test]
+fn small_tables_are_scanned_and_large_ones_indexed() {
+    let small: Vec<Route> = (0..3).map(|i| route(&format!("r{i}")).paths(&[&format!("/p{i}")])).collect();
+    assert!(router(small).tables.index.is_none());
+    let large: Vec<Route> = (0..INDEX_FROM).map(|i| route(&format!("r{i}")).paths(&[&format!("/p{i}")])).collect();
+    let r = router(large);
+    assert!(r.tables.index.is_some());
+    assert_eq!(which(&r, get("x", "/p15/a")), Some(15));
+}
+
 #[test]
 fn a_clone_shares_the_tables_and_owns_its_regexes() {
-    let r = router(vec![route("a").paths(&["~/a/\\d+"]).header("x-t", &["~*^b"]), route("b").paths(&["/"])]);
+    let r = indexed(vec![route("a").paths(&["~/a/\\d+"]).header("x-t", &["~*^b"]), route("b").paths(&["/"])]);
     let c = r.clone();
     assert!(Arc::ptr_eq(&r.tables, &c.tables));
     assert_eq!((r.regexes.len(), c.regexes.len()), (2, 2));
@@ -495,7 +510,7 @@ fn a_clone_shares_the_tables_and_owns_its_regexes() {
 
 #[test]
 fn indexed_hosts_match_in_any_case_and_keep_their_port() {
-    let r = router(vec![
+    let r = indexed(vec![
         route("port").hosts(&["API.example.com:8443"]).paths(&["/"]),
         route("any").hosts(&["api.example.com"]).paths(&["/"]),
     ]);
@@ -509,7 +524,7 @@ fn indexed_hosts_match_in_any_case_and_keep_their_port() {
 fn an_indexed_route_loses_to_a_higher_one_in_another_group() {
     // Host-less prefix (trie), plain host (map), wildcard (always tried): whichever
     // group a candidate is in, precedence decides.
-    let r = router(vec![
+    let r = indexed(vec![
         route("trie").methods(&["GET"]).paths(&["/a"]),
         route("host").hosts(&["h.test"]).paths(&["/a"]),
         route("wild").hosts(&["*.test"]).methods(&["GET"]).paths(&["/a/b"]),
@@ -523,7 +538,7 @@ fn an_indexed_route_loses_to_a_higher_one_in_another_group() {
 
 #[test]
 fn longer_prefixes_on_the_way_down_the_trie_win() {
-    let r = router(vec![route("root").paths(&["/"]), route("api").paths(&["/api"]), route("v1").paths(&["/api/v1/"])]);
+    let r = indexed(vec![route("root").paths(&["/"]), route("api").paths(&["/api"]), route("v1").paths(&["/api/v1/"])]);
     assert_eq!(which(&r, get("x", "/api/v1/users")), Some(2));
     assert_eq!(which(&r, get("x", "/api/v2")), Some(1));
     assert_eq!(which(&r, get("x", "/apis")), Some(1));
@@ -534,12 +549,7 @@ fn longer_prefixes_on_the_way_down_the_trie_win() {
 #[test]
 fn a_host_longer_than_the_index_takes_is_still_matched() {
     let long = format!("{}.example", "a".repeat(300));
-    let r = Router::new(&Config {
-        services: vec![service(None)],
-        routes: vec![route("long").hosts(&[long.as_str()]), route("root").paths(&["/"])],
-        ..Config::default()
-    })
-    .unwrap();
+    let r = indexed(vec![route("long").hosts(&[long.as_str()]), route("root").paths(&["/"])]);
     let host: &'static str = Box::leak(long.to_uppercase().into_boxed_str());
     assert_eq!(which(&r, get(host, "/")), Some(0));
     assert_eq!(which(&r, get("b.example", "/")), Some(1));
@@ -578,7 +588,7 @@ fn the_index_answers_what_a_scan_of_every_route_answers() {
             }
             routes.push(r);
         }
-        let r = router(routes);
+        let r = indexed(routes);
         for _ in 0..40 {
             let mut req = get(rng.pick(&REQ_HOSTS), rng.pick(&REQ_PATHS)).method(rng.pick(&["GET", "POST"]));
             if rng.below(3) == 0 {

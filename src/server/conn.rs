@@ -597,7 +597,9 @@ impl Conn {
             let Some(peer) = snap.peer_at(si, pick) else {
                 return self.fail_before_response(w, &ProxyError::NoTarget, body.done).await;
             };
-            if !preserve_host && peer.host_header != sent_host {
+            // (The first attempt's peer wrote the head: the pointer check spares the
+            // comparison.)
+            if !preserve_host && peer.host_header.as_ptr() != sent_host.as_ptr() && peer.host_header != sent_host {
                 rewrite::replace_host(&mut self.out, sent_host.len(), &peer.host_header);
                 sent_host = &peer.host_header;
             }

@@ -14,6 +14,7 @@
 //!
 //! Cost: a hash lookup and a `Vec` pop per request on a warm pool.
 
+pub mod balancer;
 pub mod health;
 
 use std::cell::{Cell, RefCell};

@@ -1,0 +1,222 @@
+//! One worker's balancing over one snapshot: which peer each request of a service goes
+//! to, and what the worker has seen of its upstreams' health.
+//!
+//! Place in the request path: right after routing (the first pick) and again on a
+//! retry; after the upstream answered or failed (passive health counts).
+//!
+//! Everything here belongs to one worker (`Cell`, `RefCell`): round-robin positions
+//! per service, passive counts per checked address, and orders over the healthy peers
+//! of checked services, rebuilt when the health epoch moves (see `health.rs`). Services
+//! without health checks pick straight from the snapshot's order.
+//!
+//! Cost: for an unchecked service, a counter increment and an index; for a checked
+//! one, also a relaxed atomic load (the epoch) and a `RefCell` borrow.
+
+use std::cell::{Cell, RefCell};
+
+use super::health::{self, Counters, Outcome};
+use crate::snapshot::{self, Peer, Snapshot};
+
+/// A worker's balancing state for one snapshot.
+pub struct Balancer {
+    /// Per service, this worker's position in its round-robin order. One counter per
+    /// service, so that services taking turns never pin each other to one peer.
+    picks: Box<[Cell<usize>]>,
+    /// Per health slot: this worker's passive counts, and the slot's generation they
+    /// were made in (a flip by anyone makes them stale).
+    passive: Box<[Cell<(u32, Counters)>]>,
+    /// This worker's round-robin orders over the healthy peers of checked services.
+    healthy: RefCell<HealthyOrders>,
+}
+
+/// Orders over healthy peers, made in one health epoch.
+struct HealthyOrders {
+    epoch: u64,
+    /// Per service: `Some` for checked ones (empty when none may be picked).
+    orders: Vec<Option<Vec<u32>>>,
+}
+
+impl Balancer {
+    /// Worker `worker`'s balancer for `snap`.
+    pub fn new(snap: &Snapshot, worker: usize) -> Balancer {
+        // Worker k starts at turn k, so that together the workers do not all send their
+        // first requests to the same peer.
+        let picks = snap.targets.iter().map(|_| Cell::new(worker)).collect();
+        let passive = snap.health.iter().map(|_| Cell::new((0, Counters::default()))).collect();
+        // An epoch no order was made in: the first pick of a checked service builds them.
+        let healthy = RefCell::new(HealthyOrders { epoch: u64::MAX, orders: Vec::new() });
+        Balancer { picks, passive, healthy }
+    }
+
+    /// The next pick of service `si`, for [`Balancer::peer_at`].
+    #[inline]
+    pub fn next_pick(&self, si: usize) -> usize {
+        let Some(c) = self.picks.get(si) else { return 0 };
+        let n = c.get();
+        c.set(n.wrapping_add(1));
+        n
+    }
+
+    /// The peer of pick `n` of service `si` of `snap`: from the service's round-robin
+    /// order, or, when its upstream has health checks, from this worker's order over
+    /// the healthy peers (rebuilt when any health changed). `None` when there is none
+    /// to pick.
+    #[inline]
+    pub fn peer_at<'s>(&self, snap: &'s Snapshot, si: usize, n: usize) -> Option<&'s Peer> {
+        let t = snap.targets.get(si)?;
+        if !t.checked {
+            return t.peer(n);
+        }
+        self.healthy_peer(snap, si, n)
+    }
+
+    /// [`Balancer::peer_at`] for a checked service, out of line.
+    #[inline(never)]
+    fn healthy_peer<'s>(&self, snap: &'s Snapshot, si: usize, n: usize) -> Option<&'s Peer> {
+        let t = snap.targets.get(si)?;
+        let index = {
+            let mut h = self.healthy.borrow_mut();
+            let now = health::epoch();
+            if h.epoch != now {
+                h.orders = healthy_orders(snap);
+                h.epoch = now;
+            }
+            let order = h.orders.get(si)?.as_ref()?;
+            if order.is_empty() {
+                return None;
+            }
+            order[n % order.len()] as usize
+        };
+        t.peers.get(index)
+    }
+
+    /// Counts what a request to `peer` showed, for its upstream's passive checks; a
+    /// count that reaches its threshold takes the address out (or brings it back) for
+    /// every worker.
+    #[inline]
+    pub fn observe(&self, snap: &Snapshot, peer: &Peer, outcome: Outcome, worker: usize) {
+        if let Some(h) = peer.health {
+            self.count(snap, h, outcome, worker);
+        }
+    }
+
+    /// [`Balancer::observe`] for a checked address, out of line.
+    #[inline(never)]
+    fn count(&self, snap: &Snapshot, h: crate::snapshot::HealthRef, outcome: Outcome, worker: usize) {
+        let Some(rules) =
+            snap.upstream_health.get(h.upstream).and_then(Option::as_ref).and_then(|u| u.passive.as_ref())
+        else {
+            return;
+        };
+        let (Some(slot), Some(cell)) = (snap.health.get(h.slot), self.passive.get(h.slot)) else { return };
+        let shared = &slot.peer;
+        let generation = shared.generation();
+        let (made_in, mut counts) = cell.get();
+        if made_in != generation {
+            counts = Counters::default();
+        }
+        if let Some(state) = counts.record(outcome, rules, shared.is_healthy()) {
+            shared.set(state, &format!("passive check on worker {worker}"));
+        }
+        cell.set((shared.generation(), counts));
+    }
+}
+
+/// Every checked service's order over its healthy peers; empty when their share of the
+/// weight is below the upstream's `threshold`.
+fn healthy_orders(snap: &Snapshot) -> Vec<Option<Vec<u32>>> {
+    snap.targets
+        .iter()
+        .map(|t| {
+            if !t.checked {
+                return None;
+            }
+            let weights: Vec<u32> = t
+                .peers
+                .iter()
+                .zip(&t.weights)
+                .map(|(p, &w)| match p.health {
+                    Some(h) if snap.health.get(h.slot).is_some_and(|s| !s.peer.is_healthy()) => 0,
+                    _ => w,
+                })
+                .collect();
+            let threshold = t
+                .peers
+                .first()
+                .and_then(|p| p.health)
+                .and_then(|h| snap.upstream_health.get(h.upstream).and_then(Option::as_ref).map(|u| u.threshold));
+            let total: u64 = t.weights.iter().map(|&w| u64::from(w)).sum();
+            let up: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+            if threshold.is_some_and(|th| (up as f64) * 100.0 < th * total as f64) {
+                return Some(Vec::new());
+            }
+            Some(snapshot::schedule(&weights, t.slots))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Resolved;
+
+    fn build(threshold: u32) -> Snapshot {
+        let yaml = format!(
+            "_format_version: \"3.0\"\nupstreams:\n- name: u\n  healthchecks:\n    threshold: {threshold}\n    passive:\n      \
+             unhealthy: {{http_failures: 1}}\n  targets: [{{target: '10.0.0.1:80'}}, {{target: '10.0.0.2:80'}}]\n\
+             services:\n- host: u\n  routes: [{{paths: [/]}}]\n"
+        );
+        let config = crate::config::load_str(&yaml, "kong.yaml", &|_| None).unwrap();
+        Snapshot::build(config, &mut Resolved::new()).unwrap()
+    }
+
+    fn picks(b: &Balancer, snap: &Snapshot, n: usize) -> Vec<String> {
+        (0..n).map(|_| b.peer_at(snap, 0, b.next_pick(0)).map_or("none".into(), |p| p.addr.to_string())).collect()
+    }
+
+    #[test]
+    fn a_failing_address_leaves_this_and_every_workers_rotation() {
+        let snap = build(0);
+        let (w0, w1) = (Balancer::new(&snap, 0), Balancer::new(&snap, 1));
+        assert_eq!(picks(&w0, &snap, 2), vec!["10.0.0.1:80", "10.0.0.2:80"]);
+        let first = &snap.targets[0].peers[0];
+        w0.observe(&snap, first, Outcome::Status(200), 0);
+        assert!(snap.health[0].peer.is_healthy());
+        w0.observe(&snap, first, Outcome::Status(500), 0);
+        assert!(!snap.health[0].peer.is_healthy(), "one http failure is the threshold");
+        assert_eq!(picks(&w0, &snap, 3), vec!["10.0.0.2:80"; 3]);
+        assert_eq!(picks(&w1, &snap, 3), vec!["10.0.0.2:80"; 3], "the other worker sees it too");
+        snap.health[0].peer.set(true, "test");
+        assert_eq!(picks(&w1, &snap, 2).len(), 2);
+        assert!(picks(&w1, &snap, 2).contains(&"10.0.0.1:80".to_string()), "back in rotation");
+    }
+
+    #[test]
+    fn under_the_threshold_share_of_healthy_weight_nothing_is_picked() {
+        for (threshold, expect) in [(60, "none"), (50, "10.0.0.2:80")] {
+            let snap = build(threshold);
+            let b = Balancer::new(&snap, 0);
+            snap.health[0].peer.set(false, "test");
+            assert_eq!(picks(&b, &snap, 2), vec![expect; 2], "threshold {threshold}");
+        }
+    }
+
+    #[test]
+    fn passive_counts_made_before_a_flip_are_dropped() {
+        let yaml = "_format_version: \"3.0\"\nupstreams:\n- name: u\n  healthchecks:\n    passive:\n      \
+                    unhealthy: {tcp_failures: 2}\n  targets: [{target: '10.0.0.1:80'}]\nservices:\n- host: u\n  \
+                    routes: [{paths: [/]}]\n";
+        let snap =
+            Snapshot::build(crate::config::load_str(yaml, "k", &|_| None).unwrap(), &mut Resolved::new()).unwrap();
+        let b = Balancer::new(&snap, 0);
+        let (peer, health) = (&snap.targets[0].peers[0], &snap.health[0].peer);
+        b.observe(&snap, peer, Outcome::TcpFailure, 0);
+        // Someone else flips it down and up: this worker's one failure is stale.
+        health.set(false, "test");
+        health.set(true, "test");
+        b.observe(&snap, peer, Outcome::TcpFailure, 0);
+        assert!(health.is_healthy(), "one fresh failure of two");
+        b.observe(&snap, peer, Outcome::TcpFailure, 0);
+        assert!(!health.is_healthy());
+    }
+}
