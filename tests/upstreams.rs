@@ -289,3 +289,27 @@ on_both_drivers!(with_every_target_unhealthy_the_upstream_answers_503_until_one_
     assert!(h.set(true, "test"));
     assert_eq!(p.send(&get("/x")).status, 200);
 });
+
+on_both_drivers!(a_reload_without_the_checks_stops_the_probes, |d| {
+    let target = Fixed::start(200);
+    let with = |checks: &str| {
+        format!(
+            "_format_version: \"3.0\"\nupstreams:\n- name: u\n{checks}  targets: [{{target: '{}'}}]\n\
+             services:\n- host: u\n  routes: [{{paths: [/]}}]\n",
+            target.addr
+        )
+    };
+    let p = Proxy::start(
+        &with("  healthchecks:\n    active:\n      healthy: {interval: 0.05}\n      unhealthy: {tcp_failures: 1}\n"),
+        d,
+        Limits::default(),
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(target.answered() >= 2, "probed every 50 ms");
+    p.reload(&with(""));
+    // The checker looks for a new snapshot every 250 ms.
+    std::thread::sleep(Duration::from_millis(400));
+    let after = target.answered();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(target.answered(), after, "no probe after the reload");
+});

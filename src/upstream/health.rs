@@ -252,12 +252,13 @@ const STATUS_LINE_MAX: usize = 1024;
 /// of the old one and starts its own (health itself carries over with the snapshot).
 pub async fn run_checker(shared: SharedSnapshot) {
     let mut current: Option<Arc<Snapshot>> = None;
-    let mut stop = Arc::new(AtomicBool::new(false));
+    // Dropping the sender ends every probe of the snapshot it was made for at once,
+    // however long the probe's interval.
+    let mut _stop: Option<tokio::sync::watch::Sender<()>> = None;
     loop {
         let snap = shared.load_full();
         if current.as_ref().is_none_or(|c| !Arc::ptr_eq(c, &snap)) {
-            stop.store(true, Ordering::Relaxed);
-            stop = Arc::new(AtomicBool::new(false));
+            let stop = tokio::sync::watch::channel(()).0;
             let probes = snap.probes();
             let mut limits: HashMap<usize, Arc<tokio::sync::Semaphore>> = HashMap::new();
             for p in probes {
@@ -265,24 +266,27 @@ pub async fn run_checker(shared: SharedSnapshot) {
                     .entry(p.upstream)
                     .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(p.concurrency.max(1) as usize)))
                     .clone();
-                tokio::task::spawn_local(probe_loop(p, stop.clone(), limit));
+                tokio::task::spawn_local(probe_loop(p, stop.subscribe(), limit));
             }
+            // Replacing the previous sender drops it: its probes end.
+            _stop = Some(stop);
             current = Some(snap);
         }
         tokio::time::sleep(SNAPSHOT_POLL).await;
     }
 }
 
-async fn probe_loop(p: Probe, stop: Arc<AtomicBool>, limit: Arc<tokio::sync::Semaphore>) {
-    while !stop.load(Ordering::Relaxed) {
+async fn probe_loop(p: Probe, mut stop: tokio::sync::watch::Receiver<()>, limit: Arc<tokio::sync::Semaphore>) {
+    loop {
         let interval = if p.health.is_healthy() { p.healthy_interval } else { p.unhealthy_interval };
-        if interval.is_zero() {
-            tokio::time::sleep(IDLE_RECHECK).await;
-            continue;
+        let wait = if interval.is_zero() { IDLE_RECHECK } else { interval };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            // The sender is gone: a new snapshot took over.
+            _ = stop.changed() => return,
         }
-        tokio::time::sleep(interval).await;
-        if stop.load(Ordering::Relaxed) {
-            return;
+        if interval.is_zero() {
+            continue;
         }
         let Ok(_permit) = limit.acquire().await else { return };
         let outcome = probe(&p).await;
