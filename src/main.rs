@@ -343,7 +343,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = server.metrics();
     let hooks = admin::lock(&admin).hooks.clone();
     let m = metrics.clone();
-    let _ = hooks.metrics.set(Box::new(move || m.render()));
+    let snap = shared.clone();
+    let _ = hooks.metrics.set(Box::new(move || m.render_with(&snap.load())));
     let _ = hooks.connections.set(Box::new(move || {
         let (open, accepted, requests) = metrics.connection_totals();
         admin::ConnectionCounts {

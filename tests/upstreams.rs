@@ -284,6 +284,15 @@ on_both_drivers!(with_every_target_unhealthy_the_upstream_answers_503_until_one_
     let snap = p.shared.load();
     let h = &snap.health[0].peer;
     assert!(h.set(false, "test"));
+    let metrics = p.server.as_ref().unwrap().metrics().render_with(&p.shared.load());
+    let series = |state: &str| {
+        format!(
+            "ringgate_upstream_target_health{{upstream=\"u\",target=\"{0}\",address=\"{0}\",state=\"{state}\"}}",
+            up.addr()
+        )
+    };
+    assert!(metrics.contains(&format!("{} 1\n", series("unhealthy"))), "{metrics}");
+    assert!(metrics.contains(&format!("{} 0\n", series("healthy"))), "{metrics}");
     let r = p.send(&get("/x"));
     assert_eq!((r.status, r.body_str()), (503, r#"{"message":"failure to get a peer from the ring-balancer"}"#.into()));
     assert!(h.set(true, "test"));

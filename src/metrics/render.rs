@@ -146,6 +146,34 @@ impl Metrics {
         t.out
     }
 
+    /// [`Metrics::render`], plus what `snap` knows that the counters do not: the health
+    /// of each checked upstream address (`ringgate_upstream_target_health`, one series
+    /// per state, 1 on the current one, as Kong's `kong_upstream_target_health`).
+    pub fn render_with(&self, snap: &crate::snapshot::Snapshot) -> String {
+        let mut t = Text { out: self.render() };
+        if !snap.health.is_empty() {
+            t.family(
+                "ringgate_upstream_target_health",
+                "gauge",
+                "Health of each address of an upstream with health checks: 1 on its current state.",
+            );
+            for h in &snap.health {
+                let address = h.peer.addr.to_string();
+                let healthy = h.peer.is_healthy();
+                for (state, on) in [("healthy", healthy), ("unhealthy", !healthy)] {
+                    let labels = [
+                        ("upstream", h.peer.upstream.as_str()),
+                        ("target", &h.peer.target),
+                        ("address", &address),
+                        ("state", state),
+                    ];
+                    t.sample("ringgate_upstream_target_health", &labels, u64::from(on));
+                }
+            }
+        }
+        t.out
+    }
+
     fn render_routes(&self, t: &mut Text, labels: &[(String, String)]) {
         let sums: Vec<RouteSum> = (0..labels.len() as u32)
             .map(|slot| {
