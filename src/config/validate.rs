@@ -1023,41 +1023,48 @@ impl Validator<'_> {
         }
     }
 
-    /// `healthy` of `active` or `passive` (only active checks have an `interval`).
+    /// `healthy` of `active` or `passive`.
     fn healthy_rule(&mut self, node: &Node, kind: &str, r: &mut HealthyRule) {
-        for (key, mark, value) in self.entries(node, &format!("'healthchecks.{kind}.healthy'")) {
-            if matches!(value.value, NodeValue::Null) {
-                continue;
-            }
-            match key.as_str() {
-                "interval" if kind == "active" => {
-                    if let Some(t) = self.number(value, key, 0.0, 65_535.0) {
-                        r.interval = Duration::from_secs_f64(t);
-                    }
-                }
-                "http_statuses" => r.http_statuses = self.statuses(value, key),
-                "successes" => r.successes = self.integer(value, key, 0, 255).unwrap_or(0) as u32,
-                _ => self.unknown_key(*mark, key, &format!("'healthchecks.{kind}.healthy'")),
-            }
-        }
+        let counts = &mut [("successes", &mut r.successes)];
+        self.health_rule(node, kind, "healthy", &mut r.interval, &mut r.http_statuses, counts);
     }
 
+    /// `unhealthy` of `active` or `passive`.
     fn unhealthy_rule(&mut self, node: &Node, kind: &str, r: &mut UnhealthyRule) {
-        for (key, mark, value) in self.entries(node, &format!("'healthchecks.{kind}.unhealthy'")) {
+        let counts = &mut [
+            ("tcp_failures", &mut r.tcp_failures),
+            ("timeouts", &mut r.timeouts),
+            ("http_failures", &mut r.http_failures),
+        ];
+        self.health_rule(node, kind, "unhealthy", &mut r.interval, &mut r.http_statuses, counts);
+    }
+
+    /// One `healthchecks.<kind>.<state>` map: its `http_statuses`, its counts (0–255, by
+    /// key), and for active checks its `interval`.
+    fn health_rule(
+        &mut self,
+        node: &Node,
+        kind: &str,
+        state: &str,
+        interval: &mut Duration,
+        statuses: &mut Vec<u16>,
+        counts: &mut [(&str, &mut u32)],
+    ) {
+        let what = format!("'healthchecks.{kind}.{state}'");
+        for (key, mark, value) in self.entries(node, &what) {
             if matches!(value.value, NodeValue::Null) {
                 continue;
             }
-            match key.as_str() {
-                "interval" if kind == "active" => {
-                    if let Some(t) = self.number(value, key, 0.0, 65_535.0) {
-                        r.interval = Duration::from_secs_f64(t);
-                    }
+            if key == "interval" && kind == "active" {
+                if let Some(t) = self.number(value, key, 0.0, 65_535.0) {
+                    *interval = Duration::from_secs_f64(t);
                 }
-                "http_statuses" => r.http_statuses = self.statuses(value, key),
-                "tcp_failures" => r.tcp_failures = self.integer(value, key, 0, 255).unwrap_or(0) as u32,
-                "timeouts" => r.timeouts = self.integer(value, key, 0, 255).unwrap_or(0) as u32,
-                "http_failures" => r.http_failures = self.integer(value, key, 0, 255).unwrap_or(0) as u32,
-                _ => self.unknown_key(*mark, key, &format!("'healthchecks.{kind}.unhealthy'")),
+            } else if key == "http_statuses" {
+                *statuses = self.statuses(value, key);
+            } else if let Some((_, count)) = counts.iter_mut().find(|(name, _)| name == key) {
+                **count = self.integer(value, key, 0, 255).unwrap_or(0) as u32;
+            } else {
+                self.unknown_key(*mark, key, &what);
             }
         }
     }
