@@ -5,16 +5,16 @@
 //! retry; after the upstream answered or failed (passive health counts).
 //!
 //! Everything here belongs to one worker (`Cell`, `RefCell`): round-robin positions
-//! per service, passive counts per checked address, and orders over the healthy peers
-//! of checked services, rebuilt when the health epoch moves (see `health.rs`). Services
-//! without health checks pick straight from the snapshot's order.
+//! per service, and orders over the healthy peers of checked services, rebuilt when
+//! the health epoch moves (see `health.rs`). Services without health checks pick
+//! straight from the snapshot's order.
 //!
 //! Cost: for an unchecked service, a counter increment and an index; for a checked
 //! one, also a relaxed atomic load (the epoch) and a `RefCell` borrow.
 
 use std::cell::{Cell, RefCell};
 
-use super::health::{self, Counters, Outcome};
+use super::health::{self, Outcome};
 use crate::snapshot::{self, Peer, Snapshot};
 
 /// A worker's balancing state for one snapshot.
@@ -22,9 +22,6 @@ pub struct Balancer {
     /// Per service, this worker's position in its round-robin order. One counter per
     /// service, so that services taking turns never pin each other to one peer.
     picks: Box<[Cell<usize>]>,
-    /// Per health slot: this worker's passive counts, and the slot's generation they
-    /// were made in (a flip by anyone makes them stale).
-    passive: Box<[Cell<(u32, Counters)>]>,
     /// This worker's round-robin orders over the healthy peers of checked services.
     healthy: RefCell<HealthyOrders>,
 }
@@ -42,10 +39,9 @@ impl Balancer {
         // Worker k starts at turn k, so that together the workers do not all send their
         // first requests to the same peer.
         let picks = snap.targets.iter().map(|_| Cell::new(worker)).collect();
-        let passive = snap.health.iter().map(|_| Cell::new((0, Counters::default()))).collect();
         // An epoch no order was made in: the first pick of a checked service builds them.
         let healthy = RefCell::new(HealthyOrders { epoch: u64::MAX, orders: Vec::new() });
-        Balancer { picks, passive, healthy }
+        Balancer { picks, healthy }
     }
 
     /// The next pick of service `si`, for [`Balancer::peer_at`].
@@ -103,22 +99,10 @@ impl Balancer {
     /// [`Balancer::observe`] for a checked address, out of line.
     #[inline(never)]
     fn count(&self, snap: &Snapshot, h: crate::snapshot::HealthRef, outcome: Outcome, worker: usize) {
-        let Some(rules) =
-            snap.upstream_health.get(h.upstream).and_then(Option::as_ref).and_then(|u| u.passive.as_ref())
-        else {
-            return;
-        };
-        let (Some(slot), Some(cell)) = (snap.health.get(h.slot), self.passive.get(h.slot)) else { return };
-        let shared = &slot.peer;
-        let generation = shared.generation();
-        let (made_in, mut counts) = cell.get();
-        if made_in != generation {
-            counts = Counters::default();
+        let rules = snap.upstream_health.get(h.upstream).and_then(Option::as_ref).and_then(|u| u.passive.as_ref());
+        if let (Some(rules), Some(slot)) = (rules, snap.health.get(h.slot)) {
+            slot.peer.observe(outcome, rules, &|| format!("passive check on worker {worker}"));
         }
-        if let Some(state) = counts.record(outcome, rules, shared.is_healthy()) {
-            shared.set(state, &format!("passive check on worker {worker}"));
-        }
-        cell.set((shared.generation(), counts));
     }
 }
 
@@ -202,21 +186,17 @@ mod tests {
     }
 
     #[test]
-    fn passive_counts_made_before_a_flip_are_dropped() {
+    fn failures_seen_by_different_workers_add_up() {
         let yaml = "_format_version: \"3.0\"\nupstreams:\n- name: u\n  healthchecks:\n    passive:\n      \
-                    unhealthy: {tcp_failures: 2}\n  targets: [{target: '10.0.0.1:80'}]\nservices:\n- host: u\n  \
+                    unhealthy: {timeouts: 2}\n  targets: [{target: '10.0.0.1:80'}]\nservices:\n- host: u\n  \
                     routes: [{paths: [/]}]\n";
         let snap =
             Snapshot::build(crate::config::load_str(yaml, "k", &|_| None).unwrap(), &mut Resolved::new()).unwrap();
-        let b = Balancer::new(&snap, 0);
-        let (peer, health) = (&snap.targets[0].peers[0], &snap.health[0].peer);
-        b.observe(&snap, peer, Outcome::TcpFailure, 0);
-        // Someone else flips it down and up: this worker's one failure is stale.
-        health.set(false, "test");
-        health.set(true, "test");
-        b.observe(&snap, peer, Outcome::TcpFailure, 0);
-        assert!(health.is_healthy(), "one fresh failure of two");
-        b.observe(&snap, peer, Outcome::TcpFailure, 0);
-        assert!(!health.is_healthy());
+        let (w0, w1) = (Balancer::new(&snap, 0), Balancer::new(&snap, 1));
+        let peer = &snap.targets[0].peers[0];
+        w0.observe(&snap, peer, Outcome::Timeout, 0);
+        assert!(snap.health[0].peer.is_healthy());
+        w1.observe(&snap, peer, Outcome::Timeout, 1);
+        assert!(!snap.health[0].peer.is_healthy(), "one timeout on each of two workers is two in a row");
     }
 }

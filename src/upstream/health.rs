@@ -3,10 +3,12 @@
 //! Every address of every target of an upstream with health checks has one
 //! [`PeerHealth`]: a flag that workers read when they pick a peer, flipped by
 //! - active checks: probes on a timer, sent by the control thread ([`run_checker`]);
-//! - passive checks: what proxied requests show. Each worker counts on its own
-//!   ([`Counters`] kept in its snapshot), so a request writes nothing shared; the worker
-//!   whose count reaches a threshold flips the flag for all;
+//! - passive checks: what proxied requests show, counted for the whole process as Kong
+//!   counts for a node ([`PeerHealth::observe`]). Only failures write: a success reads
+//!   the failure counts and clears them only when one is set, so a healthy target's
+//!   requests leave its cache line shared between the cores;
 //! - the Admin API (`POST /upstreams/{u}/targets/{t}/healthy` or `/unhealthy`).
+//!
 //!
 //! Every flip moves the process-wide [`epoch`]; a worker whose orders were made in
 //! an older epoch rebuilds its round-robin orders over the healthy peers (one relaxed
@@ -172,10 +174,10 @@ pub struct PeerHealth {
     pub target: String,
     pub addr: SocketAddr,
     healthy: AtomicBool,
-    /// Moves with each flip, so a worker knows its own passive counts are stale.
-    generation: AtomicU32,
     /// The active checker's counts.
     counters: Mutex<Counters>,
+    /// Passive counts of each failure kind in a row (tcp, timeouts, http).
+    passive: [AtomicU32; 3],
 }
 
 impl PeerHealth {
@@ -186,17 +188,13 @@ impl PeerHealth {
             target: target.to_string(),
             addr,
             healthy: AtomicBool::new(true),
-            generation: AtomicU32::new(0),
             counters: Mutex::new(Counters::default()),
+            passive: Default::default(),
         })
     }
 
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
-    }
-
-    pub fn generation(&self) -> u32 {
-        self.generation.load(Ordering::Acquire)
     }
 
     /// Sets the state; when it changes, clears the counts, moves the epoch and logs who
@@ -206,11 +204,39 @@ impl PeerHealth {
             return false;
         }
         *self.counters.lock().unwrap_or_else(|e| e.into_inner()) = Counters::default();
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        for c in &self.passive {
+            c.store(0, Ordering::Relaxed);
+        }
         EPOCH.fetch_add(1, Ordering::AcqRel);
         let state = if healthy { "healthy" } else { "unhealthy" };
         tracing::warn!(upstream = %self.upstream, target = %self.target, address = %self.addr, by, "target address is now {state}");
         true
+    }
+
+    /// Counts what a proxied request showed, under the passive `rules`; `by` names who
+    /// saw it, for the log line of a flip. A failure kind reaching its threshold takes
+    /// a healthy address out; successes only clear the failures (an address out of
+    /// rotation gets no traffic to count, so passive checks never bring it back).
+    pub fn observe(&self, outcome: Outcome, rules: &Rules, by: &dyn Fn() -> String) {
+        let (kind, threshold) = match outcome {
+            Outcome::Status(s) if rules.unhealthy.contains(s) => (2, rules.http_failures),
+            Outcome::Status(s) if rules.healthy.contains(s) => {
+                for c in &self.passive {
+                    // A read, and a write only when there is something to clear.
+                    if c.load(Ordering::Relaxed) != 0 {
+                        c.store(0, Ordering::Relaxed);
+                    }
+                }
+                return;
+            }
+            Outcome::Status(_) | Outcome::Connected => return,
+            Outcome::TcpFailure => (0, rules.tcp_failures),
+            Outcome::Timeout => (1, rules.timeouts),
+        };
+        let count = self.passive[kind].fetch_add(1, Ordering::Relaxed) + 1;
+        if threshold > 0 && count >= threshold && self.is_healthy() {
+            self.set(false, &by());
+        }
     }
 
     /// Counts an active probe's outcome.
@@ -412,13 +438,37 @@ mod tests {
     }
 
     #[test]
-    fn a_flip_moves_the_epoch_and_the_generation_once() {
+    fn a_flip_moves_the_epoch_once() {
         let h = PeerHealth::new("u", "a:1", "127.0.0.1:1".parse().unwrap());
-        let (e, g) = (epoch(), h.generation());
+        let e = epoch();
         assert!(!h.set(true, "test"), "already healthy");
         assert!(h.set(false, "test"));
         assert!(!h.is_healthy());
-        assert_eq!(h.generation(), g + 1);
         assert!(epoch() > e);
+    }
+
+    #[test]
+    fn passive_failures_in_a_row_take_an_address_out_and_successes_clear_them() {
+        let h = PeerHealth::new("u", "a:1", "127.0.0.1:1".parse().unwrap());
+        let r = rules(1, 2, 0, 3);
+        let by = || "test".to_string();
+        h.observe(Outcome::TcpFailure, &r, &by);
+        h.observe(Outcome::Status(204), &r, &by);
+        h.observe(Outcome::TcpFailure, &r, &by);
+        assert!(h.is_healthy(), "the success between cleared the first failure");
+        h.observe(Outcome::Status(503), &r, &by);
+        h.observe(Outcome::Status(404), &r, &by);
+        h.observe(Outcome::Status(500), &r, &by);
+        assert!(h.is_healthy(), "two http failures of three, a tcp failure of two");
+        h.observe(Outcome::Status(429), &r, &by);
+        assert!(!h.is_healthy());
+        for _ in 0..3 {
+            h.observe(Outcome::Status(200), &r, &by);
+        }
+        assert!(!h.is_healthy(), "passive successes never bring it back");
+        // A flip clears the counts: back in, one failure is not enough.
+        h.set(true, "test");
+        h.observe(Outcome::TcpFailure, &r, &by);
+        assert!(h.is_healthy());
     }
 }
