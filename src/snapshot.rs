@@ -33,18 +33,22 @@ pub struct ServiceTarget {
     /// The longest order (the upstream's `slots`).
     pub slots: u32,
     /// The upstream has health checks: workers pick from their own order over the
-    /// healthy peers (`worker::LocalSnapshot::peer_at`), not from `schedule`.
+    /// healthy peers (`upstream::balancer::Balancer::pick`), not from `schedule`.
     pub checked: bool,
+    /// The upstream balances by least connections: `schedule` only breaks ties.
+    pub least_connections: bool,
 }
 
 impl ServiceTarget {
-    /// The peer for the `n`-th pick of this service (`None` when there is none).
+    /// The peer for the `n`-th pick of this service, with its index in `peers` (`None`
+    /// when there is none).
     #[inline]
-    pub fn peer(&self, n: usize) -> Option<&Peer> {
+    pub fn peer(&self, n: usize) -> Option<(usize, &Peer)> {
         if self.schedule.is_empty() {
             return None;
         }
-        self.peers.get(self.schedule[n % self.schedule.len()] as usize)
+        let i = self.schedule[n % self.schedule.len()] as usize;
+        Some((i, self.peers.get(i)?))
     }
 }
 
@@ -244,7 +248,10 @@ impl Snapshot {
                     }
                 };
                 let checked = s.upstream.is_some_and(|u| upstream_health[u].is_some());
-                ServiceTarget { schedule: schedule(&weights, slots), peers, weights, slots, checked }
+                let least_connections = s
+                    .upstream
+                    .is_some_and(|u| config.upstreams[u].algorithm == crate::config::Algorithm::LeastConnections);
+                ServiceTarget { schedule: schedule(&weights, slots), peers, weights, slots, checked, least_connections }
             })
             .collect();
         let route_plugins =
@@ -492,7 +499,7 @@ mod tests {
     }
 
     fn picks(t: &ServiceTarget, n: usize) -> Vec<String> {
-        (0..n).map(|i| t.peer(i).unwrap().addr.to_string()).collect()
+        (0..n).map(|i| t.peer(i).unwrap().1.addr.to_string()).collect()
     }
 
     #[test]

@@ -78,9 +78,9 @@ impl LocalSnapshot {
         self.balancer.next_pick(si)
     }
 
-    /// The peer of pick `n` of service `si` ([`Balancer::peer_at`]).
+    /// The peer of pick `n` of service `si`, with its index ([`Balancer::peer_at`]).
     #[inline]
-    pub fn peer_at(&self, si: usize, n: usize) -> Option<&Peer> {
+    pub fn peer_at(&self, si: usize, n: usize) -> Option<(usize, &Peer)> {
         self.balancer.peer_at(&self.shared, si, n)
     }
 

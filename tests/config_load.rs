@@ -253,6 +253,8 @@ fn upstream_example_file_loads_with_its_targets() {
 
 #[test]
 fn targets_take_kongs_defaults_and_every_address_form() {
+    let lc = ok(&doc("upstreams:\n- name: u\n  algorithm: least-connections\n"));
+    assert_eq!(lc.upstreams[0].algorithm, ringgate::config::Algorithm::LeastConnections);
     let c = ok(&doc("upstreams:\n- name: u\n  host_header: api.internal\n  targets:\n  - target: a.internal\n  \
                      - target: '[::1]:9000'\n    weight: 0\n  - target: '::2'\n  - target: 10.0.0.1:80\n\
                      services:\n- host: u\n  routes: [{paths: [/]}]\n- host: other\n  routes: [{paths: [/o]}]\n"));
@@ -307,14 +309,14 @@ fn upstream_and_target_mistakes_are_errors() {
 
 #[test]
 fn balancing_ringgate_does_not_do_is_an_error() {
-    let e = errors(&doc("upstreams:\n- name: a\n  algorithm: least-connections\n- name: b\n  hash_on: ip\n\
+    let e = errors(&doc("upstreams:\n- name: a\n  algorithm: consistent-hashing\n- name: b\n  hash_on: ip\n\
                          - name: c\n  client_certificate: {id: 1c6ef3b2-46b4-4b3c-9e3e-5f2f6c7a8b9d}\n\
                          - name: d\n  algorithm: fastest\n"));
     assert_eq!(
         e,
         vec![
-            "kong.yaml:4:14: algorithm 'least-connections' is not supported yet (ringgate balances round-robin): \
-             targets would get other requests than in Kong",
+            "kong.yaml:4:14: algorithm 'consistent-hashing' is not supported yet (ringgate balances round-robin or \
+             by least connections): targets would get other requests than in Kong",
             "kong.yaml:6:12: 'hash_on: ip' needs the consistent-hashing algorithm, which is not supported yet",
             "kong.yaml:8:3: 'client_certificate' is not supported yet: it would not be presented; set \
              'client_certificate' on the service",
@@ -763,8 +765,8 @@ fn several_problems_are_all_reported_in_file_order() {
             "kong.yaml:7:5: a route must set at least one of 'methods', 'hosts', 'headers' or 'paths'",
             "kong.yaml:9:9: unknown plugin 'oidc' (ringgate knows: openid-connect)",
             "kong.yaml:10:10: no route named (or with id) 'missing'",
-            "kong.yaml:11:34: algorithm 'latency' is not supported yet (ringgate balances round-robin): \
-             targets would get other requests than in Kong",
+            "kong.yaml:11:34: algorithm 'latency' is not supported yet (ringgate balances round-robin or by least \
+             connections): targets would get other requests than in Kong",
         ]
     );
 }

@@ -322,3 +322,36 @@ on_both_drivers!(a_reload_without_the_checks_stops_the_probes, |d| {
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(target.answered(), after, "no probe after the reload");
 });
+
+on_both_drivers!(least_connections_sends_to_the_target_with_fewer_requests_in_flight, |d| {
+    let (a, b) = (Upstream::start(), Upstream::start());
+    let yaml = format!(
+        "_format_version: \"3.0\"\nupstreams:\n- name: u\n  algorithm: least-connections\n  \
+         targets: [{{target: '{}'}}, {{target: '{}'}}]\nservices:\n- host: u\n  routes: [{{paths: [/]}}]\n",
+        a.addr(),
+        b.addr()
+    );
+    // One worker: both connections share its counts.
+    let p = Proxy::start_workers(support::client::snapshot(&yaml), d, Limits::default(), 1);
+    let mut slow = p.connect();
+    slow.write(b"GET /slow HTTP/1.1\r\nHost: x\r\nx-test-delay-ms: 700\r\n\r\n");
+    // The slow request reached one target; while it is in flight, every quick request
+    // goes to the other (round-robin would alternate).
+    let busy = loop {
+        if !a.received().is_empty() {
+            break &a;
+        }
+        if !b.received().is_empty() {
+            break &b;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let idle = if std::ptr::eq(busy, &a) { &b } else { &a };
+    send_all(&mut p.connect(), "/quick", 6);
+    assert_eq!(idle.wait_for(6, WAIT).iter().filter(|r| r.target == "/quick").count(), 6);
+    assert_eq!(busy.received().len(), 1);
+    assert_eq!(slow.response().expect("the slow response").status, 200);
+    // Nothing in flight: both take turns again.
+    send_all(&mut p.connect(), "/after", 4);
+    assert_eq!(busy.wait_for(3, WAIT).iter().filter(|r| r.target == "/after").count(), 2);
+});

@@ -516,11 +516,11 @@ fn certificate_fields(c: &Certificate) -> Map<String, Value> {
 }
 
 /// An upstream's fields: what the loader keeps, and Kong's values for what ringgate
-/// only accepts at its default (round-robin, no hashing).
+/// only accepts at its default (no hashing).
 fn upstream_fields(u: &Upstream) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("name".into(), json!(u.name));
-    m.insert("algorithm".into(), json!("round-robin"));
+    m.insert("algorithm".into(), json!(u.algorithm.as_str()));
     m.insert("slots".into(), json!(u.slots));
     m.insert("host_header".into(), u.host_header.as_ref().map_or(Value::Null, |h| json!(h)));
     m.insert("hash_on".into(), json!("none"));

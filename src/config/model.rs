@@ -190,14 +190,15 @@ impl Service {
     }
 }
 
-/// A Kong upstream: a virtual host name, balanced over its targets. Only Kong's
-/// default algorithm, weighted round-robin, is implemented; the others, and health
-/// checks that are switched on, are load errors.
+/// A Kong upstream: a virtual host name, balanced over its targets by weighted
+/// round-robin (Kong's default) or least connections; Kong's other algorithms are load
+/// errors.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub id: Option<String>,
     /// What services write as their `host` to use this upstream.
     pub name: String,
+    pub algorithm: Algorithm,
     /// 10–65536, default 10000: the longest round-robin schedule built for it.
     pub slots: u32,
     /// The `Host` sent upstream (with the target's port when not the default) instead
@@ -209,6 +210,26 @@ pub struct Upstream {
     pub healthchecks: HealthChecks,
     pub tags: Vec<String>,
     pub mark: Mark,
+}
+
+/// How an upstream spreads requests over its targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    /// Each address in turn, as often as its weight.
+    #[default]
+    RoundRobin,
+    /// The address with the fewest requests in flight for its weight.
+    LeastConnections,
+}
+
+impl Algorithm {
+    /// Kong's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "round-robin",
+            Algorithm::LeastConnections => "least-connections",
+        }
+    }
 }
 
 /// An upstream's `healthchecks`, with Kong's defaults: every check off.

@@ -30,7 +30,7 @@
 //! | plugin `ordering` | warning | one plugin instance per request, order is moot |
 //! | plugin `consumer`, `consumer_group`, `_config`, `partials` | error | scoping or shared config not supported |
 //! | top-level `vaults`, `filter_chains` | error | secret references or filters would differ |
-//! | upstream `algorithm` other than `round-robin`, `hash_on`/`hash_fallback` other than `none` | error | targets would get other requests than in Kong |
+//! | upstream `algorithm` other than `round-robin` or `least-connections`, `hash_on`/`hash_fallback` other than `none` | error | targets would get other requests than in Kong |
 //! | upstream active `healthchecks` of type `https`, `grpc`, `grpcs` | error | the probes would not be sent |
 //! | upstream `client_certificate` | error | it would not be presented |
 //! | upstream `use_srv_name: true` | warning | targets are resolved by A/AAAA records |
@@ -816,6 +816,7 @@ impl Validator<'_> {
         let mut up = Upstream {
             id: None,
             name: String::new(),
+            algorithm: Algorithm::RoundRobin,
             slots: DEFAULT_SLOTS,
             host_header: None,
             targets: 0..0,
@@ -842,15 +843,15 @@ impl Validator<'_> {
                     }
                 }
                 "algorithm" => match self.string(value, key).as_deref() {
-                    Some("round-robin") | None => {}
-                    Some(a @ ("consistent-hashing" | "least-connections" | "latency" | "sticky-sessions")) => self
-                        .error(
-                            value.mark,
-                            format!(
-                                "algorithm '{a}' is not supported yet (ringgate balances round-robin): \
-                                 targets would get other requests than in Kong"
-                            ),
+                    Some("round-robin") | None => up.algorithm = Algorithm::RoundRobin,
+                    Some("least-connections") => up.algorithm = Algorithm::LeastConnections,
+                    Some(a @ ("consistent-hashing" | "latency" | "sticky-sessions")) => self.error(
+                        value.mark,
+                        format!(
+                            "algorithm '{a}' is not supported yet (ringgate balances round-robin or by least \
+                             connections): targets would get other requests than in Kong"
                         ),
+                    ),
                     Some(a) => self.error(value.mark, format!("unknown algorithm '{a}'")),
                 },
                 "hash_on" | "hash_fallback" => match self.string(value, key).as_deref() {

@@ -487,7 +487,7 @@ impl Conn {
         let route = &snap.config.routes[m.route];
         // This service's next turn in its round-robin order.
         let mut pick = snap.next_pick(si);
-        let Some(first) = snap.peer_at(si, pick) else {
+        let Some((_, first)) = snap.peer_at(si, pick) else {
             let err = if service.upstream.is_some() { ProxyError::NoTarget } else { ProxyError::NameResolution };
             return self.send_error(w, &err, false).await;
         };
@@ -587,6 +587,9 @@ impl Conn {
         self.ex.upstream_start = Some(if quick { self.ex.start } else { self.timer.fresh() });
         let mut connect_failures = 0u32;
         let mut attempt = 0u32;
+        // The request counts against the peer it is sent to while this lives (for
+        // least-connections upstreams); a retry moves it.
+        let mut _in_flight = None;
         let mut up: UpstreamConn = loop {
             // The first attempt's steps count from the upstream start; a retry follows
             // a failed one of unknown length.
@@ -594,9 +597,10 @@ impl Conn {
                 self.timer.fresh();
             }
             attempt += 1;
-            let Some(peer) = snap.peer_at(si, pick) else {
+            let Some((peer_index, peer)) = snap.peer_at(si, pick) else {
                 return self.fail_before_response(w, &ProxyError::NoTarget, body.done).await;
             };
+            _in_flight = Some(snap.balancer.begin(si, peer_index));
             // (The first attempt's peer wrote the head: the pointer check spares the
             // comparison.)
             if !preserve_host && peer.host_header.as_ptr() != sent_host.as_ptr() && peer.host_header != sent_host {

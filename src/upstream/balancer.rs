@@ -5,17 +5,20 @@
 //! retry; after the upstream answered or failed (passive health counts).
 //!
 //! Everything here belongs to one worker (`Cell`, `RefCell`): round-robin positions
-//! per service, and orders over the healthy peers of checked services, rebuilt when
-//! the health epoch moves (see `health.rs`). Services without health checks pick
-//! straight from the snapshot's order.
+//! per service, orders over the healthy peers of checked services, rebuilt when the
+//! health epoch moves (see `health.rs`), and for least-connections upstreams the
+//! requests in flight to each peer. Kong's balancers are per worker as well, so a
+//! least-connections count is this worker's. Services without health checks or least
+//! connections pick straight from the snapshot's order.
 //!
-//! Cost: for an unchecked service, a counter increment and an index; for a checked
-//! one, also a relaxed atomic load (the epoch) and a `RefCell` borrow.
+//! Cost: for a plain service, a counter increment and an index; for a checked one,
+//! also a relaxed atomic load (the epoch) and a `RefCell` borrow; least connections
+//! scans the service's peers (a few, usually) for the lowest load per weight.
 
 use std::cell::{Cell, RefCell};
 
 use super::health::{self, Outcome};
-use crate::snapshot::{self, Peer, Snapshot};
+use crate::snapshot::{self, Peer, ServiceTarget, Snapshot};
 
 /// A worker's balancing state for one snapshot.
 pub struct Balancer {
@@ -24,6 +27,9 @@ pub struct Balancer {
     picks: Box<[Cell<usize>]>,
     /// This worker's round-robin orders over the healthy peers of checked services.
     healthy: RefCell<HealthyOrders>,
+    /// Per service, per peer: requests in flight (least-connections services only;
+    /// empty for the others).
+    in_flight: Box<[Box<[Cell<u32>]>]>,
 }
 
 /// Orders over healthy peers, made in one health epoch.
@@ -31,6 +37,18 @@ struct HealthyOrders {
     epoch: u64,
     /// Per service: `Some` for checked ones (empty when none may be picked).
     orders: Vec<Option<Vec<u32>>>,
+}
+
+/// A request in flight to a peer of a least-connections service, counted while this
+/// lives (dropping it ends the count; for other services it counts nothing).
+pub struct InFlight<'a>(Option<&'a Cell<u32>>);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.0 {
+            c.set(c.get().saturating_sub(1));
+        }
+    }
 }
 
 impl Balancer {
@@ -41,7 +59,12 @@ impl Balancer {
         let picks = snap.targets.iter().map(|_| Cell::new(worker)).collect();
         // An epoch no order was made in: the first pick of a checked service builds them.
         let healthy = RefCell::new(HealthyOrders { epoch: u64::MAX, orders: Vec::new() });
-        Balancer { picks, healthy }
+        let in_flight = snap
+            .targets
+            .iter()
+            .map(|t| if t.least_connections { t.peers.iter().map(|_| Cell::new(0)).collect() } else { Box::default() })
+            .collect();
+        Balancer { picks, healthy, in_flight }
     }
 
     /// The next pick of service `si`, for [`Balancer::peer_at`].
@@ -53,24 +76,30 @@ impl Balancer {
         n
     }
 
-    /// The peer of pick `n` of service `si` of `snap`: from the service's round-robin
-    /// order, or, when its upstream has health checks, from this worker's order over
-    /// the healthy peers (rebuilt when any health changed). `None` when there is none
-    /// to pick.
+    /// The peer of pick `n` of service `si` of `snap`, with its index in the service's
+    /// peers: the `n`-th of the round-robin order (over the healthy peers, when its
+    /// upstream has health checks: rebuilt when any health changed), or for least
+    /// connections the peer with the fewest requests in flight for its weight, ties
+    /// going to that turn's peer and the ones after it. `None` when there is none.
     #[inline]
-    pub fn peer_at<'s>(&self, snap: &'s Snapshot, si: usize, n: usize) -> Option<&'s Peer> {
+    pub fn peer_at<'s>(&self, snap: &'s Snapshot, si: usize, n: usize) -> Option<(usize, &'s Peer)> {
         let t = snap.targets.get(si)?;
-        if !t.checked {
+        if !t.checked && !t.least_connections {
             return t.peer(n);
         }
-        self.healthy_peer(snap, si, n)
+        self.pick_slow(snap, t, si, n)
     }
 
-    /// [`Balancer::peer_at`] for a checked service, out of line.
+    /// [`Balancer::peer_at`] for checked or least-connections services, out of line.
     #[inline(never)]
-    fn healthy_peer<'s>(&self, snap: &'s Snapshot, si: usize, n: usize) -> Option<&'s Peer> {
-        let t = snap.targets.get(si)?;
-        let index = {
+    fn pick_slow<'s>(
+        &self,
+        snap: &'s Snapshot,
+        t: &'s ServiceTarget,
+        si: usize,
+        n: usize,
+    ) -> Option<(usize, &'s Peer)> {
+        let turn = if t.checked {
             let mut h = self.healthy.borrow_mut();
             let now = health::epoch();
             if h.epoch != now {
@@ -82,8 +111,43 @@ impl Balancer {
                 return None;
             }
             order[n % order.len()] as usize
+        } else {
+            t.peer(n)?.0
         };
-        t.peers.get(index)
+        if !t.least_connections {
+            return Some((turn, t.peers.get(turn)?));
+        }
+        let loads = self.in_flight.get(si)?;
+        let eligible = |i: usize| {
+            t.weights.get(i).is_some_and(|&w| w > 0)
+                && t.peers[i].health.is_none_or(|h| snap.health.get(h.slot).is_none_or(|s| s.peer.is_healthy()))
+        };
+        // Lowest (in flight + 1) / weight, compared without division.
+        let score = |i: usize| (u64::from(loads.get(i).map_or(0, Cell::get)) + 1, u64::from(t.weights[i]));
+        let mut best = turn;
+        let (mut best_load, mut best_weight) = score(turn);
+        for k in 1..t.peers.len() {
+            let i = (turn + k) % t.peers.len();
+            if !eligible(i) {
+                continue;
+            }
+            let (load, weight) = score(i);
+            if load * best_weight < best_load * weight {
+                (best, best_load, best_weight) = (i, load, weight);
+            }
+        }
+        Some((best, t.peers.get(best)?))
+    }
+
+    /// Counts a request to peer `i` of service `si` as in flight until the returned
+    /// guard is dropped (least-connections services; a no-op for the others).
+    #[inline]
+    pub fn begin(&self, si: usize, i: usize) -> InFlight<'_> {
+        let cell = self.in_flight.get(si).and_then(|peers| peers.get(i));
+        if let Some(c) = cell {
+            c.set(c.get() + 1);
+        }
+        InFlight(cell)
     }
 
     /// Counts what a request to `peer` showed, for its upstream's passive checks; a
@@ -155,7 +219,7 @@ mod tests {
     }
 
     fn picks(b: &Balancer, snap: &Snapshot, n: usize) -> Vec<String> {
-        (0..n).map(|_| b.peer_at(snap, 0, b.next_pick(0)).map_or("none".into(), |p| p.addr.to_string())).collect()
+        (0..n).map(|_| b.peer_at(snap, 0, b.next_pick(0)).map_or("none".into(), |(_, p)| p.addr.to_string())).collect()
     }
 
     #[test]
@@ -198,5 +262,31 @@ mod tests {
         assert!(snap.health[0].peer.is_healthy());
         w1.observe(&snap, peer, Outcome::Timeout, 1);
         assert!(!snap.health[0].peer.is_healthy(), "one timeout on each of two workers is two in a row");
+    }
+
+    #[test]
+    fn least_connections_weighs_requests_in_flight_by_weight() {
+        let yaml = "_format_version: \"3.0\"\nupstreams:\n- name: u\n  algorithm: least-connections\n  \
+                    targets: [{target: '10.0.0.1:80', weight: 200}, {target: '10.0.0.2:80'}]\n\
+                    services:\n- host: u\n  routes: [{paths: [/]}]\n";
+        let snap =
+            Snapshot::build(crate::config::load_str(yaml, "k", &|_| None).unwrap(), &mut Resolved::new()).unwrap();
+        let b = Balancer::new(&snap, 0);
+        let pick = |n| b.peer_at(&snap, 0, n).unwrap().0;
+        // Nothing in flight: a's 1/200 beats b's 1/100, whatever the turn.
+        assert_eq!((pick(0), pick(1), pick(2)), (0, 0, 0));
+        let first = b.begin(0, 0);
+        // a: (1+1)/200 against b: (0+1)/100, a tie: the turn's peer keeps it (the
+        // order over weights 2 : 1 is a b a).
+        assert_eq!((pick(0), pick(1)), (0, 1));
+        let second = b.begin(0, 0);
+        // a: 3/200 against b: 1/100: b, whatever the turn.
+        assert_eq!((pick(0), pick(2)), (1, 1));
+        drop((first, second));
+        assert_eq!(pick(0), 0, "the guards gave the counts back");
+        let plain = build(0);
+        let p = Balancer::new(&plain, 0);
+        drop(p.begin(0, 0));
+        assert!(p.in_flight[0].is_empty(), "round-robin services count nothing");
     }
 }

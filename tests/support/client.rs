@@ -27,12 +27,18 @@ impl Proxy {
     }
 
     pub fn start_snapshot(snap: Snapshot, driver: IoDriver, limits: Limits) -> Proxy {
+        Proxy::start_workers(snap, driver, limits, 2)
+    }
+
+    /// With `workers` workers (one, for a test that needs every connection on the same
+    /// worker's state).
+    pub fn start_workers(snap: Snapshot, driver: IoDriver, limits: Limits, workers: usize) -> Proxy {
         let shared = Arc::new(ArcSwap::from_pointee(snap));
         let server = Server::start(
             ServerOptions {
                 listen: vec!["127.0.0.1:0".parse().unwrap()],
                 tls_listen: Vec::new(),
-                workers: 2,
+                workers,
                 driver,
                 limits,
                 control: Some(

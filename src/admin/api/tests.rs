@@ -721,7 +721,7 @@ fn post_config_with_certificates_answers_them_redacted() {
 fn rotation(a: &Admin, si: usize) -> Vec<String> {
     let snap = a.shared.load();
     let t = &snap.targets[si];
-    (0..t.schedule.len()).map(|i| t.peer(i).unwrap().addr.to_string()).collect()
+    (0..t.schedule.len()).map(|i| t.peer(i).unwrap().1.addr.to_string()).collect()
 }
 
 #[test]
