@@ -360,6 +360,16 @@ fn route(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
             "POST" | "PUT" => set_target_health(admin, upstream, key, *state == "healthy"),
             _ => Err(ApiError::MethodNotAllowed),
         },
+        // Kong's name for every target of an upstream (its targets history is gone
+        // since Kong 2; so is ringgate's): the same list.
+        ["upstreams", upstream, "targets", "all"] => match method {
+            "GET" => {
+                let u = admin.store.position(Kind::Upstream, upstream).ok_or(ApiError::NotFound)?;
+                let id = admin.store.upstreams[u].id.clone();
+                Ok(list(&admin.store, Kind::Target, |t| t.reference("upstream") == Some(id.as_str())))
+            }
+            _ => Err(ApiError::MethodNotAllowed),
+        },
         ["upstreams", upstream, "targets", key] => {
             let u = admin.store.position(Kind::Upstream, upstream).ok_or(ApiError::NotFound)?;
             let upstream_id = admin.store.upstreams[u].id.clone();

@@ -753,6 +753,7 @@ fn upstreams_and_targets_are_managed_like_kongs_and_balance_the_service() {
     assert_eq!(call(&mut a, "GET", path, "").status, 404);
     let listed = ok(call(&mut a, "GET", "/upstreams/orders.internal/targets", ""), 200);
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert_eq!(ok(call(&mut a, "GET", "/upstreams/orders.internal/targets/all", ""), 200), listed);
 
     // Deleting the upstream takes its targets along; the service's host is then a name.
     assert_eq!(call(&mut a, "DELETE", "/upstreams/orders.internal", "").status, 204);
