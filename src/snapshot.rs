@@ -37,6 +37,9 @@ pub struct ServiceTarget {
     pub checked: bool,
     /// The upstream balances by least connections: `schedule` only breaks ties.
     pub least_connections: bool,
+    /// Consistent hashing: points on the ring, sorted, each with the peer it belongs
+    /// to (`ring`); empty for the other algorithms.
+    pub ring: Box<[(u64, u32)]>,
 }
 
 impl ServiceTarget {
@@ -248,10 +251,22 @@ impl Snapshot {
                     }
                 };
                 let checked = s.upstream.is_some_and(|u| upstream_health[u].is_some());
-                let least_connections = s
-                    .upstream
-                    .is_some_and(|u| config.upstreams[u].algorithm == crate::config::Algorithm::LeastConnections);
-                ServiceTarget { schedule: schedule(&weights, slots), peers, weights, slots, checked, least_connections }
+                let algorithm = s.upstream.map(|u| config.upstreams[u].algorithm);
+                let least_connections = algorithm == Some(crate::config::Algorithm::LeastConnections);
+                let ring = if algorithm == Some(crate::config::Algorithm::ConsistentHashing) {
+                    ring(&peers, &weights).into()
+                } else {
+                    Box::default()
+                };
+                ServiceTarget {
+                    schedule: schedule(&weights, slots),
+                    peers,
+                    weights,
+                    slots,
+                    checked,
+                    least_connections,
+                    ring,
+                }
             })
             .collect();
         let route_plugins =
@@ -424,6 +439,63 @@ pub fn schedule(weights: &[u32], slots: u32) -> Vec<u32> {
         order.push(best as u32);
     }
     order
+}
+
+/// A 64-bit hash of `bytes` (FNV-1a, then a splitmix64 finish to spread close keys):
+/// the ring's points and the requests' keys. Fixed, so a key keeps its place across
+/// restarts and versions.
+pub fn key_hash(bytes: &[u8]) -> u64 {
+    let mut h = KeyHash::new();
+    h.write(bytes);
+    h.finish()
+}
+
+/// [`key_hash`] over several pieces, without joining them.
+pub struct KeyHash(u64);
+
+impl KeyHash {
+    pub fn new() -> KeyHash {
+        KeyHash(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    pub fn finish(self) -> u64 {
+        let mut h = self.0;
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^ (h >> 31)
+    }
+}
+
+impl Default for KeyHash {
+    fn default() -> KeyHash {
+        KeyHash::new()
+    }
+}
+
+/// A consistent-hashing ring: each peer gets points by its own weight alone (160 for
+/// Kong's default weight of 100, at least one), each point at the hash of the peer's
+/// address and the point's number, so a target added or removed only moves the keys
+/// its points take or leave. Sorted by point.
+pub fn ring(peers: &[Peer], weights: &[u32]) -> Vec<(u64, u32)> {
+    let mut points = Vec::new();
+    for (i, (p, &w)) in peers.iter().zip(weights).enumerate() {
+        if w == 0 {
+            continue;
+        }
+        let n = (u64::from(w) * 160 / 100).max(1);
+        let addr = p.addr.to_string();
+        for k in 0..n {
+            points.push((key_hash(format!("{addr}#{k}").as_bytes()), i as u32));
+        }
+    }
+    points.sort_unstable();
+    points
 }
 
 /// Resolves a host name with the system resolver; an empty list when it fails.

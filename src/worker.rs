@@ -80,8 +80,8 @@ impl LocalSnapshot {
 
     /// The peer of pick `n` of service `si`, with its index ([`Balancer::peer_at`]).
     #[inline]
-    pub fn peer_at(&self, si: usize, n: usize) -> Option<(usize, &Peer)> {
-        self.balancer.peer_at(&self.shared, si, n)
+    pub fn peer_at(&self, si: usize, n: usize, key: Option<(u64, usize)>) -> Option<(usize, &Peer)> {
+        self.balancer.peer_at(&self.shared, si, n, key)
     }
 
     /// Counts what a request to `peer` showed ([`Balancer::observe`]).

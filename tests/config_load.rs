@@ -309,15 +309,34 @@ fn upstream_and_target_mistakes_are_errors() {
 
 #[test]
 fn balancing_ringgate_does_not_do_is_an_error() {
-    let e = errors(&doc("upstreams:\n- name: a\n  algorithm: consistent-hashing\n- name: b\n  hash_on: ip\n\
+    let c = ok(&doc("upstreams:\n- name: a\n  algorithm: consistent-hashing\n  hash_on: header\n  hash_on_header: X-User\n  \
+                     hash_fallback: query_arg\n  hash_fallback_query_arg: user\n- name: b\n  algorithm: consistent-hashing\n  \
+                     hash_on: ip\n  hash_fallback: path\n"));
+    use ringgate::config::HashOn;
+    assert_eq!(c.upstreams[0].hash_on, HashOn::Header("x-user".into()));
+    assert_eq!(c.upstreams[0].hash_fallback, HashOn::QueryArg("user".into()));
+    assert_eq!((&c.upstreams[1].hash_on, &c.upstreams[1].hash_fallback), (&HashOn::Ip, &HashOn::Path));
+    let e = errors(&doc(
+        "upstreams:\n- name: a\n  algorithm: consistent-hashing\n  hash_on: header\n  hash_fallback: cookie\n\
+                         - name: b\n  hash_on: ip\n",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:5:12: 'hash_on: header' needs 'hash_on_header'",
+            "kong.yaml:6:18: 'hash_fallback: cookie' is not supported yet (ip, header, query_arg and path are)",
+            "kong.yaml:8:12: 'hash_on: ip' needs 'algorithm: consistent-hashing'",
+        ]
+    );
+    let e = errors(&doc("upstreams:\n- name: a\n  algorithm: latency\n- name: b\n  hash_on: ip\n\
                          - name: c\n  client_certificate: {id: 1c6ef3b2-46b4-4b3c-9e3e-5f2f6c7a8b9d}\n\
                          - name: d\n  algorithm: fastest\n"));
     assert_eq!(
         e,
         vec![
-            "kong.yaml:4:14: algorithm 'consistent-hashing' is not supported yet (ringgate balances round-robin or \
-             by least connections): targets would get other requests than in Kong",
-            "kong.yaml:6:12: 'hash_on: ip' needs the consistent-hashing algorithm, which is not supported yet",
+            "kong.yaml:4:14: algorithm 'latency' is not supported yet (ringgate balances round-robin, by least \
+             connections or by consistent hashing): targets would get other requests than in Kong",
+            "kong.yaml:6:12: 'hash_on: ip' needs 'algorithm: consistent-hashing'",
             "kong.yaml:8:3: 'client_certificate' is not supported yet: it would not be presented; set \
              'client_certificate' on the service",
             "kong.yaml:10:14: unknown algorithm 'fastest'",
@@ -765,8 +784,8 @@ fn several_problems_are_all_reported_in_file_order() {
             "kong.yaml:7:5: a route must set at least one of 'methods', 'hosts', 'headers' or 'paths'",
             "kong.yaml:9:9: unknown plugin 'oidc' (ringgate knows: openid-connect)",
             "kong.yaml:10:10: no route named (or with id) 'missing'",
-            "kong.yaml:11:34: algorithm 'latency' is not supported yet (ringgate balances round-robin or by least \
-             connections): targets would get other requests than in Kong",
+            "kong.yaml:11:34: algorithm 'latency' is not supported yet (ringgate balances round-robin, by least \
+             connections or by consistent hashing): targets would get other requests than in Kong",
         ]
     );
 }

@@ -355,3 +355,41 @@ on_both_drivers!(least_connections_sends_to_the_target_with_fewer_requests_in_fl
     send_all(&mut p.connect(), "/after", 4);
     assert_eq!(busy.wait_for(3, WAIT).iter().filter(|r| r.target == "/after").count(), 2);
 });
+
+on_both_drivers!(consistent_hashing_sends_each_caller_to_its_own_target, |d| {
+    let (a, b) = (Upstream::start(), Upstream::start());
+    let yaml = format!(
+        "_format_version: \"3.0\"\nupstreams:\n- name: u\n  algorithm: consistent-hashing\n  hash_on: header\n  \
+         hash_on_header: X-User\n  hash_fallback: query_arg\n  hash_fallback_query_arg: user\n  \
+         targets: [{{target: '{}'}}, {{target: '{}'}}]\nservices:\n- host: u\n  routes: [{{paths: [/]}}]\n",
+        a.addr(),
+        b.addr()
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    let mut c = p.connect();
+    // Each of 12 callers, four requests each, by header and by the fallback query
+    // argument: all of one caller's requests reach one target.
+    for user in 0..12 {
+        for round in 0..4 {
+            let req = if round % 2 == 0 {
+                format!("GET /u{user} HTTP/1.1\r\nHost: x\r\nX-User: caller-{user}\r\n\r\n")
+            } else {
+                format!("GET /u{user}?user=caller-{user}&x=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            };
+            c.write(req.as_bytes());
+            assert_eq!(c.response().expect("a response").status, 200);
+        }
+    }
+    let got: Vec<_> = a.wait_for(1, WAIT).into_iter().chain(b.wait_for(1, WAIT)).collect();
+    assert_eq!(got.len(), 48);
+    let path = |r: &support::upstream::Received| r.target.split('?').next().unwrap().to_string();
+    for user in 0..12 {
+        let p = format!("/u{user}");
+        let (on_a, on_b) = (
+            a.received().iter().filter(|r| path(r) == p).count(),
+            b.received().iter().filter(|r| path(r) == p).count(),
+        );
+        assert!(on_a == 4 && on_b == 0 || on_a == 0 && on_b == 4, "caller {user}: {on_a} on a, {on_b} on b");
+    }
+    assert!(!a.received().is_empty() && !b.received().is_empty(), "12 callers use both targets");
+});

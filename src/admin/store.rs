@@ -28,8 +28,8 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Map, Value};
 
 use crate::config::{
-    is_uuid, CaCertificate, Certificate, Config, HealthChecks, Node, NodeValue, PluginScope, Route, RoutePath, Service,
-    Target, Upstream,
+    is_uuid, CaCertificate, Certificate, Config, HashOn, HealthChecks, Node, NodeValue, PluginScope, Route, RoutePath,
+    Service, Target, Upstream,
 };
 
 /// Problems of the store itself (not of the configuration it holds).
@@ -516,25 +516,26 @@ fn certificate_fields(c: &Certificate) -> Map<String, Value> {
 }
 
 /// An upstream's fields: what the loader keeps, and Kong's values for what ringgate
-/// only accepts at its default (no hashing).
+/// only accepts at its default (cookie and URI-capture hashing).
 fn upstream_fields(u: &Upstream) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("name".into(), json!(u.name));
     m.insert("algorithm".into(), json!(u.algorithm.as_str()));
     m.insert("slots".into(), json!(u.slots));
     m.insert("host_header".into(), u.host_header.as_ref().map_or(Value::Null, |h| json!(h)));
-    m.insert("hash_on".into(), json!("none"));
-    m.insert("hash_fallback".into(), json!("none"));
-    for key in [
-        "hash_on_header",
-        "hash_fallback_header",
-        "hash_on_cookie",
-        "hash_on_query_arg",
-        "hash_fallback_query_arg",
-        "hash_on_uri_capture",
-        "hash_fallback_uri_capture",
-        "client_certificate",
-    ] {
+    for (prefix, h) in [("hash_on", &u.hash_on), ("hash_fallback", &u.hash_fallback)] {
+        let (kind, header, query_arg) = match h {
+            HashOn::None => ("none", None, None),
+            HashOn::Ip => ("ip", None, None),
+            HashOn::Path => ("path", None, None),
+            HashOn::Header(name) => ("header", Some(name), None),
+            HashOn::QueryArg(name) => ("query_arg", None, Some(name)),
+        };
+        m.insert(prefix.into(), json!(kind));
+        m.insert(format!("{prefix}_header"), header.map_or(Value::Null, |n| json!(n)));
+        m.insert(format!("{prefix}_query_arg"), query_arg.map_or(Value::Null, |n| json!(n)));
+    }
+    for key in ["hash_on_cookie", "hash_on_uri_capture", "hash_fallback_uri_capture", "client_certificate"] {
         m.insert(key.into(), Value::Null);
     }
     m.insert("hash_on_cookie_path".into(), json!("/"));

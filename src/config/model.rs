@@ -199,6 +199,9 @@ pub struct Upstream {
     /// What services write as their `host` to use this upstream.
     pub name: String,
     pub algorithm: Algorithm,
+    /// Consistent hashing: what is hashed, and what when that is absent.
+    pub hash_on: HashOn,
+    pub hash_fallback: HashOn,
     /// 10–65536, default 10000: the longest round-robin schedule built for it.
     pub slots: u32,
     /// The `Host` sent upstream (with the target's port when not the default) instead
@@ -220,6 +223,24 @@ pub enum Algorithm {
     RoundRobin,
     /// The address with the fewest requests in flight for its weight.
     LeastConnections,
+    /// The address a hash of part of the request falls on (`hash_on`), so the same
+    /// caller keeps going to the same target.
+    ConsistentHashing,
+}
+
+/// What a consistent-hashing upstream hashes (`hash_on`, `hash_fallback`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum HashOn {
+    #[default]
+    None,
+    /// The downstream's address.
+    Ip,
+    /// Every value of this (lower-case) request header, in order.
+    Header(String),
+    /// This query argument's value, as sent.
+    QueryArg(String),
+    /// The request path, as sent.
+    Path,
 }
 
 impl Algorithm {
@@ -228,6 +249,7 @@ impl Algorithm {
         match self {
             Algorithm::RoundRobin => "round-robin",
             Algorithm::LeastConnections => "least-connections",
+            Algorithm::ConsistentHashing => "consistent-hashing",
         }
     }
 }

@@ -30,7 +30,7 @@
 //! | plugin `ordering` | warning | one plugin instance per request, order is moot |
 //! | plugin `consumer`, `consumer_group`, `_config`, `partials` | error | scoping or shared config not supported |
 //! | top-level `vaults`, `filter_chains` | error | secret references or filters would differ |
-//! | upstream `algorithm` other than `round-robin` or `least-connections`, `hash_on`/`hash_fallback` other than `none` | error | targets would get other requests than in Kong |
+//! | upstream `algorithm` `latency` or `sticky-sessions`, `hash_on`/`hash_fallback` `cookie`, `uri_capture` or `consumer` | error | targets would get other requests than in Kong |
 //! | upstream active `healthchecks` of type `https`, `grpc`, `grpcs` | error | the probes would not be sent |
 //! | upstream `client_certificate` | error | it would not be presented |
 //! | upstream `use_srv_name: true` | warning | targets are resolved by A/AAAA records |
@@ -817,6 +817,8 @@ impl Validator<'_> {
             id: None,
             name: String::new(),
             algorithm: Algorithm::RoundRobin,
+            hash_on: HashOn::None,
+            hash_fallback: HashOn::None,
             slots: DEFAULT_SLOTS,
             host_header: None,
             targets: 0..0,
@@ -826,6 +828,8 @@ impl Validator<'_> {
         };
         let mut targets: &[Node] = &[];
         let mut name_seen = false;
+        let mut hashing: Vec<(String, String, Mark)> = Vec::new();
+        let mut hash_inputs: HashMap<&str, String> = HashMap::new();
         for (key, mark, value) in self.entries(node, "an upstream") {
             let mark = *mark;
             if matches!(value.value, NodeValue::Null) {
@@ -845,32 +849,30 @@ impl Validator<'_> {
                 "algorithm" => match self.string(value, key).as_deref() {
                     Some("round-robin") | None => up.algorithm = Algorithm::RoundRobin,
                     Some("least-connections") => up.algorithm = Algorithm::LeastConnections,
-                    Some(a @ ("consistent-hashing" | "latency" | "sticky-sessions")) => self.error(
+                    Some("consistent-hashing") => up.algorithm = Algorithm::ConsistentHashing,
+                    Some(a @ ("latency" | "sticky-sessions")) => self.error(
                         value.mark,
                         format!(
-                            "algorithm '{a}' is not supported yet (ringgate balances round-robin or by least \
-                             connections): targets would get other requests than in Kong"
+                            "algorithm '{a}' is not supported yet (ringgate balances round-robin, by least \
+                             connections or by consistent hashing): targets would get other requests than in Kong"
                         ),
                     ),
                     Some(a) => self.error(value.mark, format!("unknown algorithm '{a}'")),
                 },
-                "hash_on" | "hash_fallback" => match self.string(value, key).as_deref() {
-                    Some("none") | None => {}
-                    Some(h @ ("consumer" | "ip" | "header" | "cookie" | "path" | "query_arg" | "uri_capture")) => self
-                        .error(
-                            value.mark,
-                            format!("'{key}: {h}' needs the consistent-hashing algorithm, which is not supported yet"),
-                        ),
-                    Some(h) => self.error(value.mark, format!("unknown '{key}' value '{h}'")),
-                },
-                // Inputs of hashing and sticky sessions, which are refused above: on
-                // their own they change nothing.
-                "hash_on_header"
-                | "hash_fallback_header"
-                | "hash_on_cookie"
+                "hash_on" | "hash_fallback" => {
+                    if let Some(h) = self.string(value, key) {
+                        hashing.push((key.clone(), h, value.mark));
+                    }
+                }
+                "hash_on_header" | "hash_fallback_header" | "hash_on_query_arg" | "hash_fallback_query_arg" => {
+                    if let Some(name) = self.string(value, key) {
+                        hash_inputs.insert(key.as_str(), name);
+                    }
+                }
+                // Inputs of hashing and sticky sessions that are not supported (refused
+                // with their `hash_on` or algorithm): on their own they change nothing.
+                "hash_on_cookie"
                 | "hash_on_cookie_path"
-                | "hash_on_query_arg"
-                | "hash_fallback_query_arg"
                 | "hash_on_uri_capture"
                 | "hash_fallback_uri_capture"
                 | "sticky_sessions_cookie"
@@ -911,6 +913,50 @@ impl Validator<'_> {
         }
         if !name_seen && matches!(node.value, NodeValue::Map(_)) {
             self.errors.push(ConfigError::missing(self.file, node.mark, "name", "an upstream needs a 'name'"));
+        }
+        for (key, value, mark) in hashing {
+            let prefix = if key == "hash_on" { "hash_on" } else { "hash_fallback" };
+            let input = |what: &str| hash_inputs.get(format!("{prefix}_{what}").as_str()).cloned();
+            let h = match value.as_str() {
+                "none" => HashOn::None,
+                "ip" => HashOn::Ip,
+                "path" => HashOn::Path,
+                "header" => match input("header") {
+                    Some(name) if is_token(&name) => HashOn::Header(name.to_ascii_lowercase()),
+                    Some(name) => {
+                        self.error(mark, format!("'{prefix}_header' is not a header name: '{name}'"));
+                        continue;
+                    }
+                    None => {
+                        self.error(mark, format!("'{key}: header' needs '{prefix}_header'"));
+                        continue;
+                    }
+                },
+                "query_arg" => match input("query_arg") {
+                    Some(name) if !name.is_empty() => HashOn::QueryArg(name),
+                    _ => {
+                        self.error(mark, format!("'{key}: query_arg' needs '{prefix}_query_arg'"));
+                        continue;
+                    }
+                },
+                h @ ("cookie" | "uri_capture" | "consumer") => {
+                    self.error(mark, format!("'{key}: {h}' is not supported yet (ip, header, query_arg and path are)"));
+                    continue;
+                }
+                h => {
+                    self.error(mark, format!("unknown '{key}' value '{h}'"));
+                    continue;
+                }
+            };
+            if h != HashOn::None && up.algorithm != Algorithm::ConsistentHashing {
+                self.error(mark, format!("'{key}: {value}' needs 'algorithm: consistent-hashing'"));
+                continue;
+            }
+            if key == "hash_on" {
+                up.hash_on = h;
+            } else {
+                up.hash_fallback = h;
+            }
         }
         self.config.upstreams.push(up);
         for t in targets {

@@ -487,7 +487,10 @@ impl Conn {
         let route = &snap.config.routes[m.route];
         // This service's next turn in its round-robin order.
         let mut pick = snap.next_pick(si);
-        let Some((_, first)) = snap.peer_at(si, pick) else {
+        // Consistent hashing: what the request hashes to (read before the head leaves
+        // the buffer).
+        let hash = service.upstream.and_then(|u| snap.config.upstreams.get(u)).and_then(|u| self.hash_key(u));
+        let Some((_, first)) = snap.peer_at(si, pick, hash.map(|h| (h, 0))) else {
             let err = if service.upstream.is_some() { ProxyError::NoTarget } else { ProxyError::NameResolution };
             return self.send_error(w, &err, false).await;
         };
@@ -597,7 +600,9 @@ impl Conn {
                 self.timer.fresh();
             }
             attempt += 1;
-            let Some((peer_index, peer)) = snap.peer_at(si, pick) else {
+            // A retry of a hashed request goes to the next peer on the ring.
+            let key = hash.map(|h| (h, connect_failures as usize));
+            let Some((peer_index, peer)) = snap.peer_at(si, pick, key) else {
                 return self.fail_before_response(w, &ProxyError::NoTarget, body.done).await;
             };
             _in_flight = Some(snap.balancer.begin(si, peer_index));
@@ -707,6 +712,46 @@ impl Conn {
             None => return false,
         }
         !close_down
+    }
+
+    /// The consistent-hashing key of the current request for `upstream`: its
+    /// `hash_on` input, else its `hash_fallback` one; `None` when it does not hash or
+    /// neither is in the request (the round-robin turn then decides, as Kong does with
+    /// no hash value).
+    fn hash_key(&self, upstream: &crate::config::Upstream) -> Option<u64> {
+        use crate::config::{Algorithm, HashOn};
+        if upstream.algorithm != Algorithm::ConsistentHashing {
+            return None;
+        }
+        let of = |on: &HashOn| -> Option<u64> {
+            match on {
+                HashOn::None => None,
+                HashOn::Ip => Some(match self.peer.ip().to_canonical() {
+                    std::net::IpAddr::V4(a) => crate::snapshot::key_hash(&a.octets()),
+                    std::net::IpAddr::V6(a) => crate::snapshot::key_hash(&a.octets()),
+                }),
+                HashOn::Path => Some(crate::snapshot::key_hash(self.head.path(&self.buf))),
+                HashOn::Header(name) => {
+                    // Every value, in order, run together as Kong joins them: one value
+                    // hashes as the same text would from a query argument.
+                    let mut h = crate::snapshot::KeyHash::new();
+                    let mut any = false;
+                    for v in self.head.values(&self.buf, name) {
+                        h.write(v);
+                        any = true;
+                    }
+                    any.then(|| h.finish())
+                }
+                HashOn::QueryArg(name) => {
+                    let query = self.buf[self.head.query.clone()].strip_prefix(b"?")?;
+                    query.split(|&b| b == b'&').find_map(|pair| {
+                        let value = pair.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+                        (!value.is_empty()).then(|| crate::snapshot::key_hash(value))
+                    })
+                }
+            }
+        };
+        of(&upstream.hash_on).or_else(|| of(&upstream.hash_fallback))
     }
 
     /// Runs an openid-connect instance's access phase on the current request.

@@ -81,16 +81,28 @@ impl Balancer {
     /// upstream has health checks: rebuilt when any health changed), or for least
     /// connections the peer with the fewest requests in flight for its weight, ties
     /// going to that turn's peer and the ones after it. `None` when there is none.
+    ///
+    /// For consistent hashing, `key` is the request's hash and the number of peers
+    /// already tried for it: the key's peer is the first eligible one at or after its
+    /// point on the ring, a retry takes the next distinct one. Without a key (nothing
+    /// to hash), the round-robin turn decides.
     #[inline]
-    pub fn peer_at<'s>(&self, snap: &'s Snapshot, si: usize, n: usize) -> Option<(usize, &'s Peer)> {
+    pub fn peer_at<'s>(
+        &self,
+        snap: &'s Snapshot,
+        si: usize,
+        n: usize,
+        key: Option<(u64, usize)>,
+    ) -> Option<(usize, &'s Peer)> {
         let t = snap.targets.get(si)?;
-        if !t.checked && !t.least_connections {
+        if !t.checked && !t.least_connections && (key.is_none() || t.ring.is_empty()) {
             return t.peer(n);
         }
-        self.pick_slow(snap, t, si, n)
+        self.pick_slow(snap, t, si, n, key)
     }
 
-    /// [`Balancer::peer_at`] for checked or least-connections services, out of line.
+    /// [`Balancer::peer_at`] for checked, least-connections or hashed picks, out of
+    /// line.
     #[inline(never)]
     fn pick_slow<'s>(
         &self,
@@ -98,6 +110,7 @@ impl Balancer {
         t: &'s ServiceTarget,
         si: usize,
         n: usize,
+        key: Option<(u64, usize)>,
     ) -> Option<(usize, &'s Peer)> {
         let turn = if t.checked {
             let mut h = self.healthy.borrow_mut();
@@ -114,14 +127,18 @@ impl Balancer {
         } else {
             t.peer(n)?.0
         };
-        if !t.least_connections {
-            return Some((turn, t.peers.get(turn)?));
-        }
-        let loads = self.in_flight.get(si)?;
         let eligible = |i: usize| {
             t.weights.get(i).is_some_and(|&w| w > 0)
                 && t.peers[i].health.is_none_or(|h| snap.health.get(h.slot).is_none_or(|s| s.peer.is_healthy()))
         };
+        if let (Some((hash, tried)), false) = (key, t.ring.is_empty()) {
+            let i = on_ring(&t.ring, hash, tried, eligible)?;
+            return Some((i, t.peers.get(i)?));
+        }
+        if !t.least_connections {
+            return Some((turn, t.peers.get(turn)?));
+        }
+        let loads = self.in_flight.get(si)?;
         // Lowest (in flight + 1) / weight, compared without division.
         let score = |i: usize| (u64::from(loads.get(i).map_or(0, Cell::get)) + 1, u64::from(t.weights[i]));
         let mut best = turn;
@@ -168,6 +185,32 @@ impl Balancer {
             slot.peer.observe(outcome, rules, &|| format!("passive check on worker {worker}"));
         }
     }
+}
+
+/// The peer for `hash` on `ring`: the first `eligible` one at or after the hash's
+/// point, or, after `tried` peers failed, the next distinct eligible one (cycling
+/// through the first few when more were tried than there are). No allocation: the
+/// distinct peers seen are kept in a small array.
+fn on_ring(ring: &[(u64, u32)], hash: u64, tried: usize, eligible: impl Fn(usize) -> bool) -> Option<usize> {
+    const KEEP: usize = 16;
+    let start = ring.partition_point(|&(p, _)| p < hash);
+    let mut seen = [0u32; KEEP];
+    let mut distinct = 0;
+    for k in 0..ring.len() {
+        let i = ring[(start + k) % ring.len()].1;
+        if seen[..distinct].contains(&i) || !eligible(i as usize) {
+            continue;
+        }
+        if distinct == tried {
+            return Some(i as usize);
+        }
+        seen[distinct] = i;
+        distinct += 1;
+        if distinct == KEEP {
+            break;
+        }
+    }
+    (distinct > 0).then(|| seen[tried % distinct] as usize)
 }
 
 /// Every checked service's order over its healthy peers; empty when their share of the
@@ -219,7 +262,9 @@ mod tests {
     }
 
     fn picks(b: &Balancer, snap: &Snapshot, n: usize) -> Vec<String> {
-        (0..n).map(|_| b.peer_at(snap, 0, b.next_pick(0)).map_or("none".into(), |(_, p)| p.addr.to_string())).collect()
+        (0..n)
+            .map(|_| b.peer_at(snap, 0, b.next_pick(0), None).map_or("none".into(), |(_, p)| p.addr.to_string()))
+            .collect()
     }
 
     #[test]
@@ -272,7 +317,7 @@ mod tests {
         let snap =
             Snapshot::build(crate::config::load_str(yaml, "k", &|_| None).unwrap(), &mut Resolved::new()).unwrap();
         let b = Balancer::new(&snap, 0);
-        let pick = |n| b.peer_at(&snap, 0, n).unwrap().0;
+        let pick = |n| b.peer_at(&snap, 0, n, None).unwrap().0;
         // Nothing in flight: a's 1/200 beats b's 1/100, whatever the turn.
         assert_eq!((pick(0), pick(1), pick(2)), (0, 0, 0));
         let first = b.begin(0, 0);
@@ -288,5 +333,62 @@ mod tests {
         let p = Balancer::new(&plain, 0);
         drop(p.begin(0, 0));
         assert!(p.in_flight[0].is_empty(), "round-robin services count nothing");
+    }
+
+    fn hashed(targets: &str) -> Snapshot {
+        let yaml = format!(
+            "_format_version: \"3.0\"\nupstreams:\n- name: u\n  algorithm: consistent-hashing\n  hash_on: ip\n  \
+             healthchecks:\n    passive:\n      unhealthy: {{tcp_failures: 1}}\n  targets: [{targets}]\n\
+             services:\n- host: u\n  routes: [{{paths: [/]}}]\n"
+        );
+        Snapshot::build(crate::config::load_str(&yaml, "k", &|_| None).unwrap(), &mut Resolved::new()).unwrap()
+    }
+
+    /// Where each of 2 000 keys goes.
+    fn placement(snap: &Snapshot) -> Vec<String> {
+        let b = Balancer::new(snap, 0);
+        (0..2000u32)
+            .map(|k| {
+                let key = snapshot::key_hash(&k.to_be_bytes());
+                b.peer_at(snap, 0, 0, Some((key, 0))).map_or("none".into(), |(_, p)| p.addr.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn consistent_hashing_keeps_keys_in_place_and_moves_only_a_removed_targets_keys() {
+        let three = hashed("{target: '10.0.0.1:80'}, {target: '10.0.0.2:80', weight: 200}, {target: '10.0.0.3:80'}");
+        let keys = placement(&three);
+        assert_eq!(placement(&three), keys, "the same key, the same target, in any worker");
+        let share = |a: &str| keys.iter().filter(|k| *k == a).count();
+        // Weights 1 : 2 : 1 over 2 000 keys: about 500, 1 000, 500.
+        let (a, b, c) = (share("10.0.0.1:80"), share("10.0.0.2:80"), share("10.0.0.3:80"));
+        assert!((400..600).contains(&a) && (850..1150).contains(&b) && (400..600).contains(&c), "{a} {b} {c}");
+        let two = hashed("{target: '10.0.0.1:80'}, {target: '10.0.0.2:80', weight: 200}");
+        for (before, after) in keys.iter().zip(placement(&two)) {
+            if before != "10.0.0.3:80" {
+                assert_eq!(*before, after, "a key of a remaining target stayed");
+            }
+        }
+        // An unhealthy target's keys go to the next on the ring; the others stay.
+        three.health[2].peer.set(false, "test");
+        for (before, after) in keys.iter().zip(placement(&three)) {
+            assert_ne!(after, "10.0.0.3:80");
+            if before != "10.0.0.3:80" {
+                assert_eq!(*before, after);
+            }
+        }
+    }
+
+    #[test]
+    fn a_retry_of_a_hashed_request_tries_each_other_target_once_then_cycles() {
+        let snap = hashed("{target: '10.0.0.1:80'}, {target: '10.0.0.2:80'}, {target: '10.0.0.3:80'}");
+        let b = Balancer::new(&snap, 0);
+        let key = snapshot::key_hash(b"caller");
+        let tries: Vec<usize> = (0..4).map(|t| b.peer_at(&snap, 0, 0, Some((key, t))).unwrap().0).collect();
+        let mut first_three = tries[..3].to_vec();
+        first_three.sort_unstable();
+        assert_eq!(first_three, vec![0, 1, 2], "three distinct targets: {tries:?}");
+        assert_eq!(tries[3], tries[0]);
     }
 }

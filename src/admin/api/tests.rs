@@ -764,7 +764,8 @@ fn upstreams_and_targets_are_managed_like_kongs_and_balance_the_service() {
 #[test]
 fn an_upstream_from_the_file_survives_changes_made_through_the_admin_api() {
     let mut a = admin();
-    let doc = "_format_version: \"3.0\"\nupstreams:\n- name: u\n  host_header: api.internal\n  targets:\n  \
+    let doc = "_format_version: \"3.0\"\nupstreams:\n- name: u\n  host_header: api.internal\n  \
+               algorithm: consistent-hashing\n  hash_on: header\n  hash_on_header: X-User\n  targets:\n  \
                - target: 127.0.0.1:9001\n    weight: 200\n  - target: 127.0.0.1:9002\n\
                services:\n- name: s\n  host: u\n  routes: [{name: r, paths: [/]}]\n";
     let req = Request { method: "POST", path: "/config", content_type: Some("text/yaml"), body: doc.as_bytes() };
@@ -775,6 +776,12 @@ fn an_upstream_from_the_file_survives_changes_made_through_the_admin_api() {
     assert_eq!(before, vec!["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9001"]);
     ok(call(&mut a, "PATCH", "/services/s", r#"{"retries":1}"#), 200);
     assert_eq!(rotation(&a, 0), before, "the change re-rendered the store with its upstream");
+    let u = ok(call(&mut a, "GET", "/upstreams/u", ""), 200);
+    assert_eq!(
+        (&u["algorithm"], &u["hash_on"], &u["hash_on_header"]),
+        (&json!("consistent-hashing"), &json!("header"), &json!("x-user"))
+    );
+    assert_eq!(a.shared.load().config.upstreams[0].hash_on, crate::config::HashOn::Header("x-user".into()));
     assert_eq!(a.shared.load().targets[0].peers[0].host_header, b"api.internal:9001");
 }
 
