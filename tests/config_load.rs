@@ -412,6 +412,7 @@ fn certificates_and_ca_certificates_are_read_in_decks_shapes() {
         vec![
             "kong.yaml:3:3: a certificate needs 'cert' (PEM)",
             "kong.yaml:3:3: a certificate needs 'key' (PEM)",
+            "kong.yaml:3:3: a certificate needs both 'cert_alt' and 'key_alt', or neither",
             "kong.yaml:5:3: unknown key 'bogus' in a certificate",
         ]
     );

@@ -502,14 +502,15 @@ fn list_or_null(items: &[String]) -> Value {
     }
 }
 
-/// A certificate's fields. `cert_alt` and `key_alt` are always `null`: the loader
-/// accepts them with a warning and serves the first pair only.
+/// A certificate's fields; `cert_alt` and `key_alt` are `null` when the entry has no
+/// alternate pair.
 fn certificate_fields(c: &Certificate) -> Map<String, Value> {
     let mut m = Map::new();
+    let or_null = |s: &str| if s.is_empty() { Value::Null } else { json!(s) };
     m.insert("cert".into(), json!(c.cert));
     m.insert("key".into(), json!(c.key));
-    m.insert("cert_alt".into(), Value::Null);
-    m.insert("key_alt".into(), Value::Null);
+    m.insert("cert_alt".into(), or_null(&c.cert_alt));
+    m.insert("key_alt".into(), or_null(&c.key_alt));
     m.insert("snis".into(), Value::Array(c.snis.iter().map(|(name, _)| json!(name)).collect()));
     m.insert("tags".into(), list_or_null(&c.tags));
     m

@@ -433,6 +433,13 @@ pub struct Certificate {
     /// PEM is reported at its field.
     pub cert_mark: Mark,
     pub key_mark: Mark,
+    /// Kong's alternate pair (`cert_alt`, `key_alt`), of another key type, served to
+    /// clients that cannot take the first (ECDSA beside RSA, say); empty when absent.
+    pub cert_alt: String,
+    /// PEM private key; never printed.
+    pub key_alt: String,
+    pub cert_alt_mark: Mark,
+    pub key_alt_mark: Mark,
 }
 
 impl fmt::Debug for Certificate {
@@ -441,6 +448,7 @@ impl fmt::Debug for Certificate {
             .field("id", &self.id)
             .field("snis", &self.snis)
             .field("key", &"<redacted>")
+            .field("alt", &!self.cert_alt.is_empty())
             .finish_non_exhaustive()
     }
 }

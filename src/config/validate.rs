@@ -23,7 +23,6 @@
 //! | service `protocol`/route `protocols` grpc, grpcs, tcp, tls, tls_passthrough, udp, ws, wss | error | not spoken yet |
 //! | service `tls_verify` | honoured; **default true** (Kong's is off) | an unverified upstream is opt-in |
 //! | service `tls_verify_depth` | warning | the verifier's own depth limit applies |
-//! | certificate `cert_alt`/`key_alt` | warning | the first pair is served |
 //! | route `snis`, `sources`, `destinations` | error | matching would be wider than written |
 //! | route `expression`, `priority` | error | the expressions router is not implemented |
 //! | route `request_buffering`/`response_buffering: false` | warning | affects latency, not where or whether a request goes |
@@ -732,6 +731,10 @@ impl Validator<'_> {
             mark: node.mark,
             cert_mark: node.mark,
             key_mark: node.mark,
+            cert_alt: String::new(),
+            key_alt: String::new(),
+            cert_alt_mark: node.mark,
+            key_alt_mark: node.mark,
         };
         for (key, mark, value) in self.entries(node, "a certificate") {
             match key.as_str() {
@@ -766,8 +769,13 @@ impl Validator<'_> {
                     }
                 }
                 "tags" => cert.tags = self.tags(value),
-                "cert_alt" | "key_alt" => {
-                    self.warn_unless_empty(*mark, value, key, "one certificate per entry is served (the first pair)")
+                "cert_alt" => {
+                    cert.cert_alt = self.string(value, key).unwrap_or_default();
+                    cert.cert_alt_mark = value.mark;
+                }
+                "key_alt" => {
+                    cert.key_alt = self.string(value, key).unwrap_or_default();
+                    cert.key_alt_mark = value.mark;
                 }
                 "created_at" | "updated_at" => {
                     self.integer(value, key, 0, i64::MAX);
@@ -779,6 +787,9 @@ impl Validator<'_> {
             if value.is_empty() {
                 self.error(node.mark, format!("a certificate needs '{field}' (PEM)"));
             }
+        }
+        if cert.cert_alt.is_empty() != cert.key_alt.is_empty() {
+            self.error(node.mark, "a certificate needs both 'cert_alt' and 'key_alt', or neither");
         }
         self.config.certificates.push(cert);
     }

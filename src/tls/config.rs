@@ -107,10 +107,39 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
         if let Some(id) = &c.id {
             by_id.insert(id, key.clone());
         }
+        let alt = if c.cert_alt.is_empty() {
+            None
+        } else {
+            match certified_key_checked(c.cert_alt.as_bytes(), c.key_alt.as_bytes()) {
+                // Kong's rule: the alternate pair is of another key type, or it would
+                // never be the one a client takes.
+                Ok(alt) if alt.key.algorithm() == key.key.algorithm() => {
+                    errors.push(error(
+                        c.cert_alt_mark,
+                        format!(
+                            "{what}: the certificate and the alternate one ('cert_alt') must have keys of different \
+                             types (e.g. RSA and ECDSA); both are {:?}",
+                            key.key.algorithm()
+                        ),
+                    ));
+                    continue;
+                }
+                Ok(alt) => Some(alt),
+                Err((part, e)) => {
+                    let mark = match part {
+                        KeyPart::Cert => c.cert_alt_mark,
+                        KeyPart::Key => c.key_alt_mark,
+                        KeyPart::Pair => c.mark,
+                    };
+                    errors.push(error(mark, format!("{what} (alternate pair): {e}")));
+                    continue;
+                }
+            }
+        };
         for (name, mark) in &c.snis {
             // `add` decides what counts as the same name (case, a trailing dot); the map
             // only remembers where each name was first given, for the message.
-            if out.server_certs.add(name, key.clone()) {
+            if out.server_certs.add_pair(name, key.clone(), alt.clone()) {
                 sni_first.insert(ServerCerts::normalise(name), *mark);
             } else {
                 let first = sni_first

@@ -7,7 +7,8 @@
 //!
 //! - **Serving.** [`ServerCerts`] picks the certificate by SNI: an exact name first, then
 //!   a `*.` wildcard one label up, then the default (`--tls-cert`/`--tls-key`); no match
-//!   and no default fails the handshake. Names come from the decK file's `certificates`
+//!   and no default fails the handshake. An entry with Kong's `cert_alt`/`key_alt` serves
+//!   whichever of its two certificates the client's signature schemes reach first. Names come from the decK file's `certificates`
 //!   (`snis`), as Kong models them. The [`rustls::ServerConfig`] lives in the snapshot,
 //!   so a reload swaps certificates for the next handshake while open connections keep
 //!   theirs. TLS 1.2 and 1.3 with rustls's suites (ECDHE with AES-GCM or ChaCha20-Poly1305
@@ -106,19 +107,51 @@ pub fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> 
     Ok(certs)
 }
 
+/// What one name serves: a certificate, and maybe Kong's alternate one of another key
+/// type (`cert_alt`), for clients that cannot verify the first.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub main: Arc<CertifiedKey>,
+    pub alt: Option<Arc<CertifiedKey>>,
+}
+
+impl Served {
+    /// The certificate for a client that offers `schemes`, in its order of preference:
+    /// the first scheme either key can sign with decides (as OpenSSL chooses between
+    /// RSA and ECDSA certificates in TLS 1.3), the main one when neither can.
+    fn choose(&self, schemes: &[SignatureScheme]) -> Arc<CertifiedKey> {
+        if let Some(alt) = &self.alt {
+            for &scheme in schemes {
+                if self.main.key.choose_scheme(&[scheme]).is_some() {
+                    break;
+                }
+                if alt.key.choose_scheme(&[scheme]).is_some() {
+                    return alt.clone();
+                }
+            }
+        }
+        self.main.clone()
+    }
+}
+
 /// Served certificates by SNI, with a default.
 #[derive(Debug, Default, Clone)]
 pub struct ServerCerts {
-    exact: HashMap<String, Arc<CertifiedKey>>,
+    exact: HashMap<String, Served>,
     /// `*.example.com` is kept as `example.com`.
-    wildcard: HashMap<String, Arc<CertifiedKey>>,
-    default: Option<Arc<CertifiedKey>>,
+    wildcard: HashMap<String, Served>,
+    default: Option<Served>,
 }
 
 impl ServerCerts {
     /// Serves `key` for `name` (lower-cased; a leading `*.` makes it a wildcard). The
     /// first certificate given a name keeps it; returns false for a name taken already.
     pub fn add(&mut self, name: &str, key: Arc<CertifiedKey>) -> bool {
+        self.add_pair(name, key, None)
+    }
+
+    /// [`ServerCerts::add`] with an alternate certificate of another key type.
+    pub fn add_pair(&mut self, name: &str, main: Arc<CertifiedKey>, alt: Option<Arc<CertifiedKey>>) -> bool {
         let name = Self::normalise(name);
         let (map, name) = match name.strip_prefix("*.") {
             Some(rest) => (&mut self.wildcard, rest.to_string()),
@@ -127,7 +160,7 @@ impl ServerCerts {
         if map.contains_key(&name) {
             return false;
         }
-        map.insert(name, key);
+        map.insert(name, Served { main, alt });
         true
     }
 
@@ -137,33 +170,38 @@ impl ServerCerts {
     }
 
     pub fn set_default(&mut self, key: Arc<CertifiedKey>) {
-        self.default = Some(key);
+        self.default = Some(Served { main: key, alt: None });
     }
 
     pub fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.wildcard.is_empty() && self.default.is_none()
     }
 
-    /// The certificate for a client hello's server name (`None`: no SNI sent).
-    pub fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+    /// What a client hello's server name is served (`None`: no SNI sent).
+    pub fn served(&self, sni: Option<&str>) -> Option<&Served> {
         if let Some(name) = sni {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
             if let Some(k) = self.exact.get(&name) {
-                return Some(k.clone());
+                return Some(k);
             }
             if let Some((_, parent)) = name.split_once('.') {
                 if let Some(k) = self.wildcard.get(parent) {
-                    return Some(k.clone());
+                    return Some(k);
                 }
             }
         }
-        self.default.clone()
+        self.default.as_ref()
+    }
+
+    /// The main certificate for a server name (`None`: no SNI sent).
+    pub fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        self.served(sni).map(|s| s.main.clone())
     }
 }
 
 impl ResolvesServerCert for ServerCerts {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.pick(hello.server_name())
+        Some(self.served(hello.server_name())?.choose(hello.signature_schemes()))
     }
 }
 

@@ -312,3 +312,128 @@ fn https_targets_with_one_setup_share_an_id_within_a_compile_and_across_a_reload
     second.carry_over(&first);
     assert_eq!((id(&second, 0), id(&second, 2)), (id(&first, 0), id(&first, 2)), "a reload keeps them");
 }
+
+/// A verifier that trusts `ca` and offers only `schemes` in the client hello: a client
+/// that can verify only some key types.
+#[derive(Debug)]
+struct Offering {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    schemes: Vec<SignatureScheme>,
+}
+
+impl ServerCertVerifier for Offering {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.schemes.clone()
+    }
+}
+
+fn client_offering(ca_pem: &str, schemes: Option<Vec<SignatureScheme>>) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(certificates(ca_pem.as_bytes()).unwrap().remove(0)).unwrap();
+    let inner =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider()).build().unwrap();
+    let schemes = schemes.unwrap_or_else(|| inner.supported_verify_schemes());
+    let c = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Offering { inner, schemes }))
+        .with_no_client_auth();
+    Arc::new(c)
+}
+
+impl Ca {
+    /// (certificate PEM, key PEM) for `names`, with a key made for `alg`.
+    fn issue_for(&self, names: &[&str], alg: &'static rcgen::SignatureAlgorithm) -> (String, String) {
+        let key = KeyPair::generate_for(alg).unwrap();
+        let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+#[test]
+fn an_alternate_certificate_serves_clients_that_cannot_take_the_first() {
+    let ca = Ca::new();
+    let (ec_cert, ec_key) = ca.issue(&["a.example"]);
+    let (ed_cert, ed_key) = ca.issue_for(&["a.example"], &rcgen::PKCS_ED25519);
+    let block = |pem: &str| pem.lines().map(|l| format!("    {l}\n")).collect::<String>();
+    let yaml = format!(
+        "_format_version: \"3.0\"\ncertificates:\n- cert: |\n{}  key: |\n{}  cert_alt: |\n{}  key_alt: |\n{}  snis: [a.example]\n",
+        block(&ec_cert),
+        block(&ec_key),
+        block(&ed_cert),
+        block(&ed_key)
+    );
+    let cfg = crate::config::load_str(&yaml, "t.yaml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let out = config::compile(&cfg, &mut Vec::new()).unwrap_or_else(|e| panic!("{e:?}"));
+    let server = server_config(out.server_certs, &Resumption::new().unwrap()).unwrap();
+    let der = |pem: &str| certificates(pem.as_bytes()).unwrap().remove(0).to_vec();
+    // A client that verifies everything gets the main one (ECDSA, offered first).
+    let (got, _, _) = handshake(server.clone(), client_offering(&ca.pem, None), "a.example").unwrap();
+    assert_eq!(got, der(&ec_cert));
+    // One that only takes Ed25519 gets the alternate.
+    let (got, _, _) =
+        handshake(server.clone(), client_offering(&ca.pem, Some(vec![SignatureScheme::ED25519])), "a.example").unwrap();
+    assert_eq!(got, der(&ed_cert));
+    // A client preferring Ed25519 but taking ECDSA too: its first choice decides.
+    let both = vec![SignatureScheme::ED25519, SignatureScheme::ECDSA_NISTP256_SHA256];
+    let (got, _, _) = handshake(server, client_offering(&ca.pem, Some(both)), "a.example").unwrap();
+    assert_eq!(got, der(&ed_cert));
+}
+
+#[test]
+fn an_alternate_pair_must_be_whole_and_of_another_key_type() {
+    let ca = Ca::new();
+    let (c1, k1) = ca.issue(&["a.example"]);
+    let (c2, k2) = ca.issue(&["a.example"]);
+    let block = |pem: &str| pem.lines().map(|l| format!("    {l}\n")).collect::<String>();
+    let same = format!(
+        "_format_version: \"3.0\"\ncertificates:\n- cert: |\n{}  key: |\n{}  cert_alt: |\n{}  key_alt: |\n{}  snis: [a.example]\n",
+        block(&c1),
+        block(&k1),
+        block(&c2),
+        block(&k2)
+    );
+    let cfg = crate::config::load_str(&same, "t.yaml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let e = config::compile(&cfg, &mut Vec::new()).unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert!(e[0].message.contains("must have keys of different types"), "{}", e[0].message);
+    let half = format!(
+        "_format_version: \"3.0\"\ncertificates:\n- cert: |\n{}  key: |\n{}  cert_alt: |\n{}",
+        block(&c1),
+        block(&k1),
+        block(&c2)
+    );
+    let e = crate::config::load_str(&half, "t.yaml", &|_| None).unwrap_err();
+    assert!(e.0.iter().any(|e| e.message == "a certificate needs both 'cert_alt' and 'key_alt', or neither"), "{e}");
+}
