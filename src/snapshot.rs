@@ -441,43 +441,6 @@ pub fn schedule(weights: &[u32], slots: u32) -> Vec<u32> {
     order
 }
 
-/// A 64-bit hash of `bytes` (FNV-1a, then a splitmix64 finish to spread close keys):
-/// the ring's points and the requests' keys. Fixed, so a key keeps its place across
-/// restarts and versions.
-pub fn key_hash(bytes: &[u8]) -> u64 {
-    let mut h = KeyHash::new();
-    h.write(bytes);
-    h.finish()
-}
-
-/// [`key_hash`] over several pieces, without joining them.
-pub struct KeyHash(u64);
-
-impl KeyHash {
-    pub fn new() -> KeyHash {
-        KeyHash(0xcbf2_9ce4_8422_2325)
-    }
-
-    pub fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    pub fn finish(self) -> u64 {
-        let mut h = self.0;
-        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        h ^ (h >> 31)
-    }
-}
-
-impl Default for KeyHash {
-    fn default() -> KeyHash {
-        KeyHash::new()
-    }
-}
-
 /// A consistent-hashing ring: each peer gets points by its own weight alone (160 for
 /// Kong's default weight of 100, at least one), each point at the hash of the peer's
 /// address and the point's number, so a target added or removed only moves the keys
@@ -491,7 +454,7 @@ pub fn ring(peers: &[Peer], weights: &[u32]) -> Vec<(u64, u32)> {
         let n = (u64::from(w) * 160 / 100).max(1);
         let addr = p.addr.to_string();
         for k in 0..n {
-            points.push((key_hash(format!("{addr}#{k}").as_bytes()), i as u32));
+            points.push((crate::fasthash::key_hash(format!("{addr}#{k}").as_bytes()), i as u32));
         }
     }
     points.sort_unstable();

@@ -727,14 +727,14 @@ impl Conn {
             match on {
                 HashOn::None => None,
                 HashOn::Ip => Some(match self.peer.ip().to_canonical() {
-                    std::net::IpAddr::V4(a) => crate::snapshot::key_hash(&a.octets()),
-                    std::net::IpAddr::V6(a) => crate::snapshot::key_hash(&a.octets()),
+                    std::net::IpAddr::V4(a) => crate::fasthash::key_hash(&a.octets()),
+                    std::net::IpAddr::V6(a) => crate::fasthash::key_hash(&a.octets()),
                 }),
-                HashOn::Path => Some(crate::snapshot::key_hash(self.head.path(&self.buf))),
+                HashOn::Path => Some(crate::fasthash::key_hash(self.head.path(&self.buf))),
                 HashOn::Header(name) => {
                     // Every value, in order, run together as Kong joins them: one value
                     // hashes as the same text would from a query argument.
-                    let mut h = crate::snapshot::KeyHash::new();
+                    let mut h = crate::fasthash::KeyHash::new();
                     let mut any = false;
                     for v in self.head.values(&self.buf, name) {
                         h.write(v);
@@ -746,7 +746,7 @@ impl Conn {
                     let query = self.buf[self.head.query.clone()].strip_prefix(b"?")?;
                     query.split(|&b| b == b'&').find_map(|pair| {
                         let value = pair.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
-                        (!value.is_empty()).then(|| crate::snapshot::key_hash(value))
+                        (!value.is_empty()).then(|| crate::fasthash::key_hash(value))
                     })
                 }
             }

@@ -349,7 +349,7 @@ mod tests {
         let b = Balancer::new(snap, 0);
         (0..2000u32)
             .map(|k| {
-                let key = snapshot::key_hash(&k.to_be_bytes());
+                let key = crate::fasthash::key_hash(&k.to_be_bytes());
                 b.peer_at(snap, 0, 0, Some((key, 0))).map_or("none".into(), |(_, p)| p.addr.to_string())
             })
             .collect()
@@ -384,7 +384,7 @@ mod tests {
     fn a_retry_of_a_hashed_request_tries_each_other_target_once_then_cycles() {
         let snap = hashed("{target: '10.0.0.1:80'}, {target: '10.0.0.2:80'}, {target: '10.0.0.3:80'}");
         let b = Balancer::new(&snap, 0);
-        let key = snapshot::key_hash(b"caller");
+        let key = crate::fasthash::key_hash(b"caller");
         let tries: Vec<usize> = (0..4).map(|t| b.peer_at(&snap, 0, 0, Some((key, t))).unwrap().0).collect();
         let mut first_three = tries[..3].to_vec();
         first_three.sort_unstable();
