@@ -92,15 +92,21 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
             Some(id) => format!("certificate {id}"),
             None => format!("certificate #{}", i + 1),
         };
-        let key = match certified_key_checked(c.cert.as_bytes(), c.key.as_bytes()) {
-            Ok(k) => k,
-            Err((part, e)) => {
+        // A pair that does not load is reported at the field it is wrong in.
+        let load = |cert: &str, key: &str, marks: [crate::config::Mark; 2], which: &str| {
+            certified_key_checked(cert.as_bytes(), key.as_bytes()).map_err(|(part, e)| {
                 let mark = match part {
-                    KeyPart::Cert => c.cert_mark,
-                    KeyPart::Key => c.key_mark,
+                    KeyPart::Cert => marks[0],
+                    KeyPart::Key => marks[1],
                     KeyPart::Pair => c.mark,
                 };
-                errors.push(error(mark, format!("{what}: {e}")));
+                error(mark, format!("{what}{which}: {e}"))
+            })
+        };
+        let key = match load(&c.cert, &c.key, [c.cert_mark, c.key_mark], "") {
+            Ok(k) => k,
+            Err(e) => {
+                errors.push(e);
                 continue;
             }
         };
@@ -110,7 +116,7 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
         let alt = if c.cert_alt.is_empty() {
             None
         } else {
-            match certified_key_checked(c.cert_alt.as_bytes(), c.key_alt.as_bytes()) {
+            match load(&c.cert_alt, &c.key_alt, [c.cert_alt_mark, c.key_alt_mark], " (alternate pair)") {
                 // Kong's rule: the alternate pair is of another key type, or it would
                 // never be the one a client takes.
                 Ok(alt) if alt.key.algorithm() == key.key.algorithm() => {
@@ -125,13 +131,8 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
                     continue;
                 }
                 Ok(alt) => Some(alt),
-                Err((part, e)) => {
-                    let mark = match part {
-                        KeyPart::Cert => c.cert_alt_mark,
-                        KeyPart::Key => c.key_alt_mark,
-                        KeyPart::Pair => c.mark,
-                    };
-                    errors.push(error(mark, format!("{what} (alternate pair): {e}")));
+                Err(e) => {
+                    errors.push(e);
                     continue;
                 }
             }
