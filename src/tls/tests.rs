@@ -381,19 +381,28 @@ impl Ca {
     }
 }
 
+/// A decK document with one certificate for `a.example` and an alternate pair
+/// (`key_alt` left out when `None`).
+fn alt_deck(cert: &str, key: &str, cert_alt: &str, key_alt: Option<&str>) -> String {
+    let block = |pem: &str| pem.lines().map(|l| format!("    {l}\n")).collect::<String>();
+    let mut doc = format!(
+        "_format_version: \"3.0\"\ncertificates:\n- snis: [a.example]\n  cert: |\n{}  key: |\n{}  cert_alt: |\n{}",
+        block(cert),
+        block(key),
+        block(cert_alt)
+    );
+    if let Some(k) = key_alt {
+        doc.push_str(&format!("  key_alt: |\n{}", block(k)));
+    }
+    doc
+}
+
 #[test]
 fn an_alternate_certificate_serves_clients_that_cannot_take_the_first() {
     let ca = Ca::new();
     let (ec_cert, ec_key) = ca.issue(&["a.example"]);
     let (ed_cert, ed_key) = ca.issue_for(&["a.example"], &rcgen::PKCS_ED25519);
-    let block = |pem: &str| pem.lines().map(|l| format!("    {l}\n")).collect::<String>();
-    let yaml = format!(
-        "_format_version: \"3.0\"\ncertificates:\n- cert: |\n{}  key: |\n{}  cert_alt: |\n{}  key_alt: |\n{}  snis: [a.example]\n",
-        block(&ec_cert),
-        block(&ec_key),
-        block(&ed_cert),
-        block(&ed_key)
-    );
+    let yaml = alt_deck(&ec_cert, &ec_key, &ed_cert, Some(&ed_key));
     let cfg = crate::config::load_str(&yaml, "t.yaml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
     let out = config::compile(&cfg, &mut Vec::new()).unwrap_or_else(|e| panic!("{e:?}"));
     let server = server_config(out.server_certs, &Resumption::new().unwrap()).unwrap();
@@ -416,24 +425,12 @@ fn an_alternate_pair_must_be_whole_and_of_another_key_type() {
     let ca = Ca::new();
     let (c1, k1) = ca.issue(&["a.example"]);
     let (c2, k2) = ca.issue(&["a.example"]);
-    let block = |pem: &str| pem.lines().map(|l| format!("    {l}\n")).collect::<String>();
-    let same = format!(
-        "_format_version: \"3.0\"\ncertificates:\n- cert: |\n{}  key: |\n{}  cert_alt: |\n{}  key_alt: |\n{}  snis: [a.example]\n",
-        block(&c1),
-        block(&k1),
-        block(&c2),
-        block(&k2)
-    );
+    let same = alt_deck(&c1, &k1, &c2, Some(&k2));
     let cfg = crate::config::load_str(&same, "t.yaml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
     let e = config::compile(&cfg, &mut Vec::new()).unwrap_err();
     assert_eq!(e.len(), 1);
     assert!(e[0].message.contains("must have keys of different types"), "{}", e[0].message);
-    let half = format!(
-        "_format_version: \"3.0\"\ncertificates:\n- cert: |\n{}  key: |\n{}  cert_alt: |\n{}",
-        block(&c1),
-        block(&k1),
-        block(&c2)
-    );
+    let half = alt_deck(&c1, &k1, &c2, None);
     let e = crate::config::load_str(&half, "t.yaml", &|_| None).unwrap_err();
     assert!(e.0.iter().any(|e| e.message == "a certificate needs both 'cert_alt' and 'key_alt', or neither"), "{e}");
 }
