@@ -31,6 +31,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod affinity;
 pub mod config;
 pub mod control;
 pub mod error;

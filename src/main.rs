@@ -104,6 +104,10 @@ struct RunArgs {
     /// Worker threads, one per core by default.
     #[arg(value_name = "N", long, env = "RINGGATE_WORKERS")]
     workers: Option<usize>,
+    /// Pin workers to CPUs: off, auto (worker i on the i-th CPU this process may use),
+    /// or a CPU list such as 0-3,8 (worker i on the i-th CPU listed).
+    #[arg(value_name = "off|auto|LIST", long, env = "RINGGATE_CPU_AFFINITY", default_value = "off")]
+    cpu_affinity: ringgate::affinity::CpuAffinity,
     /// Address of the Kong-compatible Admin API, or `off`. A non-loopback address needs
     /// an admin token.
     #[arg(value_name = "ADDR", long, env = "RINGGATE_ADMIN_LISTEN", default_value = "127.0.0.1:8001", value_parser = admin_listen)]
@@ -161,6 +165,31 @@ struct RunArgs {
     /// Access log, one JSON line per request: off, stdout, or a file (appended to).
     #[arg(value_name = "off|stdout|PATH", long, env = "RINGGATE_ACCESS_LOG", default_value = "off")]
     access_log: ringgate::access_log::Target,
+}
+
+/// The CPU of each worker under `--cpu-affinity`, logged; refused before anything starts
+/// when a listed CPU is not one this process may use.
+fn worker_cpus(affinity: &ringgate::affinity::CpuAffinity, workers: usize) -> anyhow::Result<Option<Vec<usize>>> {
+    use ringgate::affinity::{allowed_cpus, plan, CpuAffinity, CpuList};
+    if *affinity == CpuAffinity::Off {
+        return Ok(None);
+    }
+    let allowed = allowed_cpus().context("--cpu-affinity: cannot read the CPUs this process may use")?;
+    let Some(cpus) = plan(affinity, workers, &allowed).map_err(|e| anyhow::anyhow!("--cpu-affinity: {e}"))? else {
+        return Ok(None);
+    };
+    let mut distinct = cpus.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let shared = workers > distinct.len();
+    let map: Vec<String> = cpus.iter().enumerate().map(|(w, c)| format!("{w}:{c}")).collect();
+    let (distinct, map) = (CpuList(distinct), map.join(","));
+    if shared {
+        tracing::warn!(workers, cpus = %distinct, worker_cpu = %map, "more workers than CPUs: some workers share a CPU");
+    } else {
+        tracing::info!(cpus = %distinct, worker_cpu = %map, "workers pinned to CPUs");
+    }
+    Ok(Some(cpus))
 }
 
 fn secs(v: f64, name: &str) -> anyhow::Result<Duration> {
@@ -256,6 +285,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let access_log = ringgate::access_log::Sink::open(&args.access_log)
         .with_context(|| format!("cannot open the access log {:?}", args.access_log))?;
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let cpus = worker_cpus(&args.cpu_affinity, workers.max(1))?;
     let token = args.admin_token.as_deref().map(AdminToken::new).transpose()?;
     if let (AdminListen::At(addr), None) = (args.admin_listen, &token) {
         if !admin::is_loopback(addr.ip()) {
@@ -329,6 +359,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             limits,
             control: Some(control.clone()),
             access_log,
+            cpus,
         },
         shared.clone(),
     )

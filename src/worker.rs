@@ -40,6 +40,8 @@ pub struct WorkerStart {
     pub ready: std::sync::mpsc::Sender<Result<(), String>>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub access_log: Option<Arc<crate::access_log::Sink>>,
+    /// The CPU to pin this worker's thread to, if any.
+    pub cpu: Option<usize>,
 }
 
 /// One bound listening socket handed to a worker.
@@ -146,6 +148,12 @@ impl Worker {
 
 /// Thread body: builds the runtime for the chosen driver and serves until shutdown.
 pub fn run(start: WorkerStart) {
+    if let Some(cpu) = start.cpu {
+        if let Err(e) = crate::affinity::pin_current_thread(cpu) {
+            let _ = start.ready.send(Err(format!("worker {} could not be pinned to CPU {cpu}: {e}", start.id)));
+            return;
+        }
+    }
     let uring_ok = monoio::utils::detect_uring();
     let use_uring = match start.driver {
         IoDriver::Auto => uring_ok,

@@ -2,13 +2,15 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use ringgate::affinity::{allowed_cpus, CpuList};
 use support::binary::{bin, Ringgate};
 use support::client::Client;
 use support::temp::TempDir;
@@ -147,6 +149,88 @@ fn forced_io_uring_and_legacy_drivers_both_serve() {
         let r = run(&path, &["--io-driver", driver]);
         assert_eq!(r.get("/x"), 200, "{driver}");
     }
+}
+
+/// The CPUs each worker thread of process `pid` may run on, by worker id, in the
+/// kernel's list notation (the threads are named `ringgate-w<id>`).
+fn worker_cpus(pid: u32) -> BTreeMap<usize, String> {
+    let mut workers = BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else { continue };
+        let Some(id) = comm.trim().strip_prefix("ringgate-w").and_then(|n| n.parse().ok()) else { continue };
+        let status = std::fs::read_to_string(dir.join("status")).unwrap();
+        let list = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap();
+        workers.insert(id, list.trim().to_owned());
+    }
+    workers
+}
+
+#[test]
+fn cpu_affinity_pins_each_worker_and_off_leaves_them_the_whole_set() {
+    let allowed = allowed_cpus().unwrap();
+    let whole = CpuList(allowed.clone()).to_string();
+    let up = Upstream::start();
+    let path = temp_file("affinity", &config(up.addr(), "/"));
+
+    let mut r = run(&path, &[]);
+    assert_eq!(worker_cpus(r.child.id()), BTreeMap::from([(0, whole.clone()), (1, whole.clone())]));
+    r.stop();
+
+    // The harness runs two workers: each on the next CPU of the set, wrapping around.
+    let mut r = run(&path, &["--cpu-affinity", "auto"]);
+    let expected = |cpus: &[usize]| (0..2).map(|w| (w, cpus[w % cpus.len()].to_string())).collect::<BTreeMap<_, _>>();
+    assert_eq!(worker_cpus(r.child.id()), expected(&allowed));
+    let logged = if allowed.len() >= 2 { "workers pinned to CPUs" } else { "some workers share a CPU" };
+    assert!(r.find_line(logged, Duration::from_secs(1)).contains("worker_cpu=0:"), "{}", r.log());
+    assert_eq!(r.get("/x"), 200);
+    r.stop();
+
+    // A list: both workers on the last CPU there is.
+    let last = *allowed.last().unwrap();
+    let mut r = run(&path, &["--cpu-affinity", &last.to_string()]);
+    assert_eq!(worker_cpus(r.child.id()), expected(&[last]));
+    assert_eq!(r.get("/x"), 200);
+    r.stop();
+}
+
+#[test]
+fn cpu_affinity_refuses_a_cpu_the_process_may_not_use_and_a_malformed_list() {
+    let allowed = allowed_cpus().unwrap();
+    let outside = (0..ringgate::affinity::MAX_CPUS).find(|c| !allowed.contains(c)).expect("a CPU outside the set");
+    let up = Upstream::start();
+    let path = temp_file("affinity-refused", &config(up.addr(), "/"));
+    let refused = |value: &str| {
+        let mut child = Command::new(bin())
+            .args(["run", "--listen", "127.0.0.1:0", "--admin-listen", "off", "--cpu-affinity", value, "--config"])
+            .arg(&*path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > until {
+                child.kill().unwrap();
+                panic!("ringgate started with --cpu-affinity {value}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        (status.code(), stderr)
+    };
+    let (code, stderr) = refused(&format!("{},{outside}", allowed[0]));
+    assert_eq!(code, Some(1), "{stderr}");
+    let said =
+        format!("--cpu-affinity: CPU {outside} is not one this process may run on (allowed: {})", CpuList(allowed));
+    assert!(stderr.contains(&said), "{stderr}");
+    let (code, stderr) = refused("3-1");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("the range 3-1 goes down"), "{stderr}");
 }
 
 /// A decK file with one service, the routes `paths`, and a global openid-connect plugin

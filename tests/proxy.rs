@@ -484,6 +484,7 @@ on_both_drivers!(connections_past_the_worker_limit_are_closed, |d| {
             limits,
             control: None,
             access_log: None,
+            cpus: None,
         },
         shared,
     )

@@ -87,6 +87,9 @@ pub struct ServerOptions {
     pub control: Option<crate::control::ControlPlane>,
     /// The opened access log (`--access-log`); `None`: off.
     pub access_log: Option<Arc<crate::access_log::Sink>>,
+    /// The CPU each worker is pinned to, by worker id (`--cpu-affinity`, see
+    /// [`crate::affinity::plan`]); `None`, or no entry for a worker: unpinned.
+    pub cpus: Option<Vec<usize>>,
 }
 
 /// A running data plane.
@@ -138,11 +141,10 @@ impl Server {
                 control: opts.control.clone(),
                 metrics: metrics.clone(),
                 access_log: opts.access_log.clone(),
+                cpu: opts.cpus.as_ref().and_then(|cpus| cpus.get(id).copied()),
             };
             threads.push(
-                std::thread::Builder::new()
-                    .name(format!("ringgate-worker-{id}"))
-                    .spawn(move || crate::worker::run(ctx))?,
+                std::thread::Builder::new().name(format!("ringgate-w{id}")).spawn(move || crate::worker::run(ctx))?,
             );
         }
         drop(ready_tx);

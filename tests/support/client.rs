@@ -46,6 +46,7 @@ impl Proxy {
                         .expect("control plane starts"),
                 ),
                 access_log: None,
+                cpus: None,
             },
             shared.clone(),
         )
