@@ -186,7 +186,7 @@ impl Known {
             _ => &[],
         };
         for (n, k) in candidates {
-            if name.eq_ignore_ascii_case(n) {
+            if eq_lowercase(name, n) {
                 return *k;
             }
         }
@@ -215,6 +215,40 @@ impl Known {
                 | Known::XRealIp
         )
     }
+}
+
+/// Whether `name` equals `lower`, a lower-case literal of the same length, ignoring
+/// ASCII case. Names of 8 bytes or more are compared 8 bytes at a time (the last word
+/// overlapping the one before), which is what a header name's classification costs on
+/// every request; shorter ones byte by byte, which usually ends at the first.
+fn eq_lowercase(name: &[u8], lower: &[u8]) -> bool {
+    debug_assert_eq!(name.len(), lower.len());
+    let n = name.len();
+    if n < 8 {
+        return name.eq_ignore_ascii_case(lower);
+    }
+    let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let mut at = 0;
+    while at + 8 < n {
+        if fold_word(word(name, at)) != word(lower, at) {
+            return false;
+        }
+        at += 8;
+    }
+    fold_word(word(name, n - 8)) == word(lower, n - 8)
+}
+
+/// Eight bytes with every ASCII upper-case letter made lower-case and every other byte
+/// (non-ASCII ones too) left as it is.
+fn fold_word(w: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = w & !HIGH;
+    // Per byte, with no carry into the next one (at most 0x7f + 0x3f): the high bit is
+    // set once the byte is at least `A`, and at least one past `Z`.
+    let from_a = low7.wrapping_add(0x3f3f_3f3f_3f3f_3f3f) & HIGH;
+    let past_z = low7.wrapping_add(0x2525_2525_2525_2525) & HIGH;
+    let upper = from_a & !past_z & !w & HIGH;
+    w | (upper >> 2)
 }
 
 /// A byte range into the buffer the head was parsed from.
@@ -672,6 +706,54 @@ mod tests {
 
     fn err(raw: &[u8]) -> HeadError {
         parse(raw).expect_err("must be refused")
+    }
+
+    #[test]
+    fn word_folding_lowercases_ascii_letters_only_for_every_byte_at_every_position() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut bytes = *b"AzZa-@[`";
+                bytes[pos] = b;
+                let expected = bytes.map(|c| c.to_ascii_lowercase());
+                assert_eq!(fold_word(u64::from_le_bytes(bytes)).to_le_bytes(), expected, "byte {b:#04x} at {pos}");
+            }
+        }
+    }
+
+    #[test]
+    fn header_names_are_classified_in_any_case_and_near_misses_are_not() {
+        let names: &[(&[u8], Known)] = &[
+            (b"te", Known::Te),
+            (b"host", Known::Host),
+            (b"upgrade", Known::Upgrade),
+            (b"x-real-ip", Known::XRealIp),
+            (b"keep-alive", Known::KeepAlive),
+            (b"authorization", Known::Authorization),
+            (b"content-length", Known::ContentLength),
+            (b"x-forwarded-port", Known::XForwardedPort),
+            (b"transfer-encoding", Known::TransferEncoding),
+            (b"x-forwarded-prefix", Known::XForwardedPrefix),
+        ];
+        for &(name, known) in names {
+            assert_eq!(Known::classify_name(name), known);
+            assert_eq!(Known::classify_name(&name.to_ascii_uppercase()), known);
+            // Every other letter upper-case.
+            let mixed: Vec<u8> =
+                name.iter().enumerate().map(|(i, c)| if i % 2 == 0 { c.to_ascii_uppercase() } else { *c }).collect();
+            assert_eq!(Known::classify_name(&mixed), known);
+            // One byte changed, at each position: to a byte that folds to another letter, to
+            // CR or 0x7f (one bit away from `-` and `_` when folded carelessly), or to a
+            // non-ASCII byte.
+            for i in 0..name.len() {
+                for wrong in [name[i] ^ 0x01, b'\r', 0x7f, name[i] | 0x80, name[i] & !0x20 & 0x1f] {
+                    let mut near = name.to_vec();
+                    near[i] = wrong;
+                    assert_eq!(Known::classify_name(&near), Known::Other, "{:?}", String::from_utf8_lossy(&near));
+                }
+            }
+        }
+        assert_eq!(Known::classify_name(b"x-forwarded-hosts"), Known::Other);
+        assert_eq!(Known::classify_name(b""), Known::Other);
     }
 
     #[test]
