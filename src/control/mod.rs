@@ -163,9 +163,9 @@ impl ControlPlane {
     }
 
     /// Asks for a token; resolves when the control plane answers.
-    pub async fn token(&self, instance: Arc<Instance>, key: CacheKey, id: &[u8], secret: &[u8]) -> TokenReply {
+    pub async fn token(&self, instance: Arc<Instance>, key: CacheKey, id: Box<[u8]>, secret: Box<[u8]>) -> TokenReply {
         let (reply, rx) = oneshot::channel();
-        let cmd = Command::Token { instance, key, id: id.into(), secret: secret.into(), reply };
+        let cmd = Command::Token { instance, key, id, secret, reply };
         if self.tx.send(cmd).is_err() {
             return TokenReply::Unavailable { reason: "the control plane has stopped".into() };
         }

@@ -200,6 +200,14 @@ impl Granted {
     }
 }
 
+/// Where [`WorkerAuth::client_credentials`] got to.
+enum Step {
+    /// Answered without waiting (a cache hit).
+    Done(Granted),
+    /// The IdP has to be asked for a token for these credentials.
+    Ask { key: CacheKey, id: Box<[u8]>, secret: Box<[u8]> },
+}
+
 /// The caller's client credentials, from the first configured location that has them.
 fn find_credentials<'b>(
     sources: &Sources<'_>,
@@ -270,6 +278,27 @@ impl WorkerAuth {
         if !cfg.uses(AuthMethod::ClientCredentials) {
             return Err(AuthError::Unauthorized(AuthReason::NoCredentials, "no bearer token was provided".into()));
         }
+        match self.client_credentials(instance, sources, note, memo, at)? {
+            Step::Done(granted) => Ok(granted),
+            Step::Ask { key, id, secret } => {
+                let reply = self.ask(instance, key, id, secret).await;
+                apply(&self.l1, self.clock.now(), instance, key, reply)
+            }
+        }
+    }
+
+    /// The client credentials flow up to where it has to wait for the IdP: all of a
+    /// cache hit. Not `async`, so that the decoded credentials' scratch buffer lives on
+    /// this frame only: in the caller's future it would be moved with it on every
+    /// request, and zeroed even when the memo makes decoding unnecessary.
+    fn client_credentials(
+        &self,
+        instance: &Arc<Instance>,
+        sources: &Sources<'_>,
+        note: &mut AuthNote,
+        memo: &mut CredentialMemo,
+        at: Instant,
+    ) -> Result<Step, AuthError> {
         let now = self.clock.at(at);
         // The header is the first location, the grant-type guard lets it through, and its
         // value is what this connection sent last time for this instance: the key is the
@@ -289,7 +318,8 @@ impl WorkerAuth {
             }
             _ => None,
         };
-        let mut buf = CredentialBuf::new();
+        // Each path that decodes the credentials has its own scratch buffer, so that a
+        // remembered key costs no zeroing of one.
         let key = match remembered {
             Some(key) => {
                 if note.keep_client_id {
@@ -298,6 +328,7 @@ impl WorkerAuth {
                 key
             }
             None => {
+                let mut buf = CredentialBuf::new();
                 let creds = find_credentials(sources, instance, &mut buf)?;
                 if note.keep_client_id {
                     note.client_id.extend_from_slice(creds.id);
@@ -323,13 +354,14 @@ impl WorkerAuth {
         match lookup {
             Lookup::Fresh(token) => {
                 note.cache = Some(CacheUse::Hit);
-                Ok(Granted::Token(token))
+                Ok(Step::Done(Granted::Token(token)))
             }
             Lookup::RefreshDue(token) => {
                 note.cache = Some(CacheUse::HitRefreshing);
+                let mut buf = CredentialBuf::new();
                 let creds = find_credentials(sources, instance, &mut buf)?;
                 self.refresh_in_background(instance, key, creds.id, creds.secret);
-                Ok(Granted::Token(token))
+                Ok(Step::Done(Granted::Token(token)))
             }
             Lookup::Rejected => {
                 note.cache = Some(CacheUse::NegativeHit);
@@ -344,16 +376,16 @@ impl WorkerAuth {
             }
             Lookup::Expired | Lookup::Miss => {
                 note.cache = Some(CacheUse::Miss);
+                let mut buf = CredentialBuf::new();
                 let creds = find_credentials(sources, instance, &mut buf)?;
-                let reply = self.ask(instance, key, creds.id, creds.secret).await;
-                apply(&self.l1, self.clock.now(), instance, key, reply)
+                Ok(Step::Ask { key, id: creds.id.into(), secret: creds.secret.into() })
             }
         }
     }
 
     /// The control plane's answer for a missed key, asked once per worker however many
     /// of its requests miss on the key together.
-    async fn ask(&self, instance: &Arc<Instance>, key: CacheKey, id: &[u8], secret: &[u8]) -> TokenReply {
+    async fn ask(&self, instance: &Arc<Instance>, key: CacheKey, id: Box<[u8]>, secret: Box<[u8]>) -> TokenReply {
         let Some(control) = &self.control else {
             return TokenReply::Unavailable { reason: "no control plane".into() };
         };
@@ -386,7 +418,7 @@ impl WorkerAuth {
         let (id, secret): (Box<[u8]>, Box<[u8]>) = (id.into(), secret.into());
         let (clock, l1) = (self.clock, self.l1.clone());
         monoio::spawn(async move {
-            let reply = control.token(instance.clone(), key, &id, &secret).await;
+            let reply = control.token(instance.clone(), key, id, secret).await;
             let now = clock.now();
             if let TokenReply::Issued(_) = reply {
                 let _ = apply(&l1, now, &instance, key, reply);
