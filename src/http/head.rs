@@ -427,6 +427,8 @@ pub fn parse_request(buf: &[u8], limits: &HeadLimits, head: &mut RequestHead) ->
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut te_seen = false;
+    // Whether a Connection header names another field (to be dropped).
+    let mut lists_fields = false;
     for h in req.headers.iter() {
         let name = offset_in(buf, h.name.as_bytes());
         let value = offset_in(buf, h.value);
@@ -455,7 +457,7 @@ pub fn parse_request(buf: &[u8], limits: &HeadLimits, head: &mut RequestHead) ->
                 te_seen = true;
                 chunked = parse_transfer_encoding(v, chunked)?;
             }
-            Known::Connection => parse_connection(v, head)?,
+            Known::Connection => lists_fields |= parse_connection(v, head)?,
             Known::Expect => {
                 if v.eq_ignore_ascii_case(b"100-continue") {
                     head.expect_continue = true;
@@ -495,7 +497,9 @@ pub fn parse_request(buf: &[u8], limits: &HeadLimits, head: &mut RequestHead) ->
         // RFC 9110 §10.1.1: a server MUST ignore 100-continue from HTTP/1.0.
         head.expect_continue = false;
     }
-    mark_connection_listed(buf, &mut head.headers);
+    if lists_fields {
+        mark_connection_listed(buf, &mut head.headers);
+    }
     Ok(Some(len))
 }
 
@@ -552,6 +556,25 @@ fn split_target(buf: &[u8], head: &mut RequestHead, authority: &mut Option<Span>
 
 /// `host [":" port]` with a reg-name, IPv4 or bracketed IPv6 host (RFC 3986 §3.2.2).
 /// The empty value is allowed (RFC 9112 §3.2).
+/// The bytes of an authority's host other than an IP literal: RFC 3986 `reg-name`
+/// (unreserved, sub-delims, and `%` of a percent-encoding), which takes IPv4 too.
+static REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = b.is_ascii_alphanumeric();
+        c += 1;
+    }
+    let others = b"-._~!$&'()*+,;=%";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 fn valid_authority(v: &[u8]) -> bool {
     if v.is_empty() {
         return true;
@@ -574,8 +597,7 @@ fn valid_authority(v: &[u8]) -> bool {
             None => (v, None),
         }
     };
-    let host_ok = host.first() == Some(&b'[')
-        || (!host.is_empty() && host.iter().all(|&c| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&c)));
+    let host_ok = host.first() == Some(&b'[') || (!host.is_empty() && host.iter().all(|&c| REG_NAME[usize::from(c)]));
     let port_ok = match port {
         None => true,
         Some(p) => p.len() <= 5 && p.iter().all(u8::is_ascii_digit),
@@ -636,7 +658,9 @@ fn parse_transfer_encoding(v: &[u8], chunked_before: bool) -> Result<bool, HeadE
 /// Registered transfer codings other than chunked (RFC 9112 §7; IANA registry).
 const KNOWN_CODINGS: &[&[u8]] = &[b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"];
 
-fn parse_connection(v: &[u8], head: &mut RequestHead) -> Result<(), HeadError> {
+/// Notes `close` and `keep-alive`; whether the value names any other field.
+fn parse_connection(v: &[u8], head: &mut RequestHead) -> Result<bool, HeadError> {
+    let mut others = false;
     for item in v.split(|&c| c == b',') {
         let token = trim_ows(item);
         if token.is_empty() {
@@ -649,9 +673,11 @@ fn parse_connection(v: &[u8], head: &mut RequestHead) -> Result<(), HeadError> {
             head.conn_close = true;
         } else if token.eq_ignore_ascii_case(b"keep-alive") {
             head.conn_keep_alive = true;
+        } else {
+            others = true;
         }
     }
-    Ok(())
+    Ok(others)
 }
 
 /// Marks the headers named in `Connection` (RFC 9110 §7.6.1) so they are not forwarded.
@@ -877,6 +903,15 @@ mod tests {
     fn bare_lf_line_endings_are_refused() {
         assert_eq!(err(b"GET / HTTP/1.1\nHost: a\r\n\r\n"), HeadError::BareLf);
         assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\n\n"), HeadError::BareLf);
+    }
+
+    #[test]
+    fn a_host_name_takes_exactly_the_reg_name_bytes() {
+        let allowed = |c: u8| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&c);
+        for c in 0..=255u8 {
+            assert_eq!(valid_authority(&[b'a', c, b'b']), allowed(c), "byte {c:#04x}");
+            assert_eq!(valid_authority(&[b'a', c, b'b', b':', b'8']), allowed(c), "byte {c:#04x} before a port");
+        }
     }
 
     #[test]

@@ -104,6 +104,8 @@ pub fn parse_response(
     let mut content_length: Option<u64> = None;
     let mut te: Option<bool> = None; // Some(ends in chunked)
     let mut close = head.version == Version::Http10;
+    // Whether a Connection header names another field (to be dropped).
+    let mut lists_fields = false;
     for h in resp.headers.iter() {
         let known = Known::classify_name(h.name.as_bytes());
         let mut skip = false;
@@ -135,8 +137,12 @@ pub fn parse_response(
                     let token = trim_ows(item);
                     if token.eq_ignore_ascii_case(b"close") {
                         close = true;
-                    } else if token.eq_ignore_ascii_case(b"keep-alive") && head.version == Version::Http10 {
-                        close = false;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        if head.version == Version::Http10 {
+                            close = false;
+                        }
+                    } else {
+                        lists_fields |= !token.is_empty();
                     }
                 }
             }
@@ -173,7 +179,9 @@ pub fn parse_response(
         head.close = true;
     }
     // Headers named in Connection are hop-by-hop.
-    mark_connection_listed(buf, &mut head.headers);
+    if lists_fields {
+        mark_connection_listed(buf, &mut head.headers);
+    }
     Ok(Some(len))
 }
 

@@ -38,9 +38,9 @@ pub(crate) fn split(value: &[u8]) -> HostPort<'_> {
             _ => whole,
         };
     }
-    let mut colons = value.iter().enumerate().filter(|(_, &b)| b == b':');
-    match (colons.next(), colons.next()) {
-        (Some((i, _)), None) => {
+    let first_colon = value.iter().position(|&b| b == b':');
+    match first_colon.map(|i| (i, value[i + 1..].contains(&b':'))) {
+        Some((i, false)) => {
             let digits = &value[i + 1..];
             if digits.is_empty() {
                 return HostPort { name: &value[..i], port: None };
@@ -138,6 +138,8 @@ mod tests {
         assert_eq!(sp("[::1]:8000"), ("::1".into(), Some(8000)));
         assert_eq!(sp("[::1]"), ("::1".into(), None));
         assert_eq!(sp("::1"), ("::1".into(), None));
+        assert_eq!(sp("a:1:2"), ("a:1:2".into(), None));
+        assert_eq!(sp(":80"), ("".into(), Some(80)));
     }
 
     #[test]
