@@ -31,6 +31,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use siphasher::sip128::{Hasher128, SipHasher13};
+
 use super::cache::{CacheKey, CachedToken, Clock, L1Cache, Lookup, SystemClock};
 use super::config::AuthMethod;
 use super::credentials::{self, CredentialBuf, Location, Sources};
@@ -114,8 +116,8 @@ impl AuthNote {
 }
 
 /// The cache key of the credentials a connection last sent in `Authorization`, under a
-/// keyed 128-bit digest of the header's value (SipHash-1-3 twice, random keys per
-/// worker; never the value itself). When a connection sends the same header again, as
+/// keyed 128-bit digest of the header's value (SipHash-1-3 with its 128-bit output,
+/// random keys per worker; never the value itself). When a connection sends the same header again, as
 /// keep-alive clients do, the Basic decoding and the SHA-256 of the key are skipped.
 /// A stale entry cannot match: it holds the [`Instance::id`] it was made for (an id, not
 /// a reference: remembering costs the shared instance no reference-count traffic).
@@ -134,7 +136,7 @@ pub struct WorkerAuth {
     control: Option<ControlPlane>,
     clock: SystemClock,
     /// Keys of [`CredentialMemo`] digests.
-    memo_keys: (RandomState, RandomState),
+    memo_keys: (u64, u64),
     l1: Rc<RefCell<FastMap<usize, L1Cache>>>,
     /// Bearer tokens already verified, per instance.
     verified: RefCell<FastMap<usize, VerifiedCache>>,
@@ -224,6 +226,13 @@ fn find_credentials<'b>(
     }
 }
 
+/// Two random 64-bit keys: the std hasher's outputs under its own random keys (a
+/// keyed PRF of fixed inputs), so getting them cannot fail.
+fn random_keys() -> (u64, u64) {
+    let state = RandomState::new();
+    (state.hash_one(0u8), state.hash_one(1u8))
+}
+
 fn key_of(instance: &Arc<Instance>) -> usize {
     Arc::as_ptr(instance) as usize
 }
@@ -234,7 +243,7 @@ impl WorkerAuth {
         WorkerAuth {
             control,
             clock,
-            memo_keys: (RandomState::new(), RandomState::new()),
+            memo_keys: random_keys(),
             l1: Rc::default(),
             verified: RefCell::new(FastMap::default()),
             pending: RefCell::new(HashMap::new()),
@@ -250,12 +259,9 @@ impl WorkerAuth {
 
     /// The [`CredentialMemo`] digest of an `Authorization` value.
     fn memo_tag(&self, value: &[u8]) -> u128 {
-        let half = |keys: &RandomState| {
-            let mut h = keys.build_hasher();
-            h.write(value);
-            h.finish()
-        };
-        (u128::from(half(&self.memo_keys.0)) << 64) | u128::from(half(&self.memo_keys.1))
+        let mut h = SipHasher13::new_with_keys(self.memo_keys.0, self.memo_keys.1);
+        h.write(value);
+        h.finish128().as_u128()
     }
 
     /// Runs the access phase for `instance`, noting what it did in `note`. `at` is a
@@ -722,6 +728,22 @@ mod tests {
         // with the id for the log.
         plant(&mut memo);
         assert_eq!(logged(&mut memo), (Some("Bearer planted".into()), b"id".to_vec()));
+    }
+
+    #[test]
+    fn memo_tags_are_keyed_per_worker_and_tell_one_byte_apart() {
+        let (a, b) = (WorkerAuth::new(None), WorkerAuth::new(None));
+        assert_ne!(a.memo_keys, b.memo_keys);
+        assert_ne!(a.memo_keys.0, a.memo_keys.1);
+        let value = b"Basic aWQ6c2VjcmV0".to_vec();
+        assert_eq!(a.memo_tag(&value), a.memo_tag(&value.clone()));
+        assert_ne!(a.memo_tag(&value), b.memo_tag(&value));
+        for i in 0..value.len() {
+            let mut other = value.clone();
+            other[i] ^= 1;
+            assert_ne!(a.memo_tag(&value), a.memo_tag(&other));
+        }
+        assert_ne!(a.memo_tag(&value), a.memo_tag(&value[..value.len() - 1]));
     }
 
     #[test]
