@@ -117,6 +117,10 @@ struct RunArgs {
     /// to other users of the machine.
     #[arg(value_name = "TOKEN", long, env = "RINGGATE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// The control plane id Konnect-style Admin API paths must name
+    /// (`/v2/control-planes/{id}/core-entities/...`); without it, any id is taken.
+    #[arg(value_name = "UUID", long, env = "RINGGATE_CONTROL_PLANE_ID", value_parser = admin::control_plane_id)]
+    control_plane_id: Option<String>,
     /// Directory where every accepted configuration change is saved (`state.json`), for
     /// `--resume`. Without it, Admin API changes last until the process exits.
     #[arg(value_name = "DIR", long, env = "RINGGATE_DATA_DIR")]
@@ -329,6 +333,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     // once the workers (and their metrics) are up.
     let hooks = Arc::new(Hooks::default());
     let mut state = Admin::new(shared.clone(), Some(control.clone()), data, node, hooks);
+    state.control_plane_id = args.control_plane_id.clone();
     if !args.tls_listen.is_empty() {
         let default_cert = args.tls_cert.clone().zip(args.tls_key.clone());
         state.set_tls(TlsInputs {

@@ -195,6 +195,60 @@ fn kong_docs_requests_by_curl_answer_201_and_take_effect_on_each_scope() {
     assert!(!gate.log().contains(POST_CLIENT.1), "a caller secret in the log");
 }
 
+/// What Kong's Konnect Terraform provider sends, against ringgate's Admin API: the
+/// same entities under `/v2/control-planes/{id}/core-entities/`, with a bearer token.
+#[test]
+fn konnect_style_paths_with_a_bearer_token_configure_the_plugin_end_to_end() {
+    const PLANE: &str = "3c9e7d1a-52b4-4f8e-9a61-0d2c4b6e8f10";
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let dir = TempDir::new("konnect");
+    let file = dir.write("kong.yaml", "_format_version: \"3.0\"\n");
+    let gate = Gate::start(
+        &["--config", file.to_str().unwrap(), "--control-plane-id", PLANE],
+        &[("RINGGATE_ADMIN_TOKEN", TOKEN)],
+    );
+    let bearer = format!("Bearer {TOKEN}");
+    let call = |method: &str, path: &str, body: &str| {
+        let headers = [("Authorization", bearer.as_str()), ("Content-Type", "application/json")];
+        gate.call_with(method, &format!("/v2/control-planes/{PLANE}/core-entities{path}"), &headers, Some(body))
+    };
+
+    let (status, service) = call("POST", "/services", &format!(r#"{{"name":"svc","url":"http://{}"}}"#, up.addr()));
+    assert_eq!(status, 201, "{service}");
+    let sid = service["id"].as_str().unwrap();
+    let (status, route) = call("POST", &format!("/services/{sid}/routes"), r#"{"name":"r","paths":["/"]}"#);
+    assert_eq!(status, 201, "{route}");
+    let mut plugin: Value = serde_json::from_str(&docs_body(&idp.issuer)).unwrap();
+    plugin["route"] = json!({ "id": route["id"] });
+    let (status, created) = call("POST", "/plugins", &plugin.to_string());
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["config"]["client_secret"], json!(["<redacted>"]));
+
+    // The caller's credentials are exchanged at the IdP on that route.
+    assert_eq!(gate.through(POST_CLIENT), 200, "{}", gate.log());
+    let auth = last_authorization(&up);
+    assert!(auth.starts_with("Bearer ") && auth.len() > 30, "upstream got {auth:?}");
+    assert_eq!(gate.through((POST_CLIENT.0, "wrong")), 401);
+
+    // Without the token, or for another control plane, nothing is answered or changed.
+    let other = "/v2/control-planes/00000000-0000-4000-8000-000000000000/core-entities/plugins";
+    let (status, body) = gate.call_with("GET", other, &[("Authorization", &bearer)], None);
+    assert_eq!((status, body["message"].as_str()), (404, Some("Control plane not found")));
+    let own = format!("/v2/control-planes/{PLANE}/core-entities/plugins/{}", created["id"].as_str().unwrap());
+    assert_eq!(raw_http(gate.admin, "DELETE", &own, &[], "").0, 401);
+    assert_eq!(gate.through(POST_CLIENT), 200);
+    assert!(last_authorization(&up).starts_with("Bearer "), "the plugin is still there");
+
+    // Terraform's destroy: plugin, route, service.
+    assert_eq!(call("DELETE", &format!("/plugins/{}", created["id"].as_str().unwrap()), "").0, 204);
+    assert_eq!(call("DELETE", &format!("/routes/{}", route["id"].as_str().unwrap()), "").0, 204);
+    assert_eq!(call("DELETE", &format!("/services/{sid}"), "").0, 204);
+    let (status, listed) = call("GET", "/services", "");
+    assert_eq!((status, listed["data"].as_array().map(Vec::len)), (200, Some(0)));
+    assert!(!gate.log().contains(CONFIGURED_SECRET) && !gate.log().contains(TOKEN));
+}
+
 #[test]
 fn endpoints_answer_in_kongs_shapes_over_http() {
     let idp = TestIdp::start(0);

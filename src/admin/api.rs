@@ -140,6 +140,12 @@ pub enum ApiError {
     /// The change could not be saved or applied; nothing changed (500).
     #[error("{0}")]
     Internal(String),
+    /// A Konnect path for another control plane than `--control-plane-id` (404).
+    #[error("Control plane not found")]
+    OtherControlPlane,
+    /// A Konnect path other than a control plane's core entities (404).
+    #[error("Not found: only /v2/control-planes/{{id}}/core-entities/ paths are served")]
+    NotCoreEntities,
 }
 
 fn path_text(path: &[Seg]) -> String {
@@ -251,6 +257,7 @@ impl ApiError {
                 Response::json(400, &kong_error(14, "invalid declarative configuration", &message, fields))
             }
             ApiError::Internal(message) => Response::message(500, message),
+            ApiError::OtherControlPlane | ApiError::NotCoreEntities => Response::message(404, &self.to_string()),
         }
     }
 }
@@ -298,6 +305,18 @@ fn route(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let method = req.method;
     match segs.as_slice() {
+        // Konnect's paths for the same entities (what its Terraform provider and decK
+        // with `--konnect-*` call): the entity endpoints only, under one control plane.
+        ["v2", "control-planes", plane, "core-entities", rest @ ..] => {
+            if admin.control_plane_id.as_deref().is_some_and(|id| !id.eq_ignore_ascii_case(plane)) {
+                return Err(ApiError::OtherControlPlane);
+            }
+            match rest {
+                [] => Err(ApiError::NotCoreEntities),
+                _ => entities(admin, req, rest),
+            }
+        }
+        ["v2", "control-planes", ..] => Err(ApiError::NotCoreEntities),
         [] => match method {
             "GET" => Ok(node_info(admin)),
             _ => Err(ApiError::MethodNotAllowed),
@@ -314,6 +333,23 @@ fn route(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
             "GET" => Ok(Response::json(200, &json!({ "enabled_plugins": KNOWN_PLUGINS }))),
             _ => Err(ApiError::MethodNotAllowed),
         },
+        ["upstreams", upstream, "health"] => match method {
+            "GET" => upstream_health(admin, upstream),
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        ["upstreams", upstream, "targets", key, state @ ("healthy" | "unhealthy")] => match method {
+            "POST" | "PUT" => set_target_health(admin, upstream, key, *state == "healthy"),
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        entity_path => entities(admin, req, entity_path),
+    }
+}
+
+/// The entity endpoints (collections, entities, nested collections), which Kong's
+/// Admin API and Konnect's core-entities paths share.
+fn entities(admin: &mut Admin, req: &Request, segs: &[&str]) -> Result<Response, ApiError> {
+    let method = req.method;
+    match segs {
         [collection] => {
             let kind = kind_of(collection).ok_or(ApiError::NotFound)?;
             match method {
@@ -335,10 +371,6 @@ fn route(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
                 _ => Err(ApiError::MethodNotAllowed),
             }
         }
-        ["upstreams", upstream, "health"] => match method {
-            "GET" => upstream_health(admin, upstream),
-            _ => Err(ApiError::MethodNotAllowed),
-        },
         [parent, key, child] => {
             let (parent, kind) = match (*parent, *child) {
                 ("services", "routes") => (Kind::Service, Kind::Route),
@@ -356,10 +388,6 @@ fn route(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
                 _ => Err(ApiError::MethodNotAllowed),
             }
         }
-        ["upstreams", upstream, "targets", key, state @ ("healthy" | "unhealthy")] => match method {
-            "POST" | "PUT" => set_target_health(admin, upstream, key, *state == "healthy"),
-            _ => Err(ApiError::MethodNotAllowed),
-        },
         // Kong's name for every target of an upstream (its targets history is gone
         // since Kong 2; so is ringgate's): the same list.
         ["upstreams", upstream, "targets", "all"] => match method {

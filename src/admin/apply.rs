@@ -137,6 +137,9 @@ pub struct Admin {
     pub node: NodeInfo,
     pub hooks: Arc<Hooks>,
     tls: Option<TlsInputs>,
+    /// The one control plane whose Konnect paths are answered (`--control-plane-id`);
+    /// `None`: any id names this node's configuration.
+    pub control_plane_id: Option<String>,
 }
 
 /// Installs `snapshot` as the running configuration for every worker, and starts
@@ -171,7 +174,17 @@ impl Admin {
         hooks: Arc<Hooks>,
     ) -> Admin {
         let config_hash = Arc::new(ArcSwap::from_pointee(config_hash(&Store::default().render())));
-        Admin { store: Store::default(), config_hash, shared, control, data, node, hooks, tls: None }
+        Admin {
+            store: Store::default(),
+            config_hash,
+            shared,
+            control,
+            data,
+            node,
+            hooks,
+            tls: None,
+            control_plane_id: None,
+        }
     }
 
     /// What `GET /status` reads; it follows every later change.

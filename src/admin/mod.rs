@@ -150,6 +150,15 @@ impl AdminToken {
     }
 }
 
+/// A `--control-plane-id`: a UUID, as Konnect's control plane ids are, lower-cased.
+pub fn control_plane_id(s: &str) -> Result<String, String> {
+    if crate::config::is_uuid(s) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!("{s:?} is not a UUID (Konnect's control plane ids are)"))
+    }
+}
+
 /// Loopback, including IPv4-mapped IPv6 loopback.
 pub fn is_loopback(ip: IpAddr) -> bool {
     match ip {

@@ -813,3 +813,87 @@ fn upstream_health_is_shown_per_address_and_set_by_hand() {
     assert_eq!(call(&mut a, "POST", "/upstreams/u/targets/127.0.0.1:9999/healthy", "").status, 404);
     assert_eq!(call(&mut a, "GET", "/upstreams/nope/health", "").status, 404);
 }
+
+const PLANE: &str = "9f1c2a3b-4d5e-4f60-8a7b-0c1d2e3f4a5b";
+
+fn konnect(path: &str) -> String {
+    format!("/v2/control-planes/{PLANE}/core-entities{path}")
+}
+
+#[test]
+fn konnect_core_entity_paths_manage_the_same_entities_as_kongs() {
+    let mut a = admin();
+    let s = ok(call(&mut a, "POST", &konnect("/services"), r#"{"name":"svc","url":"http://127.0.0.1:9/base"}"#), 201);
+    let r = ok(call(&mut a, "POST", &konnect("/services/svc/routes"), r#"{"name":"r","paths":["/"]}"#), 201);
+    assert_eq!(r["service"], json!({ "id": s["id"] }));
+    let mut body: Value = serde_json::from_str(&plugin_body("http://127.0.0.1:9/")).unwrap();
+    body["route"] = json!({ "id": r["id"] });
+    let p = ok(call(&mut a, "POST", &konnect("/plugins"), &body.to_string()), 201);
+    assert_eq!(p["config"]["client_secret"], json!([REDACTED]));
+    assert_eq!(p["route"], json!({ "id": r["id"] }));
+
+    // The same entities on either path, and in the running configuration.
+    assert_eq!(ok(call(&mut a, "GET", "/services/svc", ""), 200)["id"], s["id"]);
+    let pid = p["id"].as_str().unwrap();
+    assert_eq!(ok(call(&mut a, "GET", &format!("/plugins/{pid}"), ""), 200)["route"], json!({ "id": r["id"] }));
+    assert_eq!(ok(call(&mut a, "GET", &konnect("/plugins"), ""), 200)["data"].as_array().unwrap().len(), 1);
+    assert_eq!(ok(call(&mut a, "GET", &konnect("/routes/r/plugins"), ""), 200)["data"][0]["id"], p["id"]);
+    assert_eq!(a.shared.load().instances().len(), 1);
+
+    // Updates and deletes, as the Terraform provider sends them.
+    let patched =
+        ok(call(&mut a, "PATCH", &konnect(&format!("/plugins/{pid}")), r#"{"config":{"timeout":2500}}"#), 200);
+    assert_eq!(patched["config"]["timeout"], 2500);
+    assert_eq!(a.store.plugins[0].fields["config"]["client_secret"], json!([SECRET]), "kept through the patch");
+    let mut replaced = body.clone();
+    replaced["config"]["scopes"] = json!([]);
+    let put = ok(call(&mut a, "PUT", &konnect(&format!("/plugins/{pid}")), &replaced.to_string()), 200);
+    assert_eq!(put["config"]["scopes"], json!([]));
+    assert_eq!(put["config"]["timeout"], 10000, "a PUT replaces the whole entity");
+    assert_eq!(call(&mut a, "DELETE", &konnect(&format!("/plugins/{pid}")), "").status, 204);
+    assert!(a.shared.load().instances().is_empty());
+    assert_eq!(call(&mut a, "GET", &format!("/plugins/{pid}"), "").status, 404);
+}
+
+#[test]
+fn konnect_paths_other_than_core_entities_are_not_served() {
+    let mut a = admin();
+    with_service(&mut a);
+    for (method, path) in [
+        ("GET", konnect("/status")),
+        ("POST", konnect("/config")),
+        ("GET", konnect("/upstreams/u/health")),
+        ("GET", konnect("/nonsense")),
+    ] {
+        let r = call(&mut a, method, &path, "{}");
+        assert_eq!(r.status, 404, "{method} {path}");
+        assert_eq!(r.value()["message"], "Not found", "{method} {path}");
+    }
+    for path in [konnect(""), format!("/v2/control-planes/{PLANE}"), "/v2/control-planes".to_string()] {
+        let r = call(&mut a, "GET", &path, "");
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(
+            r.value()["message"],
+            "Not found: only /v2/control-planes/{id}/core-entities/ paths are served",
+            "{path}"
+        );
+    }
+    assert_eq!(a.store.services.len(), 1, "nothing changed");
+}
+
+#[test]
+fn a_set_control_plane_id_is_the_only_one_answered() {
+    let mut a = admin();
+    a.control_plane_id = Some(crate::admin::control_plane_id(PLANE).unwrap());
+    let other = "/v2/control-planes/00000000-0000-4000-8000-000000000000/core-entities/services";
+    let r = call(&mut a, "POST", other, r#"{"name":"svc","url":"http://127.0.0.1:9/"}"#);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.value()["message"], "Control plane not found");
+    assert!(a.store.services.is_empty());
+    assert_eq!(call(&mut a, "GET", other, "").status, 404);
+    // The id is compared without regard to case, as UUIDs are.
+    let upper = format!("/v2/control-planes/{}/core-entities/services", PLANE.to_ascii_uppercase());
+    ok(call(&mut a, "POST", &upper, r#"{"name":"svc","url":"http://127.0.0.1:9/"}"#), 201);
+    assert_eq!(ok(call(&mut a, "GET", &konnect("/services"), ""), 200)["data"].as_array().unwrap().len(), 1);
+    assert!(crate::admin::control_plane_id("not-a-uuid").unwrap_err().contains("not a UUID"));
+}
