@@ -338,7 +338,14 @@ fn route(admin: &mut Admin, req: &Request) -> Result<Response, ApiError> {
             _ => Err(ApiError::MethodNotAllowed),
         },
         ["upstreams", upstream, "targets", key, state @ ("healthy" | "unhealthy")] => match method {
-            "POST" | "PUT" => set_target_health(admin, upstream, key, *state == "healthy"),
+            "POST" | "PUT" => set_target_health(admin, upstream, key, None, *state == "healthy"),
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        ["upstreams", upstream, "targets", key, address, state @ ("healthy" | "unhealthy")] => match method {
+            "POST" | "PUT" => {
+                let address = address.parse::<SocketAddr>().map_err(|_| ApiError::NotFound)?;
+                set_target_health(admin, upstream, key, Some(address), *state == "healthy")
+            }
             _ => Err(ApiError::MethodNotAllowed),
         },
         entity_path => entities(admin, req, entity_path),
@@ -595,7 +602,15 @@ fn upstream_health(admin: &Admin, key: &str) -> Result<Response, ApiError> {
 
 /// `POST /upstreams/{u}/targets/{t}/healthy` (or `unhealthy`): sets every address of the
 /// target, for every worker, until a check decides otherwise (Kong's manual override).
-fn set_target_health(admin: &Admin, upstream: &str, key: &str, healthy: bool) -> Result<Response, ApiError> {
+/// Sets the health of a target's addresses by hand, or of the one `address` of it (404
+/// when the target has no such address).
+fn set_target_health(
+    admin: &Admin,
+    upstream: &str,
+    key: &str,
+    address: Option<SocketAddr>,
+    healthy: bool,
+) -> Result<Response, ApiError> {
     let u = admin.store.position(Kind::Upstream, upstream).ok_or(ApiError::NotFound)?;
     let upstream = &admin.store.upstreams[u];
     let t = admin.store.target_of(&upstream.id, key).ok_or(ApiError::NotFound)?;
@@ -608,8 +623,15 @@ fn set_target_health(admin: &Admin, upstream: &str, key: &str, healthy: bool) ->
         return Err(ApiError::Refused(format!("health checks are off for upstream '{name}'")));
     }
     let by = if healthy { "Admin API (healthy)" } else { "Admin API (unhealthy)" };
+    let mut set = 0;
     for h in snap.health.iter().filter(|h| h.peer.upstream == name && h.peer.target == target) {
-        h.peer.set(healthy, by);
+        if address.is_none_or(|a| a == h.peer.addr) {
+            h.peer.set(healthy, by);
+            set += 1;
+        }
+    }
+    if address.is_some() && set == 0 {
+        return Err(ApiError::NotFound);
     }
     Ok(Response::no_content())
 }

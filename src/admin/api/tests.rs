@@ -812,6 +812,19 @@ fn upstream_health_is_shown_per_address_and_set_by_hand() {
     assert_eq!((r.status, r.value()["message"].clone()), (400, json!("health checks are off for upstream 'off'")));
     assert_eq!(call(&mut a, "POST", "/upstreams/u/targets/127.0.0.1:9999/healthy", "").status, 404);
     assert_eq!(call(&mut a, "GET", "/upstreams/nope/health", "").status, 404);
+
+    // One address of a target (Kong's per-address endpoints): only a known address.
+    let by_address = |a: &mut Admin, target: &str, address: &str, state: &str| {
+        call(a, "PUT", &format!("/upstreams/u/targets/{target}/{address}/{state}"), "").status
+    };
+    assert_eq!(by_address(&mut a, "127.0.0.1:9002", "127.0.0.1:9002", "unhealthy"), 204);
+    assert_eq!(shown(&mut a)["data"][1]["health"], "UNHEALTHY");
+    assert_eq!(shown(&mut a)["data"][0]["health"], "HEALTHY");
+    assert_eq!(by_address(&mut a, "127.0.0.1:9002", "127.0.0.1:9001", "healthy"), 404, "another target's address");
+    assert_eq!(shown(&mut a)["data"][1]["health"], "UNHEALTHY");
+    assert_eq!(by_address(&mut a, "127.0.0.1:9002", "not-an-address", "healthy"), 404);
+    assert_eq!(by_address(&mut a, "127.0.0.1:9002", "127.0.0.1:9002", "healthy"), 204);
+    assert_eq!(shown(&mut a)["data"][1]["health"], "HEALTHY");
 }
 
 const PLANE: &str = "9f1c2a3b-4d5e-4f60-8a7b-0c1d2e3f4a5b";
