@@ -308,6 +308,31 @@ fn upstream_and_target_mistakes_are_errors() {
 }
 
 #[test]
+fn cookie_hashing_takes_a_cookie_name_and_path_and_no_fallback() {
+    use ringgate::config::HashOn;
+    let c = ok(&doc("upstreams:\n- name: a\n  algorithm: consistent-hashing\n  hash_on: cookie\n  \
+                     hash_on_cookie: route_id\n  hash_on_cookie_path: /app\n- name: b\n  algorithm: consistent-hashing\n  \
+                     hash_on: ip\n  hash_fallback: cookie\n  hash_on_cookie: sid\n"));
+    assert_eq!(c.upstreams[0].hash_on, HashOn::Cookie);
+    assert_eq!(c.upstreams[0].hash_on_cookie.as_deref(), Some("route_id"));
+    assert_eq!(c.upstreams[0].hash_on_cookie_path, "/app");
+    assert_eq!((&c.upstreams[1].hash_on, &c.upstreams[1].hash_fallback), (&HashOn::Ip, &HashOn::Cookie));
+    assert_eq!(c.upstreams[1].hash_on_cookie_path, "/", "Kong's default path");
+    let e = errors(&doc("upstreams:\n- name: a\n  algorithm: consistent-hashing\n  hash_on: cookie\n  \
+                         hash_on_cookie: sid\n  hash_fallback: ip\n- name: b\n  hash_on_cookie: 'a b'\n  \
+                         hash_on_cookie_path: 'x;y'\n- name: c\n  hash_on_cookie_path: '/a b'\n"));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:7:18: 'hash_fallback' must be 'none' when 'hash_on' is 'cookie'",
+            "kong.yaml:9:19: 'hash_on_cookie' is not a cookie name: 'a b'",
+            "kong.yaml:10:24: 'hash_on_cookie_path' must be a path starting with '/', without ';' or spaces: 'x;y'",
+            "kong.yaml:12:24: 'hash_on_cookie_path' must be a path starting with '/', without ';' or spaces: '/a b'",
+        ]
+    );
+}
+
+#[test]
 fn balancing_ringgate_does_not_do_is_an_error() {
     let c = ok(&doc("upstreams:\n- name: a\n  algorithm: consistent-hashing\n  hash_on: header\n  hash_on_header: X-User\n  \
                      hash_fallback: query_arg\n  hash_fallback_query_arg: user\n- name: b\n  algorithm: consistent-hashing\n  \
@@ -318,14 +343,15 @@ fn balancing_ringgate_does_not_do_is_an_error() {
     assert_eq!((&c.upstreams[1].hash_on, &c.upstreams[1].hash_fallback), (&HashOn::Ip, &HashOn::Path));
     let e = errors(&doc(
         "upstreams:\n- name: a\n  algorithm: consistent-hashing\n  hash_on: header\n  hash_fallback: cookie\n\
-                         - name: b\n  hash_on: ip\n",
+                         - name: b\n  hash_on: ip\n- name: c\n  algorithm: consistent-hashing\n  hash_on: uri_capture\n",
     ));
     assert_eq!(
         e,
         vec![
             "kong.yaml:5:12: 'hash_on: header' needs 'hash_on_header'",
-            "kong.yaml:6:18: 'hash_fallback: cookie' is not supported yet (ip, header, query_arg and path are)",
+            "kong.yaml:6:18: 'hash_fallback: cookie' needs 'hash_on_cookie'",
             "kong.yaml:8:12: 'hash_on: ip' needs 'algorithm: consistent-hashing'",
+            "kong.yaml:11:12: 'hash_on: uri_capture' is not supported yet (ip, header, query_arg, path and cookie are)",
         ]
     );
     let e = errors(&doc("upstreams:\n- name: a\n  algorithm: latency\n- name: b\n  hash_on: ip\n\

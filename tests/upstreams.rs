@@ -393,3 +393,46 @@ on_both_drivers!(consistent_hashing_sends_each_caller_to_its_own_target, |d| {
     }
     assert!(!a.received().is_empty() && !b.received().is_empty(), "12 callers use both targets");
 });
+
+on_both_drivers!(cookie_hashing_sets_a_cookie_once_and_keeps_its_holder_on_one_target, |d| {
+    let (a, b, c) = (Upstream::start(), Upstream::start(), Upstream::start());
+    let yaml = format!(
+        "_format_version: \"3.0\"\nupstreams:\n- name: u\n  algorithm: consistent-hashing\n  hash_on: cookie\n  \
+         hash_on_cookie: affinity\n  hash_on_cookie_path: /shop\n  \
+         targets: [{{target: '{}'}}, {{target: '{}'}}, {{target: '{}'}}]\nservices:\n- host: u\n  routes: [{{paths: [/]}}]\n",
+        a.addr(),
+        b.addr(),
+        c.addr()
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    let mut conn = p.connect();
+    // A target records a request before it answers, so after a response the counts
+    // are final.
+    let counts = || [a.received().len(), b.received().len(), c.received().len()];
+    let mut send = |cookie: &str| {
+        conn.write(format!("GET /shop/x HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n").as_bytes());
+        let r = conn.response().expect("a response");
+        assert_eq!(r.status, 200);
+        r.header("set-cookie").map(str::to_string)
+    };
+    // Each new caller gets a cookie; with it, its later requests reach the same target
+    // (the cookie alone or among others, quoted or not), and no new cookie is set.
+    let mut used = [0usize; 3];
+    for caller in 0..12 {
+        let before = counts();
+        let set = send("theme=dark").unwrap_or_else(|| panic!("caller {caller}: no cookie set"));
+        let value = set.strip_prefix("affinity=").and_then(|v| v.split(';').next()).expect("the configured name");
+        assert_eq!(value.len(), 36, "a UUID: {set}");
+        assert!(set.ends_with("; Path=/shop; SameSite=Lax; HttpOnly"), "{set}");
+        let first = (0..3).find(|&i| counts()[i] == before[i] + 1).expect("one target got it");
+        used[first] += 1;
+        for round in 0..4 {
+            let cookie =
+                if round % 2 == 0 { format!("affinity={value}") } else { format!("theme=dark; affinity=\"{value}\"") };
+            assert_eq!(send(&cookie), None, "caller {caller} sent the cookie");
+        }
+        let expected: Vec<usize> = (0..3).map(|i| before[i] + if i == first { 5 } else { 0 }).collect();
+        assert_eq!(counts().to_vec(), expected, "caller {caller}");
+    }
+    assert!(used.iter().filter(|&&n| n > 0).count() >= 2, "12 callers spread over the targets: {used:?}");
+});

@@ -517,7 +517,7 @@ fn certificate_fields(c: &Certificate) -> Map<String, Value> {
 }
 
 /// An upstream's fields: what the loader keeps, and Kong's values for what ringgate
-/// only accepts at its default (cookie and URI-capture hashing).
+/// only accepts at its default (URI-capture hashing, a client certificate).
 fn upstream_fields(u: &Upstream) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("name".into(), json!(u.name));
@@ -531,15 +531,17 @@ fn upstream_fields(u: &Upstream) -> Map<String, Value> {
             HashOn::Path => ("path", None, None),
             HashOn::Header(name) => ("header", Some(name), None),
             HashOn::QueryArg(name) => ("query_arg", None, Some(name)),
+            HashOn::Cookie => ("cookie", None, None),
         };
         m.insert(prefix.into(), json!(kind));
         m.insert(format!("{prefix}_header"), header.map_or(Value::Null, |n| json!(n)));
         m.insert(format!("{prefix}_query_arg"), query_arg.map_or(Value::Null, |n| json!(n)));
     }
-    for key in ["hash_on_cookie", "hash_on_uri_capture", "hash_fallback_uri_capture", "client_certificate"] {
+    m.insert("hash_on_cookie".into(), u.hash_on_cookie.as_ref().map_or(Value::Null, |c| json!(c)));
+    m.insert("hash_on_cookie_path".into(), json!(u.hash_on_cookie_path));
+    for key in ["hash_on_uri_capture", "hash_fallback_uri_capture", "client_certificate"] {
         m.insert(key.into(), Value::Null);
     }
-    m.insert("hash_on_cookie_path".into(), json!("/"));
     m.insert("use_srv_name".into(), json!(false));
     m.insert("healthchecks".into(), healthchecks_json(&u.healthchecks));
     m.insert("tags".into(), list_or_null(&u.tags));

@@ -202,6 +202,10 @@ pub struct Upstream {
     /// Consistent hashing: what is hashed, and what when that is absent.
     pub hash_on: HashOn,
     pub hash_fallback: HashOn,
+    /// The cookie [`HashOn::Cookie`] hashes (`hash_on_cookie`), and the `Path` of the one
+    /// set when a request comes without it (`hash_on_cookie_path`, default `/`).
+    pub hash_on_cookie: Option<String>,
+    pub hash_on_cookie_path: String,
     /// 10–65536, default 10000: the longest round-robin schedule built for it.
     pub slots: u32,
     /// The `Host` sent upstream (with the target's port when not the default) instead
@@ -241,6 +245,10 @@ pub enum HashOn {
     QueryArg(String),
     /// The request path, as sent.
     Path,
+    /// The value of the upstream's `hash_on_cookie`. A request without it gets a new
+    /// random value, hashed the same way and set in the response, so that the caller's
+    /// next requests go to the same target (Kong's behaviour).
+    Cookie,
 }
 
 impl Algorithm {

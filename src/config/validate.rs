@@ -121,6 +121,12 @@ fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// A cookie's `Path` attribute as ringgate writes it: a path from `/`, printable ASCII
+/// without `;` (RFC 6265 §4.1.1 `path-value`) and without spaces.
+fn cookie_path_ok(s: &str) -> bool {
+    s.starts_with('/') && s.bytes().all(|b| b.is_ascii_graphic() && b != b';')
+}
+
 impl Validator<'_> {
     fn error(&mut self, mark: Mark, message: impl Into<String>) {
         self.errors.push(ConfigError::at(self.file, mark, message));
@@ -830,6 +836,8 @@ impl Validator<'_> {
             algorithm: Algorithm::RoundRobin,
             hash_on: HashOn::None,
             hash_fallback: HashOn::None,
+            hash_on_cookie: None,
+            hash_on_cookie_path: "/".into(),
             slots: DEFAULT_SLOTS,
             host_header: None,
             targets: 0..0,
@@ -880,11 +888,30 @@ impl Validator<'_> {
                         hash_inputs.insert(key.as_str(), name);
                     }
                 }
+                "hash_on_cookie" => {
+                    if let Some(name) = self.string(value, key) {
+                        if is_token(&name) {
+                            up.hash_on_cookie = Some(name);
+                        } else {
+                            self.error(value.mark, format!("'hash_on_cookie' is not a cookie name: '{name}'"));
+                        }
+                    }
+                }
+                "hash_on_cookie_path" => {
+                    if let Some(path) = self.string(value, key) {
+                        if cookie_path_ok(&path) {
+                            up.hash_on_cookie_path = path;
+                        } else {
+                            self.error(
+                                value.mark,
+                                format!("'hash_on_cookie_path' must be a path starting with '/', without ';' or spaces: '{path}'"),
+                            );
+                        }
+                    }
+                }
                 // Inputs of hashing and sticky sessions that are not supported (refused
                 // with their `hash_on` or algorithm): on their own they change nothing.
-                "hash_on_cookie"
-                | "hash_on_cookie_path"
-                | "hash_on_uri_capture"
+                "hash_on_uri_capture"
                 | "hash_fallback_uri_capture"
                 | "sticky_sessions_cookie"
                 | "sticky_sessions_cookie_path" => {
@@ -925,6 +952,7 @@ impl Validator<'_> {
         if !name_seen && matches!(node.value, NodeValue::Map(_)) {
             self.errors.push(ConfigError::missing(self.file, node.mark, "name", "an upstream needs a 'name'"));
         }
+        let fallback_mark = hashing.iter().find(|(k, _, _)| k == "hash_fallback").map(|(_, _, m)| *m);
         for (key, value, mark) in hashing {
             let prefix = if key == "hash_on" { "hash_on" } else { "hash_fallback" };
             let input = |what: &str| hash_inputs.get(format!("{prefix}_{what}").as_str()).cloned();
@@ -950,8 +978,18 @@ impl Validator<'_> {
                         continue;
                     }
                 },
-                h @ ("cookie" | "uri_capture" | "consumer") => {
-                    self.error(mark, format!("'{key}: {h}' is not supported yet (ip, header, query_arg and path are)"));
+                "cookie" => {
+                    if up.hash_on_cookie.is_none() {
+                        self.error(mark, format!("'{key}: cookie' needs 'hash_on_cookie'"));
+                        continue;
+                    }
+                    HashOn::Cookie
+                }
+                h @ ("uri_capture" | "consumer") => {
+                    self.error(
+                        mark,
+                        format!("'{key}: {h}' is not supported yet (ip, header, query_arg, path and cookie are)"),
+                    );
                     continue;
                 }
                 h => {
@@ -968,6 +1006,10 @@ impl Validator<'_> {
             } else {
                 up.hash_fallback = h;
             }
+        }
+        // A missing cookie is made, so nothing is ever left to fall back to (Kong's rule).
+        if up.hash_on == HashOn::Cookie && up.hash_fallback != HashOn::None {
+            self.error(fallback_mark.unwrap_or(node.mark), "'hash_fallback' must be 'none' when 'hash_on' is 'cookie'");
         }
         self.config.upstreams.push(up);
         for t in targets {

@@ -172,12 +172,14 @@ pub struct ResponseFramingOut {
     pub dechunk: bool,
 }
 
-/// Writes the downstream response head to `out`.
+/// Writes the downstream response head to `out`, with `extra` (whole header lines,
+/// CRLF-terminated) after the upstream's own.
 pub fn write_response_head(
     buf: &[u8],
     head: &ResponseHead,
     downstream: Version,
     framing: ResponseFramingOut,
+    extra: &[u8],
     out: &mut Vec<u8>,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -197,6 +199,7 @@ pub fn write_response_head(
             out.extend_from_slice(b"\r\n");
         }
     }
+    out.extend_from_slice(extra);
     if framing.close {
         out.extend_from_slice(b"Connection: close\r\n");
     } else if downstream == Version::Http10 {
@@ -259,15 +262,36 @@ mod tests {
         let raw = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: y\r\n\r\n";
         let head = response(raw);
         let mut out = Vec::new();
-        write_response_head(raw, &head, Version::Http11, ResponseFramingOut { close: false, dechunk: false }, &mut out);
+        write_response_head(
+            raw,
+            &head,
+            Version::Http11,
+            ResponseFramingOut { close: false, dechunk: false },
+            b"",
+            &mut out,
+        );
         assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Kept: y\r\n\r\n");
         out.clear();
-        write_response_head(raw, &head, Version::Http10, ResponseFramingOut { close: false, dechunk: false }, &mut out);
+        write_response_head(
+            raw,
+            &head,
+            Version::Http10,
+            ResponseFramingOut { close: false, dechunk: false },
+            b"",
+            &mut out,
+        );
         assert!(out.ends_with(b"X-Kept: y\r\nConnection: keep-alive\r\n\r\n"));
         let raw = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n";
         let head = response(raw);
         out.clear();
-        write_response_head(raw, &head, Version::Http10, ResponseFramingOut { close: true, dechunk: true }, &mut out);
+        write_response_head(
+            raw,
+            &head,
+            Version::Http10,
+            ResponseFramingOut { close: true, dechunk: true },
+            b"",
+            &mut out,
+        );
         assert_eq!(out, b"HTTP/1.1 201 Created\r\nConnection: close\r\n\r\n");
     }
 }

@@ -102,6 +102,9 @@ struct Conn {
     timer: IoTimer,
     /// The openid-connect cache key of this connection's last `Authorization` header.
     cred_memo: CredentialMemo,
+    /// Response header lines this proxy adds to the current request's response (the
+    /// `Set-Cookie` of cookie hashing); usually empty.
+    extra_headers: Vec<u8>,
 }
 
 /// Serves one downstream connection until it closes.
@@ -123,6 +126,7 @@ pub async fn serve(w: &Rc<Worker>, stream: Stream, peer: SocketAddr, local_port:
         ex: Exchange::default(),
         timer: IoTimer::new(),
         cred_memo: CredentialMemo::default(),
+        extra_headers: Vec::new(),
     };
     loop {
         match c.read_head(w, slot).await {
@@ -489,6 +493,7 @@ impl Conn {
         let mut pick = snap.next_pick(si);
         // Consistent hashing: what the request hashes to (read before the head leaves
         // the buffer).
+        self.extra_headers.clear();
         let hash = service.upstream.and_then(|u| snap.config.upstreams.get(u)).and_then(|u| self.hash_key(u));
         let Some((_, first)) = snap.peer_at(si, pick, hash.map(|h| (h, 0))) else {
             let err = if service.upstream.is_some() { ProxyError::NoTarget } else { ProxyError::NameResolution };
@@ -703,6 +708,7 @@ impl Conn {
             &self.resp,
             version,
             ResponseFramingOut { close: close_down, dechunk },
+            &self.extra_headers,
             &mut self.out,
         );
         let reusable = self.relay_response(w, &mut up, framing, dechunk, service.read_timeout).await;
@@ -718,40 +724,57 @@ impl Conn {
     /// `hash_on` input, else its `hash_fallback` one; `None` when it does not hash or
     /// neither is in the request (the round-robin turn then decides, as Kong does with
     /// no hash value).
-    fn hash_key(&self, upstream: &crate::config::Upstream) -> Option<u64> {
-        use crate::config::{Algorithm, HashOn};
+    fn hash_key(&mut self, upstream: &crate::config::Upstream) -> Option<u64> {
+        use crate::config::Algorithm;
         if upstream.algorithm != Algorithm::ConsistentHashing {
             return None;
         }
-        let of = |on: &HashOn| -> Option<u64> {
-            match on {
-                HashOn::None => None,
-                HashOn::Ip => Some(match self.peer.ip().to_canonical() {
-                    std::net::IpAddr::V4(a) => crate::fasthash::key_hash(&a.octets()),
-                    std::net::IpAddr::V6(a) => crate::fasthash::key_hash(&a.octets()),
-                }),
-                HashOn::Path => Some(crate::fasthash::key_hash(self.head.path(&self.buf))),
-                HashOn::Header(name) => {
-                    // Every value, in order, run together as Kong joins them: one value
-                    // hashes as the same text would from a query argument.
-                    let mut h = crate::fasthash::KeyHash::new();
-                    let mut any = false;
-                    for v in self.head.values(&self.buf, name) {
-                        h.write(v);
-                        any = true;
-                    }
-                    any.then(|| h.finish())
+        self.hash_input(upstream, &upstream.hash_on).or_else(|| self.hash_input(upstream, &upstream.hash_fallback))
+    }
+
+    /// The hash of one `hash_on` input of the current request, if it has one.
+    fn hash_input(&mut self, upstream: &crate::config::Upstream, on: &crate::config::HashOn) -> Option<u64> {
+        use crate::config::HashOn;
+        match on {
+            HashOn::None => None,
+            HashOn::Ip => Some(match self.peer.ip().to_canonical() {
+                std::net::IpAddr::V4(a) => crate::fasthash::key_hash(&a.octets()),
+                std::net::IpAddr::V6(a) => crate::fasthash::key_hash(&a.octets()),
+            }),
+            HashOn::Path => Some(crate::fasthash::key_hash(self.head.path(&self.buf))),
+            HashOn::Header(name) => {
+                // Every value, in order, run together as Kong joins them: one value
+                // hashes as the same text would from a query argument.
+                let mut h = crate::fasthash::KeyHash::new();
+                let mut any = false;
+                for v in self.head.values(&self.buf, name) {
+                    h.write(v);
+                    any = true;
                 }
-                HashOn::QueryArg(name) => {
-                    let query = self.buf[self.head.query.clone()].strip_prefix(b"?")?;
-                    query.split(|&b| b == b'&').find_map(|pair| {
-                        let value = pair.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
-                        (!value.is_empty()).then(|| crate::fasthash::key_hash(value))
-                    })
-                }
+                any.then(|| h.finish())
             }
-        };
-        of(&upstream.hash_on).or_else(|| of(&upstream.hash_fallback))
+            HashOn::QueryArg(name) => {
+                let query = self.buf[self.head.query.clone()].strip_prefix(b"?")?;
+                query.split(|&b| b == b'&').find_map(|pair| {
+                    let value = pair.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+                    (!value.is_empty()).then(|| crate::fasthash::key_hash(value))
+                })
+            }
+            HashOn::Cookie => {
+                let name = upstream.hash_on_cookie.as_deref()?;
+                let cookies = self.head.values(&self.buf, "cookie");
+                if let Some(value) = credentials::cookie_value(cookies, name.as_bytes()) {
+                    return Some(crate::fasthash::key_hash(value));
+                }
+                // None sent: a new random value picks the target and goes back to
+                // the caller, who sends it from now on.
+                let value = crate::admin::store::new_id().ok()?;
+                let path = &upstream.hash_on_cookie_path;
+                let line = format!("Set-Cookie: {name}={value}; Path={path}; SameSite=Lax; HttpOnly\r\n");
+                self.extra_headers.extend_from_slice(line.as_bytes());
+                Some(crate::fasthash::key_hash(value.as_bytes()))
+            }
+        }
     }
 
     /// Runs an openid-connect instance's access phase on the current request.

@@ -910,3 +910,18 @@ fn a_set_control_plane_id_is_the_only_one_answered() {
     assert_eq!(ok(call(&mut a, "GET", &konnect("/services"), ""), 200)["data"].as_array().unwrap().len(), 1);
     assert!(crate::admin::control_plane_id("not-a-uuid").unwrap_err().contains("not a UUID"));
 }
+
+#[test]
+fn cookie_hashing_upstreams_show_their_cookie_and_refuse_a_fallback() {
+    let mut a = admin();
+    let body = r#"{"name":"u","algorithm":"consistent-hashing","hash_on":"cookie","hash_on_cookie":"sid"}"#;
+    let u = ok(call(&mut a, "POST", "/upstreams", body), 201);
+    assert_eq!((u["hash_on"].clone(), u["hash_on_cookie"].clone()), (json!("cookie"), json!("sid")));
+    assert_eq!(u["hash_on_cookie_path"], "/");
+    let patched = ok(call(&mut a, "PATCH", "/upstreams/u", r#"{"hash_on_cookie_path":"/app"}"#), 200);
+    assert_eq!(patched["hash_on_cookie_path"], "/app");
+    let r = call(&mut a, "PATCH", "/upstreams/u", r#"{"hash_fallback":"ip"}"#);
+    assert_eq!(r.status, 400);
+    assert!(r.value()["message"].as_str().unwrap().contains("'hash_fallback' must be 'none' when 'hash_on' is 'cookie'"));
+    assert_eq!(a.shared.load().config.upstreams[0].hash_on_cookie_path, "/app", "the refused change left it");
+}
