@@ -29,7 +29,7 @@
 //! | plugin `ordering` | warning | one plugin instance per request, order is moot |
 //! | plugin `consumer`, `consumer_group`, `_config`, `partials` | error | scoping or shared config not supported |
 //! | top-level `vaults`, `filter_chains` | error | secret references or filters would differ |
-//! | upstream `algorithm` `latency` or `sticky-sessions`, `hash_on`/`hash_fallback` `cookie`, `uri_capture` or `consumer` | error | targets would get other requests than in Kong |
+//! | upstream `algorithm` `latency` or `sticky-sessions`, `hash_on`/`hash_fallback` `uri_capture` or `consumer` | error | targets would get other requests than in Kong |
 //! | upstream active `healthchecks` of type `https`, `grpc`, `grpcs` | error | the probes would not be sent |
 //! | upstream `client_certificate` | error | it would not be presented |
 //! | upstream `use_srv_name: true` | warning | targets are resolved by A/AAAA records |
