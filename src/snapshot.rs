@@ -53,6 +53,35 @@ impl ServiceTarget {
         let i = self.schedule[n % self.schedule.len()] as usize;
         Some((i, self.peers.get(i)?))
     }
+
+    /// Whether peer `i` may take requests: it has weight, and is healthy where its
+    /// upstream checks health.
+    pub fn eligible(&self, snap: &Snapshot, i: usize) -> bool {
+        self.weights.get(i).is_some_and(|&w| w > 0)
+            && self.peers[i].health.is_none_or(|h| snap.health.get(h.slot).is_none_or(|s| s.peer.is_healthy()))
+    }
+
+    /// The peer a sticky-sessions cookie names ([`sticky_id`]), when it may take
+    /// requests.
+    pub fn sticky_peer(&self, snap: &Snapshot, upstream: &str, id: u64) -> Option<(usize, &Peer)> {
+        let i = self.peers.iter().position(|p| sticky_id(upstream, p.addr) == id)?;
+        self.eligible(snap, i).then(|| (i, &self.peers[i]))
+    }
+}
+
+/// What a sticky-sessions cookie holds for an address of `upstream`: a digest of the
+/// upstream's name and the address, so every node with the same configuration reads
+/// it alike, and the cookie does not show the address. (It is not a secret: the
+/// address can be searched for.)
+pub fn sticky_id(upstream: &str, addr: SocketAddr) -> u64 {
+    let mut h = crate::fasthash::KeyHash::new();
+    h.write(upstream.as_bytes());
+    match addr.ip().to_canonical() {
+        std::net::IpAddr::V4(a) => h.write(&a.octets()),
+        std::net::IpAddr::V6(a) => h.write(&a.octets()),
+    }
+    h.write(&addr.port().to_be_bytes());
+    h.finish()
 }
 
 /// One address a service's requests can go to.

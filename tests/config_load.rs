@@ -333,6 +333,30 @@ fn cookie_hashing_takes_a_cookie_name_and_path_and_no_fallback() {
 }
 
 #[test]
+fn sticky_sessions_need_their_cookie() {
+    use ringgate::config::Algorithm;
+    let c = ok(&doc("upstreams:\n- name: a\n  algorithm: sticky-sessions\n  sticky_sessions_cookie: srv\n  \
+                     sticky_sessions_cookie_path: /api\n"));
+    assert_eq!(c.upstreams[0].algorithm, Algorithm::StickySessions);
+    assert_eq!(c.upstreams[0].sticky_sessions_cookie.as_deref(), Some("srv"));
+    assert_eq!(c.upstreams[0].sticky_sessions_cookie_path, "/api");
+    let e = errors(&doc(
+        "upstreams:\n- name: a\n  algorithm: sticky-sessions\n- name: b\n  algorithm: sticky-sessions\n  \
+                         sticky_sessions_cookie: 'x=y'\n  sticky_sessions_cookie_path: api\n",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:3:3: 'algorithm: sticky-sessions' needs 'sticky_sessions_cookie'",
+            // The refused name leaves the upstream without one.
+            "kong.yaml:5:3: 'algorithm: sticky-sessions' needs 'sticky_sessions_cookie'",
+            "kong.yaml:7:27: 'sticky_sessions_cookie' is not a cookie name: 'x=y'",
+            "kong.yaml:8:32: 'sticky_sessions_cookie_path' must be a path starting with '/', without ';' or spaces: 'api'",
+        ]
+    );
+}
+
+#[test]
 fn balancing_ringgate_does_not_do_is_an_error() {
     let c = ok(&doc("upstreams:\n- name: a\n  algorithm: consistent-hashing\n  hash_on: header\n  hash_on_header: X-User\n  \
                      hash_fallback: query_arg\n  hash_fallback_query_arg: user\n- name: b\n  algorithm: consistent-hashing\n  \
@@ -361,7 +385,7 @@ fn balancing_ringgate_does_not_do_is_an_error() {
         e,
         vec![
             "kong.yaml:4:14: algorithm 'latency' is not supported yet (ringgate balances round-robin, by least \
-             connections or by consistent hashing): targets would get other requests than in Kong",
+             connections, by consistent hashing or by sticky sessions): targets would get other requests than in Kong",
             "kong.yaml:6:12: 'hash_on: ip' needs 'algorithm: consistent-hashing'",
             "kong.yaml:8:3: 'client_certificate' is not supported yet: it would not be presented; set \
              'client_certificate' on the service",
@@ -812,7 +836,7 @@ fn several_problems_are_all_reported_in_file_order() {
             "kong.yaml:9:9: unknown plugin 'oidc' (ringgate knows: openid-connect)",
             "kong.yaml:10:10: no route named (or with id) 'missing'",
             "kong.yaml:11:34: algorithm 'latency' is not supported yet (ringgate balances round-robin, by least \
-             connections or by consistent hashing): targets would get other requests than in Kong",
+             connections, by consistent hashing or by sticky sessions): targets would get other requests than in Kong",
         ]
     );
 }

@@ -436,3 +436,58 @@ on_both_drivers!(cookie_hashing_sets_a_cookie_once_and_keeps_its_holder_on_one_t
     }
     assert!(used.iter().filter(|&&n| n > 0).count() >= 2, "12 callers spread over the targets: {used:?}");
 });
+
+on_both_drivers!(sticky_sessions_keep_a_caller_on_its_address_and_move_it_when_that_one_fails, |d| {
+    let (a, b, c) = (Upstream::start(), Upstream::start(), Upstream::start());
+    let gone = closed_port();
+    let yaml = format!(
+        "_format_version: \"3.0\"\nupstreams:\n- name: u\n  algorithm: sticky-sessions\n  sticky_sessions_cookie: srv\n  \
+         targets: [{{target: '{}'}}, {{target: '{}'}}, {{target: '{}'}}, {{target: '{gone}'}}]\n\
+         services:\n- host: u\n  retries: 3\n  routes: [{{paths: [/]}}]\n",
+        a.addr(),
+        b.addr(),
+        c.addr()
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    let mut conn = p.connect();
+    let targets = [&a, &b, &c];
+    let counts = || targets.map(|t| t.received().len());
+    let mut send = |cookie: Option<&str>| {
+        let line = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+        conn.write(format!("GET /s HTTP/1.1\r\nHost: x\r\n{line}\r\n").as_bytes());
+        let r = conn.response().expect("a response");
+        assert_eq!(r.status, 200, "{}", r.body_str());
+        r.header("set-cookie").map(str::to_string)
+    };
+    let id_of = |addr| format!("srv={:016x}", ringgate::snapshot::sticky_id("u", addr));
+    // New callers get the cookie of the address that answered; with it they stay there.
+    let mut used = [0usize; 3];
+    for caller in 0..9 {
+        let before = counts();
+        let set = send(None).unwrap_or_else(|| panic!("caller {caller}: no cookie"));
+        let answered = (0..3).find(|&i| counts()[i] == before[i] + 1).expect("a live target answered");
+        used[answered] += 1;
+        assert_eq!(set, format!("{}; Path=/; SameSite=Lax; HttpOnly", id_of(targets[answered].addr())));
+        let cookie = set.split(';').next().unwrap().to_string();
+        for _ in 0..3 {
+            assert_eq!(send(Some(&cookie)), None, "caller {caller}: the cookie stands");
+        }
+        assert_eq!(counts()[answered], before[answered] + 4, "caller {caller}");
+    }
+    assert!(used.iter().all(|&n| n > 0), "the round-robin turn spreads new callers: {used:?}");
+
+    // A cookie naming no address, or a malformed one, is replaced.
+    for stale in ["srv=0123456789abcdef", "srv=zz", "srv="] {
+        let before = counts();
+        let set = send(Some(stale)).expect("a new cookie");
+        let answered = (0..3).find(|&i| counts()[i] == before[i] + 1).expect("a live target answered");
+        assert!(set.starts_with(&id_of(targets[answered].addr())), "{stale}: {set}");
+    }
+
+    // The address a cookie names refuses connections: the request is retried elsewhere
+    // and the cookie moves to the address that answered.
+    let before = counts();
+    let set = send(Some(&id_of(gone))).expect("a new cookie");
+    let answered = (0..3).find(|&i| counts()[i] == before[i] + 1).expect("a live target answered");
+    assert!(set.starts_with(&id_of(targets[answered].addr())), "{set}");
+});

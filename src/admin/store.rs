@@ -539,6 +539,8 @@ fn upstream_fields(u: &Upstream) -> Map<String, Value> {
     }
     m.insert("hash_on_cookie".into(), u.hash_on_cookie.as_ref().map_or(Value::Null, |c| json!(c)));
     m.insert("hash_on_cookie_path".into(), json!(u.hash_on_cookie_path));
+    m.insert("sticky_sessions_cookie".into(), u.sticky_sessions_cookie.as_ref().map_or(Value::Null, |c| json!(c)));
+    m.insert("sticky_sessions_cookie_path".into(), json!(u.sticky_sessions_cookie_path));
     for key in ["hash_on_uri_capture", "hash_fallback_uri_capture", "client_certificate"] {
         m.insert(key.into(), Value::Null);
     }

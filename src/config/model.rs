@@ -206,6 +206,10 @@ pub struct Upstream {
     /// set when a request comes without it (`hash_on_cookie_path`, default `/`).
     pub hash_on_cookie: Option<String>,
     pub hash_on_cookie_path: String,
+    /// `algorithm: sticky-sessions`: the cookie naming a caller's address, and the
+    /// `Path` it is set with (default `/`).
+    pub sticky_sessions_cookie: Option<String>,
+    pub sticky_sessions_cookie_path: String,
     /// 10–65536, default 10000: the longest round-robin schedule built for it.
     pub slots: u32,
     /// The `Host` sent upstream (with the target's port when not the default) instead
@@ -230,6 +234,10 @@ pub enum Algorithm {
     /// The address a hash of part of the request falls on (`hash_on`), so the same
     /// caller keeps going to the same target.
     ConsistentHashing,
+    /// The address a cookie names (`sticky_sessions_cookie`), set on the first
+    /// response; a caller without one, or whose address is gone or down, gets the
+    /// round-robin turn and a new cookie.
+    StickySessions,
 }
 
 /// What a consistent-hashing upstream hashes (`hash_on`, `hash_fallback`).
@@ -258,6 +266,7 @@ impl Algorithm {
             Algorithm::RoundRobin => "round-robin",
             Algorithm::LeastConnections => "least-connections",
             Algorithm::ConsistentHashing => "consistent-hashing",
+            Algorithm::StickySessions => "sticky-sessions",
         }
     }
 }

@@ -838,6 +838,8 @@ impl Validator<'_> {
             hash_fallback: HashOn::None,
             hash_on_cookie: None,
             hash_on_cookie_path: "/".into(),
+            sticky_sessions_cookie: None,
+            sticky_sessions_cookie_path: "/".into(),
             slots: DEFAULT_SLOTS,
             host_header: None,
             targets: 0..0,
@@ -869,11 +871,13 @@ impl Validator<'_> {
                     Some("round-robin") | None => up.algorithm = Algorithm::RoundRobin,
                     Some("least-connections") => up.algorithm = Algorithm::LeastConnections,
                     Some("consistent-hashing") => up.algorithm = Algorithm::ConsistentHashing,
-                    Some(a @ ("latency" | "sticky-sessions")) => self.error(
+                    Some("sticky-sessions") => up.algorithm = Algorithm::StickySessions,
+                    Some(a @ "latency") => self.error(
                         value.mark,
                         format!(
                             "algorithm '{a}' is not supported yet (ringgate balances round-robin, by least \
-                             connections or by consistent hashing): targets would get other requests than in Kong"
+                             connections, by consistent hashing or by sticky sessions): targets would get other \
+                             requests than in Kong"
                         ),
                     ),
                     Some(a) => self.error(value.mark, format!("unknown algorithm '{a}'")),
@@ -889,32 +893,28 @@ impl Validator<'_> {
                     }
                 }
                 "hash_on_cookie" => {
-                    if let Some(name) = self.string(value, key) {
-                        if is_token(&name) {
-                            up.hash_on_cookie = Some(name);
-                        } else {
-                            self.error(value.mark, format!("'hash_on_cookie' is not a cookie name: '{name}'"));
-                        }
+                    if let Some(name) = self.cookie_name(value, key) {
+                        up.hash_on_cookie = Some(name);
+                    }
+                }
+                "sticky_sessions_cookie" => {
+                    if let Some(name) = self.cookie_name(value, key) {
+                        up.sticky_sessions_cookie = Some(name);
                     }
                 }
                 "hash_on_cookie_path" => {
-                    if let Some(path) = self.string(value, key) {
-                        if cookie_path_ok(&path) {
-                            up.hash_on_cookie_path = path;
-                        } else {
-                            self.error(
-                                value.mark,
-                                format!("'hash_on_cookie_path' must be a path starting with '/', without ';' or spaces: '{path}'"),
-                            );
-                        }
+                    if let Some(path) = self.cookie_path(value, key) {
+                        up.hash_on_cookie_path = path;
                     }
                 }
-                // Inputs of hashing and sticky sessions that are not supported (refused
-                // with their `hash_on` or algorithm): on their own they change nothing.
-                "hash_on_uri_capture"
-                | "hash_fallback_uri_capture"
-                | "sticky_sessions_cookie"
-                | "sticky_sessions_cookie_path" => {
+                "sticky_sessions_cookie_path" => {
+                    if let Some(path) = self.cookie_path(value, key) {
+                        up.sticky_sessions_cookie_path = path;
+                    }
+                }
+                // Inputs of hashing that are not supported (refused with their
+                // `hash_on`): on their own they change nothing.
+                "hash_on_uri_capture" | "hash_fallback_uri_capture" => {
                     self.string(value, key);
                 }
                 "slots" => {
@@ -1007,6 +1007,9 @@ impl Validator<'_> {
                 up.hash_fallback = h;
             }
         }
+        if up.algorithm == Algorithm::StickySessions && up.sticky_sessions_cookie.is_none() {
+            self.error(node.mark, "'algorithm: sticky-sessions' needs 'sticky_sessions_cookie'");
+        }
         // A missing cookie is made, so nothing is ever left to fall back to (Kong's rule).
         if up.hash_on == HashOn::Cookie && up.hash_fallback != HashOn::None {
             self.error(fallback_mark.unwrap_or(node.mark), "'hash_fallback' must be 'none' when 'hash_on' is 'cookie'");
@@ -1015,6 +1018,26 @@ impl Validator<'_> {
         for t in targets {
             self.target(t, Some(index));
         }
+    }
+
+    /// A cookie name to set and read (`hash_on_cookie`, `sticky_sessions_cookie`).
+    fn cookie_name(&mut self, value: &Node, key: &str) -> Option<String> {
+        let name = self.string(value, key)?;
+        if is_token(&name) {
+            return Some(name);
+        }
+        self.error(value.mark, format!("'{key}' is not a cookie name: '{name}'"));
+        None
+    }
+
+    /// The `Path` of a cookie ringgate sets.
+    fn cookie_path(&mut self, value: &Node, key: &str) -> Option<String> {
+        let path = self.string(value, key)?;
+        if cookie_path_ok(&path) {
+            return Some(path);
+        }
+        self.error(value.mark, format!("'{key}' must be a path starting with '/', without ';' or spaces: '{path}'"));
+        None
     }
 
     /// An upstream's `healthchecks`, every field checked, Kong's default where absent.

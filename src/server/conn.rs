@@ -489,13 +489,21 @@ impl Conn {
         }
         let service = &snap.config.services[si];
         let route = &snap.config.routes[m.route];
-        // This service's next turn in its round-robin order.
-        let mut pick = snap.next_pick(si);
-        // Consistent hashing: what the request hashes to (read before the head leaves
-        // the buffer).
+        // Consistent hashing: what the request hashes to; sticky sessions: the address
+        // its cookie names, while that one may take requests (both read before the head
+        // leaves the buffer).
         self.extra_headers.clear();
-        let hash = service.upstream.and_then(|u| snap.config.upstreams.get(u)).and_then(|u| self.hash_key(u));
-        let Some((_, first)) = snap.peer_at(si, pick, hash.map(|h| (h, 0))) else {
+        let upstream = service.upstream.and_then(|u| snap.config.upstreams.get(u));
+        let hash = upstream.and_then(|u| self.hash_key(u));
+        let sticky = upstream.filter(|u| u.algorithm == crate::config::Algorithm::StickySessions);
+        let sticky_sent = sticky.and_then(|u| self.sticky_cookie(u));
+        let sticky_peer =
+            sticky.zip(sticky_sent).and_then(|(u, id)| snap.targets.get(si)?.sticky_peer(snap, &u.name, id));
+        // This service's next turn in its round-robin order; a sticky caller takes one
+        // only if its address fails.
+        let mut pick = sticky_peer.is_none().then(|| snap.next_pick(si));
+        let turn = |pick: &mut Option<usize>| *pick.get_or_insert_with(|| snap.next_pick(si));
+        let Some((_, first)) = sticky_peer.or_else(|| snap.peer_at(si, turn(&mut pick), hash.map(|h| (h, 0)))) else {
             let err = if service.upstream.is_some() { ProxyError::NoTarget } else { ProxyError::NameResolution };
             return self.send_error(w, &err, false).await;
         };
@@ -598,6 +606,8 @@ impl Conn {
         // The request counts against the peer it is sent to while this lives (for
         // least-connections upstreams); a retry moves it.
         let mut _in_flight = None;
+        // The address the response comes from.
+        let mut served;
         let mut up: UpstreamConn = loop {
             // The first attempt's steps count from the upstream start; a retry follows
             // a failed one of unknown length.
@@ -605,11 +615,17 @@ impl Conn {
                 self.timer.fresh();
             }
             attempt += 1;
-            // A retry of a hashed request goes to the next peer on the ring.
+            // A retry of a hashed request goes to the next peer on the ring; a sticky
+            // caller's, after a failed connect, to the round-robin turn.
             let key = hash.map(|h| (h, connect_failures as usize));
-            let Some((peer_index, peer)) = snap.peer_at(si, pick, key) else {
+            let chosen = match sticky_peer.filter(|_| connect_failures == 0) {
+                Some(p) => Some(p),
+                None => snap.peer_at(si, turn(&mut pick), key),
+            };
+            let Some((peer_index, peer)) = chosen else {
                 return self.fail_before_response(w, &ProxyError::NoTarget, body.done).await;
             };
+            served = peer.addr;
             _in_flight = Some(snap.balancer.begin(si, peer_index));
             // (The first attempt's peer wrote the head: the pointer check spares the
             // comparison.)
@@ -639,7 +655,7 @@ impl Conn {
                             };
                             return self.fail_before_response(w, &err, body.done).await;
                         }
-                        pick = pick.wrapping_add(1);
+                        pick = pick.map(|p| p.wrapping_add(1));
                         continue;
                     }
                 },
@@ -697,6 +713,17 @@ impl Conn {
             }
         };
 
+        // A sticky caller without a cookie naming the address that answered gets one.
+        if let Some(u) = sticky {
+            let id = crate::snapshot::sticky_id(&u.name, served);
+            if sticky_sent != Some(id) {
+                let (name, path) =
+                    (u.sticky_sessions_cookie.as_deref().unwrap_or_default(), &u.sticky_sessions_cookie_path);
+                let line = format!("Set-Cookie: {name}={id:016x}; Path={path}; SameSite=Lax; HttpOnly\r\n");
+                self.extra_headers.extend_from_slice(line.as_bytes());
+            }
+        }
+
         // Relay the response.
         let framing = self.resp.framing;
         let dechunk = framing == ResponseFraming::Chunked && version == Version::Http10;
@@ -730,6 +757,17 @@ impl Conn {
             return None;
         }
         self.hash_input(upstream, &upstream.hash_on).or_else(|| self.hash_input(upstream, &upstream.hash_fallback))
+    }
+
+    /// The address id ([`crate::snapshot::sticky_id`]) in the current request's
+    /// sticky-sessions cookie, if it has a well-formed one.
+    fn sticky_cookie(&self, upstream: &crate::config::Upstream) -> Option<u64> {
+        let name = upstream.sticky_sessions_cookie.as_deref()?;
+        let value = credentials::cookie_value(self.head.values(&self.buf, "cookie"), name.as_bytes())?;
+        if value.len() != 16 {
+            return None;
+        }
+        value.iter().try_fold(0u64, |id, &c| Some(id << 4 | u64::from(crate::http::hex_value(c)?)))
     }
 
     /// The hash of one `hash_on` input of the current request, if it has one.

@@ -127,10 +127,7 @@ impl Balancer {
         } else {
             t.peer(n)?.0
         };
-        let eligible = |i: usize| {
-            t.weights.get(i).is_some_and(|&w| w > 0)
-                && t.peers[i].health.is_none_or(|h| snap.health.get(h.slot).is_none_or(|s| s.peer.is_healthy()))
-        };
+        let eligible = |i: usize| t.eligible(snap, i);
         if let (Some((hash, tried)), false) = (key, t.ring.is_empty()) {
             let i = on_ring(&t.ring, hash, tried, eligible)?;
             return Some((i, t.peers.get(i)?));

@@ -922,6 +922,16 @@ fn cookie_hashing_upstreams_show_their_cookie_and_refuse_a_fallback() {
     assert_eq!(patched["hash_on_cookie_path"], "/app");
     let r = call(&mut a, "PATCH", "/upstreams/u", r#"{"hash_fallback":"ip"}"#);
     assert_eq!(r.status, 400);
-    assert!(r.value()["message"].as_str().unwrap().contains("'hash_fallback' must be 'none' when 'hash_on' is 'cookie'"));
+    assert!(r.value()["message"]
+        .as_str()
+        .unwrap()
+        .contains("'hash_fallback' must be 'none' when 'hash_on' is 'cookie'"));
     assert_eq!(a.shared.load().config.upstreams[0].hash_on_cookie_path, "/app", "the refused change left it");
+    let body = r#"{"name":"s","algorithm":"sticky-sessions","sticky_sessions_cookie":"srv"}"#;
+    let s = ok(call(&mut a, "POST", "/upstreams", body), 201);
+    assert_eq!((s["algorithm"].clone(), s["sticky_sessions_cookie"].clone()), (json!("sticky-sessions"), json!("srv")));
+    assert_eq!(s["sticky_sessions_cookie_path"], "/");
+    let r = call(&mut a, "POST", "/upstreams", r#"{"name":"t","algorithm":"sticky-sessions"}"#);
+    assert_eq!(r.status, 400);
+    assert!(r.value()["message"].as_str().unwrap().contains("needs 'sticky_sessions_cookie'"), "{:?}", r.value());
 }
