@@ -113,6 +113,8 @@ pub struct HealthSlot {
     pub upstream: usize,
     /// What its probes send as `Host`.
     pub host_header: Vec<u8>,
+    /// `https` probes: the TLS server name (`https_sni`, else the target's host).
+    pub tls_name: String,
 }
 
 /// Routing table, services and plugins, compiled.
@@ -232,11 +234,15 @@ impl Snapshot {
             for t in config.targets_of(u).iter().filter(|t| t.weight > 0) {
                 for ip in ips_of(&t.host) {
                     let addr = SocketAddr::new(ip, t.port);
+                    let active = &upstream.healthchecks.active;
+                    let https = active.kind == crate::config::ProbeKind::Https;
+                    let protocol = if https { crate::config::Protocol::Https } else { crate::config::Protocol::Http };
                     slot_of.entry((u, addr)).or_insert_with(|| {
                         health.push(HealthSlot {
                             peer: PeerHealth::new(&upstream.name, &t.address(), addr),
                             upstream: u,
-                            host_header: host_header(upstream.name_for(t), t.port, crate::config::Protocol::Http),
+                            host_header: host_header(upstream.name_for(t), t.port, protocol),
+                            tls_name: active.https_sni.clone().unwrap_or_else(|| t.host.clone()),
                         });
                         health.len() - 1
                     });
@@ -382,17 +388,45 @@ impl Snapshot {
 
     /// The addresses the active checker probes, with how.
     pub fn probes(&self) -> Vec<Probe> {
+        use crate::config::ProbeKind;
         let mut out = Vec::new();
+        // One client config per `https` upstream.
+        let mut configs: HashMap<usize, Option<Arc<rustls::ClientConfig>>> = HashMap::new();
         for slot in &self.health {
             let checks = &self.config.upstreams[slot.upstream].healthchecks.active;
             let Some(compiled) = &self.upstream_health[slot.upstream] else { continue };
             if !checks.enabled() {
                 continue;
             }
+            let tls = if checks.kind == ProbeKind::Https {
+                let config = configs.entry(slot.upstream).or_insert_with(|| {
+                    let verify = crate::tls::UpstreamTls {
+                        verify: checks.https_verify_certificate,
+                        extra_roots: Vec::new(),
+                        client_cert: None,
+                    };
+                    crate::tls::upstream_client_config(&verify)
+                        .inspect_err(|e| tracing::error!(error = %e, "no TLS client for https health checks"))
+                        .ok()
+                });
+                // A name that cannot be one was refused at load. Without a config or a
+                // name the address is not probed (logged), never probed in plain text.
+                let name = crate::tls::server_name(&slot.tls_name).ok();
+                match (config.clone(), name) {
+                    (Some(config), Some(name)) => Some(health::ProbeTls { config, name }),
+                    _ => {
+                        tracing::error!(upstream = %slot.peer.upstream, "https health checks cannot run; not probing");
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
             out.push(Probe {
                 health: slot.peer.clone(),
                 upstream: slot.upstream,
-                request: (!checks.tcp)
+                tls,
+                request: (checks.kind != ProbeKind::Tcp)
                     .then(|| health::probe_request(&checks.http_path, &slot.host_header, &checks.headers)),
                 timeout: checks.timeout,
                 healthy_interval: checks.healthy.interval,

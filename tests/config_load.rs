@@ -402,7 +402,9 @@ fn health_checks_load_with_kongs_defaults_and_every_field() {
                      unhealthy: {interval: 0.25, tcp_failures: 1, timeouts: 2, http_failures: 3}\n    \
                      passive:\n      unhealthy: {http_failures: 5, http_statuses: [500, 502]}\n- name: b\n"));
     let (a, b) = (&c.upstreams[0].healthchecks, &c.upstreams[1].healthchecks);
-    assert!(a.active.tcp && a.active.enabled() && a.passive.enabled() && a.enabled());
+    assert!(
+        a.active.kind == ringgate::config::ProbeKind::Tcp && a.active.enabled() && a.passive.enabled() && a.enabled()
+    );
     assert_eq!((a.active.timeout, a.active.concurrency), (Duration::from_millis(500), 2));
     assert_eq!(a.active.http_path, "/healthz");
     assert_eq!(a.active.headers, vec![("x-probe".to_string(), vec!["yes".to_string()])]);
@@ -418,16 +420,27 @@ fn health_checks_load_with_kongs_defaults_and_every_field() {
 }
 
 #[test]
+fn https_health_checks_take_a_server_name_and_may_skip_verification() {
+    let c = ok(&doc("upstreams:\n- name: a\n  healthchecks:\n    active:\n      type: https\n      \
+                     https_sni: api.internal\n      https_verify_certificate: false\n- name: b\n  healthchecks:\n    \
+                     active: {type: https}\n"));
+    let (a, b) = (&c.upstreams[0].healthchecks.active, &c.upstreams[1].healthchecks.active);
+    assert_eq!(a.kind, ringgate::config::ProbeKind::Https);
+    assert_eq!((a.https_sni.as_deref(), a.https_verify_certificate), (Some("api.internal"), false));
+    assert_eq!((b.https_sni.as_deref(), b.https_verify_certificate), (None, true), "Kong's defaults");
+}
+
+#[test]
 fn health_check_mistakes_are_errors() {
     let e =
-        errors(&doc("upstreams:\n- name: a\n  healthchecks:\n    treshold: 0\n    active:\n      type: https\n      \
+        errors(&doc("upstreams:\n- name: a\n  healthchecks:\n    treshold: 0\n    active:\n      type: grpc\n      \
                          http_path: health\n      healthy: {interval: -1, successes: 300}\n    \
                          passive:\n      unhealthy: {interval: 5, http_statuses: [99]}\n"));
     assert_eq!(
         e,
         vec![
             "kong.yaml:5:5: unknown key 'treshold' in 'healthchecks'",
-            "kong.yaml:7:13: active health checks of type 'https' are not supported yet (http and tcp are)",
+            "kong.yaml:7:13: active health checks of type 'grpc' are not supported yet (http, https and tcp are)",
             "kong.yaml:8:18: 'http_path' must be a path starting with '/', found 'health'",
             "kong.yaml:9:27: 'interval' must be a number from 0 to 65535, found -1",
             "kong.yaml:9:42: 'successes' must be an integer from 0 to 255, found 300",

@@ -491,3 +491,51 @@ on_both_drivers!(sticky_sessions_keep_a_caller_on_its_address_and_move_it_when_t
     let answered = (0..3).find(|&i| counts()[i] == before[i] + 1).expect("a live target answered");
     assert!(set.starts_with(&id_of(targets[answered].addr())), "{set}");
 });
+
+on_both_drivers!(https_active_checks_probe_over_tls_and_verify_the_certificate_unless_told_not_to, |d| {
+    use support::tls::{server_config, TestCa, TlsFront};
+    let ca = TestCa::new("probe-ca");
+    let cert = ca.issue(&["localhost"]);
+    // Two https targets serving a certificate of a CA no system store has: one
+    // relaying to a recording upstream (200s), one to a target answering 503.
+    let (ok_backend, failing_backend) = (Upstream::start(), Fixed::start(503));
+    let ok_front = TlsFront::start(ok_backend.addr(), server_config(&cert, None));
+    let failing_front = TlsFront::start(failing_backend.addr, server_config(&cert, None));
+    let yaml = format!(
+        "_format_version: \"3.0\"\nupstreams:\n\
+         - name: lax\n  healthchecks:\n    active:\n      type: https\n      https_sni: localhost\n      \
+         https_verify_certificate: false\n      http_path: /health\n      timeout: 0.5\n      \
+         healthy: {{interval: 0.05, successes: 1}}\n      unhealthy: {{interval: 0.05, tcp_failures: 1, http_failures: 1}}\n  \
+         targets: [{{target: '{ok}'}}, {{target: '{failing}'}}]\n\
+         - name: strict\n  healthchecks:\n    active:\n      type: https\n      https_sni: localhost\n      \
+         timeout: 0.5\n      healthy: {{interval: 0.05, successes: 1}}\n      unhealthy: {{interval: 0.05, tcp_failures: 1}}\n  \
+         targets: [{{target: '{ok}'}}]\n",
+        ok = ok_front.addr,
+        failing = failing_front.addr,
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    let healthy = |upstream: &str, addr: SocketAddr| {
+        let snap = p.shared.load();
+        snap.health.iter().find(|h| h.peer.upstream == upstream && h.peer.addr == addr).unwrap().peer.is_healthy()
+    };
+    let wait_until = |upstream: &str, addr: SocketAddr, want: bool| {
+        let deadline = std::time::Instant::now() + WAIT;
+        while healthy(upstream, addr) != want {
+            assert!(std::time::Instant::now() < deadline, "{upstream} {addr} never became healthy={want}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // Without verification: the 503 target goes out, the other stays in and its
+    // backend sees the probes, in plain text after the TLS front.
+    wait_until("lax", failing_front.addr, false);
+    assert!(failing_backend.answered() > 0, "probes reached the failing target through TLS");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(healthy("lax", ok_front.addr));
+    let probes = ok_backend.received();
+    let probe = probes.iter().find(|r| r.target == "/health").expect("a probe through TLS");
+    assert_eq!(probe.header_str("host"), Some(ok_front.addr.to_string()));
+    assert!(ok_front.handshakes() > 0);
+    // With verification (Kong's default), a certificate no trusted CA signed fails the
+    // handshake: a TCP failure.
+    wait_until("strict", ok_front.addr, false);
+});

@@ -568,7 +568,7 @@ fn healthchecks_json(h: &HealthChecks) -> Value {
     };
     json!({
         "active": {
-            "type": if a.tcp { "tcp" } else { "http" },
+            "type": a.kind.as_str(),
             "timeout": secs(a.timeout),
             "concurrency": a.concurrency,
             "http_path": a.http_path,

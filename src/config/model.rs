@@ -281,11 +281,34 @@ pub struct HealthChecks {
     pub threshold: f64,
 }
 
+/// What an active probe is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProbeKind {
+    /// A `GET` of `http_path`; its status counts.
+    #[default]
+    Http,
+    /// The same over TLS.
+    Https,
+    /// A connect, no request.
+    Tcp,
+}
+
+impl ProbeKind {
+    /// Kong's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeKind::Http => "http",
+            ProbeKind::Https => "https",
+            ProbeKind::Tcp => "tcp",
+        }
+    }
+}
+
 /// Probes sent to each target address on a timer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActiveChecks {
-    /// `type: tcp`: a probe is a connect, no request. Default `http`.
-    pub tcp: bool,
+    /// `type`: what a probe is. Default `http`.
+    pub kind: ProbeKind,
     /// Default 1 s.
     pub timeout: Duration,
     /// Probes in flight at once per upstream; default 10.
@@ -294,7 +317,8 @@ pub struct ActiveChecks {
     pub http_path: String,
     /// Extra request headers of a probe.
     pub headers: Vec<(String, Vec<String>)>,
-    /// Kept to show them as given; `type: https` is refused, so unused.
+    /// `type: https`: the TLS server name (default: the target's host) and whether the
+    /// certificate is checked (default true).
     pub https_sni: Option<String>,
     pub https_verify_certificate: bool,
     /// `interval`: how often healthy addresses are probed (0: not probed).
@@ -349,7 +373,7 @@ impl Default for HealthChecks {
         };
         HealthChecks {
             active: ActiveChecks {
-                tcp: false,
+                kind: ProbeKind::Http,
                 timeout: Duration::from_secs(1),
                 concurrency: 10,
                 http_path: "/".into(),

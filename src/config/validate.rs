@@ -1085,11 +1085,12 @@ impl Validator<'_> {
             }
             match key.as_str() {
                 "type" => match self.string(value, key).as_deref() {
-                    Some("http") | None => a.tcp = false,
-                    Some("tcp") => a.tcp = true,
-                    Some(t @ ("https" | "grpc" | "grpcs")) => self.error(
+                    Some("http") | None => a.kind = ProbeKind::Http,
+                    Some("https") => a.kind = ProbeKind::Https,
+                    Some("tcp") => a.kind = ProbeKind::Tcp,
+                    Some(t @ ("grpc" | "grpcs")) => self.error(
                         value.mark,
-                        format!("active health checks of type '{t}' are not supported yet (http and tcp are)"),
+                        format!("active health checks of type '{t}' are not supported yet (http, https and tcp are)"),
                     ),
                     Some(t) => self.error(value.mark, format!("unknown health check type '{t}'")),
                 },

@@ -259,11 +259,29 @@ pub struct Probe {
     pub upstream: usize,
     /// `None` for a `tcp` check: a probe is then a connect.
     pub request: Option<Arc<[u8]>>,
+    /// `https` checks: the request goes over TLS.
+    pub tls: Option<ProbeTls>,
     pub timeout: Duration,
     pub healthy_interval: Duration,
     pub unhealthy_interval: Duration,
     pub rules: Arc<Rules>,
     pub concurrency: u32,
+}
+
+/// TLS for an `https` probe.
+#[derive(Clone)]
+pub struct ProbeTls {
+    /// Verifying the certificate against the system roots, or not
+    /// (`https_verify_certificate`).
+    pub config: Arc<rustls::ClientConfig>,
+    /// SNI and the name the certificate must carry (`https_sni`, else the target's host).
+    pub name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for ProbeTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeTls").field("name", &self.name).finish_non_exhaustive()
+    }
 }
 
 /// How often an address whose state has no probe interval looks again at its state.
@@ -320,30 +338,80 @@ async fn probe_loop(p: Probe, mut stop: tokio::sync::watch::Receiver<()>, limit:
     }
 }
 
-/// Sends one probe: a connect for `tcp` checks, else a GET whose status line is read.
+/// Sends one probe: a connect for `tcp` checks, else a GET (over TLS for `https`)
+/// whose status line is read. A TLS handshake that fails counts as a TCP failure.
 async fn probe(p: &Probe) -> Outcome {
     let attempt = async {
         let Ok(mut stream) = tokio::net::TcpStream::connect(p.health.addr).await else { return Outcome::TcpFailure };
         let Some(request) = &p.request else { return Outcome::Connected };
-        if stream.write_all(request).await.is_err() {
-            return Outcome::TcpFailure;
-        }
-        let mut buf = Vec::with_capacity(128);
-        let mut chunk = [0u8; 256];
-        loop {
-            if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
-                return status_of(&buf[..end]).map_or(Outcome::TcpFailure, Outcome::Status);
-            }
-            if buf.len() >= STATUS_LINE_MAX {
-                return Outcome::TcpFailure;
-            }
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return Outcome::TcpFailure,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
+        let read = match &p.tls {
+            None => plain_status(&mut stream, request).await,
+            Some(tls) => tls_status(&mut stream, tls, request).await,
+        };
+        read.unwrap_or(Outcome::TcpFailure)
     };
     tokio::time::timeout(p.timeout, attempt).await.unwrap_or(Outcome::Timeout)
+}
+
+/// The outcome once `buf` holds a status line (or more than one can be); `None` while
+/// it may still come.
+fn status_line(buf: &[u8]) -> Option<Outcome> {
+    if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+        return Some(status_of(&buf[..end]).map_or(Outcome::TcpFailure, Outcome::Status));
+    }
+    (buf.len() >= STATUS_LINE_MAX).then_some(Outcome::TcpFailure)
+}
+
+/// Writes `request` and reads up to the status line; `None` on any I/O failure.
+async fn plain_status(stream: &mut tokio::net::TcpStream, request: &[u8]) -> Option<Outcome> {
+    stream.write_all(request).await.ok()?;
+    let mut buf = Vec::with_capacity(128);
+    let mut chunk = [0u8; 256];
+    loop {
+        if let Some(outcome) = status_line(&buf) {
+            return Some(outcome);
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// [`plain_status`] over TLS: rustls driven by hand over the socket (the request is
+/// queued before the handshake and sent once it is done).
+async fn tls_status(stream: &mut tokio::net::TcpStream, tls: &ProbeTls, request: &[u8]) -> Option<Outcome> {
+    use std::io::{Read, Write};
+    let mut conn = rustls::ClientConnection::new(tls.config.clone(), tls.name.clone()).ok()?;
+    conn.writer().write_all(request).ok()?;
+    let (mut plain, mut wire, mut chunk) = (Vec::with_capacity(128), Vec::new(), [0u8; 4096]);
+    loop {
+        while conn.wants_write() {
+            wire.clear();
+            conn.write_tls(&mut wire).ok()?;
+            stream.write_all(&wire).await.ok()?;
+        }
+        loop {
+            match conn.reader().read(&mut chunk) {
+                Ok(0) => return status_line(&plain),
+                Ok(n) => plain.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => return None,
+            }
+        }
+        if let Some(outcome) = status_line(&plain) {
+            return Some(outcome);
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        let mut input = &chunk[..n];
+        while !input.is_empty() {
+            conn.read_tls(&mut input).ok()?;
+            conn.process_new_packets().ok()?;
+        }
+    }
 }
 
 /// The status code of an HTTP/1.x status line.
