@@ -133,6 +133,8 @@ pub struct Snapshot {
     pub health: Vec<HealthSlot>,
     /// Parallel to `config.upstreams`: the checks, compiled; `None` when off.
     pub upstream_health: Vec<Option<UpstreamHealth>>,
+    /// Parallel to `config.upstreams`: the certificate its `https` probes present.
+    pub upstream_client_certs: Vec<Option<Arc<rustls::sign::CertifiedKey>>>,
     /// Per route: the plugin instances that apply (indices into `config.plugins`).
     pub route_plugins: Vec<Vec<usize>>,
     /// Parallel to `config.plugins`: each openid-connect instance.
@@ -317,6 +319,7 @@ impl Snapshot {
             route_plugins,
             oidc,
             server_certs: tls.server_certs,
+            upstream_client_certs: tls.upstream_client_certs,
             tls_server: None,
         })
     }
@@ -403,7 +406,7 @@ impl Snapshot {
                     let verify = crate::tls::UpstreamTls {
                         verify: checks.https_verify_certificate,
                         extra_roots: Vec::new(),
-                        client_cert: None,
+                        client_cert: self.upstream_client_certs.get(slot.upstream).cloned().flatten(),
                     };
                     crate::tls::upstream_client_config(&verify)
                         .inspect_err(|e| tracing::error!(error = %e, "no TLS client for https health checks"))

@@ -387,8 +387,6 @@ fn balancing_ringgate_does_not_do_is_an_error() {
             "kong.yaml:4:14: algorithm 'latency' is not supported yet (ringgate balances round-robin, by least \
              connections, by consistent hashing or by sticky sessions): targets would get other requests than in Kong",
             "kong.yaml:6:12: 'hash_on: ip' needs 'algorithm: consistent-hashing'",
-            "kong.yaml:8:3: 'client_certificate' is not supported yet: it would not be presented; set \
-             'client_certificate' on the service",
             "kong.yaml:10:14: unknown algorithm 'fastest'",
         ]
     );

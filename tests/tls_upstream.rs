@@ -131,3 +131,58 @@ fn the_binary_logs_the_host_and_the_reason_of_a_failed_upstream_handshake() {
     assert!(line.contains("TLS handshake failed: invalid peer certificate: UnknownIssuer"), "the reason: {line}");
     assert!(up.received().is_empty());
 }
+
+#[test]
+fn an_upstreams_client_certificate_is_presented_by_its_services_and_its_https_probes() {
+    let ca = TestCa::new("upstream CA");
+    let clients = TestCa::new("client CA");
+    let up = Upstream::start();
+    let front = TlsFront::start(up.addr(), server_config(&ca.issue(&["127.0.0.1"]), Some(&clients)));
+    let client = clients.issue(&["ringgate.test"]);
+    // The service names the upstream and has no certificate of its own; the upstream
+    // has one, and probes /health over TLS (no CA for probes: verification off).
+    let doc = |with_cert: bool| {
+        let mut doc = String::from("_format_version: \"3.0\"\n");
+        doc.push_str(&format!("ca_certificates:\n- id: {CA_ID}\n  cert: |\n{}", block(&ca.pem, 4)));
+        doc.push_str(&format!(
+            "certificates:\n- id: {CLIENT_ID}\n  cert: |\n{}  key: |\n{}",
+            block(&client.cert, 4),
+            block(&client.key, 4)
+        ));
+        doc.push_str("upstreams:\n- name: mtls.internal\n");
+        if with_cert {
+            doc.push_str(&format!("  client_certificate: {{id: {CLIENT_ID}}}\n"));
+        }
+        doc.push_str(&format!(
+            "  healthchecks:\n    active:\n      type: https\n      https_verify_certificate: false\n      \
+             http_path: /health\n      healthy: {{interval: 0.05}}\n      unhealthy: {{interval: 0.05, tcp_failures: 1}}\n  \
+             targets: [{{target: '{}'}}]\n",
+            front.addr
+        ));
+        doc.push_str(&format!(
+            "services:\n- name: secure\n  protocol: https\n  host: mtls.internal\n  retries: 0\n  \
+             ca_certificates: [{CA_ID}]\n  routes:\n  - paths: [/]\n    strip_path: false\n"
+        ));
+        doc
+    };
+    let p = Proxy::start(&doc(true), IoDriver::Legacy, Limits::default());
+    assert_eq!(get(&p, "/mtls").status, 200);
+    let probed = || up.received().iter().any(|r| r.target == "/health");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !probed() {
+        assert!(std::time::Instant::now() < deadline, "no https probe got through with the certificate");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(p.shared.load().health[0].peer.is_healthy());
+    drop(p);
+
+    // Without it, the handshake fails: probes take the target out, and requests get 503.
+    let p = Proxy::start(&doc(false), IoDriver::Legacy, Limits::default());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while p.shared.load().health[0].peer.is_healthy() {
+        assert!(std::time::Instant::now() < deadline, "probes without a certificate kept the target healthy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(get(&p, "/no-cert").status, 503, "the only target is down");
+    assert!(up.received().iter().all(|r| r.target != "/no-cert"));
+}

@@ -833,7 +833,7 @@ fn check_constraints(store: &Store, kind: Kind, e: &mut Entity) -> Result<(), Ap
             resolve_reference(store, e, "route", Kind::Route)?;
         }
         Kind::Certificate => check_snis(store, e)?,
-        Kind::Upstream => {}
+        Kind::Upstream => resolve_reference(store, e, "client_certificate", Kind::Certificate)?,
         Kind::Target => {
             resolve_reference(store, e, "upstream", Kind::Upstream)?;
             let upstream = e.reference("upstream").map(str::to_string);
@@ -1196,13 +1196,17 @@ fn delete(admin: &mut Admin, kind: Kind, key: &str) -> Result<Response, ApiError
                 fields: json!({ "@referenced_by": "routes" }),
             });
         }
-        Kind::Certificate
-            if admin.store.services.iter().any(|s| s.reference("client_certificate") == Some(id.as_str())) =>
-        {
-            return Err(ApiError::ForeignKey {
-                message: "an existing 'services' entity references this 'certificates' entity".into(),
-                fields: json!({ "@referenced_by": "services" }),
-            });
+        Kind::Certificate => {
+            let presents =
+                |list: &[Entity]| list.iter().any(|e| e.reference("client_certificate") == Some(id.as_str()));
+            for (referrer, list) in [("services", &admin.store.services), ("upstreams", &admin.store.upstreams)] {
+                if presents(list) {
+                    return Err(ApiError::ForeignKey {
+                        message: format!("an existing '{referrer}' entity references this 'certificates' entity"),
+                        fields: json!({ "@referenced_by": referrer }),
+                    });
+                }
+            }
         }
         Kind::CaCertificate => {
             if let Some(s) = admin.store.services.iter().find(|s| s.strings("ca_certificates").any(|c| c == id)) {

@@ -408,7 +408,7 @@ impl Store {
         }
         for u in &cfg.upstreams {
             let prev = matched(Kind::Upstream, &u.id, Some(MatchKey::Name(&u.name)));
-            out.upstreams.push(stamped(u.id.clone(), prev, upstream_fields(u), now, new_id)?);
+            out.upstreams.push(stamped(u.id.clone(), prev, upstream_fields(u, &out), now, new_id)?);
         }
         let addresses: Vec<String> = cfg.targets.iter().map(Target::address).collect();
         for (t, address) in cfg.targets.iter().zip(&addresses) {
@@ -517,8 +517,9 @@ fn certificate_fields(c: &Certificate) -> Map<String, Value> {
 }
 
 /// An upstream's fields: what the loader keeps, and Kong's values for what ringgate
-/// only accepts at its default (URI-capture hashing, a client certificate).
-fn upstream_fields(u: &Upstream) -> Map<String, Value> {
+/// only accepts at its default (URI-capture hashing). `store` holds the certificates
+/// already read, for the reference.
+fn upstream_fields(u: &Upstream, store: &Store) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("name".into(), json!(u.name));
     m.insert("algorithm".into(), json!(u.algorithm.as_str()));
@@ -541,9 +542,11 @@ fn upstream_fields(u: &Upstream) -> Map<String, Value> {
     m.insert("hash_on_cookie_path".into(), json!(u.hash_on_cookie_path));
     m.insert("sticky_sessions_cookie".into(), u.sticky_sessions_cookie.as_ref().map_or(Value::Null, |c| json!(c)));
     m.insert("sticky_sessions_cookie_path".into(), json!(u.sticky_sessions_cookie_path));
-    for key in ["hash_on_uri_capture", "hash_fallback_uri_capture", "client_certificate"] {
+    for key in ["hash_on_uri_capture", "hash_fallback_uri_capture"] {
         m.insert(key.into(), Value::Null);
     }
+    let client = u.client_certificate.as_ref().map(|(id, _)| json!({ "id": stored_id(&store.certificates, id) }));
+    m.insert("client_certificate".into(), client.unwrap_or(Value::Null));
     m.insert("use_srv_name".into(), json!(false));
     m.insert("healthchecks".into(), healthchecks_json(&u.healthchecks));
     m.insert("tags".into(), list_or_null(&u.tags));

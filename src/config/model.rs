@@ -210,6 +210,9 @@ pub struct Upstream {
     /// `Path` it is set with (default `/`).
     pub sticky_sessions_cookie: Option<String>,
     pub sticky_sessions_cookie_path: String,
+    /// The certificate (by id) presented to targets that ask for one: by `https`
+    /// services without a `client_certificate` of their own, and by `https` probes.
+    pub client_certificate: Option<(String, Mark)>,
     /// 10–65536, default 10000: the longest round-robin schedule built for it.
     pub slots: u32,
     /// The `Host` sent upstream (with the target's port when not the default) instead

@@ -29,9 +29,8 @@
 //! | plugin `ordering` | warning | one plugin instance per request, order is moot |
 //! | plugin `consumer`, `consumer_group`, `_config`, `partials` | error | scoping or shared config not supported |
 //! | top-level `vaults`, `filter_chains` | error | secret references or filters would differ |
-//! | upstream `algorithm` `latency` or `sticky-sessions`, `hash_on`/`hash_fallback` `uri_capture` or `consumer` | error | targets would get other requests than in Kong |
-//! | upstream active `healthchecks` of type `https`, `grpc`, `grpcs` | error | the probes would not be sent |
-//! | upstream `client_certificate` | error | it would not be presented |
+//! | upstream `algorithm` `latency`, `hash_on`/`hash_fallback` `uri_capture` or `consumer` | error | targets would get other requests than in Kong |
+//! | upstream active `healthchecks` of type `grpc`, `grpcs` | error | the probes would not be sent |
 //! | upstream `use_srv_name: true` | warning | targets are resolved by A/AAAA records |
 //! | top-level `consumers`, `consumer_groups` (without plugins), `key_sets`, `keys`, `partials`, `licenses`, `rbac_roles`, `custom_entities`, `_plugin_configs`, `service_packages` | warning | nothing refers to them in what ringgate runs |
 //! | `plugins` nested under consumers or consumer groups | error | consumer-scoped plugins are not supported |
@@ -840,6 +839,7 @@ impl Validator<'_> {
             hash_on_cookie_path: "/".into(),
             sticky_sessions_cookie: None,
             sticky_sessions_cookie_path: "/".into(),
+            client_certificate: None,
             slots: DEFAULT_SLOTS,
             host_header: None,
             targets: 0..0,
@@ -930,12 +930,9 @@ impl Validator<'_> {
                         }
                     }
                 }
-                "client_certificate" => self.not_supported_unless_empty(
-                    mark,
-                    value,
-                    key,
-                    "it would not be presented; set 'client_certificate' on the service",
-                ),
+                "client_certificate" => {
+                    up.client_certificate = self.reference(value, key).map(|id| (id, value.mark));
+                }
                 "use_srv_name" => {
                     if self.boolean(value, key) == Some(true) {
                         self.warn(mark, "'use_srv_name' is ignored: ringgate resolves targets by A/AAAA records");

@@ -70,6 +70,8 @@ pub struct CompiledTls {
     /// Parallel to `config.services`: for an `https` service, the target of each name
     /// its peers are reached by ([`Config::peer_names`]); empty for `http` services.
     pub upstreams: Vec<Vec<(String, UpstreamTarget)>>,
+    /// Parallel to `config.upstreams`: each one's `client_certificate`, loaded.
+    pub upstream_client_certs: Vec<Option<Arc<CertifiedKey>>>,
 }
 
 fn next_id() -> u64 {
@@ -164,6 +166,16 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
             }
         }
     }
+    for u in &config.upstreams {
+        let cert = u.client_certificate.as_ref().and_then(|(id, mark)| {
+            let found = by_id.get(id.as_str()).cloned();
+            if found.is_none() {
+                errors.push(error(*mark, format!("no certificate with id '{id}'")));
+            }
+            found
+        });
+        out.upstream_client_certs.push(cert);
+    }
     let mut made: HashMap<[u8; 32], UpstreamTarget> = HashMap::new();
     for (si, s) in config.services.iter().enumerate() {
         if s.protocol != Protocol::Https {
@@ -188,6 +200,9 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
                 Some(k) => tls.client_cert = Some(k.clone()),
                 None => errors.push(error(*mark, format!("no certificate with id '{id}'"))),
             }
+        } else if let Some(u) = s.upstream {
+            // The service's own certificate wins; else its upstream's.
+            tls.client_cert = out.upstream_client_certs.get(u).cloned().flatten();
         }
         // One client config per service, shared by the targets of its names.
         let mut config_for_service: Option<Arc<ClientConfig>> = None;

@@ -269,18 +269,20 @@ fn compile_reports_every_tls_problem_with_its_position() {
     let yaml = deck(
         &[(&cert, &key, &["a.example"], None), (&cert, &other_key, &["b.example"], None), (&cert, &key, &["a.example"], None)],
         &[(ID2, "not a certificate")],
-        &format!("services:\n- url: https://a.example\n  ca_certificates: [{ID1}]\n  client_certificate: {ID1}\n- url: http://b.example\n  ca_certificates: [{ID2}]\n"),
+        &format!("services:\n- url: https://a.example\n  ca_certificates: [{ID1}]\n  client_certificate: {ID1}\n- url: http://b.example\n  ca_certificates: [{ID2}]\nupstreams:\n- name: u\n  client_certificate: {{id: {ID2}}}\n"),
     );
     let cfg = crate::config::load_str(&yaml, "t.yaml", &|_| None).unwrap_or_else(|e| panic!("{e}"));
     let mut warnings = Vec::new();
     let errors: Vec<String> =
         config::compile(&cfg, &mut warnings).unwrap_err().into_iter().map(|e| e.message).collect();
-    assert_eq!(errors.len(), 5, "{errors:#?}");
+    assert_eq!(errors.len(), 6, "{errors:#?}");
     assert!(errors[0].starts_with("certificate #2: the key does not belong to the certificate"), "{errors:#?}");
     assert!(errors[1].starts_with("SNI 'a.example' is served by two certificates (first at "), "{errors:#?}");
     assert_eq!(errors[2], "CA certificate 7b3a1b2c-0d4e-4f5a-8b6c-7d8e9f0a1b2c: no PEM certificate found");
-    assert_eq!(errors[3], format!("no CA certificate with id '{ID1}'"));
-    assert_eq!(errors[4], format!("no certificate with id '{ID1}'"));
+    // An upstream's, whether or not a service uses it.
+    assert_eq!(errors[3], format!("no certificate with id '{ID2}'"));
+    assert_eq!(errors[4], format!("no CA certificate with id '{ID1}'"));
+    assert_eq!(errors[5], format!("no certificate with id '{ID1}'"));
     assert_eq!(warnings.len(), 1);
     assert_eq!(warnings[0].message, "'ca_certificates' and 'client_certificate' have no effect on an http service");
 }
