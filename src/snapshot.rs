@@ -37,6 +37,9 @@ pub struct ServiceTarget {
     pub checked: bool,
     /// The upstream balances by least connections: `schedule` only breaks ties.
     pub least_connections: bool,
+    /// The upstream balances by latency (`upstream::balancer`): `schedule` only breaks
+    /// ties.
+    pub latency: bool,
     /// Consistent hashing: points on the ring, sorted, each with the peer it belongs
     /// to (`ring`); empty for the other algorithms.
     pub ring: Box<[(u64, u32)]>,
@@ -290,6 +293,7 @@ impl Snapshot {
                 let checked = s.upstream.is_some_and(|u| upstream_health[u].is_some());
                 let algorithm = s.upstream.map(|u| config.upstreams[u].algorithm);
                 let least_connections = algorithm == Some(crate::config::Algorithm::LeastConnections);
+                let latency = algorithm == Some(crate::config::Algorithm::Latency);
                 let ring = if algorithm == Some(crate::config::Algorithm::ConsistentHashing) {
                     ring(&peers, &weights).into()
                 } else {
@@ -302,6 +306,7 @@ impl Snapshot {
                     slots,
                     checked,
                     least_connections,
+                    latency,
                     ring,
                 }
             })

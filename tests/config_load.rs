@@ -378,14 +378,13 @@ fn balancing_ringgate_does_not_do_is_an_error() {
             "kong.yaml:11:12: 'hash_on: uri_capture' is not supported yet (ip, header, query_arg, path and cookie are)",
         ]
     );
-    let e = errors(&doc("upstreams:\n- name: a\n  algorithm: latency\n- name: b\n  hash_on: ip\n\
+    let e = errors(&doc("upstreams:\n- name: a\n  algorithm: quickest\n- name: b\n  hash_on: ip\n\
                          - name: c\n  client_certificate: {id: 1c6ef3b2-46b4-4b3c-9e3e-5f2f6c7a8b9d}\n\
                          - name: d\n  algorithm: fastest\n"));
     assert_eq!(
         e,
         vec![
-            "kong.yaml:4:14: algorithm 'latency' is not supported yet (ringgate balances round-robin, by least \
-             connections, by consistent hashing or by sticky sessions): targets would get other requests than in Kong",
+            "kong.yaml:4:14: unknown algorithm 'quickest'",
             "kong.yaml:6:12: 'hash_on: ip' needs 'algorithm: consistent-hashing'",
             "kong.yaml:10:14: unknown algorithm 'fastest'",
         ]
@@ -835,7 +834,7 @@ fn plugin_unknown_key_is_an_error() {
 fn several_problems_are_all_reported_in_file_order() {
     let e = errors(&doc(
         "services:\n- name: s\n  hots: a\n  port: 0\n  routes:\n  - name: r\nplugins:\n- name: oidc\n  route: missing\n\
-         upstreams: [{name: u, algorithm: latency}]\n",
+         upstreams: [{name: u, algorithm: quickest}]\n",
     ));
     assert_eq!(
         e,
@@ -846,8 +845,7 @@ fn several_problems_are_all_reported_in_file_order() {
             "kong.yaml:7:5: a route must set at least one of 'methods', 'hosts', 'headers' or 'paths'",
             "kong.yaml:9:9: unknown plugin 'oidc' (ringgate knows: openid-connect)",
             "kong.yaml:10:10: no route named (or with id) 'missing'",
-            "kong.yaml:11:34: algorithm 'latency' is not supported yet (ringgate balances round-robin, by least \
-             connections, by consistent hashing or by sticky sessions): targets would get other requests than in Kong",
+            "kong.yaml:11:34: unknown algorithm 'quickest'",
         ]
     );
 }

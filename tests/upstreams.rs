@@ -139,6 +139,11 @@ impl Fixed {
 
     /// Listens on `addr` (a port a stopped `Fixed` had: std sets SO_REUSEADDR).
     fn on(addr: SocketAddr, status: u16) -> Fixed {
+        Fixed::slow(addr, status, Duration::ZERO)
+    }
+
+    /// [`Fixed::on`], answering each request `delay` after it arrived.
+    fn slow(addr: SocketAddr, status: u16, delay: Duration) -> Fixed {
         use std::io::{Read, Write};
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         use std::sync::Arc;
@@ -174,6 +179,7 @@ impl Fixed {
                         }
                         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                             buf.drain(..end + 4);
+                            std::thread::sleep(delay);
                             a.fetch_add(1, Ordering::SeqCst);
                             let r = format!("HTTP/1.1 {status} Fixed\r\nContent-Length: 2\r\n\r\nok");
                             if conn.write_all(r.as_bytes()).is_err() {
@@ -538,4 +544,21 @@ on_both_drivers!(https_active_checks_probe_over_tls_and_verify_the_certificate_u
     // With verification (Kong's default), a certificate no trusted CA signed fails the
     // handshake: a TCP failure.
     wait_until("strict", ok_front.addr, false);
+});
+
+on_both_drivers!(latency_balancing_sends_requests_to_the_faster_target, |d| {
+    let fast = Upstream::start();
+    let slow = Fixed::slow("127.0.0.1:0".parse().unwrap(), 200, Duration::from_millis(30));
+    let yaml = format!(
+        "_format_version: \"3.0\"\nupstreams:\n- name: u\n  algorithm: latency\n  \
+         targets: [{{target: '{}'}}, {{target: '{}'}}]\nservices:\n- host: u\n  routes: [{{paths: [/]}}]\n",
+        slow.addr,
+        fast.addr()
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    // Each target is tried once (the one not measured yet counts as the fastest so
+    // far); from then on the 30 ms one loses every time.
+    assert_eq!(count_ok(&mut p.connect(), 40), 40);
+    assert_eq!(slow.answered(), 1);
+    assert_eq!(fast.wait_for(39, WAIT).len(), 39);
 });

@@ -241,6 +241,8 @@ pub enum Algorithm {
     /// response; a caller without one, or whose address is gone or down, gets the
     /// round-robin turn and a new cookie.
     StickySessions,
+    /// The address with the lowest recent response time (a peak EWMA) for its load.
+    Latency,
 }
 
 /// What a consistent-hashing upstream hashes (`hash_on`, `hash_fallback`).
@@ -270,6 +272,7 @@ impl Algorithm {
             Algorithm::LeastConnections => "least-connections",
             Algorithm::ConsistentHashing => "consistent-hashing",
             Algorithm::StickySessions => "sticky-sessions",
+            Algorithm::Latency => "latency",
         }
     }
 }

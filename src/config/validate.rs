@@ -29,7 +29,7 @@
 //! | plugin `ordering` | warning | one plugin instance per request, order is moot |
 //! | plugin `consumer`, `consumer_group`, `_config`, `partials` | error | scoping or shared config not supported |
 //! | top-level `vaults`, `filter_chains` | error | secret references or filters would differ |
-//! | upstream `algorithm` `latency`, `hash_on`/`hash_fallback` `uri_capture` or `consumer` | error | targets would get other requests than in Kong |
+//! | upstream `hash_on`/`hash_fallback` `uri_capture` or `consumer` | error | targets would get other requests than in Kong |
 //! | upstream active `healthchecks` of type `grpc`, `grpcs` | error | the probes would not be sent |
 //! | upstream `use_srv_name: true` | warning | targets are resolved by A/AAAA records |
 //! | top-level `consumers`, `consumer_groups` (without plugins), `key_sets`, `keys`, `partials`, `licenses`, `rbac_roles`, `custom_entities`, `_plugin_configs`, `service_packages` | warning | nothing refers to them in what ringgate runs |
@@ -872,14 +872,7 @@ impl Validator<'_> {
                     Some("least-connections") => up.algorithm = Algorithm::LeastConnections,
                     Some("consistent-hashing") => up.algorithm = Algorithm::ConsistentHashing,
                     Some("sticky-sessions") => up.algorithm = Algorithm::StickySessions,
-                    Some(a @ "latency") => self.error(
-                        value.mark,
-                        format!(
-                            "algorithm '{a}' is not supported yet (ringgate balances round-robin, by least \
-                             connections, by consistent hashing or by sticky sessions): targets would get other \
-                             requests than in Kong"
-                        ),
-                    ),
+                    Some("latency") => up.algorithm = Algorithm::Latency,
                     Some(a) => self.error(value.mark, format!("unknown algorithm '{a}'")),
                 },
                 "hash_on" | "hash_fallback" => {

@@ -615,6 +615,7 @@ impl Conn {
                 self.timer.fresh();
             }
             attempt += 1;
+            let attempt_began = self.timer.latest();
             // A retry of a hashed request goes to the next peer on the ring; a sticky
             // caller's, after a failed connect, to the round-robin turn.
             let key = hash.map(|h| (h, connect_failures as usize));
@@ -690,7 +691,9 @@ impl Conn {
             match self.read_response_head(&mut conn, head_request, service.read_timeout).await {
                 Ok(()) => {
                     snap.observe(peer, Outcome::Status(self.resp.status), w.id);
-                    self.ex.upstream_done(self.timer.fresh());
+                    let answered = self.timer.fresh();
+                    self.ex.upstream_done(answered);
+                    snap.balancer.observe_latency(si, peer_index, attempt_began, answered);
                     break conn;
                 }
                 Err(None) if conn.reused && replayable => {

@@ -11,11 +11,23 @@
 //! least-connections count is this worker's. Services without health checks or least
 //! connections pick straight from the snapshot's order.
 //!
+//! Latency upstreams keep, per worker, a peak EWMA of each peer's response time (the
+//! time from sending a request to its response head): a slower response replaces the
+//! average at once, a faster one pulls it down by how long ago the last one was
+//! (decay time [`LATENCY_DECAY`]). A request goes to the peer with the lowest average
+//! times its requests in flight plus one, per weight. A peer not yet measured counts as
+//! the fastest one measured; one not heard from lately is read with its average decayed
+//! towards zero, so a peer that was slow once gets tried again rather than starved.
+//! (Kong's `latency` is also a peak EWMA; the constants and the scoring here are
+//! ringgate's.)
+//!
 //! Cost: for a plain service, a counter increment and an index; for a checked one,
 //! also a relaxed atomic load (the epoch) and a `RefCell` borrow; least connections
-//! scans the service's peers (a few, usually) for the lowest load per weight.
+//! scans the service's peers (a few, usually) for the lowest load per weight, latency
+//! the same with a clock read.
 
 use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
 
 use super::health::{self, Outcome};
 use crate::snapshot::{self, Peer, ServiceTarget, Snapshot};
@@ -27,9 +39,49 @@ pub struct Balancer {
     picks: Box<[Cell<usize>]>,
     /// This worker's round-robin orders over the healthy peers of checked services.
     healthy: RefCell<HealthyOrders>,
-    /// Per service, per peer: requests in flight (least-connections services only;
-    /// empty for the others).
+    /// Per service, per peer: requests in flight (least-connections and latency
+    /// services only; empty for the others).
     in_flight: Box<[Box<[Cell<u32>]>]>,
+    /// Per service, per peer: the response time average (latency services only).
+    latency: Box<[Box<[Cell<Ewma>]>]>,
+}
+
+/// How fast a latency average forgets: a sample this long ago weighs 1/e as much.
+pub const LATENCY_DECAY: Duration = Duration::from_secs(10);
+
+/// A peak EWMA of response times, in nanoseconds; `at` is when it was last updated
+/// (`None`: never measured).
+#[derive(Debug, Clone, Copy, Default)]
+struct Ewma {
+    nanos: f64,
+    at: Option<Instant>,
+}
+
+impl Ewma {
+    /// Adds a response time seen at `now`.
+    fn record(&mut self, rtt: Duration, now: Instant) {
+        let sample = rtt.as_nanos() as f64;
+        self.nanos = match self.at {
+            Some(at) if sample < self.nanos => {
+                let w = decay(now.saturating_duration_since(at));
+                self.nanos * w + sample * (1.0 - w)
+            }
+            // The first sample, or a slower one: taken as it is (the peak).
+            _ => sample,
+        };
+        self.at = Some(now);
+    }
+
+    /// The average as of `now`, decayed for the time since the last sample; `None`
+    /// when never measured.
+    fn read(&self, now: Instant) -> Option<f64> {
+        self.at.map(|at| self.nanos * decay(now.saturating_duration_since(at)))
+    }
+}
+
+/// The weight of an average `elapsed` old.
+fn decay(elapsed: Duration) -> f64 {
+    (-elapsed.as_secs_f64() / LATENCY_DECAY.as_secs_f64()).exp()
 }
 
 /// Orders over healthy peers, made in one health epoch.
@@ -62,9 +114,20 @@ impl Balancer {
         let in_flight = snap
             .targets
             .iter()
-            .map(|t| if t.least_connections { t.peers.iter().map(|_| Cell::new(0)).collect() } else { Box::default() })
+            .map(|t| {
+                if t.least_connections || t.latency {
+                    t.peers.iter().map(|_| Cell::new(0)).collect()
+                } else {
+                    Box::default()
+                }
+            })
             .collect();
-        Balancer { picks, healthy, in_flight }
+        let latency = snap
+            .targets
+            .iter()
+            .map(|t| if t.latency { t.peers.iter().map(|_| Cell::default()).collect() } else { Box::default() })
+            .collect();
+        Balancer { picks, healthy, in_flight, latency }
     }
 
     /// The next pick of service `si`, for [`Balancer::peer_at`].
@@ -95,7 +158,7 @@ impl Balancer {
         key: Option<(u64, usize)>,
     ) -> Option<(usize, &'s Peer)> {
         let t = snap.targets.get(si)?;
-        if !t.checked && !t.least_connections && (key.is_none() || t.ring.is_empty()) {
+        if !t.checked && !t.least_connections && !t.latency && (key.is_none() || t.ring.is_empty()) {
             return t.peer(n);
         }
         self.pick_slow(snap, t, si, n, key)
@@ -132,6 +195,9 @@ impl Balancer {
             let i = on_ring(&t.ring, hash, tried, eligible)?;
             return Some((i, t.peers.get(i)?));
         }
+        if t.latency {
+            return self.fastest(t, si, turn, eligible);
+        }
         if !t.least_connections {
             return Some((turn, t.peers.get(turn)?));
         }
@@ -153,8 +219,53 @@ impl Balancer {
         Some((best, t.peers.get(best)?))
     }
 
+    /// The latency pick: the eligible peer with the lowest average response time times
+    /// (requests in flight + 1) per weight, ties going to `turn` and the ones after it.
+    fn fastest<'s>(
+        &self,
+        t: &'s ServiceTarget,
+        si: usize,
+        turn: usize,
+        eligible: impl Fn(usize) -> bool,
+    ) -> Option<(usize, &'s Peer)> {
+        let (averages, loads) = (self.latency.get(si)?, self.in_flight.get(si)?);
+        let now = Instant::now();
+        let read = |i: usize| averages.get(i).and_then(|e| e.get().read(now));
+        // A peer not measured yet counts as the fastest one that is (or 1 ms).
+        let unmeasured = (0..t.peers.len()).filter_map(read).reduce(f64::min).unwrap_or(1e6);
+        let score = |i: usize| {
+            let load = f64::from(loads.get(i).map_or(0, Cell::get)) + 1.0;
+            read(i).unwrap_or(unmeasured) * load / f64::from(t.weights[i].max(1))
+        };
+        let mut best: Option<(usize, f64)> = None;
+        for k in 0..t.peers.len() {
+            let i = (turn + k) % t.peers.len();
+            if !eligible(i) {
+                continue;
+            }
+            let s = score(i);
+            if best.is_none_or(|(_, b)| s < b) {
+                best = Some((i, s));
+            }
+        }
+        let (i, _) = best?;
+        Some((i, t.peers.get(i)?))
+    }
+
+    /// Records that peer `i` of service `si`, asked at `began`, answered at `now`
+    /// (latency services; a no-op for the others).
+    #[inline]
+    pub fn observe_latency(&self, si: usize, i: usize, began: Instant, now: Instant) {
+        if let Some(cell) = self.latency.get(si).and_then(|peers| peers.get(i)) {
+            let mut e = cell.get();
+            e.record(now.saturating_duration_since(began), now);
+            cell.set(e);
+        }
+    }
+
     /// Counts a request to peer `i` of service `si` as in flight until the returned
-    /// guard is dropped (least-connections services; a no-op for the others).
+    /// guard is dropped (least-connections and latency services; a no-op for the
+    /// others).
     #[inline]
     pub fn begin(&self, si: usize, i: usize) -> InFlight<'_> {
         let cell = self.in_flight.get(si).and_then(|peers| peers.get(i));
@@ -330,6 +441,57 @@ mod tests {
         let p = Balancer::new(&plain, 0);
         drop(p.begin(0, 0));
         assert!(p.in_flight[0].is_empty(), "round-robin services count nothing");
+    }
+
+    #[test]
+    fn a_peak_ewma_takes_a_slower_sample_at_once_and_a_faster_one_by_elapsed_time() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut e = Ewma::default();
+        assert_eq!(e.read(t0), None);
+        e.record(ms(10), t0);
+        assert_eq!(e.read(t0), Some(10e6));
+        e.record(ms(50), t0 + ms(1));
+        assert_eq!(e.nanos, 50e6, "a slower sample is the new peak");
+        // A faster sample one decay time later weighs 1 - 1/e.
+        e.record(ms(10), t0 + ms(1) + LATENCY_DECAY);
+        let expected = 50e6 / std::f64::consts::E + 10e6 * (1.0 - 1.0 / std::f64::consts::E);
+        assert!((e.nanos - expected).abs() < 1.0, "{} vs {expected}", e.nanos);
+        // Read later, the average has decayed towards zero.
+        let later = e.read(t0 + ms(1) + LATENCY_DECAY * 2).unwrap();
+        assert!((later - expected / std::f64::consts::E).abs() < 1.0);
+    }
+
+    #[test]
+    fn latency_picks_the_fastest_peer_for_its_load_and_tries_unmeasured_ones() {
+        let yaml = "_format_version: \"3.0\"\nupstreams:\n- name: u\n  algorithm: latency\n  \
+                    targets: [{target: '10.0.0.1:80'}, {target: '10.0.0.2:80'}, {target: '10.0.0.3:80'}]\n\
+                    services:\n- host: u\n  routes: [{paths: [/]}]\n";
+        let snap =
+            Snapshot::build(crate::config::load_str(yaml, "k", &|_| None).unwrap(), &mut Resolved::new()).unwrap();
+        assert!(snap.targets[0].latency);
+        let b = Balancer::new(&snap, 0);
+        let pick = |n| b.peer_at(&snap, 0, n, None).unwrap().0;
+        // Nothing measured: the turn decides.
+        assert_eq!((pick(0), pick(1), pick(2)), (0, 1, 2));
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        b.observe_latency(0, 0, now - ms(30), now);
+        b.observe_latency(0, 1, now - ms(10), now);
+        // Peer 2 is unmeasured: it counts as the fastest measured (10 ms), a tie with
+        // peer 1 that the turn breaks; peer 0 (30 ms) is never taken.
+        assert_eq!((pick(0), pick(1), pick(2)), (1, 1, 2));
+        b.observe_latency(0, 2, now - ms(20), now);
+        assert_eq!((pick(0), pick(1), pick(2)), (1, 1, 1));
+        // Two requests in flight on peer 1: 10 ms x 3 > 20 ms x 1.
+        let (g1, g2) = (b.begin(0, 1), b.begin(0, 1));
+        assert_eq!(pick(0), 2);
+        drop((g1, g2));
+        assert_eq!(pick(0), 1);
+        let plain = build(0);
+        let p = Balancer::new(&plain, 0);
+        p.observe_latency(0, 0, now - ms(5), now);
+        assert!(p.latency[0].is_empty(), "round-robin services keep no averages");
     }
 
     fn hashed(targets: &str) -> Snapshot {
