@@ -100,13 +100,20 @@ fn tls_verify_false_accepts_any_certificate() {
     assert_eq!(up.wait_for(1, Duration::from_secs(5))[0].target, "/unverified");
 }
 
-#[test]
-fn client_certificate_is_presented_to_an_upstream_that_requires_one() {
+/// An upstream behind a TLS front that asks for a client certificate: the front's CA,
+/// the upstream, the front, and a certificate the front accepts.
+fn mtls_front() -> (TestCa, Upstream, TlsFront, Issued) {
     let ca = TestCa::new("upstream CA");
     let clients = TestCa::new("client CA");
     let up = Upstream::start();
     let front = TlsFront::start(up.addr(), server_config(&ca.issue(&["127.0.0.1"]), Some(&clients)));
     let client = clients.issue(&["ringgate.test"]);
+    (ca, up, front, client)
+}
+
+#[test]
+fn client_certificate_is_presented_to_an_upstream_that_requires_one() {
+    let (ca, up, front, client) = mtls_front();
     let p = Proxy::start(&deck(front.addr, Some(&ca), Some(&client), ""), IoDriver::Legacy, Limits::default());
     assert_eq!(get(&p, "/mtls").status, 200);
     let p = Proxy::start(&deck(front.addr, Some(&ca), None, ""), IoDriver::Legacy, Limits::default());
@@ -134,11 +141,7 @@ fn the_binary_logs_the_host_and_the_reason_of_a_failed_upstream_handshake() {
 
 #[test]
 fn an_upstreams_client_certificate_is_presented_by_its_services_and_its_https_probes() {
-    let ca = TestCa::new("upstream CA");
-    let clients = TestCa::new("client CA");
-    let up = Upstream::start();
-    let front = TlsFront::start(up.addr(), server_config(&ca.issue(&["127.0.0.1"]), Some(&clients)));
-    let client = clients.issue(&["ringgate.test"]);
+    let (ca, up, front, client) = mtls_front();
     // The service names the upstream and has no certificate of its own; the upstream
     // has one, and probes /health over TLS (no CA for probes: verification off).
     let doc = |with_cert: bool| {

@@ -942,29 +942,14 @@ fn an_upstream_presents_a_certificate_which_then_cannot_be_deleted() {
     let (cert, key) = issued(&["client.example"]);
     let client = ok(call(&mut a, "POST", "/certificates", &cert_body(&cert, &key, &[])), 201);
     let client_id = client["id"].as_str().unwrap().to_string();
+    let upstream = |id: &str| json!({ "name": "u", "client_certificate": { "id": id } }).to_string();
     let missing = "00000000-0000-4000-8000-000000000001";
-    let v = ok(
-        call(
-            &mut a,
-            "POST",
-            "/upstreams",
-            &json!({ "name": "u", "client_certificate": { "id": missing } }).to_string(),
-        ),
-        400,
-    );
+    let v = ok(call(&mut a, "POST", "/upstreams", &upstream(missing)), 400);
     assert_eq!(
         (v["code"].clone(), v["fields"].clone()),
         (json!(4), json!({ "client_certificate": { "id": missing } }))
     );
-    let u = ok(
-        call(
-            &mut a,
-            "POST",
-            "/upstreams",
-            &json!({ "name": "u", "client_certificate": { "id": client_id } }).to_string(),
-        ),
-        201,
-    );
+    let u = ok(call(&mut a, "POST", "/upstreams", &upstream(&client_id)), 201);
     assert_eq!(u["client_certificate"], json!({ "id": client_id }));
     assert!(a.shared.load().upstream_client_certs[0].is_some(), "loaded for its services and probes");
     let v = ok(call(&mut a, "DELETE", &format!("/certificates/{client_id}"), ""), 400);
