@@ -562,3 +562,33 @@ on_both_drivers!(latency_balancing_sends_requests_to_the_faster_target, |d| {
     assert_eq!(slow.answered(), 1);
     assert_eq!(fast.wait_for(39, WAIT).len(), 39);
 });
+
+on_both_drivers!(uri_capture_hashing_sends_each_captured_value_to_its_own_target, |d| {
+    let (a, b) = (Upstream::start(), Upstream::start());
+    let yaml = format!(
+        "_format_version: \"3.0\"\nupstreams:\n- name: u\n  algorithm: consistent-hashing\n  hash_on: uri_capture\n  \
+         hash_on_uri_capture: tenant\n  targets: [{{target: '{}'}}, {{target: '{}'}}]\nservices:\n- host: u\n  \
+         routes: [{{paths: ['~/t/(?<tenant>[a-z0-9]+)/'], strip_path: false}}]\n",
+        a.addr(),
+        b.addr()
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    let mut c = p.connect();
+    // 16 tenants, three requests each on different paths: a tenant's requests all
+    // reach one target.
+    for tenant in 0..16 {
+        for item in 0..3 {
+            c.write(format!("GET /t/tenant{tenant}/item{item} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+            assert_eq!(c.response().expect("a response").status, 200);
+        }
+    }
+    assert_eq!(a.wait_for(1, WAIT).len() + b.wait_for(1, WAIT).len(), 48);
+    let of = |t: &Upstream, tenant: usize| {
+        t.received().iter().filter(|r| r.target.starts_with(&format!("/t/tenant{tenant}/"))).count()
+    };
+    for tenant in 0..16 {
+        let (on_a, on_b) = (of(&a, tenant), of(&b, tenant));
+        assert!(on_a == 3 && on_b == 0 || on_a == 0 && on_b == 3, "tenant {tenant}: {on_a} on a, {on_b} on b");
+    }
+    assert!(!a.received().is_empty() && !b.received().is_empty(), "16 tenants use both targets");
+});

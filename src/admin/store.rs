@@ -516,8 +516,7 @@ fn certificate_fields(c: &Certificate) -> Map<String, Value> {
     m
 }
 
-/// An upstream's fields: what the loader keeps, and Kong's values for what ringgate
-/// only accepts at its default (URI-capture hashing). `store` holds the certificates
+/// An upstream's fields, as the loader keeps them. `store` holds the certificates
 /// already read, for the reference.
 fn upstream_fields(u: &Upstream, store: &Store) -> Map<String, Value> {
     let mut m = Map::new();
@@ -526,25 +525,26 @@ fn upstream_fields(u: &Upstream, store: &Store) -> Map<String, Value> {
     m.insert("slots".into(), json!(u.slots));
     m.insert("host_header".into(), u.host_header.as_ref().map_or(Value::Null, |h| json!(h)));
     for (prefix, h) in [("hash_on", &u.hash_on), ("hash_fallback", &u.hash_fallback)] {
-        let (kind, header, query_arg) = match h {
-            HashOn::None => ("none", None, None),
-            HashOn::Ip => ("ip", None, None),
-            HashOn::Path => ("path", None, None),
-            HashOn::Header(name) => ("header", Some(name), None),
-            HashOn::QueryArg(name) => ("query_arg", None, Some(name)),
-            HashOn::Cookie => ("cookie", None, None),
+        // The kind, and the input field that names what it reads.
+        let (kind, input) = match h {
+            HashOn::None => ("none", None),
+            HashOn::Ip => ("ip", None),
+            HashOn::Path => ("path", None),
+            HashOn::Header(name) => ("header", Some(("header", name))),
+            HashOn::QueryArg(name) => ("query_arg", Some(("query_arg", name))),
+            HashOn::UriCapture(name) => ("uri_capture", Some(("uri_capture", name))),
+            HashOn::Cookie => ("cookie", None),
         };
         m.insert(prefix.into(), json!(kind));
-        m.insert(format!("{prefix}_header"), header.map_or(Value::Null, |n| json!(n)));
-        m.insert(format!("{prefix}_query_arg"), query_arg.map_or(Value::Null, |n| json!(n)));
+        for field in ["header", "query_arg", "uri_capture"] {
+            let value = input.filter(|(f, _)| *f == field).map_or(Value::Null, |(_, n)| json!(n));
+            m.insert(format!("{prefix}_{field}"), value);
+        }
     }
     m.insert("hash_on_cookie".into(), u.hash_on_cookie.as_ref().map_or(Value::Null, |c| json!(c)));
     m.insert("hash_on_cookie_path".into(), json!(u.hash_on_cookie_path));
     m.insert("sticky_sessions_cookie".into(), u.sticky_sessions_cookie.as_ref().map_or(Value::Null, |c| json!(c)));
     m.insert("sticky_sessions_cookie_path".into(), json!(u.sticky_sessions_cookie_path));
-    for key in ["hash_on_uri_capture", "hash_fallback_uri_capture"] {
-        m.insert(key.into(), Value::Null);
-    }
     let client = u.client_certificate.as_ref().map(|(id, _)| json!({ "id": stored_id(&store.certificates, id) }));
     m.insert("client_certificate".into(), client.unwrap_or(Value::Null));
     m.insert("use_srv_name".into(), json!(false));

@@ -258,6 +258,8 @@ pub enum HashOn {
     QueryArg(String),
     /// The request path, as sent.
     Path,
+    /// A capture group (by name, or by number) of the regex path the route matched.
+    UriCapture(String),
     /// The value of the upstream's `hash_on_cookie`. A request without it gets a new
     /// random value, hashed the same way and set in the response, so that the caller's
     /// next requests go to the same target (Kong's behaviour).

@@ -29,7 +29,7 @@
 //! | plugin `ordering` | warning | one plugin instance per request, order is moot |
 //! | plugin `consumer`, `consumer_group`, `_config`, `partials` | error | scoping or shared config not supported |
 //! | top-level `vaults`, `filter_chains` | error | secret references or filters would differ |
-//! | upstream `hash_on`/`hash_fallback` `uri_capture` or `consumer` | error | targets would get other requests than in Kong |
+//! | upstream `hash_on`/`hash_fallback` `consumer` | error | targets would get other requests than in Kong |
 //! | upstream active `healthchecks` of type `grpc`, `grpcs` | error | the probes would not be sent |
 //! | upstream `use_srv_name: true` | warning | targets are resolved by A/AAAA records |
 //! | top-level `consumers`, `consumer_groups` (without plugins), `key_sets`, `keys`, `partials`, `licenses`, `rbac_roles`, `custom_entities`, `_plugin_configs`, `service_packages` | warning | nothing refers to them in what ringgate runs |
@@ -905,10 +905,10 @@ impl Validator<'_> {
                         up.sticky_sessions_cookie_path = path;
                     }
                 }
-                // Inputs of hashing that are not supported (refused with their
-                // `hash_on`): on their own they change nothing.
                 "hash_on_uri_capture" | "hash_fallback_uri_capture" => {
-                    self.string(value, key);
+                    if let Some(name) = self.string(value, key) {
+                        hash_inputs.insert(key.as_str(), name);
+                    }
                 }
                 "slots" => {
                     if let Some(n) = self.integer(value, key, 10, 65_536) {
@@ -968,6 +968,13 @@ impl Validator<'_> {
                         continue;
                     }
                 },
+                "uri_capture" => match input("uri_capture") {
+                    Some(name) if !name.is_empty() => HashOn::UriCapture(name),
+                    _ => {
+                        self.error(mark, format!("'{key}: uri_capture' needs '{prefix}_uri_capture'"));
+                        continue;
+                    }
+                },
                 "cookie" => {
                     if up.hash_on_cookie.is_none() {
                         self.error(mark, format!("'{key}: cookie' needs 'hash_on_cookie'"));
@@ -975,10 +982,13 @@ impl Validator<'_> {
                     }
                     HashOn::Cookie
                 }
-                h @ ("uri_capture" | "consumer") => {
+                "consumer" => {
                     self.error(
                         mark,
-                        format!("'{key}: {h}' is not supported yet (ip, header, query_arg, path and cookie are)"),
+                        format!(
+                            "'{key}: consumer' is not supported (ringgate has no consumers; ip, header, query_arg, \
+                             path, uri_capture and cookie are)"
+                        ),
                     );
                     continue;
                 }

@@ -465,6 +465,35 @@ impl Router {
         headers_ok.then_some(matched_len)
     }
 
+    /// Capture group `name` (a group's name, or its number) of the first of route
+    /// `route`'s regex paths that matches `path` (the raw path given to
+    /// [`Router::find`], normalised the same way); `None` when no regex path of the
+    /// route matches or the group took no part. For `hash_on: uri_capture`.
+    pub fn uri_capture(&self, route: usize, path: &[u8], name: &str) -> Option<Vec<u8>> {
+        let normalised;
+        let path = if path::is_normal(path) {
+            path
+        } else {
+            let mut buf = vec![0u8; path.len().min(NORMALISE_BUF)];
+            let n = path::normalise_into(path, &mut buf)?;
+            buf.truncate(n);
+            normalised = buf;
+            &normalised
+        };
+        let regexes = self.tables.candidates.iter().filter(|c| c.route == route).find_map(|c| match &c.paths {
+            PathRule::Regexes(r) => Some(r),
+            _ => None,
+        })?;
+        regexes.iter().find_map(|&re| {
+            let caps = self.regexes[re as usize].captures(path)?;
+            let group = match name.parse::<usize>() {
+                Ok(n) => caps.get(n),
+                Err(_) => caps.name(name),
+            };
+            Some(group?.as_bytes().to_vec())
+        })
+    }
+
     /// Appends to `out` the path the upstream receives (no query string) for a request
     /// with `path` matched as `m`, following the route's `strip_path` and
     /// `path_handling` and the service's `path`.

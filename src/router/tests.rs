@@ -608,3 +608,23 @@ fn the_index_answers_what_a_scan_of_every_route_answers() {
     // The generator must reach matches, not only misses, for the comparison to mean anything.
     assert!(compared > 3000, "only {compared} requests matched");
 }
+
+#[test]
+fn uri_captures_come_from_the_routes_regex_path_that_matches() {
+    let r = router(vec![
+        route("users").paths(&["~/users/(?<user>[^/]+)/orders/(\\d+)$", "~/u/(?<user>[^/]+)$"]),
+        route("plain").paths(&["/plain"]),
+    ]);
+    let cap =
+        |route, path: &str, name| r.uri_capture(route, path.as_bytes(), name).map(|v| String::from_utf8(v).unwrap());
+    assert_eq!(cap(0, "/users/ada/orders/42", "user").as_deref(), Some("ada"));
+    assert_eq!(cap(0, "/users/ada/orders/42", "2").as_deref(), Some("42"), "groups by number too");
+    assert_eq!(cap(0, "/users/ada/orders/42", "0").as_deref(), Some("/users/ada/orders/42"));
+    assert_eq!(cap(0, "/u/bob", "user").as_deref(), Some("bob"), "the second path, tried in order");
+    // Captured from the path as routing sees it: escapes decoded, dot segments gone.
+    assert_eq!(cap(0, "/users/./c%61rl/orders/7", "user").as_deref(), Some("carl"));
+    assert_eq!(cap(0, "/users/ada/orders/42", "nope"), None);
+    assert_eq!(cap(0, "/u/bob", "2"), None, "a group that took no part");
+    assert_eq!(cap(0, "/elsewhere", "user"), None);
+    assert_eq!(cap(1, "/plain", "user"), None, "a route without regex paths");
+}

@@ -494,7 +494,7 @@ impl Conn {
         // leaves the buffer).
         self.extra_headers.clear();
         let upstream = service.upstream.and_then(|u| snap.config.upstreams.get(u));
-        let hash = upstream.and_then(|u| self.hash_key(u));
+        let hash = upstream.and_then(|u| self.hash_key(u, &snap.router, m.route));
         let sticky = upstream.filter(|u| u.algorithm == crate::config::Algorithm::StickySessions);
         let sticky_sent = sticky.and_then(|u| self.sticky_cookie(u));
         let sticky_peer =
@@ -754,12 +754,18 @@ impl Conn {
     /// `hash_on` input, else its `hash_fallback` one; `None` when it does not hash or
     /// neither is in the request (the round-robin turn then decides, as Kong does with
     /// no hash value).
-    fn hash_key(&mut self, upstream: &crate::config::Upstream) -> Option<u64> {
+    fn hash_key(
+        &mut self,
+        upstream: &crate::config::Upstream,
+        router: &crate::router::Router,
+        route: usize,
+    ) -> Option<u64> {
         use crate::config::Algorithm;
         if upstream.algorithm != Algorithm::ConsistentHashing {
             return None;
         }
-        self.hash_input(upstream, &upstream.hash_on).or_else(|| self.hash_input(upstream, &upstream.hash_fallback))
+        let input = |c: &mut Self, on| c.hash_input(upstream, on, router, route);
+        input(self, &upstream.hash_on).or_else(|| input(self, &upstream.hash_fallback))
     }
 
     /// The address id ([`crate::snapshot::sticky_id`]) in the current request's
@@ -774,7 +780,13 @@ impl Conn {
     }
 
     /// The hash of one `hash_on` input of the current request, if it has one.
-    fn hash_input(&mut self, upstream: &crate::config::Upstream, on: &crate::config::HashOn) -> Option<u64> {
+    fn hash_input(
+        &mut self,
+        upstream: &crate::config::Upstream,
+        on: &crate::config::HashOn,
+        router: &crate::router::Router,
+        route: usize,
+    ) -> Option<u64> {
         use crate::config::HashOn;
         match on {
             HashOn::None => None,
@@ -783,6 +795,10 @@ impl Conn {
                 std::net::IpAddr::V6(a) => crate::fasthash::key_hash(&a.octets()),
             }),
             HashOn::Path => Some(crate::fasthash::key_hash(self.head.path(&self.buf))),
+            HashOn::UriCapture(name) => {
+                let value = router.uri_capture(route, self.head.path(&self.buf), name)?;
+                (!value.is_empty()).then(|| crate::fasthash::key_hash(&value))
+            }
             HashOn::Header(name) => {
                 // Every value, in order, run together as Kong joins them: one value
                 // hashes as the same text would from a query argument.
