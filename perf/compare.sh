@@ -65,7 +65,7 @@ while [ $# -gt 0 ]; do
     --ringgate-bin) RINGGATE_BIN=${2:?--ringgate-bin needs a path}; shift ;;
     --no-build) build=0 ;;
     --cases) only_cases=${2:?--cases needs a list}; shift ;;
-    --out) out=${2:?--out needs a file}; shift ;;
+    --out) out=$(realpath -m -- "${2:?--out needs a file}"); shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -702,14 +702,15 @@ printf '%s\n' "${RATIOS[@]}" >"$ratios"
 
 if [ -z "$out" ]; then
     if [ "$skip_ringgate" -eq 1 ] || [ -n "$only_cases" ]; then
-        # A run without every case validates the harness; it is not a result to keep.
-        out="$WORK_DIR/$(date -u +%Y-%m-%d)-$commit-partial.md"
+        # A run without every case goes to the work directory, not to the results.
+        base="$WORK_DIR/$(date -u +%Y-%m-%d)-$commit-partial"
     else
         base="$root/perf/results/$(date -u +%Y-%m-%d)-$commit"
-        out="$base.md"
-        n=2
-        while [ -e "$out" ]; do out="$base-$n.md"; n=$((n + 1)); done
     fi
+    # Never over an earlier run's report: the second of a day gets -2, and so on.
+    out="$base.md"
+    n=2
+    while [ -e "$out" ]; do out="$base-$n.md"; n=$((n + 1)); done
 fi
 mkdir -p "$(dirname "$out")"
 python3 "$here/report.py" markdown --meta "$meta" --cases "$cases" --ratios "$ratios" \
