@@ -86,6 +86,12 @@ impl LocalSnapshot {
         self.balancer.peer_at(&self.shared, si, n, key)
     }
 
+    /// The peer a sticky-sessions cookie names ([`Balancer::sticky_peer`]).
+    #[inline]
+    pub fn sticky_peer(&self, si: usize, upstream: &str, id: u64) -> Option<(usize, &Peer)> {
+        self.balancer.sticky_peer(&self.shared, si, upstream, id)
+    }
+
     /// Counts what a request to `peer` showed ([`Balancer::observe`]).
     #[inline]
     pub fn observe(&self, peer: &Peer, outcome: Outcome, worker: usize) {

@@ -497,8 +497,7 @@ impl Conn {
         let hash = upstream.and_then(|u| self.hash_key(u, &snap.router, m.route));
         let sticky = upstream.filter(|u| u.algorithm == crate::config::Algorithm::StickySessions);
         let sticky_sent = sticky.and_then(|u| self.sticky_cookie(u));
-        let sticky_peer =
-            sticky.zip(sticky_sent).and_then(|(u, id)| snap.targets.get(si)?.sticky_peer(snap, &u.name, id));
+        let sticky_peer = sticky.zip(sticky_sent).and_then(|(u, id)| snap.sticky_peer(si, &u.name, id));
         // This service's next turn in its round-robin order; a sticky caller takes one
         // only if its address fails.
         let mut pick = sticky_peer.is_none().then(|| snap.next_pick(si));

@@ -175,21 +175,7 @@ impl Balancer {
         n: usize,
         key: Option<(u64, usize)>,
     ) -> Option<(usize, &'s Peer)> {
-        let turn = if t.checked {
-            let mut h = self.healthy.borrow_mut();
-            let now = health::epoch();
-            if h.epoch != now {
-                h.orders = healthy_orders(snap);
-                h.epoch = now;
-            }
-            let order = h.orders.get(si)?.as_ref()?;
-            if order.is_empty() {
-                return None;
-            }
-            order[n % order.len()] as usize
-        } else {
-            t.peer(n)?.0
-        };
+        let turn = if t.checked { self.healthy_turn(snap, si, n)? } else { t.peer(n)?.0 };
         let eligible = |i: usize| t.eligible(snap, i);
         if let (Some((hash, tried)), false) = (key, t.ring.is_empty()) {
             let i = on_ring(&t.ring, hash, tried, eligible)?;
@@ -217,6 +203,31 @@ impl Balancer {
             }
         }
         Some((best, t.peers.get(best)?))
+    }
+
+    /// Pick `n` of checked service `si`'s order over its healthy peers (rebuilt when the
+    /// health epoch moved); `None` when the order is empty (every peer down, or the
+    /// healthy weight under the upstream's `threshold`).
+    fn healthy_turn(&self, snap: &Snapshot, si: usize, n: usize) -> Option<usize> {
+        let mut h = self.healthy.borrow_mut();
+        let now = health::epoch();
+        if h.epoch != now {
+            h.orders = healthy_orders(snap);
+            h.epoch = now;
+        }
+        let order = h.orders.get(si)?.as_ref()?;
+        (!order.is_empty()).then(|| order[n % order.len()] as usize)
+    }
+
+    /// The peer of service `si` a sticky-sessions cookie names (`id`, see
+    /// [`snapshot::sticky_id`]), when it may take requests and its upstream is not
+    /// down as a whole (under its `threshold`, as [`Balancer::peer_at`] judges).
+    pub fn sticky_peer<'s>(&self, snap: &'s Snapshot, si: usize, upstream: &str, id: u64) -> Option<(usize, &'s Peer)> {
+        let t = snap.targets.get(si)?;
+        if t.checked {
+            self.healthy_turn(snap, si, 0)?;
+        }
+        t.sticky_peer(snap, upstream, id)
     }
 
     /// The latency pick: the eligible peer with the lowest average response time times
@@ -492,6 +503,34 @@ mod tests {
         let p = Balancer::new(&plain, 0);
         p.observe_latency(0, 0, now - ms(5), now);
         assert!(p.latency[0].is_empty(), "round-robin services keep no averages");
+    }
+
+    #[test]
+    fn a_sticky_address_is_not_taken_while_it_or_its_upstream_is_down() {
+        let yaml = "_format_version: \"3.0\"\nupstreams:\n- name: u\n  algorithm: sticky-sessions\n  \
+                    sticky_sessions_cookie: srv\n  healthchecks:\n    threshold: 60\n    passive:\n      \
+                    unhealthy: {tcp_failures: 1}\n  \
+                    targets: [{target: '10.0.0.1:80'}, {target: '10.0.0.2:80'}, {target: '10.0.0.3:80'}]\n\
+                    services:\n- host: u\n  routes: [{paths: [/]}]\n";
+        let snap =
+            Snapshot::build(crate::config::load_str(yaml, "k", &|_| None).unwrap(), &mut Resolved::new()).unwrap();
+        let b = Balancer::new(&snap, 0);
+        let addr = |i: u8| std::net::SocketAddr::from(([10, 0, 0, i], 80));
+        let id = |i: u8| snapshot::sticky_id("u", addr(i));
+        let set = |i: u8, healthy: bool| {
+            let h = snap.health.iter().find(|h| h.peer.addr == addr(i)).unwrap();
+            assert!(h.peer.set(healthy, "test"));
+        };
+        let sticky = |i: u8| b.sticky_peer(&snap, 0, "u", id(i)).map(|(_, p)| p.addr);
+        assert_eq!(sticky(2), Some(addr(2)));
+        assert!(b.sticky_peer(&snap, 0, "u", id(2) ^ 1).is_none(), "an id naming no address");
+        // One address down: two thirds of the weight is healthy, over the threshold.
+        set(1, false);
+        assert_eq!((sticky(1), sticky(2)), (None, Some(addr(2))), "only the down address is not taken");
+        // Two down: a third, under the threshold: the upstream is down, sticky or not.
+        set(3, false);
+        assert!(b.peer_at(&snap, 0, 0, None).is_none());
+        assert_eq!(sticky(2), None);
     }
 
     fn hashed(targets: &str) -> Snapshot {
