@@ -408,7 +408,10 @@ async fn tls_status(stream: &mut tokio::net::TcpStream, tls: &ProbeTls, request:
         }
         let mut input = &chunk[..n];
         while !input.is_empty() {
-            conn.read_tls(&mut input).ok()?;
+            // Nothing taken from a non-empty input: rustls's buffer is full; give up.
+            if conn.read_tls(&mut input).ok()? == 0 {
+                return None;
+            }
             conn.process_new_packets().ok()?;
         }
     }
