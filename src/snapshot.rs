@@ -64,10 +64,10 @@ impl ServiceTarget {
             && self.peers[i].health.is_none_or(|h| snap.health.get(h.slot).is_none_or(|s| s.peer.is_healthy()))
     }
 
-    /// The peer a sticky-sessions cookie names ([`sticky_id`]), when it may take
+    /// The peer a sticky-sessions cookie names ([`Peer::sticky_id`]), when it may take
     /// requests.
-    pub fn sticky_peer(&self, snap: &Snapshot, upstream: &str, id: u64) -> Option<(usize, &Peer)> {
-        let i = self.peers.iter().position(|p| sticky_id(upstream, p.addr) == id)?;
+    pub fn sticky_peer(&self, snap: &Snapshot, id: u64) -> Option<(usize, &Peer)> {
+        let i = self.peers.iter().position(|p| p.sticky_id == id)?;
         self.eligible(snap, i).then(|| (i, &self.peers[i]))
     }
 }
@@ -99,6 +99,9 @@ pub struct Peer {
     pub tls: Option<crate::tls::config::UpstreamTarget>,
     /// Upstreams with health checks: where this address's health is kept.
     pub health: Option<HealthRef>,
+    /// Peers of an upstream: what a sticky-sessions cookie holds for this address
+    /// ([`sticky_id`]); 0 for a service's own host.
+    pub sticky_id: u64,
 }
 
 /// Where a peer's health is: a slot of [`Snapshot::health`], and its upstream's checks.
@@ -270,6 +273,7 @@ impl Snapshot {
                                 host_header: host_header(&s.host, s.port, s.protocol),
                                 tls: tls_for(&s.host),
                                 health: None,
+                                sticky_id: 0,
                             });
                             weights.push(1);
                         }
@@ -283,7 +287,8 @@ impl Snapshot {
                                 let addr = SocketAddr::new(ip, t.port);
                                 let host_header = host_header(name, t.port, s.protocol);
                                 let health = slot_of.get(&(u, addr)).map(|&slot| HealthRef { slot, upstream: u });
-                                peers.push(Peer { addr, host_header, tls: tls_for(name), health });
+                                let sticky_id = sticky_id(&upstream.name, addr);
+                                peers.push(Peer { addr, host_header, tls: tls_for(name), health, sticky_id });
                                 weights.push(t.weight);
                             }
                         }

@@ -88,8 +88,8 @@ impl LocalSnapshot {
 
     /// The peer a sticky-sessions cookie names ([`Balancer::sticky_peer`]).
     #[inline]
-    pub fn sticky_peer(&self, si: usize, upstream: &str, id: u64) -> Option<(usize, &Peer)> {
-        self.balancer.sticky_peer(&self.shared, si, upstream, id)
+    pub fn sticky_peer(&self, si: usize, id: u64) -> Option<(usize, &Peer)> {
+        self.balancer.sticky_peer(&self.shared, si, id)
     }
 
     /// Counts what a request to `peer` showed ([`Balancer::observe`]).

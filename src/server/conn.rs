@@ -497,7 +497,7 @@ impl Conn {
         let hash = upstream.and_then(|u| self.hash_key(u, &snap.router, m.route));
         let sticky = upstream.filter(|u| u.algorithm == crate::config::Algorithm::StickySessions);
         let sticky_sent = sticky.and_then(|u| self.sticky_cookie(u));
-        let sticky_peer = sticky.zip(sticky_sent).and_then(|(u, id)| snap.sticky_peer(si, &u.name, id));
+        let sticky_peer = sticky_sent.and_then(|id| snap.sticky_peer(si, id));
         // This service's next turn in its round-robin order; a sticky caller takes one
         // only if its address fails.
         let mut pick = sticky_peer.is_none().then(|| snap.next_pick(si));
@@ -605,7 +605,7 @@ impl Conn {
         // The request counts against the peer it is sent to while this lives (for
         // least-connections upstreams); a retry moves it.
         let mut _in_flight = None;
-        // The address the response comes from.
+        // The sticky-session id of the address the response comes from.
         let mut served;
         let mut up: UpstreamConn = loop {
             // The first attempt's steps count from the upstream start; a retry follows
@@ -625,7 +625,7 @@ impl Conn {
             let Some((peer_index, peer)) = chosen else {
                 return self.fail_before_response(w, &ProxyError::NoTarget, body.done).await;
             };
-            served = peer.addr;
+            served = peer.sticky_id;
             _in_flight = Some(snap.balancer.begin(si, peer_index));
             // (The first attempt's peer wrote the head: the pointer check spares the
             // comparison.)
@@ -716,14 +716,11 @@ impl Conn {
         };
 
         // A sticky caller without a cookie naming the address that answered gets one.
-        if let Some(u) = sticky {
-            let id = crate::snapshot::sticky_id(&u.name, served);
-            if sticky_sent != Some(id) {
-                let (name, path) =
-                    (u.sticky_sessions_cookie.as_deref().unwrap_or_default(), &u.sticky_sessions_cookie_path);
-                let line = format!("Set-Cookie: {name}={id:016x}; Path={path}; SameSite=Lax; HttpOnly\r\n");
-                self.extra_headers.extend_from_slice(line.as_bytes());
-            }
+        if let Some(u) = sticky.filter(|_| sticky_sent != Some(served)) {
+            let (name, path) =
+                (u.sticky_sessions_cookie.as_deref().unwrap_or_default(), &u.sticky_sessions_cookie_path);
+            let line = format!("Set-Cookie: {name}={served:016x}; Path={path}; SameSite=Lax; HttpOnly\r\n");
+            self.extra_headers.extend_from_slice(line.as_bytes());
         }
 
         // Relay the response.
@@ -767,7 +764,7 @@ impl Conn {
         input(self, &upstream.hash_on).or_else(|| input(self, &upstream.hash_fallback))
     }
 
-    /// The address id ([`crate::snapshot::sticky_id`]) in the current request's
+    /// The address id ([`crate::snapshot::Peer::sticky_id`]) in the current request's
     /// sticky-sessions cookie, if it has a well-formed one.
     fn sticky_cookie(&self, upstream: &crate::config::Upstream) -> Option<u64> {
         let name = upstream.sticky_sessions_cookie.as_deref()?;

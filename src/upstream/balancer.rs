@@ -220,14 +220,14 @@ impl Balancer {
     }
 
     /// The peer of service `si` a sticky-sessions cookie names (`id`, see
-    /// [`snapshot::sticky_id`]), when it may take requests and its upstream is not
-    /// down as a whole (under its `threshold`, as [`Balancer::peer_at`] judges).
-    pub fn sticky_peer<'s>(&self, snap: &'s Snapshot, si: usize, upstream: &str, id: u64) -> Option<(usize, &'s Peer)> {
+    /// [`Peer::sticky_id`]), when it may take requests and its upstream is not down as
+    /// a whole (under its `threshold`, as [`Balancer::peer_at`] judges).
+    pub fn sticky_peer<'s>(&self, snap: &'s Snapshot, si: usize, id: u64) -> Option<(usize, &'s Peer)> {
         let t = snap.targets.get(si)?;
         if t.checked {
             self.healthy_turn(snap, si, 0)?;
         }
-        t.sticky_peer(snap, upstream, id)
+        t.sticky_peer(snap, id)
     }
 
     /// The latency pick: the eligible peer with the lowest average response time times
@@ -521,9 +521,9 @@ mod tests {
             let h = snap.health.iter().find(|h| h.peer.addr == addr(i)).unwrap();
             assert!(h.peer.set(healthy, "test"));
         };
-        let sticky = |i: u8| b.sticky_peer(&snap, 0, "u", id(i)).map(|(_, p)| p.addr);
+        let sticky = |i: u8| b.sticky_peer(&snap, 0, id(i)).map(|(_, p)| p.addr);
         assert_eq!(sticky(2), Some(addr(2)));
-        assert!(b.sticky_peer(&snap, 0, "u", id(2) ^ 1).is_none(), "an id naming no address");
+        assert!(b.sticky_peer(&snap, 0, id(2) ^ 1).is_none(), "an id naming no address");
         // One address down: two thirds of the weight is healthy, over the threshold.
         set(1, false);
         assert_eq!((sticky(1), sticky(2)), (None, Some(addr(2))), "only the down address is not taken");
