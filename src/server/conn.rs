@@ -157,6 +157,15 @@ pub async fn serve(w: &Rc<Worker>, stream: Stream, peer: SocketAddr, local_port:
     w.drain.unregister(slot);
 }
 
+/// Appends a `Set-Cookie` line for a cookie ringgate chooses the target by (cookie
+/// hashing, sticky sessions), with the attributes both set. Name and path were checked
+/// at load; the value is ringgate's own.
+fn set_cookie(out: &mut Vec<u8>, name: &str, value: std::fmt::Arguments<'_>, path: &str) {
+    use std::io::Write as _;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "Set-Cookie: {name}={value}; Path={path}; SameSite=Lax; HttpOnly\r\n");
+}
+
 /// Appends to `buf` whatever one read returns (0 = end of stream), within `timeout` of
 /// the timer's latest clock reading.
 async fn read_some<S: AsyncReadRent>(
@@ -717,10 +726,8 @@ impl Conn {
 
         // A sticky caller without a cookie naming the address that answered gets one.
         if let Some(u) = sticky.filter(|_| sticky_sent != Some(served)) {
-            let (name, path) =
-                (u.sticky_sessions_cookie.as_deref().unwrap_or_default(), &u.sticky_sessions_cookie_path);
-            let line = format!("Set-Cookie: {name}={served:016x}; Path={path}; SameSite=Lax; HttpOnly\r\n");
-            self.extra_headers.extend_from_slice(line.as_bytes());
+            let name = u.sticky_sessions_cookie.as_deref().unwrap_or_default();
+            set_cookie(&mut self.extra_headers, name, format_args!("{served:016x}"), &u.sticky_sessions_cookie_path);
         }
 
         // Relay the response.
@@ -822,9 +829,7 @@ impl Conn {
                 // None sent: a new random value picks the target and goes back to
                 // the caller, who sends it from now on.
                 let value = crate::admin::store::new_id().ok()?;
-                let path = &upstream.hash_on_cookie_path;
-                let line = format!("Set-Cookie: {name}={value}; Path={path}; SameSite=Lax; HttpOnly\r\n");
-                self.extra_headers.extend_from_slice(line.as_bytes());
+                set_cookie(&mut self.extra_headers, name, format_args!("{value}"), &upstream.hash_on_cookie_path);
                 Some(crate::fasthash::key_hash(value.as_bytes()))
             }
         }
