@@ -470,16 +470,11 @@ impl Router {
     /// [`Router::find`], normalised the same way); `None` when no regex path of the
     /// route matches or the group took no part. For `hash_on: uri_capture`.
     pub fn uri_capture(&self, route: usize, path: &[u8], name: &str) -> Option<Vec<u8>> {
-        let normalised;
-        let path = if path::is_normal(path) {
-            path
-        } else {
-            let mut buf = vec![0u8; path.len().min(NORMALISE_BUF)];
-            let n = path::normalise_into(path, &mut buf)?;
-            buf.truncate(n);
-            normalised = buf;
-            &normalised
-        };
+        path::with_normalised(path, |path| self.capture_in(route, path, name))
+    }
+
+    /// [`Router::uri_capture`] on a normalised path.
+    fn capture_in(&self, route: usize, path: &[u8], name: &str) -> Option<Vec<u8>> {
         let regexes = self.tables.candidates.iter().filter(|c| c.route == route).find_map(|c| match &c.paths {
             PathRule::Regexes(r) => Some(r),
             _ => None,
@@ -511,18 +506,7 @@ impl Router {
             };
         let rule = JoinRule { base, strip_path, handling };
         let matched = has_paths.then_some(m.matched_len);
-        if path::is_normal(path) {
-            join::join(&rule, path, matched, out);
-        } else if path.len() <= NORMALISE_BUF {
-            let mut buf = [0u8; NORMALISE_BUF];
-            let n = path::normalise_into(path, &mut buf).unwrap_or(0);
-            join::join(&rule, &buf[..n], matched, out);
-        } else {
-            // `find` matches no such path, so only a caller bypassing it gets here.
-            let mut buf = vec![0u8; path.len()];
-            let n = path::normalise_into(path, &mut buf).unwrap_or(0);
-            join::join(&rule, &buf[..n], matched, out);
-        }
+        path::with_normalised(path, |path| join::join(&rule, path, matched, out));
     }
 }
 

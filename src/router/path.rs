@@ -68,6 +68,24 @@ pub(crate) fn is_normal(path: &[u8]) -> bool {
     true
 }
 
+/// Runs `f` on `raw` as routing sees it: as it is when already normal, else normalised
+/// into a buffer (on the stack up to [`NORMALISE_BUF`] bytes, on the heap past that).
+pub(crate) fn with_normalised<R>(raw: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    if is_normal(raw) {
+        return f(raw);
+    }
+    // Both buffers are as long as `raw`, which the output never exceeds.
+    if raw.len() <= NORMALISE_BUF {
+        let mut buf = [0u8; NORMALISE_BUF];
+        let n = normalise_into(raw, &mut buf).unwrap_or(0);
+        f(&buf[..n])
+    } else {
+        let mut buf = vec![0u8; raw.len()];
+        let n = normalise_into(raw, &mut buf).unwrap_or(0);
+        f(&buf[..n])
+    }
+}
+
 /// Writes the normalised form of `raw` into `out` and returns its length, or `None`
 /// when `out` is shorter than `raw` (the output never exceeds the input).
 pub(crate) fn normalise_into(raw: &[u8], out: &mut [u8]) -> Option<usize> {
