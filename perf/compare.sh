@@ -10,6 +10,7 @@
 #        ORIGIN_PORT (18080) NGINX_PROXY_PORT (18081) RINGGATE_PORT (18082)
 #        NGINX_LUA_AUTH_PORT (18083) RINGGATE_OIDC_PORT (18084)
 #        RINGGATE_OIDC_100K_PORT (18085) NGINX_TLS_PORT (18086) RINGGATE_TLS_PORT (18087)
+#        FLOOR_PORT (18088)
 #        OIDC_CREDENTIALS (100000) FILL_TIMEOUT (900 s)
 #        RINGGATE_BIN (target/release/ringgate) WORK_DIR (perf/work)
 set -euo pipefail
@@ -42,6 +43,7 @@ RINGGATE_OIDC_PORT=${RINGGATE_OIDC_PORT:-18084}
 RINGGATE_OIDC_100K_PORT=${RINGGATE_OIDC_100K_PORT:-18085}
 NGINX_TLS_PORT=${NGINX_TLS_PORT:-18086}
 RINGGATE_TLS_PORT=${RINGGATE_TLS_PORT:-18087}
+FLOOR_PORT=${FLOOR_PORT:-18088}
 OIDC_CREDENTIALS=${OIDC_CREDENTIALS:-100000}
 FILL_TIMEOUT=${FILL_TIMEOUT:-900}
 RINGGATE_BIN=${RINGGATE_BIN:-}
@@ -121,6 +123,8 @@ CASE_HEADERS[nginx_tls_handshake]="Connection: close"
 add_case nginx_lua_auth start_nginx_lua_auth "$NGINX_LUA_AUTH_PORT" "" \
     "nginx_proxy plus \`access_by_lua\`: Basic decode, \`resty.lrucache\` hit, \`Authorization: Bearer\` upstream (OpenResty's stack, Debian's lua-nginx-module), 1 credential"
 CASE_AUTH[nginx_lua_auth]="$OIDC_CLIENT_ID $OIDC_CLIENT_SECRET"
+add_case floor start_floor "$FLOOR_PORT" floor \
+    "perf/floor.rs: a relay on one io_uring thread set up as a ringgate worker's, doing only the socket work (no parsing, routing, rewriting or timers)"
 if [ "$skip_ringgate" -eq 0 ]; then
     add_case ringgate start_ringgate "$RINGGATE_PORT" ringgate \
         "ringgate \`run --workers 1\`, one route to the origin"
@@ -151,6 +155,11 @@ add_ratio ringgate_oidc ringgate ""
 add_ratio ringgate_oidc_100k ringgate_oidc "rps>=0.9"
 add_ratio ringgate_tls nginx_tls "cpu<=0.85"
 add_ratio ringgate_tls_handshake nginx_tls_handshake "rps>=1"
+# What the kernel and io_uring cost with no proxy work at all: the part of each case's CPU
+# that no user-space change can remove.
+add_ratio nginx_proxy floor ""
+add_ratio ringgate floor ""
+add_ratio ringgate_oidc floor ""
 
 if [ -n "$only_cases" ]; then
     selected=()
@@ -258,6 +267,14 @@ start_nginx_lua_auth() {
         "MODULES=$modules" "LUA_DIR=$here/nginx"
     CASE_PID[nginx_lua_auth]=$LAST_PID
     CASE_MEASURED[nginx_lua_auth]="nginx proxy with Lua, master + worker"
+}
+
+FLOOR_BIN=$root/target/release/examples/floor
+start_floor() {
+    start_origin_server
+    start_server floor "$FLOOR_PORT" "$FLOOR_BIN" "127.0.0.1:$FLOOR_PORT" "127.0.0.1:$ORIGIN_PORT"
+    CASE_PID[floor]=$LAST_PID
+    CASE_MEASURED[floor]="the floor relay"
 }
 
 # start_ringgate_case NAME PORT CONFIG [ARGS...] — ringgate with one worker on PORT. The
@@ -576,6 +593,14 @@ if needs ringgate; then
         fi
     fi
     [ -x "$RINGGATE_BIN" ] || die "no ringgate binary at $RINGGATE_BIN (build it, pass --ringgate-bin, or --skip-ringgate)"
+fi
+
+if needs floor; then
+    if [ "$build" -eq 1 ]; then
+        say "building the floor relay (cargo build --release --example floor)"
+        (cd "$root" && cargo build --release --quiet --example floor)
+    fi
+    [ -x "$FLOOR_BIN" ] || die "no floor relay at $FLOOR_BIN (cargo build --release --example floor, or leave out the case)"
 fi
 
 mkdir -p "$WORK_DIR"
