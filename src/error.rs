@@ -145,13 +145,17 @@ pub enum AuthReason {
     InsufficientScope,
     /// 403: `audience_required` not met.
     AudienceMismatch,
+    /// 403: `groups_required` not met.
+    GroupsMissing,
+    /// 403: `roles_required` not met.
+    RolesMissing,
     /// 503: the IdP could not be asked (down, slow, 5xx, not discovered yet).
     IdpUnavailable,
 }
 
 impl AuthReason {
     /// Every reason, in the order metrics are rendered.
-    pub const ALL: [AuthReason; 8] = [
+    pub const ALL: [AuthReason; 10] = [
         AuthReason::NoCredentials,
         AuthReason::CredentialsTooLong,
         AuthReason::CredentialsRejected,
@@ -159,6 +163,8 @@ impl AuthReason {
         AuthReason::IssuedTokenInvalid,
         AuthReason::InsufficientScope,
         AuthReason::AudienceMismatch,
+        AuthReason::GroupsMissing,
+        AuthReason::RolesMissing,
         AuthReason::IdpUnavailable,
     ];
 
@@ -172,6 +178,8 @@ impl AuthReason {
             AuthReason::IssuedTokenInvalid => "issued_token_invalid",
             AuthReason::InsufficientScope => "insufficient_scope",
             AuthReason::AudienceMismatch => "audience_mismatch",
+            AuthReason::GroupsMissing => "groups_missing",
+            AuthReason::RolesMissing => "roles_missing",
             AuthReason::IdpUnavailable => "idp_unavailable",
         }
     }
@@ -180,6 +188,8 @@ impl AuthReason {
     pub fn forbidden_text(self) -> &'static str {
         match self {
             AuthReason::AudienceMismatch => "required audience is missing",
+            AuthReason::GroupsMissing => "required groups are missing",
+            AuthReason::RolesMissing => "required roles are missing",
             _ => "required scopes are missing",
         }
     }
@@ -187,7 +197,10 @@ impl AuthReason {
     /// The status the downstream gets for this reason.
     pub fn status(self) -> u16 {
         match self {
-            AuthReason::InsufficientScope | AuthReason::AudienceMismatch => 403,
+            AuthReason::InsufficientScope
+            | AuthReason::AudienceMismatch
+            | AuthReason::GroupsMissing
+            | AuthReason::RolesMissing => 403,
             AuthReason::IdpUnavailable => 503,
             _ => 401,
         }

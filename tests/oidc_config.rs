@@ -473,6 +473,58 @@ fn upstream_access_token_header_parses_name_and_scheme() {
     );
 }
 
+#[test]
+fn groups_and_roles_requirements_read_their_claims() {
+    let (c, w) = ok(BASE);
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!((c.groups_claim, c.roles_claim), (vec!["groups".to_string()], vec!["roles".to_string()]));
+    assert!(c.groups_required.is_empty() && c.roles_required.is_empty());
+    let (c, w) = ok(&format!(
+        "{BASE}groups_claim: [realm_access, groups]\ngroups_required: [\"ops payments\"]\nroles_required: [admin]\n"
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(c.groups_claim, ["realm_access", "groups"]);
+    assert_eq!(c.groups_required, ["ops payments"]);
+    assert_eq!(c.roles_required, ["admin"]);
+    one_error(&format!("{BASE}roles_claim: []\n"), "oidc.yaml:7:18: 'roles_claim' must name a claim");
+}
+
+#[test]
+fn upstream_claim_headers_pair_up_by_position() {
+    let (c, w) =
+        ok(&format!("{BASE}upstream_headers_claims: [sub, tenant]\nupstream_headers_names: [X-Subject, x-tenant]\n"));
+    assert!(w.is_empty(), "{w:?}");
+    let pairs: Vec<_> =
+        c.upstream_headers.iter().map(|h| (h.claim.as_str(), h.name.as_str(), h.lower.as_str())).collect();
+    assert_eq!(pairs, [("sub", "X-Subject", "x-subject"), ("tenant", "x-tenant", "x-tenant")]);
+    one_error(
+        &format!("{BASE}upstream_headers_claims: [sub, tenant]\nupstream_headers_names: [X-Subject]\n"),
+        "oidc.yaml:8:5: 'upstream_headers_names' has 1 entries but 'upstream_headers_claims' has 2; they pair up by position",
+    );
+}
+
+#[test]
+fn upstream_claim_headers_may_not_take_a_header_the_proxy_writes() {
+    assert_eq!(
+        errors(&format!(
+            "{BASE}upstream_headers_claims: [a, b, c, d, e, f]\n\
+             upstream_headers_names: [\"bad name\", Host, X-Forwarded-For, Authorization, X-Team, x-team]\n"
+        )),
+        [
+            "oidc.yaml:8:5: 'upstream_headers_names' entry 'bad name' is not a valid header name",
+            "oidc.yaml:8:5: 'upstream_headers_names' entry 'Host' is written by the proxy itself",
+            "oidc.yaml:8:5: 'upstream_headers_names' entry 'X-Forwarded-For' is written by the proxy itself",
+            "oidc.yaml:8:5: 'upstream_headers_names' entry 'Authorization' already carries the access token \
+             (upstream_access_token_header)",
+            "oidc.yaml:8:5: 'upstream_headers_names' entry 'x-team' is named twice",
+        ]
+    );
+    // With the token in another header, Authorization is free for a claim.
+    ok(&format!(
+        "{BASE}upstream_access_token_header: x-token\nupstream_headers_claims: [sub]\nupstream_headers_names: [Authorization]\n"
+    ));
+}
+
 // ----- verification switches -----
 
 #[test]
@@ -564,8 +616,6 @@ fn flow_changing_kong_keys_are_errors() {
         ("consumer_claim: [sub]", "'consumer_claim' is not supported yet"),
         ("consumer_groups_claim: [groups]", "'consumer_groups_claim' is not supported yet"),
         ("authenticated_groups_claim: [groups]", "'authenticated_groups_claim' is not supported yet"),
-        ("groups_required: [admins]", "'groups_required' is not supported yet"),
-        ("roles_required: [admin]", "'roles_required' is not supported yet"),
         ("claims_forbidden: [act]", "'claims_forbidden' is not supported yet"),
         ("max_age: 300", "'max_age' is not supported yet"),
         ("token_post_args_client: [scope]", "'token_post_args_client' is not supported yet"),
@@ -574,7 +624,6 @@ fn flow_changing_kong_keys_are_errors() {
         ("token_exchange_endpoint: https://idp/exchange", "'token_exchange_endpoint' is not supported yet"),
         ("token_exchange: {enabled: true}", "'token_exchange' is not supported yet"),
         ("upstream_id_token_header: x-id-token", "'upstream_id_token_header' is not supported yet"),
-        ("upstream_headers_claims: [sub]", "'upstream_headers_claims' is not supported yet"),
         ("downstream_access_token_header: x-token", "'downstream_access_token_header' is not supported yet"),
         ("unauthorized_redirect_uri: [https://login]", "'unauthorized_redirect_uri' is not supported yet"),
         ("logout_uri_suffix: /logout", "'logout_uri_suffix' is not supported yet"),
@@ -606,7 +655,6 @@ fn keys_of_flows_not_enabled_are_warnings() {
         ),
         ("userinfo_endpoint: https://idp/userinfo", "'userinfo_endpoint' is ignored: the 'userinfo' method"),
         ("consumer_optional: true", "'consumer_optional' is ignored: only acts with consumer mapping"),
-        ("groups_claim: [teams]", "'groups_claim' is ignored: only read for groups_required/roles_required"),
         ("client_jwk: [{kty: RSA}]", "'client_jwk' is ignored: only signs private_key_jwt"),
         ("cluster_cache_strategy: redis", "'cluster_cache_strategy' is ignored"),
         ("audience: [api]", "'audience' is ignored: authorization code flow only"),

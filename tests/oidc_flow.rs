@@ -56,6 +56,10 @@ const JWT_CLIENT: (&str, &str) = ("jwt-client", "jwt-client-secret-0123456789abc
 /// form-encoding changes.
 const SPECIAL_BASIC: (&str, &str) = ("special-basic", "p+a:s/s=w&o rd");
 const SPECIAL_POST: (&str, &str) = ("special-post", "p+a:s/s=w&o rd");
+/// Registered for client_secret_post; its access tokens carry the extra claims of its
+/// `token_claims`: groups (an array), roles (a space-separated string), tenant, tier,
+/// beta, org (an object) and smuggle (a value with CR LF).
+const CLAIMS_CLIENT: (&str, &str) = ("claims-client", "claims-client-secret-0123456789abcdef");
 
 /// The audience the test IdP puts in every access token.
 const IDP_AUDIENCE: &str = "urn:ringgate:test-api";
@@ -260,10 +264,12 @@ fn idp_get(idp: &TestIdp, path: &str) -> Vec<u8> {
 
 /// An access token for `post-client` straight from the IdP (client_secret_post).
 fn issue_token(idp: &TestIdp) -> String {
-    let form = format!(
-        "grant_type=client_credentials&client_id={}&client_secret={}&scope=openid",
-        POST_CLIENT.0, POST_CLIENT.1
-    );
+    issue_token_for(idp, POST_CLIENT)
+}
+
+/// An access token for a client registered for client_secret_post, straight from the IdP.
+fn issue_token_for(idp: &TestIdp, (id, secret): (&str, &str)) -> String {
+    let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}&scope=openid");
     let (status, body) =
         idp_http(idp, "POST", "/token", &[("Content-Type", "application/x-www-form-urlencoded")], &form);
     assert_eq!(status, 200, "direct token request: {}", String::from_utf8_lossy(&body));
@@ -1445,6 +1451,124 @@ fn audience_required_not_met_is_403() {
     let (r, forwarded, _) = status_under(&idp, &format!(r#"audience_required: ["{IDP_AUDIENCE}"]"#));
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(forwarded, 1);
+}
+
+// ----- groups_required, roles_required, upstream_headers_claims (Kong §1.8, §1.9) -----
+
+#[test]
+fn groups_and_roles_required_are_checked_against_the_token_claims() {
+    let idp = TestIdp::start(0);
+    // `groups` is a JSON array and `roles` a space-separated string; both are lists.
+    for (requirement, allowed) in [
+        (r#"groups_required: ["payments"]"#, true),
+        (r#"groups_required: ["finance", "ops payments"]"#, true),
+        (r#"groups_required: ["finance"]"#, false),
+        (r#"groups_required: ["payments finance"]"#, false),
+        (r#"roles_required: ["auditor reader"]"#, true),
+        (r#"roles_required: ["admin"]"#, false),
+        ("groups_claim: [tenant]\ngroups_required: [acme]", true),
+        ("roles_claim: [org, region]\nroles_required: [eu]", true),
+        ("roles_claim: [org, region]\nroles_required: [us]", false),
+        ("groups_required: [payments]\nroles_required: [admin]", false),
+    ] {
+        let up = Upstream::start();
+        let p = start(&up, &idp, &format!("{CC_HEADER_POST}{requirement}\n"), DRIVER);
+        let r = get_as(&p, CLAIMS_CLIENT);
+        if allowed {
+            assert_eq!(r.status, 200, "{requirement}: {r:?}");
+            assert_eq!(up.received().len(), 1, "{requirement}");
+        } else {
+            assert_forbidden(&r, &idp);
+            assert!(up.received().is_empty(), "{requirement}: nothing upstream");
+        }
+    }
+    // A token without the claim meets no requirement on it.
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}groups_required: [payments]\n"), DRIVER);
+    assert_forbidden(&get_as(&p, POST_CLIENT), &idp);
+    assert!(up.received().is_empty());
+}
+
+#[test]
+fn display_errors_names_the_unmet_groups_or_roles() {
+    let idp = TestIdp::start(0);
+    for (requirement, reason) in [
+        ("groups_required: [finance]", "required groups are missing"),
+        ("roles_required: [admin]", "required roles are missing"),
+    ] {
+        let up = Upstream::start();
+        let p = start(&up, &idp, &format!("{CC_HEADER_POST}display_errors: true\n{requirement}\n"), DRIVER);
+        let r = get_as(&p, CLAIMS_CLIENT);
+        assert_eq!(r.status, 403, "{r:?}");
+        assert_eq!(json(r.body.clone())["message"].as_str(), Some(format!("Forbidden ({reason})").as_str()));
+    }
+}
+
+/// The plugin settings that send the claims client's claims upstream, plus one claim
+/// the token does not have.
+const CLAIM_HEADERS: &str = "upstream_headers_claims: [tenant, tier, beta, groups, org, smuggle, absent]\n\
+    upstream_headers_names: [X-Tenant, X-Tier, X-Beta, X-Groups, X-Org, X-Smuggle, X-Absent]\n";
+
+/// What the upstream must have received from the claims client's token under
+/// [`CLAIM_HEADERS`], whatever the caller sent under those names.
+fn assert_claim_headers(g: &Received) {
+    let b64 = |v: &[u8]| base64_decode(v);
+    assert_eq!(g.header_all("x-tenant"), [&b"acme"[..]], "one X-Tenant, the token's");
+    assert_eq!(g.header_str("x-tier").as_deref(), Some("3"));
+    assert_eq!(g.header_str("x-beta").as_deref(), Some("true"));
+    let groups = json(b64(g.header("x-groups").expect("X-Groups")));
+    assert_eq!(
+        groups.as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>()),
+        Some(vec!["payments", "ops"])
+    );
+    let org = json(b64(g.header("x-org").expect("X-Org")));
+    assert_eq!((org["id"].as_str(), org["region"].as_str()), (Some("o-1"), Some("eu")));
+    assert!(g.header("x-smuggle").is_none(), "a value with CR LF is not sent");
+    assert!(g.header("x-injected").is_none(), "and nothing it carried became a header");
+    assert!(g.header("x-absent").is_none(), "the caller's own X-Absent does not pass either");
+}
+
+fn base64_decode(v: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(v).unwrap_or_else(|e| panic!("standard base64: {e}: {v:?}"))
+}
+
+on_both_drivers!(claims_reach_the_upstream_as_configured_headers, |d| {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}{CLAIM_HEADERS}"), d);
+    let auth = basic(CLAIMS_CLIENT.0, CLAIMS_CLIENT.1);
+    let spoofed = [("Authorization", auth.as_str()), ("X-Tenant", "evil"), ("x-absent", "spoofed")];
+    // The first request fills the cache; the next two are hits on a worker's L1.
+    for i in 0..3 {
+        let r = get(&p, &format!("/c/{i}"), &spoofed);
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let got = up.wait_for(3, Duration::from_secs(5));
+    assert_eq!(got.len(), 3);
+    got.iter().for_each(assert_claim_headers);
+    assert_eq!(idp.token_requests(CLAIMS_CLIENT.0), 1);
+    // A token without these claims sets none of the headers, and the caller's still go.
+    let r = get(&p, "/plain", &[("Authorization", &basic(POST_CLIENT.0, POST_CLIENT.1)), ("X-Tenant", "evil")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let plain = up.wait_for(4, Duration::from_secs(5)).pop().expect("the fourth request");
+    assert!(plain.header("x-tenant").is_none() && plain.header("x-groups").is_none(), "{plain:?}");
+});
+
+#[test]
+fn bearer_tokens_get_their_claim_headers_on_a_miss_and_on_a_hit() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("auth_methods: [bearer]\n{CLAIM_HEADERS}"), DRIVER);
+    let token = issue_token_for(&idp, CLAIMS_CLIENT);
+    let bearer = format!("Bearer {token}");
+    for _ in 0..2 {
+        let r = get(&p, "/b", &[("Authorization", &bearer), ("X-Tenant", "evil"), ("X-Absent", "spoofed")]);
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let got = up.wait_for(2, Duration::from_secs(5));
+    assert_eq!(got.len(), 2);
+    got.iter().for_each(assert_claim_headers);
 }
 
 #[test]

@@ -17,6 +17,7 @@
 
 use super::head::{HeaderEntry, Known, RequestHead, Version};
 use super::response::ResponseHead;
+use crate::oidc::claim_headers::ClaimHeader;
 
 /// What the upstream head needs besides the original request.
 pub struct Forwarding<'a> {
@@ -37,9 +38,26 @@ pub struct Forwarding<'a> {
     /// A header the proxy sets, replacing any the downstream sent under that name (the
     /// openid-connect plugin's token): (lower-case name, value).
     pub set_header: Option<(&'a [u8], &'a [u8])>,
+    /// The openid-connect plugin's claim headers (`upstream_headers_claims`).
+    pub claim_headers: ClaimLines<'a>,
     /// `hide_credentials`: the query to send instead (with its `?`, or empty), the body
     /// length to declare instead, and whether to drop `Authorization` and `Grant-Type`.
     pub hide: Option<Hidden<'a>>,
+}
+
+/// Headers the proxy sets from the token's claims: the downstream's own headers under
+/// any of `names` are dropped (whether or not the token had the claim), and `lines`,
+/// finished `Name: value` lines each ending in CRLF, are written instead.
+#[derive(Clone, Copy, Default)]
+pub struct ClaimLines<'a> {
+    pub names: &'a [ClaimHeader],
+    pub lines: &'a [u8],
+}
+
+impl ClaimLines<'_> {
+    fn drops(&self, name: &[u8]) -> bool {
+        self.names.iter().any(|h| name.eq_ignore_ascii_case(h.lower.as_bytes()))
+    }
 }
 
 /// What `hide_credentials` changes in the upstream head.
@@ -72,6 +90,9 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding<'_>, 
             if buf[h.name.clone()].eq_ignore_ascii_case(name) {
                 continue;
             }
+        }
+        if fwd.claim_headers.drops(&buf[h.name.clone()]) {
+            continue;
         }
         if let Some(hide) = &fwd.hide {
             let name = &buf[h.name.clone()];
@@ -111,6 +132,7 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding<'_>, 
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(fwd.claim_headers.lines);
     write_forwarded(buf, head, fwd, out);
     out.extend_from_slice(b"\r\n");
 }
@@ -230,6 +252,7 @@ mod tests {
             forwarded_host: b"api.example.com",
             forwarded_prefix: b"/api",
             set_header: None,
+            claim_headers: ClaimLines::default(),
             hide: None,
         }
     }

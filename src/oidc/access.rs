@@ -38,7 +38,7 @@ use super::config::AuthMethod;
 use super::credentials::{self, CredentialBuf, Location, Sources};
 use super::instance::Instance;
 use super::verified::VerifiedCache;
-use crate::control::{ControlPlane, TokenReply};
+use crate::control::{ControlPlane, IssuedToken, TokenReply};
 use crate::error::AuthReason;
 use crate::fasthash::FastMap;
 use crate::jose;
@@ -187,17 +187,27 @@ pub enum Granted {
     /// Put this value in the upstream token header.
     Token(Rc<CachedToken>),
     /// Forward once, not cached (no usable lifetime).
-    Uncached(Arc<[u8]>),
-    /// Forward the request as it is (a verified bearer token).
-    AsSent,
+    Uncached(Arc<IssuedToken>),
+    /// Forward the request's verified bearer token, with the claim header lines
+    /// (`upstream_headers_claims`) it yields.
+    AsSent(Option<Rc<[u8]>>),
 }
 
 impl Granted {
     pub fn header_value(&self) -> Option<&[u8]> {
         match self {
             Granted::Token(t) => Some(t.header_value()),
-            Granted::Uncached(v) => Some(v),
-            Granted::AsSent => None,
+            Granted::Uncached(t) => Some(&t.header_value),
+            Granted::AsSent(_) => None,
+        }
+    }
+
+    /// The claim header lines for the upstream, each ending in CRLF; empty for none.
+    pub fn claim_headers(&self) -> &[u8] {
+        match self {
+            Granted::Token(t) => t.claim_headers(),
+            Granted::Uncached(t) => t.claim_headers.as_deref().unwrap_or_default(),
+            Granted::AsSent(lines) => lines.as_deref().unwrap_or_default(),
         }
     }
 }
@@ -278,7 +288,7 @@ impl WorkerAuth {
         let cfg = &instance.config;
         if cfg.uses(AuthMethod::Bearer) {
             if let Some(token) = bearer {
-                return self.verify_bearer(instance, token, note).await.map(|()| Granted::AsSent);
+                return self.verify_bearer(instance, token, note).await.map(Granted::AsSent);
             }
         }
         if !cfg.uses(AuthMethod::ClientCredentials) {
@@ -440,12 +450,13 @@ impl WorkerAuth {
         instance: &Arc<Instance>,
         token: &[u8],
         note: &mut AuthNote,
-    ) -> Result<(), AuthError> {
+    ) -> Result<Option<Rc<[u8]>>, AuthError> {
         let unix_now = self.clock.unix_now().max(0) as u64;
         let leeway = instance.config.leeway.as_secs();
-        if self.verified.borrow().get(&key_of(instance)).is_some_and(|c| c.contains(token, unix_now, leeway)) {
+        if let Some(lines) = self.verified.borrow().get(&key_of(instance)).and_then(|c| c.get(token, unix_now, leeway))
+        {
             note.bearer_cached = Some(true);
-            return Ok(());
+            return Ok(lines.cloned());
         }
         note.bearer_cached = Some(false);
         let Ok(text) = std::str::from_utf8(token) else {
@@ -468,12 +479,14 @@ impl WorkerAuth {
         if let Some(kind) = instance.config.unmet_requirement(&verified) {
             return Err(AuthError::Forbidden(kind, kind.forbidden_text().into()));
         }
+        let lines: Option<Rc<[u8]>> =
+            crate::oidc::claim_headers::lines_for(&instance.config.upstream_headers, &verified).map(Rc::from);
         self.verified
             .borrow_mut()
             .entry(key_of(instance))
             .or_insert_with(|| VerifiedCache::new(VERIFIED_CAPACITY))
-            .insert(token, verified.exp().unwrap_or(u64::MAX), unix_now);
-        Ok(())
+            .insert_with(token, verified.exp().unwrap_or(u64::MAX), unix_now, lines.clone());
+        Ok(lines)
     }
 }
 
@@ -488,8 +501,10 @@ fn apply(
     match reply {
         TokenReply::Issued(t) => match t.lifetime {
             Some(lifetime) if now < lifetime.expires_at(t.fetched_at) => {
-                let token =
-                    Rc::new(CachedToken::new(t.header_value.to_vec().into_boxed_slice(), lifetime, t.fetched_at));
+                let token = Rc::new(
+                    CachedToken::new(t.header_value.to_vec().into_boxed_slice(), lifetime, t.fetched_at)
+                        .with_claim_headers(t.claim_headers.clone()),
+                );
                 l1.borrow_mut()
                     .entry(key_of(instance))
                     .or_insert_with(|| L1Cache::new(L1_CAPACITY))
@@ -497,7 +512,7 @@ fn apply(
                 Ok(Granted::Token(token))
             }
             Some(_) => Err(AuthError::Unavailable("the issued token expired before use".into())),
-            None => Ok(Granted::Uncached(t.header_value.clone())),
+            None => Ok(Granted::Uncached(t)),
         },
         TokenReply::Rejected { reason } => {
             if let Some(neg) = instance.config.cache_ttl_neg.filter(|d| !d.is_zero()) {

@@ -371,6 +371,8 @@ pub fn token_lifetime(
 /// `Debug` never shows the header value.
 pub struct CachedToken {
     header_value: Box<[u8]>,
+    /// `upstream_headers_claims` lines, shared with the control plane's entry.
+    claim_headers: Option<std::sync::Arc<[u8]>>,
     expires_at: Secs,
     refresh_at: Secs,
 }
@@ -380,6 +382,7 @@ impl CachedToken {
     pub fn new(header_value: Box<[u8]>, lifetime: Lifetime, fetched_at: Secs) -> Self {
         CachedToken {
             header_value,
+            claim_headers: None,
             expires_at: lifetime.expires_at(fetched_at),
             refresh_at: lifetime.refresh_at(fetched_at),
         }
@@ -393,8 +396,19 @@ impl CachedToken {
         Self::new(value.into_boxed_slice(), lifetime, fetched_at)
     }
 
+    /// The token with its claim header lines (`upstream_headers_claims`).
+    pub fn with_claim_headers(mut self, lines: Option<std::sync::Arc<[u8]>>) -> Self {
+        self.claim_headers = lines;
+        self
+    }
+
     pub fn header_value(&self) -> &[u8] {
         &self.header_value
+    }
+
+    /// The claim header lines, each ending in CRLF; empty for none.
+    pub fn claim_headers(&self) -> &[u8] {
+        self.claim_headers.as_deref().unwrap_or_default()
     }
     pub fn expires_at(&self) -> Secs {
         self.expires_at

@@ -45,6 +45,15 @@
 //!   the caller's credentials for every caller. `scope` is allowed (Kong lets it
 //!   override `scopes`).
 //! - `scopes: []` (send no `scope`) and an absent `scopes` (send `openid`) stay distinct.
+//! - `groups_required` / `roles_required` are read from `groups_claim` (default
+//!   `["groups"]`) / `roles_claim` (default `["roles"]`) with the same semantics as
+//!   `scopes_required`, after it and `audience_required`; unmet, they are a 403.
+//! - `upstream_headers_claims` pair with `upstream_headers_names` by position (lists of
+//!   different lengths are refused). A name may not be one the proxy writes itself
+//!   (`Host`, framing, hop-by-hop, `X-Forwarded-*`, `X-Real-IP`), the
+//!   `upstream_access_token_header`, or appear twice. See [`crate::oidc::claim_headers`]
+//!   for the values, and for the caller's own headers under these names, which never
+//!   reach the upstream (Kong lets them through when the token lacks the claim).
 //!
 //! # Kong keys ringgate does not act on yet
 //!
@@ -62,8 +71,6 @@
 //! | `consumer_claim`, `consumer_groups_claim` | error | consumer mapping (and its 403) is not implemented |
 //! | `consumer_by`, `consumer_optional`, `consumer_groups_optional`, `by_username_ignore_case` | warning | only act with consumer mapping |
 //! | `authenticated_groups_claim` | error | would set `X-Authenticated-Groups` upstream |
-//! | `groups_required`, `roles_required` | error | a requirement not checked would let requests through |
-//! | `groups_claim`, `roles_claim` | warning | only read for `groups_required` / `roles_required` |
 //! | `claims_forbidden` | error | a forbidden claim not checked would let requests through |
 //! | `max_age` | error | the `auth_time` check would be skipped |
 //! | `domains` | warning | checks the `hd` claim of ID tokens, which ringgate does not use |
@@ -72,7 +79,7 @@
 //! | `token_headers_prefix`, `token_headers_grants` | warning | only act with `token_headers_replay` |
 //! | `token_exchange_endpoint`, `token_exchange` | error | the upstream token would differ |
 //! | `cache_token_exchange`, `cache_introspection`, `cache_user_info` | warning | caches of flows ringgate does not run |
-//! | `upstream_*_header` other than `upstream_access_token_header`, `upstream_headers_claims`, `upstream_headers_names` | error | upstream would miss headers it expects |
+//! | `upstream_*_header` other than `upstream_access_token_header` | error | upstream would miss headers it expects |
 //! | `downstream_*` | error | the client would miss headers it expects |
 //! | `unauthorized_redirect_uri`, `forbidden_redirect_uri`, `unexpected_redirect_uri` | error | Kong redirects where ringgate answers 401/403/5xx |
 //! | `unauthorized_destroy_session`, `forbidden_destroy_session` | warning | ringgate keeps no sessions |
@@ -122,6 +129,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::config::{ConfigError, Mark, Node, NodeValue, Plugin};
+pub use crate::oidc::claim_headers::ClaimHeader;
 
 /// The plugin name this module compiles.
 pub const PLUGIN_NAME: &str = "openid-connect";
@@ -425,11 +433,19 @@ pub struct OidcConfig {
     pub audience_required: Vec<String>,
     /// Default `["aud"]`.
     pub audience_claim: Vec<String>,
+    pub groups_required: Vec<String>,
+    /// Default `["groups"]`.
+    pub groups_claim: Vec<String>,
+    pub roles_required: Vec<String>,
+    /// Default `["roles"]`.
+    pub roles_claim: Vec<String>,
     /// Default `["sub"]`: the claim a virtual credential is derived from.
     pub credential_claim: Vec<String>,
 
     // --- what upstream and downstream see (SPEC §1 step 6, §4) ---
     pub upstream_access_token_header: UpstreamTokenHeader,
+    /// `upstream_headers_claims` paired with `upstream_headers_names`, by position.
+    pub upstream_headers: Vec<ClaimHeader>,
     /// Default false.
     pub display_errors: bool,
     /// Default true.
@@ -481,16 +497,20 @@ impl OidcConfig {
         c
     }
 
-    /// Why a verified token does not meet `scopes_required` / `audience_required` (the
-    /// 403 reason), or `None` when it does.
+    /// Why a verified token does not meet `scopes_required`, `audience_required`,
+    /// `groups_required` or `roles_required` (the 403 reason, checked in that order), or
+    /// `None` when it meets them all.
     pub fn unmet_requirement(&self, token: &crate::jose::Verified) -> Option<crate::error::AuthReason> {
-        if !crate::jose::requirement_met(&self.scopes_required, token.claim_path(&self.scopes_claim)) {
-            return Some(crate::error::AuthReason::InsufficientScope);
-        }
-        if !crate::jose::requirement_met(&self.audience_required, token.claim_path(&self.audience_claim)) {
-            return Some(crate::error::AuthReason::AudienceMismatch);
-        }
-        None
+        use crate::error::AuthReason;
+        [
+            (&self.scopes_required, &self.scopes_claim, AuthReason::InsufficientScope),
+            (&self.audience_required, &self.audience_claim, AuthReason::AudienceMismatch),
+            (&self.groups_required, &self.groups_claim, AuthReason::GroupsMissing),
+            (&self.roles_required, &self.roles_claim, AuthReason::RolesMissing),
+        ]
+        .into_iter()
+        .find(|(required, claim, _)| !crate::jose::requirement_met(required, token.claim_path(claim)))
+        .map(|(_, _, reason)| reason)
     }
 
     /// The client authentication the file asks for, before discovery is consulted
@@ -872,8 +892,14 @@ const TYPED: &[&str] = &[
     "scopes_claim",
     "audience_required",
     "audience_claim",
+    "groups_required",
+    "groups_claim",
+    "roles_required",
+    "roles_claim",
     "credential_claim",
     "upstream_access_token_header",
+    "upstream_headers_claims",
+    "upstream_headers_names",
     "hide_credentials",
     "run_on_preflight",
     "display_errors",
@@ -900,8 +926,6 @@ fn class_of(name: &str) -> Class {
             Class::Warn("only acts with consumer mapping, which is not implemented")
         }
         "authenticated_groups_claim" => Class::Error("X-Authenticated-Groups would not be set upstream"),
-        "groups_required" | "roles_required" => Class::Error("the requirement would not be checked"),
-        "groups_claim" | "roles_claim" => Class::Warn("only read for groups_required/roles_required"),
         "claims_forbidden" => Class::Error("forbidden claims would not be checked"),
         "max_age" => Class::Error("the auth_time check would be skipped"),
         "domains" => Class::Warn("checks ID tokens, which ringgate does not use"),
@@ -916,7 +940,6 @@ fn class_of(name: &str) -> Class {
         "cache_token_exchange" | "cache_introspection" | "cache_user_info" => {
             Class::Warn("caches a flow ringgate does not run")
         }
-        "upstream_headers_claims" | "upstream_headers_names" => Class::Error("upstream would miss the claim headers"),
         _ if name.starts_with("upstream_") && name.ends_with("_header") => {
             Class::Error("upstream would miss this header; only upstream_access_token_header is implemented")
         }
@@ -1209,6 +1232,21 @@ const RESERVED_POST_ARGS: &[&str] =
     &["grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type"];
 /// Headers of the token request that describe its framing, set by the HTTP client.
 const RESERVED_HEADERS: &[&str] = &["host", "content-length", "transfer-encoding", "connection"];
+/// Headers of the upstream request the proxy writes itself (hop by hop, or forwarding).
+const PROXY_HEADERS: &[&str] = &[
+    "te",
+    "upgrade",
+    "keep-alive",
+    "proxy-connection",
+    "trailer",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-path",
+    "x-forwarded-prefix",
+    "x-real-ip",
+];
 
 impl<'a> Compiler<'a> {
     fn error(&mut self, mark: Mark, message: impl Into<String>) {
@@ -1611,6 +1649,11 @@ impl<'a> Compiler<'a> {
         let issuers_allowed = self.list_or("issuers_allowed", &[]);
         let scopes_required = self.list_or("scopes_required", &[]);
         let audience_required = self.list_or("audience_required", &[]);
+        let groups_claim = self.claim_path("groups_claim", "groups");
+        let roles_claim = self.claim_path("roles_claim", "roles");
+        let groups_required = self.list_or("groups_required", &[]);
+        let roles_required = self.list_or("roles_required", &[]);
+        let upstream_headers = self.claim_headers(&upstream_access_token_header);
 
         // Every check has run; only now may a missing piece end the build.
         let (Some(issuer), Some(cache_tokens_salt)) = (issuer, cache_tokens_salt) else { return None };
@@ -1663,8 +1706,13 @@ impl<'a> Compiler<'a> {
             scopes_claim,
             audience_required,
             audience_claim,
+            groups_required,
+            groups_claim,
+            roles_required,
+            roles_claim,
             credential_claim,
             upstream_access_token_header,
+            upstream_headers,
             display_errors: self.boolean("display_errors", false),
             expose_error_code: self.boolean("expose_error_code", true),
             unauthorized_error_message,
@@ -1900,6 +1948,31 @@ impl<'a> Compiler<'a> {
             return default;
         }
         UpstreamTokenHeader { name: name.to_ascii_lowercase(), scheme }
+    }
+
+    /// `upstream_headers_names` paired with `upstream_headers_claims`: each name a header
+    /// the proxy does not write itself, and none twice.
+    fn claim_headers(&mut self, token_header: &UpstreamTokenHeader) -> Vec<ClaimHeader> {
+        const NAMES: &str = "upstream_headers_names";
+        let mark = self.get(NAMES).map(|p| p.key_mark).unwrap_or_default();
+        let mut out: Vec<ClaimHeader> = Vec::new();
+        for (name, claim) in self.pairs(NAMES, "upstream_headers_claims", false) {
+            let lower = name.to_ascii_lowercase();
+            let why = if !is_token(&name) {
+                "is not a valid header name"
+            } else if RESERVED_HEADERS.contains(&lower.as_str()) || PROXY_HEADERS.contains(&lower.as_str()) {
+                "is written by the proxy itself"
+            } else if lower == token_header.name {
+                "already carries the access token (upstream_access_token_header)"
+            } else if out.iter().any(|h| h.lower == lower) {
+                "is named twice"
+            } else {
+                out.push(ClaimHeader { claim, name, lower });
+                continue;
+            };
+            self.error(mark, format!("'{NAMES}' entry '{name}' {why}"));
+        }
+        out
     }
 
     fn message(&mut self, name: &str, default: &str) -> String {

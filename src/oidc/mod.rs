@@ -17,6 +17,7 @@
 
 pub mod access;
 pub mod cache;
+pub mod claim_headers;
 pub mod config;
 pub mod credentials;
 pub mod hide;

@@ -10,10 +10,13 @@
 //! caller cannot aim collisions at one bucket; the full comparison decides.
 //!
 //! Cost of a hit: SipHash over 64 bytes and one memcmp of the token; no allocation.
+//! An entry also keeps the token's rendered claim headers (`upstream_headers_claims`),
+//! so a hit does not parse the token again.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::rc::Rc;
 
 /// The bucket hash is already keyed and uniform; use it as is.
 #[derive(Default)]
@@ -33,8 +36,8 @@ impl Hasher for PassThrough {
     }
 }
 
-/// Tokens whose bucket hashes collide, each with its `exp`.
-type Bucket = Vec<(Box<[u8]>, u64)>;
+/// Tokens whose bucket hashes collide, each with its `exp` and claim header lines.
+type Bucket = Vec<(Box<[u8]>, u64, Option<Rc<[u8]>>)>;
 
 /// Verified tokens and their `exp` (unix seconds; `u64::MAX` when the token has none).
 pub struct VerifiedCache {
@@ -56,19 +59,31 @@ impl VerifiedCache {
 
     /// Whether `token` was verified and is still within its `exp` plus `leeway`.
     pub fn contains(&self, token: &[u8], now: u64, leeway: u64) -> bool {
+        self.get(token, now, leeway).is_some()
+    }
+
+    /// For a verified `token` still within its `exp` plus `leeway`: its claim header
+    /// lines, if it had any.
+    pub fn get(&self, token: &[u8], now: u64, leeway: u64) -> Option<Option<&Rc<[u8]>>> {
         self.buckets
             .get(&self.bucket_of(token))
-            .and_then(|b| b.iter().find(|(t, _)| **t == *token))
-            .is_some_and(|&(_, exp)| now < exp.saturating_add(leeway))
+            .and_then(|b| b.iter().find(|(t, _, _)| **t == *token))
+            .filter(|&&(_, exp, _)| now < exp.saturating_add(leeway))
+            .map(|(_, _, lines)| lines.as_ref())
     }
 
     /// Remembers a token that passed verification. When full, expired entries go first,
     /// and if that is not enough, everything (a burst of distinct tokens only costs
     /// re-verifications, never a wrong answer).
     pub fn insert(&mut self, token: &[u8], exp: u64, now: u64) {
+        self.insert_with(token, exp, now, None);
+    }
+
+    /// [`VerifiedCache::insert`], keeping the token's claim header lines with it.
+    pub fn insert_with(&mut self, token: &[u8], exp: u64, now: u64, claim_headers: Option<Rc<[u8]>>) {
         if self.len >= self.capacity {
             self.buckets.retain(|_, b| {
-                b.retain(|&(_, e)| now < e);
+                b.retain(|&(_, e, _)| now < e);
                 !b.is_empty()
             });
             self.len = self.buckets.values().map(Vec::len).sum();
@@ -79,10 +94,11 @@ impl VerifiedCache {
         }
         let bucket = self.bucket_of(token);
         let entries = self.buckets.entry(bucket).or_default();
-        if let Some(e) = entries.iter_mut().find(|(t, _)| **t == *token) {
+        if let Some(e) = entries.iter_mut().find(|(t, _, _)| **t == *token) {
             e.1 = exp;
+            e.2 = claim_headers;
         } else {
-            entries.push((token.into(), exp));
+            entries.push((token.into(), exp, claim_headers));
             self.len += 1;
         }
     }
@@ -122,5 +138,16 @@ mod tests {
         assert_eq!(c.len(), 2);
         assert!(c.contains(b"a.b.live", 20, 0) && c.contains(b"a.b.new", 20, 0));
         assert!(!c.contains(b"a.b.old", 5, 0), "the expired one went");
+    }
+
+    #[test]
+    fn a_hit_returns_the_claim_headers_stored_with_the_token() {
+        let mut c = VerifiedCache::new(10);
+        let lines: Rc<[u8]> = Rc::from(&b"X-Tenant: acme\r\n"[..]);
+        c.insert_with(b"a.b.with", 100, 0, Some(lines.clone()));
+        c.insert(b"a.b.without", 100, 0);
+        assert_eq!(c.get(b"a.b.with", 50, 0), Some(Some(&lines)));
+        assert_eq!(c.get(b"a.b.without", 50, 0), Some(None));
+        assert_eq!(c.get(b"a.b.with", 100, 0), None, "expired: no lines either");
     }
 }

@@ -39,7 +39,7 @@ use crate::error::{self, AuthFailure, ProxyError};
 use crate::http::chunked::{ChunkedDecoder, ChunkedLimits};
 use crate::http::head::{self, BodyFraming, Known, RequestHead, Version};
 use crate::http::response::{self, ResponseFraming, ResponseHead};
-use crate::http::rewrite::{self, Forwarding, Hidden, ResponseFramingOut};
+use crate::http::rewrite::{self, ClaimLines, Forwarding, Hidden, ResponseFramingOut};
 use crate::metrics::Exchange;
 use crate::net::Stream;
 use crate::oidc::access::{AuthError, CredentialMemo, Granted};
@@ -544,7 +544,7 @@ impl Conn {
                 forwarded_prefix: prefix,
                 set_header: granted.as_ref().and_then(|(inst, g)| {
                     let value = match g {
-                        Granted::AsSent => &self.bearer_value[..],
+                        Granted::AsSent(_) => &self.bearer_value[..],
                         g => g.header_value()?,
                     };
                     let header = &inst.config.upstream_access_token_header;
@@ -555,6 +555,10 @@ impl Conn {
                     };
                     Some((header.name.as_bytes(), value))
                 }),
+                claim_headers: granted
+                    .as_ref()
+                    .map(|(inst, g)| ClaimLines { names: &inst.config.upstream_headers, lines: g.claim_headers() })
+                    .unwrap_or_default(),
                 hide: self.hidden.as_ref().map(|h| Hidden {
                     query: &h.query,
                     content_length: h.body.as_ref().map(Vec::len),
@@ -867,7 +871,7 @@ impl Conn {
             Ok(g) => g,
             Err(e) => return Err(ProxyError::Auth(auth_failure(inst, e))),
         };
-        if let (Granted::AsSent, Some(token)) = (&granted, bearer) {
+        if let (Granted::AsSent(_), Some(token)) = (&granted, bearer) {
             // The upstream gets the token in the configured header, wherever it came from.
             self.bearer_value.clear();
             self.bearer_value.extend_from_slice(b"Bearer ");

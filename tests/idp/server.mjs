@@ -85,6 +85,9 @@ function generateKey(alg) {
 
 // ---------------------------------------------------------------- clients
 
+// Extra access-token claims by client id (`token_claims` in clients.json).
+const TOKEN_CLAIMS = new Map(CONFIG.clients.filter((c) => c.token_claims).map((c) => [c.client_id, c.token_claims]));
+
 function clientList(extraClients) {
   const clients = CONFIG.clients.map((c) => ({
     client_id: c.client_id,
@@ -396,6 +399,8 @@ class Idp {
           }),
         },
       },
+      // Claims a client's entry in clients.json asks for, added to its access tokens.
+      extraTokenClaims: async (_ctx, token) => TOKEN_CLAIMS.get(token.clientId),
       ttl: {
         ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL || idp.ttl,
         AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL || idp.ttl,

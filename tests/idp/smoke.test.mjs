@@ -227,6 +227,18 @@ test('scopes and audience', async () => {
   assert.equal(log[2].headers.authorization, '<redacted>');
 });
 
+test('token_claims reach the access token, only for their client', async () => {
+  const jwks = await get(`${issuer}/jwks`);
+  const c = client('claims-client');
+  const withClaims = verifyJws((await goodToken('claims-client')).access_token, jwks).payload;
+  for (const [name, value] of Object.entries(c.token_claims)) {
+    assert.deepEqual(withClaims[name], value, name);
+  }
+  assert.equal(withClaims.client_id, 'claims-client');
+  const plain = verifyJws((await goodToken('basic-client')).access_token, jwks).payload;
+  assert.equal(plain.groups, undefined);
+});
+
 test('load clients', async () => {
   for (let i = 0; i < 3; i += 1) {
     const r = await tokenRequest({ id: `${CONFIG.load.id_prefix}${i}`, secret: `${CONFIG.load.secret_prefix}${i}` });

@@ -1,0 +1,158 @@
+//! `upstream_headers_claims` / `upstream_headers_names`: claims of the access token sent
+//! upstream as request headers, as Kong's plugin sets them.
+//!
+//! Place: rendered once per token — when the control plane verifies a token the IdP
+//! issued, or when a worker verifies a caller's bearer token — and kept beside the token
+//! in the caches, so a cache hit only copies the finished lines.
+//!
+//! Values, as Kong writes them: a string as it is; a number or boolean as its JSON text;
+//! an array or object as its JSON, standard base64-encoded. `null` and a missing claim
+//! set no header. Claims are top-level names, as in Kong.
+//!
+//! Invariants:
+//! - A value that could end or split a header line (a control character other than
+//!   HTAB) sets no header; [`render`] says which claim so the caller can log it. The
+//!   value itself is never logged (claims may carry personal data).
+//! - The upstream never sees the caller's own header under one of these names, whether
+//!   or not the token has the claim ([`ClaimHeader::lower`] is what the rewrite drops).
+//!   Kong lets the caller's header through when the claim is missing; a header the
+//!   upstream takes as the token's word must not be the caller's to write.
+
+use base64::Engine;
+use simd_json::prelude::*;
+use simd_json::OwnedValue;
+
+use crate::jose::Verified;
+
+/// One `upstream_headers_claims[i]` → `upstream_headers_names[i]` pair, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClaimHeader {
+    /// The top-level claim read from the access token.
+    pub claim: String,
+    /// The header name as written in the file (what the upstream sees).
+    pub name: String,
+    /// The name lower-cased (what the rewrite compares the caller's headers with).
+    pub lower: String,
+}
+
+/// The claims a token had that could not be sent: header-unsafe values.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Skipped<'a>(pub Vec<&'a str>);
+
+/// Writes `Name: value\r\n` for each pair whose claim `token` has, in configured order.
+/// Returns the claims whose values could not be written (see the module doc).
+pub fn render<'h>(headers: &'h [ClaimHeader], token: &Verified, out: &mut Vec<u8>) -> Skipped<'h> {
+    let mut skipped = Skipped::default();
+    for h in headers {
+        let Some(value) = token.claim(&h.claim) else { continue };
+        let Some(text) = value_text(value) else { continue };
+        if !header_safe(text.as_bytes()) {
+            skipped.0.push(&h.claim);
+            continue;
+        }
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    skipped
+}
+
+/// The header lines for `token`, or `None` when none apply. Claims whose values could
+/// not be sent are logged by name, at most once per token.
+pub fn lines_for(headers: &[ClaimHeader], token: &Verified) -> Option<Vec<u8>> {
+    if headers.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let skipped = render(headers, token, &mut out);
+    if !skipped.0.is_empty() {
+        tracing::warn!(claims = ?skipped.0, "claim values with control characters were not sent upstream");
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// A claim's header text; `None` for `null`.
+fn value_text(value: &OwnedValue) -> Option<String> {
+    if value.is_null() {
+        return None;
+    }
+    if let Some(s) = value.as_str() {
+        return Some(s.to_string());
+    }
+    let json = simd_json::to_string(value).ok()?;
+    if value.is_array() || value.is_object() {
+        return Some(base64::engine::general_purpose::STANDARD.encode(json));
+    }
+    Some(json)
+}
+
+/// RFC 9110 §5.5 field-value bytes: visible ASCII, space, HTAB and obs-text.
+fn header_safe(value: &[u8]) -> bool {
+    value.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(claim: &str, name: &str) -> ClaimHeader {
+        ClaimHeader { claim: claim.into(), name: name.into(), lower: name.to_ascii_lowercase() }
+    }
+
+    fn token(claims: &str) -> Verified {
+        let mut bytes = claims.as_bytes().to_vec();
+        let claims = simd_json::to_owned_value(&mut bytes).expect("test claims are JSON");
+        Verified { alg: crate::jose::Alg::RS256, kid: None, exp: None, claims }
+    }
+
+    fn rendered(headers: &[ClaimHeader], claims: &str) -> (String, Vec<String>) {
+        let t = token(claims);
+        let mut out = Vec::new();
+        let skipped = render(headers, &t, &mut out).0.into_iter().map(String::from).collect();
+        (String::from_utf8(out).expect("ASCII in these tests"), skipped)
+    }
+
+    #[test]
+    fn strings_numbers_and_booleans_are_written_as_text_in_configured_order() {
+        let headers =
+            [pair("tenant", "X-Tenant"), pair("tier", "X-Tier"), pair("ratio", "X-Ratio"), pair("beta", "X-Beta")];
+        let (out, skipped) = rendered(&headers, r#"{"beta":false,"ratio":1.5,"tier":3,"tenant":"acme"}"#);
+        assert_eq!(out, "X-Tenant: acme\r\nX-Tier: 3\r\nX-Ratio: 1.5\r\nX-Beta: false\r\n");
+        assert!(skipped.is_empty());
+    }
+
+    #[test]
+    fn arrays_and_objects_are_base64_of_their_json() {
+        let headers = [pair("groups", "X-Groups"), pair("org", "X-Org")];
+        let (out, _) = rendered(&headers, r#"{"groups":["a","b"],"org":{"id":"o-1"}}"#);
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        assert_eq!(out, format!("X-Groups: {}\r\nX-Org: {}\r\n", b64(r#"["a","b"]"#), b64(r#"{"id":"o-1"}"#)));
+    }
+
+    #[test]
+    fn missing_and_null_claims_set_nothing_and_are_not_reported() {
+        let headers = [pair("gone", "X-Gone"), pair("nothing", "X-Nothing"), pair("sub", "X-Sub")];
+        let (out, skipped) = rendered(&headers, r#"{"nothing":null,"sub":"svc-1"}"#);
+        assert_eq!(out, "X-Sub: svc-1\r\n");
+        assert!(skipped.is_empty());
+    }
+
+    #[test]
+    fn a_value_that_could_split_the_head_is_skipped_and_reported() {
+        let headers = [pair("smuggle", "X-Smuggle"), pair("nul", "X-Nul"), pair("del", "X-Del"), pair("ok", "X-Ok")];
+        let (out, skipped) = rendered(
+            &headers,
+            r#"{"smuggle":"a\r\nX-Injected: 1","nul":"a\u0000b","del":"a\u007fb","ok":"tab\tand é"}"#,
+        );
+        assert_eq!(out, "X-Ok: tab\tand é\r\n");
+        assert_eq!(skipped, ["smuggle", "nul", "del"]);
+    }
+
+    #[test]
+    fn only_top_level_claims_are_read() {
+        let headers = [pair("org.id", "X-Org-Id")];
+        let (out, _) = rendered(&headers, r#"{"org":{"id":"o-1"}}"#);
+        assert_eq!(out, "");
+    }
+}
