@@ -525,6 +525,25 @@ fn upstream_claim_headers_may_not_take_a_header_the_proxy_writes() {
     ));
 }
 
+#[test]
+fn claims_of_unverified_issued_tokens_cannot_be_required_or_sent() {
+    assert_eq!(
+        errors(&format!(
+            "{BASE}ignore_signature: [client_credentials]\nscopes_required: [read]\n\
+             upstream_headers_claims: [sub]\nupstream_headers_names: [X-Sub]\n"
+        )),
+        [
+            "oidc.yaml:8:5: 'scopes_required' reads the access token's claims, which 'ignore_signature: \
+             [client_credentials]' leaves unread",
+            "oidc.yaml:9:5: 'upstream_headers_claims' reads the access token's claims, which 'ignore_signature: \
+             [client_credentials]' leaves unread",
+        ]
+    );
+    // The bearer method verifies every token it is sent, whatever ignore_signature says.
+    ok("issuer: https://idp.example.com/realms/demo\nauth_methods: [bearer]\n\
+        ignore_signature: [client_credentials]\ngroups_required: [ops]\n");
+}
+
 // ----- verification switches -----
 
 #[test]

@@ -211,12 +211,17 @@ fn claim_u64(token: &str, name: &str) -> u64 {
 
 /// The token the upstream received: exactly one `Authorization` header, `Bearer <jws>`.
 fn forwarded_token(r: &Received) -> String {
+    let token = forwarded_bearer(r);
+    assert_eq!(token.split('.').count(), 3, "a compact JWS: {token}");
+    token
+}
+
+/// The token of the one `Authorization: Bearer <token>` header the upstream received.
+fn forwarded_bearer(r: &Received) -> String {
     let all = r.header_all("authorization");
     assert_eq!(all.len(), 1, "exactly one Authorization header upstream: {:?}", r.headers);
     let v = String::from_utf8(all[0].to_vec()).unwrap();
-    let token = v.strip_prefix("Bearer ").unwrap_or_else(|| panic!("Bearer upstream, got {v:?}"));
-    assert_eq!(token.split('.').count(), 3, "a compact JWS: {token}");
-    token.to_string()
+    v.strip_prefix("Bearer ").unwrap_or_else(|| panic!("Bearer upstream, got {v:?}")).to_string()
 }
 
 /// No header the upstream received carries `needle` (e.g. the caller's Basic value).
@@ -1487,6 +1492,41 @@ fn groups_and_roles_required_are_checked_against_the_token_claims() {
     let p = start(&up, &idp, &format!("{CC_HEADER_POST}groups_required: [payments]\n"), DRIVER);
     assert_forbidden(&get_as(&p, POST_CLIENT), &idp);
     assert!(up.received().is_empty());
+}
+
+/// The plugin settings that make the test IdP issue opaque access tokens.
+const OPAQUE: &str = "token_post_args_names: [resource]\ntoken_post_args_values: [\"urn:ringgate:opaque\"]\n";
+
+#[test]
+fn opaque_access_tokens_are_forwarded_as_issued_and_cached() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}{OPAQUE}"), DRIVER);
+    for _ in 0..3 {
+        let r = get_as(&p, POST_CLIENT);
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let got = up.wait_for(3, Duration::from_secs(5));
+    let tokens: Vec<String> = got.iter().map(forwarded_bearer).collect();
+    assert_eq!(tokens.len(), 3);
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "one token, cached: {tokens:?}");
+    assert_eq!(tokens[0].split('.').count(), 1, "an opaque token, not a JWT: {}", tokens[0]);
+    assert_eq!(idp.token_requests(POST_CLIENT.0), 1);
+}
+
+#[test]
+fn an_opaque_token_meets_no_requirement_because_its_claims_cannot_be_read() {
+    let idp = TestIdp::start(0);
+    for requirement in [
+        r#"scopes_required: ["openid"]"#,
+        &format!(r#"audience_required: ["{IDP_AUDIENCE}"]"#),
+        "groups_required: [payments]",
+    ] {
+        let up = Upstream::start();
+        let p = start(&up, &idp, &format!("{CC_HEADER_POST}{OPAQUE}{requirement}\n"), DRIVER);
+        assert_forbidden(&get_as(&p, POST_CLIENT), &idp);
+        assert!(up.received().is_empty(), "{requirement}: nothing upstream");
+    }
 }
 
 #[test]

@@ -674,7 +674,8 @@ async fn fetch_token(
     let mut jwt_exp = None;
     let mut denied = None;
     let mut claim_headers = None;
-    if resp.access_token.split('.').count() == 3 && !c.ignore_signature_client_credentials {
+    let verified_jwt = resp.access_token.split('.').count() == 3 && !c.ignore_signature_client_credentials;
+    if verified_jwt {
         let mut verified = jose::verify(&resp.access_token, &st.keys, &st.policy, unix_now.max(0) as u64);
         if matches!(&verified, Err(e) if e.wants_key_refresh()) && refresh_keys(state, inst, clock).await {
             st = inst.state.load_full();
@@ -683,13 +684,18 @@ async fn fetch_token(
         match verified {
             Ok(v) => {
                 jwt_exp = v.exp().map(|e| e as i64);
-                denied = c.unmet_requirement(&v);
+                denied = c.unmet_requirement(Some(&v));
                 claim_headers = crate::oidc::claim_headers::lines_for(&c.upstream_headers, &v).map(Arc::from);
             }
             Err(e) => {
                 return TokenReply::Invalid { reason: format!("the issued token does not verify: {}", e.reason()) }
             }
         }
+    }
+    if !verified_jwt {
+        // An opaque token: its claims cannot be read, so it meets a requirement only
+        // when there is none.
+        denied = c.unmet_requirement(None);
     }
     let lifetime = if c.cache_tokens {
         token_lifetime(&inst.ttl, resp.expires_in, jwt_exp, unix_now, &mut SplitMix64::from_entropy())

@@ -476,7 +476,7 @@ impl WorkerAuth {
         }
         let verified = result
             .map_err(|e| AuthError::Unauthorized(AuthReason::InvalidToken, format!("invalid token: {}", e.reason())))?;
-        if let Some(kind) = instance.config.unmet_requirement(&verified) {
+        if let Some(kind) = instance.config.unmet_requirement(Some(&verified)) {
             return Err(AuthError::Forbidden(kind, kind.forbidden_text().into()));
         }
         let lines: Option<Rc<[u8]>> =

@@ -45,6 +45,9 @@
 //!   the caller's credentials for every caller. `scope` is allowed (Kong lets it
 //!   override `scopes`).
 //! - `scopes: []` (send no `scope`) and an absent `scopes` (send `openid`) stay distinct.
+//! - With `ignore_signature: [client_credentials]` and the `client_credentials` method,
+//!   the `*_required` settings and `upstream_headers_claims` are load errors: the issued
+//!   tokens are not parsed, so nothing could read their claims.
 //! - `groups_required` / `roles_required` are read from `groups_claim` (default
 //!   `["groups"]`) / `roles_claim` (default `["roles"]`) with the same semantics as
 //!   `scopes_required`, after it and `audience_required`; unmet, they are a 403.
@@ -497,10 +500,11 @@ impl OidcConfig {
         c
     }
 
-    /// Why a verified token does not meet `scopes_required`, `audience_required`,
-    /// `groups_required` or `roles_required` (the 403 reason, checked in that order), or
-    /// `None` when it meets them all.
-    pub fn unmet_requirement(&self, token: &crate::jose::Verified) -> Option<crate::error::AuthReason> {
+    /// Why a token does not meet `scopes_required`, `audience_required`, `groups_required`
+    /// or `roles_required` (the 403 reason, checked in that order), or `None` when it
+    /// meets them all. `None` for the token: an opaque token, whose claims cannot be read,
+    /// meets no requirement (a requirement that cannot be checked must not let it through).
+    pub fn unmet_requirement(&self, token: Option<&crate::jose::Verified>) -> Option<crate::error::AuthReason> {
         use crate::error::AuthReason;
         [
             (&self.scopes_required, &self.scopes_claim, AuthReason::InsufficientScope),
@@ -509,7 +513,7 @@ impl OidcConfig {
             (&self.roles_required, &self.roles_claim, AuthReason::RolesMissing),
         ]
         .into_iter()
-        .find(|(required, claim, _)| !crate::jose::requirement_met(required, token.claim_path(claim)))
+        .find(|(required, claim, _)| !crate::jose::requirement_met(required, token.and_then(|t| t.claim_path(claim))))
         .map(|(_, _, reason)| reason)
     }
 
@@ -1654,6 +1658,23 @@ impl<'a> Compiler<'a> {
         let groups_required = self.list_or("groups_required", &[]);
         let roles_required = self.list_or("roles_required", &[]);
         let upstream_headers = self.claim_headers(&upstream_access_token_header);
+        if ignore_signature_client_credentials && auth_methods.contains(&AuthMethod::ClientCredentials) {
+            // Those tokens are not parsed, so nothing that reads their claims could act.
+            let reads_claims = [
+                ("scopes_required", !scopes_required.is_empty()),
+                ("audience_required", !audience_required.is_empty()),
+                ("groups_required", !groups_required.is_empty()),
+                ("roles_required", !roles_required.is_empty()),
+                ("upstream_headers_claims", !upstream_headers.is_empty()),
+            ];
+            for (name, _) in reads_claims.into_iter().filter(|(_, set)| *set) {
+                let mark = self.get(name).map(|p| p.key_mark).unwrap_or_default();
+                self.error(
+                    mark,
+                    format!("'{name}' reads the access token's claims, which 'ignore_signature: [client_credentials]' leaves unread"),
+                );
+            }
+        }
 
         // Every check has run; only now may a missing piece end the build.
         let (Some(issuer), Some(cache_tokens_salt)) = (issuer, cache_tokens_salt) else { return None };

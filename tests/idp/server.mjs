@@ -85,6 +85,10 @@ function generateKey(alg) {
 
 // ---------------------------------------------------------------- clients
 
+// A resource whose access tokens are opaque (not JWTs): a client asks for it with the
+// token request's `resource` parameter.
+const OPAQUE_RESOURCE = 'urn:ringgate:opaque';
+
 // Extra access-token claims by client id (`token_claims` in clients.json).
 const TOKEN_CLAIMS = new Map(CONFIG.clients.filter((c) => c.token_claims).map((c) => [c.client_id, c.token_claims]));
 
@@ -390,12 +394,14 @@ class Idp {
           useGrantedResource: async () => true,
           // Any absolute URI is accepted as a resource: `aud` is that URI, so a
           // test can choose the audience with token_post_args `resource=...`.
+          // The resource OPAQUE_RESOURCE gets opaque access tokens instead.
           getResourceServerInfo: async (_ctx, resourceIndicator) => ({
             scope: CONFIG.resource_scopes.join(' '),
             audience: resourceIndicator,
             accessTokenTTL: idp.ttl,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: idp.alg, kid: idp.signingKid() } },
+            ...(resourceIndicator === OPAQUE_RESOURCE
+              ? { accessTokenFormat: 'opaque' }
+              : { accessTokenFormat: 'jwt', jwt: { sign: { alg: idp.alg, kid: idp.signingKid() } } }),
           }),
         },
       },

@@ -239,6 +239,12 @@ test('token_claims reach the access token, only for their client', async () => {
   assert.equal(plain.groups, undefined);
 });
 
+test('the opaque resource gets opaque access tokens', async () => {
+  const t = await goodToken('basic-client', { extra: { resource: 'urn:ringgate:opaque' } });
+  assert.equal(t.access_token.split('.').length, 1, t.access_token);
+  assert.equal(t.token_type, 'Bearer');
+});
+
 test('load clients', async () => {
   for (let i = 0; i < 3; i += 1) {
     const r = await tokenRequest({ id: `${CONFIG.load.id_prefix}${i}`, secret: `${CONFIG.load.secret_prefix}${i}` });
