@@ -672,10 +672,9 @@ async fn fetch_token(
     };
     let unix_now = clock.unix_now();
     let mut jwt_exp = None;
-    let mut denied = None;
+    let denied;
     let mut claim_headers = None;
-    let verified_jwt = resp.access_token.split('.').count() == 3 && !c.ignore_signature_client_credentials;
-    if verified_jwt {
+    if resp.access_token.split('.').count() == 3 && !c.ignore_signature_client_credentials {
         let mut verified = jose::verify(&resp.access_token, &st.keys, &st.policy, unix_now.max(0) as u64);
         if matches!(&verified, Err(e) if e.wants_key_refresh()) && refresh_keys(state, inst, clock).await {
             st = inst.state.load_full();
@@ -691,10 +690,9 @@ async fn fetch_token(
                 return TokenReply::Invalid { reason: format!("the issued token does not verify: {}", e.reason()) }
             }
         }
-    }
-    if !verified_jwt {
-        // An opaque token: its claims cannot be read, so it meets a requirement only
-        // when there is none.
+    } else {
+        // An opaque token (or one `ignore_signature` leaves unparsed): its claims cannot
+        // be read, so it meets a requirement only when there is none.
         denied = c.unmet_requirement(None);
     }
     let lifetime = if c.cache_tokens {
