@@ -149,13 +149,15 @@ pub enum AuthReason {
     GroupsMissing,
     /// 403: `roles_required` not met.
     RolesMissing,
+    /// 403: the token has a claim `claims_forbidden` names.
+    ForbiddenClaim,
     /// 503: the IdP could not be asked (down, slow, 5xx, not discovered yet).
     IdpUnavailable,
 }
 
 impl AuthReason {
     /// Every reason, in the order metrics are rendered.
-    pub const ALL: [AuthReason; 10] = [
+    pub const ALL: [AuthReason; 11] = [
         AuthReason::NoCredentials,
         AuthReason::CredentialsTooLong,
         AuthReason::CredentialsRejected,
@@ -165,6 +167,7 @@ impl AuthReason {
         AuthReason::AudienceMismatch,
         AuthReason::GroupsMissing,
         AuthReason::RolesMissing,
+        AuthReason::ForbiddenClaim,
         AuthReason::IdpUnavailable,
     ];
 
@@ -180,6 +183,7 @@ impl AuthReason {
             AuthReason::AudienceMismatch => "audience_mismatch",
             AuthReason::GroupsMissing => "groups_missing",
             AuthReason::RolesMissing => "roles_missing",
+            AuthReason::ForbiddenClaim => "forbidden_claim",
             AuthReason::IdpUnavailable => "idp_unavailable",
         }
     }
@@ -190,6 +194,7 @@ impl AuthReason {
             AuthReason::AudienceMismatch => "required audience is missing",
             AuthReason::GroupsMissing => "required groups are missing",
             AuthReason::RolesMissing => "required roles are missing",
+            AuthReason::ForbiddenClaim => "a forbidden claim is present",
             _ => "required scopes are missing",
         }
     }
@@ -200,7 +205,8 @@ impl AuthReason {
             AuthReason::InsufficientScope
             | AuthReason::AudienceMismatch
             | AuthReason::GroupsMissing
-            | AuthReason::RolesMissing => 403,
+            | AuthReason::RolesMissing
+            | AuthReason::ForbiddenClaim => 403,
             AuthReason::IdpUnavailable => 503,
             _ => 401,
         }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use ringgate::config::load_str;
 use ringgate::oidc::config::{
-    compile, discovery_url, AuthMethod, BearerLocation, ClientAuthMethod, CredentialLocation, HttpVersion, OidcConfig,
-    TokenScheme,
+    compile, discovery_url, AuthMethod, BearerLocation, ClaimKind, ClientAuthMethod, CredentialLocation, HttpVersion,
+    OidcConfig, TokenScheme,
 };
 
 const ISSUER: &str = "http://127.0.0.1:9999/realms/demo";
@@ -495,8 +495,8 @@ fn upstream_claim_headers_pair_up_by_position() {
         ok(&format!("{BASE}upstream_headers_claims: [sub, tenant]\nupstream_headers_names: [X-Subject, x-tenant]\n"));
     assert!(w.is_empty(), "{w:?}");
     let pairs: Vec<_> =
-        c.upstream_headers.iter().map(|h| (h.claim.as_str(), h.name.as_str(), h.lower.as_str())).collect();
-    assert_eq!(pairs, [("sub", "X-Subject", "x-subject"), ("tenant", "x-tenant", "x-tenant")]);
+        c.upstream_headers.iter().map(|h| (h.claim.join("."), h.name.as_str(), h.lower.as_str())).collect();
+    assert_eq!(pairs, [("sub".to_string(), "X-Subject", "x-subject"), ("tenant".to_string(), "x-tenant", "x-tenant")]);
     one_error(
         &format!("{BASE}upstream_headers_claims: [sub, tenant]\nupstream_headers_names: [X-Subject]\n"),
         "oidc.yaml:8:5: 'upstream_headers_names' has 1 entries but 'upstream_headers_claims' has 2; they pair up by position",
@@ -526,6 +526,32 @@ fn upstream_claim_headers_may_not_take_a_header_the_proxy_writes() {
 }
 
 #[test]
+fn authenticated_groups_claim_sets_its_header_first_and_an_empty_list_is_unset() {
+    let (c, w) = ok(&format!(
+        "{BASE}authenticated_groups_claim: [realm_access, roles]\n\
+         upstream_headers_claims: [sub]\nupstream_headers_names: [X-Sub]\n"
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    let headers: Vec<_> = c.upstream_headers.iter().map(|h| (h.name.as_str(), h.claim.clone(), h.kind)).collect();
+    assert_eq!(
+        headers,
+        [
+            ("X-Authenticated-Groups", vec!["realm_access".to_string(), "roles".to_string()], ClaimKind::Groups),
+            ("X-Sub", vec!["sub".to_string()], ClaimKind::Value),
+        ]
+    );
+    let (c, _) = ok(&format!("{BASE}authenticated_groups_claim: []\n"));
+    assert!(c.upstream_headers.is_empty());
+    one_error(
+        &format!(
+            "{BASE}authenticated_groups_claim: [groups]\n\
+             upstream_headers_claims: [team]\nupstream_headers_names: [x-authenticated-groups]\n"
+        ),
+        "oidc.yaml:9:5: 'upstream_headers_names' entry 'x-authenticated-groups' is named twice",
+    );
+}
+
+#[test]
 fn claims_of_unverified_issued_tokens_cannot_be_required_or_sent() {
     assert_eq!(
         errors(&format!(
@@ -538,6 +564,11 @@ fn claims_of_unverified_issued_tokens_cannot_be_required_or_sent() {
             "oidc.yaml:9:5: 'upstream_headers_claims' reads the access token's claims, which 'ignore_signature: \
              [client_credentials]' leaves unread",
         ]
+    );
+    one_error(
+        &format!("{BASE}ignore_signature: [client_credentials]\nclaims_forbidden: [act]\n"),
+        "oidc.yaml:8:5: 'claims_forbidden' reads the access token's claims, which 'ignore_signature: \
+         [client_credentials]' leaves unread",
     );
     // The bearer method verifies every token it is sent, whatever ignore_signature says.
     ok("issuer: https://idp.example.com/realms/demo\nauth_methods: [bearer]\n\
@@ -634,8 +665,6 @@ fn flow_changing_kong_keys_are_errors() {
         ("anonymous: guest", "'anonymous' is not supported yet"),
         ("consumer_claim: [sub]", "'consumer_claim' is not supported yet"),
         ("consumer_groups_claim: [groups]", "'consumer_groups_claim' is not supported yet"),
-        ("authenticated_groups_claim: [groups]", "'authenticated_groups_claim' is not supported yet"),
-        ("claims_forbidden: [act]", "'claims_forbidden' is not supported yet"),
         ("max_age: 300", "'max_age' is not supported yet"),
         ("token_post_args_client: [scope]", "'token_post_args_client' is not supported yet"),
         ("token_headers_client: [x-tenant]", "'token_headers_client' is not supported yet"),

@@ -58,7 +58,7 @@ const SPECIAL_BASIC: (&str, &str) = ("special-basic", "p+a:s/s=w&o rd");
 const SPECIAL_POST: (&str, &str) = ("special-post", "p+a:s/s=w&o rd");
 /// Registered for client_secret_post; its access tokens carry the extra claims of its
 /// `token_claims`: groups (an array), roles (a space-separated string), tenant, tier,
-/// beta, org (an object) and smuggle (a value with CR LF).
+/// beta, retired (`false`), org (an object) and smuggle (a value with CR LF).
 const CLAIMS_CLIENT: (&str, &str) = ("claims-client", "claims-client-secret-0123456789abcdef");
 
 /// The audience the test IdP puts in every access token.
@@ -1530,6 +1530,43 @@ fn an_opaque_token_meets_no_requirement_because_its_claims_cannot_be_read() {
 }
 
 #[test]
+fn a_token_with_a_forbidden_claim_is_403_and_false_counts_as_absent() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}claims_forbidden: [act, tenant]\n"), DRIVER);
+    assert_forbidden(&get_as(&p, CLAIMS_CLIENT), &idp);
+    assert!(up.received().is_empty());
+    assert_eq!(get_as(&p, POST_CLIENT).status, 200, "a token without them passes");
+    // The claims client's token has no `nope` claim, and `retired: false` counts as absent;
+    // an opaque token cannot show it has neither.
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}claims_forbidden: [nope, retired]\n"), DRIVER);
+    assert_eq!(get_as(&p, CLAIMS_CLIENT).status, 200);
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}{OPAQUE}claims_forbidden: [nope]\n"), DRIVER);
+    assert_forbidden(&get_as(&p, POST_CLIENT), &idp);
+}
+
+on_both_drivers!(authenticated_groups_reach_the_upstream_joined_and_the_callers_never_do, |d| {
+    let idp = TestIdp::start(0);
+    for (claim, expected) in [("groups", "payments, ops"), ("roles", "reader, auditor")] {
+        let up = Upstream::start();
+        let p = start(&up, &idp, &format!("{CC_HEADER_POST}authenticated_groups_claim: [{claim}]\n"), d);
+        let auth = basic(CLAIMS_CLIENT.0, CLAIMS_CLIENT.1);
+        for _ in 0..2 {
+            let r = get(&p, "/g", &[("Authorization", &auth), ("X-Authenticated-Groups", "admins")]);
+            assert_eq!(r.status, 200, "{r:?}");
+        }
+        // A caller whose token has no such claim gets no header, and cannot set one.
+        let plain = basic(POST_CLIENT.0, POST_CLIENT.1);
+        let r = get(&p, "/g", &[("Authorization", &plain), ("X-Authenticated-Groups", "admins")]);
+        assert_eq!(r.status, 200, "{r:?}");
+        let got = up.wait_for(3, Duration::from_secs(5));
+        let seen: Vec<Vec<&[u8]>> = got.iter().map(|g| g.header_all("x-authenticated-groups")).collect();
+        assert_eq!(seen, [vec![expected.as_bytes()], vec![expected.as_bytes()], vec![]], "{claim}");
+    }
+});
+
+#[test]
 fn display_errors_names_the_unmet_groups_or_roles() {
     let idp = TestIdp::start(0);
     for (requirement, reason) in [
@@ -1546,8 +1583,8 @@ fn display_errors_names_the_unmet_groups_or_roles() {
 
 /// The plugin settings that send the claims client's claims upstream, plus one claim
 /// the token does not have.
-const CLAIM_HEADERS: &str = "upstream_headers_claims: [tenant, tier, beta, groups, org, smuggle, absent]\n\
-    upstream_headers_names: [X-Tenant, X-Tier, X-Beta, X-Groups, X-Org, X-Smuggle, X-Absent]\n";
+const CLAIM_HEADERS: &str = "upstream_headers_claims: [tenant, tier, beta, retired, groups, org, smuggle, absent]\n\
+    upstream_headers_names: [X-Tenant, X-Tier, X-Beta, X-Retired, X-Groups, X-Org, X-Smuggle, X-Absent]\n";
 
 /// What the upstream must have received from the claims client's token under
 /// [`CLAIM_HEADERS`], whatever the caller sent under those names.
@@ -1556,6 +1593,7 @@ fn assert_claim_headers(g: &Received) {
     assert_eq!(g.header_all("x-tenant"), [&b"acme"[..]], "one X-Tenant, the token's");
     assert_eq!(g.header_str("x-tier").as_deref(), Some("3"));
     assert_eq!(g.header_str("x-beta").as_deref(), Some("true"));
+    assert!(g.header("x-retired").is_none(), "false is a missing claim, as in Kong");
     let groups = json(b64(g.header("x-groups").expect("X-Groups")));
     assert_eq!(
         groups.as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>()),

@@ -1,13 +1,18 @@
-//! `upstream_headers_claims` / `upstream_headers_names`: claims of the access token sent
-//! upstream as request headers, as Kong's plugin sets them.
+//! `upstream_headers_claims` / `upstream_headers_names` and `authenticated_groups_claim`:
+//! claims of the access token sent upstream as request headers, as Kong's plugin sets
+//! them.
 //!
 //! Place: rendered once per token — when the control plane verifies a token the IdP
 //! issued, or when a worker verifies a caller's bearer token — and kept beside the token
 //! in the caches, so a cache hit only copies the finished lines.
 //!
-//! Values, as Kong writes them: a string as it is; a number or boolean as its JSON text;
-//! an array or object as its JSON, standard base64-encoded. `null` and a missing claim
-//! set no header. Claims are top-level names, as in Kong.
+//! Values, as Kong writes them:
+//! - `upstream_headers_claims` (top-level claims): a string as it is; a number or `true`
+//!   as its JSON text; an array or object as its JSON, standard base64-encoded. A claim
+//!   that is missing, `null`, `false`, `""` or an empty array or object sets no header.
+//! - `authenticated_groups_claim` (a path into nested objects) sets
+//!   `X-Authenticated-Groups`: the claim's groups — the words of a string, or the string
+//!   and number members of an array — without repeats, joined with `, `.
 //!
 //! Invariants:
 //! - A value that could end or split a header line (a control character other than
@@ -24,18 +29,32 @@ use simd_json::OwnedValue;
 
 use crate::jose::Verified;
 
-/// One `upstream_headers_claims[i]` → `upstream_headers_names[i]` pair, validated.
+/// One header the plugin sets from a claim, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClaimHeader {
-    /// The top-level claim read from the access token.
-    pub claim: String,
+    /// The claim read from the access token: one top-level name for a
+    /// [`ClaimKind::Value`], a path for [`ClaimKind::Groups`].
+    pub claim: Vec<String>,
     /// The header name as written in the file (what the upstream sees).
     pub name: String,
     /// The name lower-cased (what the rewrite compares the caller's headers with).
     pub lower: String,
+    pub kind: ClaimKind,
 }
 
-/// The claims a token had that could not be sent: header-unsafe values.
+/// How a claim becomes a header value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClaimKind {
+    /// `upstream_headers_claims[i]` → `upstream_headers_names[i]`.
+    Value,
+    /// `authenticated_groups_claim` → `X-Authenticated-Groups`.
+    Groups,
+}
+
+/// The header `authenticated_groups_claim` sets.
+pub const GROUPS_HEADER: &str = "X-Authenticated-Groups";
+
+/// The headers a token's claims could not be sent in (header-unsafe values).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Skipped<'a>(pub Vec<&'a str>);
 
@@ -44,10 +63,13 @@ pub struct Skipped<'a>(pub Vec<&'a str>);
 pub fn render<'h>(headers: &'h [ClaimHeader], token: &Verified, out: &mut Vec<u8>) -> Skipped<'h> {
     let mut skipped = Skipped::default();
     for h in headers {
-        let Some(value) = token.claim(&h.claim) else { continue };
-        let Some(text) = value_text(value) else { continue };
+        let text = match h.kind {
+            ClaimKind::Value => h.claim.first().and_then(|name| token.claim(name)).and_then(value_text),
+            ClaimKind::Groups => token.claim_path(&h.claim).and_then(groups_text),
+        };
+        let Some(text) = text else { continue };
         if !header_safe(text.as_bytes()) {
-            skipped.0.push(&h.claim);
+            skipped.0.push(&h.name);
             continue;
         }
         out.extend_from_slice(h.name.as_bytes());
@@ -67,14 +89,19 @@ pub fn lines_for(headers: &[ClaimHeader], token: &Verified) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let skipped = render(headers, token, &mut out);
     if !skipped.0.is_empty() {
-        tracing::warn!(claims = ?skipped.0, "claim values with control characters were not sent upstream");
+        tracing::warn!(headers = ?skipped.0, "claim values with control characters were not sent upstream");
     }
     (!out.is_empty()).then_some(out)
 }
 
-/// A claim's header text; `None` for `null`.
+/// A claim's header text; `None` for the values Kong treats as missing.
 fn value_text(value: &OwnedValue) -> Option<String> {
-    if value.is_null() {
+    let missing = value.is_null()
+        || value.as_bool() == Some(false)
+        || value.as_str() == Some("")
+        || value.as_array().is_some_and(|a| a.is_empty())
+        || value.as_object().is_some_and(|o| o.is_empty());
+    if missing {
         return None;
     }
     if let Some(s) = value.as_str() {
@@ -87,6 +114,28 @@ fn value_text(value: &OwnedValue) -> Option<String> {
     Some(json)
 }
 
+/// The `X-Authenticated-Groups` value; `None` when the claim holds no group.
+fn groups_text(value: &OwnedValue) -> Option<String> {
+    let mut groups: Vec<String> = Vec::new();
+    let mut add = |g: String| {
+        if !g.is_empty() && !groups.contains(&g) {
+            groups.push(g);
+        }
+    };
+    if let Some(s) = value.as_str() {
+        s.split_ascii_whitespace().for_each(|w| add(w.to_string()));
+    } else if let Some(items) = value.as_array() {
+        for item in items {
+            if let Some(s) = item.as_str() {
+                add(s.to_string());
+            } else if item.is_number() {
+                add(simd_json::to_string(item).ok()?);
+            }
+        }
+    }
+    (!groups.is_empty()).then(|| groups.join(", "))
+}
+
 /// RFC 9110 §5.5 field-value bytes: visible ASCII, space, HTAB and obs-text.
 fn header_safe(value: &[u8]) -> bool {
     value.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
@@ -97,7 +146,21 @@ mod tests {
     use super::*;
 
     fn pair(claim: &str, name: &str) -> ClaimHeader {
-        ClaimHeader { claim: claim.into(), name: name.into(), lower: name.to_ascii_lowercase() }
+        ClaimHeader {
+            claim: vec![claim.into()],
+            name: name.into(),
+            lower: name.to_ascii_lowercase(),
+            kind: ClaimKind::Value,
+        }
+    }
+
+    fn groups(path: &[&str]) -> ClaimHeader {
+        ClaimHeader {
+            claim: path.iter().map(|s| s.to_string()).collect(),
+            name: GROUPS_HEADER.into(),
+            lower: GROUPS_HEADER.to_ascii_lowercase(),
+            kind: ClaimKind::Groups,
+        }
     }
 
     fn token(claims: &str) -> Verified {
@@ -110,15 +173,15 @@ mod tests {
         let t = token(claims);
         let mut out = Vec::new();
         let skipped = render(headers, &t, &mut out).0.into_iter().map(String::from).collect();
-        (String::from_utf8(out).expect("ASCII in these tests"), skipped)
+        (String::from_utf8(out).expect("UTF-8 in these tests"), skipped)
     }
 
     #[test]
-    fn strings_numbers_and_booleans_are_written_as_text_in_configured_order() {
+    fn strings_numbers_and_true_are_written_as_text_in_configured_order() {
         let headers =
             [pair("tenant", "X-Tenant"), pair("tier", "X-Tier"), pair("ratio", "X-Ratio"), pair("beta", "X-Beta")];
-        let (out, skipped) = rendered(&headers, r#"{"beta":false,"ratio":1.5,"tier":3,"tenant":"acme"}"#);
-        assert_eq!(out, "X-Tenant: acme\r\nX-Tier: 3\r\nX-Ratio: 1.5\r\nX-Beta: false\r\n");
+        let (out, skipped) = rendered(&headers, r#"{"beta":true,"ratio":1.5,"tier":3,"tenant":"acme"}"#);
+        assert_eq!(out, "X-Tenant: acme\r\nX-Tier: 3\r\nX-Ratio: 1.5\r\nX-Beta: true\r\n");
         assert!(skipped.is_empty());
     }
 
@@ -131,10 +194,12 @@ mod tests {
     }
 
     #[test]
-    fn missing_and_null_claims_set_nothing_and_are_not_reported() {
-        let headers = [pair("gone", "X-Gone"), pair("nothing", "X-Nothing"), pair("sub", "X-Sub")];
-        let (out, skipped) = rendered(&headers, r#"{"nothing":null,"sub":"svc-1"}"#);
-        assert_eq!(out, "X-Sub: svc-1\r\n");
+    fn claims_kong_treats_as_missing_set_nothing_and_are_not_reported() {
+        let names = ["gone", "nothing", "no", "blank", "none", "empty", "sub"];
+        let headers: Vec<_> = names.iter().map(|n| pair(n, &format!("X-{n}"))).collect();
+        let (out, skipped) =
+            rendered(&headers, r#"{"nothing":null,"no":false,"blank":"","none":[],"empty":{},"sub":"svc-1"}"#);
+        assert_eq!(out, "X-sub: svc-1\r\n");
         assert!(skipped.is_empty());
     }
 
@@ -146,13 +211,34 @@ mod tests {
             r#"{"smuggle":"a\r\nX-Injected: 1","nul":"a\u0000b","del":"a\u007fb","ok":"tab\tand é"}"#,
         );
         assert_eq!(out, "X-Ok: tab\tand é\r\n");
-        assert_eq!(skipped, ["smuggle", "nul", "del"]);
+        assert_eq!(skipped, ["X-Smuggle", "X-Nul", "X-Del"]);
     }
 
     #[test]
-    fn only_top_level_claims_are_read() {
+    fn only_top_level_claims_are_read_for_named_headers() {
         let headers = [pair("org.id", "X-Org-Id")];
         let (out, _) = rendered(&headers, r#"{"org":{"id":"o-1"}}"#);
         assert_eq!(out, "");
+    }
+
+    #[test]
+    fn groups_are_the_words_or_members_of_the_claim_once_each_joined_with_comma_space() {
+        let at = |path: &[&str], claims: &str| rendered(&[groups(path)], claims).0;
+        assert_eq!(
+            at(&["groups"], r#"{"groups":["ops","pay ments","ops",7,true,""]}"#),
+            "X-Authenticated-Groups: ops, pay ments, 7\r\n"
+        );
+        assert_eq!(at(&["groups"], r#"{"groups":"ops  admin ops"}"#), "X-Authenticated-Groups: ops, admin\r\n");
+        assert_eq!(at(&["realm", "roles"], r#"{"realm":{"roles":["a"]}}"#), "X-Authenticated-Groups: a\r\n");
+        for none in [r#"{"groups":[]}"#, r#"{"groups":{"a":1}}"#, r#"{"groups":" "}"#, r#"{"other":["a"]}"#] {
+            assert_eq!(at(&["groups"], none), "", "{none}");
+        }
+    }
+
+    #[test]
+    fn a_group_with_a_control_character_keeps_the_whole_header_out() {
+        let (out, skipped) = rendered(&[groups(&["groups"])], r#"{"groups":["ops","a\r\nX-Evil: 1"]}"#);
+        assert_eq!(out, "");
+        assert_eq!(skipped, [GROUPS_HEADER]);
     }
 }

@@ -46,7 +46,8 @@
 //!   override `scopes`).
 //! - `scopes: []` (send no `scope`) and an absent `scopes` (send `openid`) stay distinct.
 //! - With `ignore_signature: [client_credentials]` and the `client_credentials` method,
-//!   the `*_required` settings and `upstream_headers_claims` are load errors: the issued
+//!   the `*_required` settings, `claims_forbidden`, `upstream_headers_claims` and
+//!   `authenticated_groups_claim` are load errors: the issued
 //!   tokens are not parsed, so nothing could read their claims.
 //! - `groups_required` / `roles_required` are read from `groups_claim` (default
 //!   `["groups"]`) / `roles_claim` (default `["roles"]`) with the same semantics as
@@ -57,6 +58,10 @@
 //!   `upstream_access_token_header`, or appear twice. See [`crate::oidc::claim_headers`]
 //!   for the values, and for the caller's own headers under these names, which never
 //!   reach the upstream (Kong lets them through when the token lacks the claim).
+//! - `claims_forbidden` names top-level claims; a token that has one (with any value but
+//!   `false`) is a 403, checked before the `*_required` settings.
+//! - `authenticated_groups_claim` (a claim path; an empty list is unset) sets
+//!   `X-Authenticated-Groups`, which `upstream_headers_names` may then not name.
 //!
 //! # Kong keys ringgate does not act on yet
 //!
@@ -73,8 +78,6 @@
 //! | `anonymous` | error | failed authentication would have to proxy as a consumer; ringgate has no consumers |
 //! | `consumer_claim`, `consumer_groups_claim` | error | consumer mapping (and its 403) is not implemented |
 //! | `consumer_by`, `consumer_optional`, `consumer_groups_optional`, `by_username_ignore_case` | warning | only act with consumer mapping |
-//! | `authenticated_groups_claim` | error | would set `X-Authenticated-Groups` upstream |
-//! | `claims_forbidden` | error | a forbidden claim not checked would let requests through |
 //! | `max_age` | error | the `auth_time` check would be skipped |
 //! | `domains` | warning | checks the `hd` claim of ID tokens, which ringgate does not use |
 //! | `token_post_args_client`, `token_headers_client` | error | request values copied into the token call are not implemented |
@@ -132,7 +135,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::config::{ConfigError, Mark, Node, NodeValue, Plugin};
-pub use crate::oidc::claim_headers::ClaimHeader;
+pub use crate::oidc::claim_headers::{ClaimHeader, ClaimKind};
 
 /// The plugin name this module compiles.
 pub const PLUGIN_NAME: &str = "openid-connect";
@@ -442,12 +445,16 @@ pub struct OidcConfig {
     pub roles_required: Vec<String>,
     /// Default `["roles"]`.
     pub roles_claim: Vec<String>,
+    /// Top-level claims the access token must not have (a `false` value counts as
+    /// absent, as in Kong).
+    pub claims_forbidden: Vec<String>,
     /// Default `["sub"]`: the claim a virtual credential is derived from.
     pub credential_claim: Vec<String>,
 
     // --- what upstream and downstream see (SPEC §1 step 6, §4) ---
     pub upstream_access_token_header: UpstreamTokenHeader,
-    /// `upstream_headers_claims` paired with `upstream_headers_names`, by position.
+    /// `authenticated_groups_claim` (first, when set), then `upstream_headers_claims`
+    /// paired with `upstream_headers_names` by position.
     pub upstream_headers: Vec<ClaimHeader>,
     /// Default false.
     pub display_errors: bool,
@@ -500,12 +507,23 @@ impl OidcConfig {
         c
     }
 
-    /// Why a token does not meet `scopes_required`, `audience_required`, `groups_required`
-    /// or `roles_required` (the 403 reason, checked in that order), or `None` when it
-    /// meets them all. `None` for the token: an opaque token, whose claims cannot be read,
-    /// meets no requirement (a requirement that cannot be checked must not let it through).
+    /// Why a token does not meet `claims_forbidden`, `scopes_required`,
+    /// `audience_required`, `groups_required` or `roles_required` (the 403 reason, checked
+    /// in that order, as Kong does), or `None` when it meets them all. `None` for the
+    /// token: an opaque token, whose claims cannot be read, meets none of them (a rule
+    /// that cannot be checked must not let it through).
     pub fn unmet_requirement(&self, token: Option<&crate::jose::Verified>) -> Option<crate::error::AuthReason> {
         use crate::error::AuthReason;
+        if !self.claims_forbidden.is_empty() {
+            let has_forbidden = |t: &crate::jose::Verified| {
+                self.claims_forbidden
+                    .iter()
+                    .any(|c| t.claim(c).is_some_and(|v| simd_json::prelude::ValueAsScalar::as_bool(v) != Some(false)))
+            };
+            if token.is_none_or(has_forbidden) {
+                return Some(AuthReason::ForbiddenClaim);
+            }
+        }
         [
             (&self.scopes_required, &self.scopes_claim, AuthReason::InsufficientScope),
             (&self.audience_required, &self.audience_claim, AuthReason::AudienceMismatch),
@@ -900,10 +918,12 @@ const TYPED: &[&str] = &[
     "groups_claim",
     "roles_required",
     "roles_claim",
+    "claims_forbidden",
     "credential_claim",
     "upstream_access_token_header",
     "upstream_headers_claims",
     "upstream_headers_names",
+    "authenticated_groups_claim",
     "hide_credentials",
     "run_on_preflight",
     "display_errors",
@@ -929,8 +949,6 @@ fn class_of(name: &str) -> Class {
         "consumer_by" | "consumer_optional" | "consumer_groups_optional" | "by_username_ignore_case" => {
             Class::Warn("only acts with consumer mapping, which is not implemented")
         }
-        "authenticated_groups_claim" => Class::Error("X-Authenticated-Groups would not be set upstream"),
-        "claims_forbidden" => Class::Error("forbidden claims would not be checked"),
         "max_age" => Class::Error("the auth_time check would be skipped"),
         "domains" => Class::Warn("checks ID tokens, which ringgate does not use"),
         "token_post_args_client" | "token_headers_client" => {
@@ -1657,6 +1675,7 @@ impl<'a> Compiler<'a> {
         let roles_claim = self.claim_path("roles_claim", "roles");
         let groups_required = self.list_or("groups_required", &[]);
         let roles_required = self.list_or("roles_required", &[]);
+        let claims_forbidden = self.list_or("claims_forbidden", &[]);
         let upstream_headers = self.claim_headers(&upstream_access_token_header);
         if ignore_signature_client_credentials && auth_methods.contains(&AuthMethod::ClientCredentials) {
             // Those tokens are not parsed, so nothing that reads their claims could act.
@@ -1665,7 +1684,9 @@ impl<'a> Compiler<'a> {
                 ("audience_required", !audience_required.is_empty()),
                 ("groups_required", !groups_required.is_empty()),
                 ("roles_required", !roles_required.is_empty()),
-                ("upstream_headers_claims", !upstream_headers.is_empty()),
+                ("claims_forbidden", !claims_forbidden.is_empty()),
+                ("upstream_headers_claims", upstream_headers.iter().any(|h| h.kind == ClaimKind::Value)),
+                ("authenticated_groups_claim", upstream_headers.iter().any(|h| h.kind == ClaimKind::Groups)),
             ];
             for (name, _) in reads_claims.into_iter().filter(|(_, set)| *set) {
                 let mark = self.get(name).map(|p| p.key_mark).unwrap_or_default();
@@ -1731,6 +1752,7 @@ impl<'a> Compiler<'a> {
             groups_claim,
             roles_required,
             roles_claim,
+            claims_forbidden,
             credential_claim,
             upstream_access_token_header,
             upstream_headers,
@@ -1971,12 +1993,25 @@ impl<'a> Compiler<'a> {
         UpstreamTokenHeader { name: name.to_ascii_lowercase(), scheme }
     }
 
-    /// `upstream_headers_names` paired with `upstream_headers_claims`: each name a header
-    /// the proxy does not write itself, and none twice.
+    /// `authenticated_groups_claim`, then `upstream_headers_names` paired with
+    /// `upstream_headers_claims`: each name a header the proxy does not write itself, and
+    /// none twice.
     fn claim_headers(&mut self, token_header: &UpstreamTokenHeader) -> Vec<ClaimHeader> {
         const NAMES: &str = "upstream_headers_names";
         let mark = self.get(NAMES).map(|p| p.key_mark).unwrap_or_default();
         let mut out: Vec<ClaimHeader> = Vec::new();
+        // An empty list is Kong's "unset", as `deck gateway dump` may write it.
+        let groups_path = self.list("authenticated_groups_claim").unwrap_or_default();
+        if !groups_path.is_empty() {
+            let path = groups_path.into_iter().map(|(s, _)| s).collect();
+            let name = crate::oidc::claim_headers::GROUPS_HEADER;
+            out.push(ClaimHeader {
+                claim: path,
+                name: name.into(),
+                lower: name.to_ascii_lowercase(),
+                kind: ClaimKind::Groups,
+            });
+        }
         for (name, claim) in self.pairs(NAMES, "upstream_headers_claims", false) {
             let lower = name.to_ascii_lowercase();
             let why = if !is_token(&name) {
@@ -1988,7 +2023,7 @@ impl<'a> Compiler<'a> {
             } else if out.iter().any(|h| h.lower == lower) {
                 "is named twice"
             } else {
-                out.push(ClaimHeader { claim, name, lower });
+                out.push(ClaimHeader { claim: vec![claim], name, lower, kind: ClaimKind::Value });
                 continue;
             };
             self.error(mark, format!("'{NAMES}' entry '{name}' {why}"));
