@@ -16,7 +16,7 @@
 //!
 //! Invariants:
 //! - A value that could end or split a header line (a control character other than
-//!   HTAB) sets no header; [`render`] says which claim so the caller can log it. The
+//!   HTAB) sets no header; [`render`] says which header so the caller can log it. The
 //!   value itself is never logged (claims may carry personal data).
 //! - The upstream never sees the caller's own header under one of these names, whether
 //!   or not the token has the claim ([`ClaimHeader::lower`] is what the rewrite drops).
@@ -58,8 +58,8 @@ pub const GROUPS_HEADER: &str = "X-Authenticated-Groups";
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Skipped<'a>(pub Vec<&'a str>);
 
-/// Writes `Name: value\r\n` for each pair whose claim `token` has, in configured order.
-/// Returns the claims whose values could not be written (see the module doc).
+/// Writes `Name: value\r\n` for each header whose claim `token` has, in configured
+/// order. Returns the headers whose values could not be written (see the module doc).
 pub fn render<'h>(headers: &'h [ClaimHeader], token: &Verified, out: &mut Vec<u8>) -> Skipped<'h> {
     let mut skipped = Skipped::default();
     for h in headers {
@@ -80,8 +80,8 @@ pub fn render<'h>(headers: &'h [ClaimHeader], token: &Verified, out: &mut Vec<u8
     skipped
 }
 
-/// The header lines for `token`, or `None` when none apply. Claims whose values could
-/// not be sent are logged by name, at most once per token.
+/// The header lines for `token`, or `None` when none apply. Headers whose values could
+/// not be sent are logged by name, once per token.
 pub fn lines_for(headers: &[ClaimHeader], token: &Verified) -> Option<Vec<u8>> {
     if headers.is_empty() {
         return None;
