@@ -195,6 +195,41 @@ fn kong_docs_requests_by_curl_answer_201_and_take_effect_on_each_scope() {
     assert!(!gate.log().contains(POST_CLIENT.1), "a caller secret in the log");
 }
 
+/// Claims settings added through the Admin API take effect on the running proxy: a
+/// PATCH that changes them replaces the instance, and the next request is judged by them.
+#[test]
+fn claim_requirements_and_headers_set_by_patch_apply_to_the_next_request() {
+    const CLAIMS_CLIENT: (&str, &str) = ("claims-client", "claims-client-secret-0123456789abcdef");
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let dir = TempDir::new("claims");
+    let gate = start_gate(&up, &dir, &[]);
+    let (status, plugin) = gate.call("POST", "/plugins", Some(&docs_body(&idp.issuer)));
+    assert_eq!(status, 201, "{plugin}");
+    let path = format!("/plugins/{}", plugin["id"].as_str().expect("an id"));
+    assert_eq!(gate.through(CLAIMS_CLIENT), 200, "{}", gate.log());
+
+    let (status, patched) = gate.call("PATCH", &path, Some(r#"{"config":{"groups_required":["finance"]}}"#));
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["config"]["groups_required"], json!(["finance"]));
+    let before = up.received().len();
+    assert_eq!(gate.through(CLAIMS_CLIENT), 403);
+    assert_eq!(up.received().len(), before, "refused before the upstream");
+
+    let body = r#"{"config":{"groups_required":["payments"],"upstream_headers_claims":["tenant"],"upstream_headers_names":["X-Tenant"]}}"#;
+    let (status, patched) = gate.call("PATCH", &path, Some(body));
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(gate.through(CLAIMS_CLIENT), 200);
+    let last = up.received().pop().expect("the request went upstream");
+    assert_eq!(last.header_str("x-tenant").as_deref(), Some("acme"));
+
+    let bad = r#"{"config":{"upstream_headers_claims":["tenant"],"upstream_headers_names":["Host"]}}"#;
+    let (status, refused) = gate.call("PATCH", &path, Some(bad));
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused.to_string().contains("is written by the proxy itself"), "{refused}");
+    assert_eq!(gate.through(CLAIMS_CLIENT), 200, "the refused PATCH changed nothing");
+}
+
 /// What Kong's Konnect Terraform provider sends, against ringgate's Admin API: the
 /// same entities under `/v2/control-planes/{id}/core-entities/`, with a bearer token.
 #[test]
