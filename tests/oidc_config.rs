@@ -426,6 +426,29 @@ fn token_post_args_and_headers_pair_up() {
 }
 
 #[test]
+fn caller_token_values_may_not_name_credentials_the_grant_or_framing() {
+    let (c, w) = ok(&format!("{BASE}token_post_args_client: [scope, resource]\ntoken_headers_client: [X-Tenant]\n"));
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(c.token_post_args_client, ["scope", "resource"]);
+    assert_eq!(c.token_headers_client, ["X-Tenant"]);
+    assert_eq!(
+        errors(&format!(
+            "{BASE}token_post_args_client: [client_secret, grant_type]\n\
+             token_headers_client: [Authorization, Content-Length, \"no good\"]\n"
+        )),
+        [
+            "oidc.yaml:7:30: 'token_post_args_client' may not take 'client_secret' from the caller: it names the \
+             credentials or the grant",
+            "oidc.yaml:7:45: 'token_post_args_client' may not take 'grant_type' from the caller: it names the \
+             credentials or the grant",
+            "oidc.yaml:8:28: 'token_headers_client' may not copy 'Authorization': the token request sets it",
+            "oidc.yaml:8:43: 'token_headers_client' may not copy 'Content-Length': the token request sets it",
+            "oidc.yaml:8:59: 'token_headers_client' entry 'no good' is not a valid header name",
+        ]
+    );
+}
+
+#[test]
 fn token_post_args_may_not_replace_the_callers_credentials() {
     one_error(
         &format!("{BASE}token_post_args_names: [client_secret]\ntoken_post_args_values: [x]\n"),
@@ -666,8 +689,6 @@ fn flow_changing_kong_keys_are_errors() {
         ("consumer_claim: [sub]", "'consumer_claim' is not supported yet"),
         ("consumer_groups_claim: [groups]", "'consumer_groups_claim' is not supported yet"),
         ("max_age: 300", "'max_age' is not supported yet"),
-        ("token_post_args_client: [scope]", "'token_post_args_client' is not supported yet"),
-        ("token_headers_client: [x-tenant]", "'token_headers_client' is not supported yet"),
         ("token_headers_replay: [x-rate]", "'token_headers_replay' is not supported yet"),
         ("token_exchange_endpoint: https://idp/exchange", "'token_exchange_endpoint' is not supported yet"),
         ("token_exchange: {enabled: true}", "'token_exchange' is not supported yet"),

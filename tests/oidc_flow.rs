@@ -1388,6 +1388,69 @@ fn empty_scopes_sends_no_scope_and_listed_scopes_are_space_joined() {
     assert_eq!(claim_str(&forwarded_token(&up2.received()[0]), "scope").as_deref(), Some("openid read write"));
 }
 
+// ----- token_post_args_client, token_headers_client -----
+
+#[test]
+fn the_callers_token_args_reach_the_idp_and_each_value_has_its_own_token() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}token_post_args_client: [resource, scope]\n"), DRIVER);
+    let auth = basic(POST_CLIENT.0, POST_CLIENT.1);
+    let form = [("Authorization", auth.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+    // From the query, then a form body, then a header of the same name (Kong's order).
+    // (target, extra headers, form body, the audience the token must have)
+    type Ask<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [u8], &'a str);
+    let asks: [Ask; 4] = [
+        ("/?resource=https%3A%2F%2Fa.example.test%2F", &[], b"", "https://a.example.test/"),
+        ("/", &form, b"resource=https%3A%2F%2Fb.example.test%2F", "https://b.example.test/"),
+        ("/", &[("resource", "https://c.example.test/")], b"", "https://c.example.test/"),
+        (
+            "/?resource=https%3A%2F%2Fa.example.test%2F",
+            &[("resource", "https://c.example.test/")],
+            b"",
+            "https://a.example.test/",
+        ),
+    ];
+    for (target, headers, body, _) in asks {
+        let mut h = vec![("Authorization", auth.as_str())];
+        h.extend(headers.iter().filter(|(n, _)| *n != "Authorization").copied());
+        let mut c = p.connect();
+        c.write(&request(if body.is_empty() { "GET" } else { "POST" }, target, &h, body));
+        let r = c.response().expect("a response");
+        assert_eq!(r.status, 200, "{target}: {r:?}");
+    }
+    let got = up.wait_for(4, Duration::from_secs(5));
+    for (g, (target, _, _, aud)) in got.iter().zip(asks) {
+        assert_eq!(claim_str(&forwarded_token(g), "aud").as_deref(), Some(aud), "{target}");
+    }
+    assert_eq!(idp.token_requests(POST_CLIENT.0), 3, "three values, three tokens; the fourth is the first's");
+
+    // A caller's `scope` replaces the configured `scopes`.
+    let r = get(&p, "/?scope=read", &[("Authorization", &auth)]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let g = up.wait_for(5, Duration::from_secs(5)).pop().expect("the fifth request");
+    assert_eq!(claim_str(&forwarded_token(&g), "scope").as_deref(), Some("read"));
+}
+
+#[test]
+fn the_callers_token_headers_reach_the_idp_under_the_configured_name() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!(
+        "{CC_HEADER_POST}token_headers_client: [X-Tenant]\ntoken_headers_names: [x-tenant, X-Static]\ntoken_headers_values: [configured, kept]\n"
+    );
+    let p = start(&up, &idp, &body, DRIVER);
+    let auth = basic(POST_CLIENT.0, POST_CLIENT.1);
+    assert_eq!(get(&p, "/", &[("Authorization", &auth), ("x-tenant", "acme")]).status, 200);
+    assert_eq!(get(&p, "/", &[("Authorization", &auth)]).status, 200);
+    let log = control_ok(&idp, "GET", &format!("/requests?client_id={}", POST_CLIENT.0), "");
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 2, "with and without the header: two tokens");
+    assert_eq!(log[0]["headers"]["x-tenant"].as_str(), Some("acme"), "the caller's value wins: {:?}", log[0]);
+    assert_eq!(log[1]["headers"]["x-tenant"].as_str(), Some("configured"), "{:?}", log[1]);
+    assert_eq!(log[0]["headers"]["x-static"].as_str(), Some("kept"));
+}
+
 // ----- scopes_required, audience_required, display_errors (SPEC §1.5, §4) -----
 
 /// The status for a caller with `scopes: [openid, read]` under `requirement`.

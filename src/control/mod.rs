@@ -32,7 +32,7 @@ use crate::jose::{self, KeySet};
 use crate::metrics::{ControlMetrics, IdpEndpoint, IdpOutcome, JwksRefresh, TokenSource};
 use crate::oidc::cache::{token_lifetime, CacheKey, Clock, Lifetime, Secs, SplitMix64, SystemClock};
 use crate::oidc::config::ClientAuthMethod;
-use crate::oidc::credentials::{encode_client_secret_basic, push_form_pair};
+use crate::oidc::credentials::{encode_client_secret_basic, push_form_pair, ClientValues};
 use crate::oidc::instance::{policy_for, url_host, IdpState, Instance};
 use idp::{ClientOptions, IdpClient, IdpError, TokenOutcome};
 
@@ -89,6 +89,8 @@ pub enum Command {
         key: CacheKey,
         id: Box<[u8]>,
         secret: Box<[u8]>,
+        /// `token_post_args_client` / `token_headers_client` values (part of `key`).
+        values: ClientValues,
         reply: oneshot::Sender<TokenReply>,
     },
     /// Refetch the instance's keys (an unknown `kid`), within the cooldown; the reply
@@ -165,9 +167,16 @@ impl ControlPlane {
     }
 
     /// Asks for a token; resolves when the control plane answers.
-    pub async fn token(&self, instance: Arc<Instance>, key: CacheKey, id: Box<[u8]>, secret: Box<[u8]>) -> TokenReply {
+    pub async fn token(
+        &self,
+        instance: Arc<Instance>,
+        key: CacheKey,
+        id: Box<[u8]>,
+        secret: Box<[u8]>,
+        values: ClientValues,
+    ) -> TokenReply {
         let (reply, rx) = oneshot::channel();
-        let cmd = Command::Token { instance, key, id, secret, reply };
+        let cmd = Command::Token { instance, key, id, secret, values, reply };
         if self.tx.send(cmd).is_err() {
             return TokenReply::Unavailable { reason: "the control plane has stopped".into() };
         }
@@ -299,7 +308,7 @@ async fn serve(
                     tokio::task::spawn_local(load_until_ready(state.clone(), Arc::downgrade(&inst), clock));
                 }
             }
-            Command::Token { instance, key, id, secret, reply } => {
+            Command::Token { instance, key, id, secret, values, reply } => {
                 let fk = (addr(&instance), key);
                 let now = clock.now();
                 let cached = state.borrow().l2.get(&fk).and_then(|e| e.reply(now));
@@ -319,7 +328,7 @@ async fn serve(
                 drop(s);
                 let state = state.clone();
                 tokio::task::spawn_local(async move {
-                    let result = fetch_token(&state, &instance, &id, &secret, clock).await;
+                    let result = fetch_token(&state, &instance, &id, &secret, &values, clock).await;
                     let mut s = state.borrow_mut();
                     match &result {
                         TokenReply::Issued(tok) if tok.lifetime.is_some() => {
@@ -602,6 +611,7 @@ async fn fetch_token(
     inst: &Arc<Instance>,
     id: &[u8],
     secret: &[u8],
+    values: &ClientValues,
     clock: SystemClock,
 ) -> TokenReply {
     if let Err(reason) = ensure_discovered(state, inst, clock, false).await {
@@ -616,10 +626,23 @@ async fn fetch_token(
         Err(e) => return TokenReply::Unavailable { reason: e.to_string() },
     };
     let c = &inst.config;
-    let scope = (!c.scopes.is_empty()).then(|| c.scopes.join(" "));
+    // The caller's values replace configured ones of the same name (Kong's rule); a
+    // caller's `scope` replaces `scopes`.
+    let caller_post: Vec<(&str, &[u8])> =
+        values.post.iter().map(|(i, v)| (c.token_post_args_client[*i].as_str(), &v[..])).collect();
+    let caller_sets = |name: &str| caller_post.iter().any(|(n, _)| *n == name);
+    let scope = (!c.scopes.is_empty() && !caller_sets("scope")).then(|| c.scopes.join(" "));
     let mut form = String::with_capacity(256);
     push_form_pair(&mut form, b"grant_type", b"client_credentials");
-    let mut headers: Vec<(String, String)> = c.token_headers.clone();
+    let mut headers: Vec<(String, String)> = c
+        .token_headers
+        .iter()
+        .filter(|(n, _)| !values.headers.iter().any(|(i, _)| c.token_headers_client[*i].eq_ignore_ascii_case(n)))
+        .cloned()
+        .collect();
+    for (i, v) in &values.headers {
+        headers.push((c.token_headers_client[*i].clone(), String::from_utf8_lossy(v).into_owned()));
+    }
     match st.auth_method {
         ClientAuthMethod::ClientSecretPost => {
             push_form_pair(&mut form, b"client_id", id);
@@ -639,8 +662,11 @@ async fn fetch_token(
     if let Some(scope) = &scope {
         push_form_pair(&mut form, b"scope", scope.as_bytes());
     }
-    for (k, v) in &c.token_post_args {
+    for (k, v) in c.token_post_args.iter().filter(|(k, _)| !caller_sets(k)) {
         push_form_pair(&mut form, k.as_bytes(), v.as_bytes());
+    }
+    for (k, v) in &caller_post {
+        push_form_pair(&mut form, k.as_bytes(), v);
     }
     let started = Instant::now();
     // The token's `expires_in` counts from when the IdP issued it, which is no earlier

@@ -35,7 +35,7 @@ use siphasher::sip128::{Hasher128, SipHasher13};
 
 use super::cache::{CacheKey, CachedToken, Clock, L1Cache, Lookup, SystemClock};
 use super::config::AuthMethod;
-use super::credentials::{self, CredentialBuf, Location, Sources};
+use super::credentials::{self, ClientValues, CredentialBuf, Location, Sources};
 use super::instance::Instance;
 use super::verified::VerifiedCache;
 use crate::control::{ControlPlane, IssuedToken, TokenReply};
@@ -297,7 +297,8 @@ impl WorkerAuth {
         match self.client_credentials(instance, sources, note, memo, at)? {
             Step::Done(granted) => Ok(granted),
             Step::Ask { key, id, secret } => {
-                let reply = self.ask(instance, key, id, secret).await;
+                let values = sources.client_values.cloned().unwrap_or_default();
+                let reply = self.ask(instance, key, id, secret, values).await;
                 apply(&self.l1, self.clock.now(), instance, key, reply)
             }
         }
@@ -316,12 +317,17 @@ impl WorkerAuth {
         at: Instant,
     ) -> Result<Step, AuthError> {
         let now = self.clock.at(at);
+        let no_values = ClientValues::default();
+        let client_values = sources.client_values.unwrap_or(&no_values);
         // The header is the first location, the grant-type guard lets it through, and its
         // value is what this connection sent last time for this instance: the key is the
         // one remembered. Only the paths that go to the IdP (a refresh, a miss) need the
         // credentials themselves; they decode them then.
+        // With values from the request in the token call, the key depends on more than
+        // the Authorization header, so the memo is not used.
         let header_first = instance.cc_order.first() == Some(&Location::Header)
-            && !credentials::header_location_disabled(sources.grant_type, sources.x_grant_type);
+            && !credentials::header_location_disabled(sources.grant_type, sources.x_grant_type)
+            && !instance.config.takes_client_token_values();
         let tag = match sources.authorization {
             Some(value) if header_first => Some(self.memo_tag(value)),
             _ => None,
@@ -349,7 +355,8 @@ impl WorkerAuth {
                 if note.keep_client_id {
                     note.client_id.extend_from_slice(creds.id);
                 }
-                let key = instance.prefix.key(creds.id, creds.secret, None);
+                let extra = (!client_values.is_empty()).then(|| client_values.key_input());
+                let key = instance.prefix.key(creds.id, creds.secret, extra.as_deref());
                 memo.entry = match tag {
                     Some(tag) if creds.location == Location::Header => Some((instance.id, tag, key)),
                     _ => None,
@@ -376,7 +383,7 @@ impl WorkerAuth {
                 note.cache = Some(CacheUse::HitRefreshing);
                 let mut buf = CredentialBuf::new();
                 let creds = find_credentials(sources, instance, &mut buf)?;
-                self.refresh_in_background(instance, key, creds.id, creds.secret);
+                self.refresh_in_background(instance, key, creds.id, creds.secret, client_values);
                 Ok(Step::Done(Granted::Token(token)))
             }
             Lookup::Rejected => {
@@ -401,7 +408,14 @@ impl WorkerAuth {
 
     /// The control plane's answer for a missed key, asked once per worker however many
     /// of its requests miss on the key together.
-    async fn ask(&self, instance: &Arc<Instance>, key: CacheKey, id: Box<[u8]>, secret: Box<[u8]>) -> TokenReply {
+    async fn ask(
+        &self,
+        instance: &Arc<Instance>,
+        key: CacheKey,
+        id: Box<[u8]>,
+        secret: Box<[u8]>,
+        values: ClientValues,
+    ) -> TokenReply {
         let Some(control) = &self.control else {
             return TokenReply::Unavailable { reason: "no control plane".into() };
         };
@@ -423,18 +437,26 @@ impl WorkerAuth {
         let slot = Rc::new(RefCell::new(Pending::Waiting));
         self.pending.borrow_mut().insert(pk, slot.clone());
         let asking = Asking { pending: &self.pending, key: pk, slot };
-        let reply = control.token(instance.clone(), key, id, secret).await;
+        let reply = control.token(instance.clone(), key, id, secret, values).await;
         asking.answer(&reply);
         reply
     }
 
-    fn refresh_in_background(&self, instance: &Arc<Instance>, key: CacheKey, id: &[u8], secret: &[u8]) {
+    fn refresh_in_background(
+        &self,
+        instance: &Arc<Instance>,
+        key: CacheKey,
+        id: &[u8],
+        secret: &[u8],
+        values: &ClientValues,
+    ) {
         let Some(control) = self.control.clone() else { return };
         let instance = instance.clone();
         let (id, secret): (Box<[u8]>, Box<[u8]>) = (id.into(), secret.into());
+        let values = values.clone();
         let (clock, l1) = (self.clock, self.l1.clone());
         monoio::spawn(async move {
-            let reply = control.token(instance.clone(), key, id, secret).await;
+            let reply = control.token(instance.clone(), key, id, secret, values).await;
             let now = clock.now();
             if let TokenReply::Issued(_) = reply {
                 let _ = apply(&l1, now, &instance, key, reply);
@@ -558,6 +580,7 @@ mod tests {
             query: None,
             content_type: None,
             body: None,
+            client_values: None,
         }
     }
 

@@ -45,6 +45,11 @@
 //!   the caller's credentials for every caller. `scope` is allowed (Kong lets it
 //!   override `scopes`).
 //! - `scopes: []` (send no `scope`) and an absent `scopes` (send `openid`) stay distinct.
+//! - `token_post_args_client` may not name the caller's credentials or the grant, and
+//!   `token_headers_client` may not name `Authorization` or a framing header. The values
+//!   a caller sends become part of the token cache key (Kong keys only on `scope`, and
+//!   only with `token_cache_key_include_scope`), so a token is never served to a request
+//!   whose values would have asked the IdP for a different one.
 //! - With `ignore_signature: [client_credentials]` and the `client_credentials` method,
 //!   the `*_required` settings, `claims_forbidden`, `upstream_headers_claims` and
 //!   `authenticated_groups_claim` are load errors: the issued
@@ -80,7 +85,6 @@
 //! | `consumer_by`, `consumer_optional`, `consumer_groups_optional`, `by_username_ignore_case` | warning | only act with consumer mapping |
 //! | `max_age` | error | the `auth_time` check would be skipped |
 //! | `domains` | warning | checks the `hd` claim of ID tokens, which ringgate does not use |
-//! | `token_post_args_client`, `token_headers_client` | error | request values copied into the token call are not implemented |
 //! | `token_headers_replay` | error | IdP response headers would not reach the client |
 //! | `token_headers_prefix`, `token_headers_grants` | warning | only act with `token_headers_replay` |
 //! | `token_exchange_endpoint`, `token_exchange` | error | the upstream token would differ |
@@ -390,6 +394,11 @@ pub struct OidcConfig {
     pub token_post_args: Vec<(String, String)>,
     /// `token_headers_names` paired with `_values`.
     pub token_headers: Vec<(String, String)>,
+    /// Arguments the caller may set in the token request, each read from the query, then
+    /// a form body, then a request header (Kong's order).
+    pub token_post_args_client: Vec<String>,
+    /// Request headers copied into the token request, under the names as written.
+    pub token_headers_client: Vec<String>,
     /// Default false: check the grant and scopes against discovery.
     pub verify_parameters: bool,
 
@@ -474,11 +483,19 @@ impl OidcConfig {
         self.auth_methods.contains(&method)
     }
 
-    /// Whether a method in use reads the request body (credentials or a bearer token).
+    /// Whether a method in use reads the request body (credentials, a bearer token, or
+    /// `token_post_args_client` values).
     pub fn reads_body(&self) -> bool {
         (self.uses(AuthMethod::ClientCredentials)
-            && self.client_credentials_param_type.contains(&CredentialLocation::Body))
+            && (self.client_credentials_param_type.contains(&CredentialLocation::Body)
+                || !self.token_post_args_client.is_empty()))
             || self.reads_bearer_from(BearerLocation::Body)
+    }
+
+    /// Whether the caller's request supplies values to the token request.
+    pub fn takes_client_token_values(&self) -> bool {
+        self.uses(AuthMethod::ClientCredentials)
+            && (!self.token_post_args_client.is_empty() || !self.token_headers_client.is_empty())
     }
 
     /// Whether the `bearer` method is on and reads its token from `location`.
@@ -924,6 +941,8 @@ const TYPED: &[&str] = &[
     "upstream_headers_claims",
     "upstream_headers_names",
     "authenticated_groups_claim",
+    "token_post_args_client",
+    "token_headers_client",
     "hide_credentials",
     "run_on_preflight",
     "display_errors",
@@ -951,9 +970,6 @@ fn class_of(name: &str) -> Class {
         }
         "max_age" => Class::Error("the auth_time check would be skipped"),
         "domains" => Class::Warn("checks ID tokens, which ringgate does not use"),
-        "token_post_args_client" | "token_headers_client" => {
-            Class::Error("copying request values into the token request is not implemented")
-        }
         "token_headers_replay" => Class::Error("token endpoint response headers would not reach the client"),
         "token_headers_prefix" | "token_headers_grants" => Class::Warn("only acts with token_headers_replay"),
         "token_exchange_endpoint" | "token_exchange" => {
@@ -1583,6 +1599,8 @@ impl<'a> Compiler<'a> {
             }
         }
         let token_headers = self.pairs("token_headers_names", "token_headers_values", true);
+        let token_post_args_client = self.client_token_names("token_post_args_client");
+        let token_headers_client = self.client_token_names("token_headers_client");
         let discovery_headers = self.pairs("discovery_headers_names", "discovery_headers_values", true);
 
         let mut extra_jwks_uris = Vec::new();
@@ -1722,6 +1740,8 @@ impl<'a> Compiler<'a> {
             scopes,
             token_post_args,
             token_headers,
+            token_post_args_client,
+            token_headers_client,
             verify_parameters: self.boolean("verify_parameters", false),
             timeout,
             keepalive: self.boolean("keepalive", true),
@@ -1991,6 +2011,30 @@ impl<'a> Compiler<'a> {
             return default;
         }
         UpstreamTokenHeader { name: name.to_ascii_lowercase(), scheme }
+    }
+
+    /// `token_post_args_client` / `token_headers_client`: names the caller may fill in.
+    /// Not the caller's identity or the grant (a post argument), nor a header the HTTP
+    /// client or the client authentication sets.
+    fn client_token_names(&mut self, name: &str) -> Vec<String> {
+        let headers = name == "token_headers_client";
+        let mut out = Vec::new();
+        for (entry, mark) in self.list(name).unwrap_or_default() {
+            let lower = entry.to_ascii_lowercase();
+            if headers && !is_token(&entry) {
+                self.error(mark, format!("'{name}' entry '{entry}' is not a valid header name"));
+            } else if headers && (RESERVED_HEADERS.contains(&lower.as_str()) || lower == "authorization") {
+                self.error(mark, format!("'{name}' may not copy '{entry}': the token request sets it"));
+            } else if !headers && RESERVED_POST_ARGS.contains(&entry.as_str()) {
+                self.error(
+                    mark,
+                    format!("'{name}' may not take '{entry}' from the caller: it names the credentials or the grant"),
+                );
+            } else {
+                out.push(entry);
+            }
+        }
+        out
     }
 
     /// `authenticated_groups_claim`, then `upstream_headers_names` paired with

@@ -163,6 +163,9 @@ pub struct Sources<'r> {
     pub content_type: Option<&'r [u8]>,
     /// The whole request body, when the body location is configured and it was read.
     pub body: Option<&'r [u8]>,
+    /// The `token_post_args_client` / `token_headers_client` values read from the
+    /// request ([`client_values`]), when the instance takes any.
+    pub client_values: Option<&'r ClientValues>,
 }
 
 impl fmt::Debug for Sources<'_> {
@@ -397,6 +400,67 @@ impl Iterator for FormDecode<'_> {
             _ => Some(b),
         }
     }
+}
+
+/// What the caller sent for `token_post_args_client` and `token_headers_client`: the
+/// index of each configured name that had a value, and the value. `Debug` shows counts
+/// only (a value may be anything the caller chose to send).
+#[derive(Default, Clone, PartialEq, Eq)]
+pub struct ClientValues {
+    pub post: Vec<(usize, Box<[u8]>)>,
+    pub headers: Vec<(usize, Box<[u8]>)>,
+}
+
+impl ClientValues {
+    pub fn is_empty(&self) -> bool {
+        self.post.is_empty() && self.headers.is_empty()
+    }
+
+    /// The values framed for the token cache key, so that callers with the same
+    /// credentials but different values never share a token: each entry is its kind,
+    /// its name's index and its length-prefixed value.
+    pub fn key_input(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (kind, entries) in [(b'p', &self.post), (b'h', &self.headers)] {
+            for (index, value) in entries {
+                out.push(kind);
+                out.extend_from_slice(&(*index as u32).to_le_bytes());
+                out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                out.extend_from_slice(value);
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Debug for ClientValues {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientValues").field("post", &self.post.len()).field("headers", &self.headers.len()).finish()
+    }
+}
+
+/// Reads `token_post_args_client` and `token_headers_client` from the request, as Kong
+/// does: a post argument from the query, then a form body, then a request header of that
+/// name; a header from the request's headers. The first non-empty value wins.
+pub fn client_values<'h>(
+    post_names: &[String],
+    header_names: &[String],
+    sources: &Sources<'_>,
+    header: impl Fn(&str) -> Option<&'h [u8]>,
+) -> ClientValues {
+    let form_body = sources.body.filter(|_| sources.content_type.is_some_and(is_form));
+    let from_header = |name: &str| header(&name.to_ascii_lowercase()).filter(|v| !v.is_empty()).map(Box::from);
+    let post = post_names.iter().enumerate().filter_map(|(i, name)| {
+        let value = sources
+            .query
+            .and_then(|q| form_value(q, name.as_bytes()))
+            .or_else(|| form_body.and_then(|b| form_value(b, name.as_bytes())))
+            .map(Vec::into_boxed_slice)
+            .or_else(|| from_header(name));
+        value.map(|v| (i, v))
+    });
+    let headers = header_names.iter().enumerate().filter_map(|(i, name)| from_header(name).map(|v| (i, v)));
+    ClientValues { post: post.collect(), headers: headers.collect() }
 }
 
 /// The first non-empty value of the field `name` in a form (or query string without its

@@ -854,6 +854,7 @@ impl Conn {
             query: query.strip_prefix(b"?"),
             content_type: head.first(buf, Known::ContentType),
             body: body_len.map(|n| &buf[head.len..head.len + n]),
+            client_values: None,
         };
         // The bearer token, from the first of `bearer_token_param_type` that has one.
         let cookie_name = cfg.bearer_token_cookie_name.as_deref().unwrap_or("").as_bytes();
@@ -863,6 +864,12 @@ impl Conn {
             None
         };
         let bearer = bearer.as_deref();
+        let client_values = cfg.takes_client_token_values().then(|| {
+            credentials::client_values(&cfg.token_post_args_client, &cfg.token_headers_client, &sources, |name| {
+                head.values(buf, name).next()
+            })
+        });
+        let sources = Sources { client_values: client_values.as_ref(), ..sources };
         let granted = match w
             .auth
             .authenticate(inst, &sources, bearer, &mut self.ex.auth, &mut self.cred_memo, self.ex.start)

@@ -531,6 +531,7 @@ fn find_bearer_takes_the_first_location_in_the_configured_order() {
         query: Some(b"a=1&access_token=q%2Bt"),
         content_type: Some(b"application/json"),
         body: Some(br#"{"access_token":"bdy"}"#),
+        client_values: None,
     };
     let lines: [&[u8]; 1] = [b"x=1; at=ck"];
     let cookies = || lines.into_iter();
@@ -541,4 +542,49 @@ fn find_bearer_takes_the_first_location_in_the_configured_order() {
     assert_eq!(find(&[Cookie, Header]), Some(b"ck".to_vec()));
     let basic = Sources { authorization: Some(b"Basic abc"), query: None, body: None, ..sources };
     assert_eq!(find_bearer(&basic, &[Header, Query, Body], b"at", cookies), None);
+}
+
+#[test]
+fn client_values_come_from_query_then_form_then_header_and_skip_empty_ones() {
+    let names = ["a".to_string(), "b".to_string(), "c".to_string(), "d".to_string()];
+    let headers = ["x-h".to_string(), "x-none".to_string()];
+    let sources = Sources {
+        query: Some(b"a=q&b="),
+        content_type: Some(b"application/x-www-form-urlencoded"),
+        body: Some(b"a=f&b=f%2Bb&c=f"),
+        ..Sources::default()
+    };
+    let header = |name: &str| match name {
+        "a" | "c" | "d" => Some(&b"hdr"[..]),
+        "x-h" => Some(&b"H"[..]),
+        "x-none" => Some(&b""[..]),
+        _ => None,
+    };
+    let v = client_values(&names, &headers, &sources, header);
+    let show = |e: &[(usize, Box<[u8]>)]| e.iter().map(|(i, v)| (*i, v.to_vec())).collect::<Vec<_>>();
+    assert_eq!(show(&v.post), [(0, b"q".to_vec()), (1, b"f+b".to_vec()), (2, b"f".to_vec()), (3, b"hdr".to_vec())]);
+    assert_eq!(show(&v.headers), [(0, b"H".to_vec())]);
+    // A JSON body is not a form: its values are not read.
+    let json = Sources { content_type: Some(b"application/json"), body: Some(br#"{"c":"j"}"#), ..Sources::default() };
+    assert_eq!(show(&client_values(&names[2..3], &[], &json, |_| None).post), []);
+}
+
+#[test]
+fn client_values_frame_each_value_so_no_two_sets_share_a_key_input() {
+    let set = |post: &[(usize, &[u8])], headers: &[(usize, &[u8])]| ClientValues {
+        post: post.iter().map(|(i, v)| (*i, Box::from(*v))).collect(),
+        headers: headers.iter().map(|(i, v)| (*i, Box::from(*v))).collect(),
+    };
+    let inputs = [
+        set(&[(0, b"ab"), (1, b"c")], &[]),
+        set(&[(0, b"a"), (1, b"bc")], &[]),
+        set(&[(1, b"ab")], &[]),
+        set(&[], &[(0, b"ab")]),
+        set(&[], &[]),
+    ];
+    for (i, a) in inputs.iter().enumerate() {
+        for b in &inputs[i + 1..] {
+            assert_ne!(a.key_input(), b.key_input(), "{a:?} / {b:?}");
+        }
+    }
 }
