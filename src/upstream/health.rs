@@ -342,77 +342,43 @@ async fn probe_loop(p: Probe, mut stop: tokio::sync::watch::Receiver<()>, limit:
 /// whose status line is read. A TLS handshake that fails counts as a TCP failure.
 async fn probe(p: &Probe) -> Outcome {
     let attempt = async {
-        let Ok(mut stream) = tokio::net::TcpStream::connect(p.health.addr).await else { return Outcome::TcpFailure };
+        let Ok(stream) = tokio::net::TcpStream::connect(p.health.addr).await else { return Outcome::TcpFailure };
         let Some(request) = &p.request else { return Outcome::Connected };
         let read = match &p.tls {
-            None => plain_status(&mut stream, request).await,
-            Some(tls) => tls_status(&mut stream, tls, request).await,
+            None => read_status(stream, request).await,
+            Some(tls) => {
+                let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+                match connector.connect(tls.name.clone(), stream).await {
+                    Ok(stream) => read_status(stream, request).await,
+                    Err(_) => None,
+                }
+            }
         };
         read.unwrap_or(Outcome::TcpFailure)
     };
     tokio::time::timeout(p.timeout, attempt).await.unwrap_or(Outcome::Timeout)
 }
 
-/// The outcome once `buf` holds a status line (or more than one can be); `None` while
-/// it may still come.
-fn status_line(buf: &[u8]) -> Option<Outcome> {
-    if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
-        return Some(status_of(&buf[..end]).map_or(Outcome::TcpFailure, Outcome::Status));
-    }
-    (buf.len() >= STATUS_LINE_MAX).then_some(Outcome::TcpFailure)
-}
-
-/// Writes `request` and reads up to the status line; `None` on any I/O failure.
-async fn plain_status(stream: &mut tokio::net::TcpStream, request: &[u8]) -> Option<Outcome> {
+/// Writes `request` and reads up to the status line; `None` on any I/O failure, or
+/// when the stream ends first.
+async fn read_status<S>(mut stream: S, request: &[u8]) -> Option<Outcome>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     stream.write_all(request).await.ok()?;
+    stream.flush().await.ok()?;
     let mut buf = Vec::with_capacity(128);
     let mut chunk = [0u8; 256];
     loop {
-        if let Some(outcome) = status_line(&buf) {
-            return Some(outcome);
+        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+            return Some(status_of(&buf[..end]).map_or(Outcome::TcpFailure, Outcome::Status));
+        }
+        if buf.len() >= STATUS_LINE_MAX {
+            return Some(Outcome::TcpFailure);
         }
         match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => return None,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
-/// [`plain_status`] over TLS: rustls driven by hand over the socket (the request is
-/// queued before the handshake and sent once it is done).
-async fn tls_status(stream: &mut tokio::net::TcpStream, tls: &ProbeTls, request: &[u8]) -> Option<Outcome> {
-    use std::io::{Read, Write};
-    let mut conn = rustls::ClientConnection::new(tls.config.clone(), tls.name.clone()).ok()?;
-    conn.writer().write_all(request).ok()?;
-    let (mut plain, mut wire, mut chunk) = (Vec::with_capacity(128), Vec::new(), [0u8; 4096]);
-    loop {
-        while conn.wants_write() {
-            wire.clear();
-            conn.write_tls(&mut wire).ok()?;
-            stream.write_all(&wire).await.ok()?;
-        }
-        loop {
-            match conn.reader().read(&mut chunk) {
-                Ok(0) => return status_line(&plain),
-                Ok(n) => plain.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(_) => return None,
-            }
-        }
-        if let Some(outcome) = status_line(&plain) {
-            return Some(outcome);
-        }
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        let mut input = &chunk[..n];
-        while !input.is_empty() {
-            // Nothing taken from a non-empty input: rustls's buffer is full; give up.
-            if conn.read_tls(&mut input).ok()? == 0 {
-                return None;
-            }
-            conn.process_new_packets().ok()?;
         }
     }
 }
