@@ -343,7 +343,8 @@ impl RequestHead {
         self.headers.iter().find(|h| h.known == known).map(|h| &buf[h.value.clone()])
     }
 
-    /// Values of headers named `lower_name` (ASCII lower-case), in order.
+    /// Values of headers named `lower_name` (compared without regard to ASCII case, so
+    /// any case works; callers on the request path pass lower case), in order.
     pub fn values<'b, 's>(&'s self, buf: &'b [u8], lower_name: &'s str) -> impl Iterator<Item = &'b [u8]> + 's
     where
         'b: 's,

@@ -3,7 +3,9 @@
 //! Place in the request path: right after [`credentials`](super::credentials). The
 //! caller's id and secret are digested into a [`CacheKey`] together with the token
 //! endpoint, the grant and the plugin's salt (pre-digested per plugin as a [`KeyPrefix`])
-//! and, with `token_cache_key_include_scope`, the scope; the key is looked up in the worker's [`L1Cache`]. A hit hands back the
+//! and whatever else of the request goes into the token call (the caller's
+//! `token_post_args_client` / `token_headers_client` values); the key is looked up in
+//! the worker's [`L1Cache`]. A hit hands back the
 //! pre-rendered upstream header value (`Bearer <token>`), so the head splice writes it as
 //! it is. Misses go to the control plane, which owns the IdP calls, the process-wide
 //! single flight and the L2 cache; its answer comes back through [`L1Cache::insert`].
@@ -155,19 +157,22 @@ impl KeyPrefix {
     }
 
     /// The key for one caller: SHA-256 over the prefix, the framed id and secret, and
-    /// the scope (`Some` only with `token_cache_key_include_scope`) behind a presence
-    /// byte, so no scope and an empty scope differ. The secret is an input here and is
-    /// stored nowhere.
-    pub fn key(&self, client_id: &[u8], client_secret: &[u8], scope: Option<&[u8]>) -> CacheKey {
+    /// `extra` behind a presence byte, so none and an empty one differ. `extra` is what
+    /// else of the request goes into the token call: the caller's
+    /// `token_post_args_client` / `token_headers_client` values, framed by
+    /// [`ClientValues::key_input`](super::credentials::ClientValues::key_input) (a
+    /// caller's `scope` among them); `None` when the instance takes none. The secret is
+    /// an input here and is stored nowhere.
+    pub fn key(&self, client_id: &[u8], client_secret: &[u8], extra: Option<&[u8]>) -> CacheKey {
         let mut ctx = digest::Context::new(&digest::SHA256);
         ctx.update(&self.0);
         framed(&mut ctx, client_id);
         framed(&mut ctx, client_secret);
-        match scope {
+        match extra {
             None => ctx.update(&[0]),
-            Some(scope) => {
+            Some(extra) => {
                 ctx.update(&[1]);
-                framed(&mut ctx, scope);
+                framed(&mut ctx, extra);
             }
         }
         let mut out = [0; 32];

@@ -422,7 +422,9 @@ pub struct OidcConfig {
     /// Default true.
     pub cache_tokens: bool,
     pub cache_tokens_salt: CacheSalt,
-    /// Default false.
+    /// Default false. The key always holds what a caller adds to the token call
+    /// (`token_post_args_client`, `scope` included), so this changes nothing: the
+    /// configured `scopes` are the instance's own, and each instance has its own caches.
     pub token_cache_key_include_scope: bool,
     /// Default 3600 s: the lifetime when the IdP gives none.
     pub cache_ttl: Duration,

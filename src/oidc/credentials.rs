@@ -441,7 +441,9 @@ impl fmt::Debug for ClientValues {
 
 /// Reads `token_post_args_client` and `token_headers_client` from the request, as Kong
 /// does: a post argument from the query, then a form body, then a request header of that
-/// name; a header from the request's headers. The first non-empty value wins.
+/// name; a header from the request's headers. The first non-empty value wins. `header`
+/// looks a header up by name without regard to ASCII case. Only instances that take
+/// such values pay for this: a copy of each value found, per request.
 pub fn client_values<'h>(
     post_names: &[String],
     header_names: &[String],
@@ -449,7 +451,7 @@ pub fn client_values<'h>(
     header: impl Fn(&str) -> Option<&'h [u8]>,
 ) -> ClientValues {
     let form_body = sources.body.filter(|_| sources.content_type.is_some_and(is_form));
-    let from_header = |name: &str| header(&name.to_ascii_lowercase()).filter(|v| !v.is_empty()).map(Box::from);
+    let from_header = |name: &str| header(name).filter(|v| !v.is_empty()).map(Box::from);
     let post = post_names.iter().enumerate().filter_map(|(i, name)| {
         let value = sources
             .query

@@ -554,7 +554,7 @@ fn client_values_come_from_query_then_form_then_header_and_skip_empty_ones() {
         body: Some(b"a=f&b=f%2Bb&c=f"),
         ..Sources::default()
     };
-    let header = |name: &str| match name {
+    let header = |name: &str| match name.to_ascii_lowercase().as_str() {
         "a" | "c" | "d" => Some(&b"hdr"[..]),
         "x-h" => Some(&b"H"[..]),
         "x-none" => Some(&b""[..]),
