@@ -165,7 +165,8 @@ struct Tables {
     joins: Vec<RouteJoin>,
 }
 
-/// Per route: how its upstream path is built.
+/// Per route: what is needed once it matched: how its upstream path is built, and its
+/// regex paths (for `hash_on: uri_capture`).
 #[derive(Debug, Clone)]
 struct RouteJoin {
     strip_path: bool,
@@ -173,6 +174,8 @@ struct RouteJoin {
     has_paths: bool,
     /// The service path; empty for `/` or no service.
     base: Box<[u8]>,
+    /// The route's regex paths, as indices into `Router::regexes`, in the order written.
+    regex_paths: Box<[u32]>,
 }
 
 /// Kong's priority, most significant field first (derived `Ord` compares in order).
@@ -266,6 +269,7 @@ impl Router {
                 handling: route.path_handling,
                 has_paths: !route.paths.is_empty(),
                 base: service.and_then(|s| s.path.as_deref()).unwrap_or("").as_bytes().into(),
+                regex_paths: Box::default(),
             });
             let mut fail = |message: String| {
                 errors.push(ConfigError::at("", route.mark, format!("{}: {message}", route_label(route, index))))
@@ -319,6 +323,8 @@ impl Router {
                     }
                 }
             }
+
+            joins[index].regex_paths = regexes.clone().into();
 
             // A disabled service's routes are checked (errors still count) but never match.
             if service.is_some_and(|s| !s.enabled) {
@@ -475,11 +481,7 @@ impl Router {
 
     /// [`Router::uri_capture`] on a normalised path.
     fn capture_in(&self, route: usize, path: &[u8], name: &str) -> Option<Vec<u8>> {
-        let regexes = self.tables.candidates.iter().filter(|c| c.route == route).find_map(|c| match &c.paths {
-            PathRule::Regexes(r) => Some(r),
-            _ => None,
-        })?;
-        regexes.iter().find_map(|&re| {
+        self.tables.joins.get(route)?.regex_paths.iter().find_map(|&re| {
             let caps = self.regexes[re as usize].captures(path)?;
             let group = match name.parse::<usize>() {
                 Ok(n) => caps.get(n),
