@@ -83,6 +83,19 @@ fn error(mark: crate::config::Mark, message: String) -> ConfigError {
     ConfigError::at("", mark, message)
 }
 
+/// The certificate a `client_certificate` reference names, or an error at the reference.
+fn client_certificate(
+    by_id: &HashMap<&str, Arc<CertifiedKey>>,
+    (id, mark): &(String, crate::config::Mark),
+    errors: &mut Vec<ConfigError>,
+) -> Option<Arc<CertifiedKey>> {
+    let found = by_id.get(id.as_str()).cloned();
+    if found.is_none() {
+        errors.push(error(*mark, format!("no certificate with id '{id}'")));
+    }
+    found
+}
+
 /// Compiles the TLS parts of `config`; `Err` holds every problem found.
 pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<CompiledTls, Vec<ConfigError>> {
     let mut errors = Vec::new();
@@ -167,13 +180,7 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
         }
     }
     for u in &config.upstreams {
-        let cert = u.client_certificate.as_ref().and_then(|(id, mark)| {
-            let found = by_id.get(id.as_str()).cloned();
-            if found.is_none() {
-                errors.push(error(*mark, format!("no certificate with id '{id}'")));
-            }
-            found
-        });
+        let cert = u.client_certificate.as_ref().and_then(|r| client_certificate(&by_id, r, &mut errors));
         out.upstream_client_certs.push(cert);
     }
     let mut made: HashMap<[u8; 32], UpstreamTarget> = HashMap::new();
@@ -195,11 +202,8 @@ pub fn compile(config: &Config, warnings: &mut Vec<ConfigError>) -> Result<Compi
                 None => errors.push(error(*mark, format!("no CA certificate with id '{id}'"))),
             }
         }
-        if let Some((id, mark)) = &s.client_certificate {
-            match by_id.get(id.as_str()) {
-                Some(k) => tls.client_cert = Some(k.clone()),
-                None => errors.push(error(*mark, format!("no certificate with id '{id}'"))),
-            }
+        if let Some(reference) = &s.client_certificate {
+            tls.client_cert = client_certificate(&by_id, reference, &mut errors);
         } else if let Some(u) = s.upstream {
             // The service's own certificate wins; else its upstream's.
             tls.client_cert = out.upstream_client_certs.get(u).cloned().flatten();
