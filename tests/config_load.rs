@@ -510,13 +510,62 @@ fn certificate_ids_are_unique_per_collection() {
 }
 
 #[test]
-fn consumers_alone_are_a_warning() {
-    let c = ok(&doc("consumers:\n- username: alice\n"));
-    assert_eq!(c.warnings.len(), 1);
+fn consumers_load_with_their_identity_and_a_stable_id_when_none_is_written() {
+    let id = "0a6f1c2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b";
+    let c = ok(&doc(&format!(
+        "consumers:\n- username: alice\n  custom_id: A-1\n  tags: [team-a]\n- id: {id}\n  custom_id: bob-77\n\
+         - username: carol\n  keyauth_credentials:\n  - key: k\n"
+    )));
+    assert_eq!(c.consumers.len(), 3);
+    let alice = &c.consumers[0];
+    assert_eq!((alice.username.as_deref(), alice.custom_id.as_deref()), (Some("alice"), Some("A-1")));
+    assert_eq!(alice.tags, ["team-a"]);
+    assert!(!alice.id_given);
+    let shape: Vec<usize> = alice.id.split('-').map(str::len).collect();
+    assert_eq!(shape, [8, 4, 4, 4, 12], "{}", alice.id);
+    assert!(alice.id.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()), "{}", alice.id);
+    assert_eq!(&alice.id[14..15], "5", "a name-based UUID: {}", alice.id);
+    assert_eq!((c.consumers[1].id.as_str(), c.consumers[1].id_given), (id, true));
+    // The same name gives the same id on every load (and node); another name another.
+    let again = ok(&doc("consumers:\n- username: alice\n"));
+    assert_eq!(again.consumers[0].id, alice.id);
+    assert_ne!(c.consumers[2].id, alice.id);
+    let w: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
     assert_eq!(
-        c.warnings[0].to_string(),
-        "kong.yaml:2:1: 'consumers' are ignored: no ringgate plugin identifies consumers yet"
+        w,
+        vec!["kong.yaml:9:3: 'keyauth_credentials' is ignored: no ringgate plugin reads consumer credentials"]
     );
+}
+
+#[test]
+fn consumers_need_a_unique_username_or_custom_id_fit_for_a_header() {
+    let id = "0a6f1c2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b";
+    let e = errors(&doc(&format!(
+        "consumers:\n- tags: [x]\n- username: alice\n- username: alice\n- custom_id: c\n- custom_id: c\n\
+         - {{id: {id}, username: u1}}\n- {{id: {}, username: u2}}\n- username: \"a\\r\\nX-Evil: 1\"\n- username: ''\n- 7\n",
+        id.to_uppercase()
+    )));
+    assert_eq!(
+        e,
+        vec![
+            "kong.yaml:3:3: a consumer needs 'username' or 'custom_id'".to_string(),
+            "kong.yaml:5:3: duplicate consumer username 'alice' (first at 4:3)".into(),
+            "kong.yaml:7:3: duplicate consumer custom_id 'c' (first at 6:3)".into(),
+            format!("kong.yaml:9:3: duplicate consumer id '{id}' (first at 8:3)"),
+            "kong.yaml:10:3: a consumer needs 'username' or 'custom_id'".into(),
+            "kong.yaml:10:13: 'username' must be non-empty text without control characters".into(),
+            "kong.yaml:11:3: a consumer needs 'username' or 'custom_id'".into(),
+            "kong.yaml:11:13: 'username' must be non-empty text without control characters".into(),
+            "kong.yaml:12:3: a consumer must be a map, found an integer".into(),
+        ]
+    );
+}
+
+#[test]
+fn consumer_groups_alone_are_a_warning() {
+    let c = ok(&doc("consumer_groups:\n- name: gold\n"));
+    let w: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(w, vec!["kong.yaml:2:1: 'consumer_groups' are ignored: no ringgate plugin reads consumer groups yet"]);
 }
 
 #[test]

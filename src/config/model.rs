@@ -100,6 +100,9 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     /// Every target, whether nested under its upstream or declared at the top level.
     pub targets: Vec<Target>,
+    /// Identities the openid-connect plugin maps tokens to (`consumer_claim`) or falls
+    /// back to (`anonymous`) (decK `consumers`).
+    pub consumers: Vec<Consumer>,
     /// Things in the file that were accepted but have no effect in ringgate (Kong keys
     /// that cannot change how a request flows), in file order. The caller logs them.
     pub warnings: Vec<ConfigError>,
@@ -616,6 +619,47 @@ pub struct Plugin {
     /// The file the plugin was read from when it is not the decK file (a manifest), so
     /// its config errors name the right file.
     pub source: Option<String>,
+}
+
+/// A Kong consumer. Only its identity is kept: the headers it puts on a request
+/// (`X-Consumer-ID`, `-Custom-ID`, `-Username`) and what a token's claim is matched on.
+#[derive(Debug, Clone)]
+pub struct Consumer {
+    /// As written, or when absent derived from the username (else the custom id), so
+    /// a consumer keeps its `X-Consumer-ID` across restarts and on every node: see
+    /// [`consumer_id_for`].
+    pub id: String,
+    /// Whether `id` was written in the file (the Admin API shows either the same way).
+    pub id_given: bool,
+    pub username: Option<String>,
+    pub custom_id: Option<String>,
+    pub tags: Vec<String>,
+    pub mark: Mark,
+}
+
+/// The id a consumer without one gets: a name-based (version 5) UUID of its username,
+/// or of its custom id when it has no username, in a namespace of ringgate's own. Stable
+/// for the same name everywhere; not the id Kong would generate, so a fleet moving from
+/// Kong keeps its ids by writing them in the file (`deck dump` does).
+pub fn consumer_id_for(username: Option<&str>, custom_id: Option<&str>) -> String {
+    // A fixed namespace UUID for consumer ids (random, chosen once for ringgate).
+    const NAMESPACE: [u8; 16] =
+        [0x6b, 0x1f, 0x3c, 0x52, 0x9e, 0x04, 0x4d, 0x7a, 0xb8, 0x21, 0x5d, 0xc3, 0x0e, 0x97, 0x44, 0x1a];
+    let name = match (username, custom_id) {
+        (Some(u), _) => format!("username:{u}"),
+        (None, Some(c)) => format!("custom_id:{c}"),
+        (None, None) => String::new(),
+    };
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(&NAMESPACE);
+    ctx.update(name.as_bytes());
+    let digest = ctx.finish();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest.as_ref()[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
 /// Plugin names ringgate knows. Any other name is a load error, so a typo never

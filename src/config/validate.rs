@@ -32,7 +32,8 @@
 //! | upstream `hash_on`/`hash_fallback` `consumer` | error | targets would get other requests than in Kong |
 //! | upstream active `healthchecks` of type `grpc`, `grpcs` | error | the probes would not be sent |
 //! | upstream `use_srv_name: true` | warning | targets are resolved by A/AAAA records |
-//! | top-level `consumers`, `consumer_groups` (without plugins), `key_sets`, `keys`, `partials`, `licenses`, `rbac_roles`, `custom_entities`, `_plugin_configs`, `service_packages` | warning | nothing refers to them in what ringgate runs |
+//! | consumer credentials (`keyauth_credentials`, `acls`, …) and `groups` | warning | no ringgate plugin reads them |
+//! | top-level `consumer_groups` (without plugins), `key_sets`, `keys`, `partials`, `licenses`, `rbac_roles`, `custom_entities`, `_plugin_configs`, `service_packages` | warning | nothing refers to them in what ringgate runs |
 //! | `plugins` nested under consumers or consumer groups | error | consumer-scoped plugins are not supported |
 //!
 //! Cost: linear in the document; load time only.
@@ -308,7 +309,12 @@ impl Validator<'_> {
                 "filter_chains" => {
                     self.not_supported_unless_empty(mark, value, key, "filters would not run on the traffic")
                 }
-                "consumers" | "consumer_groups" => self.consumers(key, mark, value),
+                "consumers" => {
+                    for item in self.items(value, key) {
+                        self.consumer(item);
+                    }
+                }
+                "consumer_groups" => self.consumer_groups(key, mark, value),
                 "key_sets" | "keys" | "partials" | "licenses" | "rbac_roles" | "custom_entities"
                 | "_plugin_configs" | "service_packages" => {
                     self.warn_unless_empty(mark, value, key, "no ringgate feature refers to it")
@@ -354,7 +360,9 @@ impl Validator<'_> {
         }
     }
 
-    fn consumers(&mut self, key: &str, mark: Mark, value: &Node) {
+    /// `consumer_groups`: accepted and ignored (nothing in ringgate reads a group), but
+    /// plugins scoped to a group would not apply, so those are an error.
+    fn consumer_groups(&mut self, key: &str, mark: Mark, value: &Node) {
         let items = self.items(value, key);
         for item in items {
             if let NodeValue::Map(entries) = &item.value {
@@ -371,8 +379,61 @@ impl Validator<'_> {
             }
         }
         if !items.is_empty() {
-            self.warn(mark, format!("'{key}' are ignored: no ringgate plugin identifies consumers yet"));
+            self.warn(mark, format!("'{key}' are ignored: no ringgate plugin reads consumer groups yet"));
         }
+    }
+
+    fn consumer(&mut self, node: &Node) {
+        let (mut id, mut username, mut custom_id, mut tags) = (None, None, None, Vec::new());
+        for (key, mark, value) in self.entries(node, "a consumer") {
+            let mark = *mark;
+            match key.as_str() {
+                "id" => id = self.id(value),
+                "username" | "custom_id" => {
+                    let Some(text) = self.string(value, key) else { continue };
+                    if text.is_empty() || text.bytes().any(|b| b.is_ascii_control()) {
+                        // It is sent upstream as a header value.
+                        self.error(value.mark, format!("'{key}' must be non-empty text without control characters"));
+                    } else if key == "username" {
+                        username = Some(text);
+                    } else {
+                        custom_id = Some(text);
+                    }
+                }
+                "tags" => tags = self.tags(value),
+                "created_at" | "updated_at" => {
+                    self.integer(value, key, 0, i64::MAX);
+                }
+                "type" => {
+                    self.integer(value, key, 0, i64::MAX);
+                }
+                "plugins" => self.not_supported_unless_empty(
+                    mark,
+                    value,
+                    key,
+                    "plugins scoped to consumers or consumer groups would not apply",
+                ),
+                "keyauth_credentials"
+                | "basicauth_credentials"
+                | "hmacauth_credentials"
+                | "jwt_secrets"
+                | "oauth2_credentials"
+                | "mtls_auth_credentials"
+                | "acls" => self.warn_unless_empty(mark, value, key, "no ringgate plugin reads consumer credentials"),
+                "groups" => self.warn_unless_empty(mark, value, key, "no ringgate plugin reads consumer groups"),
+                _ => self.unknown_key(mark, key, "a consumer"),
+            }
+        }
+        if !matches!(node.value, NodeValue::Map(_)) {
+            return;
+        }
+        if username.is_none() && custom_id.is_none() {
+            self.error(node.mark, "a consumer needs 'username' or 'custom_id'");
+            return;
+        }
+        let id_given = id.is_some();
+        let id = id.unwrap_or_else(|| consumer_id_for(username.as_deref(), custom_id.as_deref()));
+        self.config.consumers.push(Consumer { id, id_given, username, custom_id, tags, mark: node.mark });
     }
 
     // ----- services -----
@@ -1468,6 +1529,16 @@ impl Validator<'_> {
         self.duplicates("upstream", &upstreams);
         let targets: Vec<_> = self.config.targets.iter().map(|t| (None, t.id.clone(), t.mark)).collect();
         self.duplicates("target", &targets);
+        // A consumer is found by any of the three, so each is unique (a written id
+        // compared as a UUID, whatever its case; a derived one follows its name).
+        let consumers = &self.config.consumers;
+        let by_username: Vec<_> = consumers
+            .iter()
+            .map(|c| (c.username.clone(), c.id_given.then(|| c.id.to_ascii_lowercase()), c.mark))
+            .collect();
+        let by_custom_id: Vec<_> = consumers.iter().map(|c| (c.custom_id.clone(), None, c.mark)).collect();
+        self.duplicates_named("consumer", "username", &by_username);
+        self.duplicates_named("consumer", "custom_id", &by_custom_id);
         // Kong keeps one target per address and upstream.
         let mut addresses: HashMap<(usize, String), Mark> = HashMap::new();
         let mut twice = Vec::new();
@@ -1531,11 +1602,17 @@ impl Validator<'_> {
     }
 
     fn duplicates(&mut self, kind: &str, entities: &[(Option<String>, Option<String>, Mark)]) {
+        self.duplicates_named(kind, "name", entities);
+    }
+
+    /// Reports the second and later entities with the same `name_key` value (the first
+    /// element) or the same id (the second).
+    fn duplicates_named(&mut self, kind: &str, name_key: &str, entities: &[(Option<String>, Option<String>, Mark)]) {
         // The first entity with each name and each id (a map, not a scan per entity: a
         // file may hold thousands).
         let mut seen: [HashMap<&str, Mark>; 2] = [HashMap::new(), HashMap::new()];
         for (name, id, mark) in entities {
-            for (slot, (what, value)) in [("name", name), ("id", id)].into_iter().enumerate() {
+            for (slot, (what, value)) in [(name_key, name), ("id", id)].into_iter().enumerate() {
                 let Some(value) = value else { continue };
                 match seen[slot].entry(value.as_str()) {
                     Entry::Vacant(v) => {
