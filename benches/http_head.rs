@@ -54,6 +54,7 @@ fn bench(c: &mut Criterion) {
         forwarded_host: b"api.example.com",
         forwarded_prefix: b"",
         set_header: None,
+        consumer: None,
         claim_headers: Default::default(),
         hide: None,
     };

@@ -376,6 +376,10 @@ pub fn write_line(
             out.extend_from_slice(b"denied:");
             out.extend_from_slice(r.label().as_bytes());
         }
+        AuthOutcome::Anonymous(r) => {
+            out.extend_from_slice(b"anonymous:");
+            out.extend_from_slice(r.label().as_bytes());
+        }
     }
     out.extend_from_slice(b"\",\"client_id\":");
     if client_id.is_empty() {

@@ -151,13 +151,18 @@ pub enum AuthReason {
     RolesMissing,
     /// 403: the token has a claim `claims_forbidden` names.
     ForbiddenClaim,
+    /// 403: `consumer_claim` names no consumer (and `consumer_optional` is off).
+    ConsumerNotFound,
+    /// 500: the `anonymous` consumer a refused request was to be proxied as does not
+    /// exist.
+    AnonymousNotFound,
     /// 503: the IdP could not be asked (down, slow, 5xx, not discovered yet).
     IdpUnavailable,
 }
 
 impl AuthReason {
     /// Every reason, in the order metrics are rendered.
-    pub const ALL: [AuthReason; 11] = [
+    pub const ALL: [AuthReason; 13] = [
         AuthReason::NoCredentials,
         AuthReason::CredentialsTooLong,
         AuthReason::CredentialsRejected,
@@ -168,6 +173,8 @@ impl AuthReason {
         AuthReason::GroupsMissing,
         AuthReason::RolesMissing,
         AuthReason::ForbiddenClaim,
+        AuthReason::ConsumerNotFound,
+        AuthReason::AnonymousNotFound,
         AuthReason::IdpUnavailable,
     ];
 
@@ -184,6 +191,8 @@ impl AuthReason {
             AuthReason::GroupsMissing => "groups_missing",
             AuthReason::RolesMissing => "roles_missing",
             AuthReason::ForbiddenClaim => "forbidden_claim",
+            AuthReason::ConsumerNotFound => "consumer_not_found",
+            AuthReason::AnonymousNotFound => "anonymous_not_found",
             AuthReason::IdpUnavailable => "idp_unavailable",
         }
     }
@@ -195,6 +204,7 @@ impl AuthReason {
             AuthReason::GroupsMissing => "required groups are missing",
             AuthReason::RolesMissing => "required roles are missing",
             AuthReason::ForbiddenClaim => "a forbidden claim is present",
+            AuthReason::ConsumerNotFound => "kong consumer was not found",
             _ => "required scopes are missing",
         }
     }
@@ -206,7 +216,9 @@ impl AuthReason {
             | AuthReason::AudienceMismatch
             | AuthReason::GroupsMissing
             | AuthReason::RolesMissing
-            | AuthReason::ForbiddenClaim => 403,
+            | AuthReason::ForbiddenClaim
+            | AuthReason::ConsumerNotFound => 403,
+            AuthReason::AnonymousNotFound => 500,
             AuthReason::IdpUnavailable => 503,
             _ => 401,
         }

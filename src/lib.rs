@@ -33,6 +33,7 @@ pub mod access_log;
 pub mod admin;
 pub mod affinity;
 pub mod config;
+pub mod consumers;
 pub mod control;
 pub mod error;
 pub mod fasthash;

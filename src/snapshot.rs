@@ -145,6 +145,8 @@ pub struct Snapshot {
     pub route_plugins: Vec<Vec<usize>>,
     /// Parallel to `config.plugins`: each openid-connect instance.
     pub oidc: Vec<Option<Arc<Instance>>>,
+    /// `config.consumers`, indexed for consumer mapping.
+    pub consumers: crate::consumers::Consumers,
     /// The decK file's served certificates, by SNI.
     pub server_certs: crate::tls::ServerCerts,
     /// What the TLS listeners hand new handshakes; `None` until [`Snapshot::install_tls`]
@@ -191,6 +193,16 @@ pub fn compile(config: &Config) -> Result<Compiled, ConfigErrors> {
         match oidc_config::compile(plugin, plugin.source.as_deref().unwrap_or("")) {
             Ok((c, w)) => {
                 warnings.extend(w);
+                if let Some(name) = c.anonymous.as_deref().filter(|n| !names_a_consumer(config, n)) {
+                    warnings.push(ConfigError::at(
+                        plugin.source.as_deref().unwrap_or(""),
+                        plugin.mark,
+                        format!(
+                            "the anonymous consumer '{name}' is not among the consumers: requests this plugin \
+                             refuses are answered 500 until it exists"
+                        ),
+                    ));
+                }
                 oidc.push(Some(Arc::new(c)));
             }
             Err(e) => {
@@ -207,6 +219,11 @@ pub fn compile(config: &Config) -> Result<Compiled, ConfigErrors> {
             Err(ConfigErrors(errors))
         }
     }
+}
+
+/// Whether `name` is a consumer's id or username (what `anonymous` may name).
+fn names_a_consumer(config: &Config, name: &str) -> bool {
+    config.consumers.iter().any(|c| c.id.eq_ignore_ascii_case(name) || c.username.as_deref() == Some(name))
 }
 
 /// Host names resolved to addresses, shared between snapshot builds so a reload does
@@ -319,7 +336,9 @@ impl Snapshot {
         let route_plugins =
             config.routes.iter().enumerate().map(|(i, r)| config.plugins_for(Some(i), r.service)).collect();
         let oidc = oidc.into_iter().map(|c| c.map(|c| Arc::new(Instance::new(c)))).collect();
+        let consumers = crate::consumers::Consumers::new(&config.consumers);
         Ok(Snapshot {
+            consumers,
             config,
             router,
             targets,

@@ -589,6 +589,11 @@ fn claims_of_unverified_issued_tokens_cannot_be_required_or_sent() {
         ]
     );
     one_error(
+        &format!("{BASE}ignore_signature: [client_credentials]\nconsumer_claim: [client_id]\n"),
+        "oidc.yaml:8:5: 'consumer_claim' reads the access token's claims, which 'ignore_signature: \
+         [client_credentials]' leaves unread",
+    );
+    one_error(
         &format!("{BASE}ignore_signature: [client_credentials]\nclaims_forbidden: [act]\n"),
         "oidc.yaml:8:5: 'claims_forbidden' reads the access token's claims, which 'ignore_signature: \
          [client_credentials]' leaves unread",
@@ -596,6 +601,43 @@ fn claims_of_unverified_issued_tokens_cannot_be_required_or_sent() {
     // The bearer method verifies every token it is sent, whatever ignore_signature says.
     ok("issuer: https://idp.example.com/realms/demo\nauth_methods: [bearer]\n\
         ignore_signature: [client_credentials]\ngroups_required: [ops]\n");
+}
+
+// ----- consumers -----
+
+#[test]
+fn consumer_mapping_settings_compile_with_kongs_defaults() {
+    use ringgate::consumers::ConsumerBy;
+    let (c, w) = ok(BASE);
+    assert!(w.is_empty());
+    assert!(c.consumer_claim.is_empty(), "off unless set");
+    assert_eq!(c.consumer_by, [ConsumerBy::CustomId, ConsumerBy::Username]);
+    assert!(!c.consumer_optional && !c.by_username_ignore_case);
+    assert_eq!(c.anonymous, None);
+    let (c, w) = ok(&format!(
+        "{BASE}consumer_claim: [ext, app]\nconsumer_by: [id, username, id]\nconsumer_optional: true\n\
+         by_username_ignore_case: true\nanonymous: guest\n"
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(c.consumer_claim, ["ext", "app"], "a path into the claims");
+    assert_eq!(c.consumer_by, [ConsumerBy::Id, ConsumerBy::Username], "in order, once each");
+    assert!(c.consumer_optional && c.by_username_ignore_case);
+    assert_eq!(c.anonymous.as_deref(), Some("guest"));
+    // An empty claim list is unset, as Kong's null.
+    assert!(ok(&format!("{BASE}consumer_claim: []\n")).0.consumer_claim.is_empty());
+}
+
+#[test]
+fn consumer_mapping_that_could_never_find_a_consumer_is_refused() {
+    one_error(
+        &format!("{BASE}consumer_claim: [client_id]\nconsumer_by: []\n"),
+        "oidc.yaml:8:18: 'consumer_by' names no field, so 'consumer_claim' could never find a consumer",
+    );
+    one_error(
+        &format!("{BASE}consumer_by: [email]\n"),
+        "oidc.yaml:7:19: 'consumer_by' entries must be one of custom_id, id, username, found 'email'",
+    );
+    one_error(&format!("{BASE}anonymous: ''\n"), "oidc.yaml:7:16: 'anonymous' must not be empty");
 }
 
 // ----- verification switches -----
@@ -685,8 +727,6 @@ fn claim_requirements_are_typed() {
 #[test]
 fn flow_changing_kong_keys_are_errors() {
     let cases = [
-        ("anonymous: guest", "'anonymous' is not supported yet"),
-        ("consumer_claim: [sub]", "'consumer_claim' is not supported yet"),
         ("consumer_groups_claim: [groups]", "'consumer_groups_claim' is not supported yet"),
         ("max_age: 300", "'max_age' is not supported yet"),
         ("token_headers_replay: [x-rate]", "'token_headers_replay' is not supported yet"),
@@ -723,7 +763,10 @@ fn keys_of_flows_not_enabled_are_warnings() {
             "'introspection_endpoint' is ignored: the 'introspection' method",
         ),
         ("userinfo_endpoint: https://idp/userinfo", "'userinfo_endpoint' is ignored: the 'userinfo' method"),
-        ("consumer_optional: true", "'consumer_optional' is ignored: only acts with consumer mapping"),
+        (
+            "consumer_groups_optional: true",
+            "'consumer_groups_optional' is ignored: only acts with consumer group mapping",
+        ),
         ("client_jwk: [{kty: RSA}]", "'client_jwk' is ignored: only signs private_key_jwt"),
         ("cluster_cache_strategy: redis", "'cluster_cache_strategy' is ignored"),
         ("audience: [api]", "'audience' is ignored: authorization code flow only"),
@@ -782,7 +825,7 @@ fn classified_keys_are_still_type_checked() {
 
 #[test]
 fn every_problem_is_reported_at_once_in_file_order() {
-    let e = errors("scope: [openid]\nauth_methods: [password]\ntimeout: fast\nanonymous: guest\n");
+    let e = errors("scope: [openid]\nauth_methods: [password]\ntimeout: fast\nmax_age: 300\n");
     assert_eq!(
         e,
         vec![
@@ -790,7 +833,7 @@ fn every_problem_is_reported_at_once_in_file_order() {
             "oidc.yaml:5:5: 'issuer' is required: the IdP's issuer URL or its discovery URL",
             "oidc.yaml:6:20: auth method 'password' is not supported yet (ringgate supports client_credentials and bearer)",
             "oidc.yaml:7:14: 'timeout' must be a number, found a string",
-            "oidc.yaml:8:5: 'anonymous' is not supported yet: ringgate has no consumers to fall back to; failed authentication is answered",
+            "oidc.yaml:8:5: 'max_age' is not supported yet: the auth_time check would be skipped",
         ]
     );
 }

@@ -1901,3 +1901,186 @@ fn hide_credentials_removes_bearer_tokens_from_query_json_and_cookie() {
     }
     assert!(up.errors().is_empty(), "bodies re-framed correctly: {:?}", up.errors());
 }
+
+// ----- consumers: consumer_claim, consumer_optional, anonymous -----
+
+/// The consumer with an id written in the file.
+const CLAIMS_CONSUMER_ID: &str = "3f1d2c4b-5a69-4788-9a0b-1c2d3e4f5a6b";
+
+/// Consumers for the test clients: `post-client` by username (its id derived),
+/// `claims-client` by custom id (with a written id), and a `guest` for `anonymous`.
+fn consumers_yaml() -> String {
+    format!(
+        "consumers:\n- username: {}\n- id: {CLAIMS_CONSUMER_ID}\n  username: claims-app\n  custom_id: {}\n\
+         - username: guest\n  custom_id: anon-1\n",
+        POST_CLIENT.0, CLAIMS_CLIENT.0
+    )
+}
+
+fn start_with_consumers(up: &Upstream, idp: &TestIdp, body: &str, consumers: &str, driver: IoDriver) -> Proxy {
+    let yaml = format!("{}\n{consumers}", deck(up.addr(), &idp.issuer, body));
+    Proxy::start(&yaml, driver, Limits::default())
+}
+
+/// A caller's attempt to name itself: every identity header the plugin owns.
+const SPOOFED_IDENTITY: [(&str, &str); 4] = [
+    ("X-Consumer-ID", "00000000-0000-4000-8000-000000000000"),
+    ("X-Consumer-Username", "admin"),
+    ("x-consumer-custom-id", "root"),
+    ("X-Anonymous-Consumer", "false"),
+];
+
+fn get_spoofing(p: &Proxy, path: &str, authorization: &str) -> Response {
+    let mut headers = vec![("Authorization", authorization)];
+    headers.extend(SPOOFED_IDENTITY);
+    get(p, path, &headers)
+}
+
+/// The identity headers the upstream got, in the order of [`SPOOFED_IDENTITY`], each
+/// exactly once or not at all.
+fn identity(r: &Received) -> [Option<String>; 4] {
+    SPOOFED_IDENTITY.map(|(name, _)| {
+        let all = r.header_all(name);
+        assert!(all.len() <= 1, "{name} sent {} times: {r:?}", all.len());
+        all.first().map(|v| String::from_utf8_lossy(v).into_owned())
+    })
+}
+
+on_both_drivers!(consumers_are_mapped_from_a_claim_and_callers_never_name_themselves, |d| {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!("{CC_HEADER_POST}consumer_claim: [client_id]\ndisplay_errors: true\n");
+    let p = start_with_consumers(&up, &idp, &body, &consumers_yaml(), d);
+    let post_id = ringgate::config::consumer_id_for(Some(POST_CLIENT.0), None);
+    // Twice each: the fetch, then a cache hit, map alike.
+    for i in 0..2 {
+        let r = get_spoofing(&p, &format!("/post/{i}"), &basic(POST_CLIENT.0, POST_CLIENT.1));
+        assert_eq!(r.status, 200, "{r:?}");
+        let r = get_spoofing(&p, &format!("/claims/{i}"), &basic(CLAIMS_CLIENT.0, CLAIMS_CLIENT.1));
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let got = up.wait_for(4, Duration::from_secs(5));
+    assert_eq!(got.len(), 4);
+    for g in &got {
+        let expected = if g.target.starts_with("/post/") {
+            [Some(post_id.clone()), Some(POST_CLIENT.0.to_string()), None, None]
+        } else {
+            // Found by custom id (consumer_by's first field), which the username is not.
+            [Some(CLAIMS_CONSUMER_ID.into()), Some("claims-app".into()), Some(CLAIMS_CLIENT.0.into()), None]
+        };
+        assert_eq!(identity(g), expected, "{}", g.target);
+        let token = g.header_str("authorization").unwrap_or_default();
+        assert!(token.starts_with("Bearer ey"), "the token still goes: {g:?}");
+    }
+    // A client no consumer stands for: 403, Kong's reason, and nothing upstream.
+    let r = get_spoofing(&p, "/nobody", &basic(SPECIAL_POST.0, SPECIAL_POST.1));
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_json_message(&r, "Forbidden (kong consumer was not found)");
+    assert_eq!(up.received().len(), 4);
+    assert_eq!((idp.token_requests(POST_CLIENT.0), idp.token_requests(CLAIMS_CLIENT.0)), (1, 1));
+});
+
+#[test]
+fn an_optional_consumer_lets_unmapped_tokens_through_without_any_identity() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!("{CC_HEADER_POST}consumer_claim: [client_id]\nconsumer_optional: true\n");
+    let p = start_with_consumers(&up, &idp, &body, &consumers_yaml(), DRIVER);
+    let r = get_spoofing(&p, "/nobody", &basic(SPECIAL_POST.0, SPECIAL_POST.1));
+    assert_eq!(r.status, 200, "{r:?}");
+    let got = up.wait_for(1, Duration::from_secs(5));
+    assert_eq!(identity(&got[0]), [None, None, None, None], "the caller's own headers are dropped too");
+    // A claim the token does not have maps nothing either, and refuses nothing.
+    let up = Upstream::start();
+    let body = format!("{CC_HEADER_POST}consumer_claim: [no_such_claim]\nconsumer_optional: true\n");
+    let p = start_with_consumers(&up, &idp, &body, &consumers_yaml(), DRIVER);
+    assert_eq!(get_as(&p, POST_CLIENT).status, 200);
+}
+
+#[test]
+fn consumer_by_and_username_case_decide_which_consumer_a_claim_names() {
+    let idp = TestIdp::start(0);
+    let shouting = "consumers:\n- username: POST-CLIENT\n";
+    for (settings, status) in [
+        ("consumer_by: [username]\n", 403),
+        ("consumer_by: [username]\nby_username_ignore_case: true\n", 200),
+        ("consumer_by: [custom_id, id]\nby_username_ignore_case: true\n", 403),
+    ] {
+        let up = Upstream::start();
+        let body = format!("{CC_HEADER_POST}consumer_claim: [client_id]\n{settings}");
+        let p = start_with_consumers(&up, &idp, &body, shouting, DRIVER);
+        let r = get_as(&p, POST_CLIENT);
+        assert_eq!(r.status, status, "{settings}: {r:?}");
+        if status == 200 {
+            let got = up.wait_for(1, Duration::from_secs(5));
+            assert_eq!(got[0].header_str("x-consumer-username").as_deref(), Some("POST-CLIENT"));
+        }
+    }
+}
+
+#[test]
+fn bearer_tokens_are_mapped_to_consumers_on_a_miss_and_on_a_hit() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = "auth_methods: [bearer]\nconsumer_claim: [client_id]\n";
+    let only_claims = format!("consumers:\n- id: {CLAIMS_CONSUMER_ID}\n  custom_id: {}\n", CLAIMS_CLIENT.0);
+    let p = start_with_consumers(&up, &idp, body, &only_claims, DRIVER);
+    let bearer = format!("Bearer {}", issue_token_for(&idp, CLAIMS_CLIENT));
+    for _ in 0..2 {
+        assert_eq!(get_spoofing(&p, "/b", &bearer).status, 200);
+    }
+    let got = up.wait_for(2, Duration::from_secs(5));
+    for g in &got {
+        assert_eq!(identity(g)[0].as_deref(), Some(CLAIMS_CONSUMER_ID), "{g:?}");
+    }
+    let other = format!("Bearer {}", issue_token_for(&idp, POST_CLIENT));
+    assert_eq!(get(&p, "/b", &[("Authorization", &other)]).status, 403);
+}
+
+on_both_drivers!(refused_requests_are_proxied_as_the_anonymous_consumer_without_credentials, |d| {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!(
+        "{CC_HEADER_POST}consumer_claim: [client_id]\nanonymous: guest\nupstream_access_token_header: x-access-token\n"
+    );
+    let p = start_with_consumers(&up, &idp, &body, &consumers_yaml(), d);
+    let guest_id = ringgate::config::consumer_id_for(Some("guest"), Some("anon-1"));
+    let anonymous = [Some(guest_id), Some("guest".to_string()), Some("anon-1".to_string()), Some("true".to_string())];
+    let wrong = basic(POST_CLIENT.0, "wrong-secret");
+    // A wrong secret (401), no credentials (401), a client no consumer stands for (403).
+    let r =
+        get(&p, "/wrong", &[("Authorization", &wrong), ("X-Access-Token", "forged"), ("X-Consumer-Username", "admin")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(get(&p, "/none", &[]).status, 200);
+    assert_eq!(get_spoofing(&p, "/unmapped", &basic(SPECIAL_POST.0, SPECIAL_POST.1)).status, 200);
+    // A caller the plugin accepts is itself, not the guest.
+    assert_eq!(get_spoofing(&p, "/mapped", &basic(POST_CLIENT.0, POST_CLIENT.1)).status, 200);
+    let got = up.wait_for(4, Duration::from_secs(5));
+    assert_eq!(got.len(), 4);
+    for g in &got[..3] {
+        assert_eq!(identity(g), anonymous, "{}", g.target);
+        assert!(g.header("authorization").is_none(), "the caller's credentials stay here: {g:?}");
+        assert!(g.header("x-access-token").is_none(), "no token, and not the caller's either: {g:?}");
+    }
+    assert_eq!(identity(&got[3])[1].as_deref(), Some(POST_CLIENT.0));
+    assert_eq!(identity(&got[3])[3], None);
+    assert!(got[3].header_str("x-access-token").is_some_and(|t| t.split('.').count() == 3), "{:?}", got[3]);
+});
+
+#[test]
+fn an_anonymous_consumer_that_does_not_exist_is_a_500_and_an_unavailable_idp_stays_a_503() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!("{CC_HEADER_POST}anonymous: nobody\n");
+    let p = start_with_consumers(&up, &idp, &body, &consumers_yaml(), DRIVER);
+    let r = get(&p, "/", &[]);
+    assert_eq!(r.status, 500, "{r:?}");
+    assert_json_message(&r, "An unexpected error occurred");
+    assert!(up.received().is_empty());
+    // The IdP being down is not the caller's fault: no anonymous stand-in for it.
+    let p = start_with_consumers(&up, &idp, &format!("{CC_HEADER_POST}anonymous: guest\n"), &consumers_yaml(), DRIVER);
+    idp.fault("token", "500", 0);
+    let r = get_as(&p, POST_CLIENT);
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(up.received().is_empty());
+}

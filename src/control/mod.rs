@@ -20,6 +20,7 @@
 
 pub mod idp;
 
+use crate::oidc::claim_headers::TokenFacts;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -40,8 +41,8 @@ use idp::{ClientOptions, IdpClient, IdpError, TokenOutcome};
 pub struct IssuedToken {
     /// The upstream header value (`Bearer <token>`).
     pub header_value: Arc<[u8]>,
-    /// `upstream_headers_claims`: the finished header lines for this token, if any.
-    pub claim_headers: Option<Arc<[u8]>>,
+    /// The claim header lines and consumer this token gives each request, if any.
+    pub facts: Option<Arc<TokenFacts>>,
     /// On the shared clock.
     pub fetched_at: Secs,
     /// `None`: forward this once, do not cache it (no usable lifetime).
@@ -699,7 +700,7 @@ async fn fetch_token(
     let unix_now = clock.unix_now();
     let mut jwt_exp = None;
     let denied;
-    let mut claim_headers = None;
+    let mut facts = None;
     if resp.access_token.split('.').count() == 3 && !c.ignore_signature_client_credentials {
         let mut verified = jose::verify(&resp.access_token, &st.keys, &st.policy, unix_now.max(0) as u64);
         if matches!(&verified, Err(e) if e.wants_key_refresh()) && refresh_keys(state, inst, clock).await {
@@ -710,7 +711,7 @@ async fn fetch_token(
             Ok(v) => {
                 jwt_exp = v.exp().map(|e| e as i64);
                 denied = c.unmet_requirement(Some(&v));
-                claim_headers = crate::oidc::claim_headers::lines_for(&c.upstream_headers, &v).map(Arc::from);
+                facts = crate::oidc::claim_headers::facts_for(c, &v).map(Arc::new);
             }
             Err(e) => {
                 return TokenReply::Invalid { reason: format!("the issued token does not verify: {}", e.reason()) }
@@ -733,7 +734,7 @@ async fn fetch_token(
     let mut value = Vec::with_capacity(7 + resp.access_token.len());
     value.extend_from_slice(b"Bearer ");
     value.extend_from_slice(resp.access_token.as_bytes());
-    TokenReply::Issued(Arc::new(IssuedToken { header_value: value.into(), claim_headers, fetched_at, lifetime }))
+    TokenReply::Issued(Arc::new(IssuedToken { header_value: value.into(), facts, fetched_at, lifetime }))
 }
 
 /// An RFC 7523 §2.2 client assertion signed with the caller's secret (HS256).

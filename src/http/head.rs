@@ -154,6 +154,9 @@ pub enum Known {
     /// `Grant-Type` / `X-Grant-Type`: the openid-connect plugin's header-location guard.
     GrantType,
     XGrantType,
+    /// `X-Consumer-ID`, `X-Consumer-Custom-ID`, `X-Consumer-Username`,
+    /// `X-Anonymous-Consumer`: who the openid-connect plugin says the consumer is.
+    ConsumerIdentity,
     Other,
 }
 
@@ -172,7 +175,7 @@ impl Known {
                 (b"grant-type", Known::GrantType),
             ],
             12 => &[(b"content-type", Known::ContentType), (b"x-grant-type", Known::XGrantType)],
-            13 => &[(b"authorization", Known::Authorization)],
+            13 => &[(b"authorization", Known::Authorization), (b"x-consumer-id", Known::ConsumerIdentity)],
             14 => &[(b"content-length", Known::ContentLength)],
             15 => &[(b"x-forwarded-for", Known::XForwardedFor)],
             16 => &[
@@ -183,6 +186,11 @@ impl Known {
             ],
             17 => &[(b"transfer-encoding", Known::TransferEncoding), (b"x-forwarded-proto", Known::XForwardedProto)],
             18 => &[(b"x-forwarded-prefix", Known::XForwardedPrefix)],
+            19 => &[(b"x-consumer-username", Known::ConsumerIdentity)],
+            20 => &[
+                (b"x-consumer-custom-id", Known::ConsumerIdentity),
+                (b"x-anonymous-consumer", Known::ConsumerIdentity),
+            ],
             _ => &[],
         };
         for (n, k) in candidates {

@@ -40,6 +40,10 @@ pub struct Forwarding<'a> {
     pub set_header: Option<(&'a [u8], &'a [u8])>,
     /// The openid-connect plugin's claim headers (`upstream_headers_claims`).
     pub claim_headers: ClaimLines<'a>,
+    /// Who the openid-connect plugin says the consumer is: `Some` whenever an instance
+    /// ran on the request, so the downstream's own `X-Consumer-*` and
+    /// `X-Anonymous-Consumer` headers are dropped even when no consumer was mapped.
+    pub consumer: Option<ConsumerLines<'a>>,
     /// `hide_credentials`: the query to send instead (with its `?`, or empty), the body
     /// length to declare instead, and whether to drop `Authorization` and `Grant-Type`.
     pub hide: Option<Hidden<'a>>,
@@ -58,6 +62,18 @@ impl ClaimLines<'_> {
     fn drops(&self, name: &[u8]) -> bool {
         self.names.iter().any(|h| name.eq_ignore_ascii_case(h.lower.as_bytes()))
     }
+}
+
+/// The consumer headers the plugin sets.
+#[derive(Clone, Copy, Default)]
+pub struct ConsumerLines<'a> {
+    /// Finished `X-Consumer-*` lines, each ending in CRLF; empty for no consumer.
+    pub lines: &'a [u8],
+    /// Proxied as the `anonymous` consumer: the downstream's credentials are dropped
+    /// too, its `Authorization` header and any header under this name (the lower-case
+    /// `upstream_access_token_header` name), which the upstream would take as a
+    /// verified token.
+    pub anonymous_drop: Option<&'a [u8]>,
 }
 
 /// What `hide_credentials` changes in the upstream head.
@@ -93,6 +109,16 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding<'_>, 
         }
         if fwd.claim_headers.drops(&buf[h.name.clone()]) {
             continue;
+        }
+        if let Some(c) = &fwd.consumer {
+            if h.known == Known::ConsumerIdentity {
+                continue;
+            }
+            if let Some(token_header) = c.anonymous_drop {
+                if h.known == Known::Authorization || buf[h.name.clone()].eq_ignore_ascii_case(token_header) {
+                    continue;
+                }
+            }
         }
         if let Some(hide) = &fwd.hide {
             let name = &buf[h.name.clone()];
@@ -133,6 +159,9 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding<'_>, 
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(fwd.claim_headers.lines);
+    if let Some(c) = &fwd.consumer {
+        out.extend_from_slice(c.lines);
+    }
     write_forwarded(buf, head, fwd, out);
     out.extend_from_slice(b"\r\n");
 }
@@ -252,6 +281,7 @@ mod tests {
             forwarded_host: b"api.example.com",
             forwarded_prefix: b"/api",
             set_header: None,
+            consumer: None,
             claim_headers: ClaimLines::default(),
             hide: None,
         }
@@ -272,6 +302,41 @@ mod tests {
              X-Forwarded-Host: api.example.com\r\nX-Forwarded-Port: 8000\r\nX-Forwarded-Path: /api/x\r\n\
              X-Forwarded-Prefix: /api\r\nX-Real-IP: 198.51.100.7\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn consumer_headers_are_the_plugins_alone_and_anonymous_drops_the_callers_credentials() {
+        let raw = b"GET /api/x HTTP/1.1\r\nHost: a\r\nX-Consumer-Username: admin\r\nx-consumer-id: 1\r\n\
+                    X-Consumer-Custom-ID: c\r\nX-Anonymous-Consumer: false\r\nAuthorization: Basic aWQ6c2VjcmV0\r\n\
+                    X-Token: forged\r\nAccept: */*\r\n\r\n";
+        let mut head = RequestHead::default();
+        parse_request(raw, &HeadLimits::default(), &mut head).unwrap().unwrap();
+        let lines = b"X-Consumer-ID: 42\r\nX-Consumer-Username: bob\r\n";
+        let upstream_part = |fwd: &Forwarding<'_>| {
+            let mut out = Vec::new();
+            write_request_head(raw, &head, fwd, &mut out);
+            let text = String::from_utf8(out).unwrap();
+            let start = text.find("\r\n").unwrap() + 2;
+            text[start..text.find("X-Forwarded-For").unwrap()].to_string()
+        };
+        // Mapped: the caller's four identity headers go, the plugin's come.
+        let mapped = Forwarding { consumer: Some(ConsumerLines { lines, anonymous_drop: None }), ..fwd() };
+        assert_eq!(
+            upstream_part(&mapped),
+            "Host: up.internal:8080\r\nAuthorization: Basic aWQ6c2VjcmV0\r\nX-Token: forged\r\nAccept: */*\r\n\
+             X-Consumer-ID: 42\r\nX-Consumer-Username: bob\r\n"
+        );
+        // No consumer mapped: the caller's still go.
+        let none = Forwarding { consumer: Some(ConsumerLines::default()), ..fwd() };
+        assert!(!upstream_part(&none).contains("Consumer"), "{}", upstream_part(&none));
+        // Anonymous: the credentials and the token header's name go too.
+        let anon = Forwarding { consumer: Some(ConsumerLines { lines, anonymous_drop: Some(b"x-token") }), ..fwd() };
+        assert_eq!(
+            upstream_part(&anon),
+            "Host: up.internal:8080\r\nAccept: */*\r\nX-Consumer-ID: 42\r\nX-Consumer-Username: bob\r\n"
+        );
+        // No instance ran: nothing is the plugin's to drop.
+        assert!(upstream_part(&fwd()).contains("X-Consumer-Username: admin\r\n"));
     }
 
     fn response(raw: &[u8]) -> ResponseHead {

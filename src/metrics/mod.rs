@@ -434,6 +434,8 @@ pub struct Exchange {
     pub upstream: Option<Duration>,
     /// Why the openid-connect plugin refused the request.
     pub denied: Option<AuthReason>,
+    /// The refused request was proxied as the plugin's `anonymous` consumer.
+    pub anonymous: bool,
     pub auth: AuthNote,
     /// Copied for the access log only.
     pub method: Vec<u8>,
@@ -454,6 +456,7 @@ impl Default for Exchange {
             upstream_start: None,
             upstream: None,
             denied: None,
+            anonymous: false,
             auth: AuthNote::default(),
             method: Vec::new(),
             path: Vec::new(),
@@ -475,6 +478,7 @@ impl Exchange {
         self.upstream_start = None;
         self.upstream = None;
         self.denied = None;
+        self.anonymous = false;
         self.auth.reset(keep_text);
         self.method.clear();
         self.path.clear();
@@ -487,11 +491,13 @@ impl Exchange {
         }
     }
 
-    /// The access log's `auth` field: `none`, `cache_hit`, `fetched`, `bearer` or
-    /// `denied:<reason>`.
+    /// The access log's `auth` field: `none`, `cache_hit`, `fetched`, `bearer`,
+    /// `denied:<reason>` or `anonymous:<reason>`.
     pub fn auth_outcome(&self) -> AuthOutcome {
-        if let Some(r) = self.denied {
-            return AuthOutcome::Denied(r);
+        match self.denied {
+            Some(r) if self.anonymous => return AuthOutcome::Anonymous(r),
+            Some(r) => return AuthOutcome::Denied(r),
+            None => {}
         }
         match (self.auth.cache, self.auth.bearer_cached) {
             (Some(CacheUse::Hit | CacheUse::HitRefreshing), _) => AuthOutcome::CacheHit,
@@ -510,6 +516,8 @@ pub enum AuthOutcome {
     Fetched,
     Bearer,
     Denied(AuthReason),
+    /// Refused for this reason, and proxied as the `anonymous` consumer.
+    Anonymous(AuthReason),
 }
 
 /// The slots of the snapshot a worker serves from.

@@ -23,6 +23,7 @@
 //! the connection owns, for metrics and the access log: a few stores, no allocation (the
 //! caller's `client_id` is copied only when the access log asks for it).
 
+use crate::oidc::claim_headers::TokenFacts;
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -188,9 +189,10 @@ pub enum Granted {
     Token(Rc<CachedToken>),
     /// Forward once, not cached (no usable lifetime).
     Uncached(Arc<IssuedToken>),
-    /// Forward the request's verified bearer token, with the claim header lines
-    /// (`upstream_headers_claims`) it yields.
-    AsSent(Option<Rc<[u8]>>),
+    /// Forward the request's verified bearer token, with what its claims give.
+    AsSent(Option<Rc<TokenFacts>>),
+    /// Refused, but proxied as the `anonymous` consumer, with no token.
+    Anonymous,
 }
 
 impl Granted {
@@ -198,17 +200,28 @@ impl Granted {
         match self {
             Granted::Token(t) => Some(t.header_value()),
             Granted::Uncached(t) => Some(&t.header_value),
-            Granted::AsSent(_) => None,
+            Granted::AsSent(_) | Granted::Anonymous => None,
+        }
+    }
+
+    /// What the token's claims give this request.
+    pub fn facts(&self) -> Option<&TokenFacts> {
+        match self {
+            Granted::Token(t) => t.facts(),
+            Granted::Uncached(t) => t.facts.as_deref(),
+            Granted::AsSent(facts) => facts.as_deref(),
+            Granted::Anonymous => None,
         }
     }
 
     /// The claim header lines for the upstream, each ending in CRLF; empty for none.
     pub fn claim_headers(&self) -> &[u8] {
-        match self {
-            Granted::Token(t) => t.claim_headers(),
-            Granted::Uncached(t) => t.claim_headers.as_deref().unwrap_or_default(),
-            Granted::AsSent(lines) => lines.as_deref().unwrap_or_default(),
-        }
+        self.facts().map(|f| &f.lines[..]).unwrap_or_default()
+    }
+
+    /// `consumer_claim`'s value in the token, when it has one.
+    pub fn consumer_subject(&self) -> Option<&str> {
+        self.facts().and_then(|f| f.consumer.as_deref())
     }
 }
 
@@ -472,13 +485,13 @@ impl WorkerAuth {
         instance: &Arc<Instance>,
         token: &[u8],
         note: &mut AuthNote,
-    ) -> Result<Option<Rc<[u8]>>, AuthError> {
+    ) -> Result<Option<Rc<TokenFacts>>, AuthError> {
         let unix_now = self.clock.unix_now().max(0) as u64;
         let leeway = instance.config.leeway.as_secs();
-        if let Some(lines) = self.verified.borrow().get(&key_of(instance)).and_then(|c| c.get(token, unix_now, leeway))
+        if let Some(facts) = self.verified.borrow().get(&key_of(instance)).and_then(|c| c.get(token, unix_now, leeway))
         {
             note.bearer_cached = Some(true);
-            return Ok(lines.cloned());
+            return Ok(facts.cloned());
         }
         note.bearer_cached = Some(false);
         let Ok(text) = std::str::from_utf8(token) else {
@@ -501,14 +514,14 @@ impl WorkerAuth {
         if let Some(kind) = instance.config.unmet_requirement(Some(&verified)) {
             return Err(AuthError::Forbidden(kind, kind.forbidden_text().into()));
         }
-        let lines: Option<Rc<[u8]>> =
-            crate::oidc::claim_headers::lines_for(&instance.config.upstream_headers, &verified).map(Rc::from);
+        let facts: Option<Rc<TokenFacts>> =
+            crate::oidc::claim_headers::facts_for(&instance.config, &verified).map(Rc::new);
         self.verified
             .borrow_mut()
             .entry(key_of(instance))
             .or_insert_with(|| VerifiedCache::new(VERIFIED_CAPACITY))
-            .insert_with(token, verified.exp().unwrap_or(u64::MAX), unix_now, lines.clone());
-        Ok(lines)
+            .insert_with(token, verified.exp().unwrap_or(u64::MAX), unix_now, facts.clone());
+        Ok(facts)
     }
 }
 
@@ -525,7 +538,7 @@ fn apply(
             Some(lifetime) if now < lifetime.expires_at(t.fetched_at) => {
                 let token = Rc::new(
                     CachedToken::new(t.header_value.to_vec().into_boxed_slice(), lifetime, t.fetched_at)
-                        .with_claim_headers(t.claim_headers.clone()),
+                        .with_facts(t.facts.clone()),
                 );
                 l1.borrow_mut()
                     .entry(key_of(instance))

@@ -31,6 +31,7 @@
 //!
 //! Not `Sync` (it holds `Rc`s): each worker owns one and touches it alone.
 
+use crate::oidc::claim_headers::TokenFacts;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -376,8 +377,8 @@ pub fn token_lifetime(
 /// `Debug` never shows the header value.
 pub struct CachedToken {
     header_value: Box<[u8]>,
-    /// `upstream_headers_claims` lines, shared with the control plane's entry.
-    claim_headers: Option<std::sync::Arc<[u8]>>,
+    /// Claim header lines and consumer, shared with the control plane's entry.
+    facts: Option<std::sync::Arc<TokenFacts>>,
     expires_at: Secs,
     refresh_at: Secs,
 }
@@ -387,7 +388,7 @@ impl CachedToken {
     pub fn new(header_value: Box<[u8]>, lifetime: Lifetime, fetched_at: Secs) -> Self {
         CachedToken {
             header_value,
-            claim_headers: None,
+            facts: None,
             expires_at: lifetime.expires_at(fetched_at),
             refresh_at: lifetime.refresh_at(fetched_at),
         }
@@ -401,10 +402,14 @@ impl CachedToken {
         Self::new(value.into_boxed_slice(), lifetime, fetched_at)
     }
 
-    /// The token with its claim header lines (`upstream_headers_claims`).
-    pub fn with_claim_headers(mut self, lines: Option<std::sync::Arc<[u8]>>) -> Self {
-        self.claim_headers = lines;
+    /// The token with what its claims give each request ([`TokenFacts`]).
+    pub fn with_facts(mut self, facts: Option<std::sync::Arc<TokenFacts>>) -> Self {
+        self.facts = facts;
         self
+    }
+
+    pub fn facts(&self) -> Option<&TokenFacts> {
+        self.facts.as_deref()
     }
 
     pub fn header_value(&self) -> &[u8] {
@@ -413,7 +418,7 @@ impl CachedToken {
 
     /// The claim header lines, each ending in CRLF; empty for none.
     pub fn claim_headers(&self) -> &[u8] {
-        self.claim_headers.as_deref().unwrap_or_default()
+        self.facts.as_ref().map(|f| &f.lines[..]).unwrap_or_default()
     }
     pub fn expires_at(&self) -> Secs {
         self.expires_at

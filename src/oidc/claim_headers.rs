@@ -1,6 +1,7 @@
-//! `upstream_headers_claims` / `upstream_headers_names` and `authenticated_groups_claim`:
-//! claims of the access token sent upstream as request headers, as Kong's plugin sets
-//! them.
+//! What the plugin takes from a verified access token for every request it authorizes
+//! ([`TokenFacts`]): the claims `upstream_headers_claims` / `upstream_headers_names` and
+//! `authenticated_groups_claim` send upstream as request headers, as Kong's plugin sets
+//! them, and the value of `consumer_claim` that names the consumer.
 //!
 //! Place: rendered once per token — when the control plane verifies a token the IdP
 //! issued, or when a worker verifies a caller's bearer token — and kept beside the token
@@ -53,6 +54,52 @@ pub enum ClaimKind {
 
 /// The header `authenticated_groups_claim` sets.
 pub const GROUPS_HEADER: &str = "X-Authenticated-Groups";
+
+/// What a verified token gives every request it authorizes, worked out once per token.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TokenFacts {
+    /// The claim header lines, each ending in CRLF; empty for none.
+    pub lines: Box<[u8]>,
+    /// `consumer_claim`'s value as Kong reads it ([`consumer_subject`]); `None` when the
+    /// setting is off or the token has no usable value.
+    pub consumer: Option<Box<str>>,
+}
+
+/// The token's facts under `config`, or `None` when there are none (no claim header
+/// applies and no consumer is named). Headers whose values could not be sent are logged
+/// by name, once per token.
+pub fn facts_for(config: &crate::oidc::config::OidcConfig, token: &Verified) -> Option<TokenFacts> {
+    let lines = lines_for(&config.upstream_headers, token).unwrap_or_default();
+    let consumer = (!config.consumer_claim.is_empty())
+        .then(|| token.claim_path(&config.consumer_claim).and_then(consumer_subject))
+        .flatten()
+        .map(String::into_boxed_str);
+    (!lines.is_empty() || consumer.is_some()).then(|| TokenFacts { lines: lines.into_boxed_slice(), consumer })
+}
+
+/// A claim value as the text a consumer is looked up by, as Kong's plugin reads it: a
+/// string as it is, a number or `true` as text, an array's members joined by a space.
+/// `false`, `null`, an object and an empty result name no consumer.
+pub fn consumer_subject(value: &OwnedValue) -> Option<String> {
+    let text = if let Some(s) = value.as_str() {
+        s.to_string()
+    } else if value.as_bool() == Some(true) || value.is_number() {
+        simd_json::to_string(value).ok()?
+    } else if let Some(items) = value.as_array() {
+        let mut words = Vec::with_capacity(items.len());
+        for item in items {
+            match item.as_str() {
+                Some(s) => words.push(s.to_string()),
+                None if item.is_number() => words.push(simd_json::to_string(item).ok()?),
+                None => return None,
+            }
+        }
+        words.join(" ")
+    } else {
+        return None;
+    };
+    (!text.is_empty()).then_some(text)
+}
 
 /// The headers a token's claims could not be sent in (header-unsafe values).
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -67,6 +67,17 @@
 //!   `false`) is a 403, checked before the `*_required` settings.
 //! - `authenticated_groups_claim` (a claim path; an empty list is unset) sets
 //!   `X-Authenticated-Groups`, which `upstream_headers_names` may then not name.
+//! - `consumer_claim` (a claim path; an empty list is unset) maps the access token to a
+//!   consumer by the claim's value, looked up by each of `consumer_by` in order (see
+//!   [`crate::consumers`]); not found is a 403 unless `consumer_optional`. Checked after
+//!   the `*_required` settings, as Kong does. `consumer_by: []` is refused with a claim.
+//! - `anonymous` (a consumer id or username): a request the plugin would answer 401 or
+//!   403 is proxied instead as that consumer, with `X-Anonymous-Consumer: true` and
+//!   without the caller's credentials (the caller's `Authorization` header is dropped;
+//!   Kong forwards it unless `hide_credentials`). A consumer that does not exist is a
+//!   500 at request time, as in Kong, so that an Admin API client may create the plugin
+//!   before the consumer; a decK file that names none of its consumers gets a warning.
+//!   A 503 (the IdP unavailable) is never turned anonymous.
 //!
 //! # Kong keys ringgate does not act on yet
 //!
@@ -80,9 +91,8 @@
 //!
 //! | Key | Outcome | Why |
 //! |---|---|---|
-//! | `anonymous` | error | failed authentication would have to proxy as a consumer; ringgate has no consumers |
-//! | `consumer_claim`, `consumer_groups_claim` | error | consumer mapping (and its 403) is not implemented |
-//! | `consumer_by`, `consumer_optional`, `consumer_groups_optional`, `by_username_ignore_case` | warning | only act with consumer mapping |
+//! | `consumer_groups_claim` | error | consumer group mapping (and its 403) is not implemented |
+//! | `consumer_groups_optional` | warning | only acts with consumer group mapping |
 //! | `max_age` | error | the `auth_time` check would be skipped |
 //! | `domains` | warning | checks the `hd` claim of ID tokens, which ringgate does not use |
 //! | `token_headers_replay` | error | IdP response headers would not reach the client |
@@ -126,7 +136,9 @@
 //! `cache_ttl_neg`, `cache_ttl_resurrect`, `verify_signature` and `verify_claims`
 //! (`true` only), `ignore_signature` (`client_credentials` only), `enable_hs_signatures`,
 //! `leeway`, `issuers_allowed`, `scopes_required`, `scopes_claim`, `audience_required`,
-//! `audience_claim`, `credential_claim`, `upstream_access_token_header`,
+//! `audience_claim`, `credential_claim`, `consumer_claim`, `consumer_by`,
+//! `consumer_optional`, `by_username_ignore_case`, `anonymous`,
+//! `upstream_access_token_header`,
 //! `hide_credentials`, `run_on_preflight`, `display_errors`, `expose_error_code`,
 //! `unauthorized_error_message`, `forbidden_error_message`.
 //!
@@ -139,6 +151,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::config::{ConfigError, Mark, Node, NodeValue, Plugin};
+pub use crate::consumers::ConsumerBy;
 pub use crate::oidc::claim_headers::{ClaimHeader, ClaimKind};
 
 /// The plugin name this module compiles.
@@ -461,6 +474,19 @@ pub struct OidcConfig {
     pub claims_forbidden: Vec<String>,
     /// Default `["sub"]`: the claim a virtual credential is derived from.
     pub credential_claim: Vec<String>,
+
+    // --- consumers (Kong's consumer mapping) ---
+    /// `consumer_claim`: the claim path whose value names the consumer; empty: no
+    /// mapping.
+    pub consumer_claim: Vec<String>,
+    /// Default `[custom_id, username]`.
+    pub consumer_by: Vec<ConsumerBy>,
+    /// Default false: a token with no consumer is a 403.
+    pub consumer_optional: bool,
+    /// Default false.
+    pub by_username_ignore_case: bool,
+    /// The consumer (id or username) a refused request is proxied as.
+    pub anonymous: Option<String>,
 
     // --- what upstream and downstream see (SPEC §1 step 6, §4) ---
     pub upstream_access_token_header: UpstreamTokenHeader,
@@ -939,6 +965,11 @@ const TYPED: &[&str] = &[
     "roles_claim",
     "claims_forbidden",
     "credential_claim",
+    "consumer_claim",
+    "consumer_by",
+    "consumer_optional",
+    "by_username_ignore_case",
+    "anonymous",
     "upstream_access_token_header",
     "upstream_headers_claims",
     "upstream_headers_names",
@@ -965,11 +996,8 @@ fn class_of(name: &str) -> Class {
         return Class::Typed;
     }
     match name {
-        "anonymous" => Class::Error("ringgate has no consumers to fall back to; failed authentication is answered"),
-        "consumer_claim" | "consumer_groups_claim" => Class::Error("consumer mapping is not implemented"),
-        "consumer_by" | "consumer_optional" | "consumer_groups_optional" | "by_username_ignore_case" => {
-            Class::Warn("only acts with consumer mapping, which is not implemented")
-        }
+        "consumer_groups_claim" => Class::Error("consumer group mapping is not implemented"),
+        "consumer_groups_optional" => Class::Warn("only acts with consumer group mapping, which is not implemented"),
         "max_age" => Class::Error("the auth_time check would be skipped"),
         "domains" => Class::Warn("checks ID tokens, which ringgate does not use"),
         "token_headers_replay" => Class::Error("token endpoint response headers would not reach the client"),
@@ -1697,6 +1725,9 @@ impl<'a> Compiler<'a> {
         let roles_required = self.list_or("roles_required", &[]);
         let claims_forbidden = self.list_or("claims_forbidden", &[]);
         let upstream_headers = self.claim_headers(&upstream_access_token_header);
+        let consumer_claim = self.optional_claim_path("consumer_claim");
+        let consumer_by = self.consumer_by(!consumer_claim.is_empty());
+        let anonymous = self.string("anonymous").map(|(s, _)| s);
         if ignore_signature_client_credentials && auth_methods.contains(&AuthMethod::ClientCredentials) {
             // Those tokens are not parsed, so nothing that reads their claims could act.
             let reads_claims = [
@@ -1707,6 +1738,7 @@ impl<'a> Compiler<'a> {
                 ("claims_forbidden", !claims_forbidden.is_empty()),
                 ("upstream_headers_claims", upstream_headers.iter().any(|h| h.kind == ClaimKind::Value)),
                 ("authenticated_groups_claim", upstream_headers.iter().any(|h| h.kind == ClaimKind::Groups)),
+                ("consumer_claim", !consumer_claim.is_empty()),
             ];
             for (name, _) in reads_claims.into_iter().filter(|(_, set)| *set) {
                 let mark = self.get(name).map(|p| p.key_mark).unwrap_or_default();
@@ -1776,6 +1808,11 @@ impl<'a> Compiler<'a> {
             roles_claim,
             claims_forbidden,
             credential_claim,
+            consumer_claim,
+            consumer_by,
+            consumer_optional: self.boolean("consumer_optional", false),
+            by_username_ignore_case: self.boolean("by_username_ignore_case", false),
+            anonymous,
             upstream_access_token_header,
             upstream_headers,
             display_errors: self.boolean("display_errors", false),
@@ -1975,6 +2012,26 @@ impl<'a> Compiler<'a> {
             );
         }
         client_credentials
+    }
+
+    /// A claim path that may be unset (`null` or `[]`: empty).
+    fn optional_claim_path(&mut self, name: &str) -> Vec<String> {
+        self.list(name).unwrap_or_default().into_iter().map(|(s, _)| s).collect()
+    }
+
+    /// `consumer_by`, in order, without repeats; refused empty when a claim is mapped.
+    fn consumer_by(&mut self, mapping: bool) -> Vec<ConsumerBy> {
+        let Some(node) = self.node("consumer_by") else { return vec![ConsumerBy::CustomId, ConsumerBy::Username] };
+        let mut out = Vec::new();
+        for (s, _) in strings(node) {
+            if let Some(by) = ConsumerBy::parse(s).filter(|b| !out.contains(b)) {
+                out.push(by);
+            }
+        }
+        if out.is_empty() && mapping {
+            self.error(node.mark, "'consumer_by' names no field, so 'consumer_claim' could never find a consumer");
+        }
+        out
     }
 
     /// A claim path (`*_claim`): a non-empty list of non-empty names.

@@ -13,6 +13,7 @@
 //! An entry also keeps the token's rendered claim headers (`upstream_headers_claims`),
 //! so a hit does not parse the token again.
 
+use crate::oidc::claim_headers::TokenFacts;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
@@ -37,7 +38,7 @@ impl Hasher for PassThrough {
 }
 
 /// Tokens whose bucket hashes collide, each with its `exp` and claim header lines.
-type Bucket = Vec<(Box<[u8]>, u64, Option<Rc<[u8]>>)>;
+type Bucket = Vec<(Box<[u8]>, u64, Option<Rc<TokenFacts>>)>;
 
 /// Verified tokens and their `exp` (unix seconds; `u64::MAX` when the token has none).
 pub struct VerifiedCache {
@@ -64,7 +65,7 @@ impl VerifiedCache {
 
     /// For a verified `token` still within its `exp` plus `leeway`: its claim header
     /// lines, if it had any.
-    pub fn get(&self, token: &[u8], now: u64, leeway: u64) -> Option<Option<&Rc<[u8]>>> {
+    pub fn get(&self, token: &[u8], now: u64, leeway: u64) -> Option<Option<&Rc<TokenFacts>>> {
         self.buckets
             .get(&self.bucket_of(token))
             .and_then(|b| b.iter().find(|(t, _, _)| **t == *token))
@@ -80,7 +81,7 @@ impl VerifiedCache {
     }
 
     /// [`VerifiedCache::insert`], keeping the token's claim header lines with it.
-    pub fn insert_with(&mut self, token: &[u8], exp: u64, now: u64, claim_headers: Option<Rc<[u8]>>) {
+    pub fn insert_with(&mut self, token: &[u8], exp: u64, now: u64, facts: Option<Rc<TokenFacts>>) {
         if self.len >= self.capacity {
             self.buckets.retain(|_, b| {
                 b.retain(|&(_, e, _)| now < e);
@@ -96,9 +97,9 @@ impl VerifiedCache {
         let entries = self.buckets.entry(bucket).or_default();
         if let Some(e) = entries.iter_mut().find(|(t, _, _)| **t == *token) {
             e.1 = exp;
-            e.2 = claim_headers;
+            e.2 = facts;
         } else {
-            entries.push((token.into(), exp, claim_headers));
+            entries.push((token.into(), exp, facts));
             self.len += 1;
         }
     }
@@ -143,7 +144,7 @@ mod tests {
     #[test]
     fn a_hit_returns_the_claim_headers_stored_with_the_token() {
         let mut c = VerifiedCache::new(10);
-        let lines: Rc<[u8]> = Rc::from(&b"X-Tenant: acme\r\n"[..]);
+        let lines = Rc::new(TokenFacts { lines: b"X-Tenant: acme\r\n"[..].into(), consumer: Some("acme".into()) });
         c.insert_with(b"a.b.with", 100, 0, Some(lines.clone()));
         c.insert(b"a.b.without", 100, 0);
         assert_eq!(c.get(b"a.b.with", 50, 0), Some(Some(&lines)));

@@ -35,11 +35,12 @@ use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use crate::config::Protocol;
-use crate::error::{self, AuthFailure, ProxyError};
+use crate::consumers::Consumers;
+use crate::error::{self, AuthFailure, AuthReason, ProxyError};
 use crate::http::chunked::{ChunkedDecoder, ChunkedLimits};
 use crate::http::head::{self, BodyFraming, Known, RequestHead, Version};
 use crate::http::response::{self, ResponseFraming, ResponseHead};
-use crate::http::rewrite::{self, ClaimLines, Forwarding, Hidden, ResponseFramingOut};
+use crate::http::rewrite::{self, ClaimLines, ConsumerLines, Forwarding, Hidden, ResponseFramingOut};
 use crate::metrics::Exchange;
 use crate::net::Stream;
 use crate::oidc::access::{AuthError, CredentialMemo, Granted};
@@ -270,6 +271,13 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
             www_authenticate: challenge("insufficient_scope"),
             retry_after: None,
         },
+        500 => AuthFailure {
+            status: 500,
+            reason: kind,
+            message: with_reason("An unexpected error occurred", &detail),
+            www_authenticate: None,
+            retry_after: None,
+        },
         503 => {
             // The control plane logs the IdP failure itself; one line per refused
             // request would flood the log during an outage.
@@ -289,6 +297,33 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
             www_authenticate: challenge("invalid_token"),
             retry_after: None,
         },
+    }
+}
+
+/// Kong's consumer mapping (`consumer_claim`) for a request the plugin let through: the
+/// headers of the consumer the token's claim names, none when mapping is off (or the
+/// consumer is optional and not found), else a 403.
+fn mapped_consumer<'s>(inst: &Instance, g: &Granted, consumers: &'s Consumers) -> Result<ConsumerLines<'s>, AuthError> {
+    let cfg = &inst.config;
+    if cfg.consumer_claim.is_empty() {
+        return Ok(ConsumerLines::default());
+    }
+    let Some(subject) = g.consumer_subject() else {
+        return match cfg.consumer_optional {
+            true => Ok(ConsumerLines::default()),
+            false => Err(AuthError::Forbidden(
+                AuthReason::ConsumerNotFound,
+                format!(
+                    "kong consumer was not found (claim ({}) was not found for consumer mapping)",
+                    cfg.consumer_claim.join(",")
+                ),
+            )),
+        };
+    };
+    match consumers.find(subject, &cfg.consumer_by, cfg.by_username_ignore_case) {
+        Some(c) => Ok(ConsumerLines { lines: &c.lines, anonymous_drop: None }),
+        None if cfg.consumer_optional => Ok(ConsumerLines::default()),
+        None => Err(AuthError::Forbidden(AuthReason::ConsumerNotFound, "kong consumer was not found".into())),
     }
 }
 
@@ -488,11 +523,15 @@ impl Conn {
         // Access phase: the openid-connect instance that applies, if any.
         self.hidden = None;
         let mut granted = None;
+        let mut consumer = None;
         for &pi in &snap.route_plugins[m.route] {
             let Some(inst) = snap.oidc.get(pi).and_then(Option::as_ref) else { continue };
             self.ex.plugin_slot = Some(w.stats.plugin_slot(pi));
-            match self.authenticate(w, inst).await {
-                Ok(g) => granted = Some((inst, g)),
+            match self.authenticate(w, inst, &snap.consumers).await {
+                Ok((g, c)) => {
+                    granted = Some((inst, g));
+                    consumer = Some(c);
+                }
                 Err(e) => return self.send_error(w, &e, false).await,
             }
         }
@@ -559,6 +598,7 @@ impl Conn {
                     .as_ref()
                     .map(|(inst, g)| ClaimLines { names: &inst.config.upstream_headers, lines: g.claim_headers() })
                     .unwrap_or_default(),
+                consumer,
                 hide: self.hidden.as_ref().map(|h| Hidden {
                     query: &h.query,
                     content_length: h.body.as_ref().map(Vec::len),
@@ -839,8 +879,15 @@ impl Conn {
         }
     }
 
-    /// Runs an openid-connect instance's access phase on the current request.
-    async fn authenticate(&mut self, w: &Worker, inst: &Arc<Instance>) -> Result<Granted, ProxyError> {
+    /// Runs an openid-connect instance's access phase on the current request: the token
+    /// for the upstream and the consumer headers, or the refusal. With `anonymous`, a
+    /// 401 or 403 is proxied instead as that consumer.
+    async fn authenticate<'s>(
+        &mut self,
+        w: &Worker,
+        inst: &'s Arc<Instance>,
+        consumers: &'s Consumers,
+    ) -> Result<(Granted, ConsumerLines<'s>), ProxyError> {
         let cfg = &inst.config;
         let body_len = if cfg.reads_body() { self.buffer_small_body(w).await? } else { None };
         let buf = &self.buf;
@@ -870,13 +917,39 @@ impl Conn {
             })
         });
         let sources = Sources { client_values: client_values.as_ref(), ..sources };
-        let granted = match w
+        let decided = w
             .auth
             .authenticate(inst, &sources, bearer, &mut self.ex.auth, &mut self.cred_memo, self.ex.start)
             .await
-        {
-            Ok(g) => g,
-            Err(e) => return Err(ProxyError::Auth(auth_failure(inst, e))),
+            .and_then(|g| mapped_consumer(inst, &g, consumers).map(|c| (g, c)));
+        let (granted, consumer) = match decided {
+            Ok(d) => d,
+            Err(e) => {
+                let failure = auth_failure(inst, e);
+                let anonymous = match (&cfg.anonymous, failure.status) {
+                    (Some(name), 401 | 403) => consumers.anonymous(name),
+                    _ => return Err(ProxyError::Auth(failure)),
+                };
+                let Some(anonymous) = anonymous else {
+                    tracing::error!(
+                        anonymous = cfg.anonymous.as_deref().unwrap_or_default(),
+                        "the openid-connect plugin's anonymous consumer does not exist; refused requests are answered 500"
+                    );
+                    let e = AuthError::Unauthorized(
+                        AuthReason::AnonymousNotFound,
+                        "anonymous consumer was not found".into(),
+                    );
+                    return Err(ProxyError::Auth(auth_failure(inst, e)));
+                };
+                // Counted and logged as the refusal it was; proxied all the same.
+                self.ex.denied = Some(failure.reason);
+                self.ex.anonymous = true;
+                let token_header = cfg.upstream_access_token_header.name.as_bytes();
+                (
+                    Granted::Anonymous,
+                    ConsumerLines { lines: &anonymous.anonymous_lines, anonymous_drop: Some(token_header) },
+                )
+            }
         };
         if let (Granted::AsSent(_), Some(token)) = (&granted, bearer) {
             // The upstream gets the token in the configured header, wherever it came from.
@@ -887,7 +960,7 @@ impl Conn {
         if cfg.hide_credentials {
             self.hidden = Some(hide::replace(cfg, &sources, cookie_name, || head.values(buf, "cookie")));
         }
-        Ok(granted)
+        Ok((granted, consumer))
     }
 
     /// Reads a small request body whole into the buffer (for credentials in the body),
