@@ -849,6 +849,7 @@ fn check_constraints(store: &Store, kind: Kind, e: &mut Entity) -> Result<(), Ap
                 }
             }
         }
+        Kind::Consumer => {}
         Kind::CaCertificate => {
             let digest = e.fields.get("cert").and_then(Value::as_str).and_then(cert_digest);
             if let Some(digest) = digest {
@@ -861,13 +862,14 @@ fn check_constraints(store: &Store, kind: Kind, e: &mut Entity) -> Result<(), Ap
             }
         }
     }
-    let unique_field = match kind {
-        Kind::Plugin => Some("instance_name"),
-        Kind::Service | Kind::Route | Kind::Upstream => Some("name"),
-        Kind::Certificate | Kind::CaCertificate | Kind::Target => None,
+    let unique_fields: &[&str] = match kind {
+        Kind::Plugin => &["instance_name"],
+        Kind::Service | Kind::Route | Kind::Upstream => &["name"],
+        Kind::Consumer => &["username", "custom_id"],
+        Kind::Certificate | Kind::CaCertificate | Kind::Target => &[],
     };
-    let name = unique_field.and_then(|f| Some((f, e.fields.get(f)?.as_str()?)));
-    if let Some((unique_field, name)) = name {
+    for &unique_field in unique_fields {
+        let Some(name) = e.fields.get(unique_field).and_then(Value::as_str) else { continue };
         if store.taken(kind, unique_field, name, &e.id).is_some() {
             return Err(ApiError::Unique {
                 message: format!("UNIQUE violation detected on '{{{unique_field}=\"{name}\"}}'"),
@@ -1117,14 +1119,16 @@ fn patch(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>)
 
 /// Kong's PUT: creates or replaces the entity the path names. Replacing keeps the id
 /// and `created_at`; every field not given takes its default. A name in the path is
-/// the entity's name (`instance_name` for plugins); for a certificate it is one of its
-/// `snis`, added to those the body gives. CA certificates are named by id only.
+/// the entity's name (`instance_name` for plugins, `username` for consumers); for a
+/// certificate it is one of its `snis`, added to those the body gives. CA certificates
+/// are named by id only.
 fn put(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>) -> Result<Response, ApiError> {
     strip_read_only(&mut body);
     if !is_uuid(key) {
         let (field, value) = match kind {
             Kind::Plugin => ("instance_name", json!(key)),
             Kind::Service | Kind::Route | Kind::Upstream => ("name", json!(key)),
+            Kind::Consumer => ("username", json!(key)),
             Kind::Target => ("target", json!(key)),
             Kind::Certificate => {
                 let mut snis = match body.remove("snis") {

@@ -205,7 +205,7 @@ fn not_found_bad_json_and_methods_answer_like_kong() {
     assert_eq!(ok(call(&mut a, "PATCH", "/routes/nope", "{}"), 404), nf);
     assert_eq!(ok(call(&mut a, "GET", "/services/nope/routes", ""), 404), nf);
     assert_eq!(ok(call(&mut a, "POST", "/routes/nope/plugins", "{}"), 404), nf);
-    assert_eq!(ok(call(&mut a, "GET", "/consumers", ""), 404), nf);
+    assert_eq!(ok(call(&mut a, "GET", "/snis", ""), 404), nf);
     assert_eq!(ok(call(&mut a, "GET", "/services/a/b/c", ""), 404), nf);
     assert_eq!(
         ok(call(&mut a, "POST", "/services", "{\"name\":"), 400),
