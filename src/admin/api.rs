@@ -22,6 +22,11 @@
 //! CA certificate listed in a service's `ca_certificates` (400 with Kong's message
 //! `ca_certificate <id> is still referenced by services (id = <id>)`).
 //!
+//! Consumers follow Kong 3.x: `/consumers/{id|username}` looks a consumer up by id,
+//! else by username (PUT on a username nothing has creates a consumer with it); one of
+//! `username` and `custom_id` must be set (Kong's schema message), and each is unique
+//! (409). Nothing refers to a consumer, so deleting one removes only it.
+//!
 //! Cost: a change copies the store and reloads the whole configuration; lists are
 //! linear. Admin traffic only.
 
@@ -849,7 +854,18 @@ fn check_constraints(store: &Store, kind: Kind, e: &mut Entity) -> Result<(), Ap
                 }
             }
         }
-        Kind::Consumer => {}
+        Kind::Consumer => {
+            // Kong's entity check, with its message (empty counts as unset, as in Kong).
+            let set = |f: &str| e.fields.get(f).is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
+            if !set("username") && !set("custom_id") {
+                return Err(ApiError::Schema {
+                    problems: vec![Problem {
+                        path: Vec::new(),
+                        message: "at least one of these fields must be non-empty: 'custom_id', 'username'".into(),
+                    }],
+                });
+            }
+        }
         Kind::CaCertificate => {
             let digest = e.fields.get("cert").and_then(Value::as_str).and_then(cert_digest);
             if let Some(digest) = digest {
@@ -1161,6 +1177,10 @@ fn put(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>) -
         return Ok(created);
     };
     let current = admin.store.list(kind)[i].clone();
+    if kind == Kind::Consumer && !current.id.eq_ignore_ascii_case(key) {
+        // A UUID-like username found the consumer: it stays its username.
+        body.insert("username".into(), json!(key));
+    }
     if let Some(id) = body_id(&mut body)? {
         if id != current.id {
             return Err(schema_error("id", "the id of an entity cannot change"));
