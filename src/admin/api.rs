@@ -22,6 +22,11 @@
 //! CA certificate listed in a service's `ca_certificates` (400 with Kong's message
 //! `ca_certificate <id> is still referenced by services (id = <id>)`).
 //!
+//! Consumers follow Kong 3.x: `/consumers/{id|username}` looks a consumer up by id,
+//! else by username (PUT on a username nothing has creates a consumer with it); one of
+//! `username` and `custom_id` must be set (Kong's schema message), and each is unique
+//! (409). Nothing refers to a consumer, so deleting one removes only it.
+//!
 //! Cost: a change copies the store and reloads the whole configuration; lists are
 //! linear. Admin traffic only.
 
@@ -849,6 +854,18 @@ fn check_constraints(store: &Store, kind: Kind, e: &mut Entity) -> Result<(), Ap
                 }
             }
         }
+        Kind::Consumer => {
+            // Kong's entity check, with its message (empty counts as unset, as in Kong).
+            let set = |f: &str| e.fields.get(f).is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
+            if !set("username") && !set("custom_id") {
+                return Err(ApiError::Schema {
+                    problems: vec![Problem {
+                        path: Vec::new(),
+                        message: "at least one of these fields must be non-empty: 'custom_id', 'username'".into(),
+                    }],
+                });
+            }
+        }
         Kind::CaCertificate => {
             let digest = e.fields.get("cert").and_then(Value::as_str).and_then(cert_digest);
             if let Some(digest) = digest {
@@ -861,13 +878,14 @@ fn check_constraints(store: &Store, kind: Kind, e: &mut Entity) -> Result<(), Ap
             }
         }
     }
-    let unique_field = match kind {
-        Kind::Plugin => Some("instance_name"),
-        Kind::Service | Kind::Route | Kind::Upstream => Some("name"),
-        Kind::Certificate | Kind::CaCertificate | Kind::Target => None,
+    let unique_fields: &[&str] = match kind {
+        Kind::Plugin => &["instance_name"],
+        Kind::Service | Kind::Route | Kind::Upstream => &["name"],
+        Kind::Consumer => &["username", "custom_id"],
+        Kind::Certificate | Kind::CaCertificate | Kind::Target => &[],
     };
-    let name = unique_field.and_then(|f| Some((f, e.fields.get(f)?.as_str()?)));
-    if let Some((unique_field, name)) = name {
+    for &unique_field in unique_fields {
+        let Some(name) = e.fields.get(unique_field).and_then(Value::as_str) else { continue };
         if store.taken(kind, unique_field, name, &e.id).is_some() {
             return Err(ApiError::Unique {
                 message: format!("UNIQUE violation detected on '{{{unique_field}=\"{name}\"}}'"),
@@ -1117,14 +1135,16 @@ fn patch(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>)
 
 /// Kong's PUT: creates or replaces the entity the path names. Replacing keeps the id
 /// and `created_at`; every field not given takes its default. A name in the path is
-/// the entity's name (`instance_name` for plugins); for a certificate it is one of its
-/// `snis`, added to those the body gives. CA certificates are named by id only.
+/// the entity's name (`instance_name` for plugins, `username` for consumers); for a
+/// certificate it is one of its `snis`, added to those the body gives. CA certificates
+/// are named by id only.
 fn put(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>) -> Result<Response, ApiError> {
     strip_read_only(&mut body);
     if !is_uuid(key) {
         let (field, value) = match kind {
             Kind::Plugin => ("instance_name", json!(key)),
             Kind::Service | Kind::Route | Kind::Upstream => ("name", json!(key)),
+            Kind::Consumer => ("username", json!(key)),
             Kind::Target => ("target", json!(key)),
             Kind::Certificate => {
                 let mut snis = match body.remove("snis") {
@@ -1157,6 +1177,10 @@ fn put(admin: &mut Admin, kind: Kind, key: &str, mut body: Map<String, Value>) -
         return Ok(created);
     };
     let current = admin.store.list(kind)[i].clone();
+    if kind == Kind::Consumer && !current.id.eq_ignore_ascii_case(key) {
+        // A UUID-like username found the consumer: it stays its username.
+        body.insert("username".into(), json!(key));
+    }
     if let Some(id) = body_id(&mut body)? {
         if id != current.id {
             return Err(schema_error("id", "the id of an entity cannot change"));

@@ -1,6 +1,6 @@
 //! The Admin API's entity store: the services, routes, plugins, certificates, CA
-//! certificates, upstreams and targets the running configuration is made of, each with its id, timestamps and
-//! Kong fields.
+//! certificates, upstreams, targets and consumers the running configuration is made of,
+//! each with its id, timestamps and Kong fields.
 //!
 //! The store is the source of truth for what runs. Every change (an Admin API call, a
 //! SIGHUP re-reading the decK file, `POST /config`, `--resume`) builds a candidate
@@ -18,6 +18,11 @@
 //! order (the router breaks ties by it), and plugin `i` of the store is plugin `i` of
 //! the snapshot built from it.
 //!
+//! Consumers always keep the configuration's id: the one the file states, else the one
+//! the loader derives from the username (or custom id), which is the same on every node
+//! and every reload ([`crate::config::consumer_id_for`]). They are never matched to the
+//! running store by name, so a rendered consumer loads back with the id it has.
+//!
 //! Certificates hold their private key (`key`) in clear, as the decK file and the state
 //! file do; only the Admin API's responses hide it (`api::present`).
 //!
@@ -28,8 +33,8 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Map, Value};
 
 use crate::config::{
-    is_uuid, CaCertificate, Certificate, Config, HashOn, HealthChecks, Node, NodeValue, PluginScope, Route, RoutePath,
-    Service, Target, Upstream,
+    is_uuid, CaCertificate, Certificate, Config, Consumer, HashOn, HealthChecks, Node, NodeValue, PluginScope, Route,
+    RoutePath, Service, Target, Upstream,
 };
 
 /// Problems of the store itself (not of the configuration it holds).
@@ -53,6 +58,7 @@ pub enum Kind {
     CaCertificate,
     Upstream,
     Target,
+    Consumer,
 }
 
 impl Kind {
@@ -66,6 +72,7 @@ impl Kind {
             Kind::CaCertificate => "ca_certificates",
             Kind::Upstream => "upstreams",
             Kind::Target => "targets",
+            Kind::Consumer => "consumers",
         }
     }
 
@@ -79,10 +86,11 @@ impl Kind {
             Kind::CaCertificate => "ca_certificate",
             Kind::Upstream => "upstream",
             Kind::Target => "target",
+            Kind::Consumer => "consumer",
         }
     }
 
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Service,
         Kind::Route,
         Kind::Plugin,
@@ -90,6 +98,7 @@ impl Kind {
         Kind::CaCertificate,
         Kind::Upstream,
         Kind::Target,
+        Kind::Consumer,
     ];
 }
 
@@ -144,6 +153,7 @@ pub struct Store {
     pub ca_certificates: Vec<Entity>,
     pub upstreams: Vec<Entity>,
     pub targets: Vec<Entity>,
+    pub consumers: Vec<Entity>,
 }
 
 /// A random (version 4, RFC 9562 §5.4) UUID from the system CSPRNG.
@@ -172,6 +182,7 @@ impl Store {
             Kind::CaCertificate => &self.ca_certificates,
             Kind::Upstream => &self.upstreams,
             Kind::Target => &self.targets,
+            Kind::Consumer => &self.consumers,
         }
     }
 
@@ -184,6 +195,7 @@ impl Store {
             Kind::CaCertificate => &mut self.ca_certificates,
             Kind::Upstream => &mut self.upstreams,
             Kind::Target => &mut self.targets,
+            Kind::Consumer => &mut self.consumers,
         }
     }
 
@@ -191,16 +203,20 @@ impl Store {
     /// `name` (services, routes, upstreams), `instance_name` (plugins), its `target`
     /// (targets; the first with that address, see [`Store::target_of`] for one
     /// upstream's) or one of its `snis` (certificates, case-insensitively), as Kong
-    /// looks them up. CA certificates have only ids.
+    /// looks them up. CA certificates have only ids. A consumer is looked up by id, else
+    /// by `username` (a username may look like a UUID).
     pub fn position(&self, kind: Kind, key: &str) -> Option<usize> {
         let list = self.list(kind);
         if is_uuid(key) {
-            let key = key.to_ascii_lowercase();
-            return list.iter().position(|e| e.id.eq_ignore_ascii_case(&key));
+            let found = list.iter().position(|e| e.id.eq_ignore_ascii_case(key));
+            if found.is_some() || kind != Kind::Consumer {
+                return found;
+            }
         }
         let field = match kind {
             Kind::Plugin => "instance_name",
             Kind::Service | Kind::Route | Kind::Upstream => "name",
+            Kind::Consumer => "username",
             Kind::Target => "target",
             Kind::Certificate => {
                 return list.iter().position(|e| e.strings("snis").any(|s| s.eq_ignore_ascii_case(key)))
@@ -299,7 +315,8 @@ impl Store {
     /// none (a decK file without ids), the id of the entity of `previous` it matches
     /// (same name; for plugins the same `instance_name`, or name and scope; for
     /// certificates and CA certificates the same `cert`), so ids stay stable across
-    /// reloads; else a new one. Timestamps come from the matching entity
+    /// reloads; else a new one. Consumers always have one (see the module doc).
+    /// Timestamps come from the matching entity
     /// of `previous`: `created_at` is kept, `updated_at` too unless the fields changed
     /// (then it is `now`). New entities get `now` for both.
     pub fn from_config(
@@ -323,6 +340,8 @@ impl Store {
         );
         let (upstreams, targets) =
             (ids(&mut cfg.upstreams.iter().map(|u| &u.id)), ids(&mut cfg.targets.iter().map(|t| &t.id)));
+        // Consumers always carry an id: none is matched by key, so none is taken.
+        let no_ids = HashSet::new();
         let explicit = |kind: Kind| match kind {
             Kind::Service => &services,
             Kind::Route => &routes,
@@ -331,6 +350,7 @@ impl Store {
             Kind::CaCertificate => &ca_certificates,
             Kind::Upstream => &upstreams,
             Kind::Target => &targets,
+            Kind::Consumer => &no_ids,
         };
         // The running store, indexed once per kind (a file of thousands of entities
         // would otherwise scan the running store once per entity).
@@ -342,7 +362,8 @@ impl Store {
             index(Kind::Certificate),
             index(Kind::CaCertificate),
         );
-        let (prev_upstreams, prev_targets) = (index(Kind::Upstream), index(Kind::Target));
+        let (prev_upstreams, prev_targets, prev_consumers) =
+            (index(Kind::Upstream), index(Kind::Target), index(Kind::Consumer));
         // A match by key must not take an id that another entity states explicitly.
         let matched = |kind: Kind, id: &Option<String>, key: Option<MatchKey<'_>>| -> Option<Entity> {
             let prev = match kind {
@@ -353,6 +374,7 @@ impl Store {
                 Kind::CaCertificate => &prev_ca_certificates,
                 Kind::Upstream => &prev_upstreams,
                 Kind::Target => &prev_targets,
+                Kind::Consumer => &prev_consumers,
             };
             match id {
                 Some(id) => prev.by_id.get(id.to_ascii_lowercase().as_str()).map(|e| (*e).clone()),
@@ -422,6 +444,11 @@ impl Store {
             let prev = matched(Kind::Target, &t.id, key);
             out.targets.push(stamped(t.id.clone(), prev, fields, now, new_id)?);
         }
+        for c in &cfg.consumers {
+            let id = Some(c.id.clone());
+            let prev = matched(Kind::Consumer, &id, None);
+            out.consumers.push(stamped(id, prev, consumer_fields(c), now, new_id)?);
+        }
         Ok(out)
     }
 }
@@ -465,6 +492,8 @@ impl<'a> MatchIndex<'a> {
                     text("instance_name").map(MatchKey::Instance),
                     text("name").map(|n| MatchKey::Scope(n, e.reference("service"), e.reference("route"))),
                 ],
+                // Matched by id only (see the module doc).
+                Kind::Consumer => [None, None],
             };
             for key in keys.into_iter().flatten() {
                 by_key.entry(key).or_default().push(e);
@@ -500,6 +529,16 @@ fn list_or_null(items: &[String]) -> Value {
     } else {
         json!(items)
     }
+}
+
+/// A consumer's fields: its identity, `null` where unset.
+fn consumer_fields(c: &Consumer) -> Map<String, Value> {
+    let text = |s: &Option<String>| s.as_ref().map_or(Value::Null, |s| json!(s));
+    let mut m = Map::new();
+    m.insert("username".into(), text(&c.username));
+    m.insert("custom_id".into(), text(&c.custom_id));
+    m.insert("tags".into(), list_or_null(&c.tags));
+    m
 }
 
 /// A certificate's fields; `cert_alt` and `key_alt` are `null` when the entry has no
@@ -909,6 +948,68 @@ mod tests {
         assert_eq!(store.position(Kind::Certificate, "other.example"), None);
         assert_eq!(store.position(Kind::CaCertificate, CA_ID), Some(0));
         assert_eq!(store.position(Kind::CaCertificate, "CA-PEM"), None);
+    }
+
+    const CONSUMER_ID: &str = "5B3A1B2C-0D4E-4F5A-8B6C-7D8E9F0A1B2C";
+
+    /// A consumer with a stated id, one without (its id derived from its custom id),
+    /// and one whose username looks like a UUID.
+    fn consumer_deck() -> String {
+        format!(
+            "_format_version: \"3.0\"\nconsumers:\n- id: {CONSUMER_ID}\n  username: alice\n  custom_id: A-1\n  \
+             tags: [team-a]\n- custom_id: bob-77\n- username: 00000000-0000-4000-8000-0000000000ee\n"
+        )
+    }
+
+    #[test]
+    fn consumers_keep_their_ids_and_fields_through_a_render_and_reload() {
+        let store = Store::from_config(&load(&consumer_deck()), &Store::default(), 100, &mut counter()).unwrap();
+        assert_eq!(store.consumers.len(), 3);
+        let alice = &store.consumers[0];
+        assert_eq!(alice.id, CONSUMER_ID.to_ascii_lowercase(), "the stated id, lower-cased");
+        assert_eq!(
+            Value::Object(alice.fields.clone()),
+            json!({ "username": "alice", "custom_id": "A-1", "tags": ["team-a"] })
+        );
+        let bob = &store.consumers[1];
+        assert_eq!(bob.id, crate::config::consumer_id_for(None, Some("bob-77")), "the loader's id, not a new one");
+        assert_eq!((&bob.fields["username"], &bob.fields["tags"]), (&Value::Null, &Value::Null));
+        assert_eq!((bob.created_at, bob.updated_at), (100, 100));
+
+        let text = store.render();
+        let reloaded = load(&text);
+        let ids: Vec<(&str, bool)> = reloaded.consumers.iter().map(|c| (c.id.as_str(), c.id_given)).collect();
+        let stored: Vec<(&str, bool)> = store.consumers.iter().map(|c| (c.id.as_str(), true)).collect();
+        assert_eq!(ids, stored, "every id is written out");
+        let again = Store::from_config(&reloaded, &store, 200, &mut counter()).unwrap();
+        assert_eq!(again, store, "same ids, same fields, timestamps kept");
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(Store::from_document(&parsed).unwrap(), store, "the state file keeps them");
+
+        // The file again, without ids for two of them: the same ids; a changed field
+        // bumps updated_at only.
+        let edited = consumer_deck().replace("team-a", "team-b");
+        let mut fresh = || Ok::<_, StoreError>("ffffffff-ffff-4fff-8fff-ffffffffffff".to_string());
+        let reread = Store::from_config(&load(&edited), &again, 300, &mut fresh).unwrap();
+        let ids = |s: &Store| s.consumers.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&reread), ids(&store));
+        assert_eq!((reread.consumers[0].created_at, reread.consumers[0].updated_at), (100, 300));
+        assert_eq!((reread.consumers[1].created_at, reread.consumers[1].updated_at), (100, 100));
+    }
+
+    #[test]
+    fn consumers_are_found_by_id_else_by_username() {
+        let store = Store::from_config(&load(&consumer_deck()), &Store::default(), 1, &mut counter()).unwrap();
+        assert_eq!(store.position(Kind::Consumer, CONSUMER_ID), Some(0), "by id, whatever its case");
+        assert_eq!(store.position(Kind::Consumer, "alice"), Some(0));
+        assert_eq!(store.position(Kind::Consumer, "A-1"), None, "a custom id does not name a consumer");
+        let bob = store.consumers[1].id.clone();
+        assert_eq!(store.position(Kind::Consumer, &bob), Some(1));
+        assert_eq!(store.position(Kind::Consumer, "00000000-0000-4000-8000-0000000000ee"), Some(2), "a UUID username");
+        assert_eq!(store.position(Kind::Consumer, "00000000-0000-4000-8000-0000000000ef"), None);
+        assert_eq!(store.position(Kind::Service, "00000000-0000-4000-8000-0000000000ee"), None);
+        assert_eq!(Kind::Consumer.collection(), "consumers");
+        assert!(Kind::ALL.contains(&Kind::Consumer));
     }
 
     #[test]

@@ -205,7 +205,7 @@ fn not_found_bad_json_and_methods_answer_like_kong() {
     assert_eq!(ok(call(&mut a, "PATCH", "/routes/nope", "{}"), 404), nf);
     assert_eq!(ok(call(&mut a, "GET", "/services/nope/routes", ""), 404), nf);
     assert_eq!(ok(call(&mut a, "POST", "/routes/nope/plugins", "{}"), 404), nf);
-    assert_eq!(ok(call(&mut a, "GET", "/consumers", ""), 404), nf);
+    assert_eq!(ok(call(&mut a, "GET", "/snis", ""), 404), nf);
     assert_eq!(ok(call(&mut a, "GET", "/services/a/b/c", ""), 404), nf);
     assert_eq!(
         ok(call(&mut a, "POST", "/services", "{\"name\":"), 400),
@@ -451,6 +451,7 @@ fn every_accepted_change_is_saved_and_loads_back() {
     let mut a = admin_with(Some(DataDir::open(&dir).unwrap()));
     with_service(&mut a);
     ok(call(&mut a, "POST", "/plugins", &plugin_body("http://127.0.0.1:9/")), 201);
+    ok(call(&mut a, "POST", "/consumers", r#"{"username":"alice","tags":["t"]}"#), 201);
     // A refused change does not touch the file.
     let saved = std::fs::read_to_string(dir.join("state.json")).unwrap();
     call(&mut a, "POST", "/services", r#"{"name":"bad","host":"a","port":0}"#);
@@ -459,6 +460,7 @@ fn every_accepted_change_is_saved_and_loads_back() {
     let mut b = admin();
     b.load_state(&saved, "state.json").unwrap();
     assert_eq!(b.store, a.store, "ids, timestamps and fields survive");
+    assert_eq!(b.store.consumers.len(), 1, "consumers too");
     assert_eq!(b.shared.load().instances().len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -956,4 +958,175 @@ fn an_upstream_presents_a_certificate_which_then_cannot_be_deleted() {
     assert_eq!((v["code"].clone(), v["fields"].clone()), (json!(4), json!({ "@referenced_by": "upstreams" })));
     ok(call(&mut a, "PATCH", "/upstreams/u", r#"{"client_certificate":null}"#), 200);
     assert_eq!(call(&mut a, "DELETE", &format!("/certificates/{client_id}"), "").status, 204);
+}
+
+// ----- consumers -----
+
+const NEEDS_A_NAME: &str = "at least one of these fields must be non-empty: 'custom_id', 'username'";
+
+#[test]
+fn consumers_are_created_from_json_and_form_and_found_by_id_or_username() {
+    let mut a = admin();
+    let alice =
+        ok(call(&mut a, "POST", "/consumers", r#"{"username":"alice","custom_id":"A-1","tags":["team-a"]}"#), 201);
+    let id = alice["id"].as_str().unwrap().to_string();
+    assert!(is_uuid(&id), "{id}");
+    assert_eq!(
+        (&alice["username"], &alice["custom_id"], &alice["tags"]),
+        (&json!("alice"), &json!("A-1"), &json!(["team-a"]))
+    );
+    assert!(alice["created_at"].as_u64().unwrap() > 1_600_000_000);
+    assert_eq!(alice["created_at"], alice["updated_at"]);
+    let bob = ok(form_call(&mut a, "POST", "/consumers/", "custom_id=bob-77&tags=solo&username="), 201);
+    assert_eq!(bob["tags"], json!(["solo"]), "a lone form value of tags is a list");
+    assert_eq!((&bob["username"], &bob["custom_id"]), (&Value::Null, &json!("bob-77")));
+
+    assert_eq!(ok(call(&mut a, "GET", &format!("/consumers/{id}"), ""), 200), alice);
+    assert_eq!(ok(call(&mut a, "GET", &format!("/consumers/{}", id.to_ascii_uppercase()), ""), 200), alice);
+    assert_eq!(ok(call(&mut a, "GET", "/consumers/alice", ""), 200), alice);
+    assert_eq!(call(&mut a, "GET", "/consumers/bob-77", "").status, 404, "a custom id is not a path key");
+    assert_eq!(ok(call(&mut a, "GET", "/consumers", ""), 200), json!({ "data": [alice, bob], "next": null }));
+    assert_eq!(ok(call(&mut a, "GET", &konnect("/consumers/alice"), ""), 200)["id"], json!(id));
+    let running: Vec<Option<String>> = a.shared.load().config.consumers.iter().map(|c| c.username.clone()).collect();
+    assert_eq!(running, [Some("alice".to_string()), None], "the change is running");
+}
+
+#[test]
+fn a_consumer_is_renamed_by_patch_but_never_onto_a_taken_username_or_custom_id() {
+    let mut a = admin();
+    let alice = ok(call(&mut a, "POST", "/consumers", r#"{"username":"alice","custom_id":"A-1"}"#), 201);
+    ok(call(&mut a, "POST", "/consumers", r#"{"username":"bob"}"#), 201);
+    let carol = ok(call(&mut a, "PATCH", "/consumers/alice", r#"{"username":"carol"}"#), 200);
+    assert_eq!((&carol["id"], &carol["username"]), (&alice["id"], &json!("carol")));
+    assert_eq!(carol["custom_id"], "A-1", "PATCH keeps what it does not give");
+    assert_eq!(carol["created_at"], alice["created_at"]);
+    assert_eq!(call(&mut a, "GET", "/consumers/alice", "").status, 404);
+    assert_eq!(ok(call(&mut a, "GET", "/consumers/carol", ""), 200), carol);
+    assert_eq!(a.shared.load().config.consumers[0].username.as_deref(), Some("carol"));
+
+    let (store, running) = (a.store.clone(), a.shared.load_full());
+    let v = ok(call(&mut a, "PATCH", "/consumers/carol", r#"{"username":"bob"}"#), 409);
+    assert_eq!((&v["code"], &v["name"]), (&json!(5), &json!("unique constraint violation")));
+    assert_eq!(v["message"], "UNIQUE violation detected on '{username=\"bob\"}'");
+    assert_eq!(v["fields"], json!({ "username": "bob" }));
+    let v = ok(call(&mut a, "POST", "/consumers", r#"{"username":"dave","custom_id":"A-1"}"#), 409);
+    assert_eq!(v["fields"], json!({ "custom_id": "A-1" }));
+    let v = ok(call(&mut a, "PATCH", "/consumers/bob", r#"{"custom_id":"A-1"}"#), 409);
+    assert_eq!(v["message"], "UNIQUE violation detected on '{custom_id=\"A-1\"}'");
+    assert_eq!(a.store, store, "nothing changed");
+    assert!(Arc::ptr_eq(&running, &a.shared.load_full()), "the running snapshot is untouched");
+
+    let v = ok(call(&mut a, "PATCH", "/consumers/carol", r#"{"username":"carol","custom_id":"A-1"}"#), 200);
+    assert_eq!(v["username"], "carol", "a consumer does not conflict with itself");
+}
+
+#[test]
+fn put_by_username_creates_the_consumer_then_replaces_it() {
+    let mut a = admin();
+    let created = ok(call(&mut a, "PUT", "/consumers/dave", r#"{"custom_id":"D-4","tags":["x"]}"#), 200);
+    let id = created["id"].as_str().unwrap().to_string();
+    assert!(is_uuid(&id), "{id}");
+    assert_eq!((&created["username"], &created["custom_id"]), (&json!("dave"), &json!("D-4")));
+    assert_eq!(a.store.consumers.len(), 1);
+    assert_eq!(ok(call(&mut a, "GET", "/consumers/dave", ""), 200), created);
+
+    let replaced = ok(call(&mut a, "PUT", "/consumers/dave", r#"{"tags":["y"]}"#), 200);
+    assert_eq!((&replaced["id"], &replaced["created_at"]), (&created["id"], &created["created_at"]));
+    assert_eq!(replaced["username"], "dave", "the path names it");
+    assert_eq!(replaced["custom_id"], Value::Null, "PUT resets what it does not give");
+    assert_eq!(replaced["tags"], json!(["y"]));
+    let by_id = ok(call(&mut a, "PUT", &format!("/consumers/{id}"), r#"{"username":"dave2"}"#), 200);
+    assert_eq!((&by_id["id"], &by_id["username"]), (&json!(id), &json!("dave2")));
+
+    let new_id = "00000000-0000-4000-8000-0000000000c1";
+    let v = ok(call(&mut a, "PUT", &format!("/consumers/{new_id}"), r#"{"username":"erin"}"#), 200);
+    assert_eq!(v["id"], new_id, "a UUID that names nothing is the new consumer's id");
+    assert_eq!(a.store.consumers.len(), 2);
+    assert_eq!(ok(call(&mut a, "PUT", "/consumers/erin", "{}"), 200)["id"], new_id, "found by username");
+    assert_eq!(a.store.consumers.len(), 2);
+
+    // A username that looks like a UUID names its consumer when no id is that UUID,
+    // and a PUT there keeps it as the username.
+    let uuid_name = "00000000-0000-4000-8000-0000000000ee";
+    let f = ok(call(&mut a, "POST", "/consumers", &json!({ "username": uuid_name }).to_string()), 201);
+    let put = ok(call(&mut a, "PUT", &format!("/consumers/{uuid_name}"), r#"{"tags":["z"]}"#), 200);
+    assert_eq!((&put["id"], &put["username"], &put["tags"]), (&f["id"], &json!(uuid_name), &json!(["z"])));
+    assert_eq!(a.store.consumers.len(), 3);
+}
+
+#[test]
+fn a_deleted_consumer_is_gone_and_unknown_consumers_are_404() {
+    let mut a = admin();
+    let nf = json!({ "message": "Not found" });
+    let alice = ok(call(&mut a, "POST", "/consumers", r#"{"username":"alice"}"#), 201);
+    let bob = ok(call(&mut a, "POST", "/consumers", r#"{"username":"bob"}"#), 201);
+    assert_eq!(call(&mut a, "DELETE", "/consumers/alice", "").status, 204);
+    assert_eq!(ok(call(&mut a, "GET", "/consumers/alice", ""), 404), nf);
+    assert_eq!(ok(call(&mut a, "GET", &format!("/consumers/{}", alice["id"].as_str().unwrap()), ""), 404), nf);
+    assert_eq!(call(&mut a, "DELETE", "/consumers/alice", "").status, 204, "Kong's DELETE is idempotent");
+    assert_eq!(ok(call(&mut a, "GET", "/consumers", ""), 200)["data"], json!([bob]));
+    assert_eq!(call(&mut a, "DELETE", &format!("/consumers/{}", bob["id"].as_str().unwrap()), "").status, 204);
+    assert!(a.store.consumers.is_empty());
+    assert!(a.shared.load().config.consumers.is_empty(), "the running configuration follows");
+    assert_eq!(ok(call(&mut a, "PATCH", "/consumers/nobody", r#"{"tags":["x"]}"#), 404), nf);
+    assert_eq!(call(&mut a, "GET", "/consumers/nobody/plugins", "").status, 404, "no consumer-scoped plugins");
+    assert!(a.store.consumers.is_empty());
+}
+
+#[test]
+fn a_consumer_needs_a_username_or_a_custom_id() {
+    let mut a = admin();
+    let v = ok(call(&mut a, "POST", "/consumers", r#"{"tags":["x"]}"#), 400);
+    assert_eq!((&v["code"], &v["name"]), (&json!(2), &json!("schema violation")));
+    assert_eq!(v["message"], format!("schema violation ({NEEDS_A_NAME})"));
+    assert_eq!(v["fields"], json!({ "@entity": NEEDS_A_NAME }));
+    let v = ok(form_call(&mut a, "POST", "/consumers", "username=&custom_id=&tags=x"), 400);
+    assert_eq!(v["fields"], json!({ "@entity": NEEDS_A_NAME }));
+    assert_eq!(ok(call(&mut a, "PUT", "/consumers/00000000-0000-4000-8000-0000000000c2", "{}"), 400)["code"], 2);
+    assert!(a.store.consumers.is_empty());
+
+    // A change that would leave neither is refused too, and changes nothing.
+    ok(call(&mut a, "POST", "/consumers", r#"{"username":"alice"}"#), 201);
+    let store = a.store.clone();
+    let v = ok(call(&mut a, "PATCH", "/consumers/alice", r#"{"username":null,"custom_id":""}"#), 400);
+    assert_eq!(v["fields"], json!({ "@entity": NEEDS_A_NAME }));
+    // What the loader refuses is refused as well, at its field.
+    let v = ok(call(&mut a, "PATCH", "/consumers/alice", "{\"custom_id\":\"a\\nb\"}"), 400);
+    assert!(v["fields"]["custom_id"].as_str().unwrap().contains("without control characters"), "{v}");
+    let v = ok(call(&mut a, "PATCH", "/consumers/alice", r#"{"colour":"blue"}"#), 400);
+    assert!(v["fields"]["colour"].as_str().unwrap().contains("unknown key 'colour'"), "{v}");
+    assert_eq!(a.store, store, "nothing changed");
+}
+
+#[test]
+fn a_deck_consumer_without_an_id_keeps_its_id_through_admin_api_changes() {
+    let dir = std::env::temp_dir().join(format!("ringgate-api-consumers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("kong.yaml");
+    std::fs::write(
+        &file,
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://127.0.0.1:9\nconsumers:\n- username: alice\n  \
+         tags: [from-file]\n",
+    )
+    .unwrap();
+    let mut a = admin();
+    a.load_deck(std::slice::from_ref(&file)).unwrap();
+    let derived = crate::config::consumer_id_for(Some("alice"), None);
+    let before = ok(call(&mut a, "GET", "/consumers/alice", ""), 200);
+    assert_eq!(before["id"], json!(derived), "the loader's id");
+
+    ok(call(&mut a, "PATCH", "/services/svc", r#"{"retries":1}"#), 200);
+    ok(call(&mut a, "POST", "/services", r#"{"name":"other","host":"127.0.0.1"}"#), 201);
+    assert_eq!(ok(call(&mut a, "GET", "/consumers/alice", ""), 200), before, "same id, same timestamps");
+    assert_eq!(a.shared.load().config.consumers[0].id, derived);
+
+    // Re-reading the file (SIGHUP) and the same document over POST /config: still that id.
+    a.load_deck(std::slice::from_ref(&file)).unwrap();
+    assert_eq!(ok(call(&mut a, "GET", "/consumers/alice", ""), 200), before);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let req = Request { method: "POST", path: "/config", content_type: Some("text/yaml"), body: text.as_bytes() };
+    let v = ok(handle(&mut a, &req), 201);
+    assert_eq!(v["consumers"], json!([before]));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
