@@ -230,6 +230,50 @@ fn claim_requirements_and_headers_set_by_patch_apply_to_the_next_request() {
     assert_eq!(gate.through(CLAIMS_CLIENT), 200, "the refused PATCH changed nothing");
 }
 
+/// Consumers created, changed and deleted through the Admin API take effect on the
+/// running proxy: the plugin maps the next request's token to the consumer as it now is.
+#[test]
+fn consumers_managed_by_the_admin_api_are_mapped_on_the_next_request() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let dir = TempDir::new("consumers");
+    let gate = start_gate(&up, &dir, &[]);
+    let mut plugin: serde_json::Value = serde_json::from_str(&docs_body(&idp.issuer)).expect("docs body is JSON");
+    plugin["config"]["consumer_claim"] = json!(["client_id"]);
+    plugin["config"]["anonymous"] = json!("guest");
+    let (status, created) = gate.call("POST", "/plugins", Some(&plugin.to_string()));
+    assert_eq!(status, 201, "{created}");
+    let identity = |up: &Upstream| {
+        let last = up.received().pop().expect("the request went upstream");
+        (last.header_str("x-consumer-username"), last.header_str("x-anonymous-consumer"))
+    };
+
+    // No consumer yet, nor the anonymous one: a 403 the plugin cannot stand in for (500).
+    assert_eq!(gate.through(POST_CLIENT), 500, "{}", gate.log());
+    let (status, guest) = gate.call("POST", "/consumers", Some(r#"{"username":"guest"}"#));
+    assert_eq!(status, 201, "{guest}");
+    assert_eq!(gate.through(POST_CLIENT), 200);
+    assert_eq!(identity(&up), (Some("guest".into()), Some("true".into())), "proxied as the guest");
+
+    let (status, consumer) = gate.call("POST", "/consumers", Some(&format!(r#"{{"username":"{}"}}"#, POST_CLIENT.0)));
+    assert_eq!(status, 201, "{consumer}");
+    assert_eq!(gate.through(POST_CLIENT), 200);
+    assert_eq!(identity(&up), (Some(POST_CLIENT.0.into()), None), "now itself");
+    let last = up.received().pop().expect("sent");
+    assert_eq!(last.header_str("x-consumer-id").as_deref(), consumer["id"].as_str(), "the Admin API's id");
+
+    // A rename moves the mapping; a delete ends it.
+    let path = format!("/consumers/{}", POST_CLIENT.0);
+    let (status, renamed) = gate.call("PATCH", &path, Some(r#"{"username":"renamed","custom_id":"post-client"}"#));
+    assert_eq!(status, 200, "{renamed}");
+    assert_eq!(gate.through(POST_CLIENT), 200);
+    assert_eq!(identity(&up), (Some("renamed".into()), None), "found by custom_id, consumer_by's first field");
+    let (status, _) = gate.call("DELETE", "/consumers/renamed", None);
+    assert_eq!(status, 204);
+    assert_eq!(gate.through(POST_CLIENT), 200);
+    assert_eq!(identity(&up), (Some("guest".into()), Some("true".into())), "back to the guest");
+}
+
 /// What Kong's Konnect Terraform provider sends, against ringgate's Admin API: the
 /// same entities under `/v2/control-planes/{id}/core-entities/`, with a bearer token.
 #[test]

@@ -562,6 +562,19 @@ fn consumers_need_a_unique_username_or_custom_id_fit_for_a_header() {
 }
 
 #[test]
+fn a_derived_consumer_id_may_not_be_another_consumers_written_id() {
+    let derived = ringgate::config::consumer_id_for(Some("alice"), None);
+    let e =
+        errors(&doc(&format!("consumers:\n- id: {}\n  username: bob\n- username: alice\n", derived.to_uppercase())));
+    assert_eq!(
+        e,
+        vec![format!(
+            "kong.yaml:5:3: this consumer's derived id '{derived}' is written as the id of the consumer at 3:3; give this one an 'id'"
+        )]
+    );
+}
+
+#[test]
 fn consumer_groups_alone_are_a_warning() {
     let c = ok(&doc("consumer_groups:\n- name: gold\n"));
     let w: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();

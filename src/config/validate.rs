@@ -1539,6 +1539,29 @@ impl Validator<'_> {
         let by_custom_id: Vec<_> = consumers.iter().map(|c| (c.custom_id.clone(), None, c.mark)).collect();
         self.duplicates_named("consumer", "username", &by_username);
         self.duplicates_named("consumer", "custom_id", &by_custom_id);
+        // A derived id can only meet a written one (two derived ids are equal only for
+        // equal names, reported above).
+        let consumers = &self.config.consumers;
+        let written: HashMap<String, Mark> =
+            consumers.iter().filter(|c| c.id_given).map(|c| (c.id.to_ascii_lowercase(), c.mark)).collect();
+        let taken: Vec<(Mark, String)> = consumers
+            .iter()
+            .filter(|c| !c.id_given)
+            .filter_map(|c| {
+                let first = written.get(&c.id)?;
+                Some((
+                    c.mark,
+                    format!(
+                        "this consumer's derived id '{}' is written as the id of the consumer at {first}; give this \
+                         one an 'id'",
+                        c.id
+                    ),
+                ))
+            })
+            .collect();
+        for (mark, message) in taken {
+            self.error(mark, message);
+        }
         // Kong keeps one target per address and upstream.
         let mut addresses: HashMap<(usize, String), Mark> = HashMap::new();
         let mut twice = Vec::new();

@@ -308,7 +308,10 @@ fn the_access_log_outcome_names_what_authentication_did() {
     assert_eq!(ex.auth_outcome(), AuthOutcome::Fetched);
     ex.denied = Some(AuthReason::CredentialsRejected);
     assert_eq!(ex.auth_outcome(), AuthOutcome::Denied(AuthReason::CredentialsRejected));
+    ex.anonymous = true;
+    assert_eq!(ex.auth_outcome(), AuthOutcome::Anonymous(AuthReason::CredentialsRejected));
     ex.begin(Instant::now(), false);
+    assert!(!ex.anonymous, "each request starts unjudged");
     ex.auth.bearer_cached = Some(true);
     assert_eq!(ex.auth_outcome(), AuthOutcome::Bearer);
 }
