@@ -369,10 +369,13 @@ fn balancing_ringgate_does_not_do_is_an_error() {
                      hash_on_uri_capture: user\n  hash_fallback: uri_capture\n  hash_fallback_uri_capture: '1'\n"));
     assert_eq!(c.upstreams[0].hash_on, HashOn::UriCapture("user".into()));
     assert_eq!(c.upstreams[0].hash_fallback, HashOn::UriCapture("1".into()));
+    let c =
+        ok(&doc("upstreams:\n- name: a\n  algorithm: consistent-hashing\n  hash_on: consumer\n  hash_fallback: ip\n"));
+    assert_eq!((&c.upstreams[0].hash_on, &c.upstreams[0].hash_fallback), (&HashOn::Consumer, &HashOn::Ip));
     let e = errors(&doc(
         "upstreams:\n- name: a\n  algorithm: consistent-hashing\n  hash_on: header\n  hash_fallback: cookie\n\
                          - name: b\n  hash_on: ip\n- name: c\n  algorithm: consistent-hashing\n  hash_on: uri_capture\n\
-                         - name: d\n  algorithm: consistent-hashing\n  hash_on: consumer\n",
+                         - name: d\n  hash_on: consumer\n",
     ));
     assert_eq!(
         e,
@@ -381,8 +384,7 @@ fn balancing_ringgate_does_not_do_is_an_error() {
             "kong.yaml:6:18: 'hash_fallback: cookie' needs 'hash_on_cookie'",
             "kong.yaml:8:12: 'hash_on: ip' needs 'algorithm: consistent-hashing'",
             "kong.yaml:11:12: 'hash_on: uri_capture' needs 'hash_on_uri_capture'",
-            "kong.yaml:14:12: 'hash_on: consumer' is not supported (ringgate has no consumers; ip, header, query_arg, \
-             path, uri_capture and cookie are)",
+            "kong.yaml:13:12: 'hash_on: consumer' needs 'algorithm: consistent-hashing'",
         ]
     );
     let e = errors(&doc("upstreams:\n- name: a\n  algorithm: quickest\n- name: b\n  hash_on: ip\n\

@@ -2084,3 +2084,47 @@ fn an_anonymous_consumer_that_does_not_exist_is_a_500_and_an_unavailable_idp_sta
     assert_eq!(r.status, 503, "{r:?}");
     assert!(up.received().is_empty());
 }
+
+/// `hash_on: consumer` keeps each caller on one target: by its mapped consumer's id, or,
+/// with no consumer mapping, by its token's credential (`sub`), as Kong hashes
+/// "consumer, fallback to credential".
+#[test]
+fn hashing_on_the_consumer_keeps_each_caller_on_one_target() {
+    const CALLERS: usize = 10;
+    let idp = TestIdp::start(CALLERS);
+    let (a, b) = (Upstream::start(), Upstream::start());
+    let clients: Vec<(String, String)> = (0..CALLERS).map(load_client).collect();
+    let consumers: String = clients.iter().map(|(id, _)| format!("- username: {id}\n")).collect();
+    for mapping in ["consumer_claim: [client_id]\n", ""] {
+        let yaml = format!(
+            "_format_version: \"3.0\"\nupstreams:\n- name: pool\n  algorithm: consistent-hashing\n  \
+             hash_on: consumer\n  targets: [{{target: '{}'}}, {{target: '{}'}}]\nservices:\n- name: svc\n  \
+             host: pool\n  routes: [{{name: r, paths: [/]}}]\nplugins:\n- name: openid-connect\n  config:\n    \
+             issuer: {}\n{}consumers:\n{consumers}",
+            a.addr(),
+            b.addr(),
+            idp.issuer,
+            indent(&format!("{CC_HEADER_BASIC}{mapping}"), 4),
+        );
+        let p = Proxy::start(&yaml, DRIVER, Limits::default());
+        let (before_a, before_b) = (a.received().len(), b.received().len());
+        for round in 0..3 {
+            for (i, (id, secret)) in clients.iter().enumerate() {
+                let r = get(&p, &format!("/c{i}/{round}"), &[("Authorization", &basic(id, secret))]);
+                assert_eq!(r.status, 200, "{mapping:?} caller {i}: {r:?}");
+            }
+        }
+        let new = |u: &Upstream, before: usize| u.received().split_off(before);
+        let (on_a, on_b) = (new(&a, before_a), new(&b, before_b));
+        assert_eq!(on_a.len() + on_b.len(), 3 * CALLERS, "{mapping:?}");
+        for i in 0..CALLERS {
+            let prefix = format!("/c{i}/");
+            let count = |got: &[Received]| got.iter().filter(|r| r.target.starts_with(&prefix)).count();
+            let (x, y) = (count(&on_a), count(&on_b));
+            assert!((x, y) == (3, 0) || (x, y) == (0, 3), "{mapping:?} caller {i}: {x} on a, {y} on b");
+        }
+        assert!(!on_a.is_empty() && !on_b.is_empty(), "{mapping:?}: {CALLERS} callers use both targets");
+        let mapped = on_a.iter().chain(&on_b).all(|r| r.header("x-consumer-id").is_some());
+        assert_eq!(mapped, !mapping.is_empty(), "{mapping:?}");
+    }
+}

@@ -573,6 +573,7 @@ fn upstream_fields(u: &Upstream, store: &Store) -> Map<String, Value> {
             HashOn::QueryArg(name) => ("query_arg", Some(("query_arg", name))),
             HashOn::UriCapture(name) => ("uri_capture", Some(("uri_capture", name))),
             HashOn::Cookie => ("cookie", None),
+            HashOn::Consumer => ("consumer", None),
         };
         m.insert(prefix.into(), json!(kind));
         for field in ["header", "query_arg", "uri_capture"] {

@@ -267,6 +267,10 @@ pub enum HashOn {
     /// random value, hashed the same way and set in the response, so that the caller's
     /// next requests go to the same target (Kong's behaviour).
     Cookie,
+    /// The consumer the openid-connect plugin identified (mapped, or `anonymous`), else
+    /// the token's credential (`credential_claim`, default `sub`), as Kong hashes
+    /// "consumer, fallback to credential".
+    Consumer,
 }
 
 impl Algorithm {

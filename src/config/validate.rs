@@ -29,7 +29,6 @@
 //! | plugin `ordering` | warning | one plugin instance per request, order is moot |
 //! | plugin `consumer`, `consumer_group`, `_config`, `partials` | error | scoping or shared config not supported |
 //! | top-level `vaults`, `filter_chains` | error | secret references or filters would differ |
-//! | upstream `hash_on`/`hash_fallback` `consumer` | error | targets would get other requests than in Kong |
 //! | upstream active `healthchecks` of type `grpc`, `grpcs` | error | the probes would not be sent |
 //! | upstream `use_srv_name: true` | warning | targets are resolved by A/AAAA records |
 //! | consumer credentials (`keyauth_credentials`, `acls`, …) and `groups` | warning | no ringgate plugin reads them |
@@ -1043,16 +1042,7 @@ impl Validator<'_> {
                     }
                     HashOn::Cookie
                 }
-                "consumer" => {
-                    self.error(
-                        mark,
-                        format!(
-                            "'{key}: consumer' is not supported (ringgate has no consumers; ip, header, query_arg, \
-                             path, uri_capture and cookie are)"
-                        ),
-                    );
-                    continue;
-                }
+                "consumer" => HashOn::Consumer,
                 h => {
                     self.error(mark, format!("unknown '{key}' value '{h}'"));
                     continue;

@@ -223,6 +223,11 @@ impl Granted {
     pub fn consumer_subject(&self) -> Option<&str> {
         self.facts().and_then(|f| f.consumer.as_deref())
     }
+
+    /// `credential_claim`'s value in the token, when it has one.
+    pub fn credential(&self) -> Option<&str> {
+        self.facts().and_then(|f| f.credential.as_deref())
+    }
 }
 
 /// Where [`WorkerAuth::client_credentials`] got to.

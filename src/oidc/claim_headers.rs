@@ -63,6 +63,9 @@ pub struct TokenFacts {
     /// `consumer_claim`'s value as Kong reads it ([`consumer_subject`]); `None` when the
     /// setting is off or the token has no usable value.
     pub consumer: Option<Box<str>>,
+    /// `credential_claim`'s value (default `sub`): what `hash_on: consumer` hashes when
+    /// no consumer was identified, as Kong's virtual credential.
+    pub credential: Option<Box<str>>,
 }
 
 /// The token's facts under `config`, or `None` when there are none (no claim header
@@ -74,7 +77,22 @@ pub fn facts_for(config: &crate::oidc::config::OidcConfig, token: &Verified) -> 
         .then(|| token.claim_path(&config.consumer_claim).and_then(consumer_subject))
         .flatten()
         .map(String::into_boxed_str);
-    (!lines.is_empty() || consumer.is_some()).then(|| TokenFacts { lines: lines.into_boxed_slice(), consumer })
+    let credential = token.claim_path(&config.credential_claim).and_then(credential_text).map(String::into_boxed_str);
+    (!lines.is_empty() || consumer.is_some() || credential.is_some()).then(|| TokenFacts {
+        lines: lines.into_boxed_slice(),
+        consumer,
+        credential,
+    })
+}
+
+/// A `credential_claim` value as Kong's plugin takes it: a string, a number or `true` as
+/// text; a list or object is not a credential.
+fn credential_text(value: &OwnedValue) -> Option<String> {
+    match value.as_str() {
+        Some(s) => (!s.is_empty()).then(|| s.to_string()),
+        None if value.is_number() || value.as_bool() == Some(true) => simd_json::to_string(value).ok(),
+        None => None,
+    }
 }
 
 /// A claim value as the text a consumer is looked up by, as Kong's plugin reads it: a

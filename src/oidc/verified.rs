@@ -144,7 +144,11 @@ mod tests {
     #[test]
     fn a_hit_returns_the_claim_headers_stored_with_the_token() {
         let mut c = VerifiedCache::new(10);
-        let lines = Rc::new(TokenFacts { lines: b"X-Tenant: acme\r\n"[..].into(), consumer: Some("acme".into()) });
+        let lines = Rc::new(TokenFacts {
+            lines: b"X-Tenant: acme\r\n"[..].into(),
+            consumer: Some("acme".into()),
+            credential: None,
+        });
         c.insert_with(b"a.b.with", 100, 0, Some(lines.clone()));
         c.insert(b"a.b.without", 100, 0);
         assert_eq!(c.get(b"a.b.with", 50, 0), Some(Some(&lines)));

@@ -35,7 +35,7 @@ use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use crate::config::Protocol;
-use crate::consumers::Consumers;
+use crate::consumers::{self, Consumers};
 use crate::error::{self, AuthFailure, AuthReason, ProxyError};
 use crate::http::chunked::{ChunkedDecoder, ChunkedLimits};
 use crate::http::head::{self, BodyFraming, Known, RequestHead, Version};
@@ -301,16 +301,20 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
 }
 
 /// Kong's consumer mapping (`consumer_claim`) for a request the plugin let through: the
-/// headers of the consumer the token's claim names, none when mapping is off (or the
-/// consumer is optional and not found), else a 403.
-fn mapped_consumer<'s>(inst: &Instance, g: &Granted, consumers: &'s Consumers) -> Result<ConsumerLines<'s>, AuthError> {
+/// consumer the token's claim names, none when mapping is off (or the consumer is
+/// optional and not found), else a 403.
+fn mapped_consumer<'s>(
+    inst: &Instance,
+    g: &Granted,
+    consumers: &'s Consumers,
+) -> Result<Option<&'s consumers::Entry>, AuthError> {
     let cfg = &inst.config;
     if cfg.consumer_claim.is_empty() {
-        return Ok(ConsumerLines::default());
+        return Ok(None);
     }
     let Some(subject) = g.consumer_subject() else {
         return match cfg.consumer_optional {
-            true => Ok(ConsumerLines::default()),
+            true => Ok(None),
             false => Err(AuthError::Forbidden(
                 AuthReason::ConsumerNotFound,
                 format!(
@@ -321,8 +325,8 @@ fn mapped_consumer<'s>(inst: &Instance, g: &Granted, consumers: &'s Consumers) -
         };
     };
     match consumers.find(subject, &cfg.consumer_by, cfg.by_username_ignore_case) {
-        Some(c) => Ok(ConsumerLines { lines: &c.lines, anonymous_drop: None }),
-        None if cfg.consumer_optional => Ok(ConsumerLines::default()),
+        Some(c) => Ok(Some(c)),
+        None if cfg.consumer_optional => Ok(None),
         None => Err(AuthError::Forbidden(AuthReason::ConsumerNotFound, "kong consumer was not found".into())),
     }
 }
@@ -530,7 +534,7 @@ impl Conn {
             match self.authenticate(w, inst, &snap.consumers).await {
                 Ok((g, c)) => {
                     granted = Some((inst, g));
-                    consumer = Some(c);
+                    consumer = c;
                 }
                 Err(e) => return self.send_error(w, &e, false).await,
             }
@@ -542,7 +546,9 @@ impl Conn {
         // leaves the buffer).
         self.extra_headers.clear();
         let upstream = service.upstream.and_then(|u| snap.config.upstreams.get(u));
-        let hash = upstream.and_then(|u| self.hash_key(u, &snap.router, m.route));
+        // `hash_on: consumer`: the consumer, else the token's credential (Kong's order).
+        let identity = consumer.map(|c| c.id.as_str()).or_else(|| granted.as_ref().and_then(|(_, g)| g.credential()));
+        let hash = upstream.and_then(|u| self.hash_key(u, &snap.router, m.route, identity));
         let sticky = upstream.filter(|u| u.algorithm == crate::config::Algorithm::StickySessions);
         let sticky_sent = sticky.and_then(|u| self.sticky_cookie(u));
         let sticky_peer = sticky_sent.and_then(|id| snap.sticky_peer(si, id));
@@ -598,7 +604,14 @@ impl Conn {
                     .as_ref()
                     .map(|(inst, g)| ClaimLines { names: &inst.config.upstream_headers, lines: g.claim_headers() })
                     .unwrap_or_default(),
-                consumer,
+                consumer: granted.as_ref().map(|(inst, g)| {
+                    let anonymous = matches!(g, Granted::Anonymous);
+                    let lines = consumer.map(|c| if anonymous { &c.anonymous_lines } else { &c.lines });
+                    ConsumerLines {
+                        lines: lines.map(|l| &l[..]).unwrap_or_default(),
+                        anonymous_drop: anonymous.then(|| inst.config.upstream_access_token_header.name.as_bytes()),
+                    }
+                }),
                 hide: self.hidden.as_ref().map(|h| Hidden {
                     query: &h.query,
                     content_length: h.body.as_ref().map(Vec::len),
@@ -806,12 +819,13 @@ impl Conn {
         upstream: &crate::config::Upstream,
         router: &crate::router::Router,
         route: usize,
+        identity: Option<&str>,
     ) -> Option<u64> {
         use crate::config::Algorithm;
         if upstream.algorithm != Algorithm::ConsistentHashing {
             return None;
         }
-        let input = |c: &mut Self, on| c.hash_input(upstream, on, router, route);
+        let input = |c: &mut Self, on| c.hash_input(upstream, on, router, route, identity);
         input(self, &upstream.hash_on).or_else(|| input(self, &upstream.hash_fallback))
     }
 
@@ -833,10 +847,12 @@ impl Conn {
         on: &crate::config::HashOn,
         router: &crate::router::Router,
         route: usize,
+        identity: Option<&str>,
     ) -> Option<u64> {
         use crate::config::HashOn;
         match on {
             HashOn::None => None,
+            HashOn::Consumer => identity.map(|id| crate::fasthash::key_hash(id.as_bytes())),
             HashOn::Ip => Some(match self.peer.ip().to_canonical() {
                 std::net::IpAddr::V4(a) => crate::fasthash::key_hash(&a.octets()),
                 std::net::IpAddr::V6(a) => crate::fasthash::key_hash(&a.octets()),
@@ -887,7 +903,7 @@ impl Conn {
         w: &Worker,
         inst: &'s Arc<Instance>,
         consumers: &'s Consumers,
-    ) -> Result<(Granted, ConsumerLines<'s>), ProxyError> {
+    ) -> Result<(Granted, Option<&'s consumers::Entry>), ProxyError> {
         let cfg = &inst.config;
         let body_len = if cfg.reads_body() { self.buffer_small_body(w).await? } else { None };
         let buf = &self.buf;
@@ -944,11 +960,7 @@ impl Conn {
                 // Counted and logged as the refusal it was; proxied all the same.
                 self.ex.denied = Some(failure.reason);
                 self.ex.anonymous = true;
-                let token_header = cfg.upstream_access_token_header.name.as_bytes();
-                (
-                    Granted::Anonymous,
-                    ConsumerLines { lines: &anonymous.anonymous_lines, anonymous_drop: Some(token_header) },
-                )
+                (Granted::Anonymous, Some(anonymous))
             }
         };
         if let (Granted::AsSent(_), Some(token)) = (&granted, bearer) {
