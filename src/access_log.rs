@@ -334,7 +334,12 @@ pub fn write_line(
     fn capped(v: &[u8]) -> &[u8] {
         &v[..v.len().min(MAX_CLIENT_STRING)]
     }
-    let cut = [&ex.method, &ex.path, &ex.auth.client_id].iter().any(|v| v.len() > MAX_CLIENT_STRING);
+    let consumer = ex.consumer.and_then(|i| snap.config.consumers.get(i));
+    // The consumer by the name an operator gave it: username, else custom id, else id.
+    let consumer_name = consumer.map(|c| c.username.as_deref().or(c.custom_id.as_deref()).unwrap_or(&c.id).as_bytes());
+    let cut = [&ex.method[..], &ex.path, &ex.auth.client_id, consumer_name.unwrap_or_default()]
+        .iter()
+        .any(|v| v.len() > MAX_CLIENT_STRING);
     let (method, path, client_id) = (capped(&ex.method), capped(&ex.path), capped(&ex.auth.client_id));
     out.extend_from_slice(b"\",\"method\":");
     push_json_str(out, method);
@@ -386,6 +391,11 @@ pub fn write_line(
         out.extend_from_slice(b"null");
     } else {
         push_json_str(out, client_id);
+    }
+    out.extend_from_slice(b",\"consumer\":");
+    match consumer_name {
+        Some(name) => push_json_str(out, capped(name)),
+        None => out.extend_from_slice(b"null"),
     }
     if cut {
         out.extend_from_slice(b",\"truncated\":true");

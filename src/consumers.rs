@@ -54,6 +54,8 @@ pub struct Entry {
     /// The same followed by `X-Anonymous-Consumer: true`.
     pub anonymous_lines: Box<[u8]>,
     pub id: String,
+    /// Its position in `Config::consumers`.
+    pub index: usize,
 }
 
 /// The snapshot's consumers.
@@ -95,6 +97,7 @@ impl Consumers {
                 lines: lines.into_boxed_slice(),
                 anonymous_lines: anonymous_lines.into_boxed_slice(),
                 id: c.id.clone(),
+                index: i,
             });
         }
         t

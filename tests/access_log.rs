@@ -211,3 +211,40 @@ fn access_log_to_stdout_by_environment_and_off_by_default() {
     r.stop();
     assert!(r.stdout().is_empty(), "nothing is logged by default");
 }
+
+#[test]
+fn access_log_names_the_consumer_a_token_was_mapped_to_and_the_anonymous_one() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let dir = TempDir::new("consumer");
+    let yaml = deck(up.addr(), &idp.issuer)
+        + "        consumer_claim: [client_id]\n        anonymous: guest\n"
+        + &format!(
+            "consumers:\n- username: {}\n- custom_id: guest-7\n  id: 5d3c2b1a-0f9e-4d8c-9b7a-6f5e4d3c2b1a\n",
+            POST_CLIENT.0
+        )
+        + "- username: guest\n";
+    let config = dir.write("kong.yaml", &yaml);
+    let mut r = run(&config, &["--access-log", "stdout"], &[]);
+    let send_as = |path: &str, auth: &str| {
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: {auth}\r\n\r\n");
+        send(&mut Client::connect(r.proxy), raw.as_bytes()).status
+    };
+    assert_eq!(send_as("/guarded/mapped", &basic(POST_CLIENT.0, POST_CLIENT.1)), 200);
+    assert_eq!(send_as("/guarded/wrong", &basic(POST_CLIENT.0, WRONG_SECRET)), 200);
+    assert_eq!(send_as("/open/x", &basic(POST_CLIENT.0, POST_CLIENT.1)), 200);
+    r.stop();
+    let text = String::from_utf8(r.stdout()).unwrap();
+    let lines = parse_lines(&text);
+    let by_path: HashMap<&str, &OwnedValue> =
+        lines.iter().map(|l| (str_field(l, "path").expect("a path"), l)).collect();
+    assert_eq!(by_path.len(), 3, "{text}");
+    assert_eq!(str_field(by_path["/guarded/mapped"], "consumer"), Some(POST_CLIENT.0));
+    assert_eq!(str_field(by_path["/guarded/mapped"], "auth"), Some("fetched"));
+    let anon = by_path["/guarded/wrong"];
+    assert_eq!(str_field(anon, "consumer"), Some("guest"));
+    assert_eq!(str_field(anon, "auth"), Some("anonymous:credentials_rejected"));
+    assert_eq!(anon["status"].as_u64(), Some(200), "proxied");
+    assert!(by_path["/open/x"]["consumer"].is_null(), "no plugin, no consumer");
+    assert!(!text.contains(WRONG_SECRET) && !text.contains(POST_CLIENT.1), "{text}");
+}

@@ -436,6 +436,8 @@ pub struct Exchange {
     pub denied: Option<AuthReason>,
     /// The refused request was proxied as the plugin's `anonymous` consumer.
     pub anonymous: bool,
+    /// The consumer the plugin identified (an index into `Config::consumers`).
+    pub consumer: Option<usize>,
     pub auth: AuthNote,
     /// Copied for the access log only.
     pub method: Vec<u8>,
@@ -457,6 +459,7 @@ impl Default for Exchange {
             upstream: None,
             denied: None,
             anonymous: false,
+            consumer: None,
             auth: AuthNote::default(),
             method: Vec::new(),
             path: Vec::new(),
@@ -479,6 +482,7 @@ impl Exchange {
         self.upstream = None;
         self.denied = None;
         self.anonymous = false;
+        self.consumer = None;
         self.auth.reset(keep_text);
         self.method.clear();
         self.path.clear();

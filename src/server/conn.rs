@@ -534,6 +534,7 @@ impl Conn {
             match self.authenticate(w, inst, &snap.consumers).await {
                 Ok((g, c)) => {
                     granted = Some((inst, g));
+                    self.ex.consumer = c.map(|c| c.index);
                     consumer = c;
                 }
                 Err(e) => return self.send_error(w, &e, false).await,
