@@ -24,15 +24,15 @@ use super::error::JwtError;
 use super::policy::Policy;
 
 /// A token whose signature and registered claims passed. Holds the parsed claims for the
-/// later checks (`scopes_required`, `audience_required`, upstream headers). `Debug` shows
-/// `alg`, `kid`, `exp`, `iss` and the number of claims, not their values (they may carry
-/// personal data and must not reach a log line by accident).
+/// later checks (`scopes_required`, `audience_required`, upstream headers), which read
+/// them through [`Claims`]. `Debug` shows `alg`, `kid`, `exp`, `iss` and the number of
+/// claims, not their values (they may carry personal data and must not reach a log line
+/// by accident).
 #[derive(Clone)]
 pub struct Verified {
     pub(crate) alg: Alg,
     pub(crate) kid: Option<Box<str>>,
-    pub(crate) exp: Option<i64>,
-    pub(crate) claims: OwnedValue,
+    pub(crate) claims: Claims,
 }
 
 impl Verified {
@@ -44,6 +44,31 @@ impl Verified {
     /// The header's `kid`, if any.
     pub fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
+    }
+}
+
+impl std::ops::Deref for Verified {
+    type Target = Claims;
+    fn deref(&self) -> &Claims {
+        &self.claims
+    }
+}
+
+/// Claims the IdP vouches for: a verified token's payload ([`Verified`]), or the IdP's
+/// introspection answer for an opaque token ([`Claims::from_introspection`]).
+#[derive(Clone)]
+pub struct Claims {
+    pub(crate) exp: Option<i64>,
+    pub(crate) claims: OwnedValue,
+}
+
+impl Claims {
+    /// An RFC 7662 introspection answer as claims: a JSON object, whose `exp` (when a
+    /// number) bounds how long the token may be cached. `None` for anything else.
+    pub fn from_introspection(claims: OwnedValue) -> Option<Claims> {
+        claims.as_object()?;
+        let exp = claims.get("exp").and_then(|e| e.as_f64()).map(|e| e.ceil() as i64);
+        Some(Claims { exp, claims })
     }
 
     /// `exp` in Unix seconds, if present (a pre-1970 value reads as 0). For the token
@@ -112,9 +137,9 @@ impl std::fmt::Debug for Verified {
         f.debug_struct("Verified")
             .field("alg", &self.alg)
             .field("kid", &self.kid)
-            .field("exp", &self.exp)
+            .field("exp", &self.claims.exp)
             .field("iss", &self.iss())
-            .field("claims", &self.claims.as_object().map_or(0, |o| o.len()))
+            .field("claims", &self.claims.claims.as_object().map_or(0, |o| o.len()))
             .finish()
     }
 }
@@ -280,7 +305,7 @@ mod tests {
     }
 
     fn verified(claims: &str) -> Verified {
-        Verified { alg: Alg::RS256, kid: None, exp: None, claims: json(claims) }
+        Verified { alg: Alg::RS256, kid: None, claims: Claims { exp: None, claims: json(claims) } }
     }
 
     #[test]

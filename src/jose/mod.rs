@@ -48,7 +48,7 @@ use ring::hmac;
 use serde::Deserialize;
 
 pub use alg::{Alg, AlgSet};
-pub use claims::{requirement_met, Verified};
+pub use claims::{requirement_met, Claims, Verified};
 pub use error::{JwksError, JwtError, SkipReason};
 pub use jwk::{Jwk, KeySet, SkippedKey};
 pub use policy::{HmacSecret, Policy};
@@ -200,7 +200,7 @@ pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<V
     let VerifiedJws { alg, kid, mut payload } = verify_signature(token, keys, policy)?;
     let claims = simd_json::to_owned_value(&mut payload).map_err(|_| JwtError::Claims)?;
     let exp = claims::check(&claims, policy, now)?;
-    Ok(Verified { alg, kid, exp, claims })
+    Ok(Verified { alg, kid, claims: Claims { exp, claims } })
 }
 
 /// Signs `claims_json` as a compact JWS with HS256 and the header

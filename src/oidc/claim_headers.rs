@@ -28,6 +28,8 @@ use base64::Engine;
 use simd_json::prelude::*;
 use simd_json::OwnedValue;
 
+use crate::jose::Claims;
+#[cfg(test)]
 use crate::jose::Verified;
 
 /// One header the plugin sets from a claim, validated.
@@ -71,7 +73,7 @@ pub struct TokenFacts {
 /// The token's facts under `config`, or `None` when there are none (no claim header
 /// applies and no consumer is named). Headers whose values could not be sent are logged
 /// by name, once per token.
-pub fn facts_for(config: &crate::oidc::config::OidcConfig, token: &Verified) -> Option<TokenFacts> {
+pub fn facts_for(config: &crate::oidc::config::OidcConfig, token: &Claims) -> Option<TokenFacts> {
     let lines = lines_for(&config.upstream_headers, token).unwrap_or_default();
     let consumer = (!config.consumer_claim.is_empty())
         .then(|| token.claim_path(&config.consumer_claim).and_then(consumer_subject))
@@ -125,7 +127,7 @@ pub struct Skipped<'a>(pub Vec<&'a str>);
 
 /// Writes `Name: value\r\n` for each header whose claim `token` has, in configured
 /// order. Returns the headers whose values could not be written (see the module doc).
-pub fn render<'h>(headers: &'h [ClaimHeader], token: &Verified, out: &mut Vec<u8>) -> Skipped<'h> {
+pub fn render<'h>(headers: &'h [ClaimHeader], token: &Claims, out: &mut Vec<u8>) -> Skipped<'h> {
     let mut skipped = Skipped::default();
     for h in headers {
         let text = match h.kind {
@@ -147,7 +149,7 @@ pub fn render<'h>(headers: &'h [ClaimHeader], token: &Verified, out: &mut Vec<u8
 
 /// The header lines for `token`, or `None` when none apply. Headers whose values could
 /// not be sent are logged by name, once per token.
-pub fn lines_for(headers: &[ClaimHeader], token: &Verified) -> Option<Vec<u8>> {
+pub fn lines_for(headers: &[ClaimHeader], token: &Claims) -> Option<Vec<u8>> {
     if headers.is_empty() {
         return None;
     }
@@ -231,7 +233,7 @@ mod tests {
     fn token(claims: &str) -> Verified {
         let mut bytes = claims.as_bytes().to_vec();
         let claims = simd_json::to_owned_value(&mut bytes).expect("test claims are JSON");
-        Verified { alg: crate::jose::Alg::RS256, kid: None, exp: None, claims }
+        Verified { alg: crate::jose::Alg::RS256, kid: None, claims: crate::jose::Claims { exp: None, claims } }
     }
 
     fn rendered(headers: &[ClaimHeader], claims: &str) -> (String, Vec<String>) {

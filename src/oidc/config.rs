@@ -557,10 +557,10 @@ impl OidcConfig {
     /// in that order, as Kong does), or `None` when it meets them all. `None` for the
     /// token: an opaque token, whose claims cannot be read, meets none of them (a rule
     /// that cannot be checked must not let it through).
-    pub fn unmet_requirement(&self, token: Option<&crate::jose::Verified>) -> Option<crate::error::AuthReason> {
+    pub fn unmet_requirement(&self, token: Option<&crate::jose::Claims>) -> Option<crate::error::AuthReason> {
         use crate::error::AuthReason;
         if !self.claims_forbidden.is_empty() {
-            let has_forbidden = |t: &crate::jose::Verified| {
+            let has_forbidden = |t: &crate::jose::Claims| {
                 self.claims_forbidden
                     .iter()
                     .any(|c| t.claim(c).is_some_and(|v| simd_json::prelude::ValueAsScalar::as_bool(v) != Some(false)))
