@@ -28,8 +28,9 @@ const CONFIG = JSON.parse(readFileSync(new URL('./clients.json', import.meta.url
 // exist from the start; the others are made on the first POST /alg naming them.
 const ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'];
 const INITIAL_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
-const FAULT_TARGETS = ['token', 'jwks', 'discovery'];
-const FAULT_MODES = ['none', 'slow', '500', 'drop'];
+const FAULT_TARGETS = ['token', 'jwks', 'discovery', 'introspection'];
+// `inactive` answers an introspection request `{"active":false}` (RFC 7662 §2.2).
+const FAULT_MODES = ['none', 'slow', '500', 'drop', 'inactive'];
 const CONTROL_PREFIX = '/_control';
 const LOG_LIMIT = 500;
 
@@ -301,6 +302,7 @@ function freshCounters() {
     token_status: {},
     jwks: 0,
     discovery: 0,
+    introspection: 0,
     other: 0,
   };
 }
@@ -424,6 +426,7 @@ class Idp {
     if (pathname === '/.well-known/openid-configuration') return 'discovery';
     if (pathname === '/jwks') return 'jwks';
     if (pathname === '/token') return 'token';
+    if (pathname === '/token/introspection') return 'introspection';
     return 'other';
   }
 
@@ -445,6 +448,10 @@ class Idp {
       case 'drop':
         req.socket.destroy();
         return true;
+      case 'inactive':
+        if (target !== 'introspection') return false;
+        sendJson(res, 200, { active: false });
+        return true;
       default:
         return false;
     }
@@ -459,6 +466,7 @@ class Idp {
     const target = this.classify(url.pathname);
     if (target === 'discovery') this.counters.discovery += 1;
     else if (target === 'jwks') this.counters.jwks += 1;
+    else if (target === 'introspection') this.counters.introspection += 1;
     else if (target === 'other') this.counters.other += 1;
 
     if (target === 'token' && req.method === 'POST') {

@@ -245,6 +245,31 @@ test('the opaque resource gets opaque access tokens', async () => {
   assert.equal(t.token_type, 'Bearer');
 });
 
+test('opaque tokens are introspected by another client, counted, and can be faulted inactive', async () => {
+  const t = await goodToken('post-client', { extra: { resource: 'urn:ringgate:opaque', scope: 'read' } });
+  const introspect = () =>
+    fetch(`${issuer}/token/introspection`, {
+      method: 'POST',
+      headers: {
+        authorization: basic('basic-client', client('basic-client').client_secret),
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({ token: t.access_token, token_type_hint: 'access_token' }),
+    });
+  const before = (await get(`${control}/counters`)).introspection;
+  const r = await introspect();
+  assert.equal(r.status, 200);
+  const body = await r.json();
+  assert.equal(body.active, true);
+  assert.equal(body.client_id, 'post-client');
+  assert.equal(body.aud, 'urn:ringgate:opaque');
+  assert.equal(body.scope, 'read');
+  await ctl('/fault', { target: 'introspection', mode: 'inactive', times: 1 });
+  assert.deepEqual(await (await introspect()).json(), { active: false });
+  assert.equal((await (await introspect()).json()).active, true, 'times: 1');
+  assert.equal((await get(`${control}/counters`)).introspection, before + 3);
+});
+
 test('load clients', async () => {
   for (let i = 0; i < 3; i += 1) {
     const r = await tokenRequest({ id: `${CONFIG.load.id_prefix}${i}`, secret: `${CONFIG.load.secret_prefix}${i}` });
