@@ -640,6 +640,58 @@ fn consumer_mapping_that_could_never_find_a_consumer_is_refused() {
     one_error(&format!("{BASE}anonymous: ''\n"), "oidc.yaml:7:16: 'anonymous' must not be empty");
 }
 
+// ----- introspection of opaque issued tokens -----
+
+#[test]
+fn introspection_settings_compile_with_kongs_defaults() {
+    use ringgate::oidc::config::ClientAuthMethod;
+    let (c, w) = ok(BASE);
+    assert!(w.is_empty());
+    assert_eq!((c.introspection_endpoint.as_deref(), c.introspection_endpoint_auth_method), (None, None));
+    assert_eq!((c.introspection_hint.as_str(), c.introspection_token_param_name.as_str()), ("access_token", "token"));
+    assert!(c.introspection_check_active);
+    assert!(!c.needs_claims(), "nothing reads claims, so nothing would be introspected");
+    let (c, w) = ok(&format!(
+        "{BASE}introspection_endpoint: https://idp.example.com/introspect\n\
+         introspection_endpoint_auth_method: client_secret_post\nintrospection_hint: urn:x\n\
+         introspection_token_param_name: t\nintrospection_headers_names: [X-Api]\n\
+         introspection_headers_values: [k]\nintrospection_post_args_names: [resource]\n\
+         introspection_post_args_values: [api]\nintrospection_check_active: false\n\
+         introspection_accept: application/json\nscopes_required: [read]\n"
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(c.introspection_endpoint.as_deref(), Some("https://idp.example.com/introspect"));
+    assert_eq!(c.introspection_endpoint_auth_method, Some(ClientAuthMethod::ClientSecretPost));
+    assert_eq!((c.introspection_hint.as_str(), c.introspection_token_param_name.as_str()), ("urn:x", "t"));
+    assert_eq!(c.introspection_headers, [("X-Api".to_string(), "k".to_string())]);
+    assert_eq!(c.introspection_post_args, [("resource".to_string(), "api".to_string())]);
+    assert!(!c.introspection_check_active);
+    assert!(c.needs_claims());
+}
+
+#[test]
+fn introspection_the_plugin_could_not_do_as_kong_is_refused() {
+    one_error(
+        &format!("{BASE}introspection_accept: application/jwt\n"),
+        "oidc.yaml:7:5: 'introspection_accept' other than application/json is not supported yet: signed \
+         introspection answers are not verified",
+    );
+    one_error(
+        &format!("{BASE}introspection_endpoint_auth_method: private_key_jwt\n"),
+        "oidc.yaml:7:41: 'introspection_endpoint_auth_method: private_key_jwt' is not supported yet \
+         (client_secret_basic, client_secret_post, client_secret_jwt and none are)",
+    );
+    one_error(
+        &format!("{BASE}introspection_headers_client: [x-tenant]\n"),
+        "oidc.yaml:7:5: 'introspection_headers_client' is not supported yet: caller values in the introspection \
+         request are not implemented",
+    );
+    one_error(
+        &format!("{BASE}introspection_endpoint: not a url\n"),
+        "oidc.yaml:7:29: 'introspection_endpoint' is not a usable URL: expected http(s)://host[:port][/path]",
+    );
+}
+
 // ----- verification switches -----
 
 #[test]
@@ -759,8 +811,8 @@ fn keys_of_flows_not_enabled_are_warnings() {
         ("login_redirect_uri: [https://app]", "'login_redirect_uri' is ignored: only acts through login_action"),
         ("logout_revoke: true", "'logout_revoke' is ignored: only acts on a logout request"),
         (
-            "introspection_endpoint: https://idp/introspect",
-            "'introspection_endpoint' is ignored: the 'introspection' method",
+            "cache_introspection: false",
+            "'cache_introspection' is ignored: ringgate introspects an opaque token once, when the IdP issues it",
         ),
         ("userinfo_endpoint: https://idp/userinfo", "'userinfo_endpoint' is ignored: the 'userinfo' method"),
         (

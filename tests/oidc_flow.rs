@@ -1577,8 +1577,9 @@ fn opaque_access_tokens_are_forwarded_as_issued_and_cached() {
     assert_eq!(idp.token_requests(POST_CLIENT.0), 1);
 }
 
+/// Without the plugin's own client (`client_id`, `client_secret`), nothing can introspect.
 #[test]
-fn an_opaque_token_meets_no_requirement_because_its_claims_cannot_be_read() {
+fn an_opaque_token_meets_no_requirement_when_its_claims_cannot_be_read() {
     let idp = TestIdp::start(0);
     for requirement in [
         r#"scopes_required: ["openid"]"#,
@@ -1590,6 +1591,69 @@ fn an_opaque_token_meets_no_requirement_because_its_claims_cannot_be_read() {
         assert_forbidden(&get_as(&p, POST_CLIENT), &idp);
         assert!(up.received().is_empty(), "{requirement}: nothing upstream");
     }
+}
+
+/// The plugin's own client, which introspects opaque tokens (client_secret_post, as
+/// [`CC_HEADER_POST`] makes the token endpoint's method).
+const OWN_CLIENT: &str = "client_id: [post-client]\nclient_secret: [post-client-secret-0123456789abcdef]\n";
+
+fn introspections(idp: &TestIdp) -> u64 {
+    counters(idp)["introspection"].as_u64().expect("an introspection counter")
+}
+
+on_both_drivers!(opaque_issued_tokens_are_introspected_once_and_their_claims_used, |d| {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!(
+        "{CC_HEADER_POST}{OPAQUE}{OWN_CLIENT}scopes: [openid, read]\nscopes_required: [read]\n\
+         audience_required: [\"urn:ringgate:opaque\"]\nupstream_headers_claims: [client_id]\n\
+         upstream_headers_names: [X-Client]\nconsumer_claim: [client_id]\n"
+    );
+    let p = start_with_consumers(&up, &idp, &body, &consumers_yaml(), d);
+    for _ in 0..3 {
+        let r = get_spoofing(&p, "/o", &basic(CLAIMS_CLIENT.0, CLAIMS_CLIENT.1));
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let got = up.wait_for(3, Duration::from_secs(5));
+    assert_eq!(got.len(), 3);
+    for g in &got {
+        assert_eq!(forwarded_bearer(g).split('.').count(), 1, "the opaque token goes as issued: {g:?}");
+        assert_eq!(g.header_str("x-client").as_deref(), Some(CLAIMS_CLIENT.0), "a claim from the answer");
+        assert_eq!(identity(g)[0].as_deref(), Some(CLAIMS_CONSUMER_ID), "a consumer from the answer");
+    }
+    assert_eq!((idp.token_requests(CLAIMS_CLIENT.0), introspections(&idp)), (1, 1), "one of each per token");
+    // The answer judges: a scope the token was not granted is missing.
+    let up = Upstream::start();
+    let body = format!("{CC_HEADER_POST}{OPAQUE}{OWN_CLIENT}scopes: [openid, read]\nscopes_required: [admin]\n");
+    let p = start(&up, &idp, &body, d);
+    assert_forbidden(&get_as(&p, CLAIMS_CLIENT), &idp);
+    assert!(up.received().is_empty());
+    assert_eq!(introspections(&idp), 2);
+    // Nothing reads claims: nothing is introspected.
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}{OPAQUE}{OWN_CLIENT}"), d);
+    assert_eq!(get_as(&p, POST_CLIENT).status, 200);
+    assert_eq!(introspections(&idp), 2);
+});
+
+#[test]
+fn an_inactive_or_unanswered_introspection_refuses_the_token_and_recovers() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!("{CC_HEADER_POST}{OPAQUE}{OWN_CLIENT}scopes_required: [openid]\ndisplay_errors: true\n");
+    let p = start(&up, &idp, &body, DRIVER);
+    idp.fault("introspection", "inactive", 0);
+    let r = get_as(&p, POST_CLIENT);
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_json_message(&r, "Unauthorized (the IdP says the issued token is not active)");
+    idp.fault("introspection", "500", 0);
+    assert_idp_unavailable(&get_as(&p, POST_CLIENT));
+    assert!(up.received().is_empty(), "nothing upstream without an answer");
+    idp.fault("introspection", "none", 0);
+    assert_eq!(get_as(&p, POST_CLIENT).status, 200, "recovers without a restart");
+    // The plugin's own client refused at the introspection endpoint: 401, not a hang.
+    let wrong = "client_id: [post-client]\nclient_secret: [not-the-secret]\n";
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}{OPAQUE}{wrong}scopes_required: [openid]\n"), DRIVER);
+    assert_unauthorized(&get_as(&p, POST_CLIENT), &idp);
 }
 
 #[test]

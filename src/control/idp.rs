@@ -88,9 +88,22 @@ pub struct Discovery {
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Vec<String>,
     #[serde(default)]
+    pub introspection_endpoint: Option<String>,
+    #[serde(default)]
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    #[serde(default)]
     pub grant_types_supported: Vec<String>,
     #[serde(default)]
     pub scopes_supported: Vec<String>,
+}
+
+/// What an introspection call came to.
+#[derive(Debug)]
+pub enum Introspected {
+    /// The IdP's answer (RFC 7662 §2.2), active or not.
+    Answered(crate::jose::Claims),
+    /// The IdP refused the plugin's client (400, 401 or 403).
+    Refused { status: u16 },
 }
 
 /// A successful token endpoint answer (RFC 6749 §5.1).
@@ -324,6 +337,39 @@ impl IdpClient {
             }
         };
         Ok(TokenOutcome::Issued(TokenResponse { access_token, expires_in, scope: raw.scope }))
+    }
+
+    /// POSTs a form-encoded RFC 7662 introspection request. `form` carries the token
+    /// (and, for client_secret_post, the plugin's secret): never log it.
+    pub async fn introspect(
+        &self,
+        endpoint: &str,
+        form: String,
+        headers: &[(String, String)],
+    ) -> Result<Introspected, IdpError> {
+        let mut req = self
+            .http
+            .post(endpoint)
+            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .header("accept", "application/json")
+            .body(form);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(endpoint, e))?;
+        let status = resp.status().as_u16();
+        let mut body = self.body(endpoint, resp).await?;
+        match status {
+            200 => {}
+            400 | 401 | 403 => return Ok(Introspected::Refused { status }),
+            _ => return Err(IdpError::Status { host: host_of(endpoint), status }),
+        }
+        let invalid =
+            |reason: String| IdpError::Invalid { host: host_of(endpoint), what: "introspection answer", reason };
+        let answer = simd_json::to_owned_value(&mut body).map_err(|e| invalid(e.to_string()))?;
+        crate::jose::Claims::from_introspection(answer)
+            .map(Introspected::Answered)
+            .ok_or_else(|| invalid("not a JSON object".into()))
     }
 
     pub fn timeout(&self) -> Duration {

@@ -35,7 +35,7 @@ use crate::oidc::cache::{token_lifetime, CacheKey, Clock, Lifetime, Secs, SplitM
 use crate::oidc::config::ClientAuthMethod;
 use crate::oidc::credentials::{encode_client_secret_basic, push_form_pair, ClientValues};
 use crate::oidc::instance::{policy_for, url_host, IdpState, Instance};
-use idp::{ClientOptions, IdpClient, IdpError, TokenOutcome};
+use idp::{ClientOptions, IdpClient, IdpError, Introspected, TokenOutcome};
 
 /// A token the IdP issued, ready for the upstream header.
 pub struct IssuedToken {
@@ -452,6 +452,8 @@ impl IdpState {
             realm: s.realm.clone(),
             token_endpoint: s.token_endpoint.clone(),
             auth_method: s.auth_method,
+            introspection_endpoint: s.introspection_endpoint.clone(),
+            introspection_auth: s.introspection_auth,
             keys: s.keys.clone(),
             policy: s.policy.clone(),
             last_error: s.last_error.clone(),
@@ -468,18 +470,28 @@ async fn discover(state: &Rc<RefCell<State>>, inst: &Arc<Instance>) -> Result<()
     let mut token_endpoint = c.token_endpoint.clone();
     let mut jwks_uris: Vec<String> = Vec::new();
     let mut supported: Vec<String> = Vec::new();
+    let mut introspection_endpoint = c.introspection_endpoint.clone();
+    let mut introspection_supported: Vec<String> = Vec::new();
     if !c.using_pseudo_issuer {
         let d = discovery(&metrics, &client, &c.discovery_url, &c.discovery_headers).await?;
         issuer = d.issuer;
         if token_endpoint.is_none() {
             token_endpoint = d.token_endpoint;
         }
+        if introspection_endpoint.is_none() {
+            introspection_endpoint = d.introspection_endpoint;
+        }
         jwks_uris.extend(d.jwks_uri);
         supported = d.token_endpoint_auth_methods_supported;
+        introspection_supported = d.introspection_endpoint_auth_methods_supported;
     }
     jwks_uris.extend(c.extra_jwks_uris.iter().cloned());
     let keys = fetch_keys(&metrics, &client, &jwks_uris).await?;
     let auth_method = c.configured_client_auth().unwrap_or_else(|| pick_auth_method(&supported));
+    // Discovery often lists no methods for introspection; the token endpoint's then stand.
+    let introspection_auth = c.introspection_endpoint_auth_method.or(c.configured_client_auth()).unwrap_or_else(|| {
+        pick_auth_method(if introspection_supported.is_empty() { &supported } else { &introspection_supported })
+    });
     let next = IdpState {
         ready: true,
         realm: url_host(&issuer),
@@ -487,6 +499,8 @@ async fn discover(state: &Rc<RefCell<State>>, inst: &Arc<Instance>) -> Result<()
         issuer,
         token_endpoint,
         auth_method,
+        introspection_endpoint,
+        introspection_auth,
         keys: Arc::new(keys),
         last_error: None,
     };
@@ -717,10 +731,22 @@ async fn fetch_token(
                 return TokenReply::Invalid { reason: format!("the issued token does not verify: {}", e.reason()) }
             }
         }
+    } else if c.needs_claims() {
+        // An opaque token, and a setting reads its claims: the IdP is asked for them, as
+        // Kong does. With no answer to go by, it meets a requirement only when there is
+        // none.
+        match introspect(state, inst, &st, &client, &resp.access_token, clock).await {
+            Ok(Some(claims)) => {
+                jwt_exp = claims.exp().map(|e| e as i64);
+                denied = c.unmet_requirement(Some(&claims));
+                facts = crate::oidc::claim_headers::facts_for(c, &claims).map(Arc::new);
+            }
+            Ok(None) => denied = c.unmet_requirement(None),
+            Err(reply) => return reply,
+        }
     } else {
-        // An opaque token (or one `ignore_signature` leaves unparsed): its claims cannot
-        // be read, so it meets a requirement only when there is none.
-        denied = c.unmet_requirement(None);
+        // An opaque token (or one `ignore_signature` leaves unparsed) that nothing reads.
+        denied = None;
     }
     let lifetime = if c.cache_tokens {
         token_lifetime(&inst.ttl, resp.expires_in, jwt_exp, unix_now, &mut SplitMix64::from_entropy())
@@ -735,6 +761,80 @@ async fn fetch_token(
     value.extend_from_slice(b"Bearer ");
     value.extend_from_slice(resp.access_token.as_bytes());
     TokenReply::Issued(Arc::new(IssuedToken { header_value: value.into(), facts, fetched_at, lifetime }))
+}
+
+/// RFC 7662: the claims the IdP vouches for of an opaque `token` it issued, asked with
+/// the plugin's own client (`client_id[0]`, `client_secret[0]`). `Ok(None)` when it cannot
+/// be asked (no endpoint, no own client); `Err` is the reply the caller gets instead: 503
+/// when the IdP could not answer, 401 when it refused the client or says the token is
+/// not active. The answer is kept with the token, so this runs once per issued token.
+async fn introspect(
+    state: &Rc<RefCell<State>>,
+    inst: &Arc<Instance>,
+    st: &IdpState,
+    client: &IdpClient,
+    token: &str,
+    clock: SystemClock,
+) -> Result<Option<jose::Claims>, TokenReply> {
+    let c = &inst.config;
+    let (Some(endpoint), Some((id, secret))) = (st.introspection_endpoint.as_deref(), c.own_client()) else {
+        tracing::warn!(
+            issuer = %st.issuer,
+            "the IdP issued an opaque token; without an introspection endpoint and the plugin's own client_id and \
+             client_secret its claims cannot be read, so the settings that need them refuse it"
+        );
+        return Ok(None);
+    };
+    let (id, secret) = (id.as_bytes(), secret.expose().as_bytes());
+    let mut form = String::with_capacity(128 + token.len());
+    push_form_pair(&mut form, c.introspection_token_param_name.as_bytes(), token.as_bytes());
+    push_form_pair(&mut form, b"token_type_hint", c.introspection_hint.as_bytes());
+    let mut headers = c.introspection_headers.clone();
+    match st.introspection_auth {
+        ClientAuthMethod::ClientSecretPost => {
+            push_form_pair(&mut form, b"client_id", id);
+            push_form_pair(&mut form, b"client_secret", secret);
+        }
+        ClientAuthMethod::ClientSecretJwt => {
+            let assertion = client_assertion(id, secret, endpoint, clock.unix_now());
+            push_form_pair(&mut form, b"client_id", id);
+            push_form_pair(
+                &mut form,
+                b"client_assertion_type",
+                b"urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            );
+            push_form_pair(&mut form, b"client_assertion", assertion.as_bytes());
+        }
+        ClientAuthMethod::None => push_form_pair(&mut form, b"client_id", id),
+        _ => headers.push(("authorization".into(), encode_client_secret_basic(id, secret))),
+    }
+    for (k, v) in &c.introspection_post_args {
+        push_form_pair(&mut form, k.as_bytes(), v.as_bytes());
+    }
+    let started = Instant::now();
+    let called = client.introspect(endpoint, form, &headers).await;
+    let counted = match &called {
+        Ok(Introspected::Answered(_)) => IdpOutcome::Ok,
+        Ok(Introspected::Refused { status }) => IdpOutcome::of_status(*status),
+        Err(e) => outcome_of(e),
+    };
+    state.borrow().metrics.idp_call(IdpEndpoint::Introspection, counted, started.elapsed());
+    match called {
+        Err(e) => {
+            tracing::warn!(issuer = %st.issuer, error = %e, "introspection call failed");
+            Err(TokenReply::Unavailable { reason: e.to_string() })
+        }
+        Ok(Introspected::Refused { status }) => {
+            tracing::warn!(issuer = %st.issuer, status, "the introspection endpoint refused the plugin's own client");
+            Err(TokenReply::Invalid { reason: format!("the IdP refused to introspect the issued token ({status})") })
+        }
+        Ok(Introspected::Answered(claims)) => {
+            if c.introspection_check_active && !claims.active() {
+                return Err(TokenReply::Invalid { reason: "the IdP says the issued token is not active".into() });
+            }
+            Ok(Some(claims))
+        }
+    }
 }
 
 /// An RFC 7523 §2.2 client assertion signed with the caller's secret (HS256).

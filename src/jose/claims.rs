@@ -77,6 +77,12 @@ impl Claims {
         self.exp.map(|e| e.max(0) as u64)
     }
 
+    /// An introspection answer's `active` is `true` (RFC 7662 §2.2: anything else,
+    /// absent included, is an inactive token).
+    pub fn active(&self) -> bool {
+        self.claims.get("active").and_then(|a| a.as_bool()) == Some(true)
+    }
+
     /// `iss`, if present.
     pub fn iss(&self) -> Option<&str> {
         self.claims.get("iss").and_then(|v| v.as_str())
@@ -129,6 +135,17 @@ impl Claims {
             out.extend(a.iter().filter_map(|x| x.as_str()));
         }
         out
+    }
+}
+
+/// Like [`Verified`]'s: `exp`, `iss` and how many claims, never their values.
+impl std::fmt::Debug for Claims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claims")
+            .field("exp", &self.exp)
+            .field("iss", &self.iss())
+            .field("claims", &self.claims.as_object().map_or(0, |o| o.len()))
+            .finish()
     }
 }
 

@@ -15,16 +15,19 @@ pub enum IdpEndpoint {
     Discovery,
     Jwks,
     Token,
+    Introspection,
 }
 
 impl IdpEndpoint {
-    pub const ALL: [IdpEndpoint; 3] = [IdpEndpoint::Discovery, IdpEndpoint::Jwks, IdpEndpoint::Token];
+    pub const ALL: [IdpEndpoint; 4] =
+        [IdpEndpoint::Discovery, IdpEndpoint::Jwks, IdpEndpoint::Token, IdpEndpoint::Introspection];
 
     pub fn label(self) -> &'static str {
         match self {
             IdpEndpoint::Discovery => "discovery",
             IdpEndpoint::Jwks => "jwks",
             IdpEndpoint::Token => "token",
+            IdpEndpoint::Introspection => "introspection",
         }
     }
 }

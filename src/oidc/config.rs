@@ -78,6 +78,15 @@
 //!   500 at request time, as in Kong, so that an Admin API client may create the plugin
 //!   before the consumer; a decK file that names none of its consumers gets a warning.
 //!   A 503 (the IdP unavailable) is never turned anonymous.
+//! - An opaque access token the IdP issues is introspected (RFC 7662) when a setting
+//!   reads claims ([`OidcConfig::needs_claims`]), as Kong does: at the discovered
+//!   `introspection_endpoint` (or the configured one), as the plugin's own client
+//!   (`client_id[0]`, `client_secret[0]`, by `introspection_endpoint_auth_method`, else
+//!   the token endpoint's method), with `introspection_hint`, `_token_param_name`,
+//!   `_headers_*` and `_post_args_*`. The answer's claims meet the settings as a JWT's
+//!   would; an answer that is not `active: true` (with `introspection_check_active`) is a
+//!   401, an IdP that cannot answer a 503. Without the plugin's own client the claims stay
+//!   unread and such settings refuse the token (403).
 //!
 //! # Kong keys ringgate does not act on yet
 //!
@@ -98,7 +107,8 @@
 //! | `token_headers_replay` | error | IdP response headers would not reach the client |
 //! | `token_headers_prefix`, `token_headers_grants` | warning | only act with `token_headers_replay` |
 //! | `token_exchange_endpoint`, `token_exchange` | error | the upstream token would differ |
-//! | `cache_token_exchange`, `cache_introspection`, `cache_user_info` | warning | caches of flows ringgate does not run |
+//! | `cache_token_exchange`, `cache_user_info` | warning | caches of flows ringgate does not run |
+//! | `cache_introspection: false` | warning | an opaque token is introspected once, when issued, and the answer kept as long as the token |
 //! | `upstream_*_header` other than `upstream_access_token_header` | error | upstream would miss headers it expects |
 //! | `downstream_*` | error | the client would miss headers it expects |
 //! | `unauthorized_redirect_uri`, `forbidden_redirect_uri`, `unexpected_redirect_uri` | error | Kong redirects where ringgate answers 401/403/5xx |
@@ -110,7 +120,9 @@
 //! | `proof_of_possession_mtls`, `proof_of_possession_dpop` (not `off`) | error | bound tokens would be accepted without proof |
 //! | `proof_of_possession_auth_methods_validation`, `dpop_proof_lifetime`, `dpop_use_nonce` | warning | only act with proof of possession |
 //! | `introspect_jwt_tokens` (`true`) | error with `bearer`, else warning | revoked JWTs would be accepted |
-//! | `introspection_*` | warning | the `introspection` method is refused, so nothing introspects |
+//! | `introspection_headers_client`, `introspection_post_args_client`, `introspection_post_args_client_headers` | error | caller values in the introspection request are not implemented |
+//! | `introspection_accept` other than `application/json` | error | signed introspection answers are not verified |
+//! | `introspection_endpoint_auth_method` other than basic, post, jwt, none | error | the plugin's client could not authenticate |
 //! | `userinfo_*`, `search_user_info` | warning | the `userinfo` method and claim sources are not used |
 //! | `resolve_distributed_claims` | warning | claims ringgate does not resolve are absent, which fails closed |
 //! | `session_*`, `disable_session`, `jwt_session_claim`, `jwt_session_cookie`, `reverify` | warning | the `session` method is refused, so no session exists |
@@ -137,7 +149,12 @@
 //! (`true` only), `ignore_signature` (`client_credentials` only), `enable_hs_signatures`,
 //! `leeway`, `issuers_allowed`, `scopes_required`, `scopes_claim`, `audience_required`,
 //! `audience_claim`, `credential_claim`, `consumer_claim`, `consumer_by`,
-//! `consumer_optional`, `by_username_ignore_case`, `anonymous`,
+//! `consumer_optional`, `by_username_ignore_case`, `anonymous`, `introspection_endpoint`,
+//! `introspection_endpoint_auth_method`, `introspection_hint`,
+//! `introspection_token_param_name`, `introspection_headers_names`,
+//! `introspection_headers_values`, `introspection_post_args_names`,
+//! `introspection_post_args_values`, `introspection_check_active`, `introspection_accept`
+//! (`application/json` only),
 //! `upstream_access_token_header`,
 //! `hide_credentials`, `run_on_preflight`, `display_errors`, `expose_error_code`,
 //! `unauthorized_error_message`, `forbidden_error_message`.
@@ -488,6 +505,24 @@ pub struct OidcConfig {
     /// The consumer (id or username) a refused request is proxied as.
     pub anonymous: Option<String>,
 
+    // --- introspection of opaque issued tokens (RFC 7662), to read their claims ---
+    /// Overrides discovery's `introspection_endpoint`.
+    pub introspection_endpoint: Option<String>,
+    /// How the plugin's own client authenticates there: basic, post, jwt or none; unset:
+    /// the token endpoint's method, else the first of basic, post, jwt that discovery
+    /// lists for introspection.
+    pub introspection_endpoint_auth_method: Option<ClientAuthMethod>,
+    /// Default `access_token`: the `token_type_hint`.
+    pub introspection_hint: String,
+    /// Default `token`: the form parameter that carries the token.
+    pub introspection_token_param_name: String,
+    /// `introspection_headers_names` paired with `_values`.
+    pub introspection_headers: Vec<(String, String)>,
+    /// `introspection_post_args_names` paired with `_values`.
+    pub introspection_post_args: Vec<(String, String)>,
+    /// Default true: an answer without `active: true` refuses the token.
+    pub introspection_check_active: bool,
+
     // --- what upstream and downstream see (SPEC §1 step 6, §4) ---
     pub upstream_access_token_header: UpstreamTokenHeader,
     /// `authenticated_groups_claim` (first, when set), then `upstream_headers_claims`
@@ -584,6 +619,24 @@ impl OidcConfig {
     /// (SPEC §1 step 4): `token_endpoint_auth_method`, else `client_auth[0]`.
     pub fn configured_client_auth(&self) -> Option<ClientAuthMethod> {
         self.token_endpoint_auth_method.or_else(|| self.client_auth.first().copied())
+    }
+
+    /// Whether a setting reads the access token's claims, so that an opaque token the
+    /// IdP issues is introspected to read them.
+    pub fn needs_claims(&self) -> bool {
+        !self.claims_forbidden.is_empty()
+            || !self.scopes_required.is_empty()
+            || !self.audience_required.is_empty()
+            || !self.groups_required.is_empty()
+            || !self.roles_required.is_empty()
+            || !self.upstream_headers.is_empty()
+            || !self.consumer_claim.is_empty()
+    }
+
+    /// The plugin's own client (`client_id[0]` and `client_secret[0]`), which
+    /// authenticates at the introspection endpoint; `None` when not configured.
+    pub fn own_client(&self) -> Option<(&str, &Secret)> {
+        Some((self.client_id.first()?.as_str(), self.client_secret.first()?))
     }
 }
 
@@ -970,6 +1023,16 @@ const TYPED: &[&str] = &[
     "consumer_optional",
     "by_username_ignore_case",
     "anonymous",
+    "introspection_endpoint",
+    "introspection_endpoint_auth_method",
+    "introspection_hint",
+    "introspection_token_param_name",
+    "introspection_headers_names",
+    "introspection_headers_values",
+    "introspection_post_args_names",
+    "introspection_post_args_values",
+    "introspection_check_active",
+    "introspection_accept",
     "upstream_access_token_header",
     "upstream_headers_claims",
     "upstream_headers_names",
@@ -1005,9 +1068,10 @@ fn class_of(name: &str) -> Class {
         "token_exchange_endpoint" | "token_exchange" => {
             Class::Error("token exchange is not implemented; the upstream token would differ")
         }
-        "cache_token_exchange" | "cache_introspection" | "cache_user_info" => {
-            Class::Warn("caches a flow ringgate does not run")
-        }
+        "cache_token_exchange" | "cache_user_info" => Class::Warn("caches a flow ringgate does not run"),
+        "cache_introspection" => Class::Warn(
+            "ringgate introspects an opaque token once, when the IdP issues it, and keeps the answer as long as the token",
+        ),
         _ if name.starts_with("upstream_") && name.ends_with("_header") => {
             Class::Error("upstream would miss this header; only upstream_access_token_header is implemented")
         }
@@ -1033,8 +1097,8 @@ fn class_of(name: &str) -> Class {
         "proof_of_possession_auth_methods_validation" | "dpop_proof_lifetime" | "dpop_use_nonce" => {
             Class::Warn("only acts with proof of possession")
         }
-        _ if name.starts_with("introspection_") => {
-            Class::Warn("the 'introspection' method is not supported, so nothing is introspected")
+        "introspection_headers_client" | "introspection_post_args_client" | "introspection_post_args_client_headers" => {
+            Class::Error("caller values in the introspection request are not implemented")
         }
         _ if name.starts_with("userinfo_") => Class::Warn("the 'userinfo' method is not supported"),
         "search_user_info" => Class::Warn("the user info endpoint is never called"),
@@ -1728,6 +1792,17 @@ impl<'a> Compiler<'a> {
         let consumer_claim = self.optional_claim_path("consumer_claim");
         let consumer_by = self.consumer_by(!consumer_claim.is_empty());
         let anonymous = self.string("anonymous").map(|(s, _)| s);
+        let introspection_endpoint = self.url("introspection_endpoint");
+        let introspection_endpoint_auth_method = self.introspection_auth();
+        let introspection_headers = self.pairs("introspection_headers_names", "introspection_headers_values", true);
+        let introspection_post_args =
+            self.pairs("introspection_post_args_names", "introspection_post_args_values", false);
+        if let Some(p) = self.get("introspection_accept") {
+            if matches!(&p.node.value, NodeValue::String(s) if s != "application/json") {
+                let mark = p.key_mark;
+                self.error(mark, "'introspection_accept' other than application/json is not supported yet: signed introspection answers are not verified");
+            }
+        }
         if ignore_signature_client_credentials && auth_methods.contains(&AuthMethod::ClientCredentials) {
             // Those tokens are not parsed, so nothing that reads their claims could act.
             let reads_claims = [
@@ -1813,6 +1888,15 @@ impl<'a> Compiler<'a> {
             consumer_optional: self.boolean("consumer_optional", false),
             by_username_ignore_case: self.boolean("by_username_ignore_case", false),
             anonymous,
+            introspection_endpoint,
+            introspection_endpoint_auth_method,
+            introspection_hint: self.string("introspection_hint").map_or_else(|| "access_token".into(), |(s, _)| s),
+            introspection_token_param_name: self
+                .string("introspection_token_param_name")
+                .map_or_else(|| "token".into(), |(s, _)| s),
+            introspection_headers,
+            introspection_post_args,
+            introspection_check_active: self.boolean("introspection_check_active", true),
             upstream_access_token_header,
             upstream_headers,
             display_errors: self.boolean("display_errors", false),
@@ -2012,6 +2096,28 @@ impl<'a> Compiler<'a> {
             );
         }
         client_credentials
+    }
+
+    /// `introspection_endpoint_auth_method`: what the plugin's own client can do there.
+    fn introspection_auth(&mut self) -> Option<ClientAuthMethod> {
+        let (name, mark) = self.string("introspection_endpoint_auth_method")?;
+        let method = ClientAuthMethod::parse(&name)?;
+        match method {
+            ClientAuthMethod::ClientSecretBasic
+            | ClientAuthMethod::ClientSecretPost
+            | ClientAuthMethod::ClientSecretJwt
+            | ClientAuthMethod::None => Some(method),
+            _ => {
+                self.error(
+                    mark,
+                    format!(
+                        "'introspection_endpoint_auth_method: {name}' is not supported yet (client_secret_basic, \
+                         client_secret_post, client_secret_jwt and none are)"
+                    ),
+                );
+                None
+            }
+        }
     }
 
     /// A claim path that may be unset (`null` or `[]`: empty).

@@ -27,6 +27,10 @@ pub struct IdpState {
     pub token_endpoint: Option<String>,
     /// Client authentication towards the token endpoint (SPEC §1 step 4).
     pub auth_method: ClientAuthMethod,
+    /// Where opaque issued tokens are introspected (configured, else discovered).
+    pub introspection_endpoint: Option<String>,
+    /// How the plugin's own client authenticates there.
+    pub introspection_auth: ClientAuthMethod,
     pub keys: Arc<KeySet>,
     pub policy: Arc<Policy>,
     /// Why the IdP is not ready, for logs and `display_errors`; never a secret.
@@ -84,6 +88,11 @@ impl Instance {
             realm: url_host(&issuer),
             token_endpoint: config.token_endpoint.clone(),
             auth_method: config.configured_client_auth().unwrap_or(ClientAuthMethod::ClientSecretBasic),
+            introspection_endpoint: config.introspection_endpoint.clone(),
+            introspection_auth: config
+                .introspection_endpoint_auth_method
+                .or(config.configured_client_auth())
+                .unwrap_or(ClientAuthMethod::ClientSecretBasic),
             keys: Arc::new(KeySet::default()),
             policy: Arc::new(policy_for(&config, &issuer)),
             issuer,
