@@ -1636,6 +1636,33 @@ on_both_drivers!(opaque_issued_tokens_are_introspected_once_and_their_claims_use
 });
 
 #[test]
+fn the_plugins_own_client_authenticates_for_introspection_by_each_method() {
+    let idp = TestIdp::start(0);
+    let before = introspections(&idp);
+    let clients =
+        [("client_secret_basic", BASIC_CLIENT), ("client_secret_post", POST_CLIENT), ("client_secret_jwt", JWT_CLIENT)];
+    for (i, (method, (id, secret))) in clients.into_iter().enumerate() {
+        let up = Upstream::start();
+        let body = format!(
+            "{CC_HEADER_POST}{OPAQUE}client_id: [{id}]\nclient_secret: [\"{secret}\"]\n\
+             introspection_endpoint_auth_method: {method}\nscopes_required: [openid]\n"
+        );
+        let p = start(&up, &idp, &body, DRIVER);
+        assert_eq!(get_as(&p, SPECIAL_POST).status, 200, "{method}");
+        assert_eq!(introspections(&idp), before + i as u64 + 1, "{method}");
+    }
+    // A wrong secret is refused whichever way it is sent.
+    let up = Upstream::start();
+    let body = format!(
+        "{CC_HEADER_POST}{OPAQUE}client_id: [{}]\nclient_secret: [wrong]\n\
+         introspection_endpoint_auth_method: client_secret_jwt\nscopes_required: [openid]\n",
+        JWT_CLIENT.0
+    );
+    let p = start(&up, &idp, &body, DRIVER);
+    assert_unauthorized(&get_as(&p, SPECIAL_POST), &idp);
+}
+
+#[test]
 fn an_inactive_or_unanswered_introspection_refuses_the_token_and_recovers() {
     let idp = TestIdp::start(0);
     let up = Upstream::start();

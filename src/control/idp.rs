@@ -290,14 +290,13 @@ impl IdpClient {
         })
     }
 
-    /// POSTs a form-encoded token request. `form` is the encoded body (it carries the
-    /// caller's credentials for client_secret_post: never log it).
-    pub async fn token(
+    /// POSTs a form to `endpoint` asking for JSON: the status and the whole body.
+    async fn post_form(
         &self,
         endpoint: &str,
         form: String,
         headers: &[(String, String)],
-    ) -> Result<TokenOutcome, IdpError> {
+    ) -> Result<(u16, Vec<u8>), IdpError> {
         let mut req = self
             .http
             .post(endpoint)
@@ -309,7 +308,18 @@ impl IdpClient {
         }
         let resp = req.send().await.map_err(|e| self.transport_error(endpoint, e))?;
         let status = resp.status().as_u16();
-        let mut body = self.body(endpoint, resp).await?;
+        Ok((status, self.body(endpoint, resp).await?))
+    }
+
+    /// POSTs a form-encoded token request. `form` is the encoded body (it carries the
+    /// caller's credentials for client_secret_post: never log it).
+    pub async fn token(
+        &self,
+        endpoint: &str,
+        form: String,
+        headers: &[(String, String)],
+    ) -> Result<TokenOutcome, IdpError> {
+        let (status, mut body) = self.post_form(endpoint, form, headers).await?;
         let host = || host_of(endpoint);
         match status {
             200 => {}
@@ -347,18 +357,7 @@ impl IdpClient {
         form: String,
         headers: &[(String, String)],
     ) -> Result<Introspected, IdpError> {
-        let mut req = self
-            .http
-            .post(endpoint)
-            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
-            .header("accept", "application/json")
-            .body(form);
-        for (k, v) in headers {
-            req = req.header(k, v);
-        }
-        let resp = req.send().await.map_err(|e| self.transport_error(endpoint, e))?;
-        let status = resp.status().as_u16();
-        let mut body = self.body(endpoint, resp).await?;
+        let (status, mut body) = self.post_form(endpoint, form, headers).await?;
         match status {
             200 => {}
             400 | 401 | 403 => return Ok(Introspected::Refused { status }),

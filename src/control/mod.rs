@@ -658,22 +658,7 @@ async fn fetch_token(
     for (i, v) in &values.headers {
         headers.push((c.token_headers_client[*i].clone(), String::from_utf8_lossy(v).into_owned()));
     }
-    match st.auth_method {
-        ClientAuthMethod::ClientSecretPost => {
-            push_form_pair(&mut form, b"client_id", id);
-            push_form_pair(&mut form, b"client_secret", secret);
-        }
-        ClientAuthMethod::ClientSecretJwt => {
-            let assertion = client_assertion(id, secret, &endpoint, clock.unix_now());
-            push_form_pair(
-                &mut form,
-                b"client_assertion_type",
-                b"urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            );
-            push_form_pair(&mut form, b"client_assertion", assertion.as_bytes());
-        }
-        _ => headers.push(("authorization".into(), encode_client_secret_basic(id, secret))),
-    }
+    authenticate_client(st.auth_method, id, secret, &endpoint, clock, &mut form, &mut headers);
     if let Some(scope) = &scope {
         push_form_pair(&mut form, b"scope", scope.as_bytes());
     }
@@ -790,24 +775,7 @@ async fn introspect(
     push_form_pair(&mut form, c.introspection_token_param_name.as_bytes(), token.as_bytes());
     push_form_pair(&mut form, b"token_type_hint", c.introspection_hint.as_bytes());
     let mut headers = c.introspection_headers.clone();
-    match st.introspection_auth {
-        ClientAuthMethod::ClientSecretPost => {
-            push_form_pair(&mut form, b"client_id", id);
-            push_form_pair(&mut form, b"client_secret", secret);
-        }
-        ClientAuthMethod::ClientSecretJwt => {
-            let assertion = client_assertion(id, secret, endpoint, clock.unix_now());
-            push_form_pair(&mut form, b"client_id", id);
-            push_form_pair(
-                &mut form,
-                b"client_assertion_type",
-                b"urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            );
-            push_form_pair(&mut form, b"client_assertion", assertion.as_bytes());
-        }
-        ClientAuthMethod::None => push_form_pair(&mut form, b"client_id", id),
-        _ => headers.push(("authorization".into(), encode_client_secret_basic(id, secret))),
-    }
+    authenticate_client(st.introspection_auth, id, secret, endpoint, clock, &mut form, &mut headers);
     for (k, v) in &c.introspection_post_args {
         push_form_pair(&mut form, k.as_bytes(), v.as_bytes());
     }
@@ -834,6 +802,33 @@ async fn introspect(
             }
             Ok(Some(claims))
         }
+    }
+}
+
+/// Adds client `id`'s authentication by `method` to a request for `endpoint`: form
+/// fields (post, jwt, none) or an `Authorization` header (basic, and the methods the
+/// configuration refuses for a request of this kind).
+fn authenticate_client(
+    method: ClientAuthMethod,
+    id: &[u8],
+    secret: &[u8],
+    endpoint: &str,
+    clock: SystemClock,
+    form: &mut String,
+    headers: &mut Vec<(String, String)>,
+) {
+    match method {
+        ClientAuthMethod::ClientSecretPost => {
+            push_form_pair(form, b"client_id", id);
+            push_form_pair(form, b"client_secret", secret);
+        }
+        ClientAuthMethod::ClientSecretJwt => {
+            let assertion = client_assertion(id, secret, endpoint, clock.unix_now());
+            push_form_pair(form, b"client_assertion_type", b"urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+            push_form_pair(form, b"client_assertion", assertion.as_bytes());
+        }
+        ClientAuthMethod::None => push_form_pair(form, b"client_id", id),
+        _ => headers.push(("authorization".into(), encode_client_secret_basic(id, secret))),
     }
 }
 

@@ -108,7 +108,7 @@
 //! | `token_headers_prefix`, `token_headers_grants` | warning | only act with `token_headers_replay` |
 //! | `token_exchange_endpoint`, `token_exchange` | error | the upstream token would differ |
 //! | `cache_token_exchange`, `cache_user_info` | warning | caches of flows ringgate does not run |
-//! | `cache_introspection: false` | warning | an opaque token is introspected once, when issued, and the answer kept as long as the token |
+//! | `cache_introspection` (`false`) | warning | an opaque token is introspected once, when issued, and the answer kept as long as the token |
 //! | `upstream_*_header` other than `upstream_access_token_header` | error | upstream would miss headers it expects |
 //! | `downstream_*` | error | the client would miss headers it expects |
 //! | `unauthorized_redirect_uri`, `forbidden_redirect_uri`, `unexpected_redirect_uri` | error | Kong redirects where ringgate answers 401/403/5xx |
