@@ -257,8 +257,8 @@ fn unsupported_auth_methods_are_errors_at_their_entry() {
     assert_eq!(
         errors("issuer: https://idp\nauth_methods:\n- client_credentials\n- password\n- session\n"),
         vec![
-            "oidc.yaml:8:7: auth method 'password' is not supported yet (ringgate supports client_credentials and bearer)",
-            "oidc.yaml:9:7: auth method 'session' is not supported yet (ringgate supports client_credentials and bearer)",
+            "oidc.yaml:8:7: auth method 'password' is not supported yet (ringgate supports client_credentials, bearer and introspection)",
+            "oidc.yaml:9:7: auth method 'session' is not supported yet (ringgate supports client_credentials, bearer and introspection)",
         ]
     );
     one_error(
@@ -670,6 +670,21 @@ fn introspection_settings_compile_with_kongs_defaults() {
 }
 
 #[test]
+fn the_introspection_method_needs_the_plugins_own_client() {
+    use ringgate::oidc::config::AuthMethod;
+    one_error(
+        "issuer: https://idp.example.com\nauth_methods: [introspection]\nclient_id: [gateway]\n",
+        "oidc.yaml:6:19: 'auth_methods: [introspection]' needs 'client_id' and 'client_secret': the plugin's own \
+         client asks the IdP about each caller's token",
+    );
+    let (c, w) = ok("issuer: https://idp.example.com\nauth_methods: [bearer, introspection]\nclient_id: [gateway]\n\
+                     client_secret: [s3cret]\n");
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(c.auth_methods, [AuthMethod::Bearer, AuthMethod::Introspection]);
+    assert!(c.takes_bearer_tokens());
+}
+
+#[test]
 fn introspection_the_plugin_could_not_do_as_kong_is_refused() {
     one_error(
         &format!("{BASE}introspection_accept: application/jwt\n"),
@@ -883,7 +898,7 @@ fn every_problem_is_reported_at_once_in_file_order() {
         vec![
             "oidc.yaml:5:5: unknown key 'scope' in the openid-connect config (did you mean 'scopes'?)",
             "oidc.yaml:5:5: 'issuer' is required: the IdP's issuer URL or its discovery URL",
-            "oidc.yaml:6:20: auth method 'password' is not supported yet (ringgate supports client_credentials and bearer)",
+            "oidc.yaml:6:20: auth method 'password' is not supported yet (ringgate supports client_credentials, bearer and introspection)",
             "oidc.yaml:7:14: 'timeout' must be a number, found a string",
             "oidc.yaml:8:5: 'max_age' is not supported yet: the auth_time check would be skipped",
         ]

@@ -1683,6 +1683,79 @@ fn an_inactive_or_unanswered_introspection_refuses_the_token_and_recovers() {
     assert_unauthorized(&get_as(&p, POST_CLIENT), &idp);
 }
 
+/// An opaque access token for `post-client` straight from the IdP, with `scope=read`.
+fn issue_opaque_token(idp: &TestIdp) -> String {
+    let (id, secret) = POST_CLIENT;
+    let form = format!(
+        "grant_type=client_credentials&client_id={id}&client_secret={secret}&scope=read&resource=urn:ringgate:opaque"
+    );
+    let (status, body) =
+        idp_http(idp, "POST", "/token", &[("Content-Type", "application/x-www-form-urlencoded")], &form);
+    assert_eq!(status, 200, "direct token request: {}", String::from_utf8_lossy(&body));
+    let token = json(body)["access_token"].as_str().expect("access_token").to_string();
+    assert_eq!(token.split('.').count(), 1, "opaque: {token}");
+    token
+}
+
+on_both_drivers!(callers_opaque_tokens_are_introspected_once_per_token_and_cached, |d| {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!(
+        "auth_methods: [introspection]\n{OWN_CLIENT}scopes_required: [read]\nconsumer_claim: [client_id]\n\
+         consumer_optional: true\nupstream_headers_claims: [client_id]\nupstream_headers_names: [X-Client]\n"
+    );
+    let p = start_with_consumers(&up, &idp, &body, &consumers_yaml(), d);
+    let token = issue_opaque_token(&idp);
+    let bearer = format!("Bearer {token}");
+    let before = introspections(&idp);
+    for i in 0..3 {
+        let r = get_spoofing(&p, &format!("/i/{i}"), &bearer);
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    // The query location works too, and shares the cached answer.
+    assert_eq!(get(&p, &format!("/q?access_token={token}"), &[]).status, 200);
+    let got = up.wait_for(4, Duration::from_secs(5));
+    assert_eq!(got.len(), 4);
+    for g in &got {
+        assert_eq!(forwarded_bearer(g), token, "the caller's token goes on: {g:?}");
+        assert_eq!(g.header_str("x-client").as_deref(), Some(POST_CLIENT.0), "a claim from the answer");
+        assert_eq!(identity(g)[1].as_deref(), Some(POST_CLIENT.0), "mapped to its consumer");
+    }
+    assert_eq!(introspections(&idp), before + 1, "one introspection for the token, then the cache");
+    // A token the IdP does not know is refused, and so is one without the scope.
+    let r = get(&p, "/i/unknown", &[("Authorization", "Bearer not-a-token-the-idp-issued")]);
+    assert_unauthorized(&r, &idp);
+    let up2 = Upstream::start();
+    let strict = format!("auth_methods: [introspection]\n{OWN_CLIENT}scopes_required: [admin]\n");
+    let p2 = start(&up2, &idp, &strict, d);
+    assert_forbidden(&get(&p2, "/i", &[("Authorization", &bearer)]), &idp);
+    assert!(up2.received().is_empty());
+    assert_eq!(up.received().len(), 4, "nothing refused went upstream");
+});
+
+#[test]
+fn with_bearer_and_introspection_a_jwt_is_verified_and_anything_else_introspected() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!("auth_methods: [bearer, introspection]\n{OWN_CLIENT}");
+    let p = start(&up, &idp, &body, DRIVER);
+    let before = introspections(&idp);
+    let jwt = issue_token(&idp);
+    assert_eq!(get(&p, "/j", &[("Authorization", &format!("Bearer {jwt}"))]).status, 200);
+    assert_eq!(introspections(&idp), before, "a JWT is verified against the keys, not introspected");
+    let opaque = issue_opaque_token(&idp);
+    assert_eq!(get(&p, "/o", &[("Authorization", &format!("Bearer {opaque}"))]).status, 200);
+    assert_eq!(introspections(&idp), before + 1);
+    // Inactive is 401, an IdP that cannot answer 503; neither reaches the upstream.
+    idp.fault("introspection", "inactive", 0);
+    let fresh = issue_opaque_token(&idp);
+    assert_unauthorized(&get(&p, "/x", &[("Authorization", &format!("Bearer {fresh}"))]), &idp);
+    idp.fault("introspection", "500", 0);
+    let another = issue_opaque_token(&idp);
+    assert_idp_unavailable(&get(&p, "/y", &[("Authorization", &format!("Bearer {another}"))]));
+    assert_eq!(up.received().len(), 2);
+}
+
 #[test]
 fn a_token_with_a_forbidden_claim_is_403_and_false_counts_as_absent() {
     let idp = TestIdp::start(0);

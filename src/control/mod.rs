@@ -84,21 +84,28 @@ pub enum TokenReply {
 pub enum Command {
     /// Start loading discovery and keys for these instances (a snapshot was installed).
     Watch(Vec<Arc<Instance>>),
-    /// A token for these caller credentials.
-    Token {
-        instance: Arc<Instance>,
-        key: CacheKey,
-        id: Box<[u8]>,
-        secret: Box<[u8]>,
-        /// `token_post_args_client` / `token_headers_client` values (part of `key`).
-        values: ClientValues,
-        reply: oneshot::Sender<TokenReply>,
-    },
+    /// The token for a cache key: one issued for caller credentials, or a caller's own
+    /// token introspected.
+    Token { instance: Arc<Instance>, key: CacheKey, ask: Ask, reply: oneshot::Sender<TokenReply> },
     /// Refetch the instance's keys (an unknown `kid`), within the cooldown; the reply
     /// says whether the key set changed.
     RefreshKeys { instance: Arc<Instance>, reply: oneshot::Sender<bool> },
     /// Run the upstreams' active health checks of whatever this holds, from now on.
     CheckHealth(crate::snapshot::SharedSnapshot),
+}
+
+/// What the control plane asks the IdP for a cache key.
+pub enum Ask {
+    /// A token for these caller credentials (the client credentials grant).
+    Credentials {
+        id: Box<[u8]>,
+        secret: Box<[u8]>,
+        /// `token_post_args_client` / `token_headers_client` values (part of the key).
+        values: ClientValues,
+    },
+    /// What the IdP says of this caller's token (the `introspection` method): the
+    /// answer is that same token, with its claims' facts.
+    Introspect { token: Box<[u8]> },
 }
 
 /// The workers' handle on the control plane.
@@ -168,16 +175,9 @@ impl ControlPlane {
     }
 
     /// Asks for a token; resolves when the control plane answers.
-    pub async fn token(
-        &self,
-        instance: Arc<Instance>,
-        key: CacheKey,
-        id: Box<[u8]>,
-        secret: Box<[u8]>,
-        values: ClientValues,
-    ) -> TokenReply {
+    pub async fn token(&self, instance: Arc<Instance>, key: CacheKey, ask: Ask) -> TokenReply {
         let (reply, rx) = oneshot::channel();
-        let cmd = Command::Token { instance, key, id, secret, values, reply };
+        let cmd = Command::Token { instance, key, ask, reply };
         if self.tx.send(cmd).is_err() {
             return TokenReply::Unavailable { reason: "the control plane has stopped".into() };
         }
@@ -309,7 +309,7 @@ async fn serve(
                     tokio::task::spawn_local(load_until_ready(state.clone(), Arc::downgrade(&inst), clock));
                 }
             }
-            Command::Token { instance, key, id, secret, values, reply } => {
+            Command::Token { instance, key, ask, reply } => {
                 let fk = (addr(&instance), key);
                 let now = clock.now();
                 let cached = state.borrow().l2.get(&fk).and_then(|e| e.reply(now));
@@ -329,7 +329,12 @@ async fn serve(
                 drop(s);
                 let state = state.clone();
                 tokio::task::spawn_local(async move {
-                    let result = fetch_token(&state, &instance, &id, &secret, &values, clock).await;
+                    let result = match &ask {
+                        Ask::Credentials { id, secret, values } => {
+                            fetch_token(&state, &instance, id, secret, values, clock).await
+                        }
+                        Ask::Introspect { token } => introspect_caller_token(&state, &instance, token, clock).await,
+                    };
                     let mut s = state.borrow_mut();
                     match &result {
                         TokenReply::Issued(tok) if tok.lifetime.is_some() => {
@@ -748,6 +753,51 @@ async fn fetch_token(
     TokenReply::Issued(Arc::new(IssuedToken { header_value: value.into(), facts, fetched_at, lifetime }))
 }
 
+/// The `introspection` method: what the IdP says of a caller's `token`, as a reply
+/// whose token is that same one. Not active (or expired) is `Rejected` (negatively cached
+/// with `cache_ttl_neg`, like refused credentials); a requirement it does not meet,
+/// `Forbidden`; the answer is kept until the token's `exp`, within the cache TTLs.
+async fn introspect_caller_token(
+    state: &Rc<RefCell<State>>,
+    inst: &Arc<Instance>,
+    token: &[u8],
+    clock: SystemClock,
+) -> TokenReply {
+    if let Err(reason) = ensure_discovered(state, inst, clock, false).await {
+        return TokenReply::Unavailable { reason };
+    }
+    let st = inst.state.load_full();
+    let client = match client_for(state, inst) {
+        Ok(c) => c,
+        Err(e) => return TokenReply::Unavailable { reason: e.to_string() },
+    };
+    let Ok(text) = std::str::from_utf8(token) else {
+        return TokenReply::Rejected { reason: "the bearer token is not text".into() };
+    };
+    let asked_at = clock.now();
+    let claims = match introspect(state, inst, &st, &client, text, clock).await {
+        Ok(Some(claims)) => claims,
+        Ok(None) => return TokenReply::Unavailable { reason: "the IdP has no introspection endpoint".into() },
+        Err(TokenReply::Invalid { reason }) => return TokenReply::Rejected { reason },
+        Err(other) => return other,
+    };
+    let unix_now = clock.unix_now();
+    if claims.exp().is_some_and(|exp| exp <= unix_now.max(0) as u64) {
+        return TokenReply::Rejected { reason: "the IdP says the token has expired".into() };
+    }
+    let c = &inst.config;
+    let jwt_exp = claims.exp().map(|e| e as i64);
+    let lifetime = token_lifetime(&inst.ttl, None, jwt_exp, unix_now, &mut SplitMix64::from_entropy());
+    if let Some(kind) = c.unmet_requirement(Some(&claims)) {
+        return TokenReply::Forbidden { kind, until: lifetime.map(|l| l.refresh_at(asked_at)) };
+    }
+    let facts = crate::oidc::claim_headers::facts_for(c, &claims).map(Arc::new);
+    let mut value = Vec::with_capacity(7 + token.len());
+    value.extend_from_slice(b"Bearer ");
+    value.extend_from_slice(token);
+    TokenReply::Issued(Arc::new(IssuedToken { header_value: value.into(), facts, fetched_at: asked_at, lifetime }))
+}
+
 /// RFC 7662: the claims the IdP vouches for of an opaque `token` it issued, asked with
 /// the plugin's own client (`client_id[0]`, `client_secret[0]`). `Ok(None)` when it cannot
 /// be asked (no endpoint, no own client); `Err` is the reply the caller gets instead: 503
@@ -765,8 +815,8 @@ async fn introspect(
     let (Some(endpoint), Some((id, secret))) = (st.introspection_endpoint.as_deref(), c.own_client()) else {
         tracing::warn!(
             issuer = %st.issuer,
-            "the IdP issued an opaque token; without an introspection endpoint and the plugin's own client_id and \
-             client_secret its claims cannot be read, so the settings that need them refuse it"
+            "an opaque token cannot be introspected without an introspection endpoint and the plugin's own \
+             client_id and client_secret; the settings that need its claims refuse it"
         );
         return Ok(None);
     };

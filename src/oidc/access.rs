@@ -39,7 +39,7 @@ use super::config::AuthMethod;
 use super::credentials::{self, ClientValues, CredentialBuf, Location, Sources};
 use super::instance::Instance;
 use super::verified::VerifiedCache;
-use crate::control::{ControlPlane, IssuedToken, TokenReply};
+use crate::control::{Ask, ControlPlane, IssuedToken, TokenReply};
 use crate::error::AuthReason;
 use crate::fasthash::FastMap;
 use crate::jose;
@@ -235,7 +235,16 @@ enum Step {
     /// Answered without waiting (a cache hit).
     Done(Granted),
     /// The IdP has to be asked for a token for these credentials.
-    Ask { key: CacheKey, id: Box<[u8]>, secret: Box<[u8]> },
+    Ask { key: CacheKey, ask: Ask },
+}
+
+/// What stands for the client id in the cache key of an introspected token (the token
+/// stands for the secret): no client id is empty, so no credentials share the key.
+const INTROSPECTED: &[u8] = b"";
+
+/// A question for the control plane about these caller credentials.
+fn credentials_ask(id: &[u8], secret: &[u8], values: &ClientValues) -> Ask {
+    Ask::Credentials { id: id.into(), secret: secret.into(), values: values.clone() }
 }
 
 /// The caller's client credentials, from the first configured location that has them.
@@ -304,9 +313,15 @@ impl WorkerAuth {
         at: Instant,
     ) -> Result<Granted, AuthError> {
         let cfg = &instance.config;
-        if cfg.uses(AuthMethod::Bearer) {
-            if let Some(token) = bearer {
+        if let Some(token) = bearer {
+            // Kong's order: a JWT is verified when `bearer` is on; anything else, or
+            // every token when only `introspection` is, is introspected.
+            let jwt = token.iter().filter(|&&b| b == b'.').count() == 2;
+            if cfg.uses(AuthMethod::Bearer) && (jwt || !cfg.uses(AuthMethod::Introspection)) {
                 return self.verify_bearer(instance, token, note).await.map(Granted::AsSent);
+            }
+            if cfg.uses(AuthMethod::Introspection) {
+                return self.introspected(instance, token, note, at).await;
             }
         }
         if !cfg.uses(AuthMethod::ClientCredentials) {
@@ -314,10 +329,57 @@ impl WorkerAuth {
         }
         match self.client_credentials(instance, sources, note, memo, at)? {
             Step::Done(granted) => Ok(granted),
-            Step::Ask { key, id, secret } => {
-                let values = sources.client_values.cloned().unwrap_or_default();
-                let reply = self.ask(instance, key, id, secret, values).await;
+            Step::Ask { key, ask } => {
+                let reply = self.ask(instance, key, ask).await;
                 apply(&self.l1, self.clock.now(), instance, key, reply)
+            }
+        }
+    }
+
+    /// The `introspection` method: the IdP's word on the caller's `token`, cached per
+    /// worker (and on the control plane) under a digest of the token like a token for
+    /// credentials, and refreshed ahead of its expiry the same way, so a revoked token
+    /// stops within a refresh. Each of the token's refusals is an invalid token (401).
+    async fn introspected(
+        &self,
+        instance: &Arc<Instance>,
+        token: &[u8],
+        note: &mut AuthNote,
+        at: Instant,
+    ) -> Result<Granted, AuthError> {
+        let now = self.clock.at(at);
+        let key = instance.prefix.key(INTROSPECTED, token, None);
+        let ask = || Ask::Introspect { token: token.into() };
+        let lookup = {
+            let mut caches = self.l1.borrow_mut();
+            caches.entry(key_of(instance)).or_insert_with(|| L1Cache::new(L1_CAPACITY)).get(&key, now)
+        };
+        let invalid = |reason: String| AuthError::Unauthorized(AuthReason::InvalidToken, reason);
+        match lookup {
+            Lookup::Fresh(t) => {
+                note.cache = Some(CacheUse::Hit);
+                Ok(Granted::Token(t))
+            }
+            Lookup::RefreshDue(t) => {
+                note.cache = Some(CacheUse::HitRefreshing);
+                self.refresh_in_background(instance, key, ask());
+                Ok(Granted::Token(t))
+            }
+            Lookup::Rejected => {
+                note.cache = Some(CacheUse::NegativeHit);
+                Err(invalid("the IdP said recently that this token is not active".into()))
+            }
+            Lookup::Forbidden(kind) => {
+                note.cache = Some(CacheUse::NegativeHit);
+                Err(AuthError::Forbidden(kind, kind.forbidden_text().into()))
+            }
+            Lookup::Expired | Lookup::Miss => {
+                note.cache = Some(CacheUse::Miss);
+                let reply = self.ask(instance, key, ask()).await;
+                apply(&self.l1, self.clock.now(), instance, key, reply).map_err(|e| match e {
+                    AuthError::Unauthorized(_, reason) => invalid(reason),
+                    other => other,
+                })
             }
         }
     }
@@ -401,7 +463,7 @@ impl WorkerAuth {
                 note.cache = Some(CacheUse::HitRefreshing);
                 let mut buf = CredentialBuf::new();
                 let creds = find_credentials(sources, instance, &mut buf)?;
-                self.refresh_in_background(instance, key, creds.id, creds.secret, client_values);
+                self.refresh_in_background(instance, key, credentials_ask(creds.id, creds.secret, client_values));
                 Ok(Step::Done(Granted::Token(token)))
             }
             Lookup::Rejected => {
@@ -419,21 +481,14 @@ impl WorkerAuth {
                 note.cache = Some(CacheUse::Miss);
                 let mut buf = CredentialBuf::new();
                 let creds = find_credentials(sources, instance, &mut buf)?;
-                Ok(Step::Ask { key, id: creds.id.into(), secret: creds.secret.into() })
+                Ok(Step::Ask { key, ask: credentials_ask(creds.id, creds.secret, client_values) })
             }
         }
     }
 
     /// The control plane's answer for a missed key, asked once per worker however many
     /// of its requests miss on the key together.
-    async fn ask(
-        &self,
-        instance: &Arc<Instance>,
-        key: CacheKey,
-        id: Box<[u8]>,
-        secret: Box<[u8]>,
-        values: ClientValues,
-    ) -> TokenReply {
+    async fn ask(&self, instance: &Arc<Instance>, key: CacheKey, ask: Ask) -> TokenReply {
         let Some(control) = &self.control else {
             return TokenReply::Unavailable { reason: "no control plane".into() };
         };
@@ -455,32 +510,36 @@ impl WorkerAuth {
         let slot = Rc::new(RefCell::new(Pending::Waiting));
         self.pending.borrow_mut().insert(pk, slot.clone());
         let asking = Asking { pending: &self.pending, key: pk, slot };
-        let reply = control.token(instance.clone(), key, id, secret, values).await;
+        let reply = control.token(instance.clone(), key, ask).await;
         asking.answer(&reply);
         reply
     }
 
-    fn refresh_in_background(
-        &self,
-        instance: &Arc<Instance>,
-        key: CacheKey,
-        id: &[u8],
-        secret: &[u8],
-        values: &ClientValues,
-    ) {
+    fn refresh_in_background(&self, instance: &Arc<Instance>, key: CacheKey, ask: Ask) {
         let Some(control) = self.control.clone() else { return };
         let instance = instance.clone();
-        let (id, secret): (Box<[u8]>, Box<[u8]>) = (id.into(), secret.into());
-        let values = values.clone();
+        let introspected = matches!(ask, Ask::Introspect { .. });
         let (clock, l1) = (self.clock, self.l1.clone());
         monoio::spawn(async move {
-            let reply = control.token(instance.clone(), key, id, secret, values).await;
+            let reply = control.token(instance.clone(), key, ask).await;
             let now = clock.now();
-            if let TokenReply::Issued(_) = reply {
-                let _ = apply(&l1, now, &instance, key, reply);
-            } else if let Some(cache) = l1.borrow_mut().get_mut(&key_of(&instance)) {
-                // Keep serving the valid token; ask again in a few seconds.
-                cache.refresh_failed(&key, now + 5);
+            match reply {
+                TokenReply::Issued(_) => {
+                    let _ = apply(&l1, now, &instance, key, reply);
+                }
+                TokenReply::Rejected { .. } | TokenReply::Forbidden { .. } if introspected => {
+                    // The IdP no longer vouches for the caller's token: it stops here.
+                    if let Some(cache) = l1.borrow_mut().get_mut(&key_of(&instance)) {
+                        cache.remove(&key);
+                    }
+                    let _ = apply(&l1, now, &instance, key, reply);
+                }
+                _ => {
+                    if let Some(cache) = l1.borrow_mut().get_mut(&key_of(&instance)) {
+                        // Keep serving the valid token; ask again in a few seconds.
+                        cache.refresh_failed(&key, now + 5);
+                    }
+                }
             }
         });
     }

@@ -247,6 +247,9 @@ pub enum AuthMethod {
     ClientCredentials,
     /// The caller sends a JWT, verified per request against the JWKS (SPEC §1 step 7).
     Bearer,
+    /// The caller sends a token the IdP is asked about (RFC 7662), once per token and
+    /// cache lifetime.
+    Introspection,
 }
 
 impl AuthMethod {
@@ -254,6 +257,7 @@ impl AuthMethod {
         match self {
             AuthMethod::ClientCredentials => "client_credentials",
             AuthMethod::Bearer => "bearer",
+            AuthMethod::Introspection => "introspection",
         }
     }
 }
@@ -561,9 +565,16 @@ impl OidcConfig {
             && (!self.token_post_args_client.is_empty() || !self.token_headers_client.is_empty())
     }
 
-    /// Whether the `bearer` method is on and reads its token from `location`.
+    /// Whether a method that takes the caller's own token (`bearer`, `introspection`)
+    /// is on.
+    pub fn takes_bearer_tokens(&self) -> bool {
+        self.uses(AuthMethod::Bearer) || self.uses(AuthMethod::Introspection)
+    }
+
+    /// Whether a method that takes the caller's own token is on and reads it from
+    /// `location`.
     pub fn reads_bearer_from(&self, location: BearerLocation) -> bool {
-        self.uses(AuthMethod::Bearer) && self.bearer_token_param_type.contains(&location)
+        self.takes_bearer_tokens() && self.bearer_token_param_type.contains(&location)
     }
 
     /// Whether a reload that turned `self` into `new` leaves the instance as it was, so
@@ -1632,7 +1643,8 @@ impl<'a> Compiler<'a> {
         );
         let bearer_token_cookie_name = self.string("bearer_token_cookie_name").map(|(s, _)| s);
         let uses_cc = auth_methods.contains(&AuthMethod::ClientCredentials);
-        let uses_bearer = auth_methods.contains(&AuthMethod::Bearer);
+        let uses_bearer =
+            auth_methods.contains(&AuthMethod::Bearer) || auth_methods.contains(&AuthMethod::Introspection);
         if uses_cc && client_credentials_param_type.is_empty() {
             if let Some(p) = self.get("client_credentials_param_type") {
                 let mark = p.node.mark;
@@ -1670,6 +1682,14 @@ impl<'a> Compiler<'a> {
             self.string("token_endpoint_auth_method").and_then(|(s, _)| ClientAuthMethod::parse(&s));
         if uses_cc {
             self.check_client_auth(token_endpoint_auth_method, &client_auth, &client_alg);
+        }
+        if auth_methods.contains(&AuthMethod::Introspection) && (client_id.is_empty() || client_secret.is_empty()) {
+            let mark = self.get("auth_methods").map(|p| p.node.mark).unwrap_or_default();
+            self.error(
+                mark,
+                "'auth_methods: [introspection]' needs 'client_id' and 'client_secret': the plugin's own client asks \
+                 the IdP about each caller's token",
+            );
         }
 
         let token_endpoint = self.url("token_endpoint");
@@ -1918,7 +1938,7 @@ impl<'a> Compiler<'a> {
                     config.mark,
                     "auth_methods",
                     "'auth_methods' must be set: Kong's default enables all nine methods (a Basic header would be \
-                     taken as a password grant); ringgate supports client_credentials and bearer, e.g. \
+                     taken as a password grant); ringgate supports client_credentials, bearer and introspection, e.g. \
                      auth_methods: [client_credentials]",
                 ));
             }
@@ -1929,10 +1949,14 @@ impl<'a> Compiler<'a> {
             let method = match name {
                 "client_credentials" => AuthMethod::ClientCredentials,
                 "bearer" => AuthMethod::Bearer,
+                "introspection" => AuthMethod::Introspection,
                 _ => {
                     self.error(
                         mark,
-                        format!("auth method '{name}' is not supported yet (ringgate supports client_credentials and bearer)"),
+                        format!(
+                            "auth method '{name}' is not supported yet (ringgate supports client_credentials, bearer \
+                             and introspection)"
+                        ),
                     );
                     continue;
                 }

@@ -41,7 +41,7 @@ where
     if cfg.uses(AuthMethod::ClientCredentials) {
         names.extend_from_slice(&[b"client_id", b"client_secret", b"grant_type"]);
     }
-    if cfg.uses(AuthMethod::Bearer) {
+    if cfg.takes_bearer_tokens() {
         names.push(b"access_token");
     }
     let mut query = Vec::new();

@@ -44,7 +44,6 @@ use crate::http::rewrite::{self, ClaimLines, ConsumerLines, Forwarding, Hidden, 
 use crate::metrics::Exchange;
 use crate::net::Stream;
 use crate::oidc::access::{AuthError, CredentialMemo, Granted};
-use crate::oidc::config::AuthMethod;
 use crate::oidc::credentials::{self, Sources};
 use crate::oidc::hide;
 use crate::oidc::instance::Instance;
@@ -922,7 +921,7 @@ impl Conn {
         };
         // The bearer token, from the first of `bearer_token_param_type` that has one.
         let cookie_name = cfg.bearer_token_cookie_name.as_deref().unwrap_or("").as_bytes();
-        let bearer = if cfg.uses(AuthMethod::Bearer) {
+        let bearer = if cfg.takes_bearer_tokens() {
             credentials::find_bearer(&sources, &cfg.bearer_token_param_type, cookie_name, || head.values(buf, "cookie"))
         } else {
             None
