@@ -273,8 +273,13 @@ fn issue_token(idp: &TestIdp) -> String {
 }
 
 /// An access token for a client registered for client_secret_post, straight from the IdP.
-fn issue_token_for(idp: &TestIdp, (id, secret): (&str, &str)) -> String {
-    let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}&scope=openid");
+fn issue_token_for(idp: &TestIdp, client: (&str, &str)) -> String {
+    issue_token_with(idp, client, "scope=openid")
+}
+
+/// [`issue_token_for`] with `params` (form-encoded) in the request.
+fn issue_token_with(idp: &TestIdp, (id, secret): (&str, &str), params: &str) -> String {
+    let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}&{params}");
     let (status, body) =
         idp_http(idp, "POST", "/token", &[("Content-Type", "application/x-www-form-urlencoded")], &form);
     assert_eq!(status, 200, "direct token request: {}", String::from_utf8_lossy(&body));
@@ -1685,14 +1690,7 @@ fn an_inactive_or_unanswered_introspection_refuses_the_token_and_recovers() {
 
 /// An opaque access token for `post-client` straight from the IdP, with `scope=read`.
 fn issue_opaque_token(idp: &TestIdp) -> String {
-    let (id, secret) = POST_CLIENT;
-    let form = format!(
-        "grant_type=client_credentials&client_id={id}&client_secret={secret}&scope=read&resource=urn:ringgate:opaque"
-    );
-    let (status, body) =
-        idp_http(idp, "POST", "/token", &[("Content-Type", "application/x-www-form-urlencoded")], &form);
-    assert_eq!(status, 200, "direct token request: {}", String::from_utf8_lossy(&body));
-    let token = json(body)["access_token"].as_str().expect("access_token").to_string();
+    let token = issue_token_with(idp, POST_CLIENT, "scope=read&resource=urn:ringgate:opaque");
     assert_eq!(token.split('.').count(), 1, "opaque: {token}");
     token
 }
