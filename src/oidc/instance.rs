@@ -51,6 +51,9 @@ pub struct Instance {
     pub prefix: KeyPrefix,
     /// Unix seconds of the last JWKS refetch, for the `rediscovery_lifetime` cooldown.
     pub last_key_refresh: AtomicU64,
+    /// Unix seconds of the last "anonymous consumer missing" log line, so that a
+    /// misconfiguration is logged once a minute, not once per refused request.
+    last_anonymous_warning: AtomicU64,
     /// Unique for the process's lifetime (an address can be reused after a reload).
     pub id: u64,
 }
@@ -116,8 +119,20 @@ impl Instance {
             cc_order,
             prefix,
             last_key_refresh: AtomicU64::new(0),
+            last_anonymous_warning: AtomicU64::new(0),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// Whether the missing-anonymous-consumer error is to be logged now (at most once a
+    /// minute per instance, across workers), and if so, claims it.
+    pub fn claim_anonymous_warning(&self, now_unix: u64) -> bool {
+        let last = self.last_anonymous_warning.load(Ordering::Relaxed);
+        if last != 0 && now_unix < last.saturating_add(60) {
+            return false;
+        }
+        let claimed = now_unix.max(1);
+        self.last_anonymous_warning.compare_exchange(last, claimed, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 
     /// Whether a JWKS refetch is allowed now (`rediscovery_lifetime` since the last), and
@@ -153,5 +168,17 @@ mod tests {
         assert_eq!(url_host("http://127.0.0.1:8080"), "127.0.0.1");
         assert_eq!(url_host("https://[::1]:443/x"), "::1");
         assert_eq!(url_host("https://u:p@h.example:1/"), "h.example");
+    }
+
+    #[test]
+    fn a_missing_anonymous_consumer_is_logged_once_a_minute() {
+        let yaml = "_format_version: \"3.0\"\nplugins:\n- name: openid-connect\n  config:\n    issuer: http://127.0.0.1:1/\n    auth_methods: [client_credentials]\n    anonymous: guest\n";
+        let cfg = crate::config::load_str(yaml, "t.yaml", &|_| None).unwrap();
+        let (oidc, _) = crate::oidc::config::compile(&cfg.plugins[0], "t.yaml").unwrap();
+        let inst = Instance::new(Arc::new(oidc));
+        assert!(inst.claim_anonymous_warning(1_000));
+        assert!(!inst.claim_anonymous_warning(1_000));
+        assert!(!inst.claim_anonymous_warning(1_059));
+        assert!(inst.claim_anonymous_warning(1_060));
     }
 }

@@ -947,10 +947,14 @@ impl Conn {
                     _ => return Err(ProxyError::Auth(failure)),
                 };
                 let Some(anonymous) = anonymous else {
-                    tracing::error!(
-                        anonymous = cfg.anonymous.as_deref().unwrap_or_default(),
-                        "the openid-connect plugin's anonymous consumer does not exist; refused requests are answered 500"
-                    );
+                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                    if inst.claim_anonymous_warning(now.as_secs()) {
+                        tracing::error!(
+                            anonymous = cfg.anonymous.as_deref().unwrap_or_default(),
+                            "the openid-connect plugin's anonymous consumer does not exist; refused requests are \
+                             answered 500 (logged once a minute)"
+                        );
+                    }
                     let e = AuthError::Unauthorized(
                         AuthReason::AnonymousNotFound,
                         "anonymous consumer was not found".into(),
