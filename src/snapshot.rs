@@ -628,6 +628,28 @@ mod tests {
         Snapshot::build(config, &mut Resolved::new()).expect("compiles")
     }
 
+    #[test]
+    fn an_anonymous_consumer_the_file_does_not_have_is_a_warning() {
+        let yaml = |anonymous: &str| {
+            format!(
+                "_format_version: \"3.0\"\nconsumers:\n- username: guest\n  id: 0a6f1c2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b\n\
+                 plugins:\n- name: openid-connect\n  config:\n    issuer: http://127.0.0.1:1/\n    \
+                 auth_methods: [client_credentials]\n    anonymous: {anonymous}\n"
+            )
+        };
+        let warnings = |anonymous: &str| -> Vec<String> {
+            let mut config = crate::config::load_str(&yaml(anonymous), "kong.yaml", &|_| None).expect("loads");
+            check(&mut config, "kong.yaml").expect("compiles").iter().map(|w| w.to_string()).collect()
+        };
+        assert_eq!(
+            warnings("nobody"),
+            ["kong.yaml:6:3: the anonymous consumer 'nobody' is not among the consumers: requests this plugin \
+              refuses are answered 500 until it exists"]
+        );
+        assert!(warnings("guest").is_empty(), "by username");
+        assert!(warnings("0A6F1C2E-3B4D-4E5F-8A9B-0C1D2E3F4A5B").is_empty(), "by id, whatever its case");
+    }
+
     fn picks(t: &ServiceTarget, n: usize) -> Vec<String> {
         (0..n).map(|i| t.peer(i).unwrap().1.addr.to_string()).collect()
     }
