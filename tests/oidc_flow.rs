@@ -2290,3 +2290,41 @@ fn hashing_on_the_consumer_keeps_each_caller_on_one_target() {
         assert_eq!(mapped, !mapping.is_empty(), "{mapping:?}");
     }
 }
+
+/// Kong's `upstream_access_token_header` forms: `authorization:bearer` (the default),
+/// `authorization:basic` (the token behind `Basic `) and a plain header name (the bare
+/// token), for issued tokens (fetched and cached) and for a caller's bearer token.
+#[test]
+fn the_upstream_token_header_takes_each_of_kongs_forms() {
+    let idp = TestIdp::start(0);
+    let jwt = issue_token(&idp);
+    for (setting, header, prefix) in [
+        ("authorization:bearer", "authorization", "Bearer "),
+        ("authorization:basic", "authorization", "Basic "),
+        ("X-Access-Token", "x-access-token", ""),
+    ] {
+        let up = Upstream::start();
+        let body = format!(
+            "auth_methods: [client_credentials, bearer]\nclient_credentials_param_type: [header]\n\
+                            client_auth: [client_secret_post]\nupstream_access_token_header: \"{setting}\"\n"
+        );
+        let p = start(&up, &idp, &body, DRIVER);
+        for _ in 0..2 {
+            assert_eq!(get_as(&p, POST_CLIENT).status, 200, "{setting}");
+        }
+        assert_eq!(get(&p, "/b", &[("Authorization", &format!("Bearer {jwt}"))]).status, 200, "{setting}");
+        let got = up.wait_for(3, Duration::from_secs(5));
+        assert_eq!(got.len(), 3);
+        for (i, g) in got.iter().enumerate() {
+            let all = g.header_all(header);
+            assert_eq!(all.len(), 1, "{setting}: one {header}: {g:?}");
+            let value = String::from_utf8(all[0].to_vec()).unwrap();
+            let token = value.strip_prefix(prefix).unwrap_or_else(|| panic!("{setting}: {value:?}"));
+            assert_eq!(token.split('.').count(), 3, "{setting}: a bare JWS after the prefix: {value:?}");
+            assert!(!token.starts_with("Bearer"), "{setting}: {value:?}");
+            if i == 2 {
+                assert_eq!(token, jwt, "{setting}: the caller's own token");
+            }
+        }
+    }
+}

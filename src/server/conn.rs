@@ -44,6 +44,7 @@ use crate::http::rewrite::{self, ClaimLines, ConsumerLines, Forwarding, Hidden, 
 use crate::metrics::Exchange;
 use crate::net::Stream;
 use crate::oidc::access::{AuthError, CredentialMemo, Granted};
+use crate::oidc::config::TokenScheme;
 use crate::oidc::credentials::{self, Sources};
 use crate::oidc::hide;
 use crate::oidc::instance::Instance;
@@ -94,7 +95,9 @@ struct Conn {
     path: Vec<u8>,
     /// `hide_credentials`: what the upstream gets instead of the caller's credentials.
     hidden: Option<hide::Replaced>,
-    /// A verified bearer token, as `Bearer <token>`: the upstream token header's value.
+    /// The upstream token header's value when it is not a cached one: a verified bearer
+    /// token as `Bearer <token>`, or any token as `Basic <token>` for
+    /// `upstream_access_token_header: authorization:basic`.
     bearer_value: Vec<u8>,
     /// The request being served, for metrics and the access log.
     ex: Exchange,
@@ -594,7 +597,8 @@ impl Conn {
                     };
                     let header = &inst.config.upstream_access_token_header;
                     let value = match header.scheme {
-                        Some(_) => value,
+                        Some(TokenScheme::Bearer) => value,
+                        Some(TokenScheme::Basic) => &self.bearer_value[..],
                         // A plain header carries the bare token.
                         None => value.strip_prefix(b"Bearer ").unwrap_or(value),
                     };
@@ -972,6 +976,19 @@ impl Conn {
             self.bearer_value.clear();
             self.bearer_value.extend_from_slice(b"Bearer ");
             self.bearer_value.extend_from_slice(token);
+        }
+        if cfg.upstream_access_token_header.scheme == Some(TokenScheme::Basic) {
+            // Kong's `authorization:basic`: the token behind `Basic ` (a rare setting; the
+            // cached value is the `Bearer ` one).
+            let token = match &granted {
+                Granted::AsSent(_) => bearer,
+                g => g.header_value().and_then(|v| v.strip_prefix(b"Bearer ")),
+            };
+            if let Some(token) = token {
+                self.bearer_value.clear();
+                self.bearer_value.extend_from_slice(b"Basic ");
+                self.bearer_value.extend_from_slice(token);
+            }
         }
         if cfg.hide_credentials {
             self.hidden = Some(hide::replace(cfg, &sources, cookie_name, || head.values(buf, "cookie")));
