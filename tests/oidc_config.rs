@@ -640,6 +640,34 @@ fn consumer_mapping_that_could_never_find_a_consumer_is_refused() {
     one_error(&format!("{BASE}anonymous: ''\n"), "oidc.yaml:7:16: 'anonymous' must not be empty");
 }
 
+// ----- downstream headers -----
+
+#[test]
+fn downstream_headers_are_typed_and_may_not_take_a_header_the_proxy_writes() {
+    let (c, w) = ok(&format!(
+        "{BASE}downstream_access_token_header: authorization:basic\ndownstream_headers_claims: [sub]\n\
+         downstream_headers_names: [X-Sub]\n"
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    let h = c.downstream_access_token_header.as_ref().expect("set");
+    assert_eq!((h.name.as_str(), h.scheme), ("authorization", Some(TokenScheme::Basic)));
+    assert_eq!(c.downstream_headers.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["X-Sub"]);
+    assert!(c.needs_claims(), "an opaque issued token is introspected for them");
+    assert!(ok(BASE).0.downstream_access_token_header.is_none());
+    let e = errors(&format!(
+        "{BASE}downstream_access_token_header: Set-Cookie\ndownstream_headers_claims: [a, b, c]\n\
+         downstream_headers_names: [Content-Length, X-A, x-a]\n"
+    ));
+    assert_eq!(
+        e,
+        [
+            "oidc.yaml:7:37: 'downstream_access_token_header' 'set-cookie' is written by the proxy itself",
+            "oidc.yaml:9:5: 'downstream_headers_names' entry 'Content-Length' is written by the proxy itself",
+            "oidc.yaml:9:5: 'downstream_headers_names' entry 'x-a' is named twice",
+        ]
+    );
+}
+
 // ----- introspection of opaque issued tokens -----
 
 #[test]
@@ -800,7 +828,7 @@ fn flow_changing_kong_keys_are_errors() {
         ("token_exchange_endpoint: https://idp/exchange", "'token_exchange_endpoint' is not supported yet"),
         ("token_exchange: {enabled: true}", "'token_exchange' is not supported yet"),
         ("upstream_id_token_header: x-id-token", "'upstream_id_token_header' is not supported yet"),
-        ("downstream_access_token_header: x-token", "'downstream_access_token_header' is not supported yet"),
+        ("downstream_refresh_token_header: x-refresh", "'downstream_refresh_token_header' is not supported yet"),
         ("unauthorized_redirect_uri: [https://login]", "'unauthorized_redirect_uri' is not supported yet"),
         ("logout_uri_suffix: /logout", "'logout_uri_suffix' is not supported yet"),
         ("proof_of_possession_mtls: strict", "'proof_of_possession_mtls' is not supported yet"),

@@ -2328,3 +2328,40 @@ fn the_upstream_token_header_takes_each_of_kongs_forms() {
         }
     }
 }
+
+/// `downstream_access_token_header` and `downstream_headers_claims` / `_names`: the caller
+/// gets its token and the named claims back as response headers, on a fetch and on a
+/// cache hit, and for a bearer token it sent.
+#[test]
+fn the_caller_gets_its_token_and_claims_back_in_response_headers() {
+    let idp = TestIdp::start(0);
+    for (setting, header, prefix) in
+        [("X-Access-Token", "x-access-token", ""), ("authorization:bearer", "authorization", "Bearer ")]
+    {
+        let up = Upstream::start();
+        let body = format!(
+            "auth_methods: [client_credentials, bearer]\nclient_credentials_param_type: [header]\n\
+             client_auth: [client_secret_post]\ndownstream_access_token_header: \"{setting}\"\n\
+             downstream_headers_claims: [client_id, tenant]\ndownstream_headers_names: [X-Client, X-Tenant]\n"
+        );
+        let p = start(&up, &idp, &body, DRIVER);
+        let responses: Vec<Response> = (0..2).map(|_| get_as(&p, CLAIMS_CLIENT)).collect();
+        let got = up.wait_for(2, Duration::from_secs(5));
+        for (r, g) in responses.iter().zip(&got) {
+            assert_eq!(r.status, 200, "{setting}: {r:?}");
+            let value = r.header(header).unwrap_or_else(|| panic!("{setting}: no {header}: {r:?}"));
+            assert_eq!(value, format!("{prefix}{}", forwarded_token(g)), "{setting}: the token the upstream got");
+            assert_eq!(r.header("x-client"), Some(CLAIMS_CLIENT.0), "{setting}");
+            assert_eq!(r.header("x-tenant"), Some("acme"), "{setting}");
+        }
+        // A caller's own bearer token comes back as sent, with its claims.
+        let jwt = issue_token_for(&idp, CLAIMS_CLIENT);
+        let r = get(&p, "/b", &[("Authorization", &format!("Bearer {jwt}"))]);
+        assert_eq!(r.header(header), Some(format!("{prefix}{jwt}").as_str()), "{setting}");
+        assert_eq!(r.header("x-tenant"), Some("acme"));
+        // A refused request gets none of them.
+        let r = get(&p, "/x", &[("Authorization", &basic(CLAIMS_CLIENT.0, "wrong"))]);
+        assert_eq!(r.status, 401);
+        assert!(r.header("x-client").is_none() && r.header("x-access-token").is_none(), "{r:?}");
+    }
+}

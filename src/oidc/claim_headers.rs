@@ -60,8 +60,10 @@ pub const GROUPS_HEADER: &str = "X-Authenticated-Groups";
 /// What a verified token gives every request it authorizes, worked out once per token.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct TokenFacts {
-    /// The claim header lines, each ending in CRLF; empty for none.
+    /// The claim header lines for the upstream, each ending in CRLF; empty for none.
     pub lines: Box<[u8]>,
+    /// The claim header lines for the caller's response (`downstream_headers_claims`).
+    pub downstream_lines: Box<[u8]>,
     /// `consumer_claim`'s value as Kong reads it ([`consumer_subject`]); `None` when the
     /// setting is off or the token has no usable value.
     pub consumer: Option<Box<str>>,
@@ -75,13 +77,16 @@ pub struct TokenFacts {
 /// by name, once per token.
 pub fn facts_for(config: &crate::oidc::config::OidcConfig, token: &Claims) -> Option<TokenFacts> {
     let lines = lines_for(&config.upstream_headers, token).unwrap_or_default();
+    let downstream_lines = lines_for(&config.downstream_headers, token).unwrap_or_default();
     let consumer = (!config.consumer_claim.is_empty())
         .then(|| token.claim_path(&config.consumer_claim).and_then(consumer_subject))
         .flatten()
         .map(String::into_boxed_str);
     let credential = token.claim_path(&config.credential_claim).and_then(credential_text).map(String::into_boxed_str);
-    (!lines.is_empty() || consumer.is_some() || credential.is_some()).then(|| TokenFacts {
+    let any = !lines.is_empty() || !downstream_lines.is_empty() || consumer.is_some() || credential.is_some();
+    any.then(|| TokenFacts {
         lines: lines.into_boxed_slice(),
+        downstream_lines: downstream_lines.into_boxed_slice(),
         consumer,
         credential,
     })

@@ -110,7 +110,7 @@
 //! | `cache_token_exchange`, `cache_user_info` | warning | caches of flows ringgate does not run |
 //! | `cache_introspection` (`false`) | warning | an opaque token is introspected once, when issued, and the answer kept as long as the token |
 //! | `upstream_*_header` other than `upstream_access_token_header` | error | upstream would miss headers it expects |
-//! | `downstream_*` | error | the client would miss headers it expects |
+//! | `downstream_*` other than `downstream_access_token_header` and `downstream_headers_claims` / `_names` | error | the client would miss headers it expects |
 //! | `unauthorized_redirect_uri`, `forbidden_redirect_uri`, `unexpected_redirect_uri` | error | Kong redirects where ringgate answers 401/403/5xx |
 //! | `unauthorized_destroy_session`, `forbidden_destroy_session` | warning | ringgate keeps no sessions |
 //! | `logout_uri_suffix`, `logout_query_arg`, `logout_post_arg` | error | Kong answers matching requests as logouts; ringgate would proxy them |
@@ -155,7 +155,8 @@
 //! `introspection_headers_values`, `introspection_post_args_names`,
 //! `introspection_post_args_values`, `introspection_check_active`, `introspection_accept`
 //! (`application/json` only),
-//! `upstream_access_token_header`,
+//! `upstream_access_token_header`, `downstream_access_token_header`,
+//! `downstream_headers_claims`, `downstream_headers_names`,
 //! `hide_credentials`, `run_on_preflight`, `display_errors`, `expose_error_code`,
 //! `unauthorized_error_message`, `forbidden_error_message`.
 //!
@@ -532,6 +533,12 @@ pub struct OidcConfig {
     /// `authenticated_groups_claim` (first, when set), then `upstream_headers_claims`
     /// paired with `upstream_headers_names` by position.
     pub upstream_headers: Vec<ClaimHeader>,
+    /// `downstream_access_token_header`: the response header that hands the caller the
+    /// access token (same forms as the upstream one).
+    pub downstream_access_token_header: Option<UpstreamTokenHeader>,
+    /// `downstream_headers_claims` paired with `downstream_headers_names`: claims sent
+    /// back to the caller as response headers.
+    pub downstream_headers: Vec<ClaimHeader>,
     /// Default false.
     pub display_errors: bool,
     /// Default true.
@@ -641,6 +648,7 @@ impl OidcConfig {
             || !self.groups_required.is_empty()
             || !self.roles_required.is_empty()
             || !self.upstream_headers.is_empty()
+            || !self.downstream_headers.is_empty()
             || !self.consumer_claim.is_empty()
     }
 
@@ -1045,6 +1053,9 @@ const TYPED: &[&str] = &[
     "introspection_check_active",
     "introspection_accept",
     "upstream_access_token_header",
+    "downstream_access_token_header",
+    "downstream_headers_claims",
+    "downstream_headers_names",
     "upstream_headers_claims",
     "upstream_headers_names",
     "authenticated_groups_claim",
@@ -1809,6 +1820,18 @@ impl<'a> Compiler<'a> {
         let roles_required = self.list_or("roles_required", &[]);
         let claims_forbidden = self.list_or("claims_forbidden", &[]);
         let upstream_headers = self.claim_headers(&upstream_access_token_header);
+        let downstream_access_token_header = self.token_header("downstream_access_token_header");
+        if let Some(h) = &downstream_access_token_header {
+            let lower = h.name.as_str();
+            if RESERVED_HEADERS.contains(&lower) || PROXY_HEADERS.contains(&lower) || lower == "set-cookie" {
+                let mark = self.get("downstream_access_token_header").map(|p| p.node.mark).unwrap_or_default();
+                self.error(
+                    mark,
+                    format!("'downstream_access_token_header' '{}' is written by the proxy itself", h.name),
+                );
+            }
+        }
+        let downstream_headers = self.downstream_claim_headers(downstream_access_token_header.as_ref());
         let consumer_claim = self.optional_claim_path("consumer_claim");
         let consumer_by = self.consumer_by(!consumer_claim.is_empty());
         let anonymous = self.string("anonymous").map(|(s, _)| s);
@@ -1834,6 +1857,7 @@ impl<'a> Compiler<'a> {
                 ("upstream_headers_claims", upstream_headers.iter().any(|h| h.kind == ClaimKind::Value)),
                 ("authenticated_groups_claim", upstream_headers.iter().any(|h| h.kind == ClaimKind::Groups)),
                 ("consumer_claim", !consumer_claim.is_empty()),
+                ("downstream_headers_claims", !downstream_headers.is_empty()),
             ];
             for (name, _) in reads_claims.into_iter().filter(|(_, set)| *set) {
                 let mark = self.get(name).map(|p| p.key_mark).unwrap_or_default();
@@ -1919,6 +1943,8 @@ impl<'a> Compiler<'a> {
             introspection_check_active: self.boolean("introspection_check_active", true),
             upstream_access_token_header,
             upstream_headers,
+            downstream_access_token_header,
+            downstream_headers,
             display_errors: self.boolean("display_errors", false),
             expose_error_code: self.boolean("expose_error_code", true),
             unauthorized_error_message,
@@ -2180,26 +2206,28 @@ impl<'a> Compiler<'a> {
     /// `upstream_access_token_header`: `name[:bearer|:basic]`.
     fn upstream_header(&mut self) -> UpstreamTokenHeader {
         let default = UpstreamTokenHeader { name: "authorization".into(), scheme: Some(TokenScheme::Bearer) };
-        let Some((value, mark)) = self.string("upstream_access_token_header") else { return default };
+        self.token_header("upstream_access_token_header").unwrap_or(default)
+    }
+
+    /// A `*_access_token_header`: `name[:bearer|:basic]`; `None` when unset or refused.
+    fn token_header(&mut self, field: &str) -> Option<UpstreamTokenHeader> {
+        let (value, mark) = self.string(field)?;
         let (name, scheme) = match value.split_once(':') {
             Some((name, scheme)) => match scheme.to_ascii_lowercase().as_str() {
                 "bearer" => (name, Some(TokenScheme::Bearer)),
                 "basic" => (name, Some(TokenScheme::Basic)),
                 _ => {
-                    self.error(
-                        mark,
-                        format!("'upstream_access_token_header' scheme '{scheme}' must be bearer or basic"),
-                    );
-                    return default;
+                    self.error(mark, format!("'{field}' scheme '{scheme}' must be bearer or basic"));
+                    return None;
                 }
             },
             None => (value.as_str(), None),
         };
         if !is_token(name) {
-            self.error(mark, format!("'upstream_access_token_header' '{name}' is not a valid header name"));
-            return default;
+            self.error(mark, format!("'{field}' '{name}' is not a valid header name"));
+            return None;
         }
-        UpstreamTokenHeader { name: name.to_ascii_lowercase(), scheme }
+        Some(UpstreamTokenHeader { name: name.to_ascii_lowercase(), scheme })
     }
 
     /// `token_post_args_client` / `token_headers_client`: names the caller may fill in.
@@ -2229,6 +2257,35 @@ impl<'a> Compiler<'a> {
     /// `authenticated_groups_claim`, then `upstream_headers_names` paired with
     /// `upstream_headers_claims`: each name a header the proxy does not write itself, and
     /// none twice.
+    /// `downstream_headers_claims` / `_names`: claims the caller gets back as response
+    /// headers, under names the proxy does not write itself (framing, hop by hop,
+    /// `Set-Cookie`) and not the downstream token header's.
+    fn downstream_claim_headers(&mut self, token_header: Option<&UpstreamTokenHeader>) -> Vec<ClaimHeader> {
+        const NAMES: &str = "downstream_headers_names";
+        let mark = self.get(NAMES).map(|p| p.key_mark).unwrap_or_default();
+        let mut out: Vec<ClaimHeader> = Vec::new();
+        for (name, claim) in self.pairs(NAMES, "downstream_headers_claims", false) {
+            let lower = name.to_ascii_lowercase();
+            let why = if !is_token(&name) {
+                "is not a valid header name"
+            } else if RESERVED_HEADERS.contains(&lower.as_str())
+                || PROXY_HEADERS.contains(&lower.as_str())
+                || lower == "set-cookie"
+            {
+                "is written by the proxy itself"
+            } else if token_header.is_some_and(|t| t.name == lower) {
+                "already carries the access token (downstream_access_token_header)"
+            } else if out.iter().any(|h| h.lower == lower) {
+                "is named twice"
+            } else {
+                out.push(ClaimHeader { claim: vec![claim], name, lower, kind: ClaimKind::Value });
+                continue;
+            };
+            self.error(mark, format!("'{NAMES}' entry '{name}' {why}"));
+        }
+        out
+    }
+
     fn claim_headers(&mut self, token_header: &UpstreamTokenHeader) -> Vec<ClaimHeader> {
         const NAMES: &str = "upstream_headers_names";
         let mark = self.get(NAMES).map(|p| p.key_mark).unwrap_or_default();

@@ -146,6 +146,7 @@ mod tests {
         let mut c = VerifiedCache::new(10);
         let lines = Rc::new(TokenFacts {
             lines: b"X-Tenant: acme\r\n"[..].into(),
+            downstream_lines: Box::default(),
             consumer: Some("acme".into()),
             credential: None,
         });

@@ -548,6 +548,9 @@ impl Conn {
         // its cookie names, while that one may take requests (both read before the head
         // leaves the buffer).
         self.extra_headers.clear();
+        if let Some((inst, g)) = &granted {
+            self.downstream_headers(inst, g);
+        }
         let upstream = service.upstream.and_then(|u| snap.config.upstreams.get(u));
         // `hash_on: consumer`: the consumer, else the token's credential (Kong's order).
         let identity = consumer.map(|c| c.id.as_str()).or_else(|| granted.as_ref().and_then(|(_, g)| g.credential()));
@@ -812,6 +815,35 @@ impl Conn {
             None => return false,
         }
         !close_down
+    }
+
+    /// What the caller gets back from the plugin in its response: the claim headers
+    /// (`downstream_headers_claims`) and the token (`downstream_access_token_header`),
+    /// after the upstream's own headers, as Kong appends them.
+    fn downstream_headers(&mut self, inst: &Instance, g: &Granted) {
+        if let Some(f) = g.facts() {
+            self.extra_headers.extend_from_slice(&f.downstream_lines);
+        }
+        let Some(header) = &inst.config.downstream_access_token_header else { return };
+        let value = match g {
+            Granted::AsSent(_) => &self.bearer_value[..],
+            g => match g.header_value() {
+                Some(v) => v,
+                None => return,
+            },
+        };
+        // The bare token, whichever scheme the upstream header was given.
+        let token = value.strip_prefix(b"Bearer ").or_else(|| value.strip_prefix(b"Basic ")).unwrap_or(value);
+        let out = &mut self.extra_headers;
+        out.extend_from_slice(if header.name == "authorization" { b"Authorization" } else { header.name.as_bytes() });
+        out.extend_from_slice(b": ");
+        match header.scheme {
+            Some(TokenScheme::Bearer) => out.extend_from_slice(b"Bearer "),
+            Some(TokenScheme::Basic) => out.extend_from_slice(b"Basic "),
+            None => {}
+        }
+        out.extend_from_slice(token);
+        out.extend_from_slice(b"\r\n");
     }
 
     /// The consistent-hashing key of the current request for `upstream`: its
