@@ -2261,34 +2261,42 @@ impl<'a> Compiler<'a> {
     /// headers, under names the proxy does not write itself (framing, hop by hop,
     /// `Set-Cookie`) and not the downstream token header's.
     fn downstream_claim_headers(&mut self, token_header: Option<&UpstreamTokenHeader>) -> Vec<ClaimHeader> {
-        const NAMES: &str = "downstream_headers_names";
-        let mark = self.get(NAMES).map(|p| p.key_mark).unwrap_or_default();
-        let mut out: Vec<ClaimHeader> = Vec::new();
-        for (name, claim) in self.pairs(NAMES, "downstream_headers_claims", false) {
+        let mut out = Vec::new();
+        self.named_claims("downstream", token_header, &["set-cookie"], &mut out);
+        out
+    }
+
+    /// `<side>_headers_claims` paired with `<side>_headers_names` by position, added to
+    /// `out`: each name a header name, not one the proxy writes (nor one of `also_reserved`
+    /// or the token's header), and not in `out` already.
+    fn named_claims(
+        &mut self,
+        side: &str,
+        token_header: Option<&UpstreamTokenHeader>,
+        also_reserved: &[&str],
+        out: &mut Vec<ClaimHeader>,
+    ) {
+        let names = format!("{side}_headers_names");
+        let mark = self.get(&names).map(|p| p.key_mark).unwrap_or_default();
+        for (name, claim) in self.pairs(&names, &format!("{side}_headers_claims"), false) {
             let lower = name.to_ascii_lowercase();
             let why = if !is_token(&name) {
                 "is not a valid header name"
-            } else if RESERVED_HEADERS.contains(&lower.as_str())
-                || PROXY_HEADERS.contains(&lower.as_str())
-                || lower == "set-cookie"
-            {
+            } else if [RESERVED_HEADERS, PROXY_HEADERS, also_reserved].iter().any(|l| l.contains(&lower.as_str())) {
                 "is written by the proxy itself"
             } else if token_header.is_some_and(|t| t.name == lower) {
-                "already carries the access token (downstream_access_token_header)"
+                &*format!("already carries the access token ({side}_access_token_header)")
             } else if out.iter().any(|h| h.lower == lower) {
                 "is named twice"
             } else {
                 out.push(ClaimHeader { claim: vec![claim], name, lower, kind: ClaimKind::Value });
                 continue;
             };
-            self.error(mark, format!("'{NAMES}' entry '{name}' {why}"));
+            self.error(mark, format!("'{names}' entry '{name}' {why}"));
         }
-        out
     }
 
     fn claim_headers(&mut self, token_header: &UpstreamTokenHeader) -> Vec<ClaimHeader> {
-        const NAMES: &str = "upstream_headers_names";
-        let mark = self.get(NAMES).map(|p| p.key_mark).unwrap_or_default();
         let mut out: Vec<ClaimHeader> = Vec::new();
         // An empty list is Kong's "unset", as `deck gateway dump` may write it.
         let groups_path = self.list("authenticated_groups_claim").unwrap_or_default();
@@ -2302,22 +2310,7 @@ impl<'a> Compiler<'a> {
                 kind: ClaimKind::Groups,
             });
         }
-        for (name, claim) in self.pairs(NAMES, "upstream_headers_claims", false) {
-            let lower = name.to_ascii_lowercase();
-            let why = if !is_token(&name) {
-                "is not a valid header name"
-            } else if RESERVED_HEADERS.contains(&lower.as_str()) || PROXY_HEADERS.contains(&lower.as_str()) {
-                "is written by the proxy itself"
-            } else if lower == token_header.name {
-                "already carries the access token (upstream_access_token_header)"
-            } else if out.iter().any(|h| h.lower == lower) {
-                "is named twice"
-            } else {
-                out.push(ClaimHeader { claim: vec![claim], name, lower, kind: ClaimKind::Value });
-                continue;
-            };
-            self.error(mark, format!("'{NAMES}' entry '{name}' {why}"));
-        }
+        self.named_claims("upstream", Some(token_header), &[], &mut out);
         out
     }
 
