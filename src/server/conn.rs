@@ -553,7 +553,12 @@ impl Conn {
         }
         let upstream = service.upstream.and_then(|u| snap.config.upstreams.get(u));
         // `hash_on: consumer`: the consumer, else the token's credential (Kong's order).
-        let identity = consumer.map(|c| c.id.as_str()).or_else(|| granted.as_ref().and_then(|(_, g)| g.credential()));
+        let on_consumer = |u: &crate::config::Upstream| {
+            u.hash_on == crate::config::HashOn::Consumer || u.hash_fallback == crate::config::HashOn::Consumer
+        };
+        let identity = upstream.filter(|u| on_consumer(u)).and_then(|_| {
+            consumer.map(|c| c.id.as_str()).or_else(|| granted.as_ref().and_then(|(_, g)| g.credential()))
+        });
         let hash = upstream.and_then(|u| self.hash_key(u, &snap.router, m.route, identity));
         let sticky = upstream.filter(|u| u.algorithm == crate::config::Algorithm::StickySessions);
         let sticky_sent = sticky.and_then(|u| self.sticky_cookie(u));
