@@ -41,15 +41,21 @@ async fn token_is_issued_for_good_credentials_and_refused_for_bad_ones() {
     let idp = TestIdp::start(0);
     let c = client(5000);
     let endpoint = format!("{}/token", idp.issuer);
-    match c.token(&endpoint, post_form("post-client", "post-client-secret-0123456789abcdef"), &[]).await {
+    let replay = ["cache-control".to_string(), "x-absent".to_string()];
+    match c.token(&endpoint, post_form("post-client", "post-client-secret-0123456789abcdef"), &[], &replay).await {
         Ok(TokenOutcome::Issued(t)) => {
+            assert_eq!(
+                t.replayed,
+                [("cache-control".to_string(), b"no-store".to_vec())],
+                "only the named headers it sent"
+            );
             assert_eq!(t.access_token.split('.').count(), 3, "a JWS access token");
             assert!(t.expires_in.is_some_and(|e| e > 0));
             assert!(!format!("{t:?}").contains(&t.access_token), "Debug redacts the token");
         }
         other => panic!("expected a token, got {other:?}"),
     }
-    match c.token(&endpoint, post_form("post-client", "wrong"), &[]).await {
+    match c.token(&endpoint, post_form("post-client", "wrong"), &[], &[]).await {
         Ok(TokenOutcome::Rejected { status, error }) => {
             assert_eq!(status, 401);
             assert_eq!(error.as_deref(), Some("invalid_client"));
@@ -66,18 +72,18 @@ async fn idp_failures_are_outages_with_the_host_and_no_secret() {
     let secret = "post-client-secret-0123456789abcdef";
 
     idp.fault("token", "500", 0);
-    let e = client(3000).token(&endpoint, post_form("post-client", secret), &[]).await.unwrap_err();
+    let e = client(3000).token(&endpoint, post_form("post-client", secret), &[], &[]).await.unwrap_err();
     assert!(matches!(e, IdpError::Status { status: 500, .. }), "{e:?}");
     assert!(e.is_outage());
 
     idp.fault("token", "slow", 2000);
     let started = Instant::now();
-    let e = client(300).token(&endpoint, post_form("post-client", secret), &[]).await.unwrap_err();
+    let e = client(300).token(&endpoint, post_form("post-client", secret), &[], &[]).await.unwrap_err();
     assert!(matches!(e, IdpError::Timeout { .. }), "{e:?}");
     assert!(started.elapsed() < Duration::from_millis(1500), "bounded by the timeout");
 
     idp.fault("token", "drop", 0);
-    let e = client(3000).token(&endpoint, post_form("post-client", secret), &[]).await.unwrap_err();
+    let e = client(3000).token(&endpoint, post_form("post-client", secret), &[], &[]).await.unwrap_err();
     assert!(matches!(e, IdpError::Unreachable { .. }), "{e:?}");
     assert!(e.is_outage());
     let text = e.to_string();

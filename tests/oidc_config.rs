@@ -668,7 +668,32 @@ fn downstream_headers_are_typed_and_may_not_take_a_header_the_proxy_writes() {
     );
 }
 
-// ----- introspection of opaque issued tokens -----
+#[test]
+fn token_headers_replay_needs_the_grant_and_a_header_the_proxy_does_not_write() {
+    let (c, w) = ok(&format!(
+        "{BASE}token_headers_replay: [X-RateLimit-Remaining]\ntoken_headers_prefix: x-idp-\n\
+         token_headers_grants: [client_credentials]\n"
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(
+        (c.token_headers_replay.as_slice(), c.token_headers_prefix.as_str()),
+        (&["x-ratelimit-remaining".to_string()][..], "x-idp-")
+    );
+    // No grants (Kong's default) or not ours: nothing to replay, and a warning says so.
+    let (c, w) = ok(&format!("{BASE}token_headers_replay: [x-rate]\n"));
+    assert!(c.token_headers_replay.is_empty());
+    assert_eq!(
+        w,
+        ["oidc.yaml:7:5: 'token_headers_replay' is ignored: it replays only for the grants in \
+          'token_headers_grants', which does not name client_credentials"]
+    );
+    one_error(
+        &format!("{BASE}token_headers_replay: [content-length]\ntoken_headers_grants: [client_credentials]\n"),
+        "oidc.yaml:7:28: 'token_headers_replay' entry 'content-length' would set a header the proxy writes itself",
+    );
+}
+
+// ----- introspection of opaque issued tokens -----// ----- introspection of opaque issued tokens -----
 
 #[test]
 fn introspection_settings_compile_with_kongs_defaults() {
@@ -824,7 +849,6 @@ fn flow_changing_kong_keys_are_errors() {
     let cases = [
         ("consumer_groups_claim: [groups]", "'consumer_groups_claim' is not supported yet"),
         ("max_age: 300", "'max_age' is not supported yet"),
-        ("token_headers_replay: [x-rate]", "'token_headers_replay' is not supported yet"),
         ("token_exchange_endpoint: https://idp/exchange", "'token_exchange_endpoint' is not supported yet"),
         ("token_exchange: {enabled: true}", "'token_exchange' is not supported yet"),
         ("upstream_id_token_header: x-id-token", "'upstream_id_token_header' is not supported yet"),

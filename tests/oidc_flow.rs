@@ -2365,3 +2365,30 @@ fn the_caller_gets_its_token_and_claims_back_in_response_headers() {
         assert!(r.header("x-client").is_none() && r.header("x-access-token").is_none(), "{r:?}");
     }
 }
+
+/// `token_headers_replay` with `token_headers_grants: [client_credentials]`: the caller
+/// gets the token endpoint's named headers back under `token_headers_prefix`, on the
+/// fetch and on cache hits (the headers are kept with the token, as Kong keeps them).
+#[test]
+fn token_endpoint_headers_are_replayed_to_the_caller() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!(
+        "{CC_HEADER_POST}token_headers_replay: [cache-control, x-not-sent]\ntoken_headers_prefix: X-IdP-\n\
+         token_headers_grants: [client_credentials]\n"
+    );
+    let p = start(&up, &idp, &body, DRIVER);
+    for i in 0..3 {
+        let r = get_as(&p, POST_CLIENT);
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.header("x-idp-cache-control"), Some("no-store"), "request {i}: {r:?}");
+        assert!(r.header("x-idp-x-not-sent").is_none(), "a header the IdP did not send");
+    }
+    assert_eq!(idp.token_requests(POST_CLIENT.0), 1, "replayed from the cache");
+    // Without client_credentials among the grants, nothing is replayed (Kong's rule).
+    let body = format!("{CC_HEADER_POST}token_headers_replay: [cache-control]\ntoken_headers_grants: [password]\n");
+    let p = start(&up, &idp, &body, DRIVER);
+    let r = get_as(&p, POST_CLIENT);
+    assert_eq!(r.status, 200);
+    assert!(r.header("cache-control").is_none(), "{r:?}");
+}

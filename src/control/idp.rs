@@ -112,6 +112,8 @@ pub struct TokenResponse {
     pub access_token: String,
     pub expires_in: Option<i64>,
     pub scope: Option<String>,
+    /// The answer's headers named in the call's `replay` list (lower-case name, value).
+    pub replayed: Vec<(String, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -290,13 +292,15 @@ impl IdpClient {
         })
     }
 
-    /// POSTs a form to `endpoint` asking for JSON: the status and the whole body.
+    /// POSTs a form to `endpoint` asking for JSON: the status, the answer's headers named
+    /// in `keep` (lower-case names), and the whole body.
     async fn post_form(
         &self,
         endpoint: &str,
         form: String,
         headers: &[(String, String)],
-    ) -> Result<(u16, Vec<u8>), IdpError> {
+        keep: &[String],
+    ) -> Result<(u16, Vec<(String, Vec<u8>)>, Vec<u8>), IdpError> {
         let mut req = self
             .http
             .post(endpoint)
@@ -308,7 +312,13 @@ impl IdpClient {
         }
         let resp = req.send().await.map_err(|e| self.transport_error(endpoint, e))?;
         let status = resp.status().as_u16();
-        Ok((status, self.body(endpoint, resp).await?))
+        let kept = keep
+            .iter()
+            .flat_map(|name| {
+                resp.headers().get_all(name.as_str()).iter().map(move |v| (name.clone(), v.as_bytes().to_vec()))
+            })
+            .collect();
+        Ok((status, kept, self.body(endpoint, resp).await?))
     }
 
     /// POSTs a form-encoded token request. `form` is the encoded body (it carries the
@@ -318,8 +328,9 @@ impl IdpClient {
         endpoint: &str,
         form: String,
         headers: &[(String, String)],
+        replay: &[String],
     ) -> Result<TokenOutcome, IdpError> {
-        let (status, mut body) = self.post_form(endpoint, form, headers).await?;
+        let (status, replayed, mut body) = self.post_form(endpoint, form, headers, replay).await?;
         let host = || host_of(endpoint);
         match status {
             200 => {}
@@ -346,7 +357,7 @@ impl IdpClient {
                 Some(s.trim().parse::<i64>().map_err(|_| invalid("expires_in is not a number".into()))?)
             }
         };
-        Ok(TokenOutcome::Issued(TokenResponse { access_token, expires_in, scope: raw.scope }))
+        Ok(TokenOutcome::Issued(TokenResponse { access_token, expires_in, scope: raw.scope, replayed }))
     }
 
     /// POSTs a form-encoded RFC 7662 introspection request. `form` carries the token
@@ -357,7 +368,7 @@ impl IdpClient {
         form: String,
         headers: &[(String, String)],
     ) -> Result<Introspected, IdpError> {
-        let (status, mut body) = self.post_form(endpoint, form, headers).await?;
+        let (status, _, mut body) = self.post_form(endpoint, form, headers, &[]).await?;
         match status {
             200 => {}
             400 | 401 | 403 => return Ok(Introspected::Refused { status }),

@@ -677,7 +677,7 @@ async fn fetch_token(
     // The token's `expires_in` counts from when the IdP issued it, which is no earlier
     // than this: the cache counts from here, so its entry never outlives the token.
     let asked_at = clock.now();
-    let called = client.token(&endpoint, form, &headers).await;
+    let called = client.token(&endpoint, form, &headers, &c.token_headers_replay).await;
     let counted = match &called {
         Ok(TokenOutcome::Issued(_)) => IdpOutcome::Ok,
         Ok(TokenOutcome::Rejected { status, .. }) => IdpOutcome::of_status(*status),
@@ -747,10 +747,42 @@ async fn fetch_token(
     if let Some(kind) = denied {
         return TokenReply::Forbidden { kind, until: lifetime.map(|l| l.refresh_at(fetched_at)) };
     }
+    let facts = with_replayed(facts, &c.token_headers_prefix, &resp.replayed);
     let mut value = Vec::with_capacity(7 + resp.access_token.len());
     value.extend_from_slice(b"Bearer ");
     value.extend_from_slice(resp.access_token.as_bytes());
     TokenReply::Issued(Arc::new(IssuedToken { header_value: value.into(), facts, fetched_at, lifetime }))
+}
+
+/// `token_headers_replay`: the token endpoint's headers, as `<prefix><name>: value`
+/// lines for the caller's response, added to the token's facts (kept with it in the
+/// caches, so a cache hit replays them too, as Kong's cached headers are). A value that
+/// could split a header line is not replayed.
+fn with_replayed(
+    facts: Option<Arc<TokenFacts>>,
+    prefix: &str,
+    replayed: &[(String, Vec<u8>)],
+) -> Option<Arc<TokenFacts>> {
+    let mut lines = Vec::new();
+    for (name, value) in replayed {
+        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            tracing::warn!(header = %name, "a token endpoint header with a control character was not replayed");
+            continue;
+        }
+        lines.extend_from_slice(prefix.as_bytes());
+        lines.extend_from_slice(name.as_bytes());
+        lines.extend_from_slice(b": ");
+        lines.extend_from_slice(value);
+        lines.extend_from_slice(b"\r\n");
+    }
+    if lines.is_empty() {
+        return facts;
+    }
+    let mut f = facts.map(Arc::unwrap_or_clone).unwrap_or_default();
+    let mut downstream = f.downstream_lines.into_vec();
+    downstream.extend_from_slice(&lines);
+    f.downstream_lines = downstream.into_boxed_slice();
+    Some(Arc::new(f))
 }
 
 /// The `introspection` method: what the IdP says of a caller's `token`, as a reply

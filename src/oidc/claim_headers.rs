@@ -58,7 +58,7 @@ pub enum ClaimKind {
 pub const GROUPS_HEADER: &str = "X-Authenticated-Groups";
 
 /// What a verified token gives every request it authorizes, worked out once per token.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TokenFacts {
     /// The claim header lines for the upstream, each ending in CRLF; empty for none.
     pub lines: Box<[u8]>,

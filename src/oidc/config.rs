@@ -104,8 +104,7 @@
 //! | `consumer_groups_optional` | warning | only acts with consumer group mapping |
 //! | `max_age` | error | the `auth_time` check would be skipped |
 //! | `domains` | warning | checks the `hd` claim of ID tokens, which ringgate does not use |
-//! | `token_headers_replay` | error | IdP response headers would not reach the client |
-//! | `token_headers_prefix`, `token_headers_grants` | warning | only act with `token_headers_replay` |
+//! | `token_headers_replay` without `client_credentials` in `token_headers_grants` | warning | replays only for the grants listed, and ringgate runs only this one |
 //! | `token_exchange_endpoint`, `token_exchange` | error | the upstream token would differ |
 //! | `cache_token_exchange`, `cache_user_info` | warning | caches of flows ringgate does not run |
 //! | `cache_introspection` (`false`) | warning | an opaque token is introspected once, when issued, and the answer kept as long as the token |
@@ -156,6 +155,7 @@
 //! `introspection_post_args_values`, `introspection_check_active`, `introspection_accept`
 //! (`application/json` only),
 //! `upstream_access_token_header`, `downstream_access_token_header`,
+//! `token_headers_replay`, `token_headers_prefix`, `token_headers_grants`,
 //! `downstream_headers_claims`, `downstream_headers_names`,
 //! `hide_credentials`, `run_on_preflight`, `display_errors`, `expose_error_code`,
 //! `unauthorized_error_message`, `forbidden_error_message`.
@@ -539,6 +539,12 @@ pub struct OidcConfig {
     /// `downstream_headers_claims` paired with `downstream_headers_names`: claims sent
     /// back to the caller as response headers.
     pub downstream_headers: Vec<ClaimHeader>,
+    /// `token_headers_replay` when `token_headers_grants` names `client_credentials`
+    /// (else empty): headers of the token endpoint's answer the caller gets back, under
+    /// `token_headers_prefix` + the name.
+    pub token_headers_replay: Vec<String>,
+    /// `token_headers_prefix`; empty for none.
+    pub token_headers_prefix: String,
     /// Default false.
     pub display_errors: bool,
     /// Default true.
@@ -1054,6 +1060,9 @@ const TYPED: &[&str] = &[
     "introspection_accept",
     "upstream_access_token_header",
     "downstream_access_token_header",
+    "token_headers_replay",
+    "token_headers_prefix",
+    "token_headers_grants",
     "downstream_headers_claims",
     "downstream_headers_names",
     "upstream_headers_claims",
@@ -1085,8 +1094,6 @@ fn class_of(name: &str) -> Class {
         "consumer_groups_optional" => Class::Warn("only acts with consumer group mapping, which is not implemented"),
         "max_age" => Class::Error("the auth_time check would be skipped"),
         "domains" => Class::Warn("checks ID tokens, which ringgate does not use"),
-        "token_headers_replay" => Class::Error("token endpoint response headers would not reach the client"),
-        "token_headers_prefix" | "token_headers_grants" => Class::Warn("only acts with token_headers_replay"),
         "token_exchange_endpoint" | "token_exchange" => {
             Class::Error("token exchange is not implemented; the upstream token would differ")
         }
@@ -1832,6 +1839,7 @@ impl<'a> Compiler<'a> {
             }
         }
         let downstream_headers = self.downstream_claim_headers(downstream_access_token_header.as_ref());
+        let (token_headers_replay, token_headers_prefix) = self.token_headers_replay();
         let consumer_claim = self.optional_claim_path("consumer_claim");
         let consumer_by = self.consumer_by(!consumer_claim.is_empty());
         let anonymous = self.string("anonymous").map(|(s, _)| s);
@@ -1945,6 +1953,8 @@ impl<'a> Compiler<'a> {
             upstream_headers,
             downstream_access_token_header,
             downstream_headers,
+            token_headers_replay,
+            token_headers_prefix,
             display_errors: self.boolean("display_errors", false),
             expose_error_code: self.boolean("expose_error_code", true),
             unauthorized_error_message,
@@ -2264,6 +2274,44 @@ impl<'a> Compiler<'a> {
         let mut out = Vec::new();
         self.named_claims("downstream", token_header, &["set-cookie"], &mut out);
         out
+    }
+
+    /// `token_headers_replay`, `_prefix` and `_grants`: the names to replay (checked as
+    /// response header names once prefixed) and the prefix. Nothing is replayed unless the
+    /// grants name `client_credentials`, the one this proxy runs (Kong's rule: no grants,
+    /// no replay).
+    fn token_headers_replay(&mut self) -> (Vec<String>, String) {
+        let names = self.list("token_headers_replay").unwrap_or_default();
+        let prefix = self.string("token_headers_prefix").map(|(p, _)| p).unwrap_or_default();
+        if names.is_empty() {
+            return (Vec::new(), prefix);
+        }
+        let grants: Vec<String> =
+            self.list("token_headers_grants").unwrap_or_default().into_iter().map(|(g, _)| g).collect();
+        if !grants.iter().any(|g| g == "client_credentials") {
+            let mark = self.get("token_headers_replay").map(|p| p.key_mark).unwrap_or_default();
+            self.warn(
+                mark,
+                "'token_headers_replay' is ignored: it replays only for the grants in 'token_headers_grants', \
+                 which does not name client_credentials",
+            );
+            return (Vec::new(), prefix);
+        }
+        let mut out = Vec::new();
+        for (name, mark) in names {
+            let full = format!("{prefix}{name}").to_ascii_lowercase();
+            if !is_token(&full) {
+                self.error(mark, format!("'token_headers_replay' entry '{name}' does not make a valid header name"));
+            } else if [RESERVED_HEADERS, PROXY_HEADERS, &["set-cookie"]].iter().any(|l| l.contains(&full.as_str())) {
+                self.error(
+                    mark,
+                    format!("'token_headers_replay' entry '{name}' would set a header the proxy writes itself"),
+                );
+            } else {
+                out.push(name.to_ascii_lowercase());
+            }
+        }
+        (out, prefix)
     }
 
     /// `<side>_headers_claims` paired with `<side>_headers_names` by position, added to
