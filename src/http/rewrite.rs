@@ -37,13 +37,14 @@ pub struct Forwarding<'a> {
     pub forwarded_prefix: &'a [u8],
     /// A header the proxy sets, replacing any the downstream sent under that name (the
     /// openid-connect plugin's token): (lower-case name, value).
-    pub set_header: Option<(&'a [u8], &'a [u8])>,
+    pub set_header: Option<TokenHeader<'a>>,
     /// The openid-connect plugin's claim headers (`upstream_headers_claims`).
     pub claim_headers: ClaimLines<'a>,
-    /// Who the openid-connect plugin says the consumer is: `Some` whenever an instance
-    /// ran on the request, so the downstream's own `X-Consumer-*` and
-    /// `X-Anonymous-Consumer` headers are dropped even when no consumer was mapped.
-    pub consumer: Option<ConsumerLines<'a>>,
+    /// Who the openid-connect plugin says the consumer is, as finished `X-Consumer-*`
+    /// lines (empty for none): `Some` whenever an instance ran on the request, so the
+    /// downstream's own `X-Consumer-*` and `X-Anonymous-Consumer` headers are dropped
+    /// even when no consumer was mapped.
+    pub consumer: Option<&'a [u8]>,
     /// `hide_credentials`: the query to send instead (with its `?`, or empty), the body
     /// length to declare instead, and whether to drop `Authorization` and `Grant-Type`.
     pub hide: Option<Hidden<'a>>,
@@ -64,16 +65,25 @@ impl ClaimLines<'_> {
     }
 }
 
-/// The consumer headers the plugin sets.
-#[derive(Clone, Copy, Default)]
-pub struct ConsumerLines<'a> {
-    /// Finished `X-Consumer-*` lines, each ending in CRLF; empty for no consumer.
-    pub lines: &'a [u8],
-    /// Proxied as the `anonymous` consumer: the downstream's credentials are dropped
-    /// too, its `Authorization` header and any header under this name (the lower-case
-    /// `upstream_access_token_header` name), which the upstream would take as a
-    /// verified token.
-    pub anonymous_drop: Option<&'a [u8]>,
+/// The header that carries the plugin's token upstream. The downstream's own header
+/// under `name` never passes, token or not: the upstream takes it as a verified token.
+#[derive(Clone, Copy)]
+pub struct TokenHeader<'a> {
+    /// Lower-case.
+    pub name: &'a [u8],
+    /// The scheme prefix (`Bearer `, `Basic `, or empty) and the bare token; `None` when
+    /// the request goes on without one (the `anonymous` consumer).
+    pub value: Option<(&'a [u8], &'a [u8])>,
+}
+
+/// Appends `Name: <prefix><token>\r\n`, the name as configured (`Authorization`
+/// capitalised).
+pub fn push_token_header(out: &mut Vec<u8>, name: &[u8], prefix: &[u8], token: &[u8]) {
+    out.extend_from_slice(if name == b"authorization" { b"Authorization" } else { name });
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(token);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// What `hide_credentials` changes in the upstream head.
@@ -102,23 +112,16 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding<'_>, 
     out.extend_from_slice(fwd.host);
     out.extend_from_slice(b"\r\n");
     for h in &head.headers {
-        if let Some((name, _)) = fwd.set_header {
-            if buf[h.name.clone()].eq_ignore_ascii_case(name) {
+        if let Some(t) = &fwd.set_header {
+            if buf[h.name.clone()].eq_ignore_ascii_case(t.name) {
                 continue;
             }
         }
         if fwd.claim_headers.drops(&buf[h.name.clone()]) {
             continue;
         }
-        if let Some(c) = &fwd.consumer {
-            if h.known == Known::ConsumerIdentity {
-                continue;
-            }
-            if let Some(token_header) = c.anonymous_drop {
-                if h.known == Known::Authorization || buf[h.name.clone()].eq_ignore_ascii_case(token_header) {
-                    continue;
-                }
-            }
+        if fwd.consumer.is_some() && h.known == Known::ConsumerIdentity {
+            continue;
         }
         if let Some(hide) = &fwd.hide {
             let name = &buf[h.name.clone()];
@@ -148,20 +151,11 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding<'_>, 
         out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if let Some((name, value)) = fwd.set_header {
-        if name == b"authorization" {
-            out.extend_from_slice(b"Authorization");
-        } else {
-            out.extend_from_slice(name);
-        }
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
+    if let Some(TokenHeader { name, value: Some((prefix, token)) }) = fwd.set_header {
+        push_token_header(out, name, prefix, token);
     }
     out.extend_from_slice(fwd.claim_headers.lines);
-    if let Some(c) = &fwd.consumer {
-        out.extend_from_slice(c.lines);
-    }
+    out.extend_from_slice(fwd.consumer.unwrap_or_default());
     write_forwarded(buf, head, fwd, out);
     out.extend_from_slice(b"\r\n");
 }
@@ -320,17 +314,23 @@ mod tests {
             text[start..text.find("X-Forwarded-For").unwrap()].to_string()
         };
         // Mapped: the caller's four identity headers go, the plugin's come.
-        let mapped = Forwarding { consumer: Some(ConsumerLines { lines, anonymous_drop: None }), ..fwd() };
+        let mapped = Forwarding { consumer: Some(lines), ..fwd() };
         assert_eq!(
             upstream_part(&mapped),
             "Host: up.internal:8080\r\nAuthorization: Basic aWQ6c2VjcmV0\r\nX-Token: forged\r\nAccept: */*\r\n\
              X-Consumer-ID: 42\r\nX-Consumer-Username: bob\r\n"
         );
         // No consumer mapped: the caller's still go.
-        let none = Forwarding { consumer: Some(ConsumerLines::default()), ..fwd() };
+        let none = Forwarding { consumer: Some(b""), ..fwd() };
         assert!(!upstream_part(&none).contains("Consumer"), "{}", upstream_part(&none));
-        // Anonymous: the credentials and the token header's name go too.
-        let anon = Forwarding { consumer: Some(ConsumerLines { lines, anonymous_drop: Some(b"x-token") }), ..fwd() };
+        // Anonymous: the credentials (as `hide_credentials` drops them) and the token
+        // header's name go too.
+        let anon = Forwarding {
+            consumer: Some(lines),
+            set_header: Some(TokenHeader { name: b"x-token", value: None }),
+            hide: Some(Hidden { query: b"", content_length: None, drop_credential_headers: true, cookie: None }),
+            ..fwd()
+        };
         assert_eq!(
             upstream_part(&anon),
             "Host: up.internal:8080\r\nAccept: */*\r\nX-Consumer-ID: 42\r\nX-Consumer-Username: bob\r\n"

@@ -73,8 +73,8 @@
 //!   the `*_required` settings, as Kong does. `consumer_by: []` is refused with a claim.
 //! - `anonymous` (a consumer id or username): a request the plugin would answer 401 or
 //!   403 is proxied instead as that consumer, with `X-Anonymous-Consumer: true` and
-//!   without the caller's credentials (the caller's `Authorization` header is dropped;
-//!   Kong forwards it unless `hide_credentials`). A consumer that does not exist is a
+//!   without the caller's credential headers (those `hide_credentials` drops; Kong
+//!   forwards them unless `hide_credentials`). A consumer that does not exist is a
 //!   500 at request time, as in Kong, so that an Admin API client may create the plugin
 //!   before the consumer; a decK file that names none of its consumers gets a warning.
 //!   A 503 (the IdP unavailable) is never turned anonymous.
@@ -379,6 +379,18 @@ pub struct UpstreamTokenHeader {
 pub enum TokenScheme {
     Bearer,
     Basic,
+}
+
+impl UpstreamTokenHeader {
+    /// What precedes the bare token in the header's value: `Bearer `, `Basic `, or
+    /// nothing for a plain header.
+    pub fn prefix(&self) -> &'static [u8] {
+        match self.scheme {
+            Some(TokenScheme::Bearer) => b"Bearer ",
+            Some(TokenScheme::Basic) => b"Basic ",
+            None => b"",
+        }
+    }
 }
 
 /// One `openid-connect` plugin instance, validated, with every default filled in.

@@ -40,11 +40,10 @@ use crate::error::{self, AuthFailure, AuthReason, ProxyError};
 use crate::http::chunked::{ChunkedDecoder, ChunkedLimits};
 use crate::http::head::{self, BodyFraming, Known, RequestHead, Version};
 use crate::http::response::{self, ResponseFraming, ResponseHead};
-use crate::http::rewrite::{self, ClaimLines, ConsumerLines, Forwarding, Hidden, ResponseFramingOut};
+use crate::http::rewrite::{self, ClaimLines, Forwarding, Hidden, ResponseFramingOut, TokenHeader};
 use crate::metrics::Exchange;
 use crate::net::Stream;
 use crate::oidc::access::{AuthError, CredentialMemo, Granted};
-use crate::oidc::config::TokenScheme;
 use crate::oidc::credentials::{self, Sources};
 use crate::oidc::hide;
 use crate::oidc::instance::Instance;
@@ -95,9 +94,8 @@ struct Conn {
     path: Vec<u8>,
     /// `hide_credentials`: what the upstream gets instead of the caller's credentials.
     hidden: Option<hide::Replaced>,
-    /// The upstream token header's value when it is not a cached one: a verified bearer
-    /// token as `Bearer <token>`, or any token as `Basic <token>` for
-    /// `upstream_access_token_header: authorization:basic`.
+    /// A verified bearer token, bare: the token of the request's [`Granted::AsSent`]
+    /// (the other grants carry theirs; see [`bare_token`]).
     bearer_value: Vec<u8>,
     /// The request being served, for metrics and the access log.
     ex: Exchange,
@@ -330,6 +328,16 @@ fn mapped_consumer<'s>(
         Some(c) => Ok(Some(c)),
         None if cfg.consumer_optional => Ok(None),
         None => Err(AuthError::Forbidden(AuthReason::ConsumerNotFound, "kong consumer was not found".into())),
+    }
+}
+
+/// The token `g` forwards, without its scheme: the header writers put the configured
+/// one (`upstream_access_token_header`, `downstream_access_token_header`) in front.
+/// `bearer` is the connection's copy of a verified bearer token (`Conn::bearer_value`).
+fn bare_token<'a>(g: &'a Granted, bearer: &'a [u8]) -> Option<&'a [u8]> {
+    match g {
+        Granted::AsSent(_) => Some(bearer),
+        g => g.header_value().map(|v| v.strip_prefix(b"Bearer ").unwrap_or(v)),
     }
 }
 
@@ -598,38 +606,37 @@ impl Conn {
                 port: self.port_text.format(self.local_port).as_bytes(),
                 forwarded_host: host_without_port(original_host),
                 forwarded_prefix: prefix,
-                set_header: granted.as_ref().and_then(|(inst, g)| {
-                    let value = match g {
-                        Granted::AsSent(_) => &self.bearer_value[..],
-                        g => g.header_value()?,
-                    };
+                set_header: granted.as_ref().map(|(inst, g)| {
                     let header = &inst.config.upstream_access_token_header;
-                    let value = match header.scheme {
-                        Some(TokenScheme::Bearer) => value,
-                        Some(TokenScheme::Basic) => &self.bearer_value[..],
-                        // A plain header carries the bare token.
-                        None => value.strip_prefix(b"Bearer ").unwrap_or(value),
-                    };
-                    Some((header.name.as_bytes(), value))
+                    let value = bare_token(g, &self.bearer_value).map(|t| (header.prefix(), t));
+                    TokenHeader { name: header.name.as_bytes(), value }
                 }),
                 claim_headers: granted
                     .as_ref()
                     .map(|(inst, g)| ClaimLines { names: &inst.config.upstream_headers, lines: g.claim_headers() })
                     .unwrap_or_default(),
-                consumer: granted.as_ref().map(|(inst, g)| {
+                consumer: granted.as_ref().map(|(_, g)| {
                     let anonymous = matches!(g, Granted::Anonymous);
                     let lines = consumer.map(|c| if anonymous { &c.anonymous_lines } else { &c.lines });
-                    ConsumerLines {
-                        lines: lines.map(|l| &l[..]).unwrap_or_default(),
-                        anonymous_drop: anonymous.then(|| inst.config.upstream_access_token_header.name.as_bytes()),
-                    }
+                    lines.map_or(&b""[..], |l| &l[..])
                 }),
-                hide: self.hidden.as_ref().map(|h| Hidden {
-                    query: &h.query,
-                    content_length: h.body.as_ref().map(Vec::len),
-                    drop_credential_headers: true,
-                    cookie: h.cookie.as_deref(),
-                }),
+                hide: match (&self.hidden, &granted) {
+                    (Some(h), _) => Some(Hidden {
+                        query: &h.query,
+                        content_length: h.body.as_ref().map(Vec::len),
+                        drop_credential_headers: true,
+                        cookie: h.cookie.as_deref(),
+                    }),
+                    // Proxied as the anonymous consumer: the caller's credential headers,
+                    // refused, go no further (the rest of the request as sent).
+                    (None, Some((_, Granted::Anonymous))) => Some(Hidden {
+                        query: &self.buf[self.head.query.clone()],
+                        content_length: None,
+                        drop_credential_headers: true,
+                        cookie: None,
+                    }),
+                    (None, _) => None,
+                },
             },
             &mut self.out,
         );
@@ -830,25 +837,9 @@ impl Conn {
             self.extra_headers.extend_from_slice(&f.downstream_lines);
         }
         let Some(header) = &inst.config.downstream_access_token_header else { return };
-        let value = match g {
-            Granted::AsSent(_) => &self.bearer_value[..],
-            g => match g.header_value() {
-                Some(v) => v,
-                None => return,
-            },
-        };
-        // The bare token, whichever scheme the upstream header was given.
-        let token = value.strip_prefix(b"Bearer ").or_else(|| value.strip_prefix(b"Basic ")).unwrap_or(value);
-        let out = &mut self.extra_headers;
-        out.extend_from_slice(if header.name == "authorization" { b"Authorization" } else { header.name.as_bytes() });
-        out.extend_from_slice(b": ");
-        match header.scheme {
-            Some(TokenScheme::Bearer) => out.extend_from_slice(b"Bearer "),
-            Some(TokenScheme::Basic) => out.extend_from_slice(b"Basic "),
-            None => {}
+        if let Some(token) = bare_token(g, &self.bearer_value) {
+            rewrite::push_token_header(&mut self.extra_headers, header.name.as_bytes(), header.prefix(), token);
         }
-        out.extend_from_slice(token);
-        out.extend_from_slice(b"\r\n");
     }
 
     /// The consistent-hashing key of the current request for `upstream`: its
@@ -1011,21 +1002,7 @@ impl Conn {
         if let (Granted::AsSent(_), Some(token)) = (&granted, bearer) {
             // The upstream gets the token in the configured header, wherever it came from.
             self.bearer_value.clear();
-            self.bearer_value.extend_from_slice(b"Bearer ");
             self.bearer_value.extend_from_slice(token);
-        }
-        if cfg.upstream_access_token_header.scheme == Some(TokenScheme::Basic) {
-            // Kong's `authorization:basic`: the token behind `Basic ` (a rare setting; the
-            // cached value is the `Bearer ` one).
-            let token = match &granted {
-                Granted::AsSent(_) => bearer,
-                g => g.header_value().and_then(|v| v.strip_prefix(b"Bearer ")),
-            };
-            if let Some(token) = token {
-                self.bearer_value.clear();
-                self.bearer_value.extend_from_slice(b"Basic ");
-                self.bearer_value.extend_from_slice(token);
-            }
         }
         if cfg.hide_credentials {
             self.hidden = Some(hide::replace(cfg, &sources, cookie_name, || head.values(buf, "cookie")));
