@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-use super::cache::{CacheKey, CachedToken, Clock, L1Cache, Lookup, SystemClock};
+use super::cache::{CacheKey, CachedToken, Clock, L1Cache, Lookup, Secs, SystemClock};
 use super::config::AuthMethod;
 use super::credentials::{self, ClientValues, CredentialBuf, Location, Sources};
 use super::instance::Instance;
@@ -230,11 +230,11 @@ impl Granted {
     }
 }
 
-/// Where [`WorkerAuth::client_credentials`] got to.
+/// Where a cache lookup ([`WorkerAuth::cached_step`]) got to.
 enum Step {
     /// Answered without waiting (a cache hit).
     Done(Granted),
-    /// The IdP has to be asked for a token for these credentials.
+    /// The control plane has to be asked about this key.
     Ask { key: CacheKey, ask: Ask },
 }
 
@@ -316,8 +316,9 @@ impl WorkerAuth {
         if let Some(token) = bearer {
             // Kong's order: a JWT is verified when `bearer` is on; anything else, or
             // every token when only `introspection` is, is introspected.
-            let jwt = token.iter().filter(|&&b| b == b'.').count() == 2;
-            if cfg.uses(AuthMethod::Bearer) && (jwt || !cfg.uses(AuthMethod::Introspection)) {
+            // (The token is only scanned when both are on.)
+            let jwt = || token.iter().filter(|&&b| b == b'.').count() == 2;
+            if cfg.uses(AuthMethod::Bearer) && (!cfg.uses(AuthMethod::Introspection) || jwt()) {
                 return self.verify_bearer(instance, token, note).await.map(Granted::AsSent);
             }
             if cfg.uses(AuthMethod::Introspection) {
@@ -349,25 +350,57 @@ impl WorkerAuth {
     ) -> Result<Granted, AuthError> {
         let now = self.clock.at(at);
         let key = instance.prefix.key(INTROSPECTED, token, None);
-        let ask = || Ask::Introspect { token: token.into() };
+        let invalid = |reason: String| AuthError::Unauthorized(AuthReason::InvalidToken, reason);
+        let step = self.cached_step(
+            instance,
+            key,
+            now,
+            note,
+            || invalid("the IdP said recently that this token is not active".into()),
+            || Ok(Ask::Introspect { token: token.into() }),
+        )?;
+        match step {
+            Step::Done(granted) => Ok(granted),
+            Step::Ask { key, ask } => {
+                let reply = self.ask(instance, key, ask).await;
+                apply(&self.l1, self.clock.now(), instance, key, reply).map_err(|e| match e {
+                    AuthError::Unauthorized(_, reason) => invalid(reason),
+                    other => other,
+                })
+            }
+        }
+    }
+
+    /// What this worker's L1 cache holds for `key`, as a step: a hit answers (and one
+    /// due for refresh asks `ask()` again in the background); a recent refusal is
+    /// `rejected()`, a recent verdict its 403; a miss is `ask()` for the control plane.
+    /// The closures run only on those paths, never on a plain hit.
+    fn cached_step(
+        &self,
+        instance: &Arc<Instance>,
+        key: CacheKey,
+        now: Secs,
+        note: &mut AuthNote,
+        rejected: impl FnOnce() -> AuthError,
+        ask: impl FnOnce() -> Result<Ask, AuthError>,
+    ) -> Result<Step, AuthError> {
         let lookup = {
             let mut caches = self.l1.borrow_mut();
             caches.entry(key_of(instance)).or_insert_with(|| L1Cache::new(L1_CAPACITY)).get(&key, now)
         };
-        let invalid = |reason: String| AuthError::Unauthorized(AuthReason::InvalidToken, reason);
         match lookup {
-            Lookup::Fresh(t) => {
+            Lookup::Fresh(token) => {
                 note.cache = Some(CacheUse::Hit);
-                Ok(Granted::Token(t))
+                Ok(Step::Done(Granted::Token(token)))
             }
-            Lookup::RefreshDue(t) => {
+            Lookup::RefreshDue(token) => {
                 note.cache = Some(CacheUse::HitRefreshing);
-                self.refresh_in_background(instance, key, ask());
-                Ok(Granted::Token(t))
+                self.refresh_in_background(instance, key, ask()?);
+                Ok(Step::Done(Granted::Token(token)))
             }
             Lookup::Rejected => {
                 note.cache = Some(CacheUse::NegativeHit);
-                Err(invalid("the IdP said recently that this token is not active".into()))
+                Err(rejected())
             }
             Lookup::Forbidden(kind) => {
                 note.cache = Some(CacheUse::NegativeHit);
@@ -375,11 +408,7 @@ impl WorkerAuth {
             }
             Lookup::Expired | Lookup::Miss => {
                 note.cache = Some(CacheUse::Miss);
-                let reply = self.ask(instance, key, ask()).await;
-                apply(&self.l1, self.clock.now(), instance, key, reply).map_err(|e| match e {
-                    AuthError::Unauthorized(_, reason) => invalid(reason),
-                    other => other,
-                })
+                Ok(Step::Ask { key, ask: ask()? })
             }
         }
     }
@@ -449,41 +478,25 @@ impl WorkerAuth {
                 key
             }
         };
-        let lookup = {
-            let mut caches = self.l1.borrow_mut();
-            let cache = caches.entry(key_of(instance)).or_insert_with(|| L1Cache::new(L1_CAPACITY));
-            cache.get(&key, now)
-        };
-        match lookup {
-            Lookup::Fresh(token) => {
-                note.cache = Some(CacheUse::Hit);
-                Ok(Step::Done(Granted::Token(token)))
-            }
-            Lookup::RefreshDue(token) => {
-                note.cache = Some(CacheUse::HitRefreshing);
-                let mut buf = CredentialBuf::new();
-                let creds = find_credentials(sources, instance, &mut buf)?;
-                self.refresh_in_background(instance, key, credentials_ask(creds.id, creds.secret, client_values));
-                Ok(Step::Done(Granted::Token(token)))
-            }
-            Lookup::Rejected => {
-                note.cache = Some(CacheUse::NegativeHit);
-                Err(AuthError::Unauthorized(
+        // Only the paths that go to the IdP (a refresh, a miss) decode the credentials,
+        // each into a scratch buffer of its own.
+        self.cached_step(
+            instance,
+            key,
+            now,
+            note,
+            || {
+                AuthError::Unauthorized(
                     AuthReason::CredentialsRejected,
                     "the IdP refused these credentials recently".into(),
-                ))
-            }
-            Lookup::Forbidden(kind) => {
-                note.cache = Some(CacheUse::NegativeHit);
-                Err(AuthError::Forbidden(kind, kind.forbidden_text().into()))
-            }
-            Lookup::Expired | Lookup::Miss => {
-                note.cache = Some(CacheUse::Miss);
+                )
+            },
+            || {
                 let mut buf = CredentialBuf::new();
                 let creds = find_credentials(sources, instance, &mut buf)?;
-                Ok(Step::Ask { key, ask: credentials_ask(creds.id, creds.secret, client_values) })
-            }
-        }
+                Ok(credentials_ask(creds.id, creds.secret, client_values))
+            },
+        )
     }
 
     /// The control plane's answer for a missed key, asked once per worker however many
