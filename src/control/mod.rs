@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::jose::{self, KeySet};
 use crate::metrics::{ControlMetrics, IdpEndpoint, IdpOutcome, JwksRefresh, TokenSource};
-use crate::oidc::cache::{token_lifetime, CacheKey, Clock, Lifetime, Secs, SplitMix64, SystemClock};
+use crate::oidc::cache::{bearer_value, token_lifetime, CacheKey, Clock, Lifetime, Secs, SplitMix64, SystemClock};
 use crate::oidc::config::ClientAuthMethod;
 use crate::oidc::credentials::{encode_client_secret_basic, push_form_pair, ClientValues};
 use crate::oidc::instance::{policy_for, url_host, IdpState, Instance};
@@ -748,10 +748,8 @@ async fn fetch_token(
         return TokenReply::Forbidden { kind, until: lifetime.map(|l| l.refresh_at(fetched_at)) };
     }
     let facts = with_replayed(facts, &c.token_headers_prefix, &resp.replayed);
-    let mut value = Vec::with_capacity(7 + resp.access_token.len());
-    value.extend_from_slice(b"Bearer ");
-    value.extend_from_slice(resp.access_token.as_bytes());
-    TokenReply::Issued(Arc::new(IssuedToken { header_value: value.into(), facts, fetched_at, lifetime }))
+    let header_value = bearer_value(resp.access_token.as_bytes()).into();
+    TokenReply::Issued(Arc::new(IssuedToken { header_value, facts, fetched_at, lifetime }))
 }
 
 /// `token_headers_replay`: the token endpoint's headers, as `<prefix><name>: value`
@@ -765,7 +763,7 @@ fn with_replayed(
 ) -> Option<Arc<TokenFacts>> {
     let mut lines = Vec::new();
     for (name, value) in replayed {
-        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        if !crate::oidc::claim_headers::header_safe(value) {
             tracing::warn!(header = %name, "a token endpoint header with a control character was not replayed");
             continue;
         }
@@ -824,10 +822,8 @@ async fn introspect_caller_token(
         return TokenReply::Forbidden { kind, until: lifetime.map(|l| l.refresh_at(asked_at)) };
     }
     let facts = crate::oidc::claim_headers::facts_for(c, &claims).map(Arc::new);
-    let mut value = Vec::with_capacity(7 + token.len());
-    value.extend_from_slice(b"Bearer ");
-    value.extend_from_slice(token);
-    TokenReply::Issued(Arc::new(IssuedToken { header_value: value.into(), facts, fetched_at: asked_at, lifetime }))
+    let header_value = bearer_value(token).into();
+    TokenReply::Issued(Arc::new(IssuedToken { header_value, facts, fetched_at: asked_at, lifetime }))
 }
 
 /// RFC 7662: the claims the IdP vouches for of an opaque `token` it issued, asked with

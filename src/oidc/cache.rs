@@ -373,6 +373,14 @@ pub fn token_lifetime(
 
 // ---- entries ----
 
+/// `Bearer <access_token>`: how a token is kept, rendered once per token.
+pub fn bearer_value(access_token: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(7 + access_token.len());
+    value.extend_from_slice(b"Bearer ");
+    value.extend_from_slice(access_token);
+    value
+}
+
 /// A token as the upstream will see it, with its cache instants.
 /// `Debug` never shows the header value.
 pub struct CachedToken {
@@ -396,10 +404,7 @@ impl CachedToken {
 
     /// Renders `Bearer <access_token>` once, at insert time.
     pub fn bearer(access_token: &[u8], lifetime: Lifetime, fetched_at: Secs) -> Self {
-        let mut value = Vec::with_capacity(7 + access_token.len());
-        value.extend_from_slice(b"Bearer ");
-        value.extend_from_slice(access_token);
-        Self::new(value.into_boxed_slice(), lifetime, fetched_at)
+        Self::new(bearer_value(access_token).into_boxed_slice(), lifetime, fetched_at)
     }
 
     /// The token with what its claims give each request ([`TokenFacts`]).

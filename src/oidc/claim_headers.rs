@@ -161,7 +161,7 @@ pub fn lines_for(headers: &[ClaimHeader], token: &Claims) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let skipped = render(headers, token, &mut out);
     if !skipped.0.is_empty() {
-        tracing::warn!(headers = ?skipped.0, "claim values with control characters were not sent upstream");
+        tracing::warn!(headers = ?skipped.0, "claim values with control characters were not sent");
     }
     (!out.is_empty()).then_some(out)
 }
@@ -209,7 +209,7 @@ fn groups_text(value: &OwnedValue) -> Option<String> {
 }
 
 /// RFC 9110 §5.5 field-value bytes: visible ASCII, space, HTAB and obs-text.
-fn header_safe(value: &[u8]) -> bool {
+pub(crate) fn header_safe(value: &[u8]) -> bool {
     value.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
 }
 
