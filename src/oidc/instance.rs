@@ -127,24 +127,25 @@ impl Instance {
     /// Whether the missing-anonymous-consumer error is to be logged now (at most once a
     /// minute per instance, across workers), and if so, claims it.
     pub fn claim_anonymous_warning(&self, now_unix: u64) -> bool {
-        let last = self.last_anonymous_warning.load(Ordering::Relaxed);
-        if last != 0 && now_unix < last.saturating_add(60) {
-            return false;
-        }
-        let claimed = now_unix.max(1);
-        self.last_anonymous_warning.compare_exchange(last, claimed, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        claim_after(&self.last_anonymous_warning, now_unix, 60)
     }
 
     /// Whether a JWKS refetch is allowed now (`rediscovery_lifetime` since the last), and
     /// if so, claims it.
     pub fn claim_key_refresh(&self, now_unix: u64) -> bool {
-        let cooldown = self.config.rediscovery_lifetime.as_secs();
-        let last = self.last_key_refresh.load(Ordering::Acquire);
-        if last != 0 && now_unix < last.saturating_add(cooldown) {
-            return false;
-        }
-        self.last_key_refresh.compare_exchange(last, now_unix.max(1), Ordering::AcqRel, Ordering::Acquire).is_ok()
+        claim_after(&self.last_key_refresh, now_unix, self.config.rediscovery_lifetime.as_secs())
     }
+}
+
+/// Claims a once-per-`cooldown` action across threads: true, recording `now_unix`, when
+/// none was claimed in the last `cooldown` seconds (0 in `last` means never); false when
+/// one was, or another thread claimed it first.
+fn claim_after(last: &AtomicU64, now_unix: u64, cooldown: u64) -> bool {
+    let seen = last.load(Ordering::Acquire);
+    if seen != 0 && now_unix < seen.saturating_add(cooldown) {
+        return false;
+    }
+    last.compare_exchange(seen, now_unix.max(1), Ordering::AcqRel, Ordering::Acquire).is_ok()
 }
 
 /// The verification policy for tokens of `issuer` under `config`: every asymmetric
