@@ -1421,6 +1421,13 @@ const PROXY_HEADERS: &[&str] = &[
     "x-real-ip",
 ];
 
+/// Whether the proxy writes header `lower` itself (framing, hop by hop, forwarding), so
+/// a setting may not name it; in a response (`response`) `Set-Cookie` too, which ringgate
+/// writes for cookie hashing and sticky sessions.
+fn written_by_proxy(lower: &str, response: bool) -> bool {
+    RESERVED_HEADERS.contains(&lower) || PROXY_HEADERS.contains(&lower) || (response && lower == "set-cookie")
+}
+
 impl<'a> Compiler<'a> {
     fn error(&mut self, mark: Mark, message: impl Into<String>) {
         self.errors.push(ConfigError::at(self.file, mark, message));
@@ -1842,7 +1849,7 @@ impl<'a> Compiler<'a> {
         let downstream_access_token_header = self.token_header("downstream_access_token_header");
         if let Some(h) = &downstream_access_token_header {
             let lower = h.name.as_str();
-            if RESERVED_HEADERS.contains(&lower) || PROXY_HEADERS.contains(&lower) || lower == "set-cookie" {
+            if written_by_proxy(lower, true) {
                 let mark = self.get("downstream_access_token_header").map(|p| p.node.mark).unwrap_or_default();
                 self.error(
                     mark,
@@ -2284,7 +2291,7 @@ impl<'a> Compiler<'a> {
     /// `Set-Cookie`) and not the downstream token header's.
     fn downstream_claim_headers(&mut self, token_header: Option<&UpstreamTokenHeader>) -> Vec<ClaimHeader> {
         let mut out = Vec::new();
-        self.named_claims("downstream", token_header, &["set-cookie"], &mut out);
+        self.named_claims("downstream", token_header, true, &mut out);
         out
     }
 
@@ -2314,7 +2321,7 @@ impl<'a> Compiler<'a> {
             let full = format!("{prefix}{name}").to_ascii_lowercase();
             if !is_token(&full) {
                 self.error(mark, format!("'token_headers_replay' entry '{name}' does not make a valid header name"));
-            } else if [RESERVED_HEADERS, PROXY_HEADERS, &["set-cookie"]].iter().any(|l| l.contains(&full.as_str())) {
+            } else if written_by_proxy(&full, true) {
                 self.error(
                     mark,
                     format!("'token_headers_replay' entry '{name}' would set a header the proxy writes itself"),
@@ -2327,13 +2334,13 @@ impl<'a> Compiler<'a> {
     }
 
     /// `<side>_headers_claims` paired with `<side>_headers_names` by position, added to
-    /// `out`: each name a header name, not one the proxy writes (nor one of `also_reserved`
-    /// or the token's header), and not in `out` already.
+    /// `out`: each name a header name, not one the proxy writes on that side
+    /// ([`written_by_proxy`]) nor the token's header, and not in `out` already.
     fn named_claims(
         &mut self,
         side: &str,
         token_header: Option<&UpstreamTokenHeader>,
-        also_reserved: &[&str],
+        response: bool,
         out: &mut Vec<ClaimHeader>,
     ) {
         let names = format!("{side}_headers_names");
@@ -2342,7 +2349,7 @@ impl<'a> Compiler<'a> {
             let lower = name.to_ascii_lowercase();
             let why = if !is_token(&name) {
                 "is not a valid header name"
-            } else if [RESERVED_HEADERS, PROXY_HEADERS, also_reserved].iter().any(|l| l.contains(&lower.as_str())) {
+            } else if written_by_proxy(&lower, response) {
                 "is written by the proxy itself"
             } else if token_header.is_some_and(|t| t.name == lower) {
                 &*format!("already carries the access token ({side}_access_token_header)")
@@ -2370,7 +2377,7 @@ impl<'a> Compiler<'a> {
                 kind: ClaimKind::Groups,
             });
         }
-        self.named_claims("upstream", Some(token_header), &[], &mut out);
+        self.named_claims("upstream", Some(token_header), false, &mut out);
         out
     }
 
