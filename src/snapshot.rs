@@ -160,6 +160,8 @@ pub struct Compiled {
     /// Parallel to `config.plugins`.
     pub oidc: Vec<Option<Arc<OidcConfig>>>,
     pub tls: crate::tls::config::CompiledTls,
+    /// `config.consumers`, indexed.
+    pub consumers: crate::consumers::Consumers,
     pub warnings: Vec<ConfigError>,
 }
 
@@ -184,6 +186,7 @@ pub fn compile(config: &Config) -> Result<Compiled, ConfigErrors> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let router = Router::new(config).map_err(|e| errors.extend(e.0)).ok();
+    let consumers = crate::consumers::Consumers::new(&config.consumers);
     let mut oidc = Vec::with_capacity(config.plugins.len());
     for plugin in &config.plugins {
         if plugin.name != oidc_config::PLUGIN_NAME {
@@ -193,7 +196,8 @@ pub fn compile(config: &Config) -> Result<Compiled, ConfigErrors> {
         match oidc_config::compile(plugin, plugin.source.as_deref().unwrap_or("")) {
             Ok((c, w)) => {
                 warnings.extend(w);
-                if let Some(name) = c.anonymous.as_deref().filter(|n| !names_a_consumer(config, n)) {
+                // The lookup requests make (`Consumers::anonymous`), run once here.
+                if let Some(name) = c.anonymous.as_deref().filter(|n| consumers.anonymous(n).is_none()) {
                     warnings.push(ConfigError::at(
                         plugin.source.as_deref().unwrap_or(""),
                         plugin.mark,
@@ -213,17 +217,12 @@ pub fn compile(config: &Config) -> Result<Compiled, ConfigErrors> {
     }
     let tls = crate::tls::config::compile(config, &mut warnings).map_err(|e| errors.extend(e)).ok();
     match (router, tls) {
-        (Some(router), Some(tls)) if errors.is_empty() => Ok(Compiled { router, oidc, tls, warnings }),
+        (Some(router), Some(tls)) if errors.is_empty() => Ok(Compiled { router, oidc, tls, consumers, warnings }),
         _ => {
             errors.sort_by_key(|e| e.mark.map(|m| (m.line, m.column)));
             Err(ConfigErrors(errors))
         }
     }
-}
-
-/// Whether `name` is a consumer's id or username (what `anonymous` may name).
-fn names_a_consumer(config: &Config, name: &str) -> bool {
-    config.consumers.iter().any(|c| c.id.eq_ignore_ascii_case(name) || c.username.as_deref() == Some(name))
 }
 
 /// Host names resolved to addresses, shared between snapshot builds so a reload does
@@ -235,7 +234,7 @@ impl Snapshot {
     /// never call this on a worker thread); names that fail to resolve leave their
     /// service without addresses, answered 503 until a later resolve succeeds.
     pub fn build(mut config: Config, resolved: &mut Resolved) -> Result<Snapshot, ConfigErrors> {
-        let Compiled { router, oidc, tls, warnings } = compile(&config)?;
+        let Compiled { router, oidc, tls, consumers, warnings } = compile(&config)?;
         config.warnings.extend(warnings);
         let mut names = Resolved::new();
         let upstream_health: Vec<Option<UpstreamHealth>> =
@@ -336,7 +335,6 @@ impl Snapshot {
         let route_plugins =
             config.routes.iter().enumerate().map(|(i, r)| config.plugins_for(Some(i), r.service)).collect();
         let oidc = oidc.into_iter().map(|c| c.map(|c| Arc::new(Instance::new(c)))).collect();
-        let consumers = crate::consumers::Consumers::new(&config.consumers);
         Ok(Snapshot {
             consumers,
             config,
