@@ -78,7 +78,10 @@ pub struct TokenHeader<'a> {
 
 /// Appends `Name: <prefix><token>\r\n`, the name as configured (`Authorization`
 /// capitalised).
+/// Inlined: it runs on every request the plugin lets through.
+#[inline]
 pub fn push_token_header(out: &mut Vec<u8>, name: &[u8], prefix: &[u8], token: &[u8]) {
+    out.reserve(name.len() + prefix.len() + token.len() + 4);
     out.extend_from_slice(if name == b"authorization" { b"Authorization" } else { name });
     out.extend_from_slice(b": ");
     out.extend_from_slice(prefix);
