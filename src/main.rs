@@ -98,6 +98,10 @@ struct RunArgs {
     /// roots (a private IdP's CA; Kong's `lua_ssl_trusted_certificate`).
     #[arg(value_name = "FILE", long, env = "RINGGATE_IDP_CA_FILE")]
     idp_ca_file: Option<PathBuf>,
+    /// Token and introspection calls that may wait on one issuer at once; a cache miss
+    /// past this is answered 503 at once instead of adding to an IdP that is behind.
+    #[arg(value_name = "N", long, env = "RINGGATE_IDP_MAX_IN_FLIGHT", default_value_t = ringgate::control::ControlOptions::DEFAULT_MAX_IN_FLIGHT as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    idp_max_in_flight: u32,
     /// Longest a TLS handshake may take, in seconds.
     #[arg(value_name = "SECONDS", long, env = "RINGGATE_TLS_HANDSHAKE_TIMEOUT", default_value_t = 10.0)]
     tls_handshake_timeout: f64,
@@ -313,7 +317,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let control = ringgate::control::ControlPlane::start_with(ringgate::oidc::cache::SystemClock::new(), idp_ca)
+    let options = ringgate::control::ControlOptions { extra_ca_pem: idp_ca, max_in_flight: args.idp_max_in_flight as usize };
+    let control = ringgate::control::ControlPlane::start_with(ringgate::oidc::cache::SystemClock::new(), options)
         .context("cannot start the control plane")?;
     let node = NodeInfo {
         node_id: admin::store::new_id()?,

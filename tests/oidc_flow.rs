@@ -43,7 +43,7 @@ use ringgate::server::{IoDriver, Limits};
 use ringgate::snapshot::{Resolved, Snapshot};
 use simd_json::prelude::*;
 use simd_json::OwnedValue;
-use support::client::{Proxy, Response};
+use support::client::{snapshot, Proxy, Response};
 use support::idp::TestIdp;
 use support::upstream::{Received, Upstream};
 
@@ -977,6 +977,61 @@ on_both_drivers!(idp_outage_keeps_cached_callers_and_answers_503_for_others, |d|
     let (id4, s4) = load_client(4);
     assert_eq!(get_as(&p, (&id4, &s4)).status, 200, "a new caller after recovery");
 });
+
+/// `--idp-max-in-flight`: with the IdP slow and the cap at 3, eight new callers at once
+/// cost the IdP three calls; the other five are answered 503 at once (before the IdP's
+/// delay is over), not queued behind it, and count as `shed`. When the three calls end
+/// the cap is free again and every caller gets through.
+#[test]
+fn calls_past_the_in_flight_cap_are_shed_with_503_and_the_cap_frees_up() {
+    let idp = TestIdp::start(9);
+    let up = Upstream::start();
+    let yaml = deck(up.addr(), &idp.issuer, &format!("{CC_HEADER_BASIC}timeout: 10000\n"));
+    let options = ringgate::control::ControlOptions { max_in_flight: 3, ..Default::default() };
+    let p = Proxy::start_with_control(snapshot(&yaml), DRIVER, Limits::default(), 2, options);
+    // Discovery and keys first, so that only token calls wait on the IdP below.
+    let (id0, s0) = load_client(0);
+    assert_eq!(get_as(&p, (&id0, &s0)).status, 200);
+
+    let delay = Duration::from_millis(3000);
+    idp.fault("token", "slow", delay.as_millis() as u64);
+    let began = Instant::now();
+    let answers: Vec<(u16, Duration, Response)> = thread::scope(|s| {
+        let calls: Vec<_> = (1..=8)
+            .map(|i| {
+                let p = &p;
+                s.spawn(move || {
+                    let (id, secret) = load_client(i);
+                    let r = get_as(p, (&id, &secret));
+                    (r.status, began.elapsed(), r)
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().expect("caller thread")).collect()
+    });
+    let served: Vec<_> = answers.iter().filter(|(status, ..)| *status == 200).collect();
+    let shed: Vec<_> = answers.iter().filter(|(status, ..)| *status == 503).collect();
+    assert_eq!((served.len(), shed.len()), (3, 5), "{:?}", answers.iter().map(|a| a.0).collect::<Vec<_>>());
+    for (_, took, r) in &shed {
+        assert_idp_unavailable(r);
+        assert!(*took < delay, "shed at once, not after the IdP's delay: {took:?}");
+    }
+    for (_, took, _) in &served {
+        assert!(*took >= delay, "served after the slow IdP answered: {took:?}");
+    }
+    assert_eq!(token_total(&idp), 1 + 3, "the IdP saw three of the eight calls");
+    let text = p.metrics();
+    assert!(text.contains("ringgate_control_token_requests_total{result=\"shed\"} 5"), "{text}");
+    assert_eq!(up.received().len(), 1 + 3);
+
+    // The three calls are over: the cap is free, and the shed callers get through.
+    idp.fault("token", "none", 0);
+    for i in 1..=8 {
+        let (id, secret) = load_client(i);
+        assert_eq!(get_as(&p, (&id, &secret)).status, 200, "{id} after the calls in flight ended");
+    }
+    assert_eq!(token_total(&idp), 1 + 8, "each caller cost one call in all");
+}
 
 #[test]
 fn idp_down_at_start_gives_503_until_discovery_succeeds() {

@@ -9,6 +9,11 @@
 //! - **L2 and single flight.** Issued tokens are kept here per (plugin instance, cache
 //!   key) until their refresh time; a miss for a key already being fetched joins that
 //!   fetch instead of starting another.
+//! - **A cap on IdP calls in flight.** At most [`ControlOptions::max_in_flight`] token
+//!   and introspection calls wait on one issuer at a time; a miss past that is answered
+//!   503 at once (counted as `shed`) instead of queueing another call on an IdP that is
+//!   already behind. A flood of made-up credentials costs the IdP a bounded number of
+//!   concurrent requests, as an Envoy cluster's circuit breaker bounds its pending ones.
 //! - **Discovery and keys.** Each plugin instance's discovery document and JWKS are
 //!   loaded when its snapshot is installed, retried with backoff while the IdP is down
 //!   (the proxy starts regardless), and published in the instance's `ArcSwap`ped
@@ -122,16 +127,40 @@ impl std::fmt::Debug for ControlPlane {
     }
 }
 
+/// How the control plane is run (command-line settings).
+#[derive(Debug, Clone)]
+pub struct ControlOptions {
+    /// `--idp-ca-file`: CA certificates (PEM) trusted for IdP connections besides the
+    /// system roots, for a private IdP's CA.
+    pub extra_ca_pem: Option<Vec<u8>>,
+    /// `--idp-max-in-flight`: token and introspection calls that may wait on one issuer
+    /// at once; a miss past it is refused with 503.
+    pub max_in_flight: usize,
+}
+
+impl ControlOptions {
+    /// The default of `--idp-max-in-flight`: Envoy's default circuit-breaker limit on a
+    /// cluster's pending requests, far above what a healthy IdP has in flight for one
+    /// proxy (a call per credential per token lifetime), far below what would exhaust
+    /// the proxy's or the IdP's connections.
+    pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+}
+
+impl Default for ControlOptions {
+    fn default() -> Self {
+        ControlOptions { extra_ca_pem: None, max_in_flight: ControlOptions::DEFAULT_MAX_IN_FLIGHT }
+    }
+}
+
 impl ControlPlane {
-    /// Starts the control thread. `clock` is the process's shared cache clock.
+    /// Starts the control thread with the default options. `clock` is the process's
+    /// shared cache clock.
     pub fn start(clock: SystemClock) -> std::io::Result<ControlPlane> {
-        ControlPlane::start_with(clock, None)
+        ControlPlane::start_with(clock, ControlOptions::default())
     }
 
-    /// [`ControlPlane::start`], trusting the CA certificates in `extra_ca_pem` (PEM)
-    /// for IdP connections besides the system roots (`--idp-ca-file`, for a private
-    /// IdP's CA).
-    pub fn start_with(clock: SystemClock, extra_ca_pem: Option<Vec<u8>>) -> std::io::Result<ControlPlane> {
+    /// [`ControlPlane::start`] with these options.
+    pub fn start_with(clock: SystemClock, options: ControlOptions) -> std::io::Result<ControlPlane> {
         idp::install_crypto_provider();
         let (tx, rx) = mpsc::unbounded_channel();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -139,7 +168,7 @@ impl ControlPlane {
         let counting = metrics.clone();
         std::thread::Builder::new().name("ringgate-control".into()).spawn(move || {
             let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, serve(rx, clock, counting, extra_ca_pem));
+            local.block_on(&runtime, serve(rx, clock, counting, options));
         })?;
         Ok(ControlPlane { tx, clock, metrics })
     }
@@ -255,6 +284,9 @@ struct State {
     l2: HashMap<FlightKey, Settled>,
     /// Fetches in flight and who waits for them.
     flights: HashMap<FlightKey, Vec<oneshot::Sender<TokenReply>>>,
+    /// Of those, how many each issuer has (only issuers with at most `max_in_flight`).
+    in_flight: HashMap<String, usize>,
+    max_in_flight: usize,
     /// Instances whose discovery is being loaded, by address.
     loading: HashMap<usize, Weak<Instance>>,
     /// Discoveries in progress, by instance address: later askers wait for the first.
@@ -272,11 +304,12 @@ async fn serve(
     mut rx: mpsc::UnboundedReceiver<Command>,
     clock: SystemClock,
     metrics: Arc<ControlMetrics>,
-    extra_ca_pem: Option<Vec<u8>>,
+    options: ControlOptions,
 ) {
     // Shared by every client's options (a clone per IdP call is a reference count).
-    let extra_ca_pem = extra_ca_pem.map(Arc::from);
-    let state = Rc::new(RefCell::new(State { metrics, extra_ca_pem, ..State::default() }));
+    let extra_ca_pem = options.extra_ca_pem.map(Arc::from);
+    let max_in_flight = options.max_in_flight;
+    let state = Rc::new(RefCell::new(State { metrics, extra_ca_pem, max_in_flight, ..State::default() }));
     {
         // Drop what no one can use any more: expired L2 entries, dead instances.
         let state = state.clone();
@@ -324,6 +357,16 @@ async fn serve(
                     s.metrics.token_request(TokenSource::Joined);
                     continue;
                 }
+                let issuer = instance.config.issuer.clone();
+                let max = s.max_in_flight;
+                let busy = s.in_flight.entry(issuer.clone()).or_default();
+                if *busy >= max {
+                    s.metrics.token_request(TokenSource::Shed);
+                    let reason = format!("{max} calls to the IdP are already in flight");
+                    let _ = reply.send(TokenReply::Unavailable { reason });
+                    continue;
+                }
+                *busy += 1;
                 s.flights.insert(fk, vec![reply]);
                 s.metrics.token_request(TokenSource::Fetched);
                 drop(s);
@@ -344,6 +387,12 @@ async fn serve(
                             s.l2.insert(fk, Settled::Forbidden { kind: *kind, until: *until });
                         }
                         _ => {}
+                    }
+                    if let Some(busy) = s.in_flight.get_mut(&issuer) {
+                        *busy -= 1;
+                        if *busy == 0 {
+                            s.in_flight.remove(&issuer);
+                        }
                     }
                     for w in s.flights.remove(&fk).unwrap_or_default() {
                         let _ = w.send(result.clone());

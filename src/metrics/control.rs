@@ -120,16 +120,19 @@ pub enum TokenSource {
     Joined,
     /// Started a token endpoint call.
     Fetched,
+    /// Refused at once: the issuer already had `--idp-max-in-flight` calls waiting.
+    Shed,
 }
 
 impl TokenSource {
-    pub const ALL: [TokenSource; 3] = [TokenSource::L2Hit, TokenSource::Joined, TokenSource::Fetched];
+    pub const ALL: [TokenSource; 4] = [TokenSource::L2Hit, TokenSource::Joined, TokenSource::Fetched, TokenSource::Shed];
 
     pub fn label(self) -> &'static str {
         match self {
             TokenSource::L2Hit => "l2_hit",
             TokenSource::Joined => "joined",
             TokenSource::Fetched => "fetched",
+            TokenSource::Shed => "shed",
         }
     }
 }

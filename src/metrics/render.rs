@@ -410,7 +410,7 @@ fn render_control(t: &mut Text, c: &super::ControlMetrics) {
     t.family(
         "ringgate_control_token_requests_total",
         "counter",
-        "Workers' token requests at the control plane: answered from its cache, joined a fetch in flight, or fetched.",
+        "Workers' token requests at the control plane: answered from its cache, joined a fetch in flight, fetched, or shed (too many IdP calls in flight).",
     );
     for s in TokenSource::ALL {
         let n = c.token_requests[s as usize].load(Relaxed);

@@ -33,6 +33,17 @@ impl Proxy {
     /// With `workers` workers (one, for a test that needs every connection on the same
     /// worker's state).
     pub fn start_workers(snap: Snapshot, driver: IoDriver, limits: Limits, workers: usize) -> Proxy {
+        Proxy::start_with_control(snap, driver, limits, workers, ringgate::control::ControlOptions::default())
+    }
+
+    /// With these control-plane options (the IdP-facing command-line settings).
+    pub fn start_with_control(
+        snap: Snapshot,
+        driver: IoDriver,
+        limits: Limits,
+        workers: usize,
+        options: ringgate::control::ControlOptions,
+    ) -> Proxy {
         let shared = Arc::new(ArcSwap::from_pointee(snap));
         let server = Server::start(
             ServerOptions {
@@ -42,7 +53,7 @@ impl Proxy {
                 driver,
                 limits,
                 control: Some(
-                    ringgate::control::ControlPlane::start(ringgate::oidc::cache::SystemClock::new())
+                    ringgate::control::ControlPlane::start_with(ringgate::oidc::cache::SystemClock::new(), options)
                         .expect("control plane starts"),
                 ),
                 access_log: None,
