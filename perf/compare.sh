@@ -12,6 +12,7 @@
 #        RINGGATE_OIDC_100K_PORT (18085) NGINX_TLS_PORT (18086) RINGGATE_TLS_PORT (18087)
 #        FLOOR_PORT (18088)
 #        OIDC_CREDENTIALS (100000) FILL_TIMEOUT (900 s)
+#        PIN (0; 1: each measured proxy alone on the last CPU, wrk/origin/IdP on the rest)
 #        RINGGATE_BIN (target/release/ringgate) WORK_DIR (perf/work)
 set -euo pipefail
 
@@ -25,7 +26,7 @@ PATH="$PATH:/usr/sbin"
 # The command line as it would be typed here, for the report: the env settings the caller
 # gave, then the arguments (paths replaced by placeholders, so no machine path is kept).
 cmdline=
-for v in ROUNDS DURATION WARMUP CONNECTIONS THREADS OIDC_CREDENTIALS; do
+for v in ROUNDS DURATION WARMUP CONNECTIONS THREADS OIDC_CREDENTIALS PIN; do
     if [ -n "${!v:-}" ]; then cmdline+="$v=${!v} "; fi
 done
 cmdline+="perf/compare.sh"
@@ -45,6 +46,7 @@ NGINX_TLS_PORT=${NGINX_TLS_PORT:-18086}
 RINGGATE_TLS_PORT=${RINGGATE_TLS_PORT:-18087}
 FLOOR_PORT=${FLOOR_PORT:-18088}
 OIDC_CREDENTIALS=${OIDC_CREDENTIALS:-100000}
+PIN=${PIN:-0}
 FILL_TIMEOUT=${FILL_TIMEOUT:-900}
 RINGGATE_BIN=${RINGGATE_BIN:-}
 WORK_DIR=${WORK_DIR:-$root/perf/work}
@@ -77,6 +79,7 @@ done
 for v in ROUNDS DURATION WARMUP CONNECTIONS THREADS OIDC_CREDENTIALS FILL_TIMEOUT; do
     if ! [[ ${!v} =~ ^[1-9][0-9]*$ ]]; then die "$v must be a positive integer, not '${!v}'"; fi
 done
+case $PIN in 0 | 1) ;; *) die "PIN must be 0 or 1, not '$PIN'" ;; esac
 
 # ---------------------------------------------------------------------------------------
 # Cases. Each case is a name with: a start function (which starts what it needs and sets
@@ -188,6 +191,8 @@ needs() {
 # ---------------------------------------------------------------------------------------
 STARTED=()
 WRK_PID=
+# PIN=1 sets this to the taskset prefix that keeps wrk off the measured proxies' CPU.
+LOAD_ON=()
 IDP_PID=
 cleanup() {
     local rc=$?
@@ -477,7 +482,7 @@ run_wrk() {
     fi
     rm -f "$marker".*
     WRK_AUTH_MODE=$mode WRK_FILL_DONE=$marker timeout -k 5 $((secs + 30)) \
-        wrk -t "$THREADS" -c "$CONNECTIONS" -d "${secs}s" --latency \
+        "${LOAD_ON[@]}" wrk -t "$THREADS" -c "$CONNECTIONS" -d "${secs}s" --latency \
         "${script[@]}" "${hdr[@]}" \
         "${CASE_SCHEME[$c]:-http}://127.0.0.1:${CASE_PORT[$c]}${CASE_PATH[$c]:-/}" "${sargs[@]}" >"$outfile" 2>&1 &
     WRK_PID=$!
@@ -613,6 +618,34 @@ for c in "${CASES[@]}"; do
     "${CASE_START[$c]}"
 done
 
+# PIN=1: a proxy on a core of its own, as on an edge machine, instead of sharing both
+# cores with wrk and the origin (whose cache misses and preemptions it then pays for).
+# Every measured process (all threads) goes to the last CPU; wrk, the origin and the IdP
+# to the others. The same for every case, so ratios stay like for like.
+if [ "$PIN" -eq 1 ]; then
+    cpus=$(taskset -c -p $$ | sed 's/.*: //')
+    last_cpu=$(python3 -c '
+import sys
+cpus = set()
+for part in sys.argv[1].split(","):
+    lo, _, hi = part.partition("-")
+    cpus.update(range(int(lo), int(hi or lo) + 1))
+print(max(cpus), ",".join(str(c) for c in sorted(cpus - {max(cpus)})))' "$cpus")
+    read -r sut_cpu load_cpus <<<"$last_cpu"
+    [ -n "$load_cpus" ] || die "PIN=1 needs two CPUs or more (this process may use $cpus)"
+    LOAD_ON=(taskset -c "$load_cpus")
+    for p in $(tree_pids "$ORIGIN_PID") ${IDP_PID:+$(tree_pids "$IDP_PID")}; do
+        taskset -a -c -p "$load_cpus" "$p" >/dev/null
+    done
+    for c in "${CASES[@]}"; do
+        [ "$c" = origin ] && continue
+        for p in $(tree_pids "${CASE_PID[$c]}"); do
+            taskset -a -c -p "$sut_cpu" "$p" >/dev/null
+        done
+    done
+    say "pinned: measured proxies on CPU $sut_cpu; wrk, the origin and the IdP on CPU $load_cpus"
+fi
+
 for c in "${CASES[@]}"; do
     [ -n "${CASE_AUTH[$c]:-}" ] || continue
     preflight "$c"
@@ -715,6 +748,11 @@ meta="$WORK_DIR/meta.tsv"
     printf 'command\t%s\n' "$cmdline"
     printf 'load\twrk %s thread(s), %s connections, %s rounds x %s s per case, %s s warm-up per case\n' \
         "$THREADS" "$CONNECTIONS" "$ROUNDS" "$DURATION" "$WARMUP"
+    if [ "$PIN" -eq 1 ]; then
+        printf 'pinning\tmeasured proxies on CPU %s; wrk, the origin and the IdP on CPU %s\n' "$sut_cpu" "$load_cpus"
+    else
+        printf 'pinning\tnone: every process may run on every CPU\n'
+    fi
     printf 'clk_tck\t%s\n' "$clk_tck"
 } >"$meta"
 

@@ -169,7 +169,7 @@ def cmd_markdown(args):
     w("| | |")
     w("|---|---|")
     for k in ("date", "time", "commit", "kernel", "cpu", "nginx", "lua", "wrk", "ringgate",
-              "idp", "load", "fill"):
+              "idp", "load", "pinning", "fill"):
         if k in meta:
             w(f"| {k} | {meta[k]} |")
     if "command" in meta:
