@@ -317,7 +317,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let options = ringgate::control::ControlOptions { extra_ca_pem: idp_ca, max_in_flight: args.idp_max_in_flight as usize };
+    let options =
+        ringgate::control::ControlOptions { extra_ca_pem: idp_ca, max_in_flight: args.idp_max_in_flight as usize };
     let control = ringgate::control::ControlPlane::start_with(ringgate::oidc::cache::SystemClock::new(), options)
         .context("cannot start the control plane")?;
     let node = NodeInfo {

@@ -125,7 +125,8 @@ pub enum TokenSource {
 }
 
 impl TokenSource {
-    pub const ALL: [TokenSource; 4] = [TokenSource::L2Hit, TokenSource::Joined, TokenSource::Fetched, TokenSource::Shed];
+    pub const ALL: [TokenSource; 4] =
+        [TokenSource::L2Hit, TokenSource::Joined, TokenSource::Fetched, TokenSource::Shed];
 
     pub fn label(self) -> &'static str {
         match self {
