@@ -98,7 +98,9 @@ pub fn parse_response(
     head.len = len;
     head.status = status;
     head.version = if version == 1 { Version::Http11 } else { Version::Http10 };
-    head.reason = resp.reason.map_or(0..0, |r| offset_in(buf, r.as_bytes()));
+    // A missing reason, or one with obs-text, comes back as a `""` of httparse's own,
+    // not a slice of `buf`: its offset would be garbage, so it stays the empty range.
+    head.reason = resp.reason.filter(|r| !r.is_empty()).map_or(0..0, |r| offset_in(buf, r.as_bytes()));
     head.headers.clear();
 
     let mut content_length: Option<u64> = None;
@@ -257,5 +259,20 @@ mod tests {
             !parse(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", false).unwrap().close
         );
         assert!(!parse(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false).unwrap().close);
+    }
+
+    #[test]
+    fn status_line_without_a_reason_or_with_obs_text_in_it_has_an_empty_reason() {
+        // httparse returns a `""` of its own for both, not a slice of the buffer: taking
+        // its offset overflowed (a panic in debug builds, a range far outside the buffer
+        // in release ones, which the response rewrite then indexed with).
+        for raw in [
+            &b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"[..],
+            b"HTTP/1.1 200 \xc3\x89t\xc3\xa9\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            let h = parse(raw, false).unwrap();
+            assert_eq!(h.reason, 0..0, "{}", String::from_utf8_lossy(raw));
+            assert_eq!(h.framing, ResponseFraming::Length(0));
+        }
     }
 }
