@@ -95,6 +95,11 @@ pub fn parse_response(
     let (Some(status), Some(version)) = (resp.code, resp.version) else {
         return Err(ResponseError::Syntax);
     };
+    if status < 100 {
+        // httparse takes any three digits; status codes start at 100 (RFC 9110 §15).
+        // Below it, the head would pass for an interim response and be skipped.
+        return Err(ResponseError::Syntax);
+    }
     head.len = len;
     head.status = status;
     head.version = if version == 1 { Version::Http11 } else { Version::Http10 };
@@ -274,5 +279,13 @@ mod tests {
             assert_eq!(h.reason, 0..0, "{}", String::from_utf8_lossy(raw));
             assert_eq!(h.framing, ResponseFraming::Length(0));
         }
+    }
+
+    #[test]
+    fn status_below_100_is_refused_not_taken_for_an_interim_response() {
+        for raw in [&b"HTTP/1.1 099 X\r\nContent-Length: 5\r\n\r\nhello"[..], b"HTTP/1.1 000 X\r\n\r\n"] {
+            assert_eq!(parse(raw, false).unwrap_err(), ResponseError::Syntax, "{}", String::from_utf8_lossy(raw));
+        }
+        assert_eq!(parse(b"HTTP/1.1 100 Continue\r\n\r\n", false).unwrap().framing, ResponseFraming::Empty);
     }
 }
