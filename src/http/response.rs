@@ -108,9 +108,10 @@ pub fn parse_response(
     head.reason = resp.reason.filter(|r| !r.is_empty()).map_or(0..0, |r| offset_in(buf, r.as_bytes()));
     head.headers.clear();
 
-    let mut content_length: Option<u64> = None;
     let mut te: Option<bool> = None; // Some(ends in chunked)
-    let mut close = head.version == Version::Http10;
+    let mut content_length: Option<u64> = None;
+    // `close` wins over `keep-alive`, in whichever order the two come.
+    let (mut said_close, mut said_keep_alive) = (false, false);
     // Whether a Connection header names another field (to be dropped).
     let mut lists_fields = false;
     for h in resp.headers.iter() {
@@ -143,11 +144,9 @@ pub fn parse_response(
                 for item in h.value.split(|&c| c == b',') {
                     let token = trim_ows(item);
                     if token.eq_ignore_ascii_case(b"close") {
-                        close = true;
+                        said_close = true;
                     } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                        if head.version == Version::Http10 {
-                            close = false;
-                        }
+                        said_keep_alive = true;
                     } else {
                         lists_fields |= !token.is_empty();
                     }
@@ -162,7 +161,7 @@ pub fn parse_response(
             skip,
         });
     }
-    head.close = close;
+    head.close = said_close || (head.version == Version::Http10 && !said_keep_alive);
     head.framing = if head_request || status < 200 || status == 204 || status == 304 {
         ResponseFraming::Empty
     } else if let Some(chunked) = te {
@@ -287,5 +286,16 @@ mod tests {
             assert_eq!(parse(raw, false).unwrap_err(), ResponseError::Syntax, "{}", String::from_utf8_lossy(raw));
         }
         assert_eq!(parse(b"HTTP/1.1 100 Continue\r\n\r\n", false).unwrap().framing, ResponseFraming::Empty);
+    }
+
+    #[test]
+    fn connection_close_wins_over_keep_alive_in_either_order() {
+        for raw in [
+            &b"HTTP/1.0 200 OK\r\nConnection: close\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"[..],
+            b"HTTP/1.0 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nConnection: close, keep-alive\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            assert!(parse(raw, false).unwrap().close, "{}", String::from_utf8_lossy(raw));
+        }
     }
 }
