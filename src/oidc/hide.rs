@@ -122,6 +122,15 @@ pub fn strip_json(body: &[u8], names: &[&[u8]]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether `body` is one JSON object [`strip_json`] can strip. The body location reads
+/// credentials (and the bearer token) only from such a body: simd-json takes some things
+/// this scanner and RFC 8259 do not (a NUL after a literal, a lone surrogate escape,
+/// nesting past [`MAX_DEPTH`]), and a secret read from a body that cannot be stripped
+/// would reach the upstream as sent.
+pub(crate) fn json_is_strippable(body: &[u8]) -> bool {
+    strip_json(body, &[]).is_some()
+}
+
 /// The `Cookie` header value to send instead of `values` (every `Cookie` line of the
 /// request, in order), without the cookie named `name`. Empty when nothing is left.
 pub fn strip_cookie<'a>(values: impl Iterator<Item = &'a [u8]>, name: &[u8]) -> Vec<u8> {
@@ -325,6 +334,25 @@ mod tests {
         deep.extend(std::iter::repeat_n(b']', 10_000));
         deep.push(b'}');
         assert_eq!(strip_json(&deep, CC), None);
+    }
+
+    #[test]
+    fn every_json_body_credentials_are_read_from_is_one_strip_json_strips_them_from() {
+        use crate::oidc::credentials::{from_body, json_access_token, CredentialBuf};
+        // Up to 130 levels the scanner strips; the body location read deeper bodies too,
+        // so a secret in one 131 or more levels deep reached the upstream as sent.
+        for depth in (0..300).chain([20_000]) {
+            let mut body = br#"{"client_id":"a","client_secret":"b","access_token":"t","x":"#.to_vec();
+            body.extend(std::iter::repeat_n(b'[', depth));
+            body.extend(std::iter::repeat_n(b']', depth));
+            body.push(b'}');
+            let names: &[&[u8]] = &[b"client_id", b"client_secret", b"grant_type", b"access_token"];
+            let read = from_body(b"application/json", &body, &mut CredentialBuf::new()).unwrap().is_some();
+            if read || json_access_token(&body).is_some() {
+                let stripped = strip_json(&body, names).unwrap_or_else(|| panic!("{depth} levels: not stripped"));
+                assert!(stripped.starts_with(br#"{"x":"#), "{depth} levels");
+            }
+        }
     }
 
     #[test]

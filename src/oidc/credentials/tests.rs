@@ -343,6 +343,39 @@ fn body_json_over_buffer_is_too_long() {
     assert_eq!(body("application/json", &b), Err(CredentialsError::TooLong));
 }
 
+/// `{"client_id":"a","client_secret":"b","access_token":"t","x":` + `depth` arrays + `}`.
+fn nested_body(depth: usize) -> Vec<u8> {
+    let mut b = br#"{"client_id":"a","client_secret":"b","access_token":"t","x":"#.to_vec();
+    b.extend(std::iter::repeat_n(b'[', depth));
+    b.extend(std::iter::repeat_n(b']', depth));
+    b.push(b'}');
+    b
+}
+
+#[test]
+fn body_json_nested_thousands_deep_yields_nothing_and_does_not_overflow_the_stack() {
+    // 20 000 levels fit a 64 KiB body; simd-json's serde visitors recursed once per level
+    // and overflowed the stack (an abort of the whole process) at a few thousand.
+    let deep = nested_body(20_000);
+    assert_eq!(body("application/json", std::str::from_utf8(&deep).unwrap()), Ok(None));
+    assert_eq!(json_access_token(&deep), None);
+    let shallow = nested_body(100);
+    assert_eq!(body("application/json", std::str::from_utf8(&shallow).unwrap()), Ok(pair("a", "b")));
+    assert_eq!(json_access_token(&shallow).as_deref(), Some(&b"t"[..]));
+}
+
+#[test]
+fn body_json_that_simd_json_takes_but_rfc_8259_does_not_yields_nothing() {
+    // `hide_credentials` cannot strip these, so a secret read from them reached the
+    // upstream as sent.
+    let front = r#"{"client_id":"a","client_secret":"b","access_token":"t","z":"#;
+    for tail in ["null\0}", "1\0}", "true\0,\"y\":2}", r#""\ud800"}"#] {
+        let b = format!("{front}{tail}");
+        assert_eq!(body("application/json", &b), Ok(None), "{}", b.escape_debug());
+        assert_eq!(json_access_token(b.as_bytes()), None, "{}", b.escape_debug());
+    }
+}
+
 // ---- find ----
 
 #[test]
