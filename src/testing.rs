@@ -395,3 +395,132 @@ pub(crate) fn json_members(body: &[u8]) -> Option<Vec<(String, serde_json::Value
     de.end().ok()?;
     Some(members.0)
 }
+
+// ---- credentials: form and JSON bodies ----
+
+/// `bytes` form-encoded the many ways clients do it: unreserved bytes as they are or
+/// escaped, a space as `+` or `%20`, hex in either case; the bytes that delimit or
+/// escape (`&`, `=`, `+`, `%`, `#`) and anything outside printable ASCII always escaped.
+pub(crate) fn form_encoded(rng: &mut Rng, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &b in bytes {
+        let plain = b.is_ascii_graphic() && !b"&=+%#".contains(&b);
+        if b == b' ' && rng.chance(2) {
+            out.push(b'+');
+        } else if plain && !rng.chance(4) {
+            out.push(b);
+        } else {
+            let hex = format!("%{b:02X}");
+            out.extend(hex.bytes().map(|c| if rng.chance(2) { c.to_ascii_lowercase() } else { c }));
+        }
+    }
+    out
+}
+
+/// A form-decoding written apart from `FormDecode`: `+` is a space, `%` and two hex
+/// digits a byte, anything else itself.
+pub(crate) fn form_decoded(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        match raw[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < raw.len() && hex(raw[i + 1]).is_some() && hex(raw[i + 2]).is_some() => {
+                out.push(hex(raw[i + 1]).unwrap() << 4 | hex(raw[i + 2]).unwrap());
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `s` as a JSON string, each character written plainly or escaped (`\uXXXX`, surrogate
+/// pairs past the BMP, or the short escapes), as different clients write it.
+pub(crate) fn json_string(rng: &mut Rng, s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        let must = c == '"' || c == '\\' || (c as u32) < 0x20;
+        if must || rng.chance(5) {
+            match c {
+                '"' if rng.chance(2) => out.push_str("\\\""),
+                '\\' if rng.chance(2) => out.push_str("\\\\"),
+                '\n' if rng.chance(2) => out.push_str("\\n"),
+                '/' if rng.chance(2) => out.push_str("\\/"),
+                c => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{:04x}", u));
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A string of characters that matter to JSON and to the credential buffer.
+pub(crate) fn random_text(rng: &mut Rng, max_len: usize) -> String {
+    let chars = ['a', 'Z', '0', ':', '"', '\\', '/', '\n', '\0', '\u{7f}', 'é', '\u{2028}', '😀', ' ', '{', ']'];
+    (0..rng.below(max_len + 1)).map(|_| rng.pick(&chars)).collect()
+}
+
+/// A JSON object carrying `id` and `secret` among other members, in random order, with
+/// later (ignored) repeats, and whitespace where JSON allows it.
+pub(crate) fn credential_json(rng: &mut Rng, id: &str, secret: &str) -> String {
+    let mut members = vec![
+        format!("{}:{}", json_string(rng, "client_id"), json_string(rng, id)),
+        format!("{}:{}", json_string(rng, "client_secret"), json_string(rng, secret)),
+    ];
+    if rng.chance(2) {
+        members.push(
+            rng.pick(&[r#""grant_type":"client_credentials""#, r#""grant_type":"""#, r#""grant_type":7"#]).into(),
+        );
+    }
+    for _ in 0..rng.below(4) {
+        let other =
+            rng.pick(&[r#""a":1"#, r#""n":[1,{"client_id":"x"},-2.5e3]"#, r#""o":{}"#, r#""t":true"#, r#""z":null"#]);
+        members.push(other.into());
+    }
+    for i in 1..members.len() {
+        members.swap(i, rng.below(i + 1));
+    }
+    members.push(rng.pick(&[r#""client_id":"later""#, r#""client_secret":5"#]).into());
+    let ws = |rng: &mut Rng| rng.pick(&["", " ", "\n\t "]);
+    let mut body = format!("{}{{", ws(rng));
+    for (i, m) in members.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(ws(rng));
+        body.push_str(m);
+        body.push_str(ws(rng));
+    }
+    body.push('}');
+    body.push_str(ws(rng));
+    body
+}
+
+/// One of the changes a JSON body may suffer: a byte changed, added or lost, or a
+/// member's value wrapped in arrays, a few levels deep or thousands.
+pub(crate) fn mutate_json(rng: &mut Rng, body: &mut Vec<u8>) {
+    if rng.chance(4) {
+        // Just after a colon: the start of a member's value.
+        let colons: Vec<usize> = body.iter().enumerate().filter(|(_, &c)| c == b':').map(|(i, _)| i + 1).collect();
+        let Some(&at) = colons.get(rng.below(colons.len().max(1))) else { return };
+        let levels = if rng.chance(8) { 20_000 } else { rng.below(100) };
+        let end = body[at..].iter().position(|&c| c == b',' || c == b'}').map_or(body.len(), |e| at + e);
+        body.splice(end..end, std::iter::repeat_n(b']', levels));
+        body.splice(at..at, std::iter::repeat_n(b'[', levels));
+    } else if rng.chance(3) {
+        let at = rng.below(body.len() + 1);
+        body.insert(at, rng.pick(b"{}[]\",:\\u0-e"));
+    } else {
+        mutate_bytes(rng, body);
+    }
+}
