@@ -470,6 +470,42 @@ on_both_drivers!(leftover_upstream_bytes_never_reach_the_next_request, |d| {
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2, "the dirty connection was not pooled");
 });
 
+on_both_drivers!(upstream_status_line_without_a_reason_phrase_is_relayed, |d| {
+    // A missing reason phrase, or one with obs-text, made the response parser take the
+    // offset of a string outside the buffer: a panic in the worker (debug builds) or an
+    // out-of-range slice and an abort of the process (release builds).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 4096];
+                let mut n = 0;
+                while let Ok(read) = stream.read(&mut buf) {
+                    if read == 0 {
+                        return;
+                    }
+                    let status: &[u8] = if n % 2 == 0 { b"HTTP/1.1 200" } else { b"HTTP/1.1 200 \xc3\x89t\xc3\xa9" };
+                    let _ = stream.write_all(&[status, b"\r\nContent-Length: 2\r\n\r\nok"].concat());
+                    n += 1;
+                }
+            });
+        }
+    });
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{addr}\n  routes:\n  - name: r\n    paths: [/]\n"
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    let mut c = p.connect();
+    for _ in 0..4 {
+        c.write(&get("/"));
+        let r = c.response().expect("a response");
+        assert_eq!((r.status, r.body_str().as_str()), (200, "ok"));
+    }
+});
+
 on_both_drivers!(connections_past_the_worker_limit_are_closed, |d| {
     let up = Upstream::start();
     let limits = Limits { max_connections: 1, ..Limits::default() };
