@@ -705,7 +705,8 @@ mod tests {
                         h.known,
                         Known::Connection | Known::KeepAlive | Known::ProxyConnection | Known::Te | Known::Upgrade
                     );
-                    !h.skip && !hop && !(dechunk && h.known == Known::TransferEncoding)
+                    let dechunked = dechunk && h.known == Known::TransferEncoding;
+                    !(h.skip || hop || dechunked)
                 })
                 .map(|h| &raw[h.name.start..h.value.end])
                 .collect();

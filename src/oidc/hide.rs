@@ -374,7 +374,7 @@ mod tests {
     fn mutated_json_bodies_keep_every_other_member_and_lose_every_one_credentials_come_from() {
         let mut rng = Rng(0x41de_5eed_0000_0001);
         let (mut read, mut stripped) = (0, 0);
-        for _ in 0..3000 {
+        for _ in 0..8000 {
             let id = format!("i{}", testing::random_text(&mut rng, 8));
             let mut body = testing::credential_json(&mut rng, &id, "s").into_bytes();
             if rng.chance(2) {
@@ -407,7 +407,7 @@ mod tests {
     #[test]
     fn mutated_forms_keep_every_other_pair_as_sent_and_lose_every_credential() {
         let mut rng = Rng(0x41de_5eed_0000_0002);
-        for _ in 0..3000 {
+        for _ in 0..10_000 {
             let mut form = Vec::new();
             for _ in 0..rng.below(8) {
                 if !form.is_empty() {
@@ -442,7 +442,7 @@ mod tests {
     #[test]
     fn mutated_cookie_lines_keep_every_other_cookie_and_lose_the_named_one() {
         let mut rng = Rng(0x41de_5eed_0000_0003);
-        for _ in 0..3000 {
+        for _ in 0..10_000 {
             let mut lines: Vec<Vec<u8>> = Vec::new();
             for _ in 0..1 + rng.below(3) {
                 let mut line = Vec::new();

@@ -673,7 +673,7 @@ fn header_oracle(value: &[u8]) -> Found {
 #[test]
 fn basic_headers_of_random_ids_and_secrets_give_back_exactly_what_was_encoded() {
     let mut rng = Rng(0xc0ed_5eed_0000_0001);
-    for _ in 0..3000 {
+    for _ in 0..20_000 {
         let mut id = random_bytes(&mut rng, 40);
         id.retain(|&c| c != b':');
         if id.is_empty() {
@@ -692,7 +692,7 @@ fn basic_headers_of_random_ids_and_secrets_give_back_exactly_what_was_encoded() 
 fn mutated_basic_headers_never_panic_and_yield_only_what_the_value_decodes_to() {
     let mut rng = Rng(0xc0ed_5eed_0000_0002);
     let mut found = 0;
-    for _ in 0..5000 {
+    for _ in 0..20_000 {
         let mut id = random_bytes(&mut rng, 12);
         id.retain(|&c| c != b':');
         id.insert(0, b'i');
@@ -770,7 +770,7 @@ fn credential_form(rng: &mut Rng, id: &[u8], secret: &[u8]) -> Vec<u8> {
 fn form_credentials_of_random_bytes_give_back_exactly_what_was_encoded() {
     let mut rng = Rng(0xc0ed_5eed_0000_0003);
     let form_type = "application/x-www-form-urlencoded";
-    for _ in 0..3000 {
+    for _ in 0..10_000 {
         let max = if rng.chance(20) { 700 } else { 30 };
         let mut id = random_bytes(&mut rng, max);
         let max = if rng.chance(20) { 700 } else { 30 };
@@ -796,7 +796,7 @@ fn form_credentials_of_random_bytes_give_back_exactly_what_was_encoded() {
 fn mutated_forms_never_panic_and_yield_exactly_the_first_decoded_id_and_secret() {
     let mut rng = Rng(0xc0ed_5eed_0000_0004);
     let mut found = 0;
-    for _ in 0..5000 {
+    for _ in 0..20_000 {
         let (id, secret) = (random_bytes(&mut rng, 12), random_bytes(&mut rng, 12));
         let mut q = credential_form(&mut rng, &id, &secret);
         for _ in 0..1 + rng.below(3) {
@@ -844,7 +844,7 @@ fn json_body(b: &[u8]) -> Found {
 #[test]
 fn json_credentials_of_random_strings_give_back_exactly_what_was_encoded() {
     let mut rng = Rng(0xc0ed_5eed_0000_0005);
-    for _ in 0..2000 {
+    for _ in 0..6000 {
         let max = if rng.chance(20) { 300 } else { 20 };
         let id = format!("i{}", testing::random_text(&mut rng, max));
         let max = if rng.chance(20) { 300 } else { 20 };
@@ -863,7 +863,7 @@ fn json_credentials_of_random_strings_give_back_exactly_what_was_encoded() {
 fn mutated_json_bodies_never_panic_and_yield_what_serde_json_reads() {
     let mut rng = Rng(0xc0ed_5eed_0000_0006);
     let mut found = 0;
-    for _ in 0..3000 {
+    for _ in 0..8000 {
         let (id, secret) =
             (format!("i{}", testing::random_text(&mut rng, 10)), format!("s{}", testing::random_text(&mut rng, 10)));
         let mut body = testing::credential_json(&mut rng, &id, &secret).into_bytes();
