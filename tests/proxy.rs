@@ -470,6 +470,42 @@ on_both_drivers!(leftover_upstream_bytes_never_reach_the_next_request, |d| {
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2, "the dirty connection was not pooled");
 });
 
+on_both_drivers!(upstream_status_line_without_a_reason_phrase_is_relayed, |d| {
+    // A missing reason phrase, or one with obs-text, made the response parser take the
+    // offset of a string outside the buffer: a panic in the worker (debug builds) or an
+    // out-of-range slice and an abort of the process (release builds).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 4096];
+                let mut n = 0;
+                while let Ok(read) = stream.read(&mut buf) {
+                    if read == 0 {
+                        return;
+                    }
+                    let status: &[u8] = if n % 2 == 0 { b"HTTP/1.1 200" } else { b"HTTP/1.1 200 \xc3\x89t\xc3\xa9" };
+                    let _ = stream.write_all(&[status, b"\r\nContent-Length: 2\r\n\r\nok"].concat());
+                    n += 1;
+                }
+            });
+        }
+    });
+    let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{addr}\n  routes:\n  - name: r\n    paths: [/]\n"
+    );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    let mut c = p.connect();
+    for _ in 0..4 {
+        c.write(&get("/"));
+        let r = c.response().expect("a response");
+        assert_eq!((r.status, r.body_str().as_str()), (200, "ok"));
+    }
+});
+
 on_both_drivers!(connections_past_the_worker_limit_are_closed, |d| {
     let up = Upstream::start();
     let limits = Limits { max_connections: 1, ..Limits::default() };
@@ -522,4 +558,320 @@ on_both_drivers!(routes_whose_idp_is_unreachable_answer_503_and_forward_nothing,
     assert_eq!(r.header("www-authenticate"), Some(r#"Bearer realm="127.0.0.1", error="invalid_token""#));
     assert!(up.received().is_empty(), "nothing is forwarded without the authentication it asks for");
     assert_eq!(p.send(&get("/open/x")).status, 200);
+});
+
+/// xorshift64*, as the unit tests' `testing::Rng` (which integration tests cannot
+/// reach): the same cases on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[self.below(from.len())]
+    }
+}
+
+/// Valid requests the mutations start from: bodies framed by length and chunked, an
+/// expectation, HTTP/1.0, an absolute-form target, hop-by-hop fields.
+const SEED_REQUESTS: &[&[u8]] = &[
+    b"GET /a?x=1 HTTP/1.1\r\nHost: api.example.com\r\nAccept: */*\r\n\r\n",
+    b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nx-test-echo: 1\r\n\r\nhello",
+    b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nx-test-echo: 1\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+    b"PUT /e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+    b"GET /ten HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"GET http://a.example/abs HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
+    b"DELETE /d HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nUpgrade: h2c\r\nTE: trailers\r\n\r\n",
+];
+
+/// Lines that change a request's framing, authority or connection when they land in it,
+/// valid and not; and a request smuggled into a body.
+const INSERTED_LINES: &[&[u8]] = &[
+    b"Content-Length: 3\r\n",
+    b"Content-Length: 0\r\n",
+    b"Content-Length: 50\r\n",
+    b"Transfer-Encoding: chunked\r\n",
+    b"Transfer-Encoding: chunked, chunked\r\n",
+    b"Transfer-Encoding : chunked\r\n",
+    b" Transfer-Encoding: chunked\r\n",
+    b"Transfer-Encoding: \x0bchunked\r\n",
+    b"Host: b\r\n",
+    b"Connection: close\r\n",
+    b"Expect: 100-continue\r\n",
+    b"Upgrade: websocket\r\n",
+    b"X-A: 1\nContent-Length: 4\r\n",
+    b"X-A: 1\rContent-Length: 4\r\n",
+    b" folded\r\n",
+    b"\r\n",
+    b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+];
+
+/// Bytes that end, split or smuggle a field when they land in the wrong place.
+const NASTY_BYTES: &[u8] = b"\r\n\0\x7f\x80\xff \t:,;0";
+
+/// A seed request with one or two mutations: bytes changed, inserted, deleted or
+/// repeated, framing lines inserted at a line start, another request pipelined after it,
+/// or the whole cut short.
+fn mutated_request(rng: &mut Rng) -> Vec<u8> {
+    let mut raw = rng.pick(SEED_REQUESTS).to_vec();
+    for _ in 0..1 + rng.below(2) {
+        if raw.is_empty() {
+            break;
+        }
+        let at = rng.below(raw.len());
+        match rng.below(9) {
+            0 => raw[at] = rng.next() as u8,
+            1 => raw[at] = rng.pick(NASTY_BYTES),
+            2 => raw.insert(at, rng.pick(NASTY_BYTES)),
+            3 => {
+                raw.remove(at);
+            }
+            4 => {
+                let end = (at + 1 + rng.below(30)).min(raw.len());
+                let run = raw[at..end].to_vec();
+                let to = rng.below(raw.len() + 1);
+                raw.splice(to..to, run);
+            }
+            5 | 6 => {
+                let starts: Vec<usize> = (1..raw.len()).filter(|&i| raw[i - 1] == b'\n').collect();
+                let to = starts.get(rng.below(starts.len().max(1))).copied().unwrap_or(raw.len());
+                raw.splice(to..to, rng.pick(INSERTED_LINES).iter().copied());
+            }
+            7 => raw.extend_from_slice(rng.pick(SEED_REQUESTS)),
+            _ => raw.truncate(at),
+        }
+    }
+    raw
+}
+
+/// What came back on one connection: the responses (1xx included) as status and
+/// whether the upstream sent it, and how the connection ended.
+struct Answer {
+    responses: Vec<(u16, bool)>,
+    /// Bytes after the last whole response: a response cut short by a reset.
+    partial: usize,
+    reset: bool,
+}
+
+/// Sends `raw` on a new connection, closes the sending side, and reads to the end: the
+/// proxy must close within `within`. `Err` says how the exchange broke.
+fn answer_to(addr: std::net::SocketAddr, raw: &[u8], within: Duration) -> Result<Answer, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    s.set_nodelay(true).ok();
+    // The proxy may refuse and close before it has read everything.
+    let _ = s.write_all(raw);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let until = std::time::Instant::now() + within;
+    let mut got = Vec::new();
+    let mut reset = false;
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(format!("still open after {within:?}, {} bytes read", got.len()));
+        }
+        s.set_read_timeout(Some(left)).ok();
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                reset = true;
+                break;
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    let (responses, partial) = split_responses(&got)?;
+    if partial > 0 && !reset {
+        return Err(format!("closed inside a response: {:?}", String::from_utf8_lossy(&got)));
+    }
+    Ok(Answer { responses, partial, reset })
+}
+
+/// The responses in `bytes`, each checked to be well-formed: a head httparse reads with
+/// CRLF lines, one body length (chunked, Content-Length, or to the close), and the body
+/// it announces. Returns them and the length of an incomplete last one.
+fn split_responses(bytes: &[u8]) -> Result<(Vec<(u16, bool)>, usize), String> {
+    let shown = || String::from_utf8_lossy(bytes).into_owned();
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let mut fields = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut fields);
+        let n = match resp.parse(rest) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok((out, rest.len())),
+            Err(e) => return Err(format!("malformed response ({e}): {:?}", shown())),
+        };
+        if (0..n).any(|i| rest[i] == b'\n' && (i == 0 || rest[i - 1] != b'\r')) {
+            return Err(format!("bare LF in a response head: {:?}", shown()));
+        }
+        let status = resp.code.unwrap();
+        let field = |name: &str| -> Vec<String> {
+            resp.headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
+                .collect()
+        };
+        let from_upstream = !field("x-upstream-conn").is_empty();
+        let (lengths, codings) = (field("content-length"), field("transfer-encoding"));
+        if !lengths.is_empty() && !codings.is_empty() || lengths.len() > 1 {
+            return Err(format!("response framing in doubt: {:?}", shown()));
+        }
+        let body = &rest[n..];
+        let used = if status < 200 || status == 204 || status == 304 {
+            0
+        } else if let Some(te) = codings.first() {
+            if te != "chunked" {
+                return Err(format!("response transfer coding {te:?}: {:?}", shown()));
+            }
+            match chunked_len(body)? {
+                Some(used) => used,
+                None => return Ok((out, rest.len())),
+            }
+        } else if let Some(cl) = lengths.first() {
+            let cl: usize = cl.parse().map_err(|_| format!("bad response Content-Length: {:?}", shown()))?;
+            if body.len() < cl {
+                return Ok((out, rest.len()));
+            }
+            cl
+        } else {
+            if !field("connection").iter().any(|c| c == "close") {
+                return Err(format!("body to the close without Connection: close: {:?}", shown()));
+            }
+            body.len()
+        };
+        out.push((status, from_upstream));
+        rest = &body[used..];
+    }
+    Ok((out, 0))
+}
+
+/// The length of the chunked body at the start of `b` (RFC 9112 §7.1, strictly),
+/// `None` when it is incomplete.
+fn chunked_len(b: &[u8]) -> Result<Option<usize>, String> {
+    let mut at = 0;
+    let line = |at: usize| -> Result<Option<(usize, &[u8])>, String> {
+        let Some(lf) = b[at..].iter().position(|&c| c == b'\n') else { return Ok(None) };
+        if lf == 0 || b[at + lf - 1] != b'\r' {
+            return Err("bare LF in a chunked response".into());
+        }
+        Ok(Some((at + lf + 1, &b[at..at + lf - 1])))
+    };
+    loop {
+        let Some((next, size_line)) = line(at)? else { return Ok(None) };
+        let size = size_line.split(|&c| c == b';').next().unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(size).unwrap_or("x"), 16)
+            .map_err(|_| format!("bad chunk size {:?}", String::from_utf8_lossy(size_line)))?;
+        at = next;
+        if size == 0 {
+            loop {
+                let Some((next, trailer)) = line(at)? else { return Ok(None) };
+                at = next;
+                if trailer.is_empty() {
+                    return Ok(Some(at));
+                }
+            }
+        }
+        if b.len() < at + size + 2 {
+            return Ok(None);
+        }
+        if &b[at + size..at + size + 2] != b"\r\n" {
+            return Err("chunk data not followed by CRLF".into());
+        }
+        at += size + 2;
+    }
+}
+
+/// A request as the upstream received it, checked to be one well-formed request and no
+/// more: its head parses with CRLF lines, one Host, no hop-by-hop field, at most one of
+/// Content-Length and Transfer-Encoding, and the bytes after the head are exactly the
+/// body that framing announces.
+fn assert_one_well_formed_request(r: &support::upstream::Received) {
+    let raw = &r.raw;
+    let shown = String::from_utf8_lossy(raw);
+    let mut fields = [httparse::EMPTY_HEADER; 128];
+    let mut req = httparse::Request::new(&mut fields);
+    let Ok(httparse::Status::Complete(n)) = req.parse(raw) else { panic!("upstream got a broken head: {shown:?}") };
+    assert!((0..n).all(|i| raw[i] != b'\n' || raw[i - 1] == b'\r'), "bare LF upstream: {shown:?}");
+    let count = |name: &str| req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name)).count();
+    assert_eq!(count("host"), 1, "{shown:?}");
+    for hop in ["connection", "keep-alive", "proxy-connection", "te", "upgrade", "expect"] {
+        assert_eq!(count(hop), 0, "{hop} upstream: {shown:?}");
+    }
+    let (lengths, encodings) = (count("content-length"), count("transfer-encoding"));
+    assert!(lengths + encodings <= 1, "framing in doubt upstream: {shown:?}");
+    let body = &raw[n..];
+    if r.chunked {
+        assert_eq!(chunked_len(body), Ok(Some(body.len())), "{shown:?}");
+    } else {
+        assert_eq!(body.len(), r.body.len(), "{shown:?}");
+        assert_eq!(body, &r.body[..]);
+    }
+}
+
+on_both_drivers!(mutated_requests_get_a_well_formed_answer_or_a_close_and_smuggle_nothing_upstream, |d| {
+    let up = Upstream::start();
+    // Short timeouts, so a request that stops short costs little.
+    let limits = Limits {
+        header_timeout: Duration::from_millis(300),
+        body_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let p = Proxy::start(&config_for(up.addr(), ROOT_ROUTE), d, limits);
+    let mut rng = Rng(0x5eed_e2e0_0000_0001);
+    let (mut relayed, mut refused, mut closed) = (0usize, 0usize, 0usize);
+    for batch in 0..8 {
+        let before = up.received().len();
+        let cases: Vec<Vec<u8>> = (0..50).map(|_| mutated_request(&mut rng)).collect();
+        // Ten connections at a time, as a proxy meets them.
+        let answers: Vec<(Vec<u8>, Result<Answer, String>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = cases
+                .chunks(5)
+                .map(|chunk| {
+                    let addr = p.addr;
+                    s.spawn(move || {
+                        chunk.iter().map(|raw| (raw.clone(), answer_to(addr, raw, Duration::from_secs(5)))).collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h: std::thread::ScopedJoinHandle<'_, Vec<_>>| h.join().unwrap()).collect()
+        });
+        let mut from_upstream = 0;
+        for (raw, answer) in &answers {
+            let a = answer.as_ref().unwrap_or_else(|e| panic!("{e}\nfor {:?}", String::from_utf8_lossy(raw)));
+            from_upstream += a.responses.iter().filter(|(status, up)| *up && *status >= 200).count();
+            relayed += usize::from(a.responses.iter().any(|r| r.1));
+            refused += usize::from(a.responses.iter().any(|r| !r.1 && r.0 >= 400));
+            closed += usize::from(a.responses.is_empty() && a.partial == 0 && !a.reset);
+        }
+        // Every request the upstream received is one well-formed request, and it
+        // received exactly the ones whose answers came back from it: none smuggled in.
+        let got = up.wait_for(before + from_upstream + 1, Duration::from_millis(200));
+        for r in &got[before..] {
+            assert_one_well_formed_request(r);
+        }
+        assert_eq!(got.len() - before, from_upstream, "batch {batch}: requests upstream against answers relayed");
+        let protocol: Vec<String> = up
+            .errors()
+            .into_iter()
+            .filter(|e| !e.contains("EOF inside") && !e.contains("os error") && !e.contains("write:"))
+            .collect();
+        assert!(protocol.is_empty(), "the upstream saw malformed requests: {protocol:?}");
+        // The proxy still serves.
+        assert_eq!(p.send(&get("/after-batch")).status, 200, "batch {batch}");
+    }
+    // The cases must reach every outcome for the checks to mean anything.
+    assert!(relayed > 60 && refused > 60 && closed > 5, "relayed {relayed}, refused {refused}, closed {closed}");
 });

@@ -985,4 +985,243 @@ mod tests {
         let v: Vec<&[u8]> = h.values(raw, "x-a").collect();
         assert_eq!(v, vec![&b"1"[..], &b"2"[..]]);
     }
+
+    // ---- property tests: mutated heads ----
+
+    use crate::testing::{self, Rng, REQUEST_FIELDS};
+
+    /// A head cut short for an assertion message (some are 40 KiB long).
+    fn shown(raw: &[u8]) -> String {
+        String::from_utf8_lossy(&raw[..raw.len().min(400)]).into_owned()
+    }
+
+    /// The comma-separated elements of `values`, trimmed, empty ones left out.
+    fn list_items<'a>(values: &[&'a [u8]]) -> Vec<&'a [u8]> {
+        values.iter().flat_map(|v| v.split(|&c| c == b',')).map(trim_ows).filter(|i| !i.is_empty()).collect()
+    }
+
+    /// The kind a header name must be classified as, for the names that decide framing,
+    /// routing or forwarding (by plain lower-case comparison, not `classify_name`'s words).
+    fn expected_known(name: &[u8]) -> Option<Known> {
+        let table: &[(&[u8], Known)] = &[
+            (b"host", Known::Host),
+            (b"content-length", Known::ContentLength),
+            (b"transfer-encoding", Known::TransferEncoding),
+            (b"connection", Known::Connection),
+            (b"keep-alive", Known::KeepAlive),
+            (b"proxy-connection", Known::ProxyConnection),
+            (b"te", Known::Te),
+            (b"upgrade", Known::Upgrade),
+            (b"expect", Known::Expect),
+            (b"x-forwarded-for", Known::XForwardedFor),
+            (b"x-real-ip", Known::XRealIp),
+            (b"authorization", Known::Authorization),
+        ];
+        let lower = name.to_ascii_lowercase();
+        table.iter().find(|(n, _)| *n == lower.as_slice()).map(|(_, k)| *k)
+    }
+
+    /// What `parse_request` promises of a head it accepted: the head is what httparse
+    /// reads too, its lines all end in CRLF, and its framing, authority and connection
+    /// options can be read only one way.
+    fn assert_accepted_head_is_unambiguous(buf: &[u8], limits: &HeadLimits, len: usize, head: &RequestHead) {
+        let raw = shown(buf);
+        assert!(len <= buf.len() && len <= limits.max_head_bytes, "{raw:?}");
+        assert_eq!(head.len, len);
+        assert!(buf[..len].ends_with(b"\r\n\r\n"), "{raw:?}");
+        for (i, &c) in buf[..len].iter().enumerate() {
+            assert!(c != b'\n' || (i > 0 && buf[i - 1] == b'\r'), "bare LF at {i} in {raw:?}");
+            assert!(c != b'\r' || buf.get(i + 1) == Some(&b'\n'), "bare CR at {i} in {raw:?}");
+        }
+
+        // httparse, on its own, reads the same request line and fields at the same places.
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+        let mut req = httparse::Request::new(&mut fields);
+        assert_eq!(req.parse(buf), Ok(httparse::Status::Complete(len)), "{raw:?}");
+        let at = |s: &[u8]| {
+            let start = s.as_ptr() as usize - buf.as_ptr() as usize;
+            start..start + s.len()
+        };
+        let (method, target) = (req.method.unwrap().as_bytes(), req.path.unwrap().as_bytes());
+        assert_eq!(head.method, at(method));
+        assert_eq!(head.target, at(target));
+        assert_ne!(method, b"CONNECT");
+        assert_eq!(head.version, if req.version == Some(1) { Version::Http11 } else { Version::Http10 });
+        assert_eq!(head.headers.len(), req.headers.len(), "{raw:?}");
+        assert!(head.headers.len() <= limits.max_headers.min(MAX_HEADERS_CAP));
+        for (e, h) in head.headers.iter().zip(req.headers.iter()) {
+            assert_eq!(e.name, at(h.name.as_bytes()));
+            assert_eq!(e.value, at(h.value));
+            assert!(e.value.end < len);
+            match expected_known(h.name.as_bytes()) {
+                Some(k) => assert_eq!(e.known, k, "{:?}", h.name),
+                None => assert!(
+                    !matches!(
+                        e.known,
+                        Known::Host
+                            | Known::ContentLength
+                            | Known::TransferEncoding
+                            | Known::Connection
+                            | Known::Expect
+                    ),
+                    "{:?} classified as {:?}",
+                    h.name,
+                    e.known
+                ),
+            }
+        }
+        let values = |name: &str| -> Vec<&[u8]> {
+            req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value).collect()
+        };
+
+        // One authority: a single Host (none only in HTTP/1.0), and an absolute-form
+        // target's own authority takes precedence.
+        let hosts = values("host");
+        match head.version {
+            Version::Http11 => assert_eq!(hosts.len(), 1, "{raw:?}"),
+            Version::Http10 => assert!(hosts.len() <= 1, "{raw:?}"),
+        }
+        let authority = if target.starts_with(b"/") {
+            hosts.first().copied()
+        } else {
+            let scheme_end = target.windows(3).position(|w| w == b"://").expect("absolute-form") + 3;
+            assert!(
+                target[..scheme_end].eq_ignore_ascii_case(b"http://")
+                    || target[..scheme_end].eq_ignore_ascii_case(b"https://")
+            );
+            let rest = &target[scheme_end..];
+            Some(&rest[..rest.iter().position(|&c| c == b'/' || c == b'?').unwrap_or(rest.len())])
+        };
+        assert_eq!(head.host.clone().map(|h| &buf[h]), authority, "{raw:?}");
+        assert!(
+            head.host(buf).iter().all(|&c| c.is_ascii_graphic() && !b"/?#@\\\"".contains(&c)),
+            "host {:?}",
+            shown(head.host(buf))
+        );
+
+        // Path and query are the target's tail, split at the first `?`.
+        let (path, query) = (head.path(buf), &buf[head.query.clone()]);
+        assert!(path.starts_with(b"/") && !path.contains(&b'?'), "{raw:?}");
+        assert!(query.is_empty() || query[0] == b'?');
+        assert_eq!(head.query.end, head.target.end);
+        if head.path.is_some() {
+            assert!(target.ends_with(&[path, query].concat()));
+        }
+
+        // One body length: chunked last and once, or one Content-Length value, never both.
+        let (lengths, codings) = (values("content-length"), list_items(&values("transfer-encoding")));
+        if values("transfer-encoding").is_empty() {
+            let parsed: Vec<Option<u64>> = lengths
+                .iter()
+                .map(|v| {
+                    let digits = !v.is_empty() && v.iter().all(u8::is_ascii_digit);
+                    std::str::from_utf8(v).ok().filter(|_| digits).and_then(|s| s.parse().ok())
+                })
+                .collect();
+            assert!(parsed.windows(2).all(|w| w[0] == w[1]), "{raw:?}");
+            let n = parsed.first().map(|n| n.expect("a number"));
+            assert_eq!(head.framing, BodyFraming::Length(n.unwrap_or(0)), "{raw:?}");
+            // What goes upstream states the length once.
+            let forwarded = head.headers.iter().filter(|e| e.known == Known::ContentLength && !e.skip).count();
+            assert_eq!(forwarded, usize::from(n.is_some()), "{raw:?}");
+        } else {
+            assert!(lengths.is_empty(), "Content-Length and Transfer-Encoding in {raw:?}");
+            assert_eq!(head.version, Version::Http11);
+            assert_eq!(head.framing, BodyFraming::Chunked, "{raw:?}");
+            let chunked: Vec<bool> = codings.iter().map(|c| c.eq_ignore_ascii_case(b"chunked")).collect();
+            assert_eq!(chunked.last(), Some(&true), "{raw:?}");
+            assert_eq!(chunked.iter().filter(|&&c| c).count(), 1, "{raw:?}");
+        }
+
+        // `Expect` can only be 100-continue, and only HTTP/1.1 acts on it.
+        let expects = values("expect");
+        assert!(expects.iter().all(|v| v.eq_ignore_ascii_case(b"100-continue")), "{raw:?}");
+        assert_eq!(head.expect_continue, !expects.is_empty() && head.version == Version::Http11);
+
+        // Connection options as listed; fields the list names are not forwarded.
+        let options = list_items(&values("connection"));
+        assert!(options.iter().all(|o| o.iter().all(|&c| is_tchar(c))), "{raw:?}");
+        assert_eq!(head.conn_close, options.iter().any(|o| o.eq_ignore_ascii_case(b"close")));
+        assert_eq!(head.conn_keep_alive, options.iter().any(|o| o.eq_ignore_ascii_case(b"keep-alive")));
+        assert_eq!(head.keep_alive(), !head.conn_close && (head.version == Version::Http11 || head.conn_keep_alive));
+        let listed = |name: &[u8]| options.iter().any(|o| o.eq_ignore_ascii_case(name));
+        let mut lengths_seen = 0;
+        for e in &head.headers {
+            let name = &buf[e.name.clone()];
+            if e.known == Known::ContentLength {
+                lengths_seen += 1;
+                assert_eq!(e.skip, lengths_seen > 1, "only repeats of Content-Length are skipped");
+            } else if e.known == Known::Other {
+                assert_eq!(e.skip, listed(name), "{:?} in {raw:?}", shown(name));
+            } else {
+                assert!(!e.skip, "{:?} skipped in {raw:?}", shown(name));
+            }
+        }
+    }
+
+    #[test]
+    fn mutated_heads_never_panic_and_every_accepted_one_frames_unambiguously() {
+        let mut rng = Rng(0x5eed_0f4e_ad1e_5500);
+        // One head for every case, as a connection reuses its own: nothing of an earlier
+        // parse may leak into a later one.
+        let mut head = RequestHead::default();
+        let mut accepted = 0;
+        const CASES: usize = 20_000;
+        for _ in 0..CASES {
+            let lines = testing::request_lines(&mut rng);
+            let mut raw = testing::mutated(&mut rng, lines, REQUEST_FIELDS);
+            if rng.chance(3) {
+                // A body or the next request: never part of this head.
+                let tail_len = rng.below(64);
+                raw.extend(rng.bytes(tail_len, b"0123456789abcdef\r\n:GET / HTTP/1.1"));
+            }
+            let limits = if rng.chance(4) {
+                HeadLimits { max_head_bytes: 64 + rng.below(512), max_headers: 1 + rng.below(12) }
+            } else {
+                HeadLimits::default()
+            };
+            match parse_request(&raw, &limits, &mut head) {
+                Ok(Some(len)) => {
+                    accepted += 1;
+                    assert_accepted_head_is_unambiguous(&raw, &limits, len, &head);
+                    let mut alone = RequestHead::default();
+                    assert_eq!(parse_request(&raw[..len], &limits, &mut alone), Ok(Some(len)));
+                    assert_eq!(format!("{alone:?}"), format!("{head:?}"), "{:?}", shown(&raw));
+                }
+                Ok(None) => assert!(raw.len() <= limits.max_head_bytes, "{:?}", shown(&raw)),
+                Err(e) => assert!([400, 405, 417, 431, 501, 505].contains(&e.status())),
+            }
+        }
+        // The generator must reach accepted heads for the invariants to mean anything.
+        assert!(accepted > CASES / 4, "only {accepted} of {CASES} accepted");
+    }
+
+    #[test]
+    fn every_truncation_of_a_head_asks_for_more_or_is_refused_never_accepted() {
+        let mut rng = Rng(0x7ac0_5eed_0000_0001);
+        let limits = HeadLimits::default();
+        let mut head = RequestHead::default();
+        let mut accepted = 0;
+        for _ in 0..1000 {
+            let lines = testing::request_lines(&mut rng);
+            let raw = testing::mutated(&mut rng, lines, REQUEST_FIELDS);
+            if raw.len() > 1500 {
+                continue;
+            }
+            let whole = parse_request(&raw, &limits, &mut head);
+            accepted += usize::from(matches!(whole, Ok(Some(_))));
+            let len = match whole {
+                Ok(Some(len)) => len,
+                _ => raw.len(),
+            };
+            for cut in 0..len {
+                match parse_request(&raw[..cut], &limits, &mut head) {
+                    Ok(None) => {}
+                    Err(_) if !matches!(whole, Ok(Some(_))) => {}
+                    other => panic!("{other:?} for the first {cut} bytes of {:?} ({whole:?})", shown(&raw)),
+                }
+            }
+        }
+        assert!(accepted > 200, "only {accepted} accepted");
+    }
 }

@@ -95,15 +95,23 @@ pub fn parse_response(
     let (Some(status), Some(version)) = (resp.code, resp.version) else {
         return Err(ResponseError::Syntax);
     };
+    if status < 100 {
+        // httparse takes any three digits; status codes start at 100 (RFC 9110 §15).
+        // Below it, the head would pass for an interim response and be skipped.
+        return Err(ResponseError::Syntax);
+    }
     head.len = len;
     head.status = status;
     head.version = if version == 1 { Version::Http11 } else { Version::Http10 };
-    head.reason = resp.reason.map_or(0..0, |r| offset_in(buf, r.as_bytes()));
+    // A missing reason, or one with obs-text, comes back as a `""` of httparse's own,
+    // not a slice of `buf`: its offset would be garbage, so it stays the empty range.
+    head.reason = resp.reason.filter(|r| !r.is_empty()).map_or(0..0, |r| offset_in(buf, r.as_bytes()));
     head.headers.clear();
 
-    let mut content_length: Option<u64> = None;
     let mut te: Option<bool> = None; // Some(ends in chunked)
-    let mut close = head.version == Version::Http10;
+    let mut content_length: Option<u64> = None;
+    // `close` wins over `keep-alive`, in whichever order the two come.
+    let (mut said_close, mut said_keep_alive) = (false, false);
     // Whether a Connection header names another field (to be dropped).
     let mut lists_fields = false;
     for h in resp.headers.iter() {
@@ -136,11 +144,9 @@ pub fn parse_response(
                 for item in h.value.split(|&c| c == b',') {
                     let token = trim_ows(item);
                     if token.eq_ignore_ascii_case(b"close") {
-                        close = true;
+                        said_close = true;
                     } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                        if head.version == Version::Http10 {
-                            close = false;
-                        }
+                        said_keep_alive = true;
                     } else {
                         lists_fields |= !token.is_empty();
                     }
@@ -155,7 +161,7 @@ pub fn parse_response(
             skip,
         });
     }
-    head.close = close;
+    head.close = said_close || (head.version == Version::Http10 && !said_keep_alive);
     head.framing = if head_request || status < 200 || status == 204 || status == 304 {
         ResponseFraming::Empty
     } else if let Some(chunked) = te {
@@ -257,5 +263,191 @@ mod tests {
             !parse(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", false).unwrap().close
         );
         assert!(!parse(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false).unwrap().close);
+    }
+
+    #[test]
+    fn status_line_without_a_reason_or_with_obs_text_in_it_has_an_empty_reason() {
+        // httparse returns a `""` of its own for both, not a slice of the buffer: taking
+        // its offset overflowed (a panic in debug builds, a range far outside the buffer
+        // in release ones, which the response rewrite then indexed with).
+        for raw in [
+            &b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n"[..],
+            b"HTTP/1.1 200 \xc3\x89t\xc3\xa9\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            let h = parse(raw, false).unwrap();
+            assert_eq!(h.reason, 0..0, "{}", String::from_utf8_lossy(raw));
+            assert_eq!(h.framing, ResponseFraming::Length(0));
+        }
+    }
+
+    #[test]
+    fn status_below_100_is_refused_not_taken_for_an_interim_response() {
+        for raw in [&b"HTTP/1.1 099 X\r\nContent-Length: 5\r\n\r\nhello"[..], b"HTTP/1.1 000 X\r\n\r\n"] {
+            assert_eq!(parse(raw, false).unwrap_err(), ResponseError::Syntax, "{}", String::from_utf8_lossy(raw));
+        }
+        assert_eq!(parse(b"HTTP/1.1 100 Continue\r\n\r\n", false).unwrap().framing, ResponseFraming::Empty);
+    }
+
+    #[test]
+    fn connection_close_wins_over_keep_alive_in_either_order() {
+        for raw in [
+            &b"HTTP/1.0 200 OK\r\nConnection: close\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"[..],
+            b"HTTP/1.0 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nConnection: close, keep-alive\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            assert!(parse(raw, false).unwrap().close, "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    // ---- property tests: mutated heads ----
+
+    use crate::testing::{self, Rng, RESPONSE_FIELDS};
+
+    fn shown(raw: &[u8]) -> String {
+        String::from_utf8_lossy(&raw[..raw.len().min(400)]).into_owned()
+    }
+
+    /// What `parse_response` promises of a head it accepted: httparse reads it the same
+    /// way, the status is a status code, and the body framing follows RFC 9112 §6.3 with
+    /// nothing left to interpretation.
+    fn assert_accepted_response_is_unambiguous(
+        buf: &[u8],
+        max: usize,
+        head_request: bool,
+        len: usize,
+        head: &ResponseHead,
+    ) {
+        let raw = shown(buf);
+        assert!(len <= buf.len() && len <= max, "{raw:?}");
+        assert_eq!(head.len, len);
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+        let mut resp = httparse::Response::new(&mut fields);
+        assert_eq!(resp.parse(buf), Ok(httparse::Status::Complete(len)), "{raw:?}");
+        assert_eq!(Some(head.status), resp.code);
+        assert!((100..=999).contains(&head.status), "status {} accepted in {raw:?}", head.status);
+        assert_eq!(head.version, if resp.version == Some(1) { Version::Http11 } else { Version::Http10 });
+        assert_eq!(&buf[head.reason.clone()], resp.reason.unwrap_or("").as_bytes());
+        assert_eq!(head.headers.len(), resp.headers.len());
+        for (e, h) in head.headers.iter().zip(resp.headers.iter()) {
+            assert_eq!(&buf[e.name.clone()], h.name.as_bytes());
+            assert_eq!(&buf[e.value.clone()], h.value);
+            assert!(e.value.end < len);
+        }
+        let values = |name: &str| -> Vec<&[u8]> {
+            resp.headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value).collect()
+        };
+        let split = |values: &[&[u8]]| -> Vec<Vec<u8>> {
+            values
+                .iter()
+                .flat_map(|v| v.split(|&c| c == b','))
+                .map(|i| trim_ows(i).to_ascii_lowercase())
+                .filter(|i| !i.is_empty())
+                .collect()
+        };
+        let (lengths, encodings) = (values("content-length"), values("transfer-encoding"));
+        let codings = split(&encodings);
+        let bodiless = head_request || head.status < 200 || head.status == 204 || head.status == 304;
+        let want = if bodiless {
+            ResponseFraming::Empty
+        } else if !encodings.is_empty() {
+            assert!(lengths.is_empty(), "Content-Length and Transfer-Encoding in {raw:?}");
+            assert_eq!(head.version, Version::Http11, "{raw:?}");
+            let chunked = codings.iter().filter(|c| c.as_slice() == b"chunked").count();
+            assert!(chunked <= 1, "{raw:?}");
+            if codings.last().is_some_and(|c| c == b"chunked") {
+                ResponseFraming::Chunked
+            } else {
+                assert_eq!(chunked, 0, "chunked before another coding in {raw:?}");
+                ResponseFraming::UntilClose
+            }
+        } else if let Some(first) = lengths.first() {
+            assert!(
+                lengths.iter().all(|v| v == first) || {
+                    // Differently written, same number (`2` and `002`).
+                    let n = |v: &&[u8]| std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok());
+                    lengths.iter().all(|v| n(v).is_some() && n(v) == n(first))
+                }
+            );
+            assert!(first.iter().all(u8::is_ascii_digit), "{raw:?}");
+            ResponseFraming::Length(std::str::from_utf8(first).unwrap().parse().expect("fits u64"))
+        } else {
+            ResponseFraming::UntilClose
+        };
+        assert_eq!(head.framing, want, "{raw:?}");
+        if !bodiless && lengths.len() > 1 {
+            // Relayed with the length stated once.
+            let kept = head.headers.iter().filter(|e| e.known == Known::ContentLength && !e.skip).count();
+            assert_eq!(kept, 1, "{raw:?}");
+        }
+        let options = split(&values("connection"));
+        let says = |o: &[u8]| options.iter().any(|x| x == o);
+        let close = head.framing == ResponseFraming::UntilClose
+            || says(b"close")
+            || (head.version == Version::Http10 && !says(b"keep-alive"));
+        assert_eq!(head.close, close, "{raw:?}");
+        for e in &head.headers {
+            if e.skip && e.known != Known::ContentLength {
+                assert_eq!(e.known, Known::Other);
+                assert!(says(&buf[e.name.clone()].to_ascii_lowercase()), "{raw:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn mutated_response_heads_never_panic_and_every_accepted_one_frames_unambiguously() {
+        let mut rng = Rng(0x0bad_5eed_cafe_0002);
+        let mut head = ResponseHead::default();
+        let mut accepted = 0;
+        const CASES: usize = 20_000;
+        for _ in 0..CASES {
+            let lines = testing::response_lines(&mut rng);
+            let mut raw = testing::mutated(&mut rng, lines, RESPONSE_FIELDS);
+            if rng.chance(3) {
+                let tail_len = rng.below(64);
+                raw.extend(rng.bytes(tail_len, b"0123456789abcdef\r\n:HTTP/1.1 200"));
+            }
+            let max = if rng.chance(4) { 64 + rng.below(512) } else { 64 * 1024 };
+            let head_request = rng.chance(8);
+            match parse_response(&raw, max, head_request, &mut head) {
+                Ok(Some(len)) => {
+                    accepted += 1;
+                    assert_accepted_response_is_unambiguous(&raw, max, head_request, len, &head);
+                    let mut alone = ResponseHead::default();
+                    assert_eq!(parse_response(&raw[..len], max, head_request, &mut alone), Ok(Some(len)));
+                    assert_eq!(format!("{alone:?}"), format!("{head:?}"), "{:?}", shown(&raw));
+                }
+                Ok(None) => assert!(raw.len() <= max, "{:?}", shown(&raw)),
+                Err(_) => {}
+            }
+        }
+        assert!(accepted > CASES / 4, "only {accepted} of {CASES} accepted");
+    }
+
+    #[test]
+    fn every_truncation_of_a_response_head_asks_for_more_or_is_refused_never_accepted() {
+        let mut rng = Rng(0x7ac0_5eed_0000_0002);
+        let mut head = ResponseHead::default();
+        let mut accepted = 0;
+        for _ in 0..1000 {
+            let lines = testing::response_lines(&mut rng);
+            let raw = testing::mutated(&mut rng, lines, RESPONSE_FIELDS);
+            if raw.len() > 1500 {
+                continue;
+            }
+            let whole = parse_response(&raw, 64 * 1024, false, &mut head);
+            accepted += usize::from(matches!(whole, Ok(Some(_))));
+            let len = match whole {
+                Ok(Some(len)) => len,
+                _ => raw.len(),
+            };
+            for cut in 0..len {
+                match parse_response(&raw[..cut], 64 * 1024, false, &mut head) {
+                    Ok(None) => {}
+                    Err(_) if !matches!(whole, Ok(Some(_))) => {}
+                    other => panic!("{other:?} for the first {cut} bytes of {:?} ({whole:?})", shown(&raw)),
+                }
+            }
+        }
+        assert!(accepted > 200, "only {accepted} accepted");
     }
 }

@@ -385,4 +385,336 @@ mod tests {
         );
         assert_eq!(out, b"HTTP/1.1 201 Created\r\nConnection: close\r\n\r\n");
     }
+
+    // ---- property tests: mutated heads, rewritten ----
+
+    use crate::http::head::{BodyFraming, HeaderEntry as Entry};
+    use crate::http::response::ResponseFraming;
+    use crate::oidc::claim_headers::{ClaimHeader, ClaimKind};
+    use crate::testing::{self, Rng, REQUEST_FIELDS, RESPONSE_FIELDS};
+
+    fn shown(raw: &[u8]) -> String {
+        String::from_utf8_lossy(&raw[..raw.len().min(400)]).into_owned()
+    }
+
+    /// The field lines of a head this module wrote, exactly as written: it must be one
+    /// complete head by httparse's reading, with every line ended by CRLF and no CR or LF
+    /// anywhere else.
+    fn field_lines(out: &[u8]) -> Vec<&[u8]> {
+        for (i, &c) in out.iter().enumerate() {
+            assert!(c != b'\n' || (i > 0 && out[i - 1] == b'\r'), "bare LF at {i} in {:?}", shown(out));
+            assert!(c != b'\r' || out.get(i + 1) == Some(&b'\n'), "bare CR at {i} in {:?}", shown(out));
+        }
+        assert!(out.ends_with(b"\r\n\r\n"));
+        let mut lines: Vec<&[u8]> =
+            out[..out.len() - 2].split(|&c| c == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).collect();
+        assert_eq!(lines.pop(), Some(&b""[..]));
+        lines.remove(0);
+        lines
+    }
+
+    /// The values of the fields named `name` among `lines` (`Name: value`, as written).
+    fn values<'a>(lines: &[&'a [u8]], name: &str) -> Vec<&'a [u8]> {
+        lines
+            .iter()
+            .filter_map(|l| {
+                let colon = l.iter().position(|&c| c == b':')?;
+                l[..colon].eq_ignore_ascii_case(name.as_bytes()).then(|| head::trim_ows(&l[colon + 1..]))
+            })
+            .collect()
+    }
+
+    /// The codings of `Transfer-Encoding` fields, in order, lower-cased.
+    fn codings(values: &[&[u8]]) -> Vec<Vec<u8>> {
+        values
+            .iter()
+            .flat_map(|v| v.split(|&c| c == b','))
+            .map(|c| head::trim_ows(c).to_ascii_lowercase())
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+
+    /// The lowered names a `Connection` field lists (other than `close`, `keep-alive`).
+    fn listed(buf: &[u8], headers: &[Entry]) -> Vec<Vec<u8>> {
+        let values: Vec<&[u8]> =
+            headers.iter().filter(|h| h.known == Known::Connection).map(|h| &buf[h.value.clone()]).collect();
+        codings(&values).into_iter().filter(|t| t != b"close" && t != b"keep-alive").collect()
+    }
+
+    use crate::http::head;
+
+    /// What `write_request_head` must write for the accepted head in `raw` and the
+    /// forwarding `f`: the request line and Host it is given, then each end-to-end line
+    /// of the request as sent, then the lines the proxy adds, and nothing else.
+    fn assert_rewritten_request(raw: &[u8], head: &RequestHead, f: &Forwarding<'_>, out: &[u8]) {
+        let mut fields = [httparse::EMPTY_HEADER; 512];
+        let mut req = httparse::Request::new(&mut fields);
+        assert_eq!(req.parse(out), Ok(httparse::Status::Complete(out.len())), "{:?}", shown(out));
+        assert_eq!(req.method.unwrap().as_bytes(), head.method(raw));
+        let query = f.hide.as_ref().map_or(&raw[head.query.clone()], |h| h.query);
+        assert_eq!(req.path.unwrap().as_bytes(), [f.path, query].concat());
+        assert_eq!(req.version, Some(1));
+        let lines = field_lines(out);
+
+        // One Host, the one given; no hop-by-hop field; nothing the downstream listed in
+        // Connection; the forwarding fields once each.
+        assert_eq!(values(&lines, "host"), vec![f.host], "{:?}", shown(out));
+        for hop in ["connection", "keep-alive", "proxy-connection", "te", "upgrade", "expect"] {
+            assert!(values(&lines, hop).is_empty(), "{hop} forwarded in {:?}", shown(out));
+        }
+        for name in listed(raw, &head.headers) {
+            // (A listed name that is not UTF-8 is no field name either.)
+            if let (Known::Other, Ok(name)) = (Known::classify_name(&name), String::from_utf8(name)) {
+                assert!(values(&lines, &name).is_empty(), "{name} forwarded though listed in {:?}", shown(out));
+            }
+        }
+        for once in ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip"] {
+            assert_eq!(values(&lines, once).len(), 1, "{once} in {:?}", shown(out));
+        }
+
+        // The framing the body is relayed with, stated once.
+        let (lengths, te) = (values(&lines, "content-length"), values(&lines, "transfer-encoding"));
+        match head.framing {
+            BodyFraming::Chunked => {
+                assert!(lengths.is_empty(), "{:?}", shown(out));
+                assert_eq!(codings(&te).last().map(Vec::as_slice), Some(&b"chunked"[..]), "{:?}", shown(out));
+            }
+            BodyFraming::Length(n) => {
+                assert!(te.is_empty(), "{:?}", shown(out));
+                let sent = head.headers.iter().any(|h| h.known == Known::ContentLength);
+                let want = match f.hide.as_ref().and_then(|h| h.content_length) {
+                    Some(m) => Some(m as u64),
+                    None => sent.then_some(n),
+                };
+                let got: Vec<u64> =
+                    lengths.iter().map(|v| std::str::from_utf8(v).unwrap().parse().expect("digits")).collect();
+                assert_eq!(got, want.into_iter().collect::<Vec<_>>(), "{:?}", shown(out));
+            }
+        }
+
+        // Line by line: every other line is one the request sent, unchanged and in order.
+        let lower = |n: &[u8]| n.to_ascii_lowercase();
+        let connection_listed = listed(raw, &head.headers);
+        let mut expected: Vec<Vec<u8>> = vec![[&b"Host: "[..], f.host].concat()];
+        let mut lengths_seen = 0;
+        for h in &head.headers {
+            let name = lower(&raw[h.name.clone()]);
+            let n = name.as_slice();
+            lengths_seen += usize::from(n == b"content-length");
+            let hop_by_hop = matches!(
+                n,
+                b"host"
+                    | b"connection"
+                    | b"keep-alive"
+                    | b"proxy-connection"
+                    | b"te"
+                    | b"upgrade"
+                    | b"expect"
+                    | b"x-forwarded-for"
+                    | b"x-forwarded-proto"
+                    | b"x-forwarded-host"
+                    | b"x-forwarded-port"
+                    | b"x-forwarded-path"
+                    | b"x-forwarded-prefix"
+                    | b"x-real-ip"
+            ) || (connection_listed.contains(&name) && Known::classify_name(n) == Known::Other);
+            let consumer = matches!(
+                n,
+                b"x-consumer-id" | b"x-consumer-custom-id" | b"x-consumer-username" | b"x-anonymous-consumer"
+            );
+            let replaced = f.set_header.is_some_and(|t| n == t.name)
+                || f.claim_headers.names.iter().any(|c| c.lower.as_bytes() == n)
+                || (f.consumer.is_some() && consumer)
+                || f.hide.as_ref().is_some_and(|hide| {
+                    (n == b"content-length" && hide.content_length.is_some())
+                        || (n == b"cookie" && hide.cookie.is_some())
+                        || (hide.drop_credential_headers
+                            && matches!(n, b"authorization" | b"grant-type" | b"x-grant-type"))
+                });
+            let repeated_length = n == b"content-length" && lengths_seen > 1;
+            if !hop_by_hop && !replaced && !repeated_length {
+                expected.push(raw[h.name.start..h.value.end].to_vec());
+            }
+        }
+        if let Some(cookie) = f.hide.as_ref().and_then(|h| h.cookie).filter(|c| !c.is_empty()) {
+            expected.push([&b"Cookie: "[..], cookie].concat());
+        }
+        if let Some(n) = f.hide.as_ref().and_then(|h| h.content_length) {
+            expected.push(format!("Content-Length: {n}").into_bytes());
+        }
+        if let Some(TokenHeader { value: Some((prefix, token)), .. }) = f.set_header {
+            expected.push([&b"Authorization: "[..], prefix, token].concat());
+        }
+        let generated = [f.claim_headers.lines, f.consumer.unwrap_or_default()].concat();
+        expected.extend(generated.split(|&c| c == b'\n').filter(|l| !l.is_empty()).map(|l| l[..l.len() - 1].to_vec()));
+        let sent_for: Vec<&[u8]> = head
+            .headers
+            .iter()
+            .filter(|h| h.known == Known::XForwardedFor)
+            .map(|h| &raw[h.value.clone()])
+            .filter(|v| !v.is_empty())
+            .collect();
+        let mut xff = sent_for.join(&b", "[..]);
+        if !xff.is_empty() {
+            xff.extend_from_slice(b", ");
+        }
+        xff.extend_from_slice(f.client_ip);
+        expected.push([&b"X-Forwarded-For: "[..], &xff].concat());
+        expected.push([&b"X-Forwarded-Proto: "[..], f.proto].concat());
+        expected.push([&b"X-Forwarded-Host: "[..], f.forwarded_host].concat());
+        expected.push([&b"X-Forwarded-Port: "[..], f.port].concat());
+        expected.push([&b"X-Forwarded-Path: "[..], head.path(raw)].concat());
+        if !f.forwarded_prefix.is_empty() {
+            expected.push([&b"X-Forwarded-Prefix: "[..], f.forwarded_prefix].concat());
+        }
+        expected.push([&b"X-Real-IP: "[..], f.client_ip].concat());
+        let got: Vec<Vec<u8>> = lines.iter().map(|l| l.to_vec()).collect();
+        assert!(got == expected, "for {:?}\nwrote {:?}", shown(raw), shown(out));
+    }
+
+    #[test]
+    fn rewritten_mutated_requests_are_one_head_with_one_host_their_framing_and_no_line_not_meant() {
+        let mut rng = Rng(0x5eed_3e37_1e00_0003);
+        let claims = [ClaimHeader {
+            claim: vec!["sub".into()],
+            name: "X-Sub".into(),
+            lower: "x-sub".into(),
+            kind: ClaimKind::Value,
+        }];
+        let mut head = RequestHead::default();
+        let mut out = Vec::new();
+        let mut rewritten = 0;
+        while rewritten < 3000 {
+            let lines = testing::request_lines(&mut rng);
+            let raw = testing::mutated(&mut rng, lines, REQUEST_FIELDS);
+            if !matches!(parse_request(&raw, &HeadLimits::default(), &mut head), Ok(Some(_))) {
+                continue;
+            }
+            rewritten += 1;
+            // As `exchange` fills it in: a rewritten body's length only for a body read
+            // whole, which only a Content-Length body is.
+            let body_len = match head.framing {
+                BodyFraming::Length(n) if n > 0 && rng.chance(2) => Some(rng.below(1000)),
+                _ => None,
+            };
+            let hide = match rng.below(3) {
+                0 => None,
+                1 => Some(Hidden {
+                    query: rng.pick(&[&b""[..], b"?a=1&b"]),
+                    content_length: body_len,
+                    drop_credential_headers: true,
+                    cookie: rng.pick(&[None, Some(&b""[..]), Some(b"a=1; b=2")]),
+                }),
+                _ => Some(Hidden {
+                    query: &raw[head.query.clone()],
+                    content_length: None,
+                    drop_credential_headers: true,
+                    cookie: None,
+                }),
+            };
+            let set_header = rng.pick(&[
+                None,
+                Some(TokenHeader { name: b"authorization", value: Some((b"Bearer ", b"t0k.e.n")) }),
+                Some(TokenHeader { name: b"authorization", value: None }),
+            ]);
+            let f = Forwarding {
+                path: rng.pick(&[&b"/"[..], b"/base/x", b"/%0D%0A"]),
+                host: if rng.chance(3) { head.host(&raw) } else { b"up.internal:8080" },
+                forwarded_host: head.host(&raw),
+                forwarded_prefix: rng.pick(&[&b""[..], b"/api"]),
+                set_header,
+                claim_headers: if rng.chance(2) {
+                    ClaimLines { names: &claims, lines: b"X-Sub: alice\r\n" }
+                } else {
+                    ClaimLines::default()
+                },
+                consumer: rng.pick(&[None, Some(&b""[..]), Some(b"X-Consumer-ID: 42\r\nX-Consumer-Username: bob\r\n")]),
+                hide,
+                ..fwd()
+            };
+            out.clear();
+            write_request_head(&raw, &head, &f, &mut out);
+            assert_rewritten_request(&raw, &head, &f, &out);
+        }
+    }
+
+    #[test]
+    fn rewritten_mutated_responses_are_one_head_without_hop_by_hop_fields_and_with_the_relayed_framing() {
+        let mut rng = Rng(0x5eed_3e37_1e00_0004);
+        let mut head = ResponseHead::default();
+        let mut out = Vec::new();
+        let mut rewritten = 0;
+        while rewritten < 3000 {
+            let lines = testing::response_lines(&mut rng);
+            let raw = testing::mutated(&mut rng, lines, RESPONSE_FIELDS);
+            let head_request = rng.chance(8);
+            if !matches!(parse_response(&raw, 64 * 1024, head_request, &mut head), Ok(Some(_))) {
+                continue;
+            }
+            rewritten += 1;
+            // As `exchange` decides it.
+            let downstream = if rng.chance(4) { Version::Http10 } else { Version::Http11 };
+            let dechunk = head.framing == ResponseFraming::Chunked && downstream == Version::Http10;
+            let close = rng.chance(3) || head.framing == ResponseFraming::UntilClose || dechunk;
+            let extra: &[u8] = rng.pick(&[&b""[..], b"Set-Cookie: s=1; Path=/\r\n"]);
+            out.clear();
+            write_response_head(&raw, &head, downstream, ResponseFramingOut { close, dechunk }, extra, &mut out);
+
+            let mut fields = [httparse::EMPTY_HEADER; 512];
+            let mut resp = httparse::Response::new(&mut fields);
+            assert_eq!(resp.parse(&out), Ok(httparse::Status::Complete(out.len())), "{:?}", shown(&out));
+            assert_eq!(resp.code, Some(head.status));
+            assert_eq!(resp.version, Some(1));
+            let mut lines = field_lines(&out);
+            for hop in ["keep-alive", "proxy-connection", "te", "upgrade"] {
+                assert!(values(&lines, hop).is_empty(), "{hop} relayed in {:?}", shown(&out));
+            }
+            let connection = values(&lines, "connection");
+            let want: &[&[u8]] = match (close, downstream) {
+                (true, _) => &[b"close"],
+                (false, Version::Http10) => &[b"keep-alive"],
+                (false, Version::Http11) => &[],
+            };
+            assert_eq!(connection, want, "{:?}", shown(&out));
+            for name in listed(&raw, &head.headers) {
+                if let (Known::Other, Ok(name)) = (Known::classify_name(&name), String::from_utf8(name)) {
+                    assert!(values(&lines, &name).is_empty(), "{name} relayed though listed in {:?}", shown(&out));
+                }
+            }
+            // The downstream reads the body the way it is relayed (RFC 9112 §6.3).
+            let (lengths, te) = (values(&lines, "content-length"), values(&lines, "transfer-encoding"));
+            let chunked_last = codings(&te).last().is_some_and(|c| c == b"chunked");
+            match head.framing {
+                ResponseFraming::Empty => {}
+                ResponseFraming::Length(n) => {
+                    let got: Vec<u64> =
+                        lengths.iter().map(|v| std::str::from_utf8(v).unwrap().parse().expect("digits")).collect();
+                    assert_eq!(got, vec![n], "{:?}", shown(&out));
+                    assert!(te.is_empty());
+                }
+                ResponseFraming::Chunked if dechunk => assert!(lengths.is_empty() && te.is_empty() && close),
+                ResponseFraming::Chunked => assert!(lengths.is_empty() && chunked_last, "{:?}", shown(&out)),
+                ResponseFraming::UntilClose => assert!(lengths.is_empty() && !chunked_last && close),
+            }
+            // Every other line is the upstream's, unchanged and in order.
+            let mut expected: Vec<&[u8]> = head
+                .headers
+                .iter()
+                .filter(|h| {
+                    let hop = matches!(
+                        h.known,
+                        Known::Connection | Known::KeepAlive | Known::ProxyConnection | Known::Te | Known::Upgrade
+                    );
+                    let dechunked = dechunk && h.known == Known::TransferEncoding;
+                    !(h.skip || hop || dechunked)
+                })
+                .map(|h| &raw[h.name.start..h.value.end])
+                .collect();
+            expected.extend(extra.split(|&c| c == b'\n').filter(|l| !l.is_empty()).map(|l| &l[..l.len() - 1]));
+            if !want.is_empty() {
+                assert_eq!(lines.pop(), Some(&[&b"Connection: "[..], want[0]].concat()[..]));
+            }
+            assert!(lines == expected, "for {:?}\nwrote {:?}", shown(&raw), shown(&out));
+        }
+    }
 }

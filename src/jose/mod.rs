@@ -69,6 +69,42 @@ pub const MAX_JWKS_KEYS: usize = 256;
 /// stack.
 const MAX_SIG_LEN: usize = 1024;
 
+/// Deepest nesting of arrays and objects a token header may have (the header object is
+/// level 1). Real headers are flat but for a `jwk` or `x5c` member, two or three levels.
+const MAX_HEADER_NESTING: usize = 16;
+
+/// Whether the arrays and objects in `json` nest at most `max` levels deep, counting
+/// brackets outside strings: one pass, no allocation. Checked before serde reads JSON a
+/// caller controls, because serde's visitors recurse once per level, and a token header
+/// of a few thousand `[` overflowed a worker's stack (an abort of the whole process).
+/// Malformed JSON passes when shallow enough, for the parser to refuse.
+fn json_nesting_within(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &c in json {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match c {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > max {
+                        return false;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    true
+}
+
 /// Strict base64url: the URL-safe alphabet, no padding, no whitespace, canonical trailing
 /// bits (RFC 7515 §2, RFC 4648 §5).
 pub(crate) fn b64_decode(input: &[u8]) -> Option<Vec<u8>> {
@@ -151,7 +187,9 @@ pub fn verify_signature(token: &str, keys: &KeySet, policy: &Policy) -> Result<V
     let mut header_json = b64_decode(header_b64).ok_or(JwtError::Base64)?;
     // Serde's derived struct visitor would also take a JSON array, positionally; the JOSE
     // header must be an object (RFC 7515 §4).
-    if header_json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+    if header_json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{')
+        || !json_nesting_within(&header_json, MAX_HEADER_NESTING)
+    {
         return Err(JwtError::Header);
     }
     let header: Header<'_> = simd_json::serde::from_slice(&mut header_json).map_err(|_| JwtError::Header)?;

@@ -24,15 +24,18 @@
 //!   secret must be non-empty (empty values count as absent).
 //! - JSON body: an object whose `client_id`/`client_secret`/`grant_type` are strings;
 //!   values of other types count as absent, the first occurrence of a key wins, JSON that
-//!   does not parse yields nothing (as in Kong, where it reads as no arguments).
+//!   does not parse yields nothing (as in Kong, where it reads as no arguments). It must
+//!   parse for simd-json and for `hide`'s scanner alike (RFC 8259, nested at most about
+//!   130 levels), so that `hide_credentials` can always take out what was read.
 //! - Size: the Basic value (before decoding) and the decoded id plus secret from the
 //!   query or body must fit [`CREDENTIAL_BUF_LEN`] bytes; longer is
 //!   [`CredentialsError::TooLong`], which the plugin answers like missing credentials.
 //!   Kong has no such bound; 1 KiB is far beyond any real client id and secret.
 //!
 //! Cost: header extraction is a scan and a base64 decode into the stack buffer, no heap
-//! allocation. Query and form parsing allocate nothing either. The JSON body path copies
-//! the body once (the parser works in place); bodies carry credentials rarely.
+//! allocation. Query and form parsing allocate nothing either. The JSON body path scans
+//! the body with `hide`'s scanner and copies it twice (the scanner's output, and simd-json
+//! parses in place); bodies carry credentials rarely.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -530,6 +533,9 @@ where
 /// `None` when the body is not an object, or the member is absent, empty or not a
 /// string. Copies the body (rare path).
 pub fn json_access_token(body: &[u8]) -> Option<Vec<u8>> {
+    if !super::hide::json_is_strippable(body) {
+        return None;
+    }
     let mut owned = body.to_vec();
     let fields: JsonFields<'_> = simd_json::serde::from_slice(&mut owned).ok()?;
     fields.access_token.filter(|t| !t.is_empty()).map(|t| t.as_bytes().to_vec())
@@ -555,6 +561,11 @@ fn form_decode_into(raw: &[u8], out: &mut [u8]) -> Option<usize> {
 }
 
 fn json_span(body: &[u8], buf: &mut CredentialBuf) -> Result<Option<Span>, CredentialsError> {
+    // First the scanner `hide` strips bodies with: it bounds the nesting, which simd-json's
+    // serde visitors would recurse through until the stack overflowed.
+    if !super::hide::json_is_strippable(body) {
+        return Ok(None);
+    }
     // simd-json parses in place, so it gets its own copy; this path is rare.
     let mut owned = body.to_vec();
     let Ok(JsonFields { client_id, client_secret, grant_type, .. }) = simd_json::serde::from_slice(&mut owned) else {

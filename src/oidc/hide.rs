@@ -122,6 +122,15 @@ pub fn strip_json(body: &[u8], names: &[&[u8]]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether `body` is one JSON object [`strip_json`] can strip. The body location reads
+/// credentials (and the bearer token) only from such a body: simd-json takes some things
+/// this scanner and RFC 8259 do not (a NUL after a literal, a lone surrogate escape,
+/// nesting past [`MAX_DEPTH`]), and a secret read from a body that cannot be stripped
+/// would reach the upstream as sent.
+pub(crate) fn json_is_strippable(body: &[u8]) -> bool {
+    strip_json(body, &[]).is_some()
+}
+
 /// The `Cookie` header value to send instead of `values` (every `Cookie` line of the
 /// request, in order), without the cookie named `name`. Empty when nothing is left.
 pub fn strip_cookie<'a>(values: impl Iterator<Item = &'a [u8]>, name: &[u8]) -> Vec<u8> {
@@ -328,10 +337,133 @@ mod tests {
     }
 
     #[test]
+    fn every_json_body_credentials_are_read_from_is_one_strip_json_strips_them_from() {
+        use crate::oidc::credentials::{from_body, json_access_token, CredentialBuf};
+        // Up to 130 levels the scanner strips; the body location read deeper bodies too,
+        // so a secret in one 131 or more levels deep reached the upstream as sent.
+        for depth in (0..300).chain([20_000]) {
+            let mut body = br#"{"client_id":"a","client_secret":"b","access_token":"t","x":"#.to_vec();
+            body.extend(std::iter::repeat_n(b'[', depth));
+            body.extend(std::iter::repeat_n(b']', depth));
+            body.push(b'}');
+            let names: &[&[u8]] = &[b"client_id", b"client_secret", b"grant_type", b"access_token"];
+            let read = from_body(b"application/json", &body, &mut CredentialBuf::new()).unwrap().is_some();
+            if read || json_access_token(&body).is_some() {
+                let stripped = strip_json(&body, names).unwrap_or_else(|| panic!("{depth} levels: not stripped"));
+                assert!(stripped.starts_with(br#"{"x":"#), "{depth} levels");
+            }
+        }
+    }
+
+    #[test]
     fn cookie_drops_the_named_cookie_across_lines() {
         let lines: [&[u8]; 2] = [b"a=1; token=abc;b=2", b" token=def ; c=3"];
         assert_eq!(strip_cookie(lines.into_iter(), b"token"), b"a=1; b=2; c=3");
         assert_eq!(strip_cookie([&b"token=x"[..]].into_iter(), b"token"), b"");
         assert_eq!(strip_cookie([&b"tokens=x"[..]].into_iter(), b"token"), b"tokens=x");
+    }
+
+    // ---- property tests: mutated forms, JSON bodies and cookies ----
+
+    use crate::oidc::credentials::{from_body, json_access_token, CredentialBuf};
+    use crate::testing::{self, Rng};
+
+    const READ: &[&[u8]] = &[b"client_id", b"client_secret", b"grant_type", b"access_token"];
+
+    #[test]
+    fn mutated_json_bodies_keep_every_other_member_and_lose_every_one_credentials_come_from() {
+        let mut rng = Rng(0x41de_5eed_0000_0001);
+        let (mut read, mut stripped) = (0, 0);
+        for _ in 0..8000 {
+            let id = format!("i{}", testing::random_text(&mut rng, 8));
+            let mut body = testing::credential_json(&mut rng, &id, "s").into_bytes();
+            if rng.chance(2) {
+                body.splice(1..1, *br#""access_token":"t","#);
+            }
+            for _ in 0..rng.below(3) {
+                testing::mutate_json(&mut rng, &mut body);
+            }
+            let out = strip_json(&body, READ);
+            let shown = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            // What the body location reads, `hide` can strip.
+            let credentials =
+                from_body(b"application/json", &body, &mut CredentialBuf::new()).unwrap_or(None).is_some();
+            if credentials || json_access_token(&body).is_some() {
+                read += 1;
+                assert!(out.is_some(), "read from but not stripped: {shown:?}");
+            }
+            // A body JSON reads (serde_json, up to its 128 levels) is stripped of exactly
+            // the named top-level members, the rest kept in order.
+            if let Some(members) = testing::json_members(&body) {
+                let out = out.as_deref().unwrap_or_else(|| panic!("valid JSON not stripped: {shown:?}"));
+                let kept: Vec<_> = members.into_iter().filter(|(k, _)| !READ.contains(&k.as_bytes())).collect();
+                assert_eq!(testing::json_members(out), Some(kept), "{shown:?}");
+                stripped += 1;
+            }
+        }
+        assert!(read > 300 && stripped > 300, "only {read} read, {stripped} valid");
+    }
+
+    #[test]
+    fn mutated_forms_keep_every_other_pair_as_sent_and_lose_every_credential() {
+        let mut rng = Rng(0x41de_5eed_0000_0002);
+        for _ in 0..10_000 {
+            let mut form = Vec::new();
+            for _ in 0..rng.below(8) {
+                if !form.is_empty() {
+                    form.push(b'&');
+                }
+                let name: &[u8] =
+                    rng.pick(&[b"client_id", b"client%5Fsecret", b"grant_type", b"a", b"client_idx", b"b%20c"]);
+                form.extend_from_slice(name);
+                if !rng.chance(4) {
+                    form.push(b'=');
+                    let len = rng.below(6);
+                    let value = rng.bytes(len, b"a=%2F+&");
+                    form.extend(value);
+                }
+            }
+            for _ in 0..rng.below(3) {
+                testing::mutate_bytes(&mut rng, &mut form);
+            }
+            let names = &READ[..3];
+            let want: Vec<&[u8]> = form
+                .split(|&c| c == b'&')
+                .filter(|p| !p.is_empty())
+                .filter(|p| {
+                    let name = p.split(|&c| c == b'=').next().unwrap();
+                    !names.contains(&testing::form_decoded(name).as_slice())
+                })
+                .collect();
+            assert_eq!(strip_form(&form, names), want.join(&b'&'), "{:?}", form.escape_ascii().to_string());
+        }
+    }
+
+    #[test]
+    fn mutated_cookie_lines_keep_every_other_cookie_and_lose_the_named_one() {
+        let mut rng = Rng(0x41de_5eed_0000_0003);
+        for _ in 0..10_000 {
+            let mut lines: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..1 + rng.below(3) {
+                let mut line = Vec::new();
+                for _ in 0..rng.below(5) {
+                    let pair: &[u8] =
+                        rng.pick(&[b"token=abc", b" token = x", b"a=1", b"tokens=2", b"b", b"", b"c=\"q;\""]);
+                    line.extend_from_slice(pair);
+                    line.extend_from_slice(rng.pick(&[&b";"[..], b"; ", b" ;"]));
+                }
+                testing::mutate_bytes(&mut rng, &mut line);
+                lines.push(line);
+            }
+            let got = strip_cookie(lines.iter().map(Vec::as_slice), b"token");
+            let want: Vec<&[u8]> = lines
+                .iter()
+                .flat_map(|l| l.split(|&c| c == b';'))
+                .map(crate::http::head::trim_ows)
+                .filter(|p| !p.is_empty())
+                .filter(|p| crate::http::head::trim_ows(p.split(|&c| c == b'=').next().unwrap()) != b"token")
+                .collect();
+            assert_eq!(got, want.join(&b"; "[..]), "{lines:?}");
+        }
     }
 }

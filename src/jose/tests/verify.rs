@@ -340,6 +340,21 @@ fn header_must_be_a_json_object_with_a_string_alg() {
 }
 
 #[test]
+fn header_nested_deep_is_refused_without_overflowing_the_stack() {
+    let f = fixture();
+    // 4 000 levels fit the token cap; serde's visitors recursed once per level and
+    // overflowed the stack (an abort of the process) on an unverified caller token.
+    for depth in [4_000, 20] {
+        let header = format!(r#"{{"alg":"RS256","kid":"rsa","x":{}{}}}"#, "[".repeat(depth), "]".repeat(depth));
+        let token = f.rsa.token(Alg::RS256, &header, &good_claims());
+        assert_eq!(err(&token, &f, &policy()), JwtError::Header, "{depth}");
+    }
+    // Brackets in strings are not nesting; a jwk member is two levels.
+    let header = format!(r#"{{"alg":"RS256","kid":"rsa","x":"{}","jwk":{{"kty":"RSA"}}}}"#, "[".repeat(100));
+    verify(&f.rsa.token(Alg::RS256, &header, &good_claims()), &f.keys, &policy(), NOW).expect("shallow header");
+}
+
+#[test]
 fn claims_of_the_wrong_type_are_refused() {
     let f = fixture();
     for (claims, name) in [

@@ -343,6 +343,39 @@ fn body_json_over_buffer_is_too_long() {
     assert_eq!(body("application/json", &b), Err(CredentialsError::TooLong));
 }
 
+/// `{"client_id":"a","client_secret":"b","access_token":"t","x":` + `depth` arrays + `}`.
+fn nested_body(depth: usize) -> Vec<u8> {
+    let mut b = br#"{"client_id":"a","client_secret":"b","access_token":"t","x":"#.to_vec();
+    b.extend(std::iter::repeat_n(b'[', depth));
+    b.extend(std::iter::repeat_n(b']', depth));
+    b.push(b'}');
+    b
+}
+
+#[test]
+fn body_json_nested_thousands_deep_yields_nothing_and_does_not_overflow_the_stack() {
+    // 20 000 levels fit a 64 KiB body; simd-json's serde visitors recursed once per level
+    // and overflowed the stack (an abort of the whole process) at a few thousand.
+    let deep = nested_body(20_000);
+    assert_eq!(body("application/json", std::str::from_utf8(&deep).unwrap()), Ok(None));
+    assert_eq!(json_access_token(&deep), None);
+    let shallow = nested_body(100);
+    assert_eq!(body("application/json", std::str::from_utf8(&shallow).unwrap()), Ok(pair("a", "b")));
+    assert_eq!(json_access_token(&shallow).as_deref(), Some(&b"t"[..]));
+}
+
+#[test]
+fn body_json_that_simd_json_takes_but_rfc_8259_does_not_yields_nothing() {
+    // `hide_credentials` cannot strip these, so a secret read from them reached the
+    // upstream as sent.
+    let front = r#"{"client_id":"a","client_secret":"b","access_token":"t","z":"#;
+    for tail in ["null\0}", "1\0}", "true\0,\"y\":2}", r#""\ud800"}"#] {
+        let b = format!("{front}{tail}");
+        assert_eq!(body("application/json", &b), Ok(None), "{}", b.escape_debug());
+        assert_eq!(json_access_token(b.as_bytes()), None, "{}", b.escape_debug());
+    }
+}
+
 // ---- find ----
 
 #[test]
@@ -587,4 +620,263 @@ fn client_values_frame_each_value_so_no_two_sets_share_a_key_input() {
             assert_ne!(a.key_input(), b.key_input(), "{a:?} / {b:?}");
         }
     }
+}
+
+// ---- property tests: random and mutated credentials ----
+
+use crate::testing::{self, Rng};
+
+/// Any bytes, with the ones that matter to each location (separators, escapes,
+/// whitespace, line ends, non-ASCII) much more often than chance would give them.
+fn random_bytes(rng: &mut Rng, max_len: usize) -> Vec<u8> {
+    let len = rng.below(max_len + 1);
+    rng.bytes(len, b"aZ09:=&+%2F; \t\"\\\r\n\0\x7f\x80\xff")
+}
+
+fn random_case(rng: &mut Rng, word: &str) -> String {
+    word.chars().map(|c| if rng.chance(2) { c.to_ascii_uppercase() } else { c }).collect()
+}
+
+/// An `Authorization` value as clients write it: `Basic`, spaces, the base64 of
+/// `id:secret` (padded or not), maybe trailing whitespace.
+fn basic_value(rng: &mut Rng, id: &[u8], secret: &[u8]) -> Vec<u8> {
+    let mut token = STANDARD.encode([id, b":", secret].concat());
+    if rng.chance(2) {
+        token = token.trim_end_matches('=').to_string();
+    }
+    let spaces = " ".repeat(1 + rng.below(3));
+    let trailing = rng.pick(&["", " ", "\t", " \t "]);
+    format!("{}{spaces}{token}{trailing}", random_case(rng, "basic")).into_bytes()
+}
+
+/// What the header location must give for `value`, read straight from the rules in
+/// the module docs.
+fn header_oracle(value: &[u8]) -> Found {
+    let v = trim_ows(value);
+    if v.len() < 6 || !v[..5].eq_ignore_ascii_case(b"basic") || v[5] != b' ' {
+        return Ok(None);
+    }
+    let token = trim_ows(&v[6..]);
+    if token.is_empty() {
+        return Ok(None);
+    }
+    if token.len() > CREDENTIAL_BUF_LEN {
+        return Err(CredentialsError::TooLong);
+    }
+    let decoded = LENIENT_STANDARD.decode(token).unwrap_or_else(|_| token.to_vec());
+    match decoded.iter().position(|&c| c == b':') {
+        Some(colon) if colon > 0 => Ok(Some((decoded[..colon].to_vec(), decoded[colon + 1..].to_vec()))),
+        _ => Ok(None),
+    }
+}
+
+#[test]
+fn basic_headers_of_random_ids_and_secrets_give_back_exactly_what_was_encoded() {
+    let mut rng = Rng(0xc0ed_5eed_0000_0001);
+    for _ in 0..20_000 {
+        let mut id = random_bytes(&mut rng, 40);
+        id.retain(|&c| c != b':');
+        if id.is_empty() {
+            id.push(b'i');
+        }
+        let max = if rng.chance(20) { 1000 } else { 40 };
+        let secret = random_bytes(&mut rng, max);
+        let value = basic_value(&mut rng, &id, &secret);
+        let token_len = trim_ows(&value[6..]).len();
+        let want = if token_len > CREDENTIAL_BUF_LEN { Err(CredentialsError::TooLong) } else { Ok(Some((id, secret))) };
+        assert_eq!(header(&value), want, "{:?}", value.escape_ascii().to_string());
+    }
+}
+
+#[test]
+fn mutated_basic_headers_never_panic_and_yield_only_what_the_value_decodes_to() {
+    let mut rng = Rng(0xc0ed_5eed_0000_0002);
+    let mut found = 0;
+    for _ in 0..20_000 {
+        let mut id = random_bytes(&mut rng, 12);
+        id.retain(|&c| c != b':');
+        id.insert(0, b'i');
+        let secret = random_bytes(&mut rng, 12);
+        let mut value = basic_value(&mut rng, &id, &secret);
+        for _ in 0..1 + rng.below(3) {
+            testing::mutate_bytes(&mut rng, &mut value);
+        }
+        if rng.chance(10) {
+            // Not base64 at all: the raw value, as Kong takes it.
+            value = [&b"Basic "[..], &id, b":", &secret].concat();
+        }
+        let got = header(&value);
+        assert_eq!(got, header_oracle(&value), "{:?}", value.escape_ascii().to_string());
+        if let Ok(Some((id, _))) = &got {
+            assert!(!id.is_empty() && !id.contains(&b':'));
+            found += 1;
+        }
+    }
+    assert!(found > 500, "only {found} values gave credentials");
+}
+
+/// What the query and form-body locations must give for `form`, read straight from the
+/// rules in the module docs: the first occurrence of each name, by its decoded name.
+fn form_oracle(form: &[u8]) -> Found {
+    let first = |name: &[u8]| {
+        form.split(|&c| c == b'&').find_map(|pair| {
+            let (n, v) = match pair.iter().position(|&c| c == b'=') {
+                Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+                None => (pair, &b""[..]),
+            };
+            (testing::form_decoded(n) == name).then_some(v)
+        })
+    };
+    if let Some(grant) = first(b"grant_type").filter(|g| !g.is_empty()) {
+        if testing::form_decoded(grant) != b"client_credentials" {
+            return Ok(None);
+        }
+    }
+    let (Some(id), Some(secret)) = (first(b"client_id"), first(b"client_secret")) else { return Ok(None) };
+    if id.is_empty() || secret.is_empty() {
+        return Ok(None);
+    }
+    let (id, secret) = (testing::form_decoded(id), testing::form_decoded(secret));
+    if id.len() + secret.len() > CREDENTIAL_BUF_LEN {
+        return Err(CredentialsError::TooLong);
+    }
+    Ok(Some((id, secret)))
+}
+
+/// A query string carrying `id` and `secret` among other arguments, in random order,
+/// with later (ignored) repeats of the names it carries.
+fn credential_form(rng: &mut Rng, id: &[u8], secret: &[u8]) -> Vec<u8> {
+    let mut pairs: Vec<Vec<u8>> = vec![
+        [&b"client_id="[..], &testing::form_encoded(rng, id)].concat(),
+        [&b"client%5Fsecret="[..], &testing::form_encoded(rng, secret)].concat(),
+    ];
+    if rng.chance(2) {
+        let grant: &[u8] =
+            rng.pick(&[b"grant_type=client_credentials", b"grant%5ftype=client%5Fcredentials", b"grant_type="]);
+        pairs.push(grant.to_vec());
+    }
+    for _ in 0..rng.below(4) {
+        pairs.push(rng.pick(&[&b"a=1"[..], b"", b"flag", b"client_idx=1", b"x=%zz", b"scope=a+b"]).to_vec());
+    }
+    for i in 1..pairs.len() {
+        pairs.swap(i, rng.below(i + 1));
+    }
+    let repeat: &[u8] = rng.pick(&[b"client_id=later", b"client_secret=later", b"client_id="]);
+    pairs.push(repeat.to_vec());
+    pairs.join(&b'&')
+}
+
+#[test]
+fn form_credentials_of_random_bytes_give_back_exactly_what_was_encoded() {
+    let mut rng = Rng(0xc0ed_5eed_0000_0003);
+    let form_type = "application/x-www-form-urlencoded";
+    for _ in 0..10_000 {
+        let max = if rng.chance(20) { 700 } else { 30 };
+        let mut id = random_bytes(&mut rng, max);
+        let max = if rng.chance(20) { 700 } else { 30 };
+        let mut secret = random_bytes(&mut rng, max);
+        id.push(b'i');
+        secret.insert(0, b's');
+        let q = credential_form(&mut rng, &id, &secret);
+        let want = if id.len() + secret.len() > CREDENTIAL_BUF_LEN {
+            Err(CredentialsError::TooLong)
+        } else {
+            Ok(Some((id, secret)))
+        };
+        let mut buf = CredentialBuf::new();
+        let got = from_query(&q, &mut buf).map(|c| c.map(|c| (c.id.to_vec(), c.secret.to_vec())));
+        assert_eq!(got, want, "{:?}", q.escape_ascii().to_string());
+        let mut buf = CredentialBuf::new();
+        let got = from_body(form_type.as_bytes(), &q, &mut buf).map(|c| c.map(|c| (c.id.to_vec(), c.secret.to_vec())));
+        assert_eq!(got, want, "{:?}", q.escape_ascii().to_string());
+    }
+}
+
+#[test]
+fn mutated_forms_never_panic_and_yield_exactly_the_first_decoded_id_and_secret() {
+    let mut rng = Rng(0xc0ed_5eed_0000_0004);
+    let mut found = 0;
+    for _ in 0..20_000 {
+        let (id, secret) = (random_bytes(&mut rng, 12), random_bytes(&mut rng, 12));
+        let mut q = credential_form(&mut rng, &id, &secret);
+        for _ in 0..1 + rng.below(3) {
+            if rng.chance(2) {
+                let at = rng.below(q.len() + 1);
+                q.insert(at, rng.pick(b"&=%+_"));
+            } else {
+                testing::mutate_bytes(&mut rng, &mut q);
+            }
+        }
+        let mut buf = CredentialBuf::new();
+        let got = from_query(&q, &mut buf).map(|c| c.map(|c| (c.id.to_vec(), c.secret.to_vec())));
+        let want = form_oracle(&q);
+        assert_eq!(got, want, "{:?}", q.escape_ascii().to_string());
+        found += usize::from(matches!(got, Ok(Some(_))));
+    }
+    assert!(found > 1000, "only {found} forms gave credentials");
+}
+
+/// What the JSON body location must give for `body`, read by serde_json: the first
+/// member of each name, strings only.
+fn json_oracle(members: &[(String, serde_json::Value)]) -> Found {
+    let first =
+        |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str().unwrap_or("").as_bytes().to_vec());
+    if let Some(grant) = first("grant_type").filter(|g| !g.is_empty()) {
+        if grant != b"client_credentials" {
+            return Ok(None);
+        }
+    }
+    let (Some(id), Some(secret)) = (first("client_id"), first("client_secret")) else { return Ok(None) };
+    if id.is_empty() || secret.is_empty() {
+        return Ok(None);
+    }
+    if id.len() + secret.len() > CREDENTIAL_BUF_LEN {
+        return Err(CredentialsError::TooLong);
+    }
+    Ok(Some((id, secret)))
+}
+
+fn json_body(b: &[u8]) -> Found {
+    let mut buf = CredentialBuf::new();
+    Ok(from_body(b"application/json", b, &mut buf)?.map(|c| (c.id.to_vec(), c.secret.to_vec())))
+}
+
+#[test]
+fn json_credentials_of_random_strings_give_back_exactly_what_was_encoded() {
+    let mut rng = Rng(0xc0ed_5eed_0000_0005);
+    for _ in 0..6000 {
+        let max = if rng.chance(20) { 300 } else { 20 };
+        let id = format!("i{}", testing::random_text(&mut rng, max));
+        let max = if rng.chance(20) { 300 } else { 20 };
+        let secret = format!("{}s", testing::random_text(&mut rng, max));
+        let body = testing::credential_json(&mut rng, &id, &secret);
+        let want = if id.len() + secret.len() > CREDENTIAL_BUF_LEN {
+            Err(CredentialsError::TooLong)
+        } else {
+            Ok(Some((id.into_bytes(), secret.into_bytes())))
+        };
+        assert_eq!(json_body(body.as_bytes()), want, "{body:?}");
+    }
+}
+
+#[test]
+fn mutated_json_bodies_never_panic_and_yield_what_serde_json_reads() {
+    let mut rng = Rng(0xc0ed_5eed_0000_0006);
+    let mut found = 0;
+    for _ in 0..8000 {
+        let (id, secret) =
+            (format!("i{}", testing::random_text(&mut rng, 10)), format!("s{}", testing::random_text(&mut rng, 10)));
+        let mut body = testing::credential_json(&mut rng, &id, &secret).into_bytes();
+        for _ in 0..1 + rng.below(2) {
+            testing::mutate_json(&mut rng, &mut body);
+        }
+        let got = json_body(&body);
+        found += usize::from(matches!(got, Ok(Some(_))));
+        match testing::json_members(&body) {
+            Some(members) => assert_eq!(got, json_oracle(&members), "{:?}", String::from_utf8_lossy(&body)),
+            // Not JSON to serde_json (or nested past its limit of 128 levels): no credentials.
+            None => assert_eq!(got, Ok(None), "{:?}", String::from_utf8_lossy(&body)),
+        }
+    }
+    assert!(found > 300, "only {found} bodies gave credentials");
 }
