@@ -530,6 +530,10 @@ where
 /// `None` when the body is not an object, or the member is absent, empty or not a
 /// string. Copies the body (rare path).
 pub fn json_access_token(body: &[u8]) -> Option<Vec<u8>> {
+    // A caller's deeply nested body would overflow the stack in simd-json's recursive skip.
+    if !crate::jose::json_depth_ok(body) {
+        return None;
+    }
     let mut owned = body.to_vec();
     let fields: JsonFields<'_> = simd_json::serde::from_slice(&mut owned).ok()?;
     fields.access_token.filter(|t| !t.is_empty()).map(|t| t.as_bytes().to_vec())
@@ -555,6 +559,10 @@ fn form_decode_into(raw: &[u8], out: &mut [u8]) -> Option<usize> {
 }
 
 fn json_span(body: &[u8], buf: &mut CredentialBuf) -> Result<Option<Span>, CredentialsError> {
+    // As in `json_access_token`: nesting past the limit would overflow the stack.
+    if !crate::jose::json_depth_ok(body) {
+        return Ok(None);
+    }
     // simd-json parses in place, so it gets its own copy; this path is rare.
     let mut owned = body.to_vec();
     let Ok(JsonFields { client_id, client_secret, grant_type, .. }) = simd_json::serde::from_slice(&mut owned) else {
