@@ -67,7 +67,8 @@ impl Claims {
     /// number) bounds how long the token may be cached. `None` for anything else.
     pub fn from_introspection(claims: OwnedValue) -> Option<Claims> {
         claims.as_object()?;
-        let exp = claims.get("exp").and_then(|e| e.as_f64()).map(|e| e.ceil() as i64);
+        // As a JWT's `exp`: `as_f64` alone would miss the integers RFC 7662 answers carry.
+        let exp = numeric_date(&claims, "exp").ok().flatten();
         Some(Claims { exp, claims })
     }
 
@@ -347,6 +348,21 @@ mod tests {
         let shown = format!("{:?}", verified(r#"{"iss":"i","email":"someone@example.com","sub":"s"}"#));
         assert!(shown.contains(r#"iss: Some("i")"#) && shown.contains("claims: 3"), "{shown}");
         assert!(!shown.contains("someone"), "{shown}");
+    }
+
+    #[test]
+    fn introspection_exp_of_any_number_shape_bounds_the_cache() {
+        // Regression: an integer `exp` (the usual form) read as absent, so an introspected
+        // token was cached for `cache_ttl` past its expiry.
+        let exp = |answer: &str| Claims::from_introspection(json(answer)).unwrap().exp();
+        assert_eq!(exp(r#"{"active":true,"exp":1767225900}"#), Some(1_767_225_900));
+        assert_eq!(exp(r#"{"exp":1767225900.2}"#), Some(1_767_225_901));
+        assert_eq!(exp(r#"{"exp":-5}"#), Some(0));
+        assert_eq!(exp(r#"{"exp":18446744073709551615}"#), Some(i64::MAX as u64));
+        assert_eq!(exp(r#"{"exp":1e300}"#), Some(i64::MAX as u64));
+        assert_eq!(exp(r#"{"exp":"1767225900"}"#), None);
+        assert_eq!(exp(r#"{"active":true}"#), None);
+        assert!(Claims::from_introspection(json("[1]")).is_none());
     }
 
     #[test]
