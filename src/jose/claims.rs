@@ -259,16 +259,18 @@ fn claim_has(claim: &OwnedValue, word: &str) -> bool {
     scalar_is(claim, word)
 }
 
-/// A number or boolean compared with a word by its JSON text.
+/// A number or boolean compared with a word by its JSON text. An integer's text is its
+/// decimal digits (`05`, `+5` and `-0` are not 5 or 0); a fraction's text is not unique,
+/// so it compares by value.
 fn scalar_is(v: &OwnedValue, word: &str) -> bool {
     if let Some(b) = v.as_bool() {
         return word == if b { "true" } else { "false" };
     }
     if let Some(i) = v.as_i64() {
-        return word.parse::<i64>() == Ok(i);
+        return word == itoa::Buffer::new().format(i);
     }
     if let Some(u) = v.as_u64() {
-        return word.parse::<u64>() == Ok(u);
+        return word == itoa::Buffer::new().format(u);
     }
     if let Some(f) = v.as_f64() {
         return word.parse::<f64>() == Ok(f);
@@ -311,6 +313,13 @@ mod tests {
         assert!(!requirement_met(&strings(&["team"]), Some(&groups)));
         assert!(requirement_met(&strings(&["42"]), Some(&json("42"))));
         assert!(!requirement_met(&strings(&["4"]), Some(&json("42"))));
+        // Integers by their text: found by the requirement property test.
+        for (word, claim) in [("042", "42"), ("+42", "42"), ("-0", "0"), ("1e1", "10")] {
+            assert!(!requirement_met(&strings(&[word]), Some(&json(claim))), "{word} in {claim}");
+        }
+        assert!(requirement_met(&strings(&["-7", "18446744073709551615"]), Some(&json("[18446744073709551615]"))));
+        assert!(requirement_met(&strings(&["1.5"]), Some(&json("[1.50]"))));
+        assert!(requirement_met(&strings(&["42"]), Some(&json("[42.0]"))));
         assert!(!requirement_met(&strings(&["x"]), Some(&json("{}"))));
     }
 
