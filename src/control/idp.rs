@@ -180,6 +180,16 @@ struct RawError {
 }
 
 /// The host of a URL, for error messages (no path, no query).
+/// Refuses an answer nested past [`crate::jose::MAX_JSON_DEPTH`] before simd-json reads
+/// it: its recursive value building and member skipping would overflow the stack.
+fn depth_ok(body: &[u8]) -> Result<(), simd_json::Error> {
+    if crate::jose::json_depth_ok(body) {
+        Ok(())
+    } else {
+        Err(simd_json::Error::generic(simd_json::ErrorType::Serde("json nested too deeply".into())))
+    }
+}
+
 fn host_of(url: &str) -> String {
     reqwest::Url::parse(url)
         .ok()
@@ -285,11 +295,9 @@ impl IdpClient {
     /// Fetches and parses the discovery document at `url`.
     pub async fn discovery(&self, url: &str, extra_headers: &[(String, String)]) -> Result<Discovery, IdpError> {
         let mut body = self.get(url, extra_headers).await?;
-        simd_json::serde::from_slice::<Discovery>(&mut body).map_err(|e| IdpError::Invalid {
-            host: host_of(url),
-            what: "discovery document",
-            reason: e.to_string(),
-        })
+        depth_ok(&body)
+            .and_then(|()| simd_json::serde::from_slice::<Discovery>(&mut body))
+            .map_err(|e| IdpError::Invalid { host: host_of(url), what: "discovery document", reason: e.to_string() })
     }
 
     /// POSTs a form to `endpoint` asking for JSON: the status, the answer's headers named
@@ -335,13 +343,18 @@ impl IdpClient {
         match status {
             200 => {}
             400 | 401 | 403 => {
-                let error = simd_json::serde::from_slice::<RawError>(&mut body).ok().and_then(|e| e.error);
+                let error = depth_ok(&body)
+                    .and_then(|()| simd_json::serde::from_slice::<RawError>(&mut body))
+                    .ok()
+                    .and_then(|e| e.error);
                 return Ok(TokenOutcome::Rejected { status, error });
             }
             _ => return Err(IdpError::Status { host: host(), status }),
         }
         let invalid = |reason: String| IdpError::Invalid { host: host(), what: "token response", reason };
-        let raw: RawToken = simd_json::serde::from_slice(&mut body).map_err(|e| invalid(e.to_string()))?;
+        let raw: RawToken = depth_ok(&body)
+            .and_then(|()| simd_json::serde::from_slice(&mut body))
+            .map_err(|e| invalid(e.to_string()))?;
         let access_token =
             raw.access_token.filter(|t| !t.is_empty()).ok_or_else(|| invalid("no access_token".into()))?;
         if let Some(tt) = &raw.token_type {
@@ -376,7 +389,8 @@ impl IdpClient {
         }
         let invalid =
             |reason: String| IdpError::Invalid { host: host_of(endpoint), what: "introspection answer", reason };
-        let answer = simd_json::to_owned_value(&mut body).map_err(|e| invalid(e.to_string()))?;
+        let answer =
+            depth_ok(&body).and_then(|()| simd_json::to_owned_value(&mut body)).map_err(|e| invalid(e.to_string()))?;
         crate::jose::Claims::from_introspection(answer)
             .map(Introspected::Answered)
             .ok_or_else(|| invalid("not a JSON object".into()))
@@ -419,6 +433,46 @@ mod tests {
             }
         });
         format!("http://{addr}/jwks")
+    }
+
+    /// Serves `count` connections, each answered 200 with the JSON `body`.
+    fn serve_json(body: String, count: usize) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..count {
+                let Ok((mut s, _)) = listener.accept() else { return };
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).and_then(|()| s.write_all(body.as_bytes()));
+            }
+        });
+        format!("http://{addr}/idp")
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn deeply_nested_answers_are_invalid_not_a_stack_overflow() {
+        // Regression: an answer of a few KiB of `[` overflowed the stack while simd-json
+        // built or skipped it, aborting the process from the control plane.
+        let client = IdpClient::new(&ClientOptions { timeout: Duration::from_secs(5), ..Default::default() }).unwrap();
+        let deep = format!(r#"{{"x":{}{},"access_token":"t","active":true}}"#, "[".repeat(50_000), "]".repeat(50_000));
+        let url = serve_json(deep, 3);
+        let e = client.discovery(&url, &[]).await.unwrap_err();
+        assert!(matches!(e, IdpError::Invalid { what: "discovery document", .. }), "{e:?}");
+        let e = client.token(&url, String::new(), &[], &[]).await.unwrap_err();
+        assert!(matches!(e, IdpError::Invalid { what: "token response", .. }), "{e:?}");
+        let e = client.introspect(&url, String::new(), &[]).await.unwrap_err();
+        assert!(matches!(e, IdpError::Invalid { what: "introspection answer", .. }), "{e:?}");
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -67,7 +67,8 @@ impl Claims {
     /// number) bounds how long the token may be cached. `None` for anything else.
     pub fn from_introspection(claims: OwnedValue) -> Option<Claims> {
         claims.as_object()?;
-        let exp = claims.get("exp").and_then(|e| e.as_f64()).map(|e| e.ceil() as i64);
+        // As a JWT's `exp`: `as_f64` alone would miss the integers RFC 7662 answers carry.
+        let exp = numeric_date(&claims, "exp").ok().flatten();
         Some(Claims { exp, claims })
     }
 
@@ -258,16 +259,18 @@ fn claim_has(claim: &OwnedValue, word: &str) -> bool {
     scalar_is(claim, word)
 }
 
-/// A number or boolean compared with a word by its JSON text.
+/// A number or boolean compared with a word by its JSON text. An integer's text is its
+/// decimal digits (`05`, `+5` and `-0` are not 5 or 0); a fraction's text is not unique,
+/// so it compares by value.
 fn scalar_is(v: &OwnedValue, word: &str) -> bool {
     if let Some(b) = v.as_bool() {
         return word == if b { "true" } else { "false" };
     }
     if let Some(i) = v.as_i64() {
-        return word.parse::<i64>() == Ok(i);
+        return word == itoa::Buffer::new().format(i);
     }
     if let Some(u) = v.as_u64() {
-        return word.parse::<u64>() == Ok(u);
+        return word == itoa::Buffer::new().format(u);
     }
     if let Some(f) = v.as_f64() {
         return word.parse::<f64>() == Ok(f);
@@ -310,6 +313,13 @@ mod tests {
         assert!(!requirement_met(&strings(&["team"]), Some(&groups)));
         assert!(requirement_met(&strings(&["42"]), Some(&json("42"))));
         assert!(!requirement_met(&strings(&["4"]), Some(&json("42"))));
+        // Integers by their text: found by the requirement property test.
+        for (word, claim) in [("042", "42"), ("+42", "42"), ("-0", "0"), ("1e1", "10")] {
+            assert!(!requirement_met(&strings(&[word]), Some(&json(claim))), "{word} in {claim}");
+        }
+        assert!(requirement_met(&strings(&["-7", "18446744073709551615"]), Some(&json("[18446744073709551615]"))));
+        assert!(requirement_met(&strings(&["1.5"]), Some(&json("[1.50]"))));
+        assert!(requirement_met(&strings(&["42"]), Some(&json("[42.0]"))));
         assert!(!requirement_met(&strings(&["x"]), Some(&json("{}"))));
     }
 
@@ -347,6 +357,21 @@ mod tests {
         let shown = format!("{:?}", verified(r#"{"iss":"i","email":"someone@example.com","sub":"s"}"#));
         assert!(shown.contains(r#"iss: Some("i")"#) && shown.contains("claims: 3"), "{shown}");
         assert!(!shown.contains("someone"), "{shown}");
+    }
+
+    #[test]
+    fn introspection_exp_of_any_number_shape_bounds_the_cache() {
+        // Regression: an integer `exp` (the usual form) read as absent, so an introspected
+        // token was cached for `cache_ttl` past its expiry.
+        let exp = |answer: &str| Claims::from_introspection(json(answer)).unwrap().exp();
+        assert_eq!(exp(r#"{"active":true,"exp":1767225900}"#), Some(1_767_225_900));
+        assert_eq!(exp(r#"{"exp":1767225900.2}"#), Some(1_767_225_901));
+        assert_eq!(exp(r#"{"exp":-5}"#), Some(0));
+        assert_eq!(exp(r#"{"exp":18446744073709551615}"#), Some(i64::MAX as u64));
+        assert_eq!(exp(r#"{"exp":1e300}"#), Some(i64::MAX as u64));
+        assert_eq!(exp(r#"{"exp":"1767225900"}"#), None);
+        assert_eq!(exp(r#"{"active":true}"#), None);
+        assert!(Claims::from_introspection(json("[1]")).is_none());
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub enum JwksError {
     /// The document is larger than [`MAX_JWKS_LEN`](super::MAX_JWKS_LEN).
     #[error("jwks document too large")]
     TooLarge,
-    /// The document is not valid JSON.
+    /// The document is not valid JSON, or nests deeper than
+    /// [`MAX_JSON_DEPTH`](super::MAX_JSON_DEPTH).
     #[error("jwks is not valid json")]
     Json,
     /// The document is JSON but not an object with a `keys` array (RFC 7517 §5).
@@ -98,7 +99,8 @@ pub enum JwtError {
     /// non-canonical trailing bits).
     #[error("token part is not base64url")]
     Base64,
-    /// The header is not a JSON object, repeats a member, or has a member of the wrong type.
+    /// The header is not a JSON object, repeats a member, has a member of the wrong type,
+    /// or nests too deeply.
     #[error("token header is not valid")]
     Header,
     /// The header has no `alg`.
@@ -135,7 +137,7 @@ pub enum JwtError {
     /// The signature does not verify.
     #[error("signature invalid")]
     Signature,
-    /// The payload is not a JSON object.
+    /// The payload is not a JSON object (or nests too deeply).
     #[error("token claims are not a json object")]
     Claims,
     /// A registered claim has the wrong JSON type (named: `exp` as a string, …).

@@ -21,7 +21,7 @@ use simd_json::BorrowedValue;
 
 use super::alg::{Alg, AlgParseError, KeyKind, Scheme};
 use super::error::{JwksError, JwtError, SkipReason};
-use super::{b64_decode, MAX_JWKS_KEYS, MAX_JWKS_LEN};
+use super::{b64_decode, json_depth_ok, MAX_JWKS_KEYS, MAX_JWKS_LEN};
 
 /// One verification key from a JWKS, decoded for ring.
 pub struct Jwk {
@@ -251,6 +251,9 @@ impl KeySet {
             return Err(JwksError::TooLarge);
         }
         // simd-json parses in place; the copy is the price of taking `&[u8]`.
+        if !json_depth_ok(doc) {
+            return Err(JwksError::Json);
+        }
         let mut buf = doc.to_vec();
         let value = simd_json::to_borrowed_value(&mut buf).map_err(|_| JwksError::Json)?;
         let keys = value.get("keys").and_then(|k| k.as_array()).ok_or(JwksError::NotAKeySet)?;

@@ -11,7 +11,8 @@
 //!
 //! 1. Framing: at most [`MAX_TOKEN_LEN`] bytes; exactly three `.`-separated parts; header
 //!    and signature non-empty; each part strict unpadded base64url.
-//! 2. Header (simd-json): a JSON object without repeated members. `alg` is required; `none`
+//! 2. Header (simd-json): a JSON object without repeated members, nested at most
+//!    [`MAX_JSON_DEPTH`] deep (as is the payload). `alg` is required; `none`
 //!    (any case) and algorithms ring cannot verify are refused; the algorithm must be in
 //!    the policy's allow-list, and HS* also needs the policy's HS secret. `crit` in any
 //!    form is refused, as ringgate understands no extension. `typ`, when present, must be
@@ -69,37 +70,38 @@ pub const MAX_JWKS_KEYS: usize = 256;
 /// stack.
 const MAX_SIG_LEN: usize = 1024;
 
-/// Deepest nesting of arrays and objects a token header may have (the header object is
-/// level 1). Real headers are flat but for a `jwk` or `x5c` member, two or three levels.
-const MAX_HEADER_NESTING: usize = 16;
+/// Deepest nesting of JSON arrays and objects read from a token, a JWKS or another
+/// untrusted document. simd-json builds values (and skips unread members) recursively, so
+/// a few KiB of `[` would overflow a thread's stack and abort the whole process; real
+/// headers, claims and key sets nest a handful of levels.
+pub const MAX_JSON_DEPTH: usize = 128;
 
-/// Whether the arrays and objects in `json` nest at most `max` levels deep, counting
-/// brackets outside strings: one pass, no allocation. Checked before serde reads JSON a
-/// caller controls, because serde's visitors recurse once per level, and a token header
-/// of a few thousand `[` overflowed a worker's stack (an abort of the whole process).
-/// Malformed JSON passes when shallow enough, for the parser to refuse.
-fn json_nesting_within(json: &[u8], max: usize) -> bool {
+/// Whether `json` nests arrays and objects at most [`MAX_JSON_DEPTH`] deep. Run before
+/// handing untrusted text to simd-json. Brackets inside strings do not count; for text
+/// that is not JSON the answer does not matter, as the parser then refuses it anyway.
+pub(crate) fn json_depth_ok(json: &[u8]) -> bool {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &c in json {
+    for &b in json {
         if in_string {
-            match c {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
             }
-        } else {
-            match c {
-                b'"' => in_string = true,
-                b'[' | b'{' => {
-                    depth += 1;
-                    if depth > max {
-                        return false;
-                    }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return false;
                 }
-                b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
             }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
         }
     }
     true
@@ -187,9 +189,7 @@ pub fn verify_signature(token: &str, keys: &KeySet, policy: &Policy) -> Result<V
     let mut header_json = b64_decode(header_b64).ok_or(JwtError::Base64)?;
     // Serde's derived struct visitor would also take a JSON array, positionally; the JOSE
     // header must be an object (RFC 7515 §4).
-    if header_json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{')
-        || !json_nesting_within(&header_json, MAX_HEADER_NESTING)
-    {
+    if header_json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') || !json_depth_ok(&header_json) {
         return Err(JwtError::Header);
     }
     let header: Header<'_> = simd_json::serde::from_slice(&mut header_json).map_err(|_| JwtError::Header)?;
@@ -236,6 +236,9 @@ pub fn verify_signature(token: &str, keys: &KeySet, policy: &Policy) -> Result<V
 /// every rule. `now` is Unix seconds from the caller's clock.
 pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<Verified, JwtError> {
     let VerifiedJws { alg, kid, mut payload } = verify_signature(token, keys, policy)?;
+    if !json_depth_ok(&payload) {
+        return Err(JwtError::Claims);
+    }
     let claims = simd_json::to_owned_value(&mut payload).map_err(|_| JwtError::Claims)?;
     let exp = claims::check(&claims, policy, now)?;
     Ok(Verified { alg, kid, claims: Claims { exp, claims } })

@@ -307,6 +307,132 @@ mod tests {
         }
     }
 
+    /// A plugin config reading claims into headers and requirements, compiled as a file
+    /// would be.
+    fn config() -> crate::oidc::config::OidcConfig {
+        let yaml = "_format_version: \"3.0\"\nplugins:\n- name: openid-connect\n  config:\n    \
+            issuer: http://127.0.0.1:1/\n    auth_methods: [bearer]\n    \
+            upstream_headers_claims: [tenant, groups, sub, x, scope]\n    \
+            upstream_headers_names: [X-Tenant, X-Groups, X-Sub, X-X, X-Scope]\n    \
+            authenticated_groups_claim: [realm_access, roles]\n    \
+            downstream_headers_claims: [sub, aud]\n    downstream_headers_names: [X-Down-Sub, X-Down-Aud]\n    \
+            consumer_claim: [sub]\n    consumer_optional: true\n    credential_claim: [x]\n    \
+            scopes_required: [openid email, admin]\n    audience_required: [api]\n    \
+            groups_required: [ops, \"1\"]\n    roles_required: [r1]\n    claims_forbidden: [banned]\n";
+        let cfg = crate::config::load_str(yaml, "t.yaml", &|_| None).unwrap();
+        crate::oidc::config::compile(&cfg.plugins[0], "t.yaml").unwrap().0
+    }
+
+    /// Random claims: the configured names with values of every JSON shape, including
+    /// strings with CR, LF, NUL, DEL and non-ASCII, alone or inside arrays and objects.
+    fn random_claims(rng: &mut crate::testing::Rng) -> String {
+        let names = ["tenant", "groups", "sub", "x", "scope", "aud", "realm_access", "roles", "banned", "other"];
+        let mut members = Vec::new();
+        for _ in 0..rng.below(10) {
+            let name = rng.pick(&names);
+            let value = match rng.below(4) {
+                0 => rng.pick(crate::testing::EDGE_STRINGS).to_string(),
+                1 if name == "realm_access" => {
+                    format!(r#"{{"roles":{}}}"#, crate::testing::json_text(rng, 2))
+                }
+                1 => format!(
+                    "[{},{}]",
+                    rng.pick(crate::testing::EDGE_STRINGS),
+                    rng.pick(&["\"ops\"", "\"r1\"", "\"api\"", "1", "1.0", "true"])
+                ),
+                _ => crate::testing::json_text(rng, 3),
+            };
+            members.push(format!(r#""{name}":{value}"#));
+        }
+        format!("{{{}}}", members.join(","))
+    }
+
+    /// Bytes a field value may hold without ending or splitting the line: RFC 9110 §5.5
+    /// without the controls other than HTAB (judged here without `header_safe`).
+    fn field_value_ok(v: &[u8]) -> bool {
+        !v.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+    }
+
+    /// Checks `out` is `Name: value\r\n` lines for `headers`, in order, each value safe,
+    /// and that no line came from a header in `skipped`. Returns the rendered names.
+    fn lines_of<'h>(out: &[u8], headers: &'h [ClaimHeader], skipped: &[&str]) -> Vec<&'h str> {
+        assert!(out.is_empty() || out.ends_with(b"\r\n"), "{out:?}");
+        let mut names = Vec::new();
+        let mut next = headers.iter();
+        for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let line = line.strip_suffix(b"\r").expect("CRLF");
+            let h = next
+                .find(|h| line.starts_with(h.name.as_bytes()) && line[h.name.len()..].starts_with(b": "))
+                .unwrap_or_else(|| panic!("a line of no configured header, or out of order: {line:?}"));
+            let value = &line[h.name.len() + 2..];
+            assert!(!value.is_empty() && field_value_ok(value), "{}: {value:?}", h.name);
+            assert!(!skipped.contains(&h.name.as_str()));
+            names.push(h.name.as_str());
+        }
+        names
+    }
+
+    #[test]
+    fn random_claims_render_only_safe_header_lines_and_requirements_never_panic() {
+        let config = config();
+        let mut rng = crate::testing::Rng(0x4528_21e6_38d0_1377);
+        let mut rendered_any = 0;
+        let mut skipped_any = 0;
+        for _ in 0..3000 {
+            let text = random_claims(&mut rng);
+            let mut bytes = text.clone().into_bytes();
+            let Ok(value) = simd_json::to_owned_value(&mut bytes) else { continue };
+            let claims = crate::jose::Claims::from_introspection(value).expect("an object");
+            let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+            for headers in [&config.upstream_headers, &config.downstream_headers] {
+                let mut out = Vec::new();
+                let skipped = render(headers, &claims, &mut out).0;
+                let names = lines_of(&out, headers, &skipped);
+                rendered_any += names.len();
+                skipped_any += skipped.len();
+                for h in headers.iter().filter(|h| h.kind == ClaimKind::Value) {
+                    // A string claim is sent as it is when it is safe, and never when not.
+                    let Some(serde_json::Value::String(s)) = reference.get(&h.claim[0]) else { continue };
+                    let sent = names.contains(&h.name.as_str());
+                    if s.is_empty() {
+                        assert!(!sent && !skipped.contains(&h.name.as_str()));
+                    } else if field_value_ok(s.as_bytes()) {
+                        let line = [h.name.as_bytes(), b": ", s.as_bytes(), b"\r\n"].concat();
+                        assert!(out.windows(line.len()).any(|w| w == line), "{}: {s:?}", h.name);
+                    } else {
+                        assert!(!sent && skipped.contains(&h.name.as_str()), "{}: {s:?}", h.name);
+                    }
+                }
+                assert_eq!(lines_for(headers, &claims).unwrap_or_default(), out);
+            }
+            let facts = facts_for(&config, &claims);
+            if let Some(f) = &facts {
+                lines_of(&f.lines, &config.upstream_headers, &[]);
+                lines_of(&f.downstream_lines, &config.downstream_headers, &[]);
+            }
+            // The requirement order of the docs: forbidden claims, then scopes, audience,
+            // groups and roles.
+            use crate::error::AuthReason;
+            let forbidden = reference.get("banned").is_some_and(|v| *v != serde_json::Value::Bool(false));
+            let want = if forbidden {
+                Some(AuthReason::ForbiddenClaim)
+            } else {
+                [
+                    (&config.scopes_required, "scope", AuthReason::InsufficientScope),
+                    (&config.audience_required, "aud", AuthReason::AudienceMismatch),
+                    (&config.groups_required, "groups", AuthReason::GroupsMissing),
+                    (&config.roles_required, "roles", AuthReason::RolesMissing),
+                ]
+                .into_iter()
+                .find(|(required, claim, _)| !crate::jose::requirement_met(required, claims.claim(claim)))
+                .map(|(_, _, reason)| reason)
+            };
+            assert_eq!(config.unmet_requirement(Some(&claims)), want, "{text}");
+            assert!(config.unmet_requirement(None).is_some());
+        }
+        assert!(rendered_any > 3000 && skipped_any > 300, "{rendered_any} {skipped_any}");
+    }
+
     #[test]
     fn a_group_with_a_control_character_keeps_the_whole_header_out() {
         let (out, skipped) = rendered(&[groups(&["groups"])], r#"{"groups":["ops","a\r\nX-Evil: 1"]}"#);

@@ -142,6 +142,41 @@ mod tests {
     }
 
     #[test]
+    fn random_use_never_hits_a_token_not_inserted_or_past_its_exp() {
+        // Tokens that share their last 64 bytes and length (one bucket hash) or differ in
+        // one byte; extreme exp, clock and leeway values.
+        let mut rng = crate::testing::Rng(0x7137_4491_b5c0_fbcf);
+        let mut c = VerifiedCache::new(16);
+        let mut inserted: std::collections::HashMap<Vec<u8>, u64> = std::collections::HashMap::new();
+        let tail = [b'S'; 64];
+        let mut hits = 0;
+        for _ in 0..20_000 {
+            let mut token = vec![b'h'; 1 + rng.below(3)];
+            token.push(b'.');
+            token.push(rng.pick(b"abc"));
+            token.extend_from_slice(&tail);
+            if rng.chance(4) {
+                let at = rng.below(token.len());
+                token[at] ^= 1;
+            }
+            let now = rng.pick(&[0, 1_000, 1_000_000, u64::MAX - 1, u64::MAX]);
+            let leeway = rng.pick(&[0, 5, u64::MAX]);
+            if rng.chance(3) {
+                let exp = rng.pick(&[0, 999, 1_000, 1_001, 2_000_000, u64::MAX]);
+                c.insert(&token, exp, now);
+                inserted.insert(token.clone(), exp);
+            }
+            if c.contains(&token, now, leeway) {
+                let exp = inserted[&token];
+                assert!(u128::from(now) < u128::from(exp) + u128::from(leeway), "{now} {exp} {leeway}");
+                hits += 1;
+            }
+            assert!(c.len() <= 16);
+        }
+        assert!(hits > 1000, "{hits}");
+    }
+
+    #[test]
     fn a_hit_returns_the_claim_headers_stored_with_the_token() {
         let mut c = VerifiedCache::new(10);
         let lines = Rc::new(TokenFacts {

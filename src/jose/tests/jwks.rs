@@ -204,3 +204,23 @@ fn merged_sets_keep_document_order() {
     crate::jose::verify(&token, &merged, &crate::jose::Policy::new("i"), 0).expect("first document's key wins");
     assert!(merged.find(Some("extra"), Alg::ES256).is_ok());
 }
+
+#[test]
+fn deeply_nested_jwks_is_refused_not_a_stack_overflow() {
+    // Regression: 100 000 levels of `[` in any member overflowed the stack while simd-json
+    // built the document, aborting the process from the control plane.
+    let k = Signer::p256().jwk("k", None);
+    let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    for doc in [
+        format!(r#"{{"keys":[{{"x":{}}},{k}]}}"#, nested(100_000)),
+        format!(r#"{{"keys":[{k}],"x":{}}}"#, nested(100_000)),
+        format!(r#"{{"keys":[{k}],"x":{}}}"#, nested(crate::jose::MAX_JSON_DEPTH)),
+    ] {
+        assert_eq!(KeySet::from_jwks(doc.as_bytes()).unwrap_err(), JwksError::Json);
+    }
+    // Brackets inside strings are text, not nesting.
+    let doc = format!(r#"{{"keys":[{k}],"x":"{}\"{}"}}"#, "[".repeat(1000), "{".repeat(1000));
+    assert_eq!(KeySet::from_jwks(doc.as_bytes()).unwrap().len(), 1);
+    let doc = format!(r#"{{"keys":[{k}],"x":{}}}"#, nested(crate::jose::MAX_JSON_DEPTH - 1));
+    assert_eq!(KeySet::from_jwks(doc.as_bytes()).unwrap().len(), 1);
+}

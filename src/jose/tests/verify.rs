@@ -344,7 +344,8 @@ fn header_nested_deep_is_refused_without_overflowing_the_stack() {
     let f = fixture();
     // 4 000 levels fit the token cap; serde's visitors recursed once per level and
     // overflowed the stack (an abort of the process) on an unverified caller token.
-    for depth in [4_000, 20] {
+    // (The limit is MAX_JSON_DEPTH, 128 levels: 200 is past it.)
+    for depth in [4_000, 200] {
         let header = format!(r#"{{"alg":"RS256","kid":"rsa","x":{}{}}}"#, "[".repeat(depth), "]".repeat(depth));
         let token = f.rsa.token(Alg::RS256, &header, &good_claims());
         assert_eq!(err(&token, &f, &policy()), JwtError::Header, "{depth}");
@@ -487,4 +488,44 @@ fn verify_signature_alone_skips_claims() {
     let token = rs256(&f, r#"{"exp":1}"#);
     let jws = verify_signature(&token, &f.keys, &policy()).expect("signature ok");
     assert_eq!(jws.payload, br#"{"exp":1}"#);
+}
+
+#[test]
+fn deeply_nested_header_or_claims_are_refused_not_a_stack_overflow() {
+    // Regression: a header of a few KiB of `[` overflowed the stack in simd-json's
+    // recursive skip of unread members and aborted the process, before any signature.
+    let f = fixture();
+    let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let header = format!(r#"{{"alg":"RS256","kid":"rsa","x":{}}}"#, nested(5000));
+    let token = format!("{}.{}.c2ln", b64(header.as_bytes()), b64(good_claims().as_bytes()));
+    assert!(token.len() <= MAX_TOKEN_LEN);
+    assert_eq!(err(&token, &f, &policy()), JwtError::Header);
+    // The same in signed claims (only an issuer's key can get this far).
+    let claims = format!(r#"{{"iss":"{ISS}","x":{}}}"#, nested(5000));
+    assert_eq!(err(&rs256(&f, &claims), &f, &policy()), JwtError::Claims);
+    // At the limit: the header is read (the signature then decides) and claims verify.
+    let depth = crate::jose::MAX_JSON_DEPTH;
+    let header = format!(r#"{{"alg":"RS256","kid":"rsa","x":{}}}"#, nested(depth - 1));
+    let token = format!("{}.{}.c2ln", b64(header.as_bytes()), b64(good_claims().as_bytes()));
+    assert_eq!(err(&token, &f, &policy()), JwtError::Signature);
+    let header = format!(r#"{{"alg":"RS256","kid":"rsa","x":{}}}"#, nested(depth));
+    let token = format!("{}.{}.c2ln", b64(header.as_bytes()), b64(good_claims().as_bytes()));
+    assert_eq!(err(&token, &f, &policy()), JwtError::Header);
+    let claims = format!(r#"{{"iss":"{ISS}","x":{}}}"#, nested(depth - 1));
+    verify(&rs256(&f, &claims), &f.keys, &policy(), NOW).expect("nested up to the limit");
+}
+
+#[test]
+fn json_depth_counts_brackets_outside_strings_only() {
+    use crate::jose::{json_depth_ok, MAX_JSON_DEPTH};
+    let deep = "[".repeat(MAX_JSON_DEPTH + 1);
+    assert!(json_depth_ok("[".repeat(MAX_JSON_DEPTH).as_bytes()));
+    assert!(!json_depth_ok(deep.as_bytes()));
+    assert!(!json_depth_ok("{\"a\":".repeat(MAX_JSON_DEPTH + 1).as_bytes()));
+    // Inside a string, after an escaped quote, and after an escaped backslash.
+    assert!(json_depth_ok(format!(r#"["{deep}"]"#).as_bytes()));
+    assert!(json_depth_ok(format!(r#"["\"{deep}"]"#).as_bytes()));
+    assert!(!json_depth_ok(format!(r#"["\\",{deep}"#).as_bytes()));
+    // Closing brackets give the depth back.
+    assert!(json_depth_ok("[]".repeat(10 * MAX_JSON_DEPTH).as_bytes()));
 }

@@ -338,6 +338,19 @@ fn body_json_not_an_object_or_malformed_yields_nothing() {
 }
 
 #[test]
+fn body_json_nested_past_the_limit_yields_nothing_not_a_stack_overflow() {
+    // Regression: a caller's body of a few KiB of `[` overflowed the stack in simd-json's
+    // recursive skip of unread members and aborted the process.
+    let deep = format!(r#"{{"x":{}{},"client_id":"a","client_secret":"b"}}"#, "[".repeat(50_000), "]".repeat(50_000));
+    assert_eq!(body("application/json", &deep), Ok(None));
+    let deep = deep.replace("client_id\":\"a\",\"client_secret\":\"b", "access_token\":\"t");
+    assert_eq!(json_access_token(deep.as_bytes()), None);
+    // Shallow nesting is still skipped as before.
+    let b = format!(r#"{{"x":{}{},"access_token":"t"}}"#, "[".repeat(100), "]".repeat(100));
+    assert_eq!(json_access_token(b.as_bytes()), Some(b"t".to_vec()));
+}
+
+#[test]
 fn body_json_over_buffer_is_too_long() {
     let b = format!(r#"{{"client_id":"a","client_secret":"{}"}}"#, "s".repeat(CREDENTIAL_BUF_LEN));
     assert_eq!(body("application/json", &b), Err(CredentialsError::TooLong));
