@@ -633,6 +633,7 @@ fn go_format_float(f: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Rng;
 
     fn env(name: &str) -> Option<String> {
         match name {
@@ -800,6 +801,170 @@ mod tests {
             assert_eq!(r.map.mark(out), expected, "character {out} ({c:?})");
         }
         assert_eq!(r.map.mark(r.text.chars().count() + 10).line as usize, src.lines().count() + 1, "past the end");
+    }
+
+    /// Text around actions: what YAML cares about, non-ASCII, line ends.
+    const TEXT: &[&str] = &[
+        "a: ",
+        "- ",
+        "# c",
+        "\n",
+        "\r\n",
+        "\t",
+        "  ",
+        "key: value\n",
+        "\u{e9}",
+        "\u{1f600}",
+        "\u{4e2d}",
+        "'",
+        "\"",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        "&a ",
+        "*a",
+        "$",
+        "x",
+    ];
+
+    /// Whole actions, valid or not, set variables or not.
+    const ACTIONS: &[&str] = &[
+        "${{ env \"DECK_A\" }}",
+        "${{ env \"DECK_NL\" }}",
+        "${{ env \"DECK_Q\" }}",
+        "${{ env \"DECK_T\" }}",
+        "${{ env \"DECK_U\" }}",
+        "${{- env \"DECK_A\" -}}",
+        "${{ env \"DECK_NL\" | indent 4 }}",
+        "${{ env `DECK_U` }}",
+        "${{ env \"DECK_N\" | toInt }}",
+        "${{ toFloat \"1e6\" }}",
+        "${{ toBool \"T\" }}",
+        "${{ indent 2 (env \"DECK_NL\") }}",
+        "${{ env \"DECK_EMPTY\" }}",
+        "${{ env \"DECK_MISSING\" }}",
+        "${{ env \"HOME\" }}",
+        "${{ env \"DECK_A\" | toInt }}",
+        "${{ }}",
+        "${{ .X }}",
+    ];
+
+    /// What mutations insert: halves of actions, tokens, broken quoting.
+    const PIECES: &[&str] = &[
+        "${{",
+        "${{- ",
+        "}}",
+        " -}}",
+        "}",
+        "{",
+        "$",
+        " env ",
+        "\"DECK_A\"",
+        "\"",
+        "`",
+        " | ",
+        "toInt",
+        "indent -1",
+        "(",
+        ")",
+        " 42 ",
+        "-3",
+        "\\",
+        "\\q",
+        "\n",
+        "\u{1f600}",
+    ];
+
+    /// Values with newlines, quotes, template delimiters and YAML syntax in them.
+    fn hostile_env(name: &str) -> Option<String> {
+        match name {
+            "DECK_A" => Some("plain".into()),
+            "DECK_NL" => Some("line1\n- item\nkey: v # c\n".into()),
+            "DECK_Q" => Some("\"'`\\ {x: [1]} ${{ env \"DECK_A\" }}".into()),
+            "DECK_T" => Some("${{".into()),
+            "DECK_U" => Some("\u{e9}\u{1f600}\r\n\u{4e2d}: -".into()),
+            "DECK_N" => Some("-17".into()),
+            "DECK_EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    /// Text and actions, then a few random insertions and cuts at character boundaries.
+    fn random_template(rng: &mut Rng) -> String {
+        let mut s = String::new();
+        for _ in 0..rng.below(12) {
+            s.push_str(if rng.chance(3) { rng.pick(ACTIONS) } else { rng.pick(TEXT) });
+        }
+        for _ in 0..rng.below(4) {
+            let bounds: Vec<usize> = s.char_indices().map(|(i, _)| i).chain([s.len()]).collect();
+            let at = rng.pick(&bounds);
+            if rng.chance(2) {
+                s.insert_str(at, rng.pick(PIECES));
+            } else {
+                let end = rng.pick(&bounds).max(at);
+                s.replace_range(at..end, "");
+            }
+        }
+        s
+    }
+
+    /// Whether `mark` names a character of `source`, or the position just after the
+    /// last character of a line.
+    fn inside(source: &str, mark: Mark) -> bool {
+        let lines: Vec<&str> = source.split('\n').collect();
+        mark.line >= 1
+            && (mark.line as usize) <= lines.len()
+            && mark.column >= 1
+            && (mark.column as usize) <= lines[mark.line as usize - 1].chars().count() + 1
+    }
+
+    /// The source text from `mark` on.
+    fn from_mark(source: &str, mark: Mark) -> &str {
+        let line_start: usize = source.split('\n').take(mark.line as usize - 1).map(|l| l.len() + 1).sum();
+        let rest = &source[line_start..];
+        let skip = rest.char_indices().nth(mark.column as usize - 1).map_or(rest.len(), |(b, _)| b);
+        &rest[skip..]
+    }
+
+    #[test]
+    fn random_templates_never_panic_and_every_position_maps_into_the_source() {
+        let mut rng = Rng(0x5eed_7e3a_11a7_e001);
+        for _ in 0..10_000 {
+            let src = random_template(&mut rng);
+            match render(&src, &hostile_env) {
+                Ok(r) => {
+                    // The module's invariant: a rendered character maps back to the
+                    // same character of the source (copied text) or to the `${{` of
+                    // the action that produced it; positions never go backwards.
+                    let mut previous = (1, 1);
+                    for (out, c) in r.text.chars().enumerate() {
+                        let mark = r.map.mark(out);
+                        assert!(inside(&src, mark), "{src:?}: character {out} maps to {mark}");
+                        let there = from_mark(&src, mark);
+                        assert!(
+                            there.starts_with(c) || there.starts_with(OPEN),
+                            "{src:?} -> {:?}: character {out} ({c:?}) maps to {mark}, which holds {:?}",
+                            r.text,
+                            there.chars().next()
+                        );
+                        assert!((mark.line, mark.column) >= previous, "{src:?}: character {out} goes back");
+                        previous = (mark.line, mark.column);
+                    }
+                    let end = r.map.mark(r.text.chars().count());
+                    assert!(inside(&src, end), "{src:?}: the end maps to {end}");
+                }
+                Err(errors) => {
+                    assert!(!errors.is_empty(), "{src:?}");
+                    for e in &errors {
+                        assert!(inside(&src, e.mark), "{src:?}: {} at {}", e.message, e.mark);
+                    }
+                    let marks: Vec<(u32, u32)> = errors.iter().map(|e| (e.mark.line, e.mark.column)).collect();
+                    assert!(marks.windows(2).all(|w| w[0] <= w[1]), "{src:?}: errors out of file order {marks:?}");
+                }
+            }
+        }
     }
 
     #[test]
