@@ -633,7 +633,7 @@ fn go_format_float(f: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Rng;
+    use crate::testing::{mark_inside as inside, Rng};
 
     fn env(name: &str) -> Option<String> {
         match name {
@@ -908,16 +908,6 @@ mod tests {
             }
         }
         s
-    }
-
-    /// Whether `mark` names a character of `source`, or the position just after the
-    /// last character of a line.
-    fn inside(source: &str, mark: Mark) -> bool {
-        let lines: Vec<&str> = source.split('\n').collect();
-        mark.line >= 1
-            && (mark.line as usize) <= lines.len()
-            && mark.column >= 1
-            && (mark.column as usize) <= lines[mark.line as usize - 1].chars().count() + 1
     }
 
     /// The source text from `mark` on.

@@ -371,6 +371,7 @@ fn parse_float(text: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{mark_inside, Rng};
 
     fn parse_ok(text: &str) -> Node {
         parse(text, &SourceMap::identity(text)).expect("parses")
@@ -478,5 +479,199 @@ mod tests {
         let anchored =
             format!("a: &a {}1{}\nb: {}*a{}\n", "[".repeat(half), "]".repeat(half), "[".repeat(half), "]".repeat(half));
         assert!(parse_err(&anchored)[0].message.contains("nest more than"));
+    }
+
+    /// The project's decK files and manifests, and documents like the tests' own.
+    const FIXTURES: &[&str] = &[
+        include_str!("../../config/minimal.yaml"),
+        include_str!("../../config/kong-oidc.yaml"),
+        include_str!("../../config/kong-services.yaml"),
+        include_str!("../../config/kong-upstreams.yaml"),
+        include_str!("../../config/k8s-oidc-plugin.yaml"),
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  host: 127.0.0.1\n  port: 9\n  routes:\n  - {name: r, paths: [\"~/a/(?<id>\\\\d+)$\"], methods: [GET]}\nconsumers:\n- username: alice\n  custom_id: \"42\"\n",
+        "{\"_format_version\": \"3.0\", \"services\": [{\"host\": \"a\", \"port\": 99999, \"tags\": [\"x\"]}]}\n",
+    ];
+
+    /// What mutations put at the start or end of a line: YAML syntax, tags, anchors,
+    /// aliases, merge keys, document markers, odd characters and huge numbers.
+    const INSERTS: &[&str] = &[
+        "&a ",
+        "*a",
+        "*nope",
+        "!!int ",
+        "!!str ",
+        "!!float ",
+        "!!bool ",
+        "!!null ",
+        "!!map ",
+        "!!seq ",
+        "!!binary ",
+        "!custom ",
+        "!<tag:yaml.org,2002:str> ",
+        "<<: *a",
+        "? ",
+        "---",
+        "...",
+        "%YAML 1.2\n---\n",
+        "%TAG ! x\n",
+        "[",
+        "]",
+        "{",
+        "}",
+        ", ",
+        ": ",
+        "- ",
+        "# ",
+        "'",
+        "\"",
+        "|",
+        ">-",
+        "\t",
+        "\r",
+        "\u{feff}",
+        "\0",
+        "\u{85}",
+        "\u{2028}",
+        "\u{1f600}",
+        "99999999999999999999999999",
+        "0x7fffffffffffffffff",
+        "-0o77777777777777777777777",
+        "1e99999",
+        "-9223372036854775809",
+        ".nan",
+        "-.inf",
+        "~",
+        "null",
+        "true",
+        "yes",
+    ];
+
+    /// One random change of `doc`, at line or character level.
+    fn mutate(rng: &mut Rng, doc: &mut String) {
+        let mut lines: Vec<String> = doc.split('\n').map(str::to_string).collect();
+        let n = lines.len();
+        let i = rng.below(n);
+        match rng.below(8) {
+            // Indentation: deeper, shallower, or a tab.
+            0 => lines[i].insert_str(0, rng.pick(&[" ", "  ", "    ", "\t"])),
+            1 => {
+                let cut = lines[i].len() - lines[i].trim_start_matches(' ').len();
+                lines[i].replace_range(..cut.min(1 + rng.below(4)), "");
+            }
+            // Duplicated (so: duplicate keys), removed, moved lines.
+            2 => {
+                let copy = lines[i].clone();
+                lines.insert(rng.below(n + 1), copy);
+            }
+            3 => {
+                lines.remove(i);
+            }
+            4 => lines.swap(i, rng.below(n)),
+            5 => {
+                let piece = rng.pick(INSERTS);
+                let at = if rng.chance(2) { lines[i].len() - lines[i].trim_start().len() } else { lines[i].len() };
+                lines[i].insert_str(at, piece);
+            }
+            // A character replaced by another, ASCII or not.
+            6 => {
+                let bounds: Vec<usize> = lines[i].char_indices().map(|(b, _)| b).collect();
+                if !bounds.is_empty() {
+                    let at = rng.pick(&bounds);
+                    let old = lines[i][at..].chars().next().map_or(0, char::len_utf8);
+                    let c = if rng.chance(3) {
+                        char::from_u32(rng.below(0x11_0000) as u32).unwrap_or('\u{fffd}')
+                    } else {
+                        rng.pick(b":-[]{}&*!|>'\"#%@`, ?\t") as char
+                    };
+                    lines[i].replace_range(at..at + old, &c.to_string());
+                }
+            }
+            _ => lines.push(appendix(rng)),
+        }
+        *doc = lines.join("\n");
+    }
+
+    /// A top-level key holding something that stresses the limits: an alias ladder, deep
+    /// nesting (around the limit), anchors nested around a list, a flow map with a
+    /// repeated key.
+    fn appendix(rng: &mut Rng) -> String {
+        let key = format!("z{}", rng.below(1000));
+        match rng.below(4) {
+            0 => {
+                // Small ones, and ones expanding to around the cap (3^11, 6^7, 10^5, ...).
+                let (width, depth) =
+                    rng.pick(&[(2, 3), (10, 3), (3, 11), (4, 9), (5, 7), (6, 7), (7, 6), (10, 5), (12, 5)]);
+                let mut s = format!("{key}0: &{key}0 [{}]\n", vec!["x"; width].join(", "));
+                for d in 1..depth {
+                    let refs = vec![format!("*{key}{}", d - 1); width].join(", ");
+                    s.push_str(&format!("{key}{d}: &{key}{d} [{refs}]\n"));
+                }
+                s
+            }
+            1 => {
+                let depth = MAX_DEPTH - 4 + rng.below(8);
+                if rng.chance(2) {
+                    format!("{key}: {}1{}", "[".repeat(depth), "]".repeat(depth))
+                } else {
+                    format!("{key}: {}1{}", "{a: ".repeat(depth), "}".repeat(depth))
+                }
+            }
+            2 => {
+                let depth = 1 + rng.below(MAX_DEPTH);
+                let anchors: String = (0..depth).map(|d| format!("&{key}{d} [")).collect();
+                format!("{key}: {anchors}{}{}\nw: *{key}0", "x, ".repeat(1 + rng.below(200)), "]".repeat(depth))
+            }
+            _ => format!("{key}: {{a: 1, b: [2, {{c: 3}}], a: 4}}"),
+        }
+    }
+
+    fn walk_marks(node: &Node, text: &str) {
+        assert!(mark_inside(text, node.mark), "node at {} is outside the document", node.mark);
+        match &node.value {
+            NodeValue::Seq(items) => items.iter().for_each(|n| walk_marks(n, text)),
+            NodeValue::Map(entries) => {
+                for (key, mark, value) in entries {
+                    assert!(mark_inside(text, *mark), "key {key:?} at {mark} is outside the document");
+                    walk_marks(value, text);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn mutated_fixtures_parse_or_fail_with_positions_and_stay_bounded() {
+        let mut rng = Rng(0x7a11_5eed_0bad_cafe);
+        for _ in 0..1500 {
+            let mut doc = rng.pick(FIXTURES).to_string();
+            for _ in 0..1 + rng.below(4) {
+                mutate(&mut rng, &mut doc);
+            }
+            let started = std::time::Instant::now();
+            let parsed = parse_stream(&doc, &SourceMap::identity(&doc));
+            // Generous: every case here takes milliseconds; a runaway takes far longer.
+            assert!(started.elapsed() < std::time::Duration::from_secs(2), "{doc:?} took {:?}", started.elapsed());
+            match parsed {
+                Ok(docs) => {
+                    for node in &docs {
+                        walk_marks(node, &doc);
+                        assert!(nesting(node) <= MAX_DEPTH, "{doc:?}");
+                        // Every node is written in the text or copied by an alias.
+                        let bound = 2 * doc.chars().count() + 2 + MAX_ALIAS_NODES;
+                        assert!(count_nodes(node) <= bound, "{doc:?}");
+                    }
+                }
+                Err(errors) => {
+                    assert!(!errors.is_empty(), "{doc:?}");
+                    for e in &errors {
+                        assert!(mark_inside(&doc, e.mark), "{doc:?}: '{}' at {}", e.message, e.mark);
+                    }
+                }
+            }
+            // The single-document entry point agrees on positions as well.
+            if let Err(errors) = parse(&doc, &SourceMap::identity(&doc)) {
+                assert!(errors.iter().all(|e| mark_inside(&doc, e.mark)), "{doc:?}: {errors:?}");
+            }
+        }
     }
 }
