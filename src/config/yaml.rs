@@ -9,9 +9,9 @@
 //!
 //! Scalars are resolved with the YAML 1.2 core schema (`true`, `null`, `0x1f`, `.inf`;
 //! not YAML 1.1's `yes`/`on`), and quoted scalars are always strings. Anchors and aliases
-//! are resolved by copying the anchored node (with a cap on the total size, against
-//! "billion laughs" documents); merge keys (`<<`) are rejected, since YAML 1.2 has none
-//! and their meaning would be ambiguous. Tags other than the core `!!str`, `!!int`,
+//! are resolved by copying the anchored node (with a cap on the total size of the
+//! copies, the anchors' own included, against "billion laughs" documents); merge keys
+//! (`<<`) are rejected, since YAML 1.2 has none and their meaning would be ambiguous. Tags other than the core `!!str`, `!!int`,
 //! `!!float`, `!!bool`, `!!null`, `!!map` and `!!seq` are rejected.
 //!
 //! Positions come from the parser in characters of the rendered text and are mapped
@@ -33,7 +33,9 @@ pub struct YamlError {
     pub message: String,
 }
 
-/// How many nodes alias expansion may create in total before the document is refused.
+/// How many nodes anchors and aliases may copy in total before the document is
+/// refused. Anchors count too: each keeps a copy of its node, so anchors nested around
+/// one large node would otherwise hold a copy of it per level.
 const MAX_ALIAS_NODES: usize = 100_000;
 
 /// How deep collections may nest (a decK document needs about a dozen levels). The
@@ -60,7 +62,7 @@ fn parse_documents(text: &str, map: &SourceMap, several: bool) -> Result<Vec<Nod
         map,
         anchors: HashMap::new(),
         errors: Vec::new(),
-        alias_nodes: 0,
+        copied_nodes: 0,
         depth: 0,
     };
     match builder.documents(several) {
@@ -78,7 +80,8 @@ struct Builder<'a> {
     map: &'a SourceMap,
     anchors: HashMap<usize, Node>,
     errors: Vec<YamlError>,
-    alias_nodes: usize,
+    /// Nodes copied so far by anchors and aliases (capped at [`MAX_ALIAS_NODES`]).
+    copied_nodes: usize,
     /// Collections open around the node being built.
     depth: usize,
 }
@@ -183,13 +186,7 @@ impl<'a> Builder<'a> {
                     return Err(YamlError { mark, message: "alias refers to an unknown anchor".into() });
                 };
                 self.check_depth(nesting(target), mark)?;
-                self.alias_nodes += count_nodes(target);
-                if self.alias_nodes > MAX_ALIAS_NODES {
-                    return Err(YamlError {
-                        mark,
-                        message: format!("aliases expand to more than {MAX_ALIAS_NODES} nodes; refusing the document"),
-                    });
-                }
+                charge_copy(&mut self.copied_nodes, count_nodes(target), mark)?;
                 let mut copy = target.clone();
                 copy.mark = mark;
                 return Ok(copy);
@@ -197,6 +194,7 @@ impl<'a> Builder<'a> {
             _ => return Err(YamlError { mark, message: "invalid YAML: unexpected event".into() }),
         };
         if anchor != 0 {
+            charge_copy(&mut self.copied_nodes, count_nodes(&node), mark)?;
             self.anchors.insert(anchor, node.clone());
         }
         Ok(node)
@@ -204,6 +202,9 @@ impl<'a> Builder<'a> {
 
     fn mapping(&mut self, mark: Mark) -> Result<Node, YamlError> {
         let mut entries: Vec<(String, Mark, Node)> = Vec::new();
+        // Where each key was first written: one lookup per key, where a scan of the
+        // entries made a map of many keys cost quadratic time.
+        let mut seen: HashMap<String, Mark> = HashMap::new();
         loop {
             let (event, span) = self.next()?;
             if matches!(event, Event::MappingEnd) {
@@ -230,13 +231,14 @@ impl<'a> Builder<'a> {
                 });
                 continue;
             }
-            if let Some((_, first, _)) = entries.iter().find(|(k, _, _)| *k == key_text) {
+            if let Some(first) = seen.get(&key_text) {
                 self.errors.push(YamlError {
                     mark: key.mark,
                     message: format!("duplicate key '{key_text}' (first defined at {first})"),
                 });
                 continue;
             }
+            seen.insert(key_text.clone(), key.mark);
             entries.push((key_text, key.mark, value));
         }
         Ok(Node { mark, value: NodeValue::Map(entries) })
@@ -280,6 +282,19 @@ impl<'a> Builder<'a> {
         };
         Node { mark, value }
     }
+}
+
+/// Adds `nodes` copied by an anchor or an alias to `copied`, refusing the document past
+/// [`MAX_ALIAS_NODES`].
+fn charge_copy(copied: &mut usize, nodes: usize, mark: Mark) -> Result<(), YamlError> {
+    *copied += nodes;
+    if *copied > MAX_ALIAS_NODES {
+        return Err(YamlError {
+            mark,
+            message: format!("anchors and aliases copy more than {MAX_ALIAS_NODES} nodes; refusing the document"),
+        });
+    }
+    Ok(())
 }
 
 /// How many collections deep `node` nests (0 for a scalar).
@@ -460,7 +475,7 @@ mod tests {
             ));
         }
         let errors = parse_err(&doc);
-        assert!(errors[0].message.contains("aliases expand"), "{}", errors[0].message);
+        assert!(errors[0].message.contains("anchors and aliases copy"), "{}", errors[0].message);
     }
 
     #[test]
@@ -479,6 +494,35 @@ mod tests {
         let anchored =
             format!("a: &a {}1{}\nb: {}*a{}\n", "[".repeat(half), "]".repeat(half), "[".repeat(half), "]".repeat(half));
         assert!(parse_err(&anchored)[0].message.contains("nest more than"));
+    }
+
+    #[test]
+    fn a_map_of_many_keys_is_checked_for_duplicates_in_linear_time() {
+        // Regression: each key was compared with every earlier one, so a 16 MiB
+        // `POST /config` body of short keys held the Admin API for hours.
+        let doc: String = (0..50_000).map(|i| format!("k{i}: 1\n")).chain(["k7: 2\n".into()]).collect();
+        let started = std::time::Instant::now();
+        let errors = parse_err(&doc);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].message, "duplicate key 'k7' (first defined at 8:1)");
+        assert_eq!(errors[0].mark, Mark { line: 50_001, column: 1 });
+    }
+
+    #[test]
+    fn anchors_nested_around_a_wide_list_count_against_the_copy_cap() {
+        // Regression: every anchor kept its own copy of its node, so anchors nested
+        // 100 deep around a list of 2 000 items held 200 000 copies without a single
+        // alias (a 400 kB document took 1.8 GB).
+        let doc = format!("a: {}{}{}\n", "&x [".repeat(100), "x, ".repeat(2000), "]".repeat(100));
+        let errors = parse_err(&doc);
+        assert!(errors[0].message.contains("more than 100000 nodes"), "{}", errors[0].message);
+        // One anchor on a list that size, used once, is fine.
+        let doc = format!("a: &x [{}]\nb: *x\n", "x, ".repeat(2000));
+        assert_eq!(
+            parse_ok(&doc).get("b").unwrap(),
+            &Node { mark: Mark { line: 2, column: 4 }, ..parse_ok(&doc).get("a").unwrap().clone() }
+        );
     }
 
     /// The project's decK files and manifests, and documents like the tests' own.
