@@ -11,8 +11,9 @@
 //! not YAML 1.1's `yes`/`on`), and quoted scalars are always strings. Anchors and aliases
 //! are resolved by copying the anchored node (with a cap on the total size of the
 //! copies, the anchors' own included, against "billion laughs" documents); merge keys
-//! (`<<`) are rejected, since YAML 1.2 has none and their meaning would be ambiguous. Tags other than the core `!!str`, `!!int`,
-//! `!!float`, `!!bool`, `!!null`, `!!map` and `!!seq` are rejected.
+//! (`<<`) are rejected, since YAML 1.2 has none and their meaning would be ambiguous.
+//! Tags other than the core `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!map` and
+//! `!!seq` are rejected.
 //!
 //! Positions come from the parser in characters of the rendered text and are mapped
 //! back to the source file through the template's [`SourceMap`]. Cost: linear in the
