@@ -558,12 +558,14 @@ impl Evaluator<'_> {
         }
     }
 
+    /// A variable's value is never shown, only its name: it may be a secret (piped
+    /// through `toInt` by mistake), and messages end up in logs and Admin API answers.
+    /// A literal is shown; the file already holds it.
     fn conversion_error(&self, at: usize, text: &str, var: Option<String>, what: &str) -> TemplateError {
-        let from = match var {
-            Some(v) => format!(" (from '{v}')"),
-            None => String::new(),
-        };
-        self.error(at, format!("cannot parse {text:?}{from} as {what}"))
+        match var {
+            Some(v) => self.error(at, format!("cannot parse the value of '{v}' as {what}")),
+            None => self.error(at, format!("cannot parse {text:?} as {what}")),
+        }
     }
 }
 
@@ -695,8 +697,21 @@ mod tests {
     fn to_int_prints_the_integer() {
         assert_eq!(ok("${{ env \"DECK_PORT\" | toInt }}"), "8080");
         let e = err("x: ${{ env \"DECK_BAD\" | toInt }}");
-        assert_eq!(e[0].message, "cannot parse \"eight\" (from 'DECK_BAD') as an integer");
+        assert_eq!(e[0].message, "cannot parse the value of 'DECK_BAD' as an integer");
         assert_eq!(e[0].mark, Mark { line: 1, column: 25 });
+    }
+
+    #[test]
+    fn a_variable_that_does_not_convert_is_named_but_its_value_never_shown() {
+        // Regression: the message quoted the value, so a secret piped through toInt by
+        // mistake reached the log (and `ringgate check`'s output).
+        let secret = |name: &str| (name == "DECK_CLIENT_SECRET").then(|| "s3cr3t-value".to_string());
+        for filter in ["toInt", "toBool", "toFloat"] {
+            let e = render(&format!("a: ${{{{ env \"DECK_CLIENT_SECRET\" | {filter} }}}}"), &secret).unwrap_err();
+            assert!(e[0].message.starts_with("cannot parse the value of 'DECK_CLIENT_SECRET' as "), "{}", e[0].message);
+            assert!(!e[0].message.contains("s3cr3t-value"), "{}", e[0].message);
+        }
+        assert_eq!(err("${{ toInt \"x1\" }}")[0].message, "cannot parse \"x1\" as an integer", "a literal is shown");
     }
 
     #[test]
@@ -704,7 +719,7 @@ mod tests {
         assert_eq!(ok("${{ env \"DECK_FLAG\" | toBool }}"), "true");
         assert_eq!(ok("${{ toBool \"0\" }}"), "false");
         let e = err("${{ env \"DECK_BAD\" | toBool }}");
-        assert_eq!(e[0].message, "cannot parse \"eight\" (from 'DECK_BAD') as a boolean");
+        assert_eq!(e[0].message, "cannot parse the value of 'DECK_BAD' as a boolean");
     }
 
     #[test]
@@ -715,7 +730,7 @@ mod tests {
         assert_eq!(ok("${{ toFloat \"0.00001\" }}"), "1e-05");
         assert_eq!(ok("${{ toFloat \"-123456.5\" }}"), "-123456.5");
         let e = err("${{ env \"DECK_BAD\" | toFloat }}");
-        assert_eq!(e[0].message, "cannot parse \"eight\" (from 'DECK_BAD') as a float");
+        assert_eq!(e[0].message, "cannot parse the value of 'DECK_BAD' as a float");
     }
 
     #[test]
