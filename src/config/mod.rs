@@ -306,6 +306,12 @@ certificates:
     /// The whole load as `ringgate check` runs it: every error or warning as text.
     fn load_and_check(text: &str) -> Result<(String, Vec<String>), Vec<ConfigError>> {
         let mut cfg = load_str(text, "kong.yaml", &env).map_err(|e| e.0)?;
+        // What loads is well-formed: a host the proxy connects to is an IP address or
+        // a name (a colon in a name would be a port written into the host).
+        let hosts = cfg.services.iter().map(|s| &s.host).chain(cfg.targets.iter().map(|t| &t.host));
+        for host in hosts {
+            assert!(host.parse::<std::net::IpAddr>().is_ok() || !host.contains(':'), "host {host:?} in\n{text}");
+        }
         let warnings = crate::snapshot::check(&mut cfg, "kong.yaml").map_err(|e| e.0)?;
         Ok((format!("{cfg:?}"), warnings.iter().map(ToString::to_string).collect()))
     }
@@ -456,6 +462,50 @@ certificates:
         }
     }
 
+    /// A value aimed at the field `key`: wrong in the way that field can be wrong.
+    fn aimed(rng: &mut Rng, key: &str) -> Option<Node> {
+        let strings: &[&str] = match key {
+            "host" | "target" => &[
+                "127.0.0.1:8080",
+                "1:2:3",
+                "a:99999",
+                "::1",
+                "[::1]",
+                "[::1]:80",
+                "::ffff:127.0.0.1",
+                "a b",
+                "a..b",
+                "127.0.0.1",
+                "x.example",
+                "[1.2.3.4:5]:80",
+                "fe80::1%eth0",
+                "",
+            ],
+            "url" => &[
+                "http://[127.0.0.1:80]/",
+                "http://[::1]:80/",
+                "http://[1:2:3]/",
+                "http://127.0.0.1:8080:90/",
+                "http://a b/",
+                "https://127.0.0.1",
+                "http://127.0.0.1:0",
+                "grpc://127.0.0.1/",
+                "http:/x",
+            ],
+            "paths" | "http_path" | "path" => &["/a", "~/a(", "~/(?<id>\\d+)", "a", "/a b", "/%zz", "", "//", "~"],
+            "hosts" => &["*.a.b", "a.*", "*.*", "a:80", "[::1]:80", "A.EXAMPLE", "a..b", ""],
+            "methods" => &["GET", "get", "G ET", "", "PATCH"],
+            _ => {
+                let n: &[i64] = &[-1, 0, 1, 65535, 65536, 2_147_483_647, 2_147_483_648, i64::MAX, i64::MIN];
+                let numeric =
+                    ["port", "retries", "connect_timeout", "read_timeout", "write_timeout", "slots", "weight"];
+                return numeric.contains(&key).then(|| value(NodeValue::Int(rng.pick(n))));
+            }
+        };
+        let s = string(rng.pick(strings));
+        Some(if matches!(key, "paths" | "hosts" | "methods") { value(NodeValue::Seq(vec![s])) } else { s })
+    }
+
     /// What a secret-named field may be turned into: still holding the secret where it
     /// can, in every shape (and through the template, converted or not).
     fn secret_variant(rng: &mut Rng) -> Node {
@@ -540,6 +590,7 @@ certificates:
             return;
         }
         let path = rng.pick(&all.iter().map(Vec::as_slice).collect::<Vec<_>>()).to_vec();
+        let key = key_of(root, &path);
         // Anything but a secret's value (or part of it) may be copied: the property is
         // about values under secret-named keys, and a secret copied under `algorithm`
         // is no longer one.
@@ -564,7 +615,7 @@ certificates:
             }
             (3, NodeValue::Seq(items)) => items.clear(),
             (4, _) => *node = copied,
-            _ => *node = hostile(rng),
+            _ => *node = key.as_deref().and_then(|k| aimed(rng, k)).unwrap_or_else(|| hostile(rng)),
         }
     }
 
