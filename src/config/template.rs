@@ -123,7 +123,9 @@ impl SourceMap {
         let byte = byte.min(self.source.len());
         let line = self.line_starts.partition_point(|&s| s <= byte);
         let start = self.line_starts[line - 1];
-        let column = self.source[start..byte].chars().count() + 1;
+        // Through the sampled offsets, not a count from the line's start: a one-line
+        // document (JSON as `curl -d` sends it) would cost a walk of the line per node.
+        let column = self.char_of_byte(byte) - self.char_of_byte(start) + 1;
         Mark { line: line as u32, column: column as u32 }
     }
 }
@@ -969,6 +971,23 @@ mod tests {
                     assert!(marks.windows(2).all(|w| w[0] <= w[1]), "{src:?}: errors out of file order {marks:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn positions_on_a_long_line_cost_no_walk_from_the_line_start() {
+        // Regression: a column was counted from the start of its line, so a one-line
+        // JSON document (`curl -d @kong.json` to POST /config) cost time quadratic in
+        // its length, once per node and once per error.
+        for unit in ["ab: c, ", "\u{e9}\u{1f600}: c, "] {
+            let src = format!("{{{}x: 1}}\n", unit.repeat(150_000));
+            let r = render(&src, &env).unwrap();
+            let chars = r.text.chars().count();
+            let started = std::time::Instant::now();
+            for out in (0..chars).step_by(chars / 200_000) {
+                assert_eq!(r.map.mark(out), Mark { line: 1, column: out as u32 + 1 });
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
         }
     }
 
