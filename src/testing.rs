@@ -601,3 +601,10 @@ pub(crate) fn json_text(rng: &mut Rng, depth: usize) -> String {
         }
     }
 }
+
+/// Whether `mark` is a position in `text`: on one of its lines, at one of that line's
+/// characters or just past the last one (where an error at the end of a line points).
+pub fn mark_inside(text: &str, mark: crate::config::Mark) -> bool {
+    let Some(line) = text.split('\n').nth((mark.line as usize).wrapping_sub(1)) else { return false };
+    mark.line >= 1 && mark.column >= 1 && mark.column as usize <= line.chars().count() + 1
+}

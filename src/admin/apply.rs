@@ -21,6 +21,7 @@
 //!
 //! Cost: two loads, one compile and a write per change; never on the request path.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -302,18 +303,18 @@ impl Admin {
 /// placed (no position, a document that does not parse) get an empty path.
 pub fn locate(text: &str, errors: &ConfigErrors) -> Vec<Problem> {
     let root = config::template::render(text, &|_| None).ok().and_then(|r| config::yaml::parse(&r.text, &r.map).ok());
+    // One walk of the document for all the errors: a walk per error was quadratic in a
+    // document with an error per entity.
+    let wanted: HashSet<Mark> = errors.0.iter().filter_map(|e| e.mark).collect();
+    let mut paths = HashMap::new();
+    if let Some(root) = &root {
+        index(root, &wanted, &mut Vec::new(), &mut paths);
+    }
     errors
         .0
         .iter()
         .map(|e| {
-            let mut path = Vec::new();
-            let found = match (&root, e.mark) {
-                (Some(root), Some(mark)) => find(root, mark, &mut path),
-                _ => false,
-            };
-            if !found {
-                path.clear();
-            }
+            let mut path = e.mark.and_then(|m| paths.get(&m)).cloned().unwrap_or_default();
             if let Some(field) = e.field {
                 path.push(Seg::Key(field.to_string()));
             }
@@ -322,32 +323,32 @@ pub fn locate(text: &str, errors: &ConfigErrors) -> Vec<Problem> {
         .collect()
 }
 
-fn find(node: &Node, mark: Mark, path: &mut Vec<Seg>) -> bool {
-    if node.mark == mark {
-        return true;
+/// Records in `paths`, for each mark of `wanted`, the path of the first node or key
+/// at that mark in document order (a node before its keys, a key before its value).
+fn index(node: &Node, wanted: &HashSet<Mark>, path: &mut Vec<Seg>, paths: &mut HashMap<Mark, Vec<Seg>>) {
+    if wanted.contains(&node.mark) {
+        paths.entry(node.mark).or_insert_with(|| path.clone());
     }
     match &node.value {
         NodeValue::Map(entries) => {
             for (key, key_mark, value) in entries {
                 path.push(Seg::Key(key.clone()));
-                if *key_mark == mark || find(value, mark, path) {
-                    return true;
+                if wanted.contains(key_mark) {
+                    paths.entry(*key_mark).or_insert_with(|| path.clone());
                 }
+                index(value, wanted, path, paths);
                 path.pop();
             }
         }
         NodeValue::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
                 path.push(Seg::Index(i));
-                if find(item, mark, path) {
-                    return true;
-                }
+                index(item, wanted, path, paths);
                 path.pop();
             }
         }
         _ => {}
     }
-    false
 }
 
 #[cfg(test)]
@@ -381,6 +382,24 @@ mod tests {
         let problems = locate(text, &errors);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].path, vec![key("plugins"), Seg::Index(0), key("config"), key("issuer")]);
+    }
+
+    #[test]
+    fn many_errors_are_placed_in_one_walk_of_the_document() {
+        // Regression: each error walked the document from its start, so a POST /config
+        // document with an error per entity took time quadratic in its size.
+        let services: Vec<Value> =
+            (0..20_000).map(|i| serde_json::json!({ "host": "127.0.0.1", "port": -i })).collect();
+        let text = serde_json::to_string_pretty(&serde_json::json!({ "_format_version": "3.0", "services": services }))
+            .unwrap();
+        let errors = load(&text, "t").unwrap_err();
+        assert_eq!(errors.0.len(), 20_000);
+        let started = std::time::Instant::now();
+        let problems = locate(&text, &errors);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+        for (i, p) in problems.iter().enumerate() {
+            assert_eq!(p.path, vec![key("services"), Seg::Index(i), key("port")]);
+        }
     }
 
     #[test]

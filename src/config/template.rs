@@ -123,7 +123,9 @@ impl SourceMap {
         let byte = byte.min(self.source.len());
         let line = self.line_starts.partition_point(|&s| s <= byte);
         let start = self.line_starts[line - 1];
-        let column = self.source[start..byte].chars().count() + 1;
+        // Through the sampled offsets, not a count from the line's start: a one-line
+        // document (JSON as `curl -d` sends it) would cost a walk of the line per node.
+        let column = self.char_of_byte(byte) - self.char_of_byte(start) + 1;
         Mark { line: line as u32, column: column as u32 }
     }
 }
@@ -558,12 +560,14 @@ impl Evaluator<'_> {
         }
     }
 
+    /// A variable's value is never shown, only its name: it may be a secret (piped
+    /// through `toInt` by mistake), and messages end up in logs and Admin API answers.
+    /// A literal is shown; the file already holds it.
     fn conversion_error(&self, at: usize, text: &str, var: Option<String>, what: &str) -> TemplateError {
-        let from = match var {
-            Some(v) => format!(" (from '{v}')"),
-            None => String::new(),
-        };
-        self.error(at, format!("cannot parse {text:?}{from} as {what}"))
+        match var {
+            Some(v) => self.error(at, format!("cannot parse the value of '{v}' as {what}")),
+            None => self.error(at, format!("cannot parse {text:?} as {what}")),
+        }
     }
 }
 
@@ -633,6 +637,7 @@ fn go_format_float(f: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{mark_inside as inside, Rng};
 
     fn env(name: &str) -> Option<String> {
         match name {
@@ -694,8 +699,21 @@ mod tests {
     fn to_int_prints_the_integer() {
         assert_eq!(ok("${{ env \"DECK_PORT\" | toInt }}"), "8080");
         let e = err("x: ${{ env \"DECK_BAD\" | toInt }}");
-        assert_eq!(e[0].message, "cannot parse \"eight\" (from 'DECK_BAD') as an integer");
+        assert_eq!(e[0].message, "cannot parse the value of 'DECK_BAD' as an integer");
         assert_eq!(e[0].mark, Mark { line: 1, column: 25 });
+    }
+
+    #[test]
+    fn a_variable_that_does_not_convert_is_named_but_its_value_never_shown() {
+        // Regression: the message quoted the value, so a secret piped through toInt by
+        // mistake reached the log (and `ringgate check`'s output).
+        let secret = |name: &str| (name == "DECK_CLIENT_SECRET").then(|| "s3cr3t-value".to_string());
+        for filter in ["toInt", "toBool", "toFloat"] {
+            let e = render(&format!("a: ${{{{ env \"DECK_CLIENT_SECRET\" | {filter} }}}}"), &secret).unwrap_err();
+            assert!(e[0].message.starts_with("cannot parse the value of 'DECK_CLIENT_SECRET' as "), "{}", e[0].message);
+            assert!(!e[0].message.contains("s3cr3t-value"), "{}", e[0].message);
+        }
+        assert_eq!(err("${{ toInt \"x1\" }}")[0].message, "cannot parse \"x1\" as an integer", "a literal is shown");
     }
 
     #[test]
@@ -703,7 +721,7 @@ mod tests {
         assert_eq!(ok("${{ env \"DECK_FLAG\" | toBool }}"), "true");
         assert_eq!(ok("${{ toBool \"0\" }}"), "false");
         let e = err("${{ env \"DECK_BAD\" | toBool }}");
-        assert_eq!(e[0].message, "cannot parse \"eight\" (from 'DECK_BAD') as a boolean");
+        assert_eq!(e[0].message, "cannot parse the value of 'DECK_BAD' as a boolean");
     }
 
     #[test]
@@ -714,7 +732,7 @@ mod tests {
         assert_eq!(ok("${{ toFloat \"0.00001\" }}"), "1e-05");
         assert_eq!(ok("${{ toFloat \"-123456.5\" }}"), "-123456.5");
         let e = err("${{ env \"DECK_BAD\" | toFloat }}");
-        assert_eq!(e[0].message, "cannot parse \"eight\" (from 'DECK_BAD') as a float");
+        assert_eq!(e[0].message, "cannot parse the value of 'DECK_BAD' as a float");
     }
 
     #[test]
@@ -800,6 +818,177 @@ mod tests {
             assert_eq!(r.map.mark(out), expected, "character {out} ({c:?})");
         }
         assert_eq!(r.map.mark(r.text.chars().count() + 10).line as usize, src.lines().count() + 1, "past the end");
+    }
+
+    /// Text around actions: what YAML cares about, non-ASCII, line ends.
+    const TEXT: &[&str] = &[
+        "a: ",
+        "- ",
+        "# c",
+        "\n",
+        "\r\n",
+        "\t",
+        "  ",
+        "key: value\n",
+        "\u{e9}",
+        "\u{1f600}",
+        "\u{4e2d}",
+        "'",
+        "\"",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        "&a ",
+        "*a",
+        "$",
+        "x",
+    ];
+
+    /// Whole actions, valid or not, set variables or not.
+    const ACTIONS: &[&str] = &[
+        "${{ env \"DECK_A\" }}",
+        "${{ env \"DECK_NL\" }}",
+        "${{ env \"DECK_Q\" }}",
+        "${{ env \"DECK_T\" }}",
+        "${{ env \"DECK_U\" }}",
+        "${{- env \"DECK_A\" -}}",
+        "${{ env \"DECK_NL\" | indent 4 }}",
+        "${{ env `DECK_U` }}",
+        "${{ env \"DECK_N\" | toInt }}",
+        "${{ toFloat \"1e6\" }}",
+        "${{ toBool \"T\" }}",
+        "${{ indent 2 (env \"DECK_NL\") }}",
+        "${{ env \"DECK_EMPTY\" }}",
+        "${{ env \"DECK_MISSING\" }}",
+        "${{ env \"HOME\" }}",
+        "${{ env \"DECK_A\" | toInt }}",
+        "${{ }}",
+        "${{ .X }}",
+    ];
+
+    /// What mutations insert: halves of actions, tokens, broken quoting.
+    const PIECES: &[&str] = &[
+        "${{",
+        "${{- ",
+        "}}",
+        " -}}",
+        "}",
+        "{",
+        "$",
+        " env ",
+        "\"DECK_A\"",
+        "\"",
+        "`",
+        " | ",
+        "toInt",
+        "indent -1",
+        "(",
+        ")",
+        " 42 ",
+        "-3",
+        "\\",
+        "\\q",
+        "\n",
+        "\u{1f600}",
+    ];
+
+    /// Values with newlines, quotes, template delimiters and YAML syntax in them.
+    fn hostile_env(name: &str) -> Option<String> {
+        match name {
+            "DECK_A" => Some("plain".into()),
+            "DECK_NL" => Some("line1\n- item\nkey: v # c\n".into()),
+            "DECK_Q" => Some("\"'`\\ {x: [1]} ${{ env \"DECK_A\" }}".into()),
+            "DECK_T" => Some("${{".into()),
+            "DECK_U" => Some("\u{e9}\u{1f600}\r\n\u{4e2d}: -".into()),
+            "DECK_N" => Some("-17".into()),
+            "DECK_EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    /// Text and actions, then a few random insertions and cuts at character boundaries.
+    fn random_template(rng: &mut Rng) -> String {
+        let mut s = String::new();
+        for _ in 0..rng.below(12) {
+            s.push_str(if rng.chance(3) { rng.pick(ACTIONS) } else { rng.pick(TEXT) });
+        }
+        for _ in 0..rng.below(4) {
+            let bounds: Vec<usize> = s.char_indices().map(|(i, _)| i).chain([s.len()]).collect();
+            let at = rng.pick(&bounds);
+            if rng.chance(2) {
+                s.insert_str(at, rng.pick(PIECES));
+            } else {
+                let end = rng.pick(&bounds).max(at);
+                s.replace_range(at..end, "");
+            }
+        }
+        s
+    }
+
+    /// The source text from `mark` on.
+    fn from_mark(source: &str, mark: Mark) -> &str {
+        let line_start: usize = source.split('\n').take(mark.line as usize - 1).map(|l| l.len() + 1).sum();
+        let rest = &source[line_start..];
+        let skip = rest.char_indices().nth(mark.column as usize - 1).map_or(rest.len(), |(b, _)| b);
+        &rest[skip..]
+    }
+
+    #[test]
+    fn random_templates_never_panic_and_every_position_maps_into_the_source() {
+        let mut rng = Rng(0x5eed_7e3a_11a7_e001);
+        for _ in 0..10_000 {
+            let src = random_template(&mut rng);
+            match render(&src, &hostile_env) {
+                Ok(r) => {
+                    // The module's invariant: a rendered character maps back to the
+                    // same character of the source (copied text) or to the `${{` of
+                    // the action that produced it; positions never go backwards.
+                    let mut previous = (1, 1);
+                    for (out, c) in r.text.chars().enumerate() {
+                        let mark = r.map.mark(out);
+                        assert!(inside(&src, mark), "{src:?}: character {out} maps to {mark}");
+                        let there = from_mark(&src, mark);
+                        assert!(
+                            there.starts_with(c) || there.starts_with(OPEN),
+                            "{src:?} -> {:?}: character {out} ({c:?}) maps to {mark}, which holds {:?}",
+                            r.text,
+                            there.chars().next()
+                        );
+                        assert!((mark.line, mark.column) >= previous, "{src:?}: character {out} goes back");
+                        previous = (mark.line, mark.column);
+                    }
+                    let end = r.map.mark(r.text.chars().count());
+                    assert!(inside(&src, end), "{src:?}: the end maps to {end}");
+                }
+                Err(errors) => {
+                    assert!(!errors.is_empty(), "{src:?}");
+                    for e in &errors {
+                        assert!(inside(&src, e.mark), "{src:?}: {} at {}", e.message, e.mark);
+                    }
+                    let marks: Vec<(u32, u32)> = errors.iter().map(|e| (e.mark.line, e.mark.column)).collect();
+                    assert!(marks.windows(2).all(|w| w[0] <= w[1]), "{src:?}: errors out of file order {marks:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn positions_on_a_long_line_cost_no_walk_from_the_line_start() {
+        // Regression: a column was counted from the start of its line, so a one-line
+        // JSON document (`curl -d @kong.json` to POST /config) cost time quadratic in
+        // its length, once per node and once per error.
+        for unit in ["ab: c, ", "\u{e9}\u{1f600}: c, "] {
+            let src = format!("{{{}x: 1}}\n", unit.repeat(150_000));
+            let r = render(&src, &env).unwrap();
+            let chars = r.text.chars().count();
+            let started = std::time::Instant::now();
+            for out in (0..chars).step_by(chars / 200_000) {
+                assert_eq!(r.map.mark(out), Mark { line: 1, column: out as u32 + 1 });
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+        }
     }
 
     #[test]

@@ -575,9 +575,13 @@ impl Validator<'_> {
     }
 
     fn check_upstream_host(&mut self, host: &str, mark: Mark) -> bool {
-        let ok = !host.is_empty()
-            && (host.contains(':') && host.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-                || host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')));
+        // A colon only belongs in an IPv6 literal: `127.0.0.1:8080` as a host (the port
+        // written into it) would be looked up as a name and never resolve.
+        let ok = if host.contains(':') {
+            host.parse::<std::net::Ipv6Addr>().is_ok()
+        } else {
+            !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        };
         if !ok {
             self.error(mark, format!("invalid host '{host}'"));
         }
@@ -1800,6 +1804,23 @@ mod tests {
         assert!(check_route_host("*").is_err());
         assert!(check_route_host("a.com:99999").is_err());
         assert!(check_route_host("[::1]:80").is_ok());
+    }
+
+    #[test]
+    fn a_host_with_a_port_or_a_malformed_ipv6_literal_is_refused() {
+        // Regression: anything of hex digits, dots and colons passed as an IPv6 literal,
+        // so `host: 127.0.0.1:8080` loaded and its service answered 503 for good.
+        let load = |body: &str| crate::config::load_str(&format!("_format_version: \"3.0\"\n{body}"), "k", &|_| None);
+        for bad in ["host: 127.0.0.1:8080", "host: \"1:2:3\"", "url: http://[127.0.0.1:80]/"] {
+            let e = load(&format!("services:\n- {bad}\n")).unwrap_err();
+            assert!(e.0[0].message.starts_with("invalid host"), "{bad}: {e}");
+        }
+        let e = load("upstreams:\n- name: u\n  targets:\n  - target: \"1:2:3\"\n").unwrap_err();
+        assert_eq!(e.0[0].message, "invalid host '1:2:3'");
+        for good in ["host: \"::1\"", "host: \"::ffff:127.0.0.1\"", "url: http://[fe80::1]:80/", "host: a-b.example"] {
+            assert!(load(&format!("services:\n- {good}\n")).is_ok(), "{good}");
+        }
+        assert!(load("upstreams:\n- name: u\n  targets:\n  - target: \"2001:db8::1\"\n").is_ok());
     }
 
     #[test]

@@ -9,10 +9,11 @@
 //!
 //! Scalars are resolved with the YAML 1.2 core schema (`true`, `null`, `0x1f`, `.inf`;
 //! not YAML 1.1's `yes`/`on`), and quoted scalars are always strings. Anchors and aliases
-//! are resolved by copying the anchored node (with a cap on the total size, against
-//! "billion laughs" documents); merge keys (`<<`) are rejected, since YAML 1.2 has none
-//! and their meaning would be ambiguous. Tags other than the core `!!str`, `!!int`,
-//! `!!float`, `!!bool`, `!!null`, `!!map` and `!!seq` are rejected.
+//! are resolved by copying the anchored node (with a cap on the total size of the
+//! copies, the anchors' own included, against "billion laughs" documents); merge keys
+//! (`<<`) are rejected, since YAML 1.2 has none and their meaning would be ambiguous.
+//! Tags other than the core `!!str`, `!!int`, `!!float`, `!!bool`, `!!null`, `!!map` and
+//! `!!seq` are rejected.
 //!
 //! Positions come from the parser in characters of the rendered text and are mapped
 //! back to the source file through the template's [`SourceMap`]. Cost: linear in the
@@ -33,7 +34,9 @@ pub struct YamlError {
     pub message: String,
 }
 
-/// How many nodes alias expansion may create in total before the document is refused.
+/// How many nodes anchors and aliases may copy in total before the document is
+/// refused. Anchors count too: each keeps a copy of its node, so anchors nested around
+/// one large node would otherwise hold a copy of it per level.
 const MAX_ALIAS_NODES: usize = 100_000;
 
 /// How deep collections may nest (a decK document needs about a dozen levels). The
@@ -60,7 +63,7 @@ fn parse_documents(text: &str, map: &SourceMap, several: bool) -> Result<Vec<Nod
         map,
         anchors: HashMap::new(),
         errors: Vec::new(),
-        alias_nodes: 0,
+        copied_nodes: 0,
         depth: 0,
     };
     match builder.documents(several) {
@@ -78,7 +81,8 @@ struct Builder<'a> {
     map: &'a SourceMap,
     anchors: HashMap<usize, Node>,
     errors: Vec<YamlError>,
-    alias_nodes: usize,
+    /// Nodes copied so far by anchors and aliases (capped at [`MAX_ALIAS_NODES`]).
+    copied_nodes: usize,
     /// Collections open around the node being built.
     depth: usize,
 }
@@ -183,13 +187,7 @@ impl<'a> Builder<'a> {
                     return Err(YamlError { mark, message: "alias refers to an unknown anchor".into() });
                 };
                 self.check_depth(nesting(target), mark)?;
-                self.alias_nodes += count_nodes(target);
-                if self.alias_nodes > MAX_ALIAS_NODES {
-                    return Err(YamlError {
-                        mark,
-                        message: format!("aliases expand to more than {MAX_ALIAS_NODES} nodes; refusing the document"),
-                    });
-                }
+                charge_copy(&mut self.copied_nodes, count_nodes(target), mark)?;
                 let mut copy = target.clone();
                 copy.mark = mark;
                 return Ok(copy);
@@ -197,6 +195,7 @@ impl<'a> Builder<'a> {
             _ => return Err(YamlError { mark, message: "invalid YAML: unexpected event".into() }),
         };
         if anchor != 0 {
+            charge_copy(&mut self.copied_nodes, count_nodes(&node), mark)?;
             self.anchors.insert(anchor, node.clone());
         }
         Ok(node)
@@ -204,6 +203,9 @@ impl<'a> Builder<'a> {
 
     fn mapping(&mut self, mark: Mark) -> Result<Node, YamlError> {
         let mut entries: Vec<(String, Mark, Node)> = Vec::new();
+        // Where each key was first written: one lookup per key, where a scan of the
+        // entries made a map of many keys cost quadratic time.
+        let mut seen: HashMap<String, Mark> = HashMap::new();
         loop {
             let (event, span) = self.next()?;
             if matches!(event, Event::MappingEnd) {
@@ -230,13 +232,14 @@ impl<'a> Builder<'a> {
                 });
                 continue;
             }
-            if let Some((_, first, _)) = entries.iter().find(|(k, _, _)| *k == key_text) {
+            if let Some(first) = seen.get(&key_text) {
                 self.errors.push(YamlError {
                     mark: key.mark,
                     message: format!("duplicate key '{key_text}' (first defined at {first})"),
                 });
                 continue;
             }
+            seen.insert(key_text.clone(), key.mark);
             entries.push((key_text, key.mark, value));
         }
         Ok(Node { mark, value: NodeValue::Map(entries) })
@@ -280,6 +283,19 @@ impl<'a> Builder<'a> {
         };
         Node { mark, value }
     }
+}
+
+/// Adds `nodes` copied by an anchor or an alias to `copied`, refusing the document past
+/// [`MAX_ALIAS_NODES`].
+fn charge_copy(copied: &mut usize, nodes: usize, mark: Mark) -> Result<(), YamlError> {
+    *copied += nodes;
+    if *copied > MAX_ALIAS_NODES {
+        return Err(YamlError {
+            mark,
+            message: format!("anchors and aliases copy more than {MAX_ALIAS_NODES} nodes; refusing the document"),
+        });
+    }
+    Ok(())
 }
 
 /// How many collections deep `node` nests (0 for a scalar).
@@ -371,6 +387,7 @@ fn parse_float(text: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{mark_inside, Rng};
 
     fn parse_ok(text: &str) -> Node {
         parse(text, &SourceMap::identity(text)).expect("parses")
@@ -459,7 +476,7 @@ mod tests {
             ));
         }
         let errors = parse_err(&doc);
-        assert!(errors[0].message.contains("aliases expand"), "{}", errors[0].message);
+        assert!(errors[0].message.contains("anchors and aliases copy"), "{}", errors[0].message);
     }
 
     #[test]
@@ -478,5 +495,228 @@ mod tests {
         let anchored =
             format!("a: &a {}1{}\nb: {}*a{}\n", "[".repeat(half), "]".repeat(half), "[".repeat(half), "]".repeat(half));
         assert!(parse_err(&anchored)[0].message.contains("nest more than"));
+    }
+
+    #[test]
+    fn a_map_of_many_keys_is_checked_for_duplicates_in_linear_time() {
+        // Regression: each key was compared with every earlier one, so a 16 MiB
+        // `POST /config` body of short keys held the Admin API for hours.
+        let doc: String = (0..50_000).map(|i| format!("k{i}: 1\n")).chain(["k7: 2\n".into()]).collect();
+        let started = std::time::Instant::now();
+        let errors = parse_err(&doc);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].message, "duplicate key 'k7' (first defined at 8:1)");
+        assert_eq!(errors[0].mark, Mark { line: 50_001, column: 1 });
+    }
+
+    #[test]
+    fn anchors_nested_around_a_wide_list_count_against_the_copy_cap() {
+        // Regression: every anchor kept its own copy of its node, so anchors nested
+        // 100 deep around a list of 2 000 items held 200 000 copies without a single
+        // alias (a 400 kB document took 1.8 GB).
+        let doc = format!("a: {}{}{}\n", "&x [".repeat(100), "x, ".repeat(2000), "]".repeat(100));
+        let errors = parse_err(&doc);
+        assert!(errors[0].message.contains("more than 100000 nodes"), "{}", errors[0].message);
+        // One anchor on a list that size, used once, is fine.
+        let doc = format!("a: &x [{}]\nb: *x\n", "x, ".repeat(2000));
+        assert_eq!(
+            parse_ok(&doc).get("b").unwrap(),
+            &Node { mark: Mark { line: 2, column: 4 }, ..parse_ok(&doc).get("a").unwrap().clone() }
+        );
+    }
+
+    /// The project's decK files and manifests, and documents like the tests' own.
+    const FIXTURES: &[&str] = &[
+        include_str!("../../config/minimal.yaml"),
+        include_str!("../../config/kong-oidc.yaml"),
+        include_str!("../../config/kong-services.yaml"),
+        include_str!("../../config/kong-upstreams.yaml"),
+        include_str!("../../config/k8s-oidc-plugin.yaml"),
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  host: 127.0.0.1\n  port: 9\n  routes:\n  - {name: r, paths: [\"~/a/(?<id>\\\\d+)$\"], methods: [GET]}\nconsumers:\n- username: alice\n  custom_id: \"42\"\n",
+        "{\"_format_version\": \"3.0\", \"services\": [{\"host\": \"a\", \"port\": 99999, \"tags\": [\"x\"]}]}\n",
+    ];
+
+    /// What mutations put at the start or end of a line: YAML syntax, tags, anchors,
+    /// aliases, merge keys, document markers, odd characters and huge numbers.
+    const INSERTS: &[&str] = &[
+        "&a ",
+        "*a",
+        "*nope",
+        "!!int ",
+        "!!str ",
+        "!!float ",
+        "!!bool ",
+        "!!null ",
+        "!!map ",
+        "!!seq ",
+        "!!binary ",
+        "!custom ",
+        "!<tag:yaml.org,2002:str> ",
+        "<<: *a",
+        "? ",
+        "---",
+        "...",
+        "%YAML 1.2\n---\n",
+        "%TAG ! x\n",
+        "[",
+        "]",
+        "{",
+        "}",
+        ", ",
+        ": ",
+        "- ",
+        "# ",
+        "'",
+        "\"",
+        "|",
+        ">-",
+        "\t",
+        "\r",
+        "\u{feff}",
+        "\0",
+        "\u{85}",
+        "\u{2028}",
+        "\u{1f600}",
+        "99999999999999999999999999",
+        "0x7fffffffffffffffff",
+        "-0o77777777777777777777777",
+        "1e99999",
+        "-9223372036854775809",
+        ".nan",
+        "-.inf",
+        "~",
+        "null",
+        "true",
+        "yes",
+    ];
+
+    /// One random change of `doc`, at line or character level.
+    fn mutate(rng: &mut Rng, doc: &mut String) {
+        let mut lines: Vec<String> = doc.split('\n').map(str::to_string).collect();
+        let n = lines.len();
+        let i = rng.below(n);
+        match rng.below(8) {
+            // Indentation: deeper, shallower, or a tab.
+            0 => lines[i].insert_str(0, rng.pick(&[" ", "  ", "    ", "\t"])),
+            1 => {
+                let cut = lines[i].len() - lines[i].trim_start_matches(' ').len();
+                lines[i].replace_range(..cut.min(1 + rng.below(4)), "");
+            }
+            // Duplicated (so: duplicate keys), removed, moved lines.
+            2 => {
+                let copy = lines[i].clone();
+                lines.insert(rng.below(n + 1), copy);
+            }
+            3 => {
+                lines.remove(i);
+            }
+            4 => lines.swap(i, rng.below(n)),
+            5 => {
+                let piece = rng.pick(INSERTS);
+                let at = if rng.chance(2) { lines[i].len() - lines[i].trim_start().len() } else { lines[i].len() };
+                lines[i].insert_str(at, piece);
+            }
+            // A character replaced by another, ASCII or not.
+            6 => {
+                let bounds: Vec<usize> = lines[i].char_indices().map(|(b, _)| b).collect();
+                if !bounds.is_empty() {
+                    let at = rng.pick(&bounds);
+                    let old = lines[i][at..].chars().next().map_or(0, char::len_utf8);
+                    let c = if rng.chance(3) {
+                        char::from_u32(rng.below(0x11_0000) as u32).unwrap_or('\u{fffd}')
+                    } else {
+                        rng.pick(b":-[]{}&*!|>'\"#%@`, ?\t") as char
+                    };
+                    lines[i].replace_range(at..at + old, &c.to_string());
+                }
+            }
+            _ => lines.push(appendix(rng)),
+        }
+        *doc = lines.join("\n");
+    }
+
+    /// A top-level key holding something that stresses the limits: an alias ladder, deep
+    /// nesting (around the limit), anchors nested around a list, a flow map with a
+    /// repeated key.
+    fn appendix(rng: &mut Rng) -> String {
+        let key = format!("z{}", rng.below(1000));
+        match rng.below(4) {
+            0 => {
+                // Small ones, and ones expanding to around the cap (3^11, 6^7, 10^5, ...).
+                let (width, depth) =
+                    rng.pick(&[(2, 3), (10, 3), (3, 11), (4, 9), (5, 7), (6, 7), (7, 6), (10, 5), (12, 5)]);
+                let mut s = format!("{key}0: &{key}0 [{}]\n", vec!["x"; width].join(", "));
+                for d in 1..depth {
+                    let refs = vec![format!("*{key}{}", d - 1); width].join(", ");
+                    s.push_str(&format!("{key}{d}: &{key}{d} [{refs}]\n"));
+                }
+                s
+            }
+            1 => {
+                let depth = MAX_DEPTH - 4 + rng.below(8);
+                if rng.chance(2) {
+                    format!("{key}: {}1{}", "[".repeat(depth), "]".repeat(depth))
+                } else {
+                    format!("{key}: {}1{}", "{a: ".repeat(depth), "}".repeat(depth))
+                }
+            }
+            2 => {
+                let depth = 1 + rng.below(MAX_DEPTH);
+                let anchors: String = (0..depth).map(|d| format!("&{key}{d} [")).collect();
+                format!("{key}: {anchors}{}{}\nw: *{key}0", "x, ".repeat(1 + rng.below(200)), "]".repeat(depth))
+            }
+            _ => format!("{key}: {{a: 1, b: [2, {{c: 3}}], a: 4}}"),
+        }
+    }
+
+    fn walk_marks(node: &Node, text: &str) {
+        assert!(mark_inside(text, node.mark), "node at {} is outside the document", node.mark);
+        match &node.value {
+            NodeValue::Seq(items) => items.iter().for_each(|n| walk_marks(n, text)),
+            NodeValue::Map(entries) => {
+                for (key, mark, value) in entries {
+                    assert!(mark_inside(text, *mark), "key {key:?} at {mark} is outside the document");
+                    walk_marks(value, text);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn mutated_fixtures_parse_or_fail_with_positions_and_stay_bounded() {
+        let mut rng = Rng(0x7a11_5eed_0bad_cafe);
+        for _ in 0..1500 {
+            let mut doc = rng.pick(FIXTURES).to_string();
+            for _ in 0..1 + rng.below(4) {
+                mutate(&mut rng, &mut doc);
+            }
+            let started = std::time::Instant::now();
+            let parsed = parse_stream(&doc, &SourceMap::identity(&doc));
+            // Generous: every case here takes milliseconds; a runaway takes far longer.
+            assert!(started.elapsed() < std::time::Duration::from_secs(2), "{doc:?} took {:?}", started.elapsed());
+            match parsed {
+                Ok(docs) => {
+                    for node in &docs {
+                        walk_marks(node, &doc);
+                        assert!(nesting(node) <= MAX_DEPTH, "{doc:?}");
+                        // Every node is written in the text or copied by an alias.
+                        let bound = 2 * doc.chars().count() + 2 + MAX_ALIAS_NODES;
+                        assert!(count_nodes(node) <= bound, "{doc:?}");
+                    }
+                }
+                Err(errors) => {
+                    assert!(!errors.is_empty(), "{doc:?}");
+                    for e in &errors {
+                        assert!(mark_inside(&doc, e.mark), "{doc:?}: '{}' at {}", e.message, e.mark);
+                    }
+                }
+            }
+            // The single-document entry point agrees on positions as well.
+            if let Err(errors) = parse(&doc, &SourceMap::identity(&doc)) {
+                assert!(errors.iter().all(|e| mark_inside(&doc, e.mark)), "{doc:?}: {errors:?}");
+            }
+        }
     }
 }
