@@ -332,8 +332,7 @@ impl Snapshot {
                 }
             })
             .collect();
-        let route_plugins =
-            config.routes.iter().enumerate().map(|(i, r)| config.plugins_for(Some(i), r.service)).collect();
+        let route_plugins = config.plugins_by_route();
         let oidc = oidc.into_iter().map(|c| c.map(|c| Arc::new(Instance::new(c)))).collect();
         Ok(Snapshot {
             consumers,
