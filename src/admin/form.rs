@@ -408,4 +408,145 @@ mod tests {
         assert!(matches!(decode(deep.as_bytes()), Err(FormError::TooDeep(_))));
         assert!(matches!(decode("a[][][][][][][][][][][][][][][][][]=1".as_bytes()), Err(FormError::TooDeep(_))));
     }
+
+    /// Deepest nesting of arrays and objects (a string is 0).
+    fn depth(v: &Value) -> usize {
+        match v {
+            Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+            Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    fn elements(v: &Value) -> usize {
+        match v {
+            Value::Array(items) => items.len() + items.iter().map(elements).sum::<usize>(),
+            Value::Object(m) => m.values().map(elements).sum(),
+            _ => 0,
+        }
+    }
+
+    const SECRET: &str = "s3cr3t-in-a-value";
+
+    /// A random name: keys, dots, brackets (empty, indexed, unclosed), escapes.
+    fn random_name(rng: &mut crate::testing::Rng) -> String {
+        const PARTS: &[&str] = &[
+            "config",
+            "client_secret",
+            "a",
+            ".",
+            "[",
+            "]",
+            "[]",
+            "[1]",
+            "[3]",
+            "[0]",
+            "[1024]",
+            "[99999]",
+            "[x]",
+            "%5B",
+            "%5D",
+            "%2E",
+            "%ff",
+            "%zz",
+            "%",
+            "+",
+            "\u{e9}",
+            "name",
+            "tags",
+        ];
+        if rng.chance(8) {
+            // Deep and well-formed: around the nesting limit.
+            return (0..rng.below(2 * MAX_DEPTH))
+                .map(|_| rng.pick(&["k.", "l[]", "m[x]", "n[1]."]))
+                .collect::<String>()
+                + "v";
+        }
+        let parts = 1 + if rng.chance(8) { rng.below(40) } else { rng.below(6) };
+        (0..parts).map(|_| rng.pick(PARTS)).collect()
+    }
+
+    /// A random value, holding the secret (and its escapes) now and then.
+    fn random_value(rng: &mut crate::testing::Rng) -> String {
+        const PARTS: &[&str] =
+            &["", "x", "1", "true", "%20", "+", "%ff", "%fe%ff", "%zz", "%", "%2", "=", "%26", "\u{1f600}", SECRET];
+        (0..rng.below(4)).map(|_| rng.pick(PARTS)).collect()
+    }
+
+    #[test]
+    fn random_bodies_decode_within_bounds_and_errors_never_show_a_value() {
+        let mut rng = crate::testing::Rng(0xf0f0_5eed_1234_abcd);
+        for _ in 0..4000 {
+            let pairs = rng.below(12);
+            let mut body: Vec<u8> = (0..pairs)
+                .map(|_| format!("{}={}", random_name(&mut rng), random_value(&mut rng)))
+                .collect::<Vec<_>>()
+                .join(rng.pick(&["&", "&&", "&=&"]))
+                .into_bytes();
+            if rng.chance(10) {
+                let at = rng.below(body.len() + 1);
+                body.insert(at, rng.next() as u8);
+            }
+            match decode(&body) {
+                Ok(mut fields) => {
+                    let v = Value::Object(fields.clone());
+                    assert!(depth(&v) <= MAX_DEPTH, "{}", String::from_utf8_lossy(&body));
+                    assert!(elements(&v) <= pairs * MAX_DEPTH + MAX_INDEXED, "{}", String::from_utf8_lossy(&body));
+                    for kind in Kind::ALL {
+                        let mut once = fields.clone();
+                        coerce(kind, &mut once);
+                        let mut twice = once.clone();
+                        coerce(kind, &mut twice);
+                        assert_eq!(once, twice, "coercion is idempotent");
+                    }
+                    coerce(Kind::Plugin, &mut fields);
+                }
+                Err(e) => {
+                    assert!(!e.to_string().contains(SECRET), "{e} from {}", String::from_utf8_lossy(&body));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_multipart_bodies_never_panic_and_errors_never_show_a_value() {
+        let mut rng = crate::testing::Rng(0x3a11_9a27_0f0f_7777);
+        for _ in 0..3000 {
+            let mut body = Vec::new();
+            if rng.chance(3) {
+                body.extend_from_slice(b"preamble\r\n");
+            }
+            for _ in 0..rng.below(4) {
+                body.extend_from_slice(b"--B\r\n");
+                let disposition = format!("Content-Disposition: form-data; name=\"{}\"\r\n", random_name(&mut rng));
+                if !rng.chance(6) {
+                    body.extend_from_slice(disposition.as_bytes());
+                }
+                body.extend_from_slice(b"\r\n");
+                body.extend_from_slice(random_value(&mut rng).as_bytes());
+                body.extend_from_slice(b"\r\n");
+            }
+            body.extend_from_slice(rng.pick(&[&b"--B--\r\n"[..], b"--B", b"", b"--B\r\n"]));
+            for _ in 0..rng.below(3) {
+                let at = rng.below(body.len() + 1);
+                match rng.below(3) {
+                    0 => body.insert(at, rng.pick(b"\r\n-B\xff")),
+                    1 if at < body.len() => {
+                        body.remove(at);
+                    }
+                    _ => body.truncate(at),
+                }
+            }
+            let content_type = rng.pick(&[
+                "multipart/form-data; boundary=B",
+                "multipart/form-data; boundary=\"B\"",
+                "multipart/form-data",
+                "multipart/form-data; boundary=",
+            ]);
+            match decode_multipart(&body, content_type) {
+                Ok(fields) => assert!(depth(&Value::Object(fields)) <= MAX_DEPTH),
+                Err(e) => assert!(!e.to_string().contains(SECRET), "{e}"),
+            }
+        }
+    }
 }

@@ -619,6 +619,23 @@ certificates:
         }
     }
 
+    /// What the Admin API and the state file hold of an accepted document (its
+    /// normalised store, rendered) loads and compiles again, and normalising it once
+    /// more changes nothing: a change the loader accepted can never fail on the way in
+    /// (a 500) or drift from reload to reload.
+    fn normalised_store_loads_back(text: &str) {
+        use crate::admin::store::{new_id, Store};
+        let cfg = load_str(text, "kong.yaml", &env).unwrap();
+        let store = Store::from_config(&cfg, &Store::default(), 1, &mut new_id).unwrap();
+        let rendered = store.render();
+        let mut again = load_str(&rendered, "state", &|_| None)
+            .unwrap_or_else(|e| panic!("the normalised store does not load: {e}\n{rendered}\nfrom\n{text}"));
+        crate::snapshot::check(&mut again, "state")
+            .unwrap_or_else(|e| panic!("the normalised store does not compile: {e}\n{rendered}\nfrom\n{text}"));
+        let twice = Store::from_config(&again, &store, 1, &mut new_id).unwrap();
+        assert_eq!(twice.render(), rendered, "normalising twice differs, from\n{text}");
+    }
+
     /// Every problem of a failed load is placed in the document, and no message shows
     /// a secret.
     #[test]
@@ -630,7 +647,7 @@ certificates:
             assert!(load_and_check(base).is_ok(), "the unmutated document loads");
         }
         let (mut ok, mut failed) = (0, 0);
-        for _ in 0..1000 {
+        for _ in 0..800 {
             let base = rng.pick(&bases.iter().map(String::as_str).collect::<Vec<_>>()).to_string();
             let mut root = yaml::parse(&base, &template::SourceMap::identity(&base)).unwrap();
             for _ in 0..1 + rng.below(3) {
@@ -643,6 +660,7 @@ certificates:
             let shown: Vec<String> = match &first {
                 Ok((_, warnings)) => {
                     ok += 1;
+                    normalised_store_loads_back(&text);
                     warnings.clone()
                 }
                 Err(errors) => {
@@ -664,6 +682,6 @@ certificates:
                 }
             }
         }
-        assert!(ok > 50 && failed > 500, "{ok} loaded, {failed} refused: the mutations should do both");
+        assert!(ok > 40 && failed > 400, "{ok} loaded, {failed} refused: the mutations should do both");
     }
 }

@@ -108,6 +108,18 @@ const SERVICE_PROTOCOLS_LATER: &[&str] = &["grpc", "grpcs", "tcp", "tls", "tls_p
 const PLUGIN_PROTOCOLS: &[&str] =
     &["grpc", "grpcs", "http", "https", "tcp", "tls", "tls_passthrough", "udp", "ws", "wss"];
 
+/// Each name or id to the first entity (in file order) that has it as either, as a
+/// scan for the first match would find it.
+fn first_index<'a>(entities: impl Iterator<Item = [Option<&'a str>; 2]>) -> HashMap<&'a str, usize> {
+    let mut index = HashMap::new();
+    for (i, keys) in entities.enumerate() {
+        for key in keys.into_iter().flatten() {
+            index.entry(key).or_insert(i);
+        }
+    }
+    index
+}
+
 /// `8-4-4-4-12` hexadecimal, as Kong's `typedefs.uuid`.
 pub(crate) fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
@@ -1458,22 +1470,22 @@ impl Validator<'_> {
     // ----- cross-entity checks -----
 
     fn resolve_references(&mut self) {
-        for r in std::mem::take(&mut self.pending) {
-            let found = match r.target {
-                RefKind::Service => self
-                    .config
-                    .services
-                    .iter()
-                    .position(|s| s.name.as_deref() == Some(&r.text) || s.id.as_deref() == Some(&r.text)),
-                RefKind::Route => self
-                    .config
-                    .routes
-                    .iter()
-                    .position(|x| x.name.as_deref() == Some(&r.text) || x.id.as_deref() == Some(&r.text)),
-                RefKind::Upstream => {
-                    self.config.upstreams.iter().position(|u| u.name == r.text || u.id.as_deref() == Some(&r.text))
-                }
+        let pending = std::mem::take(&mut self.pending);
+        // One index per kind: a scan per reference was quadratic in a document whose
+        // routes, plugins and targets all name their parent (as the Admin API's do).
+        let found: Vec<Option<usize>> = {
+            let c = &self.config;
+            let services = first_index(c.services.iter().map(|s| [s.name.as_deref(), s.id.as_deref()]));
+            let routes = first_index(c.routes.iter().map(|r| [r.name.as_deref(), r.id.as_deref()]));
+            let upstreams = first_index(c.upstreams.iter().map(|u| [Some(u.name.as_str()), u.id.as_deref()]));
+            let index = |kind| match kind {
+                RefKind::Service => &services,
+                RefKind::Route => &routes,
+                RefKind::Upstream => &upstreams,
             };
+            pending.iter().map(|r| index(r.target).get(r.text.as_str()).copied()).collect()
+        };
+        for (r, found) in pending.into_iter().zip(found) {
             let Some(target) = found else {
                 let kind = match r.target {
                     RefKind::Service => "service",
@@ -1821,6 +1833,22 @@ mod tests {
             assert!(load(&format!("services:\n- {good}\n")).is_ok(), "{good}");
         }
         assert!(load("upstreams:\n- name: u\n  targets:\n  - target: \"2001:db8::1\"\n").is_ok());
+    }
+
+    #[test]
+    fn many_references_by_name_are_resolved_without_a_scan_each() {
+        // Regression: each reference scanned every service (route, upstream), so the
+        // Admin API's documents, whose routes, plugins and targets all name their
+        // parent, took time quadratic in their size at every change.
+        let n = 20_000;
+        let services: String = (0..n).map(|i| format!("- name: s{i}\n  host: 127.0.0.1\n")).collect();
+        let routes: String = (0..n).map(|i| format!("- service: s{i}\n  paths: [/p{i}]\n")).collect();
+        let text = format!("_format_version: \"3.0\"\nservices:\n{services}routes:\n{routes}");
+        let root = super::super::yaml::parse(&text, &super::super::template::SourceMap::identity(&text)).unwrap();
+        let started = std::time::Instant::now();
+        let config = validate(&root, "k").unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert!(config.routes.iter().enumerate().all(|(i, r)| r.service == Some(i)));
     }
 
     #[test]

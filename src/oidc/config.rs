@@ -165,6 +165,7 @@
 //!
 //! Cost: linear in the number of keys; load time only.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
@@ -2345,6 +2346,8 @@ impl<'a> Compiler<'a> {
     ) {
         let names = format!("{side}_headers_names");
         let mark = self.get(&names).map(|p| p.key_mark).unwrap_or_default();
+        // The names taken so far, for a lookup per name (a scan of `out` was quadratic).
+        let mut taken: HashSet<String> = out.iter().map(|h| h.lower.clone()).collect();
         for (name, claim) in self.pairs(&names, &format!("{side}_headers_claims"), false) {
             let lower = name.to_ascii_lowercase();
             let why = if !is_token(&name) {
@@ -2353,9 +2356,10 @@ impl<'a> Compiler<'a> {
                 "is written by the proxy itself"
             } else if token_header.is_some_and(|t| t.name == lower) {
                 &*format!("already carries the access token ({side}_access_token_header)")
-            } else if out.iter().any(|h| h.lower == lower) {
+            } else if taken.contains(&lower) {
                 "is named twice"
             } else {
+                taken.insert(lower.clone());
                 out.push(ClaimHeader { claim: vec![claim], name, lower, kind: ClaimKind::Value });
                 continue;
             };
@@ -2469,5 +2473,25 @@ mod tests {
         assert!(a.expose().bytes().all(|c| c.is_ascii_hexdigit()));
         assert!(a.is_generated());
         assert_ne!(a.expose(), b.expose());
+    }
+
+    #[test]
+    fn many_claim_headers_are_checked_for_repeats_without_a_scan_each() {
+        // Regression: each name was compared with every earlier one (quadratic: 8 000
+        // names took 0.4 s, 40 000 took 7 s, in a debug build).
+        let n = 40_000;
+        let list = |f: &dyn Fn(usize) -> String| (0..n).map(f).collect::<Vec<_>>().join(", ");
+        let yaml = format!(
+            "_format_version: \"3.0\"\nplugins:\n- name: openid-connect\n  config:\n    issuer: http://127.0.0.1:9/\n    \
+             auth_methods: [bearer]\n    upstream_headers_claims: [{}]\n    upstream_headers_names: [{}, x-c7]\n",
+            list(&|k| format!("c{k}")) + ", c7",
+            list(&|k| format!("x-c{k}")),
+        );
+        let cfg = crate::config::load_str(&yaml, "k", &|_| None).unwrap();
+        let started = std::time::Instant::now();
+        let errors = compile(&cfg.plugins[0], "k").unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].message, "'upstream_headers_names' entry 'x-c7' is named twice");
     }
 }
