@@ -599,7 +599,7 @@ certificates:
             .filter(|p| !(1..=p.len()).any(|n| key_of(root, &p[..n]).is_some_and(|k| is_secret_field(&k))))
             .map(Vec::as_slice)
             .collect();
-        let copied = at_path(root, &rng.pick(&copyable).to_vec()).clone();
+        let copied = at_path(root, rng.pick(&copyable)).clone();
         let node = at_path(root, &path);
         match (rng.below(6), &mut node.value) {
             (0, NodeValue::Map(entries)) if !entries.is_empty() => {
@@ -640,7 +640,7 @@ certificates:
     /// a secret.
     #[test]
     fn mutated_documents_load_or_fail_with_positions_deterministically_without_showing_secrets() {
-        let mut rng = Rng(0x10ad_0f_dec_c0ffee);
+        let mut rng = Rng(0x010a_d0fd_ecc0_ffee);
         let (bases, key) = documents();
         let key_lines: Vec<&str> = key.lines().filter(|l| !l.starts_with("-----")).collect();
         for base in &bases {

@@ -773,7 +773,7 @@ mod tests {
 
     #[test]
     fn plugins_of_every_route_are_the_ones_plugins_for_picks() {
-        let mut rng = Rng(0x9106_1e55_0f_5c09e);
+        let mut rng = Rng(0x0910_61e5_50f5_c09e);
         for _ in 0..300 {
             let (services, routes) = (1 + rng.below(4), 1 + rng.below(6));
             let mut config = Config::default();
@@ -800,13 +800,13 @@ mod tests {
         // Regression: every route scanned every plugin, quadratic in a file with a
         // plugin per route (20 000 of each: 13 s per load in a debug build).
         let mut config = Config::default();
-        for i in 0..20_000 {
+        for i in 0..40_000 {
             config.routes.push(Route::new(Some(i), Mark::default()));
             config.plugins.push(plugin("openid-connect", PluginScope::Route(i), true));
         }
         let started = std::time::Instant::now();
         let chosen = config.plugins_by_route();
-        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
         assert!(chosen.iter().enumerate().all(|(i, c)| c == &vec![i]));
     }
 }
