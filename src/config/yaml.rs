@@ -521,10 +521,8 @@ mod tests {
         assert!(errors[0].message.contains("more than 100000 nodes"), "{}", errors[0].message);
         // One anchor on a list that size, used once, is fine.
         let doc = format!("a: &x [{}]\nb: *x\n", "x, ".repeat(2000));
-        assert_eq!(
-            parse_ok(&doc).get("b").unwrap(),
-            &Node { mark: Mark { line: 2, column: 4 }, ..parse_ok(&doc).get("a").unwrap().clone() }
-        );
+        let n = parse_ok(&doc);
+        assert_eq!(n.get("a").unwrap().value, n.get("b").unwrap().value);
     }
 
     /// The project's decK files and manifests, and documents like the tests' own.
