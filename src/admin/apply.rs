@@ -396,7 +396,7 @@ mod tests {
         assert_eq!(errors.0.len(), 20_000);
         let started = std::time::Instant::now();
         let problems = locate(&text, &errors);
-        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
         for (i, p) in problems.iter().enumerate() {
             assert_eq!(p.path, vec![key("services"), Seg::Index(i), key("port")]);
         }

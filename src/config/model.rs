@@ -800,13 +800,13 @@ mod tests {
         // Regression: every route scanned every plugin, quadratic in a file with a
         // plugin per route (20 000 of each: 13 s per load in a debug build).
         let mut config = Config::default();
-        for i in 0..20_000 {
+        for i in 0..40_000 {
             config.routes.push(Route::new(Some(i), Mark::default()));
             config.plugins.push(plugin("openid-connect", PluginScope::Route(i), true));
         }
         let started = std::time::Instant::now();
         let chosen = config.plugins_by_route();
-        assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
         assert!(chosen.iter().enumerate().all(|(i, c)| c == &vec![i]));
     }
 }

@@ -980,14 +980,14 @@ mod tests {
         // JSON document (`curl -d @kong.json` to POST /config) cost time quadratic in
         // its length, once per node and once per error.
         for unit in ["ab: c, ", "\u{e9}\u{1f600}: c, "] {
-            let src = format!("{{{}x: 1}}\n", unit.repeat(150_000));
+            let src = format!("{{{}x: 1}}\n", unit.repeat(450_000));
             let r = render(&src, &env).unwrap();
             let chars = r.text.chars().count();
             let started = std::time::Instant::now();
             for out in (0..chars).step_by(chars / 200_000) {
                 assert_eq!(r.map.mark(out), Mark { line: 1, column: out as u32 + 1 });
             }
-            assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+            assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
         }
     }
 
