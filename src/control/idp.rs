@@ -179,7 +179,6 @@ struct RawError {
     error: Option<String>,
 }
 
-/// The host of a URL, for error messages (no path, no query).
 /// Refuses an answer nested past [`crate::jose::MAX_JSON_DEPTH`] before simd-json reads
 /// it: its recursive value building and member skipping would overflow the stack.
 fn depth_ok(body: &[u8]) -> Result<(), simd_json::Error> {
@@ -190,6 +189,13 @@ fn depth_ok(body: &[u8]) -> Result<(), simd_json::Error> {
     }
 }
 
+/// An IdP answer read as `T`, after the nesting check every answer goes through.
+fn from_answer<'a, T: serde::Deserialize<'a>>(body: &'a mut [u8]) -> Result<T, simd_json::Error> {
+    depth_ok(body)?;
+    simd_json::serde::from_slice(body)
+}
+
+/// The host of a URL, for error messages (no path, no query).
 fn host_of(url: &str) -> String {
     reqwest::Url::parse(url)
         .ok()
@@ -295,9 +301,11 @@ impl IdpClient {
     /// Fetches and parses the discovery document at `url`.
     pub async fn discovery(&self, url: &str, extra_headers: &[(String, String)]) -> Result<Discovery, IdpError> {
         let mut body = self.get(url, extra_headers).await?;
-        depth_ok(&body)
-            .and_then(|()| simd_json::serde::from_slice::<Discovery>(&mut body))
-            .map_err(|e| IdpError::Invalid { host: host_of(url), what: "discovery document", reason: e.to_string() })
+        from_answer::<Discovery>(&mut body).map_err(|e| IdpError::Invalid {
+            host: host_of(url),
+            what: "discovery document",
+            reason: e.to_string(),
+        })
     }
 
     /// POSTs a form to `endpoint` asking for JSON: the status, the answer's headers named
@@ -343,18 +351,13 @@ impl IdpClient {
         match status {
             200 => {}
             400 | 401 | 403 => {
-                let error = depth_ok(&body)
-                    .and_then(|()| simd_json::serde::from_slice::<RawError>(&mut body))
-                    .ok()
-                    .and_then(|e| e.error);
+                let error = from_answer::<RawError>(&mut body).ok().and_then(|e| e.error);
                 return Ok(TokenOutcome::Rejected { status, error });
             }
             _ => return Err(IdpError::Status { host: host(), status }),
         }
         let invalid = |reason: String| IdpError::Invalid { host: host(), what: "token response", reason };
-        let raw: RawToken = depth_ok(&body)
-            .and_then(|()| simd_json::serde::from_slice(&mut body))
-            .map_err(|e| invalid(e.to_string()))?;
+        let raw: RawToken = from_answer(&mut body).map_err(|e| invalid(e.to_string()))?;
         let access_token =
             raw.access_token.filter(|t| !t.is_empty()).ok_or_else(|| invalid("no access_token".into()))?;
         if let Some(tt) = &raw.token_type {

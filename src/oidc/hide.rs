@@ -153,8 +153,8 @@ pub fn strip_cookie<'a>(values: impl Iterator<Item = &'a [u8]>, name: &[u8]) -> 
 }
 
 /// Nesting deeper than this is refused rather than scanned (no unbounded recursion on
-/// caller input).
-const MAX_DEPTH: usize = 128;
+/// caller input): the one limit every reader of untrusted JSON keeps.
+const MAX_DEPTH: usize = crate::jose::MAX_JSON_DEPTH;
 
 /// Just enough of a JSON reader to find where each value ends (RFC 8259 grammar).
 struct Scanner<'a> {
