@@ -284,7 +284,7 @@ struct State {
     l2: HashMap<FlightKey, Settled>,
     /// Fetches in flight and who waits for them.
     flights: HashMap<FlightKey, Vec<oneshot::Sender<TokenReply>>>,
-    /// Of those, how many each issuer has (only issuers with at most `max_in_flight`).
+    /// Of those, how many each issuer has (an issuer leaves the map when its last one ends).
     in_flight: HashMap<String, usize>,
     max_in_flight: usize,
     /// Instances whose discovery is being loaded, by address.
