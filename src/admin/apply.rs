@@ -385,18 +385,17 @@ mod tests {
     }
 
     #[test]
-    fn many_errors_are_placed_in_one_walk_of_the_document() {
-        // Regression: each error walked the document from its start, so a POST /config
-        // document with an error per entity took time quadratic in its size.
-        let services: Vec<Value> =
-            (0..20_000).map(|i| serde_json::json!({ "host": "127.0.0.1", "port": -i })).collect();
+    fn each_of_many_errors_is_placed_at_its_own_entity() {
+        // Each error used to walk the document from its start: quadratic in a POST
+        // /config document with an error per entity. Its time is measured in
+        // benches/config_scale.rs; this checks every place at a size.
+        let services: Vec<Value> = (0..5_000).map(|i| serde_json::json!({ "host": "127.0.0.1", "port": -i })).collect();
         let text = serde_json::to_string_pretty(&serde_json::json!({ "_format_version": "3.0", "services": services }))
             .unwrap();
         let errors = load(&text, "t").unwrap_err();
-        assert_eq!(errors.0.len(), 20_000);
-        let started = std::time::Instant::now();
+        assert_eq!(errors.0.len(), 5_000);
         let problems = locate(&text, &errors);
-        assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+        assert_eq!(problems.len(), 5_000);
         for (i, p) in problems.iter().enumerate() {
             assert_eq!(p.path, vec![key("services"), Seg::Index(i), key("port")]);
         }

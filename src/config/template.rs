@@ -975,19 +975,17 @@ mod tests {
     }
 
     #[test]
-    fn positions_on_a_long_line_cost_no_walk_from_the_line_start() {
-        // Regression: a column was counted from the start of its line, so a one-line
-        // JSON document (`curl -d @kong.json` to POST /config) cost time quadratic in
-        // its length, once per node and once per error.
+    fn positions_on_a_long_line_count_columns_in_characters() {
+        // A column used to be counted from the start of its line, so a one-line JSON
+        // document (`curl -d @kong.json` to POST /config) cost time quadratic in its
+        // length. Its time is measured in benches/config_scale.rs; this checks every
+        // column of a long line, in ASCII and in characters of two and four bytes.
         for unit in ["ab: c, ", "\u{e9}\u{1f600}: c, "] {
-            let src = format!("{{{}x: 1}}\n", unit.repeat(450_000));
+            let src = format!("{{{}x: 1}}\n", unit.repeat(20_000));
             let r = render(&src, &env).unwrap();
-            let chars = r.text.chars().count();
-            let started = std::time::Instant::now();
-            for out in (0..chars).step_by(chars / 200_000) {
+            for out in 0..r.text.chars().count() {
                 assert_eq!(r.map.mark(out), Mark { line: 1, column: out as u32 + 1 });
             }
-            assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
         }
     }
 

@@ -1836,17 +1836,17 @@ mod tests {
     }
 
     #[test]
-    fn many_references_by_name_are_resolved_without_a_scan_each() {
-        // Regression: each reference scanned every service (route, upstream), so the
+    fn many_references_by_name_each_reach_their_own_service() {
+        // Each reference used to scan every service (route, upstream): quadratic in the
         // Admin API's documents, whose routes, plugins and targets all name their
-        // parent, took time quadratic in their size at every change (20 000 routes:
-        // 4.5 s in a debug build).
+        // parent. Its time is measured in benches/config_scale.rs; this checks the
+        // result at a size.
         let node = |value| Node { mark: Mark::default(), value };
         let text = |s: String| node(NodeValue::String(s));
         let map = |entries: Vec<(&str, Node)>| {
             node(NodeValue::Map(entries.into_iter().map(|(k, v)| (k.to_string(), Mark::default(), v)).collect()))
         };
-        let n = 40_000;
+        let n = 5_000;
         let services = (0..n).map(|i| map(vec![("name", text(format!("s{i}"))), ("host", text("127.0.0.1".into()))]));
         let routes = (0..n).map(|i| {
             map(vec![("service", text(format!("s{i}"))), ("paths", node(NodeValue::Seq(vec![text(format!("/p{i}"))])))])
@@ -1856,9 +1856,7 @@ mod tests {
             ("services", node(NodeValue::Seq(services.collect()))),
             ("routes", node(NodeValue::Seq(routes.collect()))),
         ]);
-        let started = std::time::Instant::now();
         let config = validate(&root, "k").unwrap();
-        assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
         assert!(config.routes.iter().enumerate().all(|(i, r)| r.service == Some(i)));
     }
 

