@@ -506,6 +506,56 @@ on_both_drivers!(upstream_status_line_without_a_reason_phrase_is_relayed, |d| {
     }
 });
 
+on_both_drivers!(
+    a_body_in_a_transfer_coding_other_than_chunked_gets_502_and_no_head_request_gets_te_over_http10,
+    |d| {
+        // `gzip, chunked` used to be relayed; an HTTP/1.0 caller then got the body with the
+        // chunks taken off, still gzipped, and nothing saying so. A HEAD answer has no body,
+        // so its `Transfer-Encoding` is information, relayed to HTTP/1.1 callers only.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(8) {
+                let Ok(mut stream) = stream else { return };
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let mut buf = [0u8; 4096];
+                    while let Ok(read) = stream.read(&mut buf) {
+                        if read == 0 {
+                            return;
+                        }
+                        let answer: &[u8] = if buf.starts_with(b"HEAD") {
+                            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        } else {
+                            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\n\x1f\x8b\x08\x00\x00\r\n0\r\n\r\n"
+                        };
+                        let _ = stream.write_all(answer);
+                    }
+                });
+            }
+        });
+        let yaml = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{addr}\n  routes:\n  - name: r\n    paths: [/]\n"
+    );
+        let p = Proxy::start(&yaml, d, Limits::default());
+        for request in [&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..], b"GET / HTTP/1.0\r\n\r\n"] {
+            let mut c = p.connect();
+            c.write(request);
+            let r = c.response().expect("a response");
+            assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(request));
+            assert!(!r.body.starts_with(b"\x1f\x8b"), "the gzipped body was relayed");
+        }
+        let mut c = p.connect();
+        c.write(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
+        let r = c.response_to(true).expect("a response");
+        assert_eq!((r.status, r.header("transfer-encoding")), (200, Some("chunked")));
+        let mut c = p.connect();
+        c.write(b"HEAD / HTTP/1.0\r\n\r\n");
+        let r = c.response_to(true).expect("a response");
+        assert_eq!((r.status, r.header("transfer-encoding")), (200, None));
+    }
+);
+
 on_both_drivers!(connections_past_the_worker_limit_are_closed, |d| {
     let up = Upstream::start();
     let limits = Limits { max_connections: 1, ..Limits::default() };

@@ -215,13 +215,12 @@ fn write_forwarded(buf: &[u8], head: &RequestHead, fwd: &Forwarding<'_>, out: &m
 pub struct ResponseFramingOut {
     /// The downstream connection closes after this response.
     pub close: bool,
-    /// The upstream's chunked body is decoded for an HTTP/1.0 downstream, so
-    /// `Transfer-Encoding` is not passed on.
-    pub dechunk: bool,
 }
 
 /// Writes the downstream response head to `out`, with `extra` (whole header lines,
-/// CRLF-terminated) after the upstream's own.
+/// CRLF-terminated) after the upstream's own. An HTTP/1.0 downstream gets no
+/// `Transfer-Encoding` (RFC 9112 §6.1): a chunked body is decoded for it, and a response
+/// without a body carries the field as information only.
 pub fn write_response_head(
     buf: &[u8],
     head: &ResponseHead,
@@ -241,7 +240,7 @@ pub fn write_response_head(
                 h.known,
                 Known::Connection | Known::KeepAlive | Known::ProxyConnection | Known::Te | Known::Upgrade
             )
-            || (framing.dechunk && h.known == Known::TransferEncoding);
+            || (downstream == Version::Http10 && h.known == Known::TransferEncoding);
         if !drop {
             out.extend_from_slice(&buf[h.name.start..h.value.end]);
             out.extend_from_slice(b"\r\n");
@@ -353,36 +352,15 @@ mod tests {
         let raw = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: y\r\n\r\n";
         let head = response(raw);
         let mut out = Vec::new();
-        write_response_head(
-            raw,
-            &head,
-            Version::Http11,
-            ResponseFramingOut { close: false, dechunk: false },
-            b"",
-            &mut out,
-        );
+        write_response_head(raw, &head, Version::Http11, ResponseFramingOut { close: false }, b"", &mut out);
         assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Kept: y\r\n\r\n");
         out.clear();
-        write_response_head(
-            raw,
-            &head,
-            Version::Http10,
-            ResponseFramingOut { close: false, dechunk: false },
-            b"",
-            &mut out,
-        );
+        write_response_head(raw, &head, Version::Http10, ResponseFramingOut { close: false }, b"", &mut out);
         assert!(out.ends_with(b"X-Kept: y\r\nConnection: keep-alive\r\n\r\n"));
         let raw = b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n";
         let head = response(raw);
         out.clear();
-        write_response_head(
-            raw,
-            &head,
-            Version::Http10,
-            ResponseFramingOut { close: true, dechunk: true },
-            b"",
-            &mut out,
-        );
+        write_response_head(raw, &head, Version::Http10, ResponseFramingOut { close: true }, b"", &mut out);
         assert_eq!(out, b"HTTP/1.1 201 Created\r\nConnection: close\r\n\r\n");
     }
 
@@ -658,7 +636,7 @@ mod tests {
             let close = rng.chance(3) || head.framing == ResponseFraming::UntilClose || dechunk;
             let extra: &[u8] = rng.pick(&[&b""[..], b"Set-Cookie: s=1; Path=/\r\n"]);
             out.clear();
-            write_response_head(&raw, &head, downstream, ResponseFramingOut { close, dechunk }, extra, &mut out);
+            write_response_head(&raw, &head, downstream, ResponseFramingOut { close }, extra, &mut out);
 
             let mut fields = [httparse::EMPTY_HEADER; 512];
             let mut resp = httparse::Response::new(&mut fields);
@@ -668,6 +646,9 @@ mod tests {
             let mut lines = field_lines(&out);
             for hop in ["keep-alive", "proxy-connection", "te", "upgrade"] {
                 assert!(values(&lines, hop).is_empty(), "{hop} relayed in {:?}", shown(&out));
+            }
+            if downstream == Version::Http10 {
+                assert!(values(&lines, "transfer-encoding").is_empty(), "to HTTP/1.0: {:?}", shown(&out));
             }
             let connection = values(&lines, "connection");
             let want: &[&[u8]] = match (close, downstream) {
@@ -694,7 +675,7 @@ mod tests {
                 }
                 ResponseFraming::Chunked if dechunk => assert!(lengths.is_empty() && te.is_empty() && close),
                 ResponseFraming::Chunked => assert!(lengths.is_empty() && chunked_last, "{:?}", shown(&out)),
-                ResponseFraming::UntilClose => assert!(lengths.is_empty() && !chunked_last && close),
+                ResponseFraming::UntilClose => assert!(lengths.is_empty() && te.is_empty() && close),
             }
             // Every other line is the upstream's, unchanged and in order.
             let mut expected: Vec<&[u8]> = head
@@ -705,8 +686,8 @@ mod tests {
                         h.known,
                         Known::Connection | Known::KeepAlive | Known::ProxyConnection | Known::Te | Known::Upgrade
                     );
-                    let dechunked = dechunk && h.known == Known::TransferEncoding;
-                    !(h.skip || hop || dechunked)
+                    let to_http10 = downstream == Version::Http10 && h.known == Known::TransferEncoding;
+                    !(h.skip || hop || to_http10)
                 })
                 .map(|h| &raw[h.name.start..h.value.end])
                 .collect();

@@ -816,7 +816,7 @@ impl Conn {
             &up.buf,
             &self.resp,
             version,
-            ResponseFramingOut { close: close_down, dechunk },
+            ResponseFramingOut { close: close_down },
             &self.extra_headers,
             &mut self.out,
         );
