@@ -669,6 +669,42 @@ fn downstream_headers_are_typed_and_may_not_take_a_header_the_proxy_writes() {
 }
 
 #[test]
+fn introspection_headers_are_header_names_the_claim_headers_do_not_take() {
+    use ringgate::oidc::claim_headers::ClaimKind;
+    let (c, w) = ok(&format!(
+        "{BASE}upstream_introspection_header: X-Introspection\ndownstream_introspection_header: X-Answer\n"
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    let named = |hs: &[ringgate::oidc::claim_headers::ClaimHeader]| -> Vec<(String, ClaimKind)> {
+        hs.iter().map(|h| (h.name.clone(), h.kind)).collect()
+    };
+    assert_eq!(named(&c.upstream_headers), [("X-Introspection".to_string(), ClaimKind::Introspection)]);
+    assert_eq!(named(&c.downstream_headers), [("X-Answer".to_string(), ClaimKind::Introspection)]);
+    assert!(c.needs_claims(), "an opaque issued token is introspected for it");
+    let e = errors(&format!(
+        "{BASE}upstream_headers_claims: [sub]\nupstream_headers_names: [X-Sub]\n\
+         upstream_introspection_header: x-sub\ndownstream_introspection_header: authorization:bearer\n"
+    ));
+    assert_eq!(
+        e,
+        [
+            "oidc.yaml:9:36: 'upstream_introspection_header' 'x-sub' is already set from a claim",
+            "oidc.yaml:10:38: 'downstream_introspection_header' 'authorization:bearer' takes a header name only; \
+             the ':bearer' and ':basic' forms are for the access token's header",
+        ]
+    );
+    one_error(
+        &format!("{BASE}upstream_introspection_header: Authorization\n"),
+        "oidc.yaml:7:36: 'upstream_introspection_header' 'Authorization' already carries the access token \
+         (upstream_access_token_header)",
+    );
+    one_error(
+        &format!("{BASE}downstream_introspection_header: Content-Length\n"),
+        "oidc.yaml:7:38: 'downstream_introspection_header' 'Content-Length' is written by the proxy itself",
+    );
+}
+
+#[test]
 fn token_headers_replay_needs_the_grant_and_a_header_the_proxy_does_not_write() {
     let (c, w) = ok(&format!(
         "{BASE}token_headers_replay: [X-RateLimit-Remaining]\ntoken_headers_prefix: x-idp-\n\

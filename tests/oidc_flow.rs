@@ -1809,6 +1809,57 @@ fn with_bearer_and_introspection_a_jwt_is_verified_and_anything_else_introspecte
     assert_eq!(up.received().len(), 2);
 }
 
+/// The introspection answer in a header: base64 of its JSON, decoded.
+fn introspection_answer(value: &str) -> OwnedValue {
+    json(STANDARD.decode(value).unwrap_or_else(|e| panic!("base64 expected in {value:?}: {e}")))
+}
+
+on_both_drivers!(the_introspection_answer_goes_upstream_and_back_in_the_configured_headers, |d| {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!(
+        "auth_methods: [bearer, introspection]\n{OWN_CLIENT}upstream_introspection_header: X-Introspection\n\
+         downstream_introspection_header: X-Introspection-Answer\n"
+    );
+    let p = start(&up, &idp, &body, d);
+    let forged = ("X-Introspection", "eyJhY3RpdmUiOnRydWV9");
+    let opaque = issue_opaque_token(&idp);
+    let r = get(&p, "/o", &[("Authorization", &format!("Bearer {opaque}")), forged]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let got = up.wait_for(1, Duration::from_secs(5));
+    let sent = got[0].header_all("x-introspection");
+    assert_eq!(sent.len(), 1, "one header, the caller's dropped: {:?}", got[0]);
+    let answer = introspection_answer(std::str::from_utf8(sent[0]).unwrap());
+    assert_eq!(answer.get("active").and_then(|a| a.as_bool()), Some(true), "{answer:?}");
+    assert_eq!(answer.get("client_id").and_then(|c| c.as_str()), Some(POST_CLIENT.0), "{answer:?}");
+    assert_eq!(answer.get("scope").and_then(|c| c.as_str()), Some("read"), "{answer:?}");
+    assert_eq!(r.header("x-introspection-answer").map(str::as_bytes), Some(sent[0]), "the same answer back");
+    // A JWT is verified here, not introspected: no answer to send, and the caller's
+    // header still does not pass.
+    let jwt = issue_token(&idp);
+    let r = get(&p, "/j", &[("Authorization", &format!("Bearer {jwt}")), forged]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let got = up.wait_for(2, Duration::from_secs(5));
+    assert!(got[1].header_all("x-introspection").is_empty(), "{:?}", got[1]);
+    assert_eq!(r.header("x-introspection-answer"), None);
+
+    // An opaque token the IdP issues for credentials is introspected for the header
+    // alone, once, and the answer is kept with the token.
+    let up = Upstream::start();
+    let body = format!("{CC_HEADER_POST}{OPAQUE}{OWN_CLIENT}upstream_introspection_header: X-Introspection\n");
+    let p = start(&up, &idp, &body, d);
+    let before = introspections(&idp);
+    for _ in 0..3 {
+        assert_eq!(get_as(&p, POST_CLIENT).status, 200);
+    }
+    let got = up.wait_for(3, Duration::from_secs(5));
+    for g in &got {
+        let answer = introspection_answer(&g.header_str("x-introspection").expect("the answer upstream"));
+        assert_eq!(answer.get("client_id").and_then(|c| c.as_str()), Some(POST_CLIENT.0), "{answer:?}");
+    }
+    assert_eq!(introspections(&idp), before + 1);
+});
+
 #[test]
 fn a_token_with_a_forbidden_claim_is_403_and_false_counts_as_absent() {
     let idp = TestIdp::start(0);

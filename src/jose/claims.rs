@@ -60,6 +60,8 @@ impl std::ops::Deref for Verified {
 pub struct Claims {
     pub(crate) exp: Option<i64>,
     pub(crate) claims: OwnedValue,
+    /// The claims are an introspection answer (what `*_introspection_header` sends).
+    pub(crate) introspected: bool,
 }
 
 impl Claims {
@@ -69,7 +71,7 @@ impl Claims {
         claims.as_object()?;
         // As a JWT's `exp`: `as_f64` alone would miss the integers RFC 7662 answers carry.
         let exp = numeric_date(&claims, "exp").ok().flatten();
-        Some(Claims { exp, claims })
+        Some(Claims { exp, claims, introspected: true })
     }
 
     /// `exp` in Unix seconds, if present (a pre-1970 value reads as 0). For the token
@@ -87,6 +89,11 @@ impl Claims {
     /// `iss`, if present.
     pub fn iss(&self) -> Option<&str> {
         self.claims.get("iss").and_then(|v| v.as_str())
+    }
+
+    /// Whether these are an introspection answer rather than a token's payload.
+    pub fn introspected(&self) -> bool {
+        self.introspected
     }
 
     /// All claims, as parsed.
@@ -332,7 +339,7 @@ mod tests {
     }
 
     fn verified(claims: &str) -> Verified {
-        Verified { alg: Alg::RS256, kid: None, claims: Claims { exp: None, claims: json(claims) } }
+        Verified { alg: Alg::RS256, kid: None, claims: Claims { exp: None, claims: json(claims), introspected: false } }
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //! - `authenticated_groups_claim` (a path into nested objects) sets
 //!   `X-Authenticated-Groups`: the claim's groups — the words of a string, or the string
 //!   and number members of an array — without repeats, joined with `, `.
+//! - `upstream_introspection_header` / `downstream_introspection_header`: the whole
+//!   introspection answer as its JSON, standard base64-encoded, when the token was
+//!   introspected (an opaque token the IdP issued, or the `introspection` method); a JWT
+//!   verified here sets none.
 //!
 //! Invariants:
 //! - A value that could end or split a header line (a control character other than
@@ -52,6 +56,8 @@ pub enum ClaimKind {
     Value,
     /// `authenticated_groups_claim` → `X-Authenticated-Groups`.
     Groups,
+    /// `*_introspection_header`: the introspection answer itself (`claim` is empty).
+    Introspection,
 }
 
 /// The header `authenticated_groups_claim` sets.
@@ -138,6 +144,7 @@ pub fn render<'h>(headers: &'h [ClaimHeader], token: &Claims, out: &mut Vec<u8>)
         let text = match h.kind {
             ClaimKind::Value => h.claim.first().and_then(|name| token.claim(name)).and_then(value_text),
             ClaimKind::Groups => token.claim_path(&h.claim).and_then(groups_text),
+            ClaimKind::Introspection => token.introspected().then(|| value_text(token.claims())).flatten(),
         };
         let Some(text) = text else { continue };
         if !header_safe(text.as_bytes()) {
@@ -238,7 +245,11 @@ mod tests {
     fn token(claims: &str) -> Verified {
         let mut bytes = claims.as_bytes().to_vec();
         let claims = simd_json::to_owned_value(&mut bytes).expect("test claims are JSON");
-        Verified { alg: crate::jose::Alg::RS256, kid: None, claims: crate::jose::Claims { exp: None, claims } }
+        Verified {
+            alg: crate::jose::Alg::RS256,
+            kid: None,
+            claims: crate::jose::Claims { exp: None, claims, introspected: false },
+        }
     }
 
     fn rendered(headers: &[ClaimHeader], claims: &str) -> (String, Vec<String>) {

@@ -87,6 +87,12 @@
 //!   would; an answer that is not `active: true` (with `introspection_check_active`) is a
 //!   401, an IdP that cannot answer a 503. Without the plugin's own client the claims stay
 //!   unread and such settings refuse the token (403).
+//! - `upstream_introspection_header` / `downstream_introspection_header` (a header name;
+//!   the `:bearer` / `:basic` forms are for the access token's header) carry the
+//!   introspection answer, base64 of its JSON, for a token that was introspected. A
+//!   name follows the rules of the claim headers on its side, and is one of them for
+//!   the caller's own header, which never reaches the upstream. Either is a setting that
+//!   reads claims, so an opaque issued token is introspected for it.
 //!
 //! # Kong keys ringgate does not act on yet
 //!
@@ -108,8 +114,8 @@
 //! | `token_exchange_endpoint`, `token_exchange` | error | the upstream token would differ |
 //! | `cache_token_exchange`, `cache_user_info` | warning | caches of flows ringgate does not run |
 //! | `cache_introspection` (`false`) | warning | an opaque token is introspected once, when issued, and the answer kept as long as the token |
-//! | `upstream_*_header` other than `upstream_access_token_header` | error | upstream would miss headers it expects |
-//! | `downstream_*` other than `downstream_access_token_header` and `downstream_headers_claims` / `_names` | error | the client would miss headers it expects |
+//! | `upstream_*_header` other than `upstream_access_token_header` and `upstream_introspection_header` | error | upstream would miss headers it expects |
+//! | `downstream_*` other than `downstream_access_token_header`, `downstream_introspection_header` and `downstream_headers_claims` / `_names` | error | the client would miss headers it expects |
 //! | `unauthorized_redirect_uri`, `forbidden_redirect_uri`, `unexpected_redirect_uri` | error | Kong redirects where ringgate answers 401/403/5xx |
 //! | `unauthorized_destroy_session`, `forbidden_destroy_session` | warning | ringgate keeps no sessions |
 //! | `logout_uri_suffix`, `logout_query_arg`, `logout_post_arg` | error | Kong answers matching requests as logouts; ringgate would proxy them |
@@ -1073,6 +1079,8 @@ const TYPED: &[&str] = &[
     "introspection_accept",
     "upstream_access_token_header",
     "downstream_access_token_header",
+    "upstream_introspection_header",
+    "downstream_introspection_header",
     "token_headers_replay",
     "token_headers_prefix",
     "token_headers_grants",
@@ -2293,7 +2301,38 @@ impl<'a> Compiler<'a> {
     fn downstream_claim_headers(&mut self, token_header: Option<&UpstreamTokenHeader>) -> Vec<ClaimHeader> {
         let mut out = Vec::new();
         self.named_claims("downstream", token_header, true, &mut out);
+        self.introspection_header("downstream", token_header, true, &mut out);
         out
+    }
+
+    /// `<side>_introspection_header`, added to `out` under the rules of
+    /// [`Self::named_claims`]: a header name (no `:bearer` / `:basic`), not one the proxy
+    /// writes, not the token's header, not a claim header's.
+    fn introspection_header(
+        &mut self,
+        side: &str,
+        token_header: Option<&UpstreamTokenHeader>,
+        response: bool,
+        out: &mut Vec<ClaimHeader>,
+    ) {
+        let field = format!("{side}_introspection_header");
+        let Some((name, mark)) = self.string(&field) else { return };
+        let lower = name.to_ascii_lowercase();
+        let why = if name.contains(':') {
+            "takes a header name only; the ':bearer' and ':basic' forms are for the access token's header"
+        } else if !is_token(&name) {
+            "is not a valid header name"
+        } else if written_by_proxy(&lower, response) {
+            "is written by the proxy itself"
+        } else if token_header.is_some_and(|t| t.name == lower) {
+            &*format!("already carries the access token ({side}_access_token_header)")
+        } else if out.iter().any(|h| h.lower == lower) {
+            "is already set from a claim"
+        } else {
+            out.push(ClaimHeader { claim: Vec::new(), name, lower, kind: ClaimKind::Introspection });
+            return;
+        };
+        self.error(mark, format!("'{field}' '{name}' {why}"));
     }
 
     /// `token_headers_replay`, `_prefix` and `_grants`: the names to replay (checked as
@@ -2382,6 +2421,7 @@ impl<'a> Compiler<'a> {
             });
         }
         self.named_claims("upstream", Some(token_header), false, &mut out);
+        self.introspection_header("upstream", Some(token_header), false, &mut out);
         out
     }
 
