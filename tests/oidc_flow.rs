@@ -1809,6 +1809,35 @@ fn with_bearer_and_introspection_a_jwt_is_verified_and_anything_else_introspecte
     assert_eq!(up.received().len(), 2);
 }
 
+on_both_drivers!(a_token_with_cr_lf_from_the_idp_or_a_query_never_reaches_a_header, |d| {
+    // An IdP that answers 200 with `"opaque\r\nX-Injected: 1"` as the access token: had it
+    // been forwarded, the upstream would have read a header of the IdP's choosing.
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}downstream_access_token_header: X-Token\n"), d);
+    idp.fault("token", "bad_token", 0);
+    assert_idp_unavailable(&get_as(&p, POST_CLIENT));
+    assert!(up.received().is_empty(), "nothing went upstream");
+    idp.fault("token", "none", 0);
+    let r = get_as(&p, POST_CLIENT);
+    assert_eq!(r.status, 200, "recovers: {r:?}");
+    assert_eq!(r.header("x-token").map(|t| t.split('.').count()), Some(3), "the IdP's real token");
+    let got = up.wait_for(1, Duration::from_secs(5));
+    assert!(got[0].header_all("x-injected").is_empty(), "{:?}", got[0]);
+
+    // A caller's token decoded from the query holds CR LF: refused before the IdP is
+    // asked, whatever it would say.
+    let up = Upstream::start();
+    let p = start(&up, &idp, &format!("auth_methods: [introspection]\n{OWN_CLIENT}"), d);
+    let before = introspections(&idp);
+    let r = get(&p, "/q?access_token=opaque%0D%0AX-Injected:%201", &[]);
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(introspections(&idp), before, "the IdP was not asked");
+    let opaque = issue_opaque_token(&idp);
+    assert_eq!(get(&p, &format!("/q?access_token={opaque}"), &[]).status, 200, "a real one still passes");
+    assert_eq!(up.received().len(), 1);
+});
+
 /// The introspection answer in a header: base64 of its JSON, decoded.
 fn introspection_answer(value: &str) -> OwnedValue {
     json(STANDARD.decode(value).unwrap_or_else(|e| panic!("base64 expected in {value:?}: {e}")))

@@ -360,6 +360,10 @@ impl IdpClient {
         let raw: RawToken = from_answer(&mut body).map_err(|e| invalid(e.to_string()))?;
         let access_token =
             raw.access_token.filter(|t| !t.is_empty()).ok_or_else(|| invalid("no access_token".into()))?;
+        if !crate::oidc::cache::token_is_printable(access_token.as_bytes()) {
+            // Written into a header, CR LF would start a line of the IdP's choosing.
+            return Err(invalid("access_token holds characters other than printable ASCII (RFC 6749 A.12)".into()));
+        }
         if let Some(tt) = &raw.token_type {
             // RFC 6749 §7.1: the type is case-insensitive; only bearer is forwardable.
             if !tt.eq_ignore_ascii_case("bearer") {

@@ -357,7 +357,16 @@ impl WorkerAuth {
             now,
             note,
             || invalid("the IdP said recently that this token is not active".into()),
-            || Ok(Ask::Introspect { token: token.into() }),
+            || {
+                // A token decoded from the query or a body can hold anything; one that
+                // is not printable ASCII is no token (RFC 6749 A.12), and one the IdP
+                // vouched for anyway would reach the upstream's header as it is.
+                if super::cache::token_is_printable(token) {
+                    Ok(Ask::Introspect { token: token.into() })
+                } else {
+                    Err(invalid("the bearer token holds characters other than printable ASCII".into()))
+                }
+            },
         )?;
         match step {
             Step::Done(granted) => Ok(granted),

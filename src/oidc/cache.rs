@@ -373,6 +373,14 @@ pub fn token_lifetime(
 
 // ---- entries ----
 
+/// Whether `token` is made of what an access token may hold (RFC 6749 Appendix A.12:
+/// `1*VSCHAR`, printable ASCII): nothing that could end or split the header line it is
+/// written into. The IdP's tokens and the callers' are checked before either reaches a
+/// header.
+pub fn token_is_printable(token: &[u8]) -> bool {
+    !token.is_empty() && token.iter().all(|&b| (0x20..=0x7e).contains(&b))
+}
+
 /// `Bearer <access_token>`: how a token is kept, rendered once per token.
 pub fn bearer_value(access_token: &[u8]) -> Vec<u8> {
     let mut value = Vec::with_capacity(7 + access_token.len());

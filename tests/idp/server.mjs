@@ -30,7 +30,10 @@ const ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES
 const INITIAL_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
 const FAULT_TARGETS = ['token', 'jwks', 'discovery', 'introspection'];
 // `inactive` answers an introspection request `{"active":false}` (RFC 7662 §2.2).
-const FAULT_MODES = ['none', 'slow', '500', 'drop', 'inactive'];
+// `bad_token` answers a token request 200 with an access token no IdP may issue (RFC
+// 6749 A.12: printable ASCII only): CR LF and a header line inside, as a broken or
+// hostile IdP might, to show the proxy never writes it into a header.
+const FAULT_MODES = ['none', 'slow', '500', 'drop', 'inactive', 'bad_token'];
 const CONTROL_PREFIX = '/_control';
 const LOG_LIMIT = 500;
 
@@ -451,6 +454,10 @@ class Idp {
       case 'inactive':
         if (target !== 'introspection') return false;
         sendJson(res, 200, { active: false });
+        return true;
+      case 'bad_token':
+        if (target !== 'token') return false;
+        sendJson(res, 200, { access_token: 'opaque\r\nX-Injected: 1', token_type: 'Bearer', expires_in: 60 });
         return true;
       default:
         return false;
