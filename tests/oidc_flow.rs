@@ -1061,6 +1061,39 @@ fn idp_down_at_start_gives_503_until_discovery_succeeds() {
     assert_idp_token(&idp, &forwarded_token(&got[0]), POST_CLIENT.0);
 }
 
+#[test]
+fn a_discovered_issuer_with_cr_lf_is_refused_and_never_reaches_a_challenge() {
+    // The discovered issuer's host is the realm of every WWW-Authenticate and the issuer
+    // goes into log lines: with CR LF in it (and no port to cut the host short, as here),
+    // a 401 would have carried a header of the IdP's choosing. Such a document is refused
+    // like an unreachable IdP: 503 for credentials, the configured issuer's realm.
+    let idp = TestIdp::start(0);
+    idp.fault("discovery", "bad_issuer", 0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, CC_HEADER_POST, DRIVER);
+    let r = get(&p, "/", &[]);
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.header("x-injected"), None, "{r:?}");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"127.0.0.1\", error=\"invalid_token\""),
+        "the configured issuer's host"
+    );
+    let retry_after = assert_idp_unavailable(&get_as(&p, POST_CLIENT));
+    assert!(up.received().is_empty());
+
+    idp.fault("discovery", "none", 0);
+    let until = Instant::now() + Duration::from_secs(retry_after.min(20) + 15);
+    let status = loop {
+        let s = get_as(&p, POST_CLIENT).status;
+        if s == 200 || Instant::now() > until {
+            break s;
+        }
+        thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(status, 200, "recovers once the IdP answers properly");
+}
+
 // =====================================================================================
 // 7. auth_methods: [bearer] (SPEC §1.7, §3)
 // =====================================================================================

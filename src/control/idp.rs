@@ -76,6 +76,14 @@ impl IdpError {
     }
 }
 
+/// Whether `s` is an `http` or `https` URL written only in the characters RFC 3986 allows
+/// (unreserved, reserved and `%`): nothing that could end a header or log line.
+fn is_http_url(s: &str) -> bool {
+    let lower = s.get(..8).map(str::to_ascii_lowercase).unwrap_or_default();
+    (lower.starts_with("http://") || lower == "https://")
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b))
+}
+
 /// The parts of an OpenID Provider configuration document (OpenID Connect Discovery 1.0
 /// §3, RFC 8414 §2) the plugin uses.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -301,11 +309,15 @@ impl IdpClient {
     /// Fetches and parses the discovery document at `url`.
     pub async fn discovery(&self, url: &str, extra_headers: &[(String, String)]) -> Result<Discovery, IdpError> {
         let mut body = self.get(url, extra_headers).await?;
-        from_answer::<Discovery>(&mut body).map_err(|e| IdpError::Invalid {
-            host: host_of(url),
-            what: "discovery document",
-            reason: e.to_string(),
-        })
+        let invalid = |reason: String| IdpError::Invalid { host: host_of(url), what: "discovery document", reason };
+        let d = from_answer::<Discovery>(&mut body).map_err(|e| invalid(e.to_string()))?;
+        if !is_http_url(&d.issuer) {
+            // The issuer's host is the realm of every `WWW-Authenticate` the plugin
+            // writes, and the issuer goes into log lines: CR LF there would add headers
+            // and lines of the IdP's choosing.
+            return Err(invalid("issuer is not an http(s) URL of URL characters (RFC 3986)".into()));
+        }
+        Ok(d)
     }
 
     /// POSTs a form to `endpoint` asking for JSON: the status, the answer's headers named
@@ -415,6 +427,25 @@ mod tests {
 
     /// Serves one connection: reads the request head, writes `head` and then `body_len`
     /// bytes of `x` (or until the client goes away).
+    #[test]
+    fn an_issuer_must_be_an_http_url_in_url_characters() {
+        for good in ["https://idp.example.com/realms/demo", "http://127.0.0.1:8080", "HTTPS://[::1]:8443/a%20b?x=1"] {
+            assert!(is_http_url(good), "{good}");
+        }
+        for bad in [
+            "https://idp.example.com\r\nX-Injected: 1",
+            "https://idp.example.com/a b",
+            "https://idp\"x",
+            "https://idp.example.com/\u{e9}",
+            "ftp://idp.example.com",
+            "idp.example.com",
+            "http://",
+            "",
+        ] {
+            assert!(!is_http_url(bad), "{bad:?}");
+        }
+    }
+
     fn serve_once(head: &'static str, body_len: usize) -> String {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

@@ -32,8 +32,9 @@ const FAULT_TARGETS = ['token', 'jwks', 'discovery', 'introspection'];
 // `inactive` answers an introspection request `{"active":false}` (RFC 7662 §2.2).
 // `bad_token` answers a token request 200 with an access token no IdP may issue (RFC
 // 6749 A.12: printable ASCII only): CR LF and a header line inside, as a broken or
-// hostile IdP might, to show the proxy never writes it into a header.
-const FAULT_MODES = ['none', 'slow', '500', 'drop', 'inactive', 'bad_token'];
+// hostile IdP might, to show the proxy never writes it into a header. `bad_issuer`
+// does the same to the discovery document's `issuer` (a URL, RFC 8414 §2).
+const FAULT_MODES = ['none', 'slow', '500', 'drop', 'inactive', 'bad_token', 'bad_issuer'];
 const CONTROL_PREFIX = '/_control';
 const LOG_LIMIT = 500;
 
@@ -458,6 +459,14 @@ class Idp {
       case 'bad_token':
         if (target !== 'token') return false;
         sendJson(res, 200, { access_token: 'opaque\r\nX-Injected: 1', token_type: 'Bearer', expires_in: 60 });
+        return true;
+      case 'bad_issuer':
+        if (target !== 'discovery') return false;
+        sendJson(res, 200, {
+          issuer: `${this.issuer}\r\nX-Injected: 1`,
+          token_endpoint: `${this.issuer}/token`,
+          jwks_uri: `${this.issuer}/jwks`,
+        });
         return true;
       default:
         return false;
