@@ -1033,6 +1033,19 @@ fn calls_past_the_in_flight_cap_are_shed_with_503_and_the_cap_frees_up() {
     assert_eq!(token_total(&idp), 1 + 8, "each caller cost one call in all");
 }
 
+/// `post-client`'s status once discovery, retried with backoff (SPEC §3), has had the time
+/// to succeed: `Retry-After` plus 15 s, asking every 250 ms meanwhile.
+fn status_once_rediscovered(p: &Proxy, retry_after: u64) -> u16 {
+    let until = Instant::now() + Duration::from_secs(retry_after.min(20) + 15);
+    loop {
+        let s = get_as(p, POST_CLIENT).status;
+        if s == 200 || Instant::now() > until {
+            return s;
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
 #[test]
 fn idp_down_at_start_gives_503_until_discovery_succeeds() {
     let idp = TestIdp::start(0);
@@ -1046,16 +1059,7 @@ fn idp_down_at_start_gives_503_until_discovery_succeeds() {
     assert!(up.received().is_empty());
 
     idp.fault("all", "none", 0);
-    // Discovery is retried with backoff (SPEC §3); allow Retry-After plus 15 s for it.
-    let until = Instant::now() + Duration::from_secs(retry_after.min(20) + 15);
-    let status = loop {
-        let s = get_as(&p, POST_CLIENT).status;
-        if s == 200 || Instant::now() > until {
-            break s;
-        }
-        thread::sleep(Duration::from_millis(250));
-    };
-    assert_eq!(status, 200, "recovers without a restart");
+    assert_eq!(status_once_rediscovered(&p, retry_after), 200, "recovers without a restart");
     let got = up.received();
     assert_eq!(got.len(), 1);
     assert_idp_token(&idp, &forwarded_token(&got[0]), POST_CLIENT.0);
@@ -1083,15 +1087,7 @@ fn a_discovered_issuer_with_cr_lf_is_refused_and_never_reaches_a_challenge() {
     assert!(up.received().is_empty());
 
     idp.fault("discovery", "none", 0);
-    let until = Instant::now() + Duration::from_secs(retry_after.min(20) + 15);
-    let status = loop {
-        let s = get_as(&p, POST_CLIENT).status;
-        if s == 200 || Instant::now() > until {
-            break s;
-        }
-        thread::sleep(Duration::from_millis(250));
-    };
-    assert_eq!(status, 200, "recovers once the IdP answers properly");
+    assert_eq!(status_once_rediscovered(&p, retry_after), 200, "recovers once the IdP answers properly");
 }
 
 // =====================================================================================
