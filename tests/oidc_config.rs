@@ -598,6 +598,19 @@ fn claims_of_unverified_issued_tokens_cannot_be_required_or_sent() {
         "oidc.yaml:8:5: 'claims_forbidden' reads the access token's claims, which 'ignore_signature: \
          [client_credentials]' leaves unread",
     );
+    // The introspection headers alone: each named for itself, not as a claim list.
+    assert_eq!(
+        errors(&format!(
+            "{BASE}ignore_signature: [client_credentials]\nupstream_introspection_header: X-I\n\
+             downstream_introspection_header: X-I\n"
+        )),
+        [
+            "oidc.yaml:8:5: 'upstream_introspection_header' reads the access token's claims, which \
+             'ignore_signature: [client_credentials]' leaves unread",
+            "oidc.yaml:9:5: 'downstream_introspection_header' reads the access token's claims, which \
+             'ignore_signature: [client_credentials]' leaves unread",
+        ]
+    );
     // The bearer method verifies every token it is sent, whatever ignore_signature says.
     ok("issuer: https://idp.example.com/realms/demo\nauth_methods: [bearer]\n\
         ignore_signature: [client_credentials]\ngroups_required: [ops]\n");

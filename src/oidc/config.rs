@@ -1893,7 +1893,12 @@ impl<'a> Compiler<'a> {
                 ("upstream_headers_claims", upstream_headers.iter().any(|h| h.kind == ClaimKind::Value)),
                 ("authenticated_groups_claim", upstream_headers.iter().any(|h| h.kind == ClaimKind::Groups)),
                 ("consumer_claim", !consumer_claim.is_empty()),
-                ("downstream_headers_claims", !downstream_headers.is_empty()),
+                ("downstream_headers_claims", downstream_headers.iter().any(|h| h.kind == ClaimKind::Value)),
+                ("upstream_introspection_header", upstream_headers.iter().any(|h| h.kind == ClaimKind::Introspection)),
+                (
+                    "downstream_introspection_header",
+                    downstream_headers.iter().any(|h| h.kind == ClaimKind::Introspection),
+                ),
             ];
             for (name, _) in reads_claims.into_iter().filter(|(_, set)| *set) {
                 let mark = self.get(name).map(|p| p.key_mark).unwrap_or_default();
