@@ -682,6 +682,25 @@ fn downstream_headers_are_typed_and_may_not_take_a_header_the_proxy_writes() {
 }
 
 #[test]
+fn cache_introspection_off_is_for_the_callers_tokens_and_says_so_beside_client_credentials() {
+    let own = "client_id: [gw]\nclient_secret: [s]\n";
+    let only = "issuer: https://idp.example.com/realms/demo\nauth_methods: [introspection]\n";
+    let (c, w) = ok(&format!("{only}{own}cache_introspection: false\n"));
+    assert!(w.is_empty(), "{w:?}");
+    assert!(!c.cache_introspection);
+    assert!(ok(&format!("{only}{own}")).0.cache_introspection, "Kong's default");
+    let (_, w) = ok(&format!(
+        "issuer: https://idp.example.com/realms/demo\nauth_methods: [client_credentials, introspection]\n\
+         {own}cache_introspection: false\n"
+    ));
+    assert_eq!(
+        w,
+        ["oidc.yaml:9:5: 'cache_introspection: false' applies to the callers' tokens ('introspection'); an opaque \
+          token the IdP issues is introspected once, when issued, and its answer kept as long as the token"]
+    );
+}
+
+#[test]
 fn introspection_headers_are_header_names_the_claim_headers_do_not_take() {
     use ringgate::oidc::claim_headers::ClaimKind;
     let (c, w) = ok(&format!(
@@ -928,7 +947,8 @@ fn keys_of_flows_not_enabled_are_warnings() {
         ("logout_revoke: true", "'logout_revoke' is ignored: only acts on a logout request"),
         (
             "cache_introspection: false",
-            "'cache_introspection' is ignored: ringgate introspects an opaque token once, when the IdP issues it",
+            "'cache_introspection: false' applies to the callers' tokens ('introspection'); an opaque token the \
+             IdP issues is introspected once, when issued",
         ),
         ("userinfo_endpoint: https://idp/userinfo", "'userinfo_endpoint' is ignored: the 'userinfo' method"),
         (

@@ -1816,6 +1816,33 @@ on_both_drivers!(callers_opaque_tokens_are_introspected_once_per_token_and_cache
 });
 
 #[test]
+fn with_cache_introspection_off_every_request_is_introspected_and_a_revocation_counts_at_once() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!("auth_methods: [introspection]\n{OWN_CLIENT}");
+    let cached = start(&up, &idp, &body, DRIVER);
+    let uncached = start(&up, &idp, &format!("{body}cache_introspection: false\n"), DRIVER);
+    let token = issue_opaque_token(&idp);
+    let bearer = [("Authorization", format!("Bearer {token}"))];
+    let bearer: Vec<(&str, &str)> = bearer.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let before = introspections(&idp);
+    for i in 0..3 {
+        assert_eq!(get(&cached, &format!("/c/{i}"), &bearer).status, 200);
+    }
+    assert_eq!(introspections(&idp), before + 1, "cached: one answer for the token");
+    for i in 0..3 {
+        assert_eq!(get(&uncached, &format!("/u/{i}"), &bearer).status, 200);
+    }
+    assert_eq!(introspections(&idp), before + 4, "uncached: one per request");
+    // The IdP stops vouching for the token (revoked): the uncached instance refuses it
+    // at the next request, the cached one keeps its answer until the refresh.
+    idp.fault("introspection", "inactive", 0);
+    assert_unauthorized(&get(&uncached, "/u/revoked", &bearer), &idp);
+    assert_eq!(get(&cached, "/c/revoked", &bearer).status, 200);
+    assert_eq!(up.received().len(), 7, "the refused request did not go upstream");
+}
+
+#[test]
 fn with_bearer_and_introspection_a_jwt_is_verified_and_anything_else_introspected() {
     let idp = TestIdp::start(0);
     let up = Upstream::start();

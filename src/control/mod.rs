@@ -866,7 +866,13 @@ async fn introspect_caller_token(
     }
     let c = &inst.config;
     let jwt_exp = claims.exp().map(|e| e as i64);
-    let lifetime = token_lifetime(&inst.ttl, None, jwt_exp, unix_now, &mut SplitMix64::from_entropy());
+    // `cache_introspection: false`: no lifetime, so neither cache level keeps the answer
+    // and the next request asks again.
+    let lifetime = if c.cache_introspection {
+        token_lifetime(&inst.ttl, None, jwt_exp, unix_now, &mut SplitMix64::from_entropy())
+    } else {
+        None
+    };
     if let Some(kind) = c.unmet_requirement(Some(&claims)) {
         return TokenReply::Forbidden { kind, until: lifetime.map(|l| l.refresh_at(asked_at)) };
     }

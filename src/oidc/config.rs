@@ -93,6 +93,11 @@
 //!   name follows the rules of the claim headers on its side, and is one of them for
 //!   the caller's own header, which never reaches the upstream. Either is a setting that
 //!   reads claims, so an opaque issued token is introspected for it.
+//! - `cache_introspection: false`: a caller's token under `introspection` is introspected
+//!   on every request (the answers to requests in flight together are shared), so a
+//!   token the IdP revokes is refused from the next request, as in Kong. An opaque token
+//!   the IdP issues is still introspected once, when issued (a warning says so when
+//!   `client_credentials` is on).
 //!
 //! # Kong keys ringgate does not act on yet
 //!
@@ -113,7 +118,6 @@
 //! | `token_headers_replay` without `client_credentials` in `token_headers_grants` | warning | replays only for the grants listed, and ringgate runs only this one |
 //! | `token_exchange_endpoint`, `token_exchange` | error | the upstream token would differ |
 //! | `cache_token_exchange`, `cache_user_info` | warning | caches of flows ringgate does not run |
-//! | `cache_introspection` (`false`) | warning | an opaque token is introspected once, when issued, and the answer kept as long as the token |
 //! | `upstream_*_header` other than `upstream_access_token_header` and `upstream_introspection_header` | error | upstream would miss headers it expects |
 //! | `downstream_*` other than `downstream_access_token_header`, `downstream_introspection_header` and `downstream_headers_claims` / `_names` | error | the client would miss headers it expects |
 //! | `unauthorized_redirect_uri`, `forbidden_redirect_uri`, `unexpected_redirect_uri` | error | Kong redirects where ringgate answers 401/403/5xx |
@@ -546,6 +550,9 @@ pub struct OidcConfig {
     pub introspection_post_args: Vec<(String, String)>,
     /// Default true: an answer without `active: true` refuses the token.
     pub introspection_check_active: bool,
+    /// Default true. False: a caller's token (`introspection`) is introspected on every
+    /// request, its answer never cached, so a revocation counts at once, as in Kong.
+    pub cache_introspection: bool,
 
     // --- what upstream and downstream see (SPEC §1 step 6, §4) ---
     pub upstream_access_token_header: UpstreamTokenHeader,
@@ -1076,6 +1083,7 @@ const TYPED: &[&str] = &[
     "introspection_post_args_names",
     "introspection_post_args_values",
     "introspection_check_active",
+    "cache_introspection",
     "introspection_accept",
     "upstream_access_token_header",
     "downstream_access_token_header",
@@ -1119,9 +1127,6 @@ fn class_of(name: &str) -> Class {
             Class::Error("token exchange is not implemented; the upstream token would differ")
         }
         "cache_token_exchange" | "cache_user_info" => Class::Warn("caches a flow ringgate does not run"),
-        "cache_introspection" => Class::Warn(
-            "ringgate introspects an opaque token once, when the IdP issues it, and keeps the answer as long as the token",
-        ),
         _ if name.starts_with("upstream_") && name.ends_with("_header") => {
             Class::Error("upstream would miss this header; only upstream_access_token_header is implemented")
         }
@@ -1147,7 +1152,9 @@ fn class_of(name: &str) -> Class {
         "proof_of_possession_auth_methods_validation" | "dpop_proof_lifetime" | "dpop_use_nonce" => {
             Class::Warn("only acts with proof of possession")
         }
-        "introspection_headers_client" | "introspection_post_args_client" | "introspection_post_args_client_headers" => {
+        "introspection_headers_client"
+        | "introspection_post_args_client"
+        | "introspection_post_args_client_headers" => {
             Class::Error("caller values in the introspection request are not implemented")
         }
         _ if name.starts_with("userinfo_") => Class::Warn("the 'userinfo' method is not supported"),
@@ -1872,6 +1879,15 @@ impl<'a> Compiler<'a> {
         let consumer_by = self.consumer_by(!consumer_claim.is_empty());
         let anonymous = self.string("anonymous").map(|(s, _)| s);
         let introspection_endpoint = self.url("introspection_endpoint");
+        let cache_introspection = self.boolean("cache_introspection", true);
+        if !cache_introspection && auth_methods.contains(&AuthMethod::ClientCredentials) {
+            let mark = self.get("cache_introspection").map(|p| p.key_mark).unwrap_or_default();
+            self.warn(
+                mark,
+                "'cache_introspection: false' applies to the callers' tokens ('introspection'); an opaque token the \
+                 IdP issues is introspected once, when issued, and its answer kept as long as the token",
+            );
+        }
         let introspection_endpoint_auth_method = self.introspection_auth();
         let introspection_headers = self.pairs("introspection_headers_names", "introspection_headers_values", true);
         let introspection_post_args =
@@ -1982,6 +1998,7 @@ impl<'a> Compiler<'a> {
             introspection_headers,
             introspection_post_args,
             introspection_check_active: self.boolean("introspection_check_active", true),
+            cache_introspection,
             upstream_access_token_header,
             upstream_headers,
             downstream_access_token_header,
