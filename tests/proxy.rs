@@ -435,28 +435,41 @@ on_both_drivers!(unresolved_service_is_503_until_the_resolver_finds_it, |d| {
     assert!(!ringgate::snapshot::refresh_dns(&p.shared), "nothing changed the second time");
 });
 
-on_both_drivers!(leftover_upstream_bytes_never_reach_the_next_request, |d| {
-    // An upstream that sends more than its Content-Length says: the extra bytes must not
-    // be read as the next response, so its connection is not reused.
+/// An upstream that answers each read of a connection with `answer(what was read, how many
+/// reads that connection answered before)`, whatever it is, on up to eight connections;
+/// and how many it accepted.
+fn scripted_upstream(
+    answer: fn(&[u8], usize) -> Vec<u8>,
+) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = accepted.clone();
     std::thread::spawn(move || {
-        for stream in listener.incoming().take(4) {
+        for stream in listener.incoming().take(8) {
             let Ok(mut stream) = stream else { return };
             count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             std::thread::spawn(move || {
-                use std::io::{Read, Write};
                 let mut buf = [0u8; 4096];
+                let mut answered = 0;
                 while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 {
+                    if n == 0 || stream.write_all(&answer(&buf[..n], answered)).is_err() {
                         return;
                     }
-                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsmuggl");
+                    answered += 1;
                 }
             });
         }
+    });
+    (addr, accepted)
+}
+
+on_both_drivers!(leftover_upstream_bytes_never_reach_the_next_request, |d| {
+    // An upstream that sends more than its Content-Length says: the extra bytes must not
+    // be read as the next response, so its connection is not reused.
+    let (addr, accepted) = scripted_upstream(|_, _| {
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsmuggl".to_vec()
     });
     let yaml = format!(
         "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{addr}\n  routes:\n  - name: r\n    paths: [/]\n"
@@ -474,25 +487,9 @@ on_both_drivers!(upstream_status_line_without_a_reason_phrase_is_relayed, |d| {
     // A missing reason phrase, or one with obs-text, made the response parser take the
     // offset of a string outside the buffer: a panic in the worker (debug builds) or an
     // out-of-range slice and an abort of the process (release builds).
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(4) {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                use std::io::{Read, Write};
-                let mut buf = [0u8; 4096];
-                let mut n = 0;
-                while let Ok(read) = stream.read(&mut buf) {
-                    if read == 0 {
-                        return;
-                    }
-                    let status: &[u8] = if n % 2 == 0 { b"HTTP/1.1 200" } else { b"HTTP/1.1 200 \xc3\x89t\xc3\xa9" };
-                    let _ = stream.write_all(&[status, b"\r\nContent-Length: 2\r\n\r\nok"].concat());
-                    n += 1;
-                }
-            });
-        }
+    let (addr, _) = scripted_upstream(|_, n| {
+        let status: &[u8] = if n % 2 == 0 { b"HTTP/1.1 200" } else { b"HTTP/1.1 200 \xc3\x89t\xc3\xa9" };
+        [status, b"\r\nContent-Length: 2\r\n\r\nok"].concat()
     });
     let yaml = format!(
         "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{addr}\n  routes:\n  - name: r\n    paths: [/]\n"
@@ -506,55 +503,38 @@ on_both_drivers!(upstream_status_line_without_a_reason_phrase_is_relayed, |d| {
     }
 });
 
-on_both_drivers!(
-    a_body_in_a_transfer_coding_other_than_chunked_gets_502_and_no_head_request_gets_te_over_http10,
-    |d| {
-        // `gzip, chunked` used to be relayed; an HTTP/1.0 caller then got the body with the
-        // chunks taken off, still gzipped, and nothing saying so. A HEAD answer has no body,
-        // so its `Transfer-Encoding` is information, relayed to HTTP/1.1 callers only.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().take(8) {
-                let Ok(mut stream) = stream else { return };
-                std::thread::spawn(move || {
-                    use std::io::{Read, Write};
-                    let mut buf = [0u8; 4096];
-                    while let Ok(read) = stream.read(&mut buf) {
-                        if read == 0 {
-                            return;
-                        }
-                        let answer: &[u8] = if buf.starts_with(b"HEAD") {
-                            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                        } else {
-                            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\n\x1f\x8b\x08\x00\x00\r\n0\r\n\r\n"
-                        };
-                        let _ = stream.write_all(answer);
-                    }
-                });
-            }
-        });
-        let yaml = format!(
-        "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{addr}\n  routes:\n  - name: r\n    paths: [/]\n"
-    );
-        let p = Proxy::start(&yaml, d, Limits::default());
-        for request in [&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..], b"GET / HTTP/1.0\r\n\r\n"] {
-            let mut c = p.connect();
-            c.write(request);
-            let r = c.response().expect("a response");
-            assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(request));
-            assert!(!r.body.starts_with(b"\x1f\x8b"), "the gzipped body was relayed");
+on_both_drivers!(upstream_transfer_codings_but_chunked_get_502_and_http10_never_gets_te, |d| {
+    // `gzip, chunked` used to be relayed; an HTTP/1.0 caller then got the body with the
+    // chunks taken off, still gzipped, and nothing saying so. A HEAD answer has no body,
+    // so its `Transfer-Encoding` is information, relayed to HTTP/1.1 callers only.
+    let (addr, _) = scripted_upstream(|request, _| {
+        if request.starts_with(b"HEAD") {
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec()
+        } else {
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\n\x1f\x8b\x08\x00\x00\r\n0\r\n\r\n"
+                .to_vec()
         }
-        let mut c = p.connect();
-        c.write(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
-        let r = c.response_to(true).expect("a response");
-        assert_eq!((r.status, r.header("transfer-encoding")), (200, Some("chunked")));
-        let mut c = p.connect();
-        c.write(b"HEAD / HTTP/1.0\r\n\r\n");
-        let r = c.response_to(true).expect("a response");
-        assert_eq!((r.status, r.header("transfer-encoding")), (200, None));
-    }
+    });
+    let yaml = format!(
+    "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{addr}\n  routes:\n  - name: r\n    paths: [/]\n"
 );
+    let p = Proxy::start(&yaml, d, Limits::default());
+    for request in [&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..], b"GET / HTTP/1.0\r\n\r\n"] {
+        let mut c = p.connect();
+        c.write(request);
+        let r = c.response().expect("a response");
+        assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(request));
+        assert!(!r.body.starts_with(b"\x1f\x8b"), "the gzipped body was relayed");
+    }
+    let mut c = p.connect();
+    c.write(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let r = c.response_to(true).expect("a response");
+    assert_eq!((r.status, r.header("transfer-encoding")), (200, Some("chunked")));
+    let mut c = p.connect();
+    c.write(b"HEAD / HTTP/1.0\r\n\r\n");
+    let r = c.response_to(true).expect("a response");
+    assert_eq!((r.status, r.header("transfer-encoding")), (200, None));
+});
 
 on_both_drivers!(connections_past_the_worker_limit_are_closed, |d| {
     let up = Upstream::start();
