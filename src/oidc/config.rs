@@ -163,8 +163,9 @@
 //! `introspection_token_param_name`, `introspection_headers_names`,
 //! `introspection_headers_values`, `introspection_post_args_names`,
 //! `introspection_post_args_values`, `introspection_check_active`, `introspection_accept`
-//! (`application/json` only),
+//! (`application/json` only), `cache_introspection`,
 //! `upstream_access_token_header`, `downstream_access_token_header`,
+//! `upstream_introspection_header`, `downstream_introspection_header`,
 //! `token_headers_replay`, `token_headers_prefix`, `token_headers_grants`,
 //! `downstream_headers_claims`, `downstream_headers_names`,
 //! `hide_credentials`, `run_on_preflight`, `display_errors`, `expose_error_code`,
