@@ -453,18 +453,20 @@ tree_pids() {
     { echo "$1"; children_of "$1"; } | sort -n | tr '\n' ' '
 }
 
-# cpu_ticks PID... — utime+stime (all threads, in clock ticks) summed over the PIDs,
-# from /proc/PID/stat fields 14 and 15. Fails if a PID is gone.
+# cpu_ticks PID... — "TOTAL USER": utime+stime and utime alone (all threads, in clock
+# ticks) summed over the PIDs, from /proc/PID/stat fields 14 and 15. Fails if a PID is
+# gone.
 cpu_ticks() {
-    local p stat f total=0
+    local p stat f total=0 user=0
     for p in "$@"; do
         stat=$(cat "/proc/$p/stat" 2>/dev/null) || return 1
         # Field 2 (comm) may hold spaces: split after its closing parenthesis, so f[0]
         # is field 3 (state) and utime/stime (fields 14/15) are f[11]/f[12].
         read -r -a f <<<"${stat##*) }"
         total=$((total + f[11] + f[12]))
+        user=$((user + f[11]))
     done
-    echo "$total"
+    echo "$total $user"
 }
 
 # run_wrk CASE SECONDS OUTFILE [fill] — one bounded wrk run against CASE. An auth case
@@ -611,7 +613,7 @@ fi
 mkdir -p "$WORK_DIR"
 rm -f "$WORK_DIR"/*.log "$WORK_DIR"/wrk-*.txt "$WORK_DIR/raw.tsv"
 raw="$WORK_DIR/raw.tsv"
-printf 'round\tcase\trequests\tduration_us\tp50_us\tp90_us\tp99_us\tmax_us\terrors\tcpu_ticks\tnote\n' >"$raw"
+printf 'round\tcase\trequests\tduration_us\tp50_us\tp90_us\tp99_us\tmax_us\terrors\tcpu_ticks\tuser_ticks\tnote\n' >"$raw"
 
 for c in "${CASES[@]}"; do
     say "starting $c"
@@ -675,10 +677,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
         fi
         pids_before=$(tree_pids "${CASE_PID[$c]}")
         # shellcheck disable=SC2086 # a list of PIDs, split on purpose
-        t0=$(cpu_ticks $pids_before) || die "$c: a measured process is gone"
+        read -r t0 u0 < <(cpu_ticks $pids_before) && [ -n "$t0" ] || die "$c: a measured process is gone"
         run_wrk "$c" "$DURATION" "$wout" || die "wrk failed on $c round $r (see $wout)"
         # shellcheck disable=SC2086
-        t1=$(cpu_ticks $pids_before) || die "$c: a measured process died during round $r"
+        read -r t1 u1 < <(cpu_ticks $pids_before) && [ -n "$t1" ] || die "$c: a measured process died during round $r"
         bad=$(status_errors "$wout")
         [ "$bad" -eq 0 ] ||
             die "$c: $bad answers with status >= 400 in round $r; a failing case is not measured (see $wout)"
@@ -695,10 +697,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
         for k in err_connect err_read err_write err_status err_timeout; do
             errors=$((errors + $(result_field "$wout" "$k")))
         done
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$c" "$req" "$dur" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$c" "$req" "$dur" \
             "$(result_field "$wout" p50_us)" "$(result_field "$wout" p90_us)" \
             "$(result_field "$wout" p99_us)" "$(result_field "$wout" max_us)" \
-            "$errors" "$((t1 - t0))" "$note" >>"$raw"
+            "$errors" "$((t1 - t0))" "$((u1 - u0))" "$note" >>"$raw"
         python3 "$here/report.py" line --clk-tck "$clk_tck" --round "$r/$ROUNDS" \
             --raw-line "$(tail -n 1 "$raw")" >&2
     done

@@ -10,8 +10,10 @@ markdown report. Two subcommands:
             and ratios on stdout
 
 Raw columns (raw.tsv): round, case, requests, duration_us, p50_us, p90_us, p99_us,
-max_us, errors, cpu_ticks, note. cpu_ticks is utime+stime of the measured processes
-over the round, in clock ticks (1/clk_tck s).
+max_us, errors, cpu_ticks, user_ticks, note. cpu_ticks is utime+stime of the measured
+processes over the round, in clock ticks (1/clk_tck s); user_ticks the utime part (the
+rest is the kernel's work for the process: its system calls, and the network stack and
+io_uring work charged to it). A row without user_ticks reads n/a for both shares.
 
 cases.tsv: name, what CPU is measured, description. ratios.tsv: case, reference,
 targets — which case ÷ reference ratios to report, and the targets they are held to:
@@ -26,7 +28,7 @@ import sys
 
 RAW_COLUMNS = [
     "round", "case", "requests", "duration_us", "p50_us", "p90_us", "p99_us",
-    "max_us", "errors", "cpu_ticks", "note",
+    "max_us", "errors", "cpu_ticks", "user_ticks", "note",
 ]
 INT_COLUMNS = RAW_COLUMNS[2:10]
 
@@ -35,16 +37,24 @@ def parse_raw_row(fields):
     row = dict(zip(RAW_COLUMNS, fields + [""] * (len(RAW_COLUMNS) - len(fields))))
     for k in INT_COLUMNS:
         row[k] = int(row[k] or 0)
+    row["user_ticks"] = int(row["user_ticks"]) if row["user_ticks"] else None
     return row
 
 
 def derive(row, clk_tck):
-    """Adds requests/s and CPU microseconds per request to a raw row."""
+    """Adds requests/s and CPU microseconds per request (all, user, kernel) to a raw row."""
     secs = row["duration_us"] / 1e6
     row["rps"] = row["requests"] / secs if secs else 0.0
-    cpu_us = row["cpu_ticks"] * 1e6 / clk_tck
-    row["cpu_us_per_req"] = cpu_us / row["requests"] if row["requests"] else float("nan")
+    per_req = lambda ticks: ticks * 1e6 / clk_tck / row["requests"] if row["requests"] else float("nan")
+    row["cpu_us_per_req"] = per_req(row["cpu_ticks"])
+    user = row["user_ticks"]
+    row["user_us_per_req"] = None if user is None else per_req(user)
+    row["sys_us_per_req"] = None if user is None else per_req(row["cpu_ticks"] - user)
     return row
+
+
+def fmt_us(x):
+    return "n/a" if x is None else f"{x:.2f}"
 
 
 def read_tsv(path):
@@ -106,7 +116,8 @@ def cmd_line(args):
     print(
         f"round {args.round} {row['case']:<14} {row['rps']:>10.0f} req/s"
         f"  p50 {fmt_ms(row['p50_us'])} ms  p99 {fmt_ms(row['p99_us'])} ms"
-        f"  CPU {row['cpu_us_per_req']:.2f} us/req{extra}"
+        f"  CPU {row['cpu_us_per_req']:.2f} us/req"
+        f" (user {fmt_us(row['user_us_per_req'])}, kernel {fmt_us(row['sys_us_per_req'])}){extra}"
     )
 
 
@@ -133,7 +144,7 @@ def cmd_markdown(args):
     for name, rs in by_case.items():
         med[name] = {
             k: median_or_none([r[k] for r in rs])
-            for k in ("rps", "p50_us", "p99_us", "cpu_us_per_req")
+            for k in ("rps", "p50_us", "p99_us", "cpu_us_per_req", "user_us_per_req", "sys_us_per_req")
         }
         med[name]["rounds"] = len(rs)
         med[name]["errors"] = sum(r["errors"] for r in rs)
@@ -182,14 +193,19 @@ def cmd_markdown(args):
     w("")
     w("## Medians across rounds")
     w("")
-    w("| case | req/s | p50 ms | p99 ms | CPU µs/request | rounds | errors | rounds with a note |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    w("User and kernel are the medians of each part on its own, so they need not add up to"
+      " the CPU median exactly.")
+    w("")
+    w("| case | req/s | p50 ms | p99 ms | CPU µs/request | user µs | kernel µs | rounds | errors"
+      " | rounds with a note |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, *_ in cases:
         m = med[name]
         if not m["rounds"]:
             continue
         w(f"| {name} | {m['rps']:.0f} | {fmt_ms(m['p50_us'])} | {fmt_ms(m['p99_us'])}"
-          f" | {m['cpu_us_per_req']:.2f} | {m['rounds']} | {m['errors']} | {m['noted']} |")
+          f" | {m['cpu_us_per_req']:.2f} | {fmt_us(m['user_us_per_req'])} | {fmt_us(m['sys_us_per_req'])}"
+          f" | {m['rounds']} | {m['errors']} | {m['noted']} |")
     w("")
     if ratios:
         w("## Ratios")
@@ -208,16 +224,19 @@ def cmd_markdown(args):
         w("")
     w("## Rounds (raw)")
     w("")
-    w(f"CPU ticks are 1/{clk_tck} s of utime+stime of the measured processes.")
+    w(f"CPU ticks are 1/{clk_tck} s of utime+stime of the measured processes; user ticks the"
+      " utime part.")
     w("")
     w("| round | case | requests | s | req/s | p50 ms | p90 ms | p99 ms | max ms"
-      " | CPU ticks | CPU µs/request | errors | note |")
-    w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+      " | CPU ticks | user ticks | CPU µs/request | user µs | kernel µs | errors | note |")
+    w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
+        user = "n/a" if r["user_ticks"] is None else r["user_ticks"]
         w(f"| {r['round']} | {r['case']} | {r['requests']} | {r['duration_us'] / 1e6:.2f}"
           f" | {r['rps']:.0f} | {fmt_ms(r['p50_us'])} | {fmt_ms(r['p90_us'])}"
-          f" | {fmt_ms(r['p99_us'])} | {fmt_ms(r['max_us'])} | {r['cpu_ticks']}"
-          f" | {r['cpu_us_per_req']:.2f} | {r['errors']} | {r['note']} |")
+          f" | {fmt_ms(r['p99_us'])} | {fmt_ms(r['max_us'])} | {r['cpu_ticks']} | {user}"
+          f" | {r['cpu_us_per_req']:.2f} | {fmt_us(r['user_us_per_req'])} | {fmt_us(r['sys_us_per_req'])}"
+          f" | {r['errors']} | {r['note']} |")
     w("")
     text = "\n".join(out)
     with open(args.out, "w", encoding="utf-8") as f:
