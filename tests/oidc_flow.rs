@@ -1068,9 +1068,10 @@ fn idp_down_at_start_gives_503_until_discovery_succeeds() {
 #[test]
 fn a_discovered_issuer_with_cr_lf_is_refused_and_never_reaches_a_challenge() {
     // The discovered issuer's host is the realm of every WWW-Authenticate and the issuer
-    // goes into log lines: with CR LF in it (and no port to cut the host short, as here),
-    // a 401 would have carried a header of the IdP's choosing. Such a document is refused
-    // like an unreachable IdP: 503 for credentials, the configured issuer's realm.
+    // goes into log lines: with CR LF in an issuer without a port, every 401 would have
+    // carried a header of the IdP's choosing (here the test IdP's port cuts the host
+    // short, so what this shows is the refusal). Such a document is refused like an
+    // unreachable IdP: 503 for credentials, the configured issuer's realm.
     let idp = TestIdp::start(0);
     idp.fault("discovery", "bad_issuer", 0);
     let up = Upstream::start();

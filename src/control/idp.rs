@@ -76,12 +76,14 @@ impl IdpError {
     }
 }
 
-/// Whether `s` is an `http` or `https` URL written only in the characters RFC 3986 allows
-/// (unreserved, reserved and `%`): nothing that could end a header or log line.
+/// Whether `s` is an `http` or `https` URL in visible ASCII other than `"` and `\`:
+/// nothing that could end a header or log line, or the quoted realm it becomes. (Not
+/// RFC 3986's characters alone: Microsoft's multi-tenant discovery answers with a
+/// literal `{tenantid}` in its issuer.)
 fn is_http_url(s: &str) -> bool {
     let lower = s.get(..8).map(str::to_ascii_lowercase).unwrap_or_default();
     (lower.starts_with("http://") || lower == "https://")
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b))
+        && s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
 }
 
 /// The parts of an OpenID Provider configuration document (OpenID Connect Discovery 1.0
@@ -315,7 +317,7 @@ impl IdpClient {
             // The issuer's host is the realm of every `WWW-Authenticate` the plugin
             // writes, and the issuer goes into log lines: CR LF there would add headers
             // and lines of the IdP's choosing.
-            return Err(invalid("issuer is not an http(s) URL of URL characters (RFC 3986)".into()));
+            return Err(invalid("issuer is not an http(s) URL in visible ASCII without quotes".into()));
         }
         Ok(d)
     }
@@ -429,13 +431,20 @@ mod tests {
     /// bytes of `x` (or until the client goes away).
     #[test]
     fn an_issuer_must_be_an_http_url_in_url_characters() {
-        for good in ["https://idp.example.com/realms/demo", "http://127.0.0.1:8080", "HTTPS://[::1]:8443/a%20b?x=1"] {
+        for good in [
+            "https://idp.example.com/realms/demo",
+            "http://127.0.0.1:8080",
+            "HTTPS://[::1]:8443/a%20b?x=1",
+            "https://login.microsoftonline.com/{tenantid}/v2.0",
+        ] {
             assert!(is_http_url(good), "{good}");
         }
         for bad in [
             "https://idp.example.com\r\nX-Injected: 1",
             "https://idp.example.com/a b",
             "https://idp\"x",
+            "https://idp\\x",
+            "https://idp\tx",
             "https://idp.example.com/\u{e9}",
             "ftp://idp.example.com",
             "idp.example.com",
