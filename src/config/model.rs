@@ -699,56 +699,40 @@ impl Config {
     /// instances are skipped. Returned as indices into [`Config::plugins`], in
     /// [`KNOWN_PLUGINS`] order.
     pub fn plugins_for(&self, route: Option<usize>, service: Option<usize>) -> Vec<usize> {
-        let mut chosen = Vec::new();
-        for name in KNOWN_PLUGINS {
-            let mut best: Option<(u8, usize)> = None;
-            for (i, p) in self.plugins.iter().enumerate() {
-                if !p.enabled || p.name != *name {
-                    continue;
-                }
-                let rank = match p.scope {
-                    PluginScope::Route(r) if Some(r) == route => 3,
-                    PluginScope::Service(s) if Some(s) == service => 2,
-                    PluginScope::Global => 1,
-                    _ => continue,
-                };
-                if best.is_none_or(|(b, _)| rank > b) {
-                    best = Some((rank, i));
-                }
-            }
-            if let Some((_, i)) = best {
-                chosen.push(i);
-            }
-        }
-        chosen
+        chosen(&self.first_instances(), route, service)
     }
 
-    /// [`Config::plugins_for`] of every route, by index, from one pass over the plugins:
-    /// asking per route scans every plugin for each, quadratic in a file with a plugin
-    /// per route.
+    /// [`Config::plugins_for`] of every route, by index, from one pass over the plugins
+    /// (a scan of every plugin per route was quadratic in a file with a plugin per route).
     pub fn plugins_by_route(&self) -> Vec<Vec<usize>> {
-        // The first enabled instance of each name on each scope: of equal rank, the
-        // first is the one `plugins_for` keeps.
-        let mut first: HashMap<(&str, PluginScope), usize> = HashMap::new();
+        let first = self.first_instances();
+        self.routes.iter().enumerate().map(|(i, route)| chosen(&first, Some(i), route.service)).collect()
+    }
+
+    /// The first enabled instance of each plugin name on each scope: of instances of
+    /// equal rank, the first in the file is the one that applies.
+    fn first_instances(&self) -> HashMap<(&str, PluginScope), usize> {
+        let mut first = HashMap::new();
         for (i, p) in self.plugins.iter().enumerate().filter(|(_, p)| p.enabled) {
             first.entry((p.name.as_str(), p.scope)).or_insert(i);
         }
-        self.routes
-            .iter()
-            .enumerate()
-            .map(|(i, route)| {
-                KNOWN_PLUGINS
-                    .iter()
-                    .filter_map(|name| {
-                        let on = |scope| first.get(&(*name, scope)).copied();
-                        on(PluginScope::Route(i))
-                            .or_else(|| route.service.and_then(|s| on(PluginScope::Service(s))))
-                            .or_else(|| on(PluginScope::Global))
-                    })
-                    .collect()
-            })
-            .collect()
+        first
     }
+}
+
+/// Per plugin name, in [`KNOWN_PLUGINS`] order, the most specific of `first`'s instances
+/// for a request on `route` of `service`: route, else service, else global.
+fn chosen(first: &HashMap<(&str, PluginScope), usize>, route: Option<usize>, service: Option<usize>) -> Vec<usize> {
+    KNOWN_PLUGINS
+        .iter()
+        .filter_map(|name| {
+            let on = |scope| first.get(&(*name, scope)).copied();
+            route
+                .and_then(|r| on(PluginScope::Route(r)))
+                .or_else(|| service.and_then(|s| on(PluginScope::Service(s))))
+                .or_else(|| on(PluginScope::Global))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -771,8 +755,35 @@ mod tests {
         }
     }
 
+    /// The rule as a scan, kept as the model the index is checked against: per name, the
+    /// highest-ranked enabled instance (route 3, service 2, global 1), the first of a rank.
+    fn plugins_by_scan(config: &Config, route: Option<usize>, service: Option<usize>) -> Vec<usize> {
+        let mut chosen = Vec::new();
+        for name in KNOWN_PLUGINS {
+            let mut best: Option<(u8, usize)> = None;
+            for (i, p) in config.plugins.iter().enumerate() {
+                if !p.enabled || p.name != *name {
+                    continue;
+                }
+                let rank = match p.scope {
+                    PluginScope::Route(r) if Some(r) == route => 3,
+                    PluginScope::Service(s) if Some(s) == service => 2,
+                    PluginScope::Global => 1,
+                    _ => continue,
+                };
+                if best.is_none_or(|(b, _)| rank > b) {
+                    best = Some((rank, i));
+                }
+            }
+            if let Some((_, i)) = best {
+                chosen.push(i);
+            }
+        }
+        chosen
+    }
+
     #[test]
-    fn plugins_of_every_route_are_the_ones_plugins_for_picks() {
+    fn plugins_of_every_route_and_of_no_route_are_the_ones_a_scan_picks() {
         let mut rng = Rng(0x0910_61e5_50f5_c09e);
         for _ in 0..300 {
             let (services, routes) = (1 + rng.below(4), 1 + rng.below(6));
@@ -790,8 +801,10 @@ mod tests {
                 config.plugins.push(plugin(rng.pick(&["openid-connect", "other"]), scope, !rng.chance(4)));
             }
             let one_by_one: Vec<Vec<usize>> =
-                config.routes.iter().enumerate().map(|(i, r)| config.plugins_for(Some(i), r.service)).collect();
+                config.routes.iter().enumerate().map(|(i, r)| plugins_by_scan(&config, Some(i), r.service)).collect();
             assert_eq!(config.plugins_by_route(), one_by_one, "{:?}", config.plugins);
+            let service = (!rng.chance(3)).then(|| rng.below(services));
+            assert_eq!(config.plugins_for(None, service), plugins_by_scan(&config, None, service));
         }
     }
 
