@@ -427,10 +427,57 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
 
-    /// Serves one connection: reads the request head, writes `head` and then `body_len`
-    /// bytes of `x` (or until the client goes away).
+    /// Serves `count` connections on a fresh port: reads each request head, then lets
+    /// `answer` write (or stop writing once the client goes away). The URL to ask.
+    fn serve(count: usize, answer: impl Fn(&mut std::net::TcpStream) + Send + 'static) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..count {
+                let Ok((mut s, _)) = listener.accept() else { return };
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                answer(&mut s);
+            }
+        });
+        format!("http://{addr}/idp")
+    }
+
+    /// One connection answered with `head` and then `body_len` bytes of `x`.
+    fn serve_once(head: &'static str, body_len: usize) -> String {
+        serve(1, move |s| {
+            let _ = s.write_all(head.as_bytes());
+            let chunk = [b'x'; 64 * 1024];
+            let mut left = body_len;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if s.write_all(&chunk[..n]).is_err() {
+                    return;
+                }
+                left -= n;
+            }
+        })
+    }
+
+    /// `count` connections, each answered 200 with the JSON `body`.
+    fn serve_json(body: String, count: usize) -> String {
+        serve(count, move |s| {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes()).and_then(|()| s.write_all(body.as_bytes()));
+        })
+    }
+
     #[test]
-    fn an_issuer_must_be_an_http_url_in_url_characters() {
+    fn an_issuer_must_be_an_http_url_in_visible_ascii_without_quotes() {
         for good in [
             "https://idp.example.com/realms/demo",
             "http://127.0.0.1:8080",
@@ -453,58 +500,6 @@ mod tests {
         ] {
             assert!(!is_http_url(bad), "{bad:?}");
         }
-    }
-
-    fn serve_once(head: &'static str, body_len: usize) -> String {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 4096];
-            let mut got = Vec::new();
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = s.write_all(head.as_bytes());
-            let chunk = [b'x'; 64 * 1024];
-            let mut left = body_len;
-            while left > 0 {
-                let n = left.min(chunk.len());
-                if s.write_all(&chunk[..n]).is_err() {
-                    return;
-                }
-                left -= n;
-            }
-        });
-        format!("http://{addr}/jwks")
-    }
-
-    /// Serves `count` connections, each answered 200 with the JSON `body`.
-    fn serve_json(body: String, count: usize) -> String {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for _ in 0..count {
-                let Ok((mut s, _)) = listener.accept() else { return };
-                let mut buf = [0u8; 4096];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = s.write_all(head.as_bytes()).and_then(|()| s.write_all(body.as_bytes()));
-            }
-        });
-        format!("http://{addr}/idp")
     }
 
     #[tokio::test(flavor = "current_thread")]
