@@ -1438,6 +1438,27 @@ const PROXY_HEADERS: &[&str] = &[
     "x-real-ip",
 ];
 
+/// Why `name` (lower-cased `lower`) cannot be a header the plugin sets on `side` (a
+/// response when `response`), or `None` when it can: not a header name, written by the
+/// proxy itself, or the access token's own header.
+fn set_header_refusal(
+    name: &str,
+    lower: &str,
+    side: &str,
+    token_header: Option<&UpstreamTokenHeader>,
+    response: bool,
+) -> Option<std::borrow::Cow<'static, str>> {
+    if !is_token(name) {
+        Some("is not a valid header name".into())
+    } else if written_by_proxy(lower, response) {
+        Some("is written by the proxy itself".into())
+    } else if token_header.is_some_and(|t| t.name == lower) {
+        Some(format!("already carries the access token ({side}_access_token_header)").into())
+    } else {
+        None
+    }
+}
+
 /// Whether the proxy writes header `lower` itself (framing, hop by hop, forwarding), so
 /// a setting may not name it; in a response (`response`) `Set-Cookie` too, which ringgate
 /// writes for cookie hashing and sticky sessions.
@@ -2342,15 +2363,11 @@ impl<'a> Compiler<'a> {
         let Some((name, mark)) = self.string(&field) else { return };
         let lower = name.to_ascii_lowercase();
         let why = if name.contains(':') {
-            "takes a header name only; the ':bearer' and ':basic' forms are for the access token's header"
-        } else if !is_token(&name) {
-            "is not a valid header name"
-        } else if written_by_proxy(&lower, response) {
-            "is written by the proxy itself"
-        } else if token_header.is_some_and(|t| t.name == lower) {
-            &*format!("already carries the access token ({side}_access_token_header)")
+            "takes a header name only; the ':bearer' and ':basic' forms are for the access token's header".into()
+        } else if let Some(why) = set_header_refusal(&name, &lower, side, token_header, response) {
+            why
         } else if out.iter().any(|h| h.lower == lower) {
-            "is already set from a claim"
+            "is already set from a claim".into()
         } else {
             out.push(ClaimHeader { claim: Vec::new(), name, lower, kind: ClaimKind::Introspection });
             return;
@@ -2412,14 +2429,10 @@ impl<'a> Compiler<'a> {
         let mut taken: HashSet<String> = out.iter().map(|h| h.lower.clone()).collect();
         for (name, claim) in self.pairs(&names, &format!("{side}_headers_claims"), false) {
             let lower = name.to_ascii_lowercase();
-            let why = if !is_token(&name) {
-                "is not a valid header name"
-            } else if written_by_proxy(&lower, response) {
-                "is written by the proxy itself"
-            } else if token_header.is_some_and(|t| t.name == lower) {
-                &*format!("already carries the access token ({side}_access_token_header)")
+            let why = if let Some(why) = set_header_refusal(&name, &lower, side, token_header, response) {
+                why
             } else if taken.contains(&lower) {
-                "is named twice"
+                "is named twice".into()
             } else {
                 taken.insert(lower.clone());
                 out.push(ClaimHeader { claim: vec![claim], name, lower, kind: ClaimKind::Value });
