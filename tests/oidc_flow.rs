@@ -1824,8 +1824,8 @@ fn with_cache_introspection_off_every_request_is_introspected_and_a_revocation_c
     let cached = start(&up, &idp, &body, DRIVER);
     let uncached = start(&up, &idp, &format!("{body}cache_introspection: false\n"), DRIVER);
     let token = issue_opaque_token(&idp);
-    let bearer = [("Authorization", format!("Bearer {token}"))];
-    let bearer: Vec<(&str, &str)> = bearer.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let auth = format!("Bearer {token}");
+    let bearer = [("Authorization", auth.as_str())];
     let before = introspections(&idp);
     for i in 0..3 {
         assert_eq!(get(&cached, &format!("/c/{i}"), &bearer).status, 200);
