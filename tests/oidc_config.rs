@@ -957,7 +957,12 @@ fn keys_of_flows_not_enabled_are_warnings() {
         ),
         ("client_jwk: [{kty: RSA}]", "'client_jwk' is ignored: only signs private_key_jwt"),
         ("cluster_cache_strategy: redis", "'cluster_cache_strategy' is ignored"),
-        ("audience: [api]", "'audience' is ignored: authorization code flow only"),
+        (
+            "audience: [api]",
+            "'audience' is ignored: Kong sends it to the authorization endpoint only, never in a token request; an \
+             IdP that wants an audience with the client credentials grant (Auth0) gets it from \
+             token_post_args_names: [audience]",
+        ),
         ("refresh_tokens: false", "'refresh_tokens' is ignored"),
         ("introspect_jwt_tokens: true", "'introspect_jwt_tokens' is ignored: only acts with 'bearer'"),
         ("login_action: response", "'login_action' is ignored: login_methods names no enabled auth method"),

@@ -135,7 +135,8 @@
 //! | `userinfo_*`, `search_user_info` | warning | the `userinfo` method and claim sources are not used |
 //! | `resolve_distributed_claims` | warning | claims ringgate does not resolve are absent, which fails closed |
 //! | `session_*`, `disable_session`, `jwt_session_claim`, `jwt_session_cookie`, `reverify` | warning | the `session` method is refused, so no session exists |
-//! | `authorization_*`, `audience`, `redirect_uri`, `response_mode`, `response_type`, `preserve_query_args`, `verify_nonce`, `require_proof_key_for_code_exchange`, `require_pushed_authorization_requests`, `require_signed_request_object`, `pushed_authorization_request_endpoint`, `pushed_authorization_request_endpoint_auth_method` | warning | authorization code flow only (ringgate's token call carries no `redirect_uri`, SPEC §1 step 3) |
+//! | `audience` | warning | Kong sends it to the authorization endpoint only, not in a token request (Kong's support note on Auth0); the warning names `token_post_args_names` / `_values`, which do send it |
+//! | `authorization_*`, `redirect_uri`, `response_mode`, `response_type`, `preserve_query_args`, `verify_nonce`, `require_proof_key_for_code_exchange`, `require_pushed_authorization_requests`, `require_signed_request_object`, `pushed_authorization_request_endpoint`, `pushed_authorization_request_endpoint_auth_method` | warning | authorization code flow only (ringgate's token call carries no `redirect_uri`, SPEC §1 step 3) |
 //! | `id_token_param_name`, `id_token_param_type`, `refresh_token_param_name`, `refresh_token_param_type`, `password_param_type`, `refresh_tokens` | warning | inputs of methods ringgate refuses |
 //! | `end_session_endpoint`, `revocation_endpoint`, `revocation_endpoint_auth_method`, `revocation_token_param_name` | warning | logout only |
 //! | `mtls_token_endpoint`, `mtls_introspection_endpoint`, `mtls_revocation_endpoint`, `tls_client_auth_cert_id`, `tls_client_auth_ssl_verify` | warning | only used with mTLS client authentication, which is refused |
@@ -1164,8 +1165,12 @@ fn class_of(name: &str) -> Class {
         _ if name.starts_with("session_") => Class::Warn(NO_SESSIONS),
         "disable_session" | "jwt_session_claim" | "jwt_session_cookie" | "reverify" => Class::Warn(NO_SESSIONS),
         _ if name.starts_with("authorization_") => Class::Warn(AUTH_CODE_ONLY),
-        "audience"
-        | "redirect_uri"
+        "audience" => Class::Warn(
+            "Kong sends it to the authorization endpoint only, never in a token request; an IdP that wants an \
+             audience with the client credentials grant (Auth0) gets it from token_post_args_names: [audience] \
+             and token_post_args_values",
+        ),
+        "redirect_uri"
         | "response_mode"
         | "response_type"
         | "preserve_query_args"
