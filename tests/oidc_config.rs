@@ -317,6 +317,26 @@ fn booleans_are_strict() {
 }
 
 #[test]
+fn a_token_header_named_nil_is_sent_under_that_name_with_a_warning() {
+    // As Kong's Curity example writes it: a YAML string, not null.
+    let (c, w) = ok(&format!("{BASE}upstream_access_token_header: nil\ndownstream_access_token_header: None\n"));
+    assert_eq!(c.upstream_access_token_header.name, "nil");
+    assert_eq!(c.upstream_access_token_header.scheme, None);
+    assert_eq!(c.downstream_access_token_header.as_ref().map(|h| h.name.as_str()), Some("none"));
+    assert_eq!(
+        w,
+        vec![
+            "oidc.yaml:7:35: 'upstream_access_token_header: nil' is a header name: the access token is sent in a \
+             header called 'nil'",
+            "oidc.yaml:8:37: 'downstream_access_token_header: None' is a header name: the access token is sent in \
+             a header called 'None'",
+        ]
+    );
+    let (_, w) = ok(&format!("{BASE}upstream_access_token_header: x-nil\n"));
+    assert!(w.is_empty(), "{w:?}");
+}
+
+#[test]
 fn null_means_kongs_default() {
     let (c, w) = ok(&format!("{BASE}scopes: null\ntimeout: null\nssl_verify: ~\nsession_secret: null\n"));
     assert!(w.is_empty(), "{w:?}");

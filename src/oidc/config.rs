@@ -2314,6 +2314,14 @@ impl<'a> Compiler<'a> {
             self.error(mark, format!("'{field}' '{name}' is not a valid header name"));
             return None;
         }
+        // Kong's Curity example writes `upstream_access_token_header: nil`, a string in
+        // YAML: the token then travels in a header of that name, in Kong as here.
+        if ["nil", "null", "none", "false", "off"].iter().any(|w| name.eq_ignore_ascii_case(w)) {
+            self.warn(
+                mark,
+                format!("'{field}: {name}' is a header name: the access token is sent in a header called '{name}'"),
+            );
+        }
         Some(UpstreamTokenHeader { name: name.to_ascii_lowercase(), scheme })
     }
 
