@@ -1050,3 +1050,121 @@ fn every_problem_is_reported_at_once_in_file_order() {
         ]
     );
 }
+
+// ----- fields Kong added after 3.12 -----
+
+#[test]
+fn kong_3_14_fields_written_out_at_their_defaults_trigger_nothing() {
+    // As `deck gateway dump` writes them for a plugin that leaves them alone.
+    let (c, w) = ok(&format!(
+        "{BASE}bearer_token_header_name: null\ncluster_cache_items: [introspection]\nconsumer_claims: null\n\
+         downstream_headers: null\njwks_endpoint: null\nproof_of_possession_mtls_from_header: null\n\
+         session_memcached_ssl: false\nsession_memcached_ssl_verify: false\nupstream_headers: null\n\
+         principals: {{directory: default, enabled: false, error_on_miss: true, match_consumer: true, \
+         match_consumer_groups: true, principal_by: null, principal_claim: null}}\n"
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    assert!(c.upstream_headers.is_empty() && c.downstream_headers.is_empty());
+}
+
+#[test]
+fn kong_3_14_fields_that_would_change_the_flow_are_refused_and_the_others_warned() {
+    for (line, expected) in [
+        (
+            "principals: {enabled: true}",
+            "oidc.yaml:7:5: 'principals' is not supported yet: Kong Identity principals would not be looked up",
+        ),
+        (
+            "consumer_claims: [[sub], [client_id]]",
+            "oidc.yaml:7:5: 'consumer_claims' is not supported yet: consumers are mapped by one claim path, \
+             consumer_claim",
+        ),
+        (
+            "jwks_endpoint: https://idp.example.com/keys",
+            "oidc.yaml:7:5: 'jwks_endpoint' is not supported yet: the keys would come from the jwks_uri discovery \
+             names instead",
+        ),
+        (
+            "bearer_token_header_name: X-Token",
+            "oidc.yaml:7:5: 'bearer_token_header_name' is not supported yet: the token would be looked for in \
+             Authorization, access-token and x-access-token instead",
+        ),
+        (
+            "consumer_claims: [sub]",
+            "oidc.yaml:7:23: 'consumer_claims' entries must be non-empty lists of strings, found a string",
+        ),
+    ] {
+        assert_eq!(errors(&format!("{BASE}{line}\n")), vec![expected.to_string()], "{line}");
+    }
+    for (line, expected) in [
+        (
+            "cluster_cache_items: [tokens]",
+            "'cluster_cache_items' is ignored: shares introspection or session data only",
+        ),
+        (
+            "proof_of_possession_mtls_from_header: {certificate_header_name: X-Cert, ca_certificates: [a]}",
+            "'proof_of_possession_mtls_from_header' is ignored: only acts with proof of possession",
+        ),
+        ("session_memcached_ssl: true", "'session_memcached_ssl' is ignored: the 'session' method is not supported"),
+    ] {
+        let (_, w) = ok(&format!("{BASE}{line}\n"));
+        assert_eq!(w.len(), 1, "{line}: {w:?}");
+        assert!(w[0].starts_with(&format!("oidc.yaml:7:5: {expected}")), "{line}: {w:?}");
+    }
+}
+
+#[test]
+fn header_paths_map_nested_claims_to_headers_on_both_sides() {
+    let (c, w) = ok(&format!(
+        "{BASE}upstream_headers:\n- {{header: X-Org-Id, path: [org, id]}}\n- {{header: X-Sub, path: [sub]}}\n\
+         upstream_headers_claims: [tenant]\nupstream_headers_names: [X-Tenant]\n\
+         downstream_headers: [{{header: X-Region, path: [org, region]}}]\n"
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    let up: Vec<(&str, Vec<&str>)> =
+        c.upstream_headers.iter().map(|h| (h.name.as_str(), h.claim.iter().map(String::as_str).collect())).collect();
+    assert_eq!(up, [("X-Tenant", vec!["tenant"]), ("X-Org-Id", vec!["org", "id"]), ("X-Sub", vec!["sub"])]);
+    let down: Vec<(&str, Vec<&str>)> =
+        c.downstream_headers.iter().map(|h| (h.name.as_str(), h.claim.iter().map(String::as_str).collect())).collect();
+    assert_eq!(down, [("X-Region", vec!["org", "region"])]);
+}
+
+#[test]
+fn header_paths_are_checked_like_the_named_claims() {
+    let e = errors(&format!(
+        "{BASE}upstream_headers:\n- {{header: X-Org}}\n- {{header: X-A, path: []}}\n- {{path: [a]}}\n\
+         - {{header: X-B, path: [a], as: json}}\n- {{header: Authorization, path: [a]}}\n\
+         - {{header: X-Tenant, path: [tenant]}}\nupstream_headers_claims: [tenant]\nupstream_headers_names: [x-tenant]\n"
+    ));
+    let need = "a 'upstream_headers' entry needs 'header', a header name, and 'path', a non-empty list of claim names";
+    assert_eq!(
+        e,
+        vec![
+            format!("oidc.yaml:8:7: {need}"),
+            format!("oidc.yaml:9:7: {need}"),
+            format!("oidc.yaml:10:7: {need}"),
+            "oidc.yaml:11:32: unknown key 'as' in a 'upstream_headers' entry (it takes header and path)".to_string(),
+            "oidc.yaml:12:7: 'upstream_headers' entry 'Authorization' already carries the access token \
+             (upstream_access_token_header)"
+                .to_string(),
+            "oidc.yaml:13:7: 'upstream_headers' entry 'X-Tenant' is named twice".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn header_paths_read_claims_so_ignore_signature_refuses_them() {
+    let e = errors(&format!(
+        "{BASE}ignore_signature: [client_credentials]\nupstream_headers: [{{header: X-Org, path: [org, id]}}]\n\
+         downstream_headers: [{{header: X-Org, path: [org, id]}}]\n"
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "oidc.yaml:8:5: 'upstream_headers' reads the access token's claims, which 'ignore_signature: \
+             [client_credentials]' leaves unread",
+            "oidc.yaml:9:5: 'downstream_headers' reads the access token's claims, which 'ignore_signature: \
+             [client_credentials]' leaves unread",
+        ]
+    );
+}

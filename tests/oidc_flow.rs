@@ -2050,6 +2050,38 @@ on_both_drivers!(claims_reach_the_upstream_as_configured_headers, |d| {
     assert!(plain.header("x-tenant").is_none() && plain.header("x-groups").is_none(), "{plain:?}");
 });
 
+/// `upstream_headers` / `downstream_headers` (Kong 3.14): a claim inside a nested object
+/// reaches the upstream and the caller under its header, on the fetch and on a hit; a
+/// path the token lacks sets nothing, and the caller's own header under that name is
+/// dropped.
+#[test]
+fn nested_claims_reach_the_upstream_and_the_caller_by_path() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let config = format!(
+        "{CC_HEADER_POST}upstream_headers:\n- {{header: X-Org-Id, path: [org, id]}}\n\
+         - {{header: X-Org, path: [org]}}\n- {{header: X-Org-Missing, path: [org, nope]}}\n\
+         downstream_headers: [{{header: X-Region, path: [org, region]}}]\n"
+    );
+    let p = start(&up, &idp, &config, DRIVER);
+    let auth = basic(CLAIMS_CLIENT.0, CLAIMS_CLIENT.1);
+    for i in 0..2 {
+        let r = get(&p, &format!("/n/{i}"), &[("Authorization", &auth), ("X-Org-Missing", "spoofed")]);
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.header("x-region"), Some("eu"), "request {i}: {r:?}");
+    }
+    let got = up.wait_for(2, Duration::from_secs(5));
+    assert_eq!(got.len(), 2);
+    for g in &got {
+        assert_eq!(g.header_all("x-org-id"), [&b"o-1"[..]]);
+        let org = json(base64_decode(g.header("x-org").expect("X-Org")));
+        assert_eq!((org["id"].as_str(), org["region"].as_str()), (Some("o-1"), Some("eu")));
+        assert!(g.header("x-org-missing").is_none(), "no such claim, and not the caller's either: {g:?}");
+        assert!(g.header("x-region").is_none(), "the downstream header stays downstream");
+    }
+    assert_eq!(idp.token_requests(CLAIMS_CLIENT.0), 1);
+}
+
 #[test]
 fn bearer_tokens_get_their_claim_headers_on_a_miss_and_on_a_hit() {
     let idp = TestIdp::start(0);

@@ -8,9 +8,10 @@
 //! in the caches, so a cache hit only copies the finished lines.
 //!
 //! Values, as Kong writes them:
-//! - `upstream_headers_claims` (top-level claims): a string as it is; a number or `true`
-//!   as its JSON text; an array or object as its JSON, standard base64-encoded. A claim
-//!   that is missing, `null`, `false`, `""` or an empty array or object sets no header.
+//! - `upstream_headers_claims` (top-level claims) and `upstream_headers` (a path into
+//!   nested objects): a string as it is; a number or `true` as its JSON text; an array
+//!   or object as its JSON, standard base64-encoded. A claim that is missing, `null`,
+//!   `false`, `""` or an empty array or object sets no header.
 //! - `authenticated_groups_claim` (a path into nested objects) sets
 //!   `X-Authenticated-Groups`: the claim's groups — the words of a string, or the string
 //!   and number members of an array — without repeats, joined with `, `.
@@ -39,8 +40,9 @@ use crate::jose::Verified;
 /// One header the plugin sets from a claim, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClaimHeader {
-    /// The claim read from the access token: one top-level name for a
-    /// [`ClaimKind::Value`], a path for [`ClaimKind::Groups`].
+    /// The claim read from the access token, as a path into nested objects: one
+    /// top-level name for `*_headers_claims`, any depth for `*_headers` and
+    /// `authenticated_groups_claim`.
     pub claim: Vec<String>,
     /// The header name as written in the file (what the upstream sees).
     pub name: String,
@@ -52,7 +54,8 @@ pub struct ClaimHeader {
 /// How a claim becomes a header value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClaimKind {
-    /// `upstream_headers_claims[i]` → `upstream_headers_names[i]`.
+    /// `upstream_headers_claims[i]` → `upstream_headers_names[i]`, or an
+    /// `upstream_headers` entry's `path` → its `header`.
     Value,
     /// `authenticated_groups_claim` → `X-Authenticated-Groups`.
     Groups,
@@ -142,7 +145,7 @@ pub fn render<'h>(headers: &'h [ClaimHeader], token: &Claims, out: &mut Vec<u8>)
     let mut skipped = Skipped::default();
     for h in headers {
         let text = match h.kind {
-            ClaimKind::Value => h.claim.first().and_then(|name| token.claim(name)).and_then(value_text),
+            ClaimKind::Value => token.claim_path(&h.claim).and_then(value_text),
             ClaimKind::Groups => token.claim_path(&h.claim).and_then(groups_text),
             ClaimKind::Introspection => token.introspected().then(|| value_text(token.claims())).flatten(),
         };

@@ -51,14 +51,16 @@
 //!   only with `token_cache_key_include_scope`), so a token is never served to a request
 //!   whose values would have asked the IdP for a different one.
 //! - With `ignore_signature: [client_credentials]` and the `client_credentials` method,
-//!   the `*_required` settings, `claims_forbidden`, `upstream_headers_claims` and
-//!   `authenticated_groups_claim` are load errors: the issued
+//!   the `*_required` settings, `claims_forbidden`, `upstream_headers_claims`,
+//!   `upstream_headers` and `authenticated_groups_claim` are load errors: the issued
 //!   tokens are not parsed, so nothing could read their claims.
 //! - `groups_required` / `roles_required` are read from `groups_claim` (default
 //!   `["groups"]`) / `roles_claim` (default `["roles"]`) with the same semantics as
 //!   `scopes_required`, after it and `audience_required`; unmet, they are a 403.
 //! - `upstream_headers_claims` pair with `upstream_headers_names` by position (lists of
-//!   different lengths are refused). A name may not be one the proxy writes itself
+//!   different lengths are refused); `upstream_headers` (Kong 3.14) adds
+//!   `{header, path}` entries, the claim at `path` into nested objects, valued like a
+//!   top-level one (`downstream_headers` likewise for the caller). A name may not be one the proxy writes itself
 //!   (`Host`, framing, hop-by-hop, `X-Forwarded-*`, `X-Real-IP`), the
 //!   `upstream_access_token_header`, or appear twice. See [`crate::oidc::claim_headers`]
 //!   for the values, and for the caller's own headers under these names, which never
@@ -112,6 +114,10 @@
 //! | Key | Outcome | Why |
 //! |---|---|---|
 //! | `consumer_groups_claim` | error | consumer group mapping (and its 403) is not implemented |
+//! | `consumer_claims` (Kong 3.14: several claim paths, the first present wins) | error | consumers are mapped by one path, `consumer_claim` |
+//! | `principals` with `enabled: true` (Kong Identity, Konnect) | error | the principal lookup and its 401 would be skipped |
+//! | `jwks_endpoint` | error | keys would come from discovery's `jwks_uri` instead |
+//! | `bearer_token_header_name` | error | the token would be looked for in the usual headers instead of this one only |
 //! | `consumer_groups_optional` | warning | only acts with consumer group mapping |
 //! | `max_age` | error | the `auth_time` check would be skipped |
 //! | `domains` | warning | checks the `hd` claim of ID tokens, which ringgate does not use |
@@ -119,7 +125,7 @@
 //! | `token_exchange_endpoint`, `token_exchange` | error | the upstream token would differ |
 //! | `cache_token_exchange`, `cache_user_info` | warning | caches of flows ringgate does not run |
 //! | `upstream_*_header` other than `upstream_access_token_header` and `upstream_introspection_header` | error | upstream would miss headers it expects |
-//! | `downstream_*` other than `downstream_access_token_header`, `downstream_introspection_header` and `downstream_headers_claims` / `_names` | error | the client would miss headers it expects |
+//! | `downstream_*` other than `downstream_access_token_header`, `downstream_introspection_header`, `downstream_headers` and `downstream_headers_claims` / `_names` | error | the client would miss headers it expects |
 //! | `unauthorized_redirect_uri`, `forbidden_redirect_uri`, `unexpected_redirect_uri` | error | Kong redirects where ringgate answers 401/403/5xx |
 //! | `unauthorized_destroy_session`, `forbidden_destroy_session` | warning | ringgate keeps no sessions |
 //! | `logout_uri_suffix`, `logout_query_arg`, `logout_post_arg` | error | Kong answers matching requests as logouts; ringgate would proxy them |
@@ -127,7 +133,7 @@
 //! | `login_action` (`response`/`redirect`) | error when `login_methods` names an enabled method, else warning | Kong would answer with tokens instead of proxying |
 //! | `login_methods`, `login_tokens`, `login_redirect_mode`, `login_redirect_uri` | warning | only act through `login_action` |
 //! | `proof_of_possession_mtls`, `proof_of_possession_dpop` (not `off`) | error | bound tokens would be accepted without proof |
-//! | `proof_of_possession_auth_methods_validation`, `dpop_proof_lifetime`, `dpop_use_nonce` | warning | only act with proof of possession |
+//! | `proof_of_possession_auth_methods_validation`, `dpop_proof_lifetime`, `dpop_use_nonce`, `proof_of_possession_mtls_from_header` | warning | only act with proof of possession |
 //! | `introspect_jwt_tokens` (`true`) | error with `bearer`, else warning | revoked JWTs would be accepted |
 //! | `introspection_headers_client`, `introspection_post_args_client`, `introspection_post_args_client_headers` | error | caller values in the introspection request are not implemented |
 //! | `introspection_accept` other than `application/json` | error | signed introspection answers are not verified |
@@ -141,7 +147,7 @@
 //! | `end_session_endpoint`, `revocation_endpoint`, `revocation_endpoint_auth_method`, `revocation_token_param_name` | warning | logout only |
 //! | `mtls_token_endpoint`, `mtls_introspection_endpoint`, `mtls_revocation_endpoint`, `tls_client_auth_cert_id`, `tls_client_auth_ssl_verify` | warning | only used with mTLS client authentication, which is refused |
 //! | `client_jwk` | warning | only signs `private_key_jwt`, which is refused |
-//! | `cluster_cache_strategy`, `cluster_cache_redis`, `redis` | warning | share introspection or session data only |
+//! | `cluster_cache_strategy`, `cluster_cache_items`, `cluster_cache_redis`, `redis` | warning | share introspection or session data only |
 //! | `ignore_signature` entries other than `client_credentials` | warning | name methods ringgate refuses |
 //!
 //! Implemented (typed, Kong's default unless noted): `issuer`, `using_pseudo_issuer`,
@@ -559,13 +565,13 @@ pub struct OidcConfig {
     // --- what upstream and downstream see (SPEC §1 step 6, §4) ---
     pub upstream_access_token_header: UpstreamTokenHeader,
     /// `authenticated_groups_claim` (first, when set), then `upstream_headers_claims`
-    /// paired with `upstream_headers_names` by position.
+    /// paired with `upstream_headers_names` by position, then `upstream_headers`.
     pub upstream_headers: Vec<ClaimHeader>,
     /// `downstream_access_token_header`: the response header that hands the caller the
     /// access token (same forms as the upstream one).
     pub downstream_access_token_header: Option<UpstreamTokenHeader>,
-    /// `downstream_headers_claims` paired with `downstream_headers_names`: claims sent
-    /// back to the caller as response headers.
+    /// `downstream_headers_claims` paired with `downstream_headers_names`, then
+    /// `downstream_headers`: claims sent back to the caller as response headers.
     pub downstream_headers: Vec<ClaimHeader>,
     /// `token_headers_replay` when `token_headers_grants` names `client_credentials`
     /// (else empty): headers of the token endpoint's answer the caller gets back, under
@@ -720,6 +726,8 @@ enum Ty {
     Enums(&'static [&'static str]),
     Record,
     Records,
+    /// A list of claim paths, each a list of strings (`consumer_claims`).
+    Paths,
 }
 
 /// Kong's default for a field, to tell "written as Kong's default" from "set".
@@ -794,6 +802,7 @@ const FIELDS: &[Field] = &[
     f("authorization_query_args_values", Ty::Strs, Dflt::None),
     f("authorization_rolling_timeout", Ty::Num, Dflt::Num(600.0)),
     f("bearer_token_cookie_name", Ty::Str, Dflt::None),
+    f("bearer_token_header_name", Ty::Str, Dflt::None),
     f("bearer_token_param_type", Ty::Enums(BEARER_PARAM_TYPES), Dflt::Strs(PARAM_TYPES)),
     f("by_username_ignore_case", Ty::Bool, Dflt::Bool(false)),
     f("cache_introspection", Ty::Bool, Dflt::Bool(true)),
@@ -814,10 +823,12 @@ const FIELDS: &[Field] = &[
     f("client_id", Ty::Strs, Dflt::None),
     f("client_jwk", Ty::Records, Dflt::None),
     f("client_secret", Ty::Strs, Dflt::None),
+    f("cluster_cache_items", Ty::Enums(&["introspection", "tokens"]), Dflt::Strs(&["introspection"])),
     f("cluster_cache_redis", Ty::Record, Dflt::None),
     f("cluster_cache_strategy", Ty::Enum(&["off", "redis"]), Dflt::Str("off")),
     f("consumer_by", Ty::Enums(&["custom_id", "id", "username"]), Dflt::Strs(&["custom_id", "username"])),
     f("consumer_claim", Ty::Strs, Dflt::None),
+    f("consumer_claims", Ty::Paths, Dflt::None),
     f("consumer_groups_claim", Ty::Strs, Dflt::None),
     f("consumer_groups_optional", Ty::Bool, Dflt::Bool(false)),
     f("consumer_optional", Ty::Bool, Dflt::Bool(false)),
@@ -829,6 +840,7 @@ const FIELDS: &[Field] = &[
     f("domains", Ty::Strs, Dflt::None),
     f("downstream_access_token_header", Ty::Str, Dflt::None),
     f("downstream_access_token_jwk_header", Ty::Str, Dflt::None),
+    f("downstream_headers", Ty::Records, Dflt::None),
     f("downstream_headers_claims", Ty::Strs, Dflt::None),
     f("downstream_headers_names", Ty::Strs, Dflt::None),
     f("downstream_id_token_header", Ty::Str, Dflt::None),
@@ -875,6 +887,7 @@ const FIELDS: &[Field] = &[
     f("introspection_token_param_name", Ty::Str, Dflt::Str("token")),
     f("issuer", Ty::Str, Dflt::None),
     f("issuers_allowed", Ty::Strs, Dflt::None),
+    f("jwks_endpoint", Ty::Str, Dflt::None),
     f("jwt_session_claim", Ty::Str, Dflt::Str("sid")),
     f("jwt_session_cookie", Ty::Str, Dflt::None),
     f("keepalive", Ty::Bool, Dflt::Bool(true)),
@@ -899,9 +912,11 @@ const FIELDS: &[Field] = &[
     f("no_proxy", Ty::Str, Dflt::None),
     f("password_param_type", Ty::Enums(PARAM_TYPES), Dflt::Strs(PARAM_TYPES)),
     f("preserve_query_args", Ty::Bool, Dflt::Bool(false)),
+    f("principals", Ty::Record, Dflt::None),
     f("proof_of_possession_auth_methods_validation", Ty::Bool, Dflt::Bool(true)),
     f("proof_of_possession_dpop", Ty::Enum(POP), Dflt::Str("off")),
     f("proof_of_possession_mtls", Ty::Enum(POP), Dflt::Str("off")),
+    f("proof_of_possession_mtls_from_header", Ty::Record, Dflt::None),
     f("pushed_authorization_request_endpoint", Ty::Str, Dflt::None),
     f("pushed_authorization_request_endpoint_auth_method", Ty::Enum(CLIENT_AUTHS), Dflt::None),
     f("redirect_uri", Ty::Strs, Dflt::None),
@@ -944,6 +959,8 @@ const FIELDS: &[Field] = &[
     f("session_memcached_port", Ty::Int, Dflt::Num(11211.0)),
     f("session_memcached_prefix", Ty::Str, Dflt::None),
     f("session_memcached_socket", Ty::Str, Dflt::None),
+    f("session_memcached_ssl", Ty::Bool, Dflt::Bool(false)),
+    f("session_memcached_ssl_verify", Ty::Bool, Dflt::Bool(false)),
     f("session_remember", Ty::Bool, Dflt::Bool(false)),
     f("session_remember_absolute_timeout", Ty::Num, Dflt::Num(2592000.0)),
     f("session_remember_cookie_name", Ty::Str, Dflt::Str("remember")),
@@ -978,6 +995,7 @@ const FIELDS: &[Field] = &[
     f("unexpected_redirect_uri", Ty::Strs, Dflt::None),
     f("upstream_access_token_header", Ty::Str, Dflt::Str("authorization:bearer")),
     f("upstream_access_token_jwk_header", Ty::Str, Dflt::None),
+    f("upstream_headers", Ty::Records, Dflt::None),
     f("upstream_headers_claims", Ty::Strs, Dflt::None),
     f("upstream_headers_names", Ty::Strs, Dflt::None),
     f("upstream_id_token_header", Ty::Str, Dflt::None),
@@ -1107,9 +1125,12 @@ const TYPED: &[&str] = &[
     "expose_error_code",
     "unauthorized_error_message",
     "forbidden_error_message",
+    "upstream_headers",
+    "downstream_headers",
     // Conditional: classified in code, next to the fields they depend on.
     "login_action",
     "introspect_jwt_tokens",
+    "principals",
 ];
 
 const AUTH_CODE_ONLY: &str = "authorization code flow only, which ringgate does not run";
@@ -1122,6 +1143,11 @@ fn class_of(name: &str) -> Class {
     }
     match name {
         "consumer_groups_claim" => Class::Error("consumer group mapping is not implemented"),
+        "consumer_claims" => Class::Error("consumers are mapped by one claim path, consumer_claim"),
+        "bearer_token_header_name" => {
+            Class::Error("the token would be looked for in Authorization, access-token and x-access-token instead")
+        }
+        "jwks_endpoint" => Class::Error("the keys would come from the jwks_uri discovery names instead"),
         "consumer_groups_optional" => Class::Warn("only acts with consumer group mapping, which is not implemented"),
         "max_age" => Class::Error("the auth_time check would be skipped"),
         "domains" => Class::Warn("checks ID tokens, which ringgate does not use"),
@@ -1151,9 +1177,10 @@ fn class_of(name: &str) -> Class {
         "proof_of_possession_mtls" | "proof_of_possession_dpop" => {
             Class::Error("bound tokens would be accepted without proof of possession")
         }
-        "proof_of_possession_auth_methods_validation" | "dpop_proof_lifetime" | "dpop_use_nonce" => {
-            Class::Warn("only acts with proof of possession")
-        }
+        "proof_of_possession_auth_methods_validation"
+        | "dpop_proof_lifetime"
+        | "dpop_use_nonce"
+        | "proof_of_possession_mtls_from_header" => Class::Warn("only acts with proof of possession"),
         "introspection_headers_client"
         | "introspection_post_args_client"
         | "introspection_post_args_client_headers" => {
@@ -1198,7 +1225,7 @@ fn class_of(name: &str) -> Class {
             Class::Warn("only used with mTLS client authentication, which is not supported")
         }
         "client_jwk" => Class::Warn("only signs private_key_jwt assertions, which are not supported"),
-        "cluster_cache_strategy" | "cluster_cache_redis" | "redis" => {
+        "cluster_cache_strategy" | "cluster_cache_items" | "cluster_cache_redis" | "redis" => {
             Class::Warn("shares introspection or session data only")
         }
         // Every name in FIELDS is covered above; a unit test keeps it so.
@@ -1268,7 +1295,7 @@ fn field_schema(f: &Field) -> FieldSchema {
         Ty::Bool => FieldKind::Boolean,
         Ty::Num => FieldKind::Number,
         Ty::Int => FieldKind::Integer,
-        Ty::Strs | Ty::Enums(_) | Ty::Records => FieldKind::Array,
+        Ty::Strs | Ty::Enums(_) | Ty::Records | Ty::Paths => FieldKind::Array,
         Ty::Record => FieldKind::Record,
     };
     let default = match (f.name, f.default) {
@@ -1522,9 +1549,13 @@ impl<'a> Compiler<'a> {
                     (false, format!("one of {}", allowed.join(", ")))
                 }
             }
-            Ty::Strs | Ty::Enums(_) | Ty::Records => {
+            Ty::Strs | Ty::Enums(_) | Ty::Records | Ty::Paths => {
                 let NodeValue::Seq(items) = &node.value else {
-                    let what = if matches!(field.ty, Ty::Records) { "a list of maps" } else { "a list of strings" };
+                    let what = match field.ty {
+                        Ty::Records => "a list of maps",
+                        Ty::Paths => "a list of claim paths",
+                        _ => "a list of strings",
+                    };
                     self.error(node.mark, format!("'{key}' must be {what}, found {}", node.kind()));
                     return false;
                 };
@@ -1532,6 +1563,9 @@ impl<'a> Compiler<'a> {
                 for item in items {
                     let item_ok = match (field.ty, &item.value) {
                         (Ty::Records, NodeValue::Map(_)) | (Ty::Strs, NodeValue::String(_)) => true,
+                        (Ty::Paths, NodeValue::Seq(path)) => {
+                            !path.is_empty() && path.iter().all(|n| matches!(n.value, NodeValue::String(_)))
+                        }
                         (Ty::Enums(allowed), NodeValue::String(s)) => {
                             if !allowed.contains(&s.as_str()) {
                                 self.error(
@@ -1545,7 +1579,11 @@ impl<'a> Compiler<'a> {
                         _ => false,
                     };
                     if !item_ok {
-                        let what = if matches!(field.ty, Ty::Records) { "maps" } else { "strings" };
+                        let what = match field.ty {
+                            Ty::Records => "maps",
+                            Ty::Paths => "non-empty lists of strings",
+                            _ => "strings",
+                        };
                         self.error(item.mark, format!("'{key}' entries must be {what}, found {}", item.kind()));
                         all_ok = false;
                     }
@@ -1927,16 +1965,20 @@ impl<'a> Compiler<'a> {
         }
         if ignore_signature_client_credentials && auth_methods.contains(&AuthMethod::ClientCredentials) {
             // Those tokens are not parsed, so nothing that reads their claims could act.
+            let values = |side: &[ClaimHeader]| side.iter().any(|h| h.kind == ClaimKind::Value);
+            let given = |name: &str| self.get(name).is_some();
             let reads_claims = [
                 ("scopes_required", !scopes_required.is_empty()),
                 ("audience_required", !audience_required.is_empty()),
                 ("groups_required", !groups_required.is_empty()),
                 ("roles_required", !roles_required.is_empty()),
                 ("claims_forbidden", !claims_forbidden.is_empty()),
-                ("upstream_headers_claims", upstream_headers.iter().any(|h| h.kind == ClaimKind::Value)),
+                ("upstream_headers_claims", given("upstream_headers_claims") && values(&upstream_headers)),
+                ("upstream_headers", given("upstream_headers") && values(&upstream_headers)),
                 ("authenticated_groups_claim", upstream_headers.iter().any(|h| h.kind == ClaimKind::Groups)),
                 ("consumer_claim", !consumer_claim.is_empty()),
-                ("downstream_headers_claims", downstream_headers.iter().any(|h| h.kind == ClaimKind::Value)),
+                ("downstream_headers_claims", given("downstream_headers_claims") && values(&downstream_headers)),
+                ("downstream_headers", given("downstream_headers") && values(&downstream_headers)),
                 ("upstream_introspection_header", upstream_headers.iter().any(|h| h.kind == ClaimKind::Introspection)),
                 (
                     "downstream_introspection_header",
@@ -2135,6 +2177,17 @@ impl<'a> Compiler<'a> {
                 } else {
                     (false, p.key_mark, "'introspect_jwt_tokens' is ignored: only acts with 'bearer'".to_string())
                 });
+            }
+        }
+        // principals: Kong Identity (Konnect) looks a principal up after verification and
+        // answers 401 when none matches. A dump writes the record with `enabled: false`.
+        if let Some(p) = self.get("principals") {
+            if p.node.get("enabled").is_some_and(|n| matches!(n.value, NodeValue::Bool(true))) {
+                found.push((
+                    true,
+                    p.key_mark,
+                    "'principals' is not supported yet: Kong Identity principals would not be looked up".to_string(),
+                ));
             }
         }
         for (is_error, mark, message) in found {
@@ -2440,7 +2493,13 @@ impl<'a> Compiler<'a> {
         let mark = self.get(&names).map(|p| p.key_mark).unwrap_or_default();
         // The names taken so far, for a lookup per name (a scan of `out` was quadratic).
         let mut taken: HashSet<String> = out.iter().map(|h| h.lower.clone()).collect();
-        for (name, claim) in self.pairs(&names, &format!("{side}_headers_claims"), false) {
+        let mut wanted: Vec<(String, Vec<String>, Mark, String)> = self
+            .pairs(&names, &format!("{side}_headers_claims"), false)
+            .into_iter()
+            .map(|(name, claim)| (name, vec![claim], mark, names.clone()))
+            .collect();
+        wanted.extend(self.header_paths(side));
+        for (name, claim, mark, field) in wanted {
             let lower = name.to_ascii_lowercase();
             let why = if let Some(why) = set_header_refusal(&name, &lower, side, token_header, response) {
                 why
@@ -2448,11 +2507,50 @@ impl<'a> Compiler<'a> {
                 "is named twice".into()
             } else {
                 taken.insert(lower.clone());
-                out.push(ClaimHeader { claim: vec![claim], name, lower, kind: ClaimKind::Value });
+                out.push(ClaimHeader { claim, name, lower, kind: ClaimKind::Value });
                 continue;
             };
-            self.error(mark, format!("'{names}' entry '{name}' {why}"));
+            self.error(mark, format!("'{field}' entry '{name}' {why}"));
         }
+    }
+
+    /// `upstream_headers` / `downstream_headers` (Kong 3.14): `{header, path}` records,
+    /// a claim at any depth under a header name, as (name, path, mark, field name).
+    fn header_paths(&mut self, side: &str) -> Vec<(String, Vec<String>, Mark, String)> {
+        let field = format!("{side}_headers");
+        let Some(NodeValue::Seq(items)) = self.node(&field).map(|n| &n.value) else { return Vec::new() };
+        let mut out = Vec::new();
+        for item in items {
+            let NodeValue::Map(entries) = &item.value else { continue };
+            if let Some((key, key_mark, _)) = entries.iter().find(|(k, _, _)| k != "header" && k != "path") {
+                self.error(*key_mark, format!("unknown key '{key}' in a '{field}' entry (it takes header and path)"));
+                continue;
+            }
+            let header = item.get("header").and_then(|n| match &n.value {
+                NodeValue::String(s) if !s.is_empty() => Some(s.clone()),
+                _ => None,
+            });
+            let path = item.get("path").and_then(|n| match &n.value {
+                NodeValue::Seq(p) if !p.is_empty() => p
+                    .iter()
+                    .map(|n| match &n.value {
+                        NodeValue::String(s) if !s.is_empty() => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<String>>>(),
+                _ => None,
+            });
+            match (header, path) {
+                (Some(header), Some(path)) => out.push((header, path, item.mark, field.clone())),
+                _ => self.error(
+                    item.mark,
+                    format!(
+                        "a '{field}' entry needs 'header', a header name, and 'path', a non-empty list of claim names"
+                    ),
+                ),
+            }
+        }
+        out
     }
 
     fn claim_headers(&mut self, token_header: &UpstreamTokenHeader) -> Vec<ClaimHeader> {
