@@ -1080,9 +1080,8 @@ fn kong_3_14_fields_that_would_change_the_flow_are_refused_and_the_others_warned
              consumer_claim",
         ),
         (
-            "jwks_endpoint: https://idp.example.com/keys",
-            "oidc.yaml:7:5: 'jwks_endpoint' is not supported yet: the keys would come from the jwks_uri discovery \
-             names instead",
+            "jwks_endpoint: \"not a url\"",
+            "oidc.yaml:7:20: 'jwks_endpoint' is not a usable URL: expected http(s)://host[:port][/path]",
         ),
         (
             "bearer_token_header_name: X-Token",

@@ -1230,6 +1230,27 @@ fn bearer_claims_are_checked_against_a_trusted_key() {
     assert_eq!(token_total(&idp), 0, "bearer never calls the token endpoint");
 }
 
+/// `jwks_endpoint` (Kong 3.14) replaces the `jwks_uri` discovery names: a token signed
+/// by a key behind it is accepted, and one the IdP signed with its discovered keys is
+/// not (`extra_jwks_uris` would have added to them instead).
+#[test]
+fn jwks_endpoint_replaces_the_discovered_key_set() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let keys = StaticJson::start(fixture_jwks());
+    let body = format!("auth_methods: [bearer]\njwks_endpoint: \"http://{}/jwks\"\n", keys.addr);
+    let p = start(&up, &idp, &body, DRIVER);
+    let (accepted, _) = claim_fixtures(&idp.issuer, unix_now() as u64);
+    let (what, token) = &accepted[0];
+    let r = get(&p, "/", &[("Authorization", &format!("Bearer {token}"))]);
+    assert_eq!(r.status, 200, "{what}: {r:?}");
+    let idp_signed = issue_token_for(&idp, CLAIMS_CLIENT);
+    let r = get(&p, "/", &[("Authorization", &format!("Bearer {idp_signed}"))]);
+    assert_unauthorized(&r, &idp);
+    assert_eq!(up.received().len(), 1, "only the token signed by the configured key set went through");
+    assert!(keys.hits.load(Ordering::SeqCst) >= 1, "the configured JWKS was fetched");
+}
+
 // =====================================================================================
 // 8. Credential locations and client authentication (SPEC §1.2, §1.4)
 // =====================================================================================

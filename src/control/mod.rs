@@ -535,11 +535,11 @@ async fn discover(state: &Rc<RefCell<State>>, inst: &Arc<Instance>) -> Result<()
         if introspection_endpoint.is_none() {
             introspection_endpoint = d.introspection_endpoint;
         }
-        jwks_uris.extend(d.jwks_uri);
+        jwks_uris.extend(c.jwks_endpoint.is_none().then_some(d.jwks_uri).flatten());
         supported = d.token_endpoint_auth_methods_supported;
         introspection_supported = d.introspection_endpoint_auth_methods_supported;
     }
-    jwks_uris.extend(c.extra_jwks_uris.iter().cloned());
+    jwks_uris.extend(c.jwks_endpoint.iter().chain(&c.extra_jwks_uris).cloned());
     let keys = fetch_keys(&metrics, &client, &jwks_uris).await?;
     let auth_method = c.configured_client_auth().unwrap_or_else(|| pick_auth_method(&supported));
     // Discovery often lists no methods for introspection; the token endpoint's then stand.
@@ -651,14 +651,14 @@ async fn refetch_keys(
     let mut uris = Vec::new();
     if !inst.config.using_pseudo_issuer {
         match discovery(metrics, &client, &inst.config.discovery_url, &inst.config.discovery_headers).await {
-            Ok(d) => uris.extend(d.jwks_uri),
+            Ok(d) => uris.extend(inst.config.jwks_endpoint.is_none().then_some(d.jwks_uri).flatten()),
             Err(e) => {
                 tracing::warn!(issuer = %inst.config.issuer, error = %e, "rediscovery failed; keeping the current keys");
                 return JwksRefresh::Failed;
             }
         }
     }
-    uris.extend(inst.config.extra_jwks_uris.iter().cloned());
+    uris.extend(inst.config.jwks_endpoint.iter().chain(&inst.config.extra_jwks_uris).cloned());
     match fetch_keys(metrics, &client, &uris).await {
         Ok(keys) => {
             let mut next = IdpState::clone_from_arc(&current);

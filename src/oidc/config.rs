@@ -116,7 +116,6 @@
 //! | `consumer_groups_claim` | error | consumer group mapping (and its 403) is not implemented |
 //! | `consumer_claims` (Kong 3.14: several claim paths, the first present wins) | error | consumers are mapped by one path, `consumer_claim` |
 //! | `principals` with `enabled: true` (Kong Identity, Konnect) | error | the principal lookup and its 401 would be skipped |
-//! | `jwks_endpoint` | error | keys would come from discovery's `jwks_uri` instead |
 //! | `bearer_token_header_name` | error | the token would be looked for in the usual headers instead of this one only |
 //! | `consumer_groups_optional` | warning | only acts with consumer group mapping |
 //! | `max_age` | error | the `auth_time` check would be skipped |
@@ -152,7 +151,7 @@
 //!
 //! Implemented (typed, Kong's default unless noted): `issuer`, `using_pseudo_issuer`,
 //! `rediscovery_lifetime`, `discovery_headers_names`, `discovery_headers_values`,
-//! `extra_jwks_uris`, `auth_methods`, `client_credentials_param_type`,
+//! `extra_jwks_uris`, `jwks_endpoint`, `auth_methods`, `client_credentials_param_type`,
 //! `bearer_token_param_type`, `bearer_token_cookie_name`, `client_id`,
 //! `client_secret`, `client_arg`, `client_auth`, `client_alg`, `token_endpoint`,
 //! `token_endpoint_auth_method`, `scopes`, `token_post_args_names`,
@@ -428,6 +427,9 @@ pub struct OidcConfig {
     /// `discovery_headers_names` paired with `_values`.
     pub discovery_headers: Vec<(String, String)>,
     pub extra_jwks_uris: Vec<String>,
+    /// `jwks_endpoint`: fetched in place of the `jwks_uri` discovery names (and with a
+    /// pseudo issuer, beside `extra_jwks_uris`).
+    pub jwks_endpoint: Option<String>,
 
     // --- which credentials, where (SPEC §1 steps 2, 7) ---
     /// Supported methods only, in the order written, without duplicates; never empty.
@@ -1039,6 +1041,7 @@ const TYPED: &[&str] = &[
     "discovery_headers_names",
     "discovery_headers_values",
     "extra_jwks_uris",
+    "jwks_endpoint",
     "auth_methods",
     "client_credentials_param_type",
     "bearer_token_param_type",
@@ -1147,7 +1150,6 @@ fn class_of(name: &str) -> Class {
         "bearer_token_header_name" => {
             Class::Error("the token would be looked for in Authorization, access-token and x-access-token instead")
         }
-        "jwks_endpoint" => Class::Error("the keys would come from the jwks_uri discovery names instead"),
         "consumer_groups_optional" => Class::Warn("only acts with consumer group mapping, which is not implemented"),
         "max_age" => Class::Error("the auth_time check would be skipped"),
         "domains" => Class::Warn("checks ID tokens, which ringgate does not use"),
@@ -1842,6 +1844,13 @@ impl<'a> Compiler<'a> {
                 Err(why) => self.error(mark, format!("'extra_jwks_uris' entry is not a usable URL: {why}")),
             }
         }
+        let jwks_endpoint = self.string("jwks_endpoint").and_then(|(uri, mark)| match check_url(&uri) {
+            Ok(()) => Some(uri),
+            Err(why) => {
+                self.error(mark, format!("'jwks_endpoint' is not a usable URL: {why}"));
+                None
+            }
+        });
 
         let timeout = self.duration("timeout", 0.001).unwrap_or(Duration::from_millis(10_000));
         if timeout.is_zero() {
@@ -2003,6 +2012,7 @@ impl<'a> Compiler<'a> {
             rediscovery_lifetime,
             discovery_headers,
             extra_jwks_uris,
+            jwks_endpoint,
             auth_methods,
             client_credentials_param_type,
             bearer_token_param_type,
