@@ -652,7 +652,7 @@ fn consumer_mapping_settings_compile_with_kongs_defaults() {
          by_username_ignore_case: true\nanonymous: guest\n"
     ));
     assert!(w.is_empty(), "{w:?}");
-    assert_eq!(c.consumer_claim, ["ext", "app"], "a path into the claims");
+    assert_eq!(c.consumer_claim, [["ext", "app"]], "a path into the claims");
     assert_eq!(c.consumer_by, [ConsumerBy::Id, ConsumerBy::Username], "in order, once each");
     assert!(c.consumer_optional && c.by_username_ignore_case);
     assert_eq!(c.anonymous.as_deref(), Some("guest"));
@@ -1075,9 +1075,13 @@ fn kong_3_14_fields_that_would_change_the_flow_are_refused_and_the_others_warned
             "oidc.yaml:7:5: 'principals' is not supported yet: Kong Identity principals would not be looked up",
         ),
         (
-            "consumer_claims: [[sub], [client_id]]",
-            "oidc.yaml:7:5: 'consumer_claims' is not supported yet: consumers are mapped by one claim path, \
-             consumer_claim",
+            "consumer_claim: [sub]\nconsumer_claims: [[sub], [client_id]]",
+            "oidc.yaml:8:5: set one of 'consumer_claim' and 'consumer_claims', not both",
+        ),
+        (
+            "ignore_signature: [client_credentials]\nconsumer_claims: [[sub]]",
+            "oidc.yaml:8:5: 'consumer_claims' reads the access token's claims, which 'ignore_signature: \
+             [client_credentials]' leaves unread",
         ),
         (
             "jwks_endpoint: \"not a url\"",
@@ -1166,4 +1170,13 @@ fn header_paths_read_claims_so_ignore_signature_refuses_them() {
              [client_credentials]' leaves unread",
         ]
     );
+}
+
+#[test]
+fn consumer_claims_are_paths_tried_in_order() {
+    let (c, w) = ok(&format!("{BASE}consumer_claims: [[org, id], [client_id]]\n"));
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(c.consumer_claim, vec![vec!["org".to_string(), "id".to_string()], vec!["client_id".to_string()]]);
+    let (c, _) = ok(&format!("{BASE}consumer_claim: [client_id]\nconsumer_claims: []\n"));
+    assert_eq!(c.consumer_claim, vec![vec!["client_id".to_string()]], "an empty list is unset");
 }

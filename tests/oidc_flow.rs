@@ -2387,6 +2387,28 @@ on_both_drivers!(consumers_are_mapped_from_a_claim_and_callers_never_name_themse
     assert_eq!((idp.token_requests(POST_CLIENT.0), idp.token_requests(CLAIMS_CLIENT.0)), (1, 1));
 });
 
+/// `consumer_claims` (Kong 3.14): the paths are tried in order and the first the token
+/// has names the consumer. The claims client's token has `org.id`, the post client's
+/// only `client_id`, and neither has the first path.
+#[test]
+fn consumer_claims_try_each_path_in_order() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!(
+        "{CC_HEADER_POST}consumer_claims: [[no_such_claim], [org, id], [client_id]]\nconsumer_by: [username]\n"
+    );
+    let consumers =
+        format!("consumers:\n- username: o-1\n- username: {}\n- username: {}\n", POST_CLIENT.0, CLAIMS_CLIENT.0);
+    let p = start_with_consumers(&up, &idp, &body, &consumers, DRIVER);
+    for (client, path) in [(CLAIMS_CLIENT, "/claims"), (POST_CLIENT, "/post")] {
+        let r = get_spoofing(&p, path, &basic(client.0, client.1));
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let got = up.wait_for(2, Duration::from_secs(5));
+    let usernames: Vec<Option<String>> = got.iter().map(|g| identity(g)[1].clone()).collect();
+    assert_eq!(usernames, [Some("o-1".to_string()), Some(POST_CLIENT.0.to_string())], "org.id first, then client_id");
+}
+
 #[test]
 fn an_optional_consumer_lets_unmapped_tokens_through_without_any_identity() {
     let idp = TestIdp::start(0);

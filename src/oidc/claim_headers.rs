@@ -73,8 +73,8 @@ pub struct TokenFacts {
     pub lines: Box<[u8]>,
     /// The claim header lines for the caller's response (`downstream_headers_claims`).
     pub downstream_lines: Box<[u8]>,
-    /// `consumer_claim`'s value as Kong reads it ([`consumer_subject`]); `None` when the
-    /// setting is off or the token has no usable value.
+    /// The first usable value ([`consumer_subject`]) at the `consumer_claim` /
+    /// `consumer_claims` paths; `None` when the setting is off or none has one.
     pub consumer: Option<Box<str>>,
     /// `credential_claim`'s value (default `sub`): what `hash_on: consumer` hashes when
     /// no consumer was identified, as Kong's virtual credential.
@@ -87,9 +87,10 @@ pub struct TokenFacts {
 pub fn facts_for(config: &crate::oidc::config::OidcConfig, token: &Claims) -> Option<TokenFacts> {
     let lines = lines_for(&config.upstream_headers, token).unwrap_or_default();
     let downstream_lines = lines_for(&config.downstream_headers, token).unwrap_or_default();
-    let consumer = (!config.consumer_claim.is_empty())
-        .then(|| token.claim_path(&config.consumer_claim).and_then(consumer_subject))
-        .flatten()
+    let consumer = config
+        .consumer_claim
+        .iter()
+        .find_map(|path| token.claim_path(path).and_then(consumer_subject))
         .map(String::into_boxed_str);
     let credential = token.claim_path(&config.credential_claim).and_then(credential_text).map(String::into_boxed_str);
     let any = !lines.is_empty() || !downstream_lines.is_empty() || consumer.is_some() || credential.is_some();

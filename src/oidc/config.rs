@@ -73,6 +73,8 @@
 //!   consumer by the claim's value, looked up by each of `consumer_by` in order (see
 //!   [`crate::consumers`]); not found is a 403 unless `consumer_optional`. Checked after
 //!   the `*_required` settings, as Kong does. `consumer_by: []` is refused with a claim.
+//!   `consumer_claims` (Kong 3.14) lists several paths, tried in order, the first with a
+//!   usable value naming the consumer; with `consumer_claim` too it is refused.
 //! - `anonymous` (a consumer id or username): a request the plugin would answer 401 or
 //!   403 is proxied instead as that consumer, with `X-Anonymous-Consumer: true` and
 //!   without the caller's credential headers (those `hide_credentials` drops; Kong
@@ -114,7 +116,6 @@
 //! | Key | Outcome | Why |
 //! |---|---|---|
 //! | `consumer_groups_claim` | error | consumer group mapping (and its 403) is not implemented |
-//! | `consumer_claims` (Kong 3.14: several claim paths, the first present wins) | error | consumers are mapped by one path, `consumer_claim` |
 //! | `principals` with `enabled: true` (Kong Identity, Konnect) | error | the principal lookup and its 401 would be skipped |
 //! | `bearer_token_header_name` | error | the token would be looked for in the usual headers instead of this one only |
 //! | `consumer_groups_optional` | warning | only acts with consumer group mapping |
@@ -531,9 +532,10 @@ pub struct OidcConfig {
     pub credential_claim: Vec<String>,
 
     // --- consumers (Kong's consumer mapping) ---
-    /// `consumer_claim`: the claim path whose value names the consumer; empty: no
-    /// mapping.
-    pub consumer_claim: Vec<String>,
+    /// The claim paths whose value names the consumer, tried in order, the first with a
+    /// usable value winning: `consumer_claim`'s one path, or `consumer_claims`' list
+    /// (Kong 3.14); empty: no mapping.
+    pub consumer_claim: Vec<Vec<String>>,
     /// Default `[custom_id, username]`.
     pub consumer_by: Vec<ConsumerBy>,
     /// Default false: a token with no consumer is a 403.
@@ -1093,6 +1095,7 @@ const TYPED: &[&str] = &[
     "claims_forbidden",
     "credential_claim",
     "consumer_claim",
+    "consumer_claims",
     "consumer_by",
     "consumer_optional",
     "by_username_ignore_case",
@@ -1146,7 +1149,6 @@ fn class_of(name: &str) -> Class {
     }
     match name {
         "consumer_groups_claim" => Class::Error("consumer group mapping is not implemented"),
-        "consumer_claims" => Class::Error("consumers are mapped by one claim path, consumer_claim"),
         "bearer_token_header_name" => {
             Class::Error("the token would be looked for in Authorization, access-token and x-access-token instead")
         }
@@ -1949,7 +1951,7 @@ impl<'a> Compiler<'a> {
         }
         let downstream_headers = self.downstream_claim_headers(downstream_access_token_header.as_ref());
         let (token_headers_replay, token_headers_prefix) = self.token_headers_replay();
-        let consumer_claim = self.optional_claim_path("consumer_claim");
+        let consumer_claim = self.consumer_claims();
         let consumer_by = self.consumer_by(!consumer_claim.is_empty());
         let anonymous = self.string("anonymous").map(|(s, _)| s);
         let introspection_endpoint = self.url("introspection_endpoint");
@@ -1985,7 +1987,8 @@ impl<'a> Compiler<'a> {
                 ("upstream_headers_claims", given("upstream_headers_claims") && values(&upstream_headers)),
                 ("upstream_headers", given("upstream_headers") && values(&upstream_headers)),
                 ("authenticated_groups_claim", upstream_headers.iter().any(|h| h.kind == ClaimKind::Groups)),
-                ("consumer_claim", !consumer_claim.is_empty()),
+                ("consumer_claim", given("consumer_claim") && !consumer_claim.is_empty()),
+                ("consumer_claims", given("consumer_claims") && !consumer_claim.is_empty()),
                 ("downstream_headers_claims", given("downstream_headers_claims") && values(&downstream_headers)),
                 ("downstream_headers", given("downstream_headers") && values(&downstream_headers)),
                 ("upstream_introspection_header", upstream_headers.iter().any(|h| h.kind == ClaimKind::Introspection)),
@@ -2323,6 +2326,28 @@ impl<'a> Compiler<'a> {
     /// A claim path that may be unset (`null` or `[]`: empty).
     fn optional_claim_path(&mut self, name: &str) -> Vec<String> {
         self.list(name).unwrap_or_default().into_iter().map(|(s, _)| s).collect()
+    }
+
+    /// `consumer_claim` (one path) or `consumer_claims` (several, Kong 3.14): the paths
+    /// consumer mapping tries, in order. Both at once is refused: which would Kong try
+    /// first is not documented. An empty list is unset, as a dump writes it.
+    fn consumer_claims(&mut self) -> Vec<Vec<String>> {
+        let one = self.optional_claim_path("consumer_claim");
+        let several: Vec<Vec<String>> = match self.node("consumer_claims").map(|n| &n.value) {
+            Some(NodeValue::Seq(paths)) => {
+                paths.iter().map(|p| strings(p).map(|(s, _)| s.to_string()).collect()).collect()
+            }
+            _ => Vec::new(),
+        };
+        match (one.is_empty(), several.is_empty()) {
+            (true, _) => several,
+            (false, true) => vec![one],
+            (false, false) => {
+                let mark = self.get("consumer_claims").map(|p| p.key_mark).unwrap_or_default();
+                self.error(mark, "set one of 'consumer_claim' and 'consumer_claims', not both");
+                vec![one]
+            }
+        }
     }
 
     /// `consumer_by`, in order, without repeats; refused empty when a claim is mapped.

@@ -319,7 +319,7 @@ fn mapped_consumer<'s>(
                 AuthReason::ConsumerNotFound,
                 format!(
                     "kong consumer was not found (claim ({}) was not found for consumer mapping)",
-                    cfg.consumer_claim.join(",")
+                    cfg.consumer_claim.iter().map(|path| path.join(",")).collect::<Vec<_>>().join(" or ")
                 ),
             )),
         };
