@@ -114,6 +114,7 @@ pub(crate) const REQUEST_FIELDS: &[Field] = &[
     Field { name: "x-hop", valid: &[b"1"], invalid: &[] },
     Field { name: "authorization", valid: &[b"Basic YTpi", b"Bearer t.t.t"], invalid: &[] },
     Field { name: "grant-type", valid: &[b"client_credentials", b"password"], invalid: &[] },
+    Field { name: "x-access-token", valid: &[b"t.t.t"], invalid: &[] },
     Field { name: "cookie", valid: &[b"a=1; b=2", b"token=x"], invalid: &[] },
     Field { name: "x-consumer-id", valid: &[b"admin"], invalid: &[] },
     Field { name: "accept", valid: &[b"*/*", b"text/html;q=0.9, \x80\xff"], invalid: &[] },

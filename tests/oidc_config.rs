@@ -1088,9 +1088,12 @@ fn kong_3_14_fields_that_would_change_the_flow_are_refused_and_the_others_warned
             "oidc.yaml:7:20: 'jwks_endpoint' is not a usable URL: expected http(s)://host[:port][/path]",
         ),
         (
-            "bearer_token_header_name: X-Token",
-            "oidc.yaml:7:5: 'bearer_token_header_name' is not supported yet: the token would be looked for in \
-             Authorization, access-token and x-access-token instead",
+            "bearer_token_header_name: \"X Token\"",
+            "oidc.yaml:7:31: 'bearer_token_header_name' 'X Token' is not a valid header name",
+        ),
+        (
+            "bearer_token_header_name: Host",
+            "oidc.yaml:7:31: 'bearer_token_header_name' 'Host' is written by the proxy itself",
         ),
         (
             "consumer_claims: [sub]",
@@ -1179,4 +1182,21 @@ fn consumer_claims_are_paths_tried_in_order() {
     assert_eq!(c.consumer_claim, vec![vec!["org".to_string(), "id".to_string()], vec!["client_id".to_string()]]);
     let (c, _) = ok(&format!("{BASE}consumer_claim: [client_id]\nconsumer_claims: []\n"));
     assert_eq!(c.consumer_claim, vec![vec!["client_id".to_string()]], "an empty list is unset");
+}
+
+#[test]
+fn bearer_token_header_name_narrows_the_header_location_to_one_header() {
+    let (c, _) = ok(BASE);
+    assert_eq!(
+        (c.bearer_token_headers.as_slice(), c.bearer_from_authorization),
+        (&["access-token".to_string(), "x-access-token".to_string()][..], true),
+        "Kong's three by default"
+    );
+    let (c, _) = ok(&format!("{BASE}bearer_token_header_name: X-Api-Token\n"));
+    assert_eq!(
+        (c.bearer_token_headers.as_slice(), c.bearer_from_authorization),
+        (&["x-api-token".to_string()][..], false)
+    );
+    let (c, _) = ok(&format!("{BASE}bearer_token_header_name: Authorization\n"));
+    assert_eq!((c.bearer_token_headers.is_empty(), c.bearer_from_authorization), (true, true));
 }

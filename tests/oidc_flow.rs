@@ -2274,6 +2274,55 @@ fn bearer_token_is_read_from_query_form_json_and_cookie_in_the_configured_order(
     }
 }
 
+/// The `header` location reads, after `Authorization: Bearer`, the bare token in Kong's
+/// `access-token` and `x-access-token` headers; `bearer_token_header_name` narrows it to
+/// one header. With `hide_credentials` the headers read go no further; without, the
+/// caller's header goes as sent, and the upstream gets the token as a Bearer header too.
+#[test]
+fn bearer_tokens_are_read_from_kongs_token_headers_or_the_named_one() {
+    let idp = TestIdp::start(0);
+    let token = issue_token(&idp);
+    let up = Upstream::start();
+    let p = start(&up, &idp, "auth_methods: [bearer]\n", DRIVER);
+    for name in ["access-token", "X-Access-Token"] {
+        let r = get(&p, "/k", &[(name, token.as_str())]);
+        assert_eq!(r.status, 200, "{name}: {r:?}");
+    }
+    let got = up.wait_for(2, Duration::from_secs(5));
+    for g in &got {
+        assert_eq!(forwarded_token(g), token);
+    }
+    assert_eq!(got[1].header_str("x-access-token").as_deref(), Some(token.as_str()), "hide_credentials off");
+    let tampered = format!("{}x", &token[..token.len() - 1]);
+    assert_unauthorized(&get(&p, "/t", &[("X-Access-Token", tampered.as_str())]), &idp);
+
+    let up = Upstream::start();
+    let p = start(&up, &idp, "auth_methods: [bearer]\nhide_credentials: true\n", DRIVER);
+    // `access-token` is read first: a bad one there is refused whatever follows.
+    assert_unauthorized(&get(&p, "/b", &[("Access-Token", "other"), ("X-Access-Token", token.as_str())]), &idp);
+    assert_eq!(get(&p, "/h", &[("X-Access-Token", token.as_str()), ("Access-Token", token.as_str())]).status, 200);
+    let got = up.wait_for(1, Duration::from_secs(5));
+    assert_eq!(forwarded_token(&got[0]), token);
+    assert!(got[0].header("x-access-token").is_none() && got[0].header("access-token").is_none(), "{:?}", got[0]);
+
+    let up = Upstream::start();
+    let p = start(
+        &up,
+        &idp,
+        "auth_methods: [bearer]\nbearer_token_header_name: X-Api-Token\nhide_credentials: true\n",
+        DRIVER,
+    );
+    assert_eq!(get(&p, "/n", &[("X-Api-Token", token.as_str()), ("X-Access-Token", "kept")]).status, 200);
+    for (name, value) in [("Authorization", format!("Bearer {token}")), ("X-Access-Token", token.clone())] {
+        assert_unauthorized(&get(&p, "/o", &[(name, value.as_str())]), &idp);
+    }
+    let got = up.wait_for(1, Duration::from_secs(5));
+    assert_eq!(got.len(), 1, "only the named header's token went through");
+    assert_eq!(forwarded_token(&got[0]), token);
+    assert!(got[0].header("x-api-token").is_none(), "the header read is hidden");
+    assert_eq!(got[0].header_str("x-access-token").as_deref(), Some("kept"), "one not read is not");
+}
+
 #[test]
 fn hide_credentials_removes_bearer_tokens_from_query_json_and_cookie() {
     let idp = TestIdp::start(0);

@@ -95,6 +95,10 @@ pub struct Hidden<'a> {
     pub query: &'a [u8],
     pub content_length: Option<usize>,
     pub drop_credential_headers: bool,
+    /// With `drop_credential_headers`: the other headers the instance reads a caller's
+    /// bare token from (lower-case: `access-token`, `x-access-token`, or
+    /// `bearer_token_header_name`), dropped too.
+    pub token_headers: &'a [String],
     /// The `Cookie` value to send instead of every `Cookie` line (empty: send none);
     /// `None` leaves the cookies as sent.
     pub cookie: Option<&'a [u8]>,
@@ -137,7 +141,8 @@ pub fn write_request_head(buf: &[u8], head: &RequestHead, fwd: &Forwarding<'_>, 
             if hide.drop_credential_headers
                 && (h.known == Known::Authorization
                     || name.eq_ignore_ascii_case(b"grant-type")
-                    || name.eq_ignore_ascii_case(b"x-grant-type"))
+                    || name.eq_ignore_ascii_case(b"x-grant-type")
+                    || hide.token_headers.iter().any(|t| name.eq_ignore_ascii_case(t.as_bytes())))
             {
                 continue;
             }
@@ -330,7 +335,13 @@ mod tests {
         let anon = Forwarding {
             consumer: Some(lines),
             set_header: Some(TokenHeader { name: b"x-token", value: None }),
-            hide: Some(Hidden { query: b"", content_length: None, drop_credential_headers: true, cookie: None }),
+            hide: Some(Hidden {
+                query: b"",
+                content_length: None,
+                drop_credential_headers: true,
+                token_headers: &[],
+                cookie: None,
+            }),
             ..fwd()
         };
         assert_eq!(
@@ -507,7 +518,8 @@ mod tests {
                     (n == b"content-length" && hide.content_length.is_some())
                         || (n == b"cookie" && hide.cookie.is_some())
                         || (hide.drop_credential_headers
-                            && matches!(n, b"authorization" | b"grant-type" | b"x-grant-type"))
+                            && (matches!(n, b"authorization" | b"grant-type" | b"x-grant-type")
+                                || hide.token_headers.iter().any(|t| t.as_bytes() == n)))
                 });
             let repeated_length = n == b"content-length" && lengths_seen > 1;
             if !hop_by_hop && !replaced && !repeated_length {
@@ -562,6 +574,7 @@ mod tests {
         let mut head = RequestHead::default();
         let mut out = Vec::new();
         let mut rewritten = 0;
+        let kong_token_headers = ["access-token".to_string(), "x-access-token".to_string()];
         while rewritten < 3000 {
             let lines = testing::request_lines(&mut rng);
             let raw = testing::mutated(&mut rng, lines, REQUEST_FIELDS);
@@ -575,18 +588,21 @@ mod tests {
                 BodyFraming::Length(n) if n > 0 && rng.chance(2) => Some(rng.below(1000)),
                 _ => None,
             };
+            let token_headers = rng.pick(&[&[][..], &kong_token_headers[..]]);
             let hide = match rng.below(3) {
                 0 => None,
                 1 => Some(Hidden {
                     query: rng.pick(&[&b""[..], b"?a=1&b"]),
                     content_length: body_len,
                     drop_credential_headers: true,
+                    token_headers,
                     cookie: rng.pick(&[None, Some(&b""[..]), Some(b"a=1; b=2")]),
                 }),
                 _ => Some(Hidden {
                     query: &raw[head.query.clone()],
                     content_length: None,
                     drop_credential_headers: true,
+                    token_headers,
                     cookie: None,
                 }),
             };

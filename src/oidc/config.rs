@@ -117,7 +117,6 @@
 //! |---|---|---|
 //! | `consumer_groups_claim` | error | consumer group mapping (and its 403) is not implemented |
 //! | `principals` with `enabled: true` (Kong Identity, Konnect) | error | the principal lookup and its 401 would be skipped |
-//! | `bearer_token_header_name` | error | the token would be looked for in the usual headers instead of this one only |
 //! | `consumer_groups_optional` | warning | only acts with consumer group mapping |
 //! | `max_age` | error | the `auth_time` check would be skipped |
 //! | `domains` | warning | checks the `hd` claim of ID tokens, which ringgate does not use |
@@ -153,7 +152,7 @@
 //! Implemented (typed, Kong's default unless noted): `issuer`, `using_pseudo_issuer`,
 //! `rediscovery_lifetime`, `discovery_headers_names`, `discovery_headers_values`,
 //! `extra_jwks_uris`, `jwks_endpoint`, `auth_methods`, `client_credentials_param_type`,
-//! `bearer_token_param_type`, `bearer_token_cookie_name`, `client_id`,
+//! `bearer_token_param_type`, `bearer_token_cookie_name`, `bearer_token_header_name`, `client_id`,
 //! `client_secret`, `client_arg`, `client_auth`, `client_alg`, `token_endpoint`,
 //! `token_endpoint_auth_method`, `scopes`, `token_post_args_names`,
 //! `token_post_args_values`, `token_headers_names`, `token_headers_values`,
@@ -440,6 +439,14 @@ pub struct OidcConfig {
     /// Default header, query, body.
     pub bearer_token_param_type: Vec<BearerLocation>,
     pub bearer_token_cookie_name: Option<String>,
+    /// The headers the `header` location reads a caller's bare token from, lower-case,
+    /// in order, after `Authorization: Bearer`: Kong's `access-token` and
+    /// `x-access-token`, or `bearer_token_header_name` alone (then `Authorization` is
+    /// not read unless that is the name).
+    pub bearer_token_headers: Vec<String>,
+    /// Whether the `header` location reads `Authorization: Bearer …` (false only when
+    /// `bearer_token_header_name` names another header).
+    pub bearer_from_authorization: bool,
     /// Default false.
     pub hide_credentials: bool,
     /// Default true.
@@ -620,6 +627,17 @@ impl OidcConfig {
     /// is on.
     pub fn takes_bearer_tokens(&self) -> bool {
         self.uses(AuthMethod::Bearer) || self.uses(AuthMethod::Introspection)
+    }
+
+    /// The headers besides `Authorization` this instance reads a caller's token from
+    /// ([`Self::bearer_token_headers`] when the `header` location is read, else none):
+    /// what `hide_credentials` drops with `Authorization`.
+    pub fn token_headers_read(&self) -> &[String] {
+        if self.reads_bearer_from(BearerLocation::Header) {
+            &self.bearer_token_headers
+        } else {
+            &[]
+        }
     }
 
     /// Whether a method that takes the caller's own token is on and reads it from
@@ -1048,6 +1066,7 @@ const TYPED: &[&str] = &[
     "client_credentials_param_type",
     "bearer_token_param_type",
     "bearer_token_cookie_name",
+    "bearer_token_header_name",
     "client_id",
     "client_secret",
     "client_arg",
@@ -1149,9 +1168,6 @@ fn class_of(name: &str) -> Class {
     }
     match name {
         "consumer_groups_claim" => Class::Error("consumer group mapping is not implemented"),
-        "bearer_token_header_name" => {
-            Class::Error("the token would be looked for in Authorization, access-token and x-access-token instead")
-        }
         "consumer_groups_optional" => Class::Warn("only acts with consumer group mapping, which is not implemented"),
         "max_age" => Class::Error("the auth_time check would be skipped"),
         "domains" => Class::Warn("checks ID tokens, which ringgate does not use"),
@@ -1764,6 +1780,19 @@ impl<'a> Compiler<'a> {
             ],
         );
         let bearer_token_cookie_name = self.string("bearer_token_cookie_name").map(|(s, _)| s);
+        let (bearer_token_headers, bearer_from_authorization) = match self.string("bearer_token_header_name") {
+            None => (vec!["access-token".to_string(), "x-access-token".to_string()], true),
+            Some((name, _)) if name.eq_ignore_ascii_case("authorization") => (Vec::new(), true),
+            Some((name, mark)) => {
+                let lower = name.to_ascii_lowercase();
+                if !is_token(&name) {
+                    self.error(mark, format!("'bearer_token_header_name' '{name}' is not a valid header name"));
+                } else if RESERVED_HEADERS.contains(&lower.as_str()) {
+                    self.error(mark, format!("'bearer_token_header_name' '{name}' is written by the proxy itself"));
+                }
+                (vec![lower], false)
+            }
+        };
         let uses_cc = auth_methods.contains(&AuthMethod::ClientCredentials);
         let uses_bearer =
             auth_methods.contains(&AuthMethod::Bearer) || auth_methods.contains(&AuthMethod::Introspection);
@@ -2020,6 +2049,8 @@ impl<'a> Compiler<'a> {
             client_credentials_param_type,
             bearer_token_param_type,
             bearer_token_cookie_name,
+            bearer_token_headers,
+            bearer_from_authorization,
             hide_credentials: self.boolean("hide_credentials", false),
             run_on_preflight: self.boolean("run_on_preflight", true),
             client_id,

@@ -500,13 +500,17 @@ pub fn cookie_value<'a>(lines: impl Iterator<Item = &'a [u8]>, name: &[u8]) -> O
 }
 
 /// The caller's own token for the `bearer` method, from the first of `order` that has
-/// one: `Authorization: Bearer <token>` (scheme in any case), the `access_token` query
-/// argument, a form or JSON body's `access_token`, or the cookie `cookie_name` (from the
-/// request's `Cookie` lines, which `cookies` yields when asked). A token in the header or a
-/// cookie is borrowed as sent; one from arguments is decoded, so copied.
+/// one: the headers of `from_headers` (`Authorization: Bearer <token>`, scheme in any
+/// case, then each named header's bare value, which `header` looks up), the
+/// `access_token` query argument, a form or JSON body's `access_token`, or the cookie
+/// `cookie_name` (from the request's `Cookie` lines, which `cookies` yields when asked).
+/// A token in a header or a cookie is borrowed as sent; one from arguments is decoded,
+/// so copied.
 pub fn find_bearer<'r, I>(
     sources: &Sources<'r>,
     order: &[BearerLocation],
+    from_headers: BearerHeaders<'_>,
+    header: impl Fn(&str) -> Option<&'r [u8]>,
     cookie_name: &[u8],
     cookies: impl Fn() -> I,
 ) -> Option<Cow<'r, [u8]>>
@@ -514,10 +518,17 @@ where
     I: Iterator<Item = &'r [u8]>,
 {
     order.iter().find_map(|location| match location {
-        BearerLocation::Header => sources
+        BearerLocation::Header => from_headers
             .authorization
-            .filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer "))
-            .map(|v| Cow::Borrowed(trim_ows(&v[7..]))),
+            .then(|| sources.authorization.filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ")))
+            .flatten()
+            .map(|v| Cow::Borrowed(trim_ows(&v[7..])))
+            .or_else(|| {
+                from_headers.names.iter().find_map(|name| {
+                    let v = trim_ows(header(name)?);
+                    (!v.is_empty()).then_some(Cow::Borrowed(v))
+                })
+            }),
         BearerLocation::Query => sources.query.and_then(|q| form_value(q, b"access_token")).map(Cow::Owned),
         BearerLocation::Body => match (sources.body, sources.content_type) {
             (Some(b), Some(ct)) if is_form(ct) => form_value(b, b"access_token").map(Cow::Owned),
@@ -526,6 +537,14 @@ where
         },
         BearerLocation::Cookie => cookie_value(cookies(), cookie_name).map(Cow::Borrowed),
     })
+}
+
+/// The headers the `header` location of [`find_bearer`] reads: `Authorization: Bearer`
+/// when `authorization`, then the bare value of each of `names` (lower-case).
+#[derive(Debug, Clone, Copy)]
+pub struct BearerHeaders<'c> {
+    pub authorization: bool,
+    pub names: &'c [String],
 }
 
 /// The `access_token` member of a JSON object body, for the `bearer` method, read by the

@@ -621,18 +621,20 @@ impl Conn {
                     lines.map_or(&b""[..], |l| &l[..])
                 }),
                 hide: match (&self.hidden, &granted) {
-                    (Some(h), _) => Some(Hidden {
+                    (Some(h), g) => Some(Hidden {
                         query: &h.query,
                         content_length: h.body.as_ref().map(Vec::len),
                         drop_credential_headers: true,
+                        token_headers: g.as_ref().map_or(&[][..], |(inst, _)| inst.config.token_headers_read()),
                         cookie: h.cookie.as_deref(),
                     }),
                     // Proxied as the anonymous consumer: the caller's credential headers,
                     // refused, go no further (the rest of the request as sent).
-                    (None, Some((_, Granted::Anonymous))) => Some(Hidden {
+                    (None, Some((inst, Granted::Anonymous))) => Some(Hidden {
                         query: &self.buf[self.head.query.clone()],
                         content_length: None,
                         drop_credential_headers: true,
+                        token_headers: inst.config.token_headers_read(),
                         cookie: None,
                     }),
                     (None, _) => None,
@@ -954,7 +956,14 @@ impl Conn {
         // The bearer token, from the first of `bearer_token_param_type` that has one.
         let cookie_name = cfg.bearer_token_cookie_name.as_deref().unwrap_or("").as_bytes();
         let bearer = if cfg.takes_bearer_tokens() {
-            credentials::find_bearer(&sources, &cfg.bearer_token_param_type, cookie_name, || head.values(buf, "cookie"))
+            let from_headers = credentials::BearerHeaders {
+                authorization: cfg.bearer_from_authorization,
+                names: &cfg.bearer_token_headers,
+            };
+            let header = |name: &str| head.values(buf, name).next();
+            credentials::find_bearer(&sources, &cfg.bearer_token_param_type, from_headers, header, cookie_name, || {
+                head.values(buf, "cookie")
+            })
         } else {
             None
         };

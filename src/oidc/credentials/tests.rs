@@ -581,13 +581,32 @@ fn find_bearer_takes_the_first_location_in_the_configured_order() {
     };
     let lines: [&[u8]; 1] = [b"x=1; at=ck"];
     let cookies = || lines.into_iter();
-    let find = |order: &[_]| find_bearer(&sources, order, b"at", cookies).map(|t| t.into_owned());
+    let kong = ["access-token".to_string(), "x-access-token".to_string()];
+    let headers = BearerHeaders { authorization: true, names: &kong };
+    let sent = |name: &str| (name == "x-access-token").then_some(&b" xat "[..]);
+    let find = |order: &[_]| find_bearer(&sources, order, headers, sent, b"at", cookies).map(|t| t.into_owned());
     assert_eq!(find(&[Header, Query]), Some(b"hdr".to_vec()));
     assert_eq!(find(&[Query, Header]), Some(b"q+t".to_vec()), "arguments are form-decoded");
     assert_eq!(find(&[Body]), Some(b"bdy".to_vec()));
     assert_eq!(find(&[Cookie, Header]), Some(b"ck".to_vec()));
     let basic = Sources { authorization: Some(b"Basic abc"), query: None, body: None, ..sources };
-    assert_eq!(find_bearer(&basic, &[Header, Query, Body], b"at", cookies), None);
+    let none = |_: &str| None;
+    assert_eq!(find_bearer(&basic, &[Header, Query, Body], headers, none, b"at", cookies), None);
+    // Without `Authorization: Bearer`, Kong's other two headers, bare values, in order.
+    let got = find_bearer(&basic, &[Header], headers, sent, b"at", cookies);
+    assert_eq!(got.as_deref(), Some(&b"xat"[..]));
+    let both = |name: &str| Some(if name == "access-token" { &b"at1"[..] } else { &b"xat"[..] });
+    assert_eq!(find_bearer(&basic, &[Header], headers, both, b"at", cookies).as_deref(), Some(&b"at1"[..]));
+    // `bearer_token_header_name`: that header alone, Authorization not read.
+    let own = ["x-token".to_string()];
+    let only = BearerHeaders { authorization: false, names: &own };
+    let custom = |name: &str| (name == "x-token").then_some(&b"tok"[..]);
+    assert_eq!(find_bearer(&sources, &[Header], only, custom, b"at", cookies).as_deref(), Some(&b"tok"[..]));
+    assert_eq!(
+        find_bearer(&sources, &[Header], only, sent, b"at", cookies),
+        None,
+        "not Authorization, not x-access-token"
+    );
 }
 
 #[test]
