@@ -37,6 +37,8 @@ const FAULT_TARGETS = ['token', 'jwks', 'discovery', 'introspection'];
 const FAULT_MODES = ['none', 'slow', '500', 'drop', 'inactive', 'bad_token', 'bad_issuer'];
 const CONTROL_PREFIX = '/_control';
 const LOG_LIMIT = 500;
+// How many issued JWTs the IdP remembers for introspection.
+const ISSUED_LIMIT = 20000;
 
 function parseArgs(argv) {
   const out = {};
@@ -226,6 +228,27 @@ function b64urlJson(part) {
 
 // Who is asking and how they authenticated, read from the raw request the way
 // oidc-provider reads it (Basic values are form-decoded, RFC 6749 §2.3.1).
+// The registered client a request to the introspection endpoint authenticates as, by
+// client_secret_basic (id and secret form-encoded, RFC 6749 §2.3.1) or
+// client_secret_post; undefined when neither checks out.
+function secretClient(req, params, registered) {
+  let id;
+  let secret;
+  const [scheme, value] = (req.headers.authorization || '').split(' ');
+  if (scheme && scheme.toLowerCase() === 'basic' && value) {
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const i = decoded.indexOf(':');
+    if (i === -1) return undefined;
+    id = formDecode(decoded.slice(0, i));
+    secret = formDecode(decoded.slice(i + 1));
+  } else {
+    id = params.get('client_id');
+    secret = params.get('client_secret');
+  }
+  const client = id === null || id === undefined ? undefined : registered.get(id);
+  return client && client.client_secret === secret ? client : undefined;
+}
+
 function describeTokenRequest(req, body) {
   let params = {};
   const type = (req.headers['content-type'] || '').split(';')[0].trim().toLowerCase();
@@ -328,6 +351,9 @@ class Idp {
     this.faults = noFaults();
     this.counters = freshCounters();
     this.log = [];
+    // The JWT access tokens this IdP issued, so its introspection endpoint can answer
+    // for them (oidc-provider keeps no record of structured tokens), and revoke them.
+    this.issued = new Map();
     this.keys = {}; // alg -> [newest private JWK, ...older]
     for (const a of new Set([...INITIAL_ALGS, alg])) this.keys[a] = [generateKey(a)];
     const handler = (req, res) => {
@@ -490,7 +516,47 @@ class Idp {
       return;
     }
     if (await this.applyFault(target, req, res)) return;
+    if (target === 'introspection' && req.method === 'POST') {
+      await this.handleIntrospection(req, res);
+      return;
+    }
     this.callback(req, res);
+  }
+
+  // A JWT access token this IdP issued is introspected here, as Keycloak and Okta
+  // introspect theirs: active until it expires or is revoked (POST /_control/revoke),
+  // with its claims. Anything else goes to oidc-provider.
+  async handleIntrospection(req, res) {
+    const body = await readBody(req);
+    const params = new URLSearchParams(body.toString('utf8'));
+    const entry = this.issued.get(params.get('token') || '');
+    if (entry !== undefined) {
+      if (secretClient(req, params, this.registered) === undefined) {
+        sendJson(res, 401, { error: 'invalid_client', error_description: 'client authentication failed' });
+        return;
+      }
+      const active = !entry.revoked && Number(entry.payload.exp) > Date.now() / 1000;
+      sendJson(res, 200, active ? { active: true, token_type: 'Bearer', ...entry.payload } : { active: false });
+      return;
+    }
+    req.body = body;
+    this.callback(req, res);
+  }
+
+  // Notes a JWT access token in a token endpoint answer (the JSON body `raw`).
+  noteIssued(raw) {
+    let answer;
+    try {
+      answer = JSON.parse(raw.toString('utf8'));
+    } catch {
+      return;
+    }
+    const token = answer && answer.access_token;
+    if (typeof token !== 'string' || token.split('.').length !== 3) return;
+    const payload = b64urlJson(token.split('.')[1]);
+    if (!payload) return;
+    this.issued.set(token, { payload, revoked: false });
+    if (this.issued.size > ISSUED_LIMIT) this.issued.delete(this.issued.keys().next().value);
   }
 
   async handleToken(req, res) {
@@ -532,6 +598,18 @@ class Idp {
 
     // oidc-provider reads req.body when the stream was already consumed.
     req.body = body;
+    const chunks = [];
+    const end = res.end.bind(res);
+    const write = res.write.bind(res);
+    res.write = (chunk, ...rest) => {
+      if (chunk) chunks.push(Buffer.from(chunk));
+      return write(chunk, ...rest);
+    };
+    res.end = (chunk, ...rest) => {
+      if (chunk && typeof chunk !== 'function') chunks.push(Buffer.from(chunk));
+      if (res.statusCode === 200) this.noteIssued(Buffer.concat(chunks));
+      return end(chunk, ...rest);
+    };
     this.callback(req, res);
   }
 
@@ -553,6 +631,7 @@ class Idp {
   reset() {
     this.counters = freshCounters();
     this.log = [];
+    this.issued.clear();
     this.faults = noFaults();
     this.ttl = this.defaults.ttl;
     this.strict = true;
@@ -604,6 +683,21 @@ class Idp {
         }
         sendJson(res, 200, this.state());
         return;
+      case 'POST /revoke': {
+        // Revokes the issued JWTs of `client_id`, or the one `token`.
+        if (typeof body.client_id !== 'string' && typeof body.token !== 'string') {
+          return bad('revoke needs client_id or token');
+        }
+        let revoked = 0;
+        for (const [token, entry] of this.issued) {
+          if (token === body.token || entry.payload.client_id === body.client_id) {
+            entry.revoked = true;
+            revoked += 1;
+          }
+        }
+        sendJson(res, 200, { revoked });
+        return;
+      }
       case 'POST /fault': {
         const targets = body.target === 'all' ? FAULT_TARGETS : [body.target];
         if (!targets.every((t) => FAULT_TARGETS.includes(t))) return bad(`target must be one of ${FAULT_TARGETS.join(', ')}, all`);

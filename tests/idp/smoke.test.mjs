@@ -270,6 +270,28 @@ test('opaque tokens are introspected by another client, counted, and can be faul
   assert.equal((await get(`${control}/counters`)).introspection, before + 3);
 });
 
+test('issued JWTs are introspected until they expire or are revoked', async () => {
+  const t = await goodToken('post-client', { scope: 'read' });
+  const introspect = (token, auth = basic('basic-client', client('basic-client').client_secret)) =>
+    fetch(`${issuer}/token/introspection`, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token }),
+    });
+  const body = await (await introspect(t.access_token)).json();
+  assert.equal(body.active, true);
+  assert.equal(body.client_id, 'post-client');
+  assert.equal(body.scope, 'read');
+  assert.equal(body.exp, decodePart(t.access_token.split('.')[1]).exp);
+  assert.equal((await introspect(t.access_token, basic('basic-client', 'wrong'))).status, 401);
+  const other = await goodToken('basic-client');
+  assert.deepEqual(await ctl('/revoke', { client_id: 'post-client' }), { revoked: 1 });
+  assert.deepEqual(await (await introspect(t.access_token)).json(), { active: false });
+  assert.equal((await (await introspect(other.access_token)).json()).active, true, 'another client is untouched');
+  const forged = `${t.access_token.slice(0, -2)}xx`;
+  assert.equal((await (await introspect(forged)).json()).active, false, 'a token it never issued');
+});
+
 test('load clients', async () => {
   for (let i = 0; i < 3; i += 1) {
     const r = await tokenRequest({ id: `${CONFIG.load.id_prefix}${i}`, secret: `${CONFIG.load.secret_prefix}${i}` });
