@@ -1006,10 +1006,20 @@ fn conditional_keys_are_errors_when_their_method_is_enabled() {
         &format!("{BASE}login_action: redirect\nlogin_methods: [client_credentials]\n"),
         "oidc.yaml:7:5: 'login_action' is not supported yet: Kong would answer with tokens instead of proxying",
     );
+}
+
+#[test]
+fn introspect_jwt_tokens_acts_with_bearer_and_needs_the_plugins_own_client() {
     one_error(
         "issuer: https://idp\nauth_methods: [bearer]\nintrospect_jwt_tokens: true\n",
-        "oidc.yaml:7:5: 'introspect_jwt_tokens' is not supported yet: revoked JWTs would be accepted",
+        "oidc.yaml:7:5: 'introspect_jwt_tokens' needs 'client_id' and 'client_secret': the plugin's own client asks \
+         the IdP about each caller's token",
     );
+    let (c, w) = ok("issuer: https://idp\nauth_methods: [bearer]\nintrospect_jwt_tokens: true\nclient_id: [gw]\n\
+                     client_secret: [s]\n");
+    assert!(c.introspect_jwt_tokens && w.is_empty(), "{w:?}");
+    let (c, _) = ok(&format!("{BASE}introspect_jwt_tokens: true\n"));
+    assert!(!c.introspect_jwt_tokens, "client_credentials alone: nothing to introspect");
 }
 
 #[test]

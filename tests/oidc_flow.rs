@@ -1746,6 +1746,44 @@ on_both_drivers!(opaque_issued_tokens_are_introspected_once_and_their_claims_use
     assert_eq!(introspections(&idp), 2);
 });
 
+/// `introspect_jwt_tokens` with `bearer`: a JWT that verifies is introspected too, so a
+/// token the IdP revokes is refused. Uncached (`cache_introspection: false`) that is the
+/// next request; cached, the answer stands until it is refreshed. A token whose
+/// signature fails never reaches the IdP.
+#[test]
+fn introspect_jwt_tokens_refuses_a_revoked_jwt() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!("auth_methods: [bearer]\n{OWN_CLIENT}introspect_jwt_tokens: true\ncache_introspection: false\n");
+    let p = start(&up, &idp, &body, DRIVER);
+    let token = issue_token_for(&idp, CLAIMS_CLIENT);
+    let bearer = format!("Bearer {token}");
+    let before = introspections(&idp);
+    for _ in 0..2 {
+        assert_eq!(get(&p, "/j", &[("Authorization", &bearer)]).status, 200);
+    }
+    assert_eq!(introspections(&idp) - before, 2, "asked on every request");
+    let tampered = format!("Bearer {}x", &token[..token.len() - 1]);
+    assert_unauthorized(&get(&p, "/t", &[("Authorization", &tampered)]), &idp);
+    assert_eq!(introspections(&idp) - before, 2, "a bad signature is refused before the IdP is asked");
+
+    // A second instance caches the IdP's answer.
+    let cached_up = Upstream::start();
+    let cached =
+        start(&cached_up, &idp, &format!("auth_methods: [bearer]\n{OWN_CLIENT}introspect_jwt_tokens: true\n"), DRIVER);
+    for _ in 0..2 {
+        assert_eq!(get(&cached, "/c", &[("Authorization", &bearer)]).status, 200);
+    }
+    assert_eq!(introspections(&idp) - before, 3, "once for the cached instance");
+
+    let (status, answer) = idp.control("POST", "/revoke", &format!(r#"{{"client_id":"{}"}}"#, CLAIMS_CLIENT.0));
+    assert_eq!((status, answer.as_str()), (200, r#"{"revoked":1}"#));
+    assert_unauthorized(&get(&p, "/r", &[("Authorization", &bearer)]), &idp);
+    assert_eq!(up.received().len(), 2, "the revoked token went no further");
+    assert_eq!(get(&cached, "/c", &[("Authorization", &bearer)]).status, 200, "the cached answer stands");
+    assert_eq!(cached_up.received().len(), 3);
+}
+
 #[test]
 fn the_plugins_own_client_authenticates_for_introspection_by_each_method() {
     let idp = TestIdp::start(0);

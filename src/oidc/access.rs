@@ -319,7 +319,14 @@ impl WorkerAuth {
             // (The token is only scanned when both are on.)
             let jwt = || token.iter().filter(|&&b| b == b'.').count() == 2;
             if cfg.uses(AuthMethod::Bearer) && (!cfg.uses(AuthMethod::Introspection) || jwt()) {
-                return self.verify_bearer(instance, token, note).await.map(Granted::AsSent);
+                let verified = self.verify_bearer(instance, token, note).await.map(Granted::AsSent)?;
+                if cfg.introspect_jwt_tokens {
+                    // `introspect_jwt_tokens`: the signature holds, and the IdP must still
+                    // vouch for the token, so a revoked one is refused (as soon as the
+                    // cached answer is refreshed, or at once with `cache_introspection: false`).
+                    return self.introspected(instance, token, note, at).await;
+                }
+                return Ok(verified);
             }
             if cfg.uses(AuthMethod::Introspection) {
                 return self.introspected(instance, token, note, at).await;

@@ -133,7 +133,7 @@
 //! | `login_methods`, `login_tokens`, `login_redirect_mode`, `login_redirect_uri` | warning | only act through `login_action` |
 //! | `proof_of_possession_mtls`, `proof_of_possession_dpop` (not `off`) | error | bound tokens would be accepted without proof |
 //! | `proof_of_possession_auth_methods_validation`, `dpop_proof_lifetime`, `dpop_use_nonce`, `proof_of_possession_mtls_from_header` | warning | only act with proof of possession |
-//! | `introspect_jwt_tokens` (`true`) | error with `bearer`, else warning | revoked JWTs would be accepted |
+//! | `introspect_jwt_tokens` (`true`) without `bearer` | warning | only acts on bearer JWTs |
 //! | `introspection_headers_client`, `introspection_post_args_client`, `introspection_post_args_client_headers` | error | caller values in the introspection request are not implemented |
 //! | `introspection_accept` other than `application/json` | error | signed introspection answers are not verified |
 //! | `introspection_endpoint_auth_method` other than basic, post, jwt, none | error | the plugin's client could not authenticate |
@@ -572,6 +572,10 @@ pub struct OidcConfig {
     /// Default true. False: a caller's token (`introspection`) is introspected on every
     /// request, its answer never cached, so a revocation counts at once, as in Kong.
     pub cache_introspection: bool,
+    /// `introspect_jwt_tokens` with `bearer`: a caller's JWT that verifies is also
+    /// introspected (cached like an introspected token), so one the IdP revoked is
+    /// refused; the claims of the answer then stand for the token's.
+    pub introspect_jwt_tokens: bool,
 
     // --- what upstream and downstream see (SPEC §1 step 6, §4) ---
     pub upstream_access_token_header: UpstreamTokenHeader,
@@ -1834,6 +1838,16 @@ impl<'a> Compiler<'a> {
         if uses_cc {
             self.check_client_auth(token_endpoint_auth_method, &client_auth, &client_alg);
         }
+        let introspect_jwt_tokens =
+            auth_methods.contains(&AuthMethod::Bearer) && self.boolean("introspect_jwt_tokens", false);
+        if introspect_jwt_tokens && (client_id.is_empty() || client_secret.is_empty()) {
+            let mark = self.get("introspect_jwt_tokens").map(|p| p.key_mark).unwrap_or_default();
+            self.error(
+                mark,
+                "'introspect_jwt_tokens' needs 'client_id' and 'client_secret': the plugin's own client asks the \
+                 IdP about each caller's token",
+            );
+        }
         if auth_methods.contains(&AuthMethod::Introspection) && (client_id.is_empty() || client_secret.is_empty()) {
             let mark = self.get("auth_methods").map(|p| p.node.mark).unwrap_or_default();
             self.error(
@@ -2112,6 +2126,7 @@ impl<'a> Compiler<'a> {
             introspection_post_args,
             introspection_check_active: self.boolean("introspection_check_active", true),
             cache_introspection,
+            introspect_jwt_tokens,
             upstream_access_token_header,
             upstream_headers,
             downstream_access_token_header,
@@ -2209,18 +2224,17 @@ impl<'a> Compiler<'a> {
                 });
             }
         }
-        // introspect_jwt_tokens: bearer JWTs would be introspected for revocation.
+        // introspect_jwt_tokens: read with `bearer` (a JWT is introspected too, for
+        // revocation); without it, nothing to act on.
         if let Some(p) = self.get("introspect_jwt_tokens") {
             if !is_default(p.node, p.field.default) {
-                found.push(if raw_methods.contains(&"bearer") {
-                    (
-                        true,
+                if !raw_methods.contains(&"bearer") {
+                    found.push((
+                        false,
                         p.key_mark,
-                        "'introspect_jwt_tokens' is not supported yet: revoked JWTs would be accepted".to_string(),
-                    )
-                } else {
-                    (false, p.key_mark, "'introspect_jwt_tokens' is ignored: only acts with 'bearer'".to_string())
-                });
+                        "'introspect_jwt_tokens' is ignored: only acts with 'bearer'".to_string(),
+                    ));
+                }
             }
         }
         // principals: Kong Identity (Konnect) looks a principal up after verification and
