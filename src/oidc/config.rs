@@ -2227,14 +2227,12 @@ impl<'a> Compiler<'a> {
         // introspect_jwt_tokens: read with `bearer` (a JWT is introspected too, for
         // revocation); without it, nothing to act on.
         if let Some(p) = self.get("introspect_jwt_tokens") {
-            if !is_default(p.node, p.field.default) {
-                if !raw_methods.contains(&"bearer") {
-                    found.push((
-                        false,
-                        p.key_mark,
-                        "'introspect_jwt_tokens' is ignored: only acts with 'bearer'".to_string(),
-                    ));
-                }
+            if !is_default(p.node, p.field.default) && !raw_methods.contains(&"bearer") {
+                found.push((
+                    false,
+                    p.key_mark,
+                    "'introspect_jwt_tokens' is ignored: only acts with 'bearer'".to_string(),
+                ));
             }
         }
         // principals: Kong Identity (Konnect) looks a principal up after verification and
