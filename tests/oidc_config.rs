@@ -1122,6 +1122,10 @@ fn kong_3_14_fields_that_would_change_the_flow_are_refused_and_the_others_warned
             "'proof_of_possession_mtls_from_header' is ignored: only acts with proof of possession",
         ),
         ("session_memcached_ssl: true", "'session_memcached_ssl' is ignored: the 'session' method is not supported"),
+        (
+            "bearer_token_header_name: X-Api-Token",
+            "'bearer_token_header_name' is ignored: only acts with 'bearer' or 'introspection'",
+        ),
     ] {
         let (_, w) = ok(&format!("{BASE}{line}\n"));
         assert_eq!(w.len(), 1, "{line}: {w:?}");

@@ -60,8 +60,9 @@
 //! - `upstream_headers_claims` pair with `upstream_headers_names` by position (lists of
 //!   different lengths are refused); `upstream_headers` (Kong 3.14) adds
 //!   `{header, path}` entries, the claim at `path` into nested objects, valued like a
-//!   top-level one (`downstream_headers` likewise for the caller). A name may not be one the proxy writes itself
-//!   (`Host`, framing, hop-by-hop, `X-Forwarded-*`, `X-Real-IP`), the
+//!   top-level one (`downstream_headers` likewise for the caller). A name may not be
+//!   one the proxy writes itself (`Host`, framing, hop-by-hop, `X-Forwarded-*`,
+//!   `X-Real-IP`), the
 //!   `upstream_access_token_header`, or appear twice. See [`crate::oidc::claim_headers`]
 //!   for the values, and for the caller's own headers under these names, which never
 //!   reach the upstream (Kong lets them through when the token lacks the claim).
@@ -116,8 +117,8 @@
 //! | Key | Outcome | Why |
 //! |---|---|---|
 //! | `consumer_groups_claim` | error | consumer group mapping (and its 403) is not implemented |
-//! | `principals` with `enabled: true` (Kong Identity, Konnect) | error | the principal lookup and its 401 would be skipped |
 //! | `consumer_groups_optional` | warning | only acts with consumer group mapping |
+//! | `principals` with `enabled: true` (Kong Identity, Konnect) | error | the principal lookup and its 401 would be skipped |
 //! | `max_age` | error | the `auth_time` check would be skipped |
 //! | `domains` | warning | checks the `hd` claim of ID tokens, which ringgate does not use |
 //! | `token_headers_replay` without `client_credentials` in `token_headers_grants` | warning | replays only for the grants listed, and ringgate runs only this one |
@@ -134,6 +135,7 @@
 //! | `proof_of_possession_mtls`, `proof_of_possession_dpop` (not `off`) | error | bound tokens would be accepted without proof |
 //! | `proof_of_possession_auth_methods_validation`, `dpop_proof_lifetime`, `dpop_use_nonce`, `proof_of_possession_mtls_from_header` | warning | only act with proof of possession |
 //! | `introspect_jwt_tokens` (`true`) without `bearer` | warning | only acts on bearer JWTs |
+//! | `bearer_token_header_name` without `bearer` or `introspection` | warning | only acts on callers' tokens |
 //! | `introspection_headers_client`, `introspection_post_args_client`, `introspection_post_args_client_headers` | error | caller values in the introspection request are not implemented |
 //! | `introspection_accept` other than `application/json` | error | signed introspection answers are not verified |
 //! | `introspection_endpoint_auth_method` other than basic, post, jwt, none | error | the plugin's client could not authenticate |
@@ -2233,6 +2235,15 @@ impl<'a> Compiler<'a> {
                     p.key_mark,
                     "'introspect_jwt_tokens' is ignored: only acts with 'bearer'".to_string(),
                 ));
+            }
+        }
+        // bearer_token_header_name: only where callers' tokens are read.
+        if let Some(p) = self.get("bearer_token_header_name") {
+            if !is_default(p.node, p.field.default)
+                && !raw_methods.iter().any(|m| matches!(*m, "bearer" | "introspection"))
+            {
+                let why = "'bearer_token_header_name' is ignored: only acts with 'bearer' or 'introspection'";
+                found.push((false, p.key_mark, why.to_string()));
             }
         }
         // principals: Kong Identity (Konnect) looks a principal up after verification and
