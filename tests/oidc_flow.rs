@@ -1202,15 +1202,23 @@ fn bearer_idp_token_is_401_once_expired() {
     assert_eq!(token_total(&idp), 1);
 }
 
-#[test]
-fn bearer_claims_are_checked_against_a_trusted_key() {
+/// A bearer-only proxy that trusts the fixture key set, served at `/jwks` by a
+/// [`StaticJson`], through `setting`: `extra_jwks_uris` or `jwks_endpoint`.
+fn trusting_fixture_keys(setting: &str) -> (TestIdp, Upstream, StaticJson, Proxy) {
     let idp = TestIdp::start(0);
     let up = Upstream::start();
     let keys = StaticJson::start(fixture_jwks());
+    let url = format!("\"http://{}/jwks\"", keys.addr);
+    let value = if setting == "extra_jwks_uris" { format!("[{url}]") } else { url };
+    let p = start(&up, &idp, &format!("auth_methods: [bearer]\n{setting}: {value}\n"), DRIVER);
+    (idp, up, keys, p)
+}
+
+#[test]
+fn bearer_claims_are_checked_against_a_trusted_key() {
     // A key the proxy trusts through extra_jwks_uris (SPEC §3), so a token can carry any
     // claims and only the claim checks can refuse it.
-    let body = format!("auth_methods: [bearer]\nextra_jwks_uris: [\"http://{}/jwks\"]\n", keys.addr);
-    let p = start(&up, &idp, &body, DRIVER);
+    let (idp, up, keys, p) = trusting_fixture_keys("extra_jwks_uris");
     let (accepted, refused) = claim_fixtures(&idp.issuer, unix_now() as u64);
     for (what, token) in &accepted {
         let r = get(&p, "/", &[("Authorization", &format!("Bearer {token}"))]);
@@ -1235,11 +1243,7 @@ fn bearer_claims_are_checked_against_a_trusted_key() {
 /// not (`extra_jwks_uris` would have added to them instead).
 #[test]
 fn jwks_endpoint_replaces_the_discovered_key_set() {
-    let idp = TestIdp::start(0);
-    let up = Upstream::start();
-    let keys = StaticJson::start(fixture_jwks());
-    let body = format!("auth_methods: [bearer]\njwks_endpoint: \"http://{}/jwks\"\n", keys.addr);
-    let p = start(&up, &idp, &body, DRIVER);
+    let (idp, up, keys, p) = trusting_fixture_keys("jwks_endpoint");
     let (accepted, _) = claim_fixtures(&idp.issuer, unix_now() as u64);
     let (what, token) = &accepted[0];
     let r = get(&p, "/", &[("Authorization", &format!("Bearer {token}"))]);
