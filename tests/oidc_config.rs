@@ -7,7 +7,7 @@ use std::time::Duration;
 use ringgate::config::load_str;
 use ringgate::oidc::config::{
     compile, discovery_url, AuthMethod, BearerLocation, ClaimKind, ClientAuthMethod, CredentialLocation, HttpVersion,
-    OidcConfig, TokenScheme,
+    IntrospectionAccept, OidcConfig, TokenScheme,
 };
 
 const ISSUER: &str = "http://127.0.0.1:9999/realms/demo";
@@ -829,9 +829,11 @@ fn the_introspection_method_needs_the_plugins_own_client() {
 fn introspection_the_plugin_could_not_do_as_kong_is_refused() {
     one_error(
         &format!("{BASE}introspection_accept: application/jwt\n"),
-        "oidc.yaml:7:5: 'introspection_accept' other than application/json is not supported yet: signed \
-         introspection answers are not verified",
+        "oidc.yaml:7:27: 'introspection_accept: application/jwt' (an earlier draft's signed answer) is not supported \
+         yet; application/token-introspection+jwt (RFC 9701) is",
     );
+    let (c, w) = ok(&format!("{BASE}introspection_accept: application/token-introspection+jwt\n"));
+    assert_eq!((c.introspection_accept, w.len()), (IntrospectionAccept::TokenIntrospectionJwt, 0));
     one_error(
         &format!("{BASE}introspection_endpoint_auth_method: private_key_jwt\n"),
         "oidc.yaml:7:41: 'introspection_endpoint_auth_method: private_key_jwt' is not supported yet \

@@ -1788,6 +1788,44 @@ fn introspect_jwt_tokens_refuses_a_revoked_jwt() {
     assert_eq!(cached_up.received().len(), 3);
 }
 
+/// `introspection_accept: application/token-introspection+jwt` (RFC 9701): the IdP signs
+/// its answer, and the claims count only once that JWT verifies. A plain JSON answer to
+/// that request (the IdP's `inactive` fault) is an IdP failure, 503, not the 401 the same
+/// answer gives when JSON was asked for: an unsigned answer never stands for a signed one.
+#[test]
+fn signed_introspection_answers_are_verified_before_their_claims_count() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let signed = "introspection_accept: application/token-introspection+jwt\n\
+                  introspection_endpoint_auth_method: client_secret_basic\n\
+                  upstream_headers_claims: [client_id]\nupstream_headers_names: [X-Client]\n";
+    let own = format!("client_id: [{}]\nclient_secret: [{}]\n", BASIC_CLIENT.0, BASIC_CLIENT.1);
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}{OPAQUE}{own}{signed}"), DRIVER);
+    for _ in 0..2 {
+        let r = get_as(&p, POST_CLIENT);
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let got = up.wait_for(2, Duration::from_secs(5));
+    for g in &got {
+        assert_eq!(g.header_str("x-client").as_deref(), Some(POST_CLIENT.0), "a claim from the signed answer");
+    }
+    assert_eq!(introspections(&idp), 1, "once per issued token");
+
+    idp.fault("introspection", "inactive", 0);
+    let r = get_as(&p, CLAIMS_CLIENT);
+    assert_eq!(r.status, 503, "{r:?}");
+    let json = start(
+        &up,
+        &idp,
+        &format!(
+            "{CC_HEADER_POST}{OPAQUE}{own}upstream_headers_claims: [client_id]\nupstream_headers_names: [X-Client]\n"
+        ),
+        DRIVER,
+    );
+    assert_eq!(get_as(&json, CLAIMS_CLIENT).status, 401, "the same answer to a JSON request");
+    assert_eq!(up.received().len(), 2, "neither reached the upstream");
+}
+
 #[test]
 fn the_plugins_own_client_authenticates_for_introspection_by_each_method() {
     let idp = TestIdp::start(0);

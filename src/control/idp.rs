@@ -112,6 +112,9 @@ pub struct Discovery {
 pub enum Introspected {
     /// The IdP's answer (RFC 7662 §2.2), active or not.
     Answered(crate::jose::Claims),
+    /// A signed answer (asked for with `signed`): the compact JWS as sent, not yet
+    /// verified.
+    Signed(String),
     /// The IdP refused the plugin's client (400, 401 or 403).
     Refused { status: u16 },
 }
@@ -322,8 +325,9 @@ impl IdpClient {
         Ok(d)
     }
 
-    /// POSTs a form to `endpoint` asking for JSON: the status, the answer's headers named
-    /// in `keep` (lower-case names), and the whole body.
+    /// POSTs a form to `endpoint` asking for JSON unless `headers` name another `Accept`
+    /// (one `Accept` either way): the status, the answer's headers named in `keep`
+    /// (lower-case names), and the whole body.
     async fn post_form(
         &self,
         endpoint: &str,
@@ -335,8 +339,10 @@ impl IdpClient {
             .http
             .post(endpoint)
             .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
-            .header("accept", "application/json")
             .body(form);
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
+            req = req.header("accept", "application/json");
+        }
         for (k, v) in headers {
             req = req.header(k, v);
         }
@@ -401,6 +407,7 @@ impl IdpClient {
         endpoint: &str,
         form: String,
         headers: &[(String, String)],
+        signed: bool,
     ) -> Result<Introspected, IdpError> {
         let (status, _, mut body) = self.post_form(endpoint, form, headers, &[]).await?;
         match status {
@@ -410,6 +417,15 @@ impl IdpClient {
         }
         let invalid =
             |reason: String| IdpError::Invalid { host: host_of(endpoint), what: "introspection answer", reason };
+        if signed {
+            // A compact JWS is printable ASCII; anything else (a JSON answer among it) is
+            // not the signed answer asked for.
+            let text = std::str::from_utf8(&body).map(str::trim).unwrap_or("");
+            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_graphic()) || text.starts_with('{') {
+                return Err(invalid("a signed answer was asked for; this is not a compact JWS".into()));
+            }
+            return Ok(Introspected::Signed(text.to_string()));
+        }
         let answer =
             depth_ok(&body).and_then(|()| simd_json::to_owned_value(&mut body)).map_err(|e| invalid(e.to_string()))?;
         crate::jose::Claims::from_introspection(answer)
@@ -513,7 +529,7 @@ mod tests {
         assert!(matches!(e, IdpError::Invalid { what: "discovery document", .. }), "{e:?}");
         let e = client.token(&url, String::new(), &[], &[]).await.unwrap_err();
         assert!(matches!(e, IdpError::Invalid { what: "token response", .. }), "{e:?}");
-        let e = client.introspect(&url, String::new(), &[]).await.unwrap_err();
+        let e = client.introspect(&url, String::new(), &[], false).await.unwrap_err();
         assert!(matches!(e, IdpError::Invalid { what: "introspection answer", .. }), "{e:?}");
     }
 

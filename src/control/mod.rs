@@ -908,14 +908,17 @@ async fn introspect(
     push_form_pair(&mut form, c.introspection_token_param_name.as_bytes(), token.as_bytes());
     push_form_pair(&mut form, b"token_type_hint", c.introspection_hint.as_bytes());
     let mut headers = c.introspection_headers.clone();
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
+        headers.push(("accept".into(), c.introspection_accept.media_type().into()));
+    }
     authenticate_client(st.introspection_auth, id, secret, endpoint, clock, &mut form, &mut headers);
     for (k, v) in &c.introspection_post_args {
         push_form_pair(&mut form, k.as_bytes(), v.as_bytes());
     }
     let started = Instant::now();
-    let called = client.introspect(endpoint, form, &headers).await;
+    let called = client.introspect(endpoint, form, &headers, c.introspection_accept.signed()).await;
     let counted = match &called {
-        Ok(Introspected::Answered(_)) => IdpOutcome::Ok,
+        Ok(Introspected::Answered(_) | Introspected::Signed(_)) => IdpOutcome::Ok,
         Ok(Introspected::Refused { status }) => IdpOutcome::of_status(*status),
         Err(e) => outcome_of(e),
     };
@@ -929,13 +932,48 @@ async fn introspect(
             tracing::warn!(issuer = %st.issuer, status, "the introspection endpoint refused the plugin's own client");
             Err(TokenReply::Invalid { reason: format!("the IdP refused to introspect the issued token ({status})") })
         }
-        Ok(Introspected::Answered(claims)) => {
+        Ok(answer) => {
+            let claims = match answer {
+                Introspected::Signed(jws) => signed_answer(state, inst, &jws, id, clock).await.map_err(|reason| {
+                    tracing::warn!(issuer = %st.issuer, reason = %reason, "a signed introspection answer was refused");
+                    TokenReply::Unavailable { reason }
+                })?,
+                Introspected::Answered(claims) => claims,
+                Introspected::Refused { .. } => unreachable!("matched above"),
+            };
             if c.introspection_check_active && !claims.active() {
                 return Err(TokenReply::Invalid { reason: "the IdP says the issued token is not active".into() });
             }
             Ok(Some(claims))
         }
     }
+}
+
+/// A signed introspection answer (RFC 9701) as the claims it vouches for: the JWS
+/// verified against the IdP's keys (refetched once for an unknown `kid`), `typ:
+/// token-introspection+jwt`, `iss`, and an `aud` naming `client_id`, with the answer in
+/// `token_introspection`. `Err` says why not, never quoting the answer.
+async fn signed_answer(
+    state: &Rc<RefCell<State>>,
+    inst: &Arc<Instance>,
+    jws: &str,
+    client_id: &[u8],
+    clock: SystemClock,
+) -> Result<jose::Claims, String> {
+    let now = clock.unix_now().max(0) as u64;
+    let verify = |st: &IdpState| jose::verify(jws, &st.keys, &(*st.policy).clone().for_introspection_answers(), now);
+    let mut verified = verify(&inst.state.load_full());
+    if matches!(&verified, Err(e) if e.wants_key_refresh()) && refresh_keys(state, inst, clock).await {
+        verified = verify(&inst.state.load_full());
+    }
+    let v = verified.map_err(|e| format!("the signed introspection answer does not verify: {}", e.reason()))?;
+    let client_id = std::str::from_utf8(client_id).unwrap_or_default();
+    if !v.audience_contains(client_id) {
+        return Err("the signed introspection answer is addressed to another client".into());
+    }
+    let answer =
+        v.claim("token_introspection").cloned().ok_or("the signed introspection answer has no token_introspection")?;
+    jose::Claims::from_introspection(answer).ok_or_else(|| "the signed introspection answer is not an object".into())
 }
 
 /// Adds client `id`'s authentication by `method` to a request for `endpoint`: form

@@ -36,6 +36,9 @@ pub struct Policy {
     pub(crate) issuers_allowed: Vec<Box<str>>,
     pub(crate) leeway: u64,
     pub(crate) require_exp: bool,
+    /// Only `typ: token-introspection+jwt` passes (RFC 9701 §5): the policy of the IdP's
+    /// signed introspection answers, so no other token of the IdP's can stand for one.
+    pub(crate) introspection_answer: bool,
 }
 
 impl Policy {
@@ -52,7 +55,15 @@ impl Policy {
             issuers_allowed: Vec::new(),
             leeway: 0,
             require_exp: false,
+            introspection_answer: false,
         }
+    }
+
+    /// This policy for the IdP's signed introspection answers (RFC 9701): the header's
+    /// `typ` must be `token-introspection+jwt`.
+    pub fn for_introspection_answers(mut self) -> Policy {
+        self.introspection_answer = true;
+        self
     }
 
     /// Restricts the algorithms a token may use (RFC 8725 §3.1).

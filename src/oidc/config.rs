@@ -91,7 +91,11 @@
 //!   `_headers_*` and `_post_args_*`. The answer's claims meet the settings as a JWT's
 //!   would; an answer that is not `active: true` (with `introspection_check_active`) is a
 //!   401, an IdP that cannot answer a 503. Without the plugin's own client the claims stay
-//!   unread and such settings refuse the token (403).
+//!   unread and such settings refuse the token (403). With `introspection_accept:
+//!   application/token-introspection+jwt` (RFC 9701) the answer is a JWT the IdP signs,
+//!   verified against its keys (`typ`, `iss`, an `aud` naming the plugin's client) before
+//!   its claims count; one that does not verify, or a JSON answer, is an IdP failure
+//!   (503). `application/jwt`, an earlier draft's form, is a load error.
 //! - `upstream_introspection_header` / `downstream_introspection_header` (a header name;
 //!   the `:bearer` / `:basic` forms are for the access token's header) carry the
 //!   introspection answer, base64 of its JSON, for a token that was introspected. A
@@ -137,7 +141,7 @@
 //! | `introspect_jwt_tokens` (`true`) without `bearer` | warning | only acts on bearer JWTs |
 //! | `bearer_token_header_name` without `bearer` or `introspection` | warning | only acts on callers' tokens |
 //! | `introspection_headers_client`, `introspection_post_args_client`, `introspection_post_args_client_headers` | error | caller values in the introspection request are not implemented |
-//! | `introspection_accept` other than `application/json` | error | signed introspection answers are not verified |
+//! | `introspection_accept: application/jwt` | error | an earlier draft's signed answer; RFC 9701's is implemented |
 //! | `introspection_endpoint_auth_method` other than basic, post, jwt, none | error | the plugin's client could not authenticate |
 //! | `userinfo_*`, `search_user_info` | warning | the `userinfo` method and claim sources are not used |
 //! | `resolve_distributed_claims` | warning | claims ringgate does not resolve are absent, which fails closed |
@@ -385,6 +389,32 @@ pub enum HttpVersion {
     Http11,
 }
 
+/// What the introspection request asks for (`introspection_accept`), Kong's three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IntrospectionAccept {
+    /// `application/json`: the RFC 7662 answer as JSON (the default).
+    Json,
+    /// `application/token-introspection+jwt` (RFC 9701): a JWT the IdP signs, typed
+    /// `token-introspection+jwt`, addressed to the plugin's client, holding the answer
+    /// in `token_introspection`.
+    TokenIntrospectionJwt,
+}
+
+impl IntrospectionAccept {
+    /// The `Accept` value sent.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            IntrospectionAccept::Json => "application/json",
+            IntrospectionAccept::TokenIntrospectionJwt => "application/token-introspection+jwt",
+        }
+    }
+
+    /// Whether the answer is a signed JWT.
+    pub fn signed(self) -> bool {
+        self != IntrospectionAccept::Json
+    }
+}
+
 /// How the access token is written upstream (`upstream_access_token_header`, default
 /// `authorization:bearer`): `name:bearer` → `name: Bearer <token>`, `name:basic` →
 /// `name: Basic <token>`, a bare `name` → `name: <token>`.
@@ -571,6 +601,9 @@ pub struct OidcConfig {
     pub introspection_post_args: Vec<(String, String)>,
     /// Default true: an answer without `active: true` refuses the token.
     pub introspection_check_active: bool,
+    /// `introspection_accept`: the answer the introspection request asks for, and so
+    /// how it is read.
+    pub introspection_accept: IntrospectionAccept,
     /// Default true. False: a caller's token (`introspection`) is introspected on every
     /// request, its answer never cached, so a revocation counts at once, as in Kong.
     pub cache_introspection: bool,
@@ -2013,12 +2046,18 @@ impl<'a> Compiler<'a> {
         let introspection_headers = self.pairs("introspection_headers_names", "introspection_headers_values", true);
         let introspection_post_args =
             self.pairs("introspection_post_args_names", "introspection_post_args_values", false);
-        if let Some(p) = self.get("introspection_accept") {
-            if matches!(&p.node.value, NodeValue::String(s) if s != "application/json") {
-                let mark = p.key_mark;
-                self.error(mark, "'introspection_accept' other than application/json is not supported yet: signed introspection answers are not verified");
+        let introspection_accept = match self.string("introspection_accept") {
+            Some((s, _)) if s == "application/token-introspection+jwt" => IntrospectionAccept::TokenIntrospectionJwt,
+            Some((s, mark)) if s == "application/jwt" => {
+                self.error(
+                    mark,
+                    "'introspection_accept: application/jwt' (an earlier draft's signed answer) is not supported yet; \
+                     application/token-introspection+jwt (RFC 9701) is",
+                );
+                IntrospectionAccept::Json
             }
-        }
+            _ => IntrospectionAccept::Json,
+        };
         if ignore_signature_client_credentials && auth_methods.contains(&AuthMethod::ClientCredentials) {
             // Those tokens are not parsed, so nothing that reads their claims could act.
             let values = |side: &[ClaimHeader]| side.iter().any(|h| h.kind == ClaimKind::Value);
@@ -2127,6 +2166,7 @@ impl<'a> Compiler<'a> {
             introspection_headers,
             introspection_post_args,
             introspection_check_active: self.boolean("introspection_check_active", true),
+            introspection_accept,
             cache_introspection,
             introspect_jwt_tokens,
             upstream_access_token_header,

@@ -106,6 +106,8 @@ function clientList(extraClients) {
     token_endpoint_auth_method: c.token_endpoint_auth_method,
     ...(c.token_endpoint_auth_signing_alg
       ? { token_endpoint_auth_signing_alg: c.token_endpoint_auth_signing_alg } : {}),
+    ...(c.introspection_signed_response_alg
+      ? { introspection_signed_response_alg: c.introspection_signed_response_alg } : {}),
     grant_types: c.grant_types || ['client_credentials'],
     response_types: [],
     redirect_uris: [],
@@ -418,6 +420,9 @@ class Idp {
         devInteractions: { enabled: false },
         clientCredentials: { enabled: true },
         introspection: { enabled: true },
+        // Signed introspection answers (Accept: application/token-introspection+jwt)
+        // for a client registered with introspection_signed_response_alg.
+        jwtIntrospection: { enabled: true },
         resourceIndicators: {
           enabled: true,
           // Client-credentials requests without a `resource` parameter get the

@@ -270,6 +270,30 @@ test('opaque tokens are introspected by another client, counted, and can be faul
   assert.equal((await get(`${control}/counters`)).introspection, before + 3);
 });
 
+test('a client registered for it gets signed introspection answers when it asks', async () => {
+  const t = await goodToken('post-client', { extra: { resource: 'urn:ringgate:opaque', scope: 'read' } });
+  const introspect = (accept) =>
+    fetch(`${issuer}/token/introspection`, {
+      method: 'POST',
+      headers: {
+        authorization: basic('basic-client', client('basic-client').client_secret),
+        'content-type': 'application/x-www-form-urlencoded',
+        accept,
+      },
+      body: new URLSearchParams({ token: t.access_token }),
+    });
+  const r = await introspect('application/token-introspection+jwt');
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /^application\/token-introspection\+jwt/);
+  const jwks = await get(`${issuer}/jwks`);
+  const { header, payload } = verifyJws(await r.text(), jwks);
+  assert.equal(header.alg, 'RS256');
+  assert.equal(payload.iss, issuer);
+  assert.equal(payload.token_introspection.active, true);
+  assert.equal(payload.token_introspection.client_id, 'post-client');
+  assert.equal((await (await introspect('application/json')).json()).active, true, 'JSON when asked for JSON');
+});
+
 test('issued JWTs are introspected until they expire or are revoked', async () => {
   const t = await goodToken('post-client', { scope: 'read' });
   const introspect = (token, auth = basic('basic-client', client('basic-client').client_secret)) =>

@@ -211,6 +211,26 @@ fn typ_must_be_jwt_or_at_jwt() {
     }
 }
 
+/// RFC 9701 §5: a signed introspection answer is typed `token-introspection+jwt`, and
+/// under the answers' policy nothing else (no `typ` either) stands for one; an access
+/// token's policy refuses that type.
+#[test]
+fn introspection_answers_need_their_own_typ_and_only_it() {
+    let f = fixture();
+    let answers = policy().for_introspection_answers();
+    let typed =
+        |typ: &str| f.rsa.token(Alg::RS256, &format!(r#"{{"alg":"RS256","kid":"rsa","typ":"{typ}"}}"#), &good_claims());
+    for typ in ["token-introspection+jwt", "application/token-introspection+jwt", "Token-Introspection+JWT"] {
+        verify(&typed(typ), &f.keys, &answers, NOW).unwrap_or_else(|e| panic!("typ {typ}: {e}"));
+        assert_eq!(err(&typed(typ), &f, &policy()), JwtError::Typ, "an access token's policy: {typ}");
+    }
+    for typ in ["JWT", "at+jwt", "token-introspection"] {
+        assert_eq!(err(&typed(typ), &f, &answers), JwtError::Typ, "typ {typ}");
+    }
+    let untyped = f.rsa.token(Alg::RS256, r#"{"alg":"RS256","kid":"rsa"}"#, &good_claims());
+    assert_eq!(err(&untyped, &f, &answers), JwtError::Typ, "no typ");
+}
+
 #[test]
 fn key_bearing_headers_are_never_followed() {
     // An attacker signs with their own key and embeds it (`jwk`), points at it (`jku`,
