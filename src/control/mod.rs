@@ -923,30 +923,26 @@ async fn introspect(
         Err(e) => outcome_of(e),
     };
     state.borrow().metrics.idp_call(IdpEndpoint::Introspection, counted, started.elapsed());
-    match called {
+    let claims = match called {
         Err(e) => {
             tracing::warn!(issuer = %st.issuer, error = %e, "introspection call failed");
-            Err(TokenReply::Unavailable { reason: e.to_string() })
+            return Err(TokenReply::Unavailable { reason: e.to_string() });
         }
         Ok(Introspected::Refused { status }) => {
             tracing::warn!(issuer = %st.issuer, status, "the introspection endpoint refused the plugin's own client");
-            Err(TokenReply::Invalid { reason: format!("the IdP refused to introspect the issued token ({status})") })
+            let reason = format!("the IdP refused to introspect the issued token ({status})");
+            return Err(TokenReply::Invalid { reason });
         }
-        Ok(answer) => {
-            let claims = match answer {
-                Introspected::Signed(jws) => signed_answer(state, inst, &jws, id, clock).await.map_err(|reason| {
-                    tracing::warn!(issuer = %st.issuer, reason = %reason, "a signed introspection answer was refused");
-                    TokenReply::Unavailable { reason }
-                })?,
-                Introspected::Answered(claims) => claims,
-                Introspected::Refused { .. } => unreachable!("matched above"),
-            };
-            if c.introspection_check_active && !claims.active() {
-                return Err(TokenReply::Invalid { reason: "the IdP says the issued token is not active".into() });
-            }
-            Ok(Some(claims))
-        }
+        Ok(Introspected::Signed(jws)) => signed_answer(state, inst, &jws, id, clock).await.map_err(|reason| {
+            tracing::warn!(issuer = %st.issuer, reason = %reason, "a signed introspection answer was refused");
+            TokenReply::Unavailable { reason }
+        })?,
+        Ok(Introspected::Answered(claims)) => claims,
+    };
+    if c.introspection_check_active && !claims.active() {
+        return Err(TokenReply::Invalid { reason: "the IdP says the issued token is not active".into() });
     }
+    Ok(Some(claims))
 }
 
 /// A signed introspection answer (RFC 9701) as the claims it vouches for: the JWS
