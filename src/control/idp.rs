@@ -23,6 +23,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::oidc::config::IntrospectionAccept;
+
 /// The most of an answer's body that is read: far above any discovery document, key set
 /// or token response.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -112,7 +114,7 @@ pub struct Discovery {
 pub enum Introspected {
     /// The IdP's answer (RFC 7662 §2.2), active or not.
     Answered(crate::jose::Claims),
-    /// A signed answer (asked for with `signed`): the compact JWS as sent, not yet
+    /// A signed answer (a signed `accept` asked for one): the compact JWS as sent, not yet
     /// verified.
     Signed(String),
     /// The IdP refused the plugin's client (400, 401 or 403).
@@ -325,15 +327,16 @@ impl IdpClient {
         Ok(d)
     }
 
-    /// POSTs a form to `endpoint` asking for JSON unless `headers` name another `Accept`
-    /// (one `Accept` either way): the status, the answer's headers named in `keep`
-    /// (lower-case names), and the whole body.
+    /// POSTs a form to `endpoint` asking for `accept` unless `headers` name another
+    /// `Accept` (one `Accept` either way): the status, the answer's headers named in
+    /// `keep` (lower-case names), and the whole body.
     async fn post_form(
         &self,
         endpoint: &str,
         form: String,
         headers: &[(String, String)],
         keep: &[String],
+        accept: &str,
     ) -> Result<(u16, Vec<(String, Vec<u8>)>, Vec<u8>), IdpError> {
         let mut req = self
             .http
@@ -341,7 +344,7 @@ impl IdpClient {
             .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
             .body(form);
         if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
-            req = req.header("accept", "application/json");
+            req = req.header("accept", accept);
         }
         for (k, v) in headers {
             req = req.header(k, v);
@@ -366,7 +369,7 @@ impl IdpClient {
         headers: &[(String, String)],
         replay: &[String],
     ) -> Result<TokenOutcome, IdpError> {
-        let (status, replayed, mut body) = self.post_form(endpoint, form, headers, replay).await?;
+        let (status, replayed, mut body) = self.post_form(endpoint, form, headers, replay, "application/json").await?;
         let host = || host_of(endpoint);
         match status {
             200 => {}
@@ -407,9 +410,9 @@ impl IdpClient {
         endpoint: &str,
         form: String,
         headers: &[(String, String)],
-        signed: bool,
+        accept: IntrospectionAccept,
     ) -> Result<Introspected, IdpError> {
-        let (status, _, mut body) = self.post_form(endpoint, form, headers, &[]).await?;
+        let (status, _, mut body) = self.post_form(endpoint, form, headers, &[], accept.media_type()).await?;
         match status {
             200 => {}
             400 | 401 | 403 => return Ok(Introspected::Refused { status }),
@@ -417,7 +420,7 @@ impl IdpClient {
         }
         let invalid =
             |reason: String| IdpError::Invalid { host: host_of(endpoint), what: "introspection answer", reason };
-        if signed {
+        if accept.signed() {
             // A compact JWS is printable ASCII; anything else (a JSON answer among it) is
             // not the signed answer asked for.
             let text = std::str::from_utf8(&body).map(str::trim).unwrap_or("");
@@ -529,7 +532,7 @@ mod tests {
         assert!(matches!(e, IdpError::Invalid { what: "discovery document", .. }), "{e:?}");
         let e = client.token(&url, String::new(), &[], &[]).await.unwrap_err();
         assert!(matches!(e, IdpError::Invalid { what: "token response", .. }), "{e:?}");
-        let e = client.introspect(&url, String::new(), &[], false).await.unwrap_err();
+        let e = client.introspect(&url, String::new(), &[], IntrospectionAccept::Json).await.unwrap_err();
         assert!(matches!(e, IdpError::Invalid { what: "introspection answer", .. }), "{e:?}");
     }
 

@@ -908,15 +908,12 @@ async fn introspect(
     push_form_pair(&mut form, c.introspection_token_param_name.as_bytes(), token.as_bytes());
     push_form_pair(&mut form, b"token_type_hint", c.introspection_hint.as_bytes());
     let mut headers = c.introspection_headers.clone();
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
-        headers.push(("accept".into(), c.introspection_accept.media_type().into()));
-    }
     authenticate_client(st.introspection_auth, id, secret, endpoint, clock, &mut form, &mut headers);
     for (k, v) in &c.introspection_post_args {
         push_form_pair(&mut form, k.as_bytes(), v.as_bytes());
     }
     let started = Instant::now();
-    let called = client.introspect(endpoint, form, &headers, c.introspection_accept.signed()).await;
+    let called = client.introspect(endpoint, form, &headers, c.introspection_accept).await;
     let counted = match &called {
         Ok(Introspected::Answered(_) | Introspected::Signed(_)) => IdpOutcome::Ok,
         Ok(Introspected::Refused { status }) => IdpOutcome::of_status(*status),

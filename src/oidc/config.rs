@@ -389,7 +389,8 @@ pub enum HttpVersion {
     Http11,
 }
 
-/// What the introspection request asks for (`introspection_accept`), Kong's three.
+/// What the introspection request asks for (`introspection_accept`): two of Kong's three
+/// values (`application/jwt`, an earlier draft's, is a load error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IntrospectionAccept {
     /// `application/json`: the RFC 7662 answer as JSON (the default).
