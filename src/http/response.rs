@@ -113,8 +113,9 @@ pub fn parse_response(
     head.reason = resp.reason.filter(|r| !r.is_empty()).map_or(0..0, |r| offset_in(buf, r.as_bytes()));
     head.headers.clear();
 
-    let mut te: Option<bool> = None; // Some(ends in chunked)
-                                     // A coding other than `chunked` was named.
+    // Some(whether the codings end in `chunked`), once Transfer-Encoding is seen; and
+    // whether any coding other than `chunked` was named.
+    let mut te: Option<bool> = None;
     let mut other_coding = false;
     let mut content_length: Option<u64> = None;
     // `close` wins over `keep-alive`, in whichever order the two come.

@@ -2623,12 +2623,15 @@ impl<'a> Compiler<'a> {
         let mark = self.get(&names).map(|p| p.key_mark).unwrap_or_default();
         // The names taken so far, for a lookup per name (a scan of `out` was quadratic).
         let mut taken: HashSet<String> = out.iter().map(|h| h.lower.clone()).collect();
-        let mut wanted: Vec<(String, Vec<String>, Mark, String)> = self
+        let paths = format!("{side}_headers");
+        // (header name, claim path, where it was written, the field that named it)
+        let mut wanted: Vec<(String, Vec<String>, Mark, &str)> = self
             .pairs(&names, &format!("{side}_headers_claims"), false)
             .into_iter()
-            .map(|(name, claim)| (name, vec![claim], mark, names.clone()))
+            .map(|(name, claim)| (name, vec![claim], mark, names.as_str()))
             .collect();
-        wanted.extend(self.header_paths(side));
+        wanted
+            .extend(self.header_paths(&paths).into_iter().map(|(name, path, mark)| (name, path, mark, paths.as_str())));
         for (name, claim, mark, field) in wanted {
             let lower = name.to_ascii_lowercase();
             let why = if let Some(why) = set_header_refusal(&name, &lower, side, token_header, response) {
@@ -2644,11 +2647,14 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    /// `upstream_headers` / `downstream_headers` (Kong 3.14): `{header, path}` records,
-    /// a claim at any depth under a header name, as (name, path, mark, field name).
-    fn header_paths(&mut self, side: &str) -> Vec<(String, Vec<String>, Mark, String)> {
-        let field = format!("{side}_headers");
-        let Some(NodeValue::Seq(items)) = self.node(&field).map(|n| &n.value) else { return Vec::new() };
+    /// `field` (`upstream_headers` / `downstream_headers`, Kong 3.14): `{header, path}`
+    /// records, a claim at any depth under a header name, as (name, path, mark).
+    fn header_paths(&mut self, field: &str) -> Vec<(String, Vec<String>, Mark)> {
+        let Some(NodeValue::Seq(items)) = self.node(field).map(|n| &n.value) else { return Vec::new() };
+        let text = |n: &Node| match &n.value {
+            NodeValue::String(s) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        };
         let mut out = Vec::new();
         for item in items {
             let NodeValue::Map(entries) = &item.value else { continue };
@@ -2656,22 +2662,13 @@ impl<'a> Compiler<'a> {
                 self.error(*key_mark, format!("unknown key '{key}' in a '{field}' entry (it takes header and path)"));
                 continue;
             }
-            let header = item.get("header").and_then(|n| match &n.value {
-                NodeValue::String(s) if !s.is_empty() => Some(s.clone()),
+            let header = item.get("header").and_then(text);
+            let path = match item.get("path").map(|n| &n.value) {
+                Some(NodeValue::Seq(steps)) if !steps.is_empty() => steps.iter().map(text).collect::<Option<Vec<_>>>(),
                 _ => None,
-            });
-            let path = item.get("path").and_then(|n| match &n.value {
-                NodeValue::Seq(p) if !p.is_empty() => p
-                    .iter()
-                    .map(|n| match &n.value {
-                        NodeValue::String(s) if !s.is_empty() => Some(s.clone()),
-                        _ => None,
-                    })
-                    .collect::<Option<Vec<String>>>(),
-                _ => None,
-            });
+            };
             match (header, path) {
-                (Some(header), Some(path)) => out.push((header, path, item.mark, field.clone())),
+                (Some(header), Some(path)) => out.push((header, path, item.mark)),
                 _ => self.error(
                     item.mark,
                     format!(
