@@ -1876,21 +1876,27 @@ impl<'a> Compiler<'a> {
         }
         let introspect_jwt_tokens =
             auth_methods.contains(&AuthMethod::Bearer) && self.boolean("introspect_jwt_tokens", false);
-        if introspect_jwt_tokens && (client_id.is_empty() || client_secret.is_empty()) {
-            let mark = self.get("introspect_jwt_tokens").map(|p| p.key_mark).unwrap_or_default();
-            self.error(
-                mark,
-                "'introspect_jwt_tokens' needs 'client_id' and 'client_secret': the plugin's own client asks the \
-                 IdP about each caller's token",
-            );
-        }
-        if auth_methods.contains(&AuthMethod::Introspection) && (client_id.is_empty() || client_secret.is_empty()) {
-            let mark = self.get("auth_methods").map(|p| p.node.mark).unwrap_or_default();
-            self.error(
-                mark,
-                "'auth_methods: [introspection]' needs 'client_id' and 'client_secret': the plugin's own client asks \
-                 the IdP about each caller's token",
-            );
+        if client_id.is_empty() || client_secret.is_empty() {
+            // What asks the IdP about each caller's token does so as the plugin's own client.
+            let wanting = [
+                (
+                    introspect_jwt_tokens,
+                    "'introspect_jwt_tokens'",
+                    self.get("introspect_jwt_tokens").map(|p| p.key_mark),
+                ),
+                (
+                    auth_methods.contains(&AuthMethod::Introspection),
+                    "'auth_methods: [introspection]'",
+                    self.get("auth_methods").map(|p| p.node.mark),
+                ),
+            ];
+            for (_, what, mark) in wanting.into_iter().filter(|(wants, _, _)| *wants) {
+                let message = format!(
+                    "{what} needs 'client_id' and 'client_secret': the plugin's own client asks the IdP about each \
+                     caller's token"
+                );
+                self.error(mark.unwrap_or_default(), message);
+            }
         }
 
         let token_endpoint = self.url("token_endpoint");
