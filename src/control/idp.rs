@@ -109,8 +109,8 @@ pub struct Discovery {
     pub scopes_supported: Vec<String>,
 }
 
-/// What an introspection call came to.
-#[derive(Debug)]
+/// What an introspection call came to. `Debug` shows a signed answer's length only: its
+/// claims may carry personal data, as [`crate::jose::Claims`]' `Debug` keeps them out.
 pub enum Introspected {
     /// The IdP's answer (RFC 7662 §2.2), active or not.
     Answered(crate::jose::Claims),
@@ -119,6 +119,16 @@ pub enum Introspected {
     Signed(String),
     /// The IdP refused the plugin's client (400, 401 or 403).
     Refused { status: u16 },
+}
+
+impl std::fmt::Debug for Introspected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Introspected::Answered(claims) => f.debug_tuple("Answered").field(claims).finish(),
+            Introspected::Signed(jws) => write!(f, "Signed(<{} bytes>)", jws.len()),
+            Introspected::Refused { status } => f.debug_struct("Refused").field("status", status).finish(),
+        }
+    }
 }
 
 /// A successful token endpoint answer (RFC 6749 §5.1).
