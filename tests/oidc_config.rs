@@ -840,14 +840,125 @@ fn introspection_the_plugin_could_not_do_as_kong_is_refused() {
          (client_secret_basic, client_secret_post, client_secret_jwt and none are)",
     );
     one_error(
-        &format!("{BASE}introspection_headers_client: [x-tenant]\n"),
-        "oidc.yaml:7:5: 'introspection_headers_client' is not supported yet: caller values in the introspection \
-         request are not implemented",
-    );
-    one_error(
         &format!("{BASE}introspection_endpoint: not a url\n"),
         "oidc.yaml:7:29: 'introspection_endpoint' is not a usable URL: expected http(s)://host[:port][/path]",
     );
+}
+
+/// The `introspection` method with the plugin's own client: four lines, so the next
+/// key is on line 9 of the file.
+const INTROSPECTING: &str =
+    "issuer: https://idp.example.com\nauth_methods: [introspection]\nclient_id: [gateway]\nclient_secret: [s3cret]\n";
+
+#[test]
+fn callers_fill_in_introspection_arguments_and_headers_by_name() {
+    use ringgate::oidc::config::CallerArg;
+    let (c, w) = ok(&format!(
+        "{INTROSPECTING}introspection_post_args_client: [resource, tenant]\n\
+         introspection_post_args_client_headers: [X-Region]\nintrospection_headers_client: [X-Trace]\n"
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    let arg = |name: &str, from_header| CallerArg { name: name.into(), from_header };
+    assert_eq!(c.introspection_client_args, [arg("resource", false), arg("tenant", false), arg("X-Region", true)]);
+    assert_eq!(c.introspection_headers_client, ["X-Trace"]);
+    assert!(c.takes_introspection_values());
+    assert!(c.reads_body(), "an argument may come in a form body");
+    let (c, _) = ok(&format!(
+        "{INTROSPECTING}introspection_post_args_client_headers: [X-Region]\nbearer_token_param_type: [header]\n"
+    ));
+    assert!(c.takes_introspection_values() && !c.reads_body(), "headers only: the body is not read");
+    // `bearer` with `introspect_jwt_tokens` introspects callers' tokens too.
+    let (c, w) = ok("issuer: https://idp.example.com\nauth_methods: [bearer]\nclient_id: [gateway]\n\
+                     client_secret: [s3cret]\nintrospect_jwt_tokens: true\nintrospection_headers_client: [X-Trace]\n");
+    assert!(w.is_empty() && c.takes_introspection_values(), "{w:?}");
+    let (c, w) = ok(BASE);
+    assert!(w.is_empty() && !c.takes_introspection_values());
+}
+
+#[test]
+fn caller_values_that_would_replace_what_the_introspection_request_sets_are_refused() {
+    for (line, entry) in [
+        ("introspection_post_args_client: [token]", "'introspection_post_args_client' entry 'token'"),
+        (
+            "introspection_post_args_client: [token_type_hint]",
+            "'introspection_post_args_client' entry 'token_type_hint'",
+        ),
+        (
+            "introspection_post_args_client_headers: [client_id]",
+            "'introspection_post_args_client_headers' entry 'client_id'",
+        ),
+        (
+            "introspection_post_args_client: [client_assertion]",
+            "'introspection_post_args_client' entry 'client_assertion'",
+        ),
+    ] {
+        // Four columns of indentation under `config:`, then the entry after `[`.
+        let at = 4 + line.find('[').expect("a list") + 2;
+        one_error(
+            &format!("{INTROSPECTING}{line}\n"),
+            &format!(
+                "oidc.yaml:9:{at}: {entry} names the token, its hint or the plugin's client, which the introspection \
+                 request sets"
+            ),
+        );
+    }
+    // The token's parameter is whatever `introspection_token_param_name` names.
+    let (c, _) =
+        ok(&format!("{INTROSPECTING}introspection_post_args_client: [token]\nintrospection_token_param_name: t\n"));
+    assert_eq!(c.introspection_client_args[0].name, "token");
+    one_error(
+        &format!("{INTROSPECTING}introspection_token_param_name: t\nintrospection_post_args_client: [t]\n"),
+        "oidc.yaml:10:38: 'introspection_post_args_client' entry 't' names the token, its hint or the plugin's \
+         client, which the introspection request sets",
+    );
+    one_error(
+        &format!(
+            "{INTROSPECTING}introspection_post_args_client: [resource]\n\
+             introspection_post_args_client_headers: [resource]\n"
+        ),
+        "oidc.yaml:10:46: 'introspection_post_args_client_headers' entry 'resource' is also in \
+         'introspection_post_args_client': the introspection request would carry it twice",
+    );
+    one_error(
+        &format!("{INTROSPECTING}introspection_post_args_client_headers: [\"x region\"]\n"),
+        "oidc.yaml:9:46: 'introspection_post_args_client_headers' entry 'x region' is not a valid header name",
+    );
+    for name in ["Authorization", "accept", "Content-Type", "host", "content-length"] {
+        one_error(
+            &format!("{INTROSPECTING}introspection_headers_client: [{name}]\n"),
+            &format!(
+                "oidc.yaml:9:36: 'introspection_headers_client' may not copy '{name}': the introspection request \
+                 sets it (client authentication, introspection_accept, the form body)"
+            ),
+        );
+    }
+    one_error(
+        &format!("{INTROSPECTING}introspection_headers_client: [\"x:y\"]\n"),
+        "oidc.yaml:9:36: 'introspection_headers_client' entry 'x:y' is not a valid header name",
+    );
+}
+
+#[test]
+fn caller_introspection_values_warn_where_no_callers_token_is_introspected() {
+    one_warning(
+        &format!("{BASE}introspection_headers_client: [X-Trace]\n"),
+        "oidc.yaml:7:5: 'introspection_headers_client' is ignored: only acts where a caller's token is introspected \
+         ('introspection', or 'introspect_jwt_tokens' with 'bearer')",
+    );
+    one_warning(
+        "issuer: https://idp.example.com\nauth_methods: [bearer]\nintrospection_post_args_client: [resource]\n",
+        "oidc.yaml:7:5: 'introspection_post_args_client' is ignored: only acts where a caller's token is \
+         introspected ('introspection', or 'introspect_jwt_tokens' with 'bearer')",
+    );
+    one_warning(
+        "issuer: https://idp.example.com\nauth_methods: [client_credentials, introspection]\nclient_id: [gateway]\n\
+         client_secret: [s3cret]\nintrospection_post_args_client_headers: [X-Region]\n",
+        "oidc.yaml:9:5: 'introspection_post_args_client_headers' applies to callers' own tokens: an opaque token the \
+         IdP issues for client credentials is introspected once, with the configured values only",
+    );
+    // As a dump writes them (null), they are at their default: no warning.
+    let (_, w) = ok(&format!("{BASE}introspection_headers_client: null\nintrospection_post_args_client: null\n"));
+    assert!(w.is_empty(), "{w:?}");
 }
 
 // ----- verification switches -----

@@ -1996,6 +1996,68 @@ on_both_drivers!(a_token_with_cr_lf_from_the_idp_or_a_query_never_reaches_a_head
     assert_eq!(up.received().len(), 1);
 });
 
+/// The introspection requests the IdP received since its log was last cleared.
+fn introspection_log(idp: &TestIdp) -> Vec<OwnedValue> {
+    control_ok(idp, "GET", "/introspections", "").as_array().expect("a list").clone()
+}
+
+// `introspection_post_args_client` (from the query, then a form body),
+// `introspection_post_args_client_headers` and `introspection_headers_client`: what the
+// caller sends reaches the IdP's introspection request, replacing configured values of
+// the same name, and keys the answer: the same values share one introspection, other
+// values are asked about anew. The caller's request reaches the upstream whole.
+on_both_drivers!(a_callers_values_reach_the_introspection_of_its_token_and_key_the_answer, |d| {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!(
+        "auth_methods: [introspection]\n{OWN_CLIENT}introspection_post_args_client: [resource]\n\
+         introspection_post_args_client_headers: [x-region]\nintrospection_headers_client: [X-Tenant]\n\
+         introspection_post_args_names: [resource, fixed]\nintrospection_post_args_values: [urn:configured, kept]\n\
+         introspection_headers_names: [X-Tenant]\nintrospection_headers_values: [configured]\n"
+    );
+    let p = start(&up, &idp, &body, d);
+    let token = issue_opaque_token(&idp);
+    let auth = format!("Bearer {token}");
+    control_ok(&idp, "POST", "/reset", r#"{"counters_only":true}"#);
+    let from_caller = [("Authorization", auth.as_str()), ("X-Region", "eu"), ("X-Tenant", "acme")];
+    for _ in 0..2 {
+        let r = get(&p, "/a?resource=urn%3Aapi", &from_caller);
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let log = introspection_log(&idp);
+    assert_eq!(log.len(), 1, "the same values share one answer: {log:?}");
+    let (params, headers) = (&log[0]["params"], &log[0]["headers"]);
+    assert_eq!(params["token"].as_str(), Some(token.as_str()));
+    assert_eq!(params["resource"].as_str(), Some("urn:api"), "the caller's value replaces the configured one");
+    assert_eq!(params["fixed"].as_str(), Some("kept"));
+    assert_eq!(params["x-region"].as_str(), Some("eu"), "a header sent as a post argument");
+    assert_eq!(headers["x-tenant"].as_str(), Some("acme"), "the caller's header replaces the configured one");
+
+    // Another value, from a form body: asked about anew.
+    let form = b"resource=urn%3Abody&other=1";
+    let posted =
+        request("POST", "/b", &[("Authorization", &auth), ("Content-Type", "application/x-www-form-urlencoded")], form);
+    assert_eq!(p.send(&posted).status, 200);
+    let log = introspection_log(&idp);
+    assert_eq!(log.len(), 2, "other values, another introspection");
+    assert_eq!(log[1]["params"]["resource"].as_str(), Some("urn:body"));
+    assert!(log[1]["params"].get("x-region").is_none(), "no header, no argument: {:?}", log[1]);
+    assert_eq!(log[1]["headers"]["x-tenant"].as_str(), Some("configured"));
+
+    // No values at all: the configured ones.
+    assert_eq!(get(&p, "/c", &[("Authorization", &auth)]).status, 200);
+    let log = introspection_log(&idp);
+    assert_eq!(log.len(), 3);
+    assert_eq!(log[2]["params"]["resource"].as_str(), Some("urn:configured"));
+
+    let got = up.wait_for(4, Duration::from_secs(5));
+    assert_eq!(got.len(), 4);
+    let b = got.iter().find(|g| g.target == "/b").expect("the POST went upstream");
+    assert_eq!(b.body, form, "the form body reaches the upstream as sent");
+    let a = got.iter().find(|g| g.target.starts_with("/a")).expect("a GET went upstream");
+    assert_eq!(a.header_str("x-tenant").as_deref(), Some("acme"), "the caller's header goes on upstream too");
+});
+
 /// The introspection answer in a header: base64 of its JSON, decoded.
 fn introspection_answer(value: &str) -> OwnedValue {
     json(STANDARD.decode(value).unwrap_or_else(|e| panic!("base64 expected in {value:?}: {e}")))

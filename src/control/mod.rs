@@ -110,7 +110,7 @@ pub enum Ask {
     },
     /// What the IdP says of this caller's token (the `introspection` method): the
     /// answer is that same token, with its claims' facts.
-    Introspect { token: Box<[u8]> },
+    Introspect { token: Box<[u8]>, values: ClientValues },
 }
 
 /// The workers' handle on the control plane.
@@ -376,7 +376,9 @@ async fn serve(
                         Ask::Credentials { id, secret, values } => {
                             fetch_token(&state, &instance, id, secret, values, clock).await
                         }
-                        Ask::Introspect { token } => introspect_caller_token(&state, &instance, token, clock).await,
+                        Ask::Introspect { token, values } => {
+                            introspect_caller_token(&state, &instance, token, values, clock).await
+                        }
                     };
                     let mut s = state.borrow_mut();
                     match &result {
@@ -703,25 +705,12 @@ async fn fetch_token(
     let scope = (!c.scopes.is_empty() && !caller_sets("scope")).then(|| c.scopes.join(" "));
     let mut form = String::with_capacity(256);
     push_form_pair(&mut form, b"grant_type", b"client_credentials");
-    let mut headers: Vec<(String, String)> = c
-        .token_headers
-        .iter()
-        .filter(|(n, _)| !values.headers.iter().any(|(i, _)| c.token_headers_client[*i].eq_ignore_ascii_case(n)))
-        .cloned()
-        .collect();
-    for (i, v) in &values.headers {
-        headers.push((c.token_headers_client[*i].clone(), String::from_utf8_lossy(v).into_owned()));
-    }
+    let mut headers = with_caller_headers(&c.token_headers, &c.token_headers_client, values);
     authenticate_client(st.auth_method, id, secret, &endpoint, clock, &mut form, &mut headers);
     if let Some(scope) = &scope {
         push_form_pair(&mut form, b"scope", scope.as_bytes());
     }
-    for (k, v) in c.token_post_args.iter().filter(|(k, _)| !caller_sets(k)) {
-        push_form_pair(&mut form, k.as_bytes(), v.as_bytes());
-    }
-    for (k, v) in &caller_post {
-        push_form_pair(&mut form, k.as_bytes(), v);
-    }
+    push_with_caller_post(&mut form, &c.token_post_args, &caller_post);
     let started = Instant::now();
     // The token's `expires_in` counts from when the IdP issued it, which is no earlier
     // than this: the cache counts from here, so its entry never outlives the token.
@@ -774,7 +763,7 @@ async fn fetch_token(
         // An opaque token, and a setting reads its claims: the IdP is asked for them, as
         // Kong does. With no answer to go by, it meets a requirement only when there is
         // none.
-        match introspect(state, inst, &st, &client, &resp.access_token, clock).await {
+        match introspect(state, inst, &st, &client, &resp.access_token, &ClientValues::default(), clock).await {
             Ok(Some(claims)) => {
                 jwt_exp = claims.exp().map(|e| e as i64);
                 denied = c.unmet_requirement(Some(&claims));
@@ -832,14 +821,42 @@ fn with_replayed(
     Some(Arc::new(f))
 }
 
+/// The configured request headers with the caller's (`values.headers`, indexes into
+/// `names`) in place of configured ones of the same name, Kong's rule.
+fn with_caller_headers(
+    configured: &[(String, String)],
+    names: &[String],
+    values: &ClientValues,
+) -> Vec<(String, String)> {
+    let caller_sets = |n: &str| values.headers.iter().any(|(i, _)| names[*i].eq_ignore_ascii_case(n));
+    let mut headers: Vec<(String, String)> = configured.iter().filter(|(n, _)| !caller_sets(n)).cloned().collect();
+    for (i, v) in &values.headers {
+        headers.push((names[*i].clone(), String::from_utf8_lossy(v).into_owned()));
+    }
+    headers
+}
+
+/// Adds the configured post arguments to `form`, except those the caller sets, then the
+/// caller's.
+fn push_with_caller_post(form: &mut String, configured: &[(String, String)], caller: &[(&str, &[u8])]) {
+    for (k, v) in configured.iter().filter(|(k, _)| !caller.iter().any(|(n, _)| n == k)) {
+        push_form_pair(form, k.as_bytes(), v.as_bytes());
+    }
+    for (k, v) in caller {
+        push_form_pair(form, k.as_bytes(), v);
+    }
+}
+
 /// The `introspection` method: what the IdP says of a caller's `token`, as a reply
 /// whose token is that same one. Not active (or expired) is `Rejected` (negatively cached
 /// with `cache_ttl_neg`, like refused credentials); a requirement it does not meet,
 /// `Forbidden`; the answer is kept until the token's `exp`, within the cache TTLs.
+/// `values` are what the caller adds to the introspection request.
 async fn introspect_caller_token(
     state: &Rc<RefCell<State>>,
     inst: &Arc<Instance>,
     token: &[u8],
+    values: &ClientValues,
     clock: SystemClock,
 ) -> TokenReply {
     if let Err(reason) = ensure_discovered(state, inst, clock, false).await {
@@ -854,7 +871,7 @@ async fn introspect_caller_token(
         return TokenReply::Rejected { reason: "the bearer token is not text".into() };
     };
     let asked_at = clock.now();
-    let claims = match introspect(state, inst, &st, &client, text, clock).await {
+    let claims = match introspect(state, inst, &st, &client, text, values, clock).await {
         Ok(Some(claims)) => claims,
         Ok(None) => return TokenReply::Unavailable { reason: "the IdP has no introspection endpoint".into() },
         Err(TokenReply::Invalid { reason }) => return TokenReply::Rejected { reason },
@@ -886,12 +903,15 @@ async fn introspect_caller_token(
 /// be asked (no endpoint, no own client); `Err` is the reply the caller gets instead: 503
 /// when the IdP could not answer, 401 when it refused the client or says the token is
 /// not active. The answer is kept with the token, so this runs once per issued token.
+/// A caller's `values` (`introspection_post_args_client[_headers]`,
+/// `introspection_headers_client`) replace configured ones of the same name.
 async fn introspect(
     state: &Rc<RefCell<State>>,
     inst: &Arc<Instance>,
     st: &IdpState,
     client: &IdpClient,
     token: &str,
+    values: &ClientValues,
     clock: SystemClock,
 ) -> Result<Option<jose::Claims>, TokenReply> {
     let c = &inst.config;
@@ -907,11 +927,11 @@ async fn introspect(
     let mut form = String::with_capacity(128 + token.len());
     push_form_pair(&mut form, c.introspection_token_param_name.as_bytes(), token.as_bytes());
     push_form_pair(&mut form, b"token_type_hint", c.introspection_hint.as_bytes());
-    let mut headers = c.introspection_headers.clone();
+    let mut headers = with_caller_headers(&c.introspection_headers, &c.introspection_headers_client, values);
     authenticate_client(st.introspection_auth, id, secret, endpoint, clock, &mut form, &mut headers);
-    for (k, v) in &c.introspection_post_args {
-        push_form_pair(&mut form, k.as_bytes(), v.as_bytes());
-    }
+    let caller_post: Vec<(&str, &[u8])> =
+        values.post.iter().map(|(i, v)| (c.introspection_client_args[*i].name.as_str(), &v[..])).collect();
+    push_with_caller_post(&mut form, &c.introspection_post_args, &caller_post);
     let started = Instant::now();
     let called = client.introspect(endpoint, form, &headers, c.introspection_accept).await;
     let counted = match &called {

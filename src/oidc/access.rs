@@ -324,12 +324,12 @@ impl WorkerAuth {
                     // `introspect_jwt_tokens`: the signature holds, and the IdP must still
                     // vouch for the token, so a revoked one is refused (as soon as the
                     // cached answer is refreshed, or at once with `cache_introspection: false`).
-                    return self.introspected(instance, token, note, at).await;
+                    return self.introspected(instance, token, sources.introspection_values, note, at).await;
                 }
                 return Ok(verified);
             }
             if cfg.uses(AuthMethod::Introspection) {
-                return self.introspected(instance, token, note, at).await;
+                return self.introspected(instance, token, sources.introspection_values, note, at).await;
             }
         }
         if !cfg.uses(AuthMethod::ClientCredentials) {
@@ -348,15 +348,20 @@ impl WorkerAuth {
     /// worker (and on the control plane) under a digest of the token like a token for
     /// credentials, and refreshed ahead of its expiry the same way, so a revoked token
     /// stops within a refresh. Each of the token's refusals is an invalid token (401).
+    /// `values` (what the caller adds to the introspection request) are part of the key:
+    /// an answer stands only for the request that was asked.
     async fn introspected(
         &self,
         instance: &Arc<Instance>,
         token: &[u8],
+        values: Option<&ClientValues>,
         note: &mut AuthNote,
         at: Instant,
     ) -> Result<Granted, AuthError> {
         let now = self.clock.at(at);
-        let key = instance.prefix.key(INTROSPECTED, token, None);
+        let values = values.filter(|v| !v.is_empty());
+        let extra = values.map(ClientValues::key_input);
+        let key = instance.prefix.key(INTROSPECTED, token, extra.as_deref());
         let invalid = |reason: String| AuthError::Unauthorized(AuthReason::InvalidToken, reason);
         let step = self.cached_step(
             instance,
@@ -369,7 +374,7 @@ impl WorkerAuth {
                 // is not printable ASCII is no token (RFC 6749 A.12), and one the IdP
                 // vouched for anyway would reach the upstream's header as it is.
                 if super::cache::token_is_printable(token) {
-                    Ok(Ask::Introspect { token: token.into() })
+                    Ok(Ask::Introspect { token: token.into(), values: values.cloned().unwrap_or_default() })
                 } else {
                     Err(invalid("the bearer token holds characters other than printable ASCII".into()))
                 }
@@ -687,6 +692,7 @@ mod tests {
             content_type: None,
             body: None,
             client_values: None,
+            introspection_values: None,
         }
     }
 

@@ -50,6 +50,13 @@
 //!   a caller sends become part of the token cache key (Kong keys only on `scope`, and
 //!   only with `token_cache_key_include_scope`), so a token is never served to a request
 //!   whose values would have asked the IdP for a different one.
+//! - `introspection_post_args_client` (read from the query, then a form body) and
+//!   `introspection_post_args_client_headers` (read from the request header of that
+//!   name) may not name the token's parameter, `token_type_hint` or the plugin's client,
+//!   nor one name in both lists; `introspection_headers_client` may not name
+//!   `Authorization`, `Accept`, `Content-Type` or a framing header. The values go into
+//!   the introspection of the caller's own token and into its cache key (Kong keys the
+//!   answer on the token alone, so the first caller's values answer for all).
 //! - With `ignore_signature: [client_credentials]` and the `client_credentials` method,
 //!   the `*_required` settings, `claims_forbidden`, `upstream_headers_claims`,
 //!   `upstream_headers` and `authenticated_groups_claim` are load errors: the issued
@@ -140,7 +147,7 @@
 //! | `proof_of_possession_auth_methods_validation`, `dpop_proof_lifetime`, `dpop_use_nonce`, `proof_of_possession_mtls_from_header` | warning | only act with proof of possession |
 //! | `introspect_jwt_tokens` (`true`) without `bearer` | warning | only acts on bearer JWTs |
 //! | `bearer_token_header_name` without `bearer` or `introspection` | warning | only acts on callers' tokens |
-//! | `introspection_headers_client`, `introspection_post_args_client`, `introspection_post_args_client_headers` | error | caller values in the introspection request are not implemented |
+//! | `introspection_headers_client`, `introspection_post_args_client`, `introspection_post_args_client_headers` without `introspection` (or `bearer` with `introspect_jwt_tokens`) | warning | only act where a caller's token is introspected; with `client_credentials` also on, a warning says an issued opaque token is introspected with configured values only |
 //! | `introspection_accept: application/jwt` | error | an earlier draft's signed answer; RFC 9701's is implemented |
 //! | `introspection_endpoint_auth_method` other than basic, post, jwt, none | error | the plugin's client could not authenticate |
 //! | `userinfo_*`, `search_user_info` | warning | the `userinfo` method and claim sources are not used |
@@ -174,8 +181,10 @@
 //! `introspection_endpoint_auth_method`, `introspection_hint`,
 //! `introspection_token_param_name`, `introspection_headers_names`,
 //! `introspection_headers_values`, `introspection_post_args_names`,
-//! `introspection_post_args_values`, `introspection_check_active`, `introspection_accept`
-//! (`application/json` only), `cache_introspection`,
+//! `introspection_post_args_values`, `introspection_post_args_client`,
+//! `introspection_post_args_client_headers`, `introspection_headers_client`,
+//! `introspection_check_active`, `introspection_accept` (not `application/jwt`),
+//! `cache_introspection`, `introspect_jwt_tokens`,
 //! `upstream_access_token_header`, `downstream_access_token_header`,
 //! `upstream_introspection_header`, `downstream_introspection_header`,
 //! `token_headers_replay`, `token_headers_prefix`, `token_headers_grants`,
@@ -417,6 +426,16 @@ impl IntrospectionAccept {
 }
 
 /// How the access token is written upstream (`upstream_access_token_header`, default
+/// A post argument of the introspection request that the caller fills in
+/// (`introspection_post_args_client` or `_client_headers`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CallerArg {
+    pub name: String,
+    /// Read from the caller's request header of that name (`_client_headers`); else from
+    /// its query, then its form body.
+    pub from_header: bool,
+}
+
 /// `authorization:bearer`): `name:bearer` → `name: Bearer <token>`, `name:basic` →
 /// `name: Basic <token>`, a bare `name` → `name: <token>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -600,6 +619,13 @@ pub struct OidcConfig {
     pub introspection_headers: Vec<(String, String)>,
     /// `introspection_post_args_names` paired with `_values`.
     pub introspection_post_args: Vec<(String, String)>,
+    /// `introspection_post_args_client`, then `introspection_post_args_client_headers`:
+    /// post arguments of the introspection request that each caller fills in for its
+    /// own token. A caller's value replaces a configured one of the same name.
+    pub introspection_client_args: Vec<CallerArg>,
+    /// `introspection_headers_client`: the caller's request headers copied, by name, into
+    /// the introspection of its token (replacing configured ones of the same name).
+    pub introspection_headers_client: Vec<String>,
     /// Default true: an answer without `active: true` refuses the token.
     pub introspection_check_active: bool,
     /// `introspection_accept`: the answer the introspection request asks for, and so
@@ -655,12 +681,20 @@ impl OidcConfig {
             && (self.client_credentials_param_type.contains(&CredentialLocation::Body)
                 || !self.token_post_args_client.is_empty()))
             || self.reads_bearer_from(BearerLocation::Body)
+            || (self.takes_introspection_values() && self.introspection_client_args.iter().any(|a| !a.from_header))
     }
 
     /// Whether the caller's request supplies values to the token request.
     pub fn takes_client_token_values(&self) -> bool {
         self.uses(AuthMethod::ClientCredentials)
             && (!self.token_post_args_client.is_empty() || !self.token_headers_client.is_empty())
+    }
+
+    /// Whether a caller's token is introspected (the `introspection` method, or
+    /// `introspect_jwt_tokens` with `bearer`) with values from its request.
+    pub fn takes_introspection_values(&self) -> bool {
+        (self.uses(AuthMethod::Introspection) || self.introspect_jwt_tokens)
+            && (!self.introspection_client_args.is_empty() || !self.introspection_headers_client.is_empty())
     }
 
     /// Whether a method that takes the caller's own token (`bearer`, `introspection`)
@@ -1167,6 +1201,9 @@ const TYPED: &[&str] = &[
     "introspection_headers_values",
     "introspection_post_args_names",
     "introspection_post_args_values",
+    "introspection_post_args_client",
+    "introspection_post_args_client_headers",
+    "introspection_headers_client",
     "introspection_check_active",
     "cache_introspection",
     "introspection_accept",
@@ -1241,11 +1278,6 @@ fn class_of(name: &str) -> Class {
         | "dpop_proof_lifetime"
         | "dpop_use_nonce"
         | "proof_of_possession_mtls_from_header" => Class::Warn("only acts with proof of possession"),
-        "introspection_headers_client"
-        | "introspection_post_args_client"
-        | "introspection_post_args_client_headers" => {
-            Class::Error("caller values in the introspection request are not implemented")
-        }
         _ if name.starts_with("userinfo_") => Class::Warn("the 'userinfo' method is not supported"),
         "search_user_info" => Class::Warn("the user info endpoint is never called"),
         "resolve_distributed_claims" => Class::Warn("distributed claims are not resolved (absent claims fail closed)"),
@@ -1512,6 +1544,10 @@ fn check_url(url: &str) -> Result<(), String> {
 /// Names in the token request body that carry the caller's identity or the grant.
 const RESERVED_POST_ARGS: &[&str] =
     &["grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type"];
+/// Names in the introspection request body besides the token's own parameter: its
+/// hint and the plugin's client.
+const INTROSPECTION_POST_ARGS: &[&str] =
+    &["token_type_hint", "client_id", "client_secret", "client_assertion", "client_assertion_type"];
 /// Headers of the token request that describe its framing, set by the HTTP client.
 const RESERVED_HEADERS: &[&str] = &["host", "content-length", "transfer-encoding", "connection"];
 /// Headers of the upstream request the proxy writes itself (hop by hop, or forwarding).
@@ -2053,6 +2089,7 @@ impl<'a> Compiler<'a> {
         let introspection_headers = self.pairs("introspection_headers_names", "introspection_headers_values", true);
         let introspection_post_args =
             self.pairs("introspection_post_args_names", "introspection_post_args_values", false);
+        let (introspection_client_args, introspection_headers_client) = self.introspection_caller_values();
         let introspection_accept = match self.string("introspection_accept") {
             Some((s, _)) if s == "application/token-introspection+jwt" => IntrospectionAccept::TokenIntrospectionJwt,
             Some((s, mark)) if s == "application/jwt" => {
@@ -2172,6 +2209,8 @@ impl<'a> Compiler<'a> {
                 .map_or_else(|| "token".into(), |(s, _)| s),
             introspection_headers,
             introspection_post_args,
+            introspection_client_args,
+            introspection_headers_client,
             introspection_check_active: self.boolean("introspection_check_active", true),
             introspection_accept,
             cache_introspection,
@@ -2283,6 +2322,30 @@ impl<'a> Compiler<'a> {
                     "'introspect_jwt_tokens' is ignored: only acts with 'bearer'".to_string(),
                 ));
             }
+        }
+        // Caller values in the introspection request: only where a caller's token is
+        // introspected.
+        let introspects_callers = raw_methods.contains(&"introspection")
+            || (raw_methods.contains(&"bearer")
+                && self.get("introspect_jwt_tokens").is_some_and(|p| matches!(p.node.value, NodeValue::Bool(true))));
+        for field in
+            ["introspection_post_args_client", "introspection_post_args_client_headers", "introspection_headers_client"]
+        {
+            let Some(p) = self.get(field).filter(|p| !is_default(p.node, p.field.default)) else { continue };
+            let why = if !introspects_callers {
+                format!(
+                    "'{field}' is ignored: only acts where a caller's token is introspected ('introspection', or \
+                     'introspect_jwt_tokens' with 'bearer')"
+                )
+            } else if raw_methods.contains(&"client_credentials") {
+                format!(
+                    "'{field}' applies to callers' own tokens: an opaque token the IdP issues for client credentials \
+                     is introspected once, with the configured values only"
+                )
+            } else {
+                continue;
+            };
+            found.push((false, p.key_mark, why));
         }
         // bearer_token_header_name: only where callers' tokens are read.
         if let Some(p) = self.get("bearer_token_header_name") {
@@ -2536,6 +2599,62 @@ impl<'a> Compiler<'a> {
             }
         }
         out
+    }
+
+    /// `introspection_post_args_client`, `_client_headers` and `introspection_headers_client`:
+    /// what a caller adds to the introspection of its own token. No post argument may
+    /// name the token, its hint or the plugin's client, nor be in both lists (it would
+    /// be sent twice); no header may be one the HTTP client, the client authentication
+    /// or `introspection_accept` sets.
+    fn introspection_caller_values(&mut self) -> (Vec<CallerArg>, Vec<String>) {
+        let token_param = self.string("introspection_token_param_name").map_or_else(|| "token".into(), |(s, _)| s);
+        let mut args: Vec<CallerArg> = Vec::new();
+        for (field, from_header) in
+            [("introspection_post_args_client", false), ("introspection_post_args_client_headers", true)]
+        {
+            for (name, mark) in self.list(field).unwrap_or_default() {
+                let why = if from_header && !is_token(&name) {
+                    Some("is not a valid header name".to_string())
+                } else if name == token_param || INTROSPECTION_POST_ARGS.contains(&name.as_str()) {
+                    Some(
+                        "names the token, its hint or the plugin's client, which the introspection request sets".into(),
+                    )
+                } else if let Some(other) = args.iter().find(|a| a.name == name) {
+                    let first = if other.from_header {
+                        "introspection_post_args_client_headers"
+                    } else {
+                        "introspection_post_args_client"
+                    };
+                    Some(format!("is also in '{first}': the introspection request would carry it twice"))
+                } else {
+                    None
+                };
+                match why {
+                    Some(why) => self.error(mark, format!("'{field}' entry '{name}' {why}")),
+                    None => args.push(CallerArg { name, from_header }),
+                }
+            }
+        }
+        let mut headers = Vec::new();
+        for (name, mark) in self.list("introspection_headers_client").unwrap_or_default() {
+            let lower = name.to_ascii_lowercase();
+            if !is_token(&name) {
+                self.error(mark, format!("'introspection_headers_client' entry '{name}' is not a valid header name"));
+            } else if RESERVED_HEADERS.contains(&lower.as_str())
+                || ["authorization", "accept", "content-type"].contains(&lower.as_str())
+            {
+                self.error(
+                    mark,
+                    format!(
+                        "'introspection_headers_client' may not copy '{name}': the introspection request sets it \
+                         (client authentication, introspection_accept, the form body)"
+                    ),
+                );
+            } else {
+                headers.push(name);
+            }
+        }
+        (args, headers)
     }
 
     /// `authenticated_groups_claim`, then `upstream_headers_names` paired with

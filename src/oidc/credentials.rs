@@ -45,7 +45,7 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::config::BearerLocation;
+use super::config::{BearerLocation, CallerArg};
 use crate::http::head::trim_ows;
 
 /// Size of the stack buffer credentials are decoded into; see the module docs.
@@ -169,6 +169,9 @@ pub struct Sources<'r> {
     /// The `token_post_args_client` / `token_headers_client` values read from the
     /// request ([`client_values`]), when the instance takes any.
     pub client_values: Option<&'r ClientValues>,
+    /// What the request adds to the introspection of its token
+    /// ([`introspection_values`]), when the instance takes any and a token came.
+    pub introspection_values: Option<&'r ClientValues>,
 }
 
 impl fmt::Debug for Sources<'_> {
@@ -405,9 +408,11 @@ impl Iterator for FormDecode<'_> {
     }
 }
 
-/// What the caller sent for `token_post_args_client` and `token_headers_client`: the
-/// index of each configured name that had a value, and the value. `Debug` shows counts
-/// only (a value may be anything the caller chose to send).
+/// What the caller sent for `token_post_args_client` and `token_headers_client` (or for
+/// the introspection request's `introspection_post_args_client[_headers]` and
+/// `introspection_headers_client`): the index of each configured name that had a value,
+/// and the value. `Debug` shows counts only (a value may be anything the caller chose
+/// to send).
 #[derive(Default, Clone, PartialEq, Eq)]
 pub struct ClientValues {
     pub post: Vec<(usize, Box<[u8]>)>,
@@ -442,6 +447,17 @@ impl fmt::Debug for ClientValues {
     }
 }
 
+/// Where a post argument the caller fills in is read from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ArgFrom {
+    /// The query, then a form body.
+    Arguments,
+    /// The request header of that name.
+    Header,
+    /// The query, then a form body, then the request header of that name.
+    ArgumentsThenHeader,
+}
+
 /// Reads `token_post_args_client` and `token_headers_client` from the request, as Kong
 /// does: a post argument from the query, then a form body, then a request header of that
 /// name; a header from the request's headers. The first non-empty value wins. `header`
@@ -453,15 +469,46 @@ pub fn client_values<'h>(
     sources: &Sources<'_>,
     header: impl Fn(&str) -> Option<&'h [u8]>,
 ) -> ClientValues {
+    let post = post_names.iter().map(|n| (n.as_str(), ArgFrom::ArgumentsThenHeader));
+    caller_values(post, header_names, sources, header)
+}
+
+/// Reads what the caller adds to the introspection of its own token, as Kong does:
+/// `introspection_post_args_client` from the query, then a form body;
+/// `introspection_post_args_client_headers` and `introspection_headers_client` from the
+/// request's headers. Indexes are into `args` and `header_names`; the rest as
+/// [`client_values`].
+pub fn introspection_values<'h>(
+    args: &[CallerArg],
+    header_names: &[String],
+    sources: &Sources<'_>,
+    header: impl Fn(&str) -> Option<&'h [u8]>,
+) -> ClientValues {
+    let post = args.iter().map(|a| (a.name.as_str(), if a.from_header { ArgFrom::Header } else { ArgFrom::Arguments }));
+    caller_values(post, header_names, sources, header)
+}
+
+fn caller_values<'a, 'h>(
+    post: impl Iterator<Item = (&'a str, ArgFrom)>,
+    header_names: &[String],
+    sources: &Sources<'_>,
+    header: impl Fn(&str) -> Option<&'h [u8]>,
+) -> ClientValues {
     let form_body = sources.body.filter(|_| sources.content_type.is_some_and(is_form));
     let from_header = |name: &str| header(name).filter(|v| !v.is_empty()).map(Box::from);
-    let post = post_names.iter().enumerate().filter_map(|(i, name)| {
-        let value = sources
-            .query
-            .and_then(|q| form_value(q, name.as_bytes()))
-            .or_else(|| form_body.and_then(|b| form_value(b, name.as_bytes())))
-            .map(Vec::into_boxed_slice)
-            .or_else(|| from_header(name));
+    let post = post.enumerate().filter_map(|(i, (name, from))| {
+        let from_arguments = || {
+            sources
+                .query
+                .and_then(|q| form_value(q, name.as_bytes()))
+                .or_else(|| form_body.and_then(|b| form_value(b, name.as_bytes())))
+                .map(Vec::into_boxed_slice)
+        };
+        let value = match from {
+            ArgFrom::Arguments => from_arguments(),
+            ArgFrom::Header => from_header(name),
+            ArgFrom::ArgumentsThenHeader => from_arguments().or_else(|| from_header(name)),
+        };
         value.map(|v| (i, v))
     });
     let headers = header_names.iter().enumerate().filter_map(|(i, name)| from_header(name).map(|v| (i, v)));

@@ -952,6 +952,7 @@ impl Conn {
             content_type: head.first(buf, Known::ContentType),
             body: body_len.map(|n| &buf[head.len..head.len + n]),
             client_values: None,
+            introspection_values: None,
         };
         // The bearer token, from the first of `bearer_token_param_type` that has one.
         let cookie_name = cfg.bearer_token_cookie_name.as_deref().unwrap_or("").as_bytes();
@@ -973,7 +974,19 @@ impl Conn {
                 head.values(buf, name).next()
             })
         });
-        let sources = Sources { client_values: client_values.as_ref(), ..sources };
+        let introspection_values = (bearer.is_some() && cfg.takes_introspection_values()).then(|| {
+            credentials::introspection_values(
+                &cfg.introspection_client_args,
+                &cfg.introspection_headers_client,
+                &sources,
+                |name| head.values(buf, name).next(),
+            )
+        });
+        let sources = Sources {
+            client_values: client_values.as_ref(),
+            introspection_values: introspection_values.as_ref(),
+            ..sources
+        };
         let decided = w
             .auth
             .authenticate(inst, &sources, bearer, &mut self.ex.auth, &mut self.cred_memo, self.ex.start)

@@ -353,6 +353,8 @@ class Idp {
     this.faults = noFaults();
     this.counters = freshCounters();
     this.log = [];
+    // The introspection requests that got past fault injection, as the log above.
+    this.introspectionLog = [];
     // The JWT access tokens this IdP issued, so its introspection endpoint can answer
     // for them (oidc-provider keeps no record of structured tokens), and revoke them.
     this.issued = new Map();
@@ -533,6 +535,8 @@ class Idp {
   // with its claims. Anything else goes to oidc-provider.
   async handleIntrospection(req, res) {
     const body = await readBody(req);
+    this.introspectionLog.push({ at: new Date().toISOString(), ...describeTokenRequest(req, body) });
+    if (this.introspectionLog.length > LOG_LIMIT) this.introspectionLog.shift();
     const params = new URLSearchParams(body.toString('utf8'));
     const entry = this.issued.get(params.get('token') || '');
     if (entry !== undefined) {
@@ -636,6 +640,7 @@ class Idp {
   reset() {
     this.counters = freshCounters();
     this.log = [];
+    this.introspectionLog = [];
     this.issued.clear();
     this.faults = noFaults();
     this.ttl = this.defaults.ttl;
@@ -679,10 +684,14 @@ class Idp {
         sendJson(res, 200, list);
         return;
       }
+      case 'GET /introspections':
+        sendJson(res, 200, this.introspectionLog);
+        return;
       case 'POST /reset':
         if (body.counters_only) {
           this.counters = freshCounters();
           this.log = [];
+          this.introspectionLog = [];
         } else {
           this.reset();
         }

@@ -316,6 +316,30 @@ test('issued JWTs are introspected until they expire or are revoked', async () =
   assert.equal((await (await introspect(forged)).json()).active, false, 'a token it never issued');
 });
 
+test('introspection requests are logged with their arguments and headers, the client secret redacted', async () => {
+  await ctl('/reset');
+  const t = await goodToken('post-client');
+  const r = await fetch(`${issuer}/token/introspection`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-tenant': 'acme' },
+    body: new URLSearchParams({
+      token: t.access_token,
+      resource: 'urn:x',
+      client_id: 'post-client',
+      client_secret: client('post-client').client_secret,
+    }),
+  });
+  assert.equal((await r.json()).active, true);
+  const log = await get(`${control}/introspections`);
+  assert.equal(log.length, 1);
+  assert.equal(log[0].params.token, t.access_token);
+  assert.equal(log[0].params.resource, 'urn:x');
+  assert.equal(log[0].params.client_secret, '<redacted>');
+  assert.equal(log[0].headers['x-tenant'], 'acme');
+  await ctl('/reset');
+  assert.deepEqual(await get(`${control}/introspections`), []);
+});
+
 test('load clients', async () => {
   for (let i = 0; i < 3; i += 1) {
     const r = await tokenRequest({ id: `${CONFIG.load.id_prefix}${i}`, secret: `${CONFIG.load.secret_prefix}${i}` });

@@ -578,6 +578,7 @@ fn find_bearer_takes_the_first_location_in_the_configured_order() {
         content_type: Some(b"application/json"),
         body: Some(br#"{"access_token":"bdy"}"#),
         client_values: None,
+        introspection_values: None,
     };
     let lines: [&[u8]; 1] = [b"x=1; at=ck"];
     let cookies = || lines.into_iter();
@@ -632,6 +633,32 @@ fn client_values_come_from_query_then_form_then_header_and_skip_empty_ones() {
     // A JSON body is not a form: its values are not read.
     let json = Sources { content_type: Some(b"application/json"), body: Some(br#"{"c":"j"}"#), ..Sources::default() };
     assert_eq!(show(&client_values(&names[2..3], &[], &json, |_| None).post), []);
+}
+
+#[test]
+fn introspection_values_read_arguments_and_headers_each_from_their_own_place() {
+    use crate::oidc::config::CallerArg;
+    let arg = |name: &str, from_header| CallerArg { name: name.into(), from_header };
+    // `d` is an argument the caller sends only as a header, `q` a header-list name the
+    // caller sends only in the query: neither is taken from the other place.
+    let args = [arg("a", false), arg("b", false), arg("d", false), arg("x-r", true), arg("q", true)];
+    let headers = ["x-t".to_string()];
+    let sources = Sources {
+        query: Some(b"a=q&q=in-query"),
+        content_type: Some(b"application/x-www-form-urlencoded"),
+        body: Some(b"a=f&b=f%2Bb"),
+        ..Sources::default()
+    };
+    let header = |name: &str| match name.to_ascii_lowercase().as_str() {
+        "d" => Some(&b"hdr"[..]),
+        "x-r" => Some(&b"eu"[..]),
+        "x-t" => Some(&b"T"[..]),
+        _ => None,
+    };
+    let v = introspection_values(&args, &headers, &sources, header);
+    let show = |e: &[(usize, Box<[u8]>)]| e.iter().map(|(i, v)| (*i, v.to_vec())).collect::<Vec<_>>();
+    assert_eq!(show(&v.post), [(0, b"q".to_vec()), (1, b"f+b".to_vec()), (3, b"eu".to_vec())]);
+    assert_eq!(show(&v.headers), [(0, b"T".to_vec())]);
 }
 
 #[test]
