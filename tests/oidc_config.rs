@@ -1043,13 +1043,29 @@ fn claim_requirements_are_typed() {
     one_error(&format!("{BASE}scopes_claim: []\n"), "oidc.yaml:7:19: 'scopes_claim' must name a claim");
 }
 
+#[test]
+fn max_age_is_whole_seconds_and_warns_where_client_credentials_tokens_are_checked() {
+    let bearer = "issuer: https://idp.example.com\nauth_methods: [bearer]\n";
+    let (c, w) = ok(&format!("{bearer}max_age: 300\n"));
+    assert_eq!((c.max_age, w.len()), (Some(300), 0), "{w:?}");
+    let (c, _) = ok(&format!("{bearer}max_age: 2.9\n"));
+    assert_eq!(c.max_age, Some(2), "an age of whole seconds is over 2.9 only once it is 3");
+    let (c, w) = ok(&format!("{bearer}max_age: null\n"));
+    assert_eq!((c.max_age, w.len()), (None, 0));
+    one_error(&format!("{bearer}max_age: -1\n"), "oidc.yaml:7:14: 'max_age' must not be negative, found -1");
+    one_warning(
+        &format!("{BASE}max_age: 300\n"),
+        "oidc.yaml:7:5: 'max_age' makes auth_time required in every access token; tokens the IdP issues for client \
+         credentials seldom carry one, and are then refused (401), as in Kong",
+    );
+}
+
 // ----- the classification of what ringgate does not act on -----
 
 #[test]
 fn flow_changing_kong_keys_are_errors() {
     let cases = [
         ("consumer_groups_claim: [groups]", "'consumer_groups_claim' is not supported yet"),
-        ("max_age: 300", "'max_age' is not supported yet"),
         ("token_exchange_endpoint: https://idp/exchange", "'token_exchange_endpoint' is not supported yet"),
         ("token_exchange: {enabled: true}", "'token_exchange' is not supported yet"),
         ("upstream_id_token_header: x-id-token", "'upstream_id_token_header' is not supported yet"),
@@ -1161,7 +1177,7 @@ fn classified_keys_are_still_type_checked() {
 
 #[test]
 fn every_problem_is_reported_at_once_in_file_order() {
-    let e = errors("scope: [openid]\nauth_methods: [password]\ntimeout: fast\nmax_age: 300\n");
+    let e = errors("scope: [openid]\nauth_methods: [password]\ntimeout: fast\nconsumer_groups_claim: [g]\n");
     assert_eq!(
         e,
         vec![
@@ -1169,7 +1185,7 @@ fn every_problem_is_reported_at_once_in_file_order() {
             "oidc.yaml:5:5: 'issuer' is required: the IdP's issuer URL or its discovery URL",
             "oidc.yaml:6:20: auth method 'password' is not supported yet (ringgate supports client_credentials, bearer and introspection)",
             "oidc.yaml:7:14: 'timeout' must be a number, found a string",
-            "oidc.yaml:8:5: 'max_age' is not supported yet: the auth_time check would be skipped",
+            "oidc.yaml:8:5: 'consumer_groups_claim' is not supported yet: consumer group mapping is not implemented",
         ]
     );
 }

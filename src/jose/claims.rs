@@ -9,6 +9,10 @@
 //!   `now - leeway > exp`, one second later; ringgate follows the RFC.
 //! - `nbf`: refused when `now + leeway < nbf` (the RFC's "on or after"; same as Kong).
 //! - `iat`: refused when `now + leeway < iat` (issued in the future; same as Kong).
+//! - `auth_time`, only with [`Policy::max_age`] (Kong's rule for access tokens): required;
+//!   refused when `now + leeway < auth_time` or `now - auth_time - leeway > max_age`.
+//!   The token then counts as expiring at `auth_time + max_age + 1` if that comes before
+//!   its `exp`: the returned `exp` is the earlier one, so no cache keeps it longer.
 //!
 //! Each is checked only when present, as Kong does; [`Policy::require_exp`] makes `exp`
 //! mandatory. A NumericDate may be a JSON integer or a non-integer number; a fraction is
@@ -204,6 +208,7 @@ pub(crate) fn check(claims: &OwnedValue, policy: &Policy, now: u64) -> Result<Op
     let exp = numeric_date(claims, "exp")?;
     let nbf = numeric_date(claims, "nbf")?;
     let iat = numeric_date(claims, "iat")?;
+    let auth_time = if policy.max_age.is_some() { numeric_date(claims, "auth_time")? } else { None };
     string_or_absent(claims, "sub")?;
     string_or_absent(claims, "jti")?;
     if let Some(aud) = claims.get("aud") {
@@ -232,7 +237,19 @@ pub(crate) fn check(claims: &OwnedValue, policy: &Policy, now: u64) -> Result<Op
     if iat.is_some_and(|iat| now.saturating_add(leeway) < iat) {
         return Err(JwtError::IssuedInFuture);
     }
-    Ok(exp)
+    let Some(max_age) = policy.max_age else { return Ok(exp) };
+    let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
+    let auth_time = auth_time.ok_or(JwtError::AuthTimeMissing)?;
+    if now.saturating_add(leeway) < auth_time {
+        return Err(JwtError::AuthTimeInFuture);
+    }
+    if now.saturating_sub(auth_time).saturating_sub(leeway) > max_age {
+        return Err(JwtError::AuthTooOld);
+    }
+    // The first second at which the age check above refuses, less the leeway that `exp`
+    // is given too.
+    let too_old_at = auth_time.saturating_add(max_age).saturating_add(1);
+    Ok(Some(exp.map_or(too_old_at, |exp| exp.min(too_old_at))))
 }
 
 /// Kong's `scopes_required` / `audience_required` / `groups_required` test: met when

@@ -158,6 +158,15 @@ pub enum JwtError {
     /// `iss` is neither the expected issuer nor in `issuers_allowed`.
     #[error("token issuer not allowed")]
     Issuer,
+    /// `max_age` is set and the token has no `auth_time`.
+    #[error("token has no auth_time")]
+    AuthTimeMissing,
+    /// `auth_time` is in the future (beyond leeway).
+    #[error("token auth_time is in the future")]
+    AuthTimeInFuture,
+    /// `auth_time` is older than `max_age` (beyond leeway).
+    #[error("token authentication is older than max_age")]
+    AuthTooOld,
 }
 
 impl JwtError {
@@ -187,6 +196,9 @@ impl JwtError {
             JwtError::NotYetValid => "token not yet valid",
             JwtError::IssuedInFuture => "token issued in the future",
             JwtError::Issuer => "token issuer not allowed",
+            JwtError::AuthTimeMissing => "token has no auth_time",
+            JwtError::AuthTimeInFuture => "token auth_time is in the future",
+            JwtError::AuthTooOld => "token authentication is older than max_age",
         }
     }
 

@@ -24,7 +24,8 @@
 //!    uses only the configured secret, never JWKS material.
 //! 4. Signature over `header.payload` with ring (fixed-width `r||s` for ECDSA).
 //! 5. Claims (see [`claims`]): payload a JSON object; `exp`/`nbf`/`iat` against `now` with
-//!    leeway; `iss` against the issuer; registered claims of the wrong JSON type refused.
+//!    leeway (and `auth_time` under `max_age`); `iss` against the issuer; registered
+//!    claims of the wrong JSON type refused.
 //!
 //! Cost: one RSA-2048 verification dominates (tens of µs); the framing, two small JSON
 //! parses and claim checks add about a microsecond and a handful of small allocations

@@ -36,6 +36,9 @@ pub struct Policy {
     pub(crate) issuers_allowed: Vec<Box<str>>,
     pub(crate) leeway: u64,
     pub(crate) require_exp: bool,
+    /// `max_age`: every token must carry `auth_time`, no more than this many seconds
+    /// (plus leeway) in the past.
+    pub(crate) max_age: Option<u64>,
     /// Only `typ: token-introspection+jwt` passes (RFC 9701 §5): the policy of the IdP's
     /// signed introspection answers, so no other token of the IdP's can stand for one.
     pub(crate) introspection_answer: bool,
@@ -55,14 +58,17 @@ impl Policy {
             issuers_allowed: Vec::new(),
             leeway: 0,
             require_exp: false,
+            max_age: None,
             introspection_answer: false,
         }
     }
 
     /// This policy for the IdP's signed introspection answers (RFC 9701): the header's
-    /// `typ` must be `token-introspection+jwt`.
+    /// `typ` must be `token-introspection+jwt`. An answer states no authentication, so
+    /// `max_age` does not apply to it.
     pub fn for_introspection_answers(mut self) -> Policy {
         self.introspection_answer = true;
+        self.max_age = None;
         self
     }
 
@@ -90,6 +96,15 @@ impl Policy {
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds (`leeway`, default 0).
     pub fn leeway(mut self, seconds: u64) -> Policy {
         self.leeway = seconds;
+        self
+    }
+
+    /// `max_age` (seconds): as Kong checks it on access tokens, `auth_time` becomes
+    /// required, may not be in the future (beyond leeway), and may be no older than
+    /// `seconds` plus leeway. A verified token's [`exp`](super::Claims::exp) is then the
+    /// earlier of its `exp` and the second it grows too old, so caches drop it in time.
+    pub fn max_age(mut self, seconds: Option<u64>) -> Policy {
+        self.max_age = seconds;
         self
     }
 

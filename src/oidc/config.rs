@@ -130,7 +130,7 @@
 //! | `consumer_groups_claim` | error | consumer group mapping (and its 403) is not implemented |
 //! | `consumer_groups_optional` | warning | only acts with consumer group mapping |
 //! | `principals` with `enabled: true` (Kong Identity, Konnect) | error | the principal lookup and its 401 would be skipped |
-//! | `max_age` | error | the `auth_time` check would be skipped |
+//! | `max_age` with `client_credentials` | warning | it makes `auth_time` required, and tokens issued for client credentials seldom carry one: they are then refused (401), as in Kong |
 //! | `domains` | warning | checks the `hd` claim of ID tokens, which ringgate does not use |
 //! | `token_headers_replay` without `client_credentials` in `token_headers_grants` | warning | replays only for the grants listed, and ringgate runs only this one |
 //! | `token_exchange_endpoint`, `token_exchange` | error | the upstream token would differ |
@@ -175,7 +175,7 @@
 //! `token_cache_key_include_scope`, `cache_ttl`, `cache_ttl_min`, `cache_ttl_max`,
 //! `cache_ttl_neg`, `cache_ttl_resurrect`, `verify_signature` and `verify_claims`
 //! (`true` only), `ignore_signature` (`client_credentials` only), `enable_hs_signatures`,
-//! `leeway`, `issuers_allowed`, `scopes_required`, `scopes_claim`, `audience_required`,
+//! `leeway`, `max_age`, `issuers_allowed`, `scopes_required`, `scopes_claim`, `audience_required`,
 //! `audience_claim`, `credential_claim`, `consumer_claim`, `consumer_by`,
 //! `consumer_optional`, `by_username_ignore_case`, `anonymous`, `introspection_endpoint`,
 //! `introspection_endpoint_auth_method`, `introspection_hint`,
@@ -571,6 +571,9 @@ pub struct OidcConfig {
     pub enable_hs_signatures: bool,
     /// Default 0.
     pub leeway: Duration,
+    /// `max_age` (whole seconds): every verified token must carry an `auth_time` no
+    /// older than this (plus `leeway`), as Kong checks access tokens.
+    pub max_age: Option<u64>,
     pub issuers_allowed: Vec<String>,
     pub scopes_required: Vec<String>,
     /// Default `["scope"]`: a path into the claims.
@@ -1176,6 +1179,7 @@ const TYPED: &[&str] = &[
     "ignore_signature",
     "enable_hs_signatures",
     "leeway",
+    "max_age",
     "issuers_allowed",
     "scopes_required",
     "scopes_claim",
@@ -1246,7 +1250,6 @@ fn class_of(name: &str) -> Class {
     match name {
         "consumer_groups_claim" => Class::Error("consumer group mapping is not implemented"),
         "consumer_groups_optional" => Class::Warn("only acts with consumer group mapping, which is not implemented"),
-        "max_age" => Class::Error("the auth_time check would be skipped"),
         "domains" => Class::Warn("checks ID tokens, which ringgate does not use"),
         "token_exchange_endpoint" | "token_exchange" => {
             Class::Error("token exchange is not implemented; the upstream token would differ")
@@ -2050,6 +2053,16 @@ impl<'a> Compiler<'a> {
         let cache_ttl_neg = self.duration("cache_ttl_neg", 1.0);
         let cache_ttl_resurrect = self.duration("cache_ttl_resurrect", 1.0);
         let leeway = self.duration("leeway", 1.0).unwrap_or(Duration::ZERO);
+        // Kong compares whole-second ages with `>`, so a fraction of a second adds nothing.
+        let max_age = self.duration("max_age", 1.0).map(|d| d.as_secs());
+        if max_age.is_some() && auth_methods.contains(&AuthMethod::ClientCredentials) {
+            let mark = self.get("max_age").map(|p| p.key_mark).unwrap_or_default();
+            self.warn(
+                mark,
+                "'max_age' makes auth_time required in every access token; tokens the IdP issues for client \
+                 credentials seldom carry one, and are then refused (401), as in Kong",
+            );
+        }
         let issuers_allowed = self.list_or("issuers_allowed", &[]);
         let scopes_required = self.list_or("scopes_required", &[]);
         let audience_required = self.list_or("audience_required", &[]);
@@ -2185,6 +2198,7 @@ impl<'a> Compiler<'a> {
             ignore_signature_client_credentials,
             enable_hs_signatures,
             leeway,
+            max_age,
             issuers_allowed,
             scopes_required,
             scopes_claim,

@@ -152,7 +152,10 @@ fn claim_after(last: &AtomicU64, now_unix: u64, cooldown: u64) -> bool {
 /// algorithm ring verifies, HS* only with `enable_hs_signatures` (keyed by the configured
 /// client secret, never by JWKS material).
 pub fn policy_for(config: &OidcConfig, issuer: &str) -> Policy {
-    let policy = Policy::new(issuer).issuers_allowed(&config.issuers_allowed).leeway(config.leeway.as_secs());
+    let policy = Policy::new(issuer)
+        .issuers_allowed(&config.issuers_allowed)
+        .leeway(config.leeway.as_secs())
+        .max_age(config.max_age);
     match (config.enable_hs_signatures, config.client_secret.first()) {
         (true, Some(secret)) => policy.enable_hs(HmacSecret::new(secret.expose().as_bytes().to_vec())),
         _ => policy,

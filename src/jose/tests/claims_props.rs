@@ -48,8 +48,9 @@ fn payload(rng: &mut Rng) -> String {
     }
     let mut members = Vec::new();
     for _ in 0..rng.below(9) {
-        let (name, value) = match rng.below(10) {
+        let (name, value) = match rng.below(11) {
             0 => ("exp", date_text(rng)),
+            6 => ("auth_time", date_text(rng)),
             1 => ("nbf", date_text(rng)),
             2 => ("iat", date_text(rng)),
             3 => {
@@ -72,7 +73,13 @@ fn payload(rng: &mut Rng) -> String {
 }
 
 /// The registered-claim rules on a serde_json reading: the answer `verify` must give.
-fn expected(text: &str, now: u64, leeway: u64, require_exp: bool) -> Result<Option<i64>, JwtError> {
+fn expected(
+    text: &str,
+    now: u64,
+    leeway: u64,
+    require_exp: bool,
+    max_age: Option<u64>,
+) -> Result<Option<i64>, JwtError> {
     if has_out_of_range_integer(text) {
         return Err(JwtError::Claims);
     }
@@ -103,6 +110,7 @@ fn expected(text: &str, now: u64, leeway: u64, require_exp: bool) -> Result<Opti
         }
     };
     let (exp, nbf, iat) = (date("exp")?, date("nbf")?, date("iat")?);
+    let auth_time = if max_age.is_some() { date("auth_time")? } else { None };
     for name in ["sub", "jti"] {
         if claims.get(name).is_some_and(|v| !v.is_string()) {
             return Err(JwtError::ClaimType(name));
@@ -135,7 +143,20 @@ fn expected(text: &str, now: u64, leeway: u64, require_exp: bool) -> Result<Opti
     if iat.is_some_and(|iat| sat(now + leeway) < iat) {
         return Err(JwtError::IssuedInFuture);
     }
-    Ok(exp.map(|e| e as i64))
+    let Some(max_age) = max_age else { return Ok(exp.map(|e| e as i64)) };
+    // `max_age`: `auth_time` required, not in the future, no older than max_age + leeway
+    // (differences saturate at the i64 bounds, as the arithmetic they model does).
+    let clamp = |x: i128| x.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+    let max_age = i128::from(max_age).min(i128::from(i64::MAX));
+    let auth_time = auth_time.ok_or(JwtError::AuthTimeMissing)?;
+    if sat(now + leeway) < auth_time {
+        return Err(JwtError::AuthTimeInFuture);
+    }
+    if clamp(clamp(now - auth_time) - leeway) > max_age {
+        return Err(JwtError::AuthTooOld);
+    }
+    let too_old_at = clamp(clamp(auth_time + max_age) + 1);
+    Ok(Some(exp.map_or(too_old_at, |exp| exp.min(too_old_at)) as i64))
 }
 
 #[test]
@@ -149,14 +170,18 @@ fn random_claims_get_the_answer_the_rules_give_at_any_clock() {
         let token = signer.token(Alg::HS256, r#"{"alg":"HS256"}"#, &text);
         for _ in 0..4 {
             let (now, leeway, require_exp) = (pick_now(&mut rng), pick_leeway(&mut rng), rng.chance(3));
-            let policy =
-                Policy::new(ISS).enable_hs(HmacSecret::new(SECRET.to_vec())).leeway(leeway).require_exp(require_exp);
+            let max_age = rng.chance(2).then(|| pick_leeway(&mut rng).saturating_add(rng.below(600) as u64));
+            let policy = Policy::new(ISS)
+                .enable_hs(HmacSecret::new(SECRET.to_vec()))
+                .leeway(leeway)
+                .require_exp(require_exp)
+                .max_age(max_age);
             let got = verify(&token, &keys, &policy, now);
-            let want = expected(&text, now, leeway, require_exp);
+            let want = expected(&text, now, leeway, require_exp, max_age);
             assert_eq!(
                 got.as_ref().map(|v| v.exp()).map_err(|e| *e),
                 want.map(|e| e.map(|e| e.max(0) as u64)),
-                "{text} now {now} leeway {leeway} require_exp {require_exp}"
+                "{text} now {now} leeway {leeway} require_exp {require_exp} max_age {max_age:?}"
             );
             outcomes.insert(format!("{:?}", want.map(|_| ())));
             if let Ok(v) = got {
@@ -166,8 +191,8 @@ fn random_claims_get_the_answer_the_rules_give_at_any_clock() {
             }
         }
     }
-    // Every outcome came up: acceptance, seven type errors and six other refusals.
-    assert_eq!(outcomes.len(), 14, "{outcomes:?}");
+    // Every outcome came up: acceptance, eight type errors and nine other refusals.
+    assert_eq!(outcomes.len(), 18, "{outcomes:?}");
 }
 
 #[test]
@@ -177,15 +202,30 @@ fn more_leeway_or_an_earlier_clock_never_turns_expiry_into_acceptance_wrongly() 
     let signer = Signer::Hmac(SECRET.to_vec());
     let keys = KeySet::default();
     let mut rng = Rng(0x1319_8a2e_0370_7344);
-    let at = |token: &str, now: u64, leeway: u64| {
-        verify(token, &keys, &Policy::new(ISS).enable_hs(HmacSecret::new(SECRET.to_vec())).leeway(leeway), now)
-            .map(|_| ())
+    let time_error = |e: &JwtError| {
+        matches!(
+            e,
+            JwtError::Expired
+                | JwtError::NotYetValid
+                | JwtError::IssuedInFuture
+                | JwtError::AuthTimeInFuture
+                | JwtError::AuthTooOld
+        )
     };
-    let time_error = |e: &JwtError| matches!(e, JwtError::Expired | JwtError::NotYetValid | JwtError::IssuedInFuture);
     for _ in 0..1500 {
-        let claims =
-            format!(r#"{{"exp":{},"nbf":{},"iat":{}}}"#, date_text(&mut rng), date_text(&mut rng), date_text(&mut rng));
+        let claims = format!(
+            r#"{{"exp":{},"nbf":{},"iat":{},"auth_time":{}}}"#,
+            date_text(&mut rng),
+            date_text(&mut rng),
+            date_text(&mut rng),
+            date_text(&mut rng)
+        );
         let token = signer.token(Alg::HS256, r#"{"alg":"HS256"}"#, &claims);
+        let max_age = rng.chance(2).then(|| rng.below(600) as u64);
+        let at = |token: &str, now: u64, leeway: u64| {
+            let policy = Policy::new(ISS).enable_hs(HmacSecret::new(SECRET.to_vec())).leeway(leeway).max_age(max_age);
+            verify(token, &keys, &policy, now).map(|_| ())
+        };
         let (now, leeway) = (pick_now(&mut rng), pick_leeway(&mut rng));
         let got = at(&token, now, leeway);
         let more = leeway.saturating_add(1 + rng.below(1000) as u64);
@@ -206,6 +246,25 @@ fn more_leeway_or_an_earlier_clock_never_turns_expiry_into_acceptance_wrongly() 
         }
         if got == Err(JwtError::NotYetValid) {
             assert_eq!(at(&token, earlier, leeway), Err(JwtError::NotYetValid), "{claims} now {now}→{earlier}");
+        }
+        // An authentication too old stays too old later (unless the token has expired
+        // meanwhile, which is checked first); one in the future stays so earlier.
+        if got == Err(JwtError::AuthTooOld) {
+            let later_error = at(&token, later, leeway);
+            assert!(
+                matches!(later_error, Err(JwtError::AuthTooOld | JwtError::Expired)),
+                "{claims} now {now}→{later}: {later_error:?}"
+            );
+        }
+        if got == Err(JwtError::AuthTimeInFuture) {
+            let earlier_error = at(&token, earlier, leeway);
+            assert!(
+                matches!(
+                    earlier_error,
+                    Err(JwtError::AuthTimeInFuture | JwtError::NotYetValid | JwtError::IssuedInFuture)
+                ),
+                "{claims} now {now}→{earlier}: {earlier_error:?}"
+            );
         }
     }
 }

@@ -445,6 +445,40 @@ fn nbf_and_iat_in_the_future_are_refused_beyond_leeway() {
 }
 
 #[test]
+fn max_age_requires_a_recent_auth_time_and_brings_the_expiry_forward() {
+    let f = fixture();
+    let with = |claims: &str| rs256(&f, claims);
+    let check = |token: &str, now: u64, leeway: u64| {
+        verify(token, &f.keys, &policy().leeway(leeway).max_age(Some(300)), now).map(|v| v.exp())
+    };
+    let exp = NOW + 3600;
+    // Authenticated 300 s ago: accepted, and counted as expiring when it grows too old.
+    let token = with(&format!(r#"{{"exp":{exp},"auth_time":{}}}"#, NOW - 300));
+    assert_eq!(check(&token, NOW, 0), Ok(Some(NOW + 1)));
+    assert_eq!(check(&token, NOW + 1, 0), Err(JwtError::AuthTooOld));
+    assert_eq!(check(&token, NOW + 5, 5), Ok(Some(NOW + 1)), "leeway stretches the age as it does exp");
+    assert_eq!(check(&token, NOW + 6, 5), Err(JwtError::AuthTooOld));
+    // A recent authentication keeps the token's own exp.
+    let fresh = with(&format!(r#"{{"exp":{},"auth_time":{NOW}}}"#, NOW + 60));
+    assert_eq!(check(&fresh, NOW, 0), Ok(Some(NOW + 60)));
+    // No exp: the age alone bounds it.
+    assert_eq!(check(&with(&format!(r#"{{"auth_time":{NOW}}}"#)), NOW, 0), Ok(Some(NOW + 301)));
+    // Required, a number, and not in the future.
+    assert_eq!(check(&with(&format!(r#"{{"exp":{exp}}}"#)), NOW, 0), Err(JwtError::AuthTimeMissing));
+    assert_eq!(check(&with(r#"{"auth_time":"1"}"#), NOW, 0), Err(JwtError::ClaimType("auth_time")));
+    let future = with(&format!(r#"{{"exp":{exp},"auth_time":{}}}"#, NOW + 10));
+    assert_eq!(check(&future, NOW, 0), Err(JwtError::AuthTimeInFuture));
+    assert_eq!(check(&future, NOW, 10), Ok(Some(NOW + 311)));
+    // Without max_age, auth_time is not read at all (as in Kong).
+    assert_eq!(verify(&with(r#"{"auth_time":"x"}"#), &f.keys, &policy(), NOW).map(|v| v.exp()), Ok(None));
+    // An introspection answer states no authentication: max_age does not apply to it.
+    let answers = policy().max_age(Some(300)).for_introspection_answers();
+    let answer =
+        f.rsa.token(Alg::RS256, r#"{"alg":"RS256","kid":"rsa","typ":"token-introspection+jwt"}"#, &good_claims());
+    verify(&answer, &f.keys, &answers, NOW).expect("an answer without auth_time");
+}
+
+#[test]
 fn issuer_must_match_or_be_allowed() {
     let f = fixture();
     let token = |iss: &str| rs256(&f, &format!(r#"{{"iss":"{iss}","exp":{}}}"#, NOW + 60));
