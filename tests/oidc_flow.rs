@@ -2122,6 +2122,34 @@ on_both_drivers!(a_callers_values_reach_the_introspection_of_its_token_and_key_t
     assert_eq!(a.header_str("x-tenant").as_deref(), Some("acme"), "the caller's header goes on upstream too");
 });
 
+/// A configured `Authorization` header. In the token request client_secret_basic
+/// replaces it (Kong's rule there: a request never carries two). In the introspection
+/// request it authenticates in place of the plugin's client (Kong's rule there).
+#[test]
+fn a_configured_authorization_is_replaced_for_tokens_and_authenticates_introspection() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let stale = "token_headers_names: [Authorization]\ntoken_headers_values: [\"Basic bm90OnRoaXM=\"]\n";
+    let p = start(&up, &idp, &format!("{CC_HEADER_BASIC}{stale}"), DRIVER);
+    let r = get_as(&p, BASIC_CLIENT);
+    assert_eq!(r.status, 200, "the caller's credentials, not the configured header: {r:?}");
+
+    let body = format!(
+        "auth_methods: [introspection]\n{OWN_CLIENT}introspection_endpoint_auth_method: client_secret_post\n\
+         introspection_headers_names: [Authorization]\nintrospection_headers_values: [\"{}\"]\n",
+        basic(BASIC_CLIENT.0, BASIC_CLIENT.1)
+    );
+    let p = start(&up, &idp, &body, DRIVER);
+    let token = issue_opaque_token(&idp);
+    control_ok(&idp, "POST", "/reset", r#"{"counters_only":true}"#);
+    assert_eq!(get(&p, "/i", &[("Authorization", &format!("Bearer {token}"))]).status, 200);
+    let log = introspection_log(&idp);
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["auth_method"].as_str(), Some("client_secret_basic"), "{:?}", log[0]);
+    assert_eq!(log[0]["client_id"].as_str(), Some(BASIC_CLIENT.0));
+    assert!(log[0]["params"].get("client_secret").is_none(), "the plugin's client is not sent too: {:?}", log[0]);
+}
+
 /// The introspection answer in a header: base64 of its JSON, decoded.
 fn introspection_answer(value: &str) -> OwnedValue {
     json(STANDARD.decode(value).unwrap_or_else(|e| panic!("base64 expected in {value:?}: {e}")))

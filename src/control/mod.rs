@@ -928,7 +928,11 @@ async fn introspect(
     push_form_pair(&mut form, c.introspection_token_param_name.as_bytes(), token.as_bytes());
     push_form_pair(&mut form, b"token_type_hint", c.introspection_hint.as_bytes());
     let mut headers = with_caller_headers(&c.introspection_headers, &c.introspection_headers_client, values);
-    authenticate_client(st.introspection_auth, id, secret, endpoint, clock, &mut form, &mut headers);
+    // A configured `Authorization` authenticates the request in place of the plugin's
+    // client (Kong's rule for introspection), e.g. a bearer token the IdP issued for it.
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization")) {
+        authenticate_client(st.introspection_auth, id, secret, endpoint, clock, &mut form, &mut headers);
+    }
     let caller_post: Vec<(&str, &[u8])> =
         values.post.iter().map(|(i, v)| (c.introspection_client_args[*i].name.as_str(), &v[..])).collect();
     push_with_caller_post(&mut form, &c.introspection_post_args, &caller_post);
@@ -991,7 +995,8 @@ async fn signed_answer(
 
 /// Adds client `id`'s authentication by `method` to a request for `endpoint`: form
 /// fields (post, jwt, none) or an `Authorization` header (basic, and the methods the
-/// configuration refuses for a request of this kind).
+/// configuration refuses for a request of this kind), which replaces a configured one,
+/// as Kong's does: a request never carries two.
 fn authenticate_client(
     method: ClientAuthMethod,
     id: &[u8],
@@ -1012,7 +1017,10 @@ fn authenticate_client(
             push_form_pair(form, b"client_assertion", assertion.as_bytes());
         }
         ClientAuthMethod::None => push_form_pair(form, b"client_id", id),
-        _ => headers.push(("authorization".into(), encode_client_secret_basic(id, secret))),
+        _ => {
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+            headers.push(("authorization".into(), encode_client_secret_basic(id, secret)));
+        }
     }
 }
 
