@@ -757,6 +757,35 @@ fn introspection_headers_are_header_names_the_claim_headers_do_not_take() {
 }
 
 #[test]
+fn introspection_jwt_headers_take_the_signed_answer_and_warn_without_one() {
+    use ringgate::oidc::claim_headers::ClaimKind;
+    let signed = "introspection_accept: application/token-introspection+jwt\n";
+    let (c, w) = ok(&format!(
+        "{BASE}{signed}upstream_introspection_jwt_header: X-Answer-Jwt\ndownstream_introspection_jwt_header: X-Jwt\n\
+         upstream_introspection_header: X-Answer\n"
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    let kinds = |hs: &[ringgate::oidc::claim_headers::ClaimHeader]| -> Vec<(String, ClaimKind)> {
+        hs.iter().map(|h| (h.name.clone(), h.kind)).collect()
+    };
+    assert_eq!(
+        kinds(&c.upstream_headers),
+        [("X-Answer".to_string(), ClaimKind::Introspection), ("X-Answer-Jwt".to_string(), ClaimKind::IntrospectionJwt)]
+    );
+    assert_eq!(kinds(&c.downstream_headers), [("X-Jwt".to_string(), ClaimKind::IntrospectionJwt)]);
+    assert!(c.needs_claims(), "an opaque issued token is introspected for it");
+    one_warning(
+        &format!("{BASE}upstream_introspection_jwt_header: X-Answer-Jwt\n"),
+        "oidc.yaml:7:5: 'upstream_introspection_jwt_header' is never set: introspection answers are JSON unless \
+         'introspection_accept: application/token-introspection+jwt'",
+    );
+    one_error(
+        &format!("{BASE}{signed}upstream_introspection_header: X-A\nupstream_introspection_jwt_header: x-a\n"),
+        "oidc.yaml:9:40: 'upstream_introspection_jwt_header' 'x-a' is already set from a claim",
+    );
+}
+
+#[test]
 fn token_headers_replay_needs_the_grant_and_a_header_the_proxy_does_not_write() {
     let (c, w) = ok(&format!(
         "{BASE}token_headers_replay: [X-RateLimit-Remaining]\ntoken_headers_prefix: x-idp-\n\

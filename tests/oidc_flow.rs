@@ -1862,16 +1862,30 @@ fn signed_introspection_answers_are_verified_before_their_claims_count() {
     let up = Upstream::start();
     let signed = "introspection_accept: application/token-introspection+jwt\n\
                   introspection_endpoint_auth_method: client_secret_basic\n\
-                  upstream_headers_claims: [client_id]\nupstream_headers_names: [X-Client]\n";
+                  upstream_headers_claims: [client_id]\nupstream_headers_names: [X-Client]\n\
+                  upstream_introspection_jwt_header: X-Introspection-Jwt\n\
+                  downstream_introspection_jwt_header: X-Answer-Jwt\n";
     let own = format!("client_id: [{}]\nclient_secret: [{}]\n", BASIC_CLIENT.0, BASIC_CLIENT.1);
     let p = start(&up, &idp, &format!("{CC_HEADER_POST}{OPAQUE}{own}{signed}"), DRIVER);
+    let mut answers = Vec::new();
     for _ in 0..2 {
         let r = get_as(&p, POST_CLIENT);
         assert_eq!(r.status, 200, "{r:?}");
+        answers.push(r.header("x-answer-jwt").expect("the signed answer goes to the caller too").to_string());
     }
     let got = up.wait_for(2, Duration::from_secs(5));
-    for g in &got {
+    let keys = KeySet::from_jwks(&idp_get(&idp, "/jwks")).expect("the IdP's JWKS");
+    let answers_policy = Policy::new(&idp.issuer).for_introspection_answers();
+    for (g, answer) in got.iter().zip(&answers) {
         assert_eq!(g.header_str("x-client").as_deref(), Some(POST_CLIENT.0), "a claim from the signed answer");
+        // The answer as the IdP signed it: it verifies as one, and vouches for the token.
+        let jws = g.header_str("x-introspection-jwt").expect("the signed answer upstream");
+        assert_eq!(&jws, answer, "the same answer both ways");
+        let v = ringgate::jose::verify(&jws, &keys, &answers_policy, unix_now() as u64)
+            .unwrap_or_else(|e| panic!("the forwarded answer verifies: {e:?}"));
+        let inner = v.claim("token_introspection").expect("the answer inside");
+        assert_eq!(inner.get("active").and_then(|a| a.as_bool()), Some(true));
+        assert_eq!(inner.get("client_id").and_then(|c| c.as_str()), Some(POST_CLIENT.0));
     }
     assert_eq!(introspections(&idp), 1, "once per issued token");
 
@@ -1882,12 +1896,20 @@ fn signed_introspection_answers_are_verified_before_their_claims_count() {
         &up,
         &idp,
         &format!(
-            "{CC_HEADER_POST}{OPAQUE}{own}upstream_headers_claims: [client_id]\nupstream_headers_names: [X-Client]\n"
+            "{CC_HEADER_POST}{OPAQUE}{own}upstream_headers_claims: [client_id]\nupstream_headers_names: [X-Client]\n\
+             upstream_introspection_jwt_header: X-Introspection-Jwt\n"
         ),
         DRIVER,
     );
     assert_eq!(get_as(&json, CLAIMS_CLIENT).status, 401, "the same answer to a JSON request");
     assert_eq!(up.received().len(), 2, "neither reached the upstream");
+    // A JSON answer has no JWT to send: the header is not set, and the caller's own is dropped.
+    idp.fault("introspection", "none", 0);
+    let r =
+        get(&json, "/j", &[("Authorization", &basic(POST_CLIENT.0, POST_CLIENT.1)), ("X-Introspection-Jwt", "forged")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let got = up.wait_for(3, Duration::from_secs(5));
+    assert!(got[2].header_all("x-introspection-jwt").is_empty(), "{:?}", got[2]);
 }
 
 #[test]

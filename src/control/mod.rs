@@ -990,7 +990,9 @@ async fn signed_answer(
     }
     let answer =
         v.claim("token_introspection").cloned().ok_or("the signed introspection answer has no token_introspection")?;
-    jose::Claims::from_introspection(answer).ok_or_else(|| "the signed introspection answer is not an object".into())
+    jose::Claims::from_introspection(answer)
+        .map(|claims| claims.with_signed_answer(jws))
+        .ok_or_else(|| "the signed introspection answer is not an object".into())
 }
 
 /// Adds client `id`'s authentication by `method` to a request for `endpoint`: form

@@ -66,6 +66,9 @@ pub struct Claims {
     pub(crate) claims: OwnedValue,
     /// The claims are an introspection answer (what `*_introspection_header` sends).
     pub(crate) introspected: bool,
+    /// The compact JWS a signed introspection answer (RFC 9701) came in, verified (what
+    /// `*_introspection_jwt_header` sends).
+    pub(crate) signed_answer: Option<Box<str>>,
 }
 
 impl Claims {
@@ -75,7 +78,19 @@ impl Claims {
         claims.as_object()?;
         // As a JWT's `exp`: `as_f64` alone would miss the integers RFC 7662 answers carry.
         let exp = numeric_date(&claims, "exp").ok().flatten();
-        Some(Claims { exp, claims, introspected: true })
+        Some(Claims { exp, claims, introspected: true, signed_answer: None })
+    }
+
+    /// These claims as the answer of the signed introspection answer `jws`, which the
+    /// caller has verified.
+    pub fn with_signed_answer(mut self, jws: &str) -> Claims {
+        self.signed_answer = Some(jws.into());
+        self
+    }
+
+    /// The signed introspection answer these claims came in, if they did.
+    pub fn signed_answer(&self) -> Option<&str> {
+        self.signed_answer.as_deref()
     }
 
     /// `exp` in Unix seconds, if present (a pre-1970 value reads as 0). For the token
@@ -157,6 +172,7 @@ impl std::fmt::Debug for Claims {
             .field("exp", &self.exp)
             .field("iss", &self.iss())
             .field("claims", &self.claims.as_object().map_or(0, |o| o.len()))
+            .field("signed_answer", &self.signed_answer.as_ref().map(|j| j.len()))
             .finish()
     }
 }
@@ -356,7 +372,11 @@ mod tests {
     }
 
     fn verified(claims: &str) -> Verified {
-        Verified { alg: Alg::RS256, kid: None, claims: Claims { exp: None, claims: json(claims), introspected: false } }
+        Verified {
+            alg: Alg::RS256,
+            kid: None,
+            claims: Claims { exp: None, claims: json(claims), introspected: false, signed_answer: None },
+        }
     }
 
     #[test]

@@ -247,7 +247,7 @@ pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<V
     }
     let claims = simd_json::to_owned_value(&mut payload).map_err(|_| JwtError::Claims)?;
     let exp = claims::check(&claims, policy, now)?;
-    Ok(Verified { alg, kid, claims: Claims { exp, claims, introspected: false } })
+    Ok(Verified { alg, kid, claims: Claims { exp, claims, introspected: false, signed_answer: None } })
 }
 
 /// Signs `claims_json` as a compact JWS with HS256 and the header

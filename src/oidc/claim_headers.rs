@@ -61,6 +61,9 @@ pub enum ClaimKind {
     Groups,
     /// `*_introspection_header`: the introspection answer itself (`claim` is empty).
     Introspection,
+    /// `*_introspection_jwt_header`: the signed introspection answer (RFC 9701) as the
+    /// IdP sent it (`claim` is empty).
+    IntrospectionJwt,
 }
 
 /// The header `authenticated_groups_claim` sets.
@@ -149,6 +152,7 @@ pub fn render<'h>(headers: &'h [ClaimHeader], token: &Claims, out: &mut Vec<u8>)
             ClaimKind::Value => token.claim_path(&h.claim).and_then(value_text),
             ClaimKind::Groups => token.claim_path(&h.claim).and_then(groups_text),
             ClaimKind::Introspection => token.introspected().then(|| value_text(token.claims())).flatten(),
+            ClaimKind::IntrospectionJwt => token.signed_answer().map(str::to_string),
         };
         let Some(text) = text else { continue };
         if !header_safe(text.as_bytes()) {
@@ -252,7 +256,7 @@ mod tests {
         Verified {
             alg: crate::jose::Alg::RS256,
             kid: None,
-            claims: crate::jose::Claims { exp: None, claims, introspected: false },
+            claims: crate::jose::Claims { exp: None, claims, introspected: false, signed_answer: None },
         }
     }
 

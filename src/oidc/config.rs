@@ -135,8 +135,9 @@
 //! | `token_headers_replay` without `client_credentials` in `token_headers_grants` | warning | replays only for the grants listed, and ringgate runs only this one |
 //! | `token_exchange_endpoint`, `token_exchange` | error | the upstream token would differ |
 //! | `cache_token_exchange`, `cache_user_info` | warning | caches of flows ringgate does not run |
-//! | `upstream_*_header` other than `upstream_access_token_header` and `upstream_introspection_header` | error | upstream would miss headers it expects |
-//! | `downstream_*` other than `downstream_access_token_header`, `downstream_introspection_header`, `downstream_headers` and `downstream_headers_claims` / `_names` | error | the client would miss headers it expects |
+//! | `upstream_*_header` other than `upstream_access_token_header`, `upstream_introspection_header` and `upstream_introspection_jwt_header` | error | upstream would miss headers it expects |
+//! | `downstream_*` other than `downstream_access_token_header`, `downstream_introspection_header`, `downstream_introspection_jwt_header`, `downstream_headers` and `downstream_headers_claims` / `_names` | error | the client would miss headers it expects |
+//! | `*_introspection_jwt_header` without `introspection_accept: application/token-introspection+jwt` | warning | only a signed answer has a JWT to send |
 //! | `unauthorized_redirect_uri`, `forbidden_redirect_uri`, `unexpected_redirect_uri` | error | Kong redirects where ringgate answers 401/403/5xx |
 //! | `unauthorized_destroy_session`, `forbidden_destroy_session` | warning | ringgate keeps no sessions |
 //! | `logout_uri_suffix`, `logout_query_arg`, `logout_post_arg` | error | Kong answers matching requests as logouts; ringgate would proxy them |
@@ -187,6 +188,7 @@
 //! `cache_introspection`, `introspect_jwt_tokens`,
 //! `upstream_access_token_header`, `downstream_access_token_header`,
 //! `upstream_introspection_header`, `downstream_introspection_header`,
+//! `upstream_introspection_jwt_header`, `downstream_introspection_jwt_header`,
 //! `token_headers_replay`, `token_headers_prefix`, `token_headers_grants`,
 //! `downstream_headers_claims`, `downstream_headers_names`,
 //! `hide_credentials`, `run_on_preflight`, `display_errors`, `expose_error_code`,
@@ -1215,6 +1217,8 @@ const TYPED: &[&str] = &[
     "downstream_access_token_header",
     "upstream_introspection_header",
     "downstream_introspection_header",
+    "upstream_introspection_jwt_header",
+    "downstream_introspection_jwt_header",
     "token_headers_replay",
     "token_headers_prefix",
     "token_headers_grants",
@@ -1255,9 +1259,9 @@ fn class_of(name: &str) -> Class {
             Class::Error("token exchange is not implemented; the upstream token would differ")
         }
         "cache_token_exchange" | "cache_user_info" => Class::Warn("caches a flow ringgate does not run"),
-        _ if name.starts_with("upstream_") && name.ends_with("_header") => {
-            Class::Error("upstream would miss this header; only upstream_access_token_header is implemented")
-        }
+        _ if name.starts_with("upstream_") && name.ends_with("_header") => Class::Error(
+            "upstream would miss this header; only the access token and introspection headers are implemented",
+        ),
         _ if name.starts_with("downstream_") => Class::Error("the client would miss this response header"),
         "unauthorized_redirect_uri" | "forbidden_redirect_uri" | "unexpected_redirect_uri" => {
             Class::Error("ringgate answers with a status where Kong would redirect")
@@ -2137,6 +2141,14 @@ impl<'a> Compiler<'a> {
                     "downstream_introspection_header",
                     downstream_headers.iter().any(|h| h.kind == ClaimKind::Introspection),
                 ),
+                (
+                    "upstream_introspection_jwt_header",
+                    upstream_headers.iter().any(|h| h.kind == ClaimKind::IntrospectionJwt),
+                ),
+                (
+                    "downstream_introspection_jwt_header",
+                    downstream_headers.iter().any(|h| h.kind == ClaimKind::IntrospectionJwt),
+                ),
             ];
             for (name, _) in reads_claims.into_iter().filter(|(_, set)| *set) {
                 let mark = self.get(name).map(|p| p.key_mark).unwrap_or_default();
@@ -2681,6 +2693,7 @@ impl<'a> Compiler<'a> {
         let mut out = Vec::new();
         self.named_claims("downstream", token_header, true, &mut out);
         self.introspection_header("downstream", token_header, true, &mut out);
+        self.introspection_jwt_header("downstream", token_header, true, &mut out);
         out
     }
 
@@ -2694,8 +2707,55 @@ impl<'a> Compiler<'a> {
         response: bool,
         out: &mut Vec<ClaimHeader>,
     ) {
-        let field = format!("{side}_introspection_header");
-        let Some((name, mark)) = self.string(&field) else { return };
+        self.answer_header(
+            &format!("{side}_introspection_header"),
+            ClaimKind::Introspection,
+            side,
+            token_header,
+            response,
+            out,
+        );
+    }
+
+    /// `<side>_introspection_jwt_header`: the signed introspection answer as the IdP sent
+    /// it, under the rules of [`Self::introspection_header`]. Only a signed answer has
+    /// one, so without `introspection_accept: application/token-introspection+jwt` it is
+    /// never set, and a warning says so.
+    fn introspection_jwt_header(
+        &mut self,
+        side: &str,
+        token_header: Option<&UpstreamTokenHeader>,
+        response: bool,
+        out: &mut Vec<ClaimHeader>,
+    ) {
+        let field = format!("{side}_introspection_jwt_header");
+        let before = out.len();
+        self.answer_header(&field, ClaimKind::IntrospectionJwt, side, token_header, response, out);
+        let signed =
+            self.string("introspection_accept").is_some_and(|(s, _)| s == "application/token-introspection+jwt");
+        if out.len() > before && !signed {
+            let mark = self.get(&field).map(|p| p.key_mark).unwrap_or_default();
+            self.warn(
+                mark,
+                format!(
+                    "'{field}' is never set: introspection answers are JSON unless \
+                     'introspection_accept: application/token-introspection+jwt'"
+                ),
+            );
+        }
+    }
+
+    /// A header that carries the introspection answer in the form of `kind`.
+    fn answer_header(
+        &mut self,
+        field: &str,
+        kind: ClaimKind,
+        side: &str,
+        token_header: Option<&UpstreamTokenHeader>,
+        response: bool,
+        out: &mut Vec<ClaimHeader>,
+    ) {
+        let Some((name, mark)) = self.string(field) else { return };
         let lower = name.to_ascii_lowercase();
         let why = if name.contains(':') {
             "takes a header name only; the ':bearer' and ':basic' forms are for the access token's header".into()
@@ -2704,7 +2764,7 @@ impl<'a> Compiler<'a> {
         } else if out.iter().any(|h| h.lower == lower) {
             "is already set from a claim".into()
         } else {
-            out.push(ClaimHeader { claim: Vec::new(), name, lower, kind: ClaimKind::Introspection });
+            out.push(ClaimHeader { claim: Vec::new(), name, lower, kind });
             return;
         };
         self.error(mark, format!("'{field}' '{name}' {why}"));
@@ -2835,6 +2895,7 @@ impl<'a> Compiler<'a> {
         }
         self.named_claims("upstream", Some(token_header), false, &mut out);
         self.introspection_header("upstream", Some(token_header), false, &mut out);
+        self.introspection_jwt_header("upstream", Some(token_header), false, &mut out);
         out
     }
 
