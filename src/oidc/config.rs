@@ -2692,70 +2692,43 @@ impl<'a> Compiler<'a> {
     fn downstream_claim_headers(&mut self, token_header: Option<&UpstreamTokenHeader>) -> Vec<ClaimHeader> {
         let mut out = Vec::new();
         self.named_claims("downstream", token_header, true, &mut out);
-        self.introspection_header("downstream", token_header, true, &mut out);
-        self.introspection_jwt_header("downstream", token_header, true, &mut out);
+        for kind in [ClaimKind::Introspection, ClaimKind::IntrospectionJwt] {
+            self.introspection_header("downstream", kind, token_header, true, &mut out);
+        }
         out
     }
 
-    /// `<side>_introspection_header`, added to `out` under the rules of
-    /// [`Self::named_claims`]: a header name (no `:bearer` / `:basic`), not one the proxy
-    /// writes, not the token's header, not a claim header's.
+    /// `<side>_introspection_header` (`kind` Introspection) or
+    /// `<side>_introspection_jwt_header` (IntrospectionJwt), added to `out` under the rules
+    /// of [`Self::named_claims`]: a header name (no `:bearer` / `:basic`), not one the
+    /// proxy writes, not the token's header, not a claim header's. Only a signed answer
+    /// has a JWT, so without `introspection_accept: application/token-introspection+jwt`
+    /// the JWT header is never set, and a warning says so.
     fn introspection_header(
         &mut self,
         side: &str,
+        kind: ClaimKind,
         token_header: Option<&UpstreamTokenHeader>,
         response: bool,
         out: &mut Vec<ClaimHeader>,
     ) {
-        self.answer_header(
-            &format!("{side}_introspection_header"),
-            ClaimKind::Introspection,
-            side,
-            token_header,
-            response,
-            out,
-        );
-    }
-
-    /// `<side>_introspection_jwt_header`: the signed introspection answer as the IdP sent
-    /// it, under the rules of [`Self::introspection_header`]. Only a signed answer has
-    /// one, so without `introspection_accept: application/token-introspection+jwt` it is
-    /// never set, and a warning says so.
-    fn introspection_jwt_header(
-        &mut self,
-        side: &str,
-        token_header: Option<&UpstreamTokenHeader>,
-        response: bool,
-        out: &mut Vec<ClaimHeader>,
-    ) {
-        let field = format!("{side}_introspection_jwt_header");
-        let before = out.len();
-        self.answer_header(&field, ClaimKind::IntrospectionJwt, side, token_header, response, out);
+        let field = match kind {
+            ClaimKind::IntrospectionJwt => format!("{side}_introspection_jwt_header"),
+            _ => format!("{side}_introspection_header"),
+        };
+        let Some((name, mark)) = self.string(&field) else { return };
         let signed =
             self.string("introspection_accept").is_some_and(|(s, _)| s == "application/token-introspection+jwt");
-        if out.len() > before && !signed {
-            let mark = self.get(&field).map(|p| p.key_mark).unwrap_or_default();
+        if kind == ClaimKind::IntrospectionJwt && !signed {
+            let key_mark = self.get(&field).map(|p| p.key_mark).unwrap_or_default();
             self.warn(
-                mark,
+                key_mark,
                 format!(
                     "'{field}' is never set: introspection answers are JSON unless \
                      'introspection_accept: application/token-introspection+jwt'"
                 ),
             );
         }
-    }
-
-    /// A header that carries the introspection answer in the form of `kind`.
-    fn answer_header(
-        &mut self,
-        field: &str,
-        kind: ClaimKind,
-        side: &str,
-        token_header: Option<&UpstreamTokenHeader>,
-        response: bool,
-        out: &mut Vec<ClaimHeader>,
-    ) {
-        let Some((name, mark)) = self.string(field) else { return };
         let lower = name.to_ascii_lowercase();
         let why = if name.contains(':') {
             "takes a header name only; the ':bearer' and ':basic' forms are for the access token's header".into()
@@ -2894,8 +2867,9 @@ impl<'a> Compiler<'a> {
             });
         }
         self.named_claims("upstream", Some(token_header), false, &mut out);
-        self.introspection_header("upstream", Some(token_header), false, &mut out);
-        self.introspection_jwt_header("upstream", Some(token_header), false, &mut out);
+        for kind in [ClaimKind::Introspection, ClaimKind::IntrospectionJwt] {
+            self.introspection_header("upstream", kind, Some(token_header), false, &mut out);
+        }
         out
     }
 
