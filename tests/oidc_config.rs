@@ -786,6 +786,33 @@ fn introspection_jwt_headers_take_the_signed_answer_and_warn_without_one() {
 }
 
 #[test]
+fn access_token_jwk_headers_need_no_claims_and_a_verified_token() {
+    use ringgate::oidc::claim_headers::ClaimKind;
+    let (c, w) =
+        ok(&format!("{BASE}upstream_access_token_jwk_header: X-Jwk\ndownstream_access_token_jwk_header: X-Key\n"));
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!((c.upstream_headers[0].name.as_str(), c.upstream_headers[0].kind), ("X-Jwk", ClaimKind::AccessTokenJwk));
+    assert_eq!(
+        (c.downstream_headers[0].name.as_str(), c.downstream_headers[0].kind),
+        ("X-Key", ClaimKind::AccessTokenJwk)
+    );
+    assert!(c.sends_key_jwk());
+    assert!(!c.needs_claims(), "an opaque token has no key, so it is not introspected for one");
+    one_error(
+        &format!("{BASE}ignore_signature: [client_credentials]\nupstream_access_token_jwk_header: X-Jwk\n"),
+        "oidc.yaml:8:5: 'upstream_access_token_jwk_header' sends the key that verified the access token, which \
+         'ignore_signature: [client_credentials]' leaves unverified",
+    );
+    one_error(
+        &format!("{BASE}upstream_access_token_jwk_header: authorization:bearer\n"),
+        "oidc.yaml:7:39: 'upstream_access_token_jwk_header' 'authorization:bearer' takes a header name only; the \
+         ':bearer' and ':basic' forms are for the access token's header",
+    );
+    let (c, _) = ok(BASE);
+    assert!(!c.sends_key_jwk());
+}
+
+#[test]
 fn token_headers_replay_needs_the_grant_and_a_header_the_proxy_does_not_write() {
     let (c, w) = ok(&format!(
         "{BASE}token_headers_replay: [X-RateLimit-Remaining]\ntoken_headers_prefix: x-idp-\n\

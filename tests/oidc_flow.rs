@@ -1214,6 +1214,48 @@ fn trusting_fixture_keys(setting: &str) -> (TestIdp, Upstream, StaticJson, Proxy
     (idp, up, keys, p)
 }
 
+/// `*_access_token_jwk_header`: the public JWK of the IdP key that verified the issued
+/// token, base64 of its JSON (Kong's encoding of a table), upstream and back to the
+/// caller, from the token's fetch and from the cache alike. A key the IdP rotates in is
+/// the one sent for the tokens it signs.
+#[test]
+fn the_key_that_verified_the_token_goes_upstream_as_a_jwk() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body =
+        format!("{CC_HEADER_POST}upstream_access_token_jwk_header: X-Jwk\ndownstream_access_token_jwk_header: X-Key\n");
+    let p = start(&up, &idp, &body, DRIVER);
+    let jwk_of = |kid: &str| -> OwnedValue {
+        let jwks = json(idp_get(&idp, "/jwks"));
+        let key = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"].as_str() == Some(kid)).cloned();
+        key.expect("kid in JWKS")
+    };
+    let decoded = |value: &str| json(STANDARD.decode(value).expect("standard base64"));
+    let check = |what: &str, sent: &OwnedValue, kid: &str| {
+        let published = jwk_of(kid);
+        for member in ["kty", "kid", "n", "e"] {
+            assert_eq!(sent[member].as_str(), published[member].as_str(), "{what}: {member}");
+        }
+        assert!(sent.get("d").is_none(), "{what}: no private member");
+    };
+    for i in 0..2 {
+        let r = get_as(&p, POST_CLIENT);
+        assert_eq!(r.status, 200, "{r:?}");
+        let got = up.wait_for(i + 1, Duration::from_secs(5));
+        let kid = jws_part(&forwarded_bearer(&got[i]), 0)["kid"].as_str().expect("kid").to_string();
+        let upstream = decoded(&got[i].header_str("x-jwk").expect("the JWK upstream"));
+        check("upstream", &upstream, &kid);
+        check("downstream", &decoded(r.header("x-key").expect("the JWK downstream")), &kid);
+    }
+    assert_eq!(idp.token_requests(POST_CLIENT.0), 1, "the second came from the cache");
+    // After a rotation, a new client's token is signed, verified and described by the new key.
+    let rotated = control_ok(&idp, "POST", "/rotate", "{}");
+    let new_kid = rotated["rotated"]["kid"].as_str().expect("the new kid").to_string();
+    let r = get_as(&p, SPECIAL_POST);
+    assert_eq!(r.status, 200, "{r:?}");
+    check("after rotation", &decoded(r.header("x-key").expect("the JWK")), &new_kid);
+}
+
 /// `max_age`: a caller's token must carry an `auth_time` no older than `max_age` seconds,
 /// as Kong checks access tokens. One accepted while recent is refused once it grows too
 /// old, though the per-core cache of verified tokens still holds it.

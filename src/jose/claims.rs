@@ -69,6 +69,9 @@ pub struct Claims {
     /// The compact JWS a signed introspection answer (RFC 9701) came in, verified (what
     /// `*_introspection_jwt_header` sends).
     pub(crate) signed_answer: Option<Box<str>>,
+    /// The public JWK of the key that verified the token, when the policy keeps it (what
+    /// `*_access_token_jwk_header` sends).
+    pub(crate) key_jwk: Option<Box<str>>,
 }
 
 impl Claims {
@@ -78,7 +81,7 @@ impl Claims {
         claims.as_object()?;
         // As a JWT's `exp`: `as_f64` alone would miss the integers RFC 7662 answers carry.
         let exp = numeric_date(&claims, "exp").ok().flatten();
-        Some(Claims { exp, claims, introspected: true, signed_answer: None })
+        Some(Claims { exp, claims, introspected: true, signed_answer: None, key_jwk: None })
     }
 
     /// These claims as the answer of the signed introspection answer `jws`, which the
@@ -91,6 +94,11 @@ impl Claims {
     /// The signed introspection answer these claims came in, if they did.
     pub fn signed_answer(&self) -> Option<&str> {
         self.signed_answer.as_deref()
+    }
+
+    /// The public JWK (JSON) of the key that verified the token, if the policy kept it.
+    pub fn key_jwk(&self) -> Option<&str> {
+        self.key_jwk.as_deref()
     }
 
     /// `exp` in Unix seconds, if present (a pre-1970 value reads as 0). For the token
@@ -375,7 +383,7 @@ mod tests {
         Verified {
             alg: Alg::RS256,
             kid: None,
-            claims: Claims { exp: None, claims: json(claims), introspected: false, signed_answer: None },
+            claims: Claims { exp: None, claims: json(claims), introspected: false, signed_answer: None, key_jwk: None },
         }
     }
 

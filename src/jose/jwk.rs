@@ -73,6 +73,33 @@ impl Jwk {
         }
     }
 
+    /// The key as a public JWK, built from what was decoded (`kty`, `kid` and `alg` when
+    /// present, then `n`/`e` or `crv`/`x`/`y`), so nothing the document carried beside the
+    /// public key (a stray private member) can come out of it. For
+    /// `*_access_token_jwk_header`.
+    pub fn public_json(&self) -> String {
+        let mut out = format!(r#"{{"kty":"{}""#, self.kty());
+        if let Some(kid) = &self.kid {
+            out.push_str(r#","kid":"#);
+            out.push_str(&simd_json::to_string(&**kid).unwrap_or_default());
+        }
+        if let Some(alg) = self.alg {
+            out.push_str(&format!(r#","alg":"{}""#, alg.name()));
+        }
+        let b64 = super::b64_encode;
+        match &self.key {
+            PublicKey::Rsa(c) => out.push_str(&format!(r#","n":"{}","e":"{}""#, b64(&c.n), b64(&c.e))),
+            PublicKey::P256(p) | PublicKey::P384(p) => {
+                let (crv, size) = if p.len() == 65 { ("P-256", 32) } else { ("P-384", 48) };
+                let (x, y) = p[1..].split_at(size);
+                out.push_str(&format!(r#","crv":"{crv}","x":"{}","y":"{}""#, b64(x), b64(y)));
+            }
+            PublicKey::Ed25519(x) => out.push_str(&format!(r#","crv":"Ed25519","x":"{}""#, b64(x))),
+        }
+        out.push('}');
+        out
+    }
+
     /// Whether this key may verify a signature made with `alg`: the key type (and curve)
     /// must be the one `alg` needs, and a pinned `alg` must be that one (RFC 8725 §3.1).
     pub fn permits(&self, alg: Alg) -> bool {

@@ -247,7 +247,11 @@ pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<V
     }
     let claims = simd_json::to_owned_value(&mut payload).map_err(|_| JwtError::Claims)?;
     let exp = claims::check(&claims, policy, now)?;
-    Ok(Verified { alg, kid, claims: Claims { exp, claims, introspected: false, signed_answer: None } })
+    // The key the signature step used (an HS secret is no JWK, and is never sent).
+    let key_jwk = (policy.keep_key_jwk && !matches!(alg.row().scheme, Scheme::Hmac(_)))
+        .then(|| keys.find(kid.as_deref(), alg).ok().map(|k| k.public_json().into_boxed_str()))
+        .flatten();
+    Ok(Verified { alg, kid, claims: Claims { exp, claims, introspected: false, signed_answer: None, key_jwk } })
 }
 
 /// Signs `claims_json` as a compact JWS with HS256 and the header

@@ -39,6 +39,8 @@ pub struct Policy {
     /// `max_age`: every token must carry `auth_time`, no more than this many seconds
     /// (plus leeway) in the past.
     pub(crate) max_age: Option<u64>,
+    /// Keep the verifying key's public JWK with the claims (`*_access_token_jwk_header`).
+    pub(crate) keep_key_jwk: bool,
     /// Only `typ: token-introspection+jwt` passes (RFC 9701 §5): the policy of the IdP's
     /// signed introspection answers, so no other token of the IdP's can stand for one.
     pub(crate) introspection_answer: bool,
@@ -59,6 +61,7 @@ impl Policy {
             leeway: 0,
             require_exp: false,
             max_age: None,
+            keep_key_jwk: false,
             introspection_answer: false,
         }
     }
@@ -105,6 +108,14 @@ impl Policy {
     /// earlier of its `exp` and the second it grows too old, so caches drop it in time.
     pub fn max_age(mut self, seconds: Option<u64>) -> Policy {
         self.max_age = seconds;
+        self
+    }
+
+    /// Keep the public JWK of the key that verified each token with its claims
+    /// ([`Claims::key_jwk`](super::Claims::key_jwk)): one lookup and a small string per
+    /// verification, so only when something sends it.
+    pub fn keep_key_jwk(mut self, keep: bool) -> Policy {
+        self.keep_key_jwk = keep;
         self
     }
 

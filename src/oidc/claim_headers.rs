@@ -64,6 +64,9 @@ pub enum ClaimKind {
     /// `*_introspection_jwt_header`: the signed introspection answer (RFC 9701) as the
     /// IdP sent it (`claim` is empty).
     IntrospectionJwt,
+    /// `*_access_token_jwk_header`: the public JWK of the key that verified the access
+    /// token, base64 of its JSON as Kong encodes a table (`claim` is empty).
+    AccessTokenJwk,
 }
 
 /// The header `authenticated_groups_claim` sets.
@@ -153,6 +156,9 @@ pub fn render<'h>(headers: &'h [ClaimHeader], token: &Claims, out: &mut Vec<u8>)
             ClaimKind::Groups => token.claim_path(&h.claim).and_then(groups_text),
             ClaimKind::Introspection => token.introspected().then(|| value_text(token.claims())).flatten(),
             ClaimKind::IntrospectionJwt => token.signed_answer().map(str::to_string),
+            ClaimKind::AccessTokenJwk => {
+                token.key_jwk().map(|jwk| base64::engine::general_purpose::STANDARD.encode(jwk))
+            }
         };
         let Some(text) = text else { continue };
         if !header_safe(text.as_bytes()) {
@@ -256,7 +262,7 @@ mod tests {
         Verified {
             alg: crate::jose::Alg::RS256,
             kid: None,
-            claims: crate::jose::Claims { exp: None, claims, introspected: false, signed_answer: None },
+            claims: crate::jose::Claims { exp: None, claims, introspected: false, signed_answer: None, key_jwk: None },
         }
     }
 

@@ -135,8 +135,8 @@
 //! | `token_headers_replay` without `client_credentials` in `token_headers_grants` | warning | replays only for the grants listed, and ringgate runs only this one |
 //! | `token_exchange_endpoint`, `token_exchange` | error | the upstream token would differ |
 //! | `cache_token_exchange`, `cache_user_info` | warning | caches of flows ringgate does not run |
-//! | `upstream_*_header` other than `upstream_access_token_header`, `upstream_introspection_header` and `upstream_introspection_jwt_header` | error | upstream would miss headers it expects |
-//! | `downstream_*` other than `downstream_access_token_header`, `downstream_introspection_header`, `downstream_introspection_jwt_header`, `downstream_headers` and `downstream_headers_claims` / `_names` | error | the client would miss headers it expects |
+//! | `upstream_*_header` other than `upstream_access_token_header`, `upstream_access_token_jwk_header`, `upstream_introspection_header` and `upstream_introspection_jwt_header` | error | upstream would miss headers it expects |
+//! | `downstream_*` other than `downstream_access_token_header`, `downstream_access_token_jwk_header`, `downstream_introspection_header`, `downstream_introspection_jwt_header`, `downstream_headers` and `downstream_headers_claims` / `_names` | error | the client would miss headers it expects |
 //! | `*_introspection_jwt_header` without `introspection_accept: application/token-introspection+jwt` | warning | only a signed answer has a JWT to send |
 //! | `unauthorized_redirect_uri`, `forbidden_redirect_uri`, `unexpected_redirect_uri` | error | Kong redirects where ringgate answers 401/403/5xx |
 //! | `unauthorized_destroy_session`, `forbidden_destroy_session` | warning | ringgate keeps no sessions |
@@ -189,6 +189,7 @@
 //! `upstream_access_token_header`, `downstream_access_token_header`,
 //! `upstream_introspection_header`, `downstream_introspection_header`,
 //! `upstream_introspection_jwt_header`, `downstream_introspection_jwt_header`,
+//! `upstream_access_token_jwk_header`, `downstream_access_token_jwk_header`,
 //! `token_headers_replay`, `token_headers_prefix`, `token_headers_grants`,
 //! `downstream_headers_claims`, `downstream_headers_names`,
 //! `hide_credentials`, `run_on_preflight`, `display_errors`, `expose_error_code`,
@@ -788,9 +789,15 @@ impl OidcConfig {
             || !self.audience_required.is_empty()
             || !self.groups_required.is_empty()
             || !self.roles_required.is_empty()
-            || !self.upstream_headers.is_empty()
-            || !self.downstream_headers.is_empty()
+            // The key's JWK needs no claims: an opaque token is not introspected for it.
+            || self.upstream_headers.iter().any(|h| h.kind != ClaimKind::AccessTokenJwk)
+            || self.downstream_headers.iter().any(|h| h.kind != ClaimKind::AccessTokenJwk)
             || !self.consumer_claim.is_empty()
+    }
+
+    /// Whether `*_access_token_jwk_header` sends the verifying key's JWK.
+    pub fn sends_key_jwk(&self) -> bool {
+        self.upstream_headers.iter().chain(&self.downstream_headers).any(|h| h.kind == ClaimKind::AccessTokenJwk)
     }
 
     /// The plugin's own client (`client_id[0]` and `client_secret[0]`), which
@@ -1219,6 +1226,8 @@ const TYPED: &[&str] = &[
     "downstream_introspection_header",
     "upstream_introspection_jwt_header",
     "downstream_introspection_jwt_header",
+    "upstream_access_token_jwk_header",
+    "downstream_access_token_jwk_header",
     "token_headers_replay",
     "token_headers_prefix",
     "token_headers_grants",
@@ -2157,6 +2166,19 @@ impl<'a> Compiler<'a> {
                     format!("'{name}' reads the access token's claims, which 'ignore_signature: [client_credentials]' leaves unread"),
                 );
             }
+            for (side, headers) in [("upstream", &upstream_headers), ("downstream", &downstream_headers)] {
+                if headers.iter().any(|h| h.kind == ClaimKind::AccessTokenJwk) {
+                    let name = format!("{side}_access_token_jwk_header");
+                    let mark = self.get(&name).map(|p| p.key_mark).unwrap_or_default();
+                    self.error(
+                        mark,
+                        format!(
+                            "'{name}' sends the key that verified the access token, which \
+                             'ignore_signature: [client_credentials]' leaves unverified"
+                        ),
+                    );
+                }
+            }
         }
 
         // Every check has run; only now may a missing piece end the build.
@@ -2692,19 +2714,20 @@ impl<'a> Compiler<'a> {
     fn downstream_claim_headers(&mut self, token_header: Option<&UpstreamTokenHeader>) -> Vec<ClaimHeader> {
         let mut out = Vec::new();
         self.named_claims("downstream", token_header, true, &mut out);
-        for kind in [ClaimKind::Introspection, ClaimKind::IntrospectionJwt] {
-            self.introspection_header("downstream", kind, token_header, true, &mut out);
+        for kind in [ClaimKind::Introspection, ClaimKind::IntrospectionJwt, ClaimKind::AccessTokenJwk] {
+            self.token_value_header("downstream", kind, token_header, true, &mut out);
         }
         out
     }
 
-    /// `<side>_introspection_header` (`kind` Introspection) or
-    /// `<side>_introspection_jwt_header` (IntrospectionJwt), added to `out` under the rules
+    /// `<side>_introspection_header` (`kind` Introspection),
+    /// `<side>_introspection_jwt_header` (IntrospectionJwt) or
+    /// `<side>_access_token_jwk_header` (AccessTokenJwk), added to `out` under the rules
     /// of [`Self::named_claims`]: a header name (no `:bearer` / `:basic`), not one the
     /// proxy writes, not the token's header, not a claim header's. Only a signed answer
     /// has a JWT, so without `introspection_accept: application/token-introspection+jwt`
     /// the JWT header is never set, and a warning says so.
-    fn introspection_header(
+    fn token_value_header(
         &mut self,
         side: &str,
         kind: ClaimKind,
@@ -2714,6 +2737,7 @@ impl<'a> Compiler<'a> {
     ) {
         let field = match kind {
             ClaimKind::IntrospectionJwt => format!("{side}_introspection_jwt_header"),
+            ClaimKind::AccessTokenJwk => format!("{side}_access_token_jwk_header"),
             _ => format!("{side}_introspection_header"),
         };
         let Some((name, mark)) = self.string(&field) else { return };
@@ -2867,8 +2891,8 @@ impl<'a> Compiler<'a> {
             });
         }
         self.named_claims("upstream", Some(token_header), false, &mut out);
-        for kind in [ClaimKind::Introspection, ClaimKind::IntrospectionJwt] {
-            self.introspection_header("upstream", kind, Some(token_header), false, &mut out);
+        for kind in [ClaimKind::Introspection, ClaimKind::IntrospectionJwt, ClaimKind::AccessTokenJwk] {
+            self.token_value_header("upstream", kind, Some(token_header), false, &mut out);
         }
         out
     }

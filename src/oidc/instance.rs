@@ -155,7 +155,8 @@ pub fn policy_for(config: &OidcConfig, issuer: &str) -> Policy {
     let policy = Policy::new(issuer)
         .issuers_allowed(&config.issuers_allowed)
         .leeway(config.leeway.as_secs())
-        .max_age(config.max_age);
+        .max_age(config.max_age)
+        .keep_key_jwk(config.sends_key_jwk());
     match (config.enable_hs_signatures, config.client_secret.first()) {
         (true, Some(secret)) => policy.enable_hs(HmacSecret::new(secret.expose().as_bytes().to_vec())),
         _ => policy,

@@ -445,6 +445,43 @@ fn nbf_and_iat_in_the_future_are_refused_beyond_leeway() {
 }
 
 #[test]
+fn the_verifying_keys_public_jwk_is_kept_only_when_asked_and_never_for_hs() {
+    let f = fixture();
+    let keep = policy().keep_key_jwk(true);
+    let key_jwk = |token: &str, policy: &Policy| {
+        verify(token, &f.keys, policy, NOW).expect("verifies").key_jwk().map(str::to_string)
+    };
+    // Each key type, rebuilt from what was decoded: the same members the JWKS had.
+    let cases = [
+        (rs256(&f, &good_claims()), &f.rsa, "rsa"),
+        (f.p256.token(Alg::ES256, r#"{"alg":"ES256","kid":"p256"}"#, &good_claims()), &f.p256, "p256"),
+        (f.p384.token(Alg::ES384, r#"{"alg":"ES384","kid":"p384"}"#, &good_claims()), &f.p384, "p384"),
+        (f.ed.token(Alg::EdDSA, r#"{"alg":"EdDSA","kid":"ed"}"#, &good_claims()), &f.ed, "ed"),
+    ];
+    for (token, signer, kid) in &cases {
+        let members = signer.jwk_members();
+        let (kty, rest) = members.split_once(',').expect("kty first");
+        assert_eq!(key_jwk(token, &keep), Some(format!(r#"{{{kty},"kid":"{kid}",{rest}}}"#)), "{kid}");
+        assert_eq!(key_jwk(token, &policy()), None, "{kid}: not kept unless asked");
+    }
+    // A pinned alg is part of the key; a stray private member of the document is not.
+    let doc = jwks(&[format!(r#"{{"kid":"pinned","alg":"RS256","d":"c2VjcmV0",{}}}"#, f.rsa.jwk_members())]);
+    let pinned = KeySet::from_jwks(doc.as_bytes()).unwrap();
+    let token = f.rsa.token(Alg::RS256, r#"{"alg":"RS256","kid":"pinned"}"#, &good_claims());
+    let jwk = verify(&token, &pinned, &keep, NOW).unwrap().key_jwk().map(str::to_string).unwrap();
+    assert!(jwk.starts_with(r#"{"kty":"RSA","kid":"pinned","alg":"RS256","n":""#), "{jwk}");
+    assert!(!jwk.contains("\"d\""), "{jwk}");
+    // An HS secret is no JWK.
+    let hs_policy = keep.clone().enable_hs(HmacSecret::new(b"an-hs-secret-of-32-bytes-or-more".to_vec()));
+    let hs = Signer::Hmac(b"an-hs-secret-of-32-bytes-or-more".to_vec()).token(
+        Alg::HS256,
+        r#"{"alg":"HS256"}"#,
+        &good_claims(),
+    );
+    assert_eq!(key_jwk(&hs, &hs_policy), None);
+}
+
+#[test]
 fn max_age_requires_a_recent_auth_time_and_brings_the_expiry_forward() {
     let f = fixture();
     let with = |claims: &str| rs256(&f, claims);
