@@ -241,11 +241,17 @@ pub struct AuthFailure {
     pub www_authenticate: Option<String>,
     /// Seconds for `Retry-After` (503).
     pub retry_after: Option<u32>,
+    /// A redirect in place of the refusal (Kong's `*_redirect_uri`): the response is a
+    /// 302 to it with no body.
+    pub location: Option<String>,
 }
 
 /// Writes a complete error response (head and JSON body) to `out`.
 pub fn write_response(err: &ProxyError, close: bool, out: &mut Vec<u8>) {
     match err {
+        ProxyError::Auth(AuthFailure { location: Some(location), status, .. }) => {
+            write_body(*status, &format!("Location: {location}\r\n"), "", close, out);
+        }
         ProxyError::Auth(a) => {
             let mut extra = String::new();
             if let Some(w) = &a.www_authenticate {

@@ -1116,6 +1116,35 @@ fn max_age_is_whole_seconds_and_warns_where_client_credentials_tokens_are_checke
     );
 }
 
+#[test]
+fn redirect_uris_take_the_first_url_and_allow_a_fragment() {
+    let (c, w) = ok(&format!(
+        "{BASE}unauthorized_redirect_uri: [\"https://app.example/#/login\"]\n\
+         forbidden_redirect_uri: [https://app.example/denied]\nunexpected_redirect_uri: null\n"
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(c.redirect_for(401), Some("https://app.example/#/login"));
+    assert_eq!(c.redirect_for(403), Some("https://app.example/denied"));
+    assert_eq!((c.redirect_for(503), c.redirect_for(500), c.redirect_for(200)), (None, None, None));
+    let (c, w) = ok(&format!("{BASE}unexpected_redirect_uri: [https://a.example/oops, https://b.example/oops]\n"));
+    assert_eq!(c.redirect_for(503), Some("https://a.example/oops"));
+    assert_eq!(
+        w,
+        ["oidc.yaml:7:5: 'unexpected_redirect_uri' has 2 entries; only the first is used (the plugin's first \
+          client's)"]
+    );
+    one_error(
+        &format!("{BASE}unauthorized_redirect_uri: [/login]\n"),
+        "oidc.yaml:7:33: 'unauthorized_redirect_uri' entry '/login' is not a usable URL: expected \
+         http(s)://host[:port][/path]",
+    );
+    one_error(
+        &format!("{BASE}forbidden_redirect_uri: [\"https://a.example/x y#z\"]\n"),
+        "oidc.yaml:7:30: 'forbidden_redirect_uri' entry 'https://a.example/x y#z' is not a usable URL: contains \
+         whitespace or control characters",
+    );
+}
+
 // ----- the classification of what ringgate does not act on -----
 
 #[test]
@@ -1126,7 +1155,6 @@ fn flow_changing_kong_keys_are_errors() {
         ("token_exchange: {enabled: true}", "'token_exchange' is not supported yet"),
         ("upstream_id_token_header: x-id-token", "'upstream_id_token_header' is not supported yet"),
         ("downstream_refresh_token_header: x-refresh", "'downstream_refresh_token_header' is not supported yet"),
-        ("unauthorized_redirect_uri: [https://login]", "'unauthorized_redirect_uri' is not supported yet"),
         ("logout_uri_suffix: /logout", "'logout_uri_suffix' is not supported yet"),
         ("proof_of_possession_mtls: strict", "'proof_of_possession_mtls' is not supported yet"),
         ("proof_of_possession_dpop: optional", "'proof_of_possession_dpop' is not supported yet"),

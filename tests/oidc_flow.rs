@@ -2861,6 +2861,47 @@ fn an_anonymous_consumer_that_does_not_exist_is_a_500_and_an_unavailable_idp_sta
     assert!(up.received().is_empty());
 }
 
+/// `unauthorized_redirect_uri`, `forbidden_redirect_uri`, `unexpected_redirect_uri`: a
+/// 401, a 403 and the plugin's 5xx become a 302 to the page, with no body and no
+/// challenge, and nothing reaches the upstream. An anonymous consumer comes first, as in
+/// Kong; a page left unset keeps its status.
+#[test]
+fn refusals_redirect_to_the_configured_pages_after_the_anonymous_consumer() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let pages = "unauthorized_redirect_uri: [\"https://app.example/#/login\"]\n\
+                 forbidden_redirect_uri: [https://app.example/denied]\n\
+                 unexpected_redirect_uri: [https://status.example/]\n";
+    let p = start(&up, &idp, &format!("{CC_HEADER_POST}scopes_required: [admin]\n{pages}"), DRIVER);
+    let redirect = |r: &Response, to: &str| {
+        assert_eq!(r.status, 302, "{r:?}");
+        assert_eq!(r.header("location"), Some(to), "{r:?}");
+        assert_eq!(r.header("www-authenticate"), None, "{r:?}");
+        assert!(r.body.is_empty(), "{r:?}");
+    };
+    redirect(&get_as(&p, (POST_CLIENT.0, "wrong")), "https://app.example/#/login");
+    redirect(&get(&p, "/", &[]), "https://app.example/#/login");
+    redirect(&get_as(&p, POST_CLIENT), "https://app.example/denied");
+    idp.fault("token", "500", 0);
+    redirect(&get_as(&p, SPECIAL_POST), "https://status.example/");
+    idp.fault("token", "none", 0);
+    assert!(up.received().is_empty(), "nothing reached the upstream");
+
+    // Only a 401 page: a 403 stays a 403.
+    let p = start(
+        &up,
+        &idp,
+        &format!("{CC_HEADER_POST}scopes_required: [admin]\nunauthorized_redirect_uri: [https://app.example/login]\n"),
+        DRIVER,
+    );
+    assert_forbidden(&get_as(&p, POST_CLIENT), &idp);
+    // The anonymous consumer is served before any redirect.
+    let body = format!("{CC_HEADER_POST}anonymous: guest\n{pages}");
+    let p = start_with_consumers(&up, &idp, &body, &consumers_yaml(), DRIVER);
+    assert_eq!(get_as(&p, (POST_CLIENT.0, "wrong")).status, 200);
+    assert_eq!(up.received().len(), 1, "the anonymous request went upstream");
+}
+
 /// `hash_on: consumer` keeps each caller on one target: by its mapped consumer's id, or,
 /// with no consumer mapping, by its token's credential (`sub`), as Kong hashes
 /// "consumer, fallback to credential".

@@ -138,7 +138,7 @@
 //! | `upstream_*_header` other than `upstream_access_token_header`, `upstream_access_token_jwk_header`, `upstream_introspection_header` and `upstream_introspection_jwt_header` | error | upstream would miss headers it expects |
 //! | `downstream_*` other than `downstream_access_token_header`, `downstream_access_token_jwk_header`, `downstream_introspection_header`, `downstream_introspection_jwt_header`, `downstream_headers` and `downstream_headers_claims` / `_names` | error | the client would miss headers it expects |
 //! | `*_introspection_jwt_header` without `introspection_accept: application/token-introspection+jwt` | warning | only a signed answer has a JWT to send |
-//! | `unauthorized_redirect_uri`, `forbidden_redirect_uri`, `unexpected_redirect_uri` | error | Kong redirects where ringgate answers 401/403/5xx |
+//! | `unauthorized_redirect_uri`, `forbidden_redirect_uri`, `unexpected_redirect_uri` with more than one entry | warning | Kong picks the entry by client; ringgate's plugin client is the first, so the first entry is used |
 //! | `unauthorized_destroy_session`, `forbidden_destroy_session` | warning | ringgate keeps no sessions |
 //! | `logout_uri_suffix`, `logout_query_arg`, `logout_post_arg` | error | Kong answers matching requests as logouts; ringgate would proxy them |
 //! | `logout_methods`, `logout_redirect_uri`, `logout_revoke`, `logout_revoke_access_token`, `logout_revoke_refresh_token` | warning | only act on a logout request |
@@ -664,6 +664,12 @@ pub struct OidcConfig {
     pub token_headers_prefix: String,
     /// Default false.
     pub display_errors: bool,
+    /// `unauthorized_redirect_uri[0]`: a 401 becomes a 302 to it.
+    pub unauthorized_redirect_uri: Option<String>,
+    /// `forbidden_redirect_uri[0]`: a 403 becomes a 302 to it.
+    pub forbidden_redirect_uri: Option<String>,
+    /// `unexpected_redirect_uri[0]`: the plugin's 500 and 503 become a 302 to it.
+    pub unexpected_redirect_uri: Option<String>,
     /// Default true.
     pub expose_error_code: bool,
     /// Default `Unauthorized`.
@@ -798,6 +804,18 @@ impl OidcConfig {
     /// Whether `*_access_token_jwk_header` sends the verifying key's JWK.
     pub fn sends_key_jwk(&self) -> bool {
         self.upstream_headers.iter().chain(&self.downstream_headers).any(|h| h.kind == ClaimKind::AccessTokenJwk)
+    }
+
+    /// Where a refusal of this status sends the caller instead (302, Kong's
+    /// `*_redirect_uri`): 401 `unauthorized_redirect_uri`, 403 `forbidden_redirect_uri`,
+    /// a 5xx of the plugin's `unexpected_redirect_uri`.
+    pub fn redirect_for(&self, status: u16) -> Option<&str> {
+        match status {
+            401 => self.unauthorized_redirect_uri.as_deref(),
+            403 => self.forbidden_redirect_uri.as_deref(),
+            500..=599 => self.unexpected_redirect_uri.as_deref(),
+            _ => None,
+        }
     }
 
     /// The plugin's own client (`client_id[0]` and `client_secret[0]`), which
@@ -1241,6 +1259,9 @@ const TYPED: &[&str] = &[
     "hide_credentials",
     "run_on_preflight",
     "display_errors",
+    "unauthorized_redirect_uri",
+    "forbidden_redirect_uri",
+    "unexpected_redirect_uri",
     "expose_error_code",
     "unauthorized_error_message",
     "forbidden_error_message",
@@ -1272,9 +1293,6 @@ fn class_of(name: &str) -> Class {
             "upstream would miss this header; only the access token and introspection headers are implemented",
         ),
         _ if name.starts_with("downstream_") => Class::Error("the client would miss this response header"),
-        "unauthorized_redirect_uri" | "forbidden_redirect_uri" | "unexpected_redirect_uri" => {
-            Class::Error("ringgate answers with a status where Kong would redirect")
-        }
         "unauthorized_destroy_session" | "forbidden_destroy_session" => Class::Warn("ringgate keeps no sessions"),
         "logout_uri_suffix" | "logout_query_arg" | "logout_post_arg" => {
             Class::Error("Kong answers matching requests as logouts; ringgate would proxy them")
@@ -1807,6 +1825,36 @@ impl<'a> Compiler<'a> {
         n.into_iter().zip(v).map(|((a, _), (b, _))| (a, b)).collect()
     }
 
+    /// A `*_redirect_uri` list: its first entry, an http(s) URL. Kong picks the entry by
+    /// the client in use; ringgate's plugin client is the first, so more entries are a
+    /// warning.
+    fn redirect_uri(&mut self, name: &str) -> Option<String> {
+        let list = self.list(name)?;
+        let (first, mark) = list.first()?.clone();
+        if list.len() > 1 {
+            let key_mark = self.get(name).map(|p| p.key_mark).unwrap_or_default();
+            self.warn(
+                key_mark,
+                format!("'{name}' has {} entries; only the first is used (the plugin's first client's)", list.len()),
+            );
+        }
+        // A page's fragment (`https://app/#/login`) is the browser's business: allowed.
+        let checked = match first.split_once('#') {
+            Some(_) if first.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) => {
+                Err("contains whitespace or control characters".to_string())
+            }
+            Some((base, _)) => check_url(base),
+            None => check_url(&first),
+        };
+        match checked {
+            Ok(()) => Some(first),
+            Err(why) => {
+                self.error(mark, format!("'{name}' entry '{first}' is not a usable URL: {why}"));
+                None
+            }
+        }
+    }
+
     fn url(&mut self, name: &str) -> Option<String> {
         let (url, mark) = self.string(name)?;
         match check_url(&url) {
@@ -2270,6 +2318,9 @@ impl<'a> Compiler<'a> {
             token_headers_replay,
             token_headers_prefix,
             display_errors: self.boolean("display_errors", false),
+            unauthorized_redirect_uri: self.redirect_uri("unauthorized_redirect_uri"),
+            forbidden_redirect_uri: self.redirect_uri("forbidden_redirect_uri"),
+            unexpected_redirect_uri: self.redirect_uri("unexpected_redirect_uri"),
             expose_error_code: self.boolean("expose_error_code", true),
             unauthorized_error_message,
             forbidden_error_message,

@@ -270,6 +270,7 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
             message: with_reason(&cfg.forbidden_error_message, &detail),
             www_authenticate: challenge("insufficient_scope"),
             retry_after: None,
+            location: None,
         },
         500 => AuthFailure {
             status: 500,
@@ -277,6 +278,7 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
             message: with_reason("An unexpected error occurred", &detail),
             www_authenticate: None,
             retry_after: None,
+            location: None,
         },
         503 => {
             // The control plane logs the IdP failure itself; one line per refused
@@ -288,6 +290,7 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
                 message: with_reason("The identity provider is unavailable", &detail),
                 www_authenticate: None,
                 retry_after: Some(5),
+                location: None,
             }
         }
         _ => AuthFailure {
@@ -296,7 +299,25 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
             message: with_reason(&cfg.unauthorized_error_message, &detail),
             www_authenticate: challenge("invalid_token"),
             retry_after: None,
+            location: None,
         },
+    }
+}
+
+/// A refusal the plugin answers with a redirect instead (Kong's `*_redirect_uri`): a 302
+/// to the configured page, with no body and no challenge. Counted and logged under its
+/// reason all the same.
+fn redirected(cfg: &crate::oidc::config::OidcConfig, failure: AuthFailure) -> AuthFailure {
+    match cfg.redirect_for(failure.status) {
+        Some(to) => AuthFailure {
+            status: 302,
+            location: Some(to.to_string()),
+            www_authenticate: None,
+            retry_after: None,
+            message: String::new(),
+            ..failure
+        },
+        None => failure,
     }
 }
 
@@ -998,7 +1019,8 @@ impl Conn {
                 let failure = auth_failure(inst, e);
                 let anonymous = match (&cfg.anonymous, failure.status) {
                     (Some(name), 401 | 403) => consumers.anonymous(name),
-                    _ => return Err(ProxyError::Auth(failure)),
+                    // Kong: the anonymous consumer first, then the redirect.
+                    _ => return Err(ProxyError::Auth(redirected(cfg, failure))),
                 };
                 let Some(anonymous) = anonymous else {
                     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -1013,7 +1035,7 @@ impl Conn {
                         AuthReason::AnonymousNotFound,
                         "anonymous consumer was not found".into(),
                     );
-                    return Err(ProxyError::Auth(auth_failure(inst, e)));
+                    return Err(ProxyError::Auth(redirected(cfg, auth_failure(inst, e))));
                 };
                 // Counted and logged as the refusal it was; proxied all the same.
                 self.ex.denied = Some(failure.reason);
