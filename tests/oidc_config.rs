@@ -871,13 +871,28 @@ fn the_introspection_method_needs_the_plugins_own_client() {
     use ringgate::oidc::config::AuthMethod;
     one_error(
         "issuer: https://idp.example.com\nauth_methods: [introspection]\nclient_id: [gateway]\n",
-        "oidc.yaml:6:19: 'auth_methods: [introspection]' needs 'client_id' and 'client_secret': the plugin's own \
-         client asks the IdP about each caller's token",
+        "oidc.yaml:6:19: 'auth_methods: [introspection]' needs 'client_id' and 'client_secret' (or an \
+         Authorization header in 'introspection_headers_names'): the plugin's own client asks the IdP about each \
+         caller's token",
     );
     let (c, w) = ok("issuer: https://idp.example.com\nauth_methods: [bearer, introspection]\nclient_id: [gateway]\n\
                      client_secret: [s3cret]\n");
     assert!(w.is_empty(), "{w:?}");
     assert_eq!(c.auth_methods, [AuthMethod::Bearer, AuthMethod::Introspection]);
+    // A configured Authorization authenticates introspection in place of the client.
+    let authorized = "issuer: https://idp.example.com\nauth_methods: [introspection]\n\
+                      introspection_headers_names: [Authorization]\nintrospection_headers_values: [Bearer k]\n";
+    let (c, w) = ok(authorized);
+    assert!(w.is_empty() && c.introspection_authorized() && c.own_client().is_none(), "{w:?}");
+    // A signed answer is addressed to the plugin's client, so that needs its id.
+    one_error(
+        &format!("{authorized}introspection_accept: application/token-introspection+jwt\n"),
+        "oidc.yaml:9:27: 'introspection_accept: application/token-introspection+jwt' needs 'client_id': a signed \
+         answer is addressed to the plugin's client",
+    );
+    let (_, w) =
+        ok(&format!("{authorized}client_id: [gw]\nintrospection_accept: application/token-introspection+jwt\n"));
+    assert!(w.is_empty(), "{w:?}");
     assert!(c.takes_bearer_tokens());
 }
 
@@ -1225,8 +1240,8 @@ fn conditional_keys_are_errors_when_their_method_is_enabled() {
 fn introspect_jwt_tokens_acts_with_bearer_and_needs_the_plugins_own_client() {
     one_error(
         "issuer: https://idp\nauth_methods: [bearer]\nintrospect_jwt_tokens: true\n",
-        "oidc.yaml:7:5: 'introspect_jwt_tokens' needs 'client_id' and 'client_secret': the plugin's own client asks \
-         the IdP about each caller's token",
+        "oidc.yaml:7:5: 'introspect_jwt_tokens' needs 'client_id' and 'client_secret' (or an Authorization header \
+         in 'introspection_headers_names'): the plugin's own client asks the IdP about each caller's token",
     );
     let (c, w) = ok("issuer: https://idp\nauth_methods: [bearer]\nintrospect_jwt_tokens: true\nclient_id: [gw]\n\
                      client_secret: [s]\n");

@@ -2212,6 +2212,19 @@ fn a_configured_authorization_is_replaced_for_tokens_and_authenticates_introspec
     assert_eq!(log[0]["auth_method"].as_str(), Some("client_secret_basic"), "{:?}", log[0]);
     assert_eq!(log[0]["client_id"].as_str(), Some(BASIC_CLIENT.0));
     assert!(log[0]["params"].get("client_secret").is_none(), "the plugin's client is not sent too: {:?}", log[0]);
+
+    // With no plugin client at all, the header alone authenticates (Kong needs no client there).
+    let body = format!(
+        "auth_methods: [introspection]\nintrospection_headers_names: [Authorization]\n\
+         introspection_headers_values: [\"{}\"]\n",
+        basic(BASIC_CLIENT.0, BASIC_CLIENT.1)
+    );
+    let p = start(&up, &idp, &body, DRIVER);
+    let other = issue_opaque_token(&idp);
+    assert_eq!(get(&p, "/n", &[("Authorization", &format!("Bearer {other}"))]).status, 200);
+    let log = introspection_log(&idp);
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[1]["client_id"].as_str(), Some(BASIC_CLIENT.0), "{:?}", log[1]);
 }
 
 /// The introspection answer in a header: base64 of its JSON, decoded.

@@ -915,22 +915,24 @@ async fn introspect(
     clock: SystemClock,
 ) -> Result<Option<jose::Claims>, TokenReply> {
     let c = &inst.config;
-    let (Some(endpoint), Some((id, secret))) = (st.introspection_endpoint.as_deref(), c.own_client()) else {
+    // A configured `Authorization` authenticates the request in place of the plugin's
+    // client (Kong's rule for introspection), e.g. a bearer token the IdP issued for it.
+    let own = if c.introspection_authorized() { None } else { c.own_client() };
+    let (Some(endpoint), true) = (st.introspection_endpoint.as_deref(), own.is_some() || c.introspection_authorized())
+    else {
         tracing::warn!(
             issuer = %st.issuer,
             "an opaque token cannot be introspected without an introspection endpoint and the plugin's own \
-             client_id and client_secret; the settings that need its claims refuse it"
+             client_id and client_secret (or a configured Authorization); the settings that need its claims refuse it"
         );
         return Ok(None);
     };
-    let (id, secret) = (id.as_bytes(), secret.expose().as_bytes());
     let mut form = String::with_capacity(128 + token.len());
     push_form_pair(&mut form, c.introspection_token_param_name.as_bytes(), token.as_bytes());
     push_form_pair(&mut form, b"token_type_hint", c.introspection_hint.as_bytes());
     let mut headers = with_caller_headers(&c.introspection_headers, &c.introspection_headers_client, values);
-    // A configured `Authorization` authenticates the request in place of the plugin's
-    // client (Kong's rule for introspection), e.g. a bearer token the IdP issued for it.
-    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization")) {
+    if let Some((id, secret)) = own {
+        let (id, secret) = (id.as_bytes(), secret.expose().as_bytes());
         authenticate_client(st.introspection_auth, id, secret, endpoint, clock, &mut form, &mut headers);
     }
     let caller_post: Vec<(&str, &[u8])> =
@@ -954,10 +956,15 @@ async fn introspect(
             let reason = format!("the IdP refused to introspect the issued token ({status})");
             return Err(TokenReply::Invalid { reason });
         }
-        Ok(Introspected::Signed(jws)) => signed_answer(state, inst, &jws, id, clock).await.map_err(|reason| {
-            tracing::warn!(issuer = %st.issuer, reason = %reason, "a signed introspection answer was refused");
-            TokenReply::Unavailable { reason }
-        })?,
+        // The answer is addressed to the plugin's client (the configuration requires its
+        // `client_id` for signed answers).
+        Ok(Introspected::Signed(jws)) => {
+            let id = c.client_id.first().map_or(&b""[..], |id| id.as_bytes());
+            signed_answer(state, inst, &jws, id, clock).await.map_err(|reason| {
+                tracing::warn!(issuer = %st.issuer, reason = %reason, "a signed introspection answer was refused");
+                TokenReply::Unavailable { reason }
+            })?
+        }
         Ok(Introspected::Answered(claims)) => claims,
     };
     if c.introspection_check_active && !claims.active() {

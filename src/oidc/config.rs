@@ -818,6 +818,12 @@ impl OidcConfig {
         }
     }
 
+    /// Whether `introspection_headers_names` sets `Authorization`, which then authenticates
+    /// introspection requests in place of the plugin's client (Kong's rule).
+    pub fn introspection_authorized(&self) -> bool {
+        self.introspection_headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+    }
+
     /// The plugin's own client (`client_id[0]` and `client_secret[0]`), which
     /// authenticates at the introspection endpoint; `None` when not configured.
     pub fn own_client(&self) -> Option<(&str, &Secret)> {
@@ -1976,7 +1982,13 @@ impl<'a> Compiler<'a> {
         }
         let introspect_jwt_tokens =
             auth_methods.contains(&AuthMethod::Bearer) && self.boolean("introspect_jwt_tokens", false);
-        if client_id.is_empty() || client_secret.is_empty() {
+        // A configured `Authorization` authenticates introspection without the client.
+        let introspection_authorized = self
+            .list("introspection_headers_names")
+            .unwrap_or_default()
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+        if (client_id.is_empty() || client_secret.is_empty()) && !introspection_authorized {
             // What asks the IdP about each caller's token does so as the plugin's own client.
             let wanting = [
                 (
@@ -1992,8 +2004,8 @@ impl<'a> Compiler<'a> {
             ];
             for (_, what, mark) in wanting.into_iter().filter(|(wants, _, _)| *wants) {
                 let message = format!(
-                    "{what} needs 'client_id' and 'client_secret': the plugin's own client asks the IdP about each \
-                     caller's token"
+                    "{what} needs 'client_id' and 'client_secret' (or an Authorization header in \
+                     'introspection_headers_names'): the plugin's own client asks the IdP about each caller's token"
                 );
                 self.error(mark.unwrap_or_default(), message);
             }
@@ -2176,6 +2188,17 @@ impl<'a> Compiler<'a> {
             }
             _ => IntrospectionAccept::Json,
         };
+        if introspection_accept == IntrospectionAccept::TokenIntrospectionJwt
+            && client_id.is_empty()
+            && introspection_headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        {
+            let mark = self.get("introspection_accept").map(|p| p.node.mark).unwrap_or_default();
+            self.error(
+                mark,
+                "'introspection_accept: application/token-introspection+jwt' needs 'client_id': a signed answer is \
+                 addressed to the plugin's client",
+            );
+        }
         if ignore_signature_client_credentials && auth_methods.contains(&AuthMethod::ClientCredentials) {
             // Those tokens are not parsed, so nothing that reads their claims could act.
             let values = |side: &[ClaimHeader]| side.iter().any(|h| h.kind == ClaimKind::Value);
