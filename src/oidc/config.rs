@@ -97,8 +97,9 @@
 //!   the token endpoint's method), with `introspection_hint`, `_token_param_name`,
 //!   `_headers_*` and `_post_args_*`. The answer's claims meet the settings as a JWT's
 //!   would; an answer that is not `active: true` (with `introspection_check_active`) is a
-//!   401, an IdP that cannot answer a 503. Without the plugin's own client the claims stay
-//!   unread and such settings refuse the token (403). With `introspection_accept:
+//!   401, an IdP that cannot answer a 503. A configured `Authorization` in
+//!   `introspection_headers_names` authenticates in place of the client (Kong's rule).
+//!   Without either, the claims stay unread and such settings refuse the token (403). With `introspection_accept:
 //!   application/token-introspection+jwt` (RFC 9701) the answer is a JWT the IdP signs,
 //!   verified against its keys (`typ`, `iss`, an `aud` naming the plugin's client) before
 //!   its claims count; one that does not verify, or a JSON answer, is an IdP failure
