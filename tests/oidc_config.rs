@@ -1257,7 +1257,12 @@ fn kong_defaults_written_out_trigger_nothing() {
         "{BASE}session_cookie_name: session\nsession_cookie_same_site: Lax\nlogin_action: upstream\n\
          logout_methods: [POST, DELETE]\nproof_of_possession_mtls: \"off\"\nintrospection_hint: access_token\n\
          anonymous: null\nupstream_id_token_header: null\ngroups_claim: [groups]\nredirect_uri: []\n\
-         response_type: [code]\nsession_memcached_port: 11211\nrefresh_tokens: true\nconsumer_by: [username, custom_id]\n"
+         response_type: [code]\nsession_memcached_port: 11211\nrefresh_tokens: true\nconsumer_by: [username, custom_id]\n\
+         max_age: null\nunauthorized_redirect_uri: null\nforbidden_redirect_uri: null\nunexpected_redirect_uri: null\n\
+         upstream_introspection_jwt_header: null\ndownstream_introspection_jwt_header: null\n\
+         upstream_access_token_jwk_header: null\ndownstream_access_token_jwk_header: null\n\
+         introspection_headers_client: null\nintrospection_post_args_client: null\n\
+         introspection_post_args_client_headers: null\n"
     ));
     assert!(w.is_empty(), "{w:?}");
 }
