@@ -5,12 +5,12 @@
 # See perf/README.md for what each number means.
 #
 # Usage: perf/compare.sh [--skip-ringgate] [--ringgate-bin PATH] [--no-build]
-#                        [--cases a,b,c] [--out FILE]
+#                        [--baseline-bin PATH] [--cases a,b,c] [--out FILE]
 # Env:   ROUNDS (5) DURATION (10 s) WARMUP (5 s) CONNECTIONS (50) THREADS (1)
 #        ORIGIN_PORT (18080) NGINX_PROXY_PORT (18081) RINGGATE_PORT (18082)
 #        NGINX_LUA_AUTH_PORT (18083) RINGGATE_OIDC_PORT (18084)
 #        RINGGATE_OIDC_100K_PORT (18085) NGINX_TLS_PORT (18086) RINGGATE_TLS_PORT (18087)
-#        FLOOR_PORT (18088)
+#        FLOOR_PORT (18088) RINGGATE_OIDC_BASE_PORT (18089)
 #        OIDC_CREDENTIALS (100000) FILL_TIMEOUT (900 s)
 #        PIN (0; 1: each measured proxy alone on the last CPU, wrk/origin/IdP on the rest)
 #        RINGGATE_BIN (target/release/ringgate) WORK_DIR (perf/work)
@@ -45,10 +45,13 @@ RINGGATE_OIDC_100K_PORT=${RINGGATE_OIDC_100K_PORT:-18085}
 NGINX_TLS_PORT=${NGINX_TLS_PORT:-18086}
 RINGGATE_TLS_PORT=${RINGGATE_TLS_PORT:-18087}
 FLOOR_PORT=${FLOOR_PORT:-18088}
+RINGGATE_OIDC_BASE_PORT=${RINGGATE_OIDC_BASE_PORT:-18089}
 OIDC_CREDENTIALS=${OIDC_CREDENTIALS:-100000}
 PIN=${PIN:-0}
 FILL_TIMEOUT=${FILL_TIMEOUT:-900}
 RINGGATE_BIN=${RINGGATE_BIN:-}
+# --baseline-bin: another ringgate build, run as `ringgate_oidc_base` in the same rounds.
+BASELINE_BIN=
 WORK_DIR=${WORK_DIR:-$root/perf/work}
 
 skip_ringgate=0
@@ -60,7 +63,7 @@ usage() { sed -n '2,13s/^# \{0,1\}//p' "$0"; }
 
 while [ $# -gt 0 ]; do
     case $1 in
-    --ringgate-bin | --out) cmdline+=" $1 <${1#--}>" ;;
+    --ringgate-bin | --baseline-bin | --out) cmdline+=" $1 <${1#--}>" ;;
     --cases) cmdline+=" $1 ${2:-}" ;;
     *) cmdline+=" $1" ;;
     esac
@@ -68,6 +71,7 @@ while [ $# -gt 0 ]; do
     --skip-ringgate) skip_ringgate=1 ;;
     --ringgate-bin) RINGGATE_BIN=${2:?--ringgate-bin needs a path}; shift ;;
     --no-build) build=0 ;;
+    --baseline-bin) BASELINE_BIN=$(realpath -m -- "${2:?--baseline-bin needs a path}"); shift ;;
     --cases) only_cases=${2:?--cases needs a list}; shift ;;
     --out) out=$(realpath -m -- "${2:?--out needs a file}"); shift ;;
     -h | --help) usage; exit 0 ;;
@@ -144,6 +148,11 @@ if [ "$skip_ringgate" -eq 0 ]; then
         "ringgate_tls, every request on a new connection: one full handshake per request"
     CASE_SCHEME[ringgate_tls_handshake]=https
     CASE_HEADERS[ringgate_tls_handshake]="Connection: close"
+    if [ -n "$BASELINE_BIN" ]; then
+        add_case ringgate_oidc_base start_ringgate_oidc_base "$RINGGATE_OIDC_BASE_PORT" "ringgate idp" \
+            "ringgate_oidc run by the --baseline-bin build: an A/B of two builds in the same interleaved rounds"
+        CASE_AUTH[ringgate_oidc_base]="$OIDC_CLIENT_ID $OIDC_CLIENT_SECRET"
+    fi
 fi
 
 # The issue's targets. ringgate ÷ nginx_proxy is the proxy's own goal (README).
@@ -156,6 +165,7 @@ add_ratio ringgate_oidc nginx_lua_auth "cpu<=0.7"
 add_ratio ringgate nginx_lua_auth ""
 add_ratio ringgate_oidc ringgate ""
 add_ratio ringgate_oidc_100k ringgate_oidc "rps>=0.9"
+add_ratio ringgate_oidc ringgate_oidc_base ""
 add_ratio ringgate_tls nginx_tls "cpu<=0.85"
 add_ratio ringgate_tls_handshake nginx_tls_handshake "rps>=1"
 # What the kernel and io_uring cost with no proxy work at all: the part of each case's CPU
@@ -284,14 +294,17 @@ start_floor() {
 
 # start_ringgate_case NAME PORT CONFIG [ARGS...] — ringgate with one worker on PORT. The
 # admin listener gets PORT + 1000, so that several ringgate cases can run side by side.
+# The binary a ringgate case runs: the build under test, or --baseline-bin's for the
+# baseline case.
+CASE_BIN=
 start_ringgate_case() {
-    local name=$1 port=$2 config=$3
+    local name=$1 port=$2 config=$3 bin=${CASE_BIN:-$RINGGATE_BIN}
     shift 3
-    "$RINGGATE_BIN" check --config "$config" >"$WORK_DIR/$name-check.log" 2>&1 || {
+    "$bin" check --config "$config" >"$WORK_DIR/$name-check.log" 2>&1 || {
         cat "$WORK_DIR/$name-check.log" >&2
         die "$name: ringgate refuses its configuration (above)"
     }
-    start_server "$name" "$port" "$RINGGATE_BIN" run --config "$config" \
+    start_server "$name" "$port" "$bin" run --config "$config" \
         --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1000))" --workers 1 "$@"
     CASE_PID[$name]=$LAST_PID
     CASE_MEASURED[$name]="ringgate, all threads"
@@ -395,6 +408,15 @@ start_ringgate_oidc() {
     start_idp
     oidc_config "$WORK_DIR/ringgate_oidc.yaml" client_secret_post
     start_ringgate_case ringgate_oidc "$RINGGATE_OIDC_PORT" "$WORK_DIR/ringgate_oidc.yaml"
+}
+
+start_ringgate_oidc_base() {
+    start_origin_server
+    start_idp
+    oidc_config "$WORK_DIR/ringgate_oidc_base.yaml" client_secret_post
+    CASE_BIN=$BASELINE_BIN
+    start_ringgate_case ringgate_oidc_base "$RINGGATE_OIDC_BASE_PORT" "$WORK_DIR/ringgate_oidc_base.yaml"
+    CASE_BIN=
 }
 
 start_ringgate_oidc_100k() {
@@ -600,6 +622,9 @@ if needs ringgate; then
         fi
     fi
     [ -x "$RINGGATE_BIN" ] || die "no ringgate binary at $RINGGATE_BIN (build it, pass --ringgate-bin, or --skip-ringgate)"
+    if [ -n "$BASELINE_BIN" ] && selected ringgate_oidc_base; then
+        [ -x "$BASELINE_BIN" ] || die "no ringgate binary at $BASELINE_BIN (--baseline-bin)"
+    fi
 fi
 
 if needs floor; then
@@ -732,6 +757,9 @@ meta="$WORK_DIR/meta.tsv"
     printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -n 1 | awk '{print $2}')"
     if needs ringgate; then
         printf 'ringgate\t%s\n' "$(rel "$RINGGATE_BIN")"
+        if [ -n "$BASELINE_BIN" ] && selected ringgate_oidc_base; then
+            printf 'baseline\t%s, run as ringgate_oidc_base\n' "$(rel "$BASELINE_BIN")"
+        fi
     else
         printf 'ringgate\tnot run\n'
     fi

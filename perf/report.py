@@ -179,7 +179,7 @@ def cmd_markdown(args):
     w("")
     w("| | |")
     w("|---|---|")
-    for k in ("date", "time", "commit", "kernel", "cpu", "nginx", "lua", "wrk", "ringgate",
+    for k in ("date", "time", "commit", "kernel", "cpu", "nginx", "lua", "wrk", "ringgate", "baseline",
               "idp", "load", "pinning", "fill"):
         if k in meta:
             w(f"| {k} | {meta[k]} |")
