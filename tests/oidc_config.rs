@@ -1370,16 +1370,43 @@ fn kong_3_14_fields_that_would_change_the_flow_are_refused_and_the_others_warned
 fn header_paths_map_nested_claims_to_headers_on_both_sides() {
     let (c, w) = ok(&format!(
         "{BASE}upstream_headers:\n- {{header: X-Org-Id, path: [org, id]}}\n- {{header: X-Sub, path: [sub]}}\n\
-         upstream_headers_claims: [tenant]\nupstream_headers_names: [X-Tenant]\n\
          downstream_headers: [{{header: X-Region, path: [org, region]}}]\n"
     ));
     assert!(w.is_empty(), "{w:?}");
     let up: Vec<(&str, Vec<&str>)> =
         c.upstream_headers.iter().map(|h| (h.name.as_str(), h.claim.iter().map(String::as_str).collect())).collect();
-    assert_eq!(up, [("X-Tenant", vec!["tenant"]), ("X-Org-Id", vec!["org", "id"]), ("X-Sub", vec!["sub"])]);
+    assert_eq!(up, [("X-Org-Id", vec!["org", "id"]), ("X-Sub", vec!["sub"])]);
     let down: Vec<(&str, Vec<&str>)> =
         c.downstream_headers.iter().map(|h| (h.name.as_str(), h.claim.iter().map(String::as_str).collect())).collect();
     assert_eq!(down, [("X-Region", vec!["org", "region"])]);
+}
+
+#[test]
+fn header_paths_and_the_paired_lists_are_one_or_the_other_as_kong_requires() {
+    let e = errors(&format!(
+        "{BASE}upstream_headers: [{{header: X-Org, path: [org]}}]\nupstream_headers_claims: [tenant]\n\
+         upstream_headers_names: [X-Tenant]\ndownstream_headers: [{{header: X-R, path: [r]}}]\n\
+         downstream_headers_names: [X-T]\ndownstream_headers_claims: [t]\n"
+    ));
+    assert_eq!(
+        e,
+        [
+            "oidc.yaml:8:5: 'upstream_headers_claims' may not be set beside 'upstream_headers': Kong's schema refuses \
+             the pair (use one form)",
+            "oidc.yaml:9:5: 'upstream_headers_names' may not be set beside 'upstream_headers': Kong's schema refuses \
+             the pair (use one form)",
+            "oidc.yaml:11:5: 'downstream_headers_names' may not be set beside 'downstream_headers': Kong's schema \
+             refuses the pair (use one form)",
+            "oidc.yaml:12:5: 'downstream_headers_claims' may not be set beside 'downstream_headers': Kong's schema \
+             refuses the pair (use one form)",
+        ]
+    );
+    // As a dump writes the unused form (null or empty), it is no pair.
+    let (_, w) = ok(&format!(
+        "{BASE}upstream_headers: [{{header: X-Org, path: [org]}}]\nupstream_headers_claims: null\n\
+         upstream_headers_names: []\n"
+    ));
+    assert!(w.is_empty(), "{w:?}");
 }
 
 #[test]
@@ -1387,7 +1414,7 @@ fn header_paths_are_checked_like_the_named_claims() {
     let e = errors(&format!(
         "{BASE}upstream_headers:\n- {{header: X-Org}}\n- {{header: X-A, path: []}}\n- {{path: [a]}}\n\
          - {{header: X-B, path: [a], as: json}}\n- {{header: Authorization, path: [a]}}\n\
-         - {{header: X-Tenant, path: [tenant]}}\nupstream_headers_claims: [tenant]\nupstream_headers_names: [x-tenant]\n"
+         - {{header: X-Tenant, path: [tenant]}}\n- {{header: x-tenant, path: [t]}}\n"
     ));
     let need = "a 'upstream_headers' entry needs 'header', a header name, and 'path', a non-empty list of claim names";
     assert_eq!(
@@ -1400,7 +1427,7 @@ fn header_paths_are_checked_like_the_named_claims() {
             "oidc.yaml:12:7: 'upstream_headers' entry 'Authorization' already carries the access token \
              (upstream_access_token_header)"
                 .to_string(),
-            "oidc.yaml:13:7: 'upstream_headers' entry 'X-Tenant' is named twice".to_string(),
+            "oidc.yaml:14:7: 'upstream_headers' entry 'x-tenant' is named twice".to_string(),
         ]
     );
 }

@@ -65,9 +65,10 @@
 //!   `["groups"]`) / `roles_claim` (default `["roles"]`) with the same semantics as
 //!   `scopes_required`, after it and `audience_required`; unmet, they are a 403.
 //! - `upstream_headers_claims` pair with `upstream_headers_names` by position (lists of
-//!   different lengths are refused); `upstream_headers` (Kong 3.14) adds
-//!   `{header, path}` entries, the claim at `path` into nested objects, valued like a
-//!   top-level one (`downstream_headers` likewise for the caller). A name may not be
+//!   different lengths are refused); `upstream_headers` (Kong 3.14) takes
+//!   `{header, path}` entries instead, the claim at `path` into nested objects, valued
+//!   like a top-level one (`downstream_headers` likewise for the caller); both forms on
+//!   one side are refused, as Kong's schema refuses them. A name may not be
 //!   one the proxy writes itself (`Host`, framing, hop-by-hop, `X-Forwarded-*`,
 //!   `X-Real-IP`), the
 //!   `upstream_access_token_header`, or appear twice. See [`crate::oidc::claim_headers`]
@@ -2892,9 +2893,26 @@ impl<'a> Compiler<'a> {
     ) {
         let names = format!("{side}_headers_names");
         let mark = self.get(&names).map(|p| p.key_mark).unwrap_or_default();
+        // Kong's schema refuses `<side>_headers` beside either of the paired lists.
+        let paths = format!("{side}_headers");
+        let set = |p: &Present<'_>| {
+            !is_default(p.node, p.field.default) && !matches!(&p.node.value, NodeValue::Seq(items) if items.is_empty())
+        };
+        if self.get(&paths).is_some_and(set) {
+            for paired in [format!("{side}_headers_claims"), names.clone()] {
+                if let Some(p) = self.get(&paired).filter(|p| set(p)) {
+                    let at = p.key_mark;
+                    self.error(
+                        at,
+                        format!(
+                            "'{paired}' may not be set beside '{paths}': Kong's schema refuses the pair (use one form)"
+                        ),
+                    );
+                }
+            }
+        }
         // The names taken so far, for a lookup per name (a scan of `out` was quadratic).
         let mut taken: HashSet<String> = out.iter().map(|h| h.lower.clone()).collect();
-        let paths = format!("{side}_headers");
         // (header name, claim path, where it was written, the field that named it)
         let mut wanted: Vec<(String, Vec<String>, Mark, &str)> = self
             .pairs(&names, &format!("{side}_headers_claims"), false)
