@@ -917,9 +917,9 @@ async fn introspect(
     let c = &inst.config;
     // A configured `Authorization` authenticates the request in place of the plugin's
     // client (Kong's rule for introspection), e.g. a bearer token the IdP issued for it.
-    let own = if c.introspection_authorized() { None } else { c.own_client() };
-    let (Some(endpoint), true) = (st.introspection_endpoint.as_deref(), own.is_some() || c.introspection_authorized())
-    else {
+    let authorized = c.introspection_authorized();
+    let own = c.own_client().filter(|_| !authorized);
+    let Some(endpoint) = st.introspection_endpoint.as_deref().filter(|_| authorized || own.is_some()) else {
         tracing::warn!(
             issuer = %st.issuer,
             "an opaque token cannot be introspected without an introspection endpoint and the plugin's own \
@@ -959,7 +959,7 @@ async fn introspect(
         // The answer is addressed to the plugin's client (the configuration requires its
         // `client_id` for signed answers).
         Ok(Introspected::Signed(jws)) => {
-            let id = c.client_id.first().map_or(&b""[..], |id| id.as_bytes());
+            let id = c.client_id.first().map_or("", String::as_str);
             signed_answer(state, inst, &jws, id, clock).await.map_err(|reason| {
                 tracing::warn!(issuer = %st.issuer, reason = %reason, "a signed introspection answer was refused");
                 TokenReply::Unavailable { reason }
@@ -981,7 +981,7 @@ async fn signed_answer(
     state: &Rc<RefCell<State>>,
     inst: &Arc<Instance>,
     jws: &str,
-    client_id: &[u8],
+    client_id: &str,
     clock: SystemClock,
 ) -> Result<jose::Claims, String> {
     let now = clock.unix_now().max(0) as u64;
@@ -991,7 +991,6 @@ async fn signed_answer(
         verified = verify(&inst.state.load_full());
     }
     let v = verified.map_err(|e| format!("the signed introspection answer does not verify: {}", e.reason()))?;
-    let client_id = std::str::from_utf8(client_id).unwrap_or_default();
     if !v.audience_contains(client_id) {
         return Err("the signed introspection answer is addressed to another client".into());
     }
