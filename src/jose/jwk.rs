@@ -89,9 +89,10 @@ impl Jwk {
         let b64 = super::b64_encode;
         match &self.key {
             PublicKey::Rsa(c) => out.push_str(&format!(r#","n":"{}","e":"{}""#, b64(&c.n), b64(&c.e))),
-            PublicKey::P256(p) | PublicKey::P384(p) => {
-                let (crv, size) = if p.len() == 65 { ("P-256", 32) } else { ("P-384", 48) };
-                let (x, y) = p[1..].split_at(size);
+            PublicKey::P256(point) | PublicKey::P384(point) => {
+                let crv = if matches!(self.key, PublicKey::P256(_)) { "P-256" } else { "P-384" };
+                // `04 || x || y`, the halves of equal size (see `ec_point`).
+                let (x, y) = point[1..].split_at((point.len() - 1) / 2);
                 out.push_str(&format!(r#","crv":"{crv}","x":"{}","y":"{}""#, b64(x), b64(y)));
             }
             PublicKey::Ed25519(x) => out.push_str(&format!(r#","crv":"Ed25519","x":"{}""#, b64(x))),
