@@ -2192,7 +2192,7 @@ impl<'a> Compiler<'a> {
         };
         if introspection_accept == IntrospectionAccept::TokenIntrospectionJwt
             && client_id.is_empty()
-            && introspection_headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+            && introspection_authorized
         {
             let mark = self.get("introspection_accept").map(|p| p.node.mark).unwrap_or_default();
             self.error(
