@@ -128,7 +128,7 @@ impl Jwk {
     }
 
     /// Decodes one member of `keys`.
-    fn from_value(v: &BorrowedValue<'_>) -> Result<Jwk, SkipReason> {
+    pub(crate) fn from_value(v: &BorrowedValue<'_>) -> Result<Jwk, SkipReason> {
         if v.as_object().is_none() {
             return Err(SkipReason::NotAnObject);
         }

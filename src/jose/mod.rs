@@ -35,6 +35,7 @@
 
 pub mod alg;
 pub mod claims;
+pub mod dpop;
 pub mod error;
 pub mod jwk;
 pub mod policy;

@@ -95,7 +95,7 @@
 mod host;
 mod index;
 mod join;
-mod path;
+pub(crate) mod path;
 
 use std::sync::Arc;
 
