@@ -141,6 +141,9 @@ pub enum AuthReason {
     InvalidToken,
     /// 401: the token the IdP issued does not verify.
     IssuedTokenInvalid,
+    /// 401: the caller's token needs a DPoP proof (`proof_of_possession_dpop`), and none
+    /// came, or it does not hold.
+    InvalidDpopProof,
     /// 403: `scopes_required` not met.
     InsufficientScope,
     /// 403: `audience_required` not met.
@@ -162,12 +165,13 @@ pub enum AuthReason {
 
 impl AuthReason {
     /// Every reason, in the order metrics are rendered.
-    pub const ALL: [AuthReason; 13] = [
+    pub const ALL: [AuthReason; 14] = [
         AuthReason::NoCredentials,
         AuthReason::CredentialsTooLong,
         AuthReason::CredentialsRejected,
         AuthReason::InvalidToken,
         AuthReason::IssuedTokenInvalid,
+        AuthReason::InvalidDpopProof,
         AuthReason::InsufficientScope,
         AuthReason::AudienceMismatch,
         AuthReason::GroupsMissing,
@@ -186,6 +190,7 @@ impl AuthReason {
             AuthReason::CredentialsRejected => "credentials_rejected",
             AuthReason::InvalidToken => "invalid_token",
             AuthReason::IssuedTokenInvalid => "issued_token_invalid",
+            AuthReason::InvalidDpopProof => "invalid_dpop_proof",
             AuthReason::InsufficientScope => "insufficient_scope",
             AuthReason::AudienceMismatch => "audience_mismatch",
             AuthReason::GroupsMissing => "groups_missing",

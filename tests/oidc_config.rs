@@ -1160,6 +1160,62 @@ fn redirect_uris_take_the_first_url_and_allow_a_fragment() {
     );
 }
 
+#[test]
+fn dpop_takes_the_callers_token_methods_and_refuses_server_nonces() {
+    use ringgate::oidc::config::DpopMode;
+    let bearer = "issuer: https://idp.example.com\nauth_methods: [bearer]\n";
+    let (c, w) = ok(&format!("{bearer}proof_of_possession_dpop: strict\n"));
+    assert_eq!((c.dpop, c.dpop_proof_lifetime, w.len()), (DpopMode::Strict, 300, 0), "{w:?}");
+    let (c, w) = ok(&format!("{bearer}proof_of_possession_dpop: optional\ndpop_proof_lifetime: 60.5\n"));
+    assert_eq!((c.dpop, c.dpop_proof_lifetime, w.len()), (DpopMode::Optional, 60, 0), "{w:?}");
+    // What `deck gateway dump` writes when DPoP is off: nothing to say.
+    let (c, w) = ok(&format!(
+        "{bearer}proof_of_possession_dpop: \"off\"\ndpop_use_nonce: false\ndpop_proof_lifetime: 300\n\
+         proof_of_possession_auth_methods_validation: true\n"
+    ));
+    assert_eq!((c.dpop, w.len()), (DpopMode::Off, 0), "{w:?}");
+    one_error(
+        &format!("{bearer}proof_of_possession_dpop: strict\ndpop_use_nonce: true\n"),
+        "oidc.yaml:8:5: 'dpop_use_nonce' is not implemented: Kong would refuse every proof without a nonce it issued",
+    );
+    one_error(
+        &format!("{bearer}proof_of_possession_dpop: strict\ndpop_proof_lifetime: 0\n"),
+        "oidc.yaml:8:5: 'dpop_proof_lifetime' must be at least one second: no proof could be used",
+    );
+    one_error(
+        &format!("{bearer}proof_of_possession_dpop: maybe\n"),
+        "oidc.yaml:7:31: 'proof_of_possession_dpop' must be one of off, optional, strict, found 'maybe'",
+    );
+    // Kong's rule: with PoP on, only the methods it can check, unless validation is off.
+    let mixed = "issuer: https://idp.example.com\nauth_methods: [bearer, client_credentials]\n\
+                 proof_of_possession_dpop: strict\n";
+    one_error(
+        mixed,
+        "oidc.yaml:7:5: 'proof_of_possession_dpop' supports the 'bearer' and 'introspection' methods only, and \
+         'proof_of_possession_auth_methods_validation' is true: remove 'client_credentials' from 'auth_methods', or \
+         set it false to leave their requests unchecked",
+    );
+    one_warning(
+        &format!("{mixed}proof_of_possession_auth_methods_validation: false\n"),
+        "oidc.yaml:7:5: no DPoP proof is checked on requests that authenticate with 'client_credentials'",
+    );
+    one_warning(
+        &format!("{BASE}proof_of_possession_dpop: strict\nproof_of_possession_auth_methods_validation: false\n"),
+        "oidc.yaml:7:5: 'proof_of_possession_dpop' only acts on callers' own tokens, and no configured method \
+         ('bearer', 'introspection') reads one",
+    );
+    // Off, the settings that go with it do nothing, and say so.
+    for line in
+        ["dpop_use_nonce: true", "dpop_proof_lifetime: 60", "proof_of_possession_auth_methods_validation: false"]
+    {
+        let name = line.split(':').next().unwrap();
+        one_warning(
+            &format!("{bearer}{line}\n"),
+            &format!("oidc.yaml:7:5: '{name}' only acts with 'proof_of_possession_dpop' on"),
+        );
+    }
+}
+
 // ----- the classification of what ringgate does not act on -----
 
 #[test]
@@ -1172,7 +1228,6 @@ fn flow_changing_kong_keys_are_errors() {
         ("downstream_refresh_token_header: x-refresh", "'downstream_refresh_token_header' is not supported yet"),
         ("logout_uri_suffix: /logout", "'logout_uri_suffix' is not supported yet"),
         ("proof_of_possession_mtls: strict", "'proof_of_possession_mtls' is not supported yet"),
-        ("proof_of_possession_dpop: optional", "'proof_of_possession_dpop' is not supported yet"),
     ];
     for (line, expected) in cases {
         let e = errors(&format!("{BASE}{line}\n"));
@@ -1352,7 +1407,7 @@ fn kong_3_14_fields_that_would_change_the_flow_are_refused_and_the_others_warned
         ),
         (
             "proof_of_possession_mtls_from_header: {certificate_header_name: X-Cert, ca_certificates: [a]}",
-            "'proof_of_possession_mtls_from_header' is ignored: only acts with proof of possession",
+            "'proof_of_possession_mtls_from_header' is ignored: only acts with mTLS proof of possession",
         ),
         ("session_memcached_ssl: true", "'session_memcached_ssl' is ignored: the 'session' method is not supported"),
         (

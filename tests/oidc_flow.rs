@@ -3063,3 +3063,224 @@ fn token_endpoint_headers_are_replayed_to_the_caller() {
     assert_eq!(r.status, 200);
     assert!(r.header("cache-control").is_none(), "{r:?}");
 }
+
+// ----- DPoP, RFC 9449 (`proof_of_possession_dpop`) -----
+
+/// A caller's DPoP key (ES256) and its public JWK, as a mobile app holds one.
+struct DpopKey {
+    pair: EcdsaKeyPair,
+    jwk: String,
+}
+
+impl DpopKey {
+    fn new() -> DpopKey {
+        let pair = random_es256_key();
+        let point = ring::signature::KeyPair::public_key(&pair).as_ref().to_vec();
+        let jwk =
+            format!(r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#, b64url(&point[1..33]), b64url(&point[33..]));
+        DpopKey { pair, jwk }
+    }
+
+    /// RFC 7638, written out here rather than taken from the proxy: the SHA-256 of the
+    /// required members in lexicographic order.
+    fn thumbprint(&self) -> String {
+        let v = json(self.jwk.clone().into_bytes());
+        let canonical = format!(
+            r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+            v["crv"].as_str().unwrap(),
+            v["x"].as_str().unwrap(),
+            v["y"].as_str().unwrap()
+        );
+        b64url(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref())
+    }
+
+    /// A proof for `htm` `htu`, made `age` seconds ago, for `token` (`ath`) when given.
+    fn proof_at(&self, htm: &str, htu: &str, token: Option<&str>, age: i64) -> String {
+        let header = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{}}}"#, self.jwk);
+        let iat = unix_now() as i64 - age;
+        let ath = token.map_or(String::new(), |t| {
+            format!(r#","ath":"{}""#, b64url(ring::digest::digest(&ring::digest::SHA256, t.as_bytes()).as_ref()))
+        });
+        let payload = format!(r#"{{"jti":"{}","htm":"{htm}","htu":"{htu}","iat":{iat}{ath}}}"#, unique_id());
+        sign_es256(&self.pair, &header, &payload)
+    }
+
+    fn proof(&self, htm: &str, htu: &str, token: Option<&str>) -> String {
+        self.proof_at(htm, htu, token, 0)
+    }
+}
+
+/// A token for `post-client` from the IdP, bound to `key` with a DPoP proof on the token
+/// request; returns the token and the `token_type` the IdP answered.
+fn issue_dpop_token(idp: &TestIdp, key: &DpopKey, params: &str) -> (String, String) {
+    let (id, secret) = POST_CLIENT;
+    let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}&scope=openid{params}");
+    let proof = key.proof("POST", &format!("{}/token", idp.issuer), None);
+    let headers = [("Content-Type", "application/x-www-form-urlencoded"), ("DPoP", proof.as_str())];
+    let (status, body) = idp_http(idp, "POST", "/token", &headers, &form);
+    assert_eq!(status, 200, "DPoP token request: {}", String::from_utf8_lossy(&body));
+    let answer = json(body);
+    (answer["access_token"].as_str().unwrap().to_string(), answer["token_type"].as_str().unwrap().to_string())
+}
+
+/// The request the tests send: `GET /orders/7?page=2` on `Host: api.example.com`, so
+/// the URL a proof names is this one, without its query.
+const DPOP_TARGET: &str = "/orders/7?page=2";
+const DPOP_HTU: &str = "http://api.example.com/orders/7";
+
+fn get_with_proofs(p: &Proxy, authorization: &str, proofs: &[&str]) -> Response {
+    let mut headers = vec![("Authorization", authorization)];
+    headers.extend(proofs.iter().map(|proof| ("DPoP", *proof)));
+    get(p, DPOP_TARGET, &headers)
+}
+
+/// 401 with the DPoP challenge: `DPoP algs="…", realm="…", error="invalid_dpop_proof"`.
+fn assert_dpop_refused(r: &Response, idp: &TestIdp, what: &str) {
+    assert_eq!(r.status, 401, "{what}: {r:?}");
+    let www = r.header("www-authenticate").unwrap_or_else(|| panic!("{what}: a challenge"));
+    assert!(www.starts_with(r#"DPoP algs=""#), "{what}: {www}");
+    assert!(www.contains("ES256") && www.contains("RS256"), "{what}: {www}");
+    assert!(www.contains(&format!(r#"realm="{}""#, realm(idp))), "{what}: {www}");
+    assert!(www.ends_with(r#"error="invalid_dpop_proof""#), "{what}: {www}");
+}
+
+on_both_drivers!(dpop_bound_tokens_pass_only_with_a_proof_made_for_the_request, |d| {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, "auth_methods: [bearer]\nproof_of_possession_dpop: strict\ndisplay_errors: true\n", d);
+    let key = DpopKey::new();
+    let (token, token_type) = issue_dpop_token(&idp, &key, "");
+    assert_eq!(token_type, "DPoP", "the IdP bound the token");
+    let cnf = jws_part(&token, 1)["cnf"]["jkt"].as_str().map(str::to_string);
+    assert_eq!(cnf.as_deref(), Some(key.thumbprint().as_str()), "bound to the caller's key");
+    let scheme = format!("DPoP {token}");
+
+    // Twice with fresh proofs: the second token check comes from the per-core cache of
+    // verified tokens, the proof is checked again.
+    for i in 0..2 {
+        let proof = key.proof("GET", DPOP_HTU, Some(&token));
+        let r = get_with_proofs(&p, &scheme, &[&proof]);
+        assert_eq!(r.status, 200, "request {i}: {r:?}");
+        let got = up.wait_for(i + 1, Duration::from_secs(5));
+        assert_eq!(forwarded_bearer(&got[i]), token, "upstream gets the token as a Bearer token");
+        assert_eq!(got[i].header_str("dpop").as_deref(), Some(proof.as_str()), "the proof passes through");
+    }
+
+    let other = DpopKey::new();
+    let unbound = issue_token(&idp);
+    let refused: Vec<(&str, String, Vec<String>, &str)> = vec![
+        ("no proof", scheme.clone(), vec![], "exactly one DPoP header"),
+        (
+            "two proofs",
+            scheme.clone(),
+            vec![key.proof("GET", DPOP_HTU, Some(&token)), key.proof("GET", DPOP_HTU, Some(&token))],
+            "exactly one DPoP header",
+        ),
+        (
+            "a proof for another path",
+            scheme.clone(),
+            vec![key.proof("GET", "http://api.example.com/orders/8", Some(&token))],
+            "does not match the request",
+        ),
+        (
+            "a proof for another method",
+            scheme.clone(),
+            vec![key.proof("POST", DPOP_HTU, Some(&token))],
+            "does not match the request",
+        ),
+        (
+            "a proof for another host",
+            scheme.clone(),
+            vec![key.proof("GET", "http://evil.example.com/orders/7", Some(&token))],
+            "does not match the request",
+        ),
+        (
+            "a proof for another token",
+            scheme.clone(),
+            vec![key.proof("GET", DPOP_HTU, Some(&unbound))],
+            "does not match the access token",
+        ),
+        (
+            "a proof by another key",
+            scheme.clone(),
+            vec![other.proof("GET", DPOP_HTU, Some(&token))],
+            "not the one the token is bound to",
+        ),
+        ("a proof 301 s old", scheme.clone(), vec![key.proof_at("GET", DPOP_HTU, Some(&token), 301)], "expired"),
+        ("a proof 60 s ahead", scheme.clone(), vec![key.proof_at("GET", DPOP_HTU, Some(&token), -60)], "not yet valid"),
+        (
+            "the bound token as a Bearer token",
+            format!("Bearer {token}"),
+            vec![key.proof("GET", DPOP_HTU, Some(&token))],
+            "not sent with the DPoP scheme",
+        ),
+        (
+            "an unbound token with a proof",
+            format!("DPoP {unbound}"),
+            vec![key.proof("GET", DPOP_HTU, Some(&unbound))],
+            "not bound to a key",
+        ),
+    ];
+    for (what, authorization, proofs, reason) in &refused {
+        let proofs: Vec<&str> = proofs.iter().map(String::as_str).collect();
+        let r = get_with_proofs(&p, authorization, &proofs);
+        assert_dpop_refused(&r, &idp, what);
+        assert!(r.body_str().contains(reason), "{what}: {}", r.body_str());
+    }
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(up.received().len(), 2, "no refused request reached the upstream");
+    let refusals = format!(r#"reason="invalid_dpop_proof"}} {}"#, refused.len());
+    assert!(p.metrics().contains(&refusals), "counted: {}", p.metrics());
+
+    // A token that does not verify is refused as one, whatever its proof.
+    let tampered = format!("{}x", token);
+    let r = get_with_proofs(&p, &format!("DPoP {tampered}"), &[&key.proof("GET", DPOP_HTU, Some(&tampered))]);
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().contains(r#"error="invalid_token""#), "{r:?}");
+    assert!(r.header("www-authenticate").unwrap().starts_with("DPoP "), "strict: every challenge is DPoP");
+});
+
+#[test]
+fn optional_dpop_checks_bound_tokens_and_lets_unbound_bearer_tokens_pass() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let p = start(&up, &idp, "auth_methods: [bearer]\nproof_of_possession_dpop: optional\n", DRIVER);
+    let key = DpopKey::new();
+    let (bound, _) = issue_dpop_token(&idp, &key, "");
+    let unbound = issue_token(&idp);
+
+    let r = get(&p, DPOP_TARGET, &[("Authorization", &format!("Bearer {unbound}"))]);
+    assert_eq!(r.status, 200, "an unbound Bearer token needs no proof: {r:?}");
+    let r = get(&p, DPOP_TARGET, &[("Authorization", &format!("Bearer {bound}"))]);
+    assert_dpop_refused(&r, &idp, "a bound token sent as Bearer without a proof");
+    let r = get_with_proofs(&p, &format!("DPoP {bound}"), &[&key.proof("GET", DPOP_HTU, Some(&bound))]);
+    assert_eq!(r.status, 200, "a bound token with its proof: {r:?}");
+    let r = get_with_proofs(&p, &format!("DPoP {bound}"), &[]);
+    assert_dpop_refused(&r, &idp, "a bound token without a proof");
+    // A refusal that is not about a proof keeps the Bearer challenge in this mode.
+    let r = get(&p, DPOP_TARGET, &[("Authorization", "Bearer not.a.token")]);
+    assert_unauthorized(&r, &idp);
+    let got = up.wait_for(2, Duration::from_secs(5));
+    assert_eq!(got.iter().map(forwarded_bearer).collect::<Vec<_>>(), vec![unbound, bound]);
+}
+
+/// An opaque token is bound by what the IdP's introspection answer says (`cnf.jkt`).
+#[test]
+fn an_introspected_opaque_token_is_bound_by_its_introspection_answer() {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = format!("auth_methods: [introspection]\n{OWN_CLIENT}proof_of_possession_dpop: optional\n");
+    let p = start(&up, &idp, &body, DRIVER);
+    let key = DpopKey::new();
+    let (opaque, token_type) = issue_dpop_token(&idp, &key, "&resource=urn%3Aringgate%3Aopaque");
+    assert_eq!((opaque.split('.').count(), token_type.as_str()), (1, "DPoP"), "an opaque bound token");
+
+    let r = get(&p, DPOP_TARGET, &[("Authorization", &format!("Bearer {opaque}"))]);
+    assert_dpop_refused(&r, &idp, "the introspection answer binds it, so it needs a proof");
+    let r = get_with_proofs(&p, &format!("DPoP {opaque}"), &[&key.proof("GET", DPOP_HTU, Some(&opaque))]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = get_with_proofs(&p, &format!("DPoP {opaque}"), &[&DpopKey::new().proof("GET", DPOP_HTU, Some(&opaque))]);
+    assert_dpop_refused(&r, &idp, "a proof by another key");
+    assert_eq!(introspections(&idp), 1, "the answer is cached; proofs are checked on every request");
+    assert_eq!(up.wait_for(1, Duration::from_secs(5)).len(), 1);
+}

@@ -35,7 +35,7 @@ use std::time::Instant;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 use super::cache::{CacheKey, CachedToken, Clock, L1Cache, Lookup, Secs, SystemClock};
-use super::config::AuthMethod;
+use super::config::{AuthMethod, DpopMode, OidcConfig};
 use super::credentials::{self, ClientValues, CredentialBuf, Location, Sources};
 use super::instance::Instance;
 use super::verified::VerifiedCache;
@@ -320,6 +320,7 @@ impl WorkerAuth {
             let jwt = || token.iter().filter(|&&b| b == b'.').count() == 2;
             if cfg.uses(AuthMethod::Bearer) && (!cfg.uses(AuthMethod::Introspection) || jwt()) {
                 let verified = self.verify_bearer(instance, token, note).await.map(Granted::AsSent)?;
+                self.proven(cfg, sources, token, &verified)?;
                 if cfg.introspect_jwt_tokens {
                     // `introspect_jwt_tokens`: the signature holds, and the IdP must still
                     // vouch for the token, so a revoked one is refused (as soon as the
@@ -329,7 +330,9 @@ impl WorkerAuth {
                 return Ok(verified);
             }
             if cfg.uses(AuthMethod::Introspection) {
-                return self.introspected(instance, token, sources.introspection_values, note, at).await;
+                let granted = self.introspected(instance, token, sources.introspection_values, note, at).await?;
+                self.proven(cfg, sources, token, &granted)?;
+                return Ok(granted);
             }
         }
         if !cfg.uses(AuthMethod::ClientCredentials) {
@@ -578,6 +581,51 @@ impl WorkerAuth {
         });
     }
 
+    /// `proof_of_possession_dpop`: the DPoP proof for a caller's `token`, once the token
+    /// itself holds (`granted`, whose facts carry the key it is bound to). Off: nothing.
+    /// `optional`: only a bound token, or one sent with the `DPoP` scheme, needs a proof.
+    /// `strict`: every token needs one. A proof is checked on every request (it is made
+    /// for one), never cached.
+    fn proven(
+        &self,
+        cfg: &OidcConfig,
+        sources: &Sources<'_>,
+        token: &[u8],
+        granted: &Granted,
+    ) -> Result<(), AuthError> {
+        if cfg.dpop == DpopMode::Off {
+            return Ok(());
+        }
+        let jkt = granted.facts().and_then(|f| f.jkt.as_deref());
+        let refuse = |why: &str| AuthError::Unauthorized(AuthReason::InvalidDpopProof, why.to_string());
+        let Some(input) = sources.dpop else {
+            return Err(refuse("the request offers nothing to check a DPoP proof against"));
+        };
+        if cfg.dpop == DpopMode::Optional && jkt.is_none() && !input.dpop_scheme {
+            return Ok(());
+        }
+        if !input.dpop_scheme {
+            return Err(refuse("the token was not sent with the DPoP scheme"));
+        }
+        let Some(proof) = input.proof else {
+            return Err(refuse("the request must carry exactly one DPoP header"));
+        };
+        let Some(jkt) = jkt else {
+            return Err(refuse("the token is not bound to a key (no cnf.jkt)"));
+        };
+        let req = jose::dpop::ProofRequest {
+            method: input.method,
+            scheme: input.scheme,
+            host: input.host,
+            path: input.path,
+            token,
+            jkt,
+            now: self.clock.unix_now().max(0) as u64,
+            lifetime: cfg.dpop_proof_lifetime,
+        };
+        jose::dpop::verify_proof(proof, &req).map_err(|e| refuse(e.reason()))
+    }
+
     async fn verify_bearer(
         &self,
         instance: &Arc<Instance>,
@@ -693,6 +741,7 @@ mod tests {
             body: None,
             client_values: None,
             introspection_values: None,
+            dpop: None,
         }
     }
 

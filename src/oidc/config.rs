@@ -403,6 +403,20 @@ pub enum HttpVersion {
     Http11,
 }
 
+/// `proof_of_possession_dpop`: whether a caller's token must come with a DPoP proof
+/// (RFC 9449) made with the key the token is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DpopMode {
+    /// No proof is asked for or checked (the default).
+    Off,
+    /// A token bound to a key (`cnf.jkt`), or one sent with the `DPoP` scheme, needs a
+    /// valid proof; an unbound token sent as `Bearer` passes as before.
+    Optional,
+    /// Every caller's token must be bound, sent with the `DPoP` scheme, and come with a
+    /// valid proof; challenges use the `DPoP` scheme.
+    Strict,
+}
+
 /// What the introspection request asks for (`introspection_accept`): two of Kong's three
 /// values (`application/jwt`, an earlier draft's, is a load error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -579,6 +593,10 @@ pub struct OidcConfig {
     /// `max_age` (whole seconds): every verified token must carry an `auth_time` no
     /// older than this (plus `leeway`), as Kong checks access tokens.
     pub max_age: Option<u64>,
+    /// `proof_of_possession_dpop`.
+    pub dpop: DpopMode,
+    /// `dpop_proof_lifetime` (whole seconds, default 300): how old a proof's `iat` may be.
+    pub dpop_proof_lifetime: u64,
     pub issuers_allowed: Vec<String>,
     pub scopes_required: Vec<String>,
     /// Default `["scope"]`: a path into the claims.
@@ -1215,6 +1233,8 @@ const TYPED: &[&str] = &[
     "enable_hs_signatures",
     "leeway",
     "max_age",
+    "proof_of_possession_dpop",
+    "dpop_proof_lifetime",
     "issuers_allowed",
     "scopes_required",
     "scopes_claim",
@@ -1279,6 +1299,8 @@ const TYPED: &[&str] = &[
     "login_action",
     "introspect_jwt_tokens",
     "principals",
+    "dpop_use_nonce",
+    "proof_of_possession_auth_methods_validation",
 ];
 
 const AUTH_CODE_ONLY: &str = "authorization code flow only, which ringgate does not run";
@@ -1313,13 +1335,10 @@ fn class_of(name: &str) -> Class {
         "login_methods" | "login_tokens" | "login_redirect_mode" | "login_redirect_uri" => {
             Class::Warn("only acts through login_action")
         }
-        "proof_of_possession_mtls" | "proof_of_possession_dpop" => {
-            Class::Error("bound tokens would be accepted without proof of possession")
+        "proof_of_possession_mtls" => {
+            Class::Error("certificate-bound tokens would be accepted without proof of possession")
         }
-        "proof_of_possession_auth_methods_validation"
-        | "dpop_proof_lifetime"
-        | "dpop_use_nonce"
-        | "proof_of_possession_mtls_from_header" => Class::Warn("only acts with proof of possession"),
+        "proof_of_possession_mtls_from_header" => Class::Warn("only acts with mTLS proof of possession"),
         _ if name.starts_with("userinfo_") => Class::Warn("the 'userinfo' method is not supported"),
         "search_user_info" => Class::Warn("the user info endpoint is never called"),
         "resolve_distributed_claims" => Class::Warn("distributed claims are not resolved (absent claims fail closed)"),
@@ -2138,6 +2157,7 @@ impl<'a> Compiler<'a> {
                  credentials seldom carry one, and are then refused (401), as in Kong",
             );
         }
+        let (dpop, dpop_proof_lifetime) = self.dpop(&auth_methods);
         let issuers_allowed = self.list_or("issuers_allowed", &[]);
         let scopes_required = self.list_or("scopes_required", &[]);
         let audience_required = self.list_or("audience_required", &[]);
@@ -2306,6 +2326,8 @@ impl<'a> Compiler<'a> {
             enable_hs_signatures,
             leeway,
             max_age,
+            dpop,
+            dpop_proof_lifetime,
             issuers_allowed,
             scopes_required,
             scopes_claim,
@@ -2654,6 +2676,77 @@ impl<'a> Compiler<'a> {
     }
 
     /// A claim path (`*_claim`): a non-empty list of non-empty names.
+    /// `proof_of_possession_dpop` and the settings that go with it. Proofs are checked on
+    /// callers' own tokens (`bearer`, `introspection`); with
+    /// `proof_of_possession_auth_methods_validation` (Kong's default true) another method
+    /// beside them is refused, as Kong refuses it, and with it false that method's
+    /// requests go unchecked (a warning says so). `dpop_use_nonce` (server nonces) is not
+    /// implemented: true is refused when DPoP is on.
+    fn dpop(&mut self, auth_methods: &[AuthMethod]) -> (DpopMode, u64) {
+        let mode = match self.string("proof_of_possession_dpop") {
+            Some((s, _)) if s == "strict" => DpopMode::Strict,
+            Some((s, _)) if s == "optional" => DpopMode::Optional,
+            _ => DpopMode::Off,
+        };
+        let lifetime = self.duration("dpop_proof_lifetime", 1.0).map_or(300, |d| d.as_secs());
+        let mark_of = |this: &Self, name: &str| this.get(name).map(|p| p.key_mark).unwrap_or_default();
+        let nonce = self.boolean("dpop_use_nonce", false);
+        let validate = self.boolean("proof_of_possession_auth_methods_validation", true);
+        if mode == DpopMode::Off {
+            for (name, set) in [
+                ("dpop_use_nonce", nonce),
+                ("dpop_proof_lifetime", lifetime != 300),
+                ("proof_of_possession_auth_methods_validation", !validate),
+            ] {
+                if set {
+                    let mark = mark_of(self, name);
+                    self.warn(mark, format!("'{name}' only acts with 'proof_of_possession_dpop' on"));
+                }
+            }
+            return (mode, lifetime);
+        }
+        let mark = mark_of(self, "proof_of_possession_dpop");
+        if nonce {
+            let mark = mark_of(self, "dpop_use_nonce");
+            self.error(
+                mark,
+                "'dpop_use_nonce' is not implemented: Kong would refuse every proof without a nonce it issued",
+            );
+        }
+        if lifetime == 0 {
+            let mark = mark_of(self, "dpop_proof_lifetime");
+            self.error(mark, "'dpop_proof_lifetime' must be at least one second: no proof could be used");
+        }
+        let checked = |m: &AuthMethod| matches!(m, AuthMethod::Bearer | AuthMethod::Introspection);
+        let unchecked: Vec<&str> = auth_methods.iter().filter(|m| !checked(m)).map(|m| m.as_str()).collect();
+        if !unchecked.is_empty() && validate {
+            self.error(
+                mark,
+                format!(
+                    "'proof_of_possession_dpop' supports the 'bearer' and 'introspection' methods only, and \
+                     'proof_of_possession_auth_methods_validation' is true: remove {} from 'auth_methods', or set \
+                     it false to leave their requests unchecked",
+                    unchecked.iter().map(|m| format!("'{m}'")).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        } else if !auth_methods.iter().any(checked) {
+            self.warn(
+                mark,
+                "'proof_of_possession_dpop' only acts on callers' own tokens, and no configured method ('bearer', \
+                 'introspection') reads one",
+            );
+        } else if !unchecked.is_empty() {
+            self.warn(
+                mark,
+                format!(
+                    "no DPoP proof is checked on requests that authenticate with {}",
+                    unchecked.iter().map(|m| format!("'{m}'")).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+        (mode, lifetime)
+    }
+
     fn claim_path(&mut self, name: &str, default: &str) -> Vec<String> {
         match self.list(name) {
             Some(path) if path.is_empty() => {

@@ -172,6 +172,38 @@ pub struct Sources<'r> {
     /// What the request adds to the introspection of its token
     /// ([`introspection_values`]), when the instance takes any and a token came.
     pub introspection_values: Option<&'r ClientValues>,
+    /// What the request offers for a DPoP check, when `proof_of_possession_dpop` is on
+    /// and a token came.
+    pub dpop: Option<DpopInput<'r>>,
+}
+
+/// The parts of a request a DPoP proof is checked against (RFC 9449 §7.1).
+#[derive(Clone, Copy)]
+pub struct DpopInput<'r> {
+    /// The token came as `Authorization: DPoP <token>`.
+    pub dpop_scheme: bool,
+    /// The `DPoP` header, when the request has exactly one.
+    pub proof: Option<&'r [u8]>,
+    /// How many `DPoP` header lines the request has.
+    pub proofs: usize,
+    /// The method, the scheme it arrived over (`http` or `https`), `Host`, and the
+    /// request target's path (with its query, which the check ignores).
+    pub method: &'r [u8],
+    pub scheme: &'static str,
+    pub host: &'r [u8],
+    pub path: &'r [u8],
+}
+
+impl fmt::Debug for DpopInput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DpopInput")
+            .field("dpop_scheme", &self.dpop_scheme)
+            .field("proof", &self.proof.map(|p| format!("<{} bytes>", p.len())))
+            .field("proofs", &self.proofs)
+            .field("method", &self.method.escape_ascii().to_string())
+            .field("scheme", &self.scheme)
+            .finish()
+    }
 }
 
 impl fmt::Debug for Sources<'_> {
@@ -184,6 +216,7 @@ impl fmt::Debug for Sources<'_> {
             .field("query", &shown(self.query))
             .field("content_type", &self.content_type.map(<[u8]>::escape_ascii).map(|e| e.to_string()))
             .field("body", &shown(self.body))
+            .field("dpop", &self.dpop)
             .finish()
     }
 }
@@ -567,9 +600,9 @@ where
     order.iter().find_map(|location| match location {
         BearerLocation::Header => from_headers
             .authorization
-            .then(|| sources.authorization.filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer ")))
+            .then(|| sources.authorization.and_then(|v| authorization_token(v, from_headers.dpop)))
             .flatten()
-            .map(|v| Cow::Borrowed(trim_ows(&v[7..])))
+            .map(Cow::Borrowed)
             .or_else(|| {
                 from_headers.names.iter().find_map(|name| {
                     let v = trim_ows(header(name)?);
@@ -587,11 +620,31 @@ where
 }
 
 /// The headers the `header` location of [`find_bearer`] reads: `Authorization: Bearer`
-/// when `authorization`, then the bare value of each of `names` (lower-case).
+/// when `authorization` (and `Authorization: DPoP` when `dpop`), then the bare value of
+/// each of `names` (lower-case).
 #[derive(Debug, Clone, Copy)]
 pub struct BearerHeaders<'c> {
     pub authorization: bool,
+    pub dpop: bool,
     pub names: &'c [String],
+}
+
+/// The token of an `Authorization` value: `Bearer <token>`, or `DPoP <token>` when
+/// `dpop` (schemes in any case); `None` for another scheme.
+pub fn authorization_token(value: &[u8], dpop: bool) -> Option<&[u8]> {
+    let rest = if value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ") {
+        &value[7..]
+    } else if dpop && value.len() > 5 && value[..5].eq_ignore_ascii_case(b"dpop ") {
+        &value[5..]
+    } else {
+        return None;
+    };
+    Some(trim_ows(rest))
+}
+
+/// Whether an `Authorization` value uses the `DPoP` scheme.
+pub fn is_dpop_scheme(value: &[u8]) -> bool {
+    value.len() > 5 && value[..5].eq_ignore_ascii_case(b"dpop ")
 }
 
 /// The `access_token` member of a JSON object body, for the `bearer` method, read by the

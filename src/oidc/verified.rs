@@ -184,6 +184,7 @@ mod tests {
             downstream_lines: Box::default(),
             consumer: Some("acme".into()),
             credential: None,
+            jkt: None,
         });
         c.insert_with(b"a.b.with", 100, 0, Some(lines.clone()));
         c.insert(b"a.b.without", 100, 0);

@@ -44,6 +44,7 @@ use crate::http::rewrite::{self, ClaimLines, Forwarding, Hidden, ResponseFraming
 use crate::metrics::Exchange;
 use crate::net::Stream;
 use crate::oidc::access::{AuthError, CredentialMemo, Granted};
+use crate::oidc::config::DpopMode;
 use crate::oidc::credentials::{self, Sources};
 use crate::oidc::hide;
 use crate::oidc::instance::Instance;
@@ -250,16 +251,24 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
             message.to_string()
         }
     };
+    // The status is the reason's (`AuthReason::status`), the one rule metrics count by
+    // too; the variant only carries the detail text.
+    let kind = e.reason();
+    // The `DPoP` scheme, with the algorithms a proof may use (RFC 9449 §7.1), when every
+    // token needs a proof, and for a proof that failed; Kong orders the fields by name.
+    let dpop = cfg.dpop == DpopMode::Strict || kind == AuthReason::InvalidDpopProof;
     let challenge = |code: &str| {
-        let mut v = format!("Bearer realm=\"{realm}\"");
+        let mut v = if dpop {
+            format!("DPoP algs=\"{}\", realm=\"{realm}\"", crate::jose::dpop::PROOF_ALGS)
+        } else {
+            format!("Bearer realm=\"{realm}\"")
+        };
         if cfg.expose_error_code {
+            let code = if kind == AuthReason::InvalidDpopProof { "invalid_dpop_proof" } else { code };
             v.push_str(&format!(", error=\"{code}\""));
         }
         Some(v)
     };
-    // The status is the reason's (`AuthReason::status`), the one rule metrics count by
-    // too; the variant only carries the detail text.
-    let kind = e.reason();
     let detail = match e {
         AuthError::Unauthorized(_, d) | AuthError::Forbidden(_, d) | AuthError::Unavailable(d) => d,
     };
@@ -974,12 +983,14 @@ impl Conn {
             body: body_len.map(|n| &buf[head.len..head.len + n]),
             client_values: None,
             introspection_values: None,
+            dpop: None,
         };
         // The bearer token, from the first of `bearer_token_param_type` that has one.
         let cookie_name = cfg.bearer_token_cookie_name.as_deref().unwrap_or("").as_bytes();
         let bearer = if cfg.takes_bearer_tokens() {
             let from_headers = credentials::BearerHeaders {
                 authorization: cfg.bearer_from_authorization,
+                dpop: cfg.dpop != DpopMode::Off,
                 names: &cfg.bearer_token_headers,
             };
             let header = |name: &str| head.values(buf, name).next();
@@ -1003,9 +1014,27 @@ impl Conn {
                 |name| head.values(buf, name).next(),
             )
         });
+        // A DPoP check needs the request as the caller addressed it, and its proofs.
+        let dpop = bearer.filter(|_| cfg.dpop != DpopMode::Off).map(|token| {
+            let mut lines = head.values(buf, "dpop");
+            let first = lines.next();
+            let proofs = usize::from(first.is_some()) + lines.count();
+            credentials::DpopInput {
+                dpop_scheme: authorization.is_some_and(|a| {
+                    credentials::is_dpop_scheme(a) && credentials::authorization_token(a, true) == Some(token)
+                }),
+                proof: first.filter(|_| proofs == 1),
+                proofs,
+                method: head.method(buf),
+                scheme: if self.stream.is_tls() { "https" } else { "http" },
+                host: head.host(buf),
+                path: head.path(buf),
+            }
+        });
         let sources = Sources {
             client_values: client_values.as_ref(),
             introspection_values: introspection_values.as_ref(),
+            dpop,
             ..sources
         };
         let decided = w

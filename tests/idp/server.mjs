@@ -425,6 +425,9 @@ class Idp {
         // Signed introspection answers (Accept: application/token-introspection+jwt)
         // for a client registered with introspection_signed_response_alg.
         jwtIntrospection: { enabled: true },
+        // DPoP (RFC 9449): a token request with a `DPoP` proof gets a token bound to
+        // the proof's key (`cnf.jkt`, token_type DPoP); without one, a bearer token.
+        dPoP: { enabled: true },
         resourceIndicators: {
           enabled: true,
           // Client-credentials requests without a `resource` parameter get the

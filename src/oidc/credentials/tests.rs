@@ -579,11 +579,12 @@ fn find_bearer_takes_the_first_location_in_the_configured_order() {
         body: Some(br#"{"access_token":"bdy"}"#),
         client_values: None,
         introspection_values: None,
+        dpop: None,
     };
     let lines: [&[u8]; 1] = [b"x=1; at=ck"];
     let cookies = || lines.into_iter();
     let kong = ["access-token".to_string(), "x-access-token".to_string()];
-    let headers = BearerHeaders { authorization: true, names: &kong };
+    let headers = BearerHeaders { authorization: true, dpop: false, names: &kong };
     let sent = |name: &str| (name == "x-access-token").then_some(&b" xat "[..]);
     let find = |order: &[_]| find_bearer(&sources, order, headers, sent, b"at", cookies).map(|t| t.into_owned());
     assert_eq!(find(&[Header, Query]), Some(b"hdr".to_vec()));
@@ -600,7 +601,7 @@ fn find_bearer_takes_the_first_location_in_the_configured_order() {
     assert_eq!(find_bearer(&basic, &[Header], headers, both, b"at", cookies).as_deref(), Some(&b"at1"[..]));
     // `bearer_token_header_name`: that header alone, Authorization not read.
     let own = ["x-token".to_string()];
-    let only = BearerHeaders { authorization: false, names: &own };
+    let only = BearerHeaders { authorization: false, dpop: false, names: &own };
     let custom = |name: &str| (name == "x-token").then_some(&b"tok"[..]);
     assert_eq!(find_bearer(&sources, &[Header], only, custom, b"at", cookies).as_deref(), Some(&b"tok"[..]));
     assert_eq!(
@@ -608,6 +609,15 @@ fn find_bearer_takes_the_first_location_in_the_configured_order() {
         None,
         "not Authorization, not x-access-token"
     );
+    // The `DPoP` scheme is read only when `proof_of_possession_dpop` is on.
+    let dpop_sent = Sources { authorization: Some(b"dPoP  tok.en "), ..sources };
+    assert_eq!(find_bearer(&dpop_sent, &[Header], headers, none, b"at", cookies), None);
+    let with_dpop = BearerHeaders { dpop: true, ..headers };
+    let got = find_bearer(&dpop_sent, &[Header], with_dpop, none, b"at", cookies);
+    assert_eq!(got.as_deref(), Some(&b"tok.en"[..]));
+    assert!(is_dpop_scheme(b"DPoP x") && !is_dpop_scheme(b"Bearer x") && !is_dpop_scheme(b"DPoP"));
+    assert_eq!(authorization_token(b"Bearer a.b", true), Some(&b"a.b"[..]));
+    assert_eq!(authorization_token(b"Basic a.b", true), None);
 }
 
 #[test]
