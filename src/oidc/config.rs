@@ -116,6 +116,9 @@
 //!   token the IdP revokes is refused from the next request, as in Kong. An opaque token
 //!   the IdP issues is still introspected once, when issued (a warning says so when
 //!   `client_credentials` is on).
+//! - `proof_of_possession_dpop` ([`DpopMode`]) asks a caller's token for a DPoP proof
+//!   (RFC 9449, checked in `jose::dpop`) made with the key its `cnf.jkt` names;
+//!   `dpop_proof_lifetime` bounds the proof's age. Only callers' own tokens are checked.
 //!
 //! # Kong keys ringgate does not act on yet
 //!
@@ -146,8 +149,11 @@
 //! | `logout_methods`, `logout_redirect_uri`, `logout_revoke`, `logout_revoke_access_token`, `logout_revoke_refresh_token` | warning | only act on a logout request |
 //! | `login_action` (`response`/`redirect`) | error when `login_methods` names an enabled method, else warning | Kong would answer with tokens instead of proxying |
 //! | `login_methods`, `login_tokens`, `login_redirect_mode`, `login_redirect_uri` | warning | only act through `login_action` |
-//! | `proof_of_possession_mtls`, `proof_of_possession_dpop` (not `off`) | error | bound tokens would be accepted without proof |
-//! | `proof_of_possession_auth_methods_validation`, `dpop_proof_lifetime`, `dpop_use_nonce`, `proof_of_possession_mtls_from_header` | warning | only act with proof of possession |
+//! | `proof_of_possession_mtls` (not `off`) | error | certificate-bound tokens would be accepted without proof |
+//! | `proof_of_possession_mtls_from_header` | warning | only acts with mTLS proof of possession |
+//! | `dpop_use_nonce: true` with `proof_of_possession_dpop` on | error | server nonces are not implemented; Kong would refuse every proof without one |
+//! | `proof_of_possession_dpop` with a method other than `bearer` / `introspection` | error (warning with `proof_of_possession_auth_methods_validation: false`) | Kong's rule: proof of possession only with the methods that can check it |
+//! | `dpop_use_nonce`, `dpop_proof_lifetime`, `proof_of_possession_auth_methods_validation` with `proof_of_possession_dpop` off | warning | only act with DPoP on |
 //! | `introspect_jwt_tokens` (`true`) without `bearer` | warning | only acts on bearer JWTs |
 //! | `bearer_token_header_name` without `bearer` or `introspection` | warning | only acts on callers' tokens |
 //! | `introspection_headers_client`, `introspection_post_args_client`, `introspection_post_args_client_headers` without `introspection` (or `bearer` with `introspect_jwt_tokens`) | warning | only act where a caller's token is introspected; with `client_credentials` also on, a warning says an issued opaque token is introspected with configured values only |
@@ -178,7 +184,8 @@
 //! `token_cache_key_include_scope`, `cache_ttl`, `cache_ttl_min`, `cache_ttl_max`,
 //! `cache_ttl_neg`, `cache_ttl_resurrect`, `verify_signature` and `verify_claims`
 //! (`true` only), `ignore_signature` (`client_credentials` only), `enable_hs_signatures`,
-//! `leeway`, `max_age`, `issuers_allowed`, `scopes_required`, `scopes_claim`, `audience_required`,
+//! `leeway`, `max_age`, `proof_of_possession_dpop`, `dpop_proof_lifetime`,
+//! `issuers_allowed`, `scopes_required`, `scopes_claim`, `audience_required`,
 //! `audience_claim`, `credential_claim`, `consumer_claim`, `consumer_by`,
 //! `consumer_optional`, `by_username_ignore_case`, `anonymous`, `introspection_endpoint`,
 //! `introspection_endpoint_auth_method`, `introspection_hint`,
