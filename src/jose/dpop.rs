@@ -26,8 +26,9 @@
 //! 8. The key's thumbprint is the token's `cnf.jkt`.
 //!
 //! `jti` is required but not remembered, as in Kong: a proof can be replayed for the same
-//! method, URL and token within its lifetime. Cost: one signature verification (an ES256
-//! proof ~50 µs, RS256 ~25 µs), two small JSON parses and two SHA-256s.
+//! method, URL and token within its lifetime. Cost: one signature verification, two
+//! small JSON parses and two SHA-256s; an ES256 proof takes 58 µs here, 1.10 × ring's
+//! bare ES256 verification (`cargo bench --bench dpop`).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
