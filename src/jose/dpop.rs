@@ -36,8 +36,8 @@ use ring::digest;
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use super::alg::{Alg, AlgParseError, KeyKind};
-use super::{b64_decode, json_depth_ok, Jwk};
+use super::alg::{Alg, AlgParseError};
+use super::{b64_decode, compact_parts, json_depth_ok, json_object_ok, Jwk};
 
 /// Longest proof read, in bytes: an RS512 proof with an 8192-bit key is under 4 KiB.
 pub const MAX_PROOF_LEN: usize = 8 * 1024;
@@ -140,11 +140,8 @@ pub fn verify_proof(proof: &[u8], req: &ProofRequest<'_>) -> Result<(), DpopErro
     if proof.len() > MAX_PROOF_LEN {
         return Err(DpopError::Malformed);
     }
-    let mut parts = proof.splitn(3, |&b| b == b'.');
-    let (Some(header_b64), Some(payload_b64), Some(sig_b64)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(DpopError::Malformed);
-    };
-    if header_b64.is_empty() || payload_b64.is_empty() || sig_b64.is_empty() || sig_b64.contains(&b'.') {
+    let (header_b64, payload_b64, sig_b64) = compact_parts(proof).ok_or(DpopError::Malformed)?;
+    if payload_b64.is_empty() {
         return Err(DpopError::Malformed);
     }
 
@@ -192,7 +189,7 @@ pub fn verify_proof(proof: &[u8], req: &ProofRequest<'_>) -> Result<(), DpopErro
 /// The header's algorithm, key and the key's thumbprint, once `typ`, `alg`, `crit` and
 /// `jwk` pass.
 fn proof_key(header_json: &mut [u8]) -> Result<(Alg, Jwk, String), DpopError> {
-    if header_json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') || !json_depth_ok(header_json) {
+    if !json_object_ok(header_json) {
         return Err(DpopError::Header);
     }
     let header = simd_json::to_borrowed_value(header_json).map_err(|_| DpopError::Header)?;
@@ -204,7 +201,7 @@ fn proof_key(header_json: &mut [u8]) -> Result<(Alg, Jwk, String), DpopError> {
         _ => return Err(DpopError::Typ),
     }
     let alg = match header.get("alg").and_then(|a| a.as_str()).map(Alg::from_name) {
-        Some(Ok(alg)) if alg.key_kind() != KeyKind::Hmac => alg,
+        Some(Ok(alg)) if !alg.is_hmac() => alg,
         Some(Ok(_) | Err(AlgParseError::None | AlgParseError::Unsupported)) | None => return Err(DpopError::Alg),
     };
     let jwk = header.get("jwk").filter(|j| j.as_object().is_some()).ok_or(DpopError::Key)?;
@@ -272,18 +269,20 @@ pub fn same_target(htu: &str, req: &ProofRequest<'_>) -> bool {
 
 /// `host[:port]` of both sides, host without case, default port dropped.
 fn same_authority(a: &[u8], b: &[u8], scheme: &str) -> bool {
-    let default = if scheme.eq_ignore_ascii_case("https") { &b"443"[..] } else { &b"80"[..] };
-    let split = |v: &'_ [u8]| -> (Vec<u8>, Vec<u8>) {
-        // An IPv6 literal's colons are inside the brackets.
-        let after = v.iter().rposition(|&c| c == b']').map_or(0, |i| i + 1);
-        let (host, port) = match v[after..].iter().position(|&c| c == b':') {
-            Some(i) => (&v[..after + i], &v[after + i + 1..]),
-            None => (v, &b""[..]),
-        };
-        let port = if port.is_empty() || port == default { Vec::new() } else { port.to_vec() };
-        (host.to_ascii_lowercase(), port)
+    let default: &[u8] = if scheme.eq_ignore_ascii_case("https") { b"443" } else { b"80" };
+    let ((host_a, port_a), (host_b, port_b)) = (host_and_port(a, default), host_and_port(b, default));
+    host_a.eq_ignore_ascii_case(host_b) && port_a == port_b
+}
+
+/// `host[:port]` split at the port's colon (an IPv6 literal's colons are inside its
+/// brackets); an empty port or `default` is no port.
+fn host_and_port<'v>(v: &'v [u8], default: &[u8]) -> (&'v [u8], &'v [u8]) {
+    let after = v.iter().rposition(|&c| c == b']').map_or(0, |i| i + 1);
+    let (host, port) = match v[after..].iter().position(|&c| c == b':') {
+        Some(i) => (&v[..after + i], &v[after + i + 1..]),
+        None => (v, &b""[..]),
     };
-    split(a) == split(b)
+    (host, if port == default { &b""[..] } else { port })
 }
 
 fn same_path(a: &[u8], b: &[u8]) -> bool {

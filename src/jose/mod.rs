@@ -109,6 +109,25 @@ pub(crate) fn json_depth_ok(json: &[u8]) -> bool {
     true
 }
 
+/// The three parts of a compact JWS, `header.payload.signature`, with the header and the
+/// signature non-empty and no further `.`; `None` otherwise.
+pub(crate) fn compact_parts(bytes: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let d1 = memchr::memchr(b'.', bytes)?;
+    let d2 = d1 + 1 + memchr::memchr(b'.', &bytes[d1 + 1..])?;
+    let (header, payload, sig) = (&bytes[..d1], &bytes[d1 + 1..d2], &bytes[d2 + 1..]);
+    if header.is_empty() || sig.is_empty() || memchr::memchr(b'.', sig).is_some() {
+        return None;
+    }
+    Some((header, payload, sig))
+}
+
+/// Whether decoded JSON text is an object (its first non-blank byte is `{`: serde's
+/// derived visitors would take an array positionally, and a JOSE header must be an
+/// object, RFC 7515 §4) nested within [`MAX_JSON_DEPTH`].
+pub(crate) fn json_object_ok(json: &[u8]) -> bool {
+    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') && json_depth_ok(json)
+}
+
 /// Strict base64url: the URL-safe alphabet, no padding, no whitespace, canonical trailing
 /// bits (RFC 7515 §2, RFC 4648 §5).
 pub(crate) fn b64_decode(input: &[u8]) -> Option<Vec<u8>> {
@@ -184,17 +203,10 @@ pub fn verify_signature(token: &str, keys: &KeySet, policy: &Policy) -> Result<V
         return Err(JwtError::TooLarge);
     }
     let bytes = token.as_bytes();
-    let d1 = memchr::memchr(b'.', bytes).ok_or(JwtError::Malformed)?;
-    let d2 = d1 + 1 + memchr::memchr(b'.', &bytes[d1 + 1..]).ok_or(JwtError::Malformed)?;
-    let (header_b64, payload_b64, sig_b64) = (&bytes[..d1], &bytes[d1 + 1..d2], &bytes[d2 + 1..]);
-    if header_b64.is_empty() || sig_b64.is_empty() || memchr::memchr(b'.', sig_b64).is_some() {
-        return Err(JwtError::Malformed);
-    }
+    let (header_b64, payload_b64, sig_b64) = compact_parts(bytes).ok_or(JwtError::Malformed)?;
 
     let mut header_json = b64_decode(header_b64).ok_or(JwtError::Base64)?;
-    // Serde's derived struct visitor would also take a JSON array, positionally; the JOSE
-    // header must be an object (RFC 7515 §4).
-    if header_json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') || !json_depth_ok(&header_json) {
+    if !json_object_ok(&header_json) {
         return Err(JwtError::Header);
     }
     let header: Header<'_> = simd_json::serde::from_slice(&mut header_json).map_err(|_| JwtError::Header)?;
@@ -223,7 +235,7 @@ pub fn verify_signature(token: &str, keys: &KeySet, policy: &Policy) -> Result<V
     };
     let sig = &sig[..sig_len];
     let payload = b64_decode(payload_b64).ok_or(JwtError::Base64)?;
-    let signing_input = &bytes[..d2];
+    let signing_input = &bytes[..header_b64.len() + 1 + payload_b64.len()];
 
     match &alg.row().scheme {
         Scheme::Hmac(hmac_alg) => {
@@ -249,7 +261,7 @@ pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<V
     let claims = simd_json::to_owned_value(&mut payload).map_err(|_| JwtError::Claims)?;
     let exp = claims::check(&claims, policy, now)?;
     // The key the signature step used (an HS secret is no JWK, and is never sent).
-    let key_jwk = (policy.keep_key_jwk && !matches!(alg.row().scheme, Scheme::Hmac(_)))
+    let key_jwk = (policy.keep_key_jwk && !alg.is_hmac())
         .then(|| keys.find(kid.as_deref(), alg).ok().map(|k| k.public_json().into_boxed_str()))
         .flatten();
     Ok(Verified { alg, kid, claims: Claims { exp, claims, introspected: false, signed_answer: None, key_jwk } })

@@ -250,3 +250,10 @@ fn reasons_carry_no_material() {
         assert!(e.reason().starts_with("the DPoP proof"));
     }
 }
+
+#[test]
+fn the_challenge_lists_every_asymmetric_algorithm_ringgate_verifies() {
+    let mut names: Vec<&str> = Alg::ALL.iter().filter(|a| !a.is_hmac()).map(|a| a.name()).collect();
+    names.sort_unstable();
+    assert_eq!(PROOF_ALGS, names.join(" "));
+}
