@@ -184,8 +184,6 @@ pub struct DpopInput<'r> {
     pub dpop_scheme: bool,
     /// The `DPoP` header, when the request has exactly one.
     pub proof: Option<&'r [u8]>,
-    /// How many `DPoP` header lines the request has.
-    pub proofs: usize,
     /// The method, the scheme it arrived over (`http` or `https`), `Host`, and the
     /// request target's path (with its query, which the check ignores).
     pub method: &'r [u8],
@@ -199,7 +197,6 @@ impl fmt::Debug for DpopInput<'_> {
         f.debug_struct("DpopInput")
             .field("dpop_scheme", &self.dpop_scheme)
             .field("proof", &self.proof.map(|p| format!("<{} bytes>", p.len())))
-            .field("proofs", &self.proofs)
             .field("method", &self.method.escape_ascii().to_string())
             .field("scheme", &self.scheme)
             .finish()
@@ -632,19 +629,19 @@ pub struct BearerHeaders<'c> {
 /// The token of an `Authorization` value: `Bearer <token>`, or `DPoP <token>` when
 /// `dpop` (schemes in any case); `None` for another scheme.
 pub fn authorization_token(value: &[u8], dpop: bool) -> Option<&[u8]> {
-    let rest = if value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ") {
-        &value[7..]
-    } else if dpop && value.len() > 5 && value[..5].eq_ignore_ascii_case(b"dpop ") {
-        &value[5..]
-    } else {
-        return None;
-    };
-    Some(trim_ows(rest))
+    scheme_token(value, b"bearer ").or_else(|| dpop.then(|| dpop_token(value)).flatten())
 }
 
-/// Whether an `Authorization` value uses the `DPoP` scheme.
-pub fn is_dpop_scheme(value: &[u8]) -> bool {
-    value.len() > 5 && value[..5].eq_ignore_ascii_case(b"dpop ")
+/// The token of an `Authorization: DPoP <token>` value; `None` for another scheme.
+pub fn dpop_token(value: &[u8]) -> Option<&[u8]> {
+    scheme_token(value, b"dpop ")
+}
+
+/// What follows `scheme` (lower case, with its space; matched in any case) in `value`,
+/// without surrounding white space, when something does.
+fn scheme_token<'v>(value: &'v [u8], scheme: &[u8]) -> Option<&'v [u8]> {
+    let n = scheme.len();
+    (value.len() > n && value[..n].eq_ignore_ascii_case(scheme)).then(|| trim_ows(&value[n..]))
 }
 
 /// The `access_token` member of a JSON object body, for the `bearer` method, read by the

@@ -1017,14 +1017,10 @@ impl Conn {
         // A DPoP check needs the request as the caller addressed it, and its proofs.
         let dpop = bearer.filter(|_| cfg.dpop != DpopMode::Off).map(|token| {
             let mut lines = head.values(buf, "dpop");
-            let first = lines.next();
-            let proofs = usize::from(first.is_some()) + lines.count();
+            let (first, second) = (lines.next(), lines.next());
             credentials::DpopInput {
-                dpop_scheme: authorization.is_some_and(|a| {
-                    credentials::is_dpop_scheme(a) && credentials::authorization_token(a, true) == Some(token)
-                }),
-                proof: first.filter(|_| proofs == 1),
-                proofs,
+                dpop_scheme: authorization.and_then(credentials::dpop_token) == Some(token),
+                proof: first.filter(|_| second.is_none()),
                 method: head.method(buf),
                 scheme: if self.stream.is_tls() { "https" } else { "http" },
                 host: head.host(buf),

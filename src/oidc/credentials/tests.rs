@@ -615,7 +615,8 @@ fn find_bearer_takes_the_first_location_in_the_configured_order() {
     let with_dpop = BearerHeaders { dpop: true, ..headers };
     let got = find_bearer(&dpop_sent, &[Header], with_dpop, none, b"at", cookies);
     assert_eq!(got.as_deref(), Some(&b"tok.en"[..]));
-    assert!(is_dpop_scheme(b"DPoP x") && !is_dpop_scheme(b"Bearer x") && !is_dpop_scheme(b"DPoP"));
+    assert_eq!(dpop_token(b"DPoP x"), Some(&b"x"[..]));
+    assert_eq!((dpop_token(b"Bearer x"), dpop_token(b"DPoP")), (None, None));
     assert_eq!(authorization_token(b"Bearer a.b", true), Some(&b"a.b"[..]));
     assert_eq!(authorization_token(b"Basic a.b", true), None);
 }
