@@ -229,6 +229,17 @@ impl AuthReason {
         }
     }
 
+    /// The RFC 6750 / RFC 9449 `error` code a challenge for this reason carries: a 403's
+    /// is `insufficient_scope`, a failed DPoP proof's `invalid_dpop_proof`, any other
+    /// refusal's `invalid_token`.
+    pub fn error_code(self) -> &'static str {
+        match (self, self.status()) {
+            (AuthReason::InvalidDpopProof, _) => "invalid_dpop_proof",
+            (_, 403) => "insufficient_scope",
+            _ => "invalid_token",
+        }
+    }
+
     /// Position in [`AuthReason::ALL`].
     pub fn index(self) -> usize {
         self as usize
@@ -396,5 +407,17 @@ mod tests {
         assert_eq!(AuthReason::AudienceMismatch.status(), 403);
         assert_eq!(AuthReason::IdpUnavailable.status(), 503);
         assert_eq!(AuthReason::CredentialsRejected.status(), 401);
+    }
+
+    #[test]
+    fn each_refusal_names_its_challenge_error_code() {
+        for r in AuthReason::ALL {
+            let want = match r.status() {
+                403 => "insufficient_scope",
+                _ if r == AuthReason::InvalidDpopProof => "invalid_dpop_proof",
+                _ => "invalid_token",
+            };
+            assert_eq!(r.error_code(), want, "{r:?}");
+        }
     }
 }

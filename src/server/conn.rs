@@ -257,15 +257,14 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
     // The `DPoP` scheme, with the algorithms a proof may use (RFC 9449 §7.1), when every
     // token needs a proof, and for a proof that failed; Kong orders the fields by name.
     let dpop = cfg.dpop == DpopMode::Strict || kind == AuthReason::InvalidDpopProof;
-    let challenge = |code: &str| {
+    let challenge = || {
         let mut v = if dpop {
             format!("DPoP algs=\"{}\", realm=\"{realm}\"", crate::jose::dpop::PROOF_ALGS)
         } else {
             format!("Bearer realm=\"{realm}\"")
         };
         if cfg.expose_error_code {
-            let code = if kind == AuthReason::InvalidDpopProof { "invalid_dpop_proof" } else { code };
-            v.push_str(&format!(", error=\"{code}\""));
+            v.push_str(&format!(", error=\"{}\"", kind.error_code()));
         }
         Some(v)
     };
@@ -277,7 +276,7 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
             status: 403,
             reason: kind,
             message: with_reason(&cfg.forbidden_error_message, &detail),
-            www_authenticate: challenge("insufficient_scope"),
+            www_authenticate: challenge(),
             retry_after: None,
             location: None,
         },
@@ -306,7 +305,7 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
             status: 401,
             reason: kind,
             message: with_reason(&cfg.unauthorized_error_message, &detail),
-            www_authenticate: challenge("invalid_token"),
+            www_authenticate: challenge(),
             retry_after: None,
             location: None,
         },
