@@ -1772,6 +1772,12 @@ impl<'a> Compiler<'a> {
         self.get(name).map(|p| p.node)
     }
 
+    /// Where the key `name` is written, for a message about the setting as a whole
+    /// (nowhere when absent).
+    fn key_mark(&self, name: &str) -> Mark {
+        self.get(name).map(|p| p.key_mark).unwrap_or_default()
+    }
+
     fn boolean(&self, name: &str, default: bool) -> bool {
         match self.node(name).map(|n| &n.value) {
             Some(NodeValue::Bool(b)) => *b,
@@ -1866,7 +1872,7 @@ impl<'a> Compiler<'a> {
         let list = self.list(name)?;
         let (first, mark) = list.first()?.clone();
         if list.len() > 1 {
-            let key_mark = self.get(name).map(|p| p.key_mark).unwrap_or_default();
+            let key_mark = self.key_mark(name);
             self.warn(
                 key_mark,
                 format!("'{name}' has {} entries; only the first is used (the plugin's first client's)", list.len()),
@@ -2042,7 +2048,7 @@ impl<'a> Compiler<'a> {
         let token_endpoint = self.url("token_endpoint");
         let using_pseudo_issuer = self.boolean("using_pseudo_issuer", false);
         if using_pseudo_issuer && uses_cc && token_endpoint.is_none() && self.node("token_endpoint").is_none() {
-            let mark = self.get("using_pseudo_issuer").map(|p| p.key_mark).unwrap_or_default();
+            let mark = self.key_mark("using_pseudo_issuer");
             self.error(mark, "'using_pseudo_issuer' skips discovery, so client_credentials needs 'token_endpoint'");
         }
         let scopes = self.list_or("scopes", &["openid"]);
@@ -2096,7 +2102,7 @@ impl<'a> Compiler<'a> {
         };
         let ssl_verify = self.boolean("ssl_verify", true);
         if !ssl_verify {
-            let mark = self.get("ssl_verify").map(|p| p.key_mark).unwrap_or_default();
+            let mark = self.key_mark("ssl_verify");
             self.warn(
                 mark,
                 "'ssl_verify: false': the IdP's TLS certificate will not be verified (ringgate's default is true)",
@@ -2125,7 +2131,7 @@ impl<'a> Compiler<'a> {
         let ignore_signature_client_credentials = self.ignore_signature(ssl_verify);
         for name in ["verify_signature", "verify_claims"] {
             if !self.boolean(name, true) {
-                let mark = self.get(name).map(|p| p.key_mark).unwrap_or_default();
+                let mark = self.key_mark(name);
                 self.error(
                     mark,
                     format!(
@@ -2136,7 +2142,7 @@ impl<'a> Compiler<'a> {
         }
         let enable_hs_signatures = self.boolean("enable_hs_signatures", false);
         if enable_hs_signatures && client_secret.is_empty() {
-            let mark = self.get("enable_hs_signatures").map(|p| p.key_mark).unwrap_or_default();
+            let mark = self.key_mark("enable_hs_signatures");
             self.error(mark, "'enable_hs_signatures' needs 'client_secret': it is the HMAC key");
         }
 
@@ -2157,7 +2163,7 @@ impl<'a> Compiler<'a> {
         // Kong compares whole-second ages with `>`, so a fraction of a second adds nothing.
         let max_age = self.duration("max_age", 1.0).map(|d| d.as_secs());
         if max_age.is_some() && auth_methods.contains(&AuthMethod::ClientCredentials) {
-            let mark = self.get("max_age").map(|p| p.key_mark).unwrap_or_default();
+            let mark = self.key_mark("max_age");
             self.warn(
                 mark,
                 "'max_age' makes auth_time required in every access token; tokens the IdP issues for client \
@@ -2193,7 +2199,7 @@ impl<'a> Compiler<'a> {
         let introspection_endpoint = self.url("introspection_endpoint");
         let cache_introspection = self.boolean("cache_introspection", true);
         if !cache_introspection && auth_methods.contains(&AuthMethod::ClientCredentials) {
-            let mark = self.get("cache_introspection").map(|p| p.key_mark).unwrap_or_default();
+            let mark = self.key_mark("cache_introspection");
             self.warn(
                 mark,
                 "'cache_introspection: false' applies to the callers' tokens ('introspection'); an opaque token the \
@@ -2260,7 +2266,7 @@ impl<'a> Compiler<'a> {
                 ),
             ];
             for (name, _) in reads_claims.into_iter().filter(|(_, set)| *set) {
-                let mark = self.get(name).map(|p| p.key_mark).unwrap_or_default();
+                let mark = self.key_mark(name);
                 self.error(
                     mark,
                     format!("'{name}' reads the access token's claims, which 'ignore_signature: [client_credentials]' leaves unread"),
@@ -2269,7 +2275,7 @@ impl<'a> Compiler<'a> {
             for (side, headers) in [("upstream", &upstream_headers), ("downstream", &downstream_headers)] {
                 if headers.iter().any(|h| h.kind == ClaimKind::AccessTokenJwk) {
                     let name = format!("{side}_access_token_jwk_header");
-                    let mark = self.get(&name).map(|p| p.key_mark).unwrap_or_default();
+                    let mark = self.key_mark(&name);
                     self.error(
                         mark,
                         format!(
@@ -2590,7 +2596,7 @@ impl<'a> Compiler<'a> {
     /// others name methods ringgate refuses.
     fn ignore_signature(&mut self, ssl_verify: bool) -> bool {
         let Some(node) = self.node("ignore_signature") else { return false };
-        let key_mark = self.get("ignore_signature").map(|p| p.key_mark).unwrap_or_default();
+        let key_mark = self.key_mark("ignore_signature");
         let mut client_credentials = false;
         let mut others = Vec::new();
         for (s, mark) in strings(node) {
@@ -2660,7 +2666,7 @@ impl<'a> Compiler<'a> {
             (true, _) => several,
             (false, true) => vec![one],
             (false, false) => {
-                let mark = self.get("consumer_claims").map(|p| p.key_mark).unwrap_or_default();
+                let mark = self.key_mark("consumer_claims");
                 self.error(mark, "set one of 'consumer_claim' and 'consumer_claims', not both");
                 vec![one]
             }
@@ -2696,7 +2702,6 @@ impl<'a> Compiler<'a> {
             _ => DpopMode::Off,
         };
         let lifetime = self.duration("dpop_proof_lifetime", 1.0).map_or(300, |d| d.as_secs());
-        let mark_of = |this: &Self, name: &str| this.get(name).map(|p| p.key_mark).unwrap_or_default();
         let nonce = self.boolean("dpop_use_nonce", false);
         let validate = self.boolean("proof_of_possession_auth_methods_validation", true);
         if mode == DpopMode::Off {
@@ -2706,26 +2711,28 @@ impl<'a> Compiler<'a> {
                 ("proof_of_possession_auth_methods_validation", !validate),
             ] {
                 if set {
-                    let mark = mark_of(self, name);
+                    let mark = self.key_mark(name);
                     self.warn(mark, format!("'{name}' only acts with 'proof_of_possession_dpop' on"));
                 }
             }
             return (mode, lifetime);
         }
-        let mark = mark_of(self, "proof_of_possession_dpop");
+        let mark = self.key_mark("proof_of_possession_dpop");
         if nonce {
-            let mark = mark_of(self, "dpop_use_nonce");
+            let mark = self.key_mark("dpop_use_nonce");
             self.error(
                 mark,
                 "'dpop_use_nonce' is not implemented: Kong would refuse every proof without a nonce it issued",
             );
         }
         if lifetime == 0 {
-            let mark = mark_of(self, "dpop_proof_lifetime");
+            let mark = self.key_mark("dpop_proof_lifetime");
             self.error(mark, "'dpop_proof_lifetime' must be at least one second: no proof could be used");
         }
         let checked = |m: &AuthMethod| matches!(m, AuthMethod::Bearer | AuthMethod::Introspection);
-        let unchecked: Vec<&str> = auth_methods.iter().filter(|m| !checked(m)).map(|m| m.as_str()).collect();
+        let unchecked: Vec<String> =
+            auth_methods.iter().filter(|m| !checked(m)).map(|m| format!("'{}'", m.as_str())).collect();
+        let unchecked = unchecked.join(", ");
         if !unchecked.is_empty() && validate {
             self.error(
                 mark,
@@ -2733,7 +2740,7 @@ impl<'a> Compiler<'a> {
                     "'proof_of_possession_dpop' supports the 'bearer' and 'introspection' methods only, and \
                      'proof_of_possession_auth_methods_validation' is true: remove {} from 'auth_methods', or set \
                      it false to leave their requests unchecked",
-                    unchecked.iter().map(|m| format!("'{m}'")).collect::<Vec<_>>().join(", ")
+                    unchecked
                 ),
             );
         } else if !auth_methods.iter().any(checked) {
@@ -2743,13 +2750,7 @@ impl<'a> Compiler<'a> {
                  'introspection') reads one",
             );
         } else if !unchecked.is_empty() {
-            self.warn(
-                mark,
-                format!(
-                    "no DPoP proof is checked on requests that authenticate with {}",
-                    unchecked.iter().map(|m| format!("'{m}'")).collect::<Vec<_>>().join(", ")
-                ),
-            );
+            self.warn(mark, format!("no DPoP proof is checked on requests that authenticate with {}", unchecked));
         }
         (mode, lifetime)
     }
@@ -2920,7 +2921,7 @@ impl<'a> Compiler<'a> {
         let signed =
             self.string("introspection_accept").is_some_and(|(s, _)| s == "application/token-introspection+jwt");
         if kind == ClaimKind::IntrospectionJwt && !signed {
-            let key_mark = self.get(&field).map(|p| p.key_mark).unwrap_or_default();
+            let key_mark = self.key_mark(&field);
             self.warn(
                 key_mark,
                 format!(
@@ -2956,7 +2957,7 @@ impl<'a> Compiler<'a> {
         let grants: Vec<String> =
             self.list("token_headers_grants").unwrap_or_default().into_iter().map(|(g, _)| g).collect();
         if !grants.iter().any(|g| g == "client_credentials") {
-            let mark = self.get("token_headers_replay").map(|p| p.key_mark).unwrap_or_default();
+            let mark = self.key_mark("token_headers_replay");
             self.warn(
                 mark,
                 "'token_headers_replay' is ignored: it replays only for the grants in 'token_headers_grants', \
@@ -2992,7 +2993,7 @@ impl<'a> Compiler<'a> {
         out: &mut Vec<ClaimHeader>,
     ) {
         let names = format!("{side}_headers_names");
-        let mark = self.get(&names).map(|p| p.key_mark).unwrap_or_default();
+        let mark = self.key_mark(&names);
         // Kong's schema refuses `<side>_headers` beside either of the paired lists.
         let paths = format!("{side}_headers");
         let set = |p: &Present<'_>| {
