@@ -144,6 +144,10 @@ pub enum AuthReason {
     /// 401: the caller's token needs a DPoP proof (`proof_of_possession_dpop`), and none
     /// came, or it does not hold.
     InvalidDpopProof,
+    /// 401: the caller's token is bound to a TLS client certificate
+    /// (`proof_of_possession_mtls`), and the connection presented none, or another one;
+    /// or, in `strict` mode, the token is not bound to one.
+    CertificateMismatch,
     /// 403: `scopes_required` not met.
     InsufficientScope,
     /// 403: `audience_required` not met.
@@ -165,13 +169,14 @@ pub enum AuthReason {
 
 impl AuthReason {
     /// Every reason, in the order metrics are rendered.
-    pub const ALL: [AuthReason; 14] = [
+    pub const ALL: [AuthReason; 15] = [
         AuthReason::NoCredentials,
         AuthReason::CredentialsTooLong,
         AuthReason::CredentialsRejected,
         AuthReason::InvalidToken,
         AuthReason::IssuedTokenInvalid,
         AuthReason::InvalidDpopProof,
+        AuthReason::CertificateMismatch,
         AuthReason::InsufficientScope,
         AuthReason::AudienceMismatch,
         AuthReason::GroupsMissing,
@@ -191,6 +196,7 @@ impl AuthReason {
             AuthReason::InvalidToken => "invalid_token",
             AuthReason::IssuedTokenInvalid => "issued_token_invalid",
             AuthReason::InvalidDpopProof => "invalid_dpop_proof",
+            AuthReason::CertificateMismatch => "certificate_mismatch",
             AuthReason::InsufficientScope => "insufficient_scope",
             AuthReason::AudienceMismatch => "audience_mismatch",
             AuthReason::GroupsMissing => "groups_missing",

@@ -151,7 +151,7 @@ pub struct Snapshot {
     pub server_certs: crate::tls::ServerCerts,
     /// What the TLS listeners hand new handshakes; `None` until [`Snapshot::install_tls`]
     /// (or when there are no TLS listeners).
-    pub tls_server: Option<Arc<rustls::ServerConfig>>,
+    pub tls_server: Option<crate::tls::ServerTls>,
 }
 
 /// What [`compile`] makes of a configuration.
@@ -351,7 +351,7 @@ impl Snapshot {
     }
 
     /// Builds what the TLS listeners serve from the file's certificates and `default`
-    /// (`--tls-cert`/`--tls-key`), resuming sessions with `resumption`. Errors when
+    /// (`--tls-cert`/`--tls-key`), resuming sessions with `resumption` (or asking for client certificates, unresumed, when a plugin binds tokens to them). Errors when
     /// there is nothing to serve at all.
     pub fn install_tls(
         &mut self,
@@ -365,7 +365,9 @@ impl Snapshot {
         if certs.is_empty() {
             return Err("TLS listeners need a certificate: --tls-cert/--tls-key, or 'certificates' with 'snis' in the decK file".into());
         }
-        self.tls_server = Some(crate::tls::server_config(certs, resumption)?);
+        // A client certificate is asked for when a token may be bound to one.
+        let ask = self.oidc.iter().flatten().any(|i| i.config.mtls != crate::oidc::config::PopMode::Off);
+        self.tls_server = Some(crate::tls::ServerTls::new(certs, resumption, ask)?);
         Ok(())
     }
 

@@ -315,9 +315,10 @@ async fn accept_loop(worker: Rc<Worker>, listener: TcpListener, port: u16, tls: 
                 worker.stats.connection_opened(worker.active.get());
                 let w = worker.clone();
                 monoio::spawn(async move {
-                    let stream = if tls { handshake(&w, stream, peer).await } else { Some(Stream::Plain(stream)) };
-                    if let Some(stream) = stream {
-                        crate::server::conn::serve(&w, stream, peer, port).await;
+                    let stream =
+                        if tls { handshake(&w, stream, peer).await } else { Some((Stream::Plain(stream), None)) };
+                    if let Some((stream, client_cert)) = stream {
+                        crate::server::conn::serve(&w, stream, peer, port, client_cert).await;
                     }
                     w.active.set(w.active.get() - 1);
                     w.stats.connection_closed(w.active.get());
@@ -334,21 +335,27 @@ async fn accept_loop(worker: Rc<Worker>, listener: TcpListener, port: u16, tls: 
 }
 
 /// The server side of a TLS handshake on an accepted connection, with the certificates of
-/// the current snapshot, bounded by `tls_handshake_timeout`. `None` (the connection is
-/// closed) when it fails, times out, or there is no certificate to serve.
+/// the current snapshot, bounded by `tls_handshake_timeout`; with the thumbprint of the
+/// client's certificate when the handshake asked for one and got it. `None` (the
+/// connection is closed) when it fails, times out, or there is no certificate to serve.
 ///
 /// It runs in the connection's own task, so a slow or stalled client holds up nothing
 /// else on the worker; the crypto of one handshake (~1 ms of CPU for RSA-2048) is the
 /// only time the worker is busy with it.
-async fn handshake(w: &Rc<Worker>, tcp: monoio::net::TcpStream, peer: std::net::SocketAddr) -> Option<Stream> {
-    let Some(config) = w.snapshot().tls_server.clone() else {
+async fn handshake(
+    w: &Rc<Worker>,
+    tcp: monoio::net::TcpStream,
+    peer: std::net::SocketAddr,
+) -> Option<(Stream, Option<crate::tls::ClientCertThumbprint>)> {
+    let Some(tls) = w.snapshot().tls_server.clone() else {
         tracing::warn!(worker = w.id, "a TLS connection arrived but no certificate is configured; closed");
         return None;
     };
+    let (config, client_cert) = tls.for_handshake();
     let acceptor = monoio_rustls::TlsAcceptor::from(config);
     let accept = acceptor.accept(tcp);
     match monoio::time::timeout(w.limits.tls_handshake_timeout, accept).await {
-        Ok(Ok(s)) => Some(Stream::TlsServer(Box::new(s))),
+        Ok(Ok(s)) => Some((Stream::TlsServer(Box::new(s)), client_cert.and_then(|c| c.thumbprint()))),
         Ok(Err(e)) => {
             tracing::debug!(worker = w.id, %peer, error = %crate::tls::handshake_error(e), "TLS handshake failed");
             None

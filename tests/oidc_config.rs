@@ -1162,18 +1162,18 @@ fn redirect_uris_take_the_first_url_and_allow_a_fragment() {
 
 #[test]
 fn dpop_takes_the_callers_token_methods_and_refuses_server_nonces() {
-    use ringgate::oidc::config::DpopMode;
+    use ringgate::oidc::config::PopMode;
     let bearer = "issuer: https://idp.example.com\nauth_methods: [bearer]\n";
     let (c, w) = ok(&format!("{bearer}proof_of_possession_dpop: strict\n"));
-    assert_eq!((c.dpop, c.dpop_proof_lifetime, w.len()), (DpopMode::Strict, 300, 0), "{w:?}");
+    assert_eq!((c.dpop, c.dpop_proof_lifetime, w.len()), (PopMode::Strict, 300, 0), "{w:?}");
     let (c, w) = ok(&format!("{bearer}proof_of_possession_dpop: optional\ndpop_proof_lifetime: 60.5\n"));
-    assert_eq!((c.dpop, c.dpop_proof_lifetime, w.len()), (DpopMode::Optional, 60, 0), "{w:?}");
+    assert_eq!((c.dpop, c.dpop_proof_lifetime, w.len()), (PopMode::Optional, 60, 0), "{w:?}");
     // What `deck gateway dump` writes when DPoP is off: nothing to say.
     let (c, w) = ok(&format!(
         "{bearer}proof_of_possession_dpop: \"off\"\ndpop_use_nonce: false\ndpop_proof_lifetime: 300\n\
          proof_of_possession_auth_methods_validation: true\n"
     ));
-    assert_eq!((c.dpop, w.len()), (DpopMode::Off, 0), "{w:?}");
+    assert_eq!((c.dpop, w.len()), (PopMode::Off, 0), "{w:?}");
     one_error(
         &format!("{bearer}proof_of_possession_dpop: strict\ndpop_use_nonce: true\n"),
         "oidc.yaml:8:5: 'dpop_use_nonce' is not implemented: Kong would refuse every proof without a nonce it issued",
@@ -1205,15 +1205,63 @@ fn dpop_takes_the_callers_token_methods_and_refuses_server_nonces() {
          ('bearer', 'introspection') reads one",
     );
     // Off, the settings that go with it do nothing, and say so.
-    for line in
-        ["dpop_use_nonce: true", "dpop_proof_lifetime: 60", "proof_of_possession_auth_methods_validation: false"]
-    {
+    for (line, with) in [
+        ("dpop_use_nonce: true", "'proof_of_possession_dpop'"),
+        ("dpop_proof_lifetime: 60", "'proof_of_possession_dpop'"),
+        ("proof_of_possession_auth_methods_validation: false", "proof of possession"),
+    ] {
         let name = line.split(':').next().unwrap();
-        one_warning(
-            &format!("{bearer}{line}\n"),
-            &format!("oidc.yaml:7:5: '{name}' only acts with 'proof_of_possession_dpop' on"),
-        );
+        one_warning(&format!("{bearer}{line}\n"), &format!("oidc.yaml:7:5: '{name}' only acts with {with} on"));
     }
+}
+
+#[test]
+fn mtls_binding_takes_the_callers_token_methods_and_refuses_a_certificate_from_a_header() {
+    use ringgate::oidc::config::PopMode;
+    let bearer =
+        "issuer: https://idp.example.com\nclient_id: [gw]\nclient_secret: [s]\nauth_methods: [bearer, introspection]\n";
+    let (c, w) = ok(&format!("{bearer}proof_of_possession_mtls: strict\n"));
+    assert_eq!((c.mtls, c.dpop, w.len()), (PopMode::Strict, PopMode::Off, 0), "{w:?}");
+    let (c, w) = ok(&format!("{bearer}proof_of_possession_mtls: optional\nproof_of_possession_dpop: strict\n"));
+    assert_eq!((c.mtls, c.dpop, w.len()), (PopMode::Optional, PopMode::Strict, 0), "{w:?}");
+    // What a dump writes with mTLS off, or with the header record empty: nothing to say.
+    let (c, w) =
+        ok(&format!("{bearer}proof_of_possession_mtls: \"off\"\nproof_of_possession_mtls_from_header: null\n"));
+    assert_eq!((c.mtls, w.len()), (PopMode::Off, 0), "{w:?}");
+    let (c, w) = ok(&format!(
+        "{bearer}proof_of_possession_mtls: strict\n\
+         proof_of_possession_mtls_from_header: {{certificate_header_name: null, ca_certificates: null}}\n"
+    ));
+    assert_eq!((c.mtls, w.len()), (PopMode::Strict, 0), "{w:?}");
+    one_error(
+        &format!(
+            "{bearer}proof_of_possession_mtls: strict\n\
+             proof_of_possession_mtls_from_header: {{certificate_header_name: X-Cert}}\n"
+        ),
+        "oidc.yaml:10:5: 'proof_of_possession_mtls_from_header' is not implemented: ringgate takes the client \
+         certificate from the TLS connection it terminates itself, never from a header",
+    );
+    one_warning(
+        &format!("{bearer}proof_of_possession_mtls_from_header: {{certificate_header_name: X-Cert}}\n"),
+        "oidc.yaml:9:5: 'proof_of_possession_mtls_from_header' only acts with 'proof_of_possession_mtls' on",
+    );
+    one_error(
+        &format!("{bearer}proof_of_possession_mtls: always\n"),
+        "oidc.yaml:9:31: 'proof_of_possession_mtls' must be one of off, optional, strict, found 'always'",
+    );
+    // Kong's rule, as for DPoP: only the methods that read a caller's token.
+    let mixed = "issuer: https://idp.example.com\nauth_methods: [bearer, client_credentials]\n\
+                 proof_of_possession_mtls: optional\n";
+    one_error(
+        mixed,
+        "oidc.yaml:7:5: 'proof_of_possession_mtls' supports the 'bearer' and 'introspection' methods only, and \
+         'proof_of_possession_auth_methods_validation' is true: remove 'client_credentials' from 'auth_methods', or \
+         set it false to leave their requests unchecked",
+    );
+    one_warning(
+        &format!("{mixed}proof_of_possession_auth_methods_validation: false\n"),
+        "oidc.yaml:7:5: no client certificate is checked on requests that authenticate with 'client_credentials'",
+    );
 }
 
 // ----- the classification of what ringgate does not act on -----
@@ -1227,7 +1275,6 @@ fn flow_changing_kong_keys_are_errors() {
         ("upstream_id_token_header: x-id-token", "'upstream_id_token_header' is not supported yet"),
         ("downstream_refresh_token_header: x-refresh", "'downstream_refresh_token_header' is not supported yet"),
         ("logout_uri_suffix: /logout", "'logout_uri_suffix' is not supported yet"),
-        ("proof_of_possession_mtls: strict", "'proof_of_possession_mtls' is not supported yet"),
     ];
     for (line, expected) in cases {
         let e = errors(&format!("{BASE}{line}\n"));
@@ -1407,7 +1454,7 @@ fn kong_3_14_fields_that_would_change_the_flow_are_refused_and_the_others_warned
         ),
         (
             "proof_of_possession_mtls_from_header: {certificate_header_name: X-Cert, ca_certificates: [a]}",
-            "'proof_of_possession_mtls_from_header' is ignored: only acts with mTLS proof of possession",
+            "'proof_of_possession_mtls_from_header' only acts with 'proof_of_possession_mtls' on",
         ),
         ("session_memcached_ssl: true", "'session_memcached_ssl' is ignored: the 'session' method is not supported"),
         (

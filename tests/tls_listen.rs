@@ -404,3 +404,178 @@ fn a_closing_tls_connection_ends_with_close_notify() {
     c.read_to_end(&mut got).expect("a clean TLS close after the response");
     assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
 }
+
+/// A rustls client trusting `ca` that presents `cert` (PEM, with its key).
+fn rustls_client_presenting(ca: &TestCa, cert: &Issued) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let chain =
+        rustls::pki_types::CertificateDer::pem_slice_iter(cert.cert.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(cert.key.as_bytes()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der()).unwrap();
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .unwrap();
+    std::sync::Arc::new(config)
+}
+
+/// One keep-alive request with `headers` on a TLS stream: the status and the head and
+/// body as text.
+fn exchange_on(stream: &mut TlsClient, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: api.test\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).expect("a response");
+        assert!(n > 0, "closed before a response");
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len: usize = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                return (text[9..12].parse().unwrap(), text);
+            }
+        }
+    }
+}
+
+/// Every byte but ASCII letters and digits as %XX: a PEM in a header, as nginx's
+/// `$ssl_client_escaped_cert` passes it on.
+fn percent_encoded(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// The payload of a compact JWS, parsed.
+fn jwt_payload(token: &str) -> serde_json::Value {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let part = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+#[test]
+fn certificate_bound_tokens_pass_only_on_a_connection_presenting_their_certificate() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use rustls::pki_types::pem::PemObject;
+    let dir = TempDir::new("mtls-pop");
+    let ca = TestCa::new("mtls pop CA");
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let served = ca.issue(&["api.test"]);
+    let plugin = |mode: &str| {
+        format!(
+            "    plugins:\n    - name: openid-connect\n      config:\n        issuer: {}\n        auth_methods: [bearer]\n        proof_of_possession_mtls: {mode}\n        display_errors: true\n",
+            idp.issuer
+        )
+    };
+    let config = dir.write(
+        "kong.yaml",
+        &format!(
+            "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{}\n  routes:\n  - name: strict\n    paths: [/strict]\n    strip_path: false\n{}  - name: optional\n    paths: [/optional]\n    strip_path: false\n{}",
+            up.addr(),
+            plugin("strict"),
+            plugin("optional")
+        ),
+    );
+    let (cert, key) = (dir.write("api.pem", &served.cert), dir.write("api.key", &served.key));
+    let mut args = vec!["--config", config.to_str().unwrap(), "--tls-listen", "127.0.0.1:0"];
+    args.extend(["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let gate = Ringgate::start(&args, &[]);
+    let port = gate.tls.unwrap().port();
+
+    // The caller's certificate, one issued by the CA and one self-signed by someone else.
+    let mine = ca.issue(&["caller.test"]);
+    let theirs = TestCa::new("someone else").issue(&["caller.test"]);
+    let token_for = |client: (&str, &str), cert: Option<&Issued>| {
+        let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        let sent = cert.map(|c| percent_encoded(&c.cert));
+        if let Some(pem) = &sent {
+            headers.push(("x-client-certificate", pem));
+        }
+        let form = format!("grant_type=client_credentials&client_id={}&client_secret={}", client.0, client.1);
+        let authority = idp.issuer.trim_start_matches("http://");
+        let (status, body) = support::client::request_once(authority, "POST", "/token", &headers, &form);
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    };
+    let bound = token_for(("mtls-bound-client", "mtls-bound-client-secret-0123456789"), Some(&mine));
+    let plain = token_for(("post-client", "post-client-secret-0123456789abcdef"), None);
+    // The IdP bound the token to this certificate's SHA-256 thumbprint (RFC 8705 §3.1).
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(mine.cert.as_bytes()).unwrap();
+    let thumbprint = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, &der).as_ref());
+    assert_eq!(jwt_payload(&bound)["cnf"]["x5t#S256"], thumbprint.as_str());
+    assert!(jwt_payload(&plain).get("cnf").is_none());
+
+    let bearer = |t: &str| format!("Bearer {t}");
+    let (bound_auth, plain_auth) = (bearer(&bound), bearer(&plain));
+    // The connections: with this certificate, with another, and without one.
+    const MINE: usize = 0;
+    const THEIRS: usize = 1;
+    const NONE: usize = 2;
+    let mut conns = [
+        rustls_client_with(rustls_client_presenting(&ca, &mine), port, "api.test"),
+        rustls_client_with(rustls_client_presenting(&ca, &theirs), port, "api.test"),
+        rustls_client(&ca, port, "api.test"),
+    ];
+
+    // Its own certificate: through, twice (the second time the token check comes from
+    // the worker's cache of verified tokens, and the certificate is compared again).
+    for path in ["/strict/1", "/strict/2", "/optional/3"] {
+        let (status, text) = exchange_on(&mut conns[MINE], path, &[("Authorization", &bound_auth)]);
+        assert_eq!(status, 200, "{path}: {text}");
+    }
+    let got = up.wait_for(3, Duration::from_secs(5));
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|r| r.header_str("authorization").as_deref() == Some(bound_auth.as_str())));
+
+    // Refused, each with the challenge and its own reason; none reaches the upstream.
+    let refusals = [
+        (NONE, "/strict/a", &bound_auth, "the connection presented none"),
+        (THEIRS, "/strict/b", &bound_auth, "bound to another client certificate"),
+        (MINE, "/strict/c", &plain_auth, "not bound to a client certificate"),
+        (NONE, "/optional/d", &bound_auth, "the connection presented none"),
+        (THEIRS, "/optional/e", &bound_auth, "bound to another client certificate"),
+    ];
+    for (conn, path, auth, reason) in refusals {
+        let (status, text) = exchange_on(&mut conns[conn], path, &[("Authorization", auth)]);
+        assert_eq!(status, 401, "{path}: {text}");
+        assert!(text.contains("WWW-Authenticate: Bearer realm=\"127.0.0.1\""), "{path}: {text}");
+        assert!(text.contains(reason), "{path}: {text}");
+    }
+    // `optional`: an unbound token passes, with or without a certificate.
+    for conn in [NONE, MINE] {
+        let (status, text) = exchange_on(&mut conns[conn], "/optional/plain", &[("Authorization", &plain_auth)]);
+        assert_eq!(status, 200, "{text}");
+    }
+    let got = up.wait_for(5, Duration::from_secs(5));
+    assert_eq!(got.len(), 5, "the refused requests reached no upstream");
+    assert!(got[3..].iter().all(|r| r.target == "/optional/plain"));
+
+    let admin = gate.admin.expect("the Admin API").to_string();
+    let (_, metrics) = support::client::request_once(&admin, "GET", "/metrics", &[], "");
+    let metrics = String::from_utf8_lossy(&metrics);
+    let counted: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("ringgate_auth_failures_total{") && l.contains("reason=\"certificate_mismatch\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(counted, 5, "{metrics}");
+    drop(gate);
+
+    // Without a TLS listener no caller can present a certificate: said at start.
+    let mut plain = Ringgate::start(&["--config", config.to_str().unwrap()], &[]);
+    let line = plain.find_line("proof_of_possession_mtls is on", Duration::from_secs(10));
+    assert!(line.contains("no TLS listener") && line.contains("refused"), "{line}");
+}

@@ -269,6 +269,11 @@ impl Admin {
         if let Some(tls) = &self.tls {
             tls.apply(&mut snapshot)
                 .map_err(|e| ApplyError::Invalid { errors: ConfigErrors(vec![e]), text: String::new() })?;
+        } else if snapshot.oidc.iter().flatten().any(|i| i.config.mtls != crate::oidc::config::PopMode::Off) {
+            tracing::warn!(
+                "proof_of_possession_mtls is on, and ringgate has no TLS listener (--tls-listen): no caller can \
+                 present a client certificate, so every certificate-bound token is refused"
+            );
         }
         if warn {
             for w in &snapshot.config.warnings {

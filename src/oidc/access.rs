@@ -35,7 +35,7 @@ use std::time::Instant;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 use super::cache::{CacheKey, CachedToken, Clock, L1Cache, Lookup, Secs, SystemClock};
-use super::config::{AuthMethod, DpopMode, OidcConfig};
+use super::config::{AuthMethod, OidcConfig, PopMode};
 use super::credentials::{self, ClientValues, CredentialBuf, Location, Sources};
 use super::instance::Instance;
 use super::verified::VerifiedCache;
@@ -581,8 +581,11 @@ impl WorkerAuth {
         });
     }
 
-    /// `proof_of_possession_dpop`: the DPoP proof for a caller's `token`, once the token
-    /// itself holds (`granted`, whose facts carry the key it is bound to). Off: nothing.
+    /// Proof of possession for a caller's `token`, once the token itself holds
+    /// (`granted`, whose facts carry what it is bound to): the TLS client certificate
+    /// ([`certificate_bound`]), then the DPoP proof.
+    ///
+    /// `proof_of_possession_dpop` off: no proof.
     /// `optional`: only a bound token, or one sent with the `DPoP` scheme, needs a proof.
     /// `strict`: every token needs one. A proof is checked on every request (it is made
     /// for one), never cached.
@@ -593,7 +596,8 @@ impl WorkerAuth {
         token: &[u8],
         granted: &Granted,
     ) -> Result<(), AuthError> {
-        if cfg.dpop == DpopMode::Off {
+        certificate_bound(cfg, sources, granted)?;
+        if cfg.dpop == PopMode::Off {
             return Ok(());
         }
         let jkt = granted.facts().and_then(|f| f.jkt.as_deref());
@@ -601,7 +605,7 @@ impl WorkerAuth {
         let Some(input) = sources.dpop else {
             return Err(refuse("the request offers nothing to check a DPoP proof against"));
         };
-        if cfg.dpop == DpopMode::Optional && jkt.is_none() && !input.dpop_scheme {
+        if cfg.dpop == PopMode::Optional && jkt.is_none() && !input.dpop_scheme {
             return Ok(());
         }
         if !input.dpop_scheme {
@@ -718,6 +722,31 @@ fn apply(
     }
 }
 
+/// `proof_of_possession_mtls` (RFC 8705 §3): a caller's token bound to a TLS client
+/// certificate (`cnf.x5t#S256` in the token, or in its introspection answer) passes only
+/// on a connection whose handshake presented that certificate. `optional`: an unbound
+/// token passes as before; `strict`: every token must be bound. The handshake proved
+/// that the client holds the certificate's key; here only the thumbprints are compared.
+fn certificate_bound(cfg: &OidcConfig, sources: &Sources<'_>, granted: &Granted) -> Result<(), AuthError> {
+    if cfg.mtls == PopMode::Off {
+        return Ok(());
+    }
+    let refuse = |why: &str| AuthError::Unauthorized(AuthReason::CertificateMismatch, why.to_string());
+    let Some(bound) = granted.facts().and_then(|f| f.x5t.as_deref()) else {
+        return match cfg.mtls {
+            PopMode::Strict => Err(refuse("the token is not bound to a client certificate (no cnf.x5t#S256)")),
+            _ => Ok(()),
+        };
+    };
+    let Some(presented) = sources.client_cert else {
+        return Err(refuse("the token is bound to a client certificate, and the connection presented none"));
+    };
+    if jose::b64_decode(bound.as_bytes()).as_deref() != Some(&presented[..]) {
+        return Err(refuse("the token is bound to another client certificate"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -742,6 +771,7 @@ mod tests {
             client_values: None,
             introspection_values: None,
             dpop: None,
+            client_cert: None,
         }
     }
 

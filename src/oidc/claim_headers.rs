@@ -88,6 +88,9 @@ pub struct TokenFacts {
     /// `cnf.jkt` (RFC 9449 §6): the thumbprint of the key the token is bound to, kept
     /// when `proof_of_possession_dpop` is on.
     pub jkt: Option<Box<str>>,
+    /// `cnf.x5t#S256` (RFC 8705 §3.1): the thumbprint of the TLS client certificate the
+    /// token is bound to, kept when `proof_of_possession_mtls` is on.
+    pub x5t: Option<Box<str>>,
 }
 
 /// The token's facts under `config`, or `None` when there are none (no claim header
@@ -102,20 +105,25 @@ pub fn facts_for(config: &crate::oidc::config::OidcConfig, token: &Claims) -> Op
         .find_map(|path| token.claim_path(path).and_then(consumer_subject))
         .map(String::into_boxed_str);
     let credential = token.claim_path(&config.credential_claim).and_then(credential_text).map(String::into_boxed_str);
-    let jkt = (config.dpop != crate::oidc::config::DpopMode::Off)
+    let jkt = (config.dpop != crate::oidc::config::PopMode::Off)
         .then(|| token.claim_path(&["cnf", "jkt"]).and_then(|v| v.as_str()).map(Box::from))
+        .flatten();
+    let x5t = (config.mtls != crate::oidc::config::PopMode::Off)
+        .then(|| token.claim_path(&["cnf", "x5t#S256"]).and_then(|v| v.as_str()).map(Box::from))
         .flatten();
     let any = !lines.is_empty()
         || !downstream_lines.is_empty()
         || consumer.is_some()
         || credential.is_some()
-        || jkt.is_some();
+        || jkt.is_some()
+        || x5t.is_some();
     any.then(|| TokenFacts {
         lines: lines.into_boxed_slice(),
         downstream_lines: downstream_lines.into_boxed_slice(),
         consumer,
         credential,
         jkt,
+        x5t,
     })
 }
 

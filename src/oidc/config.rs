@@ -116,9 +116,12 @@
 //!   token the IdP revokes is refused from the next request, as in Kong. An opaque token
 //!   the IdP issues is still introspected once, when issued (a warning says so when
 //!   `client_credentials` is on).
-//! - `proof_of_possession_dpop` ([`DpopMode`]) asks a caller's token for a DPoP proof
+//! - `proof_of_possession_dpop` ([`PopMode`]) asks a caller's token for a DPoP proof
 //!   (RFC 9449, checked in `jose::dpop`) made with the key its `cnf.jkt` names;
 //!   `dpop_proof_lifetime` bounds the proof's age. Only callers' own tokens are checked.
+//! - `proof_of_possession_mtls` ([`PopMode`]) lets a caller's token bound to a TLS client
+//!   certificate (`cnf.x5t#S256`, RFC 8705) through only on a connection that presented
+//!   that certificate; the TLS listeners then ask clients for one.
 //!
 //! # Kong keys ringgate does not act on yet
 //!
@@ -149,11 +152,12 @@
 //! | `logout_methods`, `logout_redirect_uri`, `logout_revoke`, `logout_revoke_access_token`, `logout_revoke_refresh_token` | warning | only act on a logout request |
 //! | `login_action` (`response`/`redirect`) | error when `login_methods` names an enabled method, else warning | Kong would answer with tokens instead of proxying |
 //! | `login_methods`, `login_tokens`, `login_redirect_mode`, `login_redirect_uri` | warning | only act through `login_action` |
-//! | `proof_of_possession_mtls` (not `off`) | error | certificate-bound tokens would be accepted without proof |
-//! | `proof_of_possession_mtls_from_header` | warning | only acts with mTLS proof of possession |
+//! | `proof_of_possession_mtls_from_header` (set) with `proof_of_possession_mtls` on | error | the certificate would come from a header, which ringgate does not read |
+//! | `proof_of_possession_mtls_from_header` with `proof_of_possession_mtls` off | warning | only acts with mTLS on |
 //! | `dpop_use_nonce: true` with `proof_of_possession_dpop` on | error | server nonces are not implemented; Kong would refuse every proof without one |
-//! | `proof_of_possession_dpop` with a method other than `bearer` / `introspection` | error (warning with `proof_of_possession_auth_methods_validation: false`) | Kong's rule: proof of possession only with the methods that can check it |
-//! | `dpop_use_nonce`, `dpop_proof_lifetime`, `proof_of_possession_auth_methods_validation` with `proof_of_possession_dpop` off | warning | only act with DPoP on |
+//! | `proof_of_possession_dpop` or `_mtls` with a method other than `bearer` / `introspection` | error (warning with `proof_of_possession_auth_methods_validation: false`) | Kong's rule: proof of possession only with the methods that can check it |
+//! | `dpop_use_nonce`, `dpop_proof_lifetime` with `proof_of_possession_dpop` off | warning | only act with DPoP on |
+//! | `proof_of_possession_auth_methods_validation` with both proofs off | warning | only acts with proof of possession on |
 //! | `introspect_jwt_tokens` (`true`) without `bearer` | warning | only acts on bearer JWTs |
 //! | `bearer_token_header_name` without `bearer` or `introspection` | warning | only acts on callers' tokens |
 //! | `introspection_headers_client`, `introspection_post_args_client`, `introspection_post_args_client_headers` without `introspection` (or `bearer` with `introspect_jwt_tokens`) | warning | only act where a caller's token is introspected; with `client_credentials` also on, a warning says an issued opaque token is introspected with configured values only |
@@ -410,17 +414,19 @@ pub enum HttpVersion {
     Http11,
 }
 
-/// `proof_of_possession_dpop`: whether a caller's token must come with a DPoP proof
-/// (RFC 9449) made with the key the token is bound to.
+/// `proof_of_possession_dpop` and `proof_of_possession_mtls`: whether a caller's token
+/// must prove that the caller holds the key the token is bound to — with a DPoP proof
+/// (RFC 9449, `cnf.jkt`), or with the TLS client certificate of the connection (RFC 8705,
+/// `cnf.x5t#S256`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DpopMode {
-    /// No proof is asked for or checked (the default).
+pub enum PopMode {
+    /// Nothing is asked for or checked (the default).
     Off,
-    /// A token bound to a key (`cnf.jkt`), or one sent with the `DPoP` scheme, needs a
-    /// valid proof; an unbound token sent as `Bearer` passes as before.
+    /// A bound token (or, for DPoP, one sent with the `DPoP` scheme) needs its proof; an
+    /// unbound token passes as before.
     Optional,
-    /// Every caller's token must be bound, sent with the `DPoP` scheme, and come with a
-    /// valid proof; challenges use the `DPoP` scheme.
+    /// Every caller's token must be bound and come with its proof (for DPoP: sent with
+    /// the `DPoP` scheme, and challenges use that scheme).
     Strict,
 }
 
@@ -601,7 +607,9 @@ pub struct OidcConfig {
     /// older than this (plus `leeway`), as Kong checks access tokens.
     pub max_age: Option<u64>,
     /// `proof_of_possession_dpop`.
-    pub dpop: DpopMode,
+    pub dpop: PopMode,
+    /// `proof_of_possession_mtls`: the TLS client certificate a bound token asks for.
+    pub mtls: PopMode,
     /// `dpop_proof_lifetime` (whole seconds, default 300): how old a proof's `iat` may be.
     pub dpop_proof_lifetime: u64,
     pub issuers_allowed: Vec<String>,
@@ -1241,6 +1249,7 @@ const TYPED: &[&str] = &[
     "leeway",
     "max_age",
     "proof_of_possession_dpop",
+    "proof_of_possession_mtls",
     "dpop_proof_lifetime",
     "issuers_allowed",
     "scopes_required",
@@ -1308,6 +1317,7 @@ const TYPED: &[&str] = &[
     "principals",
     "dpop_use_nonce",
     "proof_of_possession_auth_methods_validation",
+    "proof_of_possession_mtls_from_header",
 ];
 
 const AUTH_CODE_ONLY: &str = "authorization code flow only, which ringgate does not run";
@@ -1342,10 +1352,6 @@ fn class_of(name: &str) -> Class {
         "login_methods" | "login_tokens" | "login_redirect_mode" | "login_redirect_uri" => {
             Class::Warn("only acts through login_action")
         }
-        "proof_of_possession_mtls" => {
-            Class::Error("certificate-bound tokens would be accepted without proof of possession")
-        }
-        "proof_of_possession_mtls_from_header" => Class::Warn("only acts with mTLS proof of possession"),
         _ if name.starts_with("userinfo_") => Class::Warn("the 'userinfo' method is not supported"),
         "search_user_info" => Class::Warn("the user info endpoint is never called"),
         "resolve_distributed_claims" => Class::Warn("distributed claims are not resolved (absent claims fail closed)"),
@@ -2170,7 +2176,7 @@ impl<'a> Compiler<'a> {
                  credentials seldom carry one, and are then refused (401), as in Kong",
             );
         }
-        let (dpop, dpop_proof_lifetime) = self.dpop(&auth_methods);
+        let (dpop, mtls, dpop_proof_lifetime) = self.proof_of_possession(&auth_methods);
         let issuers_allowed = self.list_or("issuers_allowed", &[]);
         let scopes_required = self.list_or("scopes_required", &[]);
         let audience_required = self.list_or("audience_required", &[]);
@@ -2340,6 +2346,7 @@ impl<'a> Compiler<'a> {
             leeway,
             max_age,
             dpop,
+            mtls,
             dpop_proof_lifetime,
             issuers_allowed,
             scopes_required,
@@ -2689,70 +2696,99 @@ impl<'a> Compiler<'a> {
     }
 
     /// A claim path (`*_claim`): a non-empty list of non-empty names.
-    /// `proof_of_possession_dpop` and the settings that go with it. Proofs are checked on
-    /// callers' own tokens (`bearer`, `introspection`); with
-    /// `proof_of_possession_auth_methods_validation` (Kong's default true) another method
-    /// beside them is refused, as Kong refuses it, and with it false that method's
-    /// requests go unchecked (a warning says so). `dpop_use_nonce` (server nonces) is not
-    /// implemented: true is refused when DPoP is on.
-    fn dpop(&mut self, auth_methods: &[AuthMethod]) -> (DpopMode, u64) {
-        let mode = match self.string("proof_of_possession_dpop") {
-            Some((s, _)) if s == "strict" => DpopMode::Strict,
-            Some((s, _)) if s == "optional" => DpopMode::Optional,
-            _ => DpopMode::Off,
+    /// `proof_of_possession_dpop`, `proof_of_possession_mtls` and the settings that go
+    /// with them. Proofs are checked on callers' own tokens (`bearer`, `introspection`);
+    /// with `proof_of_possession_auth_methods_validation` (Kong's default true) another
+    /// method beside them is refused, as Kong refuses it, and with it false that method's
+    /// requests go unchecked (a warning says so). Not implemented, so refused while their
+    /// check is on: `dpop_use_nonce` (server nonces) and
+    /// `proof_of_possession_mtls_from_header` (a certificate a TLS terminator in front
+    /// passes on). Returns the DPoP mode, the mTLS mode and `dpop_proof_lifetime`.
+    fn proof_of_possession(&mut self, auth_methods: &[AuthMethod]) -> (PopMode, PopMode, u64) {
+        let mode = |c: &mut Self, name: &str| match c.string(name) {
+            Some((s, _)) if s == "strict" => PopMode::Strict,
+            Some((s, _)) if s == "optional" => PopMode::Optional,
+            _ => PopMode::Off,
         };
+        let dpop = mode(self, "proof_of_possession_dpop");
+        let mtls = mode(self, "proof_of_possession_mtls");
         let lifetime = self.duration("dpop_proof_lifetime", 1.0).map_or(300, |d| d.as_secs());
         let nonce = self.boolean("dpop_use_nonce", false);
         let validate = self.boolean("proof_of_possession_auth_methods_validation", true);
-        if mode == DpopMode::Off {
-            for (name, set) in [
-                ("dpop_use_nonce", nonce),
-                ("dpop_proof_lifetime", lifetime != 300),
-                ("proof_of_possession_auth_methods_validation", !validate),
-            ] {
-                if set {
-                    let mark = self.key_mark(name);
-                    self.warn(mark, format!("'{name}' only acts with 'proof_of_possession_dpop' on"));
-                }
+        let only_with = |c: &mut Self, name: &str, set: bool, what: &str| {
+            if set {
+                let mark = c.key_mark(name);
+                c.warn(mark, format!("'{name}' only acts with {what} on"));
             }
-            return (mode, lifetime);
+        };
+        if dpop == PopMode::Off {
+            only_with(self, "dpop_use_nonce", nonce, "'proof_of_possession_dpop'");
+            only_with(self, "dpop_proof_lifetime", lifetime != 300, "'proof_of_possession_dpop'");
+        } else {
+            if nonce {
+                let mark = self.key_mark("dpop_use_nonce");
+                self.error(
+                    mark,
+                    "'dpop_use_nonce' is not implemented: Kong would refuse every proof without a nonce it issued",
+                );
+            }
+            if lifetime == 0 {
+                let mark = self.key_mark("dpop_proof_lifetime");
+                self.error(mark, "'dpop_proof_lifetime' must be at least one second: no proof could be used");
+            }
         }
-        let mark = self.key_mark("proof_of_possession_dpop");
-        if nonce {
-            let mark = self.key_mark("dpop_use_nonce");
+        // A dump writes the record with every field null: that is no setting.
+        let from_header = self.node("proof_of_possession_mtls_from_header").is_some_and(|n| match &n.value {
+            NodeValue::Map(entries) => entries.iter().any(|(_, _, v)| !v.is_unset()),
+            _ => !n.is_unset(),
+        });
+        if mtls == PopMode::Off {
+            only_with(self, "proof_of_possession_mtls_from_header", from_header, "'proof_of_possession_mtls'");
+        } else if from_header {
+            let mark = self.key_mark("proof_of_possession_mtls_from_header");
             self.error(
                 mark,
-                "'dpop_use_nonce' is not implemented: Kong would refuse every proof without a nonce it issued",
+                "'proof_of_possession_mtls_from_header' is not implemented: ringgate takes the client certificate \
+                 from the TLS connection it terminates itself, never from a header",
             );
         }
-        if lifetime == 0 {
-            let mark = self.key_mark("dpop_proof_lifetime");
-            self.error(mark, "'dpop_proof_lifetime' must be at least one second: no proof could be used");
+        if dpop == PopMode::Off && mtls == PopMode::Off {
+            only_with(self, "proof_of_possession_auth_methods_validation", !validate, "proof of possession");
+            return (dpop, mtls, lifetime);
         }
         let checked = |m: &AuthMethod| matches!(m, AuthMethod::Bearer | AuthMethod::Introspection);
         let unchecked: Vec<String> =
             auth_methods.iter().filter(|m| !checked(m)).map(|m| format!("'{}'", m.as_str())).collect();
         let unchecked = unchecked.join(", ");
-        if !unchecked.is_empty() && validate {
-            self.error(
-                mark,
-                format!(
-                    "'proof_of_possession_dpop' supports the 'bearer' and 'introspection' methods only, and \
-                     'proof_of_possession_auth_methods_validation' is true: remove {} from 'auth_methods', or set \
-                     it false to leave their requests unchecked",
-                    unchecked
-                ),
-            );
-        } else if !auth_methods.iter().any(checked) {
-            self.warn(
-                mark,
-                "'proof_of_possession_dpop' only acts on callers' own tokens, and no configured method ('bearer', \
-                 'introspection') reads one",
-            );
-        } else if !unchecked.is_empty() {
-            self.warn(mark, format!("no DPoP proof is checked on requests that authenticate with {}", unchecked));
+        for (name, on, proof) in
+            [("proof_of_possession_dpop", dpop, "DPoP proof"), ("proof_of_possession_mtls", mtls, "client certificate")]
+        {
+            if on == PopMode::Off {
+                continue;
+            }
+            let mark = self.key_mark(name);
+            if !unchecked.is_empty() && validate {
+                self.error(
+                    mark,
+                    format!(
+                        "'{name}' supports the 'bearer' and 'introspection' methods only, and \
+                         'proof_of_possession_auth_methods_validation' is true: remove {unchecked} from \
+                         'auth_methods', or set it false to leave their requests unchecked"
+                    ),
+                );
+            } else if !auth_methods.iter().any(checked) {
+                self.warn(
+                    mark,
+                    format!(
+                        "'{name}' only acts on callers' own tokens, and no configured method ('bearer', \
+                         'introspection') reads one"
+                    ),
+                );
+            } else if !unchecked.is_empty() {
+                self.warn(mark, format!("no {proof} is checked on requests that authenticate with {unchecked}"));
+            }
         }
-        (mode, lifetime)
+        (dpop, mtls, lifetime)
     }
 
     fn claim_path(&mut self, name: &str, default: &str) -> Vec<String> {

@@ -175,6 +175,9 @@ pub struct Sources<'r> {
     /// What the request offers for a DPoP check, when `proof_of_possession_dpop` is on
     /// and a token came.
     pub dpop: Option<DpopInput<'r>>,
+    /// The SHA-256 thumbprint of the certificate the caller presented in the TLS
+    /// handshake of its connection, when it presented one.
+    pub client_cert: Option<&'r [u8; 32]>,
 }
 
 /// The parts of a request a DPoP proof is checked against (RFC 9449 §7.1).

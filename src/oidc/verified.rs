@@ -185,6 +185,7 @@ mod tests {
             consumer: Some("acme".into()),
             credential: None,
             jkt: None,
+            x5t: None,
         });
         c.insert_with(b"a.b.with", 100, 0, Some(lines.clone()));
         c.insert(b"a.b.without", 100, 0);

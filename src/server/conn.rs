@@ -44,7 +44,7 @@ use crate::http::rewrite::{self, ClaimLines, Forwarding, Hidden, ResponseFraming
 use crate::metrics::Exchange;
 use crate::net::Stream;
 use crate::oidc::access::{AuthError, CredentialMemo, Granted};
-use crate::oidc::config::DpopMode;
+use crate::oidc::config::PopMode;
 use crate::oidc::credentials::{self, Sources};
 use crate::oidc::hide;
 use crate::oidc::instance::Instance;
@@ -107,10 +107,20 @@ struct Conn {
     /// Response header lines this proxy adds to the current request's response (the
     /// `Set-Cookie` of cookie hashing); usually empty.
     extra_headers: Vec<u8>,
+    /// The thumbprint of the certificate the client presented in the TLS handshake, when
+    /// the listener asked for one and got it.
+    client_cert: Option<crate::tls::ClientCertThumbprint>,
 }
 
-/// Serves one downstream connection until it closes.
-pub async fn serve(w: &Rc<Worker>, stream: Stream, peer: SocketAddr, local_port: u16) {
+/// Serves one downstream connection until it closes. `client_cert`: the thumbprint of
+/// the certificate the client presented in the TLS handshake, if any.
+pub async fn serve(
+    w: &Rc<Worker>,
+    stream: Stream,
+    peer: SocketAddr,
+    local_port: u16,
+    client_cert: Option<crate::tls::ClientCertThumbprint>,
+) {
     let slot = w.drain.register();
     let mut c = Conn {
         stream,
@@ -129,6 +139,7 @@ pub async fn serve(w: &Rc<Worker>, stream: Stream, peer: SocketAddr, local_port:
         timer: IoTimer::new(),
         cred_memo: CredentialMemo::default(),
         extra_headers: Vec::new(),
+        client_cert,
     };
     loop {
         match c.read_head(w, slot).await {
@@ -256,7 +267,7 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
     let kind = e.reason();
     // The `DPoP` scheme, with the algorithms a proof may use (RFC 9449 §7.1), when every
     // token needs a proof, and for a proof that failed; Kong orders the fields by name.
-    let dpop = cfg.dpop == DpopMode::Strict || kind == AuthReason::InvalidDpopProof;
+    let dpop = cfg.dpop == PopMode::Strict || kind == AuthReason::InvalidDpopProof;
     let challenge = || {
         let mut v = if dpop {
             format!("DPoP algs=\"{}\", realm=\"{realm}\"", crate::jose::dpop::PROOF_ALGS)
@@ -983,13 +994,14 @@ impl Conn {
             client_values: None,
             introspection_values: None,
             dpop: None,
+            client_cert: self.client_cert.as_ref(),
         };
         // The bearer token, from the first of `bearer_token_param_type` that has one.
         let cookie_name = cfg.bearer_token_cookie_name.as_deref().unwrap_or("").as_bytes();
         let bearer = if cfg.takes_bearer_tokens() {
             let from_headers = credentials::BearerHeaders {
                 authorization: cfg.bearer_from_authorization,
-                dpop: cfg.dpop != DpopMode::Off,
+                dpop: cfg.dpop != PopMode::Off,
                 names: &cfg.bearer_token_headers,
             };
             let header = |name: &str| head.values(buf, name).next();
@@ -1014,7 +1026,7 @@ impl Conn {
             )
         });
         // A DPoP check needs the request as the caller addressed it, and its proofs.
-        let dpop = bearer.filter(|_| cfg.dpop != DpopMode::Off).map(|token| {
+        let dpop = bearer.filter(|_| cfg.dpop != PopMode::Off).map(|token| {
             let mut lines = head.values(buf, "dpop");
             let (first, second) = (lines.next(), lines.next());
             credentials::DpopInput {

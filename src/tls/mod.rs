@@ -14,6 +14,10 @@
 //!   theirs. TLS 1.2 and 1.3 with rustls's suites (ECDHE with AES-GCM or ChaCha20-Poly1305
 //!   only), ALPN `http/1.1`, resumption by tickets (keys rotated every 6 hours by rustls's
 //!   rotator) and by session id; both stores outlive reloads ([`Resumption`]).
+//! - **Client certificates.** When an openid-connect instance binds tokens to them
+//!   (`proof_of_possession_mtls`), every handshake asks the client for a certificate,
+//!   takes any, checks that the client holds its key, and hands its SHA-256 thumbprint to
+//!   the connection ([`ServerTls::for_handshake`]); such handshakes are not resumed.
 //! - **Upstreams.** [`upstream_client_config`] verifies against the system roots plus the
 //!   service's `ca_certificates`, or not at all with `tls_verify: false`, and presents the
 //!   service's `client_certificate` when it has one.
@@ -31,9 +35,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ProducesTickets, ResolvesServerCert, StoresServerSessions};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
 
 /// The one crypto provider: ring.
 pub fn provider() -> Arc<CryptoProvider> {
@@ -239,6 +244,145 @@ pub fn server_config(certs: ServerCerts, resumption: &Resumption) -> Result<Arc<
     config.ticketer = resumption.ticketer.clone();
     config.session_storage = resumption.sessions.clone();
     Ok(Arc::new(config))
+}
+
+/// The SHA-256 thumbprint of the certificate a TLS client presented: RFC 8705's
+/// `x5t#S256`, before base64url.
+pub type ClientCertThumbprint = [u8; 32];
+
+/// What the TLS listeners hand new handshakes: the served certificates and, when an
+/// openid-connect instance binds tokens to client certificates
+/// (`proof_of_possession_mtls`), a request for the client's certificate.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    config: Arc<ServerConfig>,
+    /// The certificates again, for a config per handshake, when a client certificate is
+    /// asked for.
+    asking: Option<Arc<ServerCerts>>,
+}
+
+impl ServerTls {
+    /// With `ask_client_cert`, every handshake asks the client for a certificate and
+    /// does not need one. Such handshakes are not resumed: a resumed session would skip
+    /// the certificate, and with it the proof that the client holds its key.
+    pub fn new(certs: ServerCerts, resumption: &Resumption, ask_client_cert: bool) -> Result<ServerTls, String> {
+        if ask_client_cert {
+            let certs = Arc::new(certs);
+            let (config, _) = asking_config(&certs)?;
+            return Ok(ServerTls { config, asking: Some(certs) });
+        }
+        Ok(ServerTls { config: server_config(certs, resumption)?, asking: None })
+    }
+
+    /// Whether handshakes ask for a client certificate.
+    pub fn asks_client_cert(&self) -> bool {
+        self.asking.is_some()
+    }
+
+    /// The config for one handshake, and where the client's certificate is noted when
+    /// one is asked for.
+    pub fn for_handshake(&self) -> (Arc<ServerConfig>, Option<ClientCertSlot>) {
+        match &self.asking {
+            // Built once already in `new`, from the same certificates and settings, so
+            // it does not fail; if it did, the handshake would go on without a slot, and
+            // the connection's bound tokens would be refused.
+            Some(certs) => match asking_config(certs) {
+                Ok((config, slot)) => (config, Some(slot)),
+                Err(_) => (self.config.clone(), None),
+            },
+            None => (self.config.clone(), None),
+        }
+    }
+}
+
+/// A server config for one handshake that asks for a client certificate, and the slot
+/// its verifier fills. rustls gives the certificate to the verifier only, so each
+/// handshake has a verifier, and a config, of its own (a few allocations, beside the
+/// handshake's key exchange and signatures).
+fn asking_config(certs: &Arc<ServerCerts>) -> Result<(Arc<ServerConfig>, ClientCertSlot), String> {
+    let slot = ClientCertSlot::default();
+    let verifier = TakeClientCert { slot: slot.clone(), provider: provider() };
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_cert_resolver(certs.clone());
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    Ok((Arc::new(config), slot))
+}
+
+/// Where one handshake notes the thumbprint of the client's certificate.
+#[derive(Debug, Clone, Default)]
+pub struct ClientCertSlot(Arc<OnceLock<ClientCertThumbprint>>);
+
+impl ClientCertSlot {
+    /// The thumbprint, once a handshake has finished with a client certificate.
+    pub fn thumbprint(&self) -> Option<ClientCertThumbprint> {
+        self.0.get().copied()
+    }
+}
+
+/// The client-certificate check of a handshake that asks for one. Any certificate is
+/// taken, self-signed too: a bound token names the certificate itself (RFC 8705 §3), so
+/// no chain is needed to trust it. What the handshake does prove is that the client
+/// holds the certificate's key (its `CertificateVerify` signature, checked here); a
+/// client without a certificate still connects, and its requests carry none.
+#[derive(Debug)]
+struct TakeClientCert {
+    slot: ClientCertSlot,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for TakeClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, end_entity.as_ref());
+        let mut thumbprint = [0u8; 32];
+        thumbprint.copy_from_slice(digest.as_ref());
+        // A handshake presents one certificate; the slot is this handshake's own.
+        let _ = self.slot.0.set(thumbprint);
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// The system's trust roots, read once. An empty store (no system roots found) makes

@@ -436,3 +436,61 @@ fn an_alternate_pair_must_be_whole_and_of_another_key_type() {
     let e = crate::config::load_str(&half, "t.yaml", &|_| None).unwrap_err();
     assert!(e.0.iter().any(|e| e.message == "a certificate needs both 'cert_alt' and 'key_alt', or neither"), "{e}");
 }
+
+/// A client trusting `ca_pem` that presents a fresh self-signed certificate; with the
+/// certificate's DER.
+fn client_with_cert(
+    ca_pem: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> (Arc<ClientConfig>, Vec<u8>) {
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["caller.example".to_string()]).unwrap().self_signed(&key).unwrap();
+    let der = cert.der().to_vec();
+    let mut roots = RootCertStore::empty();
+    roots.add(certificates(ca_pem.as_bytes()).unwrap().remove(0)).unwrap();
+    let c = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![CertificateDer::from(der.clone())],
+            PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    (Arc::new(c), der)
+}
+
+#[test]
+fn a_listener_asking_for_client_certificates_notes_each_handshakes_own() {
+    let ca = Ca::new();
+    let (cert, key) = ca.issue(&["api.example"]);
+    let mut certs = ServerCerts::default();
+    certs.set_default(certified_key(cert.as_bytes(), key.as_bytes()).unwrap());
+    let tls = ServerTls::new(certs.clone(), &Resumption::new().unwrap(), true).unwrap();
+    assert!(tls.asks_client_cert());
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let (client, der) = client_with_cert(&ca.pem, &[version]);
+        let (server, slot) = tls.for_handshake();
+        let slot = slot.expect("a slot per handshake");
+        assert_eq!(slot.thumbprint(), None, "nothing before the handshake");
+        handshake(server, client, "api.example").unwrap();
+        let want = ring::digest::digest(&ring::digest::SHA256, &der);
+        assert_eq!(slot.thumbprint().as_ref().map(|t| &t[..]), Some(want.as_ref()), "{version:?}");
+
+        // Another handshake has a slot of its own; a client without a certificate
+        // connects all the same, and its slot stays empty.
+        let (server, other) = tls.for_handshake();
+        handshake(server, client_trusting(&ca.pem, &[version]), "api.example").unwrap();
+        assert_eq!(other.unwrap().thumbprint(), None);
+        assert!(slot.thumbprint().is_some(), "the first slot keeps its certificate");
+    }
+
+    // Not asking: one shared config, no slot, and a client certificate is not asked for.
+    let plain = ServerTls::new(certs, &Resumption::new().unwrap(), false).unwrap();
+    assert!(!plain.asks_client_cert());
+    let (a, slot) = plain.for_handshake();
+    assert!(slot.is_none());
+    assert!(Arc::ptr_eq(&a, &plain.for_handshake().0));
+    let (client, _) = client_with_cert(&ca.pem, &[&rustls::version::TLS13]);
+    handshake(a, client, "api.example").unwrap();
+}

@@ -108,6 +108,8 @@ function clientList(extraClients) {
       ? { token_endpoint_auth_signing_alg: c.token_endpoint_auth_signing_alg } : {}),
     ...(c.introspection_signed_response_alg
       ? { introspection_signed_response_alg: c.introspection_signed_response_alg } : {}),
+    ...(c.tls_client_certificate_bound_access_tokens
+      ? { tls_client_certificate_bound_access_tokens: true } : {}),
     grant_types: c.grant_types || ['client_credentials'],
     response_types: [],
     redirect_uris: [],
@@ -428,6 +430,23 @@ class Idp {
         // DPoP (RFC 9449): a token request with a `DPoP` proof gets a token bound to
         // the proof's key (`cnf.jkt`, token_type DPoP); without one, a bearer token.
         dPoP: { enabled: true },
+        // Certificate-bound tokens (RFC 8705 §3) for clients registered with
+        // tls_client_certificate_bound_access_tokens: `cnf.x5t#S256` is the thumbprint
+        // of the certificate in the `x-client-certificate` header (URL-encoded PEM),
+        // where a TLS terminator in front of the IdP puts the client's certificate.
+        mTLS: {
+          enabled: true,
+          certificateBoundAccessTokens: true,
+          getCertificate: (ctx) => {
+            const sent = ctx.get('x-client-certificate');
+            if (!sent) return undefined;
+            try {
+              return decodeURIComponent(sent);
+            } catch {
+              return undefined;
+            }
+          },
+        },
         resourceIndicators: {
           enabled: true,
           // Client-credentials requests without a `resource` parameter get the

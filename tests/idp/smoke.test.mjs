@@ -4,8 +4,10 @@
 import { test, before, after, beforeEach } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 const HERE = new URL('.', import.meta.url);
@@ -177,6 +179,46 @@ test('client_secret_post and client_secret_jwt', async () => {
   const bad = await tokenRequest({ id: 'jwt-client', secret: 'not-the-secret-0123456789abcdefghijkl', method: 'jwt' });
   assert.equal(bad.status, 401);
   assert.equal(bad.body.error, 'invalid_client');
+});
+
+test('a client registered for it gets tokens bound to the certificate the terminator passes on', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'idp-mtls-'));
+  try {
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=caller', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+    ], { stdio: 'ignore' });
+    const pem = readFileSync(join(dir, 'cert.pem'), 'utf8');
+    const der = new crypto.X509Certificate(pem).raw;
+    const c = client('mtls-bound-client');
+    const send = (headers) => fetch(`${issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials', client_id: c.client_id, client_secret: c.client_secret,
+      }).toString(),
+    });
+    const bound = await send({ 'x-client-certificate': encodeURIComponent(pem) });
+    const body = await bound.json();
+    assert.equal(bound.status, 200, JSON.stringify(body));
+    const { payload } = verifyJws(body.access_token, await get(`${issuer}/jwks`));
+    assert.equal(payload.cnf['x5t#S256'], crypto.createHash('sha256').update(der).digest('base64url'));
+    const without = await send({});
+    assert.equal(without.status, 400);
+    assert.equal((await without.json()).error, 'invalid_grant');
+    // Other clients' tokens stay unbound, with or without the header.
+    const post = client('post-client');
+    const plain = await (await fetch(`${issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-client-certificate': encodeURIComponent(pem) },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials', client_id: post.client_id, client_secret: post.client_secret,
+      }).toString(),
+    })).json();
+    assert.equal(decodePart(plain.access_token.split('.')[1]).cnf, undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('secret with + : / = & and a space', async () => {

@@ -580,6 +580,7 @@ fn find_bearer_takes_the_first_location_in_the_configured_order() {
         client_values: None,
         introspection_values: None,
         dpop: None,
+        client_cert: None,
     };
     let lines: [&[u8]; 1] = [b"x=1; at=ck"];
     let cookies = || lines.into_iter();
