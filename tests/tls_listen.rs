@@ -482,10 +482,16 @@ fn certificate_bound_tokens_pass_only_on_a_connection_presenting_their_certifica
     let config = dir.write(
         "kong.yaml",
         &format!(
-            "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{}\n  routes:\n  - name: strict\n    paths: [/strict]\n    strip_path: false\n{}  - name: optional\n    paths: [/optional]\n    strip_path: false\n{}",
+            "_format_version: \"3.0\"\nservices:\n- name: svc\n  url: http://{}\n  routes:\n  - name: strict\n    paths: [/strict]\n    strip_path: false\n{}  - name: optional\n    paths: [/optional]\n    strip_path: false\n{}  - name: introspected\n    paths: [/introspected]\n    strip_path: false\n{}",
             up.addr(),
             plugin("strict"),
-            plugin("optional")
+            plugin("optional"),
+            // Opaque tokens, bound in their introspection answer.
+            plugin("strict").replace(
+                "auth_methods: [bearer]",
+                "auth_methods: [introspection]\n        client_id: [basic-client]\n        \
+                 client_secret: [basic-client-secret-0123456789abcdef]"
+            )
         ),
     );
     let (cert, key) = (dir.write("api.pem", &served.cert), dir.write("api.key", &served.key));
@@ -497,21 +503,24 @@ fn certificate_bound_tokens_pass_only_on_a_connection_presenting_their_certifica
     // The caller's certificate, one issued by the CA and one self-signed by someone else.
     let mine = ca.issue(&["caller.test"]);
     let theirs = TestCa::new("someone else").issue(&["caller.test"]);
-    let token_for = |client: (&str, &str), cert: Option<&Issued>| {
+    let token_for = |client: (&str, &str), cert: Option<&Issued>, extra: &str| {
         let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
         let sent = cert.map(|c| percent_encoded(&c.cert));
         if let Some(pem) = &sent {
             headers.push(("x-client-certificate", pem));
         }
-        let form = format!("grant_type=client_credentials&client_id={}&client_secret={}", client.0, client.1);
+        let form = format!("grant_type=client_credentials&client_id={}&client_secret={}{extra}", client.0, client.1);
         let authority = idp.issuer.trim_start_matches("http://");
         let (status, body) = support::client::request_once(authority, "POST", "/token", &headers, &form);
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(status, 200, "{body}");
         body["access_token"].as_str().unwrap().to_string()
     };
-    let bound = token_for(("mtls-bound-client", "mtls-bound-client-secret-0123456789"), Some(&mine));
-    let plain = token_for(("post-client", "post-client-secret-0123456789abcdef"), None);
+    const BOUND_CLIENT: (&str, &str) = ("mtls-bound-client", "mtls-bound-client-secret-0123456789");
+    let bound = token_for(BOUND_CLIENT, Some(&mine), "");
+    let plain = token_for(("post-client", "post-client-secret-0123456789abcdef"), None, "");
+    let opaque = token_for(BOUND_CLIENT, Some(&mine), "&resource=urn%3Aringgate%3Aopaque");
+    assert_eq!(opaque.split('.').count(), 1, "an opaque token: {opaque}");
     // The IdP bound the token to this certificate's SHA-256 thumbprint (RFC 8705 §3.1).
     let der = rustls::pki_types::CertificateDer::from_pem_slice(mine.cert.as_bytes()).unwrap();
     let thumbprint = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, &der).as_ref());
@@ -554,14 +563,22 @@ fn certificate_bound_tokens_pass_only_on_a_connection_presenting_their_certifica
         assert!(text.contains("WWW-Authenticate: Bearer realm=\"127.0.0.1\""), "{path}: {text}");
         assert!(text.contains(reason), "{path}: {text}");
     }
+    // An opaque token is bound by its introspection answer's cnf.
+    let opaque_auth = bearer(&opaque);
+    let (status, text) = exchange_on(&mut conns[MINE], "/introspected/mine", &[("Authorization", &opaque_auth)]);
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = exchange_on(&mut conns[THEIRS], "/introspected/theirs", &[("Authorization", &opaque_auth)]);
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("bound to another client certificate"), "{text}");
     // `optional`: an unbound token passes, with or without a certificate.
     for conn in [NONE, MINE] {
         let (status, text) = exchange_on(&mut conns[conn], "/optional/plain", &[("Authorization", &plain_auth)]);
         assert_eq!(status, 200, "{text}");
     }
-    let got = up.wait_for(5, Duration::from_secs(5));
-    assert_eq!(got.len(), 5, "the refused requests reached no upstream");
-    assert!(got[3..].iter().all(|r| r.target == "/optional/plain"));
+    let got = up.wait_for(6, Duration::from_secs(5));
+    assert_eq!(got.len(), 6, "the refused requests reached no upstream");
+    assert_eq!(got[3].target, "/introspected/mine");
+    assert!(got[4..].iter().all(|r| r.target == "/optional/plain"));
 
     let admin = gate.admin.expect("the Admin API").to_string();
     let (_, metrics) = support::client::request_once(&admin, "GET", "/metrics", &[], "");
@@ -571,7 +588,7 @@ fn certificate_bound_tokens_pass_only_on_a_connection_presenting_their_certifica
         .filter(|l| l.starts_with("ringgate_auth_failures_total{") && l.contains("reason=\"certificate_mismatch\""))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
-    assert_eq!(counted, 5, "{metrics}");
+    assert_eq!(counted, 6, "{metrics}");
     drop(gate);
 
     // Without a TLS listener no caller can present a certificate: said at start.

@@ -471,6 +471,9 @@ fn a_listener_asking_for_client_certificates_notes_each_handshakes_own() {
     for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
         let (client, der) = client_with_cert(&ca.pem, &[version]);
         let (server, slot) = tls.for_handshake();
+        // Not resumed: a resumed session would skip the certificate.
+        assert_eq!(server.send_tls13_tickets, 0);
+        assert!(!server.session_storage.can_cache());
         let slot = slot.expect("a slot per handshake");
         assert_eq!(slot.thumbprint(), None, "nothing before the handshake");
         handshake(server, client, "api.example").unwrap();
