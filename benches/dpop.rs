@@ -57,6 +57,7 @@ fn bench_dpop(c: &mut Criterion) {
         jkt: &jkt,
         now: NOW,
         lifetime: 300,
+        nonces: None,
     };
     assert_eq!(verify_proof(proof.as_bytes(), &req), Ok(()));
 

@@ -144,6 +144,9 @@ pub enum AuthReason {
     /// 401: the caller's token needs a DPoP proof (`proof_of_possession_dpop`), and none
     /// came, or it does not hold.
     InvalidDpopProof,
+    /// 401: server nonces are on (`dpop_use_nonce`), and the DPoP proof has no current
+    /// one; the refusal carries a fresh nonce to retry with (RFC 9449 §9).
+    UseDpopNonce,
     /// 401: the caller's token is bound to a TLS client certificate
     /// (`proof_of_possession_mtls`), and the connection presented none, or another one;
     /// or, in `strict` mode, the token is not bound to one.
@@ -169,13 +172,14 @@ pub enum AuthReason {
 
 impl AuthReason {
     /// Every reason, in the order metrics are rendered.
-    pub const ALL: [AuthReason; 15] = [
+    pub const ALL: [AuthReason; 16] = [
         AuthReason::NoCredentials,
         AuthReason::CredentialsTooLong,
         AuthReason::CredentialsRejected,
         AuthReason::InvalidToken,
         AuthReason::IssuedTokenInvalid,
         AuthReason::InvalidDpopProof,
+        AuthReason::UseDpopNonce,
         AuthReason::CertificateMismatch,
         AuthReason::InsufficientScope,
         AuthReason::AudienceMismatch,
@@ -196,6 +200,7 @@ impl AuthReason {
             AuthReason::InvalidToken => "invalid_token",
             AuthReason::IssuedTokenInvalid => "issued_token_invalid",
             AuthReason::InvalidDpopProof => "invalid_dpop_proof",
+            AuthReason::UseDpopNonce => "use_dpop_nonce",
             AuthReason::CertificateMismatch => "certificate_mismatch",
             AuthReason::InsufficientScope => "insufficient_scope",
             AuthReason::AudienceMismatch => "audience_mismatch",
@@ -236,11 +241,13 @@ impl AuthReason {
     }
 
     /// The RFC 6750 / RFC 9449 `error` code a challenge for this reason carries: a 403's
-    /// is `insufficient_scope`, a failed DPoP proof's `invalid_dpop_proof`, any other
-    /// refusal's `invalid_token`.
+    /// is `insufficient_scope`, a failed DPoP proof's `invalid_dpop_proof`, a proof
+    /// without a current server nonce's `use_dpop_nonce`, any other refusal's
+    /// `invalid_token`.
     pub fn error_code(self) -> &'static str {
         match (self, self.status()) {
             (AuthReason::InvalidDpopProof, _) => "invalid_dpop_proof",
+            (AuthReason::UseDpopNonce, _) => "use_dpop_nonce",
             (_, 403) => "insufficient_scope",
             _ => "invalid_token",
         }
@@ -266,6 +273,8 @@ pub struct AuthFailure {
     /// A redirect in place of the refusal (Kong's `*_redirect_uri`): the response is a
     /// 302 to it with no body.
     pub location: Option<String>,
+    /// A fresh DPoP server nonce for `DPoP-Nonce` (RFC 9449 §9).
+    pub dpop_nonce: Option<String>,
 }
 
 /// Writes a complete error response (head and JSON body) to `out`.
@@ -283,6 +292,11 @@ pub fn write_response(err: &ProxyError, close: bool, out: &mut Vec<u8>) {
             }
             if let Some(r) = a.retry_after {
                 extra.push_str(&format!("Retry-After: {r}\r\n"));
+            }
+            if let Some(n) = &a.dpop_nonce {
+                extra.push_str("DPoP-Nonce: ");
+                extra.push_str(n);
+                extra.push_str("\r\n");
             }
             let body = format!("{{\"message\":{}}}", crate::control::json_string(&a.message));
             write_body(a.status, &extra, &body, close, out);
@@ -421,6 +435,7 @@ mod tests {
             let want = match r.status() {
                 403 => "insufficient_scope",
                 _ if r == AuthReason::InvalidDpopProof => "invalid_dpop_proof",
+                _ if r == AuthReason::UseDpopNonce => "use_dpop_nonce",
                 _ => "invalid_token",
             };
             assert_eq!(r.error_code(), want, "{r:?}");

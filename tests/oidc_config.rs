@@ -1161,7 +1161,7 @@ fn redirect_uris_take_the_first_url_and_allow_a_fragment() {
 }
 
 #[test]
-fn dpop_takes_the_callers_token_methods_and_refuses_server_nonces() {
+fn dpop_takes_the_callers_token_methods_and_server_nonces() {
     use ringgate::oidc::config::PopMode;
     let bearer = "issuer: https://idp.example.com\nauth_methods: [bearer]\n";
     let (c, w) = ok(&format!("{bearer}proof_of_possession_dpop: strict\n"));
@@ -1174,10 +1174,9 @@ fn dpop_takes_the_callers_token_methods_and_refuses_server_nonces() {
          proof_of_possession_auth_methods_validation: true\n"
     ));
     assert_eq!((c.dpop, w.len()), (PopMode::Off, 0), "{w:?}");
-    one_error(
-        &format!("{bearer}proof_of_possession_dpop: strict\ndpop_use_nonce: true\n"),
-        "oidc.yaml:8:5: 'dpop_use_nonce' is not implemented: Kong would refuse every proof without a nonce it issued",
-    );
+    let (c, w) = ok(&format!("{bearer}proof_of_possession_dpop: strict\ndpop_use_nonce: true\n"));
+    assert_eq!((c.dpop, c.dpop_use_nonce, w.len()), (PopMode::Strict, true, 0), "{w:?}");
+    assert!(!c.settings().unchanged_by(&ok(&format!("{bearer}proof_of_possession_dpop: strict\n")).0));
     one_error(
         &format!("{bearer}proof_of_possession_dpop: strict\ndpop_proof_lifetime: 0\n"),
         "oidc.yaml:8:5: 'dpop_proof_lifetime' must be at least one second: no proof could be used",

@@ -3096,12 +3096,18 @@ impl DpopKey {
 
     /// A proof for `htm` `htu`, made `age` seconds ago, for `token` (`ath`) when given.
     fn proof_at(&self, htm: &str, htu: &str, token: Option<&str>, age: i64) -> String {
+        self.proof_with(htm, htu, token, age, None)
+    }
+
+    /// As [`DpopKey::proof_at`], with the server's `nonce` when given.
+    fn proof_with(&self, htm: &str, htu: &str, token: Option<&str>, age: i64, nonce: Option<&str>) -> String {
         let header = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{}}}"#, self.jwk);
         let iat = unix_now() as i64 - age;
         let ath = token.map_or(String::new(), |t| {
             format!(r#","ath":"{}""#, b64url(ring::digest::digest(&ring::digest::SHA256, t.as_bytes()).as_ref()))
         });
-        let payload = format!(r#"{{"jti":"{}","htm":"{htm}","htu":"{htu}","iat":{iat}{ath}}}"#, unique_id());
+        let nonce = nonce.map_or(String::new(), |n| format!(r#","nonce":"{n}""#));
+        let payload = format!(r#"{{"jti":"{}","htm":"{htm}","htu":"{htu}","iat":{iat}{ath}{nonce}}}"#, unique_id());
         sign_es256(&self.pair, &header, &payload)
     }
 
@@ -3238,6 +3244,55 @@ on_both_drivers!(dpop_bound_tokens_pass_only_with_a_proof_made_for_the_request, 
     assert_eq!(r.status, 401);
     assert!(r.header("www-authenticate").unwrap().contains(r#"error="invalid_token""#), "{r:?}");
     assert!(r.header("www-authenticate").unwrap().starts_with("DPoP "), "strict: every challenge is DPoP");
+});
+
+on_both_drivers!(dpop_server_nonces_are_handed_out_by_refusals_and_date_the_proofs, |d| {
+    let idp = TestIdp::start(0);
+    let up = Upstream::start();
+    let body = "auth_methods: [bearer]\nproof_of_possession_dpop: strict\ndpop_use_nonce: true\n\
+                dpop_proof_lifetime: 2\ndisplay_errors: true\n";
+    let p = start(&up, &idp, body, d);
+    let key = DpopKey::new();
+    let (token, _) = issue_dpop_token(&idp, &key, "");
+    let scheme = format!("DPoP {token}");
+    let with_nonce = |nonce: Option<&str>| key.proof_with("GET", DPOP_HTU, Some(&token), 0, nonce);
+    // 401 asking for a nonce, and handing one out.
+    let asked = |r: &Response, what: &str| -> String {
+        assert_eq!(r.status, 401, "{what}: {r:?}");
+        let www = r.header("www-authenticate").unwrap_or_else(|| panic!("{what}: a challenge"));
+        assert!(www.starts_with(r#"DPoP algs=""#) && www.ends_with(r#"error="use_dpop_nonce""#), "{what}: {www}");
+        assert!(r.body_str().contains("lacks a current server nonce"), "{what}: {}", r.body_str());
+        let nonce = r.header("dpop-nonce").unwrap_or_else(|| panic!("{what}: a nonce: {r:?}")).to_string();
+        assert_eq!(nonce.len(), 54, "{nonce}");
+        nonce
+    };
+
+    // The first proof has no nonce: the answer gives one, and a proof with it passes, on
+    // new connections to either worker (they share the instance's key).
+    let nonce = asked(&get_with_proofs(&p, &scheme, &[&with_nonce(None)]), "no nonce");
+    for i in 0..4 {
+        let r = get_with_proofs(&p, &scheme, &[&with_nonce(Some(&nonce))]);
+        assert_eq!(r.status, 200, "request {i} with the nonce: {r:?}");
+        assert!(r.header("dpop-nonce").is_none(), "a success needs no new nonce");
+    }
+    // One the server did not issue, or one out of its lifetime, is asked again.
+    // (A character of the tag changed: the time still decodes, the tag does not hold.)
+    let swap = if nonce.as_bytes()[20] == b'A' { "B" } else { "A" };
+    let forged = format!("{}{swap}{}", &nonce[..20], &nonce[21..]);
+    asked(&get_with_proofs(&p, &scheme, &[&with_nonce(Some(&forged))]), "a forged nonce");
+    thread::sleep(Duration::from_millis(3100));
+    let fresh = asked(&get_with_proofs(&p, &scheme, &[&with_nonce(Some(&nonce))]), "an expired nonce");
+    assert_ne!(fresh, nonce);
+    let r = get_with_proofs(&p, &scheme, &[&with_nonce(Some(&fresh))]);
+    assert_eq!(r.status, 200, "with the fresh nonce: {r:?}");
+    // A proof wrong in another way is refused for that, with a nonce for the retry.
+    let r = get_with_proofs(&p, &scheme, &[&DpopKey::new().proof_with("GET", DPOP_HTU, Some(&token), 0, Some(&fresh))]);
+    assert_dpop_refused(&r, &idp, "a proof by another key, with a good nonce");
+    assert!(r.header("dpop-nonce").is_some(), "{r:?}");
+
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(up.received().len(), 5, "only the proofs with a current nonce went through");
+    assert!(p.metrics().contains(r#"reason="use_dpop_nonce"} 3"#), "counted: {}", p.metrics());
 });
 
 #[test]

@@ -18,12 +18,16 @@
 //! 4. Payload: a JSON object with a string `jti`, `htm`, `htu` and `ath` and a numeric
 //!    `iat`.
 //! 5. `iat` at most [`IAT_TOLERANCE`] seconds ahead of `now` and at most the proof
-//!    lifetime (`dpop_proof_lifetime`) behind it.
+//!    lifetime (`dpop_proof_lifetime`) behind it — unless server nonces are on, when the
+//!    nonce's issue time stands for the proof's (step 9).
 //! 6. `htm` is the request's method; `htu` is the request's URL once both are normalised
 //!    ([`same_target`]: scheme and host case, default port, path normalisation; query
 //!    and fragment left out).
 //! 7. `ath` is the base64url SHA-256 of the access token.
 //! 8. The key's thumbprint is the token's `cnf.jkt`.
+//! 9. With server nonces (`dpop_use_nonce`, RFC 9449 §9): a `nonce` claim that this
+//!    resource server issued ([`NonceKey`]) at most the proof lifetime ago. Checked last,
+//!    so that "use this nonce" is only said of a proof that is otherwise good.
 //!
 //! `jti` is required but not remembered, as in Kong: a proof can be replayed for the same
 //! method, URL and token within its lifetime. Cost: one signature verification, two
@@ -93,6 +97,10 @@ pub enum DpopError {
     /// The proof's key is not the one the token is bound to.
     #[error("the DPoP proof's key is not the one the token is bound to")]
     KeyMismatch,
+    /// Server nonces are on, and the proof has no `nonce` this server issued within the
+    /// proof lifetime: the caller is to retry with the one the refusal carries.
+    #[error("the DPoP proof lacks a current server nonce")]
+    Nonce,
 }
 
 impl DpopError {
@@ -111,6 +119,7 @@ impl DpopError {
             DpopError::Request => "the DPoP proof does not match the request",
             DpopError::AccessToken => "the DPoP proof does not match the access token",
             DpopError::KeyMismatch => "the DPoP proof's key is not the one the token is bound to",
+            DpopError::Nonce => "the DPoP proof lacks a current server nonce",
         }
     }
 }
@@ -133,6 +142,8 @@ pub struct ProofRequest<'a> {
     pub now: u64,
     /// `dpop_proof_lifetime`, in seconds.
     pub lifetime: u64,
+    /// Server nonces (`dpop_use_nonce`): the key that made the ones a proof may carry.
+    pub nonces: Option<&'a NonceKey>,
 }
 
 /// Checks `proof` against `req`; see the module docs for every rule.
@@ -168,11 +179,14 @@ pub fn verify_proof(proof: &[u8], req: &ProofRequest<'_>) -> Result<(), DpopErro
         return Err(DpopError::Claims);
     }
     let now = req.now as f64;
-    if iat > now + IAT_TOLERANCE as f64 {
-        return Err(DpopError::NotYetValid);
-    }
-    if iat + (req.lifetime as f64) < now {
-        return Err(DpopError::Expired);
+    // With server nonces the nonce dates the proof, whatever the caller's clock says.
+    if req.nonces.is_none() {
+        if iat > now + IAT_TOLERANCE as f64 {
+            return Err(DpopError::NotYetValid);
+        }
+        if iat + (req.lifetime as f64) < now {
+            return Err(DpopError::Expired);
+        }
     }
     if htm.as_bytes() != req.method || !same_target(htu, req) {
         return Err(DpopError::Request);
@@ -183,7 +197,54 @@ pub fn verify_proof(proof: &[u8], req: &ProofRequest<'_>) -> Result<(), DpopErro
     if key_thumbprint != req.jkt {
         return Err(DpopError::KeyMismatch);
     }
+    if let Some(nonces) = req.nonces {
+        let issued = text("nonce").and_then(|n| nonces.issued_at(n)).ok_or(DpopError::Nonce)?;
+        if issued > req.now + IAT_TOLERANCE || issued + req.lifetime < req.now {
+            return Err(DpopError::Nonce);
+        }
+    }
     Ok(())
+}
+
+/// Server nonces (RFC 9449 §9) made and checked without any state: a nonce is its issue
+/// time (Unix seconds, 8 bytes big-endian) and an HMAC-SHA256 of that time, base64url
+/// (54 characters). Every worker of a process checks the nonces any of them issued; so
+/// does every node whose key comes from the same secret.
+pub struct NonceKey(ring::hmac::Key);
+
+impl std::fmt::Debug for NonceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonceKey")
+    }
+}
+
+impl NonceKey {
+    /// A key derived from `secret` (HMAC-SHA256 of a fixed label under it), so the
+    /// secret itself signs nothing.
+    pub fn new(secret: &[u8]) -> NonceKey {
+        let derived = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret), b"ringgate dpop nonce");
+        NonceKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref()))
+    }
+
+    /// A nonce issued at `now` (Unix seconds).
+    pub fn issue(&self, now: u64) -> String {
+        let time = now.to_be_bytes();
+        let mut raw = [0u8; 40];
+        raw[..8].copy_from_slice(&time);
+        raw[8..].copy_from_slice(ring::hmac::sign(&self.0, &time).as_ref());
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// When `nonce` was issued, if this key issued it (the tag compared in constant time).
+    pub fn issued_at(&self, nonce: &str) -> Option<u64> {
+        if nonce.len() != 54 {
+            return None;
+        }
+        let raw = URL_SAFE_NO_PAD.decode(nonce).ok()?;
+        let (time, tag) = raw.split_at_checked(8)?;
+        ring::hmac::verify(&self.0, time, tag).ok()?;
+        Some(u64::from_be_bytes(time.try_into().ok()?))
+    }
 }
 
 /// The header's algorithm, key and the key's thumbprint, once `typ`, `alg`, `crit` and

@@ -320,7 +320,7 @@ impl WorkerAuth {
             let jwt = || token.iter().filter(|&&b| b == b'.').count() == 2;
             if cfg.uses(AuthMethod::Bearer) && (!cfg.uses(AuthMethod::Introspection) || jwt()) {
                 let verified = self.verify_bearer(instance, token, note).await.map(Granted::AsSent)?;
-                self.proven(cfg, sources, token, &verified)?;
+                self.proven(instance, sources, token, &verified)?;
                 if cfg.introspect_jwt_tokens {
                     // `introspect_jwt_tokens`: the signature holds, and the IdP must still
                     // vouch for the token, so a revoked one is refused (as soon as the
@@ -331,7 +331,7 @@ impl WorkerAuth {
             }
             if cfg.uses(AuthMethod::Introspection) {
                 let granted = self.introspected(instance, token, sources.introspection_values, note, at).await?;
-                self.proven(cfg, sources, token, &granted)?;
+                self.proven(instance, sources, token, &granted)?;
                 return Ok(granted);
             }
         }
@@ -591,11 +591,12 @@ impl WorkerAuth {
     /// for one), never cached.
     fn proven(
         &self,
-        cfg: &OidcConfig,
+        instance: &Instance,
         sources: &Sources<'_>,
         token: &[u8],
         granted: &Granted,
     ) -> Result<(), AuthError> {
+        let cfg = &instance.config;
         certificate_bound(cfg, sources, granted)?;
         if cfg.dpop == PopMode::Off {
             return Ok(());
@@ -626,8 +627,12 @@ impl WorkerAuth {
             jkt,
             now: self.clock.unix_now().max(0) as u64,
             lifetime: cfg.dpop_proof_lifetime,
+            nonces: instance.dpop_nonces.as_ref(),
         };
-        jose::dpop::verify_proof(proof, &req).map_err(|e| refuse(e.reason()))
+        jose::dpop::verify_proof(proof, &req).map_err(|e| match e {
+            jose::dpop::DpopError::Nonce => AuthError::Unauthorized(AuthReason::UseDpopNonce, e.reason().to_string()),
+            e => refuse(e.reason()),
+        })
     }
 
     async fn verify_bearer(

@@ -119,6 +119,8 @@
 //! - `proof_of_possession_dpop` ([`PopMode`]) asks a caller's token for a DPoP proof
 //!   (RFC 9449, checked in `jose::dpop`) made with the key its `cnf.jkt` names;
 //!   `dpop_proof_lifetime` bounds the proof's age. Only callers' own tokens are checked.
+//!   `dpop_use_nonce` has proofs carry a nonce ringgate issued (RFC 9449 §9), which
+//!   dates them in place of their `iat`.
 //! - `proof_of_possession_mtls` ([`PopMode`]) lets a caller's token bound to a TLS client
 //!   certificate (`cnf.x5t#S256`, RFC 8705) through only on a connection that presented
 //!   that certificate; the TLS listeners then ask clients for one.
@@ -154,7 +156,6 @@
 //! | `login_methods`, `login_tokens`, `login_redirect_mode`, `login_redirect_uri` | warning | only act through `login_action` |
 //! | `proof_of_possession_mtls_from_header` (set) with `proof_of_possession_mtls` on | error | the certificate would come from a header, which ringgate does not read |
 //! | `proof_of_possession_mtls_from_header` with `proof_of_possession_mtls` off | warning | only acts with mTLS on |
-//! | `dpop_use_nonce: true` with `proof_of_possession_dpop` on | error | server nonces are not implemented; Kong would refuse every proof without one |
 //! | `proof_of_possession_dpop` or `_mtls` with a method other than `bearer` / `introspection` | error (warning with `proof_of_possession_auth_methods_validation: false`) | Kong's rule: proof of possession only with the methods that can check it |
 //! | `dpop_use_nonce`, `dpop_proof_lifetime` with `proof_of_possession_dpop` off | warning | only act with DPoP on |
 //! | `proof_of_possession_auth_methods_validation` with both proofs off | warning | only acts with proof of possession on |
@@ -430,6 +431,14 @@ pub enum PopMode {
     Strict,
 }
 
+/// The proof-of-possession settings, as [`Compiler::proof_of_possession`] reads them.
+struct ProofOfPossession {
+    dpop: PopMode,
+    mtls: PopMode,
+    dpop_proof_lifetime: u64,
+    dpop_use_nonce: bool,
+}
+
 /// What the introspection request asks for (`introspection_accept`): two of Kong's three
 /// values (`application/jwt`, an earlier draft's, is a load error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -610,6 +619,9 @@ pub struct OidcConfig {
     pub dpop: PopMode,
     /// `proof_of_possession_mtls`: the TLS client certificate a bound token asks for.
     pub mtls: PopMode,
+    /// `dpop_use_nonce` (with DPoP on): proofs must carry a nonce this resource server
+    /// issued (RFC 9449 §9), which then dates them in place of their `iat`.
+    pub dpop_use_nonce: bool,
     /// `dpop_proof_lifetime` (whole seconds, default 300): how old a proof's `iat` may be.
     pub dpop_proof_lifetime: u64,
     pub issuers_allowed: Vec<String>,
@@ -2176,7 +2188,8 @@ impl<'a> Compiler<'a> {
                  credentials seldom carry one, and are then refused (401), as in Kong",
             );
         }
-        let (dpop, mtls, dpop_proof_lifetime) = self.proof_of_possession(&auth_methods);
+        let ProofOfPossession { dpop, mtls, dpop_proof_lifetime, dpop_use_nonce } =
+            self.proof_of_possession(&auth_methods);
         let issuers_allowed = self.list_or("issuers_allowed", &[]);
         let scopes_required = self.list_or("scopes_required", &[]);
         let audience_required = self.list_or("audience_required", &[]);
@@ -2348,6 +2361,7 @@ impl<'a> Compiler<'a> {
             dpop,
             mtls,
             dpop_proof_lifetime,
+            dpop_use_nonce,
             issuers_allowed,
             scopes_required,
             scopes_claim,
@@ -2700,11 +2714,10 @@ impl<'a> Compiler<'a> {
     /// with them. Proofs are checked on callers' own tokens (`bearer`, `introspection`);
     /// with `proof_of_possession_auth_methods_validation` (Kong's default true) another
     /// method beside them is refused, as Kong refuses it, and with it false that method's
-    /// requests go unchecked (a warning says so). Not implemented, so refused while their
-    /// check is on: `dpop_use_nonce` (server nonces) and
-    /// `proof_of_possession_mtls_from_header` (a certificate a TLS terminator in front
-    /// passes on). Returns the DPoP mode, the mTLS mode and `dpop_proof_lifetime`.
-    fn proof_of_possession(&mut self, auth_methods: &[AuthMethod]) -> (PopMode, PopMode, u64) {
+    /// requests go unchecked (a warning says so). Not implemented, so refused while mTLS
+    /// is on: `proof_of_possession_mtls_from_header` (a certificate a TLS terminator in
+    /// front passes on).
+    fn proof_of_possession(&mut self, auth_methods: &[AuthMethod]) -> ProofOfPossession {
         let mode = |c: &mut Self, name: &str| match c.string(name) {
             Some((s, _)) if s == "strict" => PopMode::Strict,
             Some((s, _)) if s == "optional" => PopMode::Optional,
@@ -2725,13 +2738,6 @@ impl<'a> Compiler<'a> {
             only_with(self, "dpop_use_nonce", nonce, "'proof_of_possession_dpop'");
             only_with(self, "dpop_proof_lifetime", lifetime != 300, "'proof_of_possession_dpop'");
         } else {
-            if nonce {
-                let mark = self.key_mark("dpop_use_nonce");
-                self.error(
-                    mark,
-                    "'dpop_use_nonce' is not implemented: Kong would refuse every proof without a nonce it issued",
-                );
-            }
             if lifetime == 0 {
                 let mark = self.key_mark("dpop_proof_lifetime");
                 self.error(mark, "'dpop_proof_lifetime' must be at least one second: no proof could be used");
@@ -2754,7 +2760,7 @@ impl<'a> Compiler<'a> {
         }
         if dpop == PopMode::Off && mtls == PopMode::Off {
             only_with(self, "proof_of_possession_auth_methods_validation", !validate, "proof of possession");
-            return (dpop, mtls, lifetime);
+            return ProofOfPossession { dpop, mtls, dpop_proof_lifetime: lifetime, dpop_use_nonce: false };
         }
         let checked = |m: &AuthMethod| matches!(m, AuthMethod::Bearer | AuthMethod::Introspection);
         let unchecked: Vec<String> =
@@ -2788,7 +2794,7 @@ impl<'a> Compiler<'a> {
                 self.warn(mark, format!("no {proof} is checked on requests that authenticate with {unchecked}"));
             }
         }
-        (dpop, mtls, lifetime)
+        ProofOfPossession { dpop, mtls, dpop_proof_lifetime: lifetime, dpop_use_nonce: nonce && dpop != PopMode::Off }
     }
 
     fn claim_path(&mut self, name: &str, default: &str) -> Vec<String> {

@@ -56,6 +56,10 @@ pub struct Instance {
     last_anonymous_warning: AtomicU64,
     /// Unique for the process's lifetime (an address can be reused after a reload).
     pub id: u64,
+    /// The DPoP server nonces' key (`dpop_use_nonce`), derived from `cache_tokens_salt`:
+    /// nodes with the same configured salt accept each other's nonces; a generated salt
+    /// gives each process its own.
+    pub dpop_nonces: Option<crate::jose::dpop::NonceKey>,
 }
 
 /// The next [`Instance::id`].
@@ -101,6 +105,9 @@ impl Instance {
             issuer,
             last_error: Some("discovery has not completed yet".into()),
         };
+        let dpop_nonces = config
+            .dpop_use_nonce
+            .then(|| crate::jose::dpop::NonceKey::new(config.cache_tokens_salt.expose().as_bytes()));
         let endpoint = config.token_endpoint.as_deref().unwrap_or(&config.discovery_url);
         let prefix = KeyPrefix::new(endpoint.as_bytes(), config.cache_tokens_salt.expose().as_bytes());
         let cc_order = config
@@ -121,6 +128,7 @@ impl Instance {
             last_key_refresh: AtomicU64::new(0),
             last_anonymous_warning: AtomicU64::new(0),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            dpop_nonces,
         }
     }
 

@@ -267,17 +267,25 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
     let kind = e.reason();
     // The `DPoP` scheme, with the algorithms a proof may use (RFC 9449 §7.1), when every
     // token needs a proof, and for a proof that failed; Kong orders the fields by name.
-    let dpop = cfg.dpop == PopMode::Strict || kind == AuthReason::InvalidDpopProof;
+    let dpop = cfg.dpop == PopMode::Strict || matches!(kind, AuthReason::InvalidDpopProof | AuthReason::UseDpopNonce);
     let challenge = || {
         let mut v = if dpop {
             format!("DPoP algs=\"{}\", realm=\"{realm}\"", crate::jose::dpop::PROOF_ALGS)
         } else {
             format!("Bearer realm=\"{realm}\"")
         };
-        if cfg.expose_error_code {
+        // A nonce challenge always names its error: it is how a client tells "retry with
+        // this nonce" from a refusal (RFC 9449 §9).
+        if cfg.expose_error_code || kind == AuthReason::UseDpopNonce {
             v.push_str(&format!(", error=\"{}\"", kind.error_code()));
         }
         Some(v)
+    };
+    // With server nonces, a DPoP challenge hands out a fresh one to retry with.
+    let dpop_nonce = || {
+        let key = inst.dpop_nonces.as_ref().filter(|_| dpop)?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Some(key.issue(now.as_secs()))
     };
     let detail = match e {
         AuthError::Unauthorized(_, d) | AuthError::Forbidden(_, d) | AuthError::Unavailable(d) => d,
@@ -290,6 +298,7 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
             www_authenticate: challenge(),
             retry_after: None,
             location: None,
+            dpop_nonce: None,
         },
         500 => AuthFailure {
             status: 500,
@@ -298,6 +307,7 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
             www_authenticate: None,
             retry_after: None,
             location: None,
+            dpop_nonce: None,
         },
         503 => {
             // The control plane logs the IdP failure itself; one line per refused
@@ -310,6 +320,7 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
                 www_authenticate: None,
                 retry_after: Some(5),
                 location: None,
+                dpop_nonce: None,
             }
         }
         _ => AuthFailure {
@@ -319,6 +330,7 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
             www_authenticate: challenge(),
             retry_after: None,
             location: None,
+            dpop_nonce: dpop_nonce(),
         },
     }
 }
@@ -333,6 +345,7 @@ fn redirected(cfg: &crate::oidc::config::OidcConfig, failure: AuthFailure) -> Au
             location: Some(to.to_string()),
             www_authenticate: None,
             retry_after: None,
+            dpop_nonce: None,
             message: String::new(),
             ..failure
         },

@@ -68,6 +68,7 @@ fn request<'a>(jkt: &'a str) -> ProofRequest<'a> {
         jkt,
         now: NOW,
         lifetime: 300,
+        nonces: None,
     }
 }
 
@@ -245,7 +246,8 @@ fn targets_compare_after_normalisation() {
 
 #[test]
 fn reasons_carry_no_material() {
-    for e in [DpopError::Malformed, DpopError::Signature, DpopError::KeyMismatch, DpopError::Request] {
+    for e in [DpopError::Malformed, DpopError::Signature, DpopError::KeyMismatch, DpopError::Request, DpopError::Nonce]
+    {
         assert_eq!(e.reason(), e.to_string());
         assert!(e.reason().starts_with("the DPoP proof"));
     }
@@ -256,4 +258,59 @@ fn the_challenge_lists_every_asymmetric_algorithm_ringgate_verifies() {
     let mut names: Vec<&str> = Alg::ALL.iter().filter(|a| !a.is_hmac()).map(|a| a.name()).collect();
     names.sort_unstable();
     assert_eq!(PROOF_ALGS, names.join(" "));
+}
+
+#[test]
+fn nonces_carry_their_issue_time_under_the_key_that_made_them() {
+    let key = NonceKey::new(b"a configured salt");
+    let nonce = key.issue(NOW);
+    assert_eq!(nonce.len(), 54, "{nonce}");
+    assert_eq!(key.issued_at(&nonce), Some(NOW));
+    assert_eq!(NonceKey::new(b"a configured salt").issued_at(&nonce), Some(NOW), "same secret, same key");
+    assert_eq!(NonceKey::new(b"another salt").issued_at(&nonce), None);
+    // Another time under the same tag, a changed tag, or no nonce at all.
+    let mut raw = URL_SAFE_NO_PAD.decode(&nonce).unwrap();
+    raw[7] ^= 1;
+    assert_eq!(key.issued_at(&b64(&raw)), None, "the time is signed");
+    raw[7] ^= 1;
+    raw[39] ^= 1;
+    assert_eq!(key.issued_at(&b64(&raw)), None, "the tag is checked");
+    for bad in ["", "x", &nonce[..53], &format!("{nonce}A"), &format!("!{}", &nonce[1..])] {
+        assert_eq!(key.issued_at(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn with_server_nonces_a_proof_needs_a_current_one_which_dates_it() {
+    let key = Es256::new();
+    let jkt = key.jkt();
+    let nonces = NonceKey::new(b"salt");
+    let req = ProofRequest { nonces: Some(&nonces), ..request(&jkt) };
+    let with_nonce = |iat: u64, nonce: &str| {
+        let p = format!(
+            r#"{{"jti":"j-1","htm":"GET","htu":"{HTU}","iat":{iat},"ath":"{}","nonce":"{nonce}"}}"#,
+            ath(TOKEN)
+        );
+        key.sign(&key.header(), &p)
+    };
+    let fresh = nonces.issue(NOW - 10);
+    assert_eq!(verify_proof(&with_nonce(NOW, &fresh), &req), Ok(()));
+    // The nonce dates the proof: an `iat` off by an hour either way is the caller's
+    // clock, and does not matter.
+    assert_eq!(verify_proof(&with_nonce(NOW - 3600, &fresh), &req), Ok(()));
+    assert_eq!(verify_proof(&with_nonce(NOW + 3600, &fresh), &req), Ok(()));
+    assert_eq!(verify_proof(&with_nonce(NOW, &nonces.issue(NOW - 300)), &req), Ok(()), "the edge of the lifetime");
+    for (what, proof) in [
+        ("no nonce", key.sign(&key.header(), &payload("GET", HTU, NOW, TOKEN))),
+        ("an expired nonce", with_nonce(NOW, &nonces.issue(NOW - 301))),
+        ("a nonce from the future", with_nonce(NOW, &nonces.issue(NOW + IAT_TOLERANCE + 1))),
+        ("another server's nonce", with_nonce(NOW, &NonceKey::new(b"other").issue(NOW))),
+        ("a made-up nonce", with_nonce(NOW, "not-a-nonce")),
+    ] {
+        assert_eq!(verify_proof(&proof, &req), Err(DpopError::Nonce), "{what}");
+    }
+    // The nonce is checked last: a proof wrong in another way says so first.
+    let other = Es256::new();
+    let by_other = other.sign(&other.header(), &payload("GET", HTU, NOW, TOKEN));
+    assert_eq!(verify_proof(&by_other, &req), Err(DpopError::KeyMismatch));
 }
