@@ -213,24 +213,7 @@ fn rustls_client(ca: &TestCa, port: u16, name: &str) -> TlsClient {
 
 /// One keep-alive request on a TLS stream; the status.
 fn request_on(stream: &mut TlsClient, path: &str) -> u16 {
-    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: a.test\r\n\r\n").as_bytes()).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).expect("a response");
-        assert!(n > 0, "closed before a response");
-        got.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&got);
-        if let Some(end) = text.find("\r\n\r\n") {
-            let len: usize = text[..end]
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
-                .unwrap_or(0);
-            if got.len() >= end + 4 + len {
-                return text[9..12].parse().unwrap();
-            }
-        }
-    }
+    exchange_on(stream, "a.test", path, &[]).0
 }
 
 #[test]
@@ -423,10 +406,10 @@ fn rustls_client_presenting(ca: &TestCa, cert: &Issued) -> std::sync::Arc<rustls
     std::sync::Arc::new(config)
 }
 
-/// One keep-alive request with `headers` on a TLS stream: the status and the head and
-/// body as text.
-fn exchange_on(stream: &mut TlsClient, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: api.test\r\n");
+/// One keep-alive request for `host` with `headers` on a TLS stream: the status, and
+/// the head and body as text.
+fn exchange_on(stream: &mut TlsClient, host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n");
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
@@ -542,7 +525,7 @@ fn certificate_bound_tokens_pass_only_on_a_connection_presenting_their_certifica
     // Its own certificate: through, twice (the second time the token check comes from
     // the worker's cache of verified tokens, and the certificate is compared again).
     for path in ["/strict/1", "/strict/2", "/optional/3"] {
-        let (status, text) = exchange_on(&mut conns[MINE], path, &[("Authorization", &bound_auth)]);
+        let (status, text) = exchange_on(&mut conns[MINE], "api.test", path, &[("Authorization", &bound_auth)]);
         assert_eq!(status, 200, "{path}: {text}");
     }
     let got = up.wait_for(3, Duration::from_secs(5));
@@ -558,21 +541,24 @@ fn certificate_bound_tokens_pass_only_on_a_connection_presenting_their_certifica
         (THEIRS, "/optional/e", &bound_auth, "bound to another client certificate"),
     ];
     for (conn, path, auth, reason) in refusals {
-        let (status, text) = exchange_on(&mut conns[conn], path, &[("Authorization", auth)]);
+        let (status, text) = exchange_on(&mut conns[conn], "api.test", path, &[("Authorization", auth)]);
         assert_eq!(status, 401, "{path}: {text}");
         assert!(text.contains("WWW-Authenticate: Bearer realm=\"127.0.0.1\""), "{path}: {text}");
         assert!(text.contains(reason), "{path}: {text}");
     }
     // An opaque token is bound by its introspection answer's cnf.
     let opaque_auth = bearer(&opaque);
-    let (status, text) = exchange_on(&mut conns[MINE], "/introspected/mine", &[("Authorization", &opaque_auth)]);
+    let (status, text) =
+        exchange_on(&mut conns[MINE], "api.test", "/introspected/mine", &[("Authorization", &opaque_auth)]);
     assert_eq!(status, 200, "{text}");
-    let (status, text) = exchange_on(&mut conns[THEIRS], "/introspected/theirs", &[("Authorization", &opaque_auth)]);
+    let (status, text) =
+        exchange_on(&mut conns[THEIRS], "api.test", "/introspected/theirs", &[("Authorization", &opaque_auth)]);
     assert_eq!(status, 401, "{text}");
     assert!(text.contains("bound to another client certificate"), "{text}");
     // `optional`: an unbound token passes, with or without a certificate.
     for conn in [NONE, MINE] {
-        let (status, text) = exchange_on(&mut conns[conn], "/optional/plain", &[("Authorization", &plain_auth)]);
+        let (status, text) =
+            exchange_on(&mut conns[conn], "api.test", "/optional/plain", &[("Authorization", &plain_auth)]);
         assert_eq!(status, 200, "{text}");
     }
     let got = up.wait_for(6, Duration::from_secs(5));

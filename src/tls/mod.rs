@@ -301,7 +301,7 @@ impl ServerTls {
 /// handshake's key exchange and signatures).
 fn asking_config(certs: &Arc<ServerCerts>) -> Result<(Arc<ServerConfig>, ClientCertSlot), String> {
     let slot = ClientCertSlot::default();
-    let verifier = TakeClientCert { slot: slot.clone(), provider: provider() };
+    let verifier = TakeClientCert { slot: slot.clone(), signatures: AcceptAny(provider()) };
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("TLS versions: {e}"))?
@@ -332,7 +332,8 @@ impl ClientCertSlot {
 #[derive(Debug)]
 struct TakeClientCert {
     slot: ClientCertSlot,
-    provider: Arc<CryptoProvider>,
+    /// The handshake-signature checks, ring's, as an upstream's unverified server has.
+    signatures: AcceptAny,
 }
 
 impl ClientCertVerifier for TakeClientCert {
@@ -368,7 +369,7 @@ impl ClientCertVerifier for TakeClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        self.signatures.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -377,11 +378,11 @@ impl ClientCertVerifier for TakeClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        self.signatures.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.signatures.supported_verify_schemes()
     }
 }
 
