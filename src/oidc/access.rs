@@ -525,7 +525,19 @@ impl WorkerAuth {
 
     /// The control plane's answer for a missed key, asked once per worker however many
     /// of its requests miss on the key together.
-    async fn ask(&self, instance: &Arc<Instance>, key: CacheKey, ask: Ask) -> TokenReply {
+    ///
+    /// Boxed, on this rare path only: held inline, the wait for the IdP would make every
+    /// request's future, and each copy of it, a few kilobytes larger.
+    fn ask<'a>(
+        &'a self,
+        instance: &'a Arc<Instance>,
+        key: CacheKey,
+        ask: Ask,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = TokenReply> + 'a>> {
+        Box::pin(self.ask_control(instance, key, ask))
+    }
+
+    async fn ask_control(&self, instance: &Arc<Instance>, key: CacheKey, ask: Ask) -> TokenReply {
         let Some(control) = &self.control else {
             return TokenReply::Unavailable { reason: "no control plane".into() };
         };
@@ -657,7 +669,8 @@ impl WorkerAuth {
         if let Err(e) = &result {
             if e.wants_key_refresh() {
                 if let Some(control) = &self.control {
-                    if control.refresh_keys(instance.clone()).await || !state.ready {
+                    // (Boxed, as `ask`: this wait is rare.)
+                    if Box::pin(control.refresh_keys(instance.clone())).await || !state.ready {
                         let state = instance.state.load_full();
                         result = jose::verify(text, &state.keys, &state.policy, unix_now);
                     }

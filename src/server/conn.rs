@@ -776,7 +776,9 @@ impl Conn {
             let addr = peer.addr;
             let mut conn = match w.pool.take(PoolKey::new(addr, peer.tls.as_ref())) {
                 Some(c) => c,
-                None => match upstream::connect(addr, peer.tls.as_ref(), service.connect_timeout).await {
+                // Boxed: a new connection is rare on keep-alive traffic, and its
+                // future would otherwise enlarge every request's.
+                None => match Box::pin(upstream::connect(addr, peer.tls.as_ref(), service.connect_timeout)).await {
                     Ok(c) => {
                         self.timer.fresh();
                         c
