@@ -3246,25 +3246,30 @@ on_both_drivers!(dpop_bound_tokens_pass_only_with_a_proof_made_for_the_request, 
     assert!(r.header("www-authenticate").unwrap().starts_with("DPoP "), "strict: every challenge is DPoP");
 });
 
-on_both_drivers!(dpop_server_nonces_are_handed_out_by_refusals_and_date_the_proofs, |d| {
+on_both_drivers!(dpop_server_nonces_are_handed_out_and_date_the_proofs, |d| {
     let idp = TestIdp::start(0);
     let up = Upstream::start();
+    // A 4 s lifetime: a nonce (issued at a whole second) is good for 4 s, and past 2 s
+    // a success hands out the next one.
     let body = "auth_methods: [bearer]\nproof_of_possession_dpop: strict\ndpop_use_nonce: true\n\
-                dpop_proof_lifetime: 2\ndisplay_errors: true\n";
+                dpop_proof_lifetime: 4\ndisplay_errors: true\n";
     let p = start(&up, &idp, body, d);
     let key = DpopKey::new();
     let (token, _) = issue_dpop_token(&idp, &key, "");
     let scheme = format!("DPoP {token}");
     let with_nonce = |nonce: Option<&str>| key.proof_with("GET", DPOP_HTU, Some(&token), 0, nonce);
+    let nonce_of = |r: &Response, what: &str| -> String {
+        let nonce = r.header("dpop-nonce").unwrap_or_else(|| panic!("{what}: a nonce: {r:?}")).to_string();
+        assert_eq!(nonce.len(), 54, "{what}: {nonce}");
+        nonce
+    };
     // 401 asking for a nonce, and handing one out.
     let asked = |r: &Response, what: &str| -> String {
         assert_eq!(r.status, 401, "{what}: {r:?}");
         let www = r.header("www-authenticate").unwrap_or_else(|| panic!("{what}: a challenge"));
         assert!(www.starts_with(r#"DPoP algs=""#) && www.ends_with(r#"error="use_dpop_nonce""#), "{what}: {www}");
         assert!(r.body_str().contains("lacks a current server nonce"), "{what}: {}", r.body_str());
-        let nonce = r.header("dpop-nonce").unwrap_or_else(|| panic!("{what}: a nonce: {r:?}")).to_string();
-        assert_eq!(nonce.len(), 54, "{nonce}");
-        nonce
+        nonce_of(r, what)
     };
 
     // The first proof has no nonce: the answer gives one, and a proof with it passes, on
@@ -3273,25 +3278,46 @@ on_both_drivers!(dpop_server_nonces_are_handed_out_by_refusals_and_date_the_proo
     for i in 0..4 {
         let r = get_with_proofs(&p, &scheme, &[&with_nonce(Some(&nonce))]);
         assert_eq!(r.status, 200, "request {i} with the nonce: {r:?}");
-        assert!(r.header("dpop-nonce").is_none(), "a success needs no new nonce");
+        assert!(r.header("dpop-nonce").is_none(), "a young nonce needs no successor: {r:?}");
     }
-    // One the server did not issue, or one out of its lifetime, is asked again.
+    // One the server did not issue is asked again.
     // (A character of the tag changed: the time still decodes, the tag does not hold.)
     let swap = if nonce.as_bytes()[20] == b'A' { "B" } else { "A" };
     let forged = format!("{}{swap}{}", &nonce[..20], &nonce[21..]);
     asked(&get_with_proofs(&p, &scheme, &[&with_nonce(Some(&forged))]), "a forged nonce");
-    thread::sleep(Duration::from_millis(3100));
+
+    // The nonce says when it was issued (8 bytes of Unix seconds before its tag): the
+    // waits below are counted from there, whatever the requests before them took.
+    let issued = {
+        let raw = URL_SAFE_NO_PAD.decode(&nonce).unwrap();
+        u64::from_be_bytes(raw[..8].try_into().unwrap())
+    };
+    let until = |secs: f64| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        thread::sleep(Duration::from_secs_f64((issued as f64 + secs - now).max(0.0)));
+    };
+
+    // Past half its lifetime the nonce still passes, and the answer hands out the next.
+    until(3.2);
+    let r = get_with_proofs(&p, &scheme, &[&with_nonce(Some(&nonce))]);
+    assert_eq!(r.status, 200, "an aging nonce: {r:?}");
+    let next = nonce_of(&r, "an aging nonce");
+    assert_ne!(next, nonce);
+    let r = get_with_proofs(&p, &scheme, &[&with_nonce(Some(&next))]);
+    assert_eq!((r.status, r.header("dpop-nonce")), (200, None), "the next nonce: {r:?}");
+
+    // Out of its lifetime, the first nonce is asked again, with a fresh one.
+    until(5.2);
     let fresh = asked(&get_with_proofs(&p, &scheme, &[&with_nonce(Some(&nonce))]), "an expired nonce");
-    assert_ne!(fresh, nonce);
     let r = get_with_proofs(&p, &scheme, &[&with_nonce(Some(&fresh))]);
     assert_eq!(r.status, 200, "with the fresh nonce: {r:?}");
     // A proof wrong in another way is refused for that, with a nonce for the retry.
     let r = get_with_proofs(&p, &scheme, &[&DpopKey::new().proof_with("GET", DPOP_HTU, Some(&token), 0, Some(&fresh))]);
     assert_dpop_refused(&r, &idp, "a proof by another key, with a good nonce");
-    assert!(r.header("dpop-nonce").is_some(), "{r:?}");
+    nonce_of(&r, "a proof by another key");
 
     thread::sleep(Duration::from_millis(200));
-    assert_eq!(up.received().len(), 5, "only the proofs with a current nonce went through");
+    assert_eq!(up.received().len(), 7, "only the proofs with a current nonce went through");
     assert!(p.metrics().contains(r#"reason="use_dpop_nonce"} 3"#), "counted: {}", p.metrics());
 });
 

@@ -148,6 +148,12 @@ pub struct ProofRequest<'a> {
 
 /// Checks `proof` against `req`; see the module docs for every rule.
 pub fn verify_proof(proof: &[u8], req: &ProofRequest<'_>) -> Result<(), DpopError> {
+    verify_proof_dated(proof, req).map(|_| ())
+}
+
+/// [`verify_proof`], also telling when the proof's server nonce was issued (`None`
+/// without server nonces), so the caller can hand out the next one before it lapses.
+pub fn verify_proof_dated(proof: &[u8], req: &ProofRequest<'_>) -> Result<Option<u64>, DpopError> {
     if proof.len() > MAX_PROOF_LEN {
         return Err(DpopError::Malformed);
     }
@@ -197,13 +203,12 @@ pub fn verify_proof(proof: &[u8], req: &ProofRequest<'_>) -> Result<(), DpopErro
     if key_thumbprint != req.jkt {
         return Err(DpopError::KeyMismatch);
     }
-    if let Some(nonces) = req.nonces {
-        let issued = text("nonce").and_then(|n| nonces.issued_at(n)).ok_or(DpopError::Nonce)?;
-        if issued > req.now + IAT_TOLERANCE || issued + req.lifetime < req.now {
-            return Err(DpopError::Nonce);
-        }
+    let Some(nonces) = req.nonces else { return Ok(None) };
+    let issued = text("nonce").and_then(|n| nonces.issued_at(n)).ok_or(DpopError::Nonce)?;
+    if issued > req.now + IAT_TOLERANCE || issued + req.lifetime < req.now {
+        return Err(DpopError::Nonce);
     }
-    Ok(())
+    Ok(Some(issued))
 }
 
 /// Server nonces (RFC 9449 §9) made and checked without any state: a nonce is its issue

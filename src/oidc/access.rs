@@ -98,6 +98,9 @@ pub struct AuthNote {
     pub keep_client_id: bool,
     /// The caller's `client_id` (never the secret), when `keep_client_id`.
     pub client_id: Vec<u8>,
+    /// The request's DPoP proof carried a server nonce past half its lifetime: the
+    /// response hands out the next one (`DPoP-Nonce`), before the caller is refused.
+    pub dpop_nonce_aging: bool,
 }
 
 impl AuthNote {
@@ -107,6 +110,7 @@ impl AuthNote {
         self.bearer_cached = None;
         self.keep_client_id = keep_client_id;
         self.client_id.clear();
+        self.dpop_nonce_aging = false;
     }
 
     /// Whether the access phase was answered from this worker's caches, without waiting
@@ -320,7 +324,7 @@ impl WorkerAuth {
             let jwt = || token.iter().filter(|&&b| b == b'.').count() == 2;
             if cfg.uses(AuthMethod::Bearer) && (!cfg.uses(AuthMethod::Introspection) || jwt()) {
                 let verified = self.verify_bearer(instance, token, note).await.map(Granted::AsSent)?;
-                self.proven(instance, sources, token, &verified)?;
+                self.proven(instance, sources, token, &verified, note)?;
                 if cfg.introspect_jwt_tokens {
                     // `introspect_jwt_tokens`: the signature holds, and the IdP must still
                     // vouch for the token, so a revoked one is refused (as soon as the
@@ -331,7 +335,7 @@ impl WorkerAuth {
             }
             if cfg.uses(AuthMethod::Introspection) {
                 let granted = self.introspected(instance, token, sources.introspection_values, note, at).await?;
-                self.proven(instance, sources, token, &granted)?;
+                self.proven(instance, sources, token, &granted, note)?;
                 return Ok(granted);
             }
         }
@@ -607,6 +611,7 @@ impl WorkerAuth {
         sources: &Sources<'_>,
         token: &[u8],
         granted: &Granted,
+        note: &mut AuthNote,
     ) -> Result<(), AuthError> {
         let cfg = &instance.config;
         certificate_bound(cfg, sources, granted)?;
@@ -641,10 +646,12 @@ impl WorkerAuth {
             lifetime: cfg.dpop_proof_lifetime,
             nonces: instance.dpop_nonces.as_ref(),
         };
-        jose::dpop::verify_proof(proof, &req).map_err(|e| match e {
+        let issued = jose::dpop::verify_proof_dated(proof, &req).map_err(|e| match e {
             jose::dpop::DpopError::Nonce => AuthError::Unauthorized(AuthReason::UseDpopNonce, e.reason().to_string()),
             e => refuse(e.reason()),
-        })
+        })?;
+        note.dpop_nonce_aging = issued.is_some_and(|at| req.now.saturating_sub(at) > cfg.dpop_proof_lifetime / 2);
+        Ok(())
     }
 
     async fn verify_bearer(

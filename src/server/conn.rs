@@ -888,10 +888,18 @@ impl Conn {
 
     /// What the caller gets back from the plugin in its response: the claim headers
     /// (`downstream_headers_claims`) and the token (`downstream_access_token_header`),
-    /// after the upstream's own headers, as Kong appends them.
+    /// after the upstream's own headers, as Kong appends them; and a fresh DPoP server
+    /// nonce when the caller's is past half its lifetime.
     fn downstream_headers(&mut self, inst: &Instance, g: &Granted) {
         if let Some(f) = g.facts() {
             self.extra_headers.extend_from_slice(&f.downstream_lines);
+        }
+        // The next DPoP server nonce, while the caller's is still good (RFC 9449 §9.1).
+        if let Some(key) = inst.dpop_nonces.as_ref().filter(|_| self.ex.auth.dpop_nonce_aging) {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            self.extra_headers.extend_from_slice(b"DPoP-Nonce: ");
+            self.extra_headers.extend_from_slice(key.issue(now.as_secs()).as_bytes());
+            self.extra_headers.extend_from_slice(b"\r\n");
         }
         let Some(header) = &inst.config.downstream_access_token_header else { return };
         if let Some(token) = bare_token(g, &self.bearer_value) {

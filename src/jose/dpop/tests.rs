@@ -295,6 +295,9 @@ fn with_server_nonces_a_proof_needs_a_current_one_which_dates_it() {
     };
     let fresh = nonces.issue(NOW - 10);
     assert_eq!(verify_proof(&with_nonce(NOW, &fresh), &req), Ok(()));
+    assert_eq!(verify_proof_dated(&with_nonce(NOW, &fresh), &req), Ok(Some(NOW - 10)), "dated by its nonce");
+    let plain = key.sign(&key.header(), &payload("GET", HTU, NOW, TOKEN));
+    assert_eq!(verify_proof_dated(&plain, &request(&jkt)), Ok(None), "no nonces, no date");
     // The nonce dates the proof: an `iat` off by an hour either way is the caller's
     // clock, and does not matter.
     assert_eq!(verify_proof(&with_nonce(NOW - 3600, &fresh), &req), Ok(()));
