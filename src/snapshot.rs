@@ -351,8 +351,9 @@ impl Snapshot {
     }
 
     /// Builds what the TLS listeners serve from the file's certificates and `default`
-    /// (`--tls-cert`/`--tls-key`), resuming sessions with `resumption` (or asking for client certificates, unresumed, when a plugin binds tokens to them). Errors when
-    /// there is nothing to serve at all.
+    /// (`--tls-cert`/`--tls-key`), resuming sessions with `resumption`; or, when a plugin
+    /// binds tokens to client certificates, asking for one, unresumed. Errors when there
+    /// is nothing to serve at all.
     pub fn install_tls(
         &mut self,
         default: Option<Arc<rustls::sign::CertifiedKey>>,

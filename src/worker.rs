@@ -347,11 +347,13 @@ async fn handshake(
     tcp: monoio::net::TcpStream,
     peer: std::net::SocketAddr,
 ) -> Option<(Stream, Option<crate::tls::ClientCertThumbprint>)> {
-    let Some(tls) = w.snapshot().tls_server.clone() else {
+    let snapshot = w.snapshot();
+    let Some(tls) = &snapshot.tls_server else {
         tracing::warn!(worker = w.id, "a TLS connection arrived but no certificate is configured; closed");
         return None;
     };
     let (config, client_cert) = tls.for_handshake();
+    drop(snapshot);
     let acceptor = monoio_rustls::TlsAcceptor::from(config);
     let accept = acceptor.accept(tcp);
     match monoio::time::timeout(w.limits.tls_handshake_timeout, accept).await {

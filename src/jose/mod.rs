@@ -134,7 +134,7 @@ pub(crate) fn b64_decode(input: &[u8]) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(input).ok()
 }
 
-fn b64_encode(input: &[u8]) -> String {
+pub(crate) fn b64_encode(input: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(input)
 }
 

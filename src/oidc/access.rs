@@ -766,7 +766,7 @@ fn certificate_bound(cfg: &OidcConfig, sources: &Sources<'_>, granted: &Granted)
     let Some(presented) = sources.client_cert else {
         return Err(refuse("the token is bound to a client certificate, and the connection presented none"));
     };
-    if jose::b64_decode(bound.as_bytes()).as_deref() != Some(&presented[..]) {
+    if bound != &presented[..] {
         return Err(refuse("the token is bound to another client certificate"));
     }
     Ok(())

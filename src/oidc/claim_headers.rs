@@ -88,9 +88,11 @@ pub struct TokenFacts {
     /// `cnf.jkt` (RFC 9449 §6): the thumbprint of the key the token is bound to, kept
     /// when `proof_of_possession_dpop` is on.
     pub jkt: Option<Box<str>>,
-    /// `cnf.x5t#S256` (RFC 8705 §3.1): the thumbprint of the TLS client certificate the
-    /// token is bound to, kept when `proof_of_possession_mtls` is on.
-    pub x5t: Option<Box<str>>,
+    /// `cnf.x5t#S256` (RFC 8705 §3.1), decoded from base64url once, here: the SHA-256
+    /// thumbprint of the TLS client certificate the token is bound to, kept when
+    /// `proof_of_possession_mtls` is on. A value that does not decode stays a binding,
+    /// empty, which no certificate matches.
+    pub x5t: Option<Box<[u8]>>,
 }
 
 /// The token's facts under `config`, or `None` when there are none (no claim header
@@ -109,8 +111,9 @@ pub fn facts_for(config: &crate::oidc::config::OidcConfig, token: &Claims) -> Op
         .then(|| token.claim_path(&["cnf", "jkt"]).and_then(|v| v.as_str()).map(Box::from))
         .flatten();
     let x5t = (config.mtls != crate::oidc::config::PopMode::Off)
-        .then(|| token.claim_path(&["cnf", "x5t#S256"]).and_then(|v| v.as_str()).map(Box::from))
-        .flatten();
+        .then(|| token.claim_path(&["cnf", "x5t#S256"]).and_then(|v| v.as_str()))
+        .flatten()
+        .map(|v| crate::jose::b64_decode(v.as_bytes()).unwrap_or_default().into_boxed_slice());
     let any = !lines.is_empty()
         || !downstream_lines.is_empty()
         || consumer.is_some()

@@ -2737,11 +2737,9 @@ impl<'a> Compiler<'a> {
         if dpop == PopMode::Off {
             only_with(self, "dpop_use_nonce", nonce, "'proof_of_possession_dpop'");
             only_with(self, "dpop_proof_lifetime", lifetime != 300, "'proof_of_possession_dpop'");
-        } else {
-            if lifetime == 0 {
-                let mark = self.key_mark("dpop_proof_lifetime");
-                self.error(mark, "'dpop_proof_lifetime' must be at least one second: no proof could be used");
-            }
+        } else if lifetime == 0 {
+            let mark = self.key_mark("dpop_proof_lifetime");
+            self.error(mark, "'dpop_proof_lifetime' must be at least one second: no proof could be used");
         }
         // A dump writes the record with every field null: that is no setting.
         let from_header = self.node("proof_of_possession_mtls_from_header").is_some_and(|n| match &n.value {

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use monoio::buf::{IoBuf, IoBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
+use crate::admin::store::unix_now;
 use crate::config::Protocol;
 use crate::consumers::{self, Consumers};
 use crate::error::{self, AuthFailure, AuthReason, ProxyError};
@@ -284,8 +285,7 @@ fn auth_failure(inst: &Instance, e: AuthError) -> AuthFailure {
     // With server nonces, a DPoP challenge hands out a fresh one to retry with.
     let dpop_nonce = || {
         let key = inst.dpop_nonces.as_ref().filter(|_| dpop)?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        Some(key.issue(now.as_secs()))
+        Some(key.issue(unix_now()))
     };
     let detail = match e {
         AuthError::Unauthorized(_, d) | AuthError::Forbidden(_, d) | AuthError::Unavailable(d) => d,
@@ -896,9 +896,8 @@ impl Conn {
         }
         // The next DPoP server nonce, while the caller's is still good (RFC 9449 §9.1).
         if let Some(key) = inst.dpop_nonces.as_ref().filter(|_| self.ex.auth.dpop_nonce_aging) {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             self.extra_headers.extend_from_slice(b"DPoP-Nonce: ");
-            self.extra_headers.extend_from_slice(key.issue(now.as_secs()).as_bytes());
+            self.extra_headers.extend_from_slice(key.issue(unix_now()).as_bytes());
             self.extra_headers.extend_from_slice(b"\r\n");
         }
         let Some(header) = &inst.config.downstream_access_token_header else { return };
@@ -1082,8 +1081,7 @@ impl Conn {
                     _ => return Err(ProxyError::Auth(redirected(cfg, failure))),
                 };
                 let Some(anonymous) = anonymous else {
-                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                    if inst.claim_anonymous_warning(now.as_secs()) {
+                    if inst.claim_anonymous_warning(unix_now()) {
                         tracing::error!(
                             anonymous = cfg.anonymous.as_deref().unwrap_or_default(),
                             "the openid-connect plugin's anonymous consumer does not exist; refused requests are \
