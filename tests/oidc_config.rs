@@ -1186,18 +1186,7 @@ fn dpop_takes_the_callers_token_methods_and_server_nonces() {
         "oidc.yaml:7:31: 'proof_of_possession_dpop' must be one of off, optional, strict, found 'maybe'",
     );
     // Kong's rule: with PoP on, only the methods it can check, unless validation is off.
-    let mixed = "issuer: https://idp.example.com\nauth_methods: [bearer, client_credentials]\n\
-                 proof_of_possession_dpop: strict\n";
-    one_error(
-        mixed,
-        "oidc.yaml:7:5: 'proof_of_possession_dpop' supports the 'bearer' and 'introspection' methods only, and \
-         'proof_of_possession_auth_methods_validation' is true: remove 'client_credentials' from 'auth_methods', or \
-         set it false to leave their requests unchecked",
-    );
-    one_warning(
-        &format!("{mixed}proof_of_possession_auth_methods_validation: false\n"),
-        "oidc.yaml:7:5: no DPoP proof is checked on requests that authenticate with 'client_credentials'",
-    );
+    pop_takes_only_the_methods_that_read_a_callers_token("proof_of_possession_dpop: strict", "DPoP proof");
     one_warning(
         &format!("{BASE}proof_of_possession_dpop: strict\nproof_of_possession_auth_methods_validation: false\n"),
         "oidc.yaml:7:5: 'proof_of_possession_dpop' only acts on callers' own tokens, and no configured method \
@@ -1249,17 +1238,26 @@ fn mtls_binding_takes_the_callers_token_methods_and_refuses_a_certificate_from_a
         "oidc.yaml:9:31: 'proof_of_possession_mtls' must be one of off, optional, strict, found 'always'",
     );
     // Kong's rule, as for DPoP: only the methods that read a caller's token.
-    let mixed = "issuer: https://idp.example.com\nauth_methods: [bearer, client_credentials]\n\
-                 proof_of_possession_mtls: optional\n";
+    pop_takes_only_the_methods_that_read_a_callers_token("proof_of_possession_mtls: optional", "client certificate");
+}
+
+/// Kong's `proof_of_possession_auth_methods_validation` rule for one proof `setting`
+/// (`key: mode`): beside `bearer`, `client_credentials` is a load error, and with the
+/// validation off a warning that its requests go without the `proof`.
+fn pop_takes_only_the_methods_that_read_a_callers_token(setting: &str, proof: &str) {
+    let key = setting.split(':').next().unwrap();
+    let mixed = format!("issuer: https://idp.example.com\nauth_methods: [bearer, client_credentials]\n{setting}\n");
     one_error(
-        mixed,
-        "oidc.yaml:7:5: 'proof_of_possession_mtls' supports the 'bearer' and 'introspection' methods only, and \
-         'proof_of_possession_auth_methods_validation' is true: remove 'client_credentials' from 'auth_methods', or \
-         set it false to leave their requests unchecked",
+        &mixed,
+        &format!(
+            "oidc.yaml:7:5: '{key}' supports the 'bearer' and 'introspection' methods only, and \
+             'proof_of_possession_auth_methods_validation' is true: remove 'client_credentials' from 'auth_methods', \
+             or set it false to leave their requests unchecked"
+        ),
     );
     one_warning(
         &format!("{mixed}proof_of_possession_auth_methods_validation: false\n"),
-        "oidc.yaml:7:5: no client certificate is checked on requests that authenticate with 'client_credentials'",
+        &format!("oidc.yaml:7:5: no {proof} is checked on requests that authenticate with 'client_credentials'"),
     );
 }
 
