@@ -217,7 +217,7 @@ fn depth_ok(body: &[u8]) -> Result<(), simd_json::Error> {
 /// An IdP answer read as `T`, after the nesting check every answer goes through.
 fn from_answer<'a, T: serde::Deserialize<'a>>(body: &'a mut [u8]) -> Result<T, simd_json::Error> {
     depth_ok(body)?;
-    simd_json::serde::from_slice(body)
+    crate::jose::parse_serde(body)
 }
 
 /// The host of a URL, for error messages (no path, no query).
@@ -440,7 +440,7 @@ impl IdpClient {
             return Ok(Introspected::Signed(text.to_string()));
         }
         let answer =
-            depth_ok(&body).and_then(|()| simd_json::to_owned_value(&mut body)).map_err(|e| invalid(e.to_string()))?;
+            depth_ok(&body).and_then(|()| crate::jose::parse_owned(&mut body)).map_err(|e| invalid(e.to_string()))?;
         crate::jose::Claims::from_introspection(answer)
             .map(Introspected::Answered)
             .ok_or_else(|| invalid("not a JSON object".into()))

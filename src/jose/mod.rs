@@ -78,24 +78,55 @@ const MAX_SIG_LEN: usize = 1024;
 /// headers, claims and key sets nest a handful of levels.
 pub const MAX_JSON_DEPTH: usize = 128;
 
+thread_local! {
+    /// simd-json's scratch buffers (structural index, string buffer, aligned copy of the
+    /// input), kept per thread and reused, so a verification does not allocate and free a
+    /// set for each of its two parses. They grow to the largest document parsed on the
+    /// thread, which [`MAX_TOKEN_LEN`] and the IdP answer limits bound.
+    static PARSE_BUFFERS: std::cell::RefCell<simd_json::Buffers> = std::cell::RefCell::new(simd_json::Buffers::default());
+}
+
+/// Runs `f` with this thread's simd-json buffers, or with fresh ones should a parse ever
+/// run inside another.
+fn with_parse_buffers<R>(f: impl FnOnce(&mut simd_json::Buffers) -> R) -> R {
+    PARSE_BUFFERS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffers) => f(&mut buffers),
+        Err(_) => f(&mut simd_json::Buffers::default()),
+    })
+}
+
+/// `simd_json::to_owned_value` on this thread's reused buffers.
+pub(crate) fn parse_owned(json: &mut [u8]) -> simd_json::Result<simd_json::OwnedValue> {
+    with_parse_buffers(|b| simd_json::owned::to_value_with_buffers(json, b))
+}
+
+/// `simd_json::serde::from_slice` on this thread's reused buffers.
+pub(crate) fn parse_serde<'a, T: Deserialize<'a>>(json: &'a mut [u8]) -> simd_json::Result<T> {
+    with_parse_buffers(|b| simd_json::serde::from_slice_with_buffers(json, b))
+}
+
 /// Whether `json` nests arrays and objects at most [`MAX_JSON_DEPTH`] deep. Run before
 /// handing untrusted text to simd-json. Brackets inside strings do not count; for text
 /// that is not JSON the answer does not matter, as the parser then refuses it anyway.
 pub(crate) fn json_depth_ok(json: &[u8]) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in json {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < json.len() {
+        match json[i] {
+            // A string is skipped whole, to its closing quote, stepping over each escaped
+            // byte: most of a token's claims are strings, and memchr reads them in wide
+            // steps. An unterminated string ends the text, which the parser refuses.
+            b'"' => loop {
+                i += 1;
+                match memchr::memchr2(b'"', b'\\', &json[i.min(json.len())..]) {
+                    Some(j) if json[i + j] == b'\\' => i += j + 1,
+                    Some(j) => {
+                        i += j;
+                        break;
+                    }
+                    None => return true,
+                }
+            },
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_JSON_DEPTH {
@@ -105,6 +136,7 @@ pub(crate) fn json_depth_ok(json: &[u8]) -> bool {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     true
 }
@@ -209,7 +241,7 @@ pub fn verify_signature(token: &str, keys: &KeySet, policy: &Policy) -> Result<V
     if !json_object_ok(&header_json) {
         return Err(JwtError::Header);
     }
-    let header: Header<'_> = simd_json::serde::from_slice(&mut header_json).map_err(|_| JwtError::Header)?;
+    let header: Header<'_> = parse_serde(&mut header_json).map_err(|_| JwtError::Header)?;
     let alg = match Alg::from_name(header.alg.as_deref().ok_or(JwtError::AlgMissing)?) {
         Ok(alg) => alg,
         Err(AlgParseError::None) => return Err(JwtError::AlgNone),
@@ -258,7 +290,7 @@ pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<V
     if !json_depth_ok(&payload) {
         return Err(JwtError::Claims);
     }
-    let claims = simd_json::to_owned_value(&mut payload).map_err(|_| JwtError::Claims)?;
+    let claims = parse_owned(&mut payload).map_err(|_| JwtError::Claims)?;
     let exp = claims::check(&claims, policy, now)?;
     // The key the signature step used (an HS secret is no JWK, and is never sent).
     let key_jwk = (policy.keep_key_jwk && !alg.is_hmac())

@@ -656,7 +656,7 @@ pub fn json_access_token(body: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let mut owned = body.to_vec();
-    let fields: JsonFields<'_> = simd_json::serde::from_slice(&mut owned).ok()?;
+    let fields: JsonFields<'_> = crate::jose::parse_serde(&mut owned).ok()?;
     fields.access_token.filter(|t| !t.is_empty()).map(|t| t.as_bytes().to_vec())
 }
 
@@ -687,7 +687,7 @@ fn json_span(body: &[u8], buf: &mut CredentialBuf) -> Result<Option<Span>, Crede
     }
     // simd-json parses in place, so it gets its own copy; this path is rare.
     let mut owned = body.to_vec();
-    let Ok(JsonFields { client_id, client_secret, grant_type, .. }) = simd_json::serde::from_slice(&mut owned) else {
+    let Ok(JsonFields { client_id, client_secret, grant_type, .. }) = crate::jose::parse_serde(&mut owned) else {
         return Ok(None);
     };
     if let Some(grant) = grant_type.filter(|g| !g.is_empty()) {

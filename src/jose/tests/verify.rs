@@ -620,3 +620,66 @@ fn json_depth_counts_brackets_outside_strings_only() {
     // Closing brackets give the depth back.
     assert!(json_depth_ok("[]".repeat(10 * MAX_JSON_DEPTH).as_bytes()));
 }
+
+/// The depth check skips strings with memchr; this byte-at-a-time reading of the same rule
+/// is the reference it must agree with on every input.
+fn json_depth_ok_bytewise(json: &[u8]) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > crate::jose::MAX_JSON_DEPTH {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
+#[test]
+fn json_depth_check_agrees_with_a_byte_at_a_time_reading() {
+    use crate::jose::json_depth_ok;
+    // Texts of brackets, quotes, backslashes and filler, mostly opening brackets so that
+    // many cross the depth limit, from a fixed xorshift sequence.
+    const ALPHABET: &[u8] = b"[[[[[[[[[[{{{{]]}a,,::1 \"\\";
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut refused, mut passed) = (0, 0);
+    for _ in 0..20_000 {
+        let len = (next() % 1000) as usize;
+        let text: Vec<u8> = (0..len).map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize]).collect();
+        let expected = json_depth_ok_bytewise(&text);
+        assert_eq!(json_depth_ok(&text), expected, "{}", String::from_utf8_lossy(&text));
+        if expected {
+            passed += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    // Both answers occur often, so the comparison covers both.
+    assert!(refused > 1_000 && passed > 1_000, "refused {refused}, passed {passed}");
+    // Escapes at the very end, and a quote escaped inside a string.
+    for text in [&b"\"\\"[..], b"\"", b"\"\\\"[", b"[\"\\\\\"]", b"\"\\\"\"[[", b""] {
+        assert_eq!(json_depth_ok(text), json_depth_ok_bytewise(text));
+    }
+}
