@@ -19,15 +19,20 @@
 //! claims value); per-thread reusable buffers are the next step if it needs to shrink.
 //!
 //! 2026-12-07, an Intel Xeon 2-core machine, run as above. RSA is faster here (ring's bare
-//! verification 20.3–21.4 µs) while parsing is not, so the same overhead is a larger share:
+//! verification 19.9–21.4 µs) while parsing is not, so the same overhead is a larger share:
 //! `jose::verify` was 24.9–25.0 µs (+3.6 µs, 1.17 ×). Two cuts then: the nesting check
 //! skips strings with memchr instead of reading byte by byte (it was 0.75 µs for these
-//! claims), and both parses reuse per-thread simd-json buffers. Criterion against the saved
-//! baseline: −9.2 % for `jose::verify`; three runs after it gave 22.4, 22.8 and 23.9 µs
-//! against 20.3, 20.5 and 20.4 µs (1.105, 1.116 and 1.171 ×): still above the 10 % target
-//! on this machine. A profile of the rest: building the owned claims value and dropping
-//! it, about 2 µs (a value borrowing from the payload costs half as much, but would have
-//! to live beside its buffer in the caches), base64 of the three parts 0.5 µs.
+//! claims), and both parses reuse per-thread simd-json buffers: −9.2 % for `jose::verify`
+//! in criterion against the saved baseline. The bench then took the allocator the binary
+//! ships with (mimalloc, src/main.rs): under glibc's malloc a third of building and
+//! dropping the claims value was the allocator's (1.9 against 1.2 µs with mimalloc).
+//! Three runs as above: 22.8, 22.7 and 23.0 µs against 20.4, 20.1 and 19.9 µs (1.121,
+//! 1.132, 1.152 ×); ten interleaved pairs of 20 000 calls each in one process: median
+//! 1.126 ×, 1.097–1.196. Still above the 10 % target on this machine. What is left: the
+//! owned claims value, about 1.2 µs (one borrowing from the payload would cost about half,
+//! but would have to live beside its buffer in the caches), base64 of the three parts
+//! 0.5 µs (a SIMD decoder measured −0.35 µs; not taken, for a new dependency in the token
+//! decoder at 1.5 % of a verification).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -39,6 +44,11 @@ use ring::rand::SystemRandom;
 use ring::rsa::PublicKeyComponents;
 use ring::signature::{self, KeyPair, RsaKeyPair};
 use ringgate::jose::{self, KeySet, Policy};
+
+// The allocator the `ringgate` binary ships with (src/main.rs). Building the claims value
+// allocates once per member, so the system allocator would measure another program.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Test-only key, see `tests/fixtures/jose/`.
 const RSA_TEST_KEY_PKCS8: &[u8] = include_bytes!("../tests/fixtures/jose/rsa2048-test-only.pk8");
