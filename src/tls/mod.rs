@@ -38,7 +38,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ProducesTickets, ResolvesServerCert, StoresServerSessions};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{
+    ClientConfig, ConfigBuilder, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
+    SignatureScheme, WantsVerifier,
+};
 
 /// The one crypto provider: ring.
 pub fn provider() -> Arc<CryptoProvider> {
@@ -233,13 +236,16 @@ impl Resumption {
     }
 }
 
+/// rustls's server builder with ring and TLS 1.3 and 1.2, before the client check.
+fn server_builder() -> Result<ConfigBuilder<ServerConfig, WantsVerifier>, String> {
+    ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS versions: {e}"))
+}
+
 /// The config a TLS listener hands every handshake.
 pub fn server_config(certs: ServerCerts, resumption: &Resumption) -> Result<Arc<ServerConfig>, String> {
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS versions: {e}"))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(certs));
+    let mut config = server_builder()?.with_no_client_auth().with_cert_resolver(Arc::new(certs));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config.ticketer = resumption.ticketer.clone();
     config.session_storage = resumption.sessions.clone();
@@ -254,11 +260,16 @@ pub type ClientCertThumbprint = [u8; 32];
 /// openid-connect instance binds tokens to client certificates
 /// (`proof_of_possession_mtls`), a request for the client's certificate.
 #[derive(Debug, Clone)]
-pub struct ServerTls {
-    config: Arc<ServerConfig>,
-    /// The certificates again, for a config per handshake, when a client certificate is
-    /// asked for.
-    asking: Option<Arc<ServerCerts>>,
+pub struct ServerTls(ServerMode);
+
+#[derive(Debug, Clone)]
+enum ServerMode {
+    /// One config for every handshake.
+    Shared(Arc<ServerConfig>),
+    /// A config per handshake, finished from these: rustls gives the client's certificate
+    /// to the verifier only, so each handshake has a verifier, and a config, of its own
+    /// (a few allocations, beside the handshake's key exchange and signatures).
+    Asking { builder: ConfigBuilder<ServerConfig, WantsVerifier>, certs: Arc<ServerCerts> },
 }
 
 impl ServerTls {
@@ -266,51 +277,35 @@ impl ServerTls {
     /// does not need one. Such handshakes are not resumed: a resumed session would skip
     /// the certificate, and with it the proof that the client holds its key.
     pub fn new(certs: ServerCerts, resumption: &Resumption, ask_client_cert: bool) -> Result<ServerTls, String> {
-        if ask_client_cert {
-            let certs = Arc::new(certs);
-            let (config, _) = asking_config(&certs)?;
-            return Ok(ServerTls { config, asking: Some(certs) });
-        }
-        Ok(ServerTls { config: server_config(certs, resumption)?, asking: None })
+        Ok(ServerTls(if ask_client_cert {
+            ServerMode::Asking { builder: server_builder()?, certs: Arc::new(certs) }
+        } else {
+            ServerMode::Shared(server_config(certs, resumption)?)
+        }))
     }
 
     /// Whether handshakes ask for a client certificate.
     pub fn asks_client_cert(&self) -> bool {
-        self.asking.is_some()
+        matches!(self.0, ServerMode::Asking { .. })
     }
 
     /// The config for one handshake, and where the client's certificate is noted when
     /// one is asked for.
     pub fn for_handshake(&self) -> (Arc<ServerConfig>, Option<ClientCertSlot>) {
-        match &self.asking {
-            // Built once already in `new`, from the same certificates and settings, so
-            // it does not fail; if it did, the handshake would go on without a slot, and
-            // the connection's bound tokens would be refused.
-            Some(certs) => match asking_config(certs) {
-                Ok((config, slot)) => (config, Some(slot)),
-                Err(_) => (self.config.clone(), None),
-            },
-            None => (self.config.clone(), None),
+        match &self.0 {
+            ServerMode::Shared(config) => (config.clone(), None),
+            ServerMode::Asking { builder, certs } => {
+                let slot = ClientCertSlot::default();
+                let verifier = TakeClientCert { slot: slot.clone(), signatures: AcceptAny(provider()) };
+                let mut config =
+                    builder.clone().with_client_cert_verifier(Arc::new(verifier)).with_cert_resolver(certs.clone());
+                config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+                config.send_tls13_tickets = 0;
+                (Arc::new(config), Some(slot))
+            }
         }
     }
-}
-
-/// A server config for one handshake that asks for a client certificate, and the slot
-/// its verifier fills. rustls gives the certificate to the verifier only, so each
-/// handshake has a verifier, and a config, of its own (a few allocations, beside the
-/// handshake's key exchange and signatures).
-fn asking_config(certs: &Arc<ServerCerts>) -> Result<(Arc<ServerConfig>, ClientCertSlot), String> {
-    let slot = ClientCertSlot::default();
-    let verifier = TakeClientCert { slot: slot.clone(), signatures: AcceptAny(provider()) };
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS versions: {e}"))?
-        .with_client_cert_verifier(Arc::new(verifier))
-        .with_cert_resolver(certs.clone());
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-    config.send_tls13_tickets = 0;
-    Ok((Arc::new(config), slot))
 }
 
 /// Where one handshake notes the thumbprint of the client's certificate.
