@@ -1403,7 +1403,8 @@ fn kong_3_14_fields_written_out_at_their_defaults_trigger_nothing() {
          downstream_headers: null\njwks_endpoint: null\nproof_of_possession_mtls_from_header: null\n\
          session_memcached_ssl: false\nsession_memcached_ssl_verify: false\nupstream_headers: null\n\
          principals: {{directory: default, enabled: false, error_on_miss: true, match_consumer: true, \
-         match_consumer_groups: true, principal_by: null, principal_claim: null}}\n"
+         match_consumer_groups: true, principal_by: null, principal_claim: null}}\n\
+         redis: {{host: null, port: null, password: null}}\n"
     ));
     assert!(w.is_empty(), "{w:?}");
     assert!(c.upstream_headers.is_empty() && c.downstream_headers.is_empty());

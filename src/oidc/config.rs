@@ -131,8 +131,9 @@
 //! configured `auth_methods` is accepted with a warning; a key whose Kong meaning
 //! ringgate would silently not honour (so a request would be let through, refused,
 //! answered or forwarded differently) is a load error. A value equal to Kong's default
-//! (as `deck gateway dump` writes every field), `null`, an empty list and an empty
-//! string trigger neither. Every other Kong field is implemented, typed, in
+//! (as `deck gateway dump` writes every field), `null`, an empty list, an empty string
+//! and a record of nothing else trigger neither. Every other Kong field is implemented,
+//! typed, in
 //! [`OidcConfig`].
 //!
 //! | Key | Outcome | Why |
@@ -1571,6 +1572,15 @@ fn is_default(node: &Node, default: Dflt) -> bool {
             want.sort_unstable();
             items.len() == given.len() && given == want
         }
+        _ => unset_deep(node),
+    }
+}
+
+/// Unset, or a record whose every field is unset: what a dump writes for a record
+/// nobody set (`{certificate_header_name: null, ca_certificates: null}`).
+fn unset_deep(node: &Node) -> bool {
+    match &node.value {
+        NodeValue::Map(entries) => entries.iter().all(|(_, _, v)| unset_deep(v)),
         _ => node.is_unset(),
     }
 }
@@ -2709,7 +2719,6 @@ impl<'a> Compiler<'a> {
         out
     }
 
-    /// A claim path (`*_claim`): a non-empty list of non-empty names.
     /// `proof_of_possession_dpop`, `proof_of_possession_mtls` and the settings that go
     /// with them. Proofs are checked on callers' own tokens (`bearer`, `introspection`);
     /// with `proof_of_possession_auth_methods_validation` (Kong's default true) another
@@ -2741,11 +2750,8 @@ impl<'a> Compiler<'a> {
             let mark = self.key_mark("dpop_proof_lifetime");
             self.error(mark, "'dpop_proof_lifetime' must be at least one second: no proof could be used");
         }
-        // A dump writes the record with every field null: that is no setting.
-        let from_header = self.node("proof_of_possession_mtls_from_header").is_some_and(|n| match &n.value {
-            NodeValue::Map(entries) => entries.iter().any(|(_, _, v)| !v.is_unset()),
-            _ => !n.is_unset(),
-        });
+        let from_header =
+            self.get("proof_of_possession_mtls_from_header").is_some_and(|p| !is_default(p.node, p.field.default));
         if mtls == PopMode::Off {
             only_with(self, "proof_of_possession_mtls_from_header", from_header, "'proof_of_possession_mtls'");
         } else if from_header {
@@ -2795,6 +2801,7 @@ impl<'a> Compiler<'a> {
         ProofOfPossession { dpop, mtls, dpop_proof_lifetime: lifetime, dpop_use_nonce: nonce && dpop != PopMode::Off }
     }
 
+    /// A claim path (`*_claim`): a non-empty list of non-empty names.
     fn claim_path(&mut self, name: &str, default: &str) -> Vec<String> {
         match self.list(name) {
             Some(path) if path.is_empty() => {
