@@ -113,7 +113,7 @@ pub struct Discovery {
 /// claims may carry personal data, as [`crate::jose::Claims`]' `Debug` keeps them out.
 pub enum Introspected {
     /// The IdP's answer (RFC 7662 §2.2), active or not.
-    Answered(crate::jose::Claims),
+    Answered(crate::jose::Claims<'static>),
     /// A signed answer (a signed `accept` asked for one): the compact JWS as sent, not yet
     /// verified.
     Signed(String),

@@ -743,11 +743,15 @@ async fn fetch_token(
     let mut jwt_exp = None;
     let denied;
     let mut facts = None;
+    // The token's decoded payload, which its claims are read from in place (a second for
+    // the retry after a key refresh, which the first result still borrows from).
+    let (mut payload, mut retry_payload) = (Vec::new(), Vec::new());
     if resp.access_token.split('.').count() == 3 && !c.ignore_signature_client_credentials {
-        let mut verified = jose::verify(&resp.access_token, &st.keys, &st.policy, unix_now.max(0) as u64);
+        let now = unix_now.max(0) as u64;
+        let mut verified = jose::verify_into(&resp.access_token, &st.keys, &st.policy, now, &mut payload);
         if matches!(&verified, Err(e) if e.wants_key_refresh()) && refresh_keys(state, inst, clock).await {
             st = inst.state.load_full();
-            verified = jose::verify(&resp.access_token, &st.keys, &st.policy, unix_now.max(0) as u64);
+            verified = jose::verify_into(&resp.access_token, &st.keys, &st.policy, now, &mut retry_payload);
         }
         match verified {
             Ok(v) => {
@@ -913,7 +917,7 @@ async fn introspect(
     token: &str,
     values: &ClientValues,
     clock: SystemClock,
-) -> Result<Option<jose::Claims>, TokenReply> {
+) -> Result<Option<jose::Claims<'static>>, TokenReply> {
     let c = &inst.config;
     // A configured `Authorization` authenticates the request in place of the plugin's
     // client (Kong's rule for introspection), e.g. a bearer token the IdP issued for it.
@@ -983,19 +987,23 @@ async fn signed_answer(
     jws: &str,
     client_id: &str,
     clock: SystemClock,
-) -> Result<jose::Claims, String> {
+) -> Result<jose::Claims<'static>, String> {
     let now = clock.unix_now().max(0) as u64;
-    let verify = |st: &IdpState| jose::verify(jws, &st.keys, &(*st.policy).clone().for_introspection_answers(), now);
+    let mut payload = Vec::new();
+    let mut verify = |st: &IdpState| {
+        jose::verify_into(jws, &st.keys, &(*st.policy).clone().for_introspection_answers(), now, &mut payload)
+            .map(|v| (v.audience_contains(client_id), v.claim("token_introspection").map(|a| a.to_owned_value())))
+    };
     let mut verified = verify(&inst.state.load_full());
     if matches!(&verified, Err(e) if e.wants_key_refresh()) && refresh_keys(state, inst, clock).await {
         verified = verify(&inst.state.load_full());
     }
-    let v = verified.map_err(|e| format!("the signed introspection answer does not verify: {}", e.reason()))?;
-    if !v.audience_contains(client_id) {
+    let (addressed, answer) =
+        verified.map_err(|e| format!("the signed introspection answer does not verify: {}", e.reason()))?;
+    if !addressed {
         return Err("the signed introspection answer is addressed to another client".into());
     }
-    let answer =
-        v.claim("token_introspection").cloned().ok_or("the signed introspection answer has no token_introspection")?;
+    let answer = answer.ok_or("the signed introspection answer has no token_introspection")?;
     jose::Claims::from_introspection(answer)
         .map(|claims| claims.with_signed_answer(jws))
         .ok_or_else(|| "the signed introspection answer is not an object".into())

@@ -28,8 +28,10 @@
 //!    claims of the wrong JSON type refused.
 //!
 //! Cost: one RSA-2048 verification dominates (tens of µs); the framing, two small JSON
-//! parses and claim checks add about a microsecond and a handful of small allocations
-//! (`benches/jwt.rs` compares against a bare ring verification). The token size cap keeps
+//! parses and claim checks add a microsecond or two. [`verify_into`], what the token
+//! paths call, reads the claims in place as a simd-json tape over the decoded payload:
+//! four allocations in all (payload, header, tape, `kid`) however many claims there are
+//! (`benches/jwt.rs` compares it against a bare ring verification). The token size cap keeps
 //! the parse work bounded whatever a caller sends: 16 KiB is far above real access tokens
 //! (1–3 KiB, a few KiB with many groups) and well inside any header limit.
 
@@ -51,7 +53,7 @@ use ring::hmac;
 use serde::Deserialize;
 
 pub use alg::{Alg, AlgSet};
-pub use claims::{requirement_met, Claims, Verified};
+pub use claims::{requirement_met, ClaimValue, Claims, Verified};
 pub use error::{JwksError, JwtError, SkipReason};
 pub use jwk::{Jwk, KeySet, SkippedKey};
 pub use policy::{HmacSecret, Policy};
@@ -103,6 +105,12 @@ pub(crate) fn parse_owned(json: &mut [u8]) -> simd_json::Result<simd_json::Owned
 /// `simd_json::serde::from_slice` on this thread's reused buffers.
 pub(crate) fn parse_serde<'a, T: Deserialize<'a>>(json: &'a mut [u8]) -> simd_json::Result<T> {
     with_parse_buffers(|b| simd_json::serde::from_slice_with_buffers(json, b))
+}
+
+/// `simd_json::to_tape` on this thread's reused buffers: the claims of a token, read in
+/// place (strings borrow `json`) with one allocation for the tape's nodes.
+pub(crate) fn parse_tape(json: &mut [u8]) -> simd_json::Result<simd_json::Tape<'_>> {
+    with_parse_buffers(|b| simd_json::to_tape_with_buffers(json, b))
 }
 
 /// Whether `json` nests arrays and objects at most [`MAX_JSON_DEPTH`] deep. Run before
@@ -231,6 +239,18 @@ impl std::fmt::Debug for VerifiedJws {
 
 /// Steps 1–4 of the module docs: framing, header, key, signature.
 pub fn verify_signature(token: &str, keys: &KeySet, policy: &Policy) -> Result<VerifiedJws, JwtError> {
+    let mut payload = Vec::new();
+    let (alg, kid) = check_signature(token, keys, policy, &mut payload)?;
+    Ok(VerifiedJws { alg, kid, payload })
+}
+
+/// [`verify_signature`] with the payload decoded into `payload` (cleared first).
+fn check_signature(
+    token: &str,
+    keys: &KeySet,
+    policy: &Policy,
+    payload: &mut Vec<u8>,
+) -> Result<(Alg, Option<Box<str>>), JwtError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwtError::TooLarge);
     }
@@ -266,7 +286,8 @@ pub fn verify_signature(token: &str, keys: &KeySet, policy: &Policy) -> Result<V
         Err(base64::DecodeSliceError::DecodeError(_)) => return Err(JwtError::Base64),
     };
     let sig = &sig[..sig_len];
-    let payload = b64_decode(payload_b64).ok_or(JwtError::Base64)?;
+    payload.clear();
+    URL_SAFE_NO_PAD.decode_vec(payload_b64, payload).map_err(|_| JwtError::Base64)?;
     let signing_input = &bytes[..header_b64.len() + 1 + payload_b64.len()];
 
     match &alg.row().scheme {
@@ -280,23 +301,39 @@ pub fn verify_signature(token: &str, keys: &KeySet, policy: &Policy) -> Result<V
     }
 
     let kid = header.kid.map(|k| k.into_owned().into_boxed_str());
-    Ok(VerifiedJws { alg, kid, payload })
+    Ok((alg, kid))
 }
 
 /// Verifies a compact JWS access token and its registered claims; see the module docs for
-/// every rule. `now` is Unix seconds from the caller's clock.
-pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<Verified, JwtError> {
-    let VerifiedJws { alg, kid, mut payload } = verify_signature(token, keys, policy)?;
-    if !json_depth_ok(&payload) {
+/// every rule. `now` is Unix seconds from the caller's clock. The claims come as an owned
+/// tree, for a caller that keeps them; the token paths use [`verify_into`].
+pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<Verified<'static>, JwtError> {
+    verify_into(token, keys, policy, now, &mut Vec::new()).map(Verified::into_owned)
+}
+
+/// [`verify`], with the payload decoded into `payload` (cleared first) and the claims
+/// read in place: a tape whose strings borrow that text, so reading a token's claims
+/// costs one allocation rather than one per member. What the token paths use: they check
+/// the claims, take the header lines and facts they need, and drop them.
+pub fn verify_into<'p>(
+    token: &str,
+    keys: &KeySet,
+    policy: &Policy,
+    now: u64,
+    payload: &'p mut Vec<u8>,
+) -> Result<Verified<'p>, JwtError> {
+    let (alg, kid) = check_signature(token, keys, policy, payload)?;
+    if !json_depth_ok(payload) {
         return Err(JwtError::Claims);
     }
-    let claims = parse_owned(&mut payload).map_err(|_| JwtError::Claims)?;
-    let exp = claims::check(&claims, policy, now)?;
+    let tape = parse_tape(payload).map_err(|_| JwtError::Claims)?;
+    let exp = claims::check(ClaimValue::Tape(tape.as_value()), policy, now)?;
+    let mut claims = Claims::of_tape(tape, exp);
     // The key the signature step used (an HS secret is no JWK, and is never sent).
-    let key_jwk = (policy.keep_key_jwk && !alg.is_hmac())
+    claims.key_jwk = (policy.keep_key_jwk && !alg.is_hmac())
         .then(|| keys.find(kid.as_deref(), alg).ok().map(|k| k.public_json().into_boxed_str()))
         .flatten();
-    Ok(Verified { alg, kid, claims: Claims { exp, claims, introspected: false, signed_answer: None, key_jwk } })
+    Ok(Verified { alg, kid, claims })
 }
 
 /// Signs `claims_json` as a compact JWS with HS256 and the header

@@ -672,14 +672,17 @@ impl WorkerAuth {
             return Err(AuthError::Unauthorized(AuthReason::InvalidToken, "the bearer token is not text".into()));
         };
         let state = instance.state.load_full();
-        let mut result = jose::verify(text, &state.keys, &state.policy, unix_now);
+        // The decoded payload the claims are read from in place; a second for the retry
+        // after a key refresh, as the first result still borrows the first.
+        let (mut payload, mut retry_payload) = (Vec::new(), Vec::new());
+        let mut result = jose::verify_into(text, &state.keys, &state.policy, unix_now, &mut payload);
         if let Err(e) = &result {
             if e.wants_key_refresh() {
                 if let Some(control) = &self.control {
                     // (Boxed, as `ask`: this wait is rare.)
                     if Box::pin(control.refresh_keys(instance.clone())).await || !state.ready {
                         let state = instance.state.load_full();
-                        result = jose::verify(text, &state.keys, &state.policy, unix_now);
+                        result = jose::verify_into(text, &state.keys, &state.policy, unix_now, &mut retry_payload);
                     }
                 }
             }

@@ -29,13 +29,10 @@
 //!   Kong lets the caller's header through when the claim is missing; a header the
 //!   upstream takes as the token's word must not be the caller's to write.
 
-use base64::Engine;
-use simd_json::prelude::*;
-use simd_json::OwnedValue;
-
-use crate::jose::Claims;
 #[cfg(test)]
 use crate::jose::Verified;
+use crate::jose::{ClaimValue, Claims};
+use base64::Engine;
 
 /// One header the plugin sets from a claim, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -132,10 +129,10 @@ pub fn facts_for(config: &crate::oidc::config::OidcConfig, token: &Claims) -> Op
 
 /// A `credential_claim` value as Kong's plugin takes it: a string, a number or `true` as
 /// text; a list or object is not a credential.
-fn credential_text(value: &OwnedValue) -> Option<String> {
+fn credential_text(value: ClaimValue<'_>) -> Option<String> {
     match value.as_str() {
         Some(s) => (!s.is_empty()).then(|| s.to_string()),
-        None if value.is_number() || value.as_bool() == Some(true) => simd_json::to_string(value).ok(),
+        None if value.is_number() || value.as_bool() == Some(true) => Some(value.to_json()),
         None => None,
     }
 }
@@ -143,17 +140,17 @@ fn credential_text(value: &OwnedValue) -> Option<String> {
 /// A claim value as the text a consumer is looked up by, as Kong's plugin reads it: a
 /// string as it is, a number or `true` as text, an array's members joined by a space.
 /// `false`, `null`, an object and an empty result name no consumer.
-pub fn consumer_subject(value: &OwnedValue) -> Option<String> {
+pub fn consumer_subject(value: ClaimValue<'_>) -> Option<String> {
     let text = if let Some(s) = value.as_str() {
         s.to_string()
     } else if value.as_bool() == Some(true) || value.is_number() {
-        simd_json::to_string(value).ok()?
-    } else if let Some(items) = value.as_array() {
-        let mut words = Vec::with_capacity(items.len());
+        value.to_json()
+    } else if let Some(items) = value.items() {
+        let mut words = Vec::with_capacity(value.members().unwrap_or(0));
         for item in items {
             match item.as_str() {
                 Some(s) => words.push(s.to_string()),
-                None if item.is_number() => words.push(simd_json::to_string(item).ok()?),
+                None if item.is_number() => words.push(item.to_json()),
                 None => return None,
             }
         }
@@ -210,19 +207,16 @@ pub fn lines_for(headers: &[ClaimHeader], token: &Claims) -> Option<Vec<u8>> {
 }
 
 /// A claim's header text; `None` for the values Kong treats as missing.
-fn value_text(value: &OwnedValue) -> Option<String> {
-    let missing = value.is_null()
-        || value.as_bool() == Some(false)
-        || value.as_str() == Some("")
-        || value.as_array().is_some_and(|a| a.is_empty())
-        || value.as_object().is_some_and(|o| o.is_empty());
+fn value_text(value: ClaimValue<'_>) -> Option<String> {
+    let missing =
+        value.is_null() || value.as_bool() == Some(false) || value.as_str() == Some("") || value.members() == Some(0);
     if missing {
         return None;
     }
     if let Some(s) = value.as_str() {
         return Some(s.to_string());
     }
-    let json = simd_json::to_string(value).ok()?;
+    let json = value.to_json();
     if value.is_array() || value.is_object() {
         return Some(base64::engine::general_purpose::STANDARD.encode(json));
     }
@@ -230,7 +224,7 @@ fn value_text(value: &OwnedValue) -> Option<String> {
 }
 
 /// The `X-Authenticated-Groups` value; `None` when the claim holds no group.
-fn groups_text(value: &OwnedValue) -> Option<String> {
+fn groups_text(value: ClaimValue<'_>) -> Option<String> {
     let mut groups: Vec<String> = Vec::new();
     let mut add = |g: String| {
         if !g.is_empty() && !groups.contains(&g) {
@@ -239,12 +233,12 @@ fn groups_text(value: &OwnedValue) -> Option<String> {
     };
     if let Some(s) = value.as_str() {
         s.split_ascii_whitespace().for_each(|w| add(w.to_string()));
-    } else if let Some(items) = value.as_array() {
+    } else if let Some(items) = value.items() {
         for item in items {
             if let Some(s) = item.as_str() {
                 add(s.to_string());
             } else if item.is_number() {
-                add(simd_json::to_string(item).ok()?);
+                add(item.to_json());
             }
         }
     }
@@ -278,14 +272,10 @@ mod tests {
         }
     }
 
-    fn token(claims: &str) -> Verified {
+    fn token(claims: &str) -> Verified<'static> {
         let mut bytes = claims.as_bytes().to_vec();
         let claims = simd_json::to_owned_value(&mut bytes).expect("test claims are JSON");
-        Verified {
-            alg: crate::jose::Alg::RS256,
-            kid: None,
-            claims: crate::jose::Claims { exp: None, claims, introspected: false, signed_answer: None, key_jwk: None },
-        }
+        Verified { alg: crate::jose::Alg::RS256, kid: None, claims: crate::jose::Claims::of_owned(claims) }
     }
 
     fn rendered(headers: &[ClaimHeader], claims: &str) -> (String, Vec<String>) {
@@ -476,6 +466,22 @@ mod tests {
             };
             assert_eq!(config.unmet_requirement(Some(&claims)), want, "{text}");
             assert!(config.unmet_requirement(None).is_some());
+            // The same claims read in place, as a verified token's are: the same header
+            // lines, facts and verdict.
+            let mut in_place_text = text.clone().into_bytes();
+            let tape = simd_json::to_tape(&mut in_place_text).expect("simd-json read it once");
+            let mut in_place = crate::jose::Claims::of_tape(tape, claims.exp);
+            in_place.introspected = true;
+            for headers in [&config.upstream_headers, &config.downstream_headers] {
+                assert_eq!(lines_for(headers, &in_place), lines_for(headers, &claims), "{text}");
+            }
+            let in_place_facts = facts_for(&config, &in_place);
+            let parts = |f: &Option<TokenFacts>| {
+                f.as_ref()
+                    .map(|f| (f.lines.clone(), f.downstream_lines.clone(), f.consumer.clone(), f.credential.clone()))
+            };
+            assert_eq!(parts(&in_place_facts), parts(&facts), "{text}");
+            assert_eq!(config.unmet_requirement(Some(&in_place)), want, "{text}");
         }
         assert!(rendered_any > 3000 && skipped_any > 300, "{rendered_any} {skipped_any}");
     }

@@ -810,9 +810,7 @@ impl OidcConfig {
         use crate::error::AuthReason;
         if !self.claims_forbidden.is_empty() {
             let has_forbidden = |t: &crate::jose::Claims| {
-                self.claims_forbidden
-                    .iter()
-                    .any(|c| t.claim(c).is_some_and(|v| simd_json::prelude::ValueAsScalar::as_bool(v) != Some(false)))
+                self.claims_forbidden.iter().any(|c| t.claim(c).is_some_and(|v| v.as_bool() != Some(false)))
             };
             if token.is_none_or(has_forbidden) {
                 return Some(AuthReason::ForbiddenClaim);

@@ -8,7 +8,7 @@ use serde_json::Value;
 use simd_json::prelude::*;
 
 use super::Signer;
-use crate::jose::{requirement_met, verify, Alg, Claims, HmacSecret, JwtError, KeySet, Policy};
+use crate::jose::{requirement_met, verify, Alg, ClaimValue, Claims, HmacSecret, JwtError, KeySet, Policy};
 use crate::testing::{has_out_of_range_integer, json_text, Rng, EDGE_NUMBERS, EDGE_STRINGS};
 
 const ISS: &str = "https://idp.example/realms/main";
@@ -347,7 +347,11 @@ fn requirements_are_any_element_with_all_its_words_among_the_claim_values() {
         let required: Vec<String> = (0..rng.below(4))
             .map(|_| (0..rng.below(3)).map(|_| rng.pick(&words)).collect::<Vec<_>>().join(rng.pick(&[" ", "  ", "\t"])))
             .collect();
-        let got = requirement_met(&required, Some(&claim));
+        let got = requirement_met(&required, Some(ClaimValue::Owned(&claim)));
+        // The same claim read in place, as a verified token's claims are.
+        let mut text = claim_text.clone().into_bytes();
+        let tape = simd_json::to_tape(&mut text).expect("simd-json read it once");
+        assert_eq!(requirement_met(&required, Some(ClaimValue::Tape(tape.as_value()))), got, "{claim_text}");
         // Floats compare by value, not text: only exact texts are checked here.
         if reference.to_string().contains(['.', 'e', 'E']) {
             continue;
@@ -364,7 +368,7 @@ fn requirements_are_any_element_with_all_its_words_among_the_claim_values() {
         if let Some(items) = claim.as_array() {
             let mut more = items.clone();
             more.push(simd_json::OwnedValue::from("extra"));
-            assert!(!got || requirement_met(&required, Some(&simd_json::OwnedValue::from(more))));
+            assert!(!got || requirement_met(&required, Some(ClaimValue::Owned(&simd_json::OwnedValue::from(more)))));
         }
     }
 }

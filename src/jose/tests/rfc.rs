@@ -1,8 +1,6 @@
 //! Published example vectors: RFC 7515 Appendix A, RFC 7520 §4 and RFC 8037 Appendix A.
 //! Each must verify (or, for ES512, be refused as unsupported) exactly as published.
 
-use simd_json::prelude::*;
-
 use super::jwks;
 use crate::jose::{b64_decode, verify, verify_signature, Alg, HmacSecret, JwtError, KeySet, Policy, SkipReason};
 

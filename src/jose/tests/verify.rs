@@ -2,7 +2,9 @@
 //! text next to the test that uses it.
 
 use super::{b64, jwks, Signer};
-use crate::jose::{sign_hs256, verify, verify_signature, Alg, HmacSecret, JwtError, KeySet, Policy, MAX_TOKEN_LEN};
+use crate::jose::{
+    sign_hs256, verify, verify_into, verify_signature, Alg, HmacSecret, JwtError, KeySet, Policy, MAX_TOKEN_LEN,
+};
 
 const ISS: &str = "https://idp.example/realms/main";
 /// A fixed "now" for every test: 2026-01-01T00:00:00Z.
@@ -532,13 +534,31 @@ fn issuer_must_match_or_be_allowed() {
 
 #[test]
 fn repeated_claims_take_the_last_value() {
-    // RFC 7519 §4 allows a parser that keeps the lexically last member; simd-json is built
-    // with `value-no-dup-keys` so that the checks and later readers see the same value.
+    // RFC 7519 §4 allows a parser that keeps the lexically last member. The checks and
+    // every later reader see the same value: on the tape `verify_into` leaves (which
+    // keeps every member), and in the owned tree `verify` gives (simd-json is built with
+    // `value-no-dup-keys`, so an insert replaces).
     let f = fixture();
     let token = rs256(&f, &format!(r#"{{"exp":{},"exp":{}}}"#, NOW + 60, NOW - 60));
     assert_eq!(err(&token, &f, &policy()), JwtError::Expired);
-    let token = rs256(&f, &format!(r#"{{"iss":"https://evil.example","iss":"{ISS}","exp":{}}}"#, NOW + 60));
-    assert_eq!(verify(&token, &f.keys, &policy(), NOW).unwrap().iss(), Some(ISS));
+    let token = rs256(&f, &format!(r#"{{"exp":{},"exp":{}}}"#, NOW - 60, NOW + 60));
+    assert_eq!(verify(&token, &f.keys, &policy(), NOW).unwrap().exp(), Some(NOW + 60));
+    let token = rs256(&f, &format!(r#"{{"iss":"{ISS}","iss":"https://evil.example","exp":{}}}"#, NOW + 60));
+    assert_eq!(err(&token, &f, &policy()), JwtError::Issuer);
+    let claims = format!(
+        r#"{{"iss":"https://evil.example","iss":"{ISS}","exp":{},"x":1,"n":{{"r":"a","r":"b"}},"x":[2]}}"#,
+        NOW + 60
+    );
+    let token = rs256(&f, &claims);
+    let mut payload = Vec::new();
+    let in_place = verify_into(&token, &f.keys, &policy(), NOW, &mut payload).expect("verifies");
+    let owned = verify(&token, &f.keys, &policy(), NOW).expect("verifies");
+    for v in [&in_place, &owned] {
+        assert_eq!(v.iss(), Some(ISS));
+        assert_eq!(v.claim("x").map(|x| x.to_json()).as_deref(), Some("[2]"));
+        assert_eq!(v.claim_path(&["n", "r"]).and_then(|r| r.as_str()), Some("b"));
+        assert_eq!(v.claim("n").map(|n| n.to_json()).as_deref(), Some(r#"{"r":"b"}"#));
+    }
 }
 
 #[test]
