@@ -29,9 +29,9 @@
 //!
 //! Cost: one RSA-2048 verification dominates (tens of µs); the framing, two small JSON
 //! parses and claim checks add a microsecond or two. [`verify_into`], what the token
-//! paths call, reads the claims in place as a simd-json tape over the decoded payload:
-//! four allocations in all (payload, header, tape, `kid`) however many claims there are
-//! (`benches/jwt.rs` compares it against a bare ring verification). The token size cap keeps
+//! paths call, reads the claims in place as a simd-json tape over the decoded payload,
+//! so the allocations (decoded parts, the two tapes, `kid`) do not grow with the number
+//! of claims (`benches/jwt.rs` compares it against a bare ring verification). The token size cap keeps
 //! the parse work bounded whatever a caller sends: 16 KiB is far above real access tokens
 //! (1–3 KiB, a few KiB with many groups) and well inside any header limit.
 
@@ -145,6 +145,29 @@ pub(crate) fn json_depth_ok(json: &[u8]) -> bool {
             _ => {}
         }
         i += 1;
+    }
+    true
+}
+
+/// Whether a parsed tape nests arrays and objects at most [`MAX_JSON_DEPTH`] deep, as
+/// [`json_depth_ok`] reads its text. simd-json builds a tape without recursion, but an
+/// owned tree made from it, its JSON text and its drop all recurse; a tape has a node
+/// per value rather than per byte, so this reads less than the text check would.
+pub(crate) fn tape_depth_ok(nodes: &[simd_json::Node<'_>]) -> bool {
+    // Where each open container's nodes end, innermost last.
+    let mut ends = [0usize; MAX_JSON_DEPTH];
+    let mut depth = 0;
+    for (i, node) in nodes.iter().enumerate() {
+        while depth > 0 && ends[depth - 1] <= i {
+            depth -= 1;
+        }
+        if let simd_json::Node::Array { count, .. } | simd_json::Node::Object { count, .. } = *node {
+            if depth == MAX_JSON_DEPTH {
+                return false;
+            }
+            ends[depth] = i.saturating_add(count).saturating_add(1);
+            depth += 1;
+        }
     }
     true
 }
@@ -323,10 +346,10 @@ pub fn verify_into<'p>(
     payload: &'p mut Vec<u8>,
 ) -> Result<Verified<'p>, JwtError> {
     let (alg, kid) = check_signature(token, keys, policy, payload)?;
-    if !json_depth_ok(payload) {
+    let tape = parse_tape(payload).map_err(|_| JwtError::Claims)?;
+    if !tape_depth_ok(&tape.0) {
         return Err(JwtError::Claims);
     }
-    let tape = parse_tape(payload).map_err(|_| JwtError::Claims)?;
     let exp = claims::check(ClaimValue::Tape(tape.as_value()), policy, now)?;
     let mut claims = Claims::of_tape(tape, exp);
     // The key the signature step used (an HS secret is no JWK, and is never sent).

@@ -703,3 +703,58 @@ fn json_depth_check_agrees_with_a_byte_at_a_time_reading() {
         assert_eq!(json_depth_ok(text), json_depth_ok_bytewise(text));
     }
 }
+
+#[test]
+fn tape_depth_check_agrees_with_the_text_check() {
+    use crate::jose::{json_depth_ok, tape_depth_ok, MAX_JSON_DEPTH};
+    // Valid JSON of nested arrays and objects with siblings at every level (brackets
+    // inside strings too, empty containers as leaves), from a fixed xorshift sequence,
+    // nesting around the limit.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    // One member of each container goes on deeper (the spine), up to `max`; the others
+    // are scalars or shallow containers, so a text stays a few KiB.
+    fn value(next: &mut dyn FnMut(u64) -> u64, depth: usize, max: usize, out: &mut String) {
+        if depth >= max {
+            out.push_str(["1", "\"[{\"", "[]", "{}", "null", "\"x\\\"]\""][next(6) as usize]);
+            return;
+        }
+        let object = next(2) == 0;
+        out.push(if object { '{' } else { '[' });
+        let members = 1 + next(3);
+        let spine = next(members);
+        for m in 0..members {
+            if m > 0 {
+                out.push(',');
+            }
+            if object {
+                out.push_str(&format!("\"k{m}\":"));
+            }
+            let until = if m == spine { max } else { depth + 1 + next(2) as usize };
+            value(next, depth + 1, until, out);
+        }
+        out.push(if object { '}' } else { ']' });
+    }
+    let (mut refused, mut passed) = (0, 0);
+    for _ in 0..3_000 {
+        // Depth `max` plus up to one for a shallow sibling: around the limit either way.
+        let max = MAX_JSON_DEPTH - 8 + next(16) as usize;
+        let mut text = String::new();
+        value(&mut next, 0, max, &mut text);
+        let expected = json_depth_ok(text.as_bytes());
+        let mut bytes = text.clone().into_bytes();
+        let tape = simd_json::to_tape(&mut bytes).expect("generated JSON");
+        assert_eq!(tape_depth_ok(&tape.0), expected, "{text}");
+        if expected {
+            passed += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    assert!(refused > 300 && passed > 300, "refused {refused}, passed {passed}");
+}
