@@ -284,7 +284,8 @@ impl<'a> ClaimValue<'a> {
         })
     }
 
-    /// How many members an object has, or items an array; `None` for a scalar.
+    /// How many members an object has (on a tape, a repeated name counts each time), or
+    /// items an array; `None` for a scalar.
     pub fn members(self) -> Option<usize> {
         match self {
             ClaimValue::Tape(v) => v.as_object().map(|o| o.len()).or_else(|| v.as_array().map(|a| a.len())),
