@@ -1,9 +1,10 @@
 //! JOSE: compact JWS parsing, JWKS key sets, signature verification with `ring`, and the
 //! JWT claim checks of Kong's `openid-connect` plugin.
 //!
-//! Place in the request path: the control plane calls [`verify`] once on each access token
-//! it fetches (SPEC §1.5); a worker calls it on a `bearer` token a caller presents (SPEC
-//! §1.7), in front of its per-core cache of verified tokens. [`KeySet`]s are built on the
+//! Place in the request path: the control plane calls [`verify_into`] once on each access
+//! token it fetches (SPEC §1.5); a worker calls it on a `bearer` token a caller presents
+//! (SPEC §1.7), in front of its per-core cache of verified tokens. ([`verify`] is the same
+//! with the claims handed back as an owned tree.) [`KeySet`]s are built on the
 //! control plane from JWKS documents and shared immutably; [`Policy`] is built once from
 //! the plugin config. Nothing here blocks, locks or reads the clock: `now` is passed in.
 //!
@@ -31,9 +32,9 @@
 //! parses and claim checks add a microsecond or two. [`verify_into`], what the token
 //! paths call, reads the claims in place as a simd-json tape over the decoded payload,
 //! so the allocations (decoded parts, the two tapes, `kid`) do not grow with the number
-//! of claims (`benches/jwt.rs` compares it against a bare ring verification). The token size cap keeps
-//! the parse work bounded whatever a caller sends: 16 KiB is far above real access tokens
-//! (1–3 KiB, a few KiB with many groups) and well inside any header limit.
+//! of claims (`benches/jwt.rs` compares it against a bare ring verification). The token
+//! size cap keeps the parse work bounded whatever a caller sends: 16 KiB is far above real
+//! access tokens (1–3 KiB, a few KiB with many groups) and well inside any header limit.
 
 pub mod alg;
 pub mod claims;

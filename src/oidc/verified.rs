@@ -1,7 +1,7 @@
 //! A worker's cache of bearer tokens it has already verified.
 //!
-//! Place: the `bearer` method of the access phase, in front of `jose::verify` (an RS256
-//! verification costs tens of microseconds; a hit here must cost well under one).
+//! Place: the `bearer` method of the access phase, in front of `jose::verify_into` (an
+//! RS256 verification costs tens of microseconds; a hit here must cost well under one).
 //!
 //! Invariants: a hit needs the presented token to equal, byte for byte, a token that
 //! passed verification, and its `exp` (plus leeway) to be in the future. The hash only
