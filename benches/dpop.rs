@@ -59,7 +59,7 @@ fn bench_dpop(c: &mut Criterion) {
         lifetime: 300,
         nonces: None,
     };
-    assert_eq!(verify_proof(proof.as_bytes(), &req), Ok(()));
+    assert_eq!(verify_proof(proof.as_bytes(), &req), Ok(None));
 
     let mut g = c.benchmark_group("dpop");
     g.bench_function("verify_proof ES256", |b| b.iter(|| verify_proof(black_box(proof.as_bytes()), black_box(&req))));

@@ -144,14 +144,10 @@ pub struct ProofRequest<'a> {
     pub nonces: Option<&'a NonceKey>,
 }
 
-/// Checks `proof` against `req`; see the module docs for every rule.
-pub fn verify_proof(proof: &[u8], req: &ProofRequest<'_>) -> Result<(), DpopError> {
-    verify_proof_dated(proof, req).map(|_| ())
-}
-
-/// [`verify_proof`], also telling when the proof's server nonce was issued (`None`
-/// without server nonces), so the caller can hand out the next one before it lapses.
-pub fn verify_proof_dated(proof: &[u8], req: &ProofRequest<'_>) -> Result<Option<u64>, DpopError> {
+/// Checks `proof` against `req`; see the module docs for every rule. A good proof gives
+/// when its server nonce was issued (`None` without server nonces), so the caller can
+/// hand out the next one before it lapses.
+pub fn verify_proof(proof: &[u8], req: &ProofRequest<'_>) -> Result<Option<u64>, DpopError> {
     if proof.len() > MAX_PROOF_LEN {
         return Err(DpopError::Malformed);
     }

@@ -646,7 +646,7 @@ impl WorkerAuth {
             lifetime: cfg.dpop_proof_lifetime,
             nonces: instance.dpop_nonces.as_ref(),
         };
-        let issued = jose::dpop::verify_proof_dated(proof, &req).map_err(|e| match e {
+        let issued = jose::dpop::verify_proof(proof, &req).map_err(|e| match e {
             jose::dpop::DpopError::Nonce => AuthError::Unauthorized(AuthReason::UseDpopNonce, e.reason().to_string()),
             e => refuse(e.reason()),
         })?;

@@ -99,7 +99,7 @@ fn a_proof_made_for_the_request_token_and_key_passes() {
     let key = Es256::new();
     let jkt = key.jkt();
     let proof = key.sign(&key.header(), &payload("GET", HTU, NOW, TOKEN));
-    assert_eq!(verify_proof(&proof, &request(&jkt)), Ok(()));
+    assert_eq!(verify_proof(&proof, &request(&jkt)), Ok(None));
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn an_ed25519_proof_passes() {
     let header = format!(r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{jwk}}}"#);
     let input = format!("{}.{}", b64(header.as_bytes()), b64(payload("GET", HTU, NOW, TOKEN).as_bytes()));
     let proof = format!("{input}.{}", b64(pair.sign(input.as_bytes()).as_ref()));
-    assert_eq!(verify_proof(proof.as_bytes(), &request(&jkt)), Ok(()));
+    assert_eq!(verify_proof(proof.as_bytes(), &request(&jkt)), Ok(None));
 }
 
 #[test]
@@ -183,7 +183,7 @@ fn the_edges_of_the_proof_lifetime_and_clock_skew_pass() {
     let jkt = key.jkt();
     for iat in [NOW + IAT_TOLERANCE, NOW - 300] {
         let proof = key.sign(&key.header(), &payload("GET", HTU, iat, TOKEN));
-        assert_eq!(verify_proof(&proof, &request(&jkt)), Ok(()), "iat {iat}");
+        assert_eq!(verify_proof(&proof, &request(&jkt)), Ok(None), "iat {iat}");
     }
     let short = ProofRequest { lifetime: 10, ..request(&jkt) };
     let proof = key.sign(&key.header(), &payload("GET", HTU, NOW - 11, TOKEN));
@@ -294,15 +294,18 @@ fn with_server_nonces_a_proof_needs_a_current_one_which_dates_it() {
         key.sign(&key.header(), &p)
     };
     let fresh = nonces.issue(NOW - 10);
-    assert_eq!(verify_proof(&with_nonce(NOW, &fresh), &req), Ok(()));
-    assert_eq!(verify_proof_dated(&with_nonce(NOW, &fresh), &req), Ok(Some(NOW - 10)), "dated by its nonce");
+    assert_eq!(verify_proof(&with_nonce(NOW, &fresh), &req), Ok(Some(NOW - 10)), "dated by its nonce");
     let plain = key.sign(&key.header(), &payload("GET", HTU, NOW, TOKEN));
-    assert_eq!(verify_proof_dated(&plain, &request(&jkt)), Ok(None), "no nonces, no date");
+    assert_eq!(verify_proof(&plain, &request(&jkt)), Ok(None), "no nonces, no date");
     // The nonce dates the proof: an `iat` off by an hour either way is the caller's
     // clock, and does not matter.
-    assert_eq!(verify_proof(&with_nonce(NOW - 3600, &fresh), &req), Ok(()));
-    assert_eq!(verify_proof(&with_nonce(NOW + 3600, &fresh), &req), Ok(()));
-    assert_eq!(verify_proof(&with_nonce(NOW, &nonces.issue(NOW - 300)), &req), Ok(()), "the edge of the lifetime");
+    assert_eq!(verify_proof(&with_nonce(NOW - 3600, &fresh), &req), Ok(Some(NOW - 10)));
+    assert_eq!(verify_proof(&with_nonce(NOW + 3600, &fresh), &req), Ok(Some(NOW - 10)));
+    assert_eq!(
+        verify_proof(&with_nonce(NOW, &nonces.issue(NOW - 300)), &req),
+        Ok(Some(NOW - 300)),
+        "the edge of the lifetime"
+    );
     for (what, proof) in [
         ("no nonce", key.sign(&key.header(), &payload("GET", HTU, NOW, TOKEN))),
         ("an expired nonce", with_nonce(NOW, &nonces.issue(NOW - 301))),
